@@ -1,0 +1,62 @@
+"""Shared CLI plumbing: user errors become one line on stderr and exit code 1, and long
+jobs get a progress bar on a terminal and plain lines otherwise (SPEC 1)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from denoiser.errors import DebleedError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn ``DebleedError`` (and missing files) into ``Error: ...`` and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (DebleedError, FileNotFoundError, PermissionError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+ProgressCallback = Callable[[float, str], None]
+
+
+@contextmanager
+def progress(description: str, total: float = 1.0) -> Iterator[ProgressCallback]:
+    """Yield ``update(done, note)``; rich bar on a TTY, a line per 10% otherwise."""
+    if sys.stderr.isatty():
+        from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                      TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+                      transient=False) as bar:
+            task = bar.add_task(description, total=total, note="")
+
+            def update(done: float, note: str = "") -> None:
+                bar.update(task, completed=done, note=note)
+
+            yield update
+    else:
+        last = [-1]
+
+        def update(done: float, note: str = "") -> None:
+            decile = int(10 * done / total) if total else 10
+            if decile > last[0]:
+                last[0] = decile
+                click.echo(f"{description}: {min(100, decile * 10)}% {note}".rstrip(), err=True)
+
+        yield update

@@ -1,0 +1,48 @@
+"""Root of the ``debleed`` command. Subcommands load lazily so ``debleed --help`` and the
+REAPER doctor start fast and do not import torch unless a command needs it."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from denoiser import __version__
+
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "debleed.cli.demo:demo",
+    "denoise": "debleed.cli.denoise:denoise",
+    "gate": "debleed.cli.gate:gate",
+    "dataset": "debleed.cli.dataset:dataset",
+    "train": "debleed.cli.train:train",
+    "evaluate": "debleed.cli.evaluate:evaluate",
+    "bench": "debleed.cli.bench:bench",
+    "reaper": "debleed.cli.reaper:reaper",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (click's documented pattern)."""
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module_name, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, lazy=SUBCOMMANDS)
+@click.version_option(__version__, prog_name="debleed")
+def cli() -> None:
+    """Remove hi-hat, cymbal, kick and tom bleed from snare close-mic tracks."""
+
+
+if __name__ == "__main__":
+    cli()

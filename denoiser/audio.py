@@ -1,0 +1,134 @@
+"""Audio file I/O with validation (SPEC section 2).
+
+All audio inside debleed is a float32 array shaped ``(channels, samples)``: the layout
+torch models want, and the one that makes "each channel processed in one batch" a plain
+reshape. Files are read and written with soundfile; writes are atomic (temporary file in
+the destination folder, then ``os.replace``) so a crash never leaves half a file, and a
+write never lands on top of one of its own inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioError
+
+SUPPORTED_RATES = (44100, 48000, 88200, 96000)
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Samples ``(channels, samples)`` float32 plus the rate and the source subtype."""
+
+    samples: np.ndarray
+    sample_rate: int
+    subtype: str = "FLOAT"
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def frames(self) -> int:
+        return int(self.samples.shape[1])
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def validate_samples(samples: np.ndarray, what: str = "audio") -> np.ndarray:
+    """Return ``samples`` as float32 ``(channels, samples)`` or raise ``AudioError``.
+
+    Non-finite samples are an error rather than something silently zeroed: a NaN in a
+    session file means something upstream is broken and the user must know.
+    """
+    array = np.asarray(samples)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise AudioError(f"{what}: expected (channels, samples), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise AudioError(f"{what}: has no channels")
+    if array.shape[1] == 0:
+        raise AudioError(f"{what}: is empty (zero samples)")
+    if not np.issubdtype(array.dtype, np.number):
+        raise AudioError(f"{what}: samples are not numeric")
+    array = array.astype(np.float32, copy=False)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - finite.sum())
+        raise AudioError(f"{what}: contains {bad} NaN/inf samples")
+    return array
+
+
+def read_audio(path: str | os.PathLike) -> Audio:
+    """Read a sound file into an ``Audio``; raise ``AudioError`` with one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            subtype = handle.subtype
+            data = handle.read(dtype="float32", always_2d=True)
+            rate = handle.samplerate
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+    return Audio(validate_samples(data.T, str(path)), int(rate), subtype)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def write_audio(
+    path: str | os.PathLike,
+    samples: np.ndarray,
+    sample_rate: int,
+    subtype: str = "FLOAT",
+    protect: tuple[str | os.PathLike, ...] = (),
+) -> Path:
+    """Write ``(channels, samples)`` audio atomically as WAV (float32 by default).
+
+    ``protect`` lists input files that must never be overwritten: writing over one is an
+    error, not a silent data loss.
+    """
+    path = Path(path)
+    for original in protect:
+        if _same_file(path, Path(original)) or path.resolve() == Path(original).resolve():
+            raise AudioError(f"{path}: refusing to overwrite an input file")
+    data = validate_samples(samples, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.wav", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp_name, data.T, int(sample_rate), subtype=subtype, format="WAV")
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (JSON, Markdown, HTML) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
