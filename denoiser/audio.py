@@ -90,6 +90,15 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def ensure_not_input(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...]) -> Path:
+    """Return ``path`` or raise if it is one of ``inputs``: outputs never replace inputs."""
+    path = Path(path)
+    for original in inputs:
+        if _same_file(path, Path(original)) or path.resolve() == Path(original).resolve():
+            raise AudioError(f"{path}: refusing to overwrite an input file")
+    return path
+
+
 def write_audio(
     path: str | os.PathLike,
     samples: np.ndarray,
@@ -102,10 +111,7 @@ def write_audio(
     ``protect`` lists input files that must never be overwritten: writing over one is an
     error, not a silent data loss.
     """
-    path = Path(path)
-    for original in protect:
-        if _same_file(path, Path(original)) or path.resolve() == Path(original).resolve():
-            raise AudioError(f"{path}: refusing to overwrite an input file")
+    path = ensure_not_input(path, protect)
     data = validate_samples(samples, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.wav", dir=path.parent)

@@ -1,0 +1,117 @@
+"""Self-describing checkpoints (STYLE 3): class name, captured constructor kwargs, state
+dict, training config and versions in one file, so a checkpoint rebuilds its model with
+no side file and old checkpoints keep loading.
+
+Loaded with ``torch.load(weights_only=True)``: a checkpoint is data, never code."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .errors import ModelError
+from .models import MODELS, DenoiserModel
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_name", "model_kwargs", "state_dict")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists so the checkpoint loads under ``weights_only``."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def serialize(model: DenoiserModel, training_config: dict | None = None,
+              extra: dict | None = None) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "debleed_version": __version__,
+        "torch_version": str(torch.__version__),
+        "model_name": model.name,
+        "model_kwargs": _plain(model.init_kwargs),
+        "sample_rate": model.sample_rate,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "training_config": _plain(training_config or {}),
+        "extra": _plain(extra or {}),
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, model: DenoiserModel,
+                    training_config: dict | None = None, extra: dict | None = None) -> Path:
+    """Write atomically: a crash mid-save leaves the previous checkpoint intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(serialize(model, training_config, extra), buffer)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(buffer.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def rebuild(package: dict[str, Any]) -> DenoiserModel:
+    """Rebuild a model from a loaded package, checking keys and version."""
+    missing = [k for k in REQUIRED_KEYS if k not in package]
+    if missing:
+        raise ModelError(f"checkpoint lacks {', '.join(missing)}: not a debleed checkpoint")
+    if int(package["format_version"]) > FORMAT_VERSION:
+        raise ModelError(
+            f"checkpoint format {package['format_version']} is newer than this debleed "
+            f"({__version__}, format {FORMAT_VERSION}): upgrade debleed")
+    name = package["model_name"]
+    if name not in MODELS:
+        raise ModelError(f"checkpoint holds unknown model {name!r}")
+    cls = MODELS[name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    kwargs = dict(package["model_kwargs"])
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        warnings.warn(f"checkpoint: ignoring unknown {name} arguments {unknown}", stacklevel=2)
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    model = cls(**kwargs)
+    try:
+        model.load_state_dict(package["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"checkpoint weights do not fit model {name}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    return model
+
+
+def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such checkpoint")
+    try:
+        package = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(package, dict):
+        raise ModelError(f"{path}: not a debleed checkpoint")
+    return package
+
+
+def load_checkpoint(path: str | os.PathLike,
+                    device: str | torch.device = "cpu") -> tuple[DenoiserModel, dict[str, Any]]:
+    """Return ``(model in eval mode on device, info)``; info holds everything but weights."""
+    package = load_package(path, device)
+    model = rebuild(package).to(device).eval()
+    info = {k: v for k, v in package.items() if k != "state_dict"}
+    return model, info

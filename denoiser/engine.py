@@ -1,0 +1,169 @@
+"""Inference: one chunked function (``apply_model``) and a small facade (``Denoiser``).
+
+Everything that runs a model -- the CLI, the REAPER bridge, evaluation, the benchmark
+and validation during training -- goes through ``apply_model`` (demucs' ``apply_model``
+used by its solver), so what is measured is what users get.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soxr
+import torch
+
+from .audio import validate_samples
+from .checkpoint import load_checkpoint
+from .chunking import plan_chunks
+from .errors import AudioError, ParameterError
+from .models import DenoiserModel
+from .pretrained import default_model_path
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How audio is cut and levelled for the model. Defaults live here and only here."""
+
+    segment_seconds: float = 10.0     # model chunk length: bounds activation memory
+    overlap_seconds: float = 0.25     # crossfade between model chunks
+    block_seconds: float = 60.0       # file streaming block: bounds audio memory
+    block_margin_seconds: float = 2.0  # context read around each block (gate, resampler)
+    peak_level: float = 0.9           # training clips are peak-normalised near -1 dBFS
+
+    def validate(self) -> "InferenceConfig":
+        if not (0.5 <= self.segment_seconds <= 600):
+            raise ParameterError("segment must be between 0.5 and 600 s")
+        if not (0 <= self.overlap_seconds < self.segment_seconds / 2):
+            raise ParameterError("overlap must be >= 0 and under half the segment")
+        if self.block_seconds < self.segment_seconds:
+            raise ParameterError("streaming block must be at least one segment long")
+        return self
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` means CUDA when present, else CPU; asking for absent CUDA is an error."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError("--device cuda asked for, but no CUDA GPU is available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ParameterError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def apply_model(model: DenoiserModel, audio: torch.Tensor, segment: int, overlap: int,
+                device: torch.device | str = "cpu", progress: Progress | None = None) -> torch.Tensor:
+    """Run ``model`` over ``audio (B, T)`` in chunks; return ``(B, T)`` on the CPU.
+
+    Chunks carry the model's context on both sides and are crossfaded over ``overlap``
+    samples, so the result matches a single whole-signal pass while memory stays bounded
+    by the segment length, whatever the input length.
+    """
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    total = audio.shape[-1]
+    out = torch.zeros_like(audio, device="cpu")
+    chunks = plan_chunks(total, segment, overlap, model.context_samples(),
+                         align=getattr(model, "hop", 1))
+    try:
+        with torch.inference_mode():
+            for done, chunk in enumerate(chunks, start=1):
+                piece = audio[..., chunk.in_start:chunk.in_stop].to(device)
+                length = piece.shape[-1]
+                padded = torch.nn.functional.pad(piece, (0, model.valid_length(length) - length))
+                result = model(padded)[..., :length][..., chunk.crop].float().cpu()
+                weights = torch.from_numpy(chunk.weights())
+                out[..., chunk.out_start:chunk.out_stop] += result * weights
+                if progress is not None:
+                    progress(done / len(chunks))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int, length: int | None = None) -> np.ndarray:
+    """soxr resampling of ``(C, T)``; ``length`` forces the exact output length."""
+    if rate_in == rate_out:
+        result = samples
+    else:
+        result = soxr.resample(samples.T, rate_in, rate_out, quality="HQ").T
+    if length is not None and result.shape[-1] != length:
+        fixed = np.zeros((result.shape[0], length), dtype=np.float32)
+        n = min(length, result.shape[-1])
+        fixed[:, :n] = result[:, :n]
+        result = fixed
+    return np.ascontiguousarray(result, dtype=np.float32)
+
+
+class Denoiser:
+    """A model plus the settings to run it on audio of any rate, length and channels."""
+
+    def __init__(self, model: DenoiserModel, device: str | torch.device = "auto",
+                 config: InferenceConfig | None = None, info: dict[str, Any] | None = None):
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.config = (config or InferenceConfig()).validate()
+        self.info = info or {}
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = None, device: str = "auto",
+             config: InferenceConfig | None = None) -> "Denoiser":
+        """Load a checkpoint; ``None`` or ``"default"`` loads the model shipped in the package."""
+        path = default_model_path() if model in (None, "default") else Path(model)
+        torch_device = pick_device(device)
+        network, info = load_checkpoint(path, torch_device)
+        return cls(network, torch_device, config, info)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    def with_config(self, **changes: Any) -> "Denoiser":
+        return Denoiser(self.model, self.device, replace(self.config, **changes), self.info)
+
+    def alignment(self, sample_rate: int) -> int:
+        """Block starts at multiples of this (input samples) land on the model's frame grid,
+        so blocks of a file see exactly the frames a whole-file pass would."""
+        hop = getattr(self.model, "hop", 1)
+        return Fraction(hop * sample_rate, self.sample_rate).numerator
+
+    def level(self, samples: np.ndarray) -> float:
+        """Gain that brings the input's peak to the training level (raises if silent)."""
+        peak = float(np.max(np.abs(samples)))
+        if peak <= 1e-7:
+            raise AudioError("input is silent: nothing to denoise")
+        return self.config.peak_level / peak
+
+    def denoise(self, samples: np.ndarray, sample_rate: int, progress: Progress | None = None,
+                gain: float | None = None) -> np.ndarray:
+        """Denoise ``(C, T)`` audio at any rate; the output is sample-aligned, same shape.
+
+        ``gain`` is the levelling gain; the streaming path passes the whole file's so every
+        block is levelled alike.
+        """
+        samples = validate_samples(samples)
+        gain = self.level(samples) if gain is None else gain
+        length = samples.shape[-1]
+        at_model_rate = resample(samples * gain, sample_rate, self.sample_rate)
+        segment = int(round(self.config.segment_seconds * self.sample_rate))
+        overlap = int(round(self.config.overlap_seconds * self.sample_rate))
+        result = apply_model(self.model, torch.from_numpy(at_model_rate), segment, overlap,
+                             self.device, progress).numpy()
+        return resample(result, self.sample_rate, sample_rate, length) / gain
+
+    def denoise_file(self, src: str | os.PathLike, dst: str | os.PathLike, gate: Any = None,
+                     progress: Progress | None = None) -> Path:
+        """Stream ``src`` through the optional pre-gate and the model into ``dst`` (float32)."""
+        from .stream import denoise_file
+
+        return denoise_file(self, Path(src), Path(dst), gate, progress)

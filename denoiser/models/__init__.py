@@ -1,0 +1,42 @@
+"""Model registry: names stored in checkpoints map to classes here.
+
+``PRESETS`` holds named size presets; ``tiny`` ones exist so tests train and run in
+milliseconds (demucs' ``demucs_unittest``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ModelError
+from .bandmask import BandMaskNet
+from .base import DenoiserModel
+from .identity import Identity
+from .thesis import ThesisAutoencoder
+
+MODELS: dict[str, type[DenoiserModel]] = {
+    "bandmask": BandMaskNet,
+    "thesis": ThesisAutoencoder,
+    "identity": Identity,
+}
+
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "bandmask": ("bandmask", {}),
+    "bandmask-complex": ("bandmask", {"mask": "complex"}),
+    "bandmask-tiny": ("bandmask", {"n_fft": 256, "hop": 64, "channels": 16, "dilations": (1, 2)}),
+    "thesis": ("thesis", {}),
+    "thesis-tiny": ("thesis", {"channels": 4, "kernel_size": 5}),
+    "identity": ("identity", {}),
+}
+
+
+def build_model(name: str, **kwargs: Any) -> DenoiserModel:
+    """Build a model by registry name or preset name; ``kwargs`` override the preset."""
+    if name in PRESETS:
+        base, preset = PRESETS[name]
+        return MODELS[base](**{**preset, **kwargs})
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return MODELS[name](**kwargs)
+
+
+__all__ = ["MODELS", "PRESETS", "DenoiserModel", "build_model"]

@@ -1,0 +1,104 @@
+"""File-to-file denoising that streams: audio memory is bounded by one block (a minute by
+default) whatever the file's length, so a 2-hour take works on a laptop.
+
+Two passes over the input: the first finds the peak (the levelling gain must be the same
+for every block, or the output would pump) and, with ``auto`` gating, the threshold; the
+second reads overlapping blocks with context margins, gates and denoises each, crossfades
+their seams and appends them to a temporary file that is renamed over ``dst`` at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import soundfile as sf
+
+from .audio import ensure_not_input
+from .chunking import plan_chunks
+from .errors import AudioError
+
+if TYPE_CHECKING:
+    from .engine import Denoiser, Progress
+    from .gate import GateConfig
+
+SCAN_BLOCK = 1 << 20
+
+
+def _open(src: Path) -> sf.SoundFile:
+    if not src.is_file():
+        raise AudioError(f"{src}: no such file")
+    try:
+        handle = sf.SoundFile(str(src))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{src}: not a readable audio file ({exc})") from None
+    if handle.frames <= 0 or handle.channels <= 0:
+        handle.close()
+        raise AudioError(f"{src}: is empty (zero samples)")
+    return handle
+
+
+def scan(handle: sf.SoundFile, keep_mono: bool) -> tuple[float, np.ndarray | None]:
+    """Peak of the whole file (checking every sample is finite) and, if asked, its mono mix."""
+    handle.seek(0)
+    peak = 0.0
+    mono = []
+    for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
+        if not np.isfinite(block).all():
+            raise AudioError(f"{handle.name}: contains NaN/inf samples")
+        peak = max(peak, float(np.max(np.abs(block))))
+        if keep_mono:
+            mono.append(block.mean(axis=1))
+    return peak, (np.concatenate(mono)[None, :] if keep_mono else None)
+
+
+def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig | None" = None,
+                 progress: "Progress | None" = None) -> Path:
+    dst = ensure_not_input(dst, (src,))
+    with _open(src) as handle:
+        rate, channels, frames = handle.samplerate, handle.channels, handle.frames
+        peak, mono = scan(handle, keep_mono=bool(gate is not None and gate.auto))
+        if peak <= 1e-7:
+            raise AudioError(f"{src}: is silent: nothing to denoise")
+        gain = denoiser.config.peak_level / peak
+        if gate is not None:
+            from .gate import apply_gate, auto_threshold_db
+
+            gate.validate()
+            if gate.auto:
+                gate = replace(gate, threshold_db=auto_threshold_db(mono, rate, gate), auto=False)
+        config = denoiser.config
+        blocks = plan_chunks(frames, int(config.block_seconds * rate),
+                             overlap=int(0.05 * rate),
+                             context=int(config.block_margin_seconds * rate),
+                             align=denoiser.alignment(rate))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".tmp.wav", dir=dst.parent)
+        os.close(fd)
+        try:
+            with sf.SoundFile(tmp, "w", samplerate=rate, channels=channels,
+                              subtype="FLOAT", format="WAV") as out:
+                tail = np.zeros((channels, 0), dtype=np.float32)
+                for index, block in enumerate(blocks):
+                    handle.seek(block.in_start)
+                    audio = handle.read(block.in_stop - block.in_start, dtype="float32",
+                                        always_2d=True).T
+                    if gate is not None:
+                        audio = apply_gate(audio, rate, gate)
+                    result = denoiser.denoise(audio, rate, gain=gain)[:, block.crop]
+                    result = result * block.weights()
+                    result[:, : tail.shape[1]] += tail
+                    keep = result.shape[1] - block.fade_out
+                    out.write(result[:, :keep].T)
+                    tail = result[:, keep:]
+                    if progress is not None:
+                        progress((index + 1) / len(blocks))
+            os.replace(tmp, dst)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return dst

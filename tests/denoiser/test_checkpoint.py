@@ -1,0 +1,54 @@
+"""Checkpoints rebuild their model alone and fail clearly when they cannot."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from denoiser.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, serialize
+from denoiser.errors import ModelError
+from denoiser.models import PRESETS, build_model
+
+
+@pytest.mark.parametrize("preset", ["bandmask-tiny", "thesis-tiny", "identity"])
+def test_round_trip_gives_same_outputs(tmp_path, preset):
+    torch.manual_seed(0)
+    model = build_model(preset).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model, {"lr": 1e-3}, {"note": "x"})
+    loaded, info = load_checkpoint(path)
+    assert info["model_name"] == model.name and info["training_config"] == {"lr": 1e-3}
+    wave = torch.randn(1, model.sample_rate // 4)
+    with torch.no_grad():
+        assert torch.allclose(model(wave), loaded(wave), atol=1e-6)
+
+
+def test_future_version_and_corrupt_files(tmp_path):
+    package = serialize(build_model("bandmask-tiny"))
+    package["format_version"] = FORMAT_VERSION + 1
+    torch.save(package, tmp_path / "future.pt")
+    with pytest.raises(ModelError, match="newer"):
+        load_checkpoint(tmp_path / "future.pt")
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(ModelError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "corrupt.pt")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(ModelError, match="not a debleed checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(ModelError, match="no such"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_unknown_kwargs_warn_but_load(tmp_path):
+    package = serialize(build_model("bandmask-tiny"))
+    package["model_kwargs"]["from_the_future"] = 3
+    torch.save(package, tmp_path / "m.pt")
+    with pytest.warns(UserWarning, match="from_the_future"):
+        load_checkpoint(tmp_path / "m.pt")
+
+
+def test_presets_build_and_stay_within_budget():
+    for name in PRESETS:
+        model = build_model(name)
+        assert model.parameter_count() < 2_000_000, name
+    with pytest.raises(ModelError):
+        build_model("nope")
