@@ -1,0 +1,50 @@
+"""``debleed train``: parse options into a ``TrainConfig`` and call ``run_training``.
+
+Multi-GPU: ``torchrun --nproc_per_node N -m debleed.cli.main train ...``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import progress, user_errors
+
+
+@click.command()
+@click.argument("data", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: checkpoints, history.json, loss.png, model card.")
+@click.option("--kit", "kits", multiple=True, type=click.Path(exists=True),
+              help="Synthesise training clips on the fly from these kits instead of DATA.")
+@click.option("--model", default=None, help="Model preset (bandmask, bandmask-complex, thesis, ...).")
+@click.option("--model-kwargs", default=None, help="JSON object overriding the preset's arguments.")
+@click.option("--loss", default=None, help='JSON weights, e.g. \'{"mrstft": 1, "snr": 0.05}\' or \'{"mse": 1}\'.')
+@click.option("--epochs", type=int, default=None)
+@click.option("--steps-per-epoch", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--segment-seconds", type=float, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--valid-clips", type=int, default=None)
+@click.option("--max-minutes", type=float, default=None, help="Stop after this wall time.")
+@click.option("--early-stop-patience", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--workers", "num_workers", type=int, default=None)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--resume", is_flag=True, help="Continue from RUN/last.pt.")
+@user_errors
+def train(data, run_dir, kits, model, model_kwargs, loss, resume, **options) -> None:
+    """Train a denoiser on DATA (a dataset folder) or on kits synthesised on the fly."""
+    from training.config import TrainConfig
+    from training.run import config_with, run_training
+
+    overrides = dict(options, model=model,
+                     model_kwargs=json.loads(model_kwargs) if model_kwargs else None,
+                     loss=json.loads(loss) if loss else None)
+    config = config_with(TrainConfig(), **overrides)
+    total = config.epochs * config.steps_per_epoch
+    with progress("Training", total) as update:
+        best = run_training(config, run_dir, data, kits, resume,
+                            report=lambda done, _total, note: update(done, note))
+    click.echo(f"best checkpoint: {best}")

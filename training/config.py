@@ -1,0 +1,49 @@
+"""Training configuration: one dataclass, saved to the run folder and into checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from denoiser.errors import ParameterError
+
+
+@dataclass
+class TrainConfig:
+    model: str = "bandmask"                  # a preset name from denoiser.models.PRESETS
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    loss: dict[str, float] = field(default_factory=lambda: {"mrstft": 1.0, "snr": 0.05})
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    segment_seconds: float = 2.0
+    steps_per_epoch: int = 200
+    epochs: int = 50
+    grad_clip: float = 5.0
+    plateau_patience: int = 3                # epochs without improvement before LR x factor
+    plateau_factor: float = 0.5
+    early_stop_patience: int = 8             # epochs without improvement before stopping
+    gain_jitter_db: float = 3.0              # random level change per training segment
+    valid_clips: int = 24
+    max_minutes: float = 0.0                 # wall-clock budget, 0 = none
+    seed: int = 0
+    num_workers: int = 0
+    threads: int = 0                         # torch CPU threads, 0 = torch's default
+    device: str = "auto"
+
+    def validate(self) -> "TrainConfig":
+        positive = ("lr", "batch_size", "segment_seconds", "steps_per_epoch", "epochs")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ParameterError(f"train: {name} must be > 0")
+        if self.grad_clip < 0 or self.num_workers < 0 or self.valid_clips < 1:
+            raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

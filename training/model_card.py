@@ -1,0 +1,42 @@
+"""The model card written next to a checkpoint: what it was trained on, how long, and
+what it scores, so a checkpoint found on a disk explains itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from denoiser.audio import write_text_atomic
+
+
+def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, float]],
+                      data: dict[str, Any], parameters: int) -> str:
+    config = info.get("training_config", {})
+    best = min(history, key=lambda h: h["valid_loss"]) if history else {}
+    lines = [
+        f"# Model card: {name}",
+        "",
+        f"- Architecture: `{info.get('model_name')}` {info.get('model_kwargs')}",
+        f"- Parameters: {parameters:,}",
+        f"- Sample rate: {info.get('sample_rate')} Hz",
+        f"- debleed {info.get('debleed_version')}, torch {info.get('torch_version')}",
+        f"- Loss: {config.get('loss')}, lr {config.get('lr')}, batch {config.get('batch_size')} x "
+        f"{config.get('segment_seconds')} s, seed {config.get('seed')}",
+        f"- Epochs run: {len(history)} x {config.get('steps_per_epoch')} steps; "
+        f"best epoch {best.get('epoch')}",
+        f"- Training data: {data.get('source')} from kits {', '.join(data.get('kits', [])) or 'n/a'}; "
+        f"{data.get('clips', 'n/a')} clips",
+        "",
+        "## Validation (held-out clips of the training kits, through the inference path)",
+        "",
+        "| metric | best epoch |",
+        "| --- | --- |",
+    ]
+    for key in ("valid_loss", "valid_snr", "valid_sisdr", "valid_delta_sisdr"):
+        if key in best:
+            lines.append(f"| {key} | {best[key]:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(path: Path, **kwargs: Any) -> Path:
+    return write_text_atomic(path, render_model_card(**kwargs))

@@ -1,0 +1,208 @@
+"""The training loop, apart from the model (asteroid's ``System``): it receives model,
+loss, optimizer, data and config; one ``common_step`` serves training and validation's
+loss; it keeps the thesis's callbacks (best checkpoint, ReduceLROnPlateau, early
+stopping) and adds resume, seeded determinism, gradient clipping and DDP.
+
+Validation runs the real inference path (``Denoiser.denoise``: levelling, resampling,
+chunked ``apply_model``), so the numbers in ``history.json`` are what users will get.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from denoiser.audio import write_text_atomic
+from denoiser.checkpoint import save_checkpoint, serialize
+from denoiser.engine import Denoiser, resample
+from denoiser.models import DenoiserModel
+
+from .config import TrainConfig
+from .distributed import World, average, broadcast_flag
+from .losses import SISDRLoss, SNRLoss
+
+StepReport = Callable[[int, int, str], None]
+DATA_RATE = 48000
+
+
+@dataclass
+class ValidClip:
+    noisy: np.ndarray   # (T,) at DATA_RATE
+    clean: np.ndarray
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, model: DenoiserModel, loss: nn.Module, config: TrainConfig,
+                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                 valid: Sequence[ValidClip], run_dir: Path, device: torch.device,
+                 world: World = World(), report: StepReport | None = None):
+        self.model = model.to(device)
+        self.loss = loss.to(device)
+        self.config = config
+        self.batches = batches
+        self.valid = list(valid)
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.world = world
+        self.report = report
+        self.network: nn.Module = self.model
+        if world.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
+        self.history: list[dict[str, float]] = []
+        self.best = math.inf
+        self.bad_epochs = 0
+        self.epoch = 0
+        self.rng = np.random.default_rng([config.seed, world.rank])
+
+    # -- one step ----------------------------------------------------------------------
+    def to_model_rate(self, wave: torch.Tensor) -> torch.Tensor:
+        rate = self.model.sample_rate
+        if rate == DATA_RATE:
+            return wave
+        return torch.from_numpy(resample(wave.numpy(), DATA_RATE, rate))
+
+    def common_step(self, noisy: torch.Tensor, clean: torch.Tensor, train: bool) -> float:
+        noisy, clean = self.to_model_rate(noisy), self.to_model_rate(clean)
+        if train and self.config.gain_jitter_db:
+            gains = 10 ** (self.rng.uniform(-1, 1, size=(noisy.shape[0], 1))
+                           * self.config.gain_jitter_db / 20)
+            gains = torch.from_numpy(gains.astype(np.float32))
+            noisy, clean = noisy * gains, clean * gains
+        noisy, clean = noisy.to(self.device), clean.to(self.device)
+        self.network.train(train)
+        with torch.set_grad_enabled(train):
+            loss = self.loss(self.network(noisy), clean)
+        if train:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+        return float(loss.detach())
+
+    # -- validation ------------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        """Loss, SNR and SI-SDR of whole validation clips through the inference path."""
+        denoiser = Denoiser(self.model, self.device)
+        snr, sisdr = SNRLoss(reduction="none"), SISDRLoss(reduction="none")
+        losses, snrs, sisdrs, gains = [], [], [], []
+        for clip in self.valid:
+            estimate = torch.from_numpy(denoiser.denoise(clip.noisy[None], DATA_RATE))
+            clean = torch.from_numpy(clip.clean[None])
+            noisy = torch.from_numpy(clip.noisy[None])
+            with torch.no_grad():
+                losses.append(float(self.loss.to("cpu")(estimate, clean)))
+                snrs.append(-float(snr(estimate, clean)))
+                sisdrs.append(-float(sisdr(estimate, clean)))
+                gains.append(-float(sisdr(estimate, clean)) + float(sisdr(noisy, clean)))
+        self.loss.to(self.device)
+        return {"valid_loss": float(np.mean(losses)), "valid_snr": float(np.mean(snrs)),
+                "valid_sisdr": float(np.mean(sisdrs)), "valid_delta_sisdr": float(np.mean(gains))}
+
+    # -- state -----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": serialize(self.model, self.config.to_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs,
+            "history": self.history,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+        }
+
+    def save_state(self) -> None:
+        if not self.world.is_main:
+            return
+        path = self.run_dir / "last.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        tmp.replace(path)
+
+    def load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"]["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
+        self.history = list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+
+    # -- the loop --------------------------------------------------------------------
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield from self.batches
+
+    def fit(self, extra: dict[str, Any] | None = None) -> list[dict[str, float]]:
+        config = self.config
+        batches = self._batches()
+        started = time.monotonic()
+        total_steps = config.epochs * config.steps_per_epoch
+        while self.epoch < config.epochs:
+            epoch_start = time.monotonic()
+            train_losses = []
+            for step in range(config.steps_per_epoch):
+                noisy, clean = next(batches)
+                train_losses.append(self.common_step(noisy, clean, train=True))
+                if self.report is not None and self.world.is_main:
+                    done = self.epoch * config.steps_per_epoch + step + 1
+                    rate = (step + 1) * config.batch_size * config.segment_seconds / (
+                        time.monotonic() - epoch_start)
+                    self.report(done, total_steps,
+                                f"epoch {self.epoch + 1} loss {np.mean(train_losses[-20:]):.4f} "
+                                f"{rate:.0f} audio-s/s")
+            train_loss = average(float(np.mean(train_losses)), self.world)
+            stop = False
+            if self.world.is_main:
+                record = {"epoch": self.epoch + 1, "train_loss": train_loss,
+                          "lr": self.optimizer.param_groups[0]["lr"],
+                          "seconds": time.monotonic() - epoch_start, **self.validate()}
+                self.history.append(record)
+                self.scheduler.step(record["valid_loss"])
+                if record["valid_loss"] < self.best:
+                    self.best, self.bad_epochs = record["valid_loss"], 0
+                    save_checkpoint(self.run_dir / "best.pt", self.model, config.to_dict(),
+                                    {**(extra or {}), "epoch": self.epoch + 1, **record})
+                else:
+                    self.bad_epochs += 1
+                stop = self.bad_epochs >= config.early_stop_patience
+                if config.max_minutes and time.monotonic() - started > config.max_minutes * 60:
+                    stop = True
+            self.epoch += 1
+            self.save_state()
+            if self.world.is_main:
+                write_history(self.run_dir, self.history)
+            if broadcast_flag(stop, self.world):
+                break
+        return self.history
+
+
+def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
+    """``history.json`` and ``loss.png`` (train and validation loss per epoch, as the
+    thesis plotted them)."""
+    write_text_atomic(run_dir / "history.json", json.dumps(history, indent=2))
+    from .plots import plot_history
+
+    plot_history(history, run_dir / "loss.png")
