@@ -20,6 +20,7 @@ import soundfile as sf
 from .errors import AudioError
 
 SUPPORTED_RATES = (44100, 48000, 88200, 96000)
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,12 @@ def write_audio(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.wav", dir=path.parent)
     os.close(fd)
     try:
-        sf.write(tmp_name, data.T, int(sample_rate), subtype=subtype, format="WAV")
+        with sf.SoundFile(tmp_name, "w", int(sample_rate), data.shape[0], subtype,
+                          format="WAV") as handle:
+            # libsndfile stamps float WAVs with a PEAK chunk holding the write time; drop
+            # it so the same samples always give the same bytes (reproducible datasets).
+            sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+            handle.write(data.T)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -36,7 +36,7 @@ class InferenceConfig:
     overlap_seconds: float = 0.25     # crossfade between model chunks
     block_seconds: float = 60.0       # file streaming block: bounds audio memory
     block_margin_seconds: float = 2.0  # context read around each block (gate, resampler)
-    peak_level: float = 0.9           # training clips are peak-normalised near -1 dBFS
+    peak_level: float = 0.5           # mid-range of the training clips' peaks (-12..-1 dBFS)
 
     def validate(self) -> "InferenceConfig":
         if not (0.5 <= self.segment_seconds <= 600):

@@ -42,18 +42,19 @@ def _open(src: Path) -> sf.SoundFile:
     return handle
 
 
-def scan(handle: sf.SoundFile, keep_mono: bool) -> tuple[float, np.ndarray | None]:
-    """Peak of the whole file (checking every sample is finite) and, if asked, its mono mix."""
+def scan(handle: sf.SoundFile, keep: bool) -> tuple[float, np.ndarray | None]:
+    """Peak of the whole file (checking every sample is finite) and, if asked, the audio
+    itself: the automatic gate threshold needs the whole track's level statistics."""
     handle.seek(0)
     peak = 0.0
-    mono = []
+    kept = []
     for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
         if not np.isfinite(block).all():
             raise AudioError(f"{handle.name}: contains NaN/inf samples")
         peak = max(peak, float(np.max(np.abs(block))))
-        if keep_mono:
-            mono.append(block.mean(axis=1))
-    return peak, (np.concatenate(mono)[None, :] if keep_mono else None)
+        if keep:
+            kept.append(block.T.copy())
+    return peak, (np.concatenate(kept, axis=1) if keep else None)
 
 
 def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig | None" = None,
@@ -61,7 +62,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
     dst = ensure_not_input(dst, (src,))
     with _open(src) as handle:
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
-        peak, mono = scan(handle, keep_mono=bool(gate is not None and gate.auto))
+        peak, whole = scan(handle, keep=bool(gate is not None and gate.auto))
         if peak <= 1e-7:
             raise AudioError(f"{src}: is silent: nothing to denoise")
         gain = denoiser.config.peak_level / peak
@@ -70,7 +71,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
 
             gate.validate()
             if gate.auto:
-                gate = replace(gate, threshold_db=auto_threshold_db(mono, rate, gate), auto=False)
+                gate = replace(gate, threshold_db=auto_threshold_db(whole, rate, gate), auto=False)
         config = denoiser.config
         blocks = plan_chunks(frames, int(config.block_seconds * rate),
                              overlap=int(0.05 * rate),

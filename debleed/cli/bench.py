@@ -1,0 +1,40 @@
+"""``debleed bench``: the SPEC 6 benchmark (quality against baselines, and speed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import progress, user_errors
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="A subset (6 clips, short speed files) in under two minutes.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench_out"),
+              show_default=True, help="Folder for bench.json and bench.md.")
+@click.option("--kit", type=click.Path(path_type=Path), default=None,
+              help="Drum kit of the test set [default: The Black Pearl 1.0].")
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="debleed checkpoint [default: the shipped model].")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Thesis-style baseline checkpoint [default: the shipped one].")
+@click.option("--clips", type=click.IntRange(min=1), default=None,
+              help="Number of test clips [default: 40, quick: 6].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Device of the quality runs (speed is measured on CPU, and on CUDA if present).")
+@user_errors
+def bench(quick: bool, out: Path, kit: Path | None, model: Path | None, baseline: Path | None,
+          clips: int | None, device: str) -> None:
+    """Benchmark the shipped (or given) model: writes OUT/bench.json and OUT/bench.md."""
+    from training.bench import BenchConfig, run_bench
+
+    overrides = {key: value for key, value in
+                 {"kit": kit, "model": model, "baseline": baseline, "clips": clips}.items()
+                 if value is not None}
+    overrides["device"] = device
+    config = BenchConfig.quick_config(**overrides) if quick else BenchConfig(**overrides)
+    with progress("bench", 1.0) as update:
+        run_bench(config, out, progress=update)
+    click.echo((out / "bench.md").read_text(encoding="utf-8"), nl=False)
+    click.echo(f"written: {out / 'bench.json'}, {out / 'bench.md'}")

@@ -1,0 +1,80 @@
+"""``debleed dataset``: build training data (synthetic from drum kits, or from session stems)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import click
+
+from .common import progress, user_errors
+
+
+@click.group()
+def dataset() -> None:
+    """Build snare-mic training datasets (clips + manifest.json)."""
+
+
+@dataset.command()
+@click.option("--kit", "kits", multiple=True, required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Hydrogen kit folder (drumkit.xml) or folder of one-shots; repeatable.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="New (or empty) dataset folder.")
+@click.option("--hours", required=True, type=float, help="Total audio to render.")
+@click.option("--seed", required=True, type=int, help="Same seed, same bytes.")
+@click.option("--clip-seconds", default=10.0, show_default=True, type=float)
+@click.option("--valid-fraction", default=0.2, show_default=True, type=float,
+              help="Share of clips in the validation split.")
+@click.option("--split", type=click.Choice(["test"]), default=None,
+              help="Mark every clip 'test' (required for the public test kit).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes.")
+@click.option("--midi", "midi", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="General MIDI drum file or folder: use real performances as grooves.")
+@user_errors
+def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_seconds: float,
+          valid_fraction: float, split: str | None, jobs: int, midi: tuple[Path, ...]) -> None:
+    """Render synthetic snare close-mic clips (noisy = clean snare + bleed) from kits."""
+    from training.errors import DatasetError
+    from training.synth import SynthConfig, render_dataset
+
+    if not 0.5 <= clip_seconds <= 600:
+        raise DatasetError(f"--clip-seconds must be between 0.5 and 600, got {clip_seconds}")
+    config = SynthConfig(clip_seconds=clip_seconds)
+    total = max(1, int(round(hours * 3600 / clip_seconds))) if hours > 0 else 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with progress("Rendering clips", total=total) as update:
+            root = render_dataset(kits, out, hours, seed, config, valid_fraction=valid_fraction,
+                                  split=split, jobs=jobs, progress=update, midi=midi)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        click.echo(f"Warning: {message}", err=True)
+    click.echo(f"{root}: {total} clips ({total * clip_seconds / 3600:.2f} h)")
+
+
+@dataset.command()
+@click.option("--clean", "clean_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of clean snare takes.")
+@click.option("--bleed", "bleed_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of bleed-only takes (snare mic with the snare silent).")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--clip-seconds", default=10.0, show_default=True, type=float)
+@click.option("--clips-per-take", default=None, type=int,
+              help="Clips per clean take (default: as many as its length allows).")
+@click.option("--valid-fraction", default=0.2, show_default=True, type=float)
+@user_errors
+def session(clean_dir: Path, bleed_dir: Path, out: Path, seed: int, clip_seconds: float,
+            clips_per_take: int | None, valid_fraction: float) -> None:
+    """Pair clean snare takes with bleed-only takes from a real session."""
+    from training.session import SessionConfig, build_session_dataset, plan_session
+
+    config = SessionConfig(clip_seconds=clip_seconds, clips_per_take=clips_per_take)
+    plan = plan_session(clean_dir, bleed_dir, config)
+    with progress("Pairing takes", total=max(1, len(plan.jobs))) as update:
+        root = build_session_dataset(plan, out, seed, config, valid_fraction=valid_fraction,
+                                     progress=update)
+    click.echo(f"{root}: {len(plan.jobs)} clips ({len(plan.jobs) * clip_seconds / 3600:.2f} h)")

@@ -1,0 +1,47 @@
+"""``debleed denoise IN...``: the shipped model (or a checkpoint), optionally pre-gated (SPEC 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from denoiser.errors import ParameterError
+
+from .common import progress, user_errors
+from .gate_options import gate_config, gate_options, pop_gate_options
+from .outputs import plan_outputs
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file (one input) or folder (several). Default: NAME.debleed.wav "
+                   "beside each input.")
+@click.option("--gate/--no-gate", "use_gate", default=None,
+              help="Run the ReaGate-style pre-gate before the model. Default: on when a gate "
+                   "option is given, off otherwise.")
+@gate_options
+@click.option("--model", default=None,
+              help="Checkpoint file. Default: the model shipped with debleed.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@user_errors
+def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None,
+            model: str | None, device: str, **options: Any) -> None:
+    """Remove hi-hat, cymbal, kick and tom bleed from each snare track IN. Writes float32 WAV,
+    sample-aligned with the input, same rate, channels and length."""
+    given = pop_gate_options(options)
+    if use_gate is False and given:
+        raise ParameterError(f"gate options ({', '.join(sorted(given))}) given with --no-gate")
+    gate = gate_config(given) if use_gate or given else None
+    jobs = plan_outputs(inputs, output, ".debleed.wav")
+
+    from denoiser.engine import Denoiser  # torch loads only for this command
+
+    denoiser = Denoiser.load(model, device)
+    for src, dst in jobs:
+        with progress(f"denoise {src.name}", 1.0) as update:
+            denoiser.denoise_file(src, dst, gate=gate, progress=update)
+        click.echo(str(dst))

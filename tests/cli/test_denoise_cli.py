@@ -1,0 +1,107 @@
+"""``debleed denoise`` through click's CliRunner with a tiny bandmask checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.checkpoint import save_checkpoint
+from denoiser.models import build_model
+
+SR = 48_000
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    return save_checkpoint(path, build_model("bandmask-tiny"), {"note": "cli test"})
+
+
+def run(checkpoint: Path, *args: str | Path):
+    return CliRunner().invoke(
+        cli, ["denoise", "--model", str(checkpoint), "--device", "cpu", *map(str, args)])
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_denoises_beside_the_input(tmp_path, write_wav, drum_track, checkpoint, channels):
+    data = drum_track(channels)
+    src = write_wav(tmp_path / "snare.wav", data)
+    original = src.read_bytes()
+    result = run(checkpoint, src)
+    assert result.exit_code == 0, result.output
+    dst = tmp_path / "snare.debleed.wav"
+    assert result.stdout.strip() == str(dst)
+    info = sf.info(str(dst))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (
+        SR, channels, data.shape[1], "FLOAT")
+    out, _ = sf.read(str(dst), dtype="float32", always_2d=True)
+    assert np.isfinite(out).all() and np.abs(out).max() > 1e-4
+    assert src.read_bytes() == original
+
+
+def test_pre_gate_is_applied(tmp_path, write_wav, drum_track, checkpoint):
+    """A gate that never opens and closes to silence leaves the mask model nothing: zeros."""
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    result = run(checkpoint, src, "--gate", "--threshold-db", "-1", "--range-db", "-inf",
+                 "-o", tmp_path / "gated.wav")
+    assert result.exit_code == 0, result.output
+    out, _ = sf.read(str(tmp_path / "gated.wav"), dtype="float32")
+    assert np.abs(out).max() < 1e-6
+    plain = run(checkpoint, src, "-o", tmp_path / "plain.wav")
+    assert plain.exit_code == 0, plain.output
+    assert np.abs(sf.read(str(tmp_path / "plain.wav"), dtype="float32")[0]).max() > 1e-4
+
+
+def test_many_inputs_into_a_folder(tmp_path, write_wav, drum_track, checkpoint):
+    one = write_wav(tmp_path / "a.wav", drum_track())
+    two = write_wav(tmp_path / "b.wav", drum_track(2), rate=44_100)
+    result = run(checkpoint, one, two, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    info = sf.info(str(tmp_path / "out" / "b.debleed.wav"))
+    assert (info.samplerate, info.channels, info.frames) == (44_100, 2, SR // 2)
+    assert (tmp_path / "out" / "a.debleed.wav").is_file()
+
+
+def test_bad_input_is_refused_and_nothing_written(bad_input, checkpoint, refused):
+    refused(lambda: run(checkpoint, bad_input))
+
+
+def test_missing_input_is_refused(tmp_path, checkpoint, refused):
+    result = refused(lambda: run(checkpoint, tmp_path / "missing.wav"))
+    assert "missing.wav" in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("--gate", "--attack-ms", "-5"), ("--lookahead-ms", "500"), ("--no-gate", "--hold-ms", "10"),
+])
+def test_absurd_gate_parameter_is_a_user_error(tmp_path, write_wav, drum_track, checkpoint,
+                                               refused, args):
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    refused(lambda: run(checkpoint, src, *args))
+
+
+def test_missing_or_corrupt_model_is_a_user_error(tmp_path, write_wav, drum_track, refused):
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    refused(lambda: run(tmp_path / "nothing.pt", src))
+    refused(lambda: run(junk, src))
+
+
+def test_never_writes_over_an_input(tmp_path, write_wav, drum_track, checkpoint, refused):
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    refused(lambda: run(checkpoint, src, "-o", src))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
+def test_cuda_without_gpu_is_a_user_error(tmp_path, write_wav, drum_track, checkpoint, refused):
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    refused(lambda: CliRunner().invoke(
+        cli, ["denoise", "--model", str(checkpoint), "--device", "cuda", str(src)]))

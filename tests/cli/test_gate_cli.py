@@ -1,0 +1,110 @@
+"""``debleed gate`` through click's CliRunner: real files in, real files out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.gate import GateConfig, apply_gate
+
+SR = 48_000
+
+
+def run(*args: str | Path):
+    return CliRunner().invoke(cli, ["gate", *map(str, args)])
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_gates_beside_the_input(tmp_path, write_wav, drum_track, channels):
+    data = drum_track(channels)
+    src = write_wav(tmp_path / "snare.wav", data)
+    original = src.read_bytes()
+    result = run(src, "--threshold-db", "-20", "--hold-ms", "20", "--range-db", "-60")
+    assert result.exit_code == 0, result.output
+    dst = tmp_path / "snare.gate.wav"
+    assert result.stdout.strip() == str(dst)
+    info = sf.info(str(dst))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (
+        SR, channels, data.shape[1], "FLOAT")
+    out, _ = sf.read(str(dst), dtype="float32", always_2d=True)
+    expected = apply_gate(data, SR, GateConfig(threshold_db=-20, hold_ms=20, range_db=-60))
+    np.testing.assert_array_equal(out.T, expected)
+    # the bleed between the hits is 60 dB down
+    between = slice(int(0.25 * SR), int(0.29 * SR))
+    assert np.abs(out.T[:, between]).max() < np.abs(data[:, between]).max() * 1.01e-3
+    assert src.read_bytes() == original
+
+
+def test_output_file_and_folder(tmp_path, write_wav, drum_track):
+    one = write_wav(tmp_path / "a.wav", drum_track())
+    two = write_wav(tmp_path / "b.wav", drum_track(2))
+    result = run(one, "-o", tmp_path / "gated.wav")
+    assert result.exit_code == 0, result.output
+    assert sf.info(str(tmp_path / "gated.wav")).frames == int(0.5 * SR)
+    result = run(one, two, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.gate.wav", "b.gate.wav"]
+    assert sf.info(str(tmp_path / "out" / "b.gate.wav")).channels == 2
+
+
+def test_sidechain_is_padded_to_the_input(tmp_path, rng, write_wav):
+    data = 0.01 * rng.standard_normal((1, SR // 2)).astype(np.float32)
+    key = np.zeros((2, SR // 4), np.float32)
+    key[0, 1000:1200] = 0.9
+    src = write_wav(tmp_path / "snare.wav", data)
+    side = write_wav(tmp_path / "trigger.wav", key)
+    result = run(src, "--sidechain", side, "--threshold-db", "-12", "--range-db", "-40")
+    assert result.exit_code == 0, result.output
+    out, _ = sf.read(str(tmp_path / "snare.gate.wav"), dtype="float32", always_2d=True)
+    padded = np.zeros((2, data.shape[1]), np.float32)
+    padded[:, :key.shape[1]] = key
+    expected = apply_gate(data, SR, GateConfig(threshold_db=-12, range_db=-40), sidechain=padded)
+    np.testing.assert_array_equal(out.T, expected)
+    np.testing.assert_array_equal(out.T[:, 1000:1200], data[:, 1000:1200])  # opened by the key
+    assert np.abs(out.T[:, SR // 4:]).max() < 0.011  # closed after it, where the key is padding
+
+
+def test_sidechain_at_another_rate_is_refused(tmp_path, write_wav, drum_track, refused):
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    side = write_wav(tmp_path / "trigger.wav", drum_track(), rate=44_100)
+    result = refused(lambda: run(src, "--sidechain", side))
+    assert "44100" in result.stderr
+
+
+def test_bad_input_is_refused_and_nothing_written(bad_input, refused):
+    refused(lambda: run(bad_input))
+
+
+def test_missing_input_stops_before_any_output(tmp_path, write_wav, drum_track, refused):
+    good = write_wav(tmp_path / "good.wav", drum_track())
+    result = refused(lambda: run(good, tmp_path / "missing.wav"))
+    assert "missing.wav" in result.stderr
+
+
+@pytest.mark.parametrize("option", [
+    ("--attack-ms", "-5"), ("--lookahead-ms", "500"), ("--threshold-db", "12"), ("--wet", "2"),
+    ("--hysteresis-db", "3"), ("--hpf-hz", "30000"), ("--rms-ms", "nan"),
+])
+def test_absurd_parameter_is_a_user_error(tmp_path, write_wav, drum_track, refused, option):
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    refused(lambda: run(src, *option))
+
+
+def test_never_writes_over_an_input(tmp_path, write_wav, drum_track, refused):
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    side = write_wav(tmp_path / "trigger.wav", drum_track())
+    refused(lambda: run(src, "-o", src))
+    refused(lambda: run(src, "--sidechain", side, "-o", side))
+
+
+def test_two_inputs_with_one_name_are_refused(tmp_path, write_wav, drum_track, refused):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    one = write_wav(tmp_path / "x" / "snare.wav", drum_track())
+    two = write_wav(tmp_path / "y" / "snare.wav", drum_track())
+    refused(lambda: run(one, two, "-o", tmp_path / "out"))

@@ -1,0 +1,264 @@
+"""The ReaGate-style gate on small synthetic signals with known levels."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from denoiser.errors import ParameterError
+from denoiser.gate import GateConfig, apply_gate, auto_threshold_db, gate_gain
+
+SR = 48_000
+
+
+def ms(value: float) -> int:
+    return int(round(value * SR / 1000))
+
+
+def energy_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(np.square(x, dtype=np.float64)) + 1e-30))
+
+
+def snare(rng: np.random.Generator, peak: float, seconds: float = 0.15) -> np.ndarray:
+    """Instant-onset decaying tone + noise, scaled to ``peak``: a hit with a sharp transient."""
+    t = np.arange(int(seconds * SR)) / SR
+    body = np.sin(2 * np.pi * 190 * t) + 0.6 * rng.standard_normal(t.size)
+    hit = body * np.exp(-t / 0.03)
+    return (peak * hit / np.abs(hit).max()).astype(np.float32)
+
+
+def noise(rng: np.random.Generator, seconds: float, rms_db: float) -> np.ndarray:
+    return (10 ** (rms_db / 20) * rng.standard_normal(int(seconds * SR))).astype(np.float32)
+
+
+def upward_crossings(gain: np.ndarray, level: float = 0.5) -> int:
+    above = gain > level
+    return int(np.count_nonzero(above[1:] & ~above[:-1]))
+
+
+def test_hit_transient_passes_intact_thanks_to_lookahead(rng):
+    x = noise(rng, 1.0, -60)
+    onset = ms(300)
+    hit = snare(rng, 0.5)
+    x[onset:onset + hit.size] += hit
+    config = GateConfig(threshold_db=-20, attack_ms=1, lookahead_ms=2, hold_ms=50,
+                        release_ms=50, range_db=-80)
+    first_ms = slice(onset, onset + ms(1))
+    y = apply_gate(x[None], SR, config)[0]
+    assert abs(energy_db(y[first_ms]) - energy_db(x[first_ms])) < 0.5
+    # The same attack without the pre-open eats into the transient.
+    late = apply_gate(x[None], SR, GateConfig(threshold_db=-20, attack_ms=1, lookahead_ms=0,
+                                              hold_ms=50, release_ms=50, range_db=-80))[0]
+    assert energy_db(x[first_ms]) - energy_db(late[first_ms]) > 2.0
+    # and the whole hit keeps its energy
+    assert abs(energy_db(y[onset:onset + hit.size]) - energy_db(x[onset:onset + hit.size])) < 0.1
+
+
+@pytest.mark.parametrize("range_db", [-30.0, -60.0])
+def test_bleed_below_threshold_is_attenuated_by_exactly_the_range(rng, range_db):
+    x = noise(rng, 0.5, -40)  # peaks around -28 dBFS, well below the threshold
+    y = apply_gate(x, SR, GateConfig(threshold_db=-10, range_db=range_db))
+    assert energy_db(y) - energy_db(x) == pytest.approx(range_db, abs=0.5)
+
+
+def test_hysteresis_prevents_chatter_around_threshold():
+    t = np.arange(2 * SR) / SR
+    threshold = -20.0
+    # RMS level wobbling +-3 dB around the threshold, 4 times a second
+    level_db = threshold + 3 * np.sin(2 * np.pi * 4 * t)
+    x = (np.sqrt(2) * 10 ** (level_db / 20) * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    common = dict(threshold_db=threshold, rms_ms=10, attack_ms=0.5, hold_ms=0, release_ms=5,
+                  lookahead_ms=0)
+    chatter = gate_gain(x, SR, GateConfig(hysteresis_db=0, **common))
+    steady = gate_gain(x, SR, GateConfig(hysteresis_db=-10, **common))
+    assert upward_crossings(chatter) >= 7
+    assert upward_crossings(steady) == 1
+    first_open = int(np.argmax(steady > 0.5))
+    assert np.all(steady[first_open + ms(1):] == 1.0)
+
+
+def test_hold_keeps_the_gate_open_for_the_hold_time():
+    detector = np.zeros(SR // 2, np.float32)
+    start, length = ms(100), ms(10)
+    detector[start:start + length] = 0.5
+    last_above = start + length - 1
+    hold, release = ms(50), ms(10)
+    config = GateConfig(threshold_db=-20, hysteresis_db=0, attack_ms=0, hold_ms=50,
+                        release_ms=10, lookahead_ms=0, range_db=-60)
+    gain = gate_gain(detector, SR, config)
+    floor = np.float32(10 ** (-60 / 20))
+    assert np.all(gain[start:last_above + hold + 1] == 1.0)
+    assert gain[last_above + hold + 1] < 1.0
+    assert np.all(gain[last_above + hold + release + 1:] == floor)
+    assert np.all(gain[:start] == floor)
+    no_hold = gate_gain(detector, SR, replace(config, hold_ms=0))
+    assert no_hold[last_above + ms(8)] < 0.2
+
+
+def test_sidechain_hits_open_the_gate(rng):
+    x = noise(rng, 1.0, -40)  # steady bleed, peaks ~ -28 dBFS: never opens the gate itself
+    sidechain = np.zeros((2, x.size), np.float32)
+    hits = [ms(250), ms(750)]
+    for onset in hits:
+        sidechain[1, onset:onset + ms(5)] = 0.8
+    config = GateConfig(threshold_db=-20, hold_ms=30, release_ms=20, range_db=-40)
+    y = apply_gate(x[None], SR, config, sidechain=sidechain)[0]
+    for onset in hits:
+        window = slice(onset, onset + ms(30))
+        assert abs(energy_db(y[window]) - energy_db(x[window])) < 0.01
+    between = slice(ms(400), ms(600))
+    assert energy_db(y[between]) - energy_db(x[between]) == pytest.approx(-40, abs=0.5)
+    alone = apply_gate(x[None], SR, config)[0]
+    assert energy_db(alone) - energy_db(x) == pytest.approx(-40, abs=0.5)
+
+
+def test_detector_high_pass_ignores_kick_bleed():
+    t = np.arange(SR // 2) / SR
+    kick = (0.5 * np.sin(2 * np.pi * 50 * t) * (t < 0.1)).astype(np.float32)
+    open_gain = gate_gain(kick, SR, GateConfig(threshold_db=-20))
+    filtered = gate_gain(kick, SR, GateConfig(threshold_db=-20, detector_hpf_hz=400))
+    assert open_gain.max() == 1.0
+    assert filtered.max() < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(SR // 4,), (1, SR // 4), (2, SR // 4)])
+def test_output_has_the_input_shape_and_one_gain_for_all_channels(rng, shape):
+    x = noise(rng, 0.25, -30)
+    x[ms(100):ms(100) + ms(50)] += snare(rng, 0.5, 0.05)
+    data = x if len(shape) == 1 else np.stack([x, 0.5 * x][:shape[0]])
+    y = apply_gate(data, SR, GateConfig(threshold_db=-15))
+    assert y.shape == data.shape and y.dtype == np.float32
+    if shape[0] == 2:
+        np.testing.assert_allclose(y[1], 0.5 * y[0], rtol=1e-6, atol=1e-9)
+
+
+def test_gain_curve_is_smooth_and_bounded(rng):
+    x = noise(rng, 1.0, -50)
+    # hits 60 ms apart re-open the gate in the middle of its release
+    for onset in (ms(100), ms(160), ms(220), ms(600)):
+        x[onset:onset + ms(40)] += snare(rng, 0.5, 0.04)
+    config = GateConfig(threshold_db=-20, attack_ms=1, hold_ms=5, release_ms=50, range_db=-80)
+    gain = gate_gain(x, SR, config)
+    floor = 10 ** (-80 / 20)
+    assert gain.min() >= np.float32(floor) and gain.max() == 1.0
+    assert np.abs(np.diff(gain)).max() <= 1.5 / ms(1) + 1e-6
+    assert upward_crossings(gain, 0.99) >= 2  # it did close and re-open
+
+
+def test_wet_mixes_gated_and_dry(rng):
+    x = noise(rng, 0.25, -40)
+    np.testing.assert_array_equal(apply_gate(x, SR, GateConfig(threshold_db=-10, wet=0)), x)
+    half = apply_gate(x, SR, GateConfig(threshold_db=-10, wet=0.5, range_db=float("-inf")))
+    np.testing.assert_allclose(half, 0.5 * x, rtol=1e-6)
+
+
+def drum_take(rng: np.random.Generator, hit_db: float, bleed_db: float) -> np.ndarray:
+    """2 s: snare hits every 500 ms at ``hit_db`` peak, hi-hat-like bursts every 125 ms at
+    ``bleed_db`` peak in between, on a -80 dB noise floor."""
+    x = noise(rng, 2.0, -80)
+    for onset in range(ms(60), x.size - ms(150), ms(125)):
+        if (onset - ms(60)) % ms(500) == 0:
+            x[onset:onset + ms(150)] += snare(rng, 10 ** (hit_db / 20))
+        else:
+            burst = rng.standard_normal(ms(60)) * np.exp(-np.arange(ms(60)) / ms(8))
+            x[onset:onset + ms(60)] += (10 ** (bleed_db / 20) * burst / np.abs(burst).max())
+    return x
+
+
+def test_auto_threshold_separates_bleed_from_hits(rng):
+    x = drum_take(rng, hit_db=-6, bleed_db=-26)
+    threshold = auto_threshold_db(x, SR, GateConfig())
+    assert -26 + 3 < threshold < -6 - 3
+    gated = apply_gate(x, SR, GateConfig(auto=True, threshold_db=-90, hold_ms=20,
+                                         release_ms=20, range_db=-60))
+    hits = np.concatenate([np.arange(o, o + ms(60)) for o in (ms(60), ms(560), ms(1060))])
+    bleed = np.concatenate([np.arange(o, o + ms(50)) for o in (ms(310), ms(810), ms(1310))])
+    assert abs(energy_db(gated[hits]) - energy_db(x[hits])) < 0.1
+    assert energy_db(x[bleed]) - energy_db(gated[bleed]) > 50
+
+
+def test_auto_threshold_without_bleed_sits_between_floor_and_hits(rng):
+    x = noise(rng, 1.0, -80)
+    for onset in (ms(100), ms(400), ms(700)):
+        x[onset:onset + ms(150)] += snare(rng, 10 ** (-10 / 20))
+    threshold = auto_threshold_db(x, SR, GateConfig())
+    assert -70 < threshold < -20
+
+
+@pytest.mark.parametrize("changes", [
+    {"attack_ms": -5}, {"hold_ms": -1}, {"release_ms": -0.1}, {"lookahead_ms": 150},
+    {"threshold_db": 3}, {"threshold_db": -130}, {"threshold_db": float("nan")},
+    {"hysteresis_db": 2}, {"range_db": 6}, {"wet": 1.5}, {"wet": -0.1}, {"rms_ms": -2},
+    {"detector_hpf_hz": 500, "detector_lpf_hz": 200}, {"detector_lpf_hz": -100},
+    {"attack_ms": float("inf")}, {"auto": "yes"},
+])
+def test_absurd_settings_raise_parameter_error(changes):
+    config = GateConfig(**changes)
+    with pytest.raises(ParameterError):
+        config.validate()
+    with pytest.raises(ParameterError):
+        apply_gate(np.zeros((1, 100), np.float32), SR, config)
+
+
+def test_settings_checked_against_the_sample_rate_and_sidechain_length():
+    with pytest.raises(ParameterError, match="Nyquist"):
+        apply_gate(np.zeros((1, 100), np.float32), SR, GateConfig(detector_lpf_hz=30_000))
+    with pytest.raises(ParameterError, match="sidechain"):
+        apply_gate(np.zeros((1, 100), np.float32), SR, GateConfig(),
+                   sidechain=np.zeros((1, 99), np.float32))
+    assert GateConfig().validate(SR) == GateConfig()
+
+
+def reference_gain(level: np.ndarray, config: GateConfig) -> np.ndarray:
+    """The gate written as the plain per-sample state machine a hardware gate runs (slow,
+    for a short signal only): the vectorized gate must match it sample for sample."""
+    open_at = 10 ** (config.threshold_db / 20)
+    close_below = 10 ** ((config.threshold_db + config.hysteresis_db) / 20)
+    hold, lookahead = ms(config.hold_ms), ms(config.lookahead_ms)
+    attack, release = max(1, ms(config.attack_ms)), max(1, ms(config.release_ms))
+    held = np.zeros(level.size, bool)
+    is_open, last_open = False, -10**9
+    for t, value in enumerate(level):
+        if value >= open_at:
+            is_open = True
+        elif value < close_below:
+            is_open = False
+        if is_open:
+            last_open = t
+        held[t] = t - last_open <= hold
+    pre_open = held.copy()
+    for t in np.flatnonzero(held):
+        pre_open[max(0, t - lookahead):t] = True
+    gain = np.empty(level.size, np.float32)
+    y, opened_at = 0.0, -10**9
+    floor = 10 ** (config.range_db / 20)
+    closed = 1 - config.wet * (1 - floor)
+    for t in range(level.size):
+        if pre_open[t] and (t == 0 or not pre_open[t - 1]):
+            opened_at = t
+        if pre_open[t] or t - opened_at < attack:  # an attack always runs to full gain
+            y = min(1.0, y + 1 / attack)
+        else:
+            y = max(0.0, y - 1 / release)
+        gain[t] = closed + (1 - closed) * y * y * (3 - 2 * y)
+    return gain
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_vectorized_gate_matches_the_per_sample_state_machine(seed):
+    rng = np.random.default_rng(seed)
+    frames = 2400
+    envelope = np.repeat(rng.uniform(0, 1, frames // 40), 40)  # 0.8-ms steps of random level
+    level = (envelope * rng.uniform(0.5, 1, frames)).astype(np.float32)
+    config = GateConfig(threshold_db=float(rng.uniform(-12, -1)),
+                        hysteresis_db=float(rng.choice([0.0, -3.0, -10.0])),
+                        attack_ms=float(rng.choice([0.0, 0.3, 1.0, 3.0])),
+                        hold_ms=float(rng.choice([0.0, 0.5, 2.0])),
+                        release_ms=float(rng.choice([0.0, 0.5, 2.0, 10.0])),
+                        lookahead_ms=float(rng.choice([0.0, 0.2, 1.0])),
+                        range_db=float(rng.choice([-80.0, -20.0])),
+                        wet=float(rng.choice([1.0, 0.5])))
+    np.testing.assert_allclose(gate_gain(level, SR, config), reference_gain(level, config),
+                               atol=2e-5)
