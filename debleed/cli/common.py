@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -32,11 +33,12 @@ def user_errors(func: F) -> F:
 
 
 ProgressCallback = Callable[[float, str], None]
+PLAIN_INTERVAL_S = 30.0  # without a terminal, a line per 10% or at least this often
 
 
 @contextmanager
 def progress(description: str, total: float = 1.0) -> Iterator[ProgressCallback]:
-    """Yield ``update(done, note)``; rich bar on a TTY, a line per 10% otherwise."""
+    """Yield ``update(done, note)``; rich bar on a TTY, plain lines otherwise."""
     if sys.stderr.isatty():
         from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
@@ -51,12 +53,14 @@ def progress(description: str, total: float = 1.0) -> Iterator[ProgressCallback]
 
             yield update
     else:
-        last = [-1]
+        last = {"decile": -1, "time": time.monotonic()}
 
         def update(done: float, note: str = "") -> None:
             decile = int(10 * done / total) if total else 10
-            if decile > last[0]:
-                last[0] = decile
-                click.echo(f"{description}: {min(100, decile * 10)}% {note}".rstrip(), err=True)
+            now = time.monotonic()
+            if decile > last["decile"] or now - last["time"] >= PLAIN_INTERVAL_S:
+                last.update(decile=decile, time=now)
+                percent = 100.0 * done / total if total else 100.0
+                click.echo(f"{description}: {percent:.0f}% {note}".rstrip(), err=True)
 
         yield update
