@@ -1,0 +1,261 @@
+"""The actions as they run inside REAPER: plan, start the worker, poll with ``defer``.
+
+REAPER's UI thread must never wait for the denoiser, and its embedded Python must not
+import numpy or torch, so the tasks go to ``python -m reaper_bridge.worker`` in the
+user's debleed environment. A deferred callback polls the worker five times a second,
+mirrors its progress into ExtState (section ``debleed``: ``state``, ``progress``,
+``message``) and the console, honours ``cancel`` = ``1`` (set by the cancel action), and
+on success adds the takes in one undo block. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from denoiser.errors import DebleedError
+
+from . import bridge, export
+from .items import compare_next, project_media_dir
+from .jobs import tasks_to_json
+from .rpr import reaper_api
+from .settings import BridgeSettings, load_settings, settings_path
+
+SECTION = "debleed"
+TITLE = "debleed"
+#: Jobs in flight, by id; the deferred code string finds them here. Module state lives
+#: as long as REAPER's interpreter, so a second action sees a running job.
+JOBS: dict[int, "WorkerJob"] = {}
+_NEXT_ID = [0]
+POLL_SECONDS = 0.2
+
+
+class WorkerStartError(DebleedError):
+    """The worker's Python (from the settings INI) cannot be started."""
+
+
+def _ext(api: Any, key: str, value: str) -> None:
+    api.SetExtState(SECTION, key, value, False)
+
+
+class WorkerJob:
+    """A worker subprocess, its job folder, and what to do when it ends."""
+
+    def __init__(self, api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
+                 on_success: Callable[[], str], on_failure: Callable[[], None], threads: int = 0):
+        self.api = api
+        self.on_success = on_success
+        self.on_failure = on_failure
+        self.folder = tempfile.mkdtemp(prefix="debleed-job-")
+        self.status = os.path.join(self.folder, "status.json")
+        self.result = os.path.join(self.folder, "result.json")
+        self.log = os.path.join(self.folder, "worker.log")
+        job = {"tasks": tasks, "status": self.status, "result": self.result,
+               "model": settings.model, "device": settings.device, "gate": settings.gate,
+               "threads": threads}
+        self.job_file = os.path.join(self.folder, "job.json")
+        with open(self.job_file, "w", encoding="utf-8") as handle:
+            json.dump(job, handle)
+        env = dict(os.environ)
+        env.pop("PYTHONHOME", None)  # REAPER's embedded Python may set it; the worker has its own
+        if settings.package_root:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (settings.package_root, env.get("PYTHONPATH")) if p)
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        try:
+            with open(self.log, "wb") as log:
+                self.process = subprocess.Popen(
+                    [settings.python, "-m", "reaper_bridge.worker", self.job_file],
+                    stdout=log, stderr=subprocess.STDOUT, env=env, creationflags=flags)
+        except OSError as exc:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise WorkerStartError(f"cannot start the debleed worker with python = "
+                                   f"{settings.python!r} ({exc}); run 'debleed reaper install' "
+                                   "from the debleed environment") from None
+        self.last_decile = -1
+        self.last_poll = 0.0
+        _NEXT_ID[0] += 1
+        self.id = _NEXT_ID[0]
+        JOBS[self.id] = self
+        _ext(api, "cancel", "")
+        _ext(api, "state", "running")
+        self.defer()
+
+    def defer(self) -> None:
+        self.api.defer(f"import sys; sys.modules[{__name__!r}].tick({self.id})")
+
+    def _read(self, path: str) -> dict[str, Any]:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return dict(json.load(handle))
+        except (OSError, ValueError):
+            return {}
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last_poll < POLL_SECONDS and self.process.poll() is None:
+            self.defer()  # REAPER defers ~30 times a second; reading files that often is waste
+            return
+        self.last_poll = now
+        status = self._read(self.status)
+        fraction = float(status.get("fraction", 0.0))
+        _ext(self.api, "progress", f"{fraction:.3f}")
+        _ext(self.api, "message", str(status.get("message", "")))
+        if int(fraction * 10) > self.last_decile:
+            self.last_decile = int(fraction * 10)
+            self.api.ShowConsoleMsg(f"debleed: {100 * fraction:.0f}% {status.get('message', '')}\n")
+        if self.api.GetExtState(SECTION, "cancel") == "1":
+            self.process.terminate()
+            self.process.wait()
+            self.end(None, "debleed: cancelled; nothing was changed.")
+            return
+        if self.process.poll() is None:
+            self.defer()
+            return
+        result = self._read(self.result)
+        if self.process.returncode == 0 and result.get("ok"):
+            try:
+                message = self.on_success()
+            except DebleedError as exc:
+                self.end(None, f"debleed: {exc}")
+                return
+            self.end(message, None)
+        else:
+            error = result.get("error") or f"the worker stopped (exit {self.process.returncode}); log: {self.log}"
+            self.end(None, f"debleed failed: {error}")
+
+    def end(self, message: str | None, error: str | None) -> None:
+        JOBS.pop(self.id, None)
+        _ext(self.api, "state", "idle")
+        _ext(self.api, "cancel", "")
+        if error is not None:
+            self.on_failure()
+            self.api.ShowMessageBox(error, TITLE, 0)
+        else:
+            self.api.ShowConsoleMsg((message or "") + "\n")
+        keep_log = error is not None and "log:" in error
+        if not keep_log:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def tick(job_id: int) -> None:
+    """Entry point of the deferred code string."""
+    job = JOBS.get(job_id)
+    if job is not None:
+        job.tick()
+
+
+def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
+           on_success: Callable[[], str], on_failure: Callable[[], None],
+           threads: int) -> WorkerJob | None:
+    """Start a worker, or show why it cannot start (and undo the preparation)."""
+    try:
+        if not settings.python:
+            raise WorkerStartError("no worker python configured: run 'debleed reaper install' "
+                                   "from the debleed environment")
+        return WorkerJob(api, settings, tasks, on_success, on_failure, threads)
+    except WorkerStartError as exc:
+        on_failure()
+        api.ShowMessageBox(str(exc), TITLE, 0)
+        return None
+
+
+def _settings(api: Any) -> BridgeSettings:
+    return load_settings(settings_path(str(api.GetResourcePath())))
+
+
+def _busy(api: Any) -> bool:
+    if JOBS:
+        api.ShowMessageBox("A debleed job is already running; run 'debleed: Cancel' to stop it.", TITLE, 0)
+        return True
+    return False
+
+
+def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob | None:
+    """Start the denoise action; returns the running job (``None`` if all came from cache)."""
+    if _busy(api):
+        return None
+    settings = _settings(api)
+    variants = settings.variants(with_gate)
+    work_dir = tempfile.mkdtemp(prefix="debleed-render-")
+    try:
+        plan, cache = bridge.prepare(api, variants, settings.cache_key(), work_dir)
+    except DebleedError as exc:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        api.ShowMessageBox(str(exc), TITLE, 0)
+        return None
+    label = f"debleed: {'+'.join(variants)} on {len(plan.selection.takes)} item(s)"
+
+    def success() -> str:
+        try:
+            return bridge.apply(api, plan, cache, label).message()
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def failure() -> None:
+        bridge.discard(plan.tasks)
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    if not plan.tasks:
+        api.ShowConsoleMsg(success() + "\n")
+        return None
+    api.ShowConsoleMsg(f"debleed: processing {len(plan.tasks)} file(s) for "
+                       f"{len(plan.selection.takes)} item(s)...\n")
+    return _start(api, settings, tasks_to_json(plan.tasks), success, failure, threads)
+
+
+def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
+    """Export the [clean]/[bleed]-tagged items for ``debleed dataset session``."""
+    if _busy(api):
+        return None
+    settings = _settings(api)
+    try:
+        out_dir = settings.export_dir or os.path.join(project_media_dir(api), "debleed-training")
+        plan = export.plan_export(api, out_dir)
+        export.render_fallbacks(api, plan)
+    except DebleedError as exc:
+        api.ShowMessageBox(str(exc), TITLE, 0)
+        return None
+
+    def success() -> str:
+        export.write_manifest(plan)
+        return plan.message()
+
+    if not plan.tasks:
+        api.ShowConsoleMsg(success() + "\n")
+        return None
+    return _start(api, settings, tasks_to_json(plan.tasks), success,
+                  lambda: bridge.discard(plan.tasks), threads)
+
+
+def compare(api: Any) -> None:
+    try:
+        compare_next(api)
+    except DebleedError as exc:
+        api.ShowMessageBox(str(exc), TITLE, 0)
+
+
+def cancel(api: Any) -> None:
+    if JOBS:
+        _ext(api, "cancel", "1")
+    else:
+        api.ShowMessageBox("No debleed job is running.", TITLE, 0)
+
+
+ACTIONS: dict[str, Callable[[Any], object]] = {
+    "denoise": lambda api: denoise_selected(api, with_gate=False),
+    "denoise_gate": lambda api: denoise_selected(api, with_gate=True),
+    "compare": compare,
+    "export": export_training,
+    "cancel": cancel,
+}
+
+
+def main(action: str) -> None:
+    """What each script in ``reascripts/`` calls."""
+    ACTIONS[action](reaper_api())

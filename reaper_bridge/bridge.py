@@ -1,0 +1,147 @@
+"""The denoise action's three phases, shared by every way of running it.
+
+``prepare`` (read the selection, plan tasks, render accessor fallbacks) and ``apply``
+(add the takes in one undo block) talk to REAPER; between them the tasks run either in a
+worker subprocess polled with ``defer`` (inside REAPER, ``actions``) or in this process
+(the distant CLI and the tests, ``denoise``). Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .items import BridgeError, Selection, UndoBlock, add_variant_take, collect, project_media_dir
+from .jobs import MediaCache, Plan, Task, plan_denoise
+from .wavio import render_take
+
+#: ``process(src, dst)``: write the processed version of audio file ``src`` to ``dst``.
+Processor = Callable[[str, str], object]
+#: ``execute(task, report)`` runs one task; ``report(fraction)`` tells how far it is.
+Executor = Callable[[Task, Callable[[float], None]], object]
+#: ``progress(fraction_of_all_tasks, message)``.
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Outcome:
+    """What an action did, for the one message shown to the user."""
+
+    takes_added: int
+    files_processed: int
+    files_cached: int
+    skipped: list[str]
+
+    def message(self) -> str:
+        text = (f"debleed: {self.takes_added} take(s) added; {self.files_processed} file(s) "
+                f"processed, {self.files_cached} reused from cache.")
+        if self.skipped:
+            text += "\nSkipped:\n" + "\n".join(f"  {line}" for line in self.skipped)
+        return text
+
+
+def batched(api: Any) -> contextlib.AbstractContextManager[Any]:
+    """Group distant-API calls: reapy holds REAPER's server loop for the whole block
+    instead of one round trip per deferred cycle (a no-op inside REAPER)."""
+    if api is sys.modules.get("reapy.reascript_api"):  # its __name__ is overwritten by reapy
+        import reapy
+
+        return reapy.inside_reaper()
+    return contextlib.nullcontext()
+
+
+def executor_for(processors: Mapping[str, Processor]) -> Executor:
+    """Adapt plain ``process(src, dst)`` callables, one per variant, to an ``Executor``."""
+
+    def execute(task: Task, report: Callable[[float], None]) -> None:
+        if task.kind != "denoise" or task.variant not in processors:
+            raise BridgeError(f"no processor for {task.kind} {task.variant!r}")
+        processors[task.variant](task.src, task.dst)
+
+    return execute
+
+
+def run_tasks(tasks: list[Task], execute: Executor, progress: Progress | None = None,
+              cancelled: Callable[[], bool] | None = None) -> None:
+    """Run tasks in order, reporting overall progress; stop at a cancel request."""
+    total = max(1, len(tasks))
+    for index, task in enumerate(tasks):
+        if cancelled is not None and cancelled():
+            raise BridgeError("cancelled")
+        note = os.path.basename(task.src)
+
+        def report(fraction: float, index: int = index, note: str = note) -> None:
+            if progress is not None:
+                progress((index + min(max(fraction, 0.0), 1.0)) / total, note)
+
+        report(0.0)
+        execute(task, report)
+        report(1.0)
+
+
+def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: str,
+            project: Any = 0) -> tuple[Plan, MediaCache]:
+    """Read the selection and plan the tasks; render accessor fallbacks into ``work_dir``."""
+    with batched(api):
+        selection: Selection = collect(api, project)
+        if not selection.takes:
+            lines = selection.skipped_lines()
+            raise BridgeError("no audio items selected (select items, or tracks)"
+                              + (": " + "; ".join(lines) if lines else ""))
+        cache = MediaCache(project_media_dir(api, project))
+        plan = plan_denoise(selection, variants, cache, work_dir, settings_key)
+        for take, path in plan.renders:
+            render_take(api, take, path)
+    return plan, cache
+
+
+def discard(tasks: list[Task]) -> None:
+    """Remove the tasks' outputs after a failure or cancel: nothing half-done remains."""
+    for task in tasks:  # cached results are not tasks: they stay
+        with contextlib.suppress(OSError):
+            os.remove(task.dst)
+
+
+def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str) -> Outcome:
+    """Add every processed take in one undo block; the last variant ends up active."""
+    cache.commit(plan.tasks)
+    added = 0
+    main = plan.variants[-1]
+    with batched(api), UndoBlock(api, undo_label):
+        for index, take in enumerate(plan.selection.takes):
+            new_takes = {variant: add_variant_take(api, take, plan.outputs[(index, variant)],
+                                                   variant, rendered=take.file is None)
+                         for variant in plan.variants}
+            api.SetActiveTake(new_takes[main])
+            added += len(new_takes)
+        api.Main_OnCommand(40047, 0)  # Peaks: build any missing peaks
+    processed = sum(1 for t in plan.tasks if t.kind == "denoise")
+    return Outcome(added, processed, plan.cached, plan.selection.skipped_lines())
+
+
+@contextlib.contextmanager
+def work_directory() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="debleed-reaper-") as path:
+        yield path
+
+
+def denoise(api: Any, variants: tuple[str, ...], execute: Executor, settings_key: str = "",
+            progress: Progress | None = None, project: Any = 0) -> Outcome:
+    """The whole action in this process: plan, process, add takes.
+
+    A failing task leaves the project untouched (no take, no open undo block) and
+    removes the files this run wrote."""
+    with work_directory() as work_dir:
+        plan, cache = prepare(api, variants, settings_key, work_dir, project)
+        try:
+            run_tasks(plan.tasks, execute, progress)
+        except BaseException:
+            discard(plan.tasks)
+            raise
+        labels = "+".join(plan.variants)
+        return apply(api, plan, cache, f"debleed: {labels} on {len(plan.selection.takes)} item(s)")

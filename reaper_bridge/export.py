@@ -1,0 +1,143 @@
+"""Export tagged clean-snare and bleed-only takes for ``debleed dataset session``.
+
+Tagging: a track whose name contains ``[clean]`` (clean snare takes: isolated snare,
+no kit playing) or ``[bleed]`` (the snare mic while the rest of the kit plays and the
+snare does not), case-insensitive; an item note containing one of the tags overrides
+its track's tag. Every tagged audio item in the project is exported as what its take
+plays, into ``DIR/clean/`` and ``DIR/bleed/``, with ``DIR/export.json`` recording where
+each file came from. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .bridge import Executor, Progress, discard, run_tasks
+from .items import BridgeError, Skipped, TakeSource, describe_take, item_notes, track_name
+from .jobs import Task, safe_stem
+from .wavio import render_take
+
+TAGS = ("clean", "bleed")
+MANIFEST = "export.json"
+
+
+def tag_of(text: str) -> str | None:
+    lowered = text.lower()
+    for tag in TAGS:
+        if f"[{tag}]" in lowered:
+            return tag
+    return None
+
+
+@dataclass
+class ExportPlan:
+    out_dir: str
+    tasks: list[Task] = field(default_factory=list)
+    renders: list[tuple[TakeSource, str]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {tag: sum(1 for e in self.entries if e["tag"] == tag) for tag in TAGS}
+
+    def message(self) -> str:
+        counts = self.counts()
+        text = (f"debleed: exported {counts['clean']} clean and {counts['bleed']} bleed file(s) "
+                f"to {self.out_dir}\nNext: debleed dataset session --clean "
+                f"\"{os.path.join(self.out_dir, 'clean')}\" --bleed "
+                f"\"{os.path.join(self.out_dir, 'bleed')}\" --out DATASET")
+        if self.skipped:
+            text += "\nSkipped:\n" + "\n".join(f"  {s.label}: {s.reason}" for s in self.skipped)
+        return text
+
+
+def tagged_items(api: Any, project: Any = 0) -> list[tuple[str, str]]:
+    """``(tag, item)`` for every item tagged by its note or its track's name."""
+    found: list[tuple[str, str]] = []
+    for t in range(int(api.CountTracks(project))):
+        track = api.GetTrack(project, t)
+        track_tag = tag_of(track_name(api, track))
+        for i in range(int(api.CountTrackMediaItems(track))):
+            item = api.GetTrackMediaItem(track, i)
+            tag = tag_of(item_notes(api, item)) or track_tag
+            if tag:
+                found.append((tag, item))
+    return found
+
+
+def _clear_previous(out_dir: str) -> None:
+    """Remove the files a previous export listed, so a re-export leaves no stale clips."""
+    try:
+        with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as handle:
+            previous = json.load(handle)
+    except (OSError, ValueError):
+        return
+    for entry in previous.get("files", []):
+        with contextlib.suppress(OSError, TypeError):
+            os.remove(os.path.join(out_dir, entry["file"]))
+
+
+def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
+    """Slice tasks for takes at playrate 1 on a file; accessor renders for the rest."""
+    plan = ExportPlan(out_dir)
+    tagged = tagged_items(api, project)
+    if not tagged:
+        raise BridgeError("nothing tagged: put [clean] or [bleed] in a track name or an item note")
+    _clear_previous(out_dir)
+    for number, (tag, item) in enumerate(tagged):
+        take = describe_take(api, item)
+        if isinstance(take, Skipped):
+            plan.skipped.append(take)
+            continue
+        name = f"{tag}/{number:04d}_{safe_stem(take.label)}.wav"
+        dst = os.path.join(out_dir, name)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if take.file is not None and abs(take.values["D_PLAYRATE"] - 1.0) < 1e-9:
+            plan.tasks.append(Task("slice", take.file, dst,
+                                   start=int(round(take.source_offset * take.sample_rate)),
+                                   frames=int(round(take.length * take.sample_rate))))
+        else:
+            plan.renders.append((take, dst))
+        plan.entries.append({"file": name, "tag": tag, "item": take.label,
+                             "take": take.take_name, "source": take.file,
+                             "position": take.position, "length": take.length})
+    if not plan.entries:
+        raise BridgeError("no exportable audio among the tagged items: "
+                          + "; ".join(f"{s.label}: {s.reason}" for s in plan.skipped))
+    return plan
+
+
+def render_fallbacks(api: Any, plan: ExportPlan) -> None:
+    for take, path in plan.renders:
+        render_take(api, take, path)
+
+
+def write_manifest(plan: ExportPlan) -> str:
+    path = os.path.join(plan.out_dir, MANIFEST)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump({"files": plan.entries, "counts": plan.counts()}, handle, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def export_session(api: Any, out_dir: str, execute: Executor,
+                   progress: Progress | None = None, project: Any = 0) -> ExportPlan:
+    """The whole export in this process (distant CLI and tests); files of a failed
+    export are removed."""
+    plan = plan_export(api, out_dir, project)
+    try:
+        render_fallbacks(api, plan)
+        run_tasks(plan.tasks, execute, progress)
+    except BaseException:
+        discard(plan.tasks)
+        for _, path in plan.renders:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise
+    write_manifest(plan)
+    return plan

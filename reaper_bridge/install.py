@@ -1,0 +1,117 @@
+"""Install the ReaScript actions into REAPER and register them.
+
+The scripts and their bootstrap go to ``<resource path>/Scripts/debleed/`` with the
+settings INI (which records this Python and where ``reaper_bridge`` lives, so the
+in-REAPER scripts can find both). Registration goes through ``AddRemoveReaScript`` when
+REAPER is reachable through reapy, else through ``SCR`` lines in ``reaper-kb.ini`` (read
+by REAPER at start-up). Both are idempotent. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .items import BridgeError
+from .settings import SCRIPTS_SUBDIR, load_settings, save_settings, settings_path
+
+#: Script file -> action name shown in REAPER's action list (after "Custom: ").
+SCRIPTS: dict[str, str] = {
+    "debleed_denoise_selected.py": "debleed: Denoise selected items",
+    "debleed_denoise_selected_gate.py": "debleed: Denoise selected items (pre-gate + model)",
+    "debleed_compare_takes.py": "debleed: Compare takes (cycle original / processed)",
+    "debleed_export_training.py": "debleed: Export [clean]/[bleed] items for training",
+    "debleed_cancel.py": "debleed: Cancel the running job",
+}
+SUPPORT_FILES = ("debleed_boot.py",)
+KB_FILE = "reaper-kb.ini"
+
+
+@dataclass
+class InstallReport:
+    scripts_dir: str
+    settings_file: str
+    registered: dict[str, Any] = field(default_factory=dict)
+    kb_file: str | None = None
+
+    def lines(self) -> list[str]:
+        out = [f"scripts: {self.scripts_dir}", f"settings: {self.settings_file}"]
+        if self.kb_file:
+            out.append(f"registered in {self.kb_file}; restart REAPER to see the actions "
+                       "(REAPER rewrites that file when it quits: close it before installing)")
+        else:
+            out += [f"registered: {name} (command {cmd})" for name, cmd in self.registered.items()]
+        return out
+
+
+def scripts_source() -> Path:
+    import reascripts
+
+    return Path(next(iter(reascripts.__path__))).resolve()  # also right for a namespace package
+
+
+def package_root() -> str:
+    """The folder that holds ``reaper_bridge`` (site-packages, or the source checkout)."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def command_id(relative_path: str) -> str:
+    """A stable ``RS`` + 40-hex command id, so reinstalling keeps shortcuts and toolbars."""
+    return "RS" + hashlib.sha1(relative_path.encode("utf-8")).hexdigest()
+
+
+def kb_line(relative_path: str, description: str) -> str:
+    return f'SCR 4 0 {command_id(relative_path)} "Custom: {description}" "{relative_path}"'
+
+
+def register_in_kb(resource_path: str, entries: dict[str, str]) -> str:
+    """Add or replace ``SCR`` lines for ``entries`` (relative path -> description)."""
+    path = os.path.join(resource_path, KB_FILE)
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    ours = set(entries)
+    kept = [line for line in lines
+            if not (line.startswith("SCR ") and line.rstrip().rsplit(" ", 1)[-1].strip('"') in ours)]
+    kept += [kb_line(rel, desc) for rel, desc in entries.items()]
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as handle:
+        handle.write("\n".join(kept) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def install(resource_path: str, api: Any | None = None, python: str | None = None) -> InstallReport:
+    """Copy the scripts, write the settings, register the actions (through ``api`` if given)."""
+    if not os.path.isdir(resource_path):
+        raise BridgeError(f"{resource_path}: no such REAPER resource folder (use --resource-path; "
+                          "REAPER shows it under Options > Show REAPER resource path)")
+    scripts_dir = os.path.join(resource_path, SCRIPTS_SUBDIR)
+    os.makedirs(scripts_dir, exist_ok=True)
+    source = scripts_source()
+    for name in (*SCRIPTS, *SUPPORT_FILES):
+        shutil.copyfile(source / name, os.path.join(scripts_dir, name))
+    ini = settings_path(resource_path)
+    settings = load_settings(ini)
+    settings.python = python or sys.executable
+    settings.package_root = package_root()
+    save_settings(ini, settings)
+    report = InstallReport(scripts_dir, ini)
+    if api is not None:
+        names = list(SCRIPTS)
+        for index, name in enumerate(names):
+            cmd = api.AddRemoveReaScript(True, 0, os.path.join(scripts_dir, name), index == len(names) - 1)
+            if not cmd:
+                raise BridgeError(f"REAPER refused to register {name}")
+            report.registered[SCRIPTS[name]] = cmd
+    else:
+        relative = {f"debleed/{name}": description for name, description in SCRIPTS.items()}
+        report.kb_file = register_in_kb(resource_path, relative)
+    return report

@@ -1,0 +1,339 @@
+"""What the selected items play, and how a processed file becomes an aligned take.
+
+Pure Python over an ``RPR``-like API object (see ``rpr``): the same code runs inside
+REAPER, from outside through reapy's distant API, and on the tests' fake REAPER.
+Standard library only.
+
+Alignment: the denoiser keeps a file's length, rate and channels sample for sample
+(SPEC 2), so a take that plays the processed *root* file with the original take's start
+offset (plus any section offset), playrate, pitch settings and channel mode plays the
+processed version of exactly the samples the original plays.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from denoiser.errors import DebleedError
+
+from .rpr import is_null
+
+#: Take-name tags of the processed variants, in the order ``compare`` cycles them.
+VARIANT_TAGS: dict[str, str] = {
+    "gate": "[gate]",
+    "debleed": "[debleed]",
+    "debleed+gate": "[debleed+gate]",
+}
+#: Extensions libsndfile reads; other files are rendered through the audio accessor.
+READABLE_EXTENSIONS = frozenset({".wav", ".wave", ".bwf", ".w64", ".rf64", ".aif", ".aiff",
+                                 ".aifc", ".flac", ".ogg", ".oga", ".mp3", ".caf"})
+TAKE_VALUES = ("D_STARTOFFS", "D_PLAYRATE", "B_PPITCH", "D_PITCH", "I_PITCHMODE",
+               "I_CHANMODE", "D_VOL", "D_PAN")
+EPSILON = 1e-9
+
+
+class BridgeError(DebleedError):
+    """A REAPER-side problem the user can fix (nothing selected, a refused take...)."""
+
+
+@dataclass(frozen=True)
+class TakeSource:
+    """One audio take and exactly what it plays.
+
+    ``file`` is the root source file, or ``None`` when the source cannot be mapped to a
+    file (the take is then rendered through the audio accessor). ``values`` holds the
+    take's ``TAKE_VALUES``; ``section_offset`` is the summed offset of section sources
+    between the take and the root file, in source seconds.
+    """
+
+    item: str
+    take: str
+    label: str
+    take_name: str
+    file: str | None
+    section_offset: float
+    values: dict[str, float]
+    position: float
+    length: float
+    sample_rate: int
+    channels: int
+
+    @property
+    def source_offset(self) -> float:
+        """Where in the root file the take starts playing, in source seconds."""
+        return self.section_offset + self.values["D_STARTOFFS"]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An item left alone, and why (shown to the user as one line)."""
+
+    label: str
+    reason: str
+
+
+@dataclass
+class Selection:
+    takes: list[TakeSource] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def skipped_lines(self) -> list[str]:
+        return [f"{s.label}: {s.reason}" for s in self.skipped]
+
+
+def _string(api: Any, func: str, obj: str, parm: str) -> str:
+    """Read a string attribute through a ``GetSet*Info_String`` call."""
+    result = getattr(api, func)(obj, parm, "", False)
+    return str(result[3]) if isinstance(result, (tuple, list)) else str(result)
+
+
+def take_name(api: Any, take: str) -> str:
+    return _string(api, "GetSetMediaItemTakeInfo_String", take, "P_NAME")
+
+
+def set_take_name(api: Any, take: str, name: str) -> None:
+    api.GetSetMediaItemTakeInfo_String(take, "P_NAME", name, True)
+
+
+def track_name(api: Any, track: str) -> str:
+    return _string(api, "GetSetMediaTrackInfo_String", track, "P_NAME")
+
+
+def item_notes(api: Any, item: str) -> str:
+    return _string(api, "GetSetMediaItemInfo_String", item, "P_NOTES")
+
+
+def source_file_name(api: Any, source: str) -> str:
+    return str(api.GetMediaSourceFileName(source, "", 4096)[1])
+
+
+def source_type(api: Any, source: str) -> str:
+    return str(api.GetMediaSourceType(source, "", 64)[1])
+
+
+def project_media_dir(api: Any, project: Any = 0) -> str:
+    """The project's recording path: where REAPER itself puts new media."""
+    path = str(api.GetProjectPathEx(project, "", 4096)[1])
+    if not path:
+        raise BridgeError("REAPER reports no project media folder; save the project first")
+    return path
+
+
+def base_take_name(name: str) -> tuple[str, str | None]:
+    """Split ``"Snare [debleed+gate]"`` into ``("Snare", "debleed+gate")``."""
+    for variant, tag in VARIANT_TAGS.items():
+        if name.endswith(" " + tag):
+            return name[: -len(tag) - 1], variant
+    return name, None
+
+
+def variant_take_name(original: str, variant: str) -> str:
+    return f"{original} {VARIANT_TAGS[variant]}"
+
+
+def item_takes(api: Any, item: str) -> list[str]:
+    return [api.GetTake(item, i) for i in range(int(api.CountTakes(item)))]
+
+
+def item_label(api: Any, item: str) -> str:
+    """``"Snare @ 12.500 s"``: enough for the user to find a skipped item."""
+    track = api.GetMediaItem_Track(item)
+    name = track_name(api, track) if not is_null(track) else ""
+    position = float(api.GetMediaItemInfo_Value(item, "D_POSITION"))
+    return f"{name or 'track'} @ {position:.3f} s"
+
+
+def target_items(api: Any, project: Any = 0) -> list[str]:
+    """Selected items; with none selected, every item on the selected tracks."""
+    count = int(api.CountSelectedMediaItems(project))
+    if count:
+        return [api.GetSelectedMediaItem(project, i) for i in range(count)]
+    items: list[str] = []
+    for t in range(int(api.CountSelectedTracks(project))):
+        track = api.GetSelectedTrack(project, t)
+        items += [api.GetTrackMediaItem(track, i) for i in range(int(api.CountTrackMediaItems(track)))]
+    return items
+
+
+def _input_take(api: Any, item: str, take: str) -> str:
+    """The take to process: the original when the active take is already a variant.
+
+    Running the action again on an item showing ``[debleed]`` must process the original
+    again (and find the existing take), never denoise the denoised file.
+    """
+    base, variant = base_take_name(take_name(api, take))
+    if variant is None:
+        return take
+    for other in item_takes(api, item):
+        if take_name(api, other) == base:
+            return other
+    return take
+
+
+def describe_take(api: Any, item: str) -> TakeSource | Skipped:
+    """Resolve an item's active take down to its root file, or say why it is skipped."""
+    label = item_label(api, item)
+    take = api.GetActiveTake(item)
+    if is_null(take):
+        return Skipped(label, "empty item (no take)")
+    take = _input_take(api, item, take)
+    if api.TakeIsMIDI(take):
+        return Skipped(label, "MIDI take")
+    source = api.GetMediaItemTake_Source(take)
+    if is_null(source):
+        return Skipped(label, "take has no source")
+    values = {parm: float(api.GetMediaItemTakeInfo_Value(take, parm)) for parm in TAKE_VALUES}
+    length = float(api.GetMediaItemInfo_Value(item, "D_LENGTH"))
+    played = length * values["D_PLAYRATE"]
+    section_offset = 0.0
+    window_start, window_end = values["D_STARTOFFS"], values["D_STARTOFFS"] + played
+    while True:
+        kind = source_type(api, source)
+        if kind in ("MIDI", "MIDIPOOL"):
+            return Skipped(label, "MIDI take")
+        if kind == "EMPTY":
+            return Skipped(label, "empty take")
+        section = api.PCM_Source_GetSectionInfo(source, 0.0, 0.0, False)
+        parent = api.GetMediaSourceParent(source)
+        if not section[0] or is_null(parent):
+            break
+        offset, section_length, reverse = float(section[2]), float(section[3]), bool(section[4])
+        if reverse:
+            return Skipped(label, "reversed take: un-reverse it (Item properties), "
+                                  "denoise, then reverse the new take")
+        if window_start < -EPSILON or window_end > section_length + EPSILON:
+            return Skipped(label, "item plays past its source section (loop section); "
+                                  "trim the item inside the section or glue it first")
+        section_offset += offset
+        window_start += offset
+        window_end += offset
+        source = parent
+    file_name = source_file_name(api, source)
+    rate = int(round(float(api.GetMediaSourceSampleRate(source))))
+    channels = int(api.GetMediaSourceNumChannels(source))
+    mapped: str | None = file_name
+    if file_name and not os.path.isfile(file_name):
+        return Skipped(label, f"offline source (file not found: {file_name})")
+    if not file_name or os.path.splitext(file_name)[1].lower() not in READABLE_EXTENSIONS:
+        mapped = None
+    if rate <= 0 or channels <= 0:
+        return Skipped(label, "source is offline or not audio")
+    return TakeSource(
+        item=item, take=take, label=label, take_name=take_name(api, take), file=mapped,
+        section_offset=section_offset, values=values,
+        position=float(api.GetMediaItemInfo_Value(item, "D_POSITION")), length=length,
+        sample_rate=rate, channels=channels,
+    )
+
+
+def collect(api: Any, project: Any = 0) -> Selection:
+    """The audio takes of the target items, and the items skipped with the reason."""
+    selection = Selection()
+    for item in target_items(api, project):
+        described = describe_take(api, item)
+        if isinstance(described, Skipped):
+            selection.skipped.append(described)
+        else:
+            selection.takes.append(described)
+    return selection
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
+                     rendered: bool = False) -> str:
+    """Add ``path`` as a new take named ``<take> [variant]`` aligned with the original.
+
+    ``rendered`` means ``path`` holds what the take plays from the item start (the audio
+    accessor fallback), so it plays at offset 0 and rate 1. An existing take of the same
+    name on the same file is re-activated instead of duplicated, so re-running is safe.
+    """
+    name = variant_take_name(source.take_name, variant)
+    for take in item_takes(api, source.item):
+        existing = api.GetMediaItemTake_Source(take)
+        if (take_name(api, take) == name and not is_null(existing)
+                and _same_file(source_file_name(api, existing), path)):
+            api.SetActiveTake(take)
+            return take
+    pcm = api.PCM_Source_CreateFromFile(path)
+    if is_null(pcm):
+        raise BridgeError(f"REAPER could not open {path}")
+    take = api.AddTakeToMediaItem(source.item)
+    if is_null(take):
+        raise BridgeError(f"{source.label}: REAPER refused to add a take")
+    api.SetMediaItemTake_Source(take, pcm)
+    values = dict(source.values)
+    if rendered:
+        values.update(D_STARTOFFS=0.0, D_PLAYRATE=1.0, D_PITCH=0.0, I_CHANMODE=0.0)
+    else:
+        values["D_STARTOFFS"] = source.source_offset
+    for parm in TAKE_VALUES:
+        api.SetMediaItemTakeInfo_Value(take, parm, values[parm])
+    set_take_name(api, take, name)
+    api.SetActiveTake(take)
+    return take
+
+
+class UndoBlock:
+    """One undo point for a whole action, closed even when something fails inside."""
+
+    def __init__(self, api: Any, description: str):
+        self.api = api
+        self.description = description
+
+    def __enter__(self) -> "UndoBlock":
+        self.api.Undo_BeginBlock()
+        self.api.PreventUIRefresh(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.api.PreventUIRefresh(-1)
+        finally:
+            self.api.Undo_EndBlock(self.description, -1)
+            self.api.UpdateArrange()
+
+
+@dataclass
+class _Family:
+    """An item's original take and its processed variants, by variant (None = original)."""
+
+    current: str | None
+    takes: dict[str | None, str]
+
+
+def compare_next(api: Any, project: Any = 0) -> str | None:
+    """Cycle the selected items' active takes: original -> gate -> debleed -> debleed+gate.
+
+    The first item with processed takes decides the next variant, and every selected
+    item switches to its take of that variant when it has one, so an A/B stays in step
+    across a multi-item selection. No undo point: switching back and forth must not bury
+    the denoise action's own undo point ("keep or undo"). Returns the variant now
+    active (``None`` = the original).
+    """
+    families: list[_Family] = []
+    for item in target_items(api, project):
+        active = api.GetActiveTake(item)
+        if is_null(active):
+            continue
+        base, current = base_take_name(take_name(api, active))
+        takes: dict[str | None, str] = {}
+        for take in item_takes(api, item):
+            other_base, variant = base_take_name(take_name(api, take))
+            if other_base == base:
+                takes.setdefault(variant, take)
+        families.append(_Family(current, takes))
+    leader = next((f for f in families if len(f.takes) > 1), None)
+    if leader is None:
+        raise BridgeError("no selected item has a debleed take to compare")
+    present = [v for v in (None, *VARIANT_TAGS) if v in leader.takes]
+    target = present[(present.index(leader.current) + 1) % len(present)]
+    for family in families:
+        if target in family.takes:
+            api.SetActiveTake(family.takes[target])
+    api.UpdateArrange()
+    return target

@@ -1,0 +1,136 @@
+"""Turn a selection into processing tasks: one run per distinct source file and variant.
+
+Several items cut from one recording share one root file; the denoiser runs on the
+whole file once and every item gets a take of the processed file. Results are cached in
+the media folder by (path, mtime, size, variant, settings), so running the action again
+costs nothing. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .items import Selection, TakeSource
+
+CACHE_NAME = ".debleed-cache.json"
+SLUGS = {"gate": "gate", "debleed": "debleed", "debleed+gate": "debleed-gate"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file to produce. ``kind`` is ``"denoise"`` (run ``variant`` on ``src``) or
+    ``"slice"`` (copy ``frames`` samples from ``start``, zero-padded, for export)."""
+
+    kind: str
+    src: str
+    dst: str
+    variant: str = ""
+    start: int = 0
+    frames: int = 0
+    cache_key: str = ""
+
+
+@dataclass
+class Plan:
+    """Everything an action does: tasks to run, then takes to add from their outputs.
+
+    ``renders`` lists takes that must first be rendered through the audio accessor into
+    the given path (their ``Task.src``)."""
+
+    selection: Selection
+    variants: tuple[str, ...]
+    tasks: list[Task] = field(default_factory=list)
+    outputs: dict[tuple[int, str], str] = field(default_factory=dict)
+    renders: list[tuple[TakeSource, str]] = field(default_factory=list)
+    cached: int = 0
+
+
+def tasks_to_json(tasks: list[Task]) -> list[dict[str, Any]]:
+    """The worker's job-file form of ``tasks``."""
+    return [asdict(t) for t in tasks]
+
+
+def safe_stem(text: str) -> str:
+    """A file-name-safe version of a take or track name."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "take"
+
+
+class MediaCache:
+    """Index of processed files in the project media folder."""
+
+    def __init__(self, media_dir: str):
+        self.media_dir = media_dir
+        self.path = os.path.join(media_dir, CACHE_NAME)
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                self.index: dict[str, str] = dict(json.load(handle))
+        except (OSError, ValueError, TypeError):
+            self.index = {}
+        self.reserved: set[str] = set()
+
+    @staticmethod
+    def key(src: str, variant: str, settings_key: str) -> str:
+        stat = os.stat(src)
+        return f"{variant}|{settings_key}|{os.path.abspath(src)}|{stat.st_mtime_ns}|{stat.st_size}"
+
+    def lookup(self, key: str) -> str | None:
+        name = self.index.get(key)
+        if name and os.path.isfile(os.path.join(self.media_dir, name)):
+            return os.path.join(self.media_dir, name)
+        return None
+
+    def unique_path(self, stem: str, slug: str) -> str:
+        """``<stem>.<slug>.wav``, numbered when taken on disk or earlier in this plan."""
+        for n in range(1, 10000):
+            name = f"{stem}.{slug}.wav" if n == 1 else f"{stem}.{slug}-{n}.wav"
+            path = os.path.join(self.media_dir, name)
+            if name not in self.reserved and not os.path.exists(path):
+                self.reserved.add(name)
+                return path
+        raise OSError(f"no free file name for {stem}.{slug}.wav in {self.media_dir}")
+
+    def commit(self, tasks: list[Task]) -> None:
+        """Record finished tasks (called only after they succeeded)."""
+        for task in tasks:
+            if task.cache_key:
+                self.index[task.cache_key] = os.path.basename(task.dst)
+        os.makedirs(self.media_dir, exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(self.index, handle, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+
+def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCache,
+                 render_dir: str, settings_key: str = "") -> Plan:
+    """One task per (distinct root file, variant); accessor renders get their own tasks."""
+    plan = Plan(selection, variants)
+    by_source: dict[tuple[str, str], str] = {}
+    for index, take in enumerate(selection.takes):
+        if take.file is None:
+            rendered = os.path.join(render_dir, f"{index:03d}_{safe_stem(take.take_name)}.wav")
+            plan.renders.append((take, rendered))
+            for variant in variants:
+                dst = cache.unique_path(safe_stem(take.take_name), SLUGS[variant])
+                plan.tasks.append(Task("denoise", rendered, dst, variant))
+                plan.outputs[(index, variant)] = dst
+            continue
+        for variant in variants:
+            src_key = (os.path.abspath(take.file), variant)
+            if src_key not in by_source:
+                key = MediaCache.key(take.file, variant, settings_key)
+                cached = cache.lookup(key)
+                if cached:
+                    plan.cached += 1
+                    by_source[src_key] = cached
+                else:
+                    stem = os.path.splitext(os.path.basename(take.file))[0]
+                    dst = cache.unique_path(safe_stem(stem), SLUGS[variant])
+                    plan.tasks.append(Task("denoise", take.file, dst, variant, cache_key=key))
+                    by_source[src_key] = dst
+            plan.outputs[(index, variant)] = by_source[src_key]
+    return plan

@@ -1,0 +1,79 @@
+"""The heavy side: run bridge tasks with the real engine (numpy, torch, soundfile).
+
+Never imported by REAPER's embedded Python: the worker subprocess and the ``debleed
+reaper`` commands use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from denoiser.audio import read_audio, write_audio
+from denoiser.errors import AudioError, ParameterError
+
+from .jobs import Task
+
+
+def gate_config(overrides: dict[str, Any]) -> Any:
+    """``GateConfig`` with the INI's overrides; unknown names are a one-line error."""
+    from denoiser.gate import GateConfig
+
+    known = {f.name for f in fields(GateConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ParameterError(f"unknown gate setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return GateConfig(**overrides)
+
+
+def slice_file(src: str, dst: str, start: int, frames: int) -> Path:
+    """Copy ``frames`` samples of ``src`` from ``start`` (zero-padded outside the file),
+    which is what a take with playrate 1 plays."""
+    try:
+        info = sf.info(src)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{src}: not a readable audio file ({exc})") from None
+    out = np.zeros((info.channels, frames), dtype=np.float32)
+    first, last = max(start, 0), min(start + frames, info.frames)
+    if last > first:
+        data = sf.read(src, start=first, stop=last, dtype="float32", always_2d=True)[0]
+        out[:, first - start:last - start] = data.T
+    return write_audio(dst, out, info.samplerate, protect=(src,))
+
+
+class TaskExecutor:
+    """Runs bridge tasks; loads the model once, on the first task that needs it."""
+
+    def __init__(self, model: str | None = None, device: str = "auto",
+                 gate: dict[str, Any] | None = None):
+        self.model = model or None
+        self.device = device
+        self.gate = gate_config(gate or {})
+        self._denoiser: Any = None
+
+    @property
+    def denoiser(self) -> Any:
+        if self._denoiser is None:
+            from denoiser.engine import Denoiser
+
+            self._denoiser = Denoiser.load(self.model, device=self.device)
+        return self._denoiser
+
+    def __call__(self, task: Task, report: Callable[[float], None]) -> Path:
+        if task.kind == "slice":
+            return slice_file(task.src, task.dst, task.start, task.frames)
+        if task.variant == "gate":
+            from denoiser.gate import apply_gate
+
+            audio = read_audio(task.src)
+            gated = apply_gate(audio.samples, audio.sample_rate, self.gate)
+            return write_audio(task.dst, gated, audio.sample_rate, protect=(task.src,))
+        if task.variant in ("debleed", "debleed+gate"):
+            gate = self.gate if task.variant == "debleed+gate" else None
+            return Path(self.denoiser.denoise_file(task.src, task.dst, gate=gate, progress=report))
+        raise ParameterError(f"unknown task {task.kind} {task.variant!r}")

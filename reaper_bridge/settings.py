@@ -1,0 +1,108 @@
+"""Bridge settings: a small INI next to the installed scripts.
+
+``<REAPER resource path>/Scripts/debleed/debleed.ini`` is written by ``debleed reaper
+install`` and read by the actions inside REAPER and by the ``debleed reaper`` commands,
+so both paths process with the same gate, model and device. Standard library only.
+
+    [debleed]
+    python = /path/to/venv/bin/python   ; the debleed environment that runs the worker
+    package_root = /path/to/site-packages ; where REAPER's Python finds reaper_bridge
+    model =                               ; checkpoint; empty = the shipped model
+    device = auto                         ; auto, cpu, cuda
+    compare_variants = false              ; also render [gate] and [debleed] takes
+    export_dir =                          ; training export; empty = <media>/debleed-training
+    [gate]
+    threshold_db = -30                    ; any GateConfig field (SPEC 3)
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+
+SCRIPTS_SUBDIR = os.path.join("Scripts", "debleed")
+INI_NAME = "debleed.ini"
+
+
+@dataclass
+class BridgeSettings:
+    python: str = ""
+    package_root: str = ""
+    model: str = ""
+    device: str = "auto"
+    compare_variants: bool = False
+    export_dir: str = ""
+    gate: dict[str, float | bool] = field(default_factory=dict)
+
+    def variants(self, with_gate: bool) -> tuple[str, ...]:
+        """Variants an action renders; the last one becomes the active take."""
+        main = "debleed+gate" if with_gate else "debleed"
+        if not self.compare_variants:
+            return (main,)
+        return tuple(v for v in ("gate", "debleed", "debleed+gate") if v != main) + (main,)
+
+    def cache_key(self) -> str:
+        """Changes whenever the processed audio would change (model file, gate settings)."""
+        model = self.model
+        if model and os.path.isfile(model):
+            model = f"{os.path.abspath(model)}@{os.stat(model).st_mtime_ns}"
+        text = json.dumps({"model": model, "gate": self.gate}, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def default_resource_path() -> str:
+    """REAPER's default resource folder on this OS (portable installs differ)."""
+    if sys.platform.startswith("win"):
+        return os.path.join(os.environ.get("APPDATA", os.path.expanduser("~")), "REAPER")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Application Support/REAPER")
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return os.path.join(config, "REAPER")
+
+
+def settings_path(resource_path: str) -> str:
+    return os.path.join(resource_path, SCRIPTS_SUBDIR, INI_NAME)
+
+
+def _gate_value(text: str) -> float | bool:
+    if text.strip().lower() in ("true", "yes", "on", "false", "no", "off"):
+        return text.strip().lower() in ("true", "yes", "on")
+    return float(text)
+
+
+def load_settings(path: str) -> BridgeSettings:
+    """Read the INI; a missing file gives the defaults."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    parser.read(path, encoding="utf-8")
+    main = parser["debleed"] if parser.has_section("debleed") else {}
+    gate = dict(parser["gate"]) if parser.has_section("gate") else {}
+    return BridgeSettings(
+        python=main.get("python", ""), package_root=main.get("package_root", ""),
+        model=main.get("model", ""), device=main.get("device", "auto") or "auto",
+        compare_variants=str(main.get("compare_variants", "false")).lower() in ("1", "true", "yes", "on"),
+        export_dir=main.get("export_dir", ""),
+        gate={key: _gate_value(value) for key, value in gate.items()},
+    )
+
+
+def save_settings(path: str, settings: BridgeSettings) -> str:
+    """Write the INI atomically."""
+    parser = configparser.ConfigParser()
+    parser["debleed"] = {
+        "python": settings.python, "package_root": settings.package_root,
+        "model": settings.model, "device": settings.device,
+        "compare_variants": "true" if settings.compare_variants else "false",
+        "export_dir": settings.export_dir,
+    }
+    parser["gate"] = {key: str(value).lower() if isinstance(value, bool) else repr(float(value))
+                      for key, value in settings.gate.items()}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        parser.write(handle)
+    os.replace(tmp, path)
+    return path

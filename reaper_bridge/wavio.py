@@ -1,0 +1,87 @@
+"""Render what a take plays through REAPER's audio accessor into a float32 WAV.
+
+The fallback for sources that are not a readable file (and for training export of
+takes whose playrate is not 1). Standard library only, because it runs inside REAPER:
+``array`` holds the samples and the WAV header is written with ``struct``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from array import array
+from typing import Any
+
+from .items import BridgeError, TakeSource
+
+BLOCK_FRAMES = 65536
+
+
+def _ctypes_reader(api: Any) -> Any:
+    """REAPER's Python binding mishandles the ``double*`` sample buffer, so inside REAPER
+    the function is called through its ctypes function table (as reapy does for
+    ``MIDI_GetEvt``). Returns ``None`` when no such table exists (distant API, tests)."""
+    module = getattr(api, "raw_module", None) or getattr(api, "_RPR", None)
+    table = getattr(module, "_ft", None)
+    if not table or "GetAudioAccessorSamples" not in table:
+        return None
+    import ctypes as ct
+
+    func = ct.CFUNCTYPE(ct.c_int, ct.c_uint64, ct.c_int, ct.c_int, ct.c_double, ct.c_int,
+                        ct.c_void_p)(table["GetAudioAccessorSamples"])
+
+    def read(accessor: str, rate: int, channels: int, start: float, frames: int) -> array:
+        buffer = (ct.c_double * (frames * channels))()
+        func(module.rpr_packp("AudioAccessor*", accessor), rate, channels, start, frames, buffer)
+        return array("f", buffer)
+
+    return read
+
+
+def _api_reader(api: Any) -> Any:
+    def read(accessor: str, rate: int, channels: int, start: float, frames: int) -> array:
+        buffer = [0.0] * (frames * channels)
+        result = api.GetAudioAccessorSamples(accessor, rate, channels, start, frames, buffer)
+        if int(result[0]) < 0:
+            raise BridgeError("REAPER's audio accessor failed to read the take")
+        return array("f", result[6])
+
+    return read
+
+
+def _header(channels: int, rate: int, frames: int) -> bytes:
+    data_bytes = frames * channels * 4
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, 3, channels, rate, rate * channels * 4,
+                                    channels * 4, 32)
+            + b"data" + struct.pack("<I", data_bytes))
+
+
+def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES) -> str:
+    """Write the take's audio from the item start for the item length, at the source rate.
+
+    The accessor reads in take time from the item start, with the take's offset,
+    playrate and channel mode already applied, so the result plays at offset 0, rate 1.
+    """
+    rate, channels = take.sample_rate, take.channels
+    total = int(round(take.length * rate))
+    read = _ctypes_reader(api) or _api_reader(api)
+    accessor = api.CreateTakeAudioAccessor(take.take)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(_header(channels, rate, total))
+            for start in range(0, total, block):
+                frames = min(block, total - start)
+                samples = read(accessor, rate, channels, start / rate, frames)
+                if sys.byteorder == "big":
+                    samples.byteswap()
+                handle.write(samples.tobytes())
+        os.replace(tmp, path)
+    finally:
+        api.DestroyAudioAccessor(accessor)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

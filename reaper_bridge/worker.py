@@ -1,0 +1,62 @@
+"""``python -m reaper_bridge.worker JOB.json``: the subprocess REAPER's actions start.
+
+REAPER's embedded Python must not import numpy or torch (re-runs crash REAPER), so the
+actions write the tasks to a JSON job file and start this worker in the user's debleed
+environment. It writes its progress atomically to ``status`` (``{"fraction",
+"message"}``), and at the end ``result`` (``{"ok": true}`` or ``{"error": "one line"}``).
+The action polls both with ``defer`` and cancels by terminating the process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from denoiser.audio import write_text_atomic
+from denoiser.errors import DebleedError
+
+from .bridge import run_tasks
+from .jobs import Task
+
+
+def run_job(job_path: str) -> int:
+    job: dict[str, Any] = json.loads(Path(job_path).read_text(encoding="utf-8"))
+    status, result = job["status"], job["result"]
+
+    def progress(fraction: float, message: str) -> None:
+        write_text_atomic(status, json.dumps({"fraction": round(fraction, 4), "message": message}))
+
+    try:
+        threads = int(job.get("threads", 0))
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
+        from .processing import TaskExecutor
+
+        executor = TaskExecutor(job.get("model") or None, job.get("device", "auto"), job.get("gate"))
+        run_tasks([Task(**task) for task in job["tasks"]], executor, progress)
+    except DebleedError as exc:
+        write_text_atomic(result, json.dumps({"error": str(exc).splitlines()[0]}))
+        return 1
+    except Exception as exc:  # a bug: the traceback goes to the log, one line to the user
+        traceback.print_exc()
+        write_text_atomic(result, json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    write_text_atomic(result, json.dumps({"ok": True}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m reaper_bridge.worker JOB.json", file=sys.stderr)
+        return 2
+    return run_job(args[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

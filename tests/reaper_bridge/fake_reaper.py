@@ -1,0 +1,414 @@
+"""An in-memory REAPER: the ReaScript functions the bridge uses, over real WAV files.
+
+``FakeReaper.module()`` returns a ``reaper_python``-like module of ``RPR_*`` functions
+with the tuple shapes of REAPER's Python binding (functions with out-parameters or
+buffers return ``(retval, *all_params)`` with the buffers filled; plain ones return the
+value), and pointers formatted as REAPER formats them (``"(MediaItem*)0x0000000012345678"``,
+null = all zeros). Playback is modelled where the tests need it: an audio accessor
+returns what a take plays (offset, playrate, sections) from the real files on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+
+def null(kind: str) -> str:
+    return f"({kind})0x{0:016X}"
+
+
+@dataclass
+class Source:
+    ptr: str
+    kind: str  # WAVE, SECTION, MIDI, or UNMAPPED (no file: only the accessor reads it)
+    filename: str = ""
+    rate: int = 0
+    channels: int = 0
+    parent: "Source | None" = None
+    offset: float = 0.0
+    length: float = 0.0
+    reverse: bool = False
+    samples: np.ndarray | None = None  # UNMAPPED sources keep their audio here
+
+
+@dataclass
+class Take:
+    ptr: str
+    item: "Item"
+    source: Source | None
+    name: str
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Item:
+    ptr: str
+    track: "Track"
+    position: float
+    length: float
+    selected: bool = False
+    notes: str = ""
+    takes: list[Take] = field(default_factory=list)
+    active: Take | None = None
+
+
+@dataclass
+class Track:
+    ptr: str
+    name: str
+    selected: bool = False
+    items: list[Item] = field(default_factory=list)
+
+
+TAKE_DEFAULTS = {"D_STARTOFFS": 0.0, "D_PLAYRATE": 1.0, "B_PPITCH": 1.0, "D_PITCH": 0.0,
+                 "I_PITCHMODE": -1.0, "I_CHANMODE": 0.0, "D_VOL": 1.0, "D_PAN": 0.0}
+
+
+class FakeReaper:
+    def __init__(self, resource_path: str, media_dir: str):
+        self.resource_path = resource_path
+        self.media_dir = media_dir
+        self._counter = 0x12345678
+        self.objects: dict[str, Any] = {}
+        self.project = self._ptr("ReaProject*", None)
+        self.tracks: list[Track] = []
+        self.ext: dict[tuple[str, str], str] = {}
+        self.undo: list[tuple[str, ...]] = []
+        self.undo_depth = 0
+        self.refresh_depth = 0
+        self.messages: list[str] = []
+        self.console: list[str] = []
+        self.deferred: list[str] = []
+        self.commands: list[int] = []
+        self.registered: list[tuple[bool, int, str, bool]] = []
+        self.calls: dict[str, int] = {}
+
+    # -- building a project ------------------------------------------------------------
+    def _ptr(self, kind: str, obj: Any) -> str:
+        self._counter += 0x10
+        ptr = f"({kind})0x{self._counter:016X}"
+        self.objects[ptr] = obj
+        return ptr
+
+    def add_track(self, name: str, selected: bool = False) -> Track:
+        track = Track("", name, selected)
+        track.ptr = self._ptr("MediaTrack*", track)
+        self.tracks.append(track)
+        return track
+
+    def add_item(self, track: Track, position: float, length: float, selected: bool = True,
+                 notes: str = "") -> Item:
+        item = Item("", track, position, length, selected, notes)
+        item.ptr = self._ptr("MediaItem*", item)
+        track.items.append(item)
+        return item
+
+    def file_source(self, path: str) -> Source:
+        info = sf.info(path)
+        source = Source("", "WAVE", os.path.abspath(path), info.samplerate, info.channels)
+        source.ptr = self._ptr("PCM_source*", source)
+        return source
+
+    def section_source(self, parent: Source, offset: float, length: float, reverse: bool = False) -> Source:
+        source = Source("", "SECTION", parent.filename, parent.rate, parent.channels, parent,
+                        offset, length, reverse)
+        source.ptr = self._ptr("PCM_source*", source)
+        return source
+
+    def midi_source(self) -> Source:
+        source = Source("", "MIDI")
+        source.ptr = self._ptr("PCM_source*", source)
+        return source
+
+    def unmapped_source(self, samples: np.ndarray, rate: int) -> Source:
+        source = Source("", "UNMAPPED", "", rate, samples.shape[0], samples=samples)
+        source.ptr = self._ptr("PCM_source*", source)
+        return source
+
+    def add_take(self, item: Item, source: Source | None, name: str, **values: float) -> Take:
+        take = Take("", item, source, name, {**TAKE_DEFAULTS, **values})
+        take.ptr = self._ptr("MediaItem_Take*", take)
+        item.takes.append(take)
+        item.active = take
+        return take
+
+    # -- playback model ----------------------------------------------------------------
+    def source_audio(self, source: Source) -> tuple[np.ndarray, int, float]:
+        """(root samples (C, T), rate, offset of ``source`` in the root, seconds)."""
+        if source.kind == "UNMAPPED":
+            return source.samples, source.rate, 0.0
+        if source.kind == "SECTION":
+            samples, rate, offset = self.source_audio(source.parent)
+            return samples, rate, offset + source.offset
+        data, rate = sf.read(source.filename, dtype="float32", always_2d=True)
+        return data.T, rate, 0.0
+
+    def play(self, take: Take, rate: int, channels: int, start: float, frames: int) -> np.ndarray:
+        """What ``take`` plays: ``frames`` at ``rate`` from ``start`` s after the item start."""
+        samples, src_rate, offset = self.source_audio(take.source)
+        times = start + np.arange(frames) / rate
+        source_times = offset + take.values["D_STARTOFFS"] + times * take.values["D_PLAYRATE"]
+        if take.source.kind == "UNMAPPED":
+            source_times = times
+        position = source_times * src_rate
+        grid = np.arange(samples.shape[1])
+        out = np.stack([np.interp(position, grid, samples[c % samples.shape[0]], left=0.0, right=0.0)
+                        for c in range(channels)])
+        return out.astype(np.float64)
+
+    # -- inspection --------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state, for tests that drive the fake in a subprocess."""
+        return {
+            "items": [{"ptr": i.ptr, "active": i.active.name if i.active else None,
+                       "takes": [{"name": t.name, "file": t.source.filename if t.source else None,
+                                  "values": t.values} for t in i.takes]}
+                      for tr in self.tracks for i in tr.items],
+            "undo": self.undo, "undo_depth": self.undo_depth, "messages": self.messages,
+            "console": self.console, "ext": {f"{s}/{k}": v for (s, k), v in self.ext.items()},
+            "calls": self.calls,
+        }
+
+    def dump(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.snapshot(), handle)
+
+    def run_deferred(self, limit: int = 100000, sleep: float = 0.02) -> int:
+        """Run deferred code strings like REAPER's defer loop until none is left."""
+        import time
+
+        runs = 0
+        while self.deferred and runs < limit:
+            code = self.deferred.pop(0)
+            exec(code, {})
+            runs += 1
+            if self.deferred:
+                time.sleep(sleep)
+        return runs
+
+    # -- the RPR_* module --------------------------------------------------------------
+    def module(self) -> types.ModuleType:
+        module = types.ModuleType("reaper_python")
+        for name in dir(self):
+            if name.startswith("RPR_"):
+                setattr(module, name, self._counted(name, getattr(self, name)))
+        return module
+
+    def _counted(self, name: str, func: Any) -> Any:
+        def call(*args: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return func(*args)
+
+        call.__name__ = name
+        return call
+
+    def _get(self, ptr: str, kind: type) -> Any:
+        obj = self.objects.get(str(ptr))
+        if not isinstance(obj, kind):
+            raise ValueError(f"invalid {kind.__name__} pointer {ptr!r}")
+        return obj
+
+    def _items(self) -> list[Item]:
+        return [i for t in self.tracks for i in t.items]
+
+    def RPR_GetAppVersion(self) -> str:
+        return "7.22/linux-x86_64"
+
+    def RPR_GetResourcePath(self) -> str:
+        return self.resource_path
+
+    def RPR_EnumProjects(self, idx: int, buf: str, size: int) -> tuple:
+        ptr = self.project if idx in (0, -1) else null("ReaProject*")
+        return (ptr, idx, "", size)
+
+    def RPR_GetProjectPathEx(self, proj: Any, buf: str, size: int) -> tuple:
+        return (proj, self.media_dir, size)
+
+    def RPR_CountTracks(self, proj: Any) -> int:
+        return len(self.tracks)
+
+    def RPR_GetTrack(self, proj: Any, idx: int) -> str:
+        return self.tracks[idx].ptr if 0 <= idx < len(self.tracks) else null("MediaTrack*")
+
+    def RPR_CountSelectedTracks(self, proj: Any) -> int:
+        return sum(t.selected for t in self.tracks)
+
+    def RPR_GetSelectedTrack(self, proj: Any, idx: int) -> str:
+        selected = [t for t in self.tracks if t.selected]
+        return selected[idx].ptr if 0 <= idx < len(selected) else null("MediaTrack*")
+
+    def RPR_CountTrackMediaItems(self, track: str) -> int:
+        return len(self._get(track, Track).items)
+
+    def RPR_GetTrackMediaItem(self, track: str, idx: int) -> str:
+        items = self._get(track, Track).items
+        return items[idx].ptr if 0 <= idx < len(items) else null("MediaItem*")
+
+    def RPR_CountSelectedMediaItems(self, proj: Any) -> int:
+        return sum(i.selected for i in self._items())
+
+    def RPR_GetSelectedMediaItem(self, proj: Any, idx: int) -> str:
+        selected = [i for i in self._items() if i.selected]
+        return selected[idx].ptr if 0 <= idx < len(selected) else null("MediaItem*")
+
+    def RPR_GetMediaItem_Track(self, item: str) -> str:
+        return self._get(item, Item).track.ptr
+
+    def RPR_GetMediaItemInfo_Value(self, item: str, parm: str) -> float:
+        obj = self._get(item, Item)
+        return {"D_POSITION": obj.position, "D_LENGTH": obj.length, "B_UISEL": float(obj.selected)}[parm]
+
+    def RPR_GetSetMediaItemInfo_String(self, item: str, parm: str, value: str, set_new: bool) -> tuple:
+        obj = self._get(item, Item)
+        if parm != "P_NOTES":
+            return (False, item, parm, "", set_new)
+        if set_new:
+            obj.notes = value
+        return (True, item, parm, obj.notes, set_new)
+
+    def RPR_GetSetMediaTrackInfo_String(self, track: str, parm: str, value: str, set_new: bool) -> tuple:
+        obj = self._get(track, Track)
+        if parm != "P_NAME":
+            return (False, track, parm, "", set_new)
+        if set_new:
+            obj.name = value
+        return (True, track, parm, obj.name, set_new)
+
+    def RPR_CountTakes(self, item: str) -> int:
+        return len(self._get(item, Item).takes)
+
+    def RPR_GetTake(self, item: str, idx: int) -> str:
+        takes = self._get(item, Item).takes
+        return takes[idx].ptr if 0 <= idx < len(takes) else null("MediaItem_Take*")
+
+    def RPR_GetActiveTake(self, item: str) -> str:
+        active = self._get(item, Item).active
+        return active.ptr if active else null("MediaItem_Take*")
+
+    def RPR_SetActiveTake(self, take: str) -> None:
+        obj = self._get(take, Take)
+        obj.item.active = obj
+
+    def RPR_TakeIsMIDI(self, take: str) -> bool:
+        source = self._get(take, Take).source
+        return bool(source and source.kind == "MIDI")
+
+    def RPR_GetMediaItemTake_Source(self, take: str) -> str:
+        source = self._get(take, Take).source
+        return source.ptr if source else null("PCM_source*")
+
+    def RPR_SetMediaItemTake_Source(self, take: str, source: str) -> bool:
+        self._get(take, Take).source = self._get(source, Source)
+        return True
+
+    def RPR_GetMediaItemTakeInfo_Value(self, take: str, parm: str) -> float:
+        return float(self._get(take, Take).values[parm])
+
+    def RPR_SetMediaItemTakeInfo_Value(self, take: str, parm: str, value: float) -> bool:
+        obj = self._get(take, Take)
+        if parm not in TAKE_DEFAULTS:
+            return False
+        obj.values[parm] = float(value)
+        return True
+
+    def RPR_GetSetMediaItemTakeInfo_String(self, take: str, parm: str, value: str, set_new: bool) -> tuple:
+        obj = self._get(take, Take)
+        if parm != "P_NAME":
+            return (False, take, parm, "", set_new)
+        if set_new:
+            obj.name = value
+        return (True, take, parm, obj.name, set_new)
+
+    def RPR_GetTakeName(self, take: str) -> str:
+        return self._get(take, Take).name
+
+    def RPR_AddTakeToMediaItem(self, item: str) -> str:
+        obj = self._get(item, Item)
+        take = Take("", obj, None, "", dict(TAKE_DEFAULTS))
+        take.ptr = self._ptr("MediaItem_Take*", take)
+        obj.takes.append(take)
+        return take.ptr
+
+    def RPR_PCM_Source_CreateFromFile(self, filename: str) -> str:
+        if not os.path.isfile(filename):
+            return null("PCM_source*")
+        return self.file_source(filename).ptr
+
+    def RPR_GetMediaSourceType(self, source: str, buf: str, size: int) -> tuple:
+        kind = self._get(source, Source).kind
+        return (source, "WAVE" if kind == "UNMAPPED" else kind, size)
+
+    def RPR_GetMediaSourceFileName(self, source: str, buf: str, size: int) -> tuple:
+        return (source, self._get(source, Source).filename, size)
+
+    def RPR_GetMediaSourceSampleRate(self, source: str) -> int:
+        return self._get(source, Source).rate
+
+    def RPR_GetMediaSourceNumChannels(self, source: str) -> int:
+        return self._get(source, Source).channels
+
+    def RPR_GetMediaSourceParent(self, source: str) -> str:
+        parent = self._get(source, Source).parent
+        return parent.ptr if parent else null("PCM_source*")
+
+    def RPR_PCM_Source_GetSectionInfo(self, source: str, offs: float, length: float, rev: bool) -> tuple:
+        obj = self._get(source, Source)
+        if obj.kind != "SECTION":
+            return (False, source, 0.0, 0.0, False)
+        return (True, source, obj.offset, obj.length, obj.reverse)
+
+    def RPR_CreateTakeAudioAccessor(self, take: str) -> str:
+        return self._ptr("AudioAccessor*", self._get(take, Take))
+
+    def RPR_DestroyAudioAccessor(self, accessor: str) -> None:
+        self.objects.pop(accessor, None)
+
+    def RPR_GetAudioAccessorSamples(self, accessor: str, rate: int, channels: int, start: float,
+                                    frames: int, buffer: list) -> tuple:
+        take = self._get(accessor, Take)
+        data = self.play(take, rate, channels, start, frames)
+        return (1, accessor, rate, channels, start, frames, data.T.reshape(-1).tolist())
+
+    def RPR_Undo_BeginBlock(self) -> None:
+        self.undo_depth += 1
+        self.undo.append(("begin",))
+
+    def RPR_Undo_EndBlock(self, description: str, flags: int) -> None:
+        self.undo_depth -= 1
+        self.undo.append(("end", description))
+
+    def RPR_PreventUIRefresh(self, delta: int) -> None:
+        self.refresh_depth += delta
+
+    def RPR_UpdateArrange(self) -> None:
+        pass
+
+    def RPR_Main_OnCommand(self, command: int, flag: int) -> None:
+        self.commands.append(command)
+
+    def RPR_GetExtState(self, section: str, key: str) -> str:
+        return self.ext.get((section, key), "")
+
+    def RPR_SetExtState(self, section: str, key: str, value: str, persist: bool) -> None:
+        self.ext[(section, key)] = value
+
+    def RPR_ShowMessageBox(self, message: str, title: str, kind: int) -> int:
+        self.messages.append(message)
+        return 1
+
+    def RPR_ShowConsoleMsg(self, message: str) -> None:
+        self.console.append(message)
+
+    def RPR_defer(self, code: str) -> None:
+        self.deferred.append(code)
+
+    def RPR_AddRemoveReaScript(self, add: bool, section: int, path: str, commit: bool) -> int:
+        self.registered.append((add, section, path, commit))
+        return 50000 + len(self.registered)

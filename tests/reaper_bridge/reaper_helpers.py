@@ -1,0 +1,33 @@
+"""Signals and deterministic processors for the bridge tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from denoiser.audio import read_audio, write_audio
+
+
+def make_wav(path: Path, seconds: float, rate: int = 48000, channels: int = 1, seed: int = 0) -> Path:
+    """Noise bursts plus a tone: structure everywhere, so a misalignment shows."""
+    rng = np.random.default_rng(seed)
+    frames = int(seconds * rate)
+    t = np.arange(frames) / rate
+    signal = 0.3 * np.sin(2 * np.pi * 180.0 * t)[None] + 0.2 * rng.standard_normal((channels, frames))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, signal.T.astype(np.float32), rate, subtype="FLOAT")
+    return path
+
+
+def squash(src: str, dst: str) -> None:
+    """Deterministic, sample-local, nonlinear 'denoiser': y = x * |x|."""
+    audio = read_audio(src)
+    write_audio(dst, audio.samples * np.abs(audio.samples), audio.sample_rate, protect=(src,))
+
+
+def halve(src: str, dst: str) -> None:
+    """Linear processor: playback of the new take must equal half the original's."""
+    audio = read_audio(src)
+    write_audio(dst, audio.samples * 0.5, audio.sample_rate, protect=(src,))

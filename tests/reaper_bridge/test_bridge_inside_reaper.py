@@ -1,0 +1,143 @@
+"""The installed actions inside a (fake) REAPER: real python-reapy, real worker, real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from fake_reaper import FakeReaper
+from reaper_helpers import make_wav
+
+from reaper_bridge import actions
+from reaper_bridge.install import install
+from reaper_bridge.settings import load_settings, save_settings, settings_path
+
+HERE = Path(__file__).parent
+
+
+def run_session(tmp_path: Path, scenario: dict) -> dict:
+    scenario_file, out_file = tmp_path / "scenario.json", tmp_path / "out.json"
+    scenario_file.write_text(json.dumps(scenario))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(HERE / "reaper_session.py"), str(scenario_file),
+                           str(out_file)], capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out_file.read_text())
+
+
+def configure(resource: Path, model: Path | str, **changes) -> None:
+    """Install the scripts (kb.ini path), then point the settings at ``model``."""
+    install(str(resource))
+    path = settings_path(str(resource))
+    settings = load_settings(path)
+    settings.model, settings.device = str(model), "cpu"
+    for key, value in changes.items():
+        setattr(settings, key, value)
+    save_settings(path, settings)
+
+
+def test_real_reapy_runs_on_the_fake(tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "snare.wav", 0.5)
+    (tmp_path / "res").mkdir()
+    report = run_session(tmp_path, {
+        "resource": str(tmp_path / "res"), "media": str(tmp_path / "media"), "probe": True,
+        "items": [{"file": str(wav), "position": p, "length": 0.2, "name": "S"} for p in (0.0, 1.0)]})
+    assert report["inside"] is True
+    assert report["selected"] == report["fake_items"] and len(report["selected"]) == 2
+    assert report["selected"][0].startswith("(MediaItem*)0x")
+    assert report["state"]["calls"]["RPR_CountSelectedMediaItems"] >= 1
+    assert report["state"]["calls"]["RPR_GetSelectedMediaItem"] == 2
+
+
+def test_installed_action_denoises_through_reapy_with_real_model(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    wav = make_wav(tmp_path / "rec" / "snare.wav", 1.0)
+    resource, media = tmp_path / "res", tmp_path / "media"
+    resource.mkdir()
+    configure(resource, tiny_checkpoint)
+    report = run_session(tmp_path, {
+        "resource": str(resource), "media": str(media), "script": "debleed_denoise_selected.py",
+        "items": [{"file": str(wav), "position": 2.0, "length": 0.5, "name": "Snare",
+                   "values": {"D_STARTOFFS": 0.3, "D_PLAYRATE": 1.5}}]})
+    assert report["api"] == "reapy"
+    state = report["state"]
+    item = state["items"][0]
+    assert item["active"] == "Snare [debleed]", state["messages"]
+    new = item["takes"][1]
+    assert new["values"]["D_STARTOFFS"] == 0.3 and new["values"]["D_PLAYRATE"] == 1.5
+    processed, rate = sf.read(new["file"], dtype="float32", always_2d=True)
+    source, _ = sf.read(wav, dtype="float32", always_2d=True)
+    assert rate == 48000 and processed.shape == source.shape and np.isfinite(processed).all()
+    assert not np.allclose(processed, source, atol=1e-3)  # the model did something
+    assert state["undo"] == [["begin"], ["end", "debleed: debleed on 1 item(s)"]]
+    assert state["ext"]["debleed/state"] == "idle" and state["messages"] == []
+    assert any("1 take(s) added" in line for line in state["console"])
+
+
+def test_gate_action_with_compare_variants_through_raw_fallback(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    wav = make_wav(tmp_path / "snare.wav", 0.6, 44100, 2)
+    resource = tmp_path / "res"
+    resource.mkdir()
+    configure(resource, tiny_checkpoint, compare_variants=True, gate={"threshold_db": -20.0})
+    report = run_session(tmp_path, {
+        "resource": str(resource), "media": str(tmp_path / "media"), "reapy": False,
+        "script": "debleed_denoise_selected_gate.py",
+        "items": [{"file": str(wav), "position": 0.0, "length": 0.4, "name": "Top"}]})
+    assert report["api"] == "RawRPR"
+    item = report["state"]["items"][0]
+    assert [t["name"] for t in item["takes"]] == ["Top", "Top [gate]", "Top [debleed]", "Top [debleed+gate]"]
+    assert item["active"] == "Top [debleed+gate]"
+    files = [Path(t["file"]).name for t in item["takes"][1:]]
+    assert files == ["snare.gate.wav", "snare.debleed.wav", "snare.debleed-gate.wav"]
+    for take in item["takes"][1:]:
+        data, rate = sf.read(take["file"], always_2d=True)
+        assert rate == 44100 and data.shape == (int(0.6 * 44100), 2)
+
+
+def _fake_with_item(tmp_path: Path, model: str) -> tuple[FakeReaper, object]:
+    from reaper_bridge.rpr import RawRPR
+
+    resource, media = tmp_path / "res", tmp_path / "media"
+    resource.mkdir()
+    configure(resource, model)
+    fake = FakeReaper(str(resource), str(media))
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.3)
+    fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "snare.wav", 0.5))), "Snare")
+    return fake, RawRPR(fake.module())
+
+
+def test_cancel_stops_the_worker_and_changes_nothing(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint))
+    job = actions.denoise_selected(api, with_gate=False, threads=1)
+    assert job is not None and fake.ext[("debleed", "state")] == "running"
+    assert actions.denoise_selected(api, with_gate=False) is None  # one job at a time
+    actions.cancel(api)
+    fake.run_deferred()
+    assert job.process.returncode is not None and not actions.JOBS
+    assert fake.messages[-1] == "debleed: cancelled; nothing was changed."
+    assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
+    assert not any(Path(fake.media_dir).glob("*.wav"))
+
+
+def test_worker_failure_is_one_message_and_no_take(tmp_path: Path) -> None:
+    fake, api = _fake_with_item(tmp_path, str(tmp_path / "missing.pt"))
+    actions.denoise_selected(api, with_gate=False, threads=1)
+    fake.run_deferred()
+    assert len(fake.messages) == 1 and fake.messages[0].startswith("debleed failed: ")
+    assert "missing.pt" in fake.messages[0]
+    assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
+
+
+def test_missing_worker_python_is_one_message(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint))
+    path = settings_path(fake.resource_path)
+    settings = load_settings(path)
+    settings.python = str(tmp_path / "no-such-python")
+    save_settings(path, settings)
+    assert actions.denoise_selected(api, with_gate=False) is None
+    assert fake.messages[0].startswith("cannot start the debleed worker with python = ")
+    assert not actions.JOBS and fake.deferred == [] and fake.undo == []

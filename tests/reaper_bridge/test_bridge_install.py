@@ -1,0 +1,72 @@
+"""``debleed reaper install``: scripts copied, settings written, actions registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fake_reaper import FakeReaper
+
+from reaper_bridge.install import SCRIPTS, command_id, install, package_root
+from reaper_bridge.items import BridgeError
+from reaper_bridge.rpr import RawRPR
+from reaper_bridge.settings import load_settings, settings_path
+
+
+def scr_lines(resource: Path) -> list[str]:
+    return [l for l in (resource / "reaper-kb.ini").read_text().splitlines() if l.startswith("SCR ")]
+
+
+def test_kb_lines_written_and_idempotent(tmp_path: Path) -> None:
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    (resource / "reaper-kb.ini").write_text('KEY 1 65 40001 0\nSCR 4 0 RSabc "Custom: other.lua" "other.lua"\n')
+    report = install(str(resource), python="/opt/debleed/bin/python")
+    first = (resource / "reaper-kb.ini").read_text()
+    install(str(resource), python="/opt/debleed/bin/python")
+    assert (resource / "reaper-kb.ini").read_text() == first  # idempotent
+    lines = first.splitlines()
+    assert lines[:2] == ["KEY 1 65 40001 0", 'SCR 4 0 RSabc "Custom: other.lua" "other.lua"']
+    ours = scr_lines(resource)[1:]
+    assert len(ours) == len(SCRIPTS) == 5
+    expected = (f'SCR 4 0 {command_id("debleed/debleed_denoise_selected.py")} '
+                '"Custom: debleed: Denoise selected items" "debleed/debleed_denoise_selected.py"')
+    assert ours[0] == expected
+    for line, name in zip(ours, SCRIPTS):
+        parts = line.split(" ")
+        assert parts[:3] == ["SCR", "4", "0"]
+        assert parts[3].startswith("RS") and len(parts[3]) == 42
+        assert line.endswith(f' "debleed/{name}"') and '"Custom: debleed: ' in line
+        assert (resource / "Scripts" / "debleed" / name).is_file()
+    assert (resource / "Scripts" / "debleed" / "debleed_boot.py").is_file()
+    settings = load_settings(report.settings_file)
+    assert settings.python == "/opt/debleed/bin/python" and settings.package_root == package_root()
+    assert (Path(settings.package_root) / "reaper_bridge" / "actions.py").is_file()
+
+
+def test_reinstall_keeps_user_settings(tmp_path: Path) -> None:
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    install(str(resource))
+    ini = Path(settings_path(str(resource)))
+    ini.write_text(ini.read_text().replace("device = auto", "device = cuda") + "threshold_db = -24\n")
+    install(str(resource))
+    settings = load_settings(str(ini))
+    assert settings.device == "cuda" and settings.gate == {"threshold_db": -24.0}
+
+
+def test_register_through_reachable_reaper(tmp_path: Path) -> None:
+    fake = FakeReaper(str(tmp_path / "REAPER"), str(tmp_path / "media"))
+    (tmp_path / "REAPER").mkdir()
+    report = install(fake.resource_path, api=RawRPR(fake.module()))
+    assert not (tmp_path / "REAPER" / "reaper-kb.ini").exists()
+    scripts_dir = Path(fake.resource_path) / "Scripts" / "debleed"
+    assert [Path(path) for _, _, path, _ in fake.registered] == [scripts_dir / n for n in SCRIPTS]
+    assert [commit for *_, commit in fake.registered] == [False] * 4 + [True]
+    assert all(add and section == 0 for add, section, _, _ in fake.registered)
+    assert list(report.registered.values()) == [50001, 50002, 50003, 50004, 50005]
+
+
+def test_missing_resource_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BridgeError, match="no such REAPER resource folder"):
+        install(str(tmp_path / "nope"))

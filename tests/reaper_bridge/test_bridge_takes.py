@@ -1,0 +1,219 @@
+"""The denoise action's take logic on the fake REAPER, through the raw RPR_* API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fake_reaper import FakeReaper
+from reaper_helpers import halve, make_wav, squash
+
+from denoiser.errors import AudioError
+from reaper_bridge.bridge import denoise, executor_for
+from reaper_bridge.items import BridgeError, collect, compare_next
+
+
+def counting(process):
+    calls: list[tuple[str, str]] = []
+
+    def wrapped(src: str, dst: str) -> None:
+        calls.append((src, dst))
+        process(src, dst)
+
+    return wrapped, calls
+
+
+@pytest.mark.parametrize("rate,channels", [(48000, 1), (44100, 2)])
+def test_trimmed_item_at_playrate_gets_sample_aligned_take(fake: FakeReaper, api, tmp_path: Path,
+                                                          rate: int, channels: int) -> None:
+    wav = make_wav(tmp_path / "rec" / "snare.wav", 2.0, rate, channels)
+    track = fake.add_track("Snare")
+    item = fake.add_item(track, position=3.25, length=0.8)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare top",
+                             D_STARTOFFS=0.37, D_PLAYRATE=1.5, B_PPITCH=0.0, I_CHANMODE=2.0,
+                             D_VOL=0.7)
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": squash}))
+
+    assert outcome.takes_added == 1 and outcome.files_processed == 1
+    new = item.active
+    assert new is not original and new.name == "Snare top [debleed]"
+    assert original.source.filename == str(wav.resolve())  # original untouched
+    for parm in ("D_STARTOFFS", "D_PLAYRATE", "B_PPITCH", "I_CHANMODE", "D_VOL"):
+        assert new.values[parm] == original.values[parm], parm
+    out_path = Path(new.source.filename)
+    assert out_path.parent == Path(fake.media_dir) and out_path.name == "snare.debleed.wav"
+
+    source, _ = sf.read(wav, dtype="float32", always_2d=True)
+    result, out_rate = sf.read(out_path, dtype="float32", always_2d=True)
+    assert out_rate == rate and result.shape == source.shape
+    start = round(0.37 * rate)
+    span = slice(start, start + round(0.8 * 1.5 * rate))
+    np.testing.assert_array_equal(result[span], source[span] * np.abs(source[span]))
+    assert fake.undo == [("begin",), ("end", "debleed: debleed on 1 item(s)")]
+    assert fake.undo_depth == 0 and fake.refresh_depth == 0
+
+
+def test_playback_of_new_take_equals_processed_playback(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """Through the fake's playback model (offset, playrate, interpolation), the new take
+    plays exactly half of what the original plays: aligned to the sample."""
+    wav = make_wav(tmp_path / "snare.wav", 1.5)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.5)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare", D_STARTOFFS=0.2113,
+                             D_PLAYRATE=1.5)
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    before = fake.play(original, 48000, 1, 0.0, 24000)
+    after = fake.play(item.active, 48000, 1, 0.0, 24000)
+    np.testing.assert_allclose(after, 0.5 * before, atol=1e-7)
+
+
+def test_section_offset_is_added_and_reverse_refused(fake: FakeReaper, api, tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "long.wav", 3.0)
+    track = fake.add_track("Snare")
+    root = fake.file_source(str(wav))
+    ok_item = fake.add_item(track, 0.0, 0.5)
+    original = fake.add_take(ok_item, fake.section_source(root, 1.0, 1.5), "Sec", D_STARTOFFS=0.25)
+    rev_item = fake.add_item(track, 2.0, 0.5)
+    fake.add_take(rev_item, fake.section_source(root, 0.5, 1.0, reverse=True), "Rev")
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": halve}))
+
+    assert ok_item.active.values["D_STARTOFFS"] == pytest.approx(1.25)
+    np.testing.assert_allclose(fake.play(ok_item.active, 48000, 1, 0.0, 20000),
+                               0.5 * fake.play(original, 48000, 1, 0.0, 20000), atol=1e-7)
+    assert len(rev_item.takes) == 1
+    assert any("reversed take" in line for line in outcome.skipped)
+
+
+def test_two_items_on_one_file_are_processed_once(fake: FakeReaper, api, tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    track = fake.add_track("Snare")
+    items = [fake.add_item(track, p, 0.4) for p in (0.0, 1.0)]
+    for index, item in enumerate(items):
+        fake.add_take(item, fake.file_source(str(wav)), f"hit {index}", D_STARTOFFS=index * 0.9)
+    process, calls = counting(squash)
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": process}))
+
+    assert len(calls) == 1 and outcome.takes_added == 2
+    assert items[0].active.source.filename == items[1].active.source.filename
+    assert [i.active.values["D_STARTOFFS"] for i in items] == [0.0, 0.9]
+
+    # Again: the cache answers, and the existing takes are re-activated, not duplicated.
+    for item in items:
+        fake.RPR_SetActiveTake(item.takes[0].ptr)
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": process}))
+    assert len(calls) == 1 and outcome.files_cached == 1
+    assert [len(i.takes) for i in items] == [2, 2]
+    assert all(i.active.name.endswith("[debleed]") for i in items)
+
+
+def test_midi_and_empty_items_are_skipped_with_a_message(fake: FakeReaper, api, tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    track = fake.add_track("Drums")
+    audio = fake.add_item(track, 0.0, 0.5)
+    fake.add_take(audio, fake.file_source(str(wav)), "Snare")
+    midi = fake.add_item(track, 1.0, 0.5)
+    fake.add_take(midi, fake.midi_source(), "Groove")
+    fake.add_item(track, 2.0, 0.5)  # empty item: no take
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": squash}))
+
+    assert outcome.takes_added == 1 and len(midi.takes) == 1
+    assert outcome.skipped == ["Drums @ 1.000 s: MIDI take", "Drums @ 2.000 s: empty item (no take)"]
+    assert "Skipped:" in outcome.message()
+
+
+def test_only_midi_selected_is_a_clear_error(fake: FakeReaper, api) -> None:
+    item = fake.add_item(fake.add_track("Keys"), 0.0, 1.0)
+    fake.add_take(item, fake.midi_source(), "Chords")
+    with pytest.raises(BridgeError, match="no audio items selected.*MIDI take"):
+        denoise(api, ("debleed",), executor_for({"debleed": squash}))
+    assert fake.undo == []
+
+
+def test_items_of_selected_tracks_when_no_item_is_selected(fake: FakeReaper, api, tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    chosen, other = fake.add_track("Snare", selected=True), fake.add_track("Kick")
+    for track in (chosen, other):
+        fake.add_take(fake.add_item(track, 0.0, 0.5, selected=False), fake.file_source(str(wav)), track.name)
+    assert [t.take_name for t in collect(api).takes] == ["Snare"]
+
+
+def test_denoiser_error_leaves_no_take_and_no_file(fake: FakeReaper, api, tmp_path: Path) -> None:
+    first = make_wav(tmp_path / "a.wav", 1.0)
+    second = make_wav(tmp_path / "b.wav", 1.0)
+    track = fake.add_track("Snare")
+    items = [fake.add_item(track, p, 0.5) for p in (0.0, 1.0)]
+    fake.add_take(items[0], fake.file_source(str(first)), "A")
+    fake.add_take(items[1], fake.file_source(str(second)), "B")
+    done: list[str] = []
+
+    def flaky(src: str, dst: str) -> None:
+        if done:
+            raise AudioError(f"{src}: model exploded")
+        squash(src, dst)
+        done.append(dst)
+
+    with pytest.raises(AudioError, match="model exploded"):
+        denoise(api, ("debleed",), executor_for({"debleed": flaky}))
+    assert [len(i.takes) for i in items] == [1, 1]
+    assert fake.undo_depth == 0 and fake.refresh_depth == 0
+    assert not Path(done[0]).exists()  # the first file's result was removed too
+    assert sorted(p.name for p in Path(fake.media_dir).iterdir()) == []
+
+
+def test_accessor_fallback_for_unmapped_source(fake: FakeReaper, api) -> None:
+    rng = np.random.default_rng(3)
+    samples = rng.standard_normal((2, 30000)).astype(np.float32) * 0.1
+    item = fake.add_item(fake.add_track("Bus"), 1.0, 0.5)
+    original = fake.add_take(item, fake.unmapped_source(samples, 48000), "Rendered", D_PLAYRATE=1.0)
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    new = item.active
+    assert new.name == "Rendered [debleed]"
+    assert new.values["D_STARTOFFS"] == 0.0 and new.values["D_PLAYRATE"] == 1.0
+    data, _ = sf.read(new.source.filename, dtype="float32", always_2d=True)
+    assert data.shape == (24000, 2)
+    np.testing.assert_allclose(data.T, 0.5 * fake.play(original, 48000, 2, 0.0, 24000), atol=1e-7)
+
+
+def test_compare_cycles_original_and_variants(fake: FakeReaper, api, tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    track = fake.add_track("Snare")
+    items = [fake.add_item(track, p, 0.4) for p in (0.0, 0.5)]
+    for item in items:
+        fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    processors = {"gate": halve, "debleed": squash, "debleed+gate": squash}
+    denoise(api, ("gate", "debleed", "debleed+gate"), executor_for(processors))
+    assert [i.active.name for i in items] == ["Snare [debleed+gate]"] * 2
+    seen = [compare_next(api) for _ in range(4)]
+    assert seen == [None, "gate", "debleed", "debleed+gate"]
+    assert [i.active.name for i in items] == ["Snare [debleed+gate]"] * 2
+    compare_next(api)
+    assert [i.active.name for i in items] == ["Snare"] * 2
+    assert fake.undo == [("begin",), ("end", "debleed: gate+debleed+debleed+gate on 2 item(s)")]
+
+
+def test_compare_without_processed_takes_is_an_error(fake: FakeReaper, api, tmp_path: Path) -> None:
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "s.wav", 1.0))), "Snare")
+    with pytest.raises(BridgeError, match="no selected item has a debleed take"):
+        compare_next(api)
+
+
+def test_rerun_on_a_debleed_take_processes_the_original(fake: FakeReaper, api, tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    process, calls = counting(squash)
+    denoise(api, ("debleed+gate",), executor_for({"debleed+gate": process}))
+    denoise(api, ("debleed",), executor_for({"debleed": process}))
+    assert [Path(src).name for src, _ in calls] == ["snare.wav", "snare.wav"]
+    assert [t.name for t in item.takes] == ["Snare", "Snare [debleed+gate]", "Snare [debleed]"]
+
+
+def test_offline_source_is_skipped(fake: FakeReaper, api, tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "gone.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    wav.unlink()
+    with pytest.raises(BridgeError, match="offline source"):
+        denoise(api, ("debleed",), executor_for({"debleed": squash}))
