@@ -38,6 +38,11 @@ class TrainConfig:
                 raise ParameterError(f"train: {name} must be > 0")
         if self.grad_clip < 0 or self.num_workers < 0 or self.valid_clips < 1:
             raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
+        from .losses import LOSSES
+
+        unknown = sorted(set(self.loss) - set(LOSSES))
+        if unknown or not self.loss:
+            raise ParameterError(f"train: unknown or empty loss {unknown}; known: {sorted(LOSSES)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -93,7 +93,9 @@ class STFTLoss(nn.Module):
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         est, ref = self.magnitude(estimate), self.magnitude(target)
-        convergence = torch.linalg.vector_norm(ref - est) / (torch.linalg.vector_norm(ref) + 1e-7)
+        # The denominator's floor (floor_db + 40 dB per bin) keeps an all-silent batch finite.
+        floor = (100 * self.floor) ** 2 * ref.numel()
+        convergence = torch.linalg.vector_norm(ref - est) / torch.sqrt(ref.square().sum() + floor)
         log_mag = (torch.log10(ref + self.floor) - torch.log10(est + self.floor)).abs().mean(dim=(-2, -1))
         return apply_reduction(convergence + log_mag, self.reduction)
 

@@ -1,8 +1,8 @@
 """Wiring for ``debleed train``: config + data source -> model, loss, loaders, Trainer.
 
 Data comes from a dataset folder (``debleed dataset synth/session``) or is synthesised
-on the fly from kits. Under ``torchrun`` each rank sees its own shard (a
-DistributedSampler, or interleaved seeds for the synthetic stream) and only rank 0
+on the fly from kits. Under ``torchrun`` each rank sees its own shard (of every
+shuffled pass, or interleaved seeds for the synthetic stream) and only rank 0
 validates and writes."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Sampler
 
 from denoiser.audio import write_text_atomic
 from denoiser.checkpoint import load_checkpoint
@@ -44,16 +45,45 @@ class Flatten:
             yield noisy.flatten(0, 1), clean.flatten(0, 1)
 
 
+class PassBatches(Sampler[list[int]]):
+    """Batches of clip indices for a dataset folder, one shuffled pass after another.
+
+    Pass ``p`` is a permutation seeded by ``(seed, p)`` and split across DDP ranks, so
+    every pass reshuffles (what ``DistributedSampler.set_epoch`` is for) and ``position``
+    (batches served so far) alone says where the stream is: a resumed run sets it and
+    continues with exactly the batches an uninterrupted run would have drawn, without
+    reading the skipped audio.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, world: World):
+        self.size, self.batch_size, self.seed, self.world = size, batch_size, seed, world
+        self.per_pass = size // world.size // batch_size
+        self.position = 0
+
+    def __len__(self) -> int:
+        return self.per_pass
+
+    def __iter__(self):
+        index, start = divmod(self.position, self.per_pass)
+        state = np.random.SeedSequence([self.seed, index]).generate_state(1, np.uint64)[0]
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(int(state)))
+        batches = order[self.world.rank::self.world.size][: self.per_pass * self.batch_size]
+        for batch in batches.view(self.per_pass, self.batch_size)[start:].tolist():
+            self.position += 1
+            yield batch
+
+
 def folder_data(root: Path, config: TrainConfig, world: World):
     train = ClipFolder(root, "train", config.segment_seconds, random_segments=True)
-    if len(train) == 0:
-        raise ParameterError(f"{root}: no training clips in the manifest")
-    sampler = (DistributedSampler(train, world.size, world.rank, seed=config.seed)
-               if world.distributed else None)
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(train, batch_size=config.batch_size, shuffle=sampler is None,
-                        sampler=sampler, drop_last=True, num_workers=config.num_workers,
-                        generator=generator, persistent_workers=config.num_workers > 0)
+    if len(train) // world.size < config.batch_size:
+        raise ParameterError(f"{root}: {len(train)} training clips, fewer than one batch of "
+                             f"{config.batch_size} per process")
+    batches = PassBatches(len(train), config.batch_size, config.seed, world)
+    # The loader's own generator only seeds worker processes: drawing that seed from
+    # torch's global RNG would shift the random crops of a resumed run.
+    loader = DataLoader(train, batch_sampler=batches, num_workers=config.num_workers,
+                        generator=torch.Generator().manual_seed(config.seed),
+                        persistent_workers=config.num_workers > 0)
     valid_set = ClipFolder(root, "valid")
     entries = valid_set.clips[: config.valid_clips] or train.clips[: config.valid_clips]
     valid = [ValidClip(c.noisy, c.clean) for c in map(valid_set.load, entries)]
@@ -75,6 +105,14 @@ def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
         for i in range(config.valid_clips))]
     return loader, valid, {"source": "on-the-fly synthesis", "kits": [Path(k).name for k in kits],
                            "clips": "unbounded"}
+
+
+def seek(loader: DataLoader, batches_done: int, batch_size: int) -> None:
+    """Position a fresh loader after ``batches_done`` batches (resume)."""
+    if isinstance(loader.dataset, SynthStream):
+        loader.dataset.seek(batches_done, batch_size)
+    else:
+        loader.batch_sampler.position = batches_done
 
 
 def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | None = None,
@@ -106,6 +144,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
             if not last.is_file():
                 raise ParameterError(f"{last}: nothing to resume")
             trainer.load_state(last)
+            seek(loader, trainer.epoch * config.steps_per_epoch, config.batch_size)
         history = trainer.fit(extra={"data": data_info})
         best = run_dir / "best.pt"
         if world.is_main and best.is_file():

@@ -11,6 +11,21 @@ import click
 from .common import progress, user_errors
 
 
+def json_object(option: str, text: str | None) -> dict | None:
+    """A JSON object option (None when not given); anything else is a user error."""
+    from denoiser.errors import ParameterError
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"{option}: not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ParameterError(f"{option}: expected a JSON object, got {text!r}")
+    return value
+
+
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
@@ -40,8 +55,8 @@ def train(data, run_dir, kits, model, model_kwargs, loss, resume, **options) -> 
     from training.run import config_with, run_training
 
     overrides = dict(options, model=model,
-                     model_kwargs=json.loads(model_kwargs) if model_kwargs else None,
-                     loss=json.loads(loss) if loss else None)
+                     model_kwargs=json_object("--model-kwargs", model_kwargs),
+                     loss=json_object("--loss", loss))
     config = config_with(TrainConfig(), **overrides)
     total = config.epochs * config.steps_per_epoch
     with progress("Training", total) as update:

@@ -33,10 +33,15 @@ def build_model(name: str, **kwargs: Any) -> DenoiserModel:
     """Build a model by registry name or preset name; ``kwargs`` override the preset."""
     if name in PRESETS:
         base, preset = PRESETS[name]
-        return MODELS[base](**{**preset, **kwargs})
-    if name not in MODELS:
+        cls, kwargs = MODELS[base], {**preset, **kwargs}
+    elif name in MODELS:
+        cls = MODELS[name]
+    else:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(PRESETS))}")
-    return MODELS[name](**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"model {name!r}: {exc}") from None
 
 
 __all__ = ["MODELS", "PRESETS", "DenoiserModel", "build_model"]

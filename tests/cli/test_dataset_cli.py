@@ -1,0 +1,96 @@
+"""``debleed dataset synth`` / ``session`` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from training.oneshots import one_shot, write_synthetic_kit
+
+HOURS = 5 * 1.0 / 3600  # five 1-second clips
+
+
+@pytest.fixture(scope="module")
+def kit_dir(tmp_path_factory) -> Path:
+    return write_synthetic_kit(tmp_path_factory.mktemp("kit") / "kit", velocities=(0.4, 1.0))
+
+
+def synth(out: Path, kit: Path, *extra: str, seed: int = 3):
+    return CliRunner().invoke(cli, ["dataset", "synth", "--kit", str(kit), "--out", str(out),
+                                    "--hours", str(HOURS), "--seed", str(seed),
+                                    "--clip-seconds", "1", *extra])
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_synth_writes_clips_and_manifest_reproducibly(kit_dir, tmp_path):
+    result = synth(tmp_path / "a", kit_dir)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert [c["split"] for c in manifest["clips"]].count("valid") == 1
+    assert len(manifest["clips"]) == 5
+    clip = tmp_path / "a" / manifest["clips"][0]["id"]
+    noisy, rate = sf.read(clip / "noisy.wav", dtype="float32")
+    clean, _ = sf.read(clip / "clean.wav", dtype="float32")
+    bleed, _ = sf.read(clip / "bleed.wav", dtype="float32")
+    assert rate == 48000 and noisy.size == 48000
+    assert np.array_equal(noisy, clean + bleed)
+    # same seed -> same bytes, also with worker processes
+    assert synth(tmp_path / "b", kit_dir, "--jobs", "2").exit_code == 0
+    assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")
+    assert synth(tmp_path / "c", kit_dir, seed=4).exit_code == 0
+    assert tree_bytes(tmp_path / "a") != tree_bytes(tmp_path / "c")
+
+
+def test_test_kit_needs_split_test(tmp_path):
+    kit = write_synthetic_kit(tmp_path / "pearl", velocities=(1.0,), name="The Black Pearl 1.0")
+    result = synth(tmp_path / "out", kit)
+    assert result.exit_code == 1
+    assert "public test kit" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+    result = synth(tmp_path / "out", kit, "--split", "test")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert {c["split"] for c in manifest["clips"]} == {"test"}
+
+
+def test_user_errors_are_one_line(kit_dir, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    result = synth(busy, kit_dir)
+    assert result.exit_code == 1 and "not empty" in result.output
+    assert (busy / "keep.txt").read_text() == "mine"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "drumkit.xml").write_text("<drumkit_info><instrumentList>")
+    result = synth(tmp_path / "o2", broken)
+    assert result.exit_code == 1 and "malformed drumkit.xml" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_session_command(tmp_path):
+    clean, bleed = tmp_path / "clean", tmp_path / "bleed"
+    clean.mkdir()
+    bleed.mkdir()
+    take = np.zeros(2 * 44100, np.float32)
+    shot = one_shot("snare", 190, 0.1, 0.2, 1.0, 44100)
+    for t in (0.2, 0.7, 1.2, 1.7):
+        take[int(t * 44100):int(t * 44100) + shot.size] += shot
+    sf.write(clean / "take.wav", take, 44100)
+    sf.write(bleed / "bleed.wav", 0.05 * np.random.default_rng(0).standard_normal((48000, 2)),
+             48000)
+    result = CliRunner().invoke(cli, ["dataset", "session", "--clean", str(clean), "--bleed",
+                                      str(bleed), "--out", str(tmp_path / "out"),
+                                      "--clip-seconds", "1"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert len(manifest["clips"]) == 2 and manifest["source"] == "session"

@@ -1,0 +1,106 @@
+"""``debleed bench`` on a tiny synthetic kit with tiny checkpoints: every row and column."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.checkpoint import save_checkpoint
+from denoiser.gate import GateConfig
+from denoiser.models import build_model
+from training import bench, metrics
+from training.oneshots import write_synthetic_kit
+from training.report import COLUMNS
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bench")
+    torch.manual_seed(0)
+    return {"root": root, "kit": write_synthetic_kit(root / "kit"),
+            "model": save_checkpoint(root / "tiny.pt", build_model("bandmask-tiny")),
+            "baseline": save_checkpoint(root / "thesis.pt", build_model("thesis-tiny"))}
+
+
+def test_bench_json_and_markdown_have_every_row_and_column(setup):
+    out = setup["root"] / "out"
+    config = bench.BenchConfig(kit=setup["kit"], model=setup["model"], baseline=setup["baseline"],
+                               clips=2, clip_seconds=1.5, device="cpu",
+                               oracle_thresholds_db=(-60.0, -40.0, -20.0, -10.0),
+                               model_speed_seconds=2.0, process_speed_seconds=3.0)
+    bench.run_bench(config, out)
+    result = json.loads((out / "bench.json").read_text(),
+                        parse_constant=lambda name: pytest.fail(f"bench.json holds {name}"))
+
+    rows = result["quality"]["rows"]
+    assert list(rows) == list(bench.ROWS)
+    for row in rows.values():
+        for key, _ in COLUMNS:
+            assert {"mean", "median", "count"} <= set(row[key])
+    input_row = rows["input (unchanged)"]
+    assert input_row["delta_si_sdr"]["mean"] == 0.0 and input_row["bleed_reduction_db"]["mean"] == 0.0
+    assert len(result["quality"]["per_clip"]) == 2
+    assert all(t in config.oracle_thresholds_db for t in result["quality"]["oracle_thresholds_db"])
+    speed = {(r["what"], r["model"]) for r in result["speed"]}
+    assert speed == {("model alone (Denoiser.denoise)", "debleed"),
+                     ("model alone (Denoiser.denoise)", "thesis baseline"),
+                     ("debleed denoise process", "debleed")}
+    for row in result["speed"]:
+        assert row["rtf"] > 0 and row["threads"] >= 1 and 50 < row["peak_rss_mib"] < 8000
+    models = {m["name"]: m for m in result["models"]}
+    assert models["debleed"]["parameters"] == build_model("bandmask-tiny").parameter_count()
+    assert models["thesis baseline"]["file_bytes"] == setup["baseline"].stat().st_size
+    assert {"platform", "cpu", "cores", "torch"} <= set(result["machine"]) and result["date"]
+
+    markdown = (out / "bench.md").read_text()
+    for name in bench.ROWS:
+        assert f"| {name} |" in markdown
+    assert all(title in markdown for _, title in COLUMNS)
+    assert "| debleed denoise process | debleed | cpu |" in markdown
+
+
+def test_oracle_gate_picks_a_threshold_between_bleed_and_hits(rng):
+    rate = 16000
+    clean = np.zeros(rate)
+    for start in (2000, 9000):
+        clean[start:start + 1600] = 0.5 * rng.standard_normal(1600)
+    noisy = clean + 0.003 * rng.standard_normal(rate)  # bleed about -50 dBFS, hits about -6
+    thresholds = tuple(float(t) for t in range(-60, -4, 2))
+    gated, threshold = bench.oracle_gate(noisy, clean, rate, GateConfig(), thresholds)
+    assert threshold > -46.0  # above the bleed: the gaps are muted
+    assert metrics.si_sdr(gated, clean) > metrics.si_sdr(noisy, clean) + 3.0
+
+
+def test_bench_quick_cli(setup):
+    out = setup["root"] / "quick"
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--clips", "1", "--out", str(out),
+                                      "--kit", str(setup["kit"]), "--model", str(setup["model"]),
+                                      "--baseline", str(setup["baseline"]), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "bench.json").read_text())
+    assert data["config"]["quick"] and data["test_set"]["clips"] == 1
+    assert [r["what"] for r in data["speed"]][:2] == ["model alone (Denoiser.denoise)",
+                                                     "debleed denoise process"]
+    assert "(quick subset)" in (out / "bench.md").read_text()
+
+
+def test_bench_missing_kit_is_a_one_line_error(setup, tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "--kit", str(tmp_path / "no kit"), "--out", str(tmp_path / "o"),
+                                      "--model", str(setup["model"]), "--baseline", str(setup["baseline"])])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert "test kit not installed" in result.output and not (tmp_path / "o").exists()
+
+
+def test_oracle_gate_on_a_bleed_only_clip_closes(rng):
+    rate = 16000
+    noisy = 0.01 * rng.standard_normal(rate)  # about -40 dBFS of bleed, no snare at all
+    thresholds = (-60.0, -50.0, -20.0, -10.0)
+    gated, threshold = bench.oracle_gate(noisy, np.zeros(rate), rate, GateConfig(), thresholds)
+    assert threshold >= -20.0
+    assert metrics.bleed_reduction_db(noisy, np.zeros(rate), gated, rate) > 40.0

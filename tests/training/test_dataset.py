@@ -1,0 +1,82 @@
+"""Dataset folders (render_dataset + ClipFolder) and the on-the-fly SynthStream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from training.dataset import ClipFolder, SynthStream
+from training.errors import DatasetError
+from training.manifest import assign_splits, read_manifest
+from training.synth import SynthConfig, render_dataset
+
+CONFIG = SynthConfig(clip_seconds=1.5, preroll_seconds=0.5)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(synthetic_kit_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "set"
+    return render_dataset([synthetic_kit_dir], out, hours=10 * 1.5 / 3600, seed=4, config=CONFIG)
+
+
+def test_manifest_and_split(dataset_dir):
+    manifest = read_manifest(dataset_dir)
+    splits = [c["split"] for c in manifest["clips"]]
+    assert len(splits) == 10 and splits.count("valid") == 2
+    assert splits == assign_splits(10, 4, 0.2)
+    assert assign_splits(10, 5, 0.2) != splits or assign_splits(10, 6, 0.2) != splits
+    assert manifest["sample_rate"] == 48000 and manifest["clip_seconds"] == 1.5
+
+
+def test_clip_folder_segments(dataset_dir):
+    train = ClipFolder(dataset_dir, "train", segment_seconds=0.5)
+    assert len(train) == 8
+    noisy, clean = train[0]
+    assert noisy.shape == clean.shape == (1, 24000) and noisy.dtype == torch.float32
+    valid = ClipFolder(dataset_dir, "valid", segment_seconds=0.5, random_segments=False)
+    assert len(valid) == 2 * 3
+    first = valid[0][0]
+    assert torch.equal(first, valid[0][0])  # fixed segments are fixed
+    whole = ClipFolder(dataset_dir, None)
+    entry = whole.entries("valid")[0]
+    clip = whole.load(entry)
+    assert np.array_equal(clip.noisy, clip.clean + clip.bleed)
+    assert torch.equal(valid[0][0][0], torch.from_numpy(clip.noisy[:24000]))
+    assert len(whole.clip_files(entry)) == 4
+
+
+def test_clip_folder_errors(tmp_path, dataset_dir):
+    with pytest.raises(DatasetError, match="manifest"):
+        ClipFolder(tmp_path)
+    with pytest.raises(DatasetError, match="unknown split"):
+        ClipFolder(dataset_dir, "nope")
+    with pytest.raises(DatasetError, match="shorter"):
+        ClipFolder(dataset_dir, "train", segment_seconds=3.0)
+
+
+def test_synth_stream_workers_are_distinct_and_reproducible(synthetic_kit_dir):
+    stream = SynthStream([synthetic_kit_dir], CONFIG, segment_seconds=0.5, seed=9)
+    loader = DataLoader(stream, batch_size=3, num_workers=2)
+    batches = [b for _, b in zip(range(2), loader)]
+    again = [b for _, b in zip(range(2), DataLoader(stream, batch_size=3, num_workers=2))]
+    for (n1, c1), (n2, c2) in zip(batches, again):
+        assert n1.shape == (3, 1, 24000) and torch.equal(n1, n2) and torch.equal(c1, c2)
+    # worker 0 and worker 1 render different clips
+    assert not torch.equal(batches[0][0], batches[1][0])
+    single = next(iter(SynthStream([synthetic_kit_dir], CONFIG, seed=9)))
+    assert single[0].shape == (1, int(1.5 * 48000))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_synth_stream_seek_resumes_exactly(synthetic_kit_dir, workers):
+    stream = SynthStream([synthetic_kit_dir], CONFIG, segment_seconds=0.5, seed=2)
+    unbroken = [b for _, b in zip(range(6), DataLoader(stream, batch_size=2,
+                                                       num_workers=workers))]
+    resumed_stream = SynthStream([synthetic_kit_dir], CONFIG, segment_seconds=0.5, seed=2)
+    resumed_stream.seek(3, 2)
+    resumed = [b for _, b in zip(range(3), DataLoader(resumed_stream, batch_size=2,
+                                                      num_workers=workers))]
+    for (n1, c1), (n2, c2) in zip(unbroken[3:], resumed):
+        assert torch.equal(n1, n2) and torch.equal(c1, c2)

@@ -1,0 +1,137 @@
+"""``debleed evaluate`` end to end on a tiny rendered dataset with tiny checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.checkpoint import save_checkpoint
+from denoiser.models import build_model
+from training.evaluate import SYSTEMS, VERSIONS
+from training.oneshots import write_synthetic_kit
+from training.synth import SynthConfig, render_dataset
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("evaluate")
+    kit = write_synthetic_kit(root / "kit")
+    data = render_dataset([kit], root / "data", hours=3 * 1.5 / 3600, seed=3,
+                          config=SynthConfig(clip_seconds=1.5))
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(root / "tiny.pt", build_model("bandmask-tiny"))
+    return {"root": root, "data": data, "checkpoint": checkpoint}
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*")}
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [value for name, value in attrs if name in ("href", "src") and value]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _strict_json(path: Path):
+    def no_nan(name):
+        raise AssertionError(f"{path} holds {name}: not valid JSON")
+
+    return json.loads(path.read_text(), parse_constant=no_nan)
+
+
+def test_evaluate_writes_a_complete_report(setup):
+    data, report = setup["data"], setup["root"] / "report"
+    before = _snapshot(data)
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data),
+                                      "--report", str(report), "--split", "all", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "| gate + model |" in result.output
+    assert _snapshot(data) == before  # the dataset folder is only read
+
+    page = (report / "index.html").read_text()
+    parser = _Links()
+    parser.feed(page)
+    assert parser.tags.count("audio") == 3 * len(VERSIONS) and parser.tags.count("img") == 3
+    for link in parser.links:
+        if not link.startswith("#"):
+            assert not link.startswith(("/", "http", "file:")), link  # relative only
+            assert (report / link).is_file(), link
+    for image in report.glob("clips/*/spectrogram.png"):
+        width, height = _png_size(image)
+        assert width >= 600 and height >= 500 and image.stat().st_size > 20_000
+
+    rows = list(csv.DictReader((report / "clips.csv").open()))
+    assert len(rows) == 3 * len(SYSTEMS)
+    assert {r["system"] for r in rows} == set(SYSTEMS)
+    for row in rows:
+        if row["system"] == "input":
+            assert float(row["delta_si_sdr"]) == 0.0 and float(row["bleed_reduction_db"]) == 0.0
+    aggregate = _strict_json(report / "aggregate.json")["aggregate"]
+    assert set(aggregate) == set(SYSTEMS)
+    assert math.isfinite(aggregate["model"]["si_sdr"]["mean"])
+    assert len(_strict_json(report / "clips.json")["clips"]) == 3
+    markdown = (report / "aggregate.md").read_text()
+    assert all(f"| {system} |" in markdown for system in SYSTEMS)
+
+
+def test_evaluate_limit_split_and_no_report(setup):
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(setup["data"]),
+                                      "--split", "valid", "--limit", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "| model |" in result.output and "report:" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--split", "test"], "no clips in split 'test'"),
+    (["--report", "{data}/report"], "inside the dataset"),
+])
+def test_evaluate_user_errors(setup, args, message):
+    data = setup["data"]
+    args = [a.format(data=data) for a in args]
+    before = _snapshot(data)
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data), *args])
+    assert result.exit_code == 1 and "Error: " in result.output and message in result.output
+    assert _snapshot(data) == before
+
+
+def test_evaluate_missing_checkpoint_is_one_line(setup):
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["root"] / "nope.pt"), str(setup["data"]),
+                                      "--split", "all"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_evaluate_broken_clip_fails_before_writing(setup, tmp_path):
+    import shutil
+
+    data = shutil.copytree(setup["data"], tmp_path / "data")
+    last = sorted(p for p in data.iterdir() if p.is_dir())[-1]
+    (last / "clean.wav").write_bytes(b"not audio")
+    report = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data),
+                                      "--split", "all", "--report", str(report)])
+    assert result.exit_code == 1 and "unreadable clip" in result.output
+    assert not report.exists()

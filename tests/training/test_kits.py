@@ -1,0 +1,162 @@
+"""Kit loading: both drumkit.xml dialects, folders of one-shots, rates, channels, formats,
+classification, and clear errors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import soundfile as sf
+
+from training.errors import KitError
+from training.kits import (KIT_RATE, classify_features, classify_name, load_kit,
+                           spectral_features)
+from training.oneshots import one_shot, write_synthetic_kit
+
+
+def test_synthetic_kit_categories(synthetic_kit):
+    categories = {inst.name: inst.category for inst in synthetic_kit.instruments}
+    assert categories == {
+        "Snare": "snare", "Snare Rimshot": "rimshot", "Side Stick": "sidestick", "Kick": "kick",
+        "Hat Closed": "hihat_closed", "Hat Open": "hihat_open", "Hat Pedal": "hihat_pedal",
+        "Ride": "ride", "Crash": "crash", "Tom High": "tom", "Tom Mid": "tom",
+        "Floor Tom": "tom"}
+    snare = synthetic_kit.by_category("snare")[0]
+    assert [layer.high for layer in snare.layers] == pytest.approx([0.5, 1.0])
+    assert snare.layers[0].peak < snare.layers[1].peak
+    assert not synthetic_kit.is_test_kit
+
+
+@pytest.mark.parametrize("name, category", [
+    ("Snare Rimshot (Pearl Free Floating Maple 14x3.5)", "rimshot"),
+    ("c3 - bass drum 1", "kick"), ("BassDrum", "kick"), ("bd_01", "kick"),
+    ("Closed HH", "hihat_closed"), ("Hi-Hat Semiopen (Paiste)", "hihat_open"),
+    ("Pedal HH", "hihat_pedal"), ("Hat Pedal", "hihat_pedal"), ("China (Paiste Alpha 18\")", "china"),
+    ("ride-cup", "ride"), ("Splash", "crash"), ("crash16inch", "crash"), ("tomhi2", "tom"),
+    ("Floor Tom", "tom"), ("stick-rim-9", "sidestick"), ("Rim Click", "sidestick"),
+    ("jsnare_01", "snare"), ("Cowbell", "other"), ("Hand Clap", "other"),
+    ("Sample: beats_01-39.flac", None), ("17", None),
+])
+def test_classify_name(name, category):
+    assert classify_name(name) == category
+
+
+def test_classify_features_without_names():
+    kick = one_shot("kick", 55.0, 0.3, 0.6, 1.0)
+    hat = one_shot("metal", 7000.0, 0.05, 0.3, 1.0)
+    crash = one_shot("metal", 4000.0, 0.9, 2.0, 1.0)
+    assert classify_features(spectral_features(kick, KIT_RATE)) == "kick"
+    assert classify_features(spectral_features(hat, KIT_RATE)) == "hihat_closed"
+    assert classify_features(spectral_features(crash, KIT_RATE)) == "crash"
+
+
+def test_unnamed_instrument_is_classified_by_sound(tmp_path):
+    kit_dir = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    xml = (kit_dir / "drumkit.xml").read_text().replace("<name>Kick</name>", "<name>17</name>")
+    (kit_dir / "drumkit.xml").write_text(xml.replace("kick_1.wav", "x1.wav"))
+    (kit_dir / "kick_1.wav").rename(kit_dir / "x1.wav")
+    kit = load_kit(kit_dir)
+    unnamed = [inst for inst in kit.instruments if inst.name == "17"][0]
+    assert unnamed.category == "kick" and unnamed.guessed
+
+
+def test_resampled_to_48k_and_mixed_to_mono(tmp_path):
+    kit48 = load_kit(write_synthetic_kit(tmp_path / "a", velocities=(1.0,)))
+    kit44 = load_kit(write_synthetic_kit(tmp_path / "b", sample_rate=44100, channels=2,
+                                         velocities=(1.0,)))
+    for a, b in zip(kit48.instruments, kit44.instruments):
+        assert a.layers[0].samples.ndim == 1 and b.layers[0].samples.ndim == 1
+        assert abs(a.layers[0].samples.size - b.layers[0].samples.size) <= 2
+    assert kit44.sample_rate == KIT_RATE
+
+
+def test_folder_of_one_shots_flac_and_aiff(tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for velocity, stem in ((0.3, "snare_soft"), (1.0, "snare_hard")):
+        sf.write(folder / f"{stem}.flac", one_shot("snare", 190, 0.16, 0.5, velocity), 48000)
+    sf.write(folder / "kick.aiff", one_shot("kick", 55, 0.3, 0.5, 1.0), 44100, format="AIFF")
+    (folder / "hihat").mkdir()
+    sf.write(folder / "hihat" / "1.wav", one_shot("metal", 7000, 0.05, 0.3, 0.5), 48000)
+    kit = load_kit(folder)
+    by_name = {inst.name: inst for inst in kit.instruments}
+    assert set(by_name) == {"snare", "kick", "hihat"}
+    snare = by_name["snare"]
+    assert snare.category == "snare" and len(snare.layers) == 2
+    assert snare.layers[0].peak < snare.layers[1].peak  # layers ordered by level
+    assert by_name["kick"].category == "kick" and by_name["hihat"].category == "hihat_closed"
+
+
+def test_old_style_drumkit_xml(tmp_path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    sf.write(folder / "snare.flac", one_shot("snare", 190, 0.16, 0.5, 1.0), 44100)
+    sf.write(folder / "bd.flac", one_shot("kick", 55, 0.3, 0.5, 1.0), 44100)
+    (folder / "drumkit.xml").write_text(
+        "<drumkit_info><name>Old</name><instrumentList>"
+        "<instrument><id>0</id><filename>bd.flac</filename><name>Kick</name></instrument>"
+        "<instrument><id>1</id><filename>snare.flac</filename><name>Snare Rock</name></instrument>"
+        "<instrument><id>2</id><filename>emptySample.flac</filename><name>17</name></instrument>"
+        "</instrumentList></drumkit_info>")
+    kit = load_kit(folder)
+    assert [(i.name, i.category) for i in kit.instruments] == [("Kick", "kick"),
+                                                               ("Snare Rock", "snare")]
+    assert kit.instruments[0].layers[0].low == 0.0 and kit.instruments[0].layers[0].high == 1.0
+
+
+def test_pick_layer_by_velocity(synthetic_kit, rng):
+    snare = synthetic_kit.by_category("snare")[0]
+    assert snare.pick_layer(0.2, rng) == 0
+    assert snare.pick_layer(0.9, rng) == 1
+
+
+def test_cache_and_reload_on_change(tmp_path):
+    kit_dir = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    first = load_kit(kit_dir)
+    assert load_kit(kit_dir) is first
+    xml = kit_dir / "drumkit.xml"
+    stat = xml.stat()
+    os.utime(xml, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert load_kit(kit_dir) is not first
+
+
+def test_malformed_xml_is_a_kit_error(tmp_path):
+    kit_dir = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    (kit_dir / "drumkit.xml").write_text("<drumkit_info><instrumentList><instrument>")
+    with pytest.raises(KitError, match="malformed drumkit.xml"):
+        load_kit(kit_dir)
+
+
+def test_missing_sample_is_a_kit_error(tmp_path):
+    kit_dir = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    (kit_dir / "snare_1.wav").unlink()
+    with pytest.raises(KitError, match="snare_1.wav: sample file named in the kit is missing"):
+        load_kit(kit_dir)
+
+
+def test_missing_percussion_extra_is_skipped_with_warning(tmp_path):
+    kit_dir = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    xml = (kit_dir / "drumkit.xml").read_text().replace(
+        "</instrumentList>", "<instrument><name>Cowbell</name><instrumentComponent><layer>"
+        "<filename>cowbell.wav</filename></layer></instrumentComponent></instrument>"
+        "</instrumentList>")
+    (kit_dir / "drumkit.xml").write_text(xml)
+    with pytest.warns(UserWarning, match="cowbell.wav"):
+        kit = load_kit(kit_dir)
+    assert "Cowbell" not in [inst.name for inst in kit.instruments]
+
+
+def test_kit_without_snare_and_missing_folder(tmp_path):
+    folder = tmp_path / "nosnare"
+    folder.mkdir()
+    sf.write(folder / "kick.wav", one_shot("kick", 55, 0.3, 0.5, 1.0), 48000)
+    with pytest.raises(KitError, match="no snare"):
+        load_kit(folder)
+    with pytest.raises(KitError, match="no such kit folder"):
+        load_kit(tmp_path / "absent")
+
+
+def test_test_kit_is_recognised(tmp_path):
+    kit = load_kit(write_synthetic_kit(tmp_path / "k", velocities=(1.0,),
+                                       name="The Black Pearl 1.0"))
+    assert kit.is_test_kit

@@ -1,0 +1,135 @@
+"""Training losses against values worked out by hand on small signals made here."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from training.losses import (CombinedLoss, MSELoss, MultiResolutionSTFTLoss, SISDRLoss,
+                             SNRLoss)
+
+SR = 48_000
+
+
+def snare_like(batch: int = 2, seconds: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """Decaying tones plus decaying noise: a target with structure in time and frequency."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * SR)) / SR
+    tones = torch.stack([torch.sin(2 * math.pi * (180 + 40 * b) * t) for b in range(batch)])
+    noise = torch.randn(batch, t.numel(), generator=generator)
+    return 0.5 * (tones + 0.3 * noise) * torch.exp(-t / 0.15)
+
+
+def orthogonal_noise(target: torch.Tensor, ratio_db: float, seed: int = 1) -> torch.Tensor:
+    """Zero-mean noise orthogonal to ``target`` with |target|^2 / |noise|^2 = ratio_db."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(target.shape, generator=generator, dtype=torch.float64)
+    ref = target.double() - target.double().mean(-1, keepdim=True)
+    noise = noise - noise.mean(-1, keepdim=True)
+    noise = noise - (noise * ref).sum(-1, keepdim=True) / ref.square().sum(-1, keepdim=True) * ref
+    energy = ref.square().sum(-1, keepdim=True) / 10 ** (ratio_db / 10)
+    return (noise * (energy / noise.square().sum(-1, keepdim=True)).sqrt()).float()
+
+
+def test_mse_of_known_signals():
+    t = torch.arange(SR) / SR
+    sine = 0.8 * torch.sin(2 * math.pi * 100 * t)
+    target = torch.stack([sine, torch.full_like(t, 0.5)])
+    estimate = torch.stack([torch.zeros_like(t), torch.full_like(t, 0.2)])
+    per_item = MSELoss(reduction="none")(estimate, target)
+    assert per_item.shape == (2,)
+    assert per_item[0].item() == pytest.approx(0.8**2 / 2, rel=1e-4)   # sine power A^2/2
+    assert per_item[1].item() == pytest.approx(0.09, rel=1e-5)
+    assert MSELoss()(estimate, target).item() == pytest.approx(per_item.mean().item())
+    assert MSELoss(reduction="sum")(estimate, target).item() == pytest.approx(per_item.sum().item())
+
+
+@pytest.mark.parametrize("ratio_db", [-5.0, 0.0, 12.0, 30.0])
+def test_sisdr_loss_is_minus_the_ratio(ratio_db: float):
+    target = snare_like()
+    estimate = target + orthogonal_noise(target, ratio_db)
+    loss = SISDRLoss(reduction="none")(estimate, target)
+    assert torch.allclose(loss, torch.full_like(loss, -ratio_db), atol=0.05)
+
+
+def test_sisdr_is_scale_invariant():
+    target = snare_like()
+    estimate = target + orthogonal_noise(target, 10.0)
+    loss = SISDRLoss()(estimate, target).item()
+    assert SISDRLoss()(3.0 * estimate, target).item() == pytest.approx(loss, abs=0.01)
+    assert SISDRLoss()(estimate, 0.2 * target).item() == pytest.approx(loss, abs=0.01)
+    assert SISDRLoss()(0.1 * estimate, 0.1 * target).item() == pytest.approx(loss, abs=0.01)
+
+
+def test_snr_detects_a_ducked_estimate_where_sisdr_does_not():
+    target = snare_like()
+    ducked = 0.5 * target
+    snr = SNRLoss(reduction="none")(ducked, target)
+    # error = 0.5 s: SNR = 10 log10(1 / 0.25) = 6.02 dB, loss -6.02
+    assert torch.allclose(snr, torch.full_like(snr, -10 * math.log10(4)), atol=0.05)
+    # SI-SDR projects the scale away: a ducked hit looks perfect.
+    assert SISDRLoss()(ducked, target).item() < -40
+    assert SNRLoss()(target, target).item() < -40
+
+
+def test_mrstft_is_zero_for_a_perfect_estimate_and_grows_with_noise():
+    target = snare_like()
+    loss = MultiResolutionSTFTLoss()
+    assert loss(target, target).item() == pytest.approx(0.0, abs=1e-6)
+    values = [loss(target + orthogonal_noise(target, ratio), target).item()
+              for ratio in (40.0, 20.0, 0.0)]
+    assert 0 < values[0] < values[1] < values[2]
+    assert values[2] > 5 * values[0]
+
+
+@pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft"])
+def test_silent_target_gives_a_finite_loss(name: str):
+    target = torch.zeros(2, SR // 2)
+    estimate = 0.05 * torch.randn(2, SR // 2, generator=torch.Generator().manual_seed(3))
+    estimate.requires_grad_(True)
+    loss = CombinedLoss({name: 1.0})(estimate, target)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(estimate.grad).all()
+
+
+def test_snr_silent_target_is_bounded_by_the_floor():
+    """Outputting silence for a silent target scores the floor, not -inf; leaking bleed
+    costs a bounded amount."""
+    target = torch.zeros(1, SR)
+    assert SNRLoss()(torch.zeros(1, SR), target).item() == pytest.approx(0.0, abs=1e-6)
+    leak = torch.full((1, SR), 10 ** (-20 / 20))           # -20 dBFS leak, floor -60 dB
+    assert SNRLoss()(leak, target).item() == pytest.approx(40.0, abs=0.01)
+
+
+def test_combined_loss_is_the_weighted_sum():
+    target = snare_like()
+    estimate = target + orthogonal_noise(target, 8.0)
+    combined = CombinedLoss({"mse": 2.0, "snr": 0.5, "sisdr": 0.25, "mrstft": 1.5})
+    expected = (2.0 * MSELoss()(estimate, target) + 0.5 * SNRLoss()(estimate, target)
+                + 0.25 * SISDRLoss()(estimate, target)
+                + 1.5 * MultiResolutionSTFTLoss()(estimate, target))
+    assert combined(estimate, target).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("weights", [{"l1": 1.0}, {"mse": 1.0, "bogus": 0.1}, {}])
+def test_combined_loss_rejects_unknown_or_empty(weights: dict[str, float]):
+    with pytest.raises(ValueError, match="unknown or empty"):
+        CombinedLoss(weights)
+
+
+@pytest.mark.parametrize("loss", [MSELoss, SISDRLoss, SNRLoss, MultiResolutionSTFTLoss])
+def test_reduction_none_keeps_the_batch(loss: type[torch.nn.Module]):
+    target = snare_like(batch=3)
+    estimate = target + orthogonal_noise(target, 10.0)
+    values = loss(reduction="none")(estimate, target)
+    assert values.shape == (3,)
+    assert loss(reduction="mean")(estimate, target).item() == pytest.approx(
+        values.mean().item(), rel=1e-5)
+
+
+def test_unknown_reduction_is_refused():
+    with pytest.raises(ValueError, match="reduction"):
+        MSELoss(reduction="max")(torch.zeros(1, 8), torch.zeros(1, 8))

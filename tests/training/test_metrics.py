@@ -1,0 +1,178 @@
+"""Closed-form checks of the SPEC 5 metrics on small synthetic signals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from denoiser.errors import ParameterError
+from training import metrics
+
+SR = 16000
+
+
+def _orthogonal_noise(rng: np.random.Generator, target: np.ndarray) -> np.ndarray:
+    """Zero-mean noise with no component along the zero-mean target."""
+    noise = rng.standard_normal(target.size)
+    noise -= noise.mean()
+    centred = target - target.mean()
+    return noise - centred * (noise @ centred) / (centred @ centred)
+
+
+def _snare_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """1 s: rectangular snare bursts (one full hit, one ghost) and broadband bleed throughout."""
+    n = SR
+    clean = np.zeros(n)
+    onsets = []
+    for time, velocity, amp in ((0.1, 110, 0.8), (0.5, 30, 0.1)):
+        start = int(time * SR)
+        clean[start:start + int(0.06 * SR)] = amp * rng.standard_normal(int(0.06 * SR))
+        onsets.append({"time": time, "sample": start, "instrument": "snare",
+                       "velocity": velocity, "target": True})
+    onsets.append({"time": 0.8, "sample": int(0.8 * SR), "instrument": "kick",
+                   "velocity": 100, "target": False})
+    onsets.append({"time": 0.3, "sample": int(0.3 * SR), "instrument": "hihat_closed",
+                   "velocity": 90, "target": False})
+    bleed = 0.05 * rng.standard_normal(n)
+    return clean, clean + bleed, onsets
+
+
+def test_si_sdr_perfect_estimate_is_very_high(rng):
+    s = rng.standard_normal(4000)
+    assert metrics.si_sdr(s, s) > 100.0
+
+
+def test_si_sdr_known_ratio(rng):
+    s = rng.standard_normal(8000)
+    e = _orthogonal_noise(rng, s)
+    for ratio_db in (-5.0, 0.0, 12.0, 30.0):
+        scaled = e * math.sqrt(np.sum((s - s.mean()) ** 2) / np.sum(e ** 2) / 10 ** (ratio_db / 10))
+        assert metrics.si_sdr(s + scaled, s) == pytest.approx(ratio_db, abs=0.1)
+
+
+def test_si_sdr_is_scale_invariant_and_batched(rng):
+    s = rng.standard_normal(4000)
+    y = s + 0.3 * rng.standard_normal(4000)
+    base = float(metrics.si_sdr(y, s))
+    batch = metrics.si_sdr(np.stack([y, 0.01 * y, 7.0 * y]), s[None, :])
+    assert batch.shape == (3,)
+    np.testing.assert_allclose(batch, base, atol=1e-9)
+
+
+def test_si_sdr_silent_target_is_nan(rng):
+    assert math.isnan(float(metrics.si_sdr(rng.standard_normal(100), np.zeros(100))))
+
+
+def test_sdr_is_scale_dependent(rng):
+    s = rng.standard_normal(4000)
+    assert metrics.sdr(0.5 * s, s) == pytest.approx(20 * math.log10(2), abs=1e-9)
+    assert metrics.sdr(s, s) > 100.0
+
+
+def test_bleed_reduction_of_a_perfect_minus_40_db_gate(rng):
+    clean, noisy, _ = _snare_scene(rng)
+    gain = np.where(clean == 0.0, 10 ** (-40 / 20), 1.0)  # closed exactly where no snare plays
+    q = metrics.between_hits_mask(noisy, clean, SR)
+    assert 0.5 < q.mean() < 0.95  # the gaps, not the hits
+    assert metrics.bleed_reduction_db(noisy, clean, noisy * gain, SR) == pytest.approx(40.0, abs=0.1)
+    assert metrics.bleed_reduction_db(noisy, clean, noisy, SR) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bleed_reduction_tacet_clip_uses_whole_clip(rng):
+    bleed = 0.1 * rng.standard_normal(SR // 4)
+    clean = np.zeros_like(bleed)
+    assert metrics.between_hits_mask(bleed, clean, SR).all()
+    assert metrics.bleed_reduction_db(bleed, clean, 0.5 * bleed, SR) == pytest.approx(6.02, abs=0.01)
+
+
+def test_hit_level_error_exact_and_halved(rng):
+    clean, _, onsets = _snare_scene(rng)
+    exact = metrics.hit_level_error_db(clean, clean, SR, onsets)
+    assert exact["hit_level_error_db"] == pytest.approx(0.0, abs=1e-9)
+    assert exact["ghost_level_error_db"] == pytest.approx(0.0, abs=1e-9)
+    half = metrics.hit_level_error_db(clean, 0.5 * clean, SR, onsets)
+    assert half["hit_level_error_db"] == pytest.approx(6.02, abs=0.01)
+    assert half["hit_level_bias_db"] == pytest.approx(-6.02, abs=0.01)
+    assert half["ghost_level_error_db"] == pytest.approx(6.02, abs=0.01)
+
+
+def test_hit_level_error_separates_ghost_notes(rng):
+    clean, _, onsets = _snare_scene(rng)
+    ducked = clean.copy()
+    ghost_start = int(0.5 * SR)
+    ducked[ghost_start:ghost_start + int(0.06 * SR)] *= 0.1  # only the ghost is ducked by 20 dB
+    result = metrics.hit_level_error_db(clean, ducked, SR, onsets)
+    assert result["ghost_level_error_db"] == pytest.approx(20.0, abs=0.01)
+    assert result["ghost_level_bias_db"] == pytest.approx(-20.0, abs=0.01)
+    assert result["hit_level_error_db"] == pytest.approx(10.0, abs=0.01)  # mean of 0 and 20
+
+
+def test_hit_level_error_without_ghosts_or_hits_is_nan(rng):
+    clean, _, onsets = _snare_scene(rng)
+    loud_only = [o for o in onsets if o["velocity"] > 45]
+    result = metrics.hit_level_error_db(clean, clean, SR, loud_only)
+    assert result["hit_level_error_db"] == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(result["ghost_level_error_db"])
+    assert math.isnan(metrics.hit_level_error_db(clean, clean, SR, [])["hit_level_error_db"])
+
+
+def test_cymbal_leakage_identity_and_perfect(rng):
+    clean, noisy, onsets = _snare_scene(rng)
+    assert metrics.cymbal_leakage_db(noisy, clean, noisy, SR, onsets) == pytest.approx(0.0, abs=1e-9)
+    assert metrics.cymbal_leakage_db(noisy, clean, clean, SR, onsets) < -100.0
+
+
+def test_cymbal_leakage_measures_only_highs(rng):
+    clean, noisy, onsets = _snare_scene(rng)
+    from scipy import signal
+
+    low = signal.sosfiltfilt(signal.butter(8, 1500, fs=SR, output="sos"), noisy - clean)
+    assert metrics.cymbal_leakage_db(noisy, clean, clean + low, SR, onsets) < -30.0
+
+
+def test_tom_kick_leakage_of_scaled_input(rng):
+    clean, noisy, onsets = _snare_scene(rng)
+    assert metrics.tom_kick_leakage_db(noisy, 0.1 * noisy, SR, onsets) == pytest.approx(-20.0, abs=1e-6)
+
+
+def test_tom_kick_regions_skip_snare_and_are_nan_without_free_kicks(rng):
+    _, noisy, onsets = _snare_scene(rng)
+    mask = metrics.tom_kick_regions_mask(onsets, SR, noisy.size)
+    kick = int(0.8 * SR)
+    assert mask[kick:kick + int(0.1 * SR)].all() and mask.sum() == int(0.1 * SR)
+    near_snare = [o for o in onsets if o["target"]] + [
+        {"time": 0.15, "sample": int(0.15 * SR), "instrument": "tom_floor", "velocity": 90, "target": False}]
+    assert not metrics.tom_kick_regions_mask(near_snare, SR, noisy.size).any()
+    assert math.isnan(metrics.tom_kick_leakage_db(noisy, noisy, SR, near_snare))
+
+
+def test_clip_metrics_keys_and_input_scores(rng):
+    clean, noisy, onsets = _snare_scene(rng)
+    same = metrics.clip_metrics(noisy, clean, noisy, SR, onsets)
+    assert same["delta_si_sdr"] == pytest.approx(0.0, abs=1e-9)
+    assert same["si_sdr"] == pytest.approx(same["si_sdr_in"])
+    for key in ("bleed_reduction_db", "cymbal_leakage_db", "tom_kick_leakage_db"):
+        assert same[key] == pytest.approx(0.0, abs=1e-9)
+    assert same["hit_level_error_db"] == pytest.approx(same["hit_level_error_in_db"])
+    assert same["hit_level_bias_db"] > 0  # bleed adds energy to the hits
+    perfect = metrics.clip_metrics(noisy[None, :], clean[None, :], clean[None, :], SR, onsets)
+    assert perfect["delta_si_sdr"] > 80 and perfect["bleed_reduction_db"] > 100
+    assert set(perfect) == set(same) and all(isinstance(v, float) for v in perfect.values())
+
+
+def test_metrics_reject_multichannel_and_mismatched(rng):
+    with pytest.raises(ParameterError):
+        metrics.bleed_reduction_db(np.zeros((2, 10)), np.zeros((2, 10)), np.zeros((2, 10)), SR)
+    with pytest.raises(ParameterError):
+        metrics.si_sdr(np.zeros(10), np.zeros(11))
+
+
+def test_aggregate_mean_median_and_nan():
+    rows = [{"a": 1.0, "b": math.nan}, {"a": 2.0, "b": 4.0}, {"a": 9.0, "b": math.nan}]
+    table = metrics.aggregate(rows)
+    assert table["a"] == {"mean": 4.0, "median": 2.0, "count": 3}
+    assert table["b"]["mean"] == 4.0 and table["b"]["count"] == 1
+    all_nan = metrics.aggregate([{"c": math.nan}])
+    assert math.isnan(all_nan["c"]["mean"]) and all_nan["c"]["count"] == 0

@@ -1,0 +1,86 @@
+"""General MIDI drum files: note map, tempo map, and rendering at the right times."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mido
+import numpy as np
+import pytest
+
+from training.errors import DatasetError
+from training.grooves import ROLES
+from training.midi import read_midi
+from training.session import detect_onsets
+from training.synth import SynthConfig, render_clip
+
+RATE = 48000
+
+
+def write_midi(path, notes, tempo_bpm=120, ticks=480, channel=9, tempo_change=None):
+    """``notes``: (beat, note, velocity). ``tempo_change``: (beat, bpm)."""
+    midi = mido.MidiFile(ticks_per_beat=ticks)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    events = [(round(b * ticks), mido.Message("note_on", channel=channel, note=n, velocity=v))
+              for b, n, v in notes]
+    events += [(round(b * ticks) + 60, mido.Message("note_off", channel=channel, note=n))
+               for b, n, _ in notes]
+    events.append((0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm))))
+    if tempo_change:
+        events.append((round(tempo_change[0] * ticks),
+                       mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_change[1]))))
+    events.sort(key=lambda e: (e[0], e[1].type != "set_tempo"))
+    now = 0
+    for tick, message in events:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi.save(path)
+    return path
+
+
+def test_read_midi_maps_notes_and_tempo(tmp_path):
+    path = write_midi(tmp_path / "g.mid", [(0, 36, 100), (1, 38, 110), (2, 42, 80), (3, 45, 90),
+                                           (4, 37, 70), (5, 52, 100), (6, 38, 30)],
+                      tempo_change=(4, 60))
+    events = read_midi(path)
+    assert [ROLES[r] for r in events.role] == ["kick", "snare", "hihat_closed", "tom",
+                                               "sidestick", "china", "snare"]
+    # 120 BPM for 4 beats (0.5 s each), then 60 BPM (1 s each)
+    assert events.time == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
+    assert events.velocity.tolist() == [100, 110, 80, 90, 70, 100, 30]
+    assert events.tom.tolist() == [-1, -1, -1, 2, -1, -1, -1]
+
+
+def test_channel_10_preferred(tmp_path):
+    midi = mido.MidiFile()
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.Message("note_on", channel=0, note=38, velocity=100, time=0))
+    track.append(mido.Message("note_on", channel=9, note=36, velocity=100, time=480))
+    midi.save(tmp_path / "mixed.mid")
+    events = read_midi(tmp_path / "mixed.mid")
+    assert [ROLES[r] for r in events.role] == ["kick"]
+
+
+def test_midi_rendering_places_snare_hits(synthetic_kit, tmp_path):
+    beats = [(0.0, 36, 110), (1.0, 38, 120), (2.0, 36, 110), (2.5, 42, 90), (3.0, 38, 120)]
+    events = read_midi(write_midi(tmp_path / "p.mid", beats, tempo_bpm=100))
+    config = SynthConfig(clip_seconds=2.5, preroll_seconds=0.5, bleed_only_probability=0.0)
+    clip = render_clip(synthetic_kit, 0, config, performances=[events])
+    assert clip.meta["style"] == "midi" and clip.meta["bpm"] is None
+    snares = [o for o in clip.meta["onsets"] if o["target"]]
+    assert [o["time"] for o in snares] == pytest.approx([0.6, 1.8])  # beats 1 and 3 at 100 BPM
+    detected = detect_onsets(clip.clean, RATE)
+    assert np.abs(detected / RATE - np.array([0.6, 1.8])).max() < 0.003
+    kick = [o for o in clip.meta["onsets"] if o["instrument"] == "kick"]
+    assert [o["time"] for o in kick] == pytest.approx([0.0, 1.2])
+
+
+def test_not_a_midi_file(tmp_path):
+    (tmp_path / "x.mid").write_bytes(b"RIFF not midi at all")
+    with pytest.raises(DatasetError, match="not a readable MIDI file"):
+        read_midi(tmp_path / "x.mid")
+    path = write_midi(tmp_path / "piano.mid", [(0, 90, 100)])
+    with pytest.raises(DatasetError, match="no General MIDI drum notes"):
+        read_midi(path)

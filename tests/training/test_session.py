@@ -1,0 +1,82 @@
+"""Session pairing: clean snare takes + bleed-only takes of other rates/channels/lengths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from training.errors import DatasetError
+from training.manifest import read_manifest
+from training.oneshots import one_shot
+from training.session import (SessionConfig, build_session_dataset, detect_onsets,
+                              make_session_clip, plan_session)
+
+
+def snare_take(seconds: float, rate: int, hits: list[float]) -> np.ndarray:
+    take = np.zeros(int(seconds * rate), np.float32)
+    shot = one_shot("snare", 190, 0.12, 0.3, 1.0, rate)
+    for t in hits:
+        start = int(t * rate)
+        take[start:start + shot.size] += shot[: take.size - start]
+    return take
+
+
+@pytest.fixture
+def session_dirs(tmp_path):
+    clean, bleed = tmp_path / "clean", tmp_path / "bleed"
+    clean.mkdir()
+    bleed.mkdir()
+    sf.write(clean / "snare_take1.wav", snare_take(2.5, 44100, [0.1, 0.6, 1.1, 1.6, 2.1]), 44100)
+    stereo = np.stack([snare_take(1.2, 48000, [0.2, 0.7])] * 2, axis=1)
+    sf.write(clean / "snare_take2.flac", stereo, 48000)
+    rng = np.random.default_rng(0)
+    hats = np.zeros((int(0.7 * 96000), 2), np.float32)
+    hats[::12000] = 1.0
+    hats = hats + 0.01 * rng.standard_normal(hats.shape).astype(np.float32)
+    sf.write(bleed / "kit_no_snare.wav", hats * 0.2, 96000)  # shorter than a clip: looped
+    return clean, bleed
+
+
+def test_pairs_takes_of_any_rate_and_channels(session_dirs, tmp_path):
+    clean_dir, bleed_dir = session_dirs
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean_dir, bleed_dir, config)
+    assert plan.jobs == [(0, 0), (0, 48000), (1, 0)]
+    clip = make_session_clip(plan, 0, seed=3, config=config)
+    assert clip.noisy.shape == clip.clean.shape == clip.bleed.shape == (48000,)
+    assert np.array_equal(clip.noisy, clip.clean + clip.bleed)
+    assert np.sqrt(np.mean(clip.bleed[-4800:] ** 2)) > 0  # looped bleed reaches the end
+    onsets = [o["time"] for o in clip.meta["onsets"]]
+    assert onsets == pytest.approx([0.1, 0.6], abs=0.003)
+    assert all(o["target"] and 1 <= o["velocity"] <= 127 for o in clip.meta["onsets"])
+
+    out = build_session_dataset(plan, tmp_path / "out", seed=3, config=config)
+    manifest = read_manifest(out)
+    assert [c["id"] for c in manifest["clips"]] == ["session-00000", "session-00001",
+                                                    "session-00002"]
+    assert {c["split"] for c in manifest["clips"]} == {"train", "valid"}
+    meta = json.loads((out / "session-00002" / "meta.json").read_text())
+    assert [o["time"] for o in meta["onsets"]] == pytest.approx([0.2, 0.7], abs=0.003)
+
+
+def test_detect_onsets_finds_quiet_hits_after_loud_ones():
+    rate = 48000
+    take = snare_take(1.0, rate, [0.1]) + 0.1 * snare_take(1.0, rate, [0.5])
+    assert detect_onsets(take, rate) / rate == pytest.approx([0.1, 0.5], abs=0.002)
+    assert detect_onsets(np.zeros(rate, np.float32), rate).size == 0
+
+
+def test_session_errors(tmp_path, session_dirs):
+    clean_dir, bleed_dir = session_dirs
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="no audio files"):
+        plan_session(empty, bleed_dir)
+    with pytest.raises(DatasetError, match="as long as one"):
+        plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=5.0))
+    plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=1.0))
+    with pytest.raises(DatasetError, match="may not contain the input"):
+        build_session_dataset(plan, clean_dir.parent, seed=0)

@@ -1,0 +1,159 @@
+"""Synthetic snare-mic clips: exact mixture, onsets, ghost notes, tacet bars, tuning,
+determinism, files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from training.grooves import GHOST_MAX_VELOCITY, GrooveConfig, STYLES, generate_groove
+from training.session import detect_onsets
+from training.snaremic import bleed_path, pitch_shift
+from training.synth import SynthConfig, clip_seed, render_clip, write_clip
+
+RATE = 48000
+SHORT = SynthConfig(clip_seconds=2.0, preroll_seconds=1.0)
+
+
+def test_noisy_is_exactly_clean_plus_bleed(synthetic_kit):
+    for seed in range(4):
+        clip = render_clip(synthetic_kit, seed, SHORT)
+        assert clip.noisy.dtype == np.float32 and clip.noisy.shape == (2 * RATE,)
+        assert np.array_equal(clip.noisy, clip.clean + clip.bleed)
+        assert np.max(np.abs(clip.noisy)) <= 10 ** (-1 / 20) + 1e-6
+        assert np.max(np.abs(clip.bleed)) > 0
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_every_style_renders_targets_and_bleed(synthetic_kit, style):
+    config = replace(SHORT, bleed_only_probability=0.0,
+                     groove=replace(GrooveConfig(), tacet_bar_probability=0.0))
+    clip = render_clip(synthetic_kit, 3, config, style=style)
+    onsets = clip.meta["onsets"]
+    assert clip.meta["style"] == style
+    assert any(o["target"] for o in onsets) and any(not o["target"] for o in onsets)
+    assert all(1 <= o["velocity"] <= 127 for o in onsets)
+    assert all(o["sample"] == round(o["time"] * RATE) for o in onsets)
+
+
+def test_onsets_match_energy_of_clean_track(synthetic_kit):
+    config = replace(SHORT, clip_seconds=4.0, bleed_only_probability=0.0,
+                     groove=replace(GrooveConfig(), flam_probability=0.0, roll_probability=0.0))
+    checked = 0
+    for seed in range(6):
+        clip = render_clip(synthetic_kit, seed, config, style="backbeat")
+        targets = np.array([o["sample"] for o in clip.meta["onsets"] if o["target"]])
+        detected = detect_onsets(clip.clean, RATE, rise_db=10.0, floor_db=-40.0)
+        # every detected snare hit is a listed target onset (within 3 ms) ...
+        for sample in detected:
+            assert np.min(np.abs(targets - sample)) <= 0.003 * RATE
+        # ... and every loud, isolated target onset is detected
+        loud = [o["sample"] for o in clip.meta["onsets"] if o["target"] and o["velocity"] >= 100]
+        for sample in loud:
+            others = targets[(targets < sample) & (targets > sample - 0.15 * RATE)]
+            if others.size == 0 and sample > 0.01 * RATE:
+                assert np.min(np.abs(detected - sample)) <= 0.003 * RATE
+                checked += 1
+    assert checked >= 5
+
+
+def test_ghost_notes_are_quiet(synthetic_kit):
+    config = replace(SHORT, clip_seconds=6.0, pitch_semitones=0.0, wide_pitch_probability=0.0,
+                     decay_probability=0.0, bleed_only_probability=0.0,
+                     groove=replace(GrooveConfig(), ghost_probability=0.3,
+                                    flam_probability=0.0, roll_probability=0.0,
+                                    tacet_bar_probability=0.0, rimshot_probability=0.0,
+                                    sidestick_probability=0.0))
+    ghost, loud = [], []
+    for seed in range(4):
+        clip = render_clip(synthetic_kit, seed, config, style="funk")
+        targets = sorted(o["sample"] for o in clip.meta["onsets"] if o["target"])
+        for o in clip.meta["onsets"]:
+            if not o["target"] or o["instrument"] != "snare":
+                continue
+            s = o["sample"]
+            previous = [t for t in targets if s - 0.1 * RATE < t < s]
+            if previous:
+                continue  # the previous hit still rings
+            level = np.max(np.abs(clip.clean[s:s + int(0.01 * RATE)]))
+            (ghost if o["velocity"] <= GHOST_MAX_VELOCITY else loud).append(
+                (level, o["velocity"]))
+    assert ghost and loud
+    assert max(v for _, v in ghost) <= GHOST_MAX_VELOCITY
+    ghost_db = 20 * np.log10(np.median([g for g, _ in ghost]))
+    loud_db = 20 * np.log10(np.median([g for g, _ in loud]))
+    assert ghost_db < loud_db - 8.0
+
+
+def test_tacet_bars_have_a_silent_target(synthetic_kit):
+    config = replace(SHORT, clip_seconds=8.0, bleed_only_probability=0.0,
+                     groove=replace(GrooveConfig(), tacet_bar_probability=0.5,
+                                    bpm_range=(60.0, 90.0)))
+    found = 0
+    for seed in range(10):
+        clip = render_clip(synthetic_kit, seed, config, style="backbeat")
+        peak = np.max(np.abs(clip.clean))
+        for start, stop in clip.meta["tacet"]:
+            a, b = int(max(0.0, start + 1.2) * RATE), int(min(stop, 8.0) * RATE)  # tails ring out
+            if b - a < 0.3 * RATE:
+                continue
+            assert np.max(np.abs(clip.clean[a:b])) < 1e-4 * peak
+            assert np.sqrt(np.mean(clip.bleed[a:b] ** 2)) > 1e-3 * peak  # the band plays on
+            assert not any(o["target"] and start <= o["time"] < stop for o in clip.meta["onsets"])
+            found += 1
+    assert found >= 2
+
+
+def test_bleed_only_clip(synthetic_kit):
+    clip = render_clip(synthetic_kit, 1, replace(SHORT, bleed_only_probability=1.0))
+    assert clip.meta["bleed_only"]
+    assert np.max(np.abs(clip.clean)) < 1e-6
+    assert np.max(np.abs(clip.bleed)) > 0.05
+    assert not any(o["target"] for o in clip.meta["onsets"])
+
+
+@pytest.mark.parametrize("semitones", [-3.0, 3.0, 7.0])
+def test_semitone_resampling_scales_duration(semitones):
+    samples = np.random.default_rng(0).standard_normal(RATE).astype(np.float32)
+    shifted = pitch_shift(samples, semitones, RATE)
+    assert shifted.size == pytest.approx(RATE * 2 ** (-semitones / 12), abs=2)
+
+
+def test_bleed_path_delay_and_gain():
+    impulse = np.zeros(4800, np.float32)
+    impulse[100] = 1.0
+    flat = np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]])
+    out = bleed_path(impulse, flat, -6.0, delay=37.4)
+    response = out[100:]
+    # all-pass delay: energy kept (times the gain), centre of mass at the requested delay
+    assert np.sum(response**2) == pytest.approx(10 ** (-6 / 10), rel=1e-3)
+    assert np.sum(np.arange(response.size) * response) / np.sum(response) == pytest.approx(
+        37.4, abs=0.05)
+
+
+def test_same_seed_same_clip_and_groove_in_range(synthetic_kit):
+    a, b = render_clip(synthetic_kit, 11, SHORT), render_clip(synthetic_kit, 11, SHORT)
+    assert np.array_equal(a.noisy, b.noisy) and a.meta == b.meta
+    c = render_clip(synthetic_kit, 12, SHORT)
+    assert not np.array_equal(a.noisy[: c.noisy.size], c.noisy)
+    assert clip_seed(5, 0) != clip_seed(5, 1) and clip_seed(5, 1) == clip_seed(5, 1)
+    groove = generate_groove(np.random.default_rng(0), -1.0, 30.0)
+    assert 60 <= groove.bpm <= 220
+    assert np.all(np.diff(groove.events.time) >= 0)
+    assert groove.events.time.min() >= -1.0 and groove.events.time.max() < 30.0
+
+
+def test_write_clip_round_trip(synthetic_kit, tmp_path):
+    clip = render_clip(synthetic_kit, 2, SHORT)
+    folder = write_clip(clip, tmp_path / "clip")
+    for name in ("noisy", "clean", "bleed"):
+        data, rate = sf.read(folder / f"{name}.wav", dtype="float32")
+        assert rate == RATE and sf.info(folder / f"{name}.wav").subtype == "FLOAT"
+        assert np.array_equal(data, getattr(clip, name))
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["sample_rate"] == RATE and meta["seed"] == 2 and meta["kit"] == synthetic_kit.name
+    assert {"time", "sample", "instrument", "velocity", "target"} <= set(meta["onsets"][0])

@@ -1,0 +1,171 @@
+"""Training end to end on a tiny model and a tiny synthetic dataset: the loss drops, the
+run folder is complete, checkpoints round-trip, resume is exact, the CLI works."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.checkpoint import load_checkpoint, save_checkpoint
+from denoiser.errors import ParameterError
+from training.config import TrainConfig
+from training.run import run_training
+from training.synth import SynthConfig, render_dataset
+
+CLIP_SECONDS = 2.0
+TINY = TrainConfig(model="bandmask-tiny", batch_size=3, segment_seconds=0.5, steps_per_epoch=4,
+                   epochs=2, valid_clips=2, lr=3e-3, threads=1, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, synthetic_kit_dir: Path) -> Path:
+    """Ten 2 s clips (eight train, two valid) from the synthetic kit."""
+    return render_dataset([synthetic_kit_dir], tmp_path_factory.mktemp("data") / "set",
+                          hours=10 * CLIP_SECONDS / 3600, seed=0,
+                          config=SynthConfig(clip_seconds=CLIP_SECONDS), valid_fraction=0.2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    run_training(replace(TINY, epochs=5, steps_per_epoch=8, batch_size=4), run, data=dataset)
+    return run
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]["state_dict"]
+
+
+def test_validation_loss_drops(trained: Path):
+    history = json.loads((trained / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    first, last = history[0]["valid_loss"], history[-1]["valid_loss"]
+    assert last < 0.6 * first, [h["valid_loss"] for h in history]
+    assert history[-1]["valid_sisdr"] > history[0]["valid_sisdr"] + 1.0
+
+
+def test_run_folder_is_complete(trained: Path):
+    for name in ("history.json", "loss.png", "best.pt", "last.pt", "MODEL_CARD.md", "config.json"):
+        assert (trained / name).is_file(), name
+    assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (trained / "MODEL_CARD.md").read_text()
+    assert "bandmask" in card and "valid_sisdr" in card and "debleed synthetic kit" in card
+    assert json.loads((trained / "config.json").read_text())["model"] == "bandmask-tiny"
+
+
+def test_best_checkpoint_is_the_best_epoch(trained: Path):
+    history = json.loads((trained / "history.json").read_text())
+    best_epoch = min(history, key=lambda h: h["valid_loss"])
+    model, info = load_checkpoint(trained / "best.pt")
+    assert model.name == "bandmask" and info["extra"]["epoch"] == best_epoch["epoch"]
+    assert info["extra"]["valid_loss"] == pytest.approx(best_epoch["valid_loss"])
+    assert info["training_config"]["model"] == "bandmask-tiny"
+    if best_epoch["epoch"] == history[-1]["epoch"]:
+        last = weights(trained / "last.pt")
+        assert all(torch.equal(v, last[k]) for k, v in model.state_dict().items())
+
+
+def test_checkpoint_save_load_reproduces_weights(trained: Path, tmp_path: Path):
+    model, _ = load_checkpoint(trained / "best.pt")
+    copy = save_checkpoint(tmp_path / "copy.pt", model, {"note": "round trip"})
+    again, info = load_checkpoint(copy)
+    assert info["training_config"] == {"note": "round trip"}
+    state = model.state_dict()
+    assert state.keys() == again.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in again.state_dict().items())
+    x = torch.randn(1, 12_000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+
+
+def test_resume_gives_the_same_weights(dataset: Path, tmp_path: Path):
+    config = replace(TINY, epochs=4, steps_per_epoch=3, valid_clips=1)
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    run_training(config, straight, data=dataset)
+    run_training(replace(config, epochs=2), halves, data=dataset)
+    run_training(config, halves, data=dataset, resume=True)
+    a, b = weights(straight / "last.pt"), weights(halves / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[h["train_loss"] for h in json.loads((run / "history.json").read_text())]
+              for run in (straight, halves)]
+    assert len(losses[1]) == 4 and losses[0] == losses[1]
+
+
+def test_on_the_fly_synthesis_trains_and_resumes(synthetic_kit_dir: Path, tmp_path: Path):
+    config = replace(TINY, batch_size=2, steps_per_epoch=2, valid_clips=1)
+    straight = run_training(config, tmp_path / "straight", kits=[str(synthetic_kit_dir)])
+    assert straight.is_file()
+    history = json.loads((tmp_path / "straight" / "history.json").read_text())
+    assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["valid_loss"])) for h in history)
+    assert "on-the-fly" in (tmp_path / "straight" / "MODEL_CARD.md").read_text()
+    run_training(replace(config, epochs=1), tmp_path / "halves", kits=[str(synthetic_kit_dir)])
+    run_training(config, tmp_path / "halves", kits=[str(synthetic_kit_dir)], resume=True)
+    a, b = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "halves" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("change, kwargs, message", [
+    ({}, {"kits": ["KIT"]}, "not both"),
+    ({}, {"data": None}, "either"),
+    ({"epochs": 0}, {}, "epochs must be > 0"),
+    ({"segment_seconds": 0.0}, {}, "segment_seconds"),
+    ({"loss": {"l1": 1.0}}, {}, "unknown or empty loss"),
+    ({"batch_size": 64}, {}, "fewer than one batch"),
+    ({}, {"resume": True}, "nothing to resume"),
+])
+def test_bad_options_raise(dataset: Path, synthetic_kit_dir: Path, tmp_path: Path,
+                           change: dict, kwargs: dict, message: str):
+    arguments = {"data": dataset, **kwargs}
+    arguments["kits"] = [str(synthetic_kit_dir)] if "kits" in kwargs else ()
+    with pytest.raises(ParameterError, match=message):
+        run_training(replace(TINY, **change), tmp_path / "run", **arguments)
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def tiny_cli_args(dataset: Path, run: Path) -> list[str]:
+    return ["train", str(dataset), "--out", str(run), "--model", "bandmask-tiny",
+            "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+            "--segment-seconds", "0.5", "--valid-clips", "1", "--threads", "1",
+            "--device", "cpu"]
+
+
+def test_cli_trains_and_prints_the_best_checkpoint(dataset: Path, tmp_path: Path):
+    run = tmp_path / "cli-run"
+    result = CliRunner().invoke(cli, tiny_cli_args(dataset, run))
+    assert result.exit_code == 0, result.output
+    assert f"best checkpoint: {run / 'best.pt'}" in result.output
+    load_checkpoint(run / "best.pt")
+    assert len(json.loads((run / "history.json").read_text())) == 1
+
+
+@pytest.mark.parametrize("extra", [["--epochs", "0"], ["--loss", "{not json"],
+                                   ["--loss", '{"l1": 1}'], ["--model-kwargs", "[1]"],
+                                   ["--kit", "KIT"]])
+def test_cli_bad_option_is_one_error_line(dataset: Path, synthetic_kit_dir: Path,
+                                          tmp_path: Path, extra: list[str]):
+    extra = [str(synthetic_kit_dir) if e == "KIT" else e for e in extra]
+    result = CliRunner().invoke(cli, tiny_cli_args(dataset, tmp_path / "run") + extra)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_pass_batches_shard_reshuffle_and_seek():
+    from training.distributed import World
+    from training.run import PassBatches
+
+    ranks = [PassBatches(10, 2, seed=5, world=World(rank, 2)) for rank in (0, 1)]
+    first = [sum(list(r), []) for r in ranks]
+    assert len(first[0]) == len(first[1]) == 4 and not set(first[0]) & set(first[1])
+    second = sum(list(ranks[0]), [])
+    assert second != first[0]                        # every pass reshuffles
+    resumed = PassBatches(10, 2, seed=5, world=World(0, 2))
+    resumed.position = 3                             # one batch into the second pass
+    assert sum(list(resumed), []) == second[2:]

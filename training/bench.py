@@ -1,0 +1,401 @@
+"""``debleed bench``: the benchmark of SPEC 6 -- quality against baselines, and speed.
+
+Quality: a fixed, seeded test set rendered from the public test kit (never trained or
+tuned on), scored with ``training.metrics`` for six systems: the input unchanged, the
+pre-gate at its defaults, the pre-gate with the best threshold per clip (an oracle that
+tries every threshold of a grid and keeps the one with the highest SI-SDR: the best a
+careful engineer could set by ear), the thesis-style baseline, the debleed model, and
+the gate followed by the model.
+
+Speed: the real-time factor (audio seconds per wall second) of the model alone through
+``Denoiser.denoise`` (levelling, resampling and STFT included) on a 60-s file, and of the
+whole ``debleed denoise`` process (interpreter start-up, model load, read, write) on a
+10-minute file. Each measurement runs in a fresh child process so its peak memory
+(``VmHWM``, see ``peak_rss_mib``) is its own, not the benchmark's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from denoiser import __version__
+from denoiser.audio import read_audio, write_audio, write_text_atomic
+from denoiser.engine import Denoiser
+from denoiser.errors import ModelError, ParameterError
+from denoiser.gate import GateConfig, apply_gate
+from denoiser.pretrained import THESIS_BASELINE, default_model_path
+
+from . import metrics, report
+from .errors import KitError
+from .evaluate import denoise_mono, process_clip, score_systems
+
+TEST_KIT = Path("/usr/share/hydrogen/data/drumkits/The Black Pearl 1.0")
+TEST_SEED = 20240601  # the test set's dataset seed (clip i uses synth.clip_seed(TEST_SEED, i))
+ORACLE_THRESHOLDS_DB: tuple[float, ...] = tuple(float(t) for t in range(-60, -4, 2))  # -60..-6
+
+# Row name -> audio version of the clip it scores.
+ROWS: dict[str, str] = {
+    "input (unchanged)": "noisy",
+    "gate (defaults)": "gated",
+    "gate (oracle threshold)": "oracle_gated",
+    "thesis baseline": "thesis",
+    "debleed": "denoised",
+    "gate + debleed": "gate_denoised",
+}
+
+Progress = Callable[[float, str], None]  # (fraction done, note)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Every setting of the benchmark; ``quick_config()`` gives the under-two-minutes subset."""
+
+    kit: Path = TEST_KIT
+    model: str | Path | None = None  # None: the shipped default model
+    baseline: Path = THESIS_BASELINE
+    clips: int = 40
+    clip_seconds: float = 10.0
+    seed: int = TEST_SEED
+    device: str = "auto"
+    gate: GateConfig = field(default_factory=GateConfig)
+    oracle_thresholds_db: tuple[float, ...] = ORACLE_THRESHOLDS_DB
+    model_speed_seconds: float = 60.0
+    process_speed_seconds: float = 600.0
+    speed_baseline: bool = True  # also time the thesis baseline alone
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls, **overrides: Any) -> "BenchConfig":
+        """6 clips, 10-s/30-s speed files, only the debleed model timed."""
+        base = {"clips": 6, "model_speed_seconds": 10.0, "process_speed_seconds": 30.0,
+                "speed_baseline": False, "quick": True}
+        return cls(**{**base, **overrides})
+
+
+def model_path(config: BenchConfig) -> Path:
+    return default_model_path() if config.model in (None, "default") else Path(config.model)
+
+
+def machine_description() -> dict[str, Any]:
+    """Platform, CPU model, cores, torch version and GPU: what a speed figure needs beside it."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
+        "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "debleed": __version__, "gpu": None,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def render_test_set(config: BenchConfig) -> Iterator[Any]:
+    """The fixed test clips, one at a time: ``clip_seed(seed, i)`` for i < clips, on the test kit."""
+    from .kits import load_kit
+    from .synth import SynthConfig, clip_seed, render_clip
+
+    kit = load_kit(config.kit)
+    synth = SynthConfig(clip_seconds=config.clip_seconds)
+    for index in range(config.clips):
+        yield render_clip([kit], clip_seed(config.seed, index), synth)
+
+
+class _Steps:
+    """Turns "one more step done" into the (fraction, note) progress callback."""
+
+    def __init__(self, total: int, progress: Progress | None):
+        self.total, self.done, self.progress = max(1, total), 0, progress
+
+    def step(self, note: str) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done / self.total, note)
+
+
+def oracle_gate(noisy: np.ndarray, clean: np.ndarray, sample_rate: int, gate: GateConfig,
+                thresholds_db: Sequence[float]) -> tuple[np.ndarray, float]:
+    """The gate output with the SI-SDR-best threshold of the grid, and that threshold.
+
+    A clip without snare (bleed only) has no SI-SDR; there the engineer's best is the
+    gate that lets least through, so the quietest output wins.
+    """
+    outputs = np.stack([apply_gate(noisy[None, :], sample_rate,
+                                   replace(gate, threshold_db=float(t), auto=False))[0]
+                        for t in thresholds_db])
+    scores = metrics.si_sdr(outputs, clean[None, :])
+    if np.isnan(scores).all():
+        scores = -np.sum(outputs.astype(np.float64) ** 2, axis=-1)
+    best = int(np.nanargmax(scores))
+    return outputs[best], float(thresholds_db[best])
+
+
+def _quality(config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
+             steps: _Steps) -> dict[str, Any]:
+    per_clip, noisy = [], []
+    for index, clip in enumerate(render_test_set(config)):
+        rate = int(clip.meta["sample_rate"])
+        oracle, threshold = oracle_gate(clip.noisy, clip.clean, rate, config.gate,
+                                        config.oracle_thresholds_db)
+        versions = {"noisy": clip.noisy, "clean": clip.clean, "oracle_gated": oracle,
+                    "thesis": denoise_mono(thesis, clip.noisy, rate),
+                    **process_clip(debleed, config.gate, clip.noisy, rate)}
+        per_clip.append({"seed": int(clip.meta["seed"]), "oracle_threshold_db": threshold,
+                         "systems": score_systems(versions, rate, clip.meta.get("onsets", []), ROWS)})
+        noisy.append(clip.noisy)
+        steps.step(f"clip {index + 1}/{config.clips}")
+    thresholds = [c["oracle_threshold_db"] for c in per_clip]
+    return {
+        "rows": {row: metrics.aggregate([c["systems"][row] for c in per_clip]) for row in ROWS},
+        "oracle_thresholds_db": thresholds,
+        "per_clip": per_clip,
+        "noisy": noisy,
+    }
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak resident memory in MiB.
+
+    ``VmHWM`` of /proc/self/status is the high-water mark of the current address space,
+    which exec resets. ``ru_maxrss`` is not a substitute: Linux carries the parent's RSS
+    at fork into a child's ``ru_maxrss``, so a child of a big benchmark process would
+    report the benchmark's memory, not its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# Runs a module as ``python -m`` does and records its peak memory on exit (stdlib only,
+# so the measured process starts exactly like ``debleed denoise``).
+_PEAK_WRAPPER = (
+    "import atexit, runpy, sys\n"
+    "peak_file, module = sys.argv[1], sys.argv[2]\n"
+    "def _peak():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            open(peak_file, 'w').write(line.split()[1])\n"
+    "atexit.register(_peak)\n"
+    "sys.argv = [module] + sys.argv[3:]\n"
+    "runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+)
+
+
+def _run_child(args: Sequence[str], log: Path) -> tuple[int, float]:
+    """Run a child process, output to ``log``; return (exit status, wall seconds)."""
+    with open(log, "wb") as out:
+        start = time.perf_counter()
+        code = subprocess.call(list(args), stdout=out, stderr=subprocess.STDOUT,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return code, time.perf_counter() - start
+
+
+def _child_failure(what: str, log: Path) -> ModelError:
+    tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    return ModelError(f"speed run '{what}' failed: {tail[0]}")
+
+
+def time_model(model: Path, audio_path: Path, device: str) -> dict[str, float]:
+    """In the child: load, warm up on 1 s, then time ``Denoiser.denoise`` on the whole file."""
+    denoiser = Denoiser.load(model, device)
+    audio = read_audio(audio_path)
+    denoiser.denoise(audio.samples[:, :audio.sample_rate], audio.sample_rate)  # warm-up
+    if denoiser.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    denoiser.denoise(audio.samples, audio.sample_rate)
+    wall = time.perf_counter() - start
+    result = {"wall_seconds": wall, "threads": torch.get_num_threads(),
+              "device": str(denoiser.device), "peak_rss_mib": peak_rss_mib()}
+    if denoiser.device.type == "cuda":
+        result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return result
+
+
+def _speed_model(name: str, model: Path, audio_path: Path, seconds: float, device: str,
+                 work: Path) -> dict[str, Any]:
+    log = work / f"model-{name}-{device}.log"
+    code, _ = _run_child([sys.executable, "-m", "training.bench", "time-model", str(model),
+                          str(audio_path), device], log)
+    if code != 0:
+        raise _child_failure(f"{name} model alone on {device}", log)
+    timing = json.loads(log.read_text().strip().splitlines()[-1])
+    return {"what": "model alone (Denoiser.denoise)", "model": name, "device": timing["device"],
+            "threads": timing["threads"], "audio_seconds": seconds,
+            "wall_seconds": timing["wall_seconds"], "rtf": seconds / timing["wall_seconds"],
+            "peak_rss_mib": timing["peak_rss_mib"], "gpu_peak_mib": timing.get("gpu_peak_mib")}
+
+
+def _speed_process(model: Path, audio_path: Path, seconds: float, device: str,
+                   work: Path) -> dict[str, Any]:
+    log = work / f"process-{device}.log"
+    out = work / f"process-{device}.debleed.wav"
+    peak_file = work / f"process-{device}.peak"
+    command = [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), "debleed.cli.main", "denoise",
+               str(audio_path), "-o", str(out), "--model", str(model), "--device", device]
+    code, wall = _run_child(command, log)
+    if code != 0 or not out.is_file():
+        raise _child_failure(f"debleed denoise on {device}", log)
+    peak = int(peak_file.read_text()) / 1024.0 if peak_file.is_file() else None
+    out.unlink()
+    return {"what": "debleed denoise process", "model": "debleed", "device": device,
+            "threads": None, "audio_seconds": seconds, "wall_seconds": wall,
+            "rtf": seconds / wall, "peak_rss_mib": peak, "gpu_peak_mib": None}
+
+
+def _long_file(path: Path, pieces: Sequence[np.ndarray], seconds: float, rate: int,
+               subtype: str) -> Path:
+    """Tile the test clips' noisy audio to ``seconds`` (real drum content, not noise)."""
+    joined = np.concatenate(pieces)
+    total = int(round(seconds * rate))
+    tiled = np.tile(joined, -(-total // joined.size))[:total]
+    return write_audio(path, tiled[None, :].astype(np.float32), rate, subtype=subtype)
+
+
+def _speed(config: BenchConfig, pieces: Sequence[np.ndarray], steps: _Steps) -> list[dict[str, Any]]:
+    rate = 48000
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    models = [("debleed", model_path(config))]
+    if config.speed_baseline:
+        models.append(("thesis baseline", Path(config.baseline)))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="debleed-bench-") as tmp:
+        work = Path(tmp)
+        short = _long_file(work / "model.wav", pieces, config.model_speed_seconds, rate, "FLOAT")
+        long = _long_file(work / "process.wav", pieces, config.process_speed_seconds, rate, "PCM_24")
+        for device in devices:
+            for name, path in models:
+                rows.append(_speed_model(name, path, short, config.model_speed_seconds, device, work))
+                steps.step(f"speed: {name} on {device}")
+            process = _speed_process(model_path(config), long, config.process_speed_seconds,
+                                     device, work)
+            # A fresh interpreter picks its thread count like the model-alone child did.
+            process["threads"] = rows[-1]["threads"]
+            rows.append(process)
+            steps.step(f"speed: debleed denoise on {device}")
+    return rows
+
+
+def speed_steps(config: BenchConfig) -> int:
+    devices = 1 + int(torch.cuda.is_available())
+    return devices * (2 + int(config.speed_baseline))
+
+
+def _model_facts(name: str, path: Path, denoiser: Denoiser) -> dict[str, Any]:
+    return {"name": name, "path": str(path), "architecture": denoiser.model.name,
+            "sample_rate": denoiser.sample_rate, "parameters": denoiser.model.parameter_count(),
+            "file_bytes": path.stat().st_size}
+
+
+def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Run the benchmark; write ``bench.json`` and ``bench.md`` into ``out`` (if given)."""
+    if config.clips < 1:
+        raise ParameterError(f"the benchmark needs at least one clip, not {config.clips}")
+    if not Path(config.kit).is_dir():
+        raise KitError(f"{config.kit}: test kit not installed (Debian package hydrogen-data "
+                       "ships 'The Black Pearl 1.0'); pass --kit DIR to use another kit")
+    debleed_path = model_path(config)
+    if not Path(config.baseline).is_file():
+        raise ModelError(f"{config.baseline}: thesis baseline checkpoint not found (--baseline PATH)")
+    debleed = Denoiser.load(debleed_path, config.device)
+    thesis = Denoiser.load(config.baseline, config.device)
+    started = time.perf_counter()
+    steps = _Steps(config.clips + speed_steps(config), progress)
+    quality = _quality(config, debleed, thesis, steps)
+    pieces = quality.pop("noisy")
+    speed = _speed(config, pieces, steps)
+    result = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_description(),
+        "config": asdict(config),
+        "test_set": {"kit": str(config.kit), "clips": config.clips,
+                     "clip_seconds": config.clip_seconds,
+                     "seed": config.seed,
+                     "clip_seeds": [c["seed"] for c in quality["per_clip"]]},
+        "quality": quality,
+        "speed": speed,
+        "models": [_model_facts("debleed", debleed_path, debleed),
+                   _model_facts("thesis baseline", Path(config.baseline), thesis)],
+        "bench_seconds": time.perf_counter() - started,
+    }
+    if out is not None:
+        out = Path(out)
+        report.write_json(out / "bench.json", result)
+        write_text_atomic(out / "bench.md", bench_markdown(result))
+    return result
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def bench_markdown(result: dict[str, Any]) -> str:
+    """The benchmark as Markdown: quality table, oracle thresholds, speed, models, machine."""
+    machine = result["machine"]
+    thresholds = result["quality"]["oracle_thresholds_db"]
+    test_set = result["test_set"]
+    lines = [
+        "# debleed benchmark", "",
+        f"{result['date']}, debleed {machine['debleed']}"
+        + (" (quick subset)" if result["config"]["quick"] else ""), "",
+        f"## Quality ({test_set['clips']} clips of {test_set['clip_seconds']:g} s, "
+        f"kit `{Path(test_set['kit']).name}`, seed {test_set['seed']})",
+        "", "Cells are mean / median over clips (n/a: undefined on every clip).", "",
+        report.markdown_table(result["quality"]["rows"]),
+        report.LEGEND,
+        f"Oracle gate thresholds (dB, grid {result['config']['oracle_thresholds_db'][0]:g} to "
+        f"{result['config']['oracle_thresholds_db'][-1]:g}): median {np.median(thresholds):g}, "
+        f"range {min(thresholds):g} to {max(thresholds):g}; per clip: "
+        + ", ".join(f"{t:g}" for t in thresholds), "",
+        "## Speed", "",
+        "Real-time factor = audio seconds per wall second (higher is faster).", "",
+        "| what | model | device | threads | audio s | wall s | RTF | peak RSS MiB | GPU peak MiB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in result["speed"]:
+        lines.append(f"| {row['what']} | {row['model']} | {row['device']} | {row['threads']} | "
+                     f"{row['audio_seconds']:g} | {_fmt(row['wall_seconds'], 2)} | {_fmt(row['rtf'])} | "
+                     f"{_fmt(row['peak_rss_mib'], 0)} | {_fmt(row['gpu_peak_mib'], 0)} |")
+    lines += ["", "## Models", "", "| model | architecture | rate Hz | parameters | file size |",
+              "| --- | --- | ---: | ---: | ---: |"]
+    for model in result["models"]:
+        lines.append(f"| {model['name']} | {model['architecture']} | {model['sample_rate']} | "
+                     f"{model['parameters']:,} | {model['file_bytes'] / 2 ** 20:.2f} MiB |")
+    lines += ["", "## Machine", ""]
+    lines += [f"- {key}: {value}" for key, value in machine.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # Child entry of the speed runs: ``python -m training.bench time-model MODEL WAV DEVICE``.
+    if len(sys.argv) == 5 and sys.argv[1] == "time-model":
+        print(json.dumps(time_model(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])))
+    else:
+        sys.exit("usage: python -m training.bench time-model MODEL WAV DEVICE")

@@ -1,0 +1,176 @@
+"""Torch datasets of (noisy, clean) snare-mic pairs.
+
+``ClipFolder`` reads a dataset folder (``manifest.json`` + clip folders) from disk;
+``SynthStream`` renders clips on the fly from drum kits, endlessly, so training is bound
+by the model, not by disk space. Both yield float32 tensors shaped ``(1, samples)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from .errors import DatasetError
+from .manifest import SPLITS, read_manifest
+from .synth import Clip, SynthConfig, clip_seed, render_clip
+
+TRACKS = ("noisy", "clean", "bleed")
+
+
+class ClipFolder(Dataset):
+    """Map-style dataset over the clips of one split of a dataset folder.
+
+    With ``segment_seconds`` and ``random_segments`` (training), item ``i`` is a random
+    crop of clip ``i`` (offset from torch's RNG, which DataLoader seeds per worker);
+    without ``random_segments`` (validation) the clips are tiled into fixed,
+    non-overlapping segments so every run scores the same audio. Without
+    ``segment_seconds`` an item is a whole clip.
+    """
+
+    def __init__(self, root: str | Path, split: str | None = "train",
+                 segment_seconds: float | None = None, random_segments: bool = True):
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        self.split = split
+        self.sample_rate = int(self.manifest.get("sample_rate", 48000))
+        self.clips = self.entries(split)
+        self.segment = (None if segment_seconds is None
+                        else int(round(segment_seconds * self.sample_rate)))
+        self.random_segments = random_segments
+        self.items: list[tuple[int, int]] = []
+        if self.segment is not None:
+            for index, entry in enumerate(self.clips):
+                frames = sf.info(str(self._path(entry, "noisy"))).frames
+                if frames < self.segment:
+                    raise DatasetError(f"{self._path(entry, 'noisy')}: clip shorter than "
+                                       f"the {segment_seconds} s segment")
+                if random_segments:
+                    self.items.append((index, frames - self.segment))
+                else:
+                    self.items.extend((index, k * self.segment)
+                                      for k in range(frames // self.segment))
+
+    def entries(self, split: str | None = None) -> list[dict]:
+        """Manifest entries of ``split`` (all clips for None)."""
+        return [c for c in self.manifest["clips"] if split is None or c["split"] == split]
+
+    def _path(self, entry: dict, track: str) -> Path:
+        return self.root / entry["id"] / f"{track}.wav"
+
+    def clip_files(self, entry: dict) -> list[Path]:
+        """The clip's files (callers writing reports must never overwrite them)."""
+        return [self._path(entry, t) for t in TRACKS] + [self.root / entry["id"] / "meta.json"]
+
+    def load(self, entry: dict) -> Clip:
+        """A whole clip with its meta (bleed.wav optional: session datasets have one too)."""
+        tracks = {}
+        for track in TRACKS:
+            path = self._path(entry, track)
+            if track == "bleed" and not path.is_file():
+                tracks[track] = tracks["noisy"] - tracks["clean"]
+                continue
+            tracks[track] = self._read(path, 0, -1)
+        meta_path = self.root / entry["id"] / "meta.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+        meta.setdefault("sample_rate", self.sample_rate)
+        return Clip(tracks["noisy"], tracks["clean"], tracks["bleed"], meta)
+
+    def _read(self, path: Path, start: int, stop: int) -> np.ndarray:
+        try:
+            data, rate = sf.read(str(path), start=start, stop=None if stop < 0 else stop,
+                                 dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise DatasetError(f"{path}: unreadable clip ({exc})") from None
+        if rate != self.sample_rate:
+            raise DatasetError(f"{path}: {rate} Hz, the manifest says {self.sample_rate} Hz")
+        return data.mean(axis=1)
+
+    def __len__(self) -> int:
+        return len(self.items) if self.segment is not None else len(self.clips)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.segment is None:
+            entry, start, stop = self.clips[index], 0, -1
+        else:
+            clip_index, value = self.items[index]
+            entry = self.clips[clip_index]
+            start = (int(torch.randint(0, value + 1, ()).item()) if self.random_segments
+                     else value)
+            stop = start + self.segment
+        noisy = self._read(self._path(entry, "noisy"), start, stop)
+        clean = self._read(self._path(entry, "clean"), start, stop)
+        return torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]
+
+
+class SynthStream(IterableDataset):
+    """Endless on-the-fly clips from drum kits, as (noisy, clean) segments.
+
+    Clip ``k`` of the global stream uses ``clip_seed(seed, k)``; DataLoader workers (and
+    distributed ranks) take interleaved indices, so the stream is reproducible and no
+    two workers ever render the same clip. Each clip yields
+    ``clip_seconds // segment_seconds`` non-overlapping segments at a random phase.
+    """
+
+    def __init__(self, kit_paths: Sequence[str | Path], config: SynthConfig = SynthConfig(),
+                 segment_seconds: float | None = None, seed: int = 0, rank: int = 0,
+                 world_size: int = 1):
+        self.kit_paths = [str(p) for p in kit_paths]
+        if not self.kit_paths:
+            raise DatasetError("SynthStream needs at least one kit")
+        if segment_seconds is not None and segment_seconds > config.clip_seconds:
+            config = replace(config, clip_seconds=float(segment_seconds))
+        self.config = config
+        self.segment = None if segment_seconds is None else int(
+            round(segment_seconds * config.sample_rate))
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.batches_done, self.batch_size = 0, 1
+
+    def seek(self, batches_done: int, batch_size: int) -> None:
+        """Continue after ``batches_done`` loader batches (a resumed training run): the
+        skipped clips are not rendered, the rest of the stream is unchanged."""
+        self.batches_done, self.batch_size = batches_done, batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from .kits import load_kit
+
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        # DataLoader takes whole batches from its workers in turn, starting with worker 0,
+        # so after a seek worker w continues the share of the worker whose turn it is.
+        worker = (worker + self.batches_done) % workers
+        stride = workers * self.world_size
+        index = self.rank * workers + worker
+        skip = (self.batches_done - worker + workers - 1) // workers * self.batch_size
+        per_clip = (1 if self.segment is None else
+                    int(round(self.config.clip_seconds * self.config.sample_rate)) // self.segment)
+        clips, skip = divmod(max(skip, 0), per_clip)
+        index += clips * stride
+        kits = [load_kit(path) for path in self.kit_paths]
+        while True:
+            seed = clip_seed(self.seed, index)
+            clip = render_clip(kits, seed, self.config)
+            yield from islice(self._segments(clip, np.random.default_rng(seed)), skip, None)
+            skip = 0
+            index += stride
+
+    def _segments(self, clip: Clip, rng: np.random.Generator
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        noisy, clean = torch.from_numpy(clip.noisy), torch.from_numpy(clip.clean)
+        if self.segment is None:
+            yield noisy[None], clean[None]
+            return
+        count = noisy.numel() // self.segment
+        start = int(rng.integers(0, noisy.numel() - count * self.segment + 1))
+        for k in range(count):
+            a = start + k * self.segment
+            yield noisy[None, a:a + self.segment], clean[None, a:a + self.segment]

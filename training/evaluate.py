@@ -1,0 +1,235 @@
+"""``debleed evaluate``: score a checkpoint on a dataset folder (SPEC 1 and 5).
+
+Each clip is processed three ways -- the pre-gate at its defaults, the model, the gate
+then the model -- and scored with ``training.metrics.clip_metrics`` next to the
+unprocessed input, so every number in the report has its baseline beside it. With a
+report folder, each clip also gets its audio versions and a mel spectrogram figure, and
+an ``index.html`` ties everything together with relative links (the folder can be
+zipped and opened anywhere).
+
+The dataset folder is only ever read: the report folder may not lie inside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from denoiser.audio import read_audio, write_audio, write_text_atomic
+from denoiser.engine import Denoiser
+from denoiser.gate import GateConfig, apply_gate
+
+from . import metrics, report
+from .errors import DatasetError
+from .manifest import read_manifest
+
+SPLITS = ("valid", "test", "all")
+# Scored systems -> the audio version each one scores.
+SYSTEMS: dict[str, str] = {"input": "noisy", "gate": "gated", "model": "denoised",
+                           "gate + model": "gate_denoised"}
+# Audio versions of a clip, in the order of the players and the spectrogram rows.
+VERSIONS: tuple[str, ...] = ("noisy", "gated", "denoised", "gate_denoised", "clean")
+SPECTROGRAM_ROWS: tuple[str, ...] = ("noisy", "gated", "denoised", "clean")
+# A signal this quiet is silence to the model (Denoiser.level refuses to level it).
+SILENCE_PEAK = 1e-7
+
+Progress = Callable[[float, str], None]  # (fraction done, note)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What to evaluate and how; the gate runs at ``GateConfig`` defaults."""
+
+    split: str = "valid"  # synthetic datasets hold train/valid; session ones may hold test
+    limit: int | None = None
+    device: str = "auto"
+    gate: GateConfig = field(default_factory=GateConfig)
+
+
+@dataclass
+class Evaluation:
+    """Per-clip scores ``[{"id", "split", "systems": {system: metrics}}]`` and their aggregate."""
+
+    clips: list[dict[str, Any]]
+    aggregate: dict[str, dict[str, dict[str, float]]]
+    info: dict[str, Any]
+
+    def markdown(self) -> str:
+        return report.markdown_table(self.aggregate)
+
+
+def denoise_mono(denoiser: Denoiser, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Model output of a mono clip; a silent input (e.g. a fully closed gate) stays silent."""
+    if float(np.max(np.abs(samples))) <= SILENCE_PEAK:
+        return np.zeros_like(samples, dtype=np.float32)
+    return denoiser.denoise(samples[None, :], sample_rate)[0]
+
+
+def process_clip(denoiser: Denoiser, gate: GateConfig, noisy: np.ndarray,
+                 sample_rate: int) -> dict[str, np.ndarray]:
+    """The processed versions of one mono clip: gated, denoised, gated then denoised."""
+    gated = apply_gate(noisy[None, :], sample_rate, gate)[0]
+    return {"gated": gated, "denoised": denoise_mono(denoiser, noisy, sample_rate),
+            "gate_denoised": denoise_mono(denoiser, gated, sample_rate)}
+
+
+def score_systems(versions: Mapping[str, np.ndarray], sample_rate: int,
+                  onsets: Sequence[Mapping], systems: Mapping[str, str] = SYSTEMS
+                  ) -> dict[str, dict[str, float]]:
+    """``clip_metrics`` of each system's version against ``versions["clean"]``."""
+    return {name: metrics.clip_metrics(versions["noisy"], versions["clean"], versions[version],
+                                       sample_rate, onsets)
+            for name, version in systems.items()}
+
+
+def _safe_name(clip_id: str) -> str:
+    """A clip id as a file name: the id's own characters where harmless, ``_`` otherwise."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", clip_id).strip(".") or "clip"
+
+
+def dataset_entries(data: Path, split: str) -> list[dict[str, Any]]:
+    """The manifest's clips of ``split`` ("all": every clip), in manifest order."""
+    clips = read_manifest(data)["clips"]
+    chosen = [c for c in clips if split == "all" or c["split"] == split]
+    if not chosen:
+        present = sorted({c["split"] for c in clips}) or ["none"]
+        raise DatasetError(f"{data}: no clips in split {split!r} (splits present: {', '.join(present)})")
+    return chosen
+
+
+def check_clip(data: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Read a clip's meta.json and check its WAV headers (mono, same rate and length).
+
+    Headers only, no samples: every clip is checked before anything is written, so a
+    broken dataset fails with one line and an empty report folder.
+    """
+    folder = data / str(entry["id"])
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        noisy, clean = sf.info(str(folder / "noisy.wav")), sf.info(str(folder / "clean.wav"))
+    except (OSError, sf.LibsndfileError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{folder}: unreadable clip ({str(exc).splitlines()[0]})") from None
+    if noisy.channels != 1 or clean.channels != 1:
+        raise DatasetError(f"{folder}: training clips must be mono")
+    if noisy.frames != clean.frames or noisy.samplerate != clean.samplerate:
+        raise DatasetError(f"{folder}: noisy.wav and clean.wav differ in length or rate")
+    meta["sample_rate"] = noisy.samplerate  # the files' rate is what the onsets' samples count
+    return meta
+
+
+def load_clip(data: Path, entry: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """``(noisy, clean, meta)`` of one clip folder (``check_clip`` + validated samples)."""
+    meta = check_clip(data, entry)
+    folder = data / str(entry["id"])
+    noisy, clean = read_audio(folder / "noisy.wav"), read_audio(folder / "clean.wav")
+    return noisy.samples[0], clean.samples[0], meta
+
+
+def _check_report_dir(report_dir: Path, data: Path) -> None:
+    data, out = data.resolve(), report_dir.resolve()
+    if out == data or out.is_relative_to(data):
+        raise DatasetError(f"{report_dir}: the report may not be written inside the dataset {data}")
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{report_dir}: exists and is not a folder")
+
+
+def _write_clip_files(folder: Path, clip_id: str, versions: Mapping[str, np.ndarray],
+                      sample_rate: int) -> dict[str, Any]:
+    """Write a clip's audio versions and its spectrogram; return the HTML's relative links."""
+    name = _safe_name(clip_id)
+    clip_dir = folder / "clips" / name
+    audio = {}
+    for version in VERSIONS:
+        write_audio(clip_dir / f"{version}.wav", versions[version][None, :], sample_rate)
+        audio[version] = f"clips/{name}/{version}.wav"
+    report.spectrogram_figure(clip_dir / "spectrogram.png",
+                              {row: versions[row] for row in SPECTROGRAM_ROWS}, sample_rate,
+                              title=f"{clip_id}: mel spectrograms (same colour scale)")
+    return {"image": f"clips/{name}/spectrogram.png", "audio": audio}
+
+
+def _clips_csv(clips: Sequence[Mapping[str, Any]]) -> str:
+    keys: list[str] = []
+    for clip in clips:
+        for scores in clip["systems"].values():
+            keys.extend(k for k in scores if k not in keys)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["clip", "split", "system", *keys])
+    for clip in clips:
+        for system, scores in clip["systems"].items():
+            writer.writerow([clip["id"], clip["split"], system,
+                             *(f"{scores[k]:.4f}" if np.isfinite(scores.get(k, np.nan)) else ""
+                               for k in keys)])
+    return buffer.getvalue()
+
+
+def evaluate(checkpoint: str | Path, data: str | Path, config: EvaluateConfig = EvaluateConfig(),
+             report_dir: str | Path | None = None, progress: Progress | None = None) -> Evaluation:
+    """Score ``checkpoint`` ("default" = the shipped model) on the clips of ``data``.
+
+    With ``report_dir``: writes ``clips.csv``, ``clips.json``, ``aggregate.json``,
+    ``aggregate.md``, ``clips/<id>/{noisy,gated,denoised,gate_denoised,clean}.wav`` and
+    ``spectrogram.png``, and ``index.html``.
+    """
+    if config.split not in SPLITS:
+        raise DatasetError(f"unknown split {config.split!r}; use one of {', '.join(SPLITS)}")
+    if config.limit is not None and config.limit < 1:
+        raise DatasetError("--limit must be at least 1")
+    data = Path(data)
+    entries = dataset_entries(data, config.split)[:config.limit]
+    for entry in entries:
+        check_clip(data, entry)
+    out = Path(report_dir) if report_dir is not None else None
+    if out is not None:
+        _check_report_dir(out, data)
+    denoiser = Denoiser.load(None if str(checkpoint) == "default" else checkpoint, config.device)
+
+    clips: list[dict[str, Any]] = []
+    pages: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        noisy, clean, meta = load_clip(data, entry)
+        rate = int(meta["sample_rate"])
+        versions = {"noisy": noisy, "clean": clean,
+                    **process_clip(denoiser, config.gate, noisy, rate)}
+        scores = score_systems(versions, rate, meta.get("onsets", []))
+        clips.append({"id": entry["id"], "split": entry.get("split", ""), "systems": scores})
+        if out is not None:
+            links = _write_clip_files(out, entry["id"], versions, rate)
+            pages.append({"id": entry["id"], "metrics": scores, **links})
+        if progress is not None:
+            progress((index + 1) / len(entries), entry["id"])
+
+    table = {system: metrics.aggregate([c["systems"][system] for c in clips]) for system in SYSTEMS}
+    info = {"checkpoint": str(checkpoint), "data": str(data), "split": config.split,
+            "clips": len(clips), "model": denoiser.model.name,
+            "model_sample_rate": denoiser.sample_rate, "device": str(denoiser.device),
+            "gate": asdict(config.gate)}
+    result = Evaluation(clips, table, info)
+    if out is not None:
+        _write_report(out, result, pages)
+    return result
+
+
+def _write_report(out: Path, result: Evaluation, pages: Sequence[Mapping[str, Any]]) -> None:
+    report.write_json(out / "clips.json", {"info": result.info, "clips": result.clips})
+    write_text_atomic(out / "clips.csv", _clips_csv(result.clips))
+    report.write_json(out / "aggregate.json", {"info": result.info, "aggregate": result.aggregate})
+    write_text_atomic(out / "aggregate.md",
+                      f"# debleed evaluate: {result.info['checkpoint']}\n\n"
+                      f"{result.info['clips']} clips of `{result.info['data']}` "
+                      f"(split {result.info['split']}); cells are mean / median.\n\n"
+                      + result.markdown() + "\n" + report.LEGEND)
+    summary = {k: v for k, v in result.info.items() if k != "gate"}
+    summary["gate"] = "defaults (threshold {threshold_db} dB)".format(**result.info["gate"])
+    write_text_atomic(out / "index.html",
+                      report.html_report("debleed evaluation", summary, result.aggregate, pages))

@@ -1,0 +1,58 @@
+"""Dataset folders: ``<root>/<id>/{noisy,clean,bleed}.wav + meta.json`` and
+``<root>/manifest.json`` listing the clips with their split (SPEC 4, common contract).
+
+Kept free of torch so the dataset commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from denoiser.audio import write_text_atomic
+
+from .errors import DatasetError
+
+SPLITS = ("train", "valid", "test")
+MANIFEST = "manifest.json"
+
+
+def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
+    """Deterministic train/valid split: a seeded permutation picks the validation clips
+    (80/20 by default, as in the thesis), so the same seed always gives the same split."""
+    if not 0.0 <= valid_fraction < 1.0:
+        raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
+    n_valid = int(round(n * valid_fraction))
+    if n > 1 and valid_fraction > 0:
+        n_valid = min(max(n_valid, 1), n - 1)
+    valid = set(np.random.default_rng([seed, 0x5B1]).permutation(n)[:n_valid].tolist())
+    return ["valid" if i in valid else "train" for i in range(n)]
+
+
+def prepare_output(out: Path) -> None:
+    """Refuse to mix a new dataset into a folder that already holds files."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_manifest(root: Path, header: dict, clips: list[dict]) -> Path:
+    return write_text_atomic(root / MANIFEST, json.dumps({**header, "clips": clips}, indent=1)
+                             + "\n")
+
+
+def read_manifest(root: str | Path) -> dict:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"{root}: no {MANIFEST}; not a debleed dataset folder")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: unreadable manifest ({exc})") from None
+    clips = manifest.get("clips")
+    if not isinstance(clips, list) or not all(
+            isinstance(c, dict) and "id" in c and c.get("split") in SPLITS for c in clips):
+        raise DatasetError(f"{path}: manifest needs a 'clips' list of {{id, split}} entries")
+    return manifest

@@ -1,0 +1,365 @@
+"""Quality metrics of SPEC section 5, as pure vectorized functions on numpy arrays.
+
+Notation everywhere: ``x`` = noisy input (snare mic with bleed), ``s`` = clean snare,
+``y`` = the estimate being scored. Clip-level functions take mono clips, shaped ``(T,)``
+or ``(1, T)``, and the clip's onsets in the ``meta.json`` format of the synth
+(``{"time", "sample", "instrument", "velocity", "target"}``).
+
+Why these metrics and not SI-SDR alone: a snare de-bleeder can fail in ways a global
+ratio hides. A gate scores well on SI-SDR by muting the gaps but leaves the cymbal wash
+*inside* each hit; a greedy model removes bleed but ducks ghost notes. So next to SI-SDR
+we measure the gaps (bleed reduction), the hits' own level (hit level error, separately
+for ghost notes), the bleed still riding on the hits (cymbal leakage above 5 kHz) and
+the kick/tom thumps (tom/kick leakage).
+
+Every ratio is taken through ``_ratio_db`` with a floor relative to a reference energy,
+so a perfect estimate reads a finite +-120 dB instead of inf, the value does not depend
+on the clip's absolute level, and an undefined metric (silent reference, no hits of the
+kind asked for) is NaN, which ``aggregate`` skips via nanmean/nanmedian -- the way
+asteroid's ``get_metrics`` pairs each output score with the input's own score
+(``*_in``) so improvements are a subtraction.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+from scipy.ndimage import uniform_filter1d
+
+from denoiser.errors import ParameterError
+
+# Relative floor of every energy ratio: 1e-12 caps a ratio at +-120 dB.
+RELATIVE_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    """Every window and threshold of the metrics, in one place (SPEC 5)."""
+
+    envelope_ms: float = 10.0  # RMS envelope of the clean snare that defines "between hits"
+    silence_db: float = -50.0  # Q = clean envelope below this, relative to the clip's peak
+    hit_pre_ms: float = 2.0  # a hit window starts this long before the onset...
+    hit_post_ms: float = 80.0  # ... and ends this long after it
+    ghost_max_velocity: int = 45  # ghost notes: MIDI velocity <= this (of 127)
+    cymbal_cutoff_hz: float = 5000.0  # cymbal leakage is measured above this frequency
+    cymbal_filter_order: int = 8  # Butterworth order of that high-pass (zero-phase)
+    tom_kick_window_ms: float = 100.0  # a kick/tom region: [onset, onset + this]
+    snare_guard_ms: float = 200.0  # the snare sounds (with its tail) in [onset - pre, onset + this]
+
+
+DEFAULT_CONFIG = MetricConfig()
+
+# Instrument names of the synth that count as "kick or tom" for tom/kick leakage.
+TOM_KICK_PREFIXES = ("kick", "tom")
+
+
+def _ratio_db(num: np.ndarray | float, den: np.ndarray | float,
+              ref: np.ndarray | float) -> np.ndarray:
+    """``10 log10(num / den)`` with both floored at ``RELATIVE_EPS * ref``; NaN where ref <= 0."""
+    num, den, ref = (np.asarray(v, dtype=np.float64) for v in (num, den, ref))
+    floor = RELATIVE_EPS * ref
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 10.0 * np.log10((num + floor) / (den + floor))
+    return np.where(ref > 0, out, np.nan)
+
+
+def _mono(array: np.ndarray, what: str) -> np.ndarray:
+    """Return a float64 ``(T,)`` view of a mono clip; raise ``ParameterError`` otherwise."""
+    out = np.asarray(array, dtype=np.float64)
+    if out.ndim == 2 and out.shape[0] == 1:
+        out = out[0]
+    if out.ndim != 1:
+        raise ParameterError(f"{what}: expected a mono clip (T,) or (1, T), got shape {out.shape}")
+    return out
+
+
+def _same_length(*arrays: np.ndarray) -> None:
+    lengths = {a.shape[-1] for a in arrays}
+    if len(lengths) != 1:
+        raise ParameterError(f"metrics need equally long signals, got lengths {sorted(lengths)}")
+
+
+def si_sdr(estimate: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Scale-invariant SDR in dB (Le Roux et al. 2019), over the last axis.
+
+    Both signals are made zero-mean, the target is scaled by the optimal
+    ``alpha = <y, s> / |s|^2`` and the result is ``10 log10(|alpha s|^2 / |y - alpha s|^2)``.
+    Scaling the estimate does not change it, which is why it is the headline quality
+    number: a model is not rewarded or punished for its output gain. Works on batches
+    ``(..., T)``; returns an array of the leading shape (a 0-d array for 1-D input).
+    """
+    y = np.asarray(estimate, dtype=np.float64)
+    s = np.asarray(target, dtype=np.float64)
+    _same_length(y, s)
+    y = y - y.mean(axis=-1, keepdims=True)
+    s = s - s.mean(axis=-1, keepdims=True)
+    target_energy = np.sum(s * s, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(target_energy > 0, np.sum(y * s, axis=-1) / target_energy, 0.0)
+    projection = alpha[..., None] * s
+    noise = y - projection
+    return _ratio_db(np.sum(projection ** 2, axis=-1), np.sum(noise ** 2, axis=-1), target_energy)
+
+
+def sdr(estimate: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Plain energy-ratio SDR in dB: ``10 log10(|s|^2 / |s - y|^2)``, over the last axis.
+
+    This is the scale-dependent "SNR as the thesis used it": no projection, no
+    zero-mean, so a correct but quieter output is penalised. Kept next to SI-SDR to
+    compare with the 2024 thesis' numbers.
+    """
+    y = np.asarray(estimate, dtype=np.float64)
+    s = np.asarray(target, dtype=np.float64)
+    _same_length(y, s)
+    target_energy = np.sum(s * s, axis=-1)
+    return _ratio_db(target_energy, np.sum((s - y) ** 2, axis=-1), target_energy)
+
+
+def rms_envelope(samples: np.ndarray, sample_rate: int, window_ms: float) -> np.ndarray:
+    """Centred moving RMS over ``window_ms`` (a box filter of the squared signal)."""
+    size = max(1, int(round(window_ms * 1e-3 * sample_rate)))
+    power = uniform_filter1d(np.asarray(samples, dtype=np.float64) ** 2, size=size, mode="constant")
+    return np.sqrt(np.maximum(power, 0.0))
+
+
+def between_hits_mask(noisy: np.ndarray, clean: np.ndarray, sample_rate: int,
+                      config: MetricConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Boolean mask Q of the samples where the snare is silent (only bleed sounds).
+
+    Q = samples where the clean snare's 10-ms RMS envelope is below -50 dB of the clip's
+    peak. "The clip's peak" is the peak absolute sample of the noisy clip ``x``: it exists
+    for every clip, tacet clips without any snare included (there Q is the whole clip),
+    and -50 dB below the loudest thing in the mix is inaudible under it.
+    """
+    x, s = _mono(noisy, "noisy"), _mono(clean, "clean")
+    _same_length(x, s)
+    peak = float(np.max(np.abs(x)))
+    envelope = rms_envelope(s, sample_rate, config.envelope_ms)
+    return envelope < peak * 10.0 ** (config.silence_db / 20.0)
+
+
+def bleed_reduction_db(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray,
+                       sample_rate: int, config: MetricConfig = DEFAULT_CONFIG) -> float:
+    """Bleed reduction between hits: ``10 log10(E[x^2 on Q] / E[y^2 on Q])`` in dB.
+
+    Positive is good (the gaps got quieter); a gate with range -40 dB that is fully
+    closed on Q scores 40. NaN when Q is empty or the input is silent on Q.
+    """
+    x, y = _mono(noisy, "noisy"), _mono(estimate, "estimate")
+    _same_length(x, y)
+    q = between_hits_mask(x, clean, sample_rate, config)
+    if not q.any():
+        return math.nan
+    x_energy = float(np.mean(x[q] ** 2))
+    return float(_ratio_db(x_energy, np.mean(y[q] ** 2), x_energy))
+
+
+def _onset_samples(onsets: Iterable[Mapping], sample_rate: int) -> np.ndarray:
+    """Onset positions in samples: the meta's exact ``sample`` if given, else ``time * sr``."""
+    return np.array([int(o["sample"]) if "sample" in o else int(round(float(o["time"]) * sample_rate))
+                     for o in onsets], dtype=np.int64)
+
+
+def _target_onsets(onsets: Sequence[Mapping]) -> list[Mapping]:
+    return [o for o in onsets if o.get("target", False)]
+
+
+def _window_bounds(starts: np.ndarray, pre_ms: float, post_ms: float, sample_rate: int,
+                   length: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[start - pre, start + post)`` clipped to ``[0, length]``, as two int arrays."""
+    lo = np.clip(starts - int(round(pre_ms * 1e-3 * sample_rate)), 0, length)
+    hi = np.clip(starts + int(round(post_ms * 1e-3 * sample_rate)), 0, length)
+    return lo, hi
+
+
+def _window_energies(samples: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Energy (sum of squares) of ``samples`` in each window, via one cumulative sum."""
+    cumulative = np.concatenate(([0.0], np.cumsum(samples * samples)))
+    return cumulative[hi] - cumulative[lo]
+
+
+def _union_mask(lo: np.ndarray, hi: np.ndarray, length: int) -> np.ndarray:
+    """Boolean mask of the union of windows ``[lo, hi)`` (difference array + cumsum)."""
+    delta = np.zeros(length + 1, dtype=np.int64)
+    np.add.at(delta, lo, 1)
+    np.add.at(delta, hi, -1)
+    return np.cumsum(delta[:-1]) > 0
+
+
+def hit_windows_mask(onsets: Sequence[Mapping], sample_rate: int, length: int,
+                     config: MetricConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Union of the target hits' windows ``[onset - 2 ms, onset + 80 ms]``."""
+    starts = _onset_samples(_target_onsets(onsets), sample_rate)
+    lo, hi = _window_bounds(starts, config.hit_pre_ms, config.hit_post_ms, sample_rate, length)
+    return _union_mask(lo, hi, length)
+
+
+def hit_level_errors_db(clean: np.ndarray, estimate: np.ndarray, sample_rate: int,
+                        onsets: Sequence[Mapping],
+                        config: MetricConfig = DEFAULT_CONFIG) -> tuple[np.ndarray, np.ndarray]:
+    """Per target hit: ``10 log10(E_y / E_s)`` in ``[onset - 2 ms, onset + 80 ms]``, and velocities.
+
+    Hits whose clean window is silent (no energy: a hit rendered outside the clip) carry
+    no level to compare and are dropped.
+    """
+    s, y = _mono(clean, "clean"), _mono(estimate, "estimate")
+    _same_length(s, y)
+    targets = _target_onsets(onsets)
+    starts = _onset_samples(targets, sample_rate)
+    velocities = np.array([int(o.get("velocity", 127)) for o in targets], dtype=np.int64)
+    lo, hi = _window_bounds(starts, config.hit_pre_ms, config.hit_post_ms, sample_rate, s.size)
+    clean_energy = _window_energies(s, lo, hi)
+    keep = clean_energy > 0
+    errors = _ratio_db(_window_energies(y, lo, hi)[keep], clean_energy[keep], clean_energy[keep])
+    return errors, velocities[keep]
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if values.size else math.nan
+
+
+def hit_level_error_db(clean: np.ndarray, estimate: np.ndarray, sample_rate: int,
+                       onsets: Sequence[Mapping],
+                       config: MetricConfig = DEFAULT_CONFIG) -> dict[str, float]:
+    """Hit level error in dB, for all target hits and for ghost notes (velocity <= 45).
+
+    Returns ``hit_level_error_db`` / ``ghost_level_error_db`` (mean absolute dB error,
+    0 is perfect) and ``hit_level_bias_db`` / ``ghost_level_bias_db`` (signed mean:
+    negative = the hits were ducked, positive = bleed adds to them). NaN when the clip
+    has no such hits. ``y = 0.5 s`` gives error 6.02 and bias -6.02.
+    """
+    errors, velocities = hit_level_errors_db(clean, estimate, sample_rate, onsets, config)
+    ghosts = errors[velocities <= config.ghost_max_velocity]
+    return {
+        "hit_level_error_db": _nanmean(np.abs(errors)),
+        "hit_level_bias_db": _nanmean(errors),
+        "ghost_level_error_db": _nanmean(np.abs(ghosts)),
+        "ghost_level_bias_db": _nanmean(ghosts),
+    }
+
+
+def cymbal_leakage_db(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray,
+                      sample_rate: int, onsets: Sequence[Mapping],
+                      config: MetricConfig = DEFAULT_CONFIG) -> float:
+    """Cymbal leakage in hits: energy above 5 kHz of ``y - s`` over that of ``x - s``, in dB.
+
+    Measured inside the union of target hit windows, where a gate is open and passes
+    the cymbal wash unchanged (it scores about 0 dB; ``y = x`` is exactly 0). The
+    high-pass is a zero-phase Butterworth, so the windows stay aligned with the onsets.
+    Negative is good. NaN without target hits, or when the input has no bleed above
+    5 kHz in them, or when the clip's rate cannot hold 5 kHz.
+    """
+    x, s, y = _mono(noisy, "noisy"), _mono(clean, "clean"), _mono(estimate, "estimate")
+    _same_length(x, s, y)
+    if config.cymbal_cutoff_hz >= sample_rate / 2:
+        return math.nan
+    mask = hit_windows_mask(onsets, sample_rate, x.size, config)
+    if not mask.any():
+        return math.nan
+    sos = signal.butter(config.cymbal_filter_order, config.cymbal_cutoff_hz, btype="highpass",
+                        fs=sample_rate, output="sos")
+    residuals = signal.sosfiltfilt(sos, np.stack([y - s, x - s]), axis=-1)[:, mask]
+    leak_out, leak_in = np.sum(residuals ** 2, axis=-1)
+    return float(_ratio_db(leak_out, leak_in, leak_in))
+
+
+def tom_kick_regions_mask(onsets: Sequence[Mapping], sample_rate: int, length: int,
+                          config: MetricConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Samples where only toms or kick (and possibly cymbals) sound, not the snare.
+
+    Exactly: every kick/tom onset (instrument name starting with "kick" or "tom") opens a
+    region ``[onset, onset + 100 ms]``; regions that overlap any target snare span
+    ``[snare onset - 2 ms, snare onset + 200 ms]`` are dropped whole (not trimmed), so
+    no snare hit or its ringing tail is in the measurement. The 200-ms guard is longer
+    than the 80-ms hit window on purpose: a snare body still sounds at 80 ms and would
+    otherwise count as "leakage" of a model that rightly keeps it.
+    """
+    kicks = [o for o in onsets
+             if str(o.get("instrument", "")).lower().startswith(TOM_KICK_PREFIXES)
+             and not o.get("target", False)]
+    starts = _onset_samples(kicks, sample_rate)
+    lo, hi = _window_bounds(starts, 0.0, config.tom_kick_window_ms, sample_rate, length)
+    snare = _onset_samples(_target_onsets(onsets), sample_rate)
+    guard_lo, guard_hi = _window_bounds(snare, config.hit_pre_ms, config.snare_guard_ms,
+                                        sample_rate, length)
+    # Region i overlaps guard j iff lo_i < guard_hi_j and guard_lo_j < hi_i (one broadcast).
+    overlaps = (lo[:, None] < guard_hi[None, :]) & (guard_lo[None, :] < hi[:, None])
+    keep = ~overlaps.any(axis=1) & (hi > lo)
+    return _union_mask(lo[keep], hi[keep], length)
+
+
+def tom_kick_leakage_db(noisy: np.ndarray, estimate: np.ndarray, sample_rate: int,
+                        onsets: Sequence[Mapping],
+                        config: MetricConfig = DEFAULT_CONFIG) -> float:
+    """Tom/kick leakage: energy of ``y`` over that of ``x`` on ``tom_kick_regions_mask``, in dB.
+
+    Negative is good (``y = 0.1 x`` gives -20 dB). NaN when the clip has no kick/tom
+    region free of snare, or the input is silent there.
+    """
+    x, y = _mono(noisy, "noisy"), _mono(estimate, "estimate")
+    _same_length(x, y)
+    mask = tom_kick_regions_mask(onsets, sample_rate, x.size, config)
+    if not mask.any():
+        return math.nan
+    x_energy = float(np.sum(x[mask] ** 2))
+    return float(_ratio_db(np.sum(y[mask] ** 2), x_energy, x_energy))
+
+
+def clip_metrics(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray, sample_rate: int,
+                 onsets: Sequence[Mapping],
+                 config: MetricConfig = DEFAULT_CONFIG) -> dict[str, float]:
+    """Every SPEC 5 metric of one clip, with the input's own score beside it (asteroid style).
+
+    Keys: ``si_sdr``, ``si_sdr_in``, ``delta_si_sdr``, ``sdr``, ``sdr_in``, ``delta_sdr``,
+    ``bleed_reduction_db``, ``hit_level_error_db``, ``hit_level_bias_db``,
+    ``ghost_level_error_db``, ``ghost_level_bias_db``, ``hit_level_error_in_db``,
+    ``ghost_level_error_in_db``, ``cymbal_leakage_db``, ``tom_kick_leakage_db``.
+    Bleed reduction and the two leakages have no ``_in`` twin: they compare ``y`` with
+    ``x``, so the input scores 0 dB on them by definition.
+    """
+    x, s, y = _mono(noisy, "noisy"), _mono(clean, "clean"), _mono(estimate, "estimate")
+    _same_length(x, s, y)
+    scores = np.stack([y, x])
+    si_out, si_in = si_sdr(scores, s[None, :])
+    sdr_out, sdr_in = sdr(scores, s[None, :])
+    hits = hit_level_error_db(s, y, sample_rate, onsets, config)
+    hits_in = hit_level_error_db(s, x, sample_rate, onsets, config)
+    return {
+        "si_sdr": float(si_out),
+        "si_sdr_in": float(si_in),
+        "delta_si_sdr": float(si_out - si_in),
+        "sdr": float(sdr_out),
+        "sdr_in": float(sdr_in),
+        "delta_sdr": float(sdr_out - sdr_in),
+        "bleed_reduction_db": bleed_reduction_db(x, s, y, sample_rate, config),
+        **hits,
+        "hit_level_error_in_db": hits_in["hit_level_error_db"],
+        "ghost_level_error_in_db": hits_in["ghost_level_error_db"],
+        "cymbal_leakage_db": cymbal_leakage_db(x, s, y, sample_rate, onsets, config),
+        "tom_kick_leakage_db": tom_kick_leakage_db(x, y, sample_rate, onsets, config),
+    }
+
+
+def aggregate(per_clip: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and median of each metric over clips, skipping NaN (undefined on a clip).
+
+    ``count`` says over how many clips the metric was defined (e.g. clips with ghost
+    notes); a metric undefined everywhere aggregates to NaN.
+    """
+    keys: list[str] = []
+    for row in per_clip:
+        keys.extend(k for k in row if k not in keys)
+    result: dict[str, dict[str, float]] = {}
+    for key in keys:
+        values = np.array([float(row.get(key, math.nan)) for row in per_clip], dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, silently
+            result[key] = {"mean": float(np.nanmean(values)) if values.size else math.nan,
+                           "median": float(np.nanmedian(values)) if values.size else math.nan,
+                           "count": int(np.isfinite(values).sum())}
+    return result
