@@ -12,7 +12,9 @@ from denoiser.errors import ParameterError
 class TrainConfig:
     model: str = "bandmask"                  # a preset name from denoiser.models.PRESETS
     model_kwargs: dict[str, Any] = field(default_factory=dict)
-    loss: dict[str, float] = field(default_factory=lambda: {"mrstft": 1.0, "snr": 0.05})
+    init: str = ""                           # start from this checkpoint ("default": shipped)
+    loss: dict[str, float] = field(
+        default_factory=lambda: {"mrstft": 1.0, "envelope": 0.5, "snr": 0.05})
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 16

@@ -7,6 +7,9 @@ on ``(batch, samples)`` waveforms, a shared ``reduction``, composed by weighting
 - ``MultiResolutionSTFTLoss``: spectral convergence + log-magnitude at several FFT sizes
   (Yamamoto et al. 2020, Parallel WaveGAN); catches high-frequency cymbal residue that a
   waveform loss barely sees.
+- ``EnvelopeLoss``: L1 between log short-time energy envelopes; every 5-ms frame counts
+  the same whatever its level, so ducked hits and ghost notes (quiet, few frames) and
+  residual bleed between hits weigh as much as the loud attacks that dominate SNR.
 - ``CombinedLoss``: a weighted sum of the above, built from a ``{"name": weight}`` dict.
 """
 
@@ -111,11 +114,35 @@ class MultiResolutionSTFTLoss(nn.Module):
         return sum(loss(estimate, target) for loss in self.losses) / len(self.losses)
 
 
+class EnvelopeLoss(nn.Module):
+    """Mean |log10 E_y - log10 E_s| over short frames (energy floor ``floor_db`` dBFS).
+
+    Targets the level metrics of SPEC 5 directly: hit level (ducking), ghost-note level
+    and bleed between hits, which log-spectral losses spread over many quiet bins.
+    Shapes: (B, T), (B, T).
+    """
+
+    def __init__(self, frame: int = 480, hop: int = 240, reduction: str = "mean",
+                 floor_db: float = -80.0):
+        super().__init__()
+        self.frame, self.hop, self.reduction = frame, hop, reduction
+        self.floor = 10 ** (floor_db / 10)
+
+    def envelope(self, wave: torch.Tensor) -> torch.Tensor:
+        frames = wave.unfold(-1, self.frame, self.hop)
+        return torch.log10(frames.square().mean(-1) + self.floor)
+
+    def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        error = (self.envelope(estimate) - self.envelope(target)).abs().mean(-1)
+        return apply_reduction(error, self.reduction)
+
+
 LOSSES: dict[str, type[nn.Module]] = {
     "mse": MSELoss,
     "sisdr": SISDRLoss,
     "snr": SNRLoss,
     "mrstft": MultiResolutionSTFTLoss,
+    "envelope": EnvelopeLoss,
 }
 
 

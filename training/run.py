@@ -22,6 +22,7 @@ from denoiser.checkpoint import load_checkpoint
 from denoiser.engine import pick_device
 from denoiser.errors import ParameterError
 from denoiser.models import build_model
+from denoiser.pretrained import default_model_path
 
 from .config import TrainConfig
 from .dataset import ClipFolder, SynthStream
@@ -115,6 +116,15 @@ def seek(loader: DataLoader, batches_done: int, batch_size: int) -> None:
         loader.batch_sampler.position = batches_done
 
 
+def initial_model(config: TrainConfig):
+    """A fresh model from the preset, or a checkpoint's (fine-tuning, e.g. on session data)."""
+    if not config.init:
+        return build_model(config.model, **config.model_kwargs)
+    path = default_model_path() if config.init == "default" else Path(config.init)
+    model, _ = load_checkpoint(path)
+    return model
+
+
 def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | None = None,
                  kits: Sequence[str] = (), resume: bool = False,
                  report: StepReport | None = None) -> Path:
@@ -131,7 +141,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         device = torch.device("cuda", world.local_rank)
     try:
         seed_everything(config.seed + world.rank)
-        model = build_model(config.model, **config.model_kwargs)
+        model = initial_model(config)
         loader, valid, data_info = (folder_data(Path(data), config, world) if data is not None
                                     else synth_data(kits, config, world))
         if world.is_main:

@@ -35,6 +35,8 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--model", default=None, help="Model preset (bandmask, bandmask-complex, thesis, ...).")
 @click.option("--model-kwargs", default=None, help="JSON object overriding the preset's arguments.")
 @click.option("--loss", default=None, help='JSON weights, e.g. \'{"mrstft": 1, "snr": 0.05}\' or \'{"mse": 1}\'.')
+@click.option("--init", default=None,
+              help='Start from this checkpoint\'s weights ("default": the shipped model).')
 @click.option("--epochs", type=int, default=None)
 @click.option("--steps-per-epoch", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
