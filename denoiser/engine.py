@@ -26,6 +26,7 @@ from .models import DenoiserModel
 from .pretrained import default_model_path
 
 Progress = Callable[[float], None]
+SILENT_PEAK = 1e-7  # a peak this low is silence: there is nothing to level or denoise
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class Denoiser:
     def level(self, samples: np.ndarray) -> float:
         """Gain that brings the input's peak to the training level (raises if silent)."""
         peak = float(np.max(np.abs(samples)))
-        if peak <= 1e-7:
+        if peak <= SILENT_PEAK:
             raise AudioError("input is silent: nothing to denoise")
         return self.config.peak_level / peak
 

@@ -21,6 +21,7 @@ import soundfile as sf
 from .audio import ensure_not_input
 from .chunking import plan_chunks
 from .errors import AudioError
+from .engine import SILENT_PEAK
 
 if TYPE_CHECKING:
     from .engine import Denoiser, Progress
@@ -63,7 +64,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
     with _open(src) as handle:
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
         peak, whole = scan(handle, keep=bool(gate is not None and gate.auto))
-        if peak <= 1e-7:
+        if peak <= SILENT_PEAK:
             raise AudioError(f"{src}: is silent: nothing to denoise")
         gain = denoiser.config.peak_level / peak
         if gate is not None:

@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from denoiser.audio import read_audio, write_audio, write_text_atomic
-from denoiser.engine import Denoiser
+from denoiser.engine import SILENT_PEAK, Denoiser
 from denoiser.gate import GateConfig, apply_gate
 
 from . import metrics, report
@@ -39,8 +39,6 @@ SYSTEMS: dict[str, str] = {"input": "noisy", "gate": "gated", "model": "denoised
 # Audio versions of a clip, in the order of the players and the spectrogram rows.
 VERSIONS: tuple[str, ...] = ("noisy", "gated", "denoised", "gate_denoised", "clean")
 SPECTROGRAM_ROWS: tuple[str, ...] = ("noisy", "gated", "denoised", "clean")
-# A signal this quiet is silence to the model (Denoiser.level refuses to level it).
-SILENCE_PEAK = 1e-7
 
 Progress = Callable[[float, str], None]  # (fraction done, note)
 
@@ -69,7 +67,7 @@ class Evaluation:
 
 def denoise_mono(denoiser: Denoiser, samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Model output of a mono clip; a silent input (e.g. a fully closed gate) stays silent."""
-    if float(np.max(np.abs(samples))) <= SILENCE_PEAK:
+    if float(np.max(np.abs(samples))) <= SILENT_PEAK:
         return np.zeros_like(samples, dtype=np.float32)
     return denoiser.denoise(samples[None, :], sample_rate)[0]
 
