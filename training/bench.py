@@ -40,6 +40,7 @@ from denoiser.gate import GateConfig, apply_gate
 from denoiser.pretrained import THESIS_BASELINE, default_model_path
 
 from . import metrics, report
+from .targets import check_targets, targets_markdown
 from .errors import KitError
 from .evaluate import denoise_mono, process_clip, score_systems
 
@@ -345,6 +346,7 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
                    _model_facts("thesis baseline", Path(config.baseline), thesis)],
         "bench_seconds": time.perf_counter() - started,
     }
+    result["targets"] = check_targets(quality["rows"])
     if out is not None:
         out = Path(out)
         report.write_json(out / "bench.json", result)
@@ -374,6 +376,8 @@ def bench_markdown(result: dict[str, Any]) -> str:
         f"{result['config']['oracle_thresholds_db'][-1]:g}): median {np.median(thresholds):g}, "
         f"range {min(thresholds):g} to {max(thresholds):g}; per clip: "
         + ", ".join(f"{t:g}" for t in thresholds), "",
+        "## Against the oracle gate, the thesis baseline and the product targets", "",
+        targets_markdown(result["targets"]), "",
         "## Speed", "",
         "Real-time factor = audio seconds per wall second (higher is faster).", "",
         "| what | model | device | threads | audio s | wall s | RTF | peak RSS MiB | GPU peak MiB |",

@@ -1,0 +1,36 @@
+"""The target check reads the benchmark rows the right way round for every metric."""
+
+from __future__ import annotations
+
+from training.targets import DIRECTION, check_targets, targets_markdown
+
+
+def rows(**debleed: float) -> dict:
+    base = {metric: 0.0 for metric in DIRECTION}
+    oracle = {**base, "delta_si_sdr": 4.0, "bleed_reduction_db": 60.0, "hit_level_error_db": 10.0,
+              "hit_level_bias_db": -10.0, "tom_kick_leakage_db": -70.0}
+    model = {**base, **debleed}
+    return {name: {m: {"mean": v, "median": v} for m, v in values.items()}
+            for name, values in (("debleed", model), ("gate (oracle threshold)", oracle),
+                                 ("thesis baseline", base))}
+
+
+def test_directions_and_targets():
+    records = {r["metric"]: r for r in check_targets(rows(
+        delta_si_sdr=13.0, bleed_reduction_db=20.0, hit_level_error_db=0.4,
+        hit_level_bias_db=1.0, tom_kick_leakage_db=-35.0, cymbal_leakage_db=-3.0))}
+    assert records["delta_si_sdr"]["target_met"] is True          # 13 >= 4 + 8
+    assert records["bleed_reduction_db"]["beats_oracle_gate"] is False
+    assert records["hit_level_error_db"]["beats_oracle_gate"] is True  # lower is better
+    assert records["hit_level_bias_db"]["beats_oracle_gate"] is True   # |1| < |-10|
+    assert records["tom_kick_leakage_db"]["target_met"] is True
+    assert records["tom_kick_leakage_db"]["beats_oracle_gate"] is False
+    assert records["cymbal_leakage_db"]["target_met"] is False     # -3 > -15
+    assert "ghost_level_error_db" in records and "**no**" in targets_markdown(list(records.values()))
+
+
+def test_missing_metric_is_undecided():
+    table = rows(delta_si_sdr=12.5)
+    del table["debleed"]["ghost_level_error_db"]
+    ghost = next(r for r in check_targets(table) if r["metric"] == "ghost_level_error_db")
+    assert ghost["beats_oracle_gate"] is None and ghost["target_met"] is None

@@ -1,0 +1,83 @@
+"""The product's quality targets (issue "The model"), checked against a benchmark result.
+
+The benchmark must say honestly where the model stands: for every SPEC 5 metric, does
+debleed beat the oracle gate and the thesis baseline, and does it reach its target?"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+# metric -> +1 if higher is better, -1 if lower is better, 0 if closer to zero is better.
+DIRECTION: dict[str, int] = {
+    "si_sdr": 1, "delta_si_sdr": 1, "sdr": 1, "bleed_reduction_db": 1,
+    "hit_level_error_db": -1, "hit_level_bias_db": 0, "ghost_level_error_db": -1,
+    "cymbal_leakage_db": -1, "tom_kick_leakage_db": -1,
+}
+
+# metric -> (bound, description); "oracle+8" is relative to the oracle gate's mean.
+TARGETS: dict[str, tuple[str, float]] = {
+    "delta_si_sdr": (">= oracle gate +", 8.0),
+    "cymbal_leakage_db": ("<=", -15.0),
+    "tom_kick_leakage_db": ("<=", -30.0),
+    "ghost_level_error_db": ("<=", 1.0),
+    "hit_level_error_db": ("<=", 0.5),
+}
+
+MODEL_ROW, ORACLE_ROW, THESIS_ROW = "debleed", "gate (oracle threshold)", "thesis baseline"
+
+
+def _better(metric: str, ours: float, theirs: float) -> bool | None:
+    if not (math.isfinite(ours) and math.isfinite(theirs)):
+        return None
+    direction = DIRECTION[metric]
+    if direction == 0:
+        return abs(ours) < abs(theirs)
+    return ours * direction > theirs * direction
+
+
+def check_targets(rows: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[dict[str, Any]]:
+    """One record per metric, from the aggregated benchmark rows (means)."""
+    def mean(row: str, metric: str) -> float:
+        value = rows.get(row, {}).get(metric, {}).get("mean")
+        return float("nan") if value is None else float(value)
+
+    records = []
+    for metric in DIRECTION:
+        ours = mean(MODEL_ROW, metric)
+        record: dict[str, Any] = {
+            "metric": metric, "debleed": ours,
+            "oracle_gate": mean(ORACLE_ROW, metric), "thesis": mean(THESIS_ROW, metric),
+        }
+        record["beats_oracle_gate"] = _better(metric, ours, record["oracle_gate"])
+        record["beats_thesis"] = _better(metric, ours, record["thesis"])
+        if metric in TARGETS:
+            bound, value = TARGETS[metric]
+            if bound.startswith(">= oracle"):
+                goal = record["oracle_gate"] + value
+                record["target"] = f">= {goal:.1f} (oracle gate + {value:g})"
+                record["target_met"] = ours >= goal if math.isfinite(ours) else None
+            else:
+                record["target"] = f"{bound} {value:g}"
+                record["target_met"] = ours <= value if math.isfinite(ours) else None
+        records.append(record)
+    return records
+
+
+def targets_markdown(records: list[dict[str, Any]]) -> str:
+    def flag(value: bool | None) -> str:
+        return "n/a" if value is None else ("yes" if value else "**no**")
+
+    def number(value: float) -> str:
+        return "n/a" if not math.isfinite(value) else f"{value:.2f}"
+
+    lines = ["| metric (mean) | debleed | oracle gate | thesis baseline | beats oracle gate | "
+             "beats thesis | product target | target met |",
+             "| --- | ---: | ---: | ---: | :---: | :---: | --- | :---: |"]
+    for r in records:
+        lines.append(f"| {r['metric']} | {number(r['debleed'])} | {number(r['oracle_gate'])} | "
+                     f"{number(r['thesis'])} | {flag(r['beats_oracle_gate'])} | "
+                     f"{flag(r['beats_thesis'])} | {r.get('target', '')} | "
+                     f"{flag(r.get('target_met')) if 'target' in r else ''} |")
+    return "\n".join(lines)
