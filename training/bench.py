@@ -117,7 +117,7 @@ def render_test_set(config: BenchConfig) -> Iterator[Any]:
     from .synth import SynthConfig, clip_seed, render_clip
 
     kit = load_kit(config.kit)
-    synth = SynthConfig(clip_seconds=config.clip_seconds)
+    synth = SynthConfig(clip_seconds=config.clip_seconds).as_recorded()
     for index in range(config.clips):
         yield render_clip([kit], clip_seed(config.seed, index), synth)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit
 from .manifest import assign_splits, prepare_output, write_manifest
 from .midi import midi_files, read_midi
 from .snaremic import (MicConfig, add_room, bleed_path, family, mic_eq, pitch_shift,
-                       random_colouring, room_ir, room_tone, sosfilt)
+                       random_colouring, room_ir, room_tone, snare_colouring, sosfilt)
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,18 @@ class SynthConfig:
     decay_seconds: tuple[float, float] = (0.08, 0.6)
     velocity_exponent: float = 1.7         # peak level of a hit = (velocity/127) ** this
     bleed_only_probability: float = 0.05   # whole clip without snare
+    cross_kit_probability: float = 0.5     # with several kits: the bleed from another kit
     peak_dbfs: tuple[float, float] = (-12.0, -1.0)
     groove: GrooveConfig = field(default_factory=GrooveConfig)
     mic: MicConfig = field(default_factory=MicConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def as_recorded(self) -> "SynthConfig":
+        """Each kit as sampled: no snare bell, no cross-kit pairing (evaluation and test sets)."""
+        return replace(self, cross_kit_probability=0.0,
+                       mic=replace(self.mic, snare_eq_probability=0.0))
 
 
 @dataclass
@@ -115,15 +121,24 @@ def _piece_key(role: str, inst: Instrument) -> str:
 
 
 def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: SynthConfig,
-                  start: float, duration: float) -> tuple[np.ndarray, np.ndarray, dict]:
+                  start: float, duration: float, bleed_kit: Kit | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Render ``events`` (times in seconds, window [start, start+duration)) to
-    ``(clean, bleed, info)`` at the snare mic, before output normalisation."""
+    ``(clean, bleed, info)`` at the snare mic, before output normalisation.
+
+    With ``bleed_kit`` the snare comes from ``kit`` and every other piece from
+    ``bleed_kit``: six allowed kits then give thirty snare/bleed pairings instead of six.
+    """
     sr = config.sample_rate
     mic = config.mic
     total = int(round((duration - start) * sr)) + 1
     n_out = int(round(duration * sr))
     offset = int(round(-start * sr))
     roles = _choose_instruments(kit, rng)
+    if bleed_kit is not None:
+        others = _choose_instruments(bleed_kit, rng)
+        roles = {**{r: v for r, v in others.items() if r not in SNARE_CATEGORIES},
+                 **{r: v for r, v in roles.items() if r in SNARE_CATEGORIES}}
     if "snare" not in roles:
         raise KitError(f"{kit.path}: kit {kit.name!r} has no snare instrument")
 
@@ -208,11 +223,17 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
     bleed += room_tone(rng, total, sr, tone_db)
     eq = mic_eq(rng, sr, mic)
     polarity = -1.0 if rng.random() < mic.polarity_flip_probability else 1.0
-    clean = (polarity * sosfilt(eq, clean)[offset:offset + n_out]).astype(np.float32)
+    # Drawn last and only when enabled, so every other draw (and an EQ-free render of the
+    # same seed) is unchanged; a linear filter commutes with the room, so applying it here
+    # equals applying it to the dry snare.
+    snare_eq = mic.snare_eq_probability > 0 and rng.random() < mic.snare_eq_probability
+    snare_filter = np.vstack([eq, snare_colouring(rng, sr, mic)]) if snare_eq else eq
+    clean = (polarity * sosfilt(snare_filter, clean)[offset:offset + n_out]).astype(np.float32)
     bleed = (polarity * sosfilt(eq, bleed)[offset:offset + n_out]).astype(np.float32)
     info = {"paths": paths, "tuning_semitones": {k: round(v, 3) for k, v in tuning.items()},
             "room_level_db": round(snare_room_db, 2), "bleed_room_level_db": round(bleed_room_db, 2),
             "room_tone_db": round(tone_db, 2), "polarity": int(polarity), "onsets": onsets,
+            "snare_eq": bool(snare_eq),
             "instruments": {role: [inst.name for inst in insts] for role, insts in roles.items()}}
     return clean, bleed, info
 
@@ -241,6 +262,9 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
         raise KitError("no kit given to render from")
     rng = np.random.default_rng(seed)
     kit = kits[int(rng.integers(len(kits)))]
+    bleed_kit = None
+    if len(kits) > 1 and rng.random() < config.cross_kit_probability:
+        bleed_kit = [k for k in kits if k is not kit][int(rng.integers(len(kits) - 1))]
     if performances:
         groove = _performance_window(performances[int(rng.integers(len(performances)))],
                                      rng, config)
@@ -250,7 +274,8 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
     bleed_only = rng.random() < config.bleed_only_probability
     if bleed_only:
         groove.events = groove.events.select(~groove.events.is_target)
-    return _assemble(kit, groove, rng, config, seed, bleed_only, -config.preroll_seconds)
+    return _assemble(kit, groove, rng, config, seed, bleed_only, -config.preroll_seconds,
+                     bleed_kit)
 
 
 def _performance_window(events: Events, rng: np.random.Generator, config: SynthConfig) -> Groove:
@@ -264,12 +289,13 @@ def _performance_window(events: Events, rng: np.random.Generator, config: SynthC
 
 
 def _assemble(kit: Kit, groove: Groove, rng: np.random.Generator, config: SynthConfig,
-              seed: int, bleed_only: bool, start: float) -> Clip:
+              seed: int, bleed_only: bool, start: float, bleed_kit: Kit | None = None) -> Clip:
     clean, bleed, info = render_events(kit, groove.events, rng, config, start,
-                                       config.clip_seconds)
+                                       config.clip_seconds, bleed_kit)
     noisy, clean, bleed, gain_db = _finish(clean, bleed, rng, config)
     meta = {
         "sample_rate": config.sample_rate, "seed": int(seed), "kit": kit.name,
+        "bleed_kit": (bleed_kit or kit).name,
         "bpm": None if groove.bpm is None else round(groove.bpm, 2), "style": groove.style, "bleed_only": bool(bleed_only),
         "tacet": [[round(a, 4), round(b, 4)] for a, b in groove.tacet
                   if b > 0 and a < config.clip_seconds],

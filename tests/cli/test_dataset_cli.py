@@ -94,3 +94,15 @@ def test_session_command(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert len(manifest["clips"]) == 2 and manifest["source"] == "session"
+
+
+def test_as_recorded_turns_tone_and_kit_pairing_off(kit_dir, tmp_path):
+    second = write_synthetic_kit(tmp_path / "kit2", velocities=(1.0,), seed=5, name="second")
+    result = synth(tmp_path / "plain", kit_dir, "--kit", str(second), "--as-recorded")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert manifest["config"]["cross_kit_probability"] == 0.0
+    assert manifest["config"]["mic"]["snare_eq_probability"] == 0.0
+    for entry in manifest["clips"]:
+        meta = json.loads((tmp_path / "plain" / entry["id"] / "meta.json").read_text())
+        assert meta["kit"] == meta["bleed_kit"] and meta["snare_eq"] is False

@@ -157,3 +157,56 @@ def test_write_clip_round_trip(synthetic_kit, tmp_path):
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["sample_rate"] == RATE and meta["seed"] == 2 and meta["kit"] == synthetic_kit.name
     assert {"time", "sample", "instrument", "velocity", "target"} <= set(meta["onsets"][0])
+
+
+@pytest.fixture(scope="module")
+def second_kit(tmp_path_factory):
+    """Another kit whose instruments carry their own names, so a clip's meta tells
+    which kit each piece came from."""
+    from training.kits import load_kit
+    from training.oneshots import write_synthetic_kit
+
+    kit = load_kit(write_synthetic_kit(tmp_path_factory.mktemp("kit2") / "other", seed=7,
+                                       velocities=(0.3, 1.0), name="other kit"))
+    return replace(kit, instruments=tuple(replace(inst, name=f"other {inst.name}")
+                                          for inst in kit.instruments))
+
+
+def test_cross_kit_clip_takes_snare_and_bleed_from_different_kits(synthetic_kit, second_kit):
+    config = replace(SHORT, bleed_only_probability=0.0, cross_kit_probability=1.0)
+    pairs = set()
+    for seed in range(6):
+        clip = render_clip([synthetic_kit, second_kit], seed, config)
+        snare_kit, bleed_kit = clip.meta["kit"], clip.meta["bleed_kit"]
+        pairs.add((snare_kit, bleed_kit))
+        assert snare_kit != bleed_kit
+        assert np.array_equal(clip.noisy, clip.clean + clip.bleed)
+        for role, names in clip.meta["instruments"].items():
+            from_other = [name.startswith("other ") for name in names]
+            source = snare_kit if role in ("snare", "rimshot", "sidestick") else bleed_kit
+            assert all(from_other) if source == "other kit" else not any(from_other), role
+    assert pairs == {("debleed synthetic kit", "other kit"), ("other kit", "debleed synthetic kit")}
+    never = replace(config, cross_kit_probability=0.0)
+    for seed in range(4):
+        meta = render_clip([synthetic_kit, second_kit], seed, never).meta
+        assert meta["kit"] == meta["bleed_kit"]
+
+
+def test_snare_bell_changes_only_the_snare_tone(synthetic_kit):
+    from training.snaremic import MicConfig, peak_sos
+    from scipy import signal
+
+    # the bell itself: +8 dB at its centre, unity far away
+    sos = peak_sos(1000.0, 8.0, 1.0, RATE)
+    _, response = signal.sosfreqz(sos, worN=[50.0, 1000.0, 20000.0], fs=RATE)
+    assert 20 * np.log10(np.abs(response)) == pytest.approx([0.0, 8.0, 0.0], abs=0.3)
+
+    plain = replace(SHORT, bleed_only_probability=0.0, mic=MicConfig(snare_eq_probability=0.0))
+    always = replace(plain, mic=MicConfig(snare_eq_probability=1.0))
+    for seed in range(3):
+        a, b = render_clip(synthetic_kit, seed, plain), render_clip(synthetic_kit, seed, always)
+        assert a.meta["snare_eq"] is False and b.meta["snare_eq"] is True
+        assert not np.allclose(a.clean, b.clean)
+        # bleed draws come before the bell, so the bleed is the same up to the output level
+        scale = 10 ** ((b.meta["output_gain_db"] - a.meta["output_gain_db"]) / 20)
+        assert np.allclose(a.bleed * scale, b.bleed, atol=2e-3 * np.max(np.abs(b.bleed)))
