@@ -52,7 +52,10 @@ class SynthConfig:
         return asdict(self)
 
     def as_recorded(self) -> "SynthConfig":
-        """Each kit as sampled: no snare bell, no cross-kit pairing (evaluation and test sets)."""
+        """Each kit as sampled: no snare bell, no cross-kit pairing (evaluation and test sets).
+
+        Neither draws a random number when off, so a seed renders the same clip as it did
+        before these augmentations existed."""
         return replace(self, cross_kit_probability=0.0,
                        mic=replace(self.mic, snare_eq_probability=0.0))
 
@@ -263,7 +266,8 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
     rng = np.random.default_rng(seed)
     kit = kits[int(rng.integers(len(kits)))]
     bleed_kit = None
-    if len(kits) > 1 and rng.random() < config.cross_kit_probability:
+    pair = len(kits) > 1 and config.cross_kit_probability > 0  # no draw when off: see as_recorded
+    if pair and rng.random() < config.cross_kit_probability:
         bleed_kit = [k for k in kits if k is not kit][int(rng.integers(len(kits) - 1))]
     if performances:
         groove = _performance_window(performances[int(rng.integers(len(performances)))],
