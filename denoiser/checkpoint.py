@@ -66,8 +66,13 @@ def save_checkpoint(path: str | os.PathLike, model: DenoiserModel,
     return path
 
 
-def rebuild(package: dict[str, Any]) -> DenoiserModel:
-    """Rebuild a model from a loaded package, checking keys and version."""
+def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) -> DenoiserModel:
+    """Rebuild a model from a loaded package, checking keys and version.
+
+    ``overrides`` change constructor arguments to grow the model for fine-tuning (e.g.
+    ``{"frame_gate": True}``): weights the new model lacks are an error, parts the
+    checkpoint lacks keep their initialisation.
+    """
     missing = [k for k in REQUIRED_KEYS if k not in package]
     if missing:
         raise ModelError(f"checkpoint lacks {', '.join(missing)}: not a debleed checkpoint")
@@ -85,10 +90,19 @@ def rebuild(package: dict[str, Any]) -> DenoiserModel:
     if unknown:
         warnings.warn(f"checkpoint: ignoring unknown {name} arguments {unknown}", stacklevel=2)
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-    model = cls(**kwargs)
+    unknown = sorted(set(overrides or {}) - accepted)
+    if unknown:
+        raise ModelError(f"model {name} has no arguments {unknown}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in {**kwargs, **(overrides or {})}.items()}
     try:
-        model.load_state_dict(package["state_dict"])
+        model = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"model {name}: {exc}") from None
+    try:
+        result = model.load_state_dict(package["state_dict"], strict=not overrides)
+        if result.unexpected_keys:
+            raise RuntimeError(f"weights {result.unexpected_keys[:3]} have no place in the model")
     except RuntimeError as exc:
         raise ModelError(f"checkpoint weights do not fit model {name}: "
                          f"{str(exc).splitlines()[0]}") from None
@@ -108,10 +122,13 @@ def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     return package
 
 
-def load_checkpoint(path: str | os.PathLike,
-                    device: str | torch.device = "cpu") -> tuple[DenoiserModel, dict[str, Any]]:
-    """Return ``(model in eval mode on device, info)``; info holds everything but weights."""
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    overrides: dict[str, Any] | None = None
+                    ) -> tuple[DenoiserModel, dict[str, Any]]:
+    """Return ``(model in eval mode on device, info)``; info holds everything but weights.
+
+    ``overrides``: see ``rebuild``."""
     package = load_package(path, device)
-    model = rebuild(package).to(device).eval()
+    model = rebuild(package, overrides).to(device).eval()
     info = {k: v for k, v in package.items() if k != "state_dict"}
     return model, info

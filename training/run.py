@@ -117,11 +117,12 @@ def seek(loader: DataLoader, batches_done: int, batch_size: int) -> None:
 
 
 def initial_model(config: TrainConfig):
-    """A fresh model from the preset, or a checkpoint's (fine-tuning, e.g. on session data)."""
+    """A fresh model from the preset, or a checkpoint's (fine-tuning, e.g. on session data);
+    with ``init``, ``model_kwargs`` grow the checkpoint's model (new parts start fresh)."""
     if not config.init:
         return build_model(config.model, **config.model_kwargs)
     path = default_model_path() if config.init == "default" else Path(config.init)
-    model, _ = load_checkpoint(path)
+    model, _ = load_checkpoint(path, overrides=config.model_kwargs or None)
     return model
 
 

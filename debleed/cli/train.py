@@ -33,7 +33,9 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--kit", "kits", multiple=True, type=click.Path(exists=True),
               help="Synthesise training clips on the fly from these kits instead of DATA.")
 @click.option("--model", default=None, help="Model preset (bandmask, bandmask-complex, thesis, ...).")
-@click.option("--model-kwargs", default=None, help="JSON object overriding the preset's arguments.")
+@click.option("--model-kwargs", default=None,
+              help="JSON object overriding the preset's arguments; with --init, grows the "
+                   "checkpoint's model (e.g. '{\"frame_gate\": true}').")
 @click.option("--loss", default=None, help='JSON weights, e.g. \'{"mrstft": 1, "snr": 0.05}\' or \'{"mse": 1}\'.')
 @click.option("--init", default=None,
               help='Start from this checkpoint\'s weights ("default": the shipped model).')

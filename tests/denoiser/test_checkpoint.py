@@ -52,3 +52,29 @@ def test_presets_build_and_stay_within_budget():
         assert model.parameter_count() < 2_000_000, name
     with pytest.raises(ModelError):
         build_model("nope")
+
+
+def test_growing_a_checkpoint_with_the_frame_gate(tmp_path):
+    """``--init`` + ``--model-kwargs``: old weights kept, the new frame gate starts open."""
+    from denoiser.models.bandmask import FRAME_GATE_OPEN
+
+    torch.manual_seed(0)
+    model = build_model("bandmask-tiny").eval()
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    grown, _ = load_checkpoint(path, overrides={"frame_gate": True})
+    assert grown.init_kwargs["frame_gate"] is True
+    assert grown.frame_gate is not None and model.frame_gate is None
+    for name, value in model.state_dict().items():
+        assert torch.equal(grown.state_dict()[name], value), name
+    wave = torch.randn(1, model.sample_rate // 4)
+    with torch.no_grad():
+        ratio = grown(wave).norm() / model(wave).norm()
+    assert ratio.item() == pytest.approx(torch.sigmoid(torch.tensor(FRAME_GATE_OPEN)).item(), rel=1e-4)
+    # the grown model saves and loads like any other
+    again, _ = load_checkpoint(save_checkpoint(tmp_path / "g.pt", grown))
+    with torch.no_grad():
+        assert torch.allclose(again(wave), grown(wave), atol=1e-6)
+    with pytest.raises(ModelError, match="no arguments"):
+        load_checkpoint(path, overrides={"wings": 2})
+    with pytest.raises(ModelError, match="do not fit"):
+        load_checkpoint(tmp_path / "g.pt", overrides={"channels": 7})

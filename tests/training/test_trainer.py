@@ -169,3 +169,14 @@ def test_pass_batches_shard_reshuffle_and_seek():
     resumed = PassBatches(10, 2, seed=5, world=World(0, 2))
     resumed.position = 3                             # one batch into the second pass
     assert sum(list(resumed), []) == second[2:]
+
+
+def test_init_with_model_kwargs_fine_tunes_a_grown_model(trained: Path, dataset: Path,
+                                                         tmp_path: Path):
+    run = tmp_path / "grown"
+    best = run_training(replace(TINY, epochs=1, init=str(trained / "best.pt"),
+                                model_kwargs={"frame_gate": True}), run, data=dataset)
+    model, info = load_checkpoint(best)
+    assert info["model_kwargs"]["frame_gate"] is True and model.frame_gate is not None
+    # the gate trained: its weights left their all-zero start
+    assert model.frame_gate.weight.abs().sum().item() > 0
