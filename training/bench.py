@@ -5,7 +5,9 @@ tuned on), scored with ``training.metrics`` for six systems: the input unchanged
 pre-gate at its defaults, the pre-gate with the best threshold per clip (an oracle that
 tries every threshold of a grid and keeps the one with the highest SI-SDR: the best a
 careful engineer could set by ear), the thesis-style baseline, the debleed model, and
-the gate followed by the model.
+the gate followed by the model; and, as a reference rather than a competitor, the ideal
+real-valued mask computed from the clean snare (``oracles.ideal_mask``): the best any
+mask on the model's STFT could do, which shows which targets a mask can reach at all.
 
 Speed: the real-time factor (audio seconds per wall second) of the model alone through
 ``Denoiser.denoise`` (levelling, resampling and STFT included) on a 60-s file, and of the
@@ -25,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +38,14 @@ from denoiser import __version__
 from denoiser.audio import read_audio, write_audio, write_text_atomic
 from denoiser.engine import Denoiser
 from denoiser.errors import ModelError, ParameterError
-from denoiser.gate import GateConfig, apply_gate
+from denoiser.gate import GateConfig
 from denoiser.pretrained import THESIS_BASELINE, default_model_path
 
 from . import metrics, report
 from .targets import check_targets, targets_markdown
 from .errors import KitError
 from .evaluate import denoise_mono, process_clip, score_systems
+from .oracles import ideal_mask, oracle_gate
 
 TEST_KIT = Path("/usr/share/hydrogen/data/drumkits/The Black Pearl 1.0")
 TEST_SEED = 20240601  # the test set's dataset seed (clip i uses synth.clip_seed(TEST_SEED, i))
@@ -56,6 +59,7 @@ ROWS: dict[str, str] = {
     "thesis baseline": "thesis",
     "debleed": "denoised",
     "gate + debleed": "gate_denoised",
+    "ideal mask (oracle)": "ideal_masked",
 }
 
 Progress = Callable[[float, str], None]  # (fraction done, note)
@@ -134,23 +138,6 @@ class _Steps:
             self.progress(self.done / self.total, note)
 
 
-def oracle_gate(noisy: np.ndarray, clean: np.ndarray, sample_rate: int, gate: GateConfig,
-                thresholds_db: Sequence[float]) -> tuple[np.ndarray, float]:
-    """The gate output with the SI-SDR-best threshold of the grid, and that threshold.
-
-    A clip without snare (bleed only) has no SI-SDR; there the engineer's best is the
-    gate that lets least through, so the quietest output wins.
-    """
-    outputs = np.stack([apply_gate(noisy[None, :], sample_rate,
-                                   replace(gate, threshold_db=float(t), auto=False))[0]
-                        for t in thresholds_db])
-    scores = metrics.si_sdr(outputs, clean[None, :])
-    if np.isnan(scores).all():
-        scores = -np.sum(outputs.astype(np.float64) ** 2, axis=-1)
-    best = int(np.nanargmax(scores))
-    return outputs[best], float(thresholds_db[best])
-
-
 def _quality(config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
              steps: _Steps) -> dict[str, Any]:
     per_clip, noisy = [], []
@@ -159,6 +146,7 @@ def _quality(config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
         oracle, threshold = oracle_gate(clip.noisy, clip.clean, rate, config.gate,
                                         config.oracle_thresholds_db)
         versions = {"noisy": clip.noisy, "clean": clip.clean, "oracle_gated": oracle,
+                    "ideal_masked": ideal_mask(clip.noisy, clip.clean),
                     "thesis": denoise_mono(thesis, clip.noisy, rate),
                     **process_clip(debleed, config.gate, clip.noisy, rate)}
         per_clip.append({"seed": int(clip.meta["seed"]), "oracle_threshold_db": threshold,

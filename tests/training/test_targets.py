@@ -34,3 +34,11 @@ def test_missing_metric_is_undecided():
     del table["debleed"]["ghost_level_error_db"]
     ghost = next(r for r in check_targets(table) if r["metric"] == "ghost_level_error_db")
     assert ghost["beats_oracle_gate"] is None and ghost["target_met"] is None
+
+
+def test_ideal_mask_column_when_the_row_exists():
+    table = rows(delta_si_sdr=12.5)
+    table["ideal mask (oracle)"] = {"delta_si_sdr": {"mean": 11.25, "median": 11.0}}
+    records = check_targets(table)
+    assert records[1]["ideal_mask"] == 11.25
+    assert "| delta_si_sdr | 12.50 | 4.00 | 0.00 | 11.25 |" in targets_markdown(records)
