@@ -47,8 +47,17 @@ from .errors import KitError
 from .evaluate import denoise_mono, process_clip, score_systems
 from .oracles import ideal_mask, oracle_gate
 
-TEST_KIT = Path("/usr/share/hydrogen/data/drumkits/The Black Pearl 1.0")
+DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
+TEST_KIT = DRUMKITS / "The Black Pearl 1.0"
 TEST_SEED = 20240601  # the test set's dataset seed (clip i uses synth.clip_seed(TEST_SEED, i))
+# Acoustic kits of hydrogen-drumkits that share no sample with the training kits of SPEC 4
+# (checked by ``shared_layers``); clip i of the held-out set uses kit i mod 3.
+HELDOUT_KITS: tuple[Path, ...] = tuple(DRUMKITS / name for name in
+                                       ("Millo_MultiLayered3", "BJA_Pacific", "Audiophob"))
+HELDOUT_SEED = 20241111
+TRAINING_KITS: tuple[Path, ...] = tuple(DRUMKITS / name for name in (
+    "GMRockKit", "ForzeeStereo", "Millo-Drums_v.1", "Millo_MultiLayered2",
+    "ColomboAcousticDrumkit", "rumpf_kit_z01_h2"))  # SPEC 4
 ORACLE_THRESHOLDS_DB: tuple[float, ...] = tuple(float(t) for t in range(-60, -4, 2))  # -60..-6
 
 # Row name -> audio version of the clip it scores.
@@ -81,13 +90,17 @@ class BenchConfig:
     model_speed_seconds: float = 60.0
     process_speed_seconds: float = 600.0
     speed_baseline: bool = True  # also time the thesis baseline alone
+    heldout_kits: tuple[Path, ...] = HELDOUT_KITS  # those not installed are left out
+    heldout_clips: int = 36
+    heldout_seed: int = HELDOUT_SEED
+    training_kits: tuple[Path, ...] = TRAINING_KITS  # only to count shared samples
     quick: bool = False
 
     @classmethod
     def quick_config(cls, **overrides: Any) -> "BenchConfig":
-        """6 clips, 10-s/30-s speed files, only the debleed model timed."""
-        base = {"clips": 6, "model_speed_seconds": 10.0, "process_speed_seconds": 30.0,
-                "speed_baseline": False, "quick": True}
+        """6 + 6 clips, 10-s/30-s speed files, only the debleed model timed."""
+        base = {"clips": 6, "heldout_clips": 6, "model_speed_seconds": 10.0,
+                "process_speed_seconds": 30.0, "speed_baseline": False, "quick": True}
         return cls(**{**base, **overrides})
 
 
@@ -126,6 +139,38 @@ def render_test_set(config: BenchConfig) -> Iterator[Any]:
         yield render_clip([kit], clip_seed(config.seed, index), synth)
 
 
+def installed_heldout_kits(config: BenchConfig) -> list[Path]:
+    return [Path(kit) for kit in config.heldout_kits if Path(kit).is_dir()]
+
+
+def render_heldout_set(config: BenchConfig) -> Iterator[Any]:
+    """Clips from kits never trained on: the test kit shares samples with a training kit
+    (see ``shared_layers``), so only these measure how debleed meets a snare it never heard."""
+    from .kits import load_kit
+    from .synth import SynthConfig, clip_seed, render_clip
+
+    kits = [load_kit(path) for path in installed_heldout_kits(config)]
+    synth = SynthConfig(clip_seconds=config.clip_seconds).as_recorded()
+    for index in range(config.heldout_clips if kits else 0):
+        yield render_clip([kits[index % len(kits)]], clip_seed(config.heldout_seed, index), synth)
+
+
+def shared_layers(kit_path: Path, others: Sequence[Path]) -> tuple[int, int]:
+    """``(layers of kit_path identical to a layer of some kit in others, its layer count)``:
+    a test kit that reuses training samples measures memory, not generalisation."""
+    import hashlib
+
+    from .kits import load_kit
+
+    def digests(path: Path) -> list[str]:
+        return [hashlib.sha1(layer.samples.tobytes()).hexdigest()
+                for inst in load_kit(path).instruments for layer in inst.layers]
+
+    known = {d for other in others if Path(other).is_dir() for d in digests(Path(other))}
+    own = digests(kit_path)
+    return sum(d in known for d in own), len(own)
+
+
 class _Steps:
     """Turns "one more step done" into the (fraction, note) progress callback."""
 
@@ -138,10 +183,12 @@ class _Steps:
             self.progress(self.done / self.total, note)
 
 
-def _quality(config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
-             steps: _Steps) -> dict[str, Any]:
+def _quality(clips: Iterator[Any], config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
+             steps: _Steps, what: str) -> dict[str, Any]:
+    """Score every system of ``ROWS`` on ``clips``: aggregated rows, oracle thresholds,
+    per-clip scores, and the noisy clips (the speed runs reuse them)."""
     per_clip, noisy = [], []
-    for index, clip in enumerate(render_test_set(config)):
+    for index, clip in enumerate(clips):
         rate = int(clip.meta["sample_rate"])
         oracle, threshold = oracle_gate(clip.noisy, clip.clean, rate, config.gate,
                                         config.oracle_thresholds_db)
@@ -149,10 +196,11 @@ def _quality(config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
                     "ideal_masked": ideal_mask(clip.noisy, clip.clean),
                     "thesis": denoise_mono(thesis, clip.noisy, rate),
                     **process_clip(debleed, config.gate, clip.noisy, rate)}
-        per_clip.append({"seed": int(clip.meta["seed"]), "oracle_threshold_db": threshold,
+        per_clip.append({"seed": int(clip.meta["seed"]), "kit": clip.meta["kit"],
+                         "oracle_threshold_db": threshold,
                          "systems": score_systems(versions, rate, clip.meta.get("onsets", []), ROWS)})
         noisy.append(clip.noisy)
-        steps.step(f"clip {index + 1}/{config.clips}")
+        steps.step(f"{what} clip {index + 1}")
     thresholds = [c["oracle_threshold_db"] for c in per_clip]
     return {
         "rows": {row: metrics.aggregate([c["systems"][row] for c in per_clip]) for row in ROWS},
@@ -316,9 +364,16 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
     debleed = Denoiser.load(debleed_path, config.device)
     thesis = Denoiser.load(config.baseline, config.device)
     started = time.perf_counter()
-    steps = _Steps(config.clips + speed_steps(config), progress)
-    quality = _quality(config, debleed, thesis, steps)
+    heldout_kits = installed_heldout_kits(config) if config.heldout_clips > 0 else []
+    steps = _Steps(config.clips + (config.heldout_clips if heldout_kits else 0)
+                   + speed_steps(config), progress)
+    quality = _quality(render_test_set(config), config, debleed, thesis, steps, "test")
     pieces = quality.pop("noisy")
+    heldout = None
+    if heldout_kits:
+        heldout = _quality(render_heldout_set(config), config, debleed, thesis, steps, "held-out")
+        heldout.pop("noisy")
+        heldout["targets"] = check_targets(heldout["rows"])
     speed = _speed(config, pieces, steps)
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -327,8 +382,13 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
         "test_set": {"kit": str(config.kit), "clips": config.clips,
                      "clip_seconds": config.clip_seconds,
                      "seed": config.seed,
-                     "clip_seeds": [c["seed"] for c in quality["per_clip"]]},
+                     "clip_seeds": [c["seed"] for c in quality["per_clip"]],
+                     "shared_layers_with_training_kits": shared_layers(Path(config.kit),
+                                                                       config.training_kits)},
         "quality": quality,
+        "heldout": None if heldout is None else {
+            "kits": [kit.name for kit in heldout_kits], "clips": config.heldout_clips,
+            "seed": config.heldout_seed, "quality": heldout},
         "speed": speed,
         "models": [_model_facts("debleed", debleed_path, debleed),
                    _model_facts("thesis baseline", Path(config.baseline), thesis)],
@@ -351,6 +411,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
     thresholds = result["quality"]["oracle_thresholds_db"]
     test_set = result["test_set"]
+    shared, layers = test_set["shared_layers_with_training_kits"]
     lines = [
         "# debleed benchmark", "",
         f"{result['date']}, debleed {machine['debleed']}"
@@ -366,6 +427,23 @@ def bench_markdown(result: dict[str, Any]) -> str:
         + ", ".join(f"{t:g}" for t in thresholds), "",
         "## Against the oracle gate, the thesis baseline and the product targets", "",
         targets_markdown(result["targets"]), "",
+    ]
+    if shared:
+        lines += [f"Caution: {shared} of the test kit's {layers} sample layers are byte-identical "
+                  "to samples of the training kits, so the table above partly measures "
+                  "recall of trained sounds. The held-out kits below share none.", ""]
+    heldout = result.get("heldout")
+    if heldout:
+        held = heldout["quality"]
+        lines += [
+            f"## Held-out kits ({heldout['clips']} clips of {test_set['clip_seconds']:g} s, "
+            f"kits {', '.join(f'`{k}`' for k in heldout['kits'])}, seed {heldout['seed']})", "",
+            "Never trained on, sharing no sample with the training kits: how debleed meets "
+            "snares it has not heard.", "",
+            report.markdown_table(held["rows"]),
+            targets_markdown(held["targets"]), "",
+        ]
+    lines += [
         "## Speed", "",
         "Real-time factor = audio seconds per wall second (higher is faster).", "",
         "| what | model | device | threads | audio s | wall s | RTF | peak RSS MiB | GPU peak MiB |",

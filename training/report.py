@@ -29,6 +29,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("hit_level_error_db", "hit level err dB"),
     ("hit_level_bias_db", "hit level bias dB"),
     ("ghost_level_error_db", "ghost level err dB"),
+    ("hits_lost_pct", "hits lost %"),
     ("cymbal_leakage_db", "cymbal leakage dB"),
     ("tom_kick_leakage_db", "tom/kick leakage dB"),
 )
@@ -43,6 +44,8 @@ LEGEND = """\
 - hit level err / bias (dB, 0 is perfect): per snare hit, energy of y vs s in
   [onset - 2 ms, onset + 80 ms]; mean |error| and signed mean (negative = ducked hits);
   ghost = hits of velocity <= 45.
+- hits lost (%, lower is better): share of snare hits more than 6 dB below the clean
+  snare in that window: hits the output has all but removed.
 - cymbal leakage (dB, lower is better): energy above 5 kHz of y - s over that of x - s
   inside the hit windows; a gate scores about 0.
 - tom/kick leakage (dB, lower is better): energy of y over x in the 100 ms after kick/tom

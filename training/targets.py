@@ -13,7 +13,7 @@ from typing import Any
 DIRECTION: dict[str, int] = {
     "si_sdr": 1, "delta_si_sdr": 1, "sdr": 1, "bleed_reduction_db": 1,
     "hit_level_error_db": -1, "hit_level_bias_db": 0, "ghost_level_error_db": -1,
-    "cymbal_leakage_db": -1, "tom_kick_leakage_db": -1,
+    "cymbal_leakage_db": -1, "tom_kick_leakage_db": -1, "hits_lost_pct": -1,
 }
 
 # metric -> (bound, description); "oracle+8" is relative to the oracle gate's mean.

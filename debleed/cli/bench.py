@@ -21,16 +21,23 @@ from .common import progress, user_errors
               help="Thesis-style baseline checkpoint [default: the shipped one].")
 @click.option("--clips", type=click.IntRange(min=1), default=None,
               help="Number of test clips [default: 40, quick: 6].")
+@click.option("--heldout-kit", "heldout_kits", multiple=True, type=click.Path(path_type=Path),
+              help="Kit of the held-out set; repeatable [default: Millo_MultiLayered3, "
+                   "BJA_Pacific, Audiophob where installed].")
+@click.option("--heldout-clips", type=click.IntRange(min=0), default=None,
+              help="Number of held-out clips [default: 36, quick: 6; 0 skips the set].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Device of the quality runs (speed is measured on CPU, and on CUDA if present).")
 @user_errors
 def bench(quick: bool, out: Path, kit: Path | None, model: Path | None, baseline: Path | None,
-          clips: int | None, device: str) -> None:
+          clips: int | None, heldout_kits: tuple[Path, ...], heldout_clips: int | None,
+          device: str) -> None:
     """Benchmark the shipped (or given) model: writes OUT/bench.json and OUT/bench.md."""
     from training.bench import BenchConfig, run_bench
 
     overrides = {key: value for key, value in
-                 {"kit": kit, "model": model, "baseline": baseline, "clips": clips}.items()
+                 {"kit": kit, "model": model, "baseline": baseline, "clips": clips,
+                  "heldout_kits": heldout_kits or None, "heldout_clips": heldout_clips}.items()
                  if value is not None}
     overrides["device"] = device
     config = BenchConfig.quick_config(**overrides) if quick else BenchConfig(**overrides)

@@ -24,6 +24,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bench")
     torch.manual_seed(0)
     return {"root": root, "kit": write_synthetic_kit(root / "kit"),
+            "heldout": write_synthetic_kit(root / "heldout", seed=9, name="held out"),
             "model": save_checkpoint(root / "tiny.pt", build_model("bandmask-tiny")),
             "baseline": save_checkpoint(root / "thesis.pt", build_model("thesis-tiny"))}
 
@@ -33,7 +34,9 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     config = bench.BenchConfig(kit=setup["kit"], model=setup["model"], baseline=setup["baseline"],
                                clips=2, clip_seconds=1.5, device="cpu",
                                oracle_thresholds_db=(-60.0, -40.0, -20.0, -10.0),
-                               model_speed_seconds=2.0, process_speed_seconds=3.0)
+                               model_speed_seconds=2.0, process_speed_seconds=3.0,
+                               heldout_kits=(setup["heldout"], setup["root"] / "not installed"),
+                               heldout_clips=2, training_kits=(setup["kit"],))
     bench.run_bench(config, out)
     result = json.loads((out / "bench.json").read_text(),
                         parse_constant=lambda name: pytest.fail(f"bench.json holds {name}"))
@@ -46,6 +49,14 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     input_row = rows["input (unchanged)"]
     assert input_row["delta_si_sdr"]["mean"] == 0.0 and input_row["bleed_reduction_db"]["mean"] == 0.0
     assert len(result["quality"]["per_clip"]) == 2
+    # the test kit is the training kit here: every layer is shared, and the report says so
+    shared, layers = result["test_set"]["shared_layers_with_training_kits"]
+    assert shared == layers > 0
+    heldout = result["heldout"]
+    assert heldout["kits"] == ["heldout"] and len(heldout["quality"]["per_clip"]) == 2
+    assert all(c["kit"] == "held out" for c in heldout["quality"]["per_clip"])
+    assert list(heldout["quality"]["rows"]) == list(bench.ROWS)
+    assert {r["metric"] for r in heldout["quality"]["targets"]} >= {"delta_si_sdr", "hits_lost_pct"}
     assert all(t in config.oracle_thresholds_db for t in result["quality"]["oracle_thresholds_db"])
     speed = {(r["what"], r["model"]) for r in result["speed"]}
     assert speed == {("model alone (Denoiser.denoise)", "debleed"),
@@ -59,6 +70,8 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     assert {"platform", "cpu", "cores", "torch"} <= set(result["machine"]) and result["date"]
 
     markdown = (out / "bench.md").read_text()
+    assert f"Caution: {shared} of the test kit's {layers} sample layers" in markdown
+    assert "## Held-out kits (2 clips" in markdown
     for name in bench.ROWS:
         assert f"| {name} |" in markdown
     assert all(title in markdown for _, title in COLUMNS)
@@ -79,7 +92,8 @@ def test_oracle_gate_picks_a_threshold_between_bleed_and_hits(rng):
 
 def test_bench_quick_cli(setup):
     out = setup["root"] / "quick"
-    result = CliRunner().invoke(cli, ["bench", "--quick", "--clips", "1", "--out", str(out),
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--clips", "1", "--heldout-clips", "0",
+                                      "--out", str(out),
                                       "--kit", str(setup["kit"]), "--model", str(setup["model"]),
                                       "--baseline", str(setup["baseline"]), "--device", "cpu"])
     assert result.exit_code == 0, result.output
@@ -88,6 +102,7 @@ def test_bench_quick_cli(setup):
     assert [r["what"] for r in data["speed"]][:2] == ["model alone (Denoiser.denoise)",
                                                      "debleed denoise process"]
     assert "(quick subset)" in (out / "bench.md").read_text()
+    assert data["heldout"] is None and "Held-out kits" not in (out / "bench.md").read_text()
 
 
 def test_bench_missing_kit_is_a_one_line_error(setup, tmp_path):

@@ -107,6 +107,9 @@ def test_hit_level_error_separates_ghost_notes(rng):
     assert result["ghost_level_error_db"] == pytest.approx(20.0, abs=0.01)
     assert result["ghost_level_bias_db"] == pytest.approx(-20.0, abs=0.01)
     assert result["hit_level_error_db"] == pytest.approx(10.0, abs=0.01)  # mean of 0 and 20
+    assert result["hits_lost_pct"] == pytest.approx(50.0)  # the ghost, one hit of two
+    assert metrics.hit_level_error_db(clean, 0.6 * clean, SR, onsets)["hits_lost_pct"] == 0.0
+    assert metrics.hit_level_error_db(clean, 0.4 * clean, SR, onsets)["hits_lost_pct"] == 100.0
 
 
 def test_hit_level_error_without_ghosts_or_hits_is_nan(rng):
