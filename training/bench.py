@@ -50,10 +50,12 @@ from .oracles import ideal_mask, oracle_gate
 DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
 TEST_KIT = DRUMKITS / "The Black Pearl 1.0"
 TEST_SEED = 20240601  # the test set's dataset seed (clip i uses synth.clip_seed(TEST_SEED, i))
-# Acoustic kits of hydrogen-drumkits that share no sample with the training kits of SPEC 4
-# (checked by ``shared_layers``); clip i of the held-out set uses kit i mod 3.
+# The acoustic kits of hydrogen-drumkits that share no sample with the training kits of
+# SPEC 4 (checked by ``shared_layers``); clip i of the held-out set uses kit i mod 2. The
+# other untrained kits are electronic (Audiophob's "8bit snare", TR808, VariBreaks' V-Synth
+# sounds...): not what a snare close mic hears.
 HELDOUT_KITS: tuple[Path, ...] = tuple(DRUMKITS / name for name in
-                                       ("Millo_MultiLayered3", "BJA_Pacific", "Audiophob"))
+                                       ("Millo_MultiLayered3", "BJA_Pacific"))
 HELDOUT_SEED = 20241111
 TRAINING_KITS: tuple[Path, ...] = tuple(DRUMKITS / name for name in (
     "GMRockKit", "ForzeeStereo", "Millo-Drums_v.1", "Millo_MultiLayered2",

@@ -22,8 +22,8 @@ from .common import progress, user_errors
 @click.option("--clips", type=click.IntRange(min=1), default=None,
               help="Number of test clips [default: 40, quick: 6].")
 @click.option("--heldout-kit", "heldout_kits", multiple=True, type=click.Path(path_type=Path),
-              help="Kit of the held-out set; repeatable [default: Millo_MultiLayered3, "
-                   "BJA_Pacific, Audiophob where installed].")
+              help="Kit of the held-out set; repeatable [default: Millo_MultiLayered3 and "
+                   "BJA_Pacific where installed].")
 @click.option("--heldout-clips", type=click.IntRange(min=0), default=None,
               help="Number of held-out clips [default: 36, quick: 6; 0 skips the set].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
