@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from training.losses import (CombinedLoss, MSELoss, MultiResolutionSTFTLoss, SISDRLoss,
-                             SNRLoss)
+from training.losses import (CombinedLoss, DuckingLoss, EnvelopeLoss, MSELoss,
+                             MultiResolutionSTFTLoss, SISDRLoss, SNRLoss)
 
 SR = 48_000
 
@@ -84,7 +84,7 @@ def test_mrstft_is_zero_for_a_perfect_estimate_and_grows_with_noise():
     assert values[2] > 5 * values[0]
 
 
-@pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft"])
+@pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft", "envelope", "ducking"])
 def test_silent_target_gives_a_finite_loss(name: str):
     target = torch.zeros(2, SR // 2)
     estimate = 0.05 * torch.randn(2, SR // 2, generator=torch.Generator().manual_seed(3))
@@ -133,3 +133,16 @@ def test_reduction_none_keeps_the_batch(loss: type[torch.nn.Module]):
 def test_unknown_reduction_is_refused():
     with pytest.raises(ValueError, match="reduction"):
         MSELoss(reduction="max")(torch.zeros(1, 8), torch.zeros(1, 8))
+
+
+def test_ducking_counts_lost_level_only():
+    """Halving the target everywhere loses log10(4) per frame; doubling it loses nothing,
+    and leaking bleed into silence costs nothing here (the envelope term sees it)."""
+    target = snare_like()
+    frames = EnvelopeLoss().envelope(target)
+    assert torch.all(frames > math.log10(EnvelopeLoss().floor) + 1)  # no frame at the floor
+    assert DuckingLoss()(0.5 * target, target).item() == pytest.approx(math.log10(4), rel=1e-3)
+    assert DuckingLoss()(2.0 * target, target).item() == pytest.approx(0.0, abs=1e-7)
+    assert EnvelopeLoss()(2.0 * target, target).item() == pytest.approx(math.log10(4), rel=1e-3)
+    silence = torch.zeros(1, SR // 4)
+    assert DuckingLoss()(0.1 * torch.ones(1, SR // 4), silence).item() == 0.0
