@@ -37,9 +37,12 @@ def test_identity_model_returns_input_exactly(rng):
     assert torch.equal(out, audio) or (out - audio).abs().max() < 1e-6
 
 
-def test_chunked_equals_whole_for_finite_receptive_field(rng):
+@pytest.mark.parametrize("frame_gate", [False, True])
+def test_chunked_equals_whole_for_finite_receptive_field(rng, frame_gate):
     torch.manual_seed(0)
-    model = build_model("bandmask-tiny").eval()
+    model = build_model("bandmask-tiny", frame_gate=frame_gate).eval()
+    if frame_gate:  # a gate that actually moves, not its all-open start
+        torch.nn.init.normal_(model.frame_gate.weight, std=0.5)
     audio = torch.from_numpy(rng.standard_normal((2, 40000)).astype(np.float32)) * 0.1
     with torch.no_grad():
         whole = model(audio)
