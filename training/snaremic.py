@@ -42,6 +42,8 @@ class MicConfig:
     snare_eq_db: tuple[float, float] = (-8.0, 8.0)
     snare_eq_hz: tuple[float, float] = (120.0, 8000.0)   # drawn log-uniformly
     snare_eq_q: tuple[float, float] = (0.7, 2.5)
+    dry_snare_probability: float = 0.15                  # snare_colouring adds a low-pass
+    dry_snare_hz: tuple[float, float] = (1500.0, 5000.0)  # drawn log-uniformly
     sidestick_gain_db: float = -6.0
     rimshot_gain_db: float = 3.0
 
@@ -101,11 +103,17 @@ def peak_sos(freq: float, gain_db: float, q: float, sample_rate: int) -> np.ndar
 
 
 def snare_colouring(rng: np.random.Generator, sample_rate: int, config: MicConfig) -> np.ndarray:
-    """A random bell on the snare alone: drum tuning, heads, dampening and mic position
-    change a snare's tone far more than the few snares of the training kits cover."""
+    """A random bell on the snare alone, sometimes with a low-pass: drum tuning, heads,
+    dampening and mic position change a snare's tone far more than the few snares of the
+    training kits cover. The low-pass stands for a dry, dark snare (wires damped or off,
+    heavy muffling) -- the kind a model trained on bright snares takes for a tom."""
     freq = float(np.exp(rng.uniform(*np.log(config.snare_eq_hz))))
-    return peak_sos(freq, rng.uniform(*config.snare_eq_db), rng.uniform(*config.snare_eq_q),
-                    sample_rate)
+    sections = [peak_sos(freq, rng.uniform(*config.snare_eq_db),
+                         rng.uniform(*config.snare_eq_q), sample_rate)]
+    if config.dry_snare_probability > 0 and rng.random() < config.dry_snare_probability:
+        cutoff = float(np.exp(rng.uniform(*np.log(config.dry_snare_hz))))
+        sections.append(signal.butter(2, cutoff, fs=sample_rate, output="sos"))
+    return np.vstack(sections)
 
 
 def random_colouring(rng: np.random.Generator, sample_rate: int, config: MicConfig) -> np.ndarray:
