@@ -90,9 +90,9 @@ def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) ->
     if unknown:
         warnings.warn(f"checkpoint: ignoring unknown {name} arguments {unknown}", stacklevel=2)
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-    unknown = sorted(set(overrides or {}) - accepted)
-    if unknown:
-        raise ModelError(f"model {name} has no arguments {unknown}")
+    invalid = sorted(set(overrides or {}) - accepted)
+    if invalid:
+        raise ModelError(f"model {name} has no arguments {invalid}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v
               for k, v in {**kwargs, **(overrides or {})}.items()}
     try:

@@ -45,7 +45,7 @@ from . import metrics, report
 from .targets import check_targets, targets_markdown
 from .errors import KitError
 from .evaluate import denoise_mono, process_clip, score_systems
-from .oracles import ideal_mask, oracle_gate
+from .oracles import IDEAL_MASK_FFT, IDEAL_MASK_HOP, ideal_mask, oracle_gate
 
 DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
 TEST_KIT = DRUMKITS / "The Black Pearl 1.0"
@@ -130,31 +130,31 @@ def machine_description() -> dict[str, Any]:
     return info
 
 
-def render_test_set(config: BenchConfig) -> Iterator[Any]:
-    """The fixed test clips, one at a time: ``clip_seed(seed, i)`` for i < clips, on the test kit."""
+def _render_set(kit_paths: Sequence[Path], clips: int, seed: int,
+                config: BenchConfig) -> Iterator[Any]:
+    """Clip i: ``clip_seed(seed, i)`` on kit i mod len(kit_paths), each kit as recorded."""
     from .kits import load_kit
     from .synth import SynthConfig, clip_seed, render_clip
 
-    kit = load_kit(config.kit)
+    kits = [load_kit(path) for path in kit_paths]
     synth = SynthConfig(clip_seconds=config.clip_seconds).as_recorded()
-    for index in range(config.clips):
-        yield render_clip([kit], clip_seed(config.seed, index), synth)
+    for index in range(clips):
+        yield render_clip([kits[index % len(kits)]], clip_seed(seed, index), synth)
+
+
+def render_test_set(config: BenchConfig) -> Iterator[Any]:
+    """The fixed test clips, one at a time: ``clip_seed(seed, i)`` for i < clips, on the test kit."""
+    return _render_set([config.kit], config.clips, config.seed, config)
 
 
 def installed_heldout_kits(config: BenchConfig) -> list[Path]:
     return [Path(kit) for kit in config.heldout_kits if Path(kit).is_dir()]
 
 
-def render_heldout_set(config: BenchConfig) -> Iterator[Any]:
-    """Clips from kits never trained on: the test kit shares samples with a training kit
+def render_heldout_set(config: BenchConfig, kits: Sequence[Path]) -> Iterator[Any]:
+    """Clips from ``kits``, never trained on: the test kit shares samples with a training kit
     (see ``shared_layers``), so only these measure how debleed meets a snare it never heard."""
-    from .kits import load_kit
-    from .synth import SynthConfig, clip_seed, render_clip
-
-    kits = [load_kit(path) for path in installed_heldout_kits(config)]
-    synth = SynthConfig(clip_seconds=config.clip_seconds).as_recorded()
-    for index in range(config.heldout_clips if kits else 0):
-        yield render_clip([kits[index % len(kits)]], clip_seed(config.heldout_seed, index), synth)
+    return _render_set(kits, config.heldout_clips, config.heldout_seed, config)
 
 
 def shared_layers(kit_path: Path, others: Sequence[Path]) -> tuple[int, int]:
@@ -189,6 +189,12 @@ class _Steps:
             self.progress(self.done / self.total, note)
 
 
+def _stft_of(denoiser: Denoiser) -> tuple[int, int]:
+    """The evaluated model's STFT (size, hop), so the ideal mask is its own ceiling."""
+    model = denoiser.model
+    return getattr(model, "n_fft", IDEAL_MASK_FFT), getattr(model, "hop", IDEAL_MASK_HOP)
+
+
 def _quality(clips: Iterator[Any], config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
              steps: _Steps, what: str) -> dict[str, Any]:
     """Score every system of ``ROWS`` on ``clips``: aggregated rows, oracle thresholds,
@@ -199,7 +205,7 @@ def _quality(clips: Iterator[Any], config: BenchConfig, debleed: Denoiser, thesi
         oracle, threshold = oracle_gate(clip.noisy, clip.clean, rate, config.gate,
                                         config.oracle_thresholds_db)
         versions = {"noisy": clip.noisy, "clean": clip.clean, "oracle_gated": oracle,
-                    "ideal_masked": ideal_mask(clip.noisy, clip.clean),
+                    "ideal_masked": ideal_mask(clip.noisy, clip.clean, *_stft_of(debleed)),
                     "thesis": denoise_mono(thesis, clip.noisy, rate),
                     **process_clip(debleed, config.gate, clip.noisy, rate)}
         per_clip.append({"seed": int(clip.meta["seed"]), "kit": clip.meta["kit"],
@@ -377,7 +383,8 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
     pieces = quality.pop("noisy")
     heldout = None
     if heldout_kits:
-        heldout = _quality(render_heldout_set(config), config, debleed, thesis, steps, "held-out")
+        heldout = _quality(render_heldout_set(config, heldout_kits), config, debleed, thesis,
+                           steps, "held-out")
         heldout.pop("noisy")
         heldout["targets"] = check_targets(heldout["rows"])
     speed = _speed(config, pieces, steps)

@@ -17,7 +17,7 @@ from denoiser.gate import GateConfig, apply_gate
 
 from . import metrics
 
-IDEAL_MASK_FFT, IDEAL_MASK_HOP = 1024, 256  # the shipped model's STFT
+IDEAL_MASK_FFT, IDEAL_MASK_HOP = 1024, 256  # for models without an STFT of their own
 
 
 def oracle_gate(noisy: np.ndarray, clean: np.ndarray, sample_rate: int, gate: GateConfig,
