@@ -71,6 +71,7 @@ ROWS: dict[str, str] = {
     "debleed": "denoised",
     "gate + debleed": "gate_denoised",
     "ideal mask (oracle)": "ideal_masked",
+    "clean snare (perfect output)": "clean",
 }
 
 Progress = Callable[[float, str], None]  # (fraction done, note)

@@ -48,6 +48,8 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
             assert {"mean", "median", "count"} <= set(row[key])
     input_row = rows["input (unchanged)"]
     assert input_row["delta_si_sdr"]["mean"] == 0.0 and input_row["bleed_reduction_db"]["mean"] == 0.0
+    perfect = rows["clean snare (perfect output)"]
+    assert perfect["hit_level_error_db"]["mean"] < 1e-6 and perfect["delta_si_sdr"]["mean"] > 60.0
     assert len(result["quality"]["per_clip"]) == 2
     # the test kit is the training kit here: every layer is shared, and the report says so
     shared, layers = result["test_set"]["shared_layers_with_training_kits"]

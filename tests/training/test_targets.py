@@ -42,3 +42,22 @@ def test_ideal_mask_column_when_the_row_exists():
     records = check_targets(table)
     assert records[1]["ideal_mask"] == 11.25
     assert "| delta_si_sdr | 12.50 | 4.00 | 0.00 | 11.25 |" in targets_markdown(records)
+
+
+def test_clean_snare_column_shows_where_the_gate_beats_the_right_answer():
+    table = rows(tom_kick_leakage_db=-31.0)
+    assert "clean snare itself" not in targets_markdown(check_targets(table))
+    table["clean snare (perfect output)"] = {
+        metric: {"mean": value, "median": value}
+        for metric, value in (("bleed_reduction_db", 25.0), ("tom_kick_leakage_db", -25.0),
+                              ("hit_level_error_db", 0.0), ("delta_si_sdr", 90.0))}
+    records = {r["metric"]: r for r in check_targets(table)}
+    assert records["bleed_reduction_db"]["oracle_gate_beats_perfect"] is True   # 60 > 25
+    assert records["tom_kick_leakage_db"]["oracle_gate_beats_perfect"] is True  # -70 < -25
+    assert records["hit_level_error_db"]["oracle_gate_beats_perfect"] is False  # 10 > 0
+    assert records["tom_kick_leakage_db"]["target_beyond_perfect"] is True      # -25 > -30
+    assert records["hit_level_error_db"]["target_beyond_perfect"] is False      # 0 <= 0.5
+    markdown = targets_markdown(list(records.values()))
+    assert "| tom_kick_leakage_db | -31.00 | -70.00 | 0.00 | n/a | -25.00 | **no** |" in markdown
+    assert "better than the clean snare itself on bleed_reduction_db, tom_kick_leakage_db:" in markdown
+    assert "misses the target on tom_kick_leakage_db:" in markdown
