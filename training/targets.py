@@ -107,4 +107,4 @@ def _beyond_perfect_notes(records: list[dict[str, Any]]) -> list[str]:
     if target:
         notes.append(f"The clean snare itself misses the target on {', '.join(target)}: "
                      "that target lies beyond the right answer on this set.")
-    return ["", *notes] if notes else []
+    return [line for note in notes for line in ("", note)]
