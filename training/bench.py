@@ -19,6 +19,7 @@ whole ``debleed denoise`` process (interpreter start-up, model load, read, write
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -161,9 +163,6 @@ def render_heldout_set(config: BenchConfig, kits: Sequence[Path]) -> Iterator[An
 def shared_layers(kit_path: Path, others: Sequence[Path]) -> tuple[int, int]:
     """``(layers of kit_path identical to a layer of some kit in others, its layer count)``:
     a test kit that reuses training samples measures memory, not generalisation."""
-    import hashlib
-    import warnings
-
     from .kits import load_kit
 
     def digests(path: Path) -> list[str]:
