@@ -13,6 +13,7 @@ class TrainConfig:
     model: str = "bandmask"                  # a preset name from denoiser.models.PRESETS
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     init: str = ""                           # start from this checkpoint ("default": shipped)
+    freeze: list[str] = field(default_factory=list)  # module names kept fixed, e.g. members.0
     loss: dict[str, float] = field(
         default_factory=lambda: {"mrstft": 1.0, "envelope": 0.5, "snr": 0.05})
     lr: float = 1e-3

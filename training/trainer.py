@@ -25,6 +25,7 @@ from torch import nn
 from denoiser.audio import write_text_atomic
 from denoiser.checkpoint import save_checkpoint, serialize
 from denoiser.engine import Denoiser, resample
+from denoiser.errors import ParameterError
 from denoiser.models import DenoiserModel
 
 from .config import TrainConfig
@@ -47,6 +48,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def frozen_modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    """Stop the gradients of the named submodules (e.g. ``members.0`` of an ensemble).
+
+    Why: training one ensemble member against the fixed output of the others teaches it
+    to cover what they miss instead of repeating what they already do."""
+    modules = dict(model.named_modules())
+    unknown = [name for name in names if name not in modules or not name]
+    if unknown:
+        raise ParameterError(f"train: no module {', '.join(map(repr, unknown))} to freeze")
+    frozen = [modules[name] for name in names]
+    for module in frozen:
+        module.requires_grad_(False)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ParameterError("train: --freeze leaves nothing to train")
+    return frozen
+
+
 class Trainer:
     def __init__(self, model: DenoiserModel, loss: nn.Module, config: TrainConfig,
                  batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -65,8 +83,10 @@ class Trainer:
         if world.distributed:
             ids = [device.index] if device.type == "cuda" else None
             self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.frozen = frozen_modules(self.model, config.freeze)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad], lr=config.lr,
+            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
         self.history: list[dict[str, float]] = []
@@ -91,6 +111,8 @@ class Trainer:
             noisy, clean = noisy * gains, clean * gains
         noisy, clean = noisy.to(self.device), clean.to(self.device)
         self.network.train(train)
+        for module in self.frozen:  # frozen means its BatchNorm statistics too
+            module.eval()
         with torch.set_grad_enabled(train):
             loss = self.loss(self.network(noisy), clean)
         if train:

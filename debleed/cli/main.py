@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "gate": "debleed.cli.gate:gate",
     "dataset": "debleed.cli.dataset:dataset",
     "train": "debleed.cli.train:train",
+    "ensemble": "debleed.cli.ensemble:ensemble",
     "evaluate": "debleed.cli.evaluate:evaluate",
     "bench": "debleed.cli.bench:bench",
     "reaper": "debleed.cli.reaper:reaper",

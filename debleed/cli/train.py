@@ -39,6 +39,8 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--loss", default=None, help='JSON weights, e.g. \'{"mrstft": 1, "snr": 0.05}\' or \'{"mse": 1}\'.')
 @click.option("--init", default=None,
               help='Start from this checkpoint\'s weights ("default": the shipped model).')
+@click.option("--freeze", multiple=True,
+              help="Keep this submodule fixed, e.g. members.0 of an ensemble; repeatable.")
 @click.option("--epochs", type=int, default=None)
 @click.option("--steps-per-epoch", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
@@ -53,14 +55,14 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--resume", is_flag=True, help="Continue from RUN/last.pt.")
 @user_errors
-def train(data, run_dir, kits, model, model_kwargs, loss, resume, **options) -> None:
+def train(data, run_dir, kits, model, model_kwargs, loss, freeze, resume, **options) -> None:
     """Train a denoiser on DATA (a dataset folder) or on kits synthesised on the fly."""
     from training.config import TrainConfig
     from training.run import config_with, run_training
 
     overrides = dict(options, model=model,
                      model_kwargs=json_object("--model-kwargs", model_kwargs),
-                     loss=json_object("--loss", loss))
+                     loss=json_object("--loss", loss), freeze=list(freeze) or None)
     config = config_with(TrainConfig(), **overrides)
     total = config.epochs * config.steps_per_epoch
     with progress("Training", total) as update:

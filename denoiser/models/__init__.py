@@ -10,11 +10,13 @@ from typing import Any
 from ..errors import ModelError
 from .bandmask import BandMaskNet
 from .base import DenoiserModel
+from .ensemble import MaskEnsemble
 from .identity import Identity
 from .thesis import ThesisAutoencoder
 
 MODELS: dict[str, type[DenoiserModel]] = {
     "bandmask": BandMaskNet,
+    "ensemble": MaskEnsemble,
     "thesis": ThesisAutoencoder,
     "identity": Identity,
 }

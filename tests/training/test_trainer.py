@@ -146,7 +146,7 @@ def test_cli_trains_and_prints_the_best_checkpoint(dataset: Path, tmp_path: Path
 
 @pytest.mark.parametrize("extra", [["--epochs", "0"], ["--loss", "{not json"],
                                    ["--loss", '{"l1": 1}'], ["--model-kwargs", "[1]"],
-                                   ["--kit", "KIT"]])
+                                   ["--kit", "KIT"], ["--freeze", "nope"]])
 def test_cli_bad_option_is_one_error_line(dataset: Path, synthetic_kit_dir: Path,
                                           tmp_path: Path, extra: list[str]):
     extra = [str(synthetic_kit_dir) if e == "KIT" else e for e in extra]
@@ -180,3 +180,28 @@ def test_init_with_model_kwargs_fine_tunes_a_grown_model(trained: Path, dataset:
     assert info["model_kwargs"]["frame_gate"] is True and model.frame_gate is not None
     # the gate trained: its weights left their all-zero start
     assert model.frame_gate.weight.abs().sum().item() > 0
+
+
+def test_frozen_member_stays_fixed_while_the_other_learns(trained: Path, dataset: Path,
+                                                          tmp_path: Path):
+    """An ensemble of the trained model and a fresh one; only the fresh member trains."""
+    from denoiser.models import build_model
+    from denoiser.models.ensemble import MaskEnsemble
+
+    torch.manual_seed(1)
+    old, _ = load_checkpoint(trained / "best.pt")
+    bag = MaskEnsemble.of([old, build_model("bandmask-tiny")])
+    start = save_checkpoint(tmp_path / "bag.pt", bag)
+    best = run_training(replace(TINY, init=str(start), freeze=["members.0"]), tmp_path / "run",
+                        data=dataset)
+    model, info = load_checkpoint(best)
+    assert info["training_config"]["freeze"] == ["members.0"]
+    for name, value in bag.state_dict().items():  # BatchNorm statistics included
+        same = torch.equal(model.state_dict()[name], value)
+        assert same == name.startswith("members.0."), name
+    with pytest.raises(ParameterError, match="no module 'members.7'"):
+        run_training(replace(TINY, init=str(start), freeze=["members.7"]), tmp_path / "r2",
+                     data=dataset)
+    with pytest.raises(ParameterError, match="nothing to train"):
+        run_training(replace(TINY, init=str(start), freeze=["members"]), tmp_path / "r3",
+                     data=dataset)

@@ -1,0 +1,42 @@
+"""``debleed ensemble``: combine trained bandmask checkpoints into one (a bag of models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import user_errors
+
+
+@click.command()
+@click.argument("members", nargs=-1, required=True)
+@click.option("-o", "--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint to write (never one of the members).")
+@click.option("--combine", type=click.Choice(["max", "mean"]), default="max", show_default=True,
+              help="max: a bin is kept as much as the member that keeps it most; mean: the average.")
+@user_errors
+def ensemble(members: tuple[str, ...], output: Path, combine: str) -> None:
+    """Combine MEMBERS (checkpoints, or "default") into one ensemble checkpoint.
+
+    The members must be real-mask bandmask models on the same STFT. Their masks are
+    combined per bin, so the ensemble costs one STFT and one network per member.
+    """
+    from denoiser.audio import ensure_not_input
+    from denoiser.checkpoint import load_checkpoint, save_checkpoint
+    from denoiser.errors import ParameterError
+    from denoiser.models.ensemble import MaskEnsemble
+    from denoiser.pretrained import default_model_path
+
+    paths = [default_model_path() if m == "default" else Path(m) for m in members]
+    if len(paths) < 2:
+        raise ParameterError("an ensemble needs at least two member checkpoints")
+    ensure_not_input(output, tuple(paths))
+    loaded = [load_checkpoint(path) for path in paths]
+    bag = MaskEnsemble.of([model for model, _ in loaded], combine)
+    sources = [{"file": path.name, "model_name": info["model_name"],
+                "extra": info.get("extra", {}), "training_config": info.get("training_config", {})}
+               for path, (_, info) in zip(paths, loaded)]
+    save_checkpoint(output, bag, extra={"members": sources})
+    click.echo(f"{output}: {combine} of {len(paths)} members, "
+               f"{bag.parameter_count():,} parameters")

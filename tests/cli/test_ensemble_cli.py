@@ -1,0 +1,52 @@
+"""``debleed ensemble``: members in, one checkpoint out that ``debleed denoise`` runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.checkpoint import load_checkpoint, save_checkpoint
+from denoiser.models import build_model
+
+
+def members(folder: Path) -> list[Path]:
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(save_checkpoint(folder / f"m{seed}.pt", build_model("bandmask-tiny"),
+                                     extra={"epoch": seed + 3}))
+    return paths
+
+
+def test_builds_a_checkpoint_that_denoise_runs(tmp_path, write_wav, drum_track):
+    first, second = members(tmp_path)
+    out = tmp_path / "bag.pt"
+    result = CliRunner().invoke(cli, ["ensemble", str(first), str(second), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    bag, info = load_checkpoint(out)
+    assert info["model_name"] == "ensemble" and len(bag.members) == 2
+    assert [m["file"] for m in info["extra"]["members"]] == ["m0.pt", "m1.pt"]
+    assert [m["extra"]["epoch"] for m in info["extra"]["members"]] == [3, 4]
+    src = write_wav(tmp_path / "snare.wav", drum_track(2))
+    result = CliRunner().invoke(cli, ["denoise", "--model", str(out), "--device", "cpu", str(src)])
+    assert result.exit_code == 0, result.output
+    processed, rate = sf.read(str(tmp_path / "snare.debleed.wav"), always_2d=True)
+    assert rate == 48_000 and processed.shape == (drum_track(2).shape[1], 2)
+    assert np.isfinite(processed).all() and np.abs(processed).max() > 0.01
+
+
+def test_bad_members_are_refused_and_nothing_written(tmp_path, refused):
+    first, second = members(tmp_path)
+    thesis = save_checkpoint(tmp_path / "thesis.pt", build_model("thesis-tiny"))
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    out = str(tmp_path / "bag.pt")
+    runner = CliRunner()
+    refused(lambda: runner.invoke(cli, ["ensemble", str(first), "-o", out]))
+    refused(lambda: runner.invoke(cli, ["ensemble", str(first), str(thesis), "-o", out]))
+    refused(lambda: runner.invoke(cli, ["ensemble", str(first), str(tmp_path / "broken.pt"), "-o", out]))
+    refused(lambda: runner.invoke(cli, ["ensemble", str(first), str(second), "-o", str(first)]))

@@ -1,0 +1,93 @@
+"""The mask ensemble: what it keeps, that it saves and chunks like any model, what it refuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from denoiser.checkpoint import load_checkpoint, save_checkpoint
+from denoiser.engine import apply_model
+from denoiser.errors import ModelError
+from denoiser.models import build_model
+from denoiser.models.ensemble import MaskEnsemble
+
+
+def tiny(seed: int, **kwargs) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model("bandmask-tiny", **kwargs).eval()
+
+
+def with_constant_mask(mask: float) -> torch.nn.Module:
+    """A tiny net whose mask is ``mask`` everywhere: its head ignores the input."""
+    net = tiny(0)
+    head = net.head[1]
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.constant_(head.bias, float(np.log(mask / (1 - mask))))
+    return net
+
+
+def energy_db(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return 10 * np.log10(out.square().sum().item() / ref.square().sum().item())
+
+
+@pytest.fixture
+def wave(rng) -> torch.Tensor:
+    return torch.from_numpy(rng.standard_normal((2, 24000)).astype(np.float32)) * 0.1
+
+
+@pytest.mark.parametrize("combine", ["max", "mean"])
+def test_copies_of_one_net_give_that_net(wave, combine):
+    net = tiny(1)
+    bag = MaskEnsemble.of([net, net], combine)
+    with torch.no_grad():
+        assert (bag(wave) - net(wave)).abs().max().item() < 1e-6
+
+
+def test_max_keeps_what_any_member_keeps_and_mean_halves_it(wave):
+    """One member passes everything (mask 0.999), one removes everything (mask 0.001)."""
+    keeper, remover = with_constant_mask(0.999), with_constant_mask(0.001)
+    with torch.no_grad():
+        union = MaskEnsemble.of([keeper, remover], "max")(wave)
+        average = MaskEnsemble.of([keeper, remover], "mean")(wave)
+        assert energy_db(remover(wave), wave) < -55
+    assert energy_db(union, wave) == pytest.approx(20 * np.log10(0.999), abs=0.01)
+    assert energy_db(average, wave) == pytest.approx(20 * np.log10(0.5), abs=0.01)
+
+
+def test_mask_is_the_binwise_max_of_the_members(wave):
+    members = [tiny(2), tiny(3, frame_gate=True), tiny(4)]
+    torch.nn.init.normal_(members[1].frame_gate.weight, std=0.5)
+    bag = MaskEnsemble.of(members, "max")
+    with torch.no_grad():
+        spec = bag.spectrum(wave)
+        masks = torch.stack([m.predict_mask(spec) for m in members])
+        combined = bag.predict_mask(spec)
+    assert torch.equal(combined, masks.amax(0))
+    assert all((combined >= m).all() for m in masks)
+    assert (combined > masks.min(0).values).float().mean().item() > 0.5  # members disagree
+
+
+def test_saves_loads_and_chunks_like_any_model(tmp_path, wave):
+    bag = MaskEnsemble.of([tiny(5), build_model("bandmask-tiny", dilations=(1, 4, 8)).eval()])
+    assert bag.context_samples() == max(m.context_samples() for m in bag.members)
+    loaded, info = load_checkpoint(save_checkpoint(tmp_path / "bag.pt", bag))
+    assert info["model_name"] == "ensemble" and info["model_kwargs"]["combine"] == "max"
+    with torch.no_grad():
+        whole = bag(wave)
+        assert (loaded(wave) - whole).abs().max().item() < 1e-6
+    chunked = apply_model(loaded, wave, segment=6000, overlap=512)
+    assert (chunked - whole).abs().max().item() < 1e-4
+
+
+def test_refuses_members_that_cannot_share_a_mask():
+    with pytest.raises(ModelError, match="hop"):
+        MaskEnsemble.of([tiny(0), build_model("bandmask-tiny", hop=32)])
+    with pytest.raises(ModelError, match="real masks"):
+        MaskEnsemble.of([tiny(0), build_model("bandmask-tiny", mask="complex")])
+    with pytest.raises(ModelError, match="only bandmask"):
+        MaskEnsemble.of([tiny(0), build_model("thesis-tiny")])
+    with pytest.raises(ModelError, match="at least two"):
+        MaskEnsemble.of([tiny(0)])
+    with pytest.raises(ModelError, match="combine"):
+        MaskEnsemble.of([tiny(0), tiny(1)], "median")
