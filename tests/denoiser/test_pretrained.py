@@ -37,7 +37,8 @@ def groove() -> dict:
 
 def test_shipped_models_fit_the_budget():
     denoiser = Denoiser.load(None, device="cpu")
-    assert denoiser.model.name == "bandmask" and denoiser.sample_rate == 48000
+    assert denoiser.model.name == "ensemble" and denoiser.sample_rate == 48000
+    assert [m.name for m in denoiser.model.members] == ["bandmask", "bandmask"]
     assert denoiser.model.parameter_count() <= 2_000_000
     assert DEFAULT_MODEL.stat().st_size <= 8 * 2**20
     baseline = Denoiser.load(THESIS_BASELINE, device="cpu")
