@@ -13,8 +13,11 @@ from .common import user_errors
 @click.argument("members", nargs=-1, required=True)
 @click.option("-o", "--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint to write (never one of the members).")
-@click.option("--combine", type=click.Choice(["max", "mean"]), default="max", show_default=True,
-              help="max: a bin is kept as much as the member that keeps it most; mean: the average.")
+@click.option("--combine", type=click.Choice(["max", "mean", "learned"]), default="max",
+              show_default=True,
+              help="max: a bin is kept as much as the member that keeps it most; mean: the "
+                   "average; learned: a selector network, starting as max, to train with "
+                   "`debleed train --init OUT --freeze members`.")
 @user_errors
 def ensemble(members: tuple[str, ...], output: Path, combine: str) -> None:
     """Combine MEMBERS (checkpoints, or "default") into one ensemble checkpoint.

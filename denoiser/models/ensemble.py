@@ -10,6 +10,11 @@ inverse, not one per member.
 removes more snare than its most faithful member, so a snare any member recognises
 survives (a union); the price is the bleed any member lets through. ``"mean"`` is the
 usual bag average (Demucs): less bleed, but a hit one member removes loses 6 dB.
+``"learned"`` adds a small selector network (a mixture-of-experts gate) that places each
+bin between the members' smallest and largest mask, from the masks and the input's
+spectrum: it can learn which member to trust for toms and which for ghost notes. It
+starts as ``max`` and is trained with the members frozen (``debleed train --freeze
+members``); whatever it learns, it stays within what the members propose.
 """
 
 from __future__ import annotations
@@ -21,10 +26,10 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .bandmask import BandMaskNet
+from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock
 from .base import DenoiserModel, capture_init
 
-COMBINES = ("max", "mean")
+COMBINES = ("max", "mean", "learned")
 SHARED = ("sample_rate", "n_fft", "hop")  # what members must agree on to share one STFT
 
 
@@ -34,7 +39,8 @@ class MaskEnsemble(DenoiserModel):
     name = "ensemble"
 
     @capture_init
-    def __init__(self, members: Sequence[dict[str, Any]] = (), combine: str = "max"):
+    def __init__(self, members: Sequence[dict[str, Any]] = (), combine: str = "max",
+                 selector_channels: int = 64, selector_dilations: tuple[int, ...] = (1, 2, 4)):
         super().__init__()
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two members")
@@ -53,6 +59,10 @@ class MaskEnsemble(DenoiserModel):
         self.members = nn.ModuleList(nets)
         self.combine = combine
         self.sample_rate, self.n_fft, self.hop = (getattr(nets[0], key) for key in SHARED)
+        self.selector = None
+        if combine == "learned":
+            self.selector = MaskSelector(len(nets), self.n_fft // 2 + 1, selector_channels,
+                                         tuple(selector_dilations))
 
     @classmethod
     def of(cls, models: Sequence[DenoiserModel], combine: str = "max") -> "MaskEnsemble":
@@ -69,14 +79,26 @@ class MaskEnsemble(DenoiserModel):
         return bag.eval()
 
     def context_samples(self) -> int:
-        return max(member.context_samples() for member in self.members)
+        members = max(member.context_samples() for member in self.members)
+        if self.selector is None:
+            return members
+        return members + (self.selector.receptive_frames // 2 + 1) * self.hop
 
     def spectrum(self, wave: torch.Tensor) -> torch.Tensor:
         return self.members[0].spectrum(wave)
 
     def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
         masks = torch.stack([member.predict_mask(spec) for member in self.members])
-        return masks.amax(dim=0) if self.combine == "max" else masks.mean(dim=0)
+        if self.combine == "mean":
+            return masks.mean(dim=0)
+        high = masks.amax(dim=0)
+        if self.selector is None:
+            return high
+        low = masks.amin(dim=0)
+        power = spec.real.square() + spec.imag.square()
+        first = self.members[0]  # its learned normalisation of the log spectrum
+        level = (torch.log10(power + 1e-10) - first.input_mean) * first.input_scale
+        return low + self.selector(masks, level) * (high - low)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         spec = self.spectrum(wave)
@@ -84,3 +106,26 @@ class MaskEnsemble(DenoiserModel):
         first = self.members[0]
         return torch.istft(masked, self.n_fft, self.hop, window=first.window, center=True,
                            length=wave.shape[-1])
+
+
+class MaskSelector(nn.Module):
+    """Per bin and frame, where between the members' smallest and largest mask to land.
+
+    Sees every member's mask and the normalised log spectrum through a short dilated
+    convolution over frames (+-7 frames, 37 ms), so it can weigh the members by what they
+    agree on nearby. Its output starts near 1 (``max``), so an untrained selector changes
+    nothing."""
+
+    def __init__(self, members: int, bins: int, channels: int, dilations: tuple[int, ...]):
+        super().__init__()
+        self.project = nn.Conv1d((members + 1) * bins, channels, 1)
+        self.blocks = nn.Sequential(*[ResidualBlock(channels, 3, d, 0.0) for d in dilations])
+        self.head = nn.Sequential(nn.PReLU(channels), nn.Conv1d(channels, bins, 1))
+        nn.init.zeros_(self.head[1].weight)
+        nn.init.constant_(self.head[1].bias, FRAME_GATE_OPEN)
+        self.receptive_frames = sum(2 * d for d in dilations)
+
+    def forward(self, masks: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """``masks (members, B, bins, frames)``, ``level (B, bins, frames)`` -> ``(B, bins, frames)``."""
+        features = torch.cat([*masks, level], dim=1)
+        return torch.sigmoid(self.head(self.blocks(self.project(features))))

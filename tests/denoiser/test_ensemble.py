@@ -68,11 +68,35 @@ def test_mask_is_the_binwise_max_of_the_members(wave):
     assert (combined > masks.min(0).values).float().mean().item() > 0.5  # members disagree
 
 
-def test_saves_loads_and_chunks_like_any_model(tmp_path, wave):
-    bag = MaskEnsemble.of([tiny(5), build_model("bandmask-tiny", dilations=(1, 4, 8)).eval()])
-    assert bag.context_samples() == max(m.context_samples() for m in bag.members)
+def test_learned_selector_starts_as_max_and_stays_between_min_and_max(wave):
+    members = [tiny(2), tiny(3), tiny(4)]
+    bag = MaskEnsemble.of(members, "learned")
+    with torch.no_grad():
+        spec = bag.spectrum(wave)
+        masks = torch.stack([m.predict_mask(spec) for m in members])
+        low, high = masks.amin(0), masks.amax(0)
+        start = bag.predict_mask(spec)
+        # untrained: sigmoid(4) of the way from min to max
+        assert torch.allclose(start, low + 0.982 * (high - low), atol=1e-3)
+        for parameter in bag.selector.parameters():  # any selector at all
+            parameter.normal_(std=0.5)
+        moved = bag.predict_mask(spec)
+    assert (moved >= low - 1e-6).all() and (moved <= high + 1e-6).all()
+    assert (moved - start).abs().mean().item() > 0.05
+    assert bag.parameter_count() - sum(m.parameter_count() for m in members) == sum(
+        p.numel() for p in bag.selector.parameters())
+
+
+@pytest.mark.parametrize("combine", ["max", "learned"])
+def test_saves_loads_and_chunks_like_any_model(tmp_path, wave, combine):
+    bag = MaskEnsemble.of([tiny(5), build_model("bandmask-tiny", dilations=(1, 4, 8)).eval()],
+                          combine)
+    if combine == "learned":
+        for parameter in bag.selector.parameters():
+            torch.nn.init.normal_(parameter, std=0.3)
+    assert bag.context_samples() >= max(m.context_samples() for m in bag.members)
     loaded, info = load_checkpoint(save_checkpoint(tmp_path / "bag.pt", bag))
-    assert info["model_name"] == "ensemble" and info["model_kwargs"]["combine"] == "max"
+    assert info["model_name"] == "ensemble" and info["model_kwargs"]["combine"] == combine
     with torch.no_grad():
         whole = bag(wave)
         assert (loaded(wave) - whole).abs().max().item() < 1e-6
