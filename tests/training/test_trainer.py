@@ -205,3 +205,19 @@ def test_frozen_member_stays_fixed_while_the_other_learns(trained: Path, dataset
     with pytest.raises(ParameterError, match="nothing to train"):
         run_training(replace(TINY, init=str(start), freeze=["members"]), tmp_path / "r3",
                      data=dataset)
+
+
+def test_learned_selector_trains_with_the_members_frozen(trained: Path, dataset: Path,
+                                                         tmp_path: Path):
+    from denoiser.models import build_model
+    from denoiser.models.ensemble import MaskEnsemble
+
+    torch.manual_seed(2)
+    old, _ = load_checkpoint(trained / "best.pt")
+    bag = MaskEnsemble.of([old, build_model("bandmask-tiny")], "learned")
+    start = save_checkpoint(tmp_path / "bag.pt", bag)
+    best = run_training(replace(TINY, init=str(start), freeze=["members"]), tmp_path / "run",
+                        data=dataset)
+    model, _ = load_checkpoint(best)
+    for name, value in bag.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value) == name.startswith("members."), name
