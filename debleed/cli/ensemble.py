@@ -22,8 +22,9 @@ from .common import user_errors
 def ensemble(members: tuple[str, ...], output: Path, combine: str) -> None:
     """Combine MEMBERS (checkpoints, or "default") into one ensemble checkpoint.
 
-    The members must be real-mask bandmask models on the same STFT. Their masks are
-    combined per bin, so the ensemble costs one STFT and one network per member.
+    The members must be real-mask bandmask models on the same STFT, or max ensembles of
+    them (their members join). Their masks are combined per bin, so the ensemble costs one
+    STFT and one network per member.
     """
     from denoiser.audio import ensure_not_input
     from denoiser.checkpoint import load_checkpoint, save_checkpoint

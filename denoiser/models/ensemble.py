@@ -66,7 +66,11 @@ class MaskEnsemble(DenoiserModel):
 
     @classmethod
     def of(cls, models: Sequence[DenoiserModel], combine: str = "max") -> "MaskEnsemble":
-        """An ensemble holding copies of trained ``models``' weights."""
+        """An ensemble holding copies of trained ``models``' weights.
+
+        The members of a ``max`` ensemble join as members (the max of maxes is one max),
+        so the shipped model can be extended with another network."""
+        models = [member for model in models for member in cls._flatten(model, combine)]
         foreign = [m.name for m in models if not isinstance(m, BandMaskNet)]
         if foreign:
             raise ModelError(f"only bandmask models can be combined, not {', '.join(foreign)}")
@@ -77,6 +81,15 @@ class MaskEnsemble(DenoiserModel):
         for member, model in zip(bag.members, models):
             member.load_state_dict(model.state_dict())
         return bag.eval()
+
+    @staticmethod
+    def _flatten(model: DenoiserModel, combine: str) -> list[DenoiserModel]:
+        if not isinstance(model, MaskEnsemble):
+            return [model]
+        if model.combine != "max" or combine == "mean":
+            raise ModelError(f"a {model.combine} ensemble cannot join a {combine} ensemble; "
+                             "combine its members instead")
+        return list(model.members)
 
     def context_samples(self) -> int:
         members = max(member.context_samples() for member in self.members)

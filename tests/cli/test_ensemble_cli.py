@@ -40,6 +40,17 @@ def test_builds_a_checkpoint_that_denoise_runs(tmp_path, write_wav, drum_track):
     assert np.isfinite(processed).all() and np.abs(processed).max() > 0.01
 
 
+def test_the_shipped_model_can_take_another_member(tmp_path):
+    """The README's ``debleed ensemble default runs/mine/best.pt``: a full-size network."""
+    torch.manual_seed(0)
+    mine = save_checkpoint(tmp_path / "mine.pt", build_model("bandmask"))
+    out = tmp_path / "bag.pt"
+    result = CliRunner().invoke(cli, ["ensemble", "default", str(mine), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    bag, info = load_checkpoint(out)
+    assert len(bag.members) == 3 and info["extra"]["members"][0]["model_name"] == "ensemble"
+
+
 def test_bad_members_are_refused_and_nothing_written(tmp_path, refused):
     first, second = members(tmp_path)
     thesis = save_checkpoint(tmp_path / "thesis.pt", build_model("thesis-tiny"))

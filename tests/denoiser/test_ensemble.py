@@ -104,6 +104,20 @@ def test_saves_loads_and_chunks_like_any_model(tmp_path, wave, combine):
     assert (chunked - whole).abs().max().item() < 1e-4
 
 
+def test_a_max_ensemble_joins_as_its_members(wave):
+    first, second, third = tiny(6), tiny(7), tiny(8)
+    pair = MaskEnsemble.of([first, second])
+    grown = MaskEnsemble.of([pair, third])
+    flat = MaskEnsemble.of([first, second, third])
+    assert len(grown.members) == 3
+    with torch.no_grad():
+        assert torch.equal(grown(wave), flat(wave))
+    with pytest.raises(ModelError, match="cannot join"):
+        MaskEnsemble.of([pair, third], "mean")
+    with pytest.raises(ModelError, match="cannot join"):
+        MaskEnsemble.of([MaskEnsemble.of([first, second], "mean"), third])
+
+
 def test_refuses_members_that_cannot_share_a_mask():
     with pytest.raises(ModelError, match="hop"):
         MaskEnsemble.of([tiny(0), build_model("bandmask-tiny", hop=32)])
