@@ -9,6 +9,17 @@ from typing import Any
 from denoiser.audio import write_text_atomic
 
 
+def describe_architecture(info: dict[str, Any]) -> str:
+    """One readable line: an ensemble lists its combine and members, not a nested dict."""
+    name, kwargs = info.get("model_name"), info.get("model_kwargs") or {}
+    members = kwargs.get("members") if name == "ensemble" else None
+    if not members:
+        return f"`{name}` {kwargs}"
+    distinct = [dict(m) for i, m in enumerate(members) if m not in members[:i]]
+    return (f"`ensemble` of {len(members)} bandmask members, combine `{kwargs.get('combine')}`; "
+            f"member arguments: {'; '.join(str(m) for m in distinct)}")
+
+
 def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, float]],
                       data: dict[str, Any], parameters: int) -> str:
     config = info.get("training_config", {})
@@ -16,7 +27,7 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
     lines = [
         f"# Model card: {name}",
         "",
-        f"- Architecture: `{info.get('model_name')}` {info.get('model_kwargs')}",
+        f"- Architecture: {describe_architecture(info)}",
         f"- Parameters: {parameters:,}",
         f"- Sample rate: {info.get('sample_rate')} Hz",
         f"- debleed {info.get('debleed_version')}, torch {info.get('torch_version')}",

@@ -196,6 +196,8 @@ def test_frozen_member_stays_fixed_while_the_other_learns(trained: Path, dataset
                         data=dataset)
     model, info = load_checkpoint(best)
     assert info["training_config"]["freeze"] == ["members.0"]
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "`ensemble` of 2 bandmask members, combine `max`" in card
     for name, value in bag.state_dict().items():  # BatchNorm statistics included
         same = torch.equal(model.state_dict()[name], value)
         assert same == name.startswith("members.0."), name
