@@ -79,11 +79,12 @@ class Trainer:
         self.device = device
         self.world = world
         self.report = report
+        # Before DDP: it records at construction which parameters will receive gradients.
+        self.frozen = frozen_modules(self.model, config.freeze)
         self.network: nn.Module = self.model
         if world.distributed:
             ids = [device.index] if device.type == "cuda" else None
             self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.frozen = frozen_modules(self.model, config.freeze)
         self.optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad], lr=config.lr,
             weight_decay=config.weight_decay)

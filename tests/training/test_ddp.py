@@ -9,7 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from denoiser.checkpoint import load_checkpoint
+import pytest
+import torch
+
+from denoiser.checkpoint import load_checkpoint, save_checkpoint
+from denoiser.models import build_model
+from denoiser.models.ensemble import MaskEnsemble
 from training.synth import SynthConfig, render_dataset
 
 TIMEOUT_S = 240   # two interpreters importing torch on a busy 2-core machine
@@ -21,22 +26,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_torchrun_two_cpu_processes(synthetic_kit_dir: Path, tmp_path: Path):
-    data = render_dataset([synthetic_kit_dir], tmp_path / "data", hours=10 * 2.0 / 3600, seed=0,
-                          config=SynthConfig(clip_seconds=2.0), valid_fraction=0.2)
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def data(synthetic_kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_dataset([synthetic_kit_dir], tmp_path_factory.mktemp("data") / "set",
+                          hours=10 * 2.0 / 3600, seed=0, config=SynthConfig(clip_seconds=2.0),
+                          valid_fraction=0.2)
+
+
+def torchrun_train(data: Path, run: Path, *options: str) -> subprocess.CompletedProcess:
+    """``debleed train`` in two gloo processes, tiny steps."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
                "-m", "debleed.cli.main", "train", str(data), "--out", str(run),
-               "--model", "bandmask-tiny", "--epochs", "2", "--steps-per-epoch", "2",
-               "--batch-size", "2", "--segment-seconds", "0.5", "--valid-clips", "1",
-               "--threads", "1", "--device", "cpu"]
+               "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "2",
+               "--segment-seconds", "0.5", "--valid-clips", "1", "--threads", "1",
+               "--device", "cpu", *options]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"best checkpoint: {run / 'best.pt'}" in result.stdout
+    return result
+
+
+def test_torchrun_two_cpu_processes(data: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    torchrun_train(data, run, "--model", "bandmask-tiny")
     model, info = load_checkpoint(run / "best.pt")
     assert model.name == "bandmask" and info["training_config"]["epochs"] == 2
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(h["train_loss"] == h["train_loss"] for h in history)   # not NaN
+
+
+def test_torchrun_with_a_frozen_ensemble_member(data: Path, tmp_path: Path):
+    """DDP must see the freeze: it records at construction which parameters get gradients."""
+    torch.manual_seed(0)
+    bag = MaskEnsemble.of([build_model("bandmask-tiny"), build_model("bandmask-tiny")])
+    start = save_checkpoint(tmp_path / "bag.pt", bag)
+    run = tmp_path / "run"
+    torchrun_train(data, run, "--init", str(start), "--freeze", "members.0")
+    model, _ = load_checkpoint(run / "best.pt")
+    for name, value in bag.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value) == name.startswith("members.0."), name
