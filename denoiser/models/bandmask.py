@@ -98,11 +98,19 @@ class BandMaskNet(DenoiserModel):
         return torch.stft(wave, self.n_fft, self.hop, window=self.window, center=True,
                           return_complex=True)
 
+    def features(self, spec: torch.Tensor) -> torch.Tensor:
+        """The network's input: log power of ``spec`` under its learned per-bin normalisation."""
+        power = spec.real.square() + spec.imag.square()
+        return (torch.log10(power + 1e-10) - self.input_mean) * self.input_scale
+
+    def inverse(self, masked: torch.Tensor, length: int) -> torch.Tensor:
+        """Waveform of ``length`` samples from a masked spectrum on this model's STFT."""
+        return torch.istft(masked, self.n_fft, self.hop, window=self.window, center=True,
+                           length=length)
+
     def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
         """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued."""
-        power = spec.real.square() + spec.imag.square()
-        features = (torch.log10(power + 1e-10) - self.input_mean) * self.input_scale
-        hidden = self.blocks(self.project(features))
+        hidden = self.blocks(self.project(self.features(spec)))
         out = self.head(hidden)
         if self.mask_kind == "real":
             mask = torch.sigmoid(out)
@@ -116,8 +124,5 @@ class BandMaskNet(DenoiserModel):
         return mask
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        length = wave.shape[-1]
         spec = self.spectrum(wave)
-        masked = spec * self.predict_mask(spec)
-        return torch.istft(masked, self.n_fft, self.hop, window=self.window, center=True,
-                           length=length)
+        return self.inverse(spec * self.predict_mask(spec), wave.shape[-1])

@@ -108,17 +108,12 @@ class MaskEnsemble(DenoiserModel):
         if self.selector is None:
             return high
         low = masks.amin(dim=0)
-        power = spec.real.square() + spec.imag.square()
-        first = self.members[0]  # its learned normalisation of the log spectrum
-        level = (torch.log10(power + 1e-10) - first.input_mean) * first.input_scale
+        level = self.members[0].features(spec)  # the first member's normalised log spectrum
         return low + self.selector(masks, level) * (high - low)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         spec = self.spectrum(wave)
-        masked = spec * self.predict_mask(spec)
-        first = self.members[0]
-        return torch.istft(masked, self.n_fft, self.hop, window=first.window, center=True,
-                           length=wave.shape[-1])
+        return self.members[0].inverse(spec * self.predict_mask(spec), wave.shape[-1])
 
 
 class MaskSelector(nn.Module):
