@@ -19,6 +19,7 @@ import torch
 from . import __version__
 from .errors import ModelError
 from .models import MODELS, DenoiserModel
+from .models.base import constructor_kwargs
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_name", "model_kwargs", "state_dict")
@@ -93,8 +94,7 @@ def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) ->
     invalid = sorted(set(overrides or {}) - accepted)
     if invalid:
         raise ModelError(f"model {name} has no arguments {invalid}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in {**kwargs, **(overrides or {})}.items()}
+    kwargs = constructor_kwargs({**kwargs, **(overrides or {})})
     try:
         model = cls(**kwargs)
     except (TypeError, ValueError) as exc:

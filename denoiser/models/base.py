@@ -30,6 +30,14 @@ def capture_init(init):
     return wrapper
 
 
+def constructor_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments as read from a checkpoint, lists back to tuples.
+
+    Why: checkpoints store tuples as lists (``weights_only`` loading takes no tuples),
+    while constructors take tuples (e.g. ``dilations``)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
 class DenoiserModel(nn.Module):
     """Base class: ``forward(wave (B, T)) -> (B, T)`` at ``self.sample_rate``."""
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock
-from .base import DenoiserModel, capture_init
+from .base import DenoiserModel, capture_init, constructor_kwargs
 
 COMBINES = ("max", "mean", "learned")
 SHARED = ("sample_rate", "n_fft", "hop")  # what members must agree on to share one STFT
@@ -46,8 +46,7 @@ class MaskEnsemble(DenoiserModel):
             raise ValueError("an ensemble needs at least two members")
         if combine not in COMBINES:
             raise ValueError(f"combine must be one of {', '.join(COMBINES)}, not {combine!r}")
-        nets = [BandMaskNet(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in dict(kwargs).items()}) for kwargs in members]
+        nets = [BandMaskNet(**constructor_kwargs(dict(kwargs))) for kwargs in members]
         for net in nets:
             if net.mask_kind != "real":
                 raise ValueError("ensemble members must use real masks (combining complex "
