@@ -16,8 +16,10 @@ def describe_architecture(info: dict[str, Any]) -> str:
     if not members:
         return f"`{name}` {kwargs}"
     distinct = [dict(m) for i, m in enumerate(members) if m not in members[:i]]
-    return (f"`ensemble` of {len(members)} bandmask members, combine `{kwargs.get('combine')}`; "
-            f"member arguments: {'; '.join(str(m) for m in distinct)}")
+    deep_filter = (f", deep filter above {kwargs.get('filter_min_hz'):g} Hz "
+                   f"({kwargs.get('filter_taps')} taps)" if kwargs.get("deep_filter") else "")
+    return (f"`ensemble` of {len(members)} bandmask members, combine `{kwargs.get('combine')}`"
+            f"{deep_filter}; member arguments: {'; '.join(str(m) for m in distinct)}")
 
 
 def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, float]],

@@ -87,21 +87,74 @@ def test_learned_selector_starts_as_max_and_stays_between_min_and_max(wave):
         p.numel() for p in bag.selector.parameters())
 
 
-@pytest.mark.parametrize("combine", ["max", "learned"])
+def with_deep_filter(bag: MaskEnsemble, **kwargs) -> MaskEnsemble:
+    """``bag`` grown with a deep filter, as ``--model-kwargs '{"deep_filter": true}'`` does."""
+    grown = MaskEnsemble(bag.init_kwargs["members"], bag.combine, deep_filter=True, **kwargs)
+    missing = grown.load_state_dict(bag.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("filter.") for key in missing)
+    return grown.eval()
+
+
+def randomize(module: torch.nn.Module, std: float = 0.3) -> None:
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.normal_(std=std)
+
+
+@pytest.mark.parametrize("combine", ["max", "learned", "deep_filter"])
 def test_saves_loads_and_chunks_like_any_model(tmp_path, wave, combine):
     bag = MaskEnsemble.of([tiny(5), build_model("bandmask-tiny", dilations=(1, 4, 8)).eval()],
-                          combine)
+                          "learned" if combine == "learned" else "max")
     if combine == "learned":
-        for parameter in bag.selector.parameters():
-            torch.nn.init.normal_(parameter, std=0.3)
+        randomize(bag.selector)
+    if combine == "deep_filter":
+        bag = with_deep_filter(bag, filter_min_hz=4000, filter_taps=5)
+        randomize(bag.filter)
     assert bag.context_samples() >= max(m.context_samples() for m in bag.members)
     loaded, info = load_checkpoint(save_checkpoint(tmp_path / "bag.pt", bag))
-    assert info["model_name"] == "ensemble" and info["model_kwargs"]["combine"] == combine
+    assert info["model_name"] == "ensemble" and info["model_kwargs"]["combine"] == bag.combine
+    assert info["model_kwargs"]["deep_filter"] == (combine == "deep_filter")
     with torch.no_grad():
         whole = bag(wave)
         assert (loaded(wave) - whole).abs().max().item() < 1e-6
     chunked = apply_model(loaded, wave, segment=6000, overlap=512)
     assert (chunked - whole).abs().max().item() < 1e-4
+
+
+def test_untrained_deep_filter_changes_nothing(wave):
+    bag = MaskEnsemble.of([tiny(9), tiny(10)])
+    grown = with_deep_filter(bag)
+    with torch.no_grad():
+        assert torch.equal(grown(wave), bag(wave))
+    assert grown.context_samples() > bag.context_samples()
+
+
+def test_deep_filter_corrects_only_the_bins_above_its_frequency(wave):
+    grown = with_deep_filter(MaskEnsemble.of([tiny(11), tiny(12)]), filter_min_hz=6000,
+                             filter_taps=3)
+    randomize(grown.filter)
+    low = 6000 * grown.n_fft // grown.sample_rate  # tiny STFT: 256 points at 48 kHz
+    assert grown.filter.min_bin == low
+    with torch.no_grad():
+        spec = grown.spectrum(wave)
+        mask = grown.predict_mask(spec)
+        masked = spec * mask
+        out = grown.filter(spec, masked, grown.members[0].features(spec), mask)
+    assert torch.equal(out[:, :low], masked[:, :low])
+    change = (out[:, low:] - masked[:, low:]).abs() / (masked[:, low:].abs() + 1e-3)
+    assert change.mean().item() > 0.1
+    # each coefficient is tanh-bounded: the correction is at most taps x the loudest neighbour
+    bound = 3 * np.sqrt(2) * spec[:, low:].abs().amax(dim=-1, keepdim=True)
+    assert ((out[:, low:] - masked[:, low:]).abs() <= bound + 1e-6).all()
+
+
+def test_deep_filter_refuses_absurd_settings_and_joining_another_ensemble():
+    bag = MaskEnsemble.of([tiny(13), tiny(14)])
+    for settings in ({"filter_min_hz": 0.0}, {"filter_min_hz": 30000.0}, {"filter_taps": 2}):
+        with pytest.raises(ValueError, match="deep filter"):
+            MaskEnsemble(bag.init_kwargs["members"], deep_filter=True, **settings)
+    with pytest.raises(ModelError, match="deep filter cannot join"):
+        MaskEnsemble.of([with_deep_filter(bag), tiny(15)])
 
 
 def test_a_max_ensemble_joins_as_its_members(wave):

@@ -223,3 +223,25 @@ def test_learned_selector_trains_with_the_members_frozen(trained: Path, dataset:
     model, _ = load_checkpoint(best)
     for name, value in bag.state_dict().items():
         assert torch.equal(model.state_dict()[name], value) == name.startswith("members."), name
+
+
+def test_deep_filter_grows_on_an_ensemble_and_trains_with_the_members_frozen(
+        trained: Path, dataset: Path, tmp_path: Path):
+    """``--init bag.pt --model-kwargs '{"deep_filter": true}' --freeze members``: the members
+    keep every weight, the filter learns from zero."""
+    from denoiser.models import build_model
+    from denoiser.models.ensemble import MaskEnsemble
+
+    torch.manual_seed(3)
+    old, _ = load_checkpoint(trained / "best.pt")
+    bag = MaskEnsemble.of([old, build_model("bandmask-tiny")])
+    start = save_checkpoint(tmp_path / "bag.pt", bag)
+    config = replace(TINY, init=str(start), model_kwargs={"deep_filter": True}, freeze=["members"])
+    model, info = load_checkpoint(run_training(config, tmp_path / "run", data=dataset))
+    assert info["model_kwargs"]["deep_filter"] is True
+    for name, value in bag.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    head = model.state_dict()["filter.head.1.weight"]
+    assert head.abs().max().item() > 1e-4  # it started at zero
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "combine `max`, deep filter above 3000 Hz (3 taps)" in card
