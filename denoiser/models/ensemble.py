@@ -170,36 +170,49 @@ class DeepFilter(nn.Module):
 
     Deep filtering (Schroeter et al. 2022, DeepFilterNet): a complex FIR over ``taps``
     neighbouring frames per bin, its coefficients predicted from the normalised log
-    spectrum and the members' mask. A single tap is a complex mask; more taps let a
-    steady cymbal partial, whose phase advances regularly from frame to frame, be
-    predicted from its neighbours and subtracted while the snare wires' noise burst
-    stays. Coefficients are ``tanh``-bounded and the head starts at zero, so an untrained
-    filter adds nothing.
+    spectrum, the members' mask and each bin's phase advance from the previous frame. A
+    single tap is a complex mask; more taps let a steady cymbal partial, whose phase
+    advances regularly from frame to frame, be predicted from its neighbours and
+    subtracted while the snare wires' noise burst stays. The coefficient that cancels a
+    partial turns with that advance, which magnitudes alone do not show: without it as an
+    input the filter learned only noise (docs/model.md). The correction is scaled by the
+    members' mask, so the filter refines what they keep and cannot bring back what they
+    removed: where their mask is zero, the output stays silent. Coefficients are
+    ``tanh``-bounded and the head starts at zero, so an untrained filter adds nothing.
     """
 
     def __init__(self, bins: int, min_bin: int, taps: int, channels: int,
                  dilations: tuple[int, ...]):
         super().__init__()
         self.min_bin, self.taps, self.high_bins = min_bin, taps, bins - min_bin
-        self.project = nn.Conv1d(2 * bins, channels, 1)
+        self.project = nn.Conv1d(2 * bins + 2 * self.high_bins, channels, 1)
         self.blocks = nn.Sequential(*[ResidualBlock(channels, 3, d, 0.0) for d in dilations])
         self.head = nn.Sequential(nn.PReLU(channels),
                                   nn.Conv1d(channels, 2 * taps * self.high_bins, 1))
         nn.init.zeros_(self.head[1].weight)
         nn.init.zeros_(self.head[1].bias)
-        self.context_frames = sum(2 * d for d in dilations) // 2 + 1 + taps // 2
+        # the phase advance looks one frame back, the taps taps // 2 frames either side
+        self.context_frames = sum(2 * d for d in dilations) // 2 + 2 + taps // 2
 
     def forward(self, spec: torch.Tensor, masked: torch.Tensor, level: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
         """``spec``, ``masked`` complex ``(B, bins, frames)``; ``level``, ``mask`` real, same shape."""
         batch, _, frames = spec.shape
-        hidden = self.blocks(self.project(torch.cat([level, mask], dim=1)))
+        high = spec[:, self.min_bin:]
+        advance = high * shift_frames(high, 1, 0)[..., :frames].conj()  # X(t) X*(t - 1)
+        advance = torch.view_as_real(advance / (advance.abs() + 1e-12))  # its phase, as cos, sin
+        features = [level, mask, advance[..., 0], advance[..., 1]]
+        hidden = self.blocks(self.project(torch.cat(features, dim=1)))
         coefficients = torch.tanh(self.head(hidden)).view(batch, 2, self.taps, self.high_bins, frames)
         coefficients = torch.complex(coefficients[:, 0], coefficients[:, 1])
-        high = spec[:, self.min_bin:]
         pad = self.taps // 2
-        padded = torch.view_as_complex(
-            nn.functional.pad(torch.view_as_real(high), (0, 0, pad, pad)).contiguous())
+        padded = shift_frames(high, pad, pad)
         neighbours = torch.stack([padded[..., k:k + frames] for k in range(self.taps)], dim=1)
-        correction = (coefficients * neighbours).sum(dim=1)
+        correction = mask[:, self.min_bin:] * (coefficients * neighbours).sum(dim=1)
         return torch.cat([masked[:, :self.min_bin], masked[:, self.min_bin:] + correction], dim=1)
+
+
+def shift_frames(spec: torch.Tensor, before: int, after: int) -> torch.Tensor:
+    """Complex ``spec (..., frames)`` with ``before`` zero frames in front and ``after`` behind."""
+    padded = nn.functional.pad(torch.view_as_real(spec), (0, 0, before, after))
+    return torch.view_as_complex(padded.contiguous())

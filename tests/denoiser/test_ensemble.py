@@ -143,9 +143,20 @@ def test_deep_filter_corrects_only_the_bins_above_its_frequency(wave):
     assert torch.equal(out[:, :low], masked[:, :low])
     change = (out[:, low:] - masked[:, low:]).abs() / (masked[:, low:].abs() + 1e-3)
     assert change.mean().item() > 0.1
-    # each coefficient is tanh-bounded: the correction is at most taps x the loudest neighbour
-    bound = 3 * np.sqrt(2) * spec[:, low:].abs().amax(dim=-1, keepdim=True)
+    # tanh-bounded coefficients, scaled by the mask: at most taps x mask x the loudest neighbour,
+    # so nothing comes back where the members removed everything
+    bound = 3 * np.sqrt(2) * mask[:, low:] * spec[:, low:].abs().amax(dim=-1, keepdim=True)
     assert ((out[:, low:] - masked[:, low:]).abs() <= bound + 1e-6).all()
+
+
+def test_deep_filter_cannot_bring_back_what_the_members_removed(wave):
+    removers = MaskEnsemble.of([with_constant_mask(0.001), with_constant_mask(0.001)])
+    grown = with_deep_filter(removers, filter_min_hz=1000)
+    randomize(grown.filter, std=1.0)
+    with torch.no_grad():
+        removed = energy_db(removers(wave), wave)
+        assert removed < -55  # the members leave -60 dB
+        assert energy_db(grown(wave), wave) < removed + 10  # the filter cannot bring it back
 
 
 def test_deep_filter_refuses_absurd_settings_and_joining_another_ensemble():
