@@ -19,7 +19,8 @@ members``); whatever it learns, it stays within what the members propose.
 ``deep_filter`` adds a complex correction above ``filter_min_hz`` (``DeepFilter``): a
 real mask cannot separate a cymbal partial from snare wires sharing a bin (the ideal real
 mask leaves cymbal leakage at -6 dB, the ideal complex mask bounded to 1.2 reaches
--19 dB, docs/model.md), a short complex filter over neighbouring frames can. It starts at
+-19 dB, docs/model.md); a short complex filter over neighbouring frames can in principle
+separate them. It starts at
 zero, so a shipped ensemble grows it (``--init default --model-kwargs '{"deep_filter":
 true}'``) and trains it with the members frozen, starting from exactly the old output.
 """
@@ -175,7 +176,7 @@ class DeepFilter(nn.Module):
     advances regularly from frame to frame, be predicted from its neighbours and
     subtracted while the snare wires' noise burst stays. The coefficient that cancels a
     partial turns with that advance, which magnitudes alone do not show: without it as an
-    input the filter learned only noise (docs/model.md). The correction is scaled by the
+    input the filter learned mostly noise (docs/model.md). The correction is scaled by the
     members' mask, so the filter refines what they keep and cannot bring back what they
     removed: where their mask is zero, the output stays silent. Coefficients are
     ``tanh``-bounded and the head starts at zero, so an untrained filter adds nothing.
@@ -191,7 +192,7 @@ class DeepFilter(nn.Module):
                                   nn.Conv1d(channels, 2 * taps * self.high_bins, 1))
         nn.init.zeros_(self.head[1].weight)
         nn.init.zeros_(self.head[1].bias)
-        # the phase advance looks one frame back, the taps taps // 2 frames either side
+        # the phase advance looks one frame back, the taps reach taps // 2 frames either side
         self.context_frames = sum(2 * d for d in dilations) // 2 + 2 + taps // 2
 
     def forward(self, spec: torch.Tensor, masked: torch.Tensor, level: torch.Tensor,
