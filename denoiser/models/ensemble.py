@@ -19,10 +19,10 @@ members``); whatever it learns, it stays within what the members propose.
 ``deep_filter`` adds a complex correction above ``filter_min_hz`` (``DeepFilter``): a
 real mask cannot separate a cymbal partial from snare wires sharing a bin (the ideal real
 mask leaves cymbal leakage at -6 dB, the ideal complex mask bounded to 1.2 reaches
--19 dB, docs/model.md); a short complex filter over neighbouring frames can in principle
-separate them. It starts at
-zero, so a shipped ensemble grows it (``--init default --model-kwargs '{"deep_filter":
-true}'``) and trains it with the members frozen, starting from exactly the old output.
+-19 dB, docs/model.md); a short complex filter over neighbouring frames can in
+principle separate them. It starts at zero, so a shipped ensemble grows it (``--init
+default --model-kwargs '{"deep_filter": true}'``) and trains it with the members frozen,
+starting from exactly the old output.
 """
 
 from __future__ import annotations
