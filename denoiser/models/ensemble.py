@@ -137,10 +137,10 @@ class MaskEnsemble(DenoiserModel):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         spec = self.spectrum(wave)
         mask = self.predict_mask(spec)
-        out = spec * mask
-        if self.filter is not None:
-            out = self.filter(spec, out, self.members[0].features(spec), mask)
-        return self.members[0].inverse(out, wave.shape[-1])
+        if self.filter is None:
+            return self.members[0].inverse(spec * mask, wave.shape[-1])
+        filtered = self.filter(spec, mask, self.members[0].features(spec))
+        return self.members[0].inverse(filtered, wave.shape[-1])
 
 
 class MaskSelector(nn.Module):
@@ -167,7 +167,7 @@ class MaskSelector(nn.Module):
 
 
 class DeepFilter(nn.Module):
-    """Adds ``sum_k D_k(t, f) X(t + k, f)`` to the masked spectrum for bins from ``min_bin``.
+    """``M X`` plus ``M sum_k D_k(t, f) X(t + k, f)`` for bins from ``min_bin``.
 
     Deep filtering (Schroeter et al. 2022, DeepFilterNet): a complex FIR over ``taps``
     neighbouring frames per bin, its coefficients predicted from the normalised log
@@ -195,9 +195,9 @@ class DeepFilter(nn.Module):
         # the phase advance looks one frame back, the taps reach taps // 2 frames either side
         self.context_frames = sum(2 * d for d in dilations) // 2 + 2 + taps // 2
 
-    def forward(self, spec: torch.Tensor, masked: torch.Tensor, level: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
-        """``spec``, ``masked`` complex ``(B, bins, frames)``; ``level``, ``mask`` real, same shape."""
+    def forward(self, spec: torch.Tensor, mask: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """The masked, filtered spectrum of ``spec`` (complex ``(B, bins, frames)``) under the
+        members' ``mask`` and with their log spectrum ``level`` (real, same shape)."""
         batch, _, frames = spec.shape
         high = spec[:, self.min_bin:]
         advance = high * shift_frames(high, 1, 0)[..., :frames].conj()  # X(t) X*(t - 1)
@@ -209,8 +209,9 @@ class DeepFilter(nn.Module):
         pad = self.taps // 2
         padded = shift_frames(high, pad, pad)
         neighbours = torch.stack([padded[..., k:k + frames] for k in range(self.taps)], dim=1)
-        correction = mask[:, self.min_bin:] * (coefficients * neighbours).sum(dim=1)
-        return torch.cat([masked[:, :self.min_bin], masked[:, self.min_bin:] + correction], dim=1)
+        correction = torch.zeros_like(spec)
+        correction[:, self.min_bin:] = (coefficients * neighbours).sum(dim=1)
+        return mask * (spec + correction)
 
 
 def shift_frames(spec: torch.Tensor, before: int, after: int) -> torch.Tensor:
