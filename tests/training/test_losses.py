@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from training.losses import (CombinedLoss, DuckingLoss, EnvelopeLoss, MSELoss,
-                             MultiResolutionSTFTLoss, SISDRLoss, SNRLoss)
+from training.losses import (CombinedLoss, ComplexSpectralLoss, DuckingLoss, EnvelopeLoss,
+                             MSELoss, MultiResolutionSTFTLoss, SISDRLoss, SNRLoss)
 
 SR = 48_000
 
@@ -84,7 +84,26 @@ def test_mrstft_is_zero_for_a_perfect_estimate_and_grows_with_noise():
     assert values[2] > 5 * values[0]
 
 
-@pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft", "envelope", "ducking"])
+def test_complex_loss_sees_phase_that_magnitude_losses_miss():
+    """A polarity-flipped estimate has the target's magnitudes: the STFT loss calls it
+    perfect, the complex loss charges (1 - a) |2 S_c|^2 / |S_c|^2 = 0.7 x 4."""
+    target = snare_like()
+    assert MultiResolutionSTFTLoss()(-target, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert ComplexSpectralLoss()(-target, target).item() == pytest.approx(2.8, rel=1e-3)
+
+
+@pytest.mark.parametrize("gain", [0.5, 2.0])
+def test_complex_loss_of_a_gain_is_the_compressed_gain_error(gain: float):
+    """Scaling by g scales every compressed bin by g^0.3: loss (g^0.3 - 1)^2, both parts alike."""
+    target = snare_like()
+    loss = ComplexSpectralLoss()
+    assert loss(target, target).item() == pytest.approx(0.0, abs=1e-9)
+    assert loss(gain * target, target).item() == pytest.approx((gain ** 0.3 - 1) ** 2, rel=1e-2)
+    noisy = [loss(target + orthogonal_noise(target, ratio), target).item() for ratio in (30.0, 10.0)]
+    assert 0 < noisy[0] < noisy[1]
+
+
+@pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft", "envelope", "ducking", "complex"])
 def test_silent_target_gives_a_finite_loss(name: str):
     target = torch.zeros(2, SR // 2)
     estimate = 0.05 * torch.randn(2, SR // 2, generator=torch.Generator().manual_seed(3))
@@ -120,7 +139,8 @@ def test_combined_loss_rejects_unknown_or_empty(weights: dict[str, float]):
         CombinedLoss(weights)
 
 
-@pytest.mark.parametrize("loss", [MSELoss, SISDRLoss, SNRLoss, MultiResolutionSTFTLoss])
+@pytest.mark.parametrize("loss", [MSELoss, SISDRLoss, SNRLoss, MultiResolutionSTFTLoss,
+                                  ComplexSpectralLoss])
 def test_reduction_none_keeps_the_batch(loss: type[torch.nn.Module]):
     target = snare_like(batch=3)
     estimate = target + orthogonal_noise(target, 10.0)
