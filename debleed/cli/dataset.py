@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -32,13 +33,16 @@ def dataset() -> None:
               help="Worker processes.")
 @click.option("--midi", "midi", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="General MIDI drum file or folder: use real performances as grooves.")
+@click.option("--wide-pitch-probability", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Share of kit pieces tuned up to +-6 semitones instead of +-3 "
+                   "(default 0.15): more snares far from the kit's own tuning.")
 @click.option("--as-recorded", is_flag=True,
               help="Each kit as sampled: no snare EQ, no snare/bleed kit pairing "
                    "(for evaluation sets).")
 @user_errors
 def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_seconds: float,
           valid_fraction: float, split: str | None, jobs: int, midi: tuple[Path, ...],
-          as_recorded: bool) -> None:
+          wide_pitch_probability: float | None, as_recorded: bool) -> None:
     """Render synthetic snare close-mic clips (noisy = clean snare + bleed) from kits."""
     from training.errors import DatasetError
     from training.synth import SynthConfig, render_dataset
@@ -46,6 +50,8 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
     if not 0.5 <= clip_seconds <= 600:
         raise DatasetError(f"--clip-seconds must be between 0.5 and 600, got {clip_seconds}")
     config = SynthConfig(clip_seconds=clip_seconds)
+    if wide_pitch_probability is not None:
+        config = dataclasses.replace(config, wide_pitch_probability=wide_pitch_probability)
     if as_recorded:
         config = config.as_recorded()
     total = max(1, int(round(hours * 3600 / clip_seconds))) if hours > 0 else 1

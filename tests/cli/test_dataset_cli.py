@@ -50,6 +50,25 @@ def test_synth_writes_clips_and_manifest_reproducibly(kit_dir, tmp_path):
     assert tree_bytes(tmp_path / "a") != tree_bytes(tmp_path / "c")
 
 
+def tunings(root: Path) -> np.ndarray:
+    return np.array([t for meta in root.glob("*/meta.json")
+                     for t in json.loads(meta.read_text())["tuning_semitones"].values()])
+
+
+def test_wide_pitch_probability_sets_the_tuning_span(kit_dir, tmp_path):
+    """0: every piece within +-3 semitones; 1: every piece drawn from +-6, so some fall
+    outside +-3; out of range: a usage error before anything is written."""
+    assert synth(tmp_path / "narrow", kit_dir, "--wide-pitch-probability", "0").exit_code == 0
+    assert synth(tmp_path / "wide", kit_dir, "--wide-pitch-probability", "1").exit_code == 0
+    narrow, wide = tunings(tmp_path / "narrow"), tunings(tmp_path / "wide")
+    assert narrow.size >= 10 and wide.size >= 10
+    assert np.abs(narrow).max() <= 3.0
+    assert np.abs(wide).max() <= 6.0 and np.mean(np.abs(wide) > 3.0) >= 0.2
+    result = synth(tmp_path / "bad", kit_dir, "--wide-pitch-probability", "1.5")
+    assert result.exit_code == 2 and "1.5" in result.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_test_kit_needs_split_test(tmp_path):
     kit = write_synthetic_kit(tmp_path / "pearl", velocities=(1.0,), name="The Black Pearl 1.0")
     result = synth(tmp_path / "out", kit)
