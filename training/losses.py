@@ -23,6 +23,8 @@ on ``(batch, samples)`` waveforms, a shared ``reduction``, composed by weighting
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -157,23 +159,26 @@ class DuckingLoss(EnvelopeLoss):
 
 class ComplexSpectralLoss(nn.Module):
     """Compressed complex spectral distance, relative to the target's compressed energy:
-    ``[(1 - a) sum |Y_c - S_c|^2 + a sum (|Y|^c - |S|^c)^2] / sum |S|^(2c)``, with
+    ``[(1 - a) sum |Y_c - S_c|^2 + a sum (|Y|^c - |S|^c)^2] / (sum |S|^(2c) + F)``, with
     ``Y_c = |Y|^c exp(j angle Y)``, averaged over FFT sizes.
 
     The exponent ``c`` = 0.3 compresses levels as the ear does, so quiet ghost notes and
     decays count without a log's blow-up near silence; ``a`` = 0.3 is Braun and Tashev's
     magnitude share. The denominator is the whole batch's (like spectral convergence in
-    ``STFTLoss``), so a bleed-only item, whose target is silent, cannot blow the loss up,
-    and a weight near 1 sits beside the other losses. The floor (``floor_db`` on ``|X|^2``)
-    bounds the gradient of ``|X|^c`` at silent bins. Shapes: (B, T), (B, T).
+    ``STFTLoss``), so a weight near 1 sits beside the other losses. ``F`` is what white noise
+    at ``floor_db`` dBFS would put there: like ``SNRLoss``'s floor, it bounds the loss of a
+    bleed-only item (silent target) scored alone, as validation does, and asks no more than
+    -80 dBFS of it; compression makes a floor weigh more than in ``SNRLoss``, hence lower. A tiny floor on ``|X|^2`` keeps the gradient of ``|X|^c`` finite at silent
+    bins. Shapes: (B, T), (B, T).
     """
 
     def __init__(self, fft_sizes: tuple[int, ...] = (512, 1024, 2048), reduction: str = "mean",
-                 power: float = 0.3, magnitude_share: float = 0.3, floor_db: float = -100.0):
+                 power: float = 0.3, magnitude_share: float = 0.3, floor_db: float = -80.0):
         super().__init__()
         self.fft_sizes, self.reduction = fft_sizes, reduction
         self.power, self.magnitude_share = power, magnitude_share
-        self.floor = 10 ** (floor_db / 10)  # on |X|^2: keeps the gradient of |X|^c finite at 0
+        self.floor_power = 10 ** (floor_db / 10)  # mean square of the floor's white noise
+        self.bin_floor = 1e-10                    # on |X|^2, -100 dB: gradient bound only
         for n_fft in fft_sizes:
             self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
 
@@ -181,7 +186,15 @@ class ComplexSpectralLoss(nn.Module):
         """``|X|^c exp(j angle X)``, ``X`` scaled by the window's sum (a full-scale sine peaks at 0.5)."""
         window = getattr(self, f"window_{n_fft}")
         spec = torch.stft(wave, n_fft, n_fft // 4, window=window, return_complex=True) / window.sum()
-        return spec * (spec.real.square() + spec.imag.square() + self.floor) ** ((self.power - 1) / 2)
+        return spec * (spec.real.square() + spec.imag.square() + self.bin_floor) ** ((self.power - 1) / 2)
+
+    def floor_energy(self, n_fft: int, bins: int) -> float:
+        """``F`` over ``bins`` STFT bins: white noise of power ``P`` has ``E|X|^2 = P sum w^2
+        / (sum w)^2`` per bin, ``|X|^2`` exponentially distributed, so ``E|X|^(2c) =
+        Gamma(1 + c) (E|X|^2)^c``."""
+        window = getattr(self, f"window_{n_fft}")
+        per_bin = float(self.floor_power * window.square().sum() / window.sum() ** 2)
+        return math.gamma(1 + self.power) * per_bin ** self.power * bins
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = 0.0
@@ -189,8 +202,7 @@ class ComplexSpectralLoss(nn.Module):
             est, ref = self.compressed(estimate, n_fft), self.compressed(target, n_fft)
             error = ((1 - self.magnitude_share) * (est - ref).abs().square()
                      + self.magnitude_share * (est.abs() - ref.abs()).square()).sum(dim=(-2, -1))
-            # clamped at one frame of floor-level bins: finite for an all-silent batch
-            energy = ref.abs().square().sum(dim=(-2, -1)).mean().clamp_min(self.floor ** self.power * ref.shape[-2])
+            energy = ref.abs().square().sum(dim=(-2, -1)).mean() + self.floor_energy(n_fft, ref[0].numel())
             total = total + error / energy
         return apply_reduction(total / len(self.fft_sizes), self.reduction)
 
