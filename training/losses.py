@@ -168,8 +168,9 @@ class ComplexSpectralLoss(nn.Module):
     ``STFTLoss``), so a weight near 1 sits beside the other losses. ``F`` is what white noise
     at ``floor_db`` dBFS would put there: like ``SNRLoss``'s floor, it bounds the loss of a
     bleed-only item (silent target) scored alone, as validation does, and asks no more than
-    -80 dBFS of it; compression makes a floor weigh more than in ``SNRLoss``, hence lower. A tiny floor on ``|X|^2`` keeps the gradient of ``|X|^c`` finite at silent
-    bins. Shapes: (B, T), (B, T).
+    -80 dBFS of it; compression makes a floor weigh more than in ``SNRLoss``, hence lower.
+    A tiny floor on ``|X|^2`` keeps the gradient of ``|X|^c`` finite at silent bins.
+    Shapes: (B, T), (B, T).
     """
 
     def __init__(self, fft_sizes: tuple[int, ...] = (512, 1024, 2048), reduction: str = "mean",
@@ -177,10 +178,12 @@ class ComplexSpectralLoss(nn.Module):
         super().__init__()
         self.fft_sizes, self.reduction = fft_sizes, reduction
         self.power, self.magnitude_share = power, magnitude_share
-        self.floor_power = 10 ** (floor_db / 10)  # mean square of the floor's white noise
-        self.bin_floor = 1e-10                    # on |X|^2, -100 dB: gradient bound only
+        self.bin_floor = 1e-10  # on |X|^2, -100 dB: gradient bound only
+        self.floor_per_bin = {}  # F per STFT bin, a constant: no device sync in the loop
         for n_fft in fft_sizes:
-            self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
+            window = torch.hann_window(n_fft)
+            self.register_buffer(f"window_{n_fft}", window, persistent=False)
+            self.floor_per_bin[n_fft] = self.compressed_noise_energy(10 ** (floor_db / 10), window)
 
     def compressed(self, wave: torch.Tensor, n_fft: int) -> torch.Tensor:
         """``|X|^c exp(j angle X)``, ``X`` scaled by the window's sum (a full-scale sine peaks at 0.5)."""
@@ -188,21 +191,22 @@ class ComplexSpectralLoss(nn.Module):
         spec = torch.stft(wave, n_fft, n_fft // 4, window=window, return_complex=True) / window.sum()
         return spec * (spec.real.square() + spec.imag.square() + self.bin_floor) ** ((self.power - 1) / 2)
 
-    def floor_energy(self, n_fft: int, bins: int) -> float:
-        """``F`` over ``bins`` STFT bins: white noise of power ``P`` has ``E|X|^2 = P sum w^2
-        / (sum w)^2`` per bin, ``|X|^2`` exponentially distributed, so ``E|X|^(2c) =
-        Gamma(1 + c) (E|X|^2)^c``."""
-        window = getattr(self, f"window_{n_fft}")
-        per_bin = float(self.floor_power * window.square().sum() / window.sum() ** 2)
-        return math.gamma(1 + self.power) * per_bin ** self.power * bins
+    def compressed_noise_energy(self, noise_power: float, window: torch.Tensor) -> float:
+        """``E|X|^(2c)`` per bin for white noise of mean square ``P``: ``E|X|^2 = P sum w^2 /
+        (sum w)^2``, and ``|X|^2`` is exponentially distributed, so ``E|X|^(2c) = Gamma(1 + c)
+        (E|X|^2)^c``."""
+        per_bin = noise_power * float(window.square().sum() / window.sum() ** 2)
+        return math.gamma(1 + self.power) * per_bin ** self.power
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = 0.0
         for n_fft in self.fft_sizes:
             est, ref = self.compressed(estimate, n_fft), self.compressed(target, n_fft)
+            ref_magnitude = ref.abs()
             error = ((1 - self.magnitude_share) * (est - ref).abs().square()
-                     + self.magnitude_share * (est.abs() - ref.abs()).square()).sum(dim=(-2, -1))
-            energy = ref.abs().square().sum(dim=(-2, -1)).mean() + self.floor_energy(n_fft, ref[0].numel())
+                     + self.magnitude_share * (est.abs() - ref_magnitude).square()).sum(dim=(-2, -1))
+            floor = self.floor_per_bin[n_fft] * ref[0].numel()
+            energy = ref_magnitude.square().sum(dim=(-2, -1)).mean() + floor
             total = total + error / energy
         return apply_reduction(total / len(self.fft_sizes), self.reduction)
 
