@@ -36,13 +36,17 @@ def dataset() -> None:
 @click.option("--wide-pitch-probability", type=click.FloatRange(0.0, 1.0), default=None,
               help="Share of kit pieces tuned up to +-6 semitones instead of +-3 "
                    "(default 0.15): more snares far from the kit's own tuning.")
+@click.option("--procedural-snare-probability", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Share of clips whose snare is a random modal snare (140-480 Hz, "
+                   "any decay) instead of the kit's (default 0).")
 @click.option("--as-recorded", is_flag=True,
               help="Each kit as sampled: no snare EQ, no snare/bleed kit pairing "
                    "(for evaluation sets).")
 @user_errors
 def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_seconds: float,
           valid_fraction: float, split: str | None, jobs: int, midi: tuple[Path, ...],
-          wide_pitch_probability: float | None, as_recorded: bool) -> None:
+          wide_pitch_probability: float | None, procedural_snare_probability: float | None,
+          as_recorded: bool) -> None:
     """Render synthetic snare close-mic clips (noisy = clean snare + bleed) from kits."""
     from training.errors import DatasetError
     from training.synth import SynthConfig, render_dataset
@@ -52,6 +56,9 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
     config = SynthConfig(clip_seconds=clip_seconds)
     if wide_pitch_probability is not None:
         config = dataclasses.replace(config, wide_pitch_probability=wide_pitch_probability)
+    if procedural_snare_probability is not None:
+        config = dataclasses.replace(config,
+                                     procedural_snare_probability=procedural_snare_probability)
     if as_recorded:
         config = config.as_recorded()
     total = max(1, int(round(hours * 3600 / clip_seconds))) if hours > 0 else 1

@@ -69,6 +69,19 @@ def test_wide_pitch_probability_sets_the_tuning_span(kit_dir, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_procedural_snare_probability(kit_dir, tmp_path):
+    """1: every clip's snare is a procedural one, recorded in meta.json; out of range: a
+    usage error before anything is written."""
+    result = synth(tmp_path / "proc", kit_dir, "--procedural-snare-probability", "1")
+    assert result.exit_code == 0, result.output
+    metas = [json.loads(m.read_text()) for m in (tmp_path / "proc").glob("*/meta.json")]
+    assert len(metas) == 5
+    assert all(140 <= m["procedural_snare_hz"] <= 480 for m in metas)
+    result = synth(tmp_path / "bad", kit_dir, "--procedural-snare-probability", "-0.1")
+    assert result.exit_code == 2 and "-0.1" in result.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_test_kit_needs_split_test(tmp_path):
     kit = write_synthetic_kit(tmp_path / "pearl", velocities=(1.0,), name="The Black Pearl 1.0")
     result = synth(tmp_path / "out", kit)
