@@ -25,7 +25,7 @@ from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit
 from .manifest import assign_splits, prepare_output, write_manifest
 from .midi import midi_files, read_midi
-from .modalsnare import modal_snare_instrument
+from .modaldrums import TOM_RANGES, modal_drum_instrument
 from .snaremic import (MicConfig, add_room, bleed_path, family, mic_eq, pitch_shift,
                        random_colouring, room_ir, room_tone, snare_colouring, sosfilt)
 
@@ -42,7 +42,7 @@ class SynthConfig:
     wide_pitch_semitones: float = 6.0
     decay_probability: float = 0.25        # per piece: shorten the decay (damping, gaffer)
     decay_seconds: tuple[float, float] = (0.08, 0.6)
-    procedural_snare_probability: float = 0.0  # whole clip: a random modal snare (modalsnare)
+    procedural_snare_probability: float = 0.0  # whole clip: modal snare and toms (modaldrums)
     velocity_exponent: float = 1.7         # peak level of a hit = (velocity/127) ** this
     bleed_only_probability: float = 0.05   # whole clip without snare
     cross_kit_probability: float = 0.5     # with several kits: the bleed from another kit
@@ -147,9 +147,14 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
     procedural = None
     if config.procedural_snare_probability > 0 and rng.random() < config.procedural_snare_probability:
         # no draw when off, so a seed renders what it did before this option existed
-        procedural = modal_snare_instrument(rng)
+        procedural = modal_drum_instrument(rng)
         roles = {r: v for r, v in roles.items() if r not in SNARE_CATEGORIES}
         roles["snare"] = roles["rimshot"] = [procedural]
+        if "tom" in roles:
+            toms = sorted((modal_drum_instrument(rng, TOM_RANGES, "procedural tom", "tom")
+                           for _ in roles["tom"]), key=lambda inst: -inst.centroid_hz)
+            roles["tom"] = [replace(tom, name=f"procedural tom {i + 1}")  # high to low
+                            for i, tom in enumerate(toms)]
     if "snare" not in roles:
         raise KitError(f"{kit.path}: kit {kit.name!r} has no snare instrument")
 

@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from training.modalsnare import (MEMBRANE_RATIOS, ModalSnareRanges, draw_snare_params,
-                                 modal_snare_hit, modal_snare_instrument)
+from training.modaldrums import (MEMBRANE_RATIOS, TOM_RANGES, ModalDrumRanges,
+                                 draw_drum_params, modal_drum_hit, modal_drum_instrument)
 from training.synth import SynthConfig, render_clip
 
 RATE = 48000
@@ -26,10 +26,10 @@ def band_share(x: np.ndarray, low: float, high: float = RATE / 2) -> float:
 def test_body_peaks_at_the_drawn_fundamental(seed):
     rng = np.random.default_rng(seed)
     # quiet wires and click, so the body's spectrum shows
-    params = draw_snare_params(rng, ModalSnareRanges(wire_level_db=(-40.0, -40.0),
+    params = draw_drum_params(rng, ModalDrumRanges(wire_level_db=(-40.0, -40.0),
                                                      click_level_db=(-60.0, -60.0)))
     params["mode_gain"] = np.r_[1.0, np.zeros(MEMBRANE_RATIOS.size - 1)]
-    hit = modal_snare_hit(params, 0.5, rng)
+    hit = modal_drum_hit(params, 0.5, rng)
     assert hit.dtype == np.float32 and hit.size == int(0.8 * RATE)
     assert np.isclose(np.max(np.abs(hit)), 1.0) and np.all(np.isfinite(hit))
     spectrum = np.abs(np.fft.rfft(hit, 8 * RATE))
@@ -39,7 +39,7 @@ def test_body_peaks_at_the_drawn_fundamental(seed):
 
 
 def test_harder_hits_are_brighter_and_layers_follow_velocity():
-    inst = modal_snare_instrument(np.random.default_rng(3))
+    inst = modal_drum_instrument(np.random.default_rng(3))
     assert inst.category == "snare" and len(inst.layers) == 4
     assert inst.layers[0].low == 0.0 and inst.layers[-1].high == 1.0
     peaks = [layer.peak for layer in inst.layers]
@@ -49,9 +49,25 @@ def test_harder_hits_are_brighter_and_layers_follow_velocity():
     assert 140 <= inst.centroid_hz <= 480
 
 
+def test_toms_have_no_wires_and_ring_longer():
+    rng = np.random.default_rng(1)
+    snares = [modal_drum_instrument(rng) for _ in range(20)]
+    toms = [modal_drum_instrument(rng, TOM_RANGES, "tom", "tom") for _ in range(20)]
+    assert all(t.category == "tom" and 70 <= t.centroid_hz <= 400 for t in toms)
+    wires = [band_share(s.layers[-1].samples, 3000) for s in snares]
+    membranes = [band_share(t.layers[-1].samples, 3000) for t in toms]
+    assert np.median(membranes) < 0.1 * np.median(wires)
+
+    def decay_seconds(x: np.ndarray) -> float:  # time to fall 30 dB below the peak
+        return float(np.flatnonzero(np.abs(x) > 10 ** (-30 / 20))[-1]) / RATE
+
+    assert (np.median([decay_seconds(t.layers[-1].samples) for t in toms])
+            > np.median([decay_seconds(s.layers[-1].samples) for s in snares]))
+
+
 def test_drawn_snares_span_the_range():
     rng = np.random.default_rng(0)
-    tunings = np.array([draw_snare_params(rng)["fundamental_hz"] for _ in range(200)])
+    tunings = np.array([draw_drum_params(rng)["fundamental_hz"] for _ in range(200)])
     assert tunings.min() >= 140 and tunings.max() <= 480
     assert np.mean(tunings > 300) > 0.25  # high, tight snares are well represented
 
@@ -67,6 +83,9 @@ def test_clip_with_procedural_snare(synthetic_kit):
     targets = [o for o in clip.meta["onsets"] if o["target"]]
     assert targets and all(o["kit_instrument"] == "procedural snare" for o in targets)
     assert all(o["instrument"] != "sidestick" for o in targets)
+    toms = clip.meta["instruments"]["tom"]
+    assert len(toms) == len(kit_clip.meta["instruments"]["tom"]) == 3
+    assert toms == ["procedural tom 1", "procedural tom 2", "procedural tom 3"]
     assert np.max(np.abs(clip.clean)) > 0 and np.max(np.abs(clip.bleed)) > 0
 
 

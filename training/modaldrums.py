@@ -1,11 +1,13 @@
-"""Procedural snare drums: a new snare for every clip that asks for one.
+"""Procedural drums: a new snare, and new toms beside it, for every clip that asks for them.
 
 Why: the six kits SPEC 4 allows for training hold a handful of snares, all tuned 180-250 Hz.
 Fine-tuning on them teaches the network that a snare is one of those, and it starts to
 remove a user's snare unlike them (a tight 364-Hz snare was lost in three fine-tunes, see
 docs/model.md). Domain randomisation answers that: with some probability the clip's snare
 is a physically plausible drum drawn at random, so "snare" stays a family of sounds (a
-tuned membrane with a stick click and a wire buzz) rather than a few recordings.
+tuned membrane with a stick click and a wire buzz) rather than a few recordings. Its toms
+are drawn too, over overlapping tunings and without wires, so that pitch alone never
+separates the two.
 
 The model: an ideal circular membrane's first modes (Bessel-zero frequency ratios), each
 with its own decay (higher modes die faster) and a small random detuning, a pitch glide
@@ -29,29 +31,39 @@ MEMBRANE_RATIOS = np.array([1.0, 1.594, 2.136, 2.296, 2.653, 2.918, 3.156, 3.501
 
 
 @dataclass(frozen=True)
-class ModalSnareRanges:
-    """The family of snares drawn from (uniform ranges; frequencies log-uniform)."""
+class ModalDrumRanges:
+    """The family of drums drawn from (uniform ranges; frequencies log-uniform). The
+    defaults are snares; ``TOM_RANGES`` the toms drawn beside them."""
 
     fundamental_hz: tuple[float, float] = (140.0, 480.0)
     body_decay_s: tuple[float, float] = (0.04, 0.35)
     wire_decay_s: tuple[float, float] = (0.05, 0.30)
-    wire_level_db: tuple[float, float] = (-10.0, 6.0)   # wires against the body, at full velocity
+    # wires against the body, at full velocity; always audible, because a membrane without
+    # them is a tom, and the model must keep rejecting toms (docs/model.md, seventh round)
+    wire_level_db: tuple[float, float] | None = (-2.0, 8.0)   # None: no wires (a tom)
     wire_band_hz: tuple[tuple[float, float], tuple[float, float]] = ((800.0, 3000.0),
                                                                       (7000.0, 16000.0))
     detune: float = 0.03                                 # per mode, relative, uniform +-
     glide: tuple[float, float] = (0.0, 0.08)             # attack pitch rise at full velocity
     click_level_db: tuple[float, float] = (-20.0, -4.0)
     length_s: float = 0.8
-    layers: int = 4                                      # velocity layers per drawn snare
+    layers: int = 4                                      # velocity layers per drawn drum
+
+
+# Toms over the same and a lower range of tunings, ringing longer and without wires: drawn
+# with the procedural snare, so pitch alone cannot tell the two apart and the network has to
+# learn the wires and the decay, which is what separates a user's snare from their toms.
+TOM_RANGES = ModalDrumRanges(fundamental_hz=(70.0, 400.0), body_decay_s=(0.15, 0.8),
+                             wire_level_db=None, glide=(0.0, 0.12), length_s=1.5)
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def modal_snare_hit(params: dict, velocity: float, rng: np.random.Generator,
+def modal_drum_hit(params: dict, velocity: float, rng: np.random.Generator,
                     rate: int = KIT_RATE) -> np.ndarray:
-    """One mono hit of the snare described by ``params`` (from ``draw_snare_params``) at
+    """One mono hit of the drum described by ``params`` (from ``draw_drum_params``) at
     ``velocity`` in (0, 1]; peak normalised to 1 (the renderer sets the level)."""
     n = int(params["length_s"] * rate)
     t = np.arange(n) / rate
@@ -73,7 +85,8 @@ def modal_snare_hit(params: dict, velocity: float, rng: np.random.Generator,
     buzz_onset = 1.0 - np.exp(-t / params["buzz_rise_s"])
     wires *= buzz_onset * np.exp(-t / params["wire_decay_s"])
     wires /= max(float(np.max(np.abs(wires))), 1e-9)
-    wire_gain = 10 ** (params["wire_level_db"] / 20) * velocity ** 0.5
+    wire_gain = (0.0 if params["wire_level_db"] is None
+                 else 10 ** (params["wire_level_db"] / 20) * velocity ** 0.5)
 
     click = rng.standard_normal(n) * np.exp(-t / 0.0015)
     click = signal.sosfilt(signal.butter(1, 1500 + 9000 * velocity, fs=rate, output="sos"), click)
@@ -86,9 +99,9 @@ def modal_snare_hit(params: dict, velocity: float, rng: np.random.Generator,
     return (hit / max(float(np.max(np.abs(hit))), 1e-9)).astype(np.float32)
 
 
-def draw_snare_params(rng: np.random.Generator, ranges: ModalSnareRanges = ModalSnareRanges()
+def draw_drum_params(rng: np.random.Generator, ranges: ModalDrumRanges = ModalDrumRanges()
                       ) -> dict:
-    """One random snare: tuning, decays, wire level and band, click, per-mode details."""
+    """One random drum: tuning, decays, wire level and band, click, per-mode details."""
     count = MEMBRANE_RATIOS.size
     (low_lo, low_hi), (high_lo, high_hi) = ranges.wire_band_hz
     mode_gain = rng.uniform(0.2, 1.0, count) * (rng.random(count) < 0.8)
@@ -101,7 +114,8 @@ def draw_snare_params(rng: np.random.Generator, ranges: ModalSnareRanges = Modal
         "decay_tilt": float(rng.uniform(0.5, 1.5)),
         "body_decay_s": _log_uniform(rng, *ranges.body_decay_s),
         "wire_decay_s": _log_uniform(rng, *ranges.wire_decay_s),
-        "wire_level_db": float(rng.uniform(*ranges.wire_level_db)),
+        "wire_level_db": (None if ranges.wire_level_db is None
+                          else float(rng.uniform(*ranges.wire_level_db))),
         "wire_band_hz": (_log_uniform(rng, low_lo, low_hi), _log_uniform(rng, high_lo, high_hi)),
         "buzz_rise_s": float(rng.uniform(0.001, 0.006)),
         "glide": float(rng.uniform(*ranges.glide)),
@@ -110,16 +124,17 @@ def draw_snare_params(rng: np.random.Generator, ranges: ModalSnareRanges = Modal
     }
 
 
-def modal_snare_instrument(rng: np.random.Generator,
-                           ranges: ModalSnareRanges = ModalSnareRanges(),
-                           rate: int = KIT_RATE) -> Instrument:
-    """A random snare as a kit instrument: ``ranges.layers`` velocity layers, each hit's
+def modal_drum_instrument(rng: np.random.Generator,
+                          ranges: ModalDrumRanges = ModalDrumRanges(),
+                          name: str = "procedural snare", category: str = "snare",
+                          rate: int = KIT_RATE) -> Instrument:
+    """A random drum as a kit instrument: ``ranges.layers`` velocity layers, each hit's
     peak set by its velocity as in a sampled kit, so the renderer treats it like any other."""
-    params = draw_snare_params(rng, ranges)
+    params = draw_drum_params(rng, ranges)
     edges = np.linspace(0.0, 1.0, ranges.layers + 1)
     layers = tuple(
-        Layer(modal_snare_hit(params, float(high), rng, rate) * np.float32(high),
+        Layer(modal_drum_hit(params, float(high), rng, rate) * np.float32(high),
               float(low), float(high), "procedural")
         for low, high in zip(edges[:-1], edges[1:]))
-    return Instrument(name="procedural snare", category="snare", layers=layers,
+    return Instrument(name=name, category=category, layers=layers,
                       centroid_hz=params["fundamental_hz"])
