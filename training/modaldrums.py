@@ -12,8 +12,8 @@ separates the two.
 The model: an ideal circular membrane's first modes (Bessel-zero frequency ratios), each
 with its own decay (higher modes die faster) and a small random detuning, a pitch glide
 on the attack that grows with velocity (tension modulation), a stick click, and the snare
-wires as band-passed noise whose buzz starts a few milliseconds after the hit and decays on
-its own time scale. Harder hits are brighter. Everything is vectorised over modes.
+wires as band-passed noise whose buzz starts a few milliseconds after the hit and dies with
+the body. Harder hits are brighter. Everything is vectorised over modes.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def modal_drum_hit(params: dict, velocity: float, rng: np.random.Generator,
-                    rate: int = KIT_RATE) -> np.ndarray:
+                   rate: int = KIT_RATE) -> np.ndarray:
     """One mono hit of the drum described by ``params`` (from ``draw_drum_params``) at
     ``velocity`` in (0, 1]; peak normalised to 1 (the renderer sets the level)."""
     n = int(params["length_s"] * rate)
@@ -105,7 +105,7 @@ def modal_drum_hit(params: dict, velocity: float, rng: np.random.Generator,
 
 
 def draw_drum_params(rng: np.random.Generator, ranges: ModalDrumRanges = ModalDrumRanges()
-                      ) -> dict:
+                     ) -> dict:
     """One random drum: tuning, decays, wire level and band, click, per-mode details."""
     count = MEMBRANE_RATIOS.size
     (low_lo, low_hi), (high_lo, high_hi) = ranges.wire_band_hz
@@ -134,7 +134,8 @@ def modal_drum_instrument(rng: np.random.Generator,
                           name: str = "procedural snare", category: str = "snare",
                           rate: int = KIT_RATE) -> Instrument:
     """A random drum as a kit instrument: ``ranges.layers`` velocity layers, each hit's
-    peak set by its velocity as in a sampled kit, so the renderer treats it like any other."""
+    peak set by its velocity as in a sampled kit, so the renderer treats it like any other.
+    Its ``centroid_hz`` is the fundamental, which orders toms high to low as well."""
     params = draw_drum_params(rng, ranges)
     edges = np.linspace(0.0, 1.0, ranges.layers + 1)
     layers = tuple(

@@ -145,8 +145,8 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
         roles = {**{r: v for r, v in others.items() if r not in SNARE_CATEGORIES},
                  **{r: v for r, v in roles.items() if r in SNARE_CATEGORIES}}
     procedural = None
-    if config.procedural_snare_probability > 0 and rng.random() < config.procedural_snare_probability:
-        # no draw when off, so a seed renders what it did before this option existed
+    chance = config.procedural_snare_probability
+    if chance > 0 and rng.random() < chance:  # no draw when off: seeds render as before
         procedural = modal_drum_instrument(rng)
         roles = {r: v for r, v in roles.items() if r not in SNARE_CATEGORIES}
         roles["snare"] = roles["rimshot"] = [procedural]

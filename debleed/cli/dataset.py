@@ -37,8 +37,8 @@ def dataset() -> None:
               help="Share of kit pieces tuned up to +-6 semitones instead of +-3 "
                    "(default 0.15): more snares far from the kit's own tuning.")
 @click.option("--procedural-snare-probability", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Share of clips whose snare is a random modal snare (140-480 Hz, "
-                   "any decay) instead of the kit's (default 0).")
+              help="Share of clips whose snare and toms are random membrane-model drums "
+                   "(snare 140-480 Hz, any decay) instead of the kit's (default 0).")
 @click.option("--as-recorded", is_flag=True,
               help="Each kit as sampled: no snare EQ, no snare/bleed kit pairing "
                    "(for evaluation sets).")
