@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from denoiser.errors import ParameterError
+
+from .synth import SynthConfig
 
 
 @dataclass
@@ -33,6 +35,9 @@ class TrainConfig:
     num_workers: int = 0
     threads: int = 0                         # torch CPU threads, 0 = torch's default
     device: str = "auto"
+    # SynthConfig fields for on-the-fly synthesis (--kit), e.g. {"procedural_snare_probability":
+    # 0.25}; empty = the dataset defaults. Unused when training on a dataset folder.
+    synth: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
         positive = ("lr", "batch_size", "segment_seconds", "steps_per_epoch", "epochs")
@@ -46,7 +51,23 @@ class TrainConfig:
         unknown = sorted(set(self.loss) - set(LOSSES))
         if unknown or not self.loss:
             raise ParameterError(f"train: unknown or empty loss {unknown}; known: {sorted(LOSSES)}")
+        self.synth_config()
         return self
+
+    def synth_config(self) -> SynthConfig:
+        """The clips of on-the-fly synthesis: ``SynthConfig`` with ``synth`` applied. Only
+        its number fields can be set; a probability must lie in [0, 1]."""
+        tunable = {f.name for f in fields(SynthConfig)
+                   if f.type in ("float", "int") and f.name != "sample_rate"}
+        unknown = sorted(set(self.synth) - tunable)
+        if unknown:
+            raise ParameterError(f"train: unknown synth option {unknown}; known: {sorted(tunable)}")
+        for name, value in self.synth.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    name.endswith("probability") and not 0 <= value <= 1):
+                raise ParameterError(f"train: synth option {name} = {value!r} is not a "
+                                     + ("probability" if name.endswith("probability") else "number"))
+        return replace(SynthConfig(), **self.synth)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,7 +29,7 @@ from .dataset import ClipFolder, SynthStream
 from .distributed import World, init_world, shutdown
 from .losses import CombinedLoss
 from .model_card import write_model_card
-from .synth import SynthConfig, render_clip
+from .synth import render_clip
 from .trainer import StepReport, Trainer, ValidClip, seed_everything, write_history
 
 VALID_SEED_OFFSET = 1_000_003
@@ -96,13 +96,13 @@ def folder_data(root: Path, config: TrainConfig, world: World):
 def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
     from .kits import load_kit
 
-    stream = SynthStream(kits, SynthConfig(), config.segment_seconds, seed=config.seed,
+    synth = config.synth_config()
+    stream = SynthStream(kits, synth, config.segment_seconds, seed=config.seed,
                          rank=world.rank, world_size=world.size)
     loader = DataLoader(stream, batch_size=config.batch_size, num_workers=config.num_workers)
     loaded = [load_kit(k) for k in kits]
-    valid_config = SynthConfig()
     valid = [ValidClip(c.noisy, c.clean) for c in (
-        render_clip(loaded, config.seed + VALID_SEED_OFFSET + i, valid_config)
+        render_clip(loaded, config.seed + VALID_SEED_OFFSET + i, synth)
         for i in range(config.valid_clips))]
     return loader, valid, {"source": "on-the-fly synthesis", "kits": [Path(k).name for k in kits],
                            "clips": "unbounded"}
@@ -133,6 +133,9 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     config.validate()
     if (data is None) == (not kits):
         raise ParameterError("train: give either a dataset folder or --kit folders, not both")
+    if data is not None and config.synth:
+        raise ParameterError("train: synth options shape on-the-fly clips (--kit), "
+                             "not a dataset folder's")
     run_dir = Path(run_dir)
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -37,6 +37,9 @@ def json_object(option: str, text: str | None) -> dict | None:
               help="JSON object overriding the preset's arguments; with --init, grows the "
                    "checkpoint's model (e.g. '{\"frame_gate\": true}').")
 @click.option("--loss", default=None, help='JSON weights, e.g. \'{"mrstft": 1, "snr": 0.05}\' or \'{"mse": 1}\'.')
+@click.option("--synth", default=None,
+              help='With --kit: JSON object of synthesis options, e.g. '
+                   '\'{"procedural_snare_probability": 0.25, "wide_pitch_probability": 0.3}\'.')
 @click.option("--init", default=None,
               help='Start from this checkpoint\'s weights ("default": the shipped model).')
 @click.option("--freeze", multiple=True,
@@ -55,14 +58,16 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--resume", is_flag=True, help="Continue from RUN/last.pt.")
 @user_errors
-def train(data, run_dir, kits, model, model_kwargs, loss, freeze, resume, **options) -> None:
+def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,
+          **options) -> None:
     """Train a denoiser on DATA (a dataset folder) or on kits synthesised on the fly."""
     from training.config import TrainConfig
     from training.run import config_with, run_training
 
     overrides = dict(options, model=model,
                      model_kwargs=json_object("--model-kwargs", model_kwargs),
-                     loss=json_object("--loss", loss), freeze=list(freeze) or None)
+                     loss=json_object("--loss", loss), synth=json_object("--synth", synth),
+                     freeze=list(freeze) or None)
     config = config_with(TrainConfig(), **overrides)
     total = config.epochs * config.steps_per_epoch
     with progress("Training", total) as update:

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -110,6 +111,34 @@ def test_on_the_fly_synthesis_trains_and_resumes(synthetic_kit_dir: Path, tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_synth_options_shape_on_the_fly_clips(synthetic_kit_dir: Path, tmp_path: Path):
+    """--synth reaches the training stream and the validation clips, and is recorded."""
+    from training.distributed import World
+    from training.run import synth_data
+
+    synth = {"procedural_snare_probability": 1.0}
+    config = replace(TINY, batch_size=2, steps_per_epoch=1, epochs=1, valid_clips=2, synth=synth)
+    loader, valid, _ = synth_data([str(synthetic_kit_dir)], config, World(0, 1))
+    assert loader.dataset.config.procedural_snare_probability == 1.0
+    _, plain, _ = synth_data([str(synthetic_kit_dir)], replace(config, synth={}), World(0, 1))
+    assert all(not np.array_equal(a.clean, b.clean) for a, b in zip(valid, plain))
+    run_training(config, tmp_path / "run", kits=[str(synthetic_kit_dir)])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["synth"] == synth
+
+
+@pytest.mark.parametrize("synth, message", [
+    ({"nope": 1}, "unknown synth option"),
+    ({"sample_rate": 44100}, "unknown synth option"),
+    ({"procedural_snare_probability": 1.5}, "not a probability"),
+    ({"pitch_semitones": "3"}, "not a number"),
+])
+def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth: dict,
+                                 message: str):
+    with pytest.raises(ParameterError, match=message):
+        run_training(replace(TINY, synth=synth), tmp_path / "run", kits=[str(synthetic_kit_dir)])
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("change, kwargs, message", [
     ({}, {"kits": ["KIT"]}, "not both"),
     ({}, {"data": None}, "either"),
@@ -118,6 +147,7 @@ def test_on_the_fly_synthesis_trains_and_resumes(synthetic_kit_dir: Path, tmp_pa
     ({"loss": {"l1": 1.0}}, {}, "unknown or empty loss"),
     ({"batch_size": 64}, {}, "fewer than one batch"),
     ({}, {"resume": True}, "nothing to resume"),
+    ({"synth": {"procedural_snare_probability": 0.5}}, {}, "on-the-fly"),
 ])
 def test_bad_options_raise(dataset: Path, synthetic_kit_dir: Path, tmp_path: Path,
                            change: dict, kwargs: dict, message: str):
@@ -146,7 +176,9 @@ def test_cli_trains_and_prints_the_best_checkpoint(dataset: Path, tmp_path: Path
 
 @pytest.mark.parametrize("extra", [["--epochs", "0"], ["--loss", "{not json"],
                                    ["--loss", '{"l1": 1}'], ["--model-kwargs", "[1]"],
-                                   ["--kit", "KIT"], ["--freeze", "nope"]])
+                                   ["--kit", "KIT"], ["--freeze", "nope"],
+                                   ["--synth", "[1]"],
+                                   ["--synth", '{"procedural_snare_probability": 0.5}']])
 def test_cli_bad_option_is_one_error_line(dataset: Path, synthetic_kit_dir: Path,
                                           tmp_path: Path, extra: list[str]):
     extra = [str(synthetic_kit_dir) if e == "KIT" else e for e in extra]
