@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -56,17 +57,19 @@ class TrainConfig:
 
     def synth_config(self) -> SynthConfig:
         """The clips of on-the-fly synthesis: ``SynthConfig`` with ``synth`` applied. Only
-        its number fields can be set; a probability must lie in [0, 1]."""
+        its number fields can be set, to finite values >= 0 (they are all magnitudes:
+        seconds, semitones, exponents); a probability must also be <= 1."""
         tunable = {f.name for f in fields(SynthConfig)
                    if f.type in ("float", "int") and f.name != "sample_rate"}
         unknown = sorted(set(self.synth) - tunable)
         if unknown:
             raise ParameterError(f"train: unknown synth option {unknown}; known: {sorted(tunable)}")
         for name, value in self.synth.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                    name.endswith("probability") and not 0 <= value <= 1):
-                raise ParameterError(f"train: synth option {name} = {value!r} is not a "
-                                     + ("probability" if name.endswith("probability") else "number"))
+            upper = 1.0 if name.endswith("probability") else math.inf
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and 0 <= value <= upper):
+                wanted = "a probability in [0, 1]" if upper == 1.0 else "a finite number >= 0"
+                raise ParameterError(f"train: synth option {name} = {value!r}: must be {wanted}")
         return replace(SynthConfig(), **self.synth)
 
     def to_dict(self) -> dict[str, Any]:

@@ -129,8 +129,10 @@ def test_synth_options_shape_on_the_fly_clips(synthetic_kit_dir: Path, tmp_path:
 @pytest.mark.parametrize("synth, message", [
     ({"nope": 1}, "unknown synth option"),
     ({"sample_rate": 44100}, "unknown synth option"),
-    ({"procedural_snare_probability": 1.5}, "not a probability"),
-    ({"pitch_semitones": "3"}, "not a number"),
+    ({"procedural_snare_probability": 1.5}, r"must be a probability in \[0, 1\]"),
+    ({"pitch_semitones": "3"}, "must be a finite number >= 0"),
+    ({"pitch_semitones": -3}, "must be a finite number >= 0"),
+    ({"wide_pitch_semitones": float("inf")}, "must be a finite number >= 0"),
 ])
 def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth: dict,
                                  message: str):
