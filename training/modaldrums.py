@@ -65,6 +65,11 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
+def _unit_peak(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled to peak 1 (silence stays silence), so each part's level is set apart."""
+    return x / max(float(np.max(np.abs(x))), 1e-9)
+
+
 def modal_drum_hit(params: dict, velocity: float, rng: np.random.Generator,
                    rate: int = KIT_RATE) -> np.ndarray:
     """One mono hit of the drum described by ``params`` (from ``draw_drum_params``) at
@@ -80,7 +85,7 @@ def modal_drum_hit(params: dict, velocity: float, rng: np.random.Generator,
     # harder hits excite the higher modes more
     amplitudes = params["mode_gain"] * params["ratios"] ** (-1.5 + 1.0 * velocity)
     body = (amplitudes[:, None] * modes * envelopes).sum(axis=0)
-    body /= max(float(np.max(np.abs(body))), 1e-9)
+    body = _unit_peak(body)
 
     low, high = params["wire_band_hz"]
     high = min(high * (0.6 + 0.4 * velocity), rate / 2.2)
@@ -88,20 +93,19 @@ def modal_drum_hit(params: dict, velocity: float, rng: np.random.Generator,
                                          output="sos"), rng.standard_normal(n))
     buzz_onset = 1.0 - np.exp(-t / params["buzz_rise_s"])
     wire_decay = params["body_decay_s"] * params["wire_decay_ratio"]
-    wires *= buzz_onset * np.exp(-t / wire_decay)
-    wires /= max(float(np.max(np.abs(wires))), 1e-9)
+    wires = _unit_peak(wires * buzz_onset * np.exp(-t / wire_decay))
     wire_gain = (0.0 if params["wire_level_db"] is None
                  else 10 ** (params["wire_level_db"] / 20) * velocity ** 0.5)
 
     click = rng.standard_normal(n) * np.exp(-t / 0.0015)
-    click = signal.sosfilt(signal.butter(1, 1500 + 9000 * velocity, fs=rate, output="sos"), click)
-    click /= max(float(np.max(np.abs(click))), 1e-9)
+    click = _unit_peak(signal.sosfilt(signal.butter(1, 1500 + 9000 * velocity, fs=rate,
+                                                    output="sos"), click))
     click_gain = 10 ** (params["click_level_db"] / 20) * velocity
 
     hit = body + wire_gain * wires + click_gain * click
     fade = np.minimum(1.0, (n - np.arange(n)) / (0.01 * rate))
     hit *= fade
-    return (hit / max(float(np.max(np.abs(hit))), 1e-9)).astype(np.float32)
+    return _unit_peak(hit).astype(np.float32)
 
 
 def draw_drum_params(rng: np.random.Generator, ranges: ModalDrumRanges = ModalDrumRanges()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 
@@ -53,12 +52,10 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
 
     if not 0.5 <= clip_seconds <= 600:
         raise DatasetError(f"--clip-seconds must be between 0.5 and 600, got {clip_seconds}")
-    config = SynthConfig(clip_seconds=clip_seconds)
-    if wide_pitch_probability is not None:
-        config = dataclasses.replace(config, wide_pitch_probability=wide_pitch_probability)
-    if procedural_snare_probability is not None:
-        config = dataclasses.replace(config,
-                                     procedural_snare_probability=procedural_snare_probability)
+    given = {"wide_pitch_probability": wide_pitch_probability,
+             "procedural_snare_probability": procedural_snare_probability}
+    config = SynthConfig(clip_seconds=clip_seconds,
+                         **{name: value for name, value in given.items() if value is not None})
     if as_recorded:
         config = config.as_recorded()
     total = max(1, int(round(hours * 3600 / clip_seconds))) if hours > 0 else 1

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import signal
 
 from training.modaldrums import (MEMBRANE_RATIOS, TOM_RANGES, ModalDrumRanges,
                                  draw_drum_params, modal_drum_hit, modal_drum_instrument)
@@ -52,8 +53,6 @@ def test_harder_hits_are_brighter_and_layers_follow_velocity():
 @pytest.mark.parametrize("seed", range(4))
 def test_wires_die_with_the_body(seed):
     """Free-running wire noise outlasting the drum is a hi-hat burst (seventh round)."""
-    from scipy import signal
-
     rng = np.random.default_rng(seed)
     params = draw_drum_params(rng, ModalDrumRanges(wire_level_db=(6.0, 6.0)))
     hit = modal_drum_hit(params, 1.0, rng)
