@@ -30,6 +30,8 @@ class TrainConfig:
     plateau_factor: float = 0.5
     early_stop_patience: int = 8             # epochs without improvement before stopping
     gain_jitter_db: float = 3.0              # random level change per training segment
+    ema_decay: float = 0.0                   # weight EMA per step (e.g. 0.999) for validation
+                                             # and best.pt; 0 = the live weights
     valid_clips: int = 24
     max_minutes: float = 0.0                 # wall-clock budget, 0 = none
     seed: int = 0
@@ -47,6 +49,8 @@ class TrainConfig:
                 raise ParameterError(f"train: {name} must be > 0")
         if self.grad_clip < 0 or self.num_workers < 0 or self.valid_clips < 1:
             raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
+        if not 0 <= self.ema_decay < 1:
+            raise ParameterError(f"train: ema_decay = {self.ema_decay}: must be in [0, 1)")
         from .losses import LOSSES
 
         unknown = sorted(set(self.loss) - set(LOSSES))

@@ -1,7 +1,8 @@
 """The training loop, apart from the model (asteroid's ``System``): it receives model,
 loss, optimizer, data and config; one ``common_step`` serves training and validation's
 loss; it keeps the thesis's callbacks (best checkpoint, ReduceLROnPlateau, early
-stopping) and adds resume, seeded determinism, gradient clipping and DDP.
+stopping) and adds resume, seeded determinism, gradient clipping, DDP and an optional
+exponential moving average of the weights (Demucs's solver keeps one).
 
 Validation runs the real inference path (``Denoiser.denoise``: levelling, resampling,
 chunked ``apply_model``), so the numbers in ``history.json`` are what users will get.
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from denoiser.audio import write_text_atomic
 from denoiser.checkpoint import save_checkpoint, serialize
@@ -90,11 +92,22 @@ class Trainer:
             weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
+        # BatchNorm statistics are averaged with the weights (use_buffers): an average of
+        # weights run with one snapshot's statistics is not a model that was ever trained.
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+                                  use_buffers=True) if config.ema_decay else None)
         self.history: list[dict[str, float]] = []
         self.best = math.inf
         self.bad_epochs = 0
         self.epoch = 0
         self.rng = np.random.default_rng([config.seed, world.rank])
+
+    @property
+    def evaluated(self) -> DenoiserModel:
+        """The weights that are validated and saved as ``best.pt``: the moving average when
+        there is one. Why: at a high learning rate the live weights of successive epochs
+        can differ by many dB on unseen snares; their average is steadier."""
+        return self.model if self.ema is None else self.ema.module
 
     # -- one step ----------------------------------------------------------------------
     def to_model_rate(self, wave: torch.Tensor) -> torch.Tensor:
@@ -122,12 +135,14 @@ class Trainer:
             if self.config.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
         return float(loss.detach())
 
     # -- validation ------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         """Loss, SNR and SI-SDR of whole validation clips through the inference path."""
-        denoiser = Denoiser(self.model, self.device)
+        denoiser = Denoiser(self.evaluated, self.device)
         snr, sisdr = SNRLoss(reduction="none"), SISDRLoss(reduction="none")
         losses, snrs, sisdrs, gains = [], [], [], []
         for clip in self.valid:
@@ -153,6 +168,7 @@ class Trainer:
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            **({} if self.ema is None else {"ema": self.ema.state_dict()}),
         }
 
     def save_state(self) -> None:
@@ -170,6 +186,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
         self.history = list(state["history"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
 
@@ -206,7 +224,7 @@ class Trainer:
                 self.scheduler.step(record["valid_loss"])
                 if record["valid_loss"] < self.best:
                     self.best, self.bad_epochs = record["valid_loss"], 0
-                    save_checkpoint(self.run_dir / "best.pt", self.model, config.to_dict(),
+                    save_checkpoint(self.run_dir / "best.pt", self.evaluated, config.to_dict(),
                                     {**(extra or {}), "epoch": self.epoch + 1, **record})
                 else:
                     self.bad_epochs += 1

@@ -50,6 +50,9 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--segment-seconds", type=float, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--valid-clips", type=int, default=None)
+@click.option("--ema-decay", type=float, default=None,
+              help="Validate and keep as best.pt an exponential moving average of the weights "
+                   "(e.g. 0.999 per step); 0 = off.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after this wall time.")
 @click.option("--early-stop-patience", type=int, default=None)
 @click.option("--seed", type=int, default=None)

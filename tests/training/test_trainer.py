@@ -85,17 +85,46 @@ def test_checkpoint_save_load_reproduces_weights(trained: Path, tmp_path: Path):
         assert torch.equal(model(x), again(x))
 
 
-def test_resume_gives_the_same_weights(dataset: Path, tmp_path: Path):
-    config = replace(TINY, epochs=4, steps_per_epoch=3, valid_clips=1)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_gives_the_same_weights(dataset: Path, tmp_path: Path, ema_decay: float):
+    config = replace(TINY, epochs=4, steps_per_epoch=3, valid_clips=1, ema_decay=ema_decay)
     straight, halves = tmp_path / "straight", tmp_path / "halves"
     run_training(config, straight, data=dataset)
     run_training(replace(config, epochs=2), halves, data=dataset)
     run_training(config, halves, data=dataset, resume=True)
     a, b = weights(straight / "last.pt"), weights(halves / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    if ema_decay:
+        a, b = (torch.load(run / "last.pt", weights_only=True)["ema"] for run in (straight, halves))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert all(torch.equal(x, y) for x, y in zip(*(
+            load_checkpoint(run / "best.pt")[0].state_dict().values() for run in (straight, halves))))
     losses = [[h["train_loss"] for h in json.loads((run / "history.json").read_text())]
               for run in (straight, halves)]
     assert len(losses[1]) == 4 and losses[0] == losses[1]
+
+
+def test_ema_is_the_moving_average_of_the_live_weights(dataset: Path, tmp_path: Path):
+    """With one step per epoch, the EMA after two steps is decay * w1 + (1 - decay) * w2 of
+    the live weights (BatchNorm statistics included); validation and best.pt use it."""
+    decay = 0.75
+    config = replace(TINY, steps_per_epoch=1, valid_clips=1, ema_decay=decay)
+    run_training(replace(config, epochs=1), tmp_path / "one", data=dataset)
+    run_training(config, tmp_path / "two", data=dataset)
+    w1, w2 = weights(tmp_path / "one" / "last.pt"), weights(tmp_path / "two" / "last.pt")
+    state = torch.load(tmp_path / "two" / "last.pt", map_location="cpu", weights_only=True)
+    ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert ema.keys() == w2.keys()
+    moved = [k for k in w2 if w2[k].is_floating_point() and not torch.equal(w1[k], w2[k])]
+    assert moved, "the live weights did not change"
+    for k in moved:
+        torch.testing.assert_close(ema[k], decay * w1[k] + (1 - decay) * w2[k])
+        assert not torch.allclose(ema[k], w2[k])
+    history = json.loads((tmp_path / "two" / "history.json").read_text())
+    best_epoch = min(history, key=lambda h: h["valid_loss"])["epoch"]
+    best = load_checkpoint(tmp_path / "two" / "best.pt")[0].state_dict()
+    expected = ema if best_epoch == 2 else w1  # the EMA's first step copies the weights
+    assert all(torch.equal(best[k], expected[k]) for k in moved)
 
 
 def test_on_the_fly_synthesis_trains_and_resumes(synthetic_kit_dir: Path, tmp_path: Path):
@@ -149,6 +178,8 @@ def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth:
     ({"loss": {"l1": 1.0}}, {}, "unknown or empty loss"),
     ({"batch_size": 64}, {}, "fewer than one batch"),
     ({}, {"resume": True}, "nothing to resume"),
+    ({"ema_decay": 1.0}, {}, "ema_decay"),
+    ({"ema_decay": -0.1}, {}, "ema_decay"),
     ({"synth": {"procedural_snare_probability": 0.5}}, {}, "on-the-fly"),
 ])
 def test_bad_options_raise(dataset: Path, synthetic_kit_dir: Path, tmp_path: Path,
@@ -179,7 +210,7 @@ def test_cli_trains_and_prints_the_best_checkpoint(dataset: Path, tmp_path: Path
 @pytest.mark.parametrize("extra", [["--epochs", "0"], ["--loss", "{not json"],
                                    ["--loss", '{"l1": 1}'], ["--model-kwargs", "[1]"],
                                    ["--kit", "KIT"], ["--freeze", "nope"],
-                                   ["--synth", "[1]"],
+                                   ["--synth", "[1]"], ["--ema-decay", "1"],
                                    ["--synth", '{"procedural_snare_probability": 0.5}']])
 def test_cli_bad_option_is_one_error_line(dataset: Path, synthetic_kit_dir: Path,
                                           tmp_path: Path, extra: list[str]):
