@@ -1,4 +1,4 @@
-"""Procedural snares: tuned where drawn, brighter when hit harder, usable by the renderer
+"""Procedural snares: tuned where drawn, as bright as real snares at every velocity, usable by the renderer
 as any kit snare, and off by default so existing seeds render the same clips."""
 
 from __future__ import annotations
@@ -39,15 +39,29 @@ def test_body_peaks_at_the_drawn_fundamental(seed):
     assert abs(peak_hz - fundamental) < 0.03 * fundamental  # the attack glide pulls it up a little
 
 
-def test_harder_hits_are_brighter_and_layers_follow_velocity():
-    inst = modal_drum_instrument(np.random.default_rng(3))
+def bright_db(x: np.ndarray) -> float:
+    """3-10 kHz (wires, stick) against 100-500 Hz (body) in a hit's first 150 ms, in dB."""
+    freqs, power = signal.welch(x[: int(0.15 * RATE)], RATE, nperseg=2048)
+    band = lambda low, high: power[(freqs >= low) & (freqs < high)].sum()
+    return float(10 * np.log10(band(3000, 10000) / band(100, 500)))
+
+
+def test_layers_follow_velocity_and_brightness_matches_real_snares():
+    """Measured on the training kits' snares: -33 to -3 dB on a full hit (rumpf_kit's
+    one-shots up to +19), and soft hits within about 7 dB of it (docs/model.md, eighth
+    round)."""
+    rng = np.random.default_rng(3)
+    snares = [modal_drum_instrument(rng) for _ in range(30)]
+    inst = snares[0]
     assert inst.category == "snare" and len(inst.layers) == 4
     assert inst.layers[0].low == 0.0 and inst.layers[-1].high == 1.0
-    peaks = [layer.peak for layer in inst.layers]
-    assert np.all(np.diff(peaks) > 0)
-    soft, hard = inst.layers[0].samples, inst.layers[-1].samples
-    assert band_share(hard, 5000) > 1.5 * band_share(soft, 5000)
-    assert 140 <= inst.centroid_hz <= 480
+    assert np.all(np.diff([layer.peak for layer in inst.layers]) > 0)
+    assert all(140 <= s.centroid_hz <= 480 for s in snares)
+    full = np.array([bright_db(s.layers[-1].samples) for s in snares])
+    soft = np.array([bright_db(s.layers[0].samples) for s in snares])
+    assert -33 <= np.percentile(full, 5) and np.percentile(full, 95) <= 0
+    assert full.max() - full.min() > 15  # dark and bright snares both
+    assert np.all(np.abs(full - soft) < 8)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -65,13 +79,22 @@ def test_wires_die_with_the_body(seed):
 
 
 def test_toms_have_no_wires_and_ring_longer():
+    """Not by brightness (the kits' toms measure -39 to -14 dB on a full hit, overlapping
+    their snares) but by what follows the stick: a snare's high band buzzes on with its
+    body, a tom's is its short stick attack."""
     rng = np.random.default_rng(1)
     snares = [modal_drum_instrument(rng) for _ in range(20)]
     toms = [modal_drum_instrument(rng, TOM_RANGES, "tom", "tom") for _ in range(20)]
     assert all(t.category == "tom" and 70 <= t.centroid_hz <= 400 for t in toms)
-    wires = [band_share(s.layers[-1].samples, 3000) for s in snares]
-    membranes = [band_share(t.layers[-1].samples, 3000) for t in toms]
-    assert np.median(membranes) < 0.1 * np.median(wires)
+    full = np.array([bright_db(t.layers[-1].samples) for t in toms])
+    assert -45 <= np.percentile(full, 5) and np.percentile(full, 95) <= -10
+
+    def late_high_share(x: np.ndarray) -> float:  # high-band energy after the first 20 ms
+        high = signal.sosfilt(signal.butter(4, 3000, "highpass", fs=RATE, output="sos"), x) ** 2
+        return float(high[int(0.02 * RATE):].sum() / high.sum())
+
+    assert (np.median([late_high_share(t.layers[-1].samples) for t in toms])
+            < 0.5 * np.median([late_high_share(s.layers[-1].samples) for s in snares]))
 
     def decay_seconds(x: np.ndarray) -> float:  # time to fall 30 dB below the peak
         return float(np.flatnonzero(np.abs(x) > 10 ** (-30 / 20))[-1]) / RATE
