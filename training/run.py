@@ -172,6 +172,19 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         shutdown(world)
 
 
+def saved_config(run_dir: str | Path) -> TrainConfig:
+    """The configuration a run folder was trained with (its ``config.json``): ``--resume``
+    starts from it, so a resumed run keeps its model, loss, data and schedule options
+    unless the command line changes them."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise ParameterError(f"{path}: nothing to resume") from None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ParameterError(f"{path}: not a training configuration ({exc})") from None
+
+
 def config_with(base: TrainConfig, **overrides: Any) -> TrainConfig:
     """``base`` with the CLI options that were given (None = keep)."""
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -59,19 +59,21 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--workers", "num_workers", type=int, default=None)
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--resume", is_flag=True, help="Continue from RUN/last.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue from RUN/last.pt with the run's saved options (config.json); "
+                   "options given here override them, e.g. a larger --epochs.")
 @user_errors
 def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,
           **options) -> None:
     """Train a denoiser on DATA (a dataset folder) or on kits synthesised on the fly."""
     from training.config import TrainConfig
-    from training.run import config_with, run_training
+    from training.run import config_with, run_training, saved_config
 
     overrides = dict(options, model=model,
                      model_kwargs=json_object("--model-kwargs", model_kwargs),
                      loss=json_object("--loss", loss), synth=json_object("--synth", synth),
                      freeze=list(freeze) or None)
-    config = config_with(TrainConfig(), **overrides)
+    config = config_with(saved_config(run_dir) if resume else TrainConfig(), **overrides)
     total = config.epochs * config.steps_per_epoch
     with progress("Training", total) as update:
         best = run_training(config, run_dir, data, kits, resume,

@@ -207,6 +207,38 @@ def test_cli_trains_and_prints_the_best_checkpoint(dataset: Path, tmp_path: Path
     assert len(json.loads((run / "history.json").read_text())) == 1
 
 
+def test_cli_resume_keeps_the_runs_options(dataset: Path, tmp_path: Path):
+    """``--resume`` with only the options that change (a longer --epochs) continues the run
+    as saved: same model, steps and batch, and the same weights as an unbroken run."""
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    args = tiny_cli_args(dataset, straight)
+    assert CliRunner().invoke(cli, args[:args.index("--epochs")] + ["--epochs", "2"]
+                              + args[args.index("--epochs") + 2:]).exit_code == 0
+    assert CliRunner().invoke(cli, tiny_cli_args(dataset, halves)).exit_code == 0
+    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(halves),
+                                      "--epochs", "2", "--resume"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((halves / "config.json").read_text())
+    assert (saved["model"], saved["steps_per_epoch"], saved["epochs"]) == ("bandmask-tiny", 2, 2)
+    assert len(json.loads((halves / "history.json").read_text())) == 2
+    a, b = weights(straight / "last.pt"), weights(halves / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("config_text, message", [(None, "nothing to resume"),
+                                                  ("[1, 2]", "not a training configuration"),
+                                                  ("{oops", "not a training configuration")])
+def test_cli_resume_without_a_saved_run_is_one_error_line(dataset: Path, tmp_path: Path,
+                                                          config_text: str | None, message: str):
+    run = tmp_path / "run"
+    run.mkdir()
+    if config_text is not None:
+        (run / "config.json").write_text(config_text)
+    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(run), "--resume"])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (run / "last.pt").exists()
+
+
 @pytest.mark.parametrize("extra", [["--epochs", "0"], ["--loss", "{not json"],
                                    ["--loss", '{"l1": 1}'], ["--model-kwargs", "[1]"],
                                    ["--kit", "KIT"], ["--freeze", "nope"],
