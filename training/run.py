@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from denoiser.audio import write_text_atomic
-from denoiser.checkpoint import load_checkpoint
+from denoiser.checkpoint import load_checkpoint, load_package
 from denoiser.engine import pick_device
 from denoiser.errors import ParameterError
 from denoiser.models import build_model
@@ -154,10 +154,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         trainer = Trainer(model, CombinedLoss(config.loss), config, Flatten(loader), valid,
                           run_dir, device, world, report)
         if resume:
-            last = run_dir / "last.pt"
-            if not last.is_file():
-                raise ParameterError(f"{last}: nothing to resume")
-            trainer.load_state(last)
+            trainer.load_state(last_state(run_dir))
             seek(loader, trainer.epoch * config.steps_per_epoch, config.batch_size)
         history = trainer.fit(extra={"data": data_info})
         best = run_dir / "best.pt"
@@ -172,17 +169,24 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         shutdown(world)
 
 
+def last_state(run_dir: str | Path) -> Path:
+    """``RUN/last.pt``, the training state ``--resume`` continues; absent is a user error."""
+    last = Path(run_dir) / "last.pt"
+    if not last.is_file():
+        raise ParameterError(f"{last}: nothing to resume")
+    return last
+
+
 def saved_config(run_dir: str | Path) -> TrainConfig:
-    """The configuration a run folder was trained with (its ``config.json``): ``--resume``
-    starts from it, so a resumed run keeps its model, loss, data and schedule options
-    unless the command line changes them."""
-    path = Path(run_dir) / "config.json"
+    """The configuration of the state ``--resume`` continues: a resumed run keeps its model,
+    loss, data and schedule options unless the command line changes them. Read from
+    ``last.pt`` itself, not ``config.json``, which a failed resume attempt has already
+    rewritten with its own options."""
+    last = last_state(run_dir)
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise ParameterError(f"{path}: nothing to resume") from None
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise ParameterError(f"{path}: not a training configuration ({exc})") from None
+        return TrainConfig.from_dict(load_package(last)["model"]["training_config"])
+    except (KeyError, TypeError, AttributeError):
+        raise ParameterError(f"{last}: not a training state") from None
 
 
 def config_with(base: TrainConfig, **overrides: Any) -> TrainConfig:

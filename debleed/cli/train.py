@@ -60,7 +60,7 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--resume", is_flag=True,
-              help="Continue from RUN/last.pt with the run's saved options (config.json); "
+              help="Continue from RUN/last.pt with the options it was trained with; "
                    "options given here override them, e.g. a larger --epochs.")
 @user_errors
 def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,

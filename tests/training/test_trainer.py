@@ -209,12 +209,12 @@ def test_cli_trains_and_prints_the_best_checkpoint(dataset: Path, tmp_path: Path
 
 def test_cli_resume_keeps_the_runs_options(dataset: Path, tmp_path: Path):
     """``--resume`` with only the options that change (a longer --epochs) continues the run
-    as saved: same model, steps and batch, and the same weights as an unbroken run."""
+    as trained: same model, steps and batch, and the same weights as an unbroken run, even
+    after a failed attempt rewrote config.json."""
     straight, halves = tmp_path / "straight", tmp_path / "halves"
-    args = tiny_cli_args(dataset, straight)
-    assert CliRunner().invoke(cli, args[:args.index("--epochs")] + ["--epochs", "2"]
-                              + args[args.index("--epochs") + 2:]).exit_code == 0
+    assert CliRunner().invoke(cli, tiny_cli_args(dataset, straight) + ["--epochs", "2"]).exit_code == 0
     assert CliRunner().invoke(cli, tiny_cli_args(dataset, halves)).exit_code == 0
+    (halves / "config.json").write_text(json.dumps({"model": "thesis", "steps_per_epoch": 9}))
     result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(halves),
                                       "--epochs", "2", "--resume"])
     assert result.exit_code == 0, result.output
@@ -225,18 +225,23 @@ def test_cli_resume_keeps_the_runs_options(dataset: Path, tmp_path: Path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("config_text, message", [(None, "nothing to resume"),
-                                                  ("[1, 2]", "not a training configuration"),
-                                                  ("{oops", "not a training configuration")])
+@pytest.mark.parametrize("state, message", [(None, "nothing to resume"),
+                                            (b"{oops", "not a readable checkpoint"),
+                                            ({"epoch": 1}, "not a training state")])
 def test_cli_resume_without_a_saved_run_is_one_error_line(dataset: Path, tmp_path: Path,
-                                                          config_text: str | None, message: str):
+                                                          state: bytes | dict | None, message: str):
     run = tmp_path / "run"
     run.mkdir()
-    if config_text is not None:
-        (run / "config.json").write_text(config_text)
+    last = run / "last.pt"
+    if isinstance(state, bytes):
+        last.write_bytes(state)
+    elif state is not None:
+        torch.save(state, last)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
     result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(run), "--resume"])
     assert result.exit_code == 1 and message in result.output, result.output
-    assert "Traceback" not in result.output and not (run / "last.pt").exists()
+    assert "Traceback" not in result.output
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
 
 
 @pytest.mark.parametrize("extra", [["--epochs", "0"], ["--loss", "{not json"],
