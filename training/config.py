@@ -41,6 +41,10 @@ class TrainConfig:
     # SynthConfig fields for on-the-fly synthesis (--kit), e.g. {"procedural_snare_probability":
     # 0.25}; empty = the dataset defaults. Unused when training on a dataset folder.
     synth: dict[str, float] = field(default_factory=dict)
+    # Where the clips came from, a dataset folder or kit folders; filled in by run_training
+    # and saved with the run, so that ``--resume`` continues on the same data by itself.
+    data: str = ""
+    kits: list[str] = field(default_factory=list)
 
     def validate(self) -> "TrainConfig":
         positive = ("lr", "batch_size", "segment_seconds", "steps_per_epoch", "epochs")

@@ -131,11 +131,15 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                  report: StepReport | None = None) -> Path:
     """Train and return the path of the best checkpoint (``RUN/best.pt``)."""
     config.validate()
-    if (data is None) == (not kits):
+    if data is None and not kits:
+        raise ParameterError("train: give a dataset folder or --kit folders to train on")
+    if data is not None and kits:
         raise ParameterError("train: give either a dataset folder or --kit folders, not both")
     if data is not None and config.synth:
         raise ParameterError("train: synth options shape on-the-fly clips (--kit), "
                              "not a dataset folder's")
+    config = replace(config, data=str(data) if data is not None else "",
+                     kits=[str(kit) for kit in kits])
     run_dir = Path(run_dir)
     if config.threads:
         torch.set_num_threads(config.threads)

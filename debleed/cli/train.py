@@ -60,8 +60,8 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--resume", is_flag=True,
-              help="Continue from RUN/last.pt with the options it was trained with; "
-                   "options given here override them, e.g. a larger --epochs.")
+              help="Continue from RUN/last.pt with the options and data it was trained "
+                   "with; options given here override them, e.g. a larger --epochs.")
 @user_errors
 def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,
           **options) -> None:
@@ -74,6 +74,8 @@ def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,
                      loss=json_object("--loss", loss), synth=json_object("--synth", synth),
                      freeze=list(freeze) or None)
     config = config_with(saved_config(run_dir) if resume else TrainConfig(), **overrides)
+    if resume and data is None and not kits:  # the run's own data, as it was saved
+        data, kits = config.data or None, config.kits
     total = config.epochs * config.steps_per_epoch
     with progress("Training", total) as update:
         best = run_training(config, run_dir, data, kits, resume,

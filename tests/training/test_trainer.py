@@ -172,7 +172,8 @@ def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth:
 
 @pytest.mark.parametrize("change, kwargs, message", [
     ({}, {"kits": ["KIT"]}, "not both"),
-    ({}, {"data": None}, "either"),
+    ({}, {"data": None}, "give a dataset folder or --kit folders"),
+    ({}, {"kits": True}, "not both"),
     ({"epochs": 0}, {}, "epochs must be > 0"),
     ({"segment_seconds": 0.0}, {}, "segment_seconds"),
     ({"loss": {"l1": 1.0}}, {}, "unknown or empty loss"),
@@ -209,17 +210,17 @@ def test_cli_trains_and_prints_the_best_checkpoint(dataset: Path, tmp_path: Path
 
 def test_cli_resume_keeps_the_runs_options(dataset: Path, tmp_path: Path):
     """``--resume`` with only the options that change (a longer --epochs) continues the run
-    as trained: same model, steps and batch, and the same weights as an unbroken run, even
-    after a failed attempt rewrote config.json."""
+    as trained: same data, model, steps and batch, and the same weights as an unbroken run,
+    even after a failed attempt rewrote config.json."""
     straight, halves = tmp_path / "straight", tmp_path / "halves"
     assert CliRunner().invoke(cli, tiny_cli_args(dataset, straight) + ["--epochs", "2"]).exit_code == 0
     assert CliRunner().invoke(cli, tiny_cli_args(dataset, halves)).exit_code == 0
     (halves / "config.json").write_text(json.dumps({"model": "thesis", "steps_per_epoch": 9}))
-    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(halves),
-                                      "--epochs", "2", "--resume"])
+    result = CliRunner().invoke(cli, ["train", "--out", str(halves), "--epochs", "2", "--resume"])
     assert result.exit_code == 0, result.output
     saved = json.loads((halves / "config.json").read_text())
     assert (saved["model"], saved["steps_per_epoch"], saved["epochs"]) == ("bandmask-tiny", 2, 2)
+    assert (saved["data"], saved["kits"]) == (str(dataset), [])
     assert len(json.loads((halves / "history.json").read_text())) == 2
     a, b = weights(straight / "last.pt"), weights(halves / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
