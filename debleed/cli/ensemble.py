@@ -13,13 +13,17 @@ from .common import user_errors
 @click.argument("members", nargs=-1, required=True)
 @click.option("-o", "--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint to write (never one of the members).")
-@click.option("--combine", type=click.Choice(["max", "mean", "learned"]), default="max",
+@click.option("--combine", type=click.Choice(["max", "mean", "learned", "power"]), default="max",
               show_default=True,
               help="max: a bin is kept as much as the member that keeps it most; mean: the "
                    "average; learned: a selector network, starting as max, to train with "
-                   "`debleed train --init OUT --freeze members`.")
+                   "`debleed train --init OUT --freeze members`; power: the root mean square "
+                   "of the MEMBERS' masks (a max ensemble among them counts as one).")
+@click.option("--min-below-hz", type=click.FloatRange(min=0), default=0.0,
+              help="With --combine power: below this frequency take the smallest mask "
+                   "instead (kick and floor toms live there).")
 @user_errors
-def ensemble(members: tuple[str, ...], output: Path, combine: str) -> None:
+def ensemble(members: tuple[str, ...], output: Path, combine: str, min_below_hz: float) -> None:
     """Combine MEMBERS (checkpoints, or "default") into one ensemble checkpoint.
 
     The members must be real-mask bandmask models on the same STFT, or max ensembles of
@@ -37,10 +41,10 @@ def ensemble(members: tuple[str, ...], output: Path, combine: str) -> None:
         raise ParameterError("an ensemble needs at least two member checkpoints")
     ensure_not_input(output, tuple(paths))
     loaded = [load_checkpoint(path) for path in paths]
-    bag = MaskEnsemble.of([model for model, _ in loaded], combine)
+    bag = MaskEnsemble.of([model for model, _ in loaded], combine, min_below_hz)
     sources = [{"file": path.name, "model_name": info["model_name"],
                 "extra": info.get("extra", {}), "training_config": info.get("training_config", {})}
                for path, (_, info) in zip(paths, loaded)]
     save_checkpoint(output, bag, extra={"members": sources})
-    click.echo(f"{output}: {combine} of {len(paths)} members, "
+    click.echo(f"{output}: {combine} of {len(bag.members)} networks, "
                f"{bag.parameter_count():,} parameters")

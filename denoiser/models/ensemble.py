@@ -16,6 +16,15 @@ spectrum: it can learn which member to trust for toms and which for ghost notes.
 starts as ``max`` and is trained with the members frozen (``debleed train --freeze
 members``); whatever it learns, it stays within what the members propose.
 
+``"power"`` first unites each group of members (``groups``, by default one group per
+member) by their max, then takes the groups' power mean sqrt(mean(m²)): a bin one group
+keeps and the other removes loses 3 dB, not the 6 dB of ``"mean"``, so a snare either
+group recognises stays audible, while bleed that only one group lets through is halved.
+Below ``min_below_hz`` the groups' smallest mask is taken instead: kick and floor toms put
+most of their energy there and no snare body lies there, so the group that removes them
+decides. The shipped model is such a bag (docs/model.md, eleventh round): the union of the
+first two rounds' networks, blended with a network that removes more bleed.
+
 ``deep_filter`` adds a complex correction above ``filter_min_hz`` (``DeepFilter``): a
 real mask cannot separate a cymbal partial from snare wires sharing a bin (the ideal real
 mask leaves cymbal leakage at -6 dB, the ideal complex mask bounded to 1.2 reaches
@@ -27,9 +36,11 @@ starting from exactly the old output.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,17 +48,19 @@ from ..errors import ModelError
 from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock
 from .base import DenoiserModel, capture_init, constructor_kwargs
 
-COMBINES = ("max", "mean", "learned")
+COMBINES = ("max", "mean", "learned", "power")
 SHARED = ("sample_rate", "n_fft", "hop")  # what members must agree on to share one STFT
 
 
 class MaskEnsemble(DenoiserModel):
-    """``members``: the constructor arguments of each real-mask ``BandMaskNet``."""
+    """``members``: the constructor arguments of each real-mask ``BandMaskNet``;
+    ``groups`` and ``min_below_hz``: see ``"power"`` in the module docstring."""
 
     name = "ensemble"
 
     @capture_init
     def __init__(self, members: Sequence[dict[str, Any]] = (), combine: str = "max",
+                 groups: Sequence[Sequence[int]] | None = None, min_below_hz: float = 0.0,
                  selector_channels: int = 64, selector_dilations: tuple[int, ...] = (1, 2, 4),
                  deep_filter: bool = False, filter_min_hz: float = 3000.0, filter_taps: int = 3,
                  filter_channels: int = 64, filter_dilations: tuple[int, ...] = (1, 2, 4)):
@@ -68,6 +81,7 @@ class MaskEnsemble(DenoiserModel):
         self.members = nn.ModuleList(nets)
         self.combine = combine
         self.sample_rate, self.n_fft, self.hop = (getattr(nets[0], key) for key in SHARED)
+        self.groups, self.low_bins = self._power_groups(combine, groups, min_below_hz, len(nets))
         self.selector = None
         if combine == "learned":
             self.selector = MaskSelector(len(nets), self.n_fft // 2 + 1, selector_channels,
@@ -81,34 +95,63 @@ class MaskEnsemble(DenoiserModel):
             self.filter = DeepFilter(self.n_fft // 2 + 1, min_bin, filter_taps, filter_channels,
                                      tuple(filter_dilations))
 
+    def _power_groups(self, combine: str, groups: Sequence[Sequence[int]] | None,
+                      min_below_hz: float, count: int) -> tuple[list[list[int]], int]:
+        """The member indices of each group and the number of bins below ``min_below_hz``."""
+        if combine != "power":
+            if groups is not None or min_below_hz:
+                raise ValueError("groups and min_below_hz belong to combine='power'")
+            return [], 0
+        groups = [list(g) for g in groups] if groups is not None else [[i] for i in range(count)]
+        if sorted(i for g in groups for i in g) != list(range(count)) or len(groups) < 2:
+            raise ValueError(f"groups {groups} must split the {count} members into at least "
+                             "two groups, each member in exactly one")
+        if not 0 <= min_below_hz < self.sample_rate / 2:
+            raise ValueError(f"min_below_hz = {min_below_hz}: must be in [0, Nyquist)")
+        return groups, int(math.ceil(min_below_hz * self.n_fft / self.sample_rate))
+
     @classmethod
-    def of(cls, models: Sequence[DenoiserModel], combine: str = "max") -> "MaskEnsemble":
+    def of(cls, models: Sequence[DenoiserModel], combine: str = "max",
+           min_below_hz: float = 0.0) -> "MaskEnsemble":
         """An ensemble holding copies of trained ``models``' weights.
 
         The members of a ``max`` ensemble join as members (the max of maxes is one max),
-        so the shipped model can be extended with another network."""
-        models = [member for model in models for member in cls._flatten(model, combine)]
-        foreign = [m.name for m in models if not isinstance(m, BandMaskNet)]
+        so the shipped model can be extended with another network. With ``"power"``, each
+        of ``models`` is one group (a ``max`` ensemble's members form one), and a ``power``
+        ensemble brings its own groups."""
+        groups = [group for model in models for group in cls._groups(model, combine)]
+        members = [member for group in groups for member in group]
+        foreign = [m.name for m in members if not isinstance(m, BandMaskNet)]
         if foreign:
             raise ModelError(f"only bandmask models can be combined, not {', '.join(foreign)}")
+        options: dict[str, Any] = {}
+        if combine == "power":
+            starts = np.cumsum([0] + [len(group) for group in groups]).tolist()
+            options = {"groups": [list(range(a, b)) for a, b in zip(starts[:-1], starts[1:])],
+                       "min_below_hz": min_below_hz}
+        elif min_below_hz:
+            raise ModelError("min_below_hz belongs to combine='power'")
         try:
-            bag = cls([m.init_kwargs for m in models], combine)
+            bag = cls([m.init_kwargs for m in members], combine, **options)
         except ValueError as exc:
             raise ModelError(f"cannot combine these models: {exc}") from None
-        for member, model in zip(bag.members, models):
+        for member, model in zip(bag.members, members):
             member.load_state_dict(model.state_dict())
         return bag.eval()
 
     @staticmethod
-    def _flatten(model: DenoiserModel, combine: str) -> list[DenoiserModel]:
+    def _groups(model: DenoiserModel, combine: str) -> list[list[DenoiserModel]]:
+        """The groups ``model`` brings to a ``combine`` ensemble (see ``of``)."""
         if not isinstance(model, MaskEnsemble):
-            return [model]
+            return [[model]]
         if model.filter is not None:
             raise ModelError("an ensemble with a deep filter cannot join another ensemble")
+        if model.combine == "power" == combine:
+            return [[model.members[i] for i in group] for group in model.groups]
         if model.combine != "max" or combine == "mean":
             raise ModelError(f"a {model.combine} ensemble cannot join a {combine} ensemble; "
                              "combine its members instead")
-        return list(model.members)
+        return [list(model.members)]
 
     def context_samples(self) -> int:
         """The members' context, plus what the selector and the filter see around a frame
@@ -127,6 +170,11 @@ class MaskEnsemble(DenoiserModel):
         masks = torch.stack([member.predict_mask(spec) for member in self.members])
         if self.combine == "mean":
             return masks.mean(dim=0)
+        if self.combine == "power":
+            sides = torch.stack([masks[group].amax(dim=0) for group in self.groups])
+            mask = sides.square().mean(dim=0).sqrt()
+            low = self.low_bins
+            return torch.cat([sides[:, ..., :low, :].amin(dim=0), mask[..., low:, :]], dim=-2)
         high = masks.amax(dim=0)
         if self.selector is None:
             return high

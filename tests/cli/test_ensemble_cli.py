@@ -61,3 +61,24 @@ def test_bad_members_are_refused_and_nothing_written(tmp_path, refused):
     refused(lambda: runner.invoke(cli, ["ensemble", str(first), str(thesis), "-o", out]))
     refused(lambda: runner.invoke(cli, ["ensemble", str(first), str(tmp_path / "broken.pt"), "-o", out]))
     refused(lambda: runner.invoke(cli, ["ensemble", str(first), str(second), "-o", str(first)]))
+    refused(lambda: runner.invoke(cli, ["ensemble", str(first), str(second), "-o", out,
+                                        "--min-below-hz", "150"]))  # max has no cutoff
+    refused(lambda: runner.invoke(cli, ["ensemble", str(first), str(second), "-o", out,
+                                        "--combine", "power", "--min-below-hz", "30000"]))
+
+
+def test_power_blend_with_a_low_cutoff(tmp_path):
+    """``--combine power --min-below-hz``: a max ensemble among the members is one group."""
+    first, second = members(tmp_path)
+    pair = tmp_path / "pair.pt"
+    assert CliRunner().invoke(cli, ["ensemble", str(first), str(second), "-o", str(pair)]).exit_code == 0
+    torch.manual_seed(7)
+    third = save_checkpoint(tmp_path / "third.pt", build_model("bandmask-tiny"))
+    out = tmp_path / "blend.pt"
+    result = CliRunner().invoke(cli, ["ensemble", str(pair), str(third), "-o", str(out),
+                                      "--combine", "power", "--min-below-hz", "150"])
+    assert result.exit_code == 0, result.output
+    assert "power of 3 networks" in result.output
+    bag, info = load_checkpoint(out)
+    assert info["model_kwargs"]["combine"] == "power" and bag.groups == [[0, 1], [2]]
+    assert info["model_kwargs"]["min_below_hz"] == 150.0 and bag.low_bins == 1

@@ -68,6 +68,41 @@ def test_mask_is_the_binwise_max_of_the_members(wave):
     assert (combined > masks.min(0).values).float().mean().item() > 0.5  # members disagree
 
 
+def test_power_mean_costs_a_disputed_bin_3_db_and_below_its_cutoff_the_remover_decides(wave):
+    """One member passes everything, one removes everything: their power mean keeps
+    sqrt(1/2) of the input (-3 dB, where the plain mean loses 6); below ``min_below_hz``
+    the smaller mask wins."""
+    keeper, remover = with_constant_mask(0.999), with_constant_mask(0.001)
+    with torch.no_grad():
+        blend = MaskEnsemble.of([keeper, remover], "power")(wave)
+        split = MaskEnsemble.of([keeper, remover], "power", min_below_hz=2000.0)
+        spec = split.spectrum(wave)
+        mask = split.predict_mask(spec)
+    assert energy_db(blend, wave) == pytest.approx(10 * np.log10((0.999**2 + 0.001**2) / 2), abs=0.01)
+    low = int(np.ceil(2000 * split.n_fft / split.sample_rate))  # 11 bins of 187.5 Hz
+    assert split.low_bins == low == 11
+    assert torch.allclose(mask[:, :low], torch.tensor(0.001), atol=1e-6)
+    assert torch.allclose(mask[:, low:], torch.tensor(float(np.sqrt((0.999**2 + 0.001**2) / 2))), atol=1e-6)
+
+
+def test_power_groups_are_unions_and_their_masks_are_blended(wave):
+    """A max ensemble joins a power ensemble as one group: the mask is the power mean of
+    (the max of its members) and the other group, and a power ensemble keeps its groups."""
+    first, second, third = tiny(2), tiny(3), tiny(4)
+    bag = MaskEnsemble.of([MaskEnsemble.of([first, second]), third], "power", min_below_hz=400.0)
+    assert bag.groups == [[0, 1], [2]] and bag.low_bins == 3  # 0, 187.5 and 375 Hz
+    with torch.no_grad():
+        spec = bag.spectrum(wave)
+        union = torch.maximum(first.predict_mask(spec), second.predict_mask(spec))
+        other = third.predict_mask(spec)
+        mask = bag.predict_mask(spec)
+        expected = torch.sqrt((union ** 2 + other ** 2) / 2)
+        assert torch.allclose(mask[:, 3:], expected[:, 3:], atol=1e-6)
+        assert torch.equal(mask[:, :3], torch.minimum(union, other)[:, :3])
+        regrouped = MaskEnsemble.of([bag, tiny(5)], "power", min_below_hz=400.0)
+    assert regrouped.groups == [[0, 1], [2], [3]]
+
+
 def test_learned_selector_starts_as_max_and_stays_between_min_and_max(wave):
     members = [tiny(2), tiny(3), tiny(4)]
     bag = MaskEnsemble.of(members, "learned")
@@ -98,10 +133,11 @@ def randomize(module: torch.nn.Module, std: float = 0.3) -> None:
             parameter.normal_(std=std)
 
 
-@pytest.mark.parametrize("combine", ["max", "learned", "deep_filter"])
+@pytest.mark.parametrize("combine", ["max", "learned", "deep_filter", "power"])
 def test_saves_loads_and_chunks_like_any_model(tmp_path, wave, combine):
     bag = MaskEnsemble.of([tiny(5), build_model("bandmask-tiny", dilations=(1, 4, 8)).eval()],
-                          "learned" if combine == "learned" else "max")
+                          combine if combine in ("learned", "power") else "max",
+                          min_below_hz=500.0 if combine == "power" else 0.0)
     if combine == "learned":
         randomize(bag.selector)
     if combine == "deep_filter":
@@ -190,3 +226,13 @@ def test_refuses_members_that_cannot_share_a_mask():
         MaskEnsemble.of([tiny(0)])
     with pytest.raises(ModelError, match="combine"):
         MaskEnsemble.of([tiny(0), tiny(1)], "median")
+    with pytest.raises(ModelError, match="min_below_hz belongs"):
+        MaskEnsemble.of([tiny(0), tiny(1)], "max", min_below_hz=150.0)
+    with pytest.raises(ModelError, match="Nyquist"):
+        MaskEnsemble.of([tiny(0), tiny(1)], "power", min_below_hz=24000.0)
+    kwargs = [tiny(0).init_kwargs, tiny(1).init_kwargs, tiny(2).init_kwargs]
+    for groups in ([[0, 1, 2]], [[0, 1], [1, 2]], [[0], [1]]):
+        with pytest.raises(ValueError, match="groups"):
+            MaskEnsemble(kwargs, "power", groups=groups)
+    with pytest.raises(ModelError, match="power ensemble cannot join a max"):
+        MaskEnsemble.of([MaskEnsemble.of([tiny(0), tiny(1)], "power"), tiny(2)])
