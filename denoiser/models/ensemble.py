@@ -36,6 +36,7 @@ starting from exactly the old output.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -167,20 +168,27 @@ class MaskEnsemble(DenoiserModel):
         return self.members[0].spectrum(wave)
 
     def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
-        masks = torch.stack([member.predict_mask(spec) for member in self.members])
+        each = [member.predict_mask(spec) for member in self.members]
+        if self.combine == "power":
+            return self._power_mean(each)
+        masks = torch.stack(each)
         if self.combine == "mean":
             return masks.mean(dim=0)
-        if self.combine == "power":
-            sides = torch.stack([masks[group].amax(dim=0) for group in self.groups])
-            mask = sides.square().mean(dim=0).sqrt()
-            low = self.low_bins
-            return torch.cat([sides[:, ..., :low, :].amin(dim=0), mask[..., low:, :]], dim=-2)
         high = masks.amax(dim=0)
         if self.selector is None:
             return high
         low = masks.amin(dim=0)
         level = self.members[0].features(spec)  # the first member's normalised log spectrum
         return low + self.selector(masks, level) * (high - low)
+
+    def _power_mean(self, masks: list[torch.Tensor]) -> torch.Tensor:
+        """sqrt(mean of the groups' squared masks), the smallest below ``low_bins``. Chained
+        ``hypot`` rather than squares: masks reach 0, and their squares' subnormal floats
+        made the sum ten times slower than the networks' last layer."""
+        sides = [functools.reduce(torch.maximum, [masks[i] for i in group]) for group in self.groups]
+        mask = functools.reduce(torch.hypot, sides) * len(sides) ** -0.5
+        low = functools.reduce(torch.minimum, [side[..., :self.low_bins, :] for side in sides])
+        return torch.cat([low, mask[..., self.low_bins:, :]], dim=-2)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         spec = self.spectrum(wave)

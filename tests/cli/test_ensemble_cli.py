@@ -40,15 +40,20 @@ def test_builds_a_checkpoint_that_denoise_runs(tmp_path, write_wav, drum_track):
     assert np.isfinite(processed).all() and np.abs(processed).max() > 0.01
 
 
-def test_the_shipped_model_can_take_another_member(tmp_path):
-    """The README's ``debleed ensemble default runs/mine/best.pt``: a full-size network."""
+def test_the_shipped_model_can_take_another_member(tmp_path, refused):
+    """The README's ``debleed ensemble default runs/mine/best.pt --combine power
+    --min-below-hz 150``: a full-size network joins the shipped bag as a third group; the
+    shipped power mean cannot join a max ensemble."""
     torch.manual_seed(0)
     mine = save_checkpoint(tmp_path / "mine.pt", build_model("bandmask"))
     out = tmp_path / "bag.pt"
-    result = CliRunner().invoke(cli, ["ensemble", "default", str(mine), "-o", str(out)])
+    result = CliRunner().invoke(cli, ["ensemble", "default", str(mine), "-o", str(out),
+                                      "--combine", "power", "--min-below-hz", "150"])
     assert result.exit_code == 0, result.output
     bag, info = load_checkpoint(out)
-    assert len(bag.members) == 3 and info["extra"]["members"][0]["model_name"] == "ensemble"
+    assert len(bag.members) == 4 and bag.groups == [[0, 1], [2], [3]]
+    assert info["extra"]["members"][0]["model_name"] == "ensemble"
+    refused(lambda: CliRunner().invoke(cli, ["ensemble", "default", str(mine), "-o", str(out)]))
 
 
 def test_bad_members_are_refused_and_nothing_written(tmp_path, refused):
