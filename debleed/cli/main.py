@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "ensemble": "debleed.cli.ensemble:ensemble",
     "evaluate": "debleed.cli.evaluate:evaluate",
     "bench": "debleed.cli.bench:bench",
+    "select": "debleed.cli.select:select",
     "reaper": "debleed.cli.reaper:reaper",
 }
 

@@ -1,0 +1,96 @@
+"""The shipping rule as code: its verdicts on hand-made scores (including the eleventh round's
+C10, 0.13 dB short on one column), the probe on the shipped model, and ``debleed select``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.checkpoint import save_checkpoint
+from denoiser.engine import Denoiser
+from denoiser.models import build_model
+from training.selection import COLUMNS, Scores, SelectionRule, judge, probe_groove, probe_levels
+from training.synth import SynthConfig, render_dataset
+
+# The shipped pair and C10 on the held-out kits (docs/model.md, eleventh round).
+PAIR = dict(zip(COLUMNS, (4.04, 17.85, 2.19, 2.39, 4.00, -2.31, -17.90)))
+C10 = dict(zip(COLUMNS, (4.76, 18.32, 0.46, 0.76, 1.30, -2.41, -17.77)))
+UNSEEN = dict(zip(COLUMNS, (1.26, 21.19, 1.30, 2.51, 3.39, 9.71, -34.36)))
+TUNING = dict(zip(COLUMNS, (8.65, 26.21, 0.61, 1.41, 1.65, -1.06, -27.96)))
+PROBE = [-0.7, -2.7, -0.9]
+
+
+def scores(heldout=PAIR, unseen=UNSEEN, tuning=TUNING, probe=PROBE) -> Scores:
+    return Scores({"heldout": dict(heldout), "unseen": dict(unseen), "tuning": dict(tuning)}, list(probe))
+
+
+def test_the_same_scores_pass_every_condition():
+    verdicts = judge(scores(), scores())
+    assert len(verdicts) == 4 and all(v.passed for v in verdicts)
+
+
+def test_one_heldout_column_a_tenth_of_a_db_worse_fails():
+    """C10 was ahead on six held-out columns and 0.13 dB behind on tom/kick: not shipped."""
+    heldout, *others = judge(scores(heldout=C10), scores())
+    assert not heldout.passed and "tom_kick_leakage_db -17.77 vs -17.90" in heldout.detail
+    assert all(v.passed for v in others)
+
+
+def test_unseen_snares_guard_only_snare_and_hit_columns():
+    more_bleed = {**UNSEEN, "bleed_reduction_db": 15.0, "tom_kick_leakage_db": -20.0}
+    assert judge(scores(unseen=more_bleed), scores())[1].passed
+    lost = {**UNSEEN, "hits_lost_pct": 3.63}  # C5 of the tenth round
+    unseen = judge(scores(unseen=lost), scores())[1]
+    assert not unseen.passed and "hits_lost_pct" in unseen.detail
+
+
+@pytest.mark.parametrize("probe, tuning_delta, passes", [
+    ([-1.6, -3.6, -1.8], 8.16, (True, True)),     # just inside both allowances
+    ([-1.8, -2.7, -0.9], 8.14, (False, False)),   # 1.1 dB lower at 190 Hz, 0.51 dB lost
+])
+def test_probe_margin_and_tuning_allowance(probe, tuning_delta, passes):
+    candidate = scores(probe=probe, tuning={**TUNING, "delta_si_sdr": tuning_delta})
+    verdicts = judge(candidate, scores(), SelectionRule())
+    assert (verdicts[2].passed, verdicts[3].passed) == passes
+
+
+def test_sets_scored_on_one_side_only_are_not_judged():
+    candidate = Scores({"tuning": dict(TUNING)}, [])
+    assert [v.condition for v in judge(candidate, scores())] == [
+        "tuning clips: ΔSI-SDR at most 0.5 dB lower"]
+
+
+def test_the_probe_is_bleed_over_an_unfamiliar_snare_and_the_shipped_model_keeps_it():
+    groove = probe_groove(190.0)
+    bleed = groove["noisy"] - groove["clean"]
+    assert len(groove["onsets"]) == 4 and np.abs(bleed).max() > 0.01
+    levels = probe_levels(Denoiser.load(None, device="cpu"))
+    assert len(levels) == 3 and all(-3.0 < level < 0.5 for level in levels), levels
+
+
+def test_select_cli_judges_and_writes_json(tmp_path: Path, synthetic_kit_dir: Path):
+    data = render_dataset([synthetic_kit_dir], tmp_path / "unseen", hours=3 * 2.0 / 3600, seed=3,
+                          config=SynthConfig(clip_seconds=2.0), valid_fraction=0.34)
+    untrained = save_checkpoint(tmp_path / "untrained.pt", build_model("bandmask-tiny"))
+    out = tmp_path / "verdict.json"
+    result = CliRunner().invoke(cli, ["select", str(untrained), "--unseen", str(data),
+                                      "--heldout-kit", str(synthetic_kit_dir), "--heldout-clips", "2",
+                                      "--json", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "verdict: does not ship" in result.output  # an untrained net removes the snare too
+    document = json.loads(out.read_text())
+    assert document["may_ship"] is False and len(document["verdicts"]) == 3
+    assert set(document["scores"]["candidate"]["sets"]) == {"unseen", "heldout"}
+    same = CliRunner().invoke(cli, ["select", "default", "--unseen", str(data),
+                                    "--heldout-clips", "0", "--device", "cpu"])
+    assert same.exit_code == 0 and "verdict: may ship (2 of 2 conditions)" in same.output
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    refused = CliRunner().invoke(cli, ["select", str(broken), "--heldout-clips", "0"])
+    assert refused.exit_code == 1 and refused.stderr.strip().startswith("Error: ")
+    assert len(refused.stderr.strip().splitlines()) == 1
