@@ -21,6 +21,7 @@ import numpy as np
 from denoiser.engine import Denoiser
 
 from . import metrics
+from .bench import HELDOUT_SEED, BenchConfig, render_heldout_set
 from .evaluate import dataset_entries, denoise_mono, load_clip
 from .oneshots import one_shot
 
@@ -76,8 +77,6 @@ def dataset_means(denoiser: Denoiser, folder: Path) -> dict[str, float]:
 
 def heldout_means(denoiser: Denoiser, kits: Sequence[Path], clips: int, seed: int) -> dict[str, float]:
     """Column means over the benchmark's held-out set (clip i from kit i mod len(kits))."""
-    from .bench import BenchConfig, render_heldout_set
-
     config = BenchConfig(heldout_kits=tuple(kits), heldout_clips=clips, heldout_seed=seed)
     rows = []
     with warnings.catch_warnings():  # a kit's skipped extras do not matter here
@@ -126,7 +125,7 @@ def probe_levels(denoiser: Denoiser, body_hz: Sequence[float] = PROBE_HZ) -> lis
 
 def score_model(denoiser: Denoiser, tuning: Path | None = None, unseen: Path | None = None,
                 heldout_kits: Sequence[Path] = (), heldout_clips: int = 36,
-                heldout_seed: int = 20241111, progress: Progress | None = None) -> Scores:
+                heldout_seed: int = HELDOUT_SEED, progress: Progress | None = None) -> Scores:
     """Every set of the rule that is given, and the probe (always: it needs no data)."""
     scores = Scores()
     steps = [("tuning", tuning), ("unseen", unseen)]
