@@ -64,29 +64,25 @@ def _means(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     return {column: aggregate[column]["mean"] for column in COLUMNS}
 
 
+def _clip_scores(denoiser: Denoiser, noisy: np.ndarray, clean: np.ndarray, meta: dict) -> dict[str, float]:
+    rate = meta["sample_rate"]
+    return metrics.clip_metrics(noisy, clean, denoise_mono(denoiser, noisy, rate), rate,
+                                meta["onsets"])
+
+
 def dataset_means(denoiser: Denoiser, folder: Path) -> dict[str, float]:
     """Column means over every clip of a dataset folder (``debleed dataset synth``)."""
-    rows = []
-    for entry in dataset_entries(folder, "all"):
-        noisy, clean, meta = load_clip(folder, entry)
-        rate = meta["sample_rate"]
-        rows.append(metrics.clip_metrics(noisy, clean, denoise_mono(denoiser, noisy, rate),
-                                         rate, meta["onsets"]))
-    return _means(rows)
+    return _means([_clip_scores(denoiser, *load_clip(folder, entry))
+                   for entry in dataset_entries(folder, "all")])
 
 
 def heldout_means(denoiser: Denoiser, kits: Sequence[Path], clips: int, seed: int) -> dict[str, float]:
     """Column means over the benchmark's held-out set (clip i from kit i mod len(kits))."""
-    config = BenchConfig(heldout_kits=tuple(kits), heldout_clips=clips, heldout_seed=seed)
-    rows = []
+    config = BenchConfig(heldout_clips=clips, heldout_seed=seed)
     with warnings.catch_warnings():  # a kit's skipped extras do not matter here
         warnings.simplefilter("ignore")
-        for clip in render_heldout_set(config, list(kits)):
-            rate = clip.meta["sample_rate"]
-            rows.append(metrics.clip_metrics(clip.noisy, clip.clean,
-                                             denoise_mono(denoiser, clip.noisy, rate), rate,
-                                             clip.meta["onsets"]))
-    return _means(rows)
+        return _means([_clip_scores(denoiser, clip.noisy, clip.clean, clip.meta)
+                       for clip in render_heldout_set(config, list(kits))])
 
 
 def _place(track: np.ndarray, hit: np.ndarray, times: np.ndarray, gain: float) -> None:

@@ -37,11 +37,11 @@ starting from exactly the old output.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -100,8 +100,9 @@ class MaskEnsemble(DenoiserModel):
                       min_below_hz: float, count: int) -> tuple[list[list[int]], int]:
         """The member indices of each group and the number of bins below ``min_below_hz``."""
         if combine != "power":
-            if groups is not None or min_below_hz:
-                raise ValueError("groups and min_below_hz belong to combine='power'")
+            for name, given in (("groups", groups is not None), ("min_below_hz", bool(min_below_hz))):
+                if given:
+                    raise ValueError(f"{name} belongs to combine='power'")
             return [], 0
         groups = [list(g) for g in groups] if groups is not None else [[i] for i in range(count)]
         if sorted(i for g in groups for i in g) != list(range(count)) or len(groups) < 2:
@@ -125,13 +126,10 @@ class MaskEnsemble(DenoiserModel):
         foreign = [m.name for m in members if not isinstance(m, BandMaskNet)]
         if foreign:
             raise ModelError(f"only bandmask models can be combined, not {', '.join(foreign)}")
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"min_below_hz": min_below_hz}
         if combine == "power":
-            starts = np.cumsum([0] + [len(group) for group in groups]).tolist()
-            options = {"groups": [list(range(a, b)) for a, b in zip(starts[:-1], starts[1:])],
-                       "min_below_hz": min_below_hz}
-        elif min_below_hz:
-            raise ModelError("min_below_hz belongs to combine='power'")
+            starts = list(itertools.accumulate((len(group) for group in groups), initial=0))
+            options["groups"] = [list(range(a, b)) for a, b in zip(starts[:-1], starts[1:])]
         try:
             bag = cls([m.init_kwargs for m in members], combine, **options)
         except ValueError as exc:
