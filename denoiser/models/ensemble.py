@@ -24,6 +24,12 @@ Below ``min_below_hz`` the groups' smallest mask is taken instead: kick and floo
 most of their energy there and no snare body lies there, so the group that removes them
 decides. The shipped model is such a bag (docs/model.md, eleventh round): the union of the
 first two rounds' networks, blended with a network that removes more bleed.
+``group_weights`` makes the power mean a weighted one, sqrt(sum_g w_g(f) m_g²), with one
+learned weight per group and frequency bin (a softmax over the groups, so the weights sum
+to 1). It starts at equal weights, which is exactly the plain power mean, and is trained
+with the members frozen (``--init default --model-kwargs '{"group_weights": true}'
+--freeze members``): it learns in which bands each group is the one to trust, and cannot
+do more than lean towards one group's mask there (a few hundred numbers, no input).
 
 ``deep_filter`` adds a complex correction above ``filter_min_hz`` (``DeepFilter``): a
 real mask cannot separate a cymbal partial from snare wires sharing a bin (the ideal real
@@ -62,6 +68,7 @@ class MaskEnsemble(DenoiserModel):
     @capture_init
     def __init__(self, members: Sequence[dict[str, Any]] = (), combine: str = "max",
                  groups: Sequence[Sequence[int]] | None = None, min_below_hz: float = 0.0,
+                 group_weights: bool = False,
                  selector_channels: int = 64, selector_dilations: tuple[int, ...] = (1, 2, 4),
                  deep_filter: bool = False, filter_min_hz: float = 3000.0, filter_taps: int = 3,
                  filter_channels: int = 64, filter_dilations: tuple[int, ...] = (1, 2, 4)):
@@ -83,6 +90,12 @@ class MaskEnsemble(DenoiserModel):
         self.combine = combine
         self.sample_rate, self.n_fft, self.hop = (getattr(nets[0], key) for key in SHARED)
         self.groups, self.low_bins = self._power_groups(combine, groups, min_below_hz, len(nets))
+        self.group_logits = None
+        if group_weights:
+            if combine != "power":
+                raise ValueError("group_weights belongs to combine='power'")
+            # zero logits: equal weights, the plain power mean
+            self.group_logits = nn.Parameter(torch.zeros(len(self.groups), self.n_fft // 2 + 1, 1))
         self.selector = None
         if combine == "learned":
             self.selector = MaskSelector(len(nets), self.n_fft // 2 + 1, selector_channels,
@@ -143,8 +156,9 @@ class MaskEnsemble(DenoiserModel):
         """The groups ``model`` brings to a ``combine`` ensemble (see ``of``)."""
         if not isinstance(model, MaskEnsemble):
             return [[model]]
-        if model.filter is not None:
-            raise ModelError("an ensemble with a deep filter cannot join another ensemble")
+        if model.filter is not None or model.group_logits is not None:
+            raise ModelError("an ensemble with a deep filter or learned group weights cannot "
+                             "join another ensemble")
         if model.combine == "power" == combine:
             return [[model.members[i] for i in group] for group in model.groups]
         if model.combine != "max" or combine == "mean":
@@ -180,11 +194,16 @@ class MaskEnsemble(DenoiserModel):
         return low + self.selector(masks, level) * (high - low)
 
     def _power_mean(self, masks: list[torch.Tensor]) -> torch.Tensor:
-        """sqrt(mean of the groups' squared masks), the smallest below ``low_bins``. Chained
+        """sqrt(mean of the groups' squared masks), weighted per bin with ``group_logits``,
+        the smallest below ``low_bins``. Chained
         ``hypot`` rather than squares: masks reach 0, and their squares' subnormal floats
         made the sum ten times slower than the networks' last layer."""
         sides = [functools.reduce(torch.maximum, [masks[i] for i in group]) for group in self.groups]
-        mask = functools.reduce(torch.hypot, sides) * len(sides) ** -0.5
+        if self.group_logits is None:
+            mask = functools.reduce(torch.hypot, sides) * len(sides) ** -0.5
+        else:
+            scales = torch.softmax(self.group_logits, dim=0).sqrt()
+            mask = functools.reduce(torch.hypot, [side * scale for side, scale in zip(sides, scales)])
         low = functools.reduce(torch.minimum, [side[..., :self.low_bins, :] for side in sides])
         return torch.cat([low, mask[..., self.low_bins:, :]], dim=-2)
 

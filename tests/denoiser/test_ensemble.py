@@ -133,6 +133,33 @@ def randomize(module: torch.nn.Module, std: float = 0.3) -> None:
             parameter.normal_(std=std)
 
 
+def test_group_weights_start_as_the_power_mean_and_lean_towards_a_group_per_bin(tmp_path, wave):
+    """Grown with ``group_weights`` (as ``--model-kwargs`` does), a power ensemble gives the
+    plain power mean until trained; a weight leaning on one group gives that group's mask
+    in those bins, and the minimum below the cutoff stays."""
+    keeper, remover = with_constant_mask(0.999), with_constant_mask(0.001)
+    bag = MaskEnsemble.of([keeper, remover], "power", min_below_hz=2000.0)
+    weighted = rebuild(serialize(bag), {"group_weights": True}).eval()
+    bins = bag.n_fft // 2 + 1
+    assert weighted.parameter_count() - bag.parameter_count() == 2 * bins
+    with torch.no_grad():
+        spec = bag.spectrum(wave)
+        assert torch.allclose(weighted.predict_mask(spec), bag.predict_mask(spec), atol=1e-6)
+        weighted.group_logits[0, :60] = 10.0   # bins 0-59 lean on the keeper
+        weighted.group_logits[1, 60:] = 10.0   # the rest on the remover
+        mask = weighted.predict_mask(spec)
+        loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "weighted.pt", weighted))
+        assert torch.equal(loaded.predict_mask(spec), mask)
+    low = bag.low_bins
+    assert torch.allclose(mask[:, :low], torch.tensor(0.001), atol=1e-6)
+    assert mask[:, low:60].min().item() > 0.999 * 0.9999  # sqrt(1 - 4.5e-5) of the keeper's
+    assert mask[:, 60:].max().item() < 0.0072              # the remover's, plus 4.5e-5 of the keeper's energy
+    with pytest.raises(ValueError, match="group_weights belongs"):
+        MaskEnsemble(bag.init_kwargs["members"], "max", group_weights=True)
+    with pytest.raises(ModelError, match="cannot join another ensemble"):
+        MaskEnsemble.of([weighted, tiny(5)], "power")
+
+
 @pytest.mark.parametrize("combine", ["max", "learned", "deep_filter", "power"])
 def test_saves_loads_and_chunks_like_any_model(tmp_path, wave, combine):
     bag = MaskEnsemble.of([tiny(5), build_model("bandmask-tiny", dilations=(1, 4, 8)).eval()],
@@ -197,7 +224,7 @@ def test_deep_filter_refuses_absurd_settings_and_joining_another_ensemble():
     for settings in ({"filter_min_hz": 0.0}, {"filter_min_hz": 30000.0}, {"filter_taps": 2}):
         with pytest.raises(ValueError, match="deep filter"):
             MaskEnsemble(bag.init_kwargs["members"], deep_filter=True, **settings)
-    with pytest.raises(ModelError, match="deep filter cannot join"):
+    with pytest.raises(ModelError, match="cannot join another ensemble"):
         MaskEnsemble.of([with_deep_filter(bag), tiny(15)])
 
 
