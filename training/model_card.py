@@ -16,10 +16,19 @@ def describe_architecture(info: dict[str, Any]) -> str:
     if not members:
         return f"`{name}` {kwargs}"
     distinct = [dict(m) for i, m in enumerate(members) if m not in members[:i]]
-    deep_filter = (f", deep filter above {kwargs.get('filter_min_hz'):g} Hz "
-                   f"({kwargs.get('filter_taps')} taps)" if kwargs.get("deep_filter") else "")
+    extras = []
+    if kwargs.get("combine") == "power":
+        extras.append(f"groups {kwargs.get('groups')}")
+        if kwargs.get("min_below_hz"):
+            extras.append(f"smallest mask below {kwargs['min_below_hz']:g} Hz")
+        if kwargs.get("group_weights"):
+            extras.append("learned group weights per bin")
+    if kwargs.get("deep_filter"):
+        extras.append(f"deep filter above {kwargs.get('filter_min_hz'):g} Hz "
+                      f"({kwargs.get('filter_taps')} taps)")
     return (f"`ensemble` of {len(members)} bandmask members, combine `{kwargs.get('combine')}`"
-            f"{deep_filter}; member arguments: {'; '.join(str(m) for m in distinct)}")
+            f"{''.join(', ' + extra for extra in extras)}; member arguments: "
+            f"{'; '.join(str(m) for m in distinct)}")
 
 
 def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, float]],

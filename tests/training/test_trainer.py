@@ -348,3 +348,25 @@ def test_deep_filter_grows_on_an_ensemble_and_trains_with_the_members_frozen(
     assert head.abs().max().item() > 1e-4  # it started at zero
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert "combine `max`, deep filter above 3000 Hz (3 taps)" in card
+
+
+def test_group_weights_grow_on_a_power_ensemble_and_train_with_the_members_frozen(
+        trained: Path, dataset: Path, tmp_path: Path):
+    """``--init bag.pt --model-kwargs '{"group_weights": true}' --freeze members``: the
+    networks keep every weight, the per-bin weights leave their equal start."""
+    from denoiser.models import build_model
+    from denoiser.models.ensemble import MaskEnsemble
+
+    torch.manual_seed(4)
+    old, _ = load_checkpoint(trained / "best.pt")
+    bag = MaskEnsemble.of([old, build_model("bandmask-tiny")], "power", min_below_hz=400.0)
+    start = save_checkpoint(tmp_path / "bag.pt", bag)
+    config = replace(TINY, init=str(start), model_kwargs={"group_weights": True}, freeze=["members"])
+    model, info = load_checkpoint(run_training(config, tmp_path / "run", data=dataset))
+    assert info["model_kwargs"]["group_weights"] is True
+    for name, value in bag.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert model.group_logits.abs().max().item() > 1e-4  # they started at zero
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert ("combine `power`, groups [[0], [1]], smallest mask below 400 Hz, "
+            "learned group weights per bin; member arguments") in card
