@@ -29,7 +29,8 @@ learned weight per group and frequency bin (a softmax over the groups, so the we
 to 1). It starts at equal weights, which is exactly the plain power mean, and is trained
 with the members frozen (``--init default --model-kwargs '{"group_weights": true}'
 --freeze members``): it learns in which bands each group is the one to trust, and cannot
-do more than lean towards one group's mask there (a few hundred numbers, no input).
+do more than lean towards one group's mask there (one number per group and bin, no
+input).
 
 ``deep_filter`` adds a complex correction above ``filter_min_hz`` (``DeepFilter``): a
 real mask cannot separate a cymbal partial from snare wires sharing a bin (the ideal real
@@ -195,9 +196,9 @@ class MaskEnsemble(DenoiserModel):
 
     def _power_mean(self, masks: list[torch.Tensor]) -> torch.Tensor:
         """sqrt(mean of the groups' squared masks), weighted per bin with ``group_logits``,
-        the smallest below ``low_bins``. Chained
-        ``hypot`` rather than squares: masks reach 0, and their squares' subnormal floats
-        made the sum ten times slower than the networks' last layer."""
+        the smallest below ``low_bins``. Chained ``hypot`` rather than squares: masks reach
+        0, and their squares' subnormal floats made the sum ten times slower than the
+        networks' last layer."""
         sides = [functools.reduce(torch.maximum, [masks[i] for i in group]) for group in self.groups]
         if self.group_logits is None:
             mask = functools.reduce(torch.hypot, sides) * len(sides) ** -0.5
