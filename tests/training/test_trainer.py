@@ -328,45 +328,31 @@ def test_learned_selector_trains_with_the_members_frozen(trained: Path, dataset:
         assert torch.equal(model.state_dict()[name], value) == name.startswith("members."), name
 
 
-def test_deep_filter_grows_on_an_ensemble_and_trains_with_the_members_frozen(
-        trained: Path, dataset: Path, tmp_path: Path):
-    """``--init bag.pt --model-kwargs '{"deep_filter": true}' --freeze members``: the members
-    keep every weight, the filter learns from zero."""
+@pytest.mark.parametrize("combine, grow, new_weight, card_line", [
+    ("max", "deep_filter", "filter.head.1.weight",
+     "combine `max`, deep filter above 3000 Hz (3 taps)"),
+    ("power", "group_weights", "group_logits",
+     "combine `power`, groups [[0], [1]], smallest mask below 400 Hz, learned group weights per bin"),
+])
+def test_a_grown_part_trains_from_zero_with_the_members_frozen(
+        trained: Path, dataset: Path, tmp_path: Path, combine: str, grow: str, new_weight: str,
+        card_line: str):
+    """``--init bag.pt --model-kwargs '{"<part>": true}' --freeze members`` (a deep filter, or
+    a power ensemble's per-bin group weights): the members keep every weight, BatchNorm
+    statistics included, and the new part leaves its all-zero start."""
     from denoiser.models import build_model
     from denoiser.models.ensemble import MaskEnsemble
 
     torch.manual_seed(3)
     old, _ = load_checkpoint(trained / "best.pt")
-    bag = MaskEnsemble.of([old, build_model("bandmask-tiny")])
+    bag = MaskEnsemble.of([old, build_model("bandmask-tiny")], combine,
+                          min_below_hz=400.0 if combine == "power" else 0.0)
     start = save_checkpoint(tmp_path / "bag.pt", bag)
-    config = replace(TINY, init=str(start), model_kwargs={"deep_filter": True}, freeze=["members"])
+    config = replace(TINY, init=str(start), model_kwargs={grow: True}, freeze=["members"])
     model, info = load_checkpoint(run_training(config, tmp_path / "run", data=dataset))
-    assert info["model_kwargs"]["deep_filter"] is True
+    assert info["model_kwargs"][grow] is True
     for name, value in bag.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
-    head = model.state_dict()["filter.head.1.weight"]
-    assert head.abs().max().item() > 1e-4  # it started at zero
+    assert model.state_dict()[new_weight].abs().max().item() > 1e-4  # it started at zero
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
-    assert "combine `max`, deep filter above 3000 Hz (3 taps)" in card
-
-
-def test_group_weights_grow_on_a_power_ensemble_and_train_with_the_members_frozen(
-        trained: Path, dataset: Path, tmp_path: Path):
-    """``--init bag.pt --model-kwargs '{"group_weights": true}' --freeze members``: the
-    networks keep every weight, the per-bin weights leave their equal start."""
-    from denoiser.models import build_model
-    from denoiser.models.ensemble import MaskEnsemble
-
-    torch.manual_seed(4)
-    old, _ = load_checkpoint(trained / "best.pt")
-    bag = MaskEnsemble.of([old, build_model("bandmask-tiny")], "power", min_below_hz=400.0)
-    start = save_checkpoint(tmp_path / "bag.pt", bag)
-    config = replace(TINY, init=str(start), model_kwargs={"group_weights": True}, freeze=["members"])
-    model, info = load_checkpoint(run_training(config, tmp_path / "run", data=dataset))
-    assert info["model_kwargs"]["group_weights"] is True
-    for name, value in bag.state_dict().items():
-        assert torch.equal(model.state_dict()[name], value), name
-    assert model.group_logits.abs().max().item() > 1e-4  # they started at zero
-    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
-    assert ("combine `power`, groups [[0], [1]], smallest mask below 400 Hz, "
-            "learned group weights per bin; member arguments") in card
+    assert card_line + "; member arguments" in card
