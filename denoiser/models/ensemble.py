@@ -90,12 +90,10 @@ class MaskEnsemble(DenoiserModel):
         self.members = nn.ModuleList(nets)
         self.combine = combine
         self.sample_rate, self.n_fft, self.hop = (getattr(nets[0], key) for key in SHARED)
-        self.groups, self.low_bins = self._power_groups(combine, groups, min_below_hz, len(nets))
+        self.groups, self.low_bins = self._power_groups(combine, groups, min_below_hz,
+                                                        group_weights, len(nets))
         self.group_logits = None
-        if group_weights:
-            if combine != "power":
-                raise ValueError("group_weights belongs to combine='power'")
-            # zero logits: equal weights, the plain power mean
+        if group_weights:  # zero logits: equal weights, the plain power mean
             self.group_logits = nn.Parameter(torch.zeros(len(self.groups), self.n_fft // 2 + 1, 1))
         self.selector = None
         if combine == "learned":
@@ -111,10 +109,13 @@ class MaskEnsemble(DenoiserModel):
                                      tuple(filter_dilations))
 
     def _power_groups(self, combine: str, groups: Sequence[Sequence[int]] | None,
-                      min_below_hz: float, count: int) -> tuple[list[list[int]], int]:
-        """The member indices of each group and the number of bins below ``min_below_hz``."""
+                      min_below_hz: float, group_weights: bool,
+                      count: int) -> tuple[list[list[int]], int]:
+        """The member indices of each group and the number of bins below ``min_below_hz``;
+        refuses the power mean's options on another combine."""
         if combine != "power":
-            for name, given in (("groups", groups is not None), ("min_below_hz", bool(min_below_hz))):
+            for name, given in (("groups", groups is not None), ("min_below_hz", bool(min_below_hz)),
+                                ("group_weights", group_weights)):
                 if given:
                     raise ValueError(f"{name} belongs to combine='power'")
             return [], 0
