@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dataset": "debleed.cli.dataset:dataset",
     "train": "debleed.cli.train:train",
     "ensemble": "debleed.cli.ensemble:ensemble",
+    "soup": "debleed.cli.soup:soup",
     "evaluate": "debleed.cli.evaluate:evaluate",
     "bench": "debleed.cli.bench:bench",
     "select": "debleed.cli.select:select",
