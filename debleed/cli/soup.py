@@ -10,12 +10,16 @@ from .common import user_errors
 
 
 def _weights(value: str | None) -> list[float] | None:
+    """``--weights 1,1,2`` as numbers; a user error (exit 1) when it is not."""
+    from denoiser.errors import ParameterError
+
     if value is None:
         return None
     try:
         return [float(part) for part in value.split(",")]
     except ValueError:
-        raise click.BadParameter(f"{value!r}: give numbers separated by commas, e.g. 1,1,2") from None
+        raise ParameterError(f"--weights {value!r}: give numbers separated by commas, "
+                             "e.g. 1,1,2") from None
 
 
 @click.command()
@@ -46,12 +50,12 @@ def soup(models: tuple[str, ...], output: Path, weights: str | None) -> None:
     shares = soup_weights(len(paths), _weights(weights))
     loaded = [load_checkpoint(path) for path in paths]
     result = average([model for model, _ in loaded], shares)
-    sources = [{"file": path.name, "weight": share, "extra": info.get("extra", {}),
+    sources = [{"file": str(path), "weight": share, "extra": info.get("extra", {}),
                 "training_config": info.get("training_config", {})}
                for path, share, (_, info) in zip(paths, shares, loaded)]
     save_checkpoint(output, result, extra={"soup": sources})
     click.echo(f"{output}: average of {len(paths)} {result.name} networks, "
                f"{result.parameter_count():,} parameters")
     for path, share, (model, _) in zip(paths, shares, loaded):
-        click.echo(f"  {path.name}: weight {share:.3f}, "
+        click.echo(f"  {path}: weight {share:.3f}, "
                    f"{interpolation_distance(model, result):.3f} from the soup")
