@@ -94,3 +94,28 @@ def session(clean_dir: Path, bleed_dir: Path, out: Path, seed: int, clip_seconds
         root = build_session_dataset(plan, out, seed, config, valid_fraction=valid_fraction,
                                      progress=update)
     click.echo(f"{root}: {len(plan.jobs)} clips ({len(plan.jobs) * clip_seconds / 3600:.2f} h)")
+
+
+@dataset.command("pack-kit")
+@click.argument("kits", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to pack into; each kit becomes OUT/<its folder name>.")
+@click.option("--max-layers", type=click.IntRange(min=1), default=None,
+              help="Keep at most this many velocity layers per instrument [default: all].")
+@click.option("--bits", type=click.Choice(["16", "24"]), default="16", show_default=True,
+              help="FLAC sample width.")
+@user_errors
+def pack_kit(kits: tuple[Path, ...], out: Path, max_layers: int | None, bits: str) -> None:
+    """Compact copies of KITS (mono 48 kHz FLAC, tails trimmed) that `--kit` reads like
+    the originals: to train on a machine where the kits are not installed."""
+    from training.kitpack import pack_kits
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        packed = pack_kits(kits, out, max_layers, int(bits))
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        click.echo(f"Warning: {message}", err=True)
+    for kit in packed:
+        click.echo(f"{kit.path}: {kit.name!r}, {kit.layers} of {kit.original_layers} layers, "
+                   f"{kit.bytes / 1e6:.1f} MB")
+    click.echo(f"{len(packed)} kits, {sum(kit.bytes for kit in packed) / 1e6:.1f} MB")
