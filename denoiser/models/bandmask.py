@@ -15,6 +15,12 @@ Why this shape:
   instead of 513 bins agreeing; it is the "gating layer" the seed thesis asked for,
   learned instead of set by a threshold. It starts open (see ``FRAME_GATE_OPEN``), so a
   trained model can be extended with it and fine-tuned (``debleed train --init``).
+- ``phase_coherence``: a second input per bin, how steadily its phase advances over
+  ``coherence_frames`` frames (``phase_coherence``, 0 to 1). A cymbal or tom partial
+  advances its phase by the same step frame after frame; the snare wires' noise does not.
+  Magnitudes cannot tell the two apart where they share a bin (the real mask's cymbal
+  limit, docs/model.md), this can; the mask stays real, so the output keeps the input's
+  phase.
 - Cheap: the time axis runs at the frame rate (188 Hz at hop 256), so the network costs
   well under a GFLOP per second of audio and runs >100x real time on two CPU cores.
 """
@@ -27,6 +33,22 @@ from torch import nn
 from .base import DenoiserModel, capture_init
 
 FRAME_GATE_OPEN = 4.0  # initial logit: sigmoid(4) = 0.98, -0.16 dB, gradients still alive
+
+
+def phase_coherence(spec: torch.Tensor, frames: int) -> torch.Tensor:
+    """Per bin and frame of a complex ``(B, bins, T)`` spectrum, the length of the mean of
+    the unit phase steps X(t) X*(t - 1) / |.| over ``frames`` frames centred on t: 1 for a
+    steady partial (its step is the same every frame, whatever its frequency inside the
+    bin), lower for noise (about 0.66 at hop n_fft / 4, whose overlapping frames make the
+    steps of noise depend on each other), 0 in digital silence."""
+    step = spec[..., 1:] * spec[..., :-1].conj()
+    step = step / (step.abs() + 1e-12)
+    parts = torch.cat([step.real, step.imag], dim=1)
+    parts = nn.functional.pad(parts, (1, 0))  # the first frame has no step
+    mean = nn.functional.avg_pool1d(parts, frames, stride=1, padding=frames // 2,
+                                    count_include_pad=False)
+    real, imag = mean.chunk(2, dim=1)
+    return torch.sqrt(real.square() + imag.square() + 1e-12)
 
 
 class ResidualBlock(nn.Module):
@@ -64,10 +86,14 @@ class BandMaskNet(DenoiserModel):
         mask: str = "real",
         dropout: float = 0.0,
         frame_gate: bool = False,
+        phase_coherence: bool = False,
+        coherence_frames: int = 5,
     ):
         super().__init__()
         if mask not in ("real", "complex"):
             raise ValueError(f"mask must be 'real' or 'complex', not {mask!r}")
+        if phase_coherence and (coherence_frames < 2 or coherence_frames % 2 == 0):
+            raise ValueError("coherence_frames must be odd and at least 3")
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.hop = int(hop)
@@ -78,7 +104,8 @@ class BandMaskNet(DenoiserModel):
         # initialised for log10 power of peak-normalised drum audio, then learned.
         self.input_mean = nn.Parameter(torch.full((bins, 1), -4.0))
         self.input_scale = nn.Parameter(torch.full((bins, 1), 0.5))
-        self.project = nn.Conv1d(bins, channels, 1)
+        self.coherence_frames = int(coherence_frames) if phase_coherence else 0
+        self.project = nn.Conv1d(bins * (2 if phase_coherence else 1), channels, 1)
         self.blocks = nn.Sequential(
             *[ResidualBlock(channels, kernel_size, d, dropout) for d in dilations]
         )
@@ -92,7 +119,9 @@ class BandMaskNet(DenoiserModel):
         self.receptive_frames = sum(d * (kernel_size - 1) for d in dilations)
 
     def context_samples(self) -> int:
-        return (self.receptive_frames // 2 + 2) * self.hop + self.n_fft
+        # the phase coherence of a frame reaches coherence_frames // 2 + 1 frames back
+        extra = self.coherence_frames // 2 + 1 if self.coherence_frames else 0
+        return (self.receptive_frames // 2 + 2 + extra) * self.hop + self.n_fft
 
     def spectrum(self, wave: torch.Tensor) -> torch.Tensor:
         return torch.stft(wave, self.n_fft, self.hop, window=self.window, center=True,
@@ -110,7 +139,10 @@ class BandMaskNet(DenoiserModel):
 
     def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
         """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued."""
-        hidden = self.blocks(self.project(self.features(spec)))
+        inputs = self.features(spec)
+        if self.coherence_frames:
+            inputs = torch.cat([inputs, phase_coherence(spec, self.coherence_frames)], dim=1)
+        hidden = self.blocks(self.project(inputs))
         out = self.head(hidden)
         if self.mask_kind == "real":
             mask = torch.sigmoid(out)

@@ -37,12 +37,17 @@ def test_identity_model_returns_input_exactly(rng):
     assert torch.equal(out, audio) or (out - audio).abs().max() < 1e-6
 
 
-@pytest.mark.parametrize("frame_gate", [False, True])
-def test_chunked_equals_whole_for_finite_receptive_field(rng, frame_gate):
+@pytest.mark.parametrize("options", [{}, {"frame_gate": True}, {"phase_coherence": True}])
+def test_chunked_equals_whole_for_finite_receptive_field(rng, options):
+    """Chunks carry the context each input needs (the phase coherence reaches further back
+    than the convolutions alone)."""
     torch.manual_seed(0)
-    model = build_model("bandmask-tiny", frame_gate=frame_gate).eval()
-    if frame_gate:  # a gate that actually moves, not its all-open start
+    model = build_model("bandmask-tiny", **options).eval()
+    if model.frame_gate is not None:  # a gate that actually moves, not its all-open start
         torch.nn.init.normal_(model.frame_gate.weight, std=0.5)
+    if model.coherence_frames:  # make the coherence matter as much as the level
+        with torch.no_grad():
+            model.project.weight[:, model.project.weight.shape[1] // 2:] *= 20
     audio = torch.from_numpy(rng.standard_normal((2, 40000)).astype(np.float32)) * 0.1
     with torch.no_grad():
         whole = model(audio)
