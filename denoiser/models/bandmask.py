@@ -20,7 +20,9 @@ Why this shape:
   advances its phase by the same step frame after frame; the snare wires' noise does not.
   Magnitudes cannot tell the two apart where they share a bin (the real mask's cymbal
   limit, docs/model.md), this can; the mask stays real, so the output keeps the input's
-  phase.
+  phase. It enters through its own projection, added to the level's, whose output starts
+  at zero: a trained network grows it and starts from exactly its old mask
+  (``coherence_rank`` > 0 makes that projection a low-rank one, to fit a budget).
 - Cheap: the time axis runs at the frame rate (188 Hz at hop 256), so the network costs
   well under a GFLOP per second of audio and runs >100x real time on two CPU cores.
 """
@@ -88,12 +90,15 @@ class BandMaskNet(DenoiserModel):
         frame_gate: bool = False,
         phase_coherence: bool = False,
         coherence_frames: int = 5,
+        coherence_rank: int = 0,
     ):
         super().__init__()
         if mask not in ("real", "complex"):
             raise ValueError(f"mask must be 'real' or 'complex', not {mask!r}")
         if phase_coherence and (coherence_frames < 2 or coherence_frames % 2 == 0):
             raise ValueError("coherence_frames must be odd and at least 3")
+        if coherence_rank < 0:
+            raise ValueError("coherence_rank must be 0 (full) or positive")
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.hop = int(hop)
@@ -104,8 +109,14 @@ class BandMaskNet(DenoiserModel):
         # initialised for log10 power of peak-normalised drum audio, then learned.
         self.input_mean = nn.Parameter(torch.full((bins, 1), -4.0))
         self.input_scale = nn.Parameter(torch.full((bins, 1), 0.5))
+        self.project = nn.Conv1d(bins, channels, 1)
         self.coherence_frames = int(coherence_frames) if phase_coherence else 0
-        self.project = nn.Conv1d(bins * (2 if phase_coherence else 1), channels, 1)
+        self.coherence = None
+        if phase_coherence:
+            widths = [bins, coherence_rank, channels] if coherence_rank else [bins, channels]
+            self.coherence = nn.Sequential(*[nn.Conv1d(a, b, 1, bias=False)
+                                             for a, b in zip(widths[:-1], widths[1:])])
+            nn.init.zeros_(self.coherence[-1].weight)  # starts as the network without it
         self.blocks = nn.Sequential(
             *[ResidualBlock(channels, kernel_size, d, dropout) for d in dilations]
         )
@@ -139,10 +150,10 @@ class BandMaskNet(DenoiserModel):
 
     def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
         """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued."""
-        inputs = self.features(spec)
-        if self.coherence_frames:
-            inputs = torch.cat([inputs, phase_coherence(spec, self.coherence_frames)], dim=1)
-        hidden = self.blocks(self.project(inputs))
+        projected = self.project(self.features(spec))
+        if self.coherence is not None:
+            projected = projected + self.coherence(phase_coherence(spec, self.coherence_frames))
+        hidden = self.blocks(projected)
         out = self.head(hidden)
         if self.mask_kind == "real":
             mask = torch.sigmoid(out)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.models import build_model
 from denoiser.models.bandmask import BandMaskNet, phase_coherence
 from denoiser.models.ensemble import MaskEnsemble
@@ -29,29 +30,34 @@ def test_a_steady_partial_is_coherent_and_noise_is_not(rng):
     assert silent.abs().max().item() < 1e-5
 
 
-def test_it_doubles_the_input_and_changes_the_mask():
+def test_a_trained_network_grows_it_and_starts_from_its_own_mask(tmp_path):
+    """The coherence projection starts at zero: a checkpoint grown with it (``debleed train
+    --init ... --model-kwargs '{"phase_coherence": true}'``) gives exactly its old mask,
+    and once the projection is trained the coherence moves the mask."""
     torch.manual_seed(0)
     plain = build_model("bandmask-tiny").eval()
-    torch.manual_seed(0)
-    coherent = build_model("bandmask-tiny", phase_coherence=True).eval()
-    bins = plain.n_fft // 2 + 1
-    assert plain.project.in_channels == bins and coherent.project.in_channels == 2 * bins
-    assert coherent.context_samples() == plain.context_samples() + 3 * plain.hop
+    path = save_checkpoint(tmp_path / "plain.pt", plain)
+    grown, _ = load_checkpoint(path, overrides={"phase_coherence": True, "coherence_rank": 4})
+    assert grown.coherence[0].weight.shape[:2] == (4, plain.n_fft // 2 + 1)
+    assert grown.parameter_count() == plain.parameter_count() + 4 * (plain.n_fft // 2 + 1 + 16)
+    assert grown.context_samples() == plain.context_samples() + 3 * plain.hop
     wave = torch.randn(1, 8000) * 0.1
     with torch.no_grad():
-        spec = coherent.spectrum(wave)
-        mask = coherent.predict_mask(spec)
-        coherent.project.weight[:, bins:] = 0  # coherence ignored: a plain net's mask
-        without = coherent.predict_mask(spec)
-    assert (mask - without).abs().max().item() > 1e-3
+        spec = plain.spectrum(wave)
+        assert torch.equal(grown.predict_mask(spec), plain.predict_mask(spec))
+        torch.nn.init.normal_(grown.coherence[1].weight, std=1.0)
+        assert (grown.predict_mask(spec) - plain.predict_mask(spec)).abs().max().item() > 1e-3
     with pytest.raises(ValueError, match="coherence_frames"):
         BandMaskNet(phase_coherence=True, coherence_frames=4)
+    with pytest.raises(ValueError, match="coherence_rank"):
+        BandMaskNet(phase_coherence=True, coherence_rank=-1)
 
 
 def test_a_coherent_member_shares_the_ensembles_stft():
     torch.manual_seed(1)
     members = [build_model("bandmask-tiny").eval(),
                build_model("bandmask-tiny", phase_coherence=True).eval()]
+    torch.nn.init.normal_(members[1].coherence[0].weight, std=1.0)
     bag = MaskEnsemble.of(members, "power")
     wave = torch.randn(2, 12000) * 0.1
     with torch.no_grad():

@@ -45,9 +45,8 @@ def test_chunked_equals_whole_for_finite_receptive_field(rng, options):
     model = build_model("bandmask-tiny", **options).eval()
     if model.frame_gate is not None:  # a gate that actually moves, not its all-open start
         torch.nn.init.normal_(model.frame_gate.weight, std=0.5)
-    if model.coherence_frames:  # make the coherence matter as much as the level
-        with torch.no_grad():
-            model.project.weight[:, model.project.weight.shape[1] // 2:] *= 20
+    if model.coherence is not None:  # a coherence input that matters, not its zero start
+        torch.nn.init.normal_(model.coherence[-1].weight, std=1.0)
     audio = torch.from_numpy(rng.standard_normal((2, 40000)).astype(np.float32)) * 0.1
     with torch.no_grad():
         whole = model(audio)
