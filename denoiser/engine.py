@@ -33,7 +33,9 @@ SILENT_PEAK = 1e-7  # a peak this low is silence: there is nothing to level or d
 class InferenceConfig:
     """How audio is cut and levelled for the model. Defaults live here and only here."""
 
-    segment_seconds: float = 10.0     # model chunk length: bounds activation memory
+    segment_seconds: float = 20.0     # model chunk length: bounds activation memory
+    # (20 s: each chunk's context is 4 % of it, not 8 % at 10 s; longer chunks fall out of
+    # the CPU's caches and run slower, docs/model.md)
     overlap_seconds: float = 0.25     # crossfade between model chunks
     block_seconds: float = 60.0       # file streaming block: bounds audio memory
     block_margin_seconds: float = 2.0  # context read around each block (gate, resampler)

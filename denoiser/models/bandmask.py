@@ -138,19 +138,27 @@ class BandMaskNet(DenoiserModel):
         return torch.stft(wave, self.n_fft, self.hop, window=self.window, center=True,
                           return_complex=True)
 
-    def features(self, spec: torch.Tensor) -> torch.Tensor:
-        """The network's input: log power of ``spec`` under its learned per-bin normalisation."""
-        power = spec.real.square() + spec.imag.square()
-        return (torch.log10(power + 1e-10) - self.input_mean) * self.input_scale
+    @staticmethod
+    def log_power(spec: torch.Tensor) -> torch.Tensor:
+        """log10 power of ``spec``: what every network on one STFT starts from, so an
+        ensemble computes it once for all its members (a fifth of a member's time)."""
+        return torch.log10(spec.real.square() + spec.imag.square() + 1e-10)
+
+    def features(self, spec: torch.Tensor, log_power: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's input: log power of ``spec`` (or the given ``log_power`` of it)
+        under its learned per-bin normalisation."""
+        level = self.log_power(spec) if log_power is None else log_power
+        return (level - self.input_mean) * self.input_scale
 
     def inverse(self, masked: torch.Tensor, length: int) -> torch.Tensor:
         """Waveform of ``length`` samples from a masked spectrum on this model's STFT."""
         return torch.istft(masked, self.n_fft, self.hop, window=self.window, center=True,
                            length=length)
 
-    def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
-        """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued."""
-        projected = self.project(self.features(spec))
+    def predict_mask(self, spec: torch.Tensor, log_power: torch.Tensor | None = None) -> torch.Tensor:
+        """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued.
+        ``log_power``: ``log_power(spec)`` when the caller already has it."""
+        projected = self.project(self.features(spec, log_power))
         if self.coherence is not None:
             projected = projected + self.coherence(phase_coherence(spec, self.coherence_frames))
         hidden = self.blocks(projected)

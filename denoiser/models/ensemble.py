@@ -182,7 +182,8 @@ class MaskEnsemble(DenoiserModel):
         return self.members[0].spectrum(wave)
 
     def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
-        each = [member.predict_mask(spec) for member in self.members]
+        log_power = BandMaskNet.log_power(spec)  # once for all members
+        each = [member.predict_mask(spec, log_power) for member in self.members]
         if self.combine == "power":
             return self._power_mean(each)
         masks = torch.stack(each)
@@ -192,7 +193,7 @@ class MaskEnsemble(DenoiserModel):
         if self.selector is None:
             return high
         low = masks.amin(dim=0)
-        level = self.members[0].features(spec)  # the first member's normalised log spectrum
+        level = self.members[0].features(spec, log_power)  # the first member's normalised log spectrum
         return low + self.selector(masks, level) * (high - low)
 
     def _power_mean(self, masks: list[torch.Tensor]) -> torch.Tensor:

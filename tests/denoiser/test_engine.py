@@ -105,7 +105,7 @@ def test_device_and_config_validation():
     with pytest.raises(ParameterError):
         pick_device("tpu")
     with pytest.raises(ParameterError):
-        InferenceConfig(overlap_seconds=9.0).validate()
+        InferenceConfig(overlap_seconds=InferenceConfig().segment_seconds / 2).validate()
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="CUDA"):
             pick_device("cuda")
