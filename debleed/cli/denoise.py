@@ -27,9 +27,13 @@ from .outputs import plan_outputs
               help="Checkpoint file. Default: the model shipped with debleed.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]),
+              default="float32", show_default=True,
+              help="Mixed precision for the network: bfloat16 is faster on CPUs with native "
+                   "bfloat16 and on GPUs, float16 on GPUs only; the output stays float32.")
 @user_errors
 def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None,
-            model: str | None, device: str, **options: Any) -> None:
+            model: str | None, device: str, precision: str, **options: Any) -> None:
     """Remove hi-hat, cymbal, kick and tom bleed from each snare track IN. Writes float32 WAV,
     sample-aligned with the input, same rate, channels and length."""
     given = pop_gate_options(options)
@@ -38,9 +42,9 @@ def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None
     gate = gate_config(given) if use_gate or given else None
     jobs = plan_outputs(inputs, output, ".debleed.wav")
 
-    from denoiser.engine import Denoiser  # torch loads only for this command
+    from denoiser.engine import Denoiser, InferenceConfig  # torch loads only for this command
 
-    denoiser = Denoiser.load(model, device)
+    denoiser = Denoiser.load(model, device, InferenceConfig(precision=precision))
     for src, dst in jobs:
         with progress(f"denoise {src.name}", 1.0) as update:
             denoiser.denoise_file(src, dst, gate=gate, progress=update)

@@ -105,3 +105,20 @@ def test_cuda_without_gpu_is_a_user_error(tmp_path, write_wav, drum_track, check
     src = write_wav(tmp_path / "snare.wav", drum_track())
     refused(lambda: CliRunner().invoke(
         cli, ["denoise", "--model", str(checkpoint), "--device", "cuda", str(src)]))
+
+
+def test_bfloat16_precision_stays_close_to_float32(tmp_path, write_wav, drum_track, checkpoint,
+                                                   refused):
+    """``--precision bfloat16`` runs the network in bfloat16 (the output differs, so it is
+    in effect) and writes float32 within -30 dB of the float32 output; float16 needs CUDA."""
+    src = write_wav(tmp_path / "snare.wav", drum_track(1, seconds=1.0))
+    assert run(checkpoint, src, "-o", tmp_path / "full.wav").exit_code == 0
+    result = run(checkpoint, src, "-o", tmp_path / "half.wav", "--precision", "bfloat16")
+    assert result.exit_code == 0, result.output
+    full, _ = sf.read(str(tmp_path / "full.wav"), dtype="float32")
+    half, _ = sf.read(str(tmp_path / "half.wav"), dtype="float32")
+    assert sf.info(str(tmp_path / "half.wav")).subtype == "FLOAT"
+    error_db = 10 * np.log10(np.sum((half - full) ** 2) / np.sum(full ** 2))
+    assert -80 < error_db < -30, error_db
+    if not torch.cuda.is_available():
+        refused(lambda: run(checkpoint, src, "-o", tmp_path / "f16.wav", "--precision", "float16"))

@@ -106,6 +106,10 @@ def test_device_and_config_validation():
         pick_device("tpu")
     with pytest.raises(ParameterError):
         InferenceConfig(overlap_seconds=InferenceConfig().segment_seconds / 2).validate()
+    with pytest.raises(ParameterError, match="precision"):
+        InferenceConfig(precision="int8").validate()
+    with pytest.raises(ParameterError, match="CUDA"):
+        Denoiser(build_model("identity"), "cpu", InferenceConfig(precision="float16"))
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="CUDA"):
             pick_device("cuda")
@@ -118,3 +122,7 @@ def test_cuda_matches_cpu(rng):
     cpu = Denoiser(model, "cpu").denoise(audio, 48000)
     gpu = Denoiser(model, "cuda").denoise(audio, 48000)
     assert np.abs(cpu - gpu).max() < 1e-3
+    for precision in ("float16", "bfloat16"):  # mixed precision on the GPU
+        mixed = Denoiser(model, "cuda", InferenceConfig(precision=precision)).denoise(audio, 48000)
+        error_db = 10 * np.log10(np.sum((mixed - cpu) ** 2) / np.sum(cpu ** 2))
+        assert mixed.dtype == np.float32 and error_db < -30, (precision, error_db)
