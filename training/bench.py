@@ -38,7 +38,7 @@ import torch
 
 from denoiser import __version__
 from denoiser.audio import read_audio, write_audio, write_text_atomic
-from denoiser.engine import Denoiser
+from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ModelError, ParameterError
 from denoiser.gate import GateConfig
 from denoiser.pretrained import THESIS_BASELINE, default_model_path
@@ -270,9 +270,10 @@ def _child_failure(what: str, log: Path) -> ModelError:
     return ModelError(f"speed run '{what}' failed: {tail[0]}")
 
 
-def time_model(model: Path, audio_path: Path, device: str) -> dict[str, float]:
+def time_model(model: Path, audio_path: Path, device: str,
+               precision: str = "float32") -> dict[str, float]:
     """In the child: load, warm up on 1 s, then time ``Denoiser.denoise`` on the whole file."""
-    denoiser = Denoiser.load(model, device)
+    denoiser = Denoiser.load(model, device, InferenceConfig(precision=precision))
     audio = read_audio(audio_path)
     denoiser.denoise(audio.samples[:, :audio.sample_rate], audio.sample_rate)  # warm-up
     if denoiser.device.type == "cuda":
@@ -288,14 +289,16 @@ def time_model(model: Path, audio_path: Path, device: str) -> dict[str, float]:
 
 
 def _speed_model(name: str, model: Path, audio_path: Path, seconds: float, device: str,
-                 work: Path) -> dict[str, Any]:
-    log = work / f"model-{name}-{device}.log"
+                 work: Path, precision: str = "float32") -> dict[str, Any]:
+    log = work / f"model-{name}-{device}-{precision}.log"
     code, _ = _run_child([sys.executable, "-m", "training.bench", "time-model", str(model),
-                          str(audio_path), device], log)
+                          str(audio_path), device, precision], log)
     if code != 0:
-        raise _child_failure(f"{name} model alone on {device}", log)
+        raise _child_failure(f"{name} model alone on {device} in {precision}", log)
     timing = json.loads(log.read_text().strip().splitlines()[-1])
-    return {"what": "model alone (Denoiser.denoise)", "model": name, "device": timing["device"],
+    what = "model alone (Denoiser.denoise)" if precision == "float32" else \
+        f"model alone (Denoiser.denoise, {precision})"
+    return {"what": what, "model": name, "device": timing["device"],
             "threads": timing["threads"], "audio_seconds": seconds,
             "wall_seconds": timing["wall_seconds"], "rtf": seconds / timing["wall_seconds"],
             "peak_rss_mib": timing["peak_rss_mib"], "gpu_peak_mib": timing.get("gpu_peak_mib")}
@@ -340,8 +343,12 @@ def _speed(config: BenchConfig, pieces: Sequence[np.ndarray], steps: _Steps) -> 
         long = _long_file(work / "process.wav", pieces, config.process_speed_seconds, rate, "PCM_24")
         for device in devices:
             for name, path in models:
-                rows.append(_speed_model(name, path, short, config.model_speed_seconds, device, work))
-                steps.step(f"speed: {name} on {device}")
+                # debleed also in mixed precision, the option users can turn on
+                # (debleed denoise --precision bfloat16)
+                for precision in ("float32", "bfloat16") if name == "debleed" else ("float32",):
+                    rows.append(_speed_model(name, path, short, config.model_speed_seconds,
+                                             device, work, precision))
+                    steps.step(f"speed: {name} on {device} in {precision}")
             process = _speed_process(model_path(config), long, config.process_speed_seconds,
                                      device, work)
             # A fresh interpreter picks its thread count like the model-alone child did.
@@ -353,7 +360,7 @@ def _speed(config: BenchConfig, pieces: Sequence[np.ndarray], steps: _Steps) -> 
 
 def speed_steps(config: BenchConfig) -> int:
     devices = 1 + int(torch.cuda.is_available())
-    return devices * (2 + int(config.speed_baseline))
+    return devices * (3 + int(config.speed_baseline))
 
 
 def _model_facts(name: str, path: Path, denoiser: Denoiser) -> dict[str, Any]:
@@ -478,7 +485,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     # Child entry of the speed runs: ``python -m training.bench time-model MODEL WAV DEVICE``.
-    if len(sys.argv) == 5 and sys.argv[1] == "time-model":
-        print(json.dumps(time_model(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])))
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "time-model":
+        print(json.dumps(time_model(Path(sys.argv[2]), Path(sys.argv[3]), *sys.argv[4:])))
     else:
-        sys.exit("usage: python -m training.bench time-model MODEL WAV DEVICE")
+        sys.exit("usage: python -m training.bench time-model MODEL WAV DEVICE [PRECISION]")

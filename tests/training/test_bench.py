@@ -62,6 +62,7 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     assert all(t in config.oracle_thresholds_db for t in result["quality"]["oracle_thresholds_db"])
     speed = {(r["what"], r["model"]) for r in result["speed"]}
     assert speed == {("model alone (Denoiser.denoise)", "debleed"),
+                     ("model alone (Denoiser.denoise, bfloat16)", "debleed"),
                      ("model alone (Denoiser.denoise)", "thesis baseline"),
                      ("debleed denoise process", "debleed")}
     for row in result["speed"]:
@@ -101,7 +102,8 @@ def test_bench_quick_cli(setup):
     assert result.exit_code == 0, result.output
     data = json.loads((out / "bench.json").read_text())
     assert data["config"]["quick"] and data["test_set"]["clips"] == 1
-    assert [r["what"] for r in data["speed"]][:2] == ["model alone (Denoiser.denoise)",
+    assert [r["what"] for r in data["speed"]][:3] == ["model alone (Denoiser.denoise)",
+                                                     "model alone (Denoiser.denoise, bfloat16)",
                                                      "debleed denoise process"]
     assert "(quick subset)" in (out / "bench.md").read_text()
     assert data["heldout"] is None and "Held-out kits" not in (out / "bench.md").read_text()
