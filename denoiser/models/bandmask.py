@@ -155,7 +155,8 @@ class BandMaskNet(DenoiserModel):
         return torch.istft(masked, self.n_fft, self.hop, window=self.window, center=True,
                            length=length)
 
-    def predict_mask(self, spec: torch.Tensor, log_power: torch.Tensor | None = None) -> torch.Tensor:
+    def predict_mask(self, spec: torch.Tensor,
+                     log_power: torch.Tensor | None = None) -> torch.Tensor:
         """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued.
         ``log_power``: ``log_power(spec)`` when the caller already has it."""
         projected = self.project(self.features(spec, log_power))

@@ -193,7 +193,7 @@ class MaskEnsemble(DenoiserModel):
         if self.selector is None:
             return high
         low = masks.amin(dim=0)
-        level = self.members[0].features(spec, log_power)  # the first member's normalised log spectrum
+        level = self.members[0].features(spec, log_power)  # the first member's normalisation
         return low + self.selector(masks, level) * (high - low)
 
     def _power_mean(self, masks: list[torch.Tensor]) -> torch.Tensor:
