@@ -57,7 +57,8 @@ class WorkerJob:
         self.result = os.path.join(self.folder, "result.json")
         self.log = os.path.join(self.folder, "worker.log")
         job = {"tasks": tasks, "status": self.status, "result": self.result,
-               "model": settings.model, "device": settings.device, "gate": settings.gate,
+               "model": settings.model, "device": settings.device,
+               "precision": settings.precision, "gate": settings.gate,
                "threads": threads}
         self.job_file = os.path.join(self.folder, "job.json")
         with open(self.job_file, "w", encoding="utf-8") as handle:

@@ -50,18 +50,20 @@ class TaskExecutor:
     """Runs bridge tasks; loads the model once, on the first task that needs it."""
 
     def __init__(self, model: str | None = None, device: str = "auto",
-                 gate: dict[str, Any] | None = None):
+                 gate: dict[str, Any] | None = None, precision: str = "float32"):
         self.model = model or None
         self.device = device
+        self.precision = precision
         self.gate = gate_config(gate or {})
         self._denoiser: Any = None
 
     @property
     def denoiser(self) -> Any:
         if self._denoiser is None:
-            from denoiser.engine import Denoiser
+            from denoiser.engine import Denoiser, InferenceConfig
 
-            self._denoiser = Denoiser.load(self.model, device=self.device)
+            self._denoiser = Denoiser.load(self.model, self.device,
+                                           InferenceConfig(precision=self.precision))
         return self._denoiser
 
     def __call__(self, task: Task, report: Callable[[float], None]) -> Path:

@@ -9,6 +9,7 @@ so both paths process with the same gate, model and device. Standard library onl
     package_root = /path/to/site-packages ; where REAPER's Python finds reaper_bridge
     model =                               ; checkpoint; empty = the shipped model
     device = auto                         ; auto, cpu, cuda
+    precision = float32                   ; or bfloat16 (faster on recent CPUs), float16 (CUDA)
     compare_variants = false              ; also render [gate] and [debleed] takes
     export_dir =                          ; training export; empty = <media>/debleed-training
     [gate]
@@ -34,6 +35,7 @@ class BridgeSettings:
     package_root: str = ""
     model: str = ""
     device: str = "auto"
+    precision: str = "float32"
     compare_variants: bool = False
     export_dir: str = ""
     gate: dict[str, float | bool] = field(default_factory=dict)
@@ -46,11 +48,13 @@ class BridgeSettings:
         return tuple(v for v in ("gate", "debleed", "debleed+gate") if v != main) + (main,)
 
     def cache_key(self) -> str:
-        """Changes whenever the processed audio would change (model file, gate settings)."""
+        """Changes whenever the processed audio would change (model file, precision, gate
+        settings)."""
         model = self.model
         if model and os.path.isfile(model):
             model = f"{os.path.abspath(model)}@{os.stat(model).st_mtime_ns}"
-        text = json.dumps({"model": model, "gate": self.gate}, sort_keys=True)
+        text = json.dumps({"model": model, "precision": self.precision, "gate": self.gate},
+                          sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -83,6 +87,7 @@ def load_settings(path: str) -> BridgeSettings:
     return BridgeSettings(
         python=main.get("python", ""), package_root=main.get("package_root", ""),
         model=main.get("model", ""), device=main.get("device", "auto") or "auto",
+        precision=main.get("precision", "float32") or "float32",
         compare_variants=str(main.get("compare_variants", "false")).lower() in ("1", "true", "yes", "on"),
         export_dir=main.get("export_dir", ""),
         gate={key: _gate_value(value) for key, value in gate.items()},
@@ -94,7 +99,7 @@ def save_settings(path: str, settings: BridgeSettings) -> str:
     parser = configparser.ConfigParser()
     parser["debleed"] = {
         "python": settings.python, "package_root": settings.package_root,
-        "model": settings.model, "device": settings.device,
+        "model": settings.model, "device": settings.device, "precision": settings.precision,
         "compare_variants": "true" if settings.compare_variants else "false",
         "export_dir": settings.export_dir,
     }

@@ -37,7 +37,8 @@ def run_job(job_path: str) -> int:
             torch.set_num_threads(threads)
         from .processing import TaskExecutor
 
-        executor = TaskExecutor(job.get("model") or None, job.get("device", "auto"), job.get("gate"))
+        executor = TaskExecutor(job.get("model") or None, job.get("device", "auto"), job.get("gate"),
+                                job.get("precision", "float32"))
         run_tasks([Task(**task) for task in job["tasks"]], executor, progress)
     except DebleedError as exc:
         write_text_atomic(result, json.dumps({"error": str(exc).splitlines()[0]}))

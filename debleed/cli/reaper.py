@@ -79,19 +79,25 @@ def _connect(timeout: float):
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Checkpoint (default: the INI's, else the shipped model).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+              help="Mixed precision for the network (default: the INI's, else float32).")
 @TIMEOUT
 @user_errors
 def denoise(gate: bool, compare_variants: bool, model: str | None, device: str | None,
-            timeout: float) -> None:
+            precision: str | None, timeout: float) -> None:
     """Denoise the selected items of the running REAPER; add aligned takes."""
+    from denoiser.engine import InferenceConfig
     from reaper_bridge.bridge import denoise as run_denoise
     from reaper_bridge.processing import TaskExecutor
 
     api, settings = _connect(timeout)
     settings.model = model or settings.model
     settings.device = device or settings.device
+    settings.precision = precision or settings.precision
+    InferenceConfig(precision=settings.precision).validate()  # before any item is touched
     settings.compare_variants = compare_variants or settings.compare_variants
-    executor = TaskExecutor(settings.model or None, settings.device, settings.gate)
+    executor = TaskExecutor(settings.model or None, settings.device, settings.gate,
+                            settings.precision)
     with progress("debleed") as update:
         outcome = run_denoise(api, settings.variants(gate), executor, settings.cache_key(),
                               progress=lambda done, note: update(done, note))

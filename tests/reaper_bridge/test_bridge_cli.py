@@ -127,3 +127,27 @@ def test_distant_api_disabled_and_missing(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(__import__("sys").modules, "reapy", None)
     with pytest.raises(rpr.ReaperConnectionError, match="python-reapy is not installed"):
         rpr.distant_api(2.0)
+
+
+def test_precision_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Path) -> None:
+    """``--precision bfloat16`` (or ``precision = bfloat16`` in the INI) renders a take close
+    to, not equal to, the float32 one; an unknown precision in the INI is one line and adds
+    no take."""
+    import numpy as np
+    import soundfile as sf
+
+    add_snare(distant, tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
+    assert runner.invoke(cli, ["reaper", "denoise", "--precision", "bfloat16"]).exit_code == 0
+    item = distant.tracks[0].items[0]
+    full, mixed = (sf.read(t.source.filename, dtype="float32")[0] for t in item.takes[1:])
+    error_db = 10 * np.log10(np.sum((mixed - full) ** 2) / np.sum(full ** 2))
+    assert -90 < error_db < -30, error_db
+    path = settings_path(distant.resource_path)
+    settings = load_settings(path)
+    settings.precision = "int8"
+    save_settings(path, settings)
+    result = runner.invoke(cli, ["reaper", "denoise"])
+    assert result.exit_code == 1 and "precision" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and len(item.takes) == 3

@@ -132,6 +132,19 @@ def test_worker_failure_is_one_message_and_no_take(tmp_path: Path) -> None:
     assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
 
 
+def test_unknown_precision_in_the_ini_is_one_message_and_no_take(tmp_path: Path,
+                                                                 tiny_checkpoint: Path) -> None:
+    fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint))
+    path = settings_path(fake.resource_path)
+    settings = load_settings(path)
+    settings.precision = "int8"
+    save_settings(path, settings)
+    actions.denoise_selected(api, with_gate=False, threads=1)
+    fake.run_deferred()
+    assert len(fake.messages) == 1 and "precision must be one of" in fake.messages[0]
+    assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
+
+
 def test_missing_worker_python_is_one_message(tmp_path: Path, tiny_checkpoint: Path) -> None:
     fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint))
     path = settings_path(fake.resource_path)
