@@ -11,6 +11,10 @@ from denoiser.errors import ParameterError
 from .synth import SynthConfig
 
 
+# float16 would also need a gradient scaler; bfloat16 has float32's range and needs none.
+TRAIN_PRECISIONS = ("float32", "bfloat16")
+
+
 @dataclass
 class TrainConfig:
     model: str = "bandmask"                  # a preset name from denoiser.models.PRESETS
@@ -38,6 +42,8 @@ class TrainConfig:
     num_workers: int = 0
     threads: int = 0                         # torch CPU threads, 0 = torch's default
     device: str = "auto"
+    precision: str = "float32"               # "bfloat16": forward and loss under autocast
+                                             # (tensor cores on a GPU), weights stay float32
     # SynthConfig fields for on-the-fly synthesis (--kit), e.g. {"procedural_snare_probability":
     # 0.25}; empty = the dataset defaults. Unused when training on a dataset folder.
     synth: dict[str, float] = field(default_factory=dict)
@@ -55,6 +61,9 @@ class TrainConfig:
             raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ParameterError(f"train: ema_decay = {self.ema_decay}: must be in [0, 1)")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ParameterError(f"train: precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
+                                 f"not {self.precision!r}")
         from .losses import LOSSES
 
         unknown = sorted(set(self.loss) - set(LOSSES))

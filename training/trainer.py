@@ -10,6 +10,7 @@ chunked ``apply_model``), so the numbers in ``history.json`` are what users will
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -110,6 +111,14 @@ class Trainer:
         return self.model if self.ema is None else self.ema.module
 
     # -- one step ----------------------------------------------------------------------
+    def mixed_precision(self) -> contextlib.AbstractContextManager:
+        """Autocast for the forward pass and the loss when ``precision`` asks for it: the
+        convolutions run in bfloat16 (a GPU's tensor cores), the weights, their gradients
+        and the optimiser stay float32. Validation runs in float32, as users run the model."""
+        if self.config.precision == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
     def to_model_rate(self, wave: torch.Tensor) -> torch.Tensor:
         rate = self.model.sample_rate
         if rate == DATA_RATE:
@@ -127,7 +136,7 @@ class Trainer:
         self.network.train(train)
         for module in self.frozen:  # frozen means its BatchNorm statistics too
             module.eval()
-        with torch.set_grad_enabled(train):
+        with torch.set_grad_enabled(train), self.mixed_precision():
             loss = self.loss(self.network(noisy), clean)
         if train:
             self.optimizer.zero_grad(set_to_none=True)

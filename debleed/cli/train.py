@@ -59,6 +59,9 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--workers", "num_workers", type=int, default=None)
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--precision", default=None, type=click.Choice(["float32", "bfloat16"]),
+              help="bfloat16: mixed-precision training steps (GPU tensor cores, or a CPU with "
+                   "native bfloat16) [default: float32].")
 @click.option("--resume", is_flag=True,
               help="Continue from RUN/last.pt with the options and data it was trained "
                    "with; options given here override them, e.g. a larger --epochs.")
