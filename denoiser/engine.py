@@ -73,6 +73,15 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+def mixed_precision(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to ``precision`` (a ``PRECISIONS`` name) on ``device``, or nothing
+    for float32: the one switch inference and training share."""
+    lower = PRECISIONS[precision]
+    if lower is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=lower)
+
+
 def apply_model(model: DenoiserModel, audio: torch.Tensor, segment: int, overlap: int,
                 device: torch.device | str = "cpu", progress: Progress | None = None,
                 precision: str = "float32") -> torch.Tensor:
@@ -89,11 +98,8 @@ def apply_model(model: DenoiserModel, audio: torch.Tensor, segment: int, overlap
     out = torch.zeros_like(audio, device="cpu")
     chunks = plan_chunks(total, segment, overlap, model.context_samples(),
                          align=getattr(model, "hop", 1))
-    lower = PRECISIONS[precision]
-    mixed = (torch.autocast(device.type, dtype=lower) if lower is not None
-             else contextlib.nullcontext())
     try:
-        with torch.inference_mode(), mixed:
+        with torch.inference_mode(), mixed_precision(device, precision):
             for done, chunk in enumerate(chunks, start=1):
                 piece = audio[..., chunk.in_start:chunk.in_stop].to(device)
                 length = piece.shape[-1]

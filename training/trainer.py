@@ -10,7 +10,6 @@ chunked ``apply_model``), so the numbers in ``history.json`` are what users will
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import random
@@ -27,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from denoiser.audio import write_text_atomic
 from denoiser.checkpoint import save_checkpoint, serialize
-from denoiser.engine import Denoiser, resample
+from denoiser.engine import Denoiser, mixed_precision, resample
 from denoiser.errors import ParameterError
 from denoiser.models import DenoiserModel
 
@@ -111,14 +110,6 @@ class Trainer:
         return self.model if self.ema is None else self.ema.module
 
     # -- one step ----------------------------------------------------------------------
-    def mixed_precision(self) -> contextlib.AbstractContextManager:
-        """Autocast for the forward pass and the loss when ``precision`` asks for it: the
-        convolutions run in bfloat16 (a GPU's tensor cores), the weights, their gradients
-        and the optimiser stay float32. Validation runs in float32, as users run the model."""
-        if self.config.precision == "float32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
     def to_model_rate(self, wave: torch.Tensor) -> torch.Tensor:
         rate = self.model.sample_rate
         if rate == DATA_RATE:
@@ -136,7 +127,9 @@ class Trainer:
         self.network.train(train)
         for module in self.frozen:  # frozen means its BatchNorm statistics too
             module.eval()
-        with torch.set_grad_enabled(train), self.mixed_precision():
+        # Autocast only around the forward pass and the loss: the weights, their gradients
+        # and the optimiser stay float32. Validation runs in float32, as users run the model.
+        with torch.set_grad_enabled(train), mixed_precision(self.device, self.config.precision):
             loss = self.loss(self.network(noisy), clean)
         if train:
             self.optimizer.zero_grad(set_to_none=True)
