@@ -103,6 +103,13 @@ def _same_instruments(original: Kit, packed: Kit) -> None:
                        "try more layers")
 
 
+def packed_folder_name(source: str | Path) -> str:
+    """The folder a kit is packed into: its own folder's name (``source`` is the kit
+    folder or its drumkit.xml)."""
+    path = Path(source).expanduser().resolve()
+    return path.parent.name if path.is_file() else path.name
+
+
 def pack_kit(source: str | Path, out_dir: str | Path, max_layers: int | None = None,
              bits: int = 16) -> PackedKit:
     """Write a compact copy of the kit at ``source`` into ``out_dir/<kit folder name>``.
@@ -112,13 +119,13 @@ def pack_kit(source: str | Path, out_dir: str | Path, max_layers: int | None = N
     that name is never replaced."""
     if bits not in FLAC_BITS:
         raise KitError(f"FLAC bits must be 16 or 24, not {bits}")
-    kit = load_kit(source)
     out_dir = Path(out_dir)
-    target = out_dir / kit.path.name
+    target = out_dir / packed_folder_name(source)
     if target.exists():
         raise KitError(f"{target}: already exists; pack into another folder")
+    kit = load_kit(source)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{kit.path.name}.", dir=out_dir))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=out_dir))
     try:
         root = ET.Element("drumkit_info", xmlns=HYDROGEN_NS)
         ET.SubElement(root, "name").text = kit.name
@@ -145,8 +152,7 @@ def pack_kits(sources: Sequence[str | Path], out_dir: str | Path, max_layers: in
     """``pack_kit`` for each of ``sources``, all or nothing: a kit that fails removes the
     kits packed before it (and ``out_dir``, when this call created it)."""
     out_dir = Path(out_dir)
-    names = [Path(source).expanduser().resolve() for source in sources]
-    names = [path.parent.name if path.is_file() else path.name for path in names]
+    names = [packed_folder_name(source) for source in sources]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
         raise KitError(f"two kits would be packed to the same folder: {', '.join(clashes)}")
