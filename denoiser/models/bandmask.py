@@ -37,16 +37,23 @@ from .base import DenoiserModel, capture_init
 FRAME_GATE_OPEN = 4.0  # initial logit: sigmoid(4) = 0.98, -0.16 dB, gradients still alive
 
 
+def unit_phase_steps(spec: torch.Tensor) -> torch.Tensor:
+    """X(t) X*(t - 1) / |.| per bin of a complex ``(..., T)`` spectrum: each bin's phase
+    advance from the previous frame as a unit phasor (0 for the first frame, which has no
+    previous one, and in digital silence)."""
+    step = spec[..., 1:] * spec[..., :-1].conj()
+    step = nn.functional.pad(step / (step.abs() + 1e-12), (1, 0))
+    return step
+
+
 def phase_coherence(spec: torch.Tensor, frames: int) -> torch.Tensor:
     """Per bin and frame of a complex ``(B, bins, T)`` spectrum, the length of the mean of
-    the unit phase steps X(t) X*(t - 1) / |.| over ``frames`` frames centred on t: 1 for a
-    steady partial (its step is the same every frame, whatever its frequency inside the
-    bin), lower for noise (about 0.66 at hop n_fft / 4, whose overlapping frames make the
-    steps of noise depend on each other), 0 in digital silence."""
-    step = spec[..., 1:] * spec[..., :-1].conj()
-    step = step / (step.abs() + 1e-12)
+    the unit phase steps over ``frames`` frames centred on t: 1 for a steady partial (its
+    step is the same every frame, whatever its frequency inside the bin), lower for noise
+    (about 0.66 at hop n_fft / 4, whose overlapping frames make the steps of noise depend
+    on each other), 0 in digital silence."""
+    step = unit_phase_steps(spec)
     parts = torch.cat([step.real, step.imag], dim=1)
-    parts = nn.functional.pad(parts, (1, 0))  # the first frame has no step
     mean = nn.functional.avg_pool1d(parts, frames, stride=1, padding=frames // 2,
                                     count_include_pad=False)
     real, imag = mean.chunk(2, dim=1)

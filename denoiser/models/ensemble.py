@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock
+from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock, unit_phase_steps
 from .base import DenoiserModel, capture_init, constructor_kwargs
 
 COMBINES = ("max", "mean", "learned", "power")
@@ -276,8 +276,7 @@ class DeepFilter(nn.Module):
         members' ``mask`` and with their log spectrum ``level`` (real, same shape)."""
         batch, _, frames = spec.shape
         high = spec[:, self.min_bin:]
-        advance = high * shift_frames(high, 1, 0)[..., :frames].conj()  # X(t) X*(t - 1)
-        advance = torch.view_as_real(advance / (advance.abs() + 1e-12))  # its phase, as cos, sin
+        advance = torch.view_as_real(unit_phase_steps(high))  # each bin's phase step: cos, sin
         features = [level, mask, advance[..., 0], advance[..., 1]]
         hidden = self.blocks(self.project(torch.cat(features, dim=1)))
         coefficients = torch.tanh(self.head(hidden)).view(batch, 2, self.taps, self.high_bins, frames)
