@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from training.losses import (CombinedLoss, ComplexSpectralLoss, DuckingLoss, EnvelopeLoss,
-                             MSELoss, MultiResolutionSTFTLoss, SISDRLoss, SNRLoss)
+                             MSELoss, MultiResolutionSTFTLoss, SegmentalSNRLoss, SISDRLoss,
+                             SNRLoss)
 
 SR = 48_000
 
@@ -114,7 +115,8 @@ def test_complex_loss_of_bleed_alone_is_bounded_by_the_floor():
     assert ComplexSpectralLoss()(leak, target).item() == pytest.approx(10 ** (6 * 0.3), rel=0.05)
 
 
-@pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft", "envelope", "ducking", "complex"])
+@pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft", "envelope", "ducking", "complex",
+                                  "segsnr"])
 def test_silent_target_gives_a_finite_loss(name: str):
     target = torch.zeros(2, SR // 2)
     estimate = 0.05 * torch.randn(2, SR // 2, generator=torch.Generator().manual_seed(3))
@@ -123,6 +125,54 @@ def test_silent_target_gives_a_finite_loss(name: str):
     assert torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(estimate.grad).all()
+
+
+def two_hits(ghost_db: float = -30.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 1-s target with a backbeat at 0.1 s and a ghost note ``ghost_db`` below it at
+    0.6 s (each 0.2 s of decaying tone and noise), and each hit's own part."""
+    hit = snare_like(batch=1, seconds=0.2)[0]
+    backbeat, ghost = torch.zeros(1, SR), torch.zeros(1, SR)
+    start, ghost_start = SR // 10, 6 * SR // 10
+    backbeat[0, start:start + hit.numel()] = hit
+    ghost[0, ghost_start:ghost_start + hit.numel()] = hit * 10 ** (ghost_db / 20)
+    return backbeat + ghost, backbeat, ghost
+
+
+def test_segmental_snr_is_minus_the_ratio_in_every_frame():
+    """Noise 10 dB under a steady tone in every frame: -10 log10(10^-1 + 10^-4) = 9.996 dB."""
+    t = torch.arange(SR) / SR
+    target = 0.5 * torch.sin(2 * math.pi * 200 * t)[None]
+    noise = 0.5 / math.sqrt(2) * 10 ** (-10 / 20) * torch.randn(1, SR, generator=torch.Generator().manual_seed(4))
+    loss = SegmentalSNRLoss()(target + noise, target).item()
+    assert loss == pytest.approx(-10.0, abs=0.15)
+    assert SegmentalSNRLoss()(target, target).item() == pytest.approx(-40.0, abs=1e-3)
+
+
+def test_segmental_snr_charges_a_lost_ghost_note_where_snr_does_not():
+    """Without the ghost note (30 dB below the backbeat) the whole-clip SNR still reads
+    29.6 dB, a result it would call excellent; frame by frame the ghost's frames fall from
+    the 40-dB ceiling to 0 dB, and the loss rises as much as for a lost backbeat (19 of the
+    40 sounding frames are the ghost's, 21 the backbeat's)."""
+    target, backbeat, ghost = two_hits(-30.0)
+    segmental, snr = SegmentalSNRLoss(), SNRLoss()
+    assert segmental(target, target).item() == pytest.approx(-40.0, abs=1e-3)
+    assert segmental(backbeat, target).item() == pytest.approx(-40.0 * 21 / 40, abs=0.1)
+    assert segmental(ghost, target).item() == pytest.approx(-40.0 * 19 / 40, abs=0.1)
+    assert snr(backbeat, target).item() == pytest.approx(-29.6, abs=0.1)
+    assert snr(ghost, target).item() == pytest.approx(0.0, abs=0.01)
+
+
+def test_segmental_snr_charges_bleed_under_hits_but_not_between_them():
+    """Bleed in the silence between hits is not its business (the other terms see it);
+    the same bleed under the backbeat is."""
+    target, _, _ = two_hits()
+    bleed = 0.05 * torch.randn(1, SR, generator=torch.Generator().manual_seed(6))
+    between, under = torch.zeros(1, SR), torch.zeros(1, SR)
+    between[:, 4 * SR // 10:5 * SR // 10] = bleed[:, 4 * SR // 10:5 * SR // 10]
+    under[:, SR // 10:2 * SR // 10] = bleed[:, SR // 10:2 * SR // 10]
+    loss = SegmentalSNRLoss()
+    assert loss(target + between, target).item() == pytest.approx(loss(target, target).item(), abs=1e-3)
+    assert loss(target + under, target).item() > loss(target, target).item() + 5
 
 
 def test_snr_silent_target_is_bounded_by_the_floor():
@@ -151,7 +201,7 @@ def test_combined_loss_rejects_unknown_or_empty(weights: dict[str, float]):
 
 
 @pytest.mark.parametrize("loss", [MSELoss, SISDRLoss, SNRLoss, MultiResolutionSTFTLoss,
-                                  ComplexSpectralLoss])
+                                  ComplexSpectralLoss, SegmentalSNRLoss])
 def test_reduction_none_keeps_the_batch(loss: type[torch.nn.Module]):
     target = snare_like(batch=3)
     estimate = target + orthogonal_noise(target, 10.0)
