@@ -279,11 +279,14 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
     if not kits:
         raise KitError("no kit given to render from")
     rng = np.random.default_rng(seed)
-    kit = kits[int(rng.integers(len(kits)))]
+    chosen = int(rng.integers(len(kits)))
+    kit = kits[chosen]
     bleed_kit = None
     pair = len(kits) > 1 and config.cross_kit_probability > 0  # no draw when off: see as_recorded
     if pair and rng.random() < config.cross_kit_probability:
-        bleed_kit = [k for k in kits if k is not kit][int(rng.integers(len(kits) - 1))]
+        # By position, not identity: one kit given twice is one cached object.
+        others = kits[:chosen] + kits[chosen + 1:]
+        bleed_kit = others[int(rng.integers(len(others)))]
     if performances:
         groove = _performance_window(performances[int(rng.integers(len(performances)))],
                                      rng, config)

@@ -195,6 +195,19 @@ def test_cross_kit_clip_takes_snare_and_bleed_from_different_kits(synthetic_kit,
         assert meta["kit"] == meta["bleed_kit"]
 
 
+def test_one_kit_given_twice_renders_as_recorded(synthetic_kit, second_kit):
+    """Two paths to one kit load as one cached object: the other-kit draw must pick by
+    position, or it finds no other kit (an IndexError, before the fix)."""
+    config = replace(SHORT, bleed_only_probability=0.0, cross_kit_probability=1.0)
+    for seed in range(4):
+        meta = render_clip([synthetic_kit, synthetic_kit], seed, config).meta
+        assert meta["kit"] == meta["bleed_kit"] == "debleed synthetic kit"
+    mixed = [render_clip([synthetic_kit, synthetic_kit, second_kit], seed, config).meta
+             for seed in range(12)]
+    assert {(m["kit"], m["bleed_kit"]) for m in mixed} >= {
+        ("debleed synthetic kit", "other kit"), ("other kit", "debleed synthetic kit")}
+
+
 def test_snare_bell_changes_only_the_snare_tone(synthetic_kit):
     from training.snaremic import MicConfig, peak_sos
     from scipy import signal
