@@ -127,10 +127,13 @@ class Trainer:
         self.network.train(train)
         for module in self.frozen:  # frozen means its BatchNorm statistics too
             module.eval()
-        # Autocast only around the forward pass and the loss: the weights, their gradients
-        # and the optimiser stay float32. Validation runs in float32, as users run the model.
-        with torch.set_grad_enabled(train), mixed_precision(self.device, self.config.precision):
-            loss = self.loss(self.network(noisy), clean)
+        # Autocast only around the forward pass: the loss (logs of small energies), the
+        # weights, their gradients and the optimiser stay float32. Validation runs in
+        # float32, as users run the model.
+        with torch.set_grad_enabled(train):
+            with mixed_precision(self.device, self.config.precision):
+                estimate = self.network(noisy)
+            loss = self.loss(estimate.float(), clean)
         if train:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
