@@ -42,8 +42,8 @@ class TrainConfig:
     num_workers: int = 0
     threads: int = 0                         # torch CPU threads, 0 = torch's default
     device: str = "auto"
-    precision: str = "float32"               # "bfloat16": forward and loss under autocast
-                                             # (tensor cores on a GPU), weights stay float32
+    precision: str = "float32"               # "bfloat16": the forward pass under autocast
+                                             # (tensor cores on a GPU); loss, weights float32
     # SynthConfig fields for on-the-fly synthesis (--kit), e.g. {"procedural_snare_probability":
     # 0.25}; empty = the dataset defaults. Unused when training on a dataset folder.
     synth: dict[str, float] = field(default_factory=dict)

@@ -46,6 +46,11 @@ def apply_reduction(values: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"unknown reduction {reduction!r}")
 
 
+def frame_energy(wave: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
+    """Mean square of each ``frame``-sample frame, ``hop`` apart: ``(..., T) -> (..., frames)``."""
+    return wave.unfold(-1, frame, hop).square().mean(-1)
+
+
 class MSELoss(nn.Module):
     """Mean squared error per item. Shapes: (B, T), (B, T) -> scalar or (B,)."""
 
@@ -144,8 +149,7 @@ class EnvelopeLoss(nn.Module):
         self.floor = 10 ** (floor_db / 10)
 
     def envelope(self, wave: torch.Tensor) -> torch.Tensor:
-        frames = wave.unfold(-1, self.frame, self.hop)
-        return torch.log10(frames.square().mean(-1) + self.floor)
+        return torch.log10(frame_energy(wave, self.frame, self.hop) + self.floor)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         error = (self.envelope(estimate) - self.envelope(target)).abs().mean(-1)
@@ -186,8 +190,8 @@ class SegmentalSNRLoss(nn.Module):
         self.ceiling = 10 ** (-ceiling_db / 10)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        signal = target.unfold(-1, self.frame, self.hop).square().mean(-1)
-        error = (target - estimate).unfold(-1, self.frame, self.hop).square().mean(-1)
+        signal = frame_energy(target, self.frame, self.hop)
+        error = frame_energy(target - estimate, self.frame, self.hop)
         loudest = signal.amax(-1, keepdim=True)
         sounding = ((signal >= loudest * self.range) & (signal >= self.floor)).to(signal.dtype)
         per_frame = 10 * torch.log10(error / signal.clamp_min(self.floor) + self.ceiling)

@@ -42,8 +42,7 @@ def unit_phase_steps(spec: torch.Tensor) -> torch.Tensor:
     advance from the previous frame as a unit phasor (0 for the first frame, which has no
     previous one, and in digital silence)."""
     step = spec[..., 1:] * spec[..., :-1].conj()
-    step = nn.functional.pad(step / (step.abs() + 1e-12), (1, 0))
-    return step
+    return nn.functional.pad(step / (step.abs() + 1e-12), (1, 0))
 
 
 def phase_coherence(spec: torch.Tensor, frames: int) -> torch.Tensor:
