@@ -187,8 +187,11 @@ class Denoiser:
         return resample(result, self.sample_rate, sample_rate, length) / gain
 
     def denoise_file(self, src: str | os.PathLike, dst: str | os.PathLike, gate: Any = None,
-                     progress: Progress | None = None) -> Path:
-        """Stream ``src`` through the optional pre-gate and the model into ``dst`` (float32)."""
+                     progress: Progress | None = None,
+                     sidechain: str | os.PathLike | None = None) -> Path:
+        """Stream ``src`` through the optional pre-gate (keyed by ``sidechain`` if given) and
+        the model into ``dst`` (float32)."""
         from .stream import denoise_file
 
-        return denoise_file(self, Path(src), Path(dst), gate, progress)
+        key = None if sidechain is None else Path(sidechain)
+        return denoise_file(self, Path(src), Path(dst), gate, progress, key)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy import ndimage, signal
 
+from .audio import Audio
 from .errors import AudioError, ParameterError
 
 MIN_THRESHOLD_DB = -120.0
@@ -353,6 +354,21 @@ def gate_gain(detector_signal: np.ndarray, sample_rate: int, config: GateConfig)
     threshold = (_threshold_from_level(level, sample_rate) if config.auto
                  else config.threshold_db)
     return _gain_from_level(level, sample_rate, config, threshold)
+
+
+def sidechain_detector(key: Audio, key_name: object, track: Audio,
+                       track_name: object) -> np.ndarray:
+    """The sidechain ``key`` as the detector for ``track``: at the track's rate (a resampled
+    trigger would drift against the audio it gates), cut or zero-padded to its length (a
+    trigger shorter than the track leaves the gate shut past its end, as silence on
+    ReaGate's sidechain input would)."""
+    if key.sample_rate != track.sample_rate:
+        raise AudioError(f"{key_name}: sidechain at {key.sample_rate} Hz but {track_name} is at "
+                         f"{track.sample_rate} Hz; they must match")
+    fitted = np.zeros((key.channels, track.frames), dtype=np.float32)
+    length = min(key.frames, track.frames)
+    fitted[:, :length] = key.samples[:, :length]
+    return fitted
 
 
 def apply_gate(samples: np.ndarray, sample_rate: int, config: GateConfig,

@@ -5,10 +5,12 @@ Two passes over the input: the first finds the peak (the levelling gain must be 
 for every block, or the output would pump) and, with ``auto`` gating, the threshold; the
 second reads overlapping blocks with context margins, gates and denoises each, crossfades
 their seams and appends them to a temporary file that is renamed over ``dst`` at the end.
+A sidechain file for the pre-gate is streamed beside the input, block for block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import replace
@@ -20,7 +22,7 @@ import soundfile as sf
 
 from .audio import ensure_not_input
 from .chunking import plan_chunks
-from .errors import AudioError
+from .errors import AudioError, ParameterError
 from .engine import SILENT_PEAK
 
 if TYPE_CHECKING:
@@ -58,20 +60,53 @@ def scan(handle: sf.SoundFile, keep: bool) -> tuple[float, np.ndarray | None]:
     return peak, (np.concatenate(kept, axis=1) if keep else None)
 
 
+def read_range(handle: sf.SoundFile, start: int, stop: int) -> np.ndarray:
+    """Samples ``[start, stop)`` as ``(C, n)`` float32, zeros past the end of the file: a
+    sidechain shorter than the track it keys leaves the gate's detector silent there."""
+    out = np.zeros((handle.channels, stop - start), dtype=np.float32)
+    last = min(stop, handle.frames)
+    if last > start:
+        handle.seek(start)
+        out[:, : last - start] = handle.read(last - start, dtype="float32", always_2d=True).T
+    return out
+
+
+def open_sidechain(path: Path, track: sf.SoundFile, keep: bool,
+                   stack: contextlib.ExitStack) -> tuple[sf.SoundFile, np.ndarray | None]:
+    """The sidechain's handle (closed with ``stack``), checked finite and at the track's rate
+    (a resampled trigger would drift against the audio it gates), and with ``keep`` as many
+    samples as the track has, zero-padded, for the automatic threshold."""
+    key = stack.enter_context(_open(path))
+    if key.samplerate != track.samplerate:
+        raise AudioError(f"{path}: sidechain at {key.samplerate} Hz but {track.name} is at "
+                         f"{track.samplerate} Hz; they must match")
+    scan(key, keep=False)
+    return key, (read_range(key, 0, track.frames) if keep else None)
+
+
 def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig | None" = None,
-                 progress: "Progress | None" = None) -> Path:
-    dst = ensure_not_input(dst, (src,))
-    with _open(src) as handle:
+                 progress: "Progress | None" = None, sidechain: Path | None = None) -> Path:
+    """Denoise ``src`` into ``dst`` through the optional pre-gate, keyed by ``sidechain`` (a
+    trigger track or another microphone) when one is given."""
+    if sidechain is not None and gate is None:
+        raise ParameterError("a sidechain keys the pre-gate: turn the gate on to use one")
+    dst = ensure_not_input(dst, (src,) if sidechain is None else (src, sidechain))
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(_open(src))
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
-        peak, whole = scan(handle, keep=bool(gate is not None and gate.auto))
+        auto = bool(gate is not None and gate.auto)
+        peak, whole = scan(handle, keep=auto and sidechain is None)
         if peak <= SILENT_PEAK:
             raise AudioError(f"{src}: is silent: nothing to denoise")
         gain = denoiser.config.peak_level / peak
+        key = None
         if gate is not None:
             from .gate import apply_gate, auto_threshold_db
 
             gate.validate()
-            if gate.auto:
+            if sidechain is not None:
+                key, whole = open_sidechain(sidechain, handle, auto, stack)
+            if auto:
                 gate = replace(gate, threshold_db=auto_threshold_db(whole, rate, gate), auto=False)
         config = denoiser.config
         blocks = plan_chunks(frames, int(config.block_seconds * rate),
@@ -90,7 +125,9 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                     audio = handle.read(block.in_stop - block.in_start, dtype="float32",
                                         always_2d=True).T
                     if gate is not None:
-                        audio = apply_gate(audio, rate, gate)
+                        detector = (None if key is None
+                                    else read_range(key, block.in_start, block.in_stop))
+                        audio = apply_gate(audio, rate, gate, sidechain=detector)
                     result = denoiser.denoise(audio, rate, gain=gain)[:, block.crop]
                     result = result * block.weights()
                     result[:, : tail.shape[1]] += tail

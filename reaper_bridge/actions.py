@@ -185,7 +185,8 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
     variants = settings.variants(with_gate)
     work_dir = tempfile.mkdtemp(prefix="debleed-render-")
     try:
-        plan, cache = bridge.prepare(api, variants, settings.cache_key(), work_dir)
+        plan, cache = bridge.prepare(api, variants, settings.cache_key(), work_dir,
+                                     sidechain_track=settings.sidechain_track)
     except DebleedError as exc:
         shutil.rmtree(work_dir, ignore_errors=True)
         api.ShowMessageBox(str(exc), TITLE, 0)

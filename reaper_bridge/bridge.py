@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .items import BridgeError, Selection, UndoBlock, add_variant_take, collect, project_media_dir
-from .jobs import MediaCache, Plan, Task, plan_denoise
+from .jobs import GATED, MediaCache, Plan, Task, plan_denoise
+from .sidechain import find_track, keyable, render_keys
 from .wavio import render_take
 
 #: ``process(src, dst)``: write the processed version of audio file ``src`` to ``dst``.
@@ -85,16 +86,22 @@ def run_tasks(tasks: list[Task], execute: Executor, progress: Progress | None = 
 
 
 def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: str,
-            project: Any = 0) -> tuple[Plan, MediaCache]:
-    """Read the selection and plan the tasks; render accessor fallbacks into ``work_dir``."""
+            project: Any = 0, sidechain_track: str = "") -> tuple[Plan, MediaCache]:
+    """Read the selection and plan the tasks; render accessor fallbacks into ``work_dir``,
+    and, for gated variants keyed by ``sidechain_track``, that track's audio."""
     with batched(api):
         selection: Selection = collect(api, project)
         if not selection.takes:
             lines = selection.skipped_lines()
             raise BridgeError("no audio items selected (select items, or tracks)"
                               + (": " + "; ".join(lines) if lines else ""))
+        keys = None
+        if sidechain_track and GATED.intersection(variants):
+            track = find_track(api, sidechain_track, project)
+            selection.takes = [keyable(take) for take in selection.takes]
+            keys = render_keys(api, track, selection.takes, work_dir)
         cache = MediaCache(project_media_dir(api, project))
-        plan = plan_denoise(selection, variants, cache, work_dir, settings_key)
+        plan = plan_denoise(selection, variants, cache, work_dir, settings_key, keys)
         for take, path in plan.renders:
             render_take(api, take, path)
     return plan, cache
@@ -131,13 +138,14 @@ def work_directory() -> Iterator[str]:
 
 
 def denoise(api: Any, variants: tuple[str, ...], execute: Executor, settings_key: str = "",
-            progress: Progress | None = None, project: Any = 0) -> Outcome:
+            progress: Progress | None = None, project: Any = 0,
+            sidechain_track: str = "") -> Outcome:
     """The whole action in this process: plan, process, add takes.
 
     A failing task leaves the project untouched (no take, no open undo block) and
     removes the files this run wrote."""
     with work_directory() as work_dir:
-        plan, cache = prepare(api, variants, settings_key, work_dir, project)
+        plan, cache = prepare(api, variants, settings_key, work_dir, project, sidechain_track)
         try:
             run_tasks(plan.tasks, execute, progress)
         except BaseException:

@@ -11,19 +11,25 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .items import Selection, TakeSource
 
+if TYPE_CHECKING:
+    from .sidechain import SidechainKey
+
 CACHE_NAME = ".debleed-cache.json"
 SLUGS = {"gate": "gate", "debleed": "debleed", "debleed+gate": "debleed-gate"}
+GATED = frozenset({"gate", "debleed+gate"})  # the variants a sidechain keys
 
 
 @dataclass(frozen=True)
 class Task:
-    """One file to produce. ``kind`` is ``"denoise"`` (run ``variant`` on ``src``) or
-    ``"slice"`` (copy ``frames`` samples from ``start``, zero-padded, for export)."""
+    """One file to produce. ``kind`` is ``"denoise"`` (run ``variant`` on ``src``, its gate
+    keyed by the ``sidechain`` file when one is given) or ``"slice"`` (copy ``frames``
+    samples from ``start``, zero-padded, for export)."""
 
     kind: str
     src: str
@@ -32,6 +38,7 @@ class Task:
     start: int = 0
     frames: int = 0
     cache_key: str = ""
+    sidechain: str = ""
 
 
 @dataclass
@@ -106,31 +113,40 @@ class MediaCache:
 
 
 def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCache,
-                 render_dir: str, settings_key: str = "") -> Plan:
-    """One task per (distinct root file, variant); accessor renders get their own tasks."""
+                 render_dir: str, settings_key: str = "",
+                 keys: Mapping[int, "SidechainKey"] | None = None) -> Plan:
+    """One task per (distinct root file, variant); accessor renders get their own tasks.
+
+    With ``keys`` (a rendered sidechain per take index), the gated variants run once per
+    distinct key instead: the same file keyed on two timelines gives two results."""
     plan = Plan(selection, variants)
-    by_source: dict[tuple[str, str], str] = {}
+    by_source: dict[tuple[str, str, str], str] = {}
     for index, take in enumerate(selection.takes):
+        rendered = None
         if take.file is None:
             rendered = os.path.join(render_dir, f"{index:03d}_{safe_stem(take.take_name)}.wav")
             plan.renders.append((take, rendered))
-            for variant in variants:
-                dst = cache.unique_path(safe_stem(take.take_name), SLUGS[variant])
-                plan.tasks.append(Task("denoise", rendered, dst, variant))
-                plan.outputs[(index, variant)] = dst
-            continue
         for variant in variants:
-            src_key = (os.path.abspath(take.file), variant)
+            key = keys.get(index) if keys is not None and variant in GATED else None
+            sidechain = key.path if key is not None else ""
+            if rendered is not None:
+                dst = cache.unique_path(safe_stem(take.take_name), SLUGS[variant])
+                plan.tasks.append(Task("denoise", rendered, dst, variant, sidechain=sidechain))
+                plan.outputs[(index, variant)] = dst
+                continue
+            src_key = (os.path.abspath(take.file), variant, sidechain)
             if src_key not in by_source:
-                key = MediaCache.key(take.file, variant, settings_key)
-                cached = cache.lookup(key)
+                salt = settings_key if key is None else f"{settings_key}|key:{key.digest}"
+                cache_key = MediaCache.key(take.file, variant, salt)
+                cached = cache.lookup(cache_key)
                 if cached:
                     plan.cached += 1
                     by_source[src_key] = cached
                 else:
                     stem = os.path.splitext(os.path.basename(take.file))[0]
                     dst = cache.unique_path(safe_stem(stem), SLUGS[variant])
-                    plan.tasks.append(Task("denoise", take.file, dst, variant, cache_key=key))
+                    plan.tasks.append(Task("denoise", take.file, dst, variant,
+                                           cache_key=cache_key, sidechain=sidechain))
                     by_source[src_key] = dst
             plan.outputs[(index, variant)] = by_source[src_key]
     return plan

@@ -69,13 +69,17 @@ class TaskExecutor:
     def __call__(self, task: Task, report: Callable[[float], None]) -> Path:
         if task.kind == "slice":
             return slice_file(task.src, task.dst, task.start, task.frames)
+        sidechain = task.sidechain or None
         if task.variant == "gate":
-            from denoiser.gate import apply_gate
+            from denoiser.gate import apply_gate, sidechain_detector
 
             audio = read_audio(task.src)
-            gated = apply_gate(audio.samples, audio.sample_rate, self.gate)
+            detector = (None if sidechain is None
+                        else sidechain_detector(read_audio(sidechain), sidechain, audio, task.src))
+            gated = apply_gate(audio.samples, audio.sample_rate, self.gate, sidechain=detector)
             return write_audio(task.dst, gated, audio.sample_rate, protect=(task.src,))
         if task.variant in ("debleed", "debleed+gate"):
             gate = self.gate if task.variant == "debleed+gate" else None
-            return Path(self.denoiser.denoise_file(task.src, task.dst, gate=gate, progress=report))
+            return Path(self.denoiser.denoise_file(task.src, task.dst, gate=gate, progress=report,
+                                                   sidechain=sidechain))
         raise ParameterError(f"unknown task {task.kind} {task.variant!r}")

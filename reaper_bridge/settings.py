@@ -12,6 +12,7 @@ so both paths process with the same gate, model and device. Standard library onl
     precision = float32                   ; or bfloat16 (faster on recent CPUs), float16 (CUDA)
     compare_variants = false              ; also render [gate] and [debleed] takes
     export_dir =                          ; training export; empty = <media>/debleed-training
+    sidechain_track =                     ; key the pre-gate from this track (e.g. a trigger)
     [gate]
     threshold_db = -30                    ; any GateConfig field (SPEC 3)
 """
@@ -38,6 +39,7 @@ class BridgeSettings:
     precision: str = "float32"
     compare_variants: bool = False
     export_dir: str = ""
+    sidechain_track: str = ""
     gate: dict[str, float | bool] = field(default_factory=dict)
 
     def variants(self, with_gate: bool) -> tuple[str, ...]:
@@ -49,12 +51,14 @@ class BridgeSettings:
 
     def cache_key(self) -> str:
         """Changes whenever the processed audio would change (model file, precision, gate
-        settings)."""
+        settings; a sidechain's audio adds its own digest per file, see ``jobs``)."""
         model = self.model
         if model and os.path.isfile(model):
             model = f"{os.path.abspath(model)}@{os.stat(model).st_mtime_ns}"
-        text = json.dumps({"model": model, "precision": self.precision, "gate": self.gate},
-                          sort_keys=True)
+        keyed = {"model": model, "precision": self.precision, "gate": self.gate}
+        if self.sidechain_track:  # absent when unset: caches from before it existed stay valid
+            keyed["sidechain_track"] = self.sidechain_track
+        text = json.dumps(keyed, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -90,6 +94,7 @@ def load_settings(path: str) -> BridgeSettings:
         precision=main.get("precision", "float32") or "float32",
         compare_variants=str(main.get("compare_variants", "false")).lower() in ("1", "true", "yes", "on"),
         export_dir=main.get("export_dir", ""),
+        sidechain_track=main.get("sidechain_track", "").strip(),
         gate={key: _gate_value(value) for key, value in gate.items()},
     )
 
@@ -101,7 +106,7 @@ def save_settings(path: str, settings: BridgeSettings) -> str:
         "python": settings.python, "package_root": settings.package_root,
         "model": settings.model, "device": settings.device, "precision": settings.precision,
         "compare_variants": "true" if settings.compare_variants else "false",
-        "export_dir": settings.export_dir,
+        "export_dir": settings.export_dir, "sidechain_track": settings.sidechain_track,
     }
     parser["gate"] = {key: str(value).lower() if isinstance(value, bool) else repr(float(value))
                       for key, value in settings.gate.items()}

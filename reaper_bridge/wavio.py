@@ -1,7 +1,8 @@
-"""Render what a take plays through REAPER's audio accessor into a float32 WAV.
+"""Render what a take or a track plays through REAPER's audio accessor into a float32 WAV.
 
 The fallback for sources that are not a readable file (and for training export of
-takes whose playrate is not 1). Standard library only, because it runs inside REAPER:
+takes whose playrate is not 1), and the pre-gate's sidechain track. Standard library
+only, because it runs inside REAPER:
 ``array`` holds the samples and the WAV header is written with ``struct``.
 """
 
@@ -44,7 +45,7 @@ def _api_reader(api: Any) -> Any:
         buffer = [0.0] * (frames * channels)
         result = api.GetAudioAccessorSamples(accessor, rate, channels, start, frames, buffer)
         if int(result[0]) < 0:
-            raise BridgeError("REAPER's audio accessor failed to read the take")
+            raise BridgeError("REAPER's audio accessor failed to read the audio")
         return array("f", result[6])
 
     return read
@@ -58,24 +59,19 @@ def _header(channels: int, rate: int, frames: int) -> bytes:
             + b"data" + struct.pack("<I", data_bytes))
 
 
-def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES) -> str:
-    """Write the take's audio from the item start for the item length, at the source rate.
-
-    The accessor reads in take time from the item start, with the take's offset,
-    playrate and channel mode already applied, so the result plays at offset 0, rate 1.
-    """
-    rate, channels = take.sample_rate, take.channels
-    total = int(round(take.length * rate))
+def _render(api: Any, accessor: str, start: float, rate: int, channels: int, total: int,
+            path: str, block: int) -> str:
+    """Write ``total`` frames the accessor gives from ``start`` (its own time base) to
+    ``path`` atomically, then destroy the accessor."""
     read = _ctypes_reader(api) or _api_reader(api)
-    accessor = api.CreateTakeAudioAccessor(take.take)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
     try:
         with open(tmp, "wb") as handle:
             handle.write(_header(channels, rate, total))
-            for start in range(0, total, block):
-                frames = min(block, total - start)
-                samples = read(accessor, rate, channels, start / rate, frames)
+            for first in range(0, total, block):
+                frames = min(block, total - first)
+                samples = read(accessor, rate, channels, start + first / rate, frames)
                 if sys.byteorder == "big":
                     samples.byteswap()
                 handle.write(samples.tobytes())
@@ -85,3 +81,22 @@ def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES) -> str:
+    """Write the take's audio from the item start for the item length, at the source rate.
+
+    The accessor reads in take time from the item start, with the take's offset,
+    playrate and channel mode already applied, so the result plays at offset 0, rate 1.
+    """
+    total = int(round(take.length * take.sample_rate))
+    return _render(api, api.CreateTakeAudioAccessor(take.take), 0.0, take.sample_rate,
+                   take.channels, total, path, block)
+
+
+def render_track(api: Any, track: str, start: float, rate: int, channels: int, frames: int,
+                 path: str, block: int = BLOCK_FRAMES) -> str:
+    """Write ``frames`` of what ``track`` plays from project time ``start`` (its items
+    mixed, before its FX), e.g. a gate's sidechain."""
+    return _render(api, api.CreateTrackAudioAccessor(track), start, rate, channels, frames,
+                   path, block)

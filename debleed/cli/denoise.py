@@ -22,6 +22,10 @@ from .outputs import plan_outputs
 @click.option("--gate/--no-gate", "use_gate", default=None,
               help="Run the ReaGate-style pre-gate before the model. Default: on when a gate "
                    "option is given, off otherwise.")
+@click.option("--sidechain", type=click.Path(path_type=Path), default=None,
+              help="Pre-gate detector input instead of the track itself (trigger or another "
+                   "mic); same sample rate, cut or padded to each input's length. Turns the "
+                   "gate on.")
 @gate_options
 @click.option("--model", default=None,
               help="Checkpoint file. Default: the model shipped with debleed.")
@@ -33,19 +37,22 @@ from .outputs import plan_outputs
                    "bfloat16 and on GPUs, float16 on GPUs only; the output stays float32.")
 @user_errors
 def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None,
-            model: str | None, device: str, precision: str, **options: Any) -> None:
+            sidechain: Path | None, model: str | None, device: str, precision: str,
+            **options: Any) -> None:
     """Remove hi-hat, cymbal, kick and tom bleed from each snare track IN. Writes float32 WAV,
     sample-aligned with the input, same rate, channels and length."""
     given = pop_gate_options(options)
-    if use_gate is False and given:
-        raise ParameterError(f"gate options ({', '.join(sorted(given))}) given with --no-gate")
-    gate = gate_config(given) if use_gate or given else None
-    jobs = plan_outputs(inputs, output, ".debleed.wav")
+    if use_gate is False and (given or sidechain is not None):
+        named = sorted(given) + (["sidechain"] if sidechain is not None else [])
+        raise ParameterError(f"gate options ({', '.join(named)}) given with --no-gate")
+    gate = gate_config(given) if use_gate or given or sidechain is not None else None
+    protect = (sidechain,) if sidechain is not None else ()
+    jobs = plan_outputs(inputs, output, ".debleed.wav", protect=protect)
 
     from denoiser.engine import Denoiser, InferenceConfig  # torch loads only for this command
 
     denoiser = Denoiser.load(model, device, InferenceConfig(precision=precision))
     for src, dst in jobs:
         with progress(f"denoise {src.name}", 1.0) as update:
-            denoiser.denoise_file(src, dst, gate=gate, progress=update)
+            denoiser.denoise_file(src, dst, gate=gate, progress=update, sidechain=sidechain)
         click.echo(str(dst))

@@ -6,27 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
-from denoiser.audio import Audio, read_audio, write_audio
-from denoiser.errors import AudioError
-from denoiser.gate import apply_gate
+from denoiser.audio import read_audio, write_audio
+from denoiser.gate import apply_gate, sidechain_detector
 
 from .common import progress, user_errors
 from .gate_options import gate_config, gate_options, pop_gate_options
 from .outputs import plan_outputs
-
-
-def fit_sidechain(key: Audio, key_path: Path, audio: Audio, audio_path: Path) -> np.ndarray:
-    """The sidechain cut or zero-padded to the input's length; rates must match, since a
-    resampled trigger would drift against the audio it gates."""
-    if key.sample_rate != audio.sample_rate:
-        raise AudioError(f"{key_path}: sidechain at {key.sample_rate} Hz but {audio_path} is at "
-                         f"{audio.sample_rate} Hz; they must match")
-    fitted = np.zeros((key.channels, audio.frames), dtype=np.float32)
-    length = min(key.frames, audio.frames)
-    fitted[:, :length] = key.samples[:, :length]
-    return fitted
 
 
 @click.command()
@@ -50,7 +36,7 @@ def gate(inputs: tuple[Path, ...], output: Path | None, sidechain: Path | None,
     with progress("gate", total=len(jobs)) as update:
         for done, (src, dst) in enumerate(jobs, start=1):
             audio = read_audio(src)
-            detector = None if key is None else fit_sidechain(key, sidechain, audio, src)
+            detector = None if key is None else sidechain_detector(key, sidechain, audio, src)
             gated = apply_gate(audio.samples, audio.sample_rate, config, sidechain=detector)
             write_audio(dst, gated, audio.sample_rate, protect=(src, *protect))
             update(done, src.name)

@@ -81,10 +81,13 @@ def _connect(timeout: float):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
               help="Mixed precision for the network (default: the INI's, else float32).")
+@click.option("--sidechain-track", default=None,
+              help="Key the pre-gate from this track, e.g. a trigger (default: the INI's "
+                   "sidechain_track, else the snare itself).")
 @TIMEOUT
 @user_errors
 def denoise(gate: bool, compare_variants: bool, model: str | None, device: str | None,
-            precision: str | None, timeout: float) -> None:
+            precision: str | None, sidechain_track: str | None, timeout: float) -> None:
     """Denoise the selected items of the running REAPER; add aligned takes."""
     from denoiser.engine import InferenceConfig
     from reaper_bridge.bridge import denoise as run_denoise
@@ -96,11 +99,14 @@ def denoise(gate: bool, compare_variants: bool, model: str | None, device: str |
     settings.precision = precision or settings.precision
     InferenceConfig(precision=settings.precision).validate()  # before any item is touched
     settings.compare_variants = compare_variants or settings.compare_variants
+    if sidechain_track is not None:
+        settings.sidechain_track = sidechain_track.strip()
     executor = TaskExecutor(settings.model or None, settings.device, settings.gate,
                             settings.precision)
     with progress("debleed") as update:
         outcome = run_denoise(api, settings.variants(gate), executor, settings.cache_key(),
-                              progress=lambda done, note: update(done, note))
+                              progress=lambda done, note: update(done, note),
+                              sidechain_track=settings.sidechain_track)
     click.echo(outcome.message())
 
 

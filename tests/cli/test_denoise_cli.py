@@ -59,6 +59,36 @@ def test_pre_gate_is_applied(tmp_path, write_wav, drum_track, checkpoint):
     assert np.abs(sf.read(str(tmp_path / "plain.wav"), dtype="float32")[0]).max() > 1e-4
 
 
+def test_sidechain_keys_the_pre_gate(tmp_path, write_wav, drum_track, checkpoint):
+    """``--sidechain`` turns the gate on and keys it: a silent trigger keeps it shut (zeros
+    out of the mask model), one that fires throughout keeps it open (the ungated result, but
+    for the gate's first attack ramp, which the mask model spreads over a few frames)."""
+    data = drum_track()
+    src = write_wav(tmp_path / "snare.wav", data)
+    silent = write_wav(tmp_path / "silent-trigger.wav", np.zeros_like(data))
+    firing = write_wav(tmp_path / "firing-trigger.wav", np.full_like(data, 0.9))
+    options = ("--range-db", "-inf")
+    shut = run(checkpoint, src, "--sidechain", silent, *options, "-o", tmp_path / "shut.wav")
+    assert shut.exit_code == 0, shut.output
+    assert np.abs(sf.read(str(tmp_path / "shut.wav"), dtype="float32")[0]).max() < 1e-6
+    keyed = run(checkpoint, src, "--sidechain", firing, *options, "-o", tmp_path / "open.wav")
+    plain = run(checkpoint, src, "-o", tmp_path / "plain.wav")
+    assert keyed.exit_code == 0 and plain.exit_code == 0, keyed.output + plain.output
+    opened = sf.read(str(tmp_path / "open.wav"), dtype="float32")[0]
+    ungated = sf.read(str(tmp_path / "plain.wav"), dtype="float32")[0]
+    residual_db = 10 * np.log10(np.sum((opened - ungated) ** 2) / np.sum(ungated ** 2))
+    assert np.abs(ungated).max() > 1e-4 and residual_db < -40
+
+
+def test_sidechain_with_no_gate_or_as_output_is_refused(tmp_path, write_wav, drum_track,
+                                                         checkpoint, refused):
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    side = write_wav(tmp_path / "trigger.wav", drum_track())
+    result = refused(lambda: run(checkpoint, src, "--no-gate", "--sidechain", side))
+    assert "sidechain" in result.stderr
+    refused(lambda: run(checkpoint, src, "--sidechain", side, "-o", side))
+
+
 def test_many_inputs_into_a_folder(tmp_path, write_wav, drum_track, checkpoint):
     one = write_wav(tmp_path / "a.wav", drum_track())
     two = write_wav(tmp_path / "b.wav", drum_track(2), rate=44_100)

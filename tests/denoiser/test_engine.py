@@ -11,6 +11,7 @@ from scipy import signal
 from denoiser.chunking import plan_chunks
 from denoiser.engine import Denoiser, InferenceConfig, apply_model, pick_device
 from denoiser.errors import AudioError, ParameterError
+from denoiser.gate import GateConfig, apply_gate
 from denoiser.models import build_model
 
 
@@ -83,6 +84,61 @@ def test_streaming_file_matches_in_memory(tmp_path, rng):
     assert out_rate == rate and streamed.shape == audio.T.shape
     whole = denoiser.denoise(audio, rate)
     assert np.abs(streamed.T - whole).max() < 1e-4
+
+
+def trigger_and_track(rng: np.random.Generator, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 7-s stereo track of steady bleed, and a 5-s mono trigger with a pulse every second:
+    only the trigger can open a -30 dB gate, and it ends before the track does."""
+    track = (0.02 * rng.standard_normal((2, rate * 7))).astype(np.float32)
+    trigger = np.zeros((1, rate * 5), np.float32)
+    for second in range(5):
+        trigger[0, second * rate + rate // 2: second * rate + rate // 2 + 480] = 0.8
+    return track, trigger
+
+
+@pytest.mark.parametrize("auto", [False, True])
+def test_streamed_sidechain_gates_like_the_whole_file(tmp_path, rng, auto):
+    """The pre-gate's key is read block for block beside the track (zeros past its end): the
+    streamed result is the whole-file gate keyed by the padded trigger, and the automatic
+    threshold comes from the trigger, the gate's detector, not from the track."""
+    rate = 48000
+    track, trigger = trigger_and_track(rng, rate)
+    src, key = tmp_path / "snare.wav", tmp_path / "trigger.wav"
+    sf.write(src, track.T, rate, subtype="FLOAT")
+    sf.write(key, trigger.T, rate, subtype="FLOAT")
+    gate = GateConfig(threshold_db=-30, range_db=float("-inf"), auto=auto)
+    config = InferenceConfig(segment_seconds=1.0, block_seconds=2.0, block_margin_seconds=0.5)
+    denoiser = Denoiser(build_model("identity"), "cpu", config)
+    out, _ = sf.read(denoiser.denoise_file(src, tmp_path / "out.wav", gate=gate, sidechain=key),
+                     dtype="float32", always_2d=True)
+    padded = np.zeros((1, track.shape[1]), np.float32)
+    padded[:, :trigger.shape[1]] = trigger
+    expected = apply_gate(track, rate, gate, sidechain=padded)
+    assert np.abs(out.T - expected).max() < 1e-5
+    opened = np.abs(out.T[:, rate // 2: rate // 2 + 480] - track[:, rate // 2: rate // 2 + 480])
+    assert opened.max() < 1e-5                       # the trigger's pulse opens the gate
+    assert np.abs(out.T[:, rate // 4: rate // 2 - rate // 10]).max() == 0.0  # shut between
+    assert np.abs(out.T[:, 5 * rate + rate // 4:]).max() == 0.0  # shut past the trigger's end
+
+
+def test_bad_sidechain_writes_nothing(tmp_path, rng):
+    rate = 48000
+    track, trigger = trigger_and_track(rng, rate)
+    src, other_rate, nan = tmp_path / "snare.wav", tmp_path / "k44.wav", tmp_path / "nan.wav"
+    sf.write(src, track.T, rate, subtype="FLOAT")
+    sf.write(other_rate, trigger.T, 44100, subtype="FLOAT")
+    trigger[0, 10] = np.nan
+    sf.write(nan, trigger.T, rate, subtype="FLOAT")
+    denoiser = Denoiser(build_model("identity"), "cpu")
+    with pytest.raises(AudioError, match="44100 Hz"):
+        denoiser.denoise_file(src, tmp_path / "out.wav", gate=GateConfig(), sidechain=other_rate)
+    with pytest.raises(AudioError, match="NaN"):
+        denoiser.denoise_file(src, tmp_path / "out.wav", gate=GateConfig(), sidechain=nan)
+    with pytest.raises(ParameterError, match="turn the gate on"):
+        denoiser.denoise_file(src, tmp_path / "out.wav", sidechain=nan)
+    with pytest.raises(AudioError, match="overwrite"):
+        denoiser.denoise_file(src, nan, gate=GateConfig(), sidechain=nan)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k44.wav", "nan.wav", "snare.wav"]
 
 
 def test_bad_input_writes_nothing(tmp_path):

@@ -5,7 +5,8 @@ with the tuple shapes of REAPER's Python binding (functions with out-parameters 
 buffers return ``(retval, *all_params)`` with the buffers filled; plain ones return the
 value), and pointers formatted as REAPER formats them (``"(MediaItem*)0x0000000012345678"``,
 null = all zeros). Playback is modelled where the tests need it: an audio accessor
-returns what a take plays (offset, playrate, sections) from the real files on disk.
+returns what a take plays (offset, playrate, sections) from the real files on disk, or
+what a track plays (its items mixed, in project time).
 """
 
 from __future__ import annotations
@@ -162,6 +163,21 @@ class FakeReaper:
         out = np.stack([np.interp(position, grid, samples[c % samples.shape[0]], left=0.0, right=0.0)
                         for c in range(channels)])
         return out.astype(np.float64)
+
+    def play_track(self, track: Track, rate: int, channels: int, start: float,
+                   frames: int) -> np.ndarray:
+        """What ``track`` plays (its items' active takes, mixed) from project time ``start``."""
+        times = start + np.arange(frames) / rate
+        out = np.zeros((channels, frames))
+        for item in track.items:
+            inside = (times >= item.position) & (times < item.position + item.length)
+            if item.active is None or item.active.source is None or not inside.any():
+                continue
+            first = int(np.argmax(inside))
+            count = int(inside.sum())
+            out[:, first:first + count] += self.play(item.active, rate, channels,
+                                                     times[first] - item.position, count)
+        return out
 
     # -- inspection --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -367,13 +383,19 @@ class FakeReaper:
     def RPR_CreateTakeAudioAccessor(self, take: str) -> str:
         return self._ptr("AudioAccessor*", self._get(take, Take))
 
+    def RPR_CreateTrackAudioAccessor(self, track: str) -> str:
+        return self._ptr("AudioAccessor*", self._get(track, Track))
+
     def RPR_DestroyAudioAccessor(self, accessor: str) -> None:
         self.objects.pop(accessor, None)
 
     def RPR_GetAudioAccessorSamples(self, accessor: str, rate: int, channels: int, start: float,
                                     frames: int, buffer: list) -> tuple:
-        take = self._get(accessor, Take)
-        data = self.play(take, rate, channels, start, frames)
+        source = self.objects.get(str(accessor))
+        if isinstance(source, Track):  # project time, as REAPER's track accessors read
+            data = self.play_track(source, rate, channels, start, frames)
+        else:  # take time from the item start
+            data = self.play(self._get(accessor, Take), rate, channels, start, frames)
         return (1, accessor, rate, channels, start, frames, data.T.reshape(-1).tolist())
 
     def RPR_Undo_BeginBlock(self) -> None:

@@ -6,7 +6,9 @@ import threading
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from click.testing import CliRunner
 from fake_reaper import FakeReaper
@@ -49,6 +51,29 @@ def test_denoise_compare_through_distant_api(distant: FakeReaper, tmp_path: Path
     result = runner.invoke(cli, ["reaper", "compare"])
     assert result.exit_code == 0 and result.output.strip() == "now playing: original"
     assert item.active.name == "Snare"
+
+
+def test_sidechain_track_option_keys_the_gate(distant: FakeReaper, tmp_path: Path) -> None:
+    """A silent trigger track keeps the pre-gate shut: the [gate] take is silence; a track
+    that is not there is one error line and no take."""
+    add_snare(distant, tmp_path)
+    trigger = distant.add_item(distant.add_track("Trigger"), 0.0, 3.0, selected=False)
+    silent = make_wav(tmp_path / "trigger.wav", 3.0)
+    sf.write(silent, np.zeros(3 * 48000, np.float32), 48000, subtype="FLOAT")
+    distant.add_take(trigger, distant.file_source(str(silent)), "trigger")
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["reaper", "denoise", "--gate", "--sidechain-track", "Nope"])
+    assert missing.exit_code == 1 and "sidechain track 'Nope' not found" in missing.output
+    item = distant.tracks[0].items[0]
+    assert len(item.takes) == 1
+    result = runner.invoke(cli, ["reaper", "denoise", "--gate", "--compare-variants",
+                                 "--sidechain-track", "trigger"])
+    assert result.exit_code == 0, result.output
+    peak = {t.name: np.abs(sf.read(t.source.filename, dtype="float32")[0]).max()
+            for t in item.takes}
+    assert peak["Snare [gate]"] <= peak["Snare"] * 10 ** (-80 / 20) * 1.001  # shut: -80 dB range
+    assert peak["Snare [debleed+gate]"] < 1e-3 * peak["Snare"]
+    assert peak["Snare [debleed]"] > 0.1 * peak["Snare"]  # the ungated take ignores the key
 
 
 def test_denoise_with_nothing_selected_is_one_line(distant: FakeReaper) -> None:

@@ -8,7 +8,8 @@ import sys
 
 IN_REAPER = ["reaper_bridge.actions", "reaper_bridge.bridge", "reaper_bridge.export",
              "reaper_bridge.install", "reaper_bridge.items", "reaper_bridge.rpr",
-             "reaper_bridge.settings", "reaper_bridge.wavio", "reascripts.debleed_boot"]
+             "reaper_bridge.settings", "reaper_bridge.sidechain", "reaper_bridge.wavio",
+             "reascripts.debleed_boot"]
 
 
 def test_reaper_side_imports_no_third_party_package() -> None:

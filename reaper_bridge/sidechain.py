@@ -1,0 +1,91 @@
+"""The pre-gate's sidechain inside REAPER: another track (a trigger, the snare's bottom mic)
+rendered over exactly the timeline each processed file covers.
+
+ReaGate keys from a track's sidechain input; here the key is the audio a named track
+plays (``sidechain_track`` in the settings INI), read through REAPER's track audio
+accessor in project time. The denoiser processes a take's whole root file, so the key is
+rendered on that file's timeline: sample ``n`` of the key is what the sidechain track plays
+when the take would play sample ``n`` of the root file (origin ``position - offset``). Takes
+that do not play their file at rate 1 go through the accessor render instead, whose file
+starts at the item start. Standard library only: it runs inside REAPER.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .items import BridgeError, TakeSource, track_name
+from .wavio import render_track
+
+#: Channels of a rendered key: the gate's detector takes the loudest channel, so a stereo
+#: sidechain keeps both sides, and a mono one costs a duplicate channel.
+KEY_CHANNELS = 2
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class SidechainKey:
+    """A rendered key file and a digest of its audio (part of the cache key: a changed
+    sidechain track must re-process, not reuse a file gated by the old one)."""
+
+    path: str
+    digest: str
+
+
+def find_track(api: Any, name: str, project: Any = 0) -> str:
+    """The one track named ``name`` (case and surrounding spaces ignored)."""
+    wanted = name.strip().casefold()
+    found = [api.GetTrack(project, t) for t in range(int(api.CountTracks(project)))]
+    found = [track for track in found if track_name(api, track).strip().casefold() == wanted]
+    if not found:
+        raise BridgeError(f"sidechain track {name!r} not found; rename a track or change "
+                          "sidechain_track in debleed.ini")
+    if len(found) > 1:
+        raise BridgeError(f"{len(found)} tracks are named {name!r}; the sidechain track must be "
+                          "unique")
+    return found[0]
+
+
+def keyable(take: TakeSource) -> TakeSource:
+    """The take as the keyed plan processes it: a file played at a rate other than 1 is
+    rendered through the accessor, so its file and the project timeline run in step."""
+    if take.file is not None and abs(take.values["D_PLAYRATE"] - 1.0) > EPSILON:
+        return replace(take, file=None)
+    return take
+
+
+def _origin(take: TakeSource) -> float:
+    """Project time of the processed file's first sample."""
+    return take.position - (take.source_offset if take.file is not None else 0.0)
+
+
+def _digest(path: str) -> str:
+    sha = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:16]
+
+
+def render_keys(api: Any, track: str, takes: list[TakeSource],
+                work_dir: str) -> dict[int, SidechainKey]:
+    """Render one key per distinct (file, origin, rate) among ``takes`` (by index): long
+    enough to cover every item that plays the file from that origin. Takes rendered through
+    the accessor each get their own key, from their item start."""
+    groups: dict[tuple[str, int, int], list[int]] = {}
+    for index, take in enumerate(takes):
+        origin = int(round(_origin(take) * take.sample_rate))
+        source = take.file if take.file is not None else f"render:{index}"
+        groups.setdefault((source, origin, take.sample_rate), []).append(index)
+    keys: dict[int, SidechainKey] = {}
+    for number, ((_, origin, rate), members) in enumerate(groups.items()):
+        end = max(takes[i].position + takes[i].length for i in members)
+        frames = max(1, int(round(end * rate)) - origin)
+        path = os.path.join(work_dir, f"key_{number:03d}.wav")
+        render_track(api, track, origin / rate, rate, KEY_CHANNELS, frames, path)
+        key = SidechainKey(path, _digest(path))
+        keys.update((i, key) for i in members)
+    return keys

@@ -1,0 +1,203 @@
+"""The pre-gate keyed by another REAPER track (``sidechain_track``), on the fake REAPER."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fake_reaper import FakeReaper, Track
+
+from denoiser.audio import Audio
+from denoiser.gate import GateConfig, apply_gate, sidechain_detector
+from reaper_bridge import actions
+from reaper_bridge.bridge import denoise
+from reaper_bridge.items import BridgeError
+from reaper_bridge.processing import TaskExecutor
+from reaper_bridge.settings import BridgeSettings, load_settings, save_settings, settings_path
+
+RATE = 48000
+GATE = {"threshold_db": -30.0, "range_db": float("-inf")}
+
+
+def write(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, samples.T.astype(np.float32), rate, subtype="FLOAT")
+    return path
+
+
+def steady_bleed(seconds: float, seed: int = 0) -> np.ndarray:
+    """Bleed 34 dB under full scale: never opens a -30 dB gate on its own."""
+    return 0.02 * np.random.default_rng(seed).standard_normal((1, int(seconds * RATE)))
+
+
+def pulse(seconds: float, at: float, level: float = 0.8) -> np.ndarray:
+    """A trigger file: silence with one 10-ms pulse at ``at`` seconds."""
+    data = np.zeros((1, int(seconds * RATE)))
+    data[0, int(at * RATE): int((at + 0.01) * RATE)] = level
+    return data
+
+
+def trigger_track(fake: FakeReaper, tmp_path: Path, position: float, at: float,
+                  name: str = "Kick Trigger") -> Track:
+    track = fake.add_track(name)
+    item = fake.add_item(track, position, 0.5, selected=False)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / f"{name}.wav", pulse(0.5, at)))),
+                  "trigger")
+    return track
+
+
+def expected_gate(snare: np.ndarray, key_start: int, key: np.ndarray, key_frames: int) -> np.ndarray:
+    """The whole snare file gated by a key that holds ``key`` from ``key_start`` and is
+    ``key_frames`` long: what the bridge must render, zero-padded like the CLI's sidechain."""
+    detector = np.zeros((2, key_frames), np.float32)
+    detector[:, key_start:key_start + key.shape[1]] = key
+    padded = sidechain_detector(Audio(detector, RATE), "key", Audio(snare.astype(np.float32), RATE),
+                                "snare")
+    return apply_gate(snare, RATE, GateConfig(**GATE), sidechain=padded)
+
+
+def test_gate_take_is_keyed_by_the_sidechain_track(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """The snare item plays its file from 0.5 s at project time 2.0 s, so the file's first
+    sample sits at project 1.5 s; the trigger track's pulse at project 2.45 s must open the
+    gate at 0.95 s into the file, and nothing else may."""
+    snare = steady_bleed(3.0)
+    item = fake.add_item(fake.add_track("Snare"), 2.0, 1.0)
+    original = fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", snare))),
+                             "Snare", D_STARTOFFS=0.5)
+    trigger_track(fake, tmp_path, position=2.25, at=0.2)
+    outcome = denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track="  kick trigger ")
+
+    assert outcome.takes_added == 1 and outcome.files_processed == 1
+    new = item.active
+    assert new is not original and new.name == "Snare [gate]"
+    assert new.values["D_STARTOFFS"] == 0.5  # plays the processed file on the same timeline
+    result = sf.read(new.source.filename, dtype="float32", always_2d=True)[0].T
+    # the key covers the file from its first sample to the item's end (1.5 s), then pads
+    expected = expected_gate(snare, int(0.75 * RATE), pulse(0.5, 0.2), int(1.5 * RATE))
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+    opened = slice(int(0.951 * RATE), int(0.959 * RATE))
+    np.testing.assert_allclose(result[:, opened], snare[:, opened], atol=1e-6)
+    assert np.abs(result[:, : int(0.9 * RATE)]).max() == 0.0
+    assert np.abs(result[:, int(1.1 * RATE):]).max() == 0.0
+
+
+def test_one_file_on_two_timelines_is_gated_twice(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """Two items cut from one file at different places against the trigger: each gets its
+    own keyed file. Unkeyed, they would share one processed file."""
+    snare = steady_bleed(2.0)
+    wav = write(tmp_path / "snare.wav", snare)
+    track = fake.add_track("Snare")
+    first, second = fake.add_item(track, 0.0, 0.5), fake.add_item(track, 5.0, 0.5)
+    fake.add_take(first, fake.file_source(str(wav)), "A")
+    fake.add_take(second, fake.file_source(str(wav)), "B")
+    trigger = trigger_track(fake, tmp_path, position=0.0, at=0.25)
+    fake.add_take(fake.add_item(trigger, 5.0, 0.5, selected=False),
+                  fake.file_source(str(tmp_path / "Kick Trigger.wav")), "trigger again",
+                  D_STARTOFFS=0.1)  # the same pulse, 0.1 s earlier against item B
+    outcome = denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track="Kick Trigger")
+    assert outcome.files_processed == 2
+    a, b = (sf.read(i.active.source.filename, dtype="float32", always_2d=True)[0].T
+            for i in (first, second))
+    opens = [int(np.argmax(np.abs(x).max(axis=0) > 0)) / RATE for x in (a, b)]
+    assert opens[0] == pytest.approx(0.25 - 0.003, abs=0.002)  # the 3-ms pre-open
+    assert opens[1] == pytest.approx(0.15 - 0.003, abs=0.002)
+
+
+def test_cache_follows_the_sidechain_audio(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """Running again reuses the gated file; moving the trigger re-processes, since the old
+    file was gated by audio the trigger track no longer plays."""
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 1.0)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", steady_bleed(1.0)))),
+                  "Snare")
+    trigger = trigger_track(fake, tmp_path, position=0.0, at=0.2)
+    key = BridgeSettings(gate=GATE, sidechain_track="Kick Trigger").cache_key()
+    run = lambda: denoise(api, ("gate",), TaskExecutor(gate=GATE), key,  # noqa: E731
+                          sidechain_track="Kick Trigger")
+    assert run().files_processed == 1
+    again = run()
+    assert (again.files_processed, again.files_cached) == (0, 1)
+    trigger.items[0].position = 0.3
+    moved = run()
+    assert (moved.files_processed, moved.files_cached) == (1, 0)
+    assert len(set(t.source.filename for t in item.takes[1:])) == 2
+
+
+def test_take_at_another_playrate_is_rendered_and_keyed_from_the_item_start(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    snare = steady_bleed(3.0)
+    item = fake.add_item(fake.add_track("Snare"), 1.0, 1.0)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", snare))), "Snare",
+                  D_PLAYRATE=1.5)
+    trigger_track(fake, tmp_path, position=1.3, at=0.3)  # sounds 0.6 s into the item
+    denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track="Kick Trigger")
+    new = item.active
+    assert (new.values["D_STARTOFFS"], new.values["D_PLAYRATE"]) == (0.0, 1.0)  # rendered
+    result = sf.read(new.source.filename, dtype="float32", always_2d=True)[0].T
+    assert result.shape[1] == RATE  # the item's second, as it plays
+    heard = np.flatnonzero(np.abs(result).max(axis=0) > 0) / RATE
+    assert heard[0] == pytest.approx(0.6 - 0.003, abs=0.002) and heard[-1] < 0.8
+
+
+@pytest.mark.parametrize("name,message", [("Nope", "not found"), ("Dup", "2 tracks")])
+def test_missing_or_ambiguous_sidechain_track_changes_nothing(
+        fake: FakeReaper, api, tmp_path: Path, name: str, message: str) -> None:
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 1.0)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", steady_bleed(1.0)))),
+                  "Snare")
+    fake.add_track("Dup")
+    fake.add_track("dup")
+    with pytest.raises(BridgeError, match=message):
+        denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track=name)
+    assert len(item.takes) == 1 and fake.undo == [] and not any(Path(fake.media_dir).iterdir())
+
+
+def test_ungated_variant_ignores_the_sidechain_track(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """Only gated variants need the key: a missing track does not stop a plain denoise."""
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 1.0)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", steady_bleed(1.0)))),
+                  "Snare")
+    outcome = denoise(api, ("debleed",), lambda task, report: write(Path(task.dst), np.zeros((1, 10))),
+                      sidechain_track="Nope")
+    assert outcome.takes_added == 1
+
+
+def test_settings_keep_the_sidechain_track(tmp_path: Path) -> None:
+    path = settings_path(str(tmp_path))
+    save_settings(path, BridgeSettings(sidechain_track="Snare Trigger", gate=GATE))
+    loaded = load_settings(path)
+    assert loaded.sidechain_track == "Snare Trigger"
+    assert loaded.cache_key() != BridgeSettings(gate=GATE).cache_key()
+
+
+def test_installed_gate_action_passes_the_key_to_the_worker(tmp_path: Path,
+                                                            tiny_checkpoint: Path) -> None:
+    """Inside REAPER: the INI names the track, the action renders the key, the worker
+    subprocess gates with it before the model. A silent trigger keeps the gate shut, so the
+    [debleed+gate] take is silence although the snare file is loud."""
+    from reaper_bridge.install import install
+    from reaper_bridge.rpr import RawRPR
+
+    resource, media = tmp_path / "res", tmp_path / "media"
+    resource.mkdir()
+    install(str(resource))
+    path = settings_path(str(resource))
+    settings = load_settings(path)
+    settings.model, settings.device, settings.sidechain_track = str(tiny_checkpoint), "cpu", "Trig"
+    settings.gate = GATE
+    save_settings(path, settings)
+    fake = FakeReaper(str(resource), str(media))
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.5)
+    loud = 0.5 * np.random.default_rng(1).standard_normal((1, RATE // 2))
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", loud))), "Snare")
+    silent = fake.add_item(fake.add_track("Trig"), 0.0, 0.5, selected=False)
+    fake.add_take(silent, fake.file_source(str(write(tmp_path / "trig.wav", np.zeros((1, RATE // 2))))),
+                  "trigger")
+    api = RawRPR(fake.module())
+    actions.denoise_selected(api, with_gate=True, threads=1)
+    fake.run_deferred()
+    assert fake.messages == [], fake.messages
+    assert item.active.name == "Snare [debleed+gate]"
+    result = sf.read(item.active.source.filename, dtype="float32")[0]
+    assert np.abs(result).max() < 1e-6
