@@ -356,15 +356,21 @@ def gate_gain(detector_signal: np.ndarray, sample_rate: int, config: GateConfig)
     return _gain_from_level(level, sample_rate, config, threshold)
 
 
+def require_same_rate(key_name: object, key_rate: int, track_name: object,
+                      track_rate: int) -> None:
+    """A sidechain must run at its track's rate: a resampled trigger would drift against the
+    audio it gates."""
+    if key_rate != track_rate:
+        raise AudioError(f"{key_name}: sidechain at {key_rate} Hz but {track_name} is at "
+                         f"{track_rate} Hz; they must match")
+
+
 def sidechain_detector(key: Audio, key_name: object, track: Audio,
                        track_name: object) -> np.ndarray:
-    """The sidechain ``key`` as the detector for ``track``: at the track's rate (a resampled
-    trigger would drift against the audio it gates), cut or zero-padded to its length (a
-    trigger shorter than the track leaves the gate shut past its end, as silence on
+    """The sidechain ``key`` as the detector for ``track``: at the track's rate
+    (``require_same_rate``), cut or zero-padded to its length (a trigger shorter than the track leaves the gate shut past its end, as silence on
     ReaGate's sidechain input would)."""
-    if key.sample_rate != track.sample_rate:
-        raise AudioError(f"{key_name}: sidechain at {key.sample_rate} Hz but {track_name} is at "
-                         f"{track.sample_rate} Hz; they must match")
+    require_same_rate(key_name, key.sample_rate, track_name, track.sample_rate)
     fitted = np.zeros((key.channels, track.frames), dtype=np.float32)
     length = min(key.frames, track.frames)
     fitted[:, :length] = key.samples[:, :length]

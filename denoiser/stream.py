@@ -73,13 +73,13 @@ def read_range(handle: sf.SoundFile, start: int, stop: int) -> np.ndarray:
 
 def open_sidechain(path: Path, track: sf.SoundFile, keep: bool,
                    stack: contextlib.ExitStack) -> tuple[sf.SoundFile, np.ndarray | None]:
-    """The sidechain's handle (closed with ``stack``), checked finite and at the track's rate
-    (a resampled trigger would drift against the audio it gates), and with ``keep`` as many
-    samples as the track has, zero-padded, for the automatic threshold."""
+    """The sidechain's handle (closed with ``stack``), checked finite and at the track's
+    rate, and with ``keep`` as many samples as the track has, zero-padded, for the automatic
+    threshold."""
+    from .gate import require_same_rate
+
     key = stack.enter_context(_open(path))
-    if key.samplerate != track.samplerate:
-        raise AudioError(f"{path}: sidechain at {key.samplerate} Hz but {track.name} is at "
-                         f"{track.samplerate} Hz; they must match")
+    require_same_rate(path, key.samplerate, track.name, track.samplerate)
     scan(key, keep=False)
     return key, (read_range(key, 0, track.frames) if keep else None)
 

@@ -96,7 +96,7 @@ def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
         name = f"{tag}/{number:04d}_{safe_stem(take.label)}.wav"
         dst = os.path.join(out_dir, name)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        if take.file is not None and abs(take.values["D_PLAYRATE"] - 1.0) < 1e-9:
+        if take.file is not None and take.unit_rate:
             plan.tasks.append(Task("slice", take.file, dst,
                                    start=int(round(take.source_offset * take.sample_rate)),
                                    frames=int(round(take.length * take.sample_rate))))

@@ -61,6 +61,11 @@ class TakeSource:
     channels: int
 
     @property
+    def unit_rate(self) -> bool:
+        """Plays its source at playrate 1: the file and the project timeline run in step."""
+        return abs(self.values["D_PLAYRATE"] - 1.0) < EPSILON
+
+    @property
     def source_offset(self) -> float:
         """Where in the root file the take starts playing, in source seconds."""
         return self.section_offset + self.values["D_STARTOFFS"]

@@ -23,7 +23,6 @@ from .wavio import render_track
 #: Channels of a rendered key: the gate's detector takes the loudest channel, so a stereo
 #: sidechain keeps both sides, and a mono one costs a duplicate channel.
 KEY_CHANNELS = 2
-EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def find_track(api: Any, name: str, project: Any = 0) -> str:
 def keyable(take: TakeSource) -> TakeSource:
     """The take as the keyed plan processes it: a file played at a rate other than 1 is
     rendered through the accessor, so its file and the project timeline run in step."""
-    if take.file is not None and abs(take.values["D_PLAYRATE"] - 1.0) > EPSILON:
+    if take.file is not None and not take.unit_rate:
         return replace(take, file=None)
     return take
 
