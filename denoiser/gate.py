@@ -368,8 +368,8 @@ def require_same_rate(key_name: object, key_rate: int, track_name: object,
 def sidechain_detector(key: Audio, key_name: object, track: Audio,
                        track_name: object) -> np.ndarray:
     """The sidechain ``key`` as the detector for ``track``: at the track's rate
-    (``require_same_rate``), cut or zero-padded to its length (a trigger shorter than the track leaves the gate shut past its end, as silence on
-    ReaGate's sidechain input would)."""
+    (``require_same_rate``), cut or zero-padded to its length (a trigger shorter than the
+    track leaves the gate shut past its end, as silence on ReaGate's sidechain input would)."""
     require_same_rate(key_name, key.sample_rate, track_name, track.sample_rate)
     fitted = np.zeros((key.channels, track.frames), dtype=np.float32)
     length = min(key.frames, track.frames)
