@@ -11,6 +11,10 @@ from denoiser.errors import ParameterError
 from .synth import SynthConfig
 
 
+# What the validation clips and the loss scored on them are made from: an epoch of a resumed
+# run that changes one of these cannot be compared with the best epoch before the change.
+VALIDATION_FIELDS = ("loss", "synth", "valid_clips", "seed", "data", "kits")
+
 # float16 would also need a gradient scaler; bfloat16 has float32's range and needs none.
 TRAIN_PRECISIONS = ("float32", "bfloat16")
 
@@ -88,6 +92,10 @@ class TrainConfig:
                 wanted = "a probability in [0, 1]" if upper == 1.0 else "a finite number >= 0"
                 raise ParameterError(f"train: synth option {name} = {value!r}: must be {wanted}")
         return replace(SynthConfig(), **self.synth)
+
+    def validation_changes(self, other: "TrainConfig") -> list[str]:
+        """The ``VALIDATION_FIELDS`` in which ``other`` differs from this configuration."""
+        return [name for name in VALIDATION_FIELDS if getattr(self, name) != getattr(other, name)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ validates and writes."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -158,7 +159,13 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         trainer = Trainer(model, CombinedLoss(config.loss), config, Flatten(loader), valid,
                           run_dir, device, world, report)
         if resume:
+            changed = saved_config(run_dir).validation_changes(config)
             trainer.load_state(last_state(run_dir))
+            if changed:
+                trainer.restart_selection()
+                warnings.warn(f"resume: {', '.join(changed)} changed, so the validation loss "
+                              "is measured afresh; best.pt is chosen again from the next epoch",
+                              stacklevel=2)
             seek(loader, trainer.epoch * config.steps_per_epoch, config.batch_size)
         history = trainer.fit(extra={"data": data_info})
         best = run_dir / "best.pt"

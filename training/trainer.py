@@ -196,6 +196,15 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
 
+    def restart_selection(self) -> None:
+        """Forget the best validation loss, here and in the plateau schedule. Why: after a
+        resume that changes the validation clips or the loss, the saved best was measured
+        on other clips; against it, a better network could fail to replace ``best.pt`` and
+        the schedule would halve the learning rate for epochs that were not worse."""
+        self.best, self.bad_epochs = math.inf, 0
+        self.scheduler.best = self.scheduler.mode_worse
+        self.scheduler.num_bad_epochs = 0
+
     # -- the loop --------------------------------------------------------------------
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:

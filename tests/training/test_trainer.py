@@ -123,6 +123,26 @@ def test_resume_gives_the_same_weights(dataset: Path, tmp_path: Path, ema_decay:
     assert len(losses[1]) == 4 and losses[0] == losses[1]
 
 
+def test_resume_with_another_loss_chooses_best_afresh(dataset: Path, tmp_path: Path):
+    """A resume that changes what the validation loss measures (here the loss itself, from
+    SNR, which is negative, to multi-resolution STFT, which is positive) cannot compare its
+    epochs with the saved best: the first resumed epoch becomes best.pt, and the plateau
+    schedule does not count it as a bad epoch."""
+    run = tmp_path / "run"
+    config = replace(TINY, epochs=1, valid_clips=1, loss={"snr": 1.0}, plateau_patience=0)
+    run_training(config, run, data=dataset)
+    assert torch.load(run / "last.pt", weights_only=True)["best"] < 0
+    with pytest.warns(UserWarning, match="resume: loss changed"):
+        run_training(replace(config, epochs=2, loss={"mrstft": 1.0}), run, data=dataset,
+                     resume=True)
+    history = json.loads((run / "history.json").read_text())
+    assert history[1]["valid_loss"] > 0 > history[0]["valid_loss"]
+    assert load_checkpoint(run / "best.pt")[1]["extra"]["epoch"] == 2
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["best"] == history[1]["valid_loss"]
+    assert state["optimizer"]["param_groups"][0]["lr"] == TINY.lr  # not halved
+
+
 def test_ema_is_the_moving_average_of_the_live_weights(dataset: Path, tmp_path: Path):
     """With one step per epoch, the EMA after two steps is decay * w1 + (1 - decay) * w2 of
     the live weights (BatchNorm statistics included); validation and best.pt use it."""
