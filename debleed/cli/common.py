@@ -1,11 +1,12 @@
-"""Shared CLI plumbing: user errors become one line on stderr and exit code 1, and long
-jobs get a progress bar on a terminal and plain lines otherwise (SPEC 1)."""
+"""Shared CLI plumbing: user errors become one line on stderr and exit code 1, warnings one
+line each, and long jobs get a progress bar on a terminal and plain lines otherwise (SPEC 1)."""
 
 from __future__ import annotations
 
 import functools
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -30,6 +31,18 @@ def user_errors(func: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Show each warning as one ``Warning: ...`` line on stderr when it is raised, without
+    Python's source-line echo. For warnings that must be seen before a long job ends."""
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        click.echo(f"Warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 ProgressCallback = Callable[[float, str], None]

@@ -8,7 +8,7 @@ import json
 
 import click
 
-from .common import progress, user_errors
+from .common import progress, user_errors, warnings_as_lines
 
 
 def json_object(option: str, text: str | None) -> dict | None:
@@ -80,7 +80,7 @@ def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,
     if resume and data is None and not kits:  # the run's own data, as it was saved
         data, kits = config.data or None, config.kits
     total = config.epochs * config.steps_per_epoch
-    with progress("Training", total) as update:
+    with warnings_as_lines(), progress("Training", total) as update:
         best = run_training(config, run_dir, data, kits, resume,
                             report=lambda done, _total, note: update(done, note))
     click.echo(f"best checkpoint: {best}")

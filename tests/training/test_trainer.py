@@ -266,6 +266,18 @@ def test_cli_resume_keeps_the_runs_options(dataset: Path, tmp_path: Path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_cli_resume_with_another_loss_says_so_in_one_line(dataset: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, tiny_cli_args(dataset, run)).exit_code == 0
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--epochs", "2", "--resume",
+                                      "--loss", '{"mse": 1}'])
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.output.splitlines() if line.startswith("Warning:")]
+    assert warning == ["Warning: resume: loss changed, so the validation loss is measured "
+                       "afresh; best.pt is chosen again from the next epoch"]
+    assert "run_training(" not in result.output  # no source-line echo
+
+
 @pytest.mark.parametrize("state, message", [(None, "nothing to resume"),
                                             (b"{oops", "not a readable checkpoint"),
                                             ({"epoch": 1}, "not a training state")])
