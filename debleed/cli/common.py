@@ -45,6 +45,18 @@ def warnings_as_lines() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def warnings_after() -> Iterator[None]:
+    """Collect the warnings raised inside, and show each distinct one as a ``Warning: ...``
+    line after it: for jobs that warn once per file or clip and end soon, so the lines
+    neither break the progress bar nor repeat."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        click.echo(f"Warning: {message}", err=True)
+
+
 ProgressCallback = Callable[[float, str], None]
 PLAIN_INTERVAL_S = 30.0  # without a terminal, a line per 10% or at least this often
 

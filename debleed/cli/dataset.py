@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import click
 
-from .common import progress, user_errors
+from .common import progress, user_errors, warnings_after
 
 
 @click.group()
@@ -59,13 +58,9 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
     if as_recorded:
         config = config.as_recorded()
     total = max(1, int(round(hours * 3600 / clip_seconds))) if hours > 0 else 1
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with progress("Rendering clips", total=total) as update:
-            root = render_dataset(kits, out, hours, seed, config, valid_fraction=valid_fraction,
-                                  split=split, jobs=jobs, progress=update, midi=midi)
-    for message in dict.fromkeys(str(w.message) for w in caught):
-        click.echo(f"Warning: {message}", err=True)
+    with warnings_after(), progress("Rendering clips", total=total) as update:
+        root = render_dataset(kits, out, hours, seed, config, valid_fraction=valid_fraction,
+                              split=split, jobs=jobs, progress=update, midi=midi)
     click.echo(f"{root}: {total} clips ({total * clip_seconds / 3600:.2f} h)")
 
 
@@ -110,11 +105,8 @@ def pack_kit(kits: tuple[Path, ...], out: Path, max_layers: int | None, bits: st
     the originals: to train on a machine where the kits are not installed."""
     from training.kitpack import pack_kits
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_after():
         packed = pack_kits(kits, out, max_layers, int(bits))
-    for message in dict.fromkeys(str(w.message) for w in caught):
-        click.echo(f"Warning: {message}", err=True)
     for kit in packed:
         click.echo(f"{kit.path}: {kit.name!r}, {kit.layers} of {kit.original_layers} layers, "
                    f"{kit.bytes / 1e6:.1f} MB")

@@ -158,3 +158,21 @@ def test_pack_kit_writes_kits_that_synth_reads(kit_dir, tmp_path, refused):
     (tmp_path / "notes.txt").write_text("not a kit\n")
     refused(lambda: CliRunner().invoke(cli, ["dataset", "pack-kit", str(kit_dir), str(tmp_path / "notes.txt"),
                                              "--out", str(tmp_path / "more")]))
+
+
+def test_pack_kit_warns_about_a_missing_sample_in_one_line(tmp_path):
+    """A kit naming a sample that is not there: pack-kit skips it and says so in one line,
+    without Python's source-line echo."""
+    kit = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    xml = (kit / "drumkit.xml").read_text().replace(
+        "</instrumentList>", "<instrument><name>Cowbell</name><instrumentComponent><layer>"
+        "<filename>cowbell.wav</filename></layer></instrumentComponent></instrument>"
+        "</instrumentList>")
+    (kit / "drumkit.xml").write_text(xml)
+    result = CliRunner().invoke(cli, ["dataset", "pack-kit", str(kit),
+                                      "--out", str(tmp_path / "packed")])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "cowbell.wav" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("Warning: "), result.output
+    assert "warnings.warn(" not in result.output
+    assert result.output.rstrip().splitlines()[-1].startswith("1 kits")
