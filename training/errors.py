@@ -11,3 +11,7 @@ class KitError(DebleedError):
 class DatasetError(DebleedError):
     """A dataset folder or request that cannot be honoured (missing manifest, bad split,
     the public test kit in a training set, an output folder that already holds data)."""
+
+
+class TrainingError(DebleedError):
+    """A training run that cannot go on: its loss or gradient stayed non-finite (diverged)."""

@@ -14,6 +14,7 @@ import json
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,12 @@ from denoiser.models import DenoiserModel
 
 from .config import TrainConfig
 from .distributed import World, average, broadcast_flag
+from .errors import TrainingError
 from .losses import SISDRLoss, SNRLoss
 
 StepReport = Callable[[int, int, str], None]
 DATA_RATE = 48000
+MAX_NONFINITE_IN_A_ROW = 20  # skipped steps before a run counts as diverged
 
 
 @dataclass
@@ -99,6 +102,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best = math.inf
         self.bad_epochs = 0
+        self.nonfinite_in_a_row = 0
         self.epoch = 0
         self.rng = np.random.default_rng([config.seed, world.rank])
 
@@ -137,12 +141,32 @@ class Trainer:
         if train:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.config.grad_clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(),
+                                            self.config.grad_clip or math.inf)
+            if not torch.isfinite(norm):  # a non-finite loss gives a non-finite norm too
+                self.skip_step()
+                return math.nan
             self.optimizer.step()
+            self.nonfinite_in_a_row = 0
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
         return float(loss.detach())
+
+    def skip_step(self) -> None:
+        """Leave the weights, the optimiser and the average as they are after a non-finite
+        loss or gradient. Why: one such step turns every weight into NaN through Adam's
+        moments, and every later epoch with it (a CPU run lost its last hour so); a run
+        that keeps producing them has diverged, which is an error, not something to skip.
+        Under DDP the gradients are already averaged, so every rank skips the same step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nonfinite_in_a_row += 1
+        warnings.warn(f"train: epoch {self.epoch + 1}: non-finite loss or gradient, step "
+                      "skipped", stacklevel=2)
+        if self.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW:
+            raise TrainingError(
+                f"train: the loss or its gradient was not finite for {self.nonfinite_in_a_row} "
+                f"steps in a row (epoch {self.epoch + 1}): the run diverged; --resume it "
+                "with a lower --lr")
 
     # -- validation ------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
@@ -228,10 +252,12 @@ class Trainer:
                     self.report(done, total_steps,
                                 f"epoch {self.epoch + 1} loss {np.mean(train_losses[-20:]):.4f} "
                                 f"{rate:.0f} audio-s/s")
-            train_loss = average(float(np.mean(train_losses)), self.world)
+            finite = [loss for loss in train_losses if math.isfinite(loss)]
+            train_loss = average(float(np.mean(finite)) if finite else math.nan, self.world)
             stop = False
             if self.world.is_main:
                 record = {"epoch": self.epoch + 1, "train_loss": train_loss,
+                          "skipped_steps": len(train_losses) - len(finite),
                           "lr": self.optimizer.param_groups[0]["lr"],
                           "seconds": time.monotonic() - epoch_start, **self.validate()}
                 self.history.append(record)

@@ -4,6 +4,7 @@ run folder is complete, checkpoints round-trip, resume is exact, the CLI works."
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from debleed.cli.main import cli
 from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.errors import ParameterError
 from training.config import TrainConfig
+from training.errors import TrainingError
+from training.losses import CombinedLoss
 from training.run import run_training
 from training.synth import SynthConfig, render_dataset
 
@@ -141,6 +144,48 @@ def test_resume_with_another_loss_chooses_best_afresh(dataset: Path, tmp_path: P
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["best"] == history[1]["valid_loss"]
     assert state["optimizer"]["param_groups"][0]["lr"] == TINY.lr  # not halved
+
+
+class NaNOnSomeSteps(CombinedLoss):
+    """The training loss, made NaN on the training steps numbered in ``steps`` (from 1)."""
+
+    steps: set[int] = set()
+
+    def forward(self, estimate: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+        loss = super().forward(estimate, clean)
+        if torch.is_grad_enabled():
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls in self.steps:
+                return loss * math.nan
+        return loss
+
+
+def test_a_nonfinite_step_is_skipped_and_the_run_goes_on(dataset: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    """One NaN loss in eight steps: the step is skipped (said so, counted in the history),
+    the weights stay finite, and the run's other seven steps still train."""
+    monkeypatch.setattr("training.run.CombinedLoss", NaNOnSomeSteps)
+    monkeypatch.setattr(NaNOnSomeSteps, "steps", {3})
+    with pytest.warns(UserWarning, match="epoch 1: non-finite loss or gradient, step skipped"):
+        run_training(replace(TINY, ema_decay=0.9), tmp_path / "run", data=dataset)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["skipped_steps"] for h in history] == [1, 0]
+    assert all(math.isfinite(h["train_loss"]) and math.isfinite(h["valid_loss"]) for h in history)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert all(torch.isfinite(w).all() for w in state["model"]["state_dict"].values())
+    assert all(torch.isfinite(w).all() for w in state["ema"].values() if w.is_floating_point())
+
+
+def test_a_run_that_stays_nonfinite_stops_with_a_clear_error(dataset: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("training.run.CombinedLoss", NaNOnSomeSteps)
+    monkeypatch.setattr(NaNOnSomeSteps, "steps", set(range(2, 100)))
+    with pytest.warns(UserWarning), pytest.raises(TrainingError, match="not finite for 20 steps "
+                                                  r"in a row \(epoch 6\): the run diverged"):
+        run_training(replace(TINY, epochs=10), tmp_path / "run", data=dataset)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["skipped_steps"] for h in history] == [3, 4, 4, 4, 4]
+    assert math.isfinite(history[-1]["valid_loss"])  # the weights of step 1 are kept
 
 
 def test_ema_is_the_moving_average_of_the_live_weights(dataset: Path, tmp_path: Path):
