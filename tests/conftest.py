@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from training.oneshots import write_synthetic_kit
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def kit_missing_an_extra(tmp_path: Path) -> Path:
+    """A synthetic kit whose drumkit.xml names a cowbell sample that is not there (kits in
+    the wild do this): loading it skips the cowbell with a warning."""
+    kit = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    xml = (kit / "drumkit.xml").read_text().replace(
+        "</instrumentList>", "<instrument><name>Cowbell</name><instrumentComponent><layer>"
+        "<filename>cowbell.wav</filename></layer></instrumentComponent></instrument>"
+        "</instrumentList>")
+    (kit / "drumkit.xml").write_text(xml)
+    return kit
