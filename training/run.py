@@ -159,8 +159,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         trainer = Trainer(model, CombinedLoss(config.loss), config, Flatten(loader), valid,
                           run_dir, device, world, report)
         if resume:
-            changed = saved_config(run_dir).validation_changes(config)
-            trainer.load_state(last_state(run_dir))
+            changed = trainer.load_state(last_state(run_dir)).validation_changes(config)
             if changed:
                 trainer.restart_selection()
                 warnings.warn(f"resume: {', '.join(changed)} changed, so the validation loss "

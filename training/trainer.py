@@ -208,7 +208,8 @@ class Trainer:
         torch.save(self.state(), tmp)
         tmp.replace(path)
 
-    def load_state(self, path: Path) -> None:
+    def load_state(self, path: Path) -> TrainConfig:
+        """Continue from a saved state; returns the configuration it was trained with."""
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(state["model"]["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -219,6 +220,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        return TrainConfig.from_dict(state["model"]["training_config"])
 
     def restart_selection(self) -> None:
         """Forget the best validation loss, here and in the plateau schedule. Why: after a
