@@ -79,8 +79,6 @@ def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,
     config = config_with(saved_config(run_dir) if resume else TrainConfig(), **overrides)
     if resume and data is None and not kits:  # the run's own data, as it was saved
         data, kits = config.data or None, config.kits
-    total = config.epochs * config.steps_per_epoch
-    with warnings_as_lines(), progress("Training", total) as update:
-        best = run_training(config, run_dir, data, kits, resume,
-                            report=lambda done, _total, note: update(done, note))
+    with warnings_as_lines(), progress("Training") as update:
+        best = run_training(config, run_dir, data, kits, resume, report=update)
     click.echo(f"best checkpoint: {best}")

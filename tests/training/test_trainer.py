@@ -21,6 +21,7 @@ from training.errors import TrainingError
 from training.losses import CombinedLoss
 from training.run import run_training
 from training.synth import SynthConfig, render_dataset
+from training.trainer import run_fraction
 
 CLIP_SECONDS = 2.0
 TINY = TrainConfig(model="bandmask-tiny", batch_size=3, segment_seconds=0.5, steps_per_epoch=4,
@@ -144,6 +145,33 @@ def test_resume_with_another_loss_chooses_best_afresh(dataset: Path, tmp_path: P
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["best"] == history[1]["valid_loss"]
     assert state["optimizer"]["param_groups"][0]["lr"] == TINY.lr  # not halved
+
+
+@pytest.mark.parametrize("steps_done, steps_planned, seconds, max_minutes, fraction", [
+    (50, 200, 0.0, 0.0, 0.25),         # no clock: steps alone
+    (50, 200, 30.0, 1.0, 0.5),         # the clock is further on: it decides
+    (150, 200, 30.0, 1.0, 0.75),       # the steps are further on
+    (10, 100_000, 3600.0, 60.0, 1.0),  # a time-bounded run with epochs to spare ends full
+    (10, 100, 7200.0, 60.0, 1.0),      # past its minutes (the last epoch ends): capped
+    (0, 0, 0.0, 0.0, 1.0),             # resumed at its last epoch: nothing left
+])
+def test_run_fraction_is_the_further_of_steps_and_clock(steps_done, steps_planned, seconds,
+                                                        max_minutes, fraction):
+    assert run_fraction(steps_done, steps_planned, seconds, max_minutes) == pytest.approx(fraction)
+
+
+def test_progress_counts_this_run_to_its_end(dataset: Path, tmp_path: Path):
+    """The bar's fractions rise to 1 over the steps this run takes; a resumed run's bar
+    starts from its own first step, not from the epochs done before it."""
+    config = replace(TINY, epochs=4, steps_per_epoch=3, valid_clips=1)
+    first, second = [], []
+    run_training(replace(config, epochs=2), tmp_path, data=dataset,
+                 report=lambda fraction, note: first.append(fraction))
+    run_training(config, tmp_path, data=dataset, resume=True,
+                 report=lambda fraction, note: second.append((fraction, note)))
+    assert first == pytest.approx([k / 6 for k in range(1, 7)])
+    assert [f for f, _ in second] == pytest.approx([k / 6 for k in range(1, 7)])
+    assert second[0][1].startswith("epoch 3 loss ")
 
 
 class NaNOnSomeSteps(CombinedLoss):
