@@ -250,10 +250,11 @@ class Trainer:
                 train_losses.append(self.common_step(noisy, clean, train=True))
                 if self.report is not None and self.world.is_main:
                     done = self.epoch * config.steps_per_epoch + step + 1
+                    now = time.monotonic()
                     rate = (step + 1) * config.batch_size * config.segment_seconds / (
-                        time.monotonic() - epoch_start)
+                        now - epoch_start)
                     self.report(run_fraction(done - first_step, total_steps - first_step,
-                                             time.monotonic() - started, config.max_minutes),
+                                             now - started, config.max_minutes),
                                 f"epoch {self.epoch + 1} loss {np.mean(train_losses[-20:]):.4f} "
                                 f"{rate:.0f} audio-s/s")
             finite = [loss for loss in train_losses if math.isfinite(loss)]
