@@ -56,6 +56,16 @@ def average(value: float, world: World) -> float:
     return float(tensor.item() / world.size)
 
 
+def wait_for_all(world: World) -> None:
+    """Hold every rank here until all arrive. Why: rank 0 writes the history, plot and
+    model card after the last collective, while the other ranks went on to tear down
+    gloo and exit. Once, in CI, rank 1 aborted there ("terminate called without an
+    active exception") and failed a run whose checkpoints were written; ranks that
+    reach the teardown together remove that asymmetry."""
+    if world.distributed:
+        dist.barrier()
+
+
 def shutdown(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()

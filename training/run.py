@@ -27,7 +27,7 @@ from denoiser.pretrained import default_model_path
 
 from .config import TrainConfig
 from .dataset import ClipFolder, SynthStream
-from .distributed import World, init_world, shutdown
+from .distributed import World, init_world, shutdown, wait_for_all
 from .losses import CombinedLoss
 from .model_card import write_model_card
 from .synth import render_clip
@@ -174,6 +174,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
             write_model_card(run_dir / "MODEL_CARD.md", name=run_dir.name, info=info,
                              history=history, data=data_info,
                              parameters=model.parameter_count())
+        wait_for_all(world)
         return best
     finally:
         shutdown(world)
