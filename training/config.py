@@ -41,6 +41,8 @@ class TrainConfig:
     ema_decay: float = 0.0                   # weight EMA per step (e.g. 0.999) for validation
                                              # and best.pt; 0 = the live weights
     valid_clips: int = 24
+    keep_epochs: bool = False                # also save every epoch's weights, for selection
+                                             # after the run (RUN/epochs/epoch_NNN.pt)
     max_minutes: float = 0.0                 # wall-clock budget, 0 = none
     seed: int = 0
     num_workers: int = 0

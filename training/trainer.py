@@ -267,10 +267,14 @@ class Trainer:
                           "seconds": time.monotonic() - epoch_start, **self.validate()}
                 self.history.append(record)
                 self.scheduler.step(record["valid_loss"])
+                saved = {**(extra or {}), "epoch": self.epoch + 1, **record}
+                if config.keep_epochs:
+                    save_checkpoint(epoch_path(self.run_dir, self.epoch + 1), self.evaluated,
+                                    config.to_dict(), saved)
                 if record["valid_loss"] < self.best:
                     self.best, self.bad_epochs = record["valid_loss"], 0
                     save_checkpoint(self.run_dir / "best.pt", self.evaluated, config.to_dict(),
-                                    {**(extra or {}), "epoch": self.epoch + 1, **record})
+                                    saved)
                 else:
                     self.bad_epochs += 1
                 stop = self.bad_epochs >= config.early_stop_patience
@@ -283,6 +287,14 @@ class Trainer:
             if broadcast_flag(stop, self.world):
                 break
         return self.history
+
+
+def epoch_path(run_dir: Path, epoch: int) -> Path:
+    """Where ``keep_epochs`` saves an epoch's weights. Why keep them: the validation clips
+    come from the training distribution, so ``best.pt`` is the best epoch for snares like
+    the training kits'; choosing for another quality (unfamiliar snares, a listening test)
+    needs the other epochs."""
+    return run_dir / "epochs" / f"epoch_{epoch:03d}.pt"
 
 
 def run_fraction(steps_done: int, steps_planned: int, seconds: float,

@@ -50,6 +50,9 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--segment-seconds", type=float, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--valid-clips", type=int, default=None)
+@click.option("--keep-epochs", is_flag=True, default=None,
+              help="Also save every epoch's weights as RUN/epochs/epoch_NNN.pt, to choose "
+                   "among them afterwards on other clips than the validation ones.")
 @click.option("--ema-decay", type=float, default=None,
               help="Validate and keep as best.pt an exponential moving average of the weights "
                    "(e.g. 0.999 per step); 0 = off.")
