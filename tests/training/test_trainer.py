@@ -78,6 +78,7 @@ def test_run_folder_is_complete(trained: Path):
     for name in ("history.json", "loss.png", "best.pt", "last.pt", "MODEL_CARD.md", "config.json"):
         assert (trained / name).is_file(), name
     assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (trained / "epochs").exists()   # only with keep_epochs
     card = (trained / "MODEL_CARD.md").read_text()
     assert "bandmask" in card and "valid_sisdr" in card and "debleed synthetic kit" in card
     assert json.loads((trained / "config.json").read_text())["model"] == "bandmask-tiny"
@@ -319,6 +320,30 @@ def test_cli_trains_and_prints_the_best_checkpoint(dataset: Path, tmp_path: Path
     assert f"best checkpoint: {run / 'best.pt'}" in result.output
     load_checkpoint(run / "best.pt")
     assert len(json.loads((run / "history.json").read_text())) == 1
+
+
+def test_cli_keep_epochs_saves_every_epochs_weights(dataset: Path, tmp_path: Path):
+    """``--keep-epochs``: one loadable checkpoint per epoch; the best epoch's is best.pt's
+    weights and the last epoch's is last.pt's, and the epochs differ (it is not one file
+    written three times)."""
+    run = tmp_path / "kept"
+    arguments = tiny_cli_args(dataset, run) + ["--epochs", "3", "--keep-epochs"]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    kept = sorted(p.name for p in (run / "epochs").iterdir())
+    assert kept == ["epoch_001.pt", "epoch_002.pt", "epoch_003.pt"]
+    history = json.loads((run / "history.json").read_text())
+    best_epoch = min(history, key=lambda h: h["valid_loss"])["epoch"]
+    best = load_checkpoint(run / "best.pt")[0].state_dict()
+    per_epoch = {}
+    for epoch in (1, 2, 3):
+        model, info = load_checkpoint(run / "epochs" / f"epoch_{epoch:03d}.pt")
+        assert info["extra"]["epoch"] == epoch and info["training_config"]["keep_epochs"]
+        per_epoch[epoch] = model.state_dict()
+    assert all(torch.equal(v, best[k]) for k, v in per_epoch[best_epoch].items())
+    last = weights(run / "last.pt")
+    assert all(torch.equal(v, last[k]) for k, v in per_epoch[3].items())
+    assert not torch.equal(per_epoch[1]["project.weight"], per_epoch[3]["project.weight"])
 
 
 def test_cli_resume_keeps_the_runs_options(dataset: Path, tmp_path: Path):
