@@ -21,6 +21,8 @@ def describe_architecture(info: dict[str, Any]) -> str:
         extras.append(f"groups {kwargs.get('groups')}")
         if kwargs.get("min_below_hz"):
             extras.append(f"smallest mask below {kwargs['min_below_hz']:g} Hz")
+        if kwargs.get("min_above_hz"):
+            extras.append(f"smallest mask above {kwargs['min_above_hz']:g} Hz")
         if kwargs.get("group_weights"):
             extras.append("learned group weights per bin")
     if kwargs.get("deep_filter"):

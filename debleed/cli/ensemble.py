@@ -22,13 +22,18 @@ from .common import user_errors
 @click.option("--min-below-hz", type=click.FloatRange(min=0), default=0.0,
               help="With --combine power: below this frequency take the smallest mask "
                    "instead (kick and floor toms live there).")
+@click.option("--min-above-hz", type=click.FloatRange(min=0), default=0.0,
+              help="With --combine power: at and above this frequency take the smallest mask "
+                   "as well (cymbals inside the snare hits); 0 = off.")
 @user_errors
-def ensemble(members: tuple[str, ...], output: Path, combine: str, min_below_hz: float) -> None:
+def ensemble(members: tuple[str, ...], output: Path, combine: str, min_below_hz: float,
+             min_above_hz: float) -> None:
     """Combine MEMBERS (checkpoints, or "default") into one ensemble checkpoint.
 
     The members must be real-mask bandmask models on the same STFT, or max ensembles of
     them (their members join). Their masks are combined per bin, so the ensemble costs one
-    STFT and one network per member.
+    STFT and one network per member. One power ensemble alone is combined again (its
+    groups kept) with the cutoffs given.
     """
     from denoiser.audio import ensure_not_input
     from denoiser.checkpoint import load_checkpoint, save_checkpoint
@@ -37,11 +42,12 @@ def ensemble(members: tuple[str, ...], output: Path, combine: str, min_below_hz:
     from denoiser.pretrained import default_model_path
 
     paths = [default_model_path() if m == "default" else Path(m) for m in members]
-    if len(paths) < 2:
-        raise ParameterError("an ensemble needs at least two member checkpoints")
+    if len(paths) < 2 and combine != "power":
+        raise ParameterError("an ensemble needs at least two member checkpoints "
+                             "(or one power ensemble with --combine power)")
     ensure_not_input(output, tuple(paths))
     loaded = [load_checkpoint(path) for path in paths]
-    bag = MaskEnsemble.of([model for model, _ in loaded], combine, min_below_hz)
+    bag = MaskEnsemble.of([model for model, _ in loaded], combine, min_below_hz, min_above_hz)
     sources = [{"file": path.name, "model_name": info["model_name"],
                 "extra": info.get("extra", {}), "training_config": info.get("training_config", {})}
                for path, (_, info) in zip(paths, loaded)]

@@ -87,3 +87,25 @@ def test_power_blend_with_a_low_cutoff(tmp_path):
     bag, info = load_checkpoint(out)
     assert info["model_kwargs"]["combine"] == "power" and bag.groups == [[0, 1], [2]]
     assert info["model_kwargs"]["min_below_hz"] == 150.0 and bag.low_bins == 1
+
+
+def test_one_power_ensemble_is_cut_again_above_a_frequency(tmp_path, refused):
+    """``debleed ensemble BAG.pt --combine power --min-above-hz 5000``: the same networks
+    and groups, the smallest mask from 5 kHz up; a single plain network is refused."""
+    first, second = members(tmp_path)
+    blend = tmp_path / "blend.pt"
+    assert CliRunner().invoke(cli, ["ensemble", str(first), str(second), "-o", str(blend),
+                                    "--combine", "power", "--min-below-hz", "150"]).exit_code == 0
+    out = tmp_path / "cut.pt"
+    result = CliRunner().invoke(cli, ["ensemble", str(blend), "-o", str(out), "--combine", "power",
+                                      "--min-below-hz", "150", "--min-above-hz", "5000"])
+    assert result.exit_code == 0, result.output
+    before, _ = load_checkpoint(blend)
+    after, info = load_checkpoint(out)
+    assert info["model_kwargs"]["min_above_hz"] == 5000.0 and after.groups == before.groups
+    assert after.high_bin == 27 and after.low_bins == before.low_bins == 1  # 27 * 187.5 >= 5000
+    assert all(torch.equal(v, after.state_dict()[k]) for k, v in before.state_dict().items())
+    refused(lambda: CliRunner().invoke(cli, ["ensemble", str(first), "-o", str(tmp_path / "x.pt"),
+                                             "--combine", "power"]))
+    refused(lambda: CliRunner().invoke(cli, ["ensemble", str(first), str(second), "-o",
+                                             str(tmp_path / "y.pt"), "--min-above-hz", "5000"]))

@@ -85,6 +85,26 @@ def test_power_mean_costs_a_disputed_bin_3_db_and_below_its_cutoff_the_remover_d
     assert torch.allclose(mask[:, low:], torch.tensor(float(np.sqrt((0.999**2 + 0.001**2) / 2))), atol=1e-6)
 
 
+def test_above_its_high_cutoff_the_remover_decides_too(wave):
+    """``min_above_hz``: from the first bin at or above it the smaller mask wins, as below
+    ``min_below_hz``; between the cutoffs the power mean stays."""
+    keeper, remover = with_constant_mask(0.999), with_constant_mask(0.001)
+    split = MaskEnsemble.of([keeper, remover], "power", min_below_hz=2000.0, min_above_hz=15000.0)
+    with torch.no_grad():
+        mask = split.predict_mask(split.spectrum(wave))
+    high = int(np.ceil(15000 * split.n_fft / split.sample_rate))  # 80 = 15000 / 187.5
+    assert split.high_bin == high == 80 and mask.shape[1] == 129
+    assert torch.allclose(mask[:, high:], torch.tensor(0.001), atol=1e-6)
+    assert torch.allclose(mask[:, :11], torch.tensor(0.001), atol=1e-6)
+    middle = float(np.sqrt((0.999**2 + 0.001**2) / 2))
+    assert torch.allclose(mask[:, 11:high], torch.tensor(middle), atol=1e-6)
+    again = MaskEnsemble.of([split], "power", min_below_hz=2000.0)  # one power bag, re-cut
+    with torch.no_grad():
+        assert again.high_bin == 129
+        assert torch.allclose(again.predict_mask(again.spectrum(wave))[:, high:],
+                              torch.tensor(middle), atol=1e-6)
+
+
 def test_power_groups_are_unions_and_their_masks_are_blended(wave):
     """A max ensemble joins a power ensemble as one group: the mask is the power mean of
     (the max of its members) and the other group, and a power ensemble keeps its groups."""
@@ -257,6 +277,11 @@ def test_refuses_members_that_cannot_share_a_mask():
         MaskEnsemble.of([tiny(0), tiny(1)], "max", min_below_hz=150.0)
     with pytest.raises(ModelError, match="Nyquist"):
         MaskEnsemble.of([tiny(0), tiny(1)], "power", min_below_hz=24000.0)
+    with pytest.raises(ModelError, match="min_above_hz belongs"):
+        MaskEnsemble.of([tiny(0), tiny(1)], "max", min_above_hz=5000.0)
+    for above in (100.0, 24000.0):   # not above min_below_hz, not below Nyquist
+        with pytest.raises(ModelError, match="min_above_hz"):
+            MaskEnsemble.of([tiny(0), tiny(1)], "power", min_below_hz=150.0, min_above_hz=above)
     kwargs = [tiny(0).init_kwargs, tiny(1).init_kwargs, tiny(2).init_kwargs]
     for groups in ([[0, 1, 2]], [[0, 1], [1, 2]], [[0], [1]]):
         with pytest.raises(ValueError, match="groups"):
