@@ -25,8 +25,9 @@ most of their energy there and no snare body lies there, so the group that remov
 decides. At and above ``min_above_hz`` (0: off) the smallest mask is taken as well: inside
 the snare hits above 5 kHz, 96 % of the shipped model's mask error was cymbal it let
 through, not snare wires it cut (docs/model.md, thirteenth round), so there the group
-that removes the cymbal should decide too. The shipped model is such a bag (docs/model.md, eleventh round): the union of the
-first two rounds' networks, blended with a network that removes more bleed.
+that removes the cymbal should decide too. The shipped model is such a bag (docs/model.md,
+eleventh round): the union of the first two rounds' networks, blended with a network that
+removes more bleed.
 ``group_weights`` makes the power mean a weighted one, sqrt(sum_g w_g(f) m_g²), with one
 learned weight per group and frequency bin (a softmax over the groups, so the weights sum
 to 1). It starts at equal weights, which is exactly the plain power mean, and is trained
@@ -210,9 +211,9 @@ class MaskEnsemble(DenoiserModel):
 
     def _power_mean(self, masks: list[torch.Tensor]) -> torch.Tensor:
         """sqrt(mean of the groups' squared masks), weighted per bin with ``group_logits``,
-        the smallest below ``low_bins`` and from ``high_bin`` on. Chained ``hypot`` rather than squares: masks reach
-        0, and their squares' subnormal floats made the sum ten times slower than the
-        networks' last layer."""
+        the smallest below ``low_bins`` and from ``high_bin`` on. Chained ``hypot`` rather
+        than squares: masks reach 0, and their squares' subnormal floats made the sum ten
+        times slower than the networks' last layer."""
         sides = [functools.reduce(torch.maximum, [masks[i] for i in group]) for group in self.groups]
         if self.group_logits is None:
             mask = functools.reduce(torch.hypot, sides) * len(sides) ** -0.5
