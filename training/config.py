@@ -13,7 +13,7 @@ from .synth import SynthConfig
 
 # What the validation clips and the loss scored on them are made from: an epoch of a resumed
 # run that changes one of these cannot be compared with the best epoch before the change.
-VALIDATION_FIELDS = ("loss", "synth", "valid_clips", "seed", "data", "kits")
+VALIDATION_FIELDS = ("loss", "loss_options", "synth", "valid_clips", "seed", "data", "kits")
 
 # float16 would also need a gradient scaler; bfloat16 has float32's range and needs none.
 TRAIN_PRECISIONS = ("float32", "bfloat16")
@@ -27,6 +27,8 @@ class TrainConfig:
     freeze: list[str] = field(default_factory=list)  # module names kept fixed, e.g. members.0
     loss: dict[str, float] = field(
         default_factory=lambda: {"mrstft": 1.0, "envelope": 0.5, "snr": 0.05})
+    # constructor arguments of a loss part, e.g. {"mrstft": {"floor_db": -70}}
+    loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 16
@@ -70,11 +72,15 @@ class TrainConfig:
         if self.precision not in TRAIN_PRECISIONS:
             raise ParameterError(f"train: precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
                                  f"not {self.precision!r}")
-        from .losses import LOSSES
+        from .losses import LOSSES, CombinedLoss
 
         unknown = sorted(set(self.loss) - set(LOSSES))
         if unknown or not self.loss:
             raise ParameterError(f"train: unknown or empty loss {unknown}; known: {sorted(LOSSES)}")
+        try:
+            CombinedLoss(self.loss, self.loss_options)
+        except ValueError as exc:
+            raise ParameterError(f"train: {exc}") from None
         self.synth_config()
         return self
 

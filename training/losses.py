@@ -29,6 +29,7 @@ on ``(batch, samples)`` waveforms, a shared ``reduction``, composed by weighting
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -124,11 +125,15 @@ class STFTLoss(nn.Module):
 
 
 class MultiResolutionSTFTLoss(nn.Module):
-    """Average of ``STFTLoss`` over several FFT sizes (hop = size / 4)."""
+    """Average of ``STFTLoss`` over several FFT sizes (hop = size / 4). ``floor_db``: see
+    ``STFTLoss``; a higher floor stops asking for removal below it, which bounds what a
+    bleed-only segment (silent target) costs: at -100 dB it costs about thirteen times a
+    segment with snare (docs/model.md, eighteenth round)."""
 
-    def __init__(self, fft_sizes: tuple[int, ...] = (256, 512, 1024, 2048), reduction: str = "mean"):
+    def __init__(self, fft_sizes: tuple[int, ...] = (256, 512, 1024, 2048), reduction: str = "mean",
+                 floor_db: float = -100.0):
         super().__init__()
-        self.losses = nn.ModuleList(STFTLoss(n, n // 4, reduction) for n in fft_sizes)
+        self.losses = nn.ModuleList(STFTLoss(n, n // 4, reduction, floor_db) for n in fft_sizes)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(loss(estimate, target) for loss in self.losses) / len(self.losses)
@@ -266,15 +271,27 @@ LOSSES: dict[str, type[nn.Module]] = {
 
 
 class CombinedLoss(nn.Module):
-    """Weighted sum of named losses, e.g. ``{"mrstft": 1.0, "snr": 0.05}``."""
+    """Weighted sum of named losses, e.g. ``{"mrstft": 1.0, "snr": 0.05}``; ``options``
+    gives a part's constructor arguments, e.g. ``{"mrstft": {"floor_db": -70}}``."""
 
-    def __init__(self, weights: dict[str, float]):
+    def __init__(self, weights: dict[str, float],
+                 options: dict[str, dict[str, Any]] | None = None):
         super().__init__()
+        options = options or {}
         unknown = sorted(set(weights) - set(LOSSES))
         if unknown or not weights:
             raise ValueError(f"unknown or empty losses {unknown}; known: {sorted(LOSSES)}")
+        unused = sorted(set(options) - set(weights))
+        if unused:
+            raise ValueError(f"options for losses that are not weighted: {unused}")
         self.weights = dict(weights)
-        self.parts = nn.ModuleDict({name: LOSSES[name]() for name in weights})
+        parts = {}
+        for name in weights:
+            try:
+                parts[name] = LOSSES[name](**options.get(name, {}))
+            except TypeError as exc:
+                raise ValueError(f"loss {name}: bad options {options[name]} ({exc})") from None
+        self.parts = nn.ModuleDict(parts)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(w * self.parts[name](estimate, target) for name, w in self.weights.items())

@@ -37,6 +37,8 @@ def json_object(option: str, text: str | None) -> dict | None:
               help="JSON object overriding the preset's arguments; with --init, grows the "
                    "checkpoint's model (e.g. '{\"frame_gate\": true}').")
 @click.option("--loss", default=None, help='JSON weights, e.g. \'{"mrstft": 1, "snr": 0.05}\' or \'{"mse": 1}\'.')
+@click.option("--loss-options", default=None,
+              help='JSON object of a loss part\'s arguments, e.g. \'{"mrstft": {"floor_db": -70}}\'.')
 @click.option("--synth", default=None,
               help='With --kit: JSON object of synthesis options, e.g. '
                    '\'{"procedural_snare_probability": 0.25, "wide_pitch_probability": 0.3}\'.')
@@ -69,7 +71,7 @@ def json_object(option: str, text: str | None) -> dict | None:
               help="Continue from RUN/last.pt with the options and data it was trained "
                    "with; options given here override them, e.g. a larger --epochs.")
 @user_errors
-def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,
+def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, freeze, resume,
           **options) -> None:
     """Train a denoiser on DATA (a dataset folder) or on kits synthesised on the fly."""
     from training.config import TrainConfig
@@ -77,7 +79,9 @@ def train(data, run_dir, kits, model, model_kwargs, loss, synth, freeze, resume,
 
     overrides = dict(options, model=model,
                      model_kwargs=json_object("--model-kwargs", model_kwargs),
-                     loss=json_object("--loss", loss), synth=json_object("--synth", synth),
+                     loss=json_object("--loss", loss),
+                     loss_options=json_object("--loss-options", loss_options),
+                     synth=json_object("--synth", synth),
                      freeze=list(freeze) or None)
     config = config_with(saved_config(run_dir) if resume else TrainConfig(), **overrides)
     if resume and data is None and not kits:  # the run's own data, as it was saved
