@@ -194,6 +194,32 @@ def test_combined_loss_is_the_weighted_sum():
     assert combined(estimate, target).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_a_higher_stft_floor_bounds_what_a_silent_target_costs():
+    """``{"mrstft": {"floor_db": -80}}``: bleed left on a silent target (-30 dBFS noise) costs
+    far less than at the default -100 dB floor, while the options reach the part and a
+    snare target's loss changes much less (its bins lie mostly above both floors)."""
+    silent = torch.zeros(1, SR)
+    bleed = torch.randn(1, SR, generator=torch.Generator().manual_seed(3)) * 10 ** (-30 / 20)
+    default = CombinedLoss({"mrstft": 1.0})
+    bounded = CombinedLoss({"mrstft": 1.0}, {"mrstft": {"floor_db": -80.0}})
+    assert all(part.floor == pytest.approx(10 ** (-80 / 20) * part.n_fft / 4)
+               for part in bounded.parts["mrstft"].losses)
+    silent_default, silent_bounded = default(bleed, silent).item(), bounded(bleed, silent).item()
+    assert silent_bounded < 0.75 * silent_default, (silent_bounded, silent_default)
+    target = snare_like()
+    estimate = target + orthogonal_noise(target, 20.0)
+    snare_default, snare_bounded = default(estimate, target).item(), bounded(estimate, target).item()
+    assert abs(snare_default - snare_bounded) < silent_default - silent_bounded
+
+
+@pytest.mark.parametrize("options, message", [({"snr": {"floor_db": -50}}, "not weighted"),
+                                              ({"mrstft": {"bogus": 1}}, "bad options"),
+                                              ({"mrstft": 3}, "bad options")])
+def test_combined_loss_rejects_bad_options(options: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        CombinedLoss({"mrstft": 1.0}, options)
+
+
 @pytest.mark.parametrize("weights", [{"l1": 1.0}, {"mse": 1.0, "bogus": 0.1}, {}])
 def test_combined_loss_rejects_unknown_or_empty(weights: dict[str, float]):
     with pytest.raises(ValueError, match="unknown or empty"):

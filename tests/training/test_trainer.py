@@ -346,6 +346,21 @@ def test_cli_keep_epochs_saves_every_epochs_weights(dataset: Path, tmp_path: Pat
     assert not torch.equal(per_epoch[1]["project.weight"], per_epoch[3]["project.weight"])
 
 
+def test_cli_loss_options_reach_the_loss(dataset: Path, tmp_path: Path):
+    """``--loss-options``: saved with the run, and the loss it configures is the one
+    trained and validated with (a higher STFT floor lowers the validation loss)."""
+    losses = {}
+    for name, extra in (("plain", []), ("floor", ["--loss-options", '{"mrstft": {"floor_db": -60}}'])):
+        run = tmp_path / name
+        result = CliRunner().invoke(cli, tiny_cli_args(dataset, run) + extra)
+        assert result.exit_code == 0, result.output
+        losses[name] = json.loads((run / "history.json").read_text())[0]["valid_loss"]
+    saved = json.loads((tmp_path / "floor" / "config.json").read_text())["loss_options"]
+    assert saved == {"mrstft": {"floor_db": -60}}
+    assert load_checkpoint(tmp_path / "floor" / "best.pt")[1]["training_config"]["loss_options"] == saved
+    assert losses["floor"] < losses["plain"] - 0.05, losses
+
+
 def test_cli_resume_keeps_the_runs_options(dataset: Path, tmp_path: Path):
     """``--resume`` with only the options that change (a longer --epochs) continues the run
     as trained: same data, model, steps and batch, and the same weights as an unbroken run,
@@ -399,7 +414,9 @@ def test_cli_resume_without_a_saved_run_is_one_error_line(dataset: Path, tmp_pat
                                    ["--loss", '{"l1": 1}'], ["--model-kwargs", "[1]"],
                                    ["--kit", "KIT"], ["--freeze", "nope"],
                                    ["--synth", "[1]"], ["--ema-decay", "1"],
-                                   ["--synth", '{"procedural_snare_probability": 0.5}']])
+                                   ["--synth", '{"procedural_snare_probability": 0.5}'],
+                                   ["--loss-options", '{"mrstft": {"floor": 1}}'],
+                                   ["--loss-options", '{"segsnr": {"floor_db": -50}}']])
 def test_cli_bad_option_is_one_error_line(dataset: Path, synthetic_kit_dir: Path,
                                           tmp_path: Path, extra: list[str]):
     extra = [str(synthetic_kit_dir) if e == "KIT" else e for e in extra]
