@@ -284,6 +284,10 @@ class CombinedLoss(nn.Module):
         unused = sorted(set(options) - set(weights))
         if unused:
             raise ValueError(f"options for losses that are not weighted: {unused}")
+        for name, given in options.items():
+            values = given.values() if isinstance(given, dict) else ()
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ValueError(f"loss {name}: options must be finite, not {given}")
         self.weights = dict(weights)
         parts = {}
         for name in weights:

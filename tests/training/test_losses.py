@@ -214,7 +214,8 @@ def test_a_higher_stft_floor_bounds_what_a_silent_target_costs():
 
 @pytest.mark.parametrize("options, message", [({"snr": {"floor_db": -50}}, "not weighted"),
                                               ({"mrstft": {"bogus": 1}}, "bad options"),
-                                              ({"mrstft": 3}, "bad options")])
+                                              ({"mrstft": 3}, "bad options"),
+                                              ({"mrstft": {"floor_db": math.nan}}, "finite")])
 def test_combined_loss_rejects_bad_options(options: dict, message: str):
     with pytest.raises(ValueError, match=message):
         CombinedLoss({"mrstft": 1.0}, options)
