@@ -284,17 +284,17 @@ class CombinedLoss(nn.Module):
         unused = sorted(set(options) - set(weights))
         if unused:
             raise ValueError(f"options for losses that are not weighted: {unused}")
-        for name, given in options.items():
-            values = given.values() if isinstance(given, dict) else ()
-            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-                raise ValueError(f"loss {name}: options must be finite, not {given}")
         self.weights = dict(weights)
         parts = {}
         for name in weights:
+            given = options.get(name, {})
+            values = given.values() if isinstance(given, dict) else ()
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ValueError(f"loss {name}: options must be finite, not {given}")
             try:
-                parts[name] = LOSSES[name](**options.get(name, {}))
+                parts[name] = LOSSES[name](**given)
             except TypeError as exc:
-                raise ValueError(f"loss {name}: bad options {options[name]} ({exc})") from None
+                raise ValueError(f"loss {name}: bad options {given} ({exc})") from None
         self.parts = nn.ModuleDict(parts)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

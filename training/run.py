@@ -156,8 +156,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         if world.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-        trainer = Trainer(model, CombinedLoss(config.loss, config.loss_options), config, Flatten(loader), valid,
-                          run_dir, device, world, report)
+        loss = CombinedLoss(config.loss, config.loss_options)
+        trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world, report)
         if resume:
             changed = trainer.load_state(last_state(run_dir)).validation_changes(config)
             if changed:
