@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from training.losses import (CombinedLoss, ComplexSpectralLoss, DuckingLoss, EnvelopeLoss,
-                             MSELoss, MultiResolutionSTFTLoss, SegmentalSNRLoss, SISDRLoss,
-                             SNRLoss)
+                             HighBandSegmentalSNRLoss, MSELoss, MultiResolutionSTFTLoss,
+                             SegmentalSNRLoss, SISDRLoss, SNRLoss)
 
 SR = 48_000
 
@@ -116,7 +116,7 @@ def test_complex_loss_of_bleed_alone_is_bounded_by_the_floor():
 
 
 @pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft", "envelope", "ducking", "complex",
-                                  "segsnr"])
+                                  "segsnr", "hfsegsnr"])
 def test_silent_target_gives_a_finite_loss(name: str):
     target = torch.zeros(2, SR // 2)
     estimate = 0.05 * torch.randn(2, SR // 2, generator=torch.Generator().manual_seed(3))
@@ -175,6 +175,56 @@ def test_segmental_snr_charges_bleed_under_hits_but_not_between_them():
     assert loss(target + under, target).item() > loss(target, target).item() + 5
 
 
+def band(seconds: float, low_hz: float, high_hz: float, seed: int) -> torch.Tensor:
+    """White noise limited to [low_hz, high_hz) by zeroing its other FFT bins: (1, T)."""
+    samples = int(seconds * SR)
+    noise = torch.randn(1, samples, generator=torch.Generator().manual_seed(seed))
+    spectrum = torch.fft.rfft(noise)
+    frequencies = torch.fft.rfftfreq(samples, 1 / SR)
+    return torch.fft.irfft(spectrum * ((frequencies >= low_hz) & (frequencies < high_hz)), n=samples)
+
+
+def test_high_band_segmental_snr_is_minus_the_ratio_above_the_cutoff():
+    """Wires (noise above 5 kHz) under a steady 200-Hz tone, and a cymbal-like leak 10 dB
+    under the wires in that band: -10 log10(10^-1 + 10^-4) = 9.996 dB, as for the full-band
+    term; the clean target scores the 40-dB ceiling."""
+    t = torch.arange(SR) / SR
+    wires = band(1.0, 5000, 24000, seed=7)
+    target = 0.5 * torch.sin(2 * math.pi * 200 * t)[None] + 0.1 * wires / wires.std()
+    leak = band(1.0, 6000, 20000, seed=8)
+    leak = 0.1 * 10 ** (-10 / 20) * leak / leak.std()
+    loss = HighBandSegmentalSNRLoss()
+    assert loss(target + leak, target).item() == pytest.approx(-10.0, abs=0.2)
+    assert loss(target, target).item() == pytest.approx(-40.0, abs=1e-3)
+
+
+def test_high_band_segmental_snr_charges_cymbal_and_cut_wires_not_low_bleed():
+    """Under the backbeat (39 sounding frames in all): a cymbal above 5 kHz and the snare's
+    wires cut cost more here than in the full-band term, where the snare's low band
+    dwarfs them; a kick's 60 Hz at the cymbal's level costs nothing here and 6.8 dB there."""
+    target, _, _ = two_hits()
+    wires = torch.zeros(1, SR)
+    wires[:, SR // 10:3 * SR // 10] = 0.05 * band(0.2, 5000, 24000, seed=9) / 0.2 ** 0.5
+    target = target + wires
+    hit = slice(SR // 10, 2 * SR // 10)
+    cymbal, kick = torch.zeros(1, SR), torch.zeros(1, SR)
+    cymbal[:, hit] = 0.05 * band(0.1, 6000, 16000, seed=10) / band(0.1, 6000, 16000, seed=10).std()
+    kick[:, hit] = 0.05 * math.sqrt(2) * torch.sin(2 * math.pi * 60 * torch.arange(SR // 10) / SR)
+    high, full = HighBandSegmentalSNRLoss(), SegmentalSNRLoss()
+    assert high(target, target).item() == pytest.approx(-40.0, abs=1e-3)
+    assert high(target + cymbal, target).item() == pytest.approx(-31.3, abs=0.1)
+    assert full(target + cymbal, target).item() == pytest.approx(-33.2, abs=0.1)
+    assert high(target - wires, target).item() == pytest.approx(-15.4, abs=0.1)
+    assert full(target - wires, target).item() == pytest.approx(-22.4, abs=0.1)
+    assert high(target + kick, target).item() == pytest.approx(-40.0, abs=0.01)
+    assert full(target + kick, target).item() == pytest.approx(-33.2, abs=0.1)
+
+
+def test_high_band_segmental_snr_refuses_a_cutoff_past_nyquist():
+    with pytest.raises(ValueError, match="cutoff_hz"):
+        HighBandSegmentalSNRLoss(cutoff_hz=30000)
+
+
 def test_snr_silent_target_is_bounded_by_the_floor():
     """Outputting silence for a silent target scores the floor, not -inf; leaking bleed
     costs a bounded amount."""
@@ -228,7 +278,7 @@ def test_combined_loss_rejects_unknown_or_empty(weights: dict[str, float]):
 
 
 @pytest.mark.parametrize("loss", [MSELoss, SISDRLoss, SNRLoss, MultiResolutionSTFTLoss,
-                                  ComplexSpectralLoss, SegmentalSNRLoss])
+                                  ComplexSpectralLoss, SegmentalSNRLoss, HighBandSegmentalSNRLoss])
 def test_reduction_none_keeps_the_batch(loss: type[torch.nn.Module]):
     target = snare_like(batch=3)
     estimate = target + orthogonal_noise(target, 10.0)
