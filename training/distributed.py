@@ -57,9 +57,11 @@ def average(value: float, world: World) -> float:
 
 
 def wait_for_all(world: World) -> None:
-    """Hold every rank here until all arrive, so that the process group is torn down
-    on all ranks together: rank 0 writes the history, plot and model card after the last
-    collective while the other ranks would go on to exit."""
+    """Hold every rank here until all arrive. Why: rank 0 writes the history, plot and
+    model card after the last collective, while the other ranks went on to tear down
+    gloo and exit. Once, in CI, rank 1 aborted there ("terminate called without an
+    active exception") and failed a run whose checkpoints were written; ranks that
+    reach the teardown together remove that asymmetry."""
     if world.distributed:
         dist.barrier()
 

@@ -149,47 +149,35 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     if device.type == "cuda" and world.distributed:
         device = torch.device("cuda", world.local_rank)
     try:
-        best = train_in_world(config, run_dir, data, kits, resume, report, device, world)
-        # Only now, with the trainer and its DDP wrapper gone: DDP's reducer holds the
-        # process group, and a group torn down while still held was freed later, on one
-        # rank before the other. Twice in CI, rank 1 then aborted at exit ("terminate
-        # called without an active exception") after a run that had written its
-        # checkpoints. Ranks that meet here hold nothing but the group itself.
+        seed_everything(config.seed + world.rank)
+        model = initial_model(config)
+        loader, valid, data_info = (folder_data(Path(data), config, world) if data is not None
+                                    else synth_data(kits, config, world))
+        if world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
+        loss = CombinedLoss(config.loss, config.loss_options)
+        trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world, report)
+        if resume:
+            changed = trainer.load_state(last_state(run_dir)).validation_changes(config)
+            if changed:
+                trainer.restart_selection()
+                warnings.warn(f"resume: {', '.join(changed)} changed, so the validation loss "
+                              "is measured afresh; best.pt is chosen again from the next epoch",
+                              stacklevel=2)
+            seek(loader, trainer.epoch * config.steps_per_epoch, config.batch_size)
+        history = trainer.fit(extra={"data": data_info})
+        best = run_dir / "best.pt"
+        if world.is_main and best.is_file():
+            write_history(run_dir, history)
+            _, info = load_checkpoint(best)
+            write_model_card(run_dir / "MODEL_CARD.md", name=run_dir.name, info=info,
+                             history=history, data=data_info,
+                             parameters=model.parameter_count())
         wait_for_all(world)
         return best
     finally:
         shutdown(world)
-
-
-def train_in_world(config: TrainConfig, run_dir: Path, data: str | Path | None,
-                   kits: Sequence[str], resume: bool, report: StepReport | None,
-                   device: torch.device, world: World) -> Path:
-    """Everything that uses the process group; what it builds is freed when it returns."""
-    seed_everything(config.seed + world.rank)
-    model = initial_model(config)
-    loader, valid, data_info = (folder_data(Path(data), config, world) if data is not None
-                                else synth_data(kits, config, world))
-    if world.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-    loss = CombinedLoss(config.loss, config.loss_options)
-    trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world, report)
-    if resume:
-        changed = trainer.load_state(last_state(run_dir)).validation_changes(config)
-        if changed:
-            trainer.restart_selection()
-            warnings.warn(f"resume: {', '.join(changed)} changed, so the validation loss "
-                          "is measured afresh; best.pt is chosen again from the next epoch",
-                          stacklevel=2)
-        seek(loader, trainer.epoch * config.steps_per_epoch, config.batch_size)
-    history = trainer.fit(extra={"data": data_info})
-    best = run_dir / "best.pt"
-    if world.is_main and best.is_file():
-        write_history(run_dir, history)
-        _, info = load_checkpoint(best)
-        write_model_card(run_dir / "MODEL_CARD.md", name=run_dir.name, info=info,
-                         history=history, data=data_info, parameters=model.parameter_count())
-    return best
 
 
 def last_state(run_dir: str | Path) -> Path:
