@@ -75,6 +75,7 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, f
           **options) -> None:
     """Train a denoiser on DATA (a dataset folder) or on kits synthesised on the fly."""
     from training.config import TrainConfig
+    from training.distributed import end_worker_process
     from training.run import config_with, run_training, saved_config
 
     overrides = dict(options, model=model,
@@ -89,3 +90,4 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, f
     with warnings_as_lines(), progress("Training") as update:
         best = run_training(config, run_dir, data, kits, resume, report=update)
     click.echo(f"best checkpoint: {best}")
+    end_worker_process()

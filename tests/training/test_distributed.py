@@ -1,0 +1,41 @@
+"""How a torchrun worker ends: without the interpreter's teardown, output flushed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+WORKER = """
+import atexit, sys
+from training.distributed import end_worker_process
+atexit.register(lambda: print("teardown ran"))
+print("checkpoint written")          # buffered: stdout is a pipe
+sys.stderr.write("a warning\\n")
+end_worker_process()
+print("after the end")
+"""
+
+
+def run_worker(world_size: str | None) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "WORLD_SIZE"}
+    if world_size is not None:
+        env["WORLD_SIZE"] = world_size
+    return subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_a_torchrun_worker_ends_at_once_with_its_output_flushed():
+    result = run_worker("2")
+    assert result.returncode == 0
+    assert result.stdout == "checkpoint written\n"       # no teardown, nothing after
+    assert result.stderr == "a warning\n"
+
+
+@pytest.mark.parametrize("world_size", [None, "1"])
+def test_a_single_process_ends_normally(world_size: str | None):
+    result = run_worker(world_size)
+    assert result.returncode == 0
+    assert result.stdout == "checkpoint written\nafter the end\nteardown ran\n"
