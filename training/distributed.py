@@ -28,9 +28,14 @@ class World:
         return self.size > 1
 
 
+def launched_world_size() -> int:
+    """How many processes torchrun started (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_world(device: torch.device) -> World:
     """Join the process group torchrun describes in the environment, if any."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
+    size = launched_world_size()
     if size <= 1:
         return World()
     world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
@@ -78,7 +83,7 @@ def end_worker_process() -> None:
     ("terminate called without an active exception", SIGABRT), failing a run whose
     checkpoints were written: twice in CI, the second time after the ranks had already
     met at a barrier. Outside torchrun this returns and the process ends normally."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if launched_world_size() <= 1:
         return
     sys.stdout.flush()
     sys.stderr.flush()
