@@ -55,6 +55,13 @@ class TrainConfig:
     # SynthConfig fields for on-the-fly synthesis (--kit), e.g. {"procedural_snare_probability":
     # 0.25}; empty = the dataset defaults. Unused when training on a dataset folder.
     synth: dict[str, float] = field(default_factory=dict)
+    # The teacher guard (training/guard.py), with --init and --kit: each step also charges
+    # the student's output on a small batch of ``guard_synth`` clips (``synth`` with these
+    # options on top) against the frozen starting model's, times ``guard_weight``; 0 = off.
+    guard_weight: float = 0.0
+    guard_batch_size: int = 4
+    guard_synth: dict[str, float] = field(
+        default_factory=lambda: {"procedural_snare_probability": 1.0})
     # Where the clips came from, a dataset folder or kit folders; filled in by run_training
     # and saved with the run, so that ``--resume`` continues on the same data by itself.
     data: str = ""
@@ -69,6 +76,12 @@ class TrainConfig:
             raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ParameterError(f"train: ema_decay = {self.ema_decay}: must be in [0, 1)")
+        if not (math.isfinite(self.guard_weight) and self.guard_weight >= 0):
+            raise ParameterError(f"train: guard_weight = {self.guard_weight}: must be a finite "
+                                 "number >= 0")
+        if self.guard_weight and (not self.init or self.guard_batch_size < 1):
+            raise ParameterError("train: the guard needs --init (its teacher) and a guard "
+                                 "batch of at least 1")
         if self.precision not in TRAIN_PRECISIONS:
             raise ParameterError(f"train: precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
                                  f"not {self.precision!r}")
@@ -79,24 +92,16 @@ class TrainConfig:
         except ValueError as exc:
             raise ParameterError(f"train: {exc}") from None
         self.synth_config()
+        self.guard_synth_config()
         return self
 
     def synth_config(self) -> SynthConfig:
-        """The clips of on-the-fly synthesis: ``SynthConfig`` with ``synth`` applied. Only
-        its number fields can be set, to finite values >= 0 (they are all magnitudes:
-        seconds, semitones, exponents); a probability must also be <= 1."""
-        tunable = {f.name for f in fields(SynthConfig)
-                   if f.type in ("float", "int") and f.name != "sample_rate"}
-        unknown = sorted(set(self.synth) - tunable)
-        if unknown:
-            raise ParameterError(f"train: unknown synth option {unknown}; known: {sorted(tunable)}")
-        for name, value in self.synth.items():
-            upper = 1.0 if name.endswith("probability") else math.inf
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (number and math.isfinite(value) and 0 <= value <= upper):
-                wanted = "a probability in [0, 1]" if upper == 1.0 else "a finite number >= 0"
-                raise ParameterError(f"train: synth option {name} = {value!r}: must be {wanted}")
-        return replace(SynthConfig(), **self.synth)
+        """The clips of on-the-fly synthesis: ``SynthConfig`` with ``synth`` applied."""
+        return synth_config_with(self.synth)
+
+    def guard_synth_config(self) -> SynthConfig:
+        """The guard's clips: the run's synthesis with ``guard_synth`` on top."""
+        return synth_config_with({**self.synth, **self.guard_synth}, "guard synth")
 
     def validation_changes(self, other: "TrainConfig") -> list[str]:
         """The ``VALIDATION_FIELDS`` in which ``other`` differs from this configuration."""
@@ -109,3 +114,21 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConfig:
+    """``SynthConfig`` with ``options`` applied. Only its number fields can be set, to finite
+    values >= 0 (they are all magnitudes: seconds, semitones, exponents); a probability must
+    also be <= 1."""
+    tunable = {f.name for f in fields(SynthConfig)
+               if f.type in ("float", "int") and f.name != "sample_rate"}
+    unknown = sorted(set(options) - tunable)
+    if unknown:
+        raise ParameterError(f"train: unknown {what} option {unknown}; known: {sorted(tunable)}")
+    for name, value in options.items():
+        upper = 1.0 if name.endswith("probability") else math.inf
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and 0 <= value <= upper):
+            wanted = "a probability in [0, 1]" if upper == 1.0 else "a finite number >= 0"
+            raise ParameterError(f"train: {what} option {name} = {value!r}: must be {wanted}")
+    return replace(SynthConfig(), **options)

@@ -28,12 +28,14 @@ from denoiser.pretrained import default_model_path
 from .config import TrainConfig
 from .dataset import ClipFolder, SynthStream
 from .distributed import World, init_world, shutdown, wait_for_all
+from .guard import NoisyOnly, TeacherGuard
 from .losses import CombinedLoss
 from .model_card import write_model_card
 from .synth import render_clip
 from .trainer import StepReport, Trainer, ValidClip, seed_everything, write_history
 
 VALID_SEED_OFFSET = 1_000_003
+GUARD_SEED_OFFSET = 2_000_029  # the guard's clips are never the training stream's
 
 
 class Flatten:
@@ -109,6 +111,15 @@ def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
                            "clips": "unbounded"}
 
 
+def guard_data(kits: Sequence[str], config: TrainConfig, world: World) -> DataLoader:
+    """The guard's own on-the-fly stream: the run's synthesis with ``guard_synth`` on top
+    (by default every clip's snare and toms procedural), in batches of ``guard_batch_size``."""
+    stream = SynthStream(kits, config.guard_synth_config(), config.segment_seconds,
+                         seed=config.seed + GUARD_SEED_OFFSET, rank=world.rank,
+                         world_size=world.size)
+    return DataLoader(stream, batch_size=config.guard_batch_size, num_workers=config.num_workers)
+
+
 def seek(loader: DataLoader, batches_done: int, batch_size: int) -> None:
     """Position a fresh loader after ``batches_done`` batches (resume)."""
     if isinstance(loader.dataset, SynthStream):
@@ -139,6 +150,9 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     if data is not None and config.synth:
         raise ParameterError("train: synth options shape on-the-fly clips (--kit), "
                              "not a dataset folder's")
+    if data is not None and config.guard_weight:
+        raise ParameterError("train: the guard synthesises its clips from --kit folders; "
+                             "it cannot run on a dataset folder")
     config = replace(config, data=str(data) if data is not None else "",
                      kits=[str(kit) for kit in kits])
     run_dir = Path(run_dir)
@@ -157,7 +171,11 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
         loss = CombinedLoss(config.loss, config.loss_options)
-        trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world, report)
+        guard_loader = guard_data(kits, config, world) if config.guard_weight else None
+        guard = (None if guard_loader is None  # the teacher: the model as it starts
+                 else TeacherGuard(model, NoisyOnly(guard_loader), config.guard_weight))
+        trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world,
+                          report, guard)
         if resume:
             changed = trainer.load_state(last_state(run_dir)).validation_changes(config)
             if changed:
@@ -166,6 +184,9 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                               "is measured afresh; best.pt is chosen again from the next epoch",
                               stacklevel=2)
             seek(loader, trainer.epoch * config.steps_per_epoch, config.batch_size)
+            if guard_loader is not None:
+                seek(guard_loader, trainer.epoch * config.steps_per_epoch,
+                     config.guard_batch_size)
         history = trainer.fit(extra={"data": data_info})
         best = run_dir / "best.pt"
         if world.is_main and best.is_file():

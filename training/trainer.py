@@ -34,6 +34,7 @@ from denoiser.models import DenoiserModel
 from .config import TrainConfig
 from .distributed import World, average, broadcast_flag
 from .errors import TrainingError
+from .guard import TeacherGuard
 from .losses import SISDRLoss, SNRLoss
 
 StepReport = Callable[[float, str], None]  # (fraction of this run done, note)
@@ -74,7 +75,8 @@ class Trainer:
     def __init__(self, model: DenoiserModel, loss: nn.Module, config: TrainConfig,
                  batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                  valid: Sequence[ValidClip], run_dir: Path, device: torch.device,
-                 world: World = World(), report: StepReport | None = None):
+                 world: World = World(), report: StepReport | None = None,
+                 guard: TeacherGuard | None = None):
         self.model = model.to(device)
         self.loss = loss.to(device)
         self.config = config
@@ -84,6 +86,7 @@ class Trainer:
         self.device = device
         self.world = world
         self.report = report
+        self.guard = None if guard is None else guard.to(device)
         # Before DDP: it records at construction which parameters will receive gradients.
         self.frozen = frozen_modules(self.model, config.freeze)
         self.network: nn.Module = self.model
@@ -128,16 +131,23 @@ class Trainer:
             gains = torch.from_numpy(gains.astype(np.float32))
             noisy, clean = noisy * gains, clean * gains
         noisy, clean = noisy.to(self.device), clean.to(self.device)
+        guarded = None
+        if train and self.guard is not None:
+            guarded = self.to_model_rate(self.guard.next_inputs()).to(self.device)
         self.network.train(train)
         for module in self.frozen:  # frozen means its BatchNorm statistics too
             module.eval()
         # Autocast only around the forward pass: the loss (logs of small energies), the
         # weights, their gradients and the optimiser stay float32. Validation runs in
-        # float32, as users run the model.
+        # float32, as users run the model. The guard's batch rides in the same forward pass
+        # (DDP expects one per backward).
         with torch.set_grad_enabled(train):
+            inputs = noisy if guarded is None else torch.cat([noisy, guarded])
             with mixed_precision(self.device, self.config.precision):
-                estimate = self.network(noisy)
-            loss = self.loss(estimate.float(), clean)
+                estimate = self.network(inputs)
+            loss = self.loss(estimate[: len(noisy)].float(), clean)
+            if guarded is not None:
+                loss = loss + self.guard.term(self.loss, estimate[len(noisy):], guarded)
         if train:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

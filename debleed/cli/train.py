@@ -42,6 +42,14 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--synth", default=None,
               help='With --kit: JSON object of synthesis options, e.g. '
                    '\'{"procedural_snare_probability": 0.25, "wide_pitch_probability": 0.3}\'.')
+@click.option("--guard-weight", type=float, default=None,
+              help="With --init and --kit: also hold the network to the --init model's output "
+                   "on clips of --guard-synth, with this weight; 0 = off.")
+@click.option("--guard-synth", default=None,
+              help='JSON synthesis options of the guard\'s clips, on top of --synth '
+                   '[default: \'{"procedural_snare_probability": 1}\'].')
+@click.option("--guard-batch-size", type=int, default=None,
+              help="Segments of guard clips per step [default: 4].")
 @click.option("--init", default=None,
               help='Start from this checkpoint\'s weights ("default": the shipped model).')
 @click.option("--freeze", multiple=True,
@@ -71,8 +79,8 @@ def json_object(option: str, text: str | None) -> dict | None:
               help="Continue from RUN/last.pt with the options and data it was trained "
                    "with; options given here override them, e.g. a larger --epochs.")
 @user_errors
-def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, freeze, resume,
-          **options) -> None:
+def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, guard_synth,
+          freeze, resume, **options) -> None:
     """Train a denoiser on DATA (a dataset folder) or on kits synthesised on the fly."""
     from training.config import TrainConfig
     from training.distributed import end_worker_process
@@ -83,6 +91,7 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, f
                      loss=json_object("--loss", loss),
                      loss_options=json_object("--loss-options", loss_options),
                      synth=json_object("--synth", synth),
+                     guard_synth=json_object("--guard-synth", guard_synth),
                      freeze=list(freeze) or None)
     config = config_with(saved_config(run_dir) if resume else TrainConfig(), **overrides)
     if resume and data is None and not kits:  # the run's own data, as it was saved

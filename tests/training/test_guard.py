@@ -1,0 +1,147 @@
+"""The teacher guard: a frozen copy of the starting model whose output on guard clips the
+student is charged against while it trains on its own kits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.checkpoint import load_checkpoint
+from denoiser.errors import ParameterError
+from denoiser.models import build_model
+from training.config import TrainConfig
+from training.guard import TeacherGuard
+from training.losses import CombinedLoss
+from training.run import run_training
+from training.synth import render_clip
+
+TINY = TrainConfig(model="bandmask-tiny", batch_size=2, segment_seconds=0.5, steps_per_epoch=3,
+                   epochs=1, valid_clips=1, lr=3e-3, threads=1, device="cpu", seed=5)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory, synthetic_kit_dir: Path) -> Path:
+    """A tiny model trained briefly on the synthetic kit: the starting point of guarded runs."""
+    run = tmp_path_factory.mktemp("teacher") / "run"
+    return run_training(replace(TINY, epochs=2), run, kits=[str(synthetic_kit_dir)])
+
+
+def guard_clips(kit: Path, count: int = 3) -> torch.Tensor:
+    """Noisy clips as the guard sees them: procedural snares and toms, from the kit's
+    other pieces, seeds the training runs below never draw."""
+    from training.kits import load_kit
+
+    synth = TrainConfig(synth={}).guard_synth_config()
+    synth = replace(synth, clip_seconds=1.0)
+    clips = [render_clip([load_kit(kit)], 90_000 + i, synth) for i in range(count)]
+    return torch.from_numpy(np.stack([c.noisy for c in clips]).astype(np.float32))
+
+
+def test_the_term_is_zero_for_the_teacher_and_grows_with_drift():
+    torch.manual_seed(0)
+    student = build_model("bandmask-tiny").eval()
+    noisy = 0.1 * torch.randn(2, 12000)
+    guard = TeacherGuard(student, [noisy], weight=2.0)
+    mse = CombinedLoss({"mse": 1.0})
+    with torch.no_grad():
+        assert float(guard.term(mse, student(noisy), noisy)) == 0.0
+        for parameter in student.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        drifted = float(guard.term(mse, student(noisy), noisy))
+        # The teacher is a frozen copy: the student's change did not reach it.
+        unweighted = float(mse(student(noisy), guard.targets(noisy)))
+    assert drifted > 0.0 and unweighted == pytest.approx(drifted / 2.0)
+    assert not any(p.requires_grad for p in guard.teacher.parameters())
+
+
+def test_the_guard_stream_starts_over_when_spent():
+    first, second = torch.zeros(1, 4), torch.ones(1, 4)
+    guard = TeacherGuard(build_model("bandmask-tiny"), [first, second], weight=1.0)
+    drawn = [guard.next_inputs() for _ in range(5)]
+    assert [float(batch.sum()) for batch in drawn] == [0.0, 4.0, 0.0, 4.0, 0.0]
+
+
+def test_a_guarded_run_stays_nearer_its_teacher_on_unfamiliar_snares(
+        teacher: Path, synthetic_kit_dir: Path, tmp_path: Path):
+    """The same fine-tune (a high learning rate, a loss the teacher was not trained with)
+    with and without the guard: on clips of procedural snares the guarded student's output
+    stays much nearer the teacher's."""
+    config = replace(TINY, init=str(teacher), lr=1e-2, steps_per_epoch=6, epochs=2,
+                     loss={"mrstft": 1.0, "segsnr": 1.0}, guard_batch_size=2)
+    kits = [str(synthetic_kit_dir)]
+    free = run_training(config, tmp_path / "free", kits=kits)
+    guarded = run_training(replace(config, guard_weight=20.0), tmp_path / "guarded", kits=kits)
+    clips = guard_clips(synthetic_kit_dir)
+    models = [load_checkpoint(path)[0].eval() for path in (teacher, free, guarded)]
+    with torch.no_grad():
+        reference, *students = [model(clips) for model in models]
+        drift = [float(((out - reference) ** 2).mean() / (reference ** 2).mean())
+                 for out in students]
+    assert drift[0] > 1e-3, drift  # unguarded, the fine-tune moves the model
+    assert drift[1] < 0.25 * drift[0], drift
+    saved = json.loads((tmp_path / "guarded" / "config.json").read_text())
+    assert saved["guard_weight"] == 20.0
+    assert saved["guard_synth"] == {"procedural_snare_probability": 1.0}
+
+
+def test_a_guarded_run_resumes_to_the_same_weights(teacher: Path, synthetic_kit_dir: Path,
+                                                    tmp_path: Path):
+    """Resuming seeks the guard's stream too: its batches continue where they stopped."""
+    config = replace(TINY, init=str(teacher), epochs=2, steps_per_epoch=2, guard_weight=1.0,
+                     guard_batch_size=1)
+    kits = [str(synthetic_kit_dir)]
+    run_training(config, tmp_path / "straight", kits=kits)
+    run_training(replace(config, epochs=1), tmp_path / "halves", kits=kits)
+    run_training(config, tmp_path / "halves", kits=kits, resume=True)
+    a, b = (torch.load(tmp_path / run / "last.pt", weights_only=True)["model"]["state_dict"]
+            for run in ("straight", "halves"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"guard_weight": 1.0, "init": ""}, "the guard needs --init"),
+    ({"guard_weight": 1.0, "guard_batch_size": 0}, "guard batch of at least 1"),
+    ({"guard_weight": -1.0}, "guard_weight = -1.0: must be a finite number >= 0"),
+    ({"guard_weight": float("nan")}, "guard_weight = nan"),
+    ({"guard_synth": {"nope": 1}}, "unknown guard synth option"),
+    ({"guard_synth": {"procedural_snare_probability": 2}}, "guard synth option .* probability"),
+])
+def test_bad_guard_options_raise(teacher: Path, synthetic_kit_dir: Path, tmp_path: Path,
+                                 change: dict, message: str):
+    config = replace(TINY, **{"init": str(teacher), **change})
+    with pytest.raises(ParameterError, match=message):
+        run_training(config, tmp_path / "run", kits=[str(synthetic_kit_dir)])
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_guard_refuses_a_dataset_folder(teacher: Path, tmp_path: Path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    config = replace(TINY, init=str(teacher), guard_weight=1.0)
+    with pytest.raises(ParameterError, match="cannot run on a dataset folder"):
+        run_training(config, tmp_path / "run", data=folder)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_passes_the_guard_options(teacher: Path, synthetic_kit_dir: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    common = ["train", "--kit", str(synthetic_kit_dir), "--out", str(run), "--init", str(teacher),
+              "--batch-size", "2", "--segment-seconds", "0.5", "--steps-per-epoch", "1",
+              "--epochs", "1", "--valid-clips", "1", "--threads", "1", "--device", "cpu",
+              "--guard-weight", "0.5"]
+    bad = CliRunner().invoke(cli, [*common, "--guard-synth", "[1]"])
+    assert bad.exit_code != 0 and "--guard-synth: expected a JSON object" in bad.output
+    assert not run.exists()
+    result = CliRunner().invoke(cli, [*common, "--guard-synth", '{"wide_pitch_probability": 1}',
+                                      "--guard-batch-size", "1"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["guard_weight"], saved["guard_batch_size"], saved["guard_synth"]) == (
+        0.5, 1, {"wide_pitch_probability": 1})
