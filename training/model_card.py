@@ -46,6 +46,7 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         f"- debleed {info.get('debleed_version')}, torch {info.get('torch_version')}",
         f"- Loss: {config.get('loss')}, lr {config.get('lr')}, batch {config.get('batch_size')} x "
         f"{config.get('segment_seconds')} s, seed {config.get('seed')}",
+        *guard_lines(config),
         f"- Epochs run: {len(history)} x {config.get('steps_per_epoch')} steps; "
         f"best epoch {best.get('epoch')}",
         f"- Training data: {data.get('source')} from kits {', '.join(data.get('kits', [])) or 'n/a'}; "
@@ -60,6 +61,16 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         if key in best:
             lines.append(f"| {key} | {best[key]:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def guard_lines(config: dict[str, Any]) -> list[str]:
+    """The teacher guard, when the run had one: a fine-tune held to its starting model is not
+    the same model as one trained free, even with the same loss and data."""
+    if not config.get("guard_weight"):
+        return []
+    return [f"- Teacher guard: weight {config['guard_weight']}, {config.get('guard_batch_size')} "
+            f"segments a step of clips with {config.get('guard_synth')}, against the output of "
+            f"{config.get('init')}"]
 
 
 def write_model_card(path: Path, **kwargs: Any) -> Path:

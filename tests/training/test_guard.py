@@ -89,6 +89,9 @@ def test_a_guarded_run_stays_nearer_its_teacher_on_unfamiliar_snares(
     saved = json.loads((tmp_path / "guarded" / "config.json").read_text())
     assert saved["guard_weight"] == 20.0
     assert saved["guard_synth"] == {"procedural_snare_probability": 1.0}
+    card = (tmp_path / "guarded" / "MODEL_CARD.md").read_text()
+    assert "- Teacher guard: weight 20.0, 2 segments a step" in card
+    assert "Teacher guard" not in (tmp_path / "free" / "MODEL_CARD.md").read_text()
 
 
 def test_a_guarded_run_resumes_to_the_same_weights(teacher: Path, synthetic_kit_dir: Path,
