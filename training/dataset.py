@@ -8,7 +8,7 @@ by the model, not by disk space. Both yield float32 tensors shaped ``(1, samples
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -23,6 +23,14 @@ from .manifest import SPLITS, read_manifest
 from .synth import Clip, SynthConfig, clip_seed, render_clip
 
 TRACKS = ("noisy", "clean", "bleed")
+
+
+def endless(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``batches`` pass after pass, for as many steps as a run takes. Lazy: the first pass
+    starts at the first draw, after a resumed run has positioned the loader."""
+    while True:
+        yield from batches
 
 
 class ClipFolder(Dataset):

@@ -13,22 +13,25 @@ keeps them. The guard's loss is the run's own loss with the teacher's output as 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from denoiser.models import DenoiserModel
 
+from .dataset import endless
+
 
 class TeacherGuard:
-    """The frozen teacher, an endless stream of guard inputs and the term's weight."""
+    """The frozen teacher, the guard clips' (noisy, clean) batches, drawn pass after pass,
+    and the term's weight. Only the noisy halves are used: the teacher makes the targets."""
 
-    def __init__(self, teacher: DenoiserModel, inputs: Iterable[torch.Tensor], weight: float):
+    def __init__(self, teacher: DenoiserModel,
+                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]], weight: float):
         self.teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
-        self.inputs = inputs
+        self.batches = endless(batches)
         self.weight = float(weight)
-        self._stream: Iterator[torch.Tensor] | None = None
 
     def to(self, device: torch.device) -> "TeacherGuard":
         self.teacher.to(device)
@@ -36,13 +39,8 @@ class TeacherGuard:
 
     def next_inputs(self) -> torch.Tensor:
         """The next guard batch, (B, T) noisy waveforms; the stream starts over when spent."""
-        while True:
-            if self._stream is None:
-                self._stream = iter(self.inputs)
-            batch = next(self._stream, None)
-            if batch is not None:
-                return batch
-            self._stream = None
+        noisy, _ = next(self.batches)
+        return noisy
 
     @torch.no_grad()
     def targets(self, noisy: torch.Tensor) -> torch.Tensor:
@@ -53,13 +51,3 @@ class TeacherGuard:
         """``weight`` times ``loss`` of the student's ``estimate`` against the teacher's."""
         return self.weight * loss(estimate.float(), self.targets(noisy))
 
-
-class NoisyOnly:
-    """(noisy, clean) loader batches -> the noisy (B, T) waveforms the guard needs."""
-
-    def __init__(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]):
-        self.loader = loader
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        for noisy, _ in self.loader:
-            yield noisy.flatten(0, 1)

@@ -28,7 +28,7 @@ from denoiser.pretrained import default_model_path
 from .config import TrainConfig
 from .dataset import ClipFolder, SynthStream
 from .distributed import World, init_world, shutdown, wait_for_all
-from .guard import NoisyOnly, TeacherGuard
+from .guard import TeacherGuard
 from .losses import CombinedLoss
 from .model_card import write_model_card
 from .synth import render_clip
@@ -173,7 +173,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         loss = CombinedLoss(config.loss, config.loss_options)
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
         guard = (None if guard_loader is None  # the teacher: the model as it starts
-                 else TeacherGuard(model, NoisyOnly(guard_loader), config.guard_weight))
+                 else TeacherGuard(model, Flatten(guard_loader), config.guard_weight))
         trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world,
                           report, guard)
         if resume:

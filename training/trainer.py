@@ -15,7 +15,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from denoiser.errors import ParameterError
 from denoiser.models import DenoiserModel
 
 from .config import TrainConfig
+from .dataset import endless
 from .distributed import World, average, broadcast_flag
 from .errors import TrainingError
 from .guard import TeacherGuard
@@ -242,13 +243,9 @@ class Trainer:
         self.scheduler.num_bad_epochs = 0
 
     # -- the loop --------------------------------------------------------------------
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        while True:
-            yield from self.batches
-
     def fit(self, extra: dict[str, Any] | None = None) -> list[dict[str, float]]:
         config = self.config
-        batches = self._batches()
+        batches = endless(self.batches)
         started = time.monotonic()
         first_step = self.epoch * config.steps_per_epoch  # a resumed run counts from here
         total_steps = config.epochs * config.steps_per_epoch

@@ -48,7 +48,7 @@ def test_the_term_is_zero_for_the_teacher_and_grows_with_drift():
     torch.manual_seed(0)
     student = build_model("bandmask-tiny").eval()
     noisy = 0.1 * torch.randn(2, 12000)
-    guard = TeacherGuard(student, [noisy], weight=2.0)
+    guard = TeacherGuard(student, [(noisy, noisy)], weight=2.0)
     mse = CombinedLoss({"mse": 1.0})
     with torch.no_grad():
         assert float(guard.term(mse, student(noisy), noisy)) == 0.0
@@ -63,7 +63,8 @@ def test_the_term_is_zero_for_the_teacher_and_grows_with_drift():
 
 def test_the_guard_stream_starts_over_when_spent():
     first, second = torch.zeros(1, 4), torch.ones(1, 4)
-    guard = TeacherGuard(build_model("bandmask-tiny"), [first, second], weight=1.0)
+    guard = TeacherGuard(build_model("bandmask-tiny"), [(first, first), (second, second)],
+                         weight=1.0)
     drawn = [guard.next_inputs() for _ in range(5)]
     assert [float(batch.sum()) for batch in drawn] == [0.0, 4.0, 0.0, 4.0, 0.0]
 
