@@ -31,7 +31,7 @@ from .distributed import World, init_world, shutdown, wait_for_all
 from .guard import TeacherGuard
 from .losses import CombinedLoss
 from .model_card import write_model_card
-from .synth import render_clip
+from .synth import SynthConfig, render_clip
 from .trainer import StepReport, Trainer, ValidClip, seed_everything, write_history
 
 VALID_SEED_OFFSET = 1_000_003
@@ -100,9 +100,7 @@ def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
     from .kits import load_kit
 
     synth = config.synth_config()
-    stream = SynthStream(kits, synth, config.segment_seconds, seed=config.seed,
-                         rank=world.rank, world_size=world.size)
-    loader = DataLoader(stream, batch_size=config.batch_size, num_workers=config.num_workers)
+    loader = synth_loader(kits, synth, config, world, config.seed, config.batch_size)
     loaded = [load_kit(k) for k in kits]
     valid = [ValidClip(c.noisy, c.clean) for c in (
         render_clip(loaded, config.seed + VALID_SEED_OFFSET + i, synth)
@@ -114,10 +112,16 @@ def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
 def guard_data(kits: Sequence[str], config: TrainConfig, world: World) -> DataLoader:
     """The guard's own on-the-fly stream: the run's synthesis with ``guard_synth`` on top
     (by default every clip's snare and toms procedural), in batches of ``guard_batch_size``."""
-    stream = SynthStream(kits, config.guard_synth_config(), config.segment_seconds,
-                         seed=config.seed + GUARD_SEED_OFFSET, rank=world.rank,
+    return synth_loader(kits, config.guard_synth_config(), config, world,
+                        config.seed + GUARD_SEED_OFFSET, config.guard_batch_size)
+
+
+def synth_loader(kits: Sequence[str], synth: SynthConfig, config: TrainConfig, world: World,
+                 seed: int, batch_size: int) -> DataLoader:
+    """An endless stream of on-the-fly (noisy, clean) segments, each rank its own share."""
+    stream = SynthStream(kits, synth, config.segment_seconds, seed=seed, rank=world.rank,
                          world_size=world.size)
-    return DataLoader(stream, batch_size=config.guard_batch_size, num_workers=config.num_workers)
+    return DataLoader(stream, batch_size=batch_size, num_workers=config.num_workers)
 
 
 def seek(loader: DataLoader, batches_done: int, batch_size: int) -> None:
