@@ -117,18 +117,41 @@ class TrainConfig:
 
 
 def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConfig:
-    """``SynthConfig`` with ``options`` applied. Only its number fields can be set, to finite
-    values >= 0 (they are all magnitudes: seconds, semitones, exponents); a probability must
-    also be <= 1."""
-    tunable = {f.name for f in fields(SynthConfig)
+    """``SynthConfig`` with ``options`` applied. Only its number and range fields can be set.
+    A number must be finite and >= 0 (they are all magnitudes: seconds, semitones,
+    exponents); a probability must also be <= 1. A range is ``[low, high]`` with low <= high
+    and keeps its default's sign: seconds stay > 0 (a decay of 0 s would divide by zero),
+    peak levels stay <= 0 dBFS."""
+    numbers = {f.name for f in fields(SynthConfig)
                if f.type in ("float", "int") and f.name != "sample_rate"}
-    unknown = sorted(set(options) - tunable)
+    ranges = {f.name: f.default for f in fields(SynthConfig) if f.type == "tuple[float, float]"}
+    unknown = sorted(set(options) - numbers - set(ranges))
     if unknown:
-        raise ParameterError(f"train: unknown {what} option {unknown}; known: {sorted(tunable)}")
+        raise ParameterError(f"train: unknown {what} option {unknown}; "
+                             f"known: {sorted(numbers | set(ranges))}")
     for name, value in options.items():
+        if name in ranges:
+            _check_range(name, value, positive=min(ranges[name]) > 0, what=what)
+            continue
         upper = 1.0 if name.endswith("probability") else math.inf
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not (number and math.isfinite(value) and 0 <= value <= upper):
+        if not (_is_number(value) and math.isfinite(value) and 0 <= value <= upper):
             wanted = "a probability in [0, 1]" if upper == 1.0 else "a finite number >= 0"
             raise ParameterError(f"train: {what} option {name} = {value!r}: must be {wanted}")
+    options = {name: tuple(float(v) for v in value) if name in ranges else value
+               for name, value in options.items()}
     return replace(SynthConfig(), **options)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_range(name: str, value: Any, positive: bool, what: str) -> None:
+    """A ``[low, high]`` option: two finite numbers, low <= high, on its default's side of 0."""
+    pair = isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_number, value))
+    ordered = pair and all(map(math.isfinite, value)) and value[0] <= value[1]
+    signed = ordered and (value[0] > 0 if positive else value[1] <= 0)
+    if not signed:
+        side = "> 0" if positive else "<= 0"
+        raise ParameterError(f"train: {what} option {name} = {value!r}: must be [low, high], "
+                             f"finite, low <= high, both {side}")

@@ -243,3 +243,20 @@ def test_dry_snare_darkens_the_snare():
         assert abs(low) < 0.5 and high < -12.0
         flat = snare_colouring(np.random.default_rng(seed), RATE, plain)
         assert flat.shape == (1, 6)  # the bell alone
+
+
+
+def test_a_short_decay_range_shortens_the_snare(synthetic_kit):
+    """``decay_seconds`` (settable as ``--synth '{"decay_seconds": [lo, hi]}'``) damps the
+    target: the same seed with 20 ms decays keeps far less energy per peak than with 2 s."""
+    from training.config import synth_config_with
+
+    always = {"decay_probability": 1.0, "bleed_only_probability": 0.0,
+              "clip_seconds": 2.0, "preroll_seconds": 1.0}
+    tight = synth_config_with({**always, "decay_seconds": [0.02, 0.02]})
+    loose = synth_config_with({**always, "decay_seconds": [2.0, 2.0]})
+    assert tight.decay_seconds == (0.02, 0.02)
+    for seed in range(3):
+        short, long = render_clip(synthetic_kit, seed, tight), render_clip(synthetic_kit, seed, loose)
+        fill = [np.sum(c.clean**2) / np.max(np.abs(c.clean)) ** 2 for c in (short, long)]
+        assert fill[0] < 0.5 * fill[1]

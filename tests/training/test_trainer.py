@@ -275,6 +275,11 @@ def test_synth_options_shape_on_the_fly_clips(synthetic_kit_dir: Path, tmp_path:
     ({"pitch_semitones": "3"}, "must be a finite number >= 0"),
     ({"pitch_semitones": -3}, "must be a finite number >= 0"),
     ({"wide_pitch_semitones": float("inf")}, "must be a finite number >= 0"),
+    ({"decay_seconds": [0.0, 0.1]}, r"must be \[low, high\], finite, low <= high, both > 0"),
+    ({"decay_seconds": [0.2, 0.1]}, r"low <= high, both > 0"),
+    ({"decay_seconds": 0.1}, r"must be \[low, high\]"),
+    ({"decay_seconds": [0.1, float("nan")]}, r"must be \[low, high\]"),
+    ({"peak_dbfs": [-6.0, 3.0]}, r"both <= 0"),
 ])
 def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth: dict,
                                  message: str):
