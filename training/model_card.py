@@ -46,6 +46,7 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         f"- debleed {info.get('debleed_version')}, torch {info.get('torch_version')}",
         f"- Loss: {config.get('loss')}, lr {config.get('lr')}, batch {config.get('batch_size')} x "
         f"{config.get('segment_seconds')} s, seed {config.get('seed')}",
+        *synth_lines(config),
         *guard_lines(config),
         f"- Epochs run: {len(history)} x {config.get('steps_per_epoch')} steps; "
         f"best epoch {best.get('epoch')}",
@@ -61,6 +62,14 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         if key in best:
             lines.append(f"| {key} | {best[key]:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def synth_lines(config: dict[str, Any]) -> list[str]:
+    """The synthesis options a run changed (``--synth``): two runs on the same kits with
+    other damping or tuning ranges learn from different data."""
+    if not config.get("synth"):
+        return []
+    return [f"- Synthesis options: {config['synth']}"]
 
 
 def guard_lines(config: dict[str, Any]) -> list[str]:

@@ -266,6 +266,8 @@ def test_synth_options_shape_on_the_fly_clips(synthetic_kit_dir: Path, tmp_path:
     assert all(not np.array_equal(a.clean, b.clean) for a, b in zip(valid, plain))
     run_training(config, tmp_path / "run", kits=[str(synthetic_kit_dir)])
     assert json.loads((tmp_path / "run" / "config.json").read_text())["synth"] == synth
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "- Synthesis options: {'procedural_snare_probability': 1.0}" in card
 
 
 @pytest.mark.parametrize("synth, message", [
