@@ -41,7 +41,8 @@ def json_object(option: str, text: str | None) -> dict | None:
               help='JSON object of a loss part\'s arguments, e.g. \'{"mrstft": {"floor_db": -70}}\'.')
 @click.option("--synth", default=None,
               help='With --kit: JSON object of synthesis options, e.g. '
-                   '\'{"procedural_snare_probability": 0.25, "wide_pitch_probability": 0.3}\'.')
+                   '\'{"procedural_snare_probability": 0.25, "decay_seconds": [0.02, 0.6]}\' '
+                   '(numbers, or [low, high] ranges).')
 @click.option("--guard-weight", type=float, default=None,
               help="With --init and --kit: also hold the network to the --init model's output "
                    "on clips of --guard-synth, with this weight; 0 = off.")

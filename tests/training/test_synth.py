@@ -245,7 +245,6 @@ def test_dry_snare_darkens_the_snare():
         assert flat.shape == (1, 6)  # the bell alone
 
 
-
 def test_a_short_decay_range_shortens_the_snare(synthetic_kit):
     """``decay_seconds`` (settable as ``--synth '{"decay_seconds": [lo, hi]}'``) damps the
     target: the same seed with 20 ms decays keeps far less energy per peak than with 2 s."""
