@@ -125,10 +125,10 @@ def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConf
     numbers = {f.name for f in fields(SynthConfig)
                if f.type in ("float", "int") and f.name != "sample_rate"}
     ranges = {f.name: f.default for f in fields(SynthConfig) if f.type == "tuple[float, float]"}
-    unknown = sorted(set(options) - numbers - set(ranges))
+    known = numbers | set(ranges)
+    unknown = sorted(set(options) - known)
     if unknown:
-        raise ParameterError(f"train: unknown {what} option {unknown}; "
-                             f"known: {sorted(numbers | set(ranges))}")
+        raise ParameterError(f"train: unknown {what} option {unknown}; known: {sorted(known)}")
     for name, value in options.items():
         if name in ranges:
             _check_range(name, value, positive=min(ranges[name]) > 0, what=what)
