@@ -62,6 +62,9 @@ class TrainConfig:
     guard_batch_size: int = 4
     guard_synth: dict[str, float] = field(
         default_factory=lambda: {"procedural_snare_probability": 1.0})
+    # With the guard: also hold the training batch's band above 5 kHz inside the snare's hits
+    # to the teacher's output, times this weight (training/guard.py); 0 = off.
+    guard_high_band: float = 0.0
     # Where the clips came from, a dataset folder or kit folders; filled in by run_training
     # and saved with the run, so that ``--resume`` continues on the same data by itself.
     data: str = ""
@@ -79,6 +82,12 @@ class TrainConfig:
         if not (math.isfinite(self.guard_weight) and self.guard_weight >= 0):
             raise ParameterError(f"train: guard_weight = {self.guard_weight}: must be a finite "
                                  "number >= 0")
+        if not (math.isfinite(self.guard_high_band) and self.guard_high_band >= 0):
+            raise ParameterError(f"train: guard_high_band = {self.guard_high_band}: must be a "
+                                 "finite number >= 0")
+        if self.guard_high_band and not self.guard_weight:
+            raise ParameterError("train: --guard-high-band holds the run to the guard's teacher: "
+                                 "it needs --guard-weight > 0")
         if self.guard_weight and (not self.init or self.guard_batch_size < 1):
             raise ParameterError("train: the guard needs --init (its teacher) and a guard "
                                  "batch of at least 1")

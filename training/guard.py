@@ -8,6 +8,13 @@ snares as training *targets* did not help: the network learnt to keep procedural
 lost real unfamiliar snares instead. As a *constraint* they ask less: on those clips the
 student is only charged for doing differently from the model it started as, which already
 keeps them. The guard's loss is the run's own loss with the teacher's output as the target.
+
+Its optional high-band anchor holds the student to the teacher on the training batch itself,
+above 5 kHz in the frames where the snare plays. Why: in the shipped model's lineage what
+unfamiliar snares lose is their wires, in proportion to how much more cymbal the student
+takes out of its own kits' hits (a real mask cannot tell a hat from a wire sharing its bins;
+docs/model.md, twenty-fifth round); the anchor leaves that band to the teacher and lets the
+student learn everything else.
 """
 
 from __future__ import annotations
@@ -22,16 +29,43 @@ from denoiser.models import DenoiserModel
 
 from .dataset import endless
 
+HIGH_BAND_HZ = 5000.0  # the cymbal-leakage metric's band (SPEC 5)
+HIT_RANGE_DB = 30.0  # frames within this of the clean snare's loudest count as its hits
+ANCHOR_FFT, ANCHOR_HOP = 1024, 256
+LOG_FLOOR = 1e-5  # magnitudes below about -100 dB are all the same silence
+
+
+def high_band_hit_distance(estimate: torch.Tensor, reference: torch.Tensor,
+                           clean: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Mean |log magnitude| difference of ``estimate`` and ``reference`` (B, T), bins at and
+    above ``HIGH_BAND_HZ``, over the frames where ``clean`` is within ``HIT_RANGE_DB`` of its
+    own loudest frame; elsewhere (between hits, below the band) the two may differ freely."""
+    window = torch.hann_window(ANCHOR_FFT, device=estimate.device)
+
+    def magnitude(wave: torch.Tensor) -> torch.Tensor:
+        return torch.stft(wave, ANCHOR_FFT, ANCHOR_HOP, window=window, return_complex=True).abs()
+
+    first_bin = int(round(HIGH_BAND_HZ * ANCHOR_FFT / sample_rate))
+    energy = magnitude(clean).pow(2).sum(dim=1)  # (B, frames)
+    level = 10 * torch.log10(energy + 1e-12)
+    hits = (level >= level.amax(dim=1, keepdim=True) - HIT_RANGE_DB) & (energy > 0)
+    gap = (torch.log(magnitude(estimate)[:, first_bin:] + LOG_FLOOR)
+           - torch.log(magnitude(reference)[:, first_bin:] + LOG_FLOOR)).abs().mean(dim=1)
+    weights = hits.to(gap.dtype)
+    return (gap * weights).sum() / weights.sum().clamp(min=1.0)
+
 
 class TeacherGuard:
     """The frozen teacher, the guard clips' (noisy, clean) batches, drawn pass after pass,
     and the term's weight. Only the noisy halves are used: the teacher makes the targets."""
 
     def __init__(self, teacher: DenoiserModel,
-                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]], weight: float):
+                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]], weight: float,
+                 high_band: float = 0.0):
         self.teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
         self.batches = endless(batches)
         self.weight = float(weight)
+        self.high_band = float(high_band)
 
     def to(self, device: torch.device) -> "TeacherGuard":
         self.teacher.to(device)
@@ -51,3 +85,10 @@ class TeacherGuard:
         """``weight`` times ``loss`` of the student's ``estimate`` against the teacher's."""
         return self.weight * loss(estimate.float(), self.targets(noisy))
 
+
+    def high_band_term(self, estimate: torch.Tensor, noisy: torch.Tensor,
+                       clean: torch.Tensor) -> torch.Tensor:
+        """``high_band`` times the high-band distance in the hits between the student's
+        ``estimate`` of the training batch and the teacher's output on it."""
+        return self.high_band * high_band_hit_distance(
+            estimate.float(), self.targets(noisy), clean, self.teacher.sample_rate)

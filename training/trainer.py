@@ -149,6 +149,8 @@ class Trainer:
             loss = self.loss(estimate[: len(noisy)].float(), clean)
             if guarded is not None:
                 loss = loss + self.guard.term(self.loss, estimate[len(noisy):], guarded)
+                if self.guard.high_band:
+                    loss = loss + self.guard.high_band_term(estimate[: len(noisy)], noisy, clean)
         if train:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

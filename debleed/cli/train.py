@@ -49,6 +49,10 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--guard-synth", default=None,
               help='JSON synthesis options of the guard\'s clips, on top of --synth '
                    '[default: \'{"procedural_snare_probability": 1}\'].')
+@click.option("--guard-high-band", type=float, default=None,
+              help="With --guard-weight: also hold the training clips' band above 5 kHz "
+                   "inside the snare hits to the --init model's output, with this weight; "
+                   "0 = off.")
 @click.option("--guard-batch-size", type=int, default=None,
               help="Segments of guard clips per step [default: 4].")
 @click.option("--init", default=None,

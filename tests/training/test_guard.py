@@ -17,7 +17,7 @@ from denoiser.checkpoint import load_checkpoint
 from denoiser.errors import ParameterError
 from denoiser.models import build_model
 from training.config import TrainConfig
-from training.guard import TeacherGuard
+from training.guard import TeacherGuard, high_band_hit_distance
 from training.losses import CombinedLoss
 from training.run import run_training
 from training.synth import render_clip
@@ -61,6 +61,56 @@ def test_the_term_is_zero_for_the_teacher_and_grows_with_drift():
     assert not any(p.requires_grad for p in guard.teacher.parameters())
 
 
+def snare_like(rate: int = 48_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """One second: a decaying noise burst (the clean snare, a hit from 0.25 to 0.33 s) and
+    the same with a little broadband noise on top (what a model might output)."""
+    generator = torch.Generator().manual_seed(3)
+    clean = torch.zeros(1, rate)
+    burst = torch.randn(4000, generator=generator) * torch.exp(-torch.arange(4000) / 800.0)
+    clean[0, 12_000:16_000] = burst
+    return clean, clean + 0.01 * torch.randn(1, rate, generator=generator)
+
+
+def with_noise_between(wave: torch.Tensor, start: int, stop: int, low_hz: float,
+                       high_hz: float, rate: int = 48_000) -> torch.Tensor:
+    """``wave`` plus loud band-limited noise in samples [start, stop)."""
+    from scipy.signal import butter, sosfilt
+
+    band = butter(8, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
+    noise = sosfilt(band, np.random.default_rng(4).standard_normal(stop - start))
+    changed = wave.clone()
+    changed[0, start:stop] += torch.from_numpy(0.3 * noise).float()
+    return changed
+
+
+def test_the_high_band_anchor_sees_only_the_band_above_5_khz_inside_the_hits():
+    clean, output = snare_like()
+    assert float(high_band_hit_distance(output, output, clean, 48_000)) == 0.0
+    in_hit_high = with_noise_between(output, 12_000, 16_000, 6_000, 12_000)
+    in_hit_low = with_noise_between(output, 12_000, 16_000, 100, 2_000)
+    between_hits_high = with_noise_between(output, 30_000, 34_000, 6_000, 12_000)
+    distances = [float(high_band_hit_distance(changed, output, clean, 48_000))
+                 for changed in (in_hit_high, in_hit_low, between_hits_high)]
+    assert distances[0] > 0.2, distances  # cymbal-band energy added inside the hit
+    assert distances[1] < 0.01 * distances[0], distances  # below the band: free
+    assert distances[2] < 1e-6, distances  # between hits: free
+
+
+def test_the_high_band_term_charges_the_student_against_the_teacher():
+    torch.manual_seed(0)
+    student = build_model("bandmask-tiny").eval()
+    clean, noisy = snare_like(student.sample_rate)
+    guard = TeacherGuard(student, [(noisy, noisy)], weight=1.0, high_band=3.0)
+    with torch.no_grad():
+        assert float(guard.high_band_term(student(noisy), noisy, clean)) == 0.0
+        for parameter in student.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        drifted = float(guard.high_band_term(student(noisy), noisy, clean))
+        unweighted = float(high_band_hit_distance(student(noisy), guard.targets(noisy), clean,
+                                                  student.sample_rate))
+    assert drifted > 0.0 and unweighted == pytest.approx(drifted / 3.0)
+
+
 def test_the_guard_stream_starts_over_when_spent():
     first, second = torch.zeros(1, 4), torch.ones(1, 4)
     guard = TeacherGuard(build_model("bandmask-tiny"), [(first, first), (second, second)],
@@ -95,6 +145,36 @@ def test_a_guarded_run_stays_nearer_its_teacher_on_unfamiliar_snares(
     assert "Teacher guard" not in (tmp_path / "free" / "MODEL_CARD.md").read_text()
 
 
+def test_the_high_band_anchor_keeps_the_hits_above_5_khz_nearer_the_teacher(
+        teacher: Path, synthetic_kit_dir: Path, tmp_path: Path):
+    """The same guarded fine-tune with and without the anchor: on clips like the training
+    ones, the anchored student's band above 5 kHz inside the hits stays nearer the teacher's,
+    and the run's config and model card say it was anchored."""
+    from training.kits import load_kit
+
+    config = replace(TINY, init=str(teacher), lr=1e-2, steps_per_epoch=6, epochs=2,
+                     loss={"mrstft": 1.0, "segsnr": 1.0}, guard_batch_size=1, guard_weight=0.1)
+    kits = [str(synthetic_kit_dir)]
+    free = run_training(config, tmp_path / "free", kits=kits)
+    anchored = run_training(replace(config, guard_high_band=30.0), tmp_path / "anchored",
+                            kits=kits)
+    synth = replace(TrainConfig(synth={}).synth_config(), clip_seconds=1.0)
+    clips = [render_clip([load_kit(synthetic_kit_dir)], 80_000 + i, synth) for i in range(3)]
+    noisy = torch.from_numpy(np.stack([c.noisy for c in clips]).astype(np.float32))
+    clean = torch.from_numpy(np.stack([c.clean for c in clips]).astype(np.float32))
+    models = [load_checkpoint(path)[0].eval() for path in (teacher, free, anchored)]
+    with torch.no_grad():
+        reference, *students = [model(noisy) for model in models]
+        gaps = [float(high_band_hit_distance(out, reference, clean, models[0].sample_rate))
+                for out in students]
+    assert gaps[0] > 1e-3, gaps  # the fine-tune moves the band when it is free to
+    assert gaps[1] < 0.5 * gaps[0], gaps
+    assert json.loads((tmp_path / "anchored" / "config.json").read_text())["guard_high_band"] == 30.0
+    card = (tmp_path / "anchored" / "MODEL_CARD.md").read_text()
+    assert "- High-band anchor: weight 30.0" in card
+    assert "High-band anchor" not in (tmp_path / "free" / "MODEL_CARD.md").read_text()
+
+
 def test_a_guarded_run_resumes_to_the_same_weights(teacher: Path, synthetic_kit_dir: Path,
                                                     tmp_path: Path):
     """Resuming seeks the guard's stream too: its batches continue where they stopped."""
@@ -114,6 +194,9 @@ def test_a_guarded_run_resumes_to_the_same_weights(teacher: Path, synthetic_kit_
     ({"guard_weight": 1.0, "guard_batch_size": 0}, "guard batch of at least 1"),
     ({"guard_weight": -1.0}, "guard_weight = -1.0: must be a finite number >= 0"),
     ({"guard_weight": float("nan")}, "guard_weight = nan"),
+    ({"guard_weight": 1.0, "guard_high_band": -0.5}, "guard_high_band = -0.5: must be"),
+    ({"guard_weight": 1.0, "guard_high_band": float("inf")}, "guard_high_band = inf"),
+    ({"guard_high_band": 1.0}, "--guard-high-band .* needs --guard-weight > 0"),
     ({"guard_synth": {"nope": 1}}, "unknown guard synth option"),
     ({"guard_synth": {"procedural_snare_probability": 2}}, "guard synth option .* probability"),
 ])
