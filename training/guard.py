@@ -10,11 +10,11 @@ student is only charged for doing differently from the model it started as, whic
 keeps them. The guard's loss is the run's own loss with the teacher's output as the target.
 
 Its optional high-band anchor holds the student to the teacher on the training batch itself,
-above 5 kHz in the frames where the snare plays. Why: in the shipped model's lineage what
-unfamiliar snares lose is their wires, in proportion to how much more cymbal the student
-takes out of its own kits' hits (a real mask cannot tell a hat from a wire sharing its bins;
-docs/model.md, twenty-fifth round); the anchor leaves that band to the teacher and lets the
-student learn everything else.
+above 5 kHz in the frames where the snare plays, the band where a real mask cannot tell a
+hat from a snare wire sharing its bins. Why: in the shipped model's lineage every fine-tune
+that takes more cymbal out of its own kits' hits also takes more wires out of unfamiliar
+snares; the anchor leaves that band to the teacher (docs/model.md, twenty-fifth round: it
+took back half of the wires, but not the unfamiliar snares' hit levels).
 """
 
 from __future__ import annotations
@@ -84,7 +84,6 @@ class TeacherGuard:
     def term(self, loss: nn.Module, estimate: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
         """``weight`` times ``loss`` of the student's ``estimate`` against the teacher's."""
         return self.weight * loss(estimate.float(), self.targets(noisy))
-
 
     def high_band_term(self, estimate: torch.Tensor, noisy: torch.Tensor,
                        clean: torch.Tensor) -> torch.Tensor:

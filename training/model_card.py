@@ -77,12 +77,13 @@ def guard_lines(config: dict[str, Any]) -> list[str]:
     the same model as one trained free, even with the same loss and data."""
     if not config.get("guard_weight"):
         return []
-    return [f"- Teacher guard: weight {config['guard_weight']}, {config.get('guard_batch_size')} "
-            f"segments a step of clips with {config.get('guard_synth')}, against the output of "
-            f"{config.get('init')}"] + (
-        [f"- High-band anchor: weight {config['guard_high_band']}, the training clips above "
-         "5 kHz inside the snare hits held to the same output"]
-        if config.get("guard_high_band") else [])
+    lines = [f"- Teacher guard: weight {config['guard_weight']}, {config.get('guard_batch_size')} "
+             f"segments a step of clips with {config.get('guard_synth')}, against the output of "
+             f"{config.get('init')}"]
+    if config.get("guard_high_band"):
+        lines.append(f"- High-band anchor: weight {config['guard_high_band']}, the training "
+                     "clips above 5 kHz inside the snare hits held to the same output")
+    return lines
 
 
 def write_model_card(path: Path, **kwargs: Any) -> Path:
