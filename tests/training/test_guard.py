@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from scipy.signal import butter, sosfilt
 
 from debleed.cli.main import cli
 from denoiser.checkpoint import load_checkpoint
@@ -18,6 +19,7 @@ from denoiser.errors import ParameterError
 from denoiser.models import build_model
 from training.config import TrainConfig
 from training.guard import TeacherGuard, high_band_hit_distance
+from training.kits import load_kit
 from training.losses import CombinedLoss
 from training.run import run_training
 from training.synth import render_clip
@@ -36,8 +38,6 @@ def teacher(tmp_path_factory: pytest.TempPathFactory, synthetic_kit_dir: Path) -
 def guard_clips(kit: Path, count: int = 3) -> torch.Tensor:
     """Noisy clips as the guard sees them: procedural snares and toms, from the kit's
     other pieces, seeds the training runs below never draw."""
-    from training.kits import load_kit
-
     synth = TrainConfig(synth={}).guard_synth_config()
     synth = replace(synth, clip_seconds=1.0)
     clips = [render_clip([load_kit(kit)], 90_000 + i, synth) for i in range(count)]
@@ -74,8 +74,6 @@ def snare_like(rate: int = 48_000) -> tuple[torch.Tensor, torch.Tensor]:
 def with_noise_between(wave: torch.Tensor, start: int, stop: int, low_hz: float,
                        high_hz: float, rate: int = 48_000) -> torch.Tensor:
     """``wave`` plus loud band-limited noise in samples [start, stop)."""
-    from scipy.signal import butter, sosfilt
-
     band = butter(8, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
     noise = sosfilt(band, np.random.default_rng(4).standard_normal(stop - start))
     changed = wave.clone()
@@ -150,8 +148,6 @@ def test_the_high_band_anchor_keeps_the_hits_above_5_khz_nearer_the_teacher(
     """The same guarded fine-tune with and without the anchor: on clips like the training
     ones, the anchored student's band above 5 kHz inside the hits stays nearer the teacher's,
     and the run's config and model card say it was anchored."""
-    from training.kits import load_kit
-
     config = replace(TINY, init=str(teacher), lr=1e-2, steps_per_epoch=6, epochs=2,
                      loss={"mrstft": 1.0, "segsnr": 1.0}, guard_batch_size=1, guard_weight=0.1)
     kits = [str(synthetic_kit_dir)]
