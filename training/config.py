@@ -79,12 +79,10 @@ class TrainConfig:
             raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ParameterError(f"train: ema_decay = {self.ema_decay}: must be in [0, 1)")
-        if not (math.isfinite(self.guard_weight) and self.guard_weight >= 0):
-            raise ParameterError(f"train: guard_weight = {self.guard_weight}: must be a finite "
-                                 "number >= 0")
-        if not (math.isfinite(self.guard_high_band) and self.guard_high_band >= 0):
-            raise ParameterError(f"train: guard_high_band = {self.guard_high_band}: must be a "
-                                 "finite number >= 0")
+        for name in ("guard_weight", "guard_high_band"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ParameterError(f"train: {name} = {value}: must be a finite number >= 0")
         if self.guard_high_band and not self.guard_weight:
             raise ParameterError("train: --guard-high-band holds the run to the guard's teacher: "
                                  "it needs --guard-weight > 0")

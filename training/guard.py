@@ -28,8 +28,9 @@ from torch import nn
 from denoiser.models import DenoiserModel
 
 from .dataset import endless
+from .metrics import DEFAULT_CONFIG
 
-HIGH_BAND_HZ = 5000.0  # the cymbal-leakage metric's band (SPEC 5)
+HIGH_BAND_HZ = DEFAULT_CONFIG.cymbal_cutoff_hz  # the cymbal-leakage metric's band (SPEC 5)
 HIT_RANGE_DB = 30.0  # frames within this of the clean snare's loudest count as its hits
 ANCHOR_FFT, ANCHOR_HOP = 1024, 256
 LOG_FLOOR = 1e-5  # magnitudes below about -100 dB are all the same silence
