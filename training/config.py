@@ -65,6 +65,9 @@ class TrainConfig:
     # With the guard: also hold the training batch's band above 5 kHz inside the snare's hits
     # to the teacher's output, times this weight (training/guard.py); 0 = off.
     guard_high_band: float = 0.0
+    # With the guard: also charge the ducking of its clips below their clean snares (not the
+    # teacher's output), times this weight (training/guard.py); 0 = off.
+    guard_ducking: float = 0.0
     # Where the clips came from, a dataset folder or kit folders; filled in by run_training
     # and saved with the run, so that ``--resume`` continues on the same data by itself.
     data: str = ""
@@ -79,13 +82,15 @@ class TrainConfig:
             raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ParameterError(f"train: ema_decay = {self.ema_decay}: must be in [0, 1)")
-        for name in ("guard_weight", "guard_high_band"):
+        for name in ("guard_weight", "guard_high_band", "guard_ducking"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ParameterError(f"train: {name} = {value}: must be a finite number >= 0")
-        if self.guard_high_band and not self.guard_weight:
-            raise ParameterError("train: --guard-high-band holds the run to the guard's teacher: "
-                                 "it needs --guard-weight > 0")
+        for option, value in (("--guard-high-band", self.guard_high_band),
+                              ("--guard-ducking", self.guard_ducking)):
+            if value and not self.guard_weight:
+                raise ParameterError(f"train: {option} is a term of the guard: "
+                                     "it needs --guard-weight > 0")
         if self.guard_weight and (not self.init or self.guard_batch_size < 1):
             raise ParameterError("train: the guard needs --init (its teacher) and a guard "
                                  "batch of at least 1")

@@ -15,6 +15,12 @@ hat from a snare wire sharing its bins. Why: in the shipped model's lineage ever
 that takes more cymbal out of its own kits' hits also takes more wires out of unfamiliar
 snares; the anchor leaves that band to the teacher (docs/model.md, twenty-fifth round: it
 took back half of the wires, but not the unfamiliar snares' hit levels).
+
+Its optional ducking term charges the student, on the guard's clips, for every frame it
+leaves quieter than their *clean* snare. Why: the teacher itself ducks unfamiliar snares'
+hits by 1-2 dB over the whole spectrum, so holding the student to the teacher holds that
+ducking too; the same term on the training clips took back only the part the fine-tune
+added (docs/model.md, twenty-fifth round).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from torch import nn
 from denoiser.models import DenoiserModel
 
 from .dataset import endless
+from .losses import DuckingLoss
 from .metrics import DEFAULT_CONFIG
 
 HIGH_BAND_HZ = DEFAULT_CONFIG.cymbal_cutoff_hz  # the cymbal-leakage metric's band (SPEC 5)
@@ -58,33 +65,42 @@ def high_band_hit_distance(estimate: torch.Tensor, reference: torch.Tensor,
 
 class TeacherGuard:
     """The frozen teacher, the guard clips' (noisy, clean) batches, drawn pass after pass,
-    and the term's weight. Only the noisy halves are used: the teacher makes the targets."""
+    and the terms' weights. The teacher makes the targets; the clean halves are used only by
+    the ducking term."""
 
     def __init__(self, teacher: DenoiserModel,
                  batches: Iterable[tuple[torch.Tensor, torch.Tensor]], weight: float,
-                 high_band: float = 0.0):
+                 high_band: float = 0.0, ducking: float = 0.0):
         self.teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
         self.batches = endless(batches)
         self.weight = float(weight)
         self.high_band = float(high_band)
+        self.ducking = float(ducking)
+        self.ducking_loss = DuckingLoss()
 
     def to(self, device: torch.device) -> "TeacherGuard":
         self.teacher.to(device)
         return self
 
-    def next_inputs(self) -> torch.Tensor:
-        """The next guard batch, (B, T) noisy waveforms; the stream starts over when spent."""
-        noisy, _ = next(self.batches)
-        return noisy
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next guard batch, (B, T) noisy and clean waveforms; the stream starts over
+        when spent."""
+        return next(self.batches)
 
     @torch.no_grad()
     def targets(self, noisy: torch.Tensor) -> torch.Tensor:
         """What the teacher makes of the guard batch: the student's target on it."""
         return self.teacher(noisy).float()
 
-    def term(self, loss: nn.Module, estimate: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-        """``weight`` times ``loss`` of the student's ``estimate`` against the teacher's."""
-        return self.weight * loss(estimate.float(), self.targets(noisy))
+    def term(self, loss: nn.Module, estimate: torch.Tensor, noisy: torch.Tensor,
+             clean: torch.Tensor) -> torch.Tensor:
+        """``weight`` times ``loss`` of the student's ``estimate`` against the teacher's, plus
+        ``ducking`` times the ducking of the ``estimate`` below the guard clips' ``clean``."""
+        estimate = estimate.float()
+        term = self.weight * loss(estimate, self.targets(noisy))
+        if self.ducking:
+            term = term + self.ducking * self.ducking_loss(estimate, clean)
+        return term
 
     def high_band_term(self, estimate: torch.Tensor, noisy: torch.Tensor,
                        clean: torch.Tensor) -> torch.Tensor:

@@ -83,6 +83,9 @@ def guard_lines(config: dict[str, Any]) -> list[str]:
     if config.get("guard_high_band"):
         lines.append(f"- High-band anchor: weight {config['guard_high_band']}, the training "
                      "clips above 5 kHz inside the snare hits held to the same output")
+    if config.get("guard_ducking"):
+        lines.append(f"- Guard ducking: weight {config['guard_ducking']}, the guard's clips "
+                     "charged for every frame quieter than their clean snare")
     return lines
 
 

@@ -178,7 +178,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
         guard = (None if guard_loader is None  # the teacher: the model as it starts
                  else TeacherGuard(model, Flatten(guard_loader), config.guard_weight,
-                                   config.guard_high_band))
+                                   config.guard_high_band, config.guard_ducking))
         trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world,
                           report, guard)
         if resume:

@@ -132,9 +132,10 @@ class Trainer:
             gains = torch.from_numpy(gains.astype(np.float32))
             noisy, clean = noisy * gains, clean * gains
         noisy, clean = noisy.to(self.device), clean.to(self.device)
-        guarded = None
+        guarded = guarded_clean = None
         if train and self.guard is not None:
-            guarded = self.to_model_rate(self.guard.next_inputs()).to(self.device)
+            guarded, guarded_clean = (self.to_model_rate(wave).to(self.device)
+                                      for wave in self.guard.next_batch())
         self.network.train(train)
         for module in self.frozen:  # frozen means its BatchNorm statistics too
             module.eval()
@@ -148,7 +149,8 @@ class Trainer:
                 estimate = self.network(inputs)
             loss = self.loss(estimate[: len(noisy)].float(), clean)
             if guarded is not None:
-                loss = loss + self.guard.term(self.loss, estimate[len(noisy):], guarded)
+                loss = loss + self.guard.term(self.loss, estimate[len(noisy):], guarded,
+                                              guarded_clean)
                 if self.guard.high_band:
                     loss = loss + self.guard.high_band_term(estimate[: len(noisy)], noisy, clean)
         if train:

@@ -53,6 +53,9 @@ def json_object(option: str, text: str | None) -> dict | None:
               help="With --guard-weight: also hold the training clips' band above 5 kHz "
                    "inside the snare hits to the --init model's output, with this weight; "
                    "0 = off.")
+@click.option("--guard-ducking", type=float, default=None,
+              help="With --guard-weight: also charge every frame of the guard's clips left "
+                   "quieter than their clean snare, with this weight; 0 = off.")
 @click.option("--guard-batch-size", type=int, default=None,
               help="Segments of guard clips per step [default: 4].")
 @click.option("--init", default=None,

@@ -20,7 +20,7 @@ from denoiser.models import build_model
 from training.config import TrainConfig
 from training.guard import TeacherGuard, high_band_hit_distance
 from training.kits import load_kit
-from training.losses import CombinedLoss
+from training.losses import CombinedLoss, DuckingLoss
 from training.run import run_training
 from training.synth import render_clip
 
@@ -51,10 +51,10 @@ def test_the_term_is_zero_for_the_teacher_and_grows_with_drift():
     guard = TeacherGuard(student, [(noisy, noisy)], weight=2.0)
     mse = CombinedLoss({"mse": 1.0})
     with torch.no_grad():
-        assert float(guard.term(mse, student(noisy), noisy)) == 0.0
+        assert float(guard.term(mse, student(noisy), noisy, noisy)) == 0.0
         for parameter in student.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
-        drifted = float(guard.term(mse, student(noisy), noisy))
+        drifted = float(guard.term(mse, student(noisy), noisy, noisy))
         # The teacher is a frozen copy: the student's change did not reach it.
         unweighted = float(mse(student(noisy), guard.targets(noisy)))
     assert drifted > 0.0 and unweighted == pytest.approx(drifted / 2.0)
@@ -109,12 +109,29 @@ def test_the_high_band_term_charges_the_student_against_the_teacher():
     assert drifted > 0.0 and unweighted == pytest.approx(drifted / 3.0)
 
 
+def test_the_guard_ducking_term_charges_only_frames_quieter_than_the_clean_snare():
+    """With the student equal to its teacher, only the ducking term is left: it charges an
+    output quieter than the guard clip's clean snare, by its weight, and nothing louder."""
+    torch.manual_seed(0)
+    student = build_model("bandmask-tiny").eval()
+    clean, noisy = snare_like(student.sample_rate)
+    guard = TeacherGuard(student, [(noisy, clean)], weight=1.0, ducking=4.0)
+    mse = CombinedLoss({"mse": 1.0})
+    with torch.no_grad():
+        output = student(noisy)
+        terms = [float(guard.term(mse, output, noisy, level * output)) for level in (0.5, 2.0)]
+    assert terms[0] == 0.0  # the output is louder than that clean snare everywhere
+    # Twice as loud a clean snare: every sounding frame 6 dB (0.6 in log10 energy) above.
+    assert terms[1] == pytest.approx(4.0 * 0.6, abs=0.1)
+
+
 def test_the_guard_stream_starts_over_when_spent():
     first, second = torch.zeros(1, 4), torch.ones(1, 4)
-    guard = TeacherGuard(build_model("bandmask-tiny"), [(first, first), (second, second)],
+    guard = TeacherGuard(build_model("bandmask-tiny"), [(first, 2 * first), (second, 2 * second)],
                          weight=1.0)
-    drawn = [guard.next_inputs() for _ in range(5)]
-    assert [float(batch.sum()) for batch in drawn] == [0.0, 4.0, 0.0, 4.0, 0.0]
+    drawn = [guard.next_batch() for _ in range(5)]
+    assert [float(noisy.sum()) for noisy, _ in drawn] == [0.0, 4.0, 0.0, 4.0, 0.0]
+    assert [float(clean.sum()) for _, clean in drawn] == [0.0, 8.0, 0.0, 8.0, 0.0]
 
 
 def test_a_guarded_run_stays_nearer_its_teacher_on_unfamiliar_snares(
@@ -171,6 +188,29 @@ def test_the_high_band_anchor_keeps_the_hits_above_5_khz_nearer_the_teacher(
     assert "High-band anchor" not in (tmp_path / "free" / "MODEL_CARD.md").read_text()
 
 
+def test_the_guard_ducking_term_keeps_the_guard_clips_nearer_their_clean_level(
+        teacher: Path, synthetic_kit_dir: Path, tmp_path: Path):
+    """The same guarded fine-tune with and without the ducking term: on unseen guard clips
+    the student given the term ducks their snares less than the one held to its teacher."""
+    config = replace(TINY, init=str(teacher), lr=1e-2, steps_per_epoch=6, epochs=2,
+                     loss={"mrstft": 1.0, "segsnr": 1.0}, guard_batch_size=2, guard_weight=0.1)
+    kits = [str(synthetic_kit_dir)]
+    held = run_training(config, tmp_path / "held", kits=kits)
+    charged = run_training(replace(config, guard_ducking=300.0), tmp_path / "charged", kits=kits)
+    synth = replace(TrainConfig(synth={}).guard_synth_config(), clip_seconds=1.0)
+    clips = [render_clip([load_kit(synthetic_kit_dir)], 90_000 + i, synth) for i in range(3)]
+    noisy = torch.from_numpy(np.stack([c.noisy for c in clips]).astype(np.float32))
+    clean = torch.from_numpy(np.stack([c.clean for c in clips]).astype(np.float32))
+    with torch.no_grad():
+        ducked = [float(DuckingLoss()(load_checkpoint(path)[0].eval()(noisy), clean))
+                  for path in (held, charged)]
+    assert ducked[1] < 0.5 * ducked[0], ducked
+    assert json.loads((tmp_path / "charged" / "config.json").read_text())["guard_ducking"] == 300.0
+    card = (tmp_path / "charged" / "MODEL_CARD.md").read_text()
+    assert "- Guard ducking: weight 300.0" in card
+    assert "Guard ducking" not in (tmp_path / "held" / "MODEL_CARD.md").read_text()
+
+
 def test_a_guarded_run_resumes_to_the_same_weights(teacher: Path, synthetic_kit_dir: Path,
                                                     tmp_path: Path):
     """Resuming seeks the guard's stream too: its batches continue where they stopped."""
@@ -193,6 +233,9 @@ def test_a_guarded_run_resumes_to_the_same_weights(teacher: Path, synthetic_kit_
     ({"guard_weight": 1.0, "guard_high_band": -0.5}, "guard_high_band = -0.5: must be"),
     ({"guard_weight": 1.0, "guard_high_band": float("inf")}, "guard_high_band = inf"),
     ({"guard_high_band": 1.0}, "--guard-high-band .* needs --guard-weight > 0"),
+    ({"guard_weight": 1.0, "guard_ducking": -2.0}, "guard_ducking = -2.0: must be"),
+    ({"guard_weight": 1.0, "guard_ducking": float("nan")}, "guard_ducking = nan"),
+    ({"guard_ducking": 1.0}, "--guard-ducking is a term of the guard: it needs --guard-weight"),
     ({"guard_synth": {"nope": 1}}, "unknown guard synth option"),
     ({"guard_synth": {"procedural_snare_probability": 2}}, "guard synth option .* probability"),
 ])
@@ -223,8 +266,8 @@ def test_cli_passes_the_guard_options(teacher: Path, synthetic_kit_dir: Path, tm
     assert bad.exit_code != 0 and "--guard-synth: expected a JSON object" in bad.output
     assert not run.exists()
     result = CliRunner().invoke(cli, [*common, "--guard-synth", '{"wide_pitch_probability": 1}',
-                                      "--guard-batch-size", "1"])
+                                      "--guard-batch-size", "1", "--guard-ducking", "2"])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())
-    assert (saved["guard_weight"], saved["guard_batch_size"], saved["guard_synth"]) == (
-        0.5, 1, {"wide_pitch_probability": 1})
+    assert (saved["guard_weight"], saved["guard_batch_size"], saved["guard_synth"],
+            saved["guard_ducking"]) == (0.5, 1, {"wide_pitch_probability": 1}, 2.0)
