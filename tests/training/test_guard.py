@@ -35,13 +35,17 @@ def teacher(tmp_path_factory: pytest.TempPathFactory, synthetic_kit_dir: Path) -
     return run_training(replace(TINY, epochs=2), run, kits=[str(synthetic_kit_dir)])
 
 
-def guard_clips(kit: Path, count: int = 3) -> torch.Tensor:
-    """Noisy clips as the guard sees them: procedural snares and toms, from the kit's
-    other pieces, seeds the training runs below never draw."""
-    synth = TrainConfig(synth={}).guard_synth_config()
+def rendered_clips(kit: Path, guard: bool, count: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(noisy, clean) one-second clips of ``kit``, seeds the training runs below never draw:
+    as the guard sees them (procedural snares and toms, from the kit's other pieces) when
+    ``guard``, else as the training stream draws them."""
+    defaults = TrainConfig(synth={})
+    synth = defaults.guard_synth_config() if guard else defaults.synth_config()
     synth = replace(synth, clip_seconds=1.0)
-    clips = [render_clip([load_kit(kit)], 90_000 + i, synth) for i in range(count)]
-    return torch.from_numpy(np.stack([c.noisy for c in clips]).astype(np.float32))
+    first_seed = 90_000 if guard else 80_000
+    clips = [render_clip([load_kit(kit)], first_seed + i, synth) for i in range(count)]
+    return tuple(torch.from_numpy(np.stack([getattr(c, part) for c in clips]).astype(np.float32))
+                 for part in ("noisy", "clean"))
 
 
 def test_the_term_is_zero_for_the_teacher_and_grows_with_drift():
@@ -144,7 +148,7 @@ def test_a_guarded_run_stays_nearer_its_teacher_on_unfamiliar_snares(
     kits = [str(synthetic_kit_dir)]
     free = run_training(config, tmp_path / "free", kits=kits)
     guarded = run_training(replace(config, guard_weight=20.0), tmp_path / "guarded", kits=kits)
-    clips = guard_clips(synthetic_kit_dir)
+    clips, _ = rendered_clips(synthetic_kit_dir, guard=True)
     models = [load_checkpoint(path)[0].eval() for path in (teacher, free, guarded)]
     with torch.no_grad():
         reference, *students = [model(clips) for model in models]
@@ -171,10 +175,7 @@ def test_the_high_band_anchor_keeps_the_hits_above_5_khz_nearer_the_teacher(
     free = run_training(config, tmp_path / "free", kits=kits)
     anchored = run_training(replace(config, guard_high_band=30.0), tmp_path / "anchored",
                             kits=kits)
-    synth = replace(TrainConfig(synth={}).synth_config(), clip_seconds=1.0)
-    clips = [render_clip([load_kit(synthetic_kit_dir)], 80_000 + i, synth) for i in range(3)]
-    noisy = torch.from_numpy(np.stack([c.noisy for c in clips]).astype(np.float32))
-    clean = torch.from_numpy(np.stack([c.clean for c in clips]).astype(np.float32))
+    noisy, clean = rendered_clips(synthetic_kit_dir, guard=False)
     models = [load_checkpoint(path)[0].eval() for path in (teacher, free, anchored)]
     with torch.no_grad():
         reference, *students = [model(noisy) for model in models]
@@ -197,10 +198,7 @@ def test_the_guard_ducking_term_keeps_the_guard_clips_nearer_their_clean_level(
     kits = [str(synthetic_kit_dir)]
     held = run_training(config, tmp_path / "held", kits=kits)
     charged = run_training(replace(config, guard_ducking=300.0), tmp_path / "charged", kits=kits)
-    synth = replace(TrainConfig(synth={}).guard_synth_config(), clip_seconds=1.0)
-    clips = [render_clip([load_kit(synthetic_kit_dir)], 90_000 + i, synth) for i in range(3)]
-    noisy = torch.from_numpy(np.stack([c.noisy for c in clips]).astype(np.float32))
-    clean = torch.from_numpy(np.stack([c.clean for c in clips]).astype(np.float32))
+    noisy, clean = rendered_clips(synthetic_kit_dir, guard=True)
     with torch.no_grad():
         ducked = [float(DuckingLoss()(load_checkpoint(path)[0].eval()(noisy), clean))
                   for path in (held, charged)]
