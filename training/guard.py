@@ -20,7 +20,8 @@ Its optional ducking term charges the student, on the guard's clips, for every f
 leaves quieter than their *clean* snare. Why: the teacher itself ducks unfamiliar snares'
 hits by 1-2 dB over the whole spectrum, so holding the student to the teacher holds that
 ducking too; the same term on the training clips took back only the part the fine-tune
-added (docs/model.md, twenty-fifth round).
+added (docs/model.md, twenty-fifth round). Measured (twenty-sixth round): it keeps the snares
+it is shown, procedural ones included, and did not carry over to real unfamiliar snares.
 """
 
 from __future__ import annotations
