@@ -23,6 +23,14 @@ Why this shape:
   phase. It enters through its own projection, added to the level's, whose output starts
   at zero: a trained network grows it and starts from exactly its old mask
   (``coherence_rank`` > 0 makes that projection a low-rank one, to fit a budget).
+- ``texture_channels``: a small 2-D convolution over (bin, frame) of the level, whose
+  filters are shared by every bin. The per-bin projection learns each bin's pattern on
+  its own, so a snare tuned where no training snare sat is a pattern it never saw; a
+  detector of "noise burst with a sharp onset" slid along frequency recognises wires and
+  stick attack wherever they are. It yields two maps: one enters like the phase coherence
+  (its own low-rank projection, ``texture_rank``), one is added to the mask's logits bin by
+  bin, the one path from input to mask that is the same at every frequency. Both start at
+  zero.
 - Cheap: the time axis runs at the frame rate (188 Hz at hop 256), so the network costs
   well under a GFLOP per second of audio and runs >100x real time on two CPU cores.
 """
@@ -77,6 +85,33 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+class TextureFront(nn.Module):
+    """Two 2-D convolutions over (bin, frame) of the normalised level, the same at every
+    bin, giving two maps per bin and frame: a feature for the projection and a logit added
+    to the mask. 5 bins (235 Hz) by 3 frames each, the second dilated over frames, so one
+    output sees +-4 bins (+-190 Hz) and +-3 frames (+-16 ms): a hit's onset and its spread.
+    Few channels: the maps are as large as the spectrum, so their memory traffic, not their
+    arithmetic, is what this costs on a CPU."""
+
+    receptive_frames = 6  # (3 - 1) * 1 + (3 - 1) * 2: 3 frames on either side
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, channels, (5, 3), padding=(2, 1)),
+            nn.PReLU(channels),
+            nn.Conv2d(channels, 2, (5, 3), padding=(2, 2), dilation=(1, 2)),
+        ).to(memory_format=torch.channels_last)
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``level`` (B, bins, T) -> (feature, logit), each (B, bins, T)."""
+        # channels-last: with so few channels, 3-4x faster on the CPU than the default layout
+        maps = self.body(level.unsqueeze(1).contiguous(memory_format=torch.channels_last))
+        return maps[:, 0], maps[:, 1]
+
+
 class BandMaskNet(DenoiserModel):
     """STFT -> log power -> per-bin projection -> dilated TCN -> mask -> ISTFT."""
 
@@ -97,6 +132,8 @@ class BandMaskNet(DenoiserModel):
         phase_coherence: bool = False,
         coherence_frames: int = 5,
         coherence_rank: int = 0,
+        texture_channels: int = 0,
+        texture_rank: int = 16,
     ):
         super().__init__()
         if mask not in ("real", "complex"):
@@ -105,6 +142,10 @@ class BandMaskNet(DenoiserModel):
             raise ValueError("coherence_frames must be odd and at least 3")
         if coherence_rank < 0:
             raise ValueError("coherence_rank must be 0 (full) or positive")
+        if texture_channels < 0 or texture_rank < 1:
+            raise ValueError("texture_channels must be >= 0 and texture_rank >= 1")
+        if texture_channels and mask != "real":
+            raise ValueError("texture_channels needs the real mask (its map adds to the logits)")
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.hop = int(hop)
@@ -123,6 +164,12 @@ class BandMaskNet(DenoiserModel):
             self.coherence = nn.Sequential(*[nn.Conv1d(a, b, 1, bias=False)
                                              for a, b in zip(widths[:-1], widths[1:])])
             nn.init.zeros_(self.coherence[-1].weight)  # starts as the network without it
+        self.texture = TextureFront(texture_channels) if texture_channels else None
+        self.texture_project = None
+        if texture_channels:
+            self.texture_project = nn.Sequential(nn.Conv1d(bins, texture_rank, 1, bias=False),
+                                                 nn.Conv1d(texture_rank, channels, 1, bias=False))
+            nn.init.zeros_(self.texture_project[-1].weight)
         self.blocks = nn.Sequential(
             *[ResidualBlock(channels, kernel_size, d, dropout) for d in dilations]
         )
@@ -134,6 +181,8 @@ class BandMaskNet(DenoiserModel):
             nn.init.zeros_(self.frame_gate.weight)
             nn.init.constant_(self.frame_gate.bias, FRAME_GATE_OPEN)
         self.receptive_frames = sum(d * (kernel_size - 1) for d in dilations)
+        if self.texture is not None:
+            self.receptive_frames += self.texture.receptive_frames
 
     def context_samples(self) -> int:
         # the phase coherence of a frame reaches coherence_frames // 2 + 1 frames back
@@ -165,11 +214,18 @@ class BandMaskNet(DenoiserModel):
                      log_power: torch.Tensor | None = None) -> torch.Tensor:
         """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued.
         ``log_power``: ``log_power(spec)`` when the caller already has it."""
-        projected = self.project(self.features(spec, log_power))
+        features = self.features(spec, log_power)
+        projected = self.project(features)
         if self.coherence is not None:
             projected = projected + self.coherence(phase_coherence(spec, self.coherence_frames))
+        local_logits = None
+        if self.texture is not None:
+            texture, local_logits = self.texture(features)
+            projected = projected + self.texture_project(texture)
         hidden = self.blocks(projected)
         out = self.head(hidden)
+        if local_logits is not None:
+            out = out + local_logits  # real mask only (checked at construction)
         if self.mask_kind == "real":
             mask = torch.sigmoid(out)
         else:

@@ -1,4 +1,5 @@
-"""The bandmask network's phase-coherence input: what it measures and how it is wired."""
+"""The bandmask network's extra inputs, the phase coherence and the texture front: what
+they measure and how they are wired."""
 
 from __future__ import annotations
 
@@ -58,6 +59,64 @@ def test_a_coherent_member_shares_the_ensembles_stft():
     members = [build_model("bandmask-tiny").eval(),
                build_model("bandmask-tiny", phase_coherence=True).eval()]
     torch.nn.init.normal_(members[1].coherence[0].weight, std=1.0)
+    bag = MaskEnsemble.of(members, "power")
+    wave = torch.randn(2, 12000) * 0.1
+    with torch.no_grad():
+        spec = bag.spectrum(wave)
+        expected = torch.hypot(*(m.predict_mask(spec) for m in members)) * 2 ** -0.5
+        assert torch.allclose(bag.predict_mask(spec), expected, atol=1e-6)
+    assert bag.context_samples() == members[1].context_samples()
+
+
+def textured(seed: int = 0, **options) -> BandMaskNet:
+    """A tiny network with a texture front whose output layers are no longer zero."""
+    torch.manual_seed(seed)
+    net = build_model("bandmask-tiny", texture_channels=3, texture_rank=2, **options).eval()
+    torch.nn.init.normal_(net.texture.body[-1].weight, std=1.0)
+    torch.nn.init.normal_(net.texture_project[-1].weight, std=1.0)
+    return net
+
+
+def test_the_texture_front_is_the_same_at_every_bin():
+    """Its filters are shared along frequency: a spectrum moved up by 7 bins gives both of
+    its maps moved up by 7 bins (away from the edges, where the padding differs)."""
+    front = textured().texture
+    level = torch.randn(1, 129, 40)
+    shifted = torch.roll(level, 7, dims=1)
+    with torch.no_grad():
+        for moved, plain in zip(front(shifted), front(level)):
+            assert moved.shape == level.shape
+            assert torch.allclose(moved[:, 20:-20], torch.roll(plain, 7, dims=1)[:, 20:-20],
+                                  atol=1e-5)
+            assert plain[:, 20:-20].std().item() > 0.1  # the maps are not constant
+
+
+def test_a_network_grows_a_texture_front_and_starts_from_its_own_mask(tmp_path):
+    """Both maps start at zero, so a checkpoint loaded with the front gives exactly its old
+    mask; trained, the front moves the mask through either path; it costs 3 frames of
+    context on either side."""
+    torch.manual_seed(0)
+    plain = build_model("bandmask-tiny").eval()
+    path = save_checkpoint(tmp_path / "plain.pt", plain)
+    grown, _ = load_checkpoint(path, overrides={"texture_channels": 3, "texture_rank": 2})
+    bins = plain.n_fft // 2 + 1
+    front = 3 * 15 + 3 + 3 + 2 * 3 * 15 + 2  # conv, bias, PReLU, conv to two maps, bias
+    assert grown.parameter_count() == plain.parameter_count() + front + 2 * bins + 2 * 16
+    assert grown.context_samples() == plain.context_samples() + 3 * plain.hop
+    wave = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        spec = plain.spectrum(wave)
+        assert torch.equal(grown.predict_mask(spec), plain.predict_mask(spec))
+        torch.nn.init.normal_(grown.texture.body[-1].weight, std=1.0)  # the logit path only
+        assert (grown.predict_mask(spec) - plain.predict_mask(spec)).abs().max().item() > 1e-3
+    with pytest.raises(ValueError, match="texture_channels"):
+        BandMaskNet(texture_channels=-1)
+    with pytest.raises(ValueError, match="real mask"):
+        BandMaskNet(texture_channels=2, mask="complex")
+
+
+def test_a_textured_member_shares_the_ensembles_stft():
+    members = [build_model("bandmask-tiny").eval(), textured(seed=2)]
     bag = MaskEnsemble.of(members, "power")
     wave = torch.randn(2, 12000) * 0.1
     with torch.no_grad():

@@ -38,16 +38,20 @@ def test_identity_model_returns_input_exactly(rng):
     assert torch.equal(out, audio) or (out - audio).abs().max() < 1e-6
 
 
-@pytest.mark.parametrize("options", [{}, {"frame_gate": True}, {"phase_coherence": True}])
+@pytest.mark.parametrize("options", [{}, {"frame_gate": True}, {"phase_coherence": True},
+                                     {"texture_channels": 2}])
 def test_chunked_equals_whole_for_finite_receptive_field(rng, options):
-    """Chunks carry the context each input needs (the phase coherence reaches further back
-    than the convolutions alone)."""
+    """Chunks carry the context each input needs (the phase coherence and the texture
+    front reach further than the convolutions alone)."""
     torch.manual_seed(0)
     model = build_model("bandmask-tiny", **options).eval()
     if model.frame_gate is not None:  # a gate that actually moves, not its all-open start
         torch.nn.init.normal_(model.frame_gate.weight, std=0.5)
     if model.coherence is not None:  # a coherence input that matters, not its zero start
         torch.nn.init.normal_(model.coherence[-1].weight, std=1.0)
+    if model.texture is not None:  # both texture maps in use, not their zero start
+        torch.nn.init.normal_(model.texture.body[-1].weight, std=1.0)
+        torch.nn.init.normal_(model.texture_project[-1].weight, std=1.0)
     audio = torch.from_numpy(rng.standard_normal((2, 40000)).astype(np.float32)) * 0.1
     with torch.no_grad():
         whole = model(audio)
