@@ -67,6 +67,17 @@ def phase_coherence(spec: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.sqrt(real.square() + imag.square() + 1e-12)
 
 
+def zero_start_projection(inputs: int, outputs: int, rank: int) -> nn.Sequential:
+    """Bias-free 1x1 projection of an extra input (``rank`` > 0: through ``rank`` channels,
+    to fit a budget) whose last layer starts at zero, so a network grown with the input
+    starts from exactly its old mask."""
+    widths = [inputs, rank, outputs] if rank else [inputs, outputs]
+    projection = nn.Sequential(*[nn.Conv1d(a, b, 1, bias=False)
+                                 for a, b in zip(widths[:-1], widths[1:])])
+    nn.init.zeros_(projection[-1].weight)
+    return projection
+
+
 class ResidualBlock(nn.Module):
     """Dilated conv over frames, normalised, gated by a pointwise conv, plus skip."""
 
@@ -160,16 +171,11 @@ class BandMaskNet(DenoiserModel):
         self.coherence_frames = int(coherence_frames) if phase_coherence else 0
         self.coherence = None
         if phase_coherence:
-            widths = [bins, coherence_rank, channels] if coherence_rank else [bins, channels]
-            self.coherence = nn.Sequential(*[nn.Conv1d(a, b, 1, bias=False)
-                                             for a, b in zip(widths[:-1], widths[1:])])
-            nn.init.zeros_(self.coherence[-1].weight)  # starts as the network without it
-        self.texture = TextureFront(texture_channels) if texture_channels else None
-        self.texture_project = None
+            self.coherence = zero_start_projection(bins, channels, coherence_rank)
+        self.texture = self.texture_project = None
         if texture_channels:
-            self.texture_project = nn.Sequential(nn.Conv1d(bins, texture_rank, 1, bias=False),
-                                                 nn.Conv1d(texture_rank, channels, 1, bias=False))
-            nn.init.zeros_(self.texture_project[-1].weight)
+            self.texture = TextureFront(texture_channels)
+            self.texture_project = zero_start_projection(bins, channels, texture_rank)
         self.blocks = nn.Sequential(
             *[ResidualBlock(channels, kernel_size, d, dropout) for d in dilations]
         )
