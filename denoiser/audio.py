@@ -19,7 +19,10 @@ import soundfile as sf
 
 from .errors import AudioError
 
-SUPPORTED_RATES = (44100, 48000, 88200, 96000)
+# Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
+# model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
+# resampled to the model's rate and back, so sessions at 22.05 or 32 kHz work too.
+SAMPLE_RATE_RANGE = (8_000, 768_000)
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 
 
@@ -69,6 +72,15 @@ def validate_samples(samples: np.ndarray, what: str = "audio") -> np.ndarray:
     return array
 
 
+def validate_rate(sample_rate: int, what: str = "audio") -> int:
+    """Return ``sample_rate`` or raise ``AudioError`` when no snare track can have it
+    (``SAMPLE_RATE_RANGE``): a header claiming 100 Hz is a broken file, not a quiet one."""
+    low, high = SAMPLE_RATE_RANGE
+    if not low <= sample_rate <= high:
+        raise AudioError(f"{what}: sample rate {sample_rate} Hz is outside {low}-{high} Hz")
+    return int(sample_rate)
+
+
 def read_audio(path: str | os.PathLike) -> Audio:
     """Read a sound file into an ``Audio``; raise ``AudioError`` with one clear line."""
     path = Path(path)
@@ -81,7 +93,7 @@ def read_audio(path: str | os.PathLike) -> Audio:
             rate = handle.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: not a readable audio file ({exc})") from None
-    return Audio(validate_samples(data.T, str(path)), int(rate), subtype)
+    return Audio(validate_samples(data.T, str(path)), validate_rate(rate, str(path)), subtype)
 
 
 def _same_file(a: Path, b: Path) -> bool:

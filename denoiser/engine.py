@@ -11,7 +11,7 @@ import contextlib
 import os
 from fractions import Fraction
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 import soxr
 import torch
 
-from .audio import validate_samples
+from .audio import validate_rate, validate_samples
 from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
@@ -153,9 +153,6 @@ class Denoiser:
     def sample_rate(self) -> int:
         return self.model.sample_rate
 
-    def with_config(self, **changes: Any) -> "Denoiser":
-        return Denoiser(self.model, self.device, replace(self.config, **changes), self.info)
-
     def alignment(self, sample_rate: int) -> int:
         """Block starts at multiples of this (input samples) land on the model's frame grid,
         so blocks of a file see exactly the frames a whole-file pass would."""
@@ -177,6 +174,7 @@ class Denoiser:
         block is levelled alike.
         """
         samples = validate_samples(samples)
+        sample_rate = validate_rate(sample_rate)
         gain = self.level(samples) if gain is None else gain
         length = samples.shape[-1]
         at_model_rate = resample(samples * gain, sample_rate, self.sample_rate)

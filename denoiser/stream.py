@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import ensure_not_input
+from .audio import ensure_not_input, validate_rate
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
 from .engine import SILENT_PEAK
@@ -39,9 +39,13 @@ def _open(src: Path) -> sf.SoundFile:
         handle = sf.SoundFile(str(src))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{src}: not a readable audio file ({exc})") from None
-    if handle.frames <= 0 or handle.channels <= 0:
+    try:
+        if handle.frames <= 0 or handle.channels <= 0:
+            raise AudioError(f"{src}: is empty (zero samples)")
+        validate_rate(handle.samplerate, str(src))
+    except AudioError:
         handle.close()
-        raise AudioError(f"{src}: is empty (zero samples)")
+        raise
     return handle
 
 

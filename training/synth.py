@@ -77,14 +77,6 @@ def clip_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint32)[0])
 
 
-@dataclass
-class _Piece:
-    """A physical kit piece: its instruments by role and its path to the mic."""
-
-    key: str
-    instruments: dict[str, Instrument]
-
-
 def _choose_instruments(kit: Kit, rng: np.random.Generator) -> dict[str, list[Instrument]]:
     """Which kit instrument plays each role in this clip (with fallbacks for kits lacking
     a role: a rimshot-less kit plays rimshots on the snare, a pedal-less one on the closed

@@ -70,12 +70,18 @@ def _with_inf(path: Path) -> Path:
     return _write_wav(path, data)
 
 
+def _absurd_rate(path: Path) -> Path:
+    """Sound in it, but a header claiming 100 Hz: no snare track has that rate."""
+    return _write_wav(path, np.random.default_rng(0).normal(0, 0.1, (1, 4800)), rate=100)
+
+
 BAD_INPUTS = {
     "unreadable": _unreadable,
     "text-named-wav": _text,
     "empty": _empty,
     "all-nan": _all_nan,
     "inf-samples": _with_inf,
+    "absurd-rate": _absurd_rate,
 }
 
 

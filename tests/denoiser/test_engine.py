@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 from scipy import signal
 
+from denoiser.audio import read_audio
 from denoiser.chunking import plan_chunks
 from denoiser.engine import Denoiser, InferenceConfig, apply_model, pick_device
 from denoiser.errors import AudioError, ParameterError
@@ -158,6 +159,32 @@ def test_bad_input_writes_nothing(tmp_path):
     with pytest.raises(AudioError, match="overwrite"):
         denoiser.denoise_file(silent, silent)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.wav", "silent.wav"]
+
+
+@pytest.mark.parametrize("rate", [100, 7_999, 1_000_000])
+def test_rates_no_snare_track_has_are_refused(tmp_path, rate):
+    denoiser = Denoiser(build_model("identity"), "cpu")
+    samples = np.random.default_rng(1).normal(0, 0.1, (1, 4800)).astype(np.float32)
+    with pytest.raises(AudioError, match=f"sample rate {rate} Hz"):
+        denoiser.denoise(samples, rate)
+    src = tmp_path / "odd.wav"
+    sf.write(src, samples.T, rate, subtype="FLOAT")
+    with pytest.raises(AudioError, match=f"sample rate {rate} Hz"):
+        read_audio(src)
+    with pytest.raises(AudioError, match=f"sample rate {rate} Hz"):
+        denoiser.denoise_file(src, tmp_path / "out.wav")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.wav"]
+
+
+def test_a_low_but_real_rate_is_resampled_and_kept():
+    """22.05 kHz sessions exist: the track goes through at its own rate and length."""
+    denoiser = Denoiser(build_model("identity"), "cpu")
+    t = np.arange(22_050) / 22_050
+    tones = (0.3 * np.sin(2 * np.pi * 190 * t) + 0.1 * np.sin(2 * np.pi * 3_000 * t)) * np.hanning(t.size)
+    samples = np.stack([tones, -tones]).astype(np.float32)
+    out = denoiser.denoise(samples, 22_050)
+    assert out.shape == samples.shape
+    assert np.max(np.abs(out - samples)) < 1e-4
 
 
 def test_device_and_config_validation():
