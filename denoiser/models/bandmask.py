@@ -195,6 +195,11 @@ class BandMaskNet(DenoiserModel):
         extra = self.coherence_frames // 2 + 1 if self.coherence_frames else 0
         return (self.receptive_frames // 2 + 2 + extra) * self.hop + self.n_fft
 
+    def valid_length(self, length: int) -> int:
+        """At least one window: the centred STFT reflects half a window at each end, which
+        a clip shorter than that (a 10-ms item) does not have; the zeros are cropped off."""
+        return max(length, self.n_fft)
+
     def spectrum(self, wave: torch.Tensor) -> torch.Tensor:
         return torch.stft(wave, self.n_fft, self.hop, window=self.window, center=True,
                           return_complex=True)

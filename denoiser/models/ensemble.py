@@ -191,6 +191,9 @@ class MaskEnsemble(DenoiserModel):
             extra_frames += self.filter.context_frames
         return max(member.context_samples() for member in self.members) + extra_frames * self.hop
 
+    def valid_length(self, length: int) -> int:
+        return self.members[0].valid_length(length)
+
     def spectrum(self, wave: torch.Tensor) -> torch.Tensor:
         return self.members[0].spectrum(wave)
 

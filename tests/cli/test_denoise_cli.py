@@ -46,6 +46,18 @@ def test_denoises_beside_the_input(tmp_path, write_wav, drum_track, checkpoint, 
     assert src.read_bytes() == original
 
 
+@pytest.mark.parametrize("rate", [44_100, 48_000])
+def test_a_ten_sample_item_comes_back_ten_samples_long(tmp_path, write_wav, checkpoint, rate):
+    """Shorter than the model's STFT window (and, at 44.1 kHz, resampled): still denoised."""
+    data = np.array([[0.0, 0.4, -0.3, 0.2, -0.1, 0.05, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    src = write_wav(tmp_path / "tiny.wav", data, rate)
+    result = run(checkpoint, src)
+    assert result.exit_code == 0, result.output
+    out, out_rate = sf.read(str(tmp_path / "tiny.debleed.wav"), dtype="float32", always_2d=True)
+    assert (out_rate, out.shape) == (rate, (10, 1))
+    assert np.isfinite(out).all() and np.abs(out).max() > 1e-3
+
+
 def test_pre_gate_is_applied(tmp_path, write_wav, drum_track, checkpoint):
     """A gate that never opens and closes to silence leaves the mask model nothing: zeros."""
     src = write_wav(tmp_path / "snare.wav", drum_track())

@@ -288,3 +288,16 @@ def test_refuses_members_that_cannot_share_a_mask():
             MaskEnsemble(kwargs, "power", groups=groups)
     with pytest.raises(ModelError, match="power ensemble cannot join a max"):
         MaskEnsemble.of([MaskEnsemble.of([tiny(0), tiny(1)], "power"), tiny(2)])
+
+
+@pytest.mark.parametrize("samples", [1, 10, 500])
+@pytest.mark.parametrize("bagged", [False, True], ids=["net", "ensemble"])
+def test_a_clip_shorter_than_one_window_is_masked_whole(rng, samples, bagged):
+    """A 10-ms REAPER item is shorter than the STFT's window: it is processed as if padded
+    with silence, not refused. A mask of 0.5 everywhere halves every sample of it."""
+    net = with_constant_mask(0.5)
+    model = MaskEnsemble.of([net, with_constant_mask(0.2)], "max") if bagged else net
+    clip = torch.from_numpy(rng.standard_normal((2, samples)).astype(np.float32)) * 0.1
+    out = apply_model(model, clip, segment=48000, overlap=1000)
+    assert out.shape == clip.shape
+    assert (out - 0.5 * clip).abs().max().item() < 1e-5
