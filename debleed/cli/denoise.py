@@ -17,7 +17,7 @@ from .outputs import plan_outputs
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output file (one input) or folder (several). Default: NAME.debleed.wav "
+              help="Output .wav file (one input) or folder. Default: NAME.debleed.wav "
                    "beside each input.")
 @click.option("--gate/--no-gate", "use_gate", default=None,
               help="Run the ReaGate-style pre-gate before the model. Default: on when a gate "

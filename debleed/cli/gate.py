@@ -18,7 +18,7 @@ from .outputs import plan_outputs
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output file (one input) or folder (several). Default: NAME.gate.wav beside "
+              help="Output .wav file (one input) or folder. Default: NAME.gate.wav beside "
                    "each input.")
 @click.option("--sidechain", type=click.Path(path_type=Path), default=None,
               help="Detector input instead of the track itself (trigger or another mic); same "

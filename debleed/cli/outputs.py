@@ -16,19 +16,23 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
                  protect: tuple[Path, ...] = ()) -> list[tuple[Path, Path]]:
     """Pair each input with its output path.
 
-    ``output`` is a file for a single input (unless it is an existing folder) and a folder
-    for several. No output may be an input or one of ``protect`` (e.g. a sidechain file).
+    ``output`` is a ``.wav`` file for a single input, else a folder (made if missing): a
+    name without an extension (``-o cleaned``) is a folder whatever the number of inputs,
+    and any other extension is refused, since what is written is float32 WAV whatever
+    the name says. No output may be an input or one of ``protect`` (e.g. a sidechain file).
     """
     for src in (*inputs, *protect):
         if not src.is_file():
             raise AudioError(f"{src}: no such file")
     if output is None:
         targets = [src.with_name(src.stem + suffix) for src in inputs]
-    elif len(inputs) == 1 and not output.is_dir():
+    elif len(inputs) == 1 and output.suffix and not output.is_dir():
+        if output.suffix.lower() != ".wav":
+            raise ParameterError(f"{output}: debleed writes float32 WAV; name the output .wav")
         targets = [output]
     else:
         if output.exists() and not output.is_dir():
-            raise ParameterError(f"{output}: with several inputs, -o must be a folder")
+            raise ParameterError(f"{output}: is a file; -o must name a folder here")
         targets = [output / (src.stem + suffix) for src in inputs]
     seen: dict[Path, Path] = {}
     for src, dst in zip(inputs, targets):

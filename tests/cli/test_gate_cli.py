@@ -52,6 +52,25 @@ def test_output_file_and_folder(tmp_path, write_wav, drum_track):
     assert sf.info(str(tmp_path / "out" / "b.gate.wav")).channels == 2
 
 
+def test_an_output_name_without_extension_is_a_folder(tmp_path, write_wav, drum_track):
+    """``-o cleaned`` with one input, as with several: ``cleaned/NAME.gate.wav``, not a
+    WAV file called ``cleaned``; ``.WAV`` in capitals is a file."""
+    one = write_wav(tmp_path / "a.wav", drum_track())
+    assert run(one, "-o", tmp_path / "cleaned").exit_code == 0
+    assert sf.info(str(tmp_path / "cleaned" / "a.gate.wav")).frames == int(0.5 * SR)
+    assert run(one, "-o", tmp_path / "LOUD.WAV").exit_code == 0
+    assert sf.info(str(tmp_path / "LOUD.WAV")).format == "WAV"
+
+
+@pytest.mark.parametrize("name", ["gated.flac", "gated.mp3", "gated.aiff"])
+def test_an_output_named_as_another_format_is_refused(tmp_path, write_wav, drum_track, refused,
+                                                      name):
+    """What is written is float32 WAV: a .flac name would hide a WAV in it."""
+    one = write_wav(tmp_path / "a.wav", drum_track())
+    result = refused(lambda: run(one, "-o", tmp_path / name))
+    assert "name the output .wav" in result.stderr
+
+
 def test_sidechain_is_padded_to_the_input(tmp_path, rng, write_wav):
     data = 0.01 * rng.standard_normal((1, SR // 2)).astype(np.float32)
     key = np.zeros((2, SR // 4), np.float32)
