@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -318,12 +319,33 @@ def _assemble(kit: Kit, groove: Groove, rng: np.random.Generator, config: SynthC
     return Clip(noisy, clean, bleed, meta)
 
 
+CLIP_WAVS = ("noisy", "clean", "bleed")
+META_BYTES = 16_384  # a clip's meta.json with a busy groove's onsets, rounded up
+
+
+def clip_count(hours: float, clip_seconds: float) -> int:
+    """How many clips ``hours`` of audio is (at least one)."""
+    return max(1, int(round(hours * 3600 / clip_seconds)))
+
+
+def check_disk_space(out: Path, clips: int, config: SynthConfig) -> None:
+    """Refuse before writing anything when the clips cannot fit where they go: a typo in
+    ``--hours`` should cost a one-line error, not a full disk and a half-written dataset."""
+    need = clips * (len(CLIP_WAVS) * config.clip_seconds * config.sample_rate * 4 + META_BYTES)
+    existing = next(folder for folder in (out.absolute(), *out.absolute().parents)
+                    if folder.exists())
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        raise DatasetError(f"{clips} clips need about {need / 1e9:,.1f} GB; "
+                           f"{existing} has {free / 1e9:,.1f} GB free")
+
+
 def write_clip(clip: Clip, folder: str | Path) -> Path:
     """Write noisy/clean/bleed float32 WAVs and meta.json into ``folder`` (atomically)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rate = clip.meta["sample_rate"]
-    for name in ("noisy", "clean", "bleed"):
+    for name in CLIP_WAVS:
         write_audio(folder / f"{name}.wav", getattr(clip, name)[None, :], rate)
     write_text_atomic(folder / "meta.json", json.dumps(clip.meta, indent=1) + "\n")
     return folder
@@ -378,8 +400,9 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     midi_paths = [str(path) for path in midi_files(list(midi))] if midi else []
     for path in midi_paths:  # a bad file fails here, before anything is written
         read_midi(path)
+    n = clip_count(hours, config.clip_seconds)
+    check_disk_space(out, n, config)
     prepare_output(out)
-    n = max(1, int(round(hours * 3600 / config.clip_seconds)))
     width = max(5, len(str(n - 1)))
     splits = ["test"] * n if split == "test" else assign_splits(n, seed, valid_fraction)
     jobs_list = [(i, f"clip-{i:0{width}d}", clip_seed(seed, i)) for i in range(n)]

@@ -47,7 +47,7 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
           as_recorded: bool) -> None:
     """Render synthetic snare close-mic clips (noisy = clean snare + bleed) from kits."""
     from training.errors import DatasetError
-    from training.synth import SynthConfig, render_dataset
+    from training.synth import SynthConfig, clip_count, render_dataset
 
     if not 0.5 <= clip_seconds <= 600:
         raise DatasetError(f"--clip-seconds must be between 0.5 and 600, got {clip_seconds}")
@@ -57,7 +57,7 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
                          **{name: value for name, value in given.items() if value is not None})
     if as_recorded:
         config = config.as_recorded()
-    total = max(1, int(round(hours * 3600 / clip_seconds))) if hours > 0 else 1
+    total = clip_count(hours, clip_seconds) if hours > 0 else 1
     with warnings_after(), progress("Rendering clips", total=total) as update:
         root = render_dataset(kits, out, hours, seed, config, valid_fraction=valid_fraction,
                               split=split, jobs=jobs, progress=update, midi=midi)

@@ -109,6 +109,15 @@ def test_user_errors_are_one_line(kit_dir, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_more_hours_than_the_disk_holds_are_refused_before_writing(kit_dir, tmp_path, refused):
+    """A typo (1e9 hours: about 2 billion GB) is a one-line error, not a traceback from a
+    2-TiB allocation or a disk filled by half a dataset."""
+    result = refused(lambda: CliRunner().invoke(
+        cli, ["dataset", "synth", "--kit", str(kit_dir), "--out", str(tmp_path / "huge"),
+              "--hours", "1e9", "--seed", "0"]))
+    assert "GB free" in result.stderr
+
+
 def test_session_command(tmp_path):
     clean, bleed = tmp_path / "clean", tmp_path / "bleed"
     clean.mkdir()
