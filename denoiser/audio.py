@@ -9,6 +9,7 @@ write never lands on top of one of its own inputs.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
@@ -110,6 +111,23 @@ def ensure_not_input(path: str | os.PathLike, inputs: tuple[str | os.PathLike, .
         if _same_file(path, Path(original)) or path.resolve() == Path(original).resolve():
             raise AudioError(f"{path}: refusing to overwrite an input file")
     return path
+
+
+def existing_ancestor(path: str | os.PathLike) -> Path:
+    """``path`` itself if it exists, else its nearest parent that does."""
+    path = Path(path).absolute()
+    return next(folder for folder in (path, *path.parents) if folder.exists())
+
+
+def check_output_folder(folder: str | os.PathLike) -> Path:
+    """Raise ``OSError`` now when ``folder`` can be neither made nor written, so a command
+    that writes only at the end of long work (the benchmark) fails before that work."""
+    existing = existing_ancestor(folder)
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
+    return Path(folder)
 
 
 def write_audio(

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from denoiser import __version__
-from denoiser.audio import read_audio, write_audio, write_text_atomic
+from denoiser.audio import check_output_folder, read_audio, write_audio, write_text_atomic
 from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ModelError, ParameterError
 from denoiser.gate import GateConfig
@@ -372,6 +372,8 @@ def _model_facts(name: str, path: Path, denoiser: Denoiser) -> dict[str, Any]:
 def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
               progress: Progress | None = None) -> dict[str, Any]:
     """Run the benchmark; write ``bench.json`` and ``bench.md`` into ``out`` (if given)."""
+    if out is not None:
+        check_output_folder(out)
     if config.clips < 1:
         raise ParameterError(f"the benchmark needs at least one clip, not {config.clips}")
     if not Path(config.kit).is_dir():

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from denoiser.audio import write_audio, write_text_atomic
+from denoiser.audio import existing_ancestor, write_audio, write_text_atomic
 
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
@@ -332,8 +332,7 @@ def check_disk_space(out: Path, clips: int, config: SynthConfig) -> None:
     """Refuse before writing anything when the clips cannot fit where they go: a typo in
     ``--hours`` should cost a one-line error, not a full disk and a half-written dataset."""
     need = clips * (len(CLIP_WAVS) * config.clip_seconds * config.sample_rate * 4 + META_BYTES)
-    existing = next(folder for folder in (out.absolute(), *out.absolute().parents)
-                    if folder.exists())
+    existing = existing_ancestor(out)
     free = shutil.disk_usage(existing).free
     if need > free:
         raise DatasetError(f"{clips} clips need about {need / 1e9:,.1f} GB; "

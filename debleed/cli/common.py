@@ -18,16 +18,25 @@ from denoiser.errors import DebleedError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def one_line(exc: Exception) -> str:
+    """The first line of what went wrong, naming the file when the file system refused."""
+    if isinstance(exc, FileExistsError) and exc.filename:
+        return f"{exc.filename}: is a file, not a folder"  # mkdir(exist_ok=True) met a file
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return (str(exc) or type(exc).__name__).splitlines()[0]
+
+
 def user_errors(func: F) -> F:
-    """Turn ``DebleedError`` (and missing files) into ``Error: ...`` and exit 1."""
+    """Turn ``DebleedError`` and the file system's refusals (a missing file, a folder that
+    is a file, a full or read-only disk: ``OSError``) into ``Error: ...`` and exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (DebleedError, FileNotFoundError, PermissionError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            click.echo(f"Error: {message}", err=True)
+        except (DebleedError, OSError) as exc:
+            click.echo(f"Error: {one_line(exc)}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
