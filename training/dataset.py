@@ -58,7 +58,7 @@ class ClipFolder(Dataset):
         self.items: list[tuple[int, int]] = []
         if self.segment is not None:
             for index, entry in enumerate(self.clips):
-                frames = sf.info(str(self._path(entry, "noisy"))).frames
+                frames = self._frames(self._path(entry, "noisy"))
                 if frames < self.segment:
                     raise DatasetError(f"{self._path(entry, 'noisy')}: clip shorter than "
                                        f"the {segment_seconds} s segment")
@@ -75,10 +75,6 @@ class ClipFolder(Dataset):
     def _path(self, entry: dict, track: str) -> Path:
         return self.root / entry["id"] / f"{track}.wav"
 
-    def clip_files(self, entry: dict) -> list[Path]:
-        """The clip's files (callers writing reports must never overwrite them)."""
-        return [self._path(entry, t) for t in TRACKS] + [self.root / entry["id"] / "meta.json"]
-
     def load(self, entry: dict) -> Clip:
         """A whole clip with its meta (bleed.wav optional: session datasets have one too)."""
         tracks = {}
@@ -92,6 +88,15 @@ class ClipFolder(Dataset):
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
         meta.setdefault("sample_rate", self.sample_rate)
         return Clip(tracks["noisy"], tracks["clean"], tracks["bleed"], meta)
+
+    @staticmethod
+    def _frames(path: Path) -> int:
+        """Length of a clip file, checked when the dataset opens: a broken clip stops the
+        run before its first step, not somewhere in an epoch."""
+        try:
+            return sf.info(str(path)).frames
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise DatasetError(f"{path}: unreadable clip ({exc})") from None
 
     def _read(self, path: Path, start: int, stop: int) -> np.ndarray:
         try:
