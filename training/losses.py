@@ -329,6 +329,11 @@ class CombinedLoss(nn.Module):
         unknown = sorted(set(weights) - set(LOSSES))
         if unknown or not weights:
             raise ValueError(f"unknown or empty losses {unknown}; known: {sorted(LOSSES)}")
+        bad = {name: weight for name, weight in weights.items()
+               if isinstance(weight, bool) or not isinstance(weight, (int, float))
+               or not math.isfinite(weight) or weight <= 0}
+        if bad:  # a negative weight would train the network to make that loss worse
+            raise ValueError(f"loss weights must be positive numbers, not {bad}")
         unused = sorted(set(options) - set(weights))
         if unused:
             raise ValueError(f"options for losses that are not weighted: {unused}")

@@ -42,7 +42,8 @@ def build_model(name: str, **kwargs: Any) -> DenoiserModel:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(PRESETS))}")
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # torch raises RuntimeError for
+        # sizes it cannot build (a negative channel count from --model-kwargs)
         raise ModelError(f"model {name!r}: {exc}") from None
 
 

@@ -54,6 +54,15 @@ def test_presets_build_and_stay_within_budget():
         build_model("nope")
 
 
+@pytest.mark.parametrize("kwargs, message", [({"channels": -3}, "negative dimension"),
+                                             ({"nope": 1}, "unexpected keyword"),
+                                             ({"n_fft": "x"}, "invalid literal")])
+def test_settings_a_model_cannot_be_built_with_are_a_model_error(kwargs, message):
+    """``--model-kwargs`` reaches the constructor: what it cannot build is a user error."""
+    with pytest.raises(ModelError, match=f"model 'bandmask-tiny': .*{message}"):
+        build_model("bandmask-tiny", **kwargs)
+
+
 def test_growing_a_checkpoint_with_the_frame_gate(tmp_path):
     """``--init`` + ``--model-kwargs``: old weights kept, the new frame gate starts open."""
     from denoiser.models.bandmask import FRAME_GATE_OPEN

@@ -278,6 +278,13 @@ def test_combined_loss_rejects_unknown_or_empty(weights: dict[str, float]):
         CombinedLoss(weights)
 
 
+@pytest.mark.parametrize("weights", [{"mrstft": -1.0}, {"mrstft": 1.0, "snr": 0.0},
+                                     {"mse": math.inf}, {"mse": "1"}, {"mse": True}])
+def test_combined_loss_rejects_weights_that_are_not_positive_numbers(weights: dict):
+    with pytest.raises(ValueError, match="positive numbers"):
+        CombinedLoss(weights)
+
+
 @pytest.mark.parametrize("loss", [MSELoss, SISDRLoss, SNRLoss, MultiResolutionSTFTLoss,
                                   ComplexSpectralLoss, SegmentalSNRLoss, HighBandSegmentalSNRLoss])
 def test_reduction_none_keeps_the_batch(loss: type[torch.nn.Module]):
