@@ -25,6 +25,10 @@ from .errors import AudioError
 # resampled to the model's rate and back, so sessions at 22.05 or 32 kHz work too.
 SAMPLE_RATE_RANGE = (8_000, 768_000)
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
+# A RIFF WAV counts its bytes in 32 bits: past 4 GiB (3.1 h of 48-kHz stereo float32) readers
+# cut it short. Larger outputs are RF64 (EBU Tech 3306), the 64-bit WAV that REAPER reads.
+WAV_LIMIT_BYTES = 2**32 - 1 - 4096  # room for the header's chunks
+SUBTYPE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,12 @@ def ensure_not_input(path: str | os.PathLike, inputs: tuple[str | os.PathLike, .
     return path
 
 
+def wav_container(frames: int, channels: int, subtype: str = "FLOAT") -> str:
+    """``"WAV"``, or ``"RF64"`` for audio a RIFF header cannot count."""
+    size = frames * channels * SUBTYPE_BYTES.get(subtype, 8)
+    return "RF64" if size > WAV_LIMIT_BYTES else "WAV"
+
+
 def existing_ancestor(path: str | os.PathLike) -> Path:
     """``path`` itself if it exists, else its nearest parent that does."""
     path = Path(path).absolute()
@@ -137,7 +147,8 @@ def write_audio(
     subtype: str = "FLOAT",
     protect: tuple[str | os.PathLike, ...] = (),
 ) -> Path:
-    """Write ``(channels, samples)`` audio atomically as WAV (float32 by default).
+    """Write ``(channels, samples)`` audio atomically as WAV (float32 by default; RF64
+    beyond 4 GiB).
 
     ``protect`` lists input files that must never be overwritten: writing over one is an
     error, not a silent data loss.
@@ -148,8 +159,9 @@ def write_audio(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.wav", dir=path.parent)
     os.close(fd)
     try:
+        container = wav_container(data.shape[1], data.shape[0], subtype)
         with sf.SoundFile(tmp_name, "w", int(sample_rate), data.shape[0], subtype,
-                          format="WAV") as handle:
+                          format=container) as handle:
             # libsndfile stamps float WAVs with a PEAK chunk holding the write time; drop
             # it so the same samples always give the same bytes (reproducible datasets).
             sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import ensure_not_input, validate_rate
+from .audio import ensure_not_input, validate_rate, wav_container
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
 from .engine import SILENT_PEAK
@@ -121,8 +121,8 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".tmp.wav", dir=dst.parent)
         os.close(fd)
         try:
-            with sf.SoundFile(tmp, "w", samplerate=rate, channels=channels,
-                              subtype="FLOAT", format="WAV") as out:
+            with sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, subtype="FLOAT",
+                              format=wav_container(frames, channels)) as out:
                 tail = np.zeros((channels, 0), dtype=np.float32)
                 for index, block in enumerate(blocks):
                     handle.seek(block.in_start)

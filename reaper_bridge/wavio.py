@@ -51,12 +51,23 @@ def _api_reader(api: Any) -> Any:
     return read
 
 
+# What a RIFF header can count (denoiser.audio.WAV_LIMIT_BYTES; this module may not import
+# it): past it, the header is RF64's (EBU Tech 3306), whose ds64 chunk holds 64-bit sizes.
+WAV_LIMIT_BYTES = 2**32 - 1 - 4096
+
+
 def _header(channels: int, rate: int, frames: int) -> bytes:
+    """Header of a float32 WAV of ``frames``; RF64 when RIFF's 32-bit sizes cannot hold it."""
     data_bytes = frames * channels * 4
-    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
-            + b"fmt " + struct.pack("<IHHIIHH", 16, 3, channels, rate, rate * channels * 4,
-                                    channels * 4, 32)
-            + b"data" + struct.pack("<I", data_bytes))
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 3, channels, rate, rate * channels * 4,
+                                channels * 4, 32)
+    if data_bytes <= WAV_LIMIT_BYTES:
+        return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE" + fmt
+                + b"data" + struct.pack("<I", data_bytes))
+    riff_bytes = 4 + 36 + len(fmt) + 8 + data_bytes  # all after RF64's own size field
+    ds64 = b"ds64" + struct.pack("<IQQQI", 28, riff_bytes, data_bytes, frames, 0)
+    return (b"RF64" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + ds64 + fmt
+            + b"data" + struct.pack("<I", 0xFFFFFFFF))
 
 
 def _render(api: Any, accessor: str, start: float, rate: int, channels: int, total: int,

@@ -11,6 +11,7 @@ from fake_reaper import FakeReaper
 from reaper_helpers import halve, make_wav, squash
 
 from denoiser.errors import AudioError
+from reaper_bridge import wavio
 from reaper_bridge.bridge import denoise, executor_for
 from reaper_bridge.items import BridgeError, collect, compare_next
 
@@ -217,3 +218,22 @@ def test_offline_source_is_skipped(fake: FakeReaper, api, tmp_path: Path) -> Non
     wav.unlink()
     with pytest.raises(BridgeError, match="offline source"):
         denoise(api, ("debleed",), executor_for({"debleed": squash}))
+
+
+def test_a_render_too_long_for_riff_is_rf64(fake: FakeReaper, api, monkeypatch) -> None:
+    """The accessor fallback writes its WAV header by hand: past RIFF's limit (lowered here
+    to a few bytes) it writes RF64's, which soundfile reads back sample for sample."""
+    monkeypatch.setattr(wavio, "WAV_LIMIT_BYTES", 1_000)
+    samples = np.random.default_rng(4).standard_normal((2, 30000)).astype(np.float32) * 0.1
+    item = fake.add_item(fake.add_track("Bus"), 1.0, 0.5)
+    original = fake.add_take(item, fake.unmapped_source(samples, 48000), "Rendered", D_PLAYRATE=1.0)
+    seen: list[bytes] = []
+
+    def keep_header(src: str, dst: str) -> None:
+        seen.append(Path(src).read_bytes()[:4])
+        halve(src, dst)
+
+    denoise(api, ("debleed",), executor_for({"debleed": keep_header}))
+    assert seen == [b"RF64"]
+    data, _ = sf.read(item.active.source.filename, dtype="float32", always_2d=True)
+    np.testing.assert_allclose(data.T, 0.5 * fake.play(original, 48000, 2, 0.0, 24000), atol=1e-7)

@@ -1,0 +1,37 @@
+"""Audio files past RIFF's 4 GiB are written as RF64, so long tracks are not cut short."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from denoiser import audio
+from denoiser.audio import wav_container, write_audio
+from denoiser.engine import Denoiser
+from denoiser.models import build_model
+
+
+def test_the_container_follows_the_size():
+    hour = 3600 * 48_000
+    assert wav_container(3 * hour, 2) == "WAV"              # 4.15 GB: under 2**32 bytes
+    assert wav_container(int(3.2 * hour), 2) == "RF64"      # 4.42 GB
+    assert wav_container(int(3.2 * hour), 2, "PCM_16") == "WAV"
+    assert wav_container(9 * hour, 1, "PCM_24") == "RF64"   # 4.67 GB
+    assert wav_container(10 * 60 * 96_000, 8) == "WAV"
+
+
+def test_past_the_limit_the_files_are_rf64_and_read_back_whole(tmp_path, monkeypatch, rng):
+    """The limit lowered to a few bytes stands in for 4 GiB: both writers (whole buffers and
+    the streaming denoiser) switch to RF64, and every sample reads back."""
+    samples = (0.1 * rng.standard_normal((2, 9_000))).astype(np.float32)
+    small = write_audio(tmp_path / "small.wav", samples, 48_000)
+    monkeypatch.setattr(audio, "WAV_LIMIT_BYTES", 1_000)
+    large = write_audio(tmp_path / "large.wav", samples, 48_000)
+    assert small.read_bytes()[:4] == b"RIFF" and large.read_bytes()[:4] == b"RF64"
+    np.testing.assert_array_equal(sf.read(large, dtype="float32")[0].T, samples)
+    denoiser = Denoiser(build_model("identity"), "cpu")
+    streamed = denoiser.denoise_file(small, tmp_path / "streamed.wav")
+    assert streamed.read_bytes()[:4] == b"RF64"
+    out, rate = sf.read(streamed, dtype="float32", always_2d=True)
+    assert rate == 48_000 and out.shape == (9_000, 2)
+    np.testing.assert_allclose(out.T, samples, atol=1e-5)
