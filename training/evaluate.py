@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from denoiser.audio import read_audio, write_audio, write_text_atomic
+from denoiser.audio import check_output_folder, read_audio, write_audio, write_text_atomic
 from denoiser.engine import SILENT_PEAK, Denoiser
 from denoiser.gate import GateConfig, apply_gate
 
@@ -136,8 +136,7 @@ def _check_report_dir(report_dir: Path, data: Path) -> None:
     data, out = data.resolve(), report_dir.resolve()
     if out == data or out.is_relative_to(data):
         raise DatasetError(f"{report_dir}: the report may not be written inside the dataset {data}")
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"{report_dir}: exists and is not a folder")
+    check_output_folder(report_dir)
 
 
 def _write_clip_files(folder: Path, clip_id: str, versions: Mapping[str, np.ndarray],

@@ -14,6 +14,7 @@ from debleed.cli.main import cli
     ["gate", "{src}", "-o", "{blocker}/out.wav"],
     ["demo", "--out", "{blocker}/demo"],
     ["bench", "--quick", "--out", "{blocker}/bench"],
+    ["select", "default", "--heldout-clips", "0", "--json", "{blocker}/scores.json"],
 ], ids=lambda command: command[0])
 def test_an_output_under_a_file_is_refused_in_one_line(tmp_path, write_wav, drum_track, refused,
                                                        command):

@@ -107,10 +107,11 @@ def test_evaluate_limit_split_and_no_report(setup):
 @pytest.mark.parametrize("args, message", [
     (["--split", "test"], "no clips in split 'test'"),
     (["--report", "{data}/report"], "inside the dataset"),
+    (["--report", "{checkpoint}/report"], ".pt: Not a directory"),  # a file in the way
 ])
 def test_evaluate_user_errors(setup, args, message):
     data = setup["data"]
-    args = [a.format(data=data) for a in args]
+    args = [a.format(data=data, checkpoint=setup["checkpoint"]) for a in args]
     before = _snapshot(data)
     result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data), *args])
     assert result.exit_code == 1 and "Error: " in result.output and message in result.output
