@@ -24,6 +24,8 @@ from .errors import AudioError
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
 # resampled to the model's rate and back, so sessions at 22.05 or 32 kHz work too.
 SAMPLE_RATE_RANGE = (8_000, 768_000)
+SILENT_PEAK = 1e-7  # a peak this low is silence: there is nothing to level or denoise
+SCAN_BLOCK = 1 << 20  # frames per block when a file is read through in pieces
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 # A RIFF WAV counts its bytes in 32 bits: past 4 GiB (3.1 h of 48-kHz stereo float32) readers
 # cut it short. Larger outputs are RF64 (EBU Tech 3306), the 64-bit WAV that REAPER reads.
@@ -99,6 +101,58 @@ def read_audio(path: str | os.PathLike) -> Audio:
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: not a readable audio file ({exc})") from None
     return Audio(validate_samples(data.T, str(path)), validate_rate(rate, str(path)), subtype)
+
+
+def open_track(src: Path) -> sf.SoundFile:
+    """An open handle on ``src`` for block-wise reading, refused as ``read_audio`` would
+    refuse it (missing, unreadable, empty, an odd rate): the streaming path's reader."""
+    if not src.is_file():
+        raise AudioError(f"{src}: no such file")
+    try:
+        handle = sf.SoundFile(str(src))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{src}: not a readable audio file ({exc})") from None
+    try:
+        if handle.frames <= 0 or handle.channels <= 0:
+            raise AudioError(f"{src}: is empty (zero samples)")
+        validate_rate(handle.samplerate, str(src))
+    except AudioError:
+        handle.close()
+        raise
+    return handle
+
+
+def scan(handle: sf.SoundFile, keep: bool) -> tuple[float, np.ndarray | None]:
+    """Peak of the whole file (checking every sample is finite) and, if asked, the audio
+    itself: the automatic gate threshold needs the whole track's level statistics."""
+    handle.seek(0)
+    peak = 0.0
+    kept = []
+    for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
+        if not np.isfinite(block).all():
+            raise AudioError(f"{handle.name}: contains NaN/inf samples")
+        peak = max(peak, float(np.max(np.abs(block))))
+        if keep:
+            kept.append(block.T.copy())
+    return peak, (np.concatenate(kept, axis=1) if keep else None)
+
+
+def check_track(path: Path, need_sound: bool = True) -> None:
+    """Refuse ``path`` for what processing it would refuse (unreadable, empty, an odd rate,
+    NaN/inf, and with ``need_sound`` silence) without writing anything: a batch checks
+    every input this way before its first output, so a bad last file leaves no outputs."""
+    with open_track(path) as handle:
+        peak, _ = scan(handle, keep=False)
+    if need_sound:
+        require_sound(peak, path)
+
+
+def require_sound(peak: float, path: str | os.PathLike) -> float:
+    """``peak``, or an error when it is silence: a silent track has nothing to denoise, and
+    levelling it would amplify nothing by infinity."""
+    if peak <= SILENT_PEAK:
+        raise AudioError(f"{path}: is silent: nothing to denoise")
+    return peak
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 import soxr
 import torch
 
-from .audio import validate_rate, validate_samples
+from .audio import SILENT_PEAK, validate_rate, validate_samples
 from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
@@ -27,7 +27,6 @@ from .models import DenoiserModel
 from .pretrained import default_model_path
 
 Progress = Callable[[float], None]
-SILENT_PEAK = 1e-7  # a peak this low is silence: there is nothing to level or denoise
 # Mixed precision (torch.autocast): the networks' convolutions run in the lower precision,
 # STFT, masks' application and inverse in float32. On a CPU with native bfloat16
 # (AVX512-BF16, AMX) bfloat16 ran the shipped model 45 % faster for an output within -60 dB

@@ -20,49 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import ensure_not_input, validate_rate, wav_container
+from .audio import ensure_not_input, open_track, require_sound, scan, wav_container
 from .chunking import plan_chunks
-from .errors import AudioError, ParameterError
-from .engine import SILENT_PEAK
+from .errors import ParameterError
 
 if TYPE_CHECKING:
     from .engine import Denoiser, Progress
     from .gate import GateConfig
-
-SCAN_BLOCK = 1 << 20
-
-
-def _open(src: Path) -> sf.SoundFile:
-    if not src.is_file():
-        raise AudioError(f"{src}: no such file")
-    try:
-        handle = sf.SoundFile(str(src))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{src}: not a readable audio file ({exc})") from None
-    try:
-        if handle.frames <= 0 or handle.channels <= 0:
-            raise AudioError(f"{src}: is empty (zero samples)")
-        validate_rate(handle.samplerate, str(src))
-    except AudioError:
-        handle.close()
-        raise
-    return handle
-
-
-def scan(handle: sf.SoundFile, keep: bool) -> tuple[float, np.ndarray | None]:
-    """Peak of the whole file (checking every sample is finite) and, if asked, the audio
-    itself: the automatic gate threshold needs the whole track's level statistics."""
-    handle.seek(0)
-    peak = 0.0
-    kept = []
-    for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
-        if not np.isfinite(block).all():
-            raise AudioError(f"{handle.name}: contains NaN/inf samples")
-        peak = max(peak, float(np.max(np.abs(block))))
-        if keep:
-            kept.append(block.T.copy())
-    return peak, (np.concatenate(kept, axis=1) if keep else None)
-
 
 def read_range(handle: sf.SoundFile, start: int, stop: int) -> np.ndarray:
     """Samples ``[start, stop)`` as ``(C, n)`` float32, zeros past the end of the file: a
@@ -82,7 +46,7 @@ def open_sidechain(path: Path, track: sf.SoundFile, keep: bool,
     threshold."""
     from .gate import require_same_rate
 
-    key = stack.enter_context(_open(path))
+    key = stack.enter_context(open_track(path))
     require_same_rate(path, key.samplerate, track.name, track.samplerate)
     scan(key, keep=False)
     return key, (read_range(key, 0, track.frames) if keep else None)
@@ -96,13 +60,11 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         raise ParameterError("a sidechain keys the pre-gate: turn the gate on to use one")
     dst = ensure_not_input(dst, (src,) if sidechain is None else (src, sidechain))
     with contextlib.ExitStack() as stack:
-        handle = stack.enter_context(_open(src))
+        handle = stack.enter_context(open_track(src))
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
         auto = bool(gate is not None and gate.auto)
         peak, whole = scan(handle, keep=auto and sidechain is None)
-        if peak <= SILENT_PEAK:
-            raise AudioError(f"{src}: is silent: nothing to denoise")
-        gain = denoiser.config.peak_level / peak
+        gain = denoiser.config.peak_level / require_sound(peak, src)
         key = None
         if gate is not None:
             from .gate import apply_gate, auto_threshold_db

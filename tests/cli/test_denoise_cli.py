@@ -115,6 +115,14 @@ def test_bad_input_is_refused_and_nothing_written(bad_input, checkpoint, refused
     refused(lambda: run(checkpoint, bad_input))
 
 
+def test_a_bad_last_input_leaves_no_output_of_the_first(tmp_path, write_wav, drum_track,
+                                                     checkpoint, bad_input, refused):
+    good = write_wav(tmp_path / "good.wav", drum_track())
+    silent = write_wav(tmp_path / "silent.wav", np.zeros((1, 4800), np.float32))
+    refused(lambda: run(checkpoint, good, bad_input))
+    refused(lambda: run(checkpoint, good, silent))
+
+
 def test_missing_input_is_refused(tmp_path, checkpoint, refused):
     result = refused(lambda: run(checkpoint, tmp_path / "missing.wav"))
     assert "missing.wav" in result.stderr

@@ -52,6 +52,13 @@ def test_output_file_and_folder(tmp_path, write_wav, drum_track):
     assert sf.info(str(tmp_path / "out" / "b.gate.wav")).channels == 2
 
 
+def test_a_bad_last_input_leaves_no_output_of_the_first(tmp_path, write_wav, drum_track,
+                                                     bad_input, refused):
+    """Every input is checked before the first is written: one error, nothing half done."""
+    good = write_wav(tmp_path / "good.wav", drum_track())
+    refused(lambda: run(good, bad_input))
+
+
 def test_an_output_name_without_extension_is_a_folder(tmp_path, write_wav, drum_track):
     """``-o cleaned`` with one input, as with several: ``cleaned/NAME.gate.wav``, not a
     WAV file called ``cleaned``; ``.WAV`` in capitals is a file."""
