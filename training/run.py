@@ -160,6 +160,10 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     config = replace(config, data=str(data) if data is not None else "",
                      kits=[str(kit) for kit in kits])
     run_dir = Path(run_dir)
+    earlier = [name for name in ("last.pt", "best.pt") if (run_dir / name).exists()]
+    if earlier and not resume:  # hours of training must not go to a forgotten --resume
+        raise ParameterError(f"{run_dir}: holds a run already ({', '.join(earlier)}); continue "
+                             "it with --resume or train into another folder")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)

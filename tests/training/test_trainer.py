@@ -368,6 +368,15 @@ def test_cli_loss_options_reach_the_loss(dataset: Path, tmp_path: Path):
     assert losses["floor"] < losses["plain"] - 0.05, losses
 
 
+def test_a_new_run_never_replaces_an_earlier_one(dataset: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    run_training(TINY, run, data=dataset)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(ParameterError, match="holds a run already .*--resume"):
+        run_training(TINY, run, data=dataset)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def test_cli_resume_keeps_the_runs_options(dataset: Path, tmp_path: Path):
     """``--resume`` with only the options that change (a longer --epochs) continues the run
     as trained: same data, model, steps and batch, and the same weights as an unbroken run,
