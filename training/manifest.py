@@ -7,6 +7,11 @@ Kept free of torch so the dataset commands start fast.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +36,22 @@ def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
     return ["valid" if i in valid else "train" for i in range(n)]
 
 
-def prepare_output(out: Path) -> None:
-    """Refuse to mix a new dataset into a folder that already holds files."""
+@contextmanager
+def staged_output(out: Path) -> Iterator[Path]:
+    """A hidden folder beside ``out`` to write a dataset into, renamed to ``out`` when the
+    block ends and removed if it fails: a dataset appears whole or not at all (a NaN in
+    the last take must not leave half a dataset that trains). A folder that already holds
+    files is refused, so a new dataset is never mixed into an old one."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.absolute().parent))
+    try:
+        yield staging
+        os.replace(staging, out)  # an empty ``out`` is replaced too (rename(2))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def write_manifest(root: Path, header: dict, clips: list[dict]) -> Path:

@@ -25,7 +25,7 @@ from denoiser.audio import read_audio
 
 from .errors import DatasetError
 from .kits import AUDIO_SUFFIXES
-from .manifest import assign_splits, prepare_output, write_manifest
+from .manifest import assign_splits, staged_output, write_manifest
 from .synth import Clip, write_clip
 
 SESSION_RATE = 48000
@@ -168,21 +168,22 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
     for take in plan.clean + plan.bleed:
         if out.resolve() in take.resolve().parents:
             raise DatasetError(f"{out}: the output folder may not contain the input takes")
-    prepare_output(out)
     splits = assign_splits(len(plan.jobs), seed, valid_fraction)
     width = max(5, len(str(len(plan.jobs) - 1)))
     rows = []
-    for job, clip_split in enumerate(splits):
-        clip = make_session_clip(plan, job, seed, config)
-        clip_id = f"session-{job:0{width}d}"
-        write_clip(clip, out / clip_id)
-        rows.append({"id": clip_id, "split": clip_split, "clean_take": clip.meta["clean_take"],
-                     "bleed_take": clip.meta["bleed_take"],
-                     "snare_hits": len(clip.meta["onsets"])})
-        if progress:
-            progress(job + 1, clip_id)
-    header = {"version": 1, "source": "session", "sample_rate": config.sample_rate,
-              "clip_seconds": config.clip_seconds, "seed": seed,
-              "config": json.loads(json.dumps(config.__dict__))}
-    write_manifest(out, header, rows)
+    with staged_output(out) as staging:
+        for job, clip_split in enumerate(splits):
+            clip = make_session_clip(plan, job, seed, config)
+            clip_id = f"session-{job:0{width}d}"
+            write_clip(clip, staging / clip_id)
+            rows.append({"id": clip_id, "split": clip_split,
+                         "clean_take": clip.meta["clean_take"],
+                         "bleed_take": clip.meta["bleed_take"],
+                         "snare_hits": len(clip.meta["onsets"])})
+            if progress:
+                progress(job + 1, clip_id)
+        header = {"version": 1, "source": "session", "sample_rate": config.sample_rate,
+                  "clip_seconds": config.clip_seconds, "seed": seed,
+                  "config": json.loads(json.dumps(config.__dict__))}
+        write_manifest(staging, header, rows)
     return out

@@ -24,7 +24,7 @@ from denoiser.audio import existing_ancestor, write_audio, write_text_atomic
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit
-from .manifest import assign_splits, prepare_output, write_manifest
+from .manifest import assign_splits, staged_output, write_manifest
 from .midi import midi_files, read_midi
 from .modaldrums import TOM_RANGES, modal_drum_instrument
 from .snaremic import (MicConfig, add_room, bleed_path, family, mic_eq, pitch_shift,
@@ -355,9 +355,9 @@ def write_clip(clip: Clip, folder: str | Path) -> Path:
 _WORKER: dict = {}
 
 
-def _init_worker(kit_paths: list[str], config: SynthConfig, out: str,
+def _init_worker(out: Path, kit_paths: list[str], config: SynthConfig,
                  midi_paths: list[str]) -> None:
-    _WORKER.update(kits=[load_kit(path) for path in kit_paths], config=config, out=Path(out),
+    _WORKER.update(kits=[load_kit(path) for path in kit_paths], config=config, out=out,
                    performances=[read_midi(path) for path in midi_paths] or None)
 
 
@@ -401,30 +401,30 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
         read_midi(path)
     n = clip_count(hours, config.clip_seconds)
     check_disk_space(out, n, config)
-    prepare_output(out)
     width = max(5, len(str(n - 1)))
     splits = ["test"] * n if split == "test" else assign_splits(n, seed, valid_fraction)
     jobs_list = [(i, f"clip-{i:0{width}d}", clip_seed(seed, i)) for i in range(n)]
-    paths = [str(kit.path) for kit in kits]
-    rows = []
-    if jobs > 1:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(jobs, _init_worker, (paths, config, str(out), midi_paths)) as pool:
-            for row in pool.imap(_render_one, jobs_list, chunksize=4):
-                rows.append(row)
+    worker = ([str(kit.path) for kit in kits], config, midi_paths)
+    with staged_output(out) as staging:
+        rows = []
+        if jobs > 1:
+            context = multiprocessing.get_context("fork")
+            with context.Pool(jobs, _init_worker, (staging, *worker)) as pool:
+                for row in pool.imap(_render_one, jobs_list, chunksize=4):
+                    rows.append(row)
+                    if progress:
+                        progress(len(rows), row["id"])
+        else:
+            _init_worker(staging, *worker)
+            for job in jobs_list:
+                rows.append(_render_one(job))
                 if progress:
-                    progress(len(rows), row["id"])
-    else:
-        _init_worker(paths, config, str(out), midi_paths)
-        for job in jobs_list:
-            rows.append(_render_one(job))
-            if progress:
-                progress(len(rows), rows[-1]["id"])
-    for row, clip_split in zip(rows, splits):
-        row["split"] = clip_split
-    header = {"version": 1, "source": "synth", "sample_rate": config.sample_rate,
-              "clip_seconds": config.clip_seconds, "seed": seed,
-              "kits": [kit.name for kit in kits],
-              "midi": [Path(path).name for path in midi_paths], "config": config.to_dict()}
-    write_manifest(out, header, rows)
+                    progress(len(rows), rows[-1]["id"])
+        for row, clip_split in zip(rows, splits):
+            row["split"] = clip_split
+        header = {"version": 1, "source": "synth", "sample_rate": config.sample_rate,
+                  "clip_seconds": config.clip_seconds, "seed": seed,
+                  "kits": [kit.name for kit in kits],
+                  "midi": [Path(path).name for path in midi_paths], "config": config.to_dict()}
+        write_manifest(staging, header, rows)
     return out

@@ -90,3 +90,22 @@ def test_synth_stream_seek_resumes_exactly(synthetic_kit_dir, workers):
                                                       num_workers=workers))]
     for (n1, c1), (n2, c2) in zip(unbroken[3:], resumed):
         assert torch.equal(n1, n2) and torch.equal(c1, c2)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_interrupted_render_leaves_no_dataset(synthetic_kit_dir, tmp_path, jobs):
+    """Ctrl-C after the third clip: no half dataset (which would train without complaint)
+    and no hidden staging folder remain; an empty --out folder is left as it was."""
+    out = tmp_path / "data"
+    out.mkdir()
+
+    def interrupt(done: float, clip_id: str) -> None:
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_dataset([synthetic_kit_dir], out, hours=10 * 1.5 / 3600, seed=4, config=CONFIG,
+                       jobs=jobs, progress=interrupt)
+    assert [p.name for p in tmp_path.iterdir()] == ["data"] and not any(out.iterdir())
+    root = render_dataset([synthetic_kit_dir], out, hours=3 * 1.5 / 3600, seed=4, config=CONFIG)
+    assert len(read_manifest(root)["clips"]) == 3 and root == out

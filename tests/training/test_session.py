@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from denoiser.errors import AudioError
 from training.errors import DatasetError
 from training.manifest import read_manifest
 from training.oneshots import one_shot
@@ -80,3 +81,19 @@ def test_session_errors(tmp_path, session_dirs):
     plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=1.0))
     with pytest.raises(DatasetError, match="may not contain the input"):
         build_session_dataset(plan, clean_dir.parent, seed=0)
+
+
+def test_a_take_that_fails_midway_leaves_no_dataset(tmp_path, session_dirs):
+    """The last clean take holds a NaN: the other takes' clips were already written, yet
+    neither the dataset folder nor its hidden staging folder remains."""
+    clean_dir, bleed_dir = session_dirs
+    broken = snare_take(1.2, 48000, [0.2, 0.7])
+    broken[1000] = np.nan
+    sf.write(clean_dir / "snare_take3.wav", broken, 48000, subtype="FLOAT")
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean_dir, bleed_dir, config)
+    out = tmp_path / "data" / "session"
+    with pytest.raises(AudioError, match="NaN"):
+        build_session_dataset(plan, out, seed=0, config=config)
+    assert not out.exists()
+    assert list((tmp_path / "data").iterdir()) == []
