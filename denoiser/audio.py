@@ -2,9 +2,11 @@
 
 All audio inside debleed is a float32 array shaped ``(channels, samples)``: the layout
 torch models want, and the one that makes "each channel processed in one batch" a plain
-reshape. Files are read and written with soundfile; writes are atomic (temporary file in
-the destination folder, then ``os.replace``) so a crash never leaves half a file, and a
-write never lands on top of one of its own inputs.
+reshape. Files are read and written with soundfile, whole or (``open_track``, ``scan``)
+block by block; whatever reads a track refuses what no snare track is (empty, NaN, a rate
+outside 8-768 kHz). Writes are atomic (temporary file in the destination folder, then
+``os.replace``) so a crash never leaves half a file, never land on top of one of their own
+inputs, and switch to RF64 where a RIFF WAV could not count the bytes.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def existing_ancestor(path: str | os.PathLike) -> Path:
     return next(folder for folder in (path, *path.parents) if folder.exists())
 
 
-def check_output_folder(folder: str | os.PathLike) -> Path:
+def check_output_folder(folder: str | os.PathLike) -> None:
     """Raise ``OSError`` now when ``folder`` can be neither made nor written, so a command
     that writes only at the end of long work (the benchmark) fails before that work."""
     existing = existing_ancestor(folder)
@@ -191,7 +193,6 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
-    return Path(folder)
 
 
 def write_audio(

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from denoiser.audio import check_output_folder, read_audio, write_audio, write_text_atomic
-from denoiser.engine import SILENT_PEAK, Denoiser
+from denoiser.audio import (SILENT_PEAK, check_output_folder, read_audio, write_audio,
+                            write_text_atomic)
+from denoiser.engine import Denoiser
 from denoiser.gate import GateConfig, apply_gate
 
 from . import metrics, report

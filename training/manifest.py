@@ -44,8 +44,9 @@ def staged_output(out: Path) -> Iterator[Path]:
     files is refused, so a new dataset is never mixed into an old one."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.absolute().parent))
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     try:
         yield staging
         os.replace(staging, out)  # an empty ``out`` is replaced too (rename(2))

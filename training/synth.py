@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from denoiser.audio import existing_ancestor, write_audio, write_text_atomic
+from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio, write_text_atomic
 
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
@@ -331,7 +331,8 @@ def clip_count(hours: float, clip_seconds: float) -> int:
 def check_disk_space(out: Path, clips: int, config: SynthConfig) -> None:
     """Refuse before writing anything when the clips cannot fit where they go: a typo in
     ``--hours`` should cost a one-line error, not a full disk and a half-written dataset."""
-    need = clips * (len(CLIP_WAVS) * config.clip_seconds * config.sample_rate * 4 + META_BYTES)
+    wav_bytes = config.clip_seconds * config.sample_rate * SUBTYPE_BYTES["FLOAT"]
+    need = clips * (len(CLIP_WAVS) * wav_bytes + META_BYTES)
     existing = existing_ancestor(out)
     free = shutil.disk_usage(existing).free
     if need > free:

@@ -40,10 +40,9 @@ def build_model(name: str, **kwargs: Any) -> DenoiserModel:
         cls = MODELS[name]
     else:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(PRESETS))}")
-    try:
+    try:  # torch's RuntimeError: sizes it cannot build (a negative --model-kwargs channels)
         return cls(**kwargs)
-    except (TypeError, ValueError, RuntimeError) as exc:  # torch raises RuntimeError for
-        # sizes it cannot build (a negative channel count from --model-kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"model {name!r}: {exc}") from None
 
 
