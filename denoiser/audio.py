@@ -27,6 +27,7 @@ from .errors import AudioError
 # resampled to the model's rate and back, so sessions at 22.05 or 32 kHz work too.
 SAMPLE_RATE_RANGE = (8_000, 768_000)
 SILENT_PEAK = 1e-7  # a peak this low is silence: there is nothing to level or denoise
+MAX_CHANNELS = 128  # a REAPER track's most; more is a (samples, channels) array passed as-is
 SCAN_BLOCK = 1 << 20  # frames per block when a file is read through in pieces
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 # A RIFF WAV counts its bytes in 32 bits: past 4 GiB (3.1 h of 48-kHz stereo float32) readers
@@ -69,6 +70,10 @@ def validate_samples(samples: np.ndarray, what: str = "audio") -> np.ndarray:
         raise AudioError(f"{what}: expected (channels, samples), got shape {array.shape}")
     if array.shape[0] == 0:
         raise AudioError(f"{what}: has no channels")
+    if array.shape[0] > MAX_CHANNELS:
+        raise AudioError(f"{what}: {array.shape[0]} channels of {array.shape[1]} samples; "
+                         f"expected (channels, samples) with at most {MAX_CHANNELS} channels "
+                         "(transposed?)")
     if array.shape[1] == 0:
         raise AudioError(f"{what}: is empty (zero samples)")
     if not np.issubdtype(array.dtype, np.number):

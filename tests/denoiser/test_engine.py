@@ -176,6 +176,16 @@ def test_rates_no_snare_track_has_are_refused(tmp_path, rate):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.wav"]
 
 
+def test_a_transposed_array_is_refused_not_run_as_thousands_of_channels():
+    """soundfile reads (samples, channels): passed as-is, a second of stereo was 48,000
+    channels of two samples, a minute of work for noise."""
+    denoiser = Denoiser(build_model("identity"), "cpu")
+    frames_first = np.zeros((48_000, 2), np.float32)
+    with pytest.raises(AudioError, match="48000 channels of 2 samples.*transposed"):
+        denoiser.denoise(frames_first, 48_000)
+    assert denoiser.denoise(frames_first.T + 0.1, 48_000).shape == (2, 48_000)
+
+
 def test_a_low_but_real_rate_is_resampled_and_kept():
     """22.05 kHz sessions exist: the track goes through at its own rate and length."""
     denoiser = Denoiser(build_model("identity"), "cpu")
