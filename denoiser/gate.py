@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy import ndimage, signal
 
-from .audio import Audio
+from .audio import Audio, validate_samples
 from .errors import AudioError, ParameterError
 
 MIN_THRESHOLD_DB = -120.0
@@ -144,16 +144,6 @@ def _samples(ms: float, sample_rate: int) -> int:
     return int(round(ms * sample_rate / 1000.0))
 
 
-def _as_channels(array: np.ndarray, what: str) -> np.ndarray:
-    """View ``(T,)`` or ``(C, T)`` input as float32 ``(C, T)``."""
-    data = np.asarray(array, dtype=np.float32)
-    if data.ndim == 1:
-        data = data[None, :]
-    if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
-        raise AudioError(f"{what}: expected non-empty (channels, samples), got {data.shape}")
-    return data
-
-
 def _detector_sos(sample_rate: int, config: GateConfig) -> np.ndarray | None:
     sections = []
     if config.detector_hpf_hz:
@@ -173,7 +163,7 @@ def detector_level(detector_signal: np.ndarray, sample_rate: int,
     channels are reduced first (maximum of ``|x|``), then the RMS window, if any, averages that.
     """
     config.validate(sample_rate)
-    data = _as_channels(detector_signal, "gate detector")
+    data = validate_samples(detector_signal, "gate detector")
     sos = _detector_sos(sample_rate, config)
     if sos is not None:
         data = signal.sosfilt(sos.astype(np.float32), data, axis=-1).astype(np.float32, copy=False)
@@ -384,10 +374,10 @@ def apply_gate(samples: np.ndarray, sample_rate: int, config: GateConfig,
     ``sidechain`` (any channel count, same length and rate) replaces the input as detector
     signal, e.g. a trigger track or another microphone.
     """
-    data = _as_channels(samples, "gate input")
+    data = validate_samples(samples, "gate input")
     detector = data
     if sidechain is not None:
-        detector = _as_channels(sidechain, "gate sidechain")
+        detector = validate_samples(sidechain, "gate sidechain")
         if detector.shape[1] != data.shape[1]:
             raise ParameterError(f"gate sidechain has {detector.shape[1]} samples, the input "
                                  f"{data.shape[1]}")
