@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from denoiser.errors import ParameterError
+from denoiser.errors import AudioError, ParameterError
 from denoiser.gate import GateConfig, apply_gate, auto_threshold_db, gate_gain
 
 SR = 48_000
@@ -262,3 +262,16 @@ def test_vectorized_gate_matches_the_per_sample_state_machine(seed):
                         wet=float(rng.choice([1.0, 0.5])))
     np.testing.assert_allclose(gate_gain(level, SR, config), reference_gain(level, config),
                                atol=2e-5)
+
+
+@pytest.mark.parametrize("where", ["input", "sidechain"])
+def test_nan_or_empty_audio_is_refused(where):
+    """A NaN would make every gain after it NaN: refused like everywhere else in debleed."""
+    good = np.zeros((2, 4800), np.float32)
+    bad = good.copy()
+    bad[1, 100] = np.nan
+    arguments = {"samples": bad} if where == "input" else {"samples": good, "sidechain": bad}
+    with pytest.raises(AudioError, match=f"gate {where}: contains 1 NaN/inf"):
+        apply_gate(sample_rate=48000, config=GateConfig(), **arguments)
+    with pytest.raises(AudioError, match="empty"):
+        apply_gate(np.zeros((1, 0), np.float32), 48000, GateConfig())
