@@ -233,7 +233,7 @@ class MaskEnsemble(DenoiserModel):
         spec = self.spectrum(wave)
         mask = self.predict_mask(spec)
         if self.filter is None:
-            return self.members[0].inverse(spec * mask, wave.shape[-1])
+            return self.members[0].inverse(self.members[0].apply_mask(spec, mask), wave.shape[-1])
         filtered = self.filter(spec, mask, self.members[0].features(spec))
         return self.members[0].inverse(filtered, wave.shape[-1])
 
