@@ -123,3 +123,16 @@ def test_a_grown_member_shares_the_ensembles_stft(grown):
         expected = torch.hypot(*(m.predict_mask(spec) for m in members)) * 2 ** -0.5
         assert torch.allclose(bag.predict_mask(spec), expected, atol=1e-6)
     assert bag.context_samples() == members[1].context_samples()
+
+
+@pytest.mark.parametrize("complex_mask", [False, True])
+def test_apply_mask_is_the_product_bit_for_bit(complex_mask):
+    """The real-mask shortcut (no complex promotion) changes the time, not one number;
+    in the STFT's own frames-major layout, as the model meets it."""
+    torch.manual_seed(5)
+    net = build_model("bandmask-tiny")
+    spec = net.spectrum(torch.randn(2, 9600))
+    mask = torch.rand(spec.shape)
+    if complex_mask:
+        mask = torch.polar(mask, torch.rand(spec.shape))
+    assert torch.equal(net.apply_mask(spec, mask), spec * mask)
