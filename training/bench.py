@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,9 @@ class BenchConfig:
     model_speed_seconds: float = 60.0
     process_speed_seconds: float = 600.0
     speed_baseline: bool = True  # also time the thesis baseline alone
+    # Timed runs of each model alone; the median is the figure. One run was the figure
+    # before, and this 2-core VM's speed moves by a fifth from one hour to the next.
+    model_speed_runs: int = 5
     heldout_kits: tuple[Path, ...] = HELDOUT_KITS  # those not installed are left out
     heldout_clips: int = 36
     heldout_seed: int = HELDOUT_SEED
@@ -105,7 +109,8 @@ class BenchConfig:
     def quick_config(cls, **overrides: Any) -> "BenchConfig":
         """6 + 6 clips, 10-s/30-s speed files, only the debleed model timed."""
         base = {"clips": 6, "heldout_clips": 6, "model_speed_seconds": 10.0,
-                "process_speed_seconds": 30.0, "speed_baseline": False, "quick": True}
+                "process_speed_seconds": 30.0, "speed_baseline": False, "model_speed_runs": 3,
+                "quick": True}
         return cls(**{**base, **overrides})
 
 
@@ -270,29 +275,33 @@ def _child_failure(what: str, log: Path) -> ModelError:
     return ModelError(f"speed run '{what}' failed: {tail[0]}")
 
 
-def time_model(model: Path, audio_path: Path, device: str,
-               precision: str = "float32") -> dict[str, float]:
-    """In the child: load, warm up on 1 s, then time ``Denoiser.denoise`` on the whole file."""
+def time_model(model: Path, audio_path: Path, device: str, precision: str = "float32",
+               runs: int = 1) -> dict[str, Any]:
+    """In the child: load, warm up on 1 s, then time ``Denoiser.denoise`` on the whole file
+    ``runs`` times; the median is the figure, every run is kept beside it."""
     denoiser = Denoiser.load(model, device, InferenceConfig(precision=precision))
     audio = read_audio(audio_path)
     denoiser.denoise(audio.samples[:, :audio.sample_rate], audio.sample_rate)  # warm-up
     if denoiser.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    denoiser.denoise(audio.samples, audio.sample_rate)
-    wall = time.perf_counter() - start
-    result = {"wall_seconds": wall, "threads": torch.get_num_threads(),
-              "device": str(denoiser.device), "peak_rss_mib": peak_rss_mib()}
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        denoiser.denoise(audio.samples, audio.sample_rate)
+        walls.append(time.perf_counter() - start)
+    result = {"wall_seconds": statistics.median(walls), "wall_seconds_runs": walls,
+              "threads": torch.get_num_threads(), "device": str(denoiser.device),
+              "peak_rss_mib": peak_rss_mib()}
     if denoiser.device.type == "cuda":
         result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return result
 
 
 def _speed_model(name: str, model: Path, audio_path: Path, seconds: float, device: str,
-                 work: Path, precision: str = "float32") -> dict[str, Any]:
+                 work: Path, precision: str = "float32", runs: int = 1) -> dict[str, Any]:
     log = work / f"model-{name}-{device}-{precision}.log"
     code, _ = _run_child([sys.executable, "-m", "training.bench", "time-model", str(model),
-                          str(audio_path), device, precision], log)
+                          str(audio_path), device, precision, str(runs)], log)
     if code != 0:
         raise _child_failure(f"{name} model alone on {device} in {precision}", log)
     timing = json.loads(log.read_text().strip().splitlines()[-1])
@@ -301,6 +310,8 @@ def _speed_model(name: str, model: Path, audio_path: Path, seconds: float, devic
     return {"what": what, "model": name, "device": timing["device"],
             "threads": timing["threads"], "audio_seconds": seconds,
             "wall_seconds": timing["wall_seconds"], "rtf": seconds / timing["wall_seconds"],
+            "runs": len(timing["wall_seconds_runs"]),
+            "rtf_runs": [seconds / wall for wall in timing["wall_seconds_runs"]],
             "peak_rss_mib": timing["peak_rss_mib"], "gpu_peak_mib": timing.get("gpu_peak_mib")}
 
 
@@ -318,7 +329,8 @@ def _speed_process(model: Path, audio_path: Path, seconds: float, device: str,
     out.unlink()
     return {"what": "debleed denoise process", "model": "debleed", "device": device,
             "threads": None, "audio_seconds": seconds, "wall_seconds": wall,
-            "rtf": seconds / wall, "peak_rss_mib": peak, "gpu_peak_mib": None}
+            "rtf": seconds / wall, "runs": 1, "rtf_runs": [seconds / wall],
+            "peak_rss_mib": peak, "gpu_peak_mib": None}
 
 
 def _long_file(path: Path, pieces: Sequence[np.ndarray], seconds: float, rate: int,
@@ -347,7 +359,7 @@ def _speed(config: BenchConfig, pieces: Sequence[np.ndarray], steps: _Steps) -> 
                 # (debleed denoise --precision bfloat16)
                 for precision in ("float32", "bfloat16") if name == "debleed" else ("float32",):
                     rows.append(_speed_model(name, path, short, config.model_speed_seconds,
-                                             device, work, precision))
+                                             device, work, precision, config.model_speed_runs))
                     steps.step(f"speed: {name} on {device} in {precision}")
             process = _speed_process(model_path(config), long, config.process_speed_seconds,
                                      device, work)
@@ -467,14 +479,19 @@ def bench_markdown(result: dict[str, Any]) -> str:
         ]
     lines += [
         "## Speed", "",
-        "Real-time factor = audio seconds per wall second (higher is faster).", "",
-        "| what | model | device | threads | audio s | wall s | RTF | peak RSS MiB | GPU peak MiB |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Real-time factor = audio seconds per wall second (higher is faster); with several "
+        "timed runs, wall s and RTF are their median and RTF range their lowest and highest.",
+        "",
+        "| what | model | device | threads | audio s | runs | wall s | RTF | RTF range "
+        "| peak RSS MiB | GPU peak MiB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in result["speed"]:
+        spread = f"{_fmt(min(row['rtf_runs']))}-{_fmt(max(row['rtf_runs']))}"
         lines.append(f"| {row['what']} | {row['model']} | {row['device']} | {row['threads']} | "
-                     f"{row['audio_seconds']:g} | {_fmt(row['wall_seconds'], 2)} | {_fmt(row['rtf'])} | "
-                     f"{_fmt(row['peak_rss_mib'], 0)} | {_fmt(row['gpu_peak_mib'], 0)} |")
+                     f"{row['audio_seconds']:g} | {row['runs']} | {_fmt(row['wall_seconds'], 2)} | "
+                     f"{_fmt(row['rtf'])} | {spread} | {_fmt(row['peak_rss_mib'], 0)} | "
+                     f"{_fmt(row['gpu_peak_mib'], 0)} |")
     lines += ["", "## Models", "", "| model | architecture | rate Hz | parameters | file size |",
               "| --- | --- | ---: | ---: | ---: |"]
     for model in result["models"]:
@@ -486,8 +503,12 @@ def bench_markdown(result: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    # Child entry of the speed runs: ``python -m training.bench time-model MODEL WAV DEVICE``.
-    if len(sys.argv) in (5, 6) and sys.argv[1] == "time-model":
-        print(json.dumps(time_model(Path(sys.argv[2]), Path(sys.argv[3]), *sys.argv[4:])))
+    # Child entry of the speed runs:
+    # ``python -m training.bench time-model MODEL WAV DEVICE [PRECISION [RUNS]]``.
+    if len(sys.argv) in (5, 6, 7) and sys.argv[1] == "time-model":
+        model_file, wav, device, *rest = sys.argv[2:]
+        precision = rest[0] if rest else "float32"
+        runs = int(rest[1]) if len(rest) > 1 else 1
+        print(json.dumps(time_model(Path(model_file), Path(wav), device, precision, runs)))
     else:
-        sys.exit("usage: python -m training.bench time-model MODEL WAV DEVICE [PRECISION]")
+        sys.exit("usage: python -m training.bench time-model MODEL WAV DEVICE [PRECISION [RUNS]]")

@@ -67,6 +67,10 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
                      ("debleed denoise process", "debleed")}
     for row in result["speed"]:
         assert row["rtf"] > 0 and row["threads"] >= 1 and 50 < row["peak_rss_mib"] < 8000
+        # the model alone is timed model_speed_runs times and its figure is their median
+        assert row["runs"] == (1 if row["what"] == "debleed denoise process" else 5)
+        assert len(row["rtf_runs"]) == row["runs"]
+        assert row["rtf"] == pytest.approx(float(np.median(row["rtf_runs"])), rel=1e-9)
     models = {m["name"]: m for m in result["models"]}
     assert models["debleed"]["parameters"] == build_model("bandmask-tiny").parameter_count()
     assert models["thesis baseline"]["file_bytes"] == setup["baseline"].stat().st_size
