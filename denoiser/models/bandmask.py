@@ -67,6 +67,14 @@ def phase_coherence(spec: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.sqrt(real.square() + imag.square() + 1e-12)
 
 
+def apply_mask(spec: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``spec * mask``; a real mask scales the real and imaginary parts in place of being
+    promoted to a complex copy first (the same numbers, 3 % less time)."""
+    if mask.is_complex():
+        return spec * mask
+    return torch.view_as_complex(torch.view_as_real(spec) * mask.unsqueeze(-1))
+
+
 def zero_start_projection(inputs: int, outputs: int, rank: int) -> nn.Sequential:
     """Bias-free 1x1 projection of an extra input (``rank`` > 0: through ``rank`` channels,
     to fit a budget) whose last layer starts at zero, so a network grown with the input
@@ -212,13 +220,6 @@ class BandMaskNet(DenoiserModel):
         copy its input, 6 % of the ensemble's time."""
         return torch.log10(spec.real.square() + spec.imag.square() + 1e-10).contiguous()
 
-    def apply_mask(self, spec: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``spec * mask``; a real mask scales the real and imaginary parts in place of
-        being promoted to a complex copy first (the same numbers, 3 % less time)."""
-        if mask.is_complex():
-            return spec * mask
-        return torch.view_as_complex(torch.view_as_real(spec) * mask.unsqueeze(-1))
-
     def features(self, spec: torch.Tensor, log_power: torch.Tensor | None = None) -> torch.Tensor:
         """The network's input: log power of ``spec`` (or the given ``log_power`` of it)
         under its learned per-bin normalisation."""
@@ -259,4 +260,4 @@ class BandMaskNet(DenoiserModel):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         spec = self.spectrum(wave)
-        return self.inverse(self.apply_mask(spec, self.predict_mask(spec)), wave.shape[-1])
+        return self.inverse(apply_mask(spec, self.predict_mask(spec)), wave.shape[-1])

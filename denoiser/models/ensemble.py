@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock, unit_phase_steps
+from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock, apply_mask, unit_phase_steps
 from .base import DenoiserModel, capture_init, constructor_kwargs
 
 COMBINES = ("max", "mean", "learned", "power")
@@ -233,7 +233,7 @@ class MaskEnsemble(DenoiserModel):
         spec = self.spectrum(wave)
         mask = self.predict_mask(spec)
         if self.filter is None:
-            return self.members[0].inverse(self.members[0].apply_mask(spec, mask), wave.shape[-1])
+            return self.members[0].inverse(apply_mask(spec, mask), wave.shape[-1])
         filtered = self.filter(spec, mask, self.members[0].features(spec))
         return self.members[0].inverse(filtered, wave.shape[-1])
 

@@ -9,7 +9,7 @@ import torch
 
 from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.models import build_model
-from denoiser.models.bandmask import BandMaskNet, phase_coherence
+from denoiser.models.bandmask import BandMaskNet, apply_mask, phase_coherence
 from denoiser.models.ensemble import MaskEnsemble
 
 RATE = 48000
@@ -135,4 +135,4 @@ def test_apply_mask_is_the_product_bit_for_bit(complex_mask):
     mask = torch.rand(spec.shape)
     if complex_mask:
         mask = torch.polar(mask, torch.rand(spec.shape))
-    assert torch.equal(net.apply_mask(spec, mask), spec * mask)
+    assert torch.equal(apply_mask(spec, mask), spec * mask)
