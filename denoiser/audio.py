@@ -98,21 +98,17 @@ def validate_rate(sample_rate: int, what: str = "audio") -> int:
 def read_audio(path: str | os.PathLike) -> Audio:
     """Read a sound file into an ``Audio``; raise ``AudioError`` with one clear line."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    try:
-        with sf.SoundFile(str(path)) as handle:
-            subtype = handle.subtype
+    with open_track(path) as handle:
+        try:
             data = handle.read(dtype="float32", always_2d=True)
-            rate = handle.samplerate
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
-    return Audio(validate_samples(data.T, str(path)), validate_rate(rate, str(path)), subtype)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+        return Audio(validate_samples(data.T, str(path)), handle.samplerate, handle.subtype)
 
 
 def open_track(src: Path) -> sf.SoundFile:
-    """An open handle on ``src`` for block-wise reading, refused as ``read_audio`` would
-    refuse it (missing, unreadable, empty, an odd rate): the streaming path's reader."""
+    """An open handle on ``src``, refused if it is missing, unreadable, empty or at an odd
+    rate: what ``read_audio`` reads whole and the streaming path block by block."""
     if not src.is_file():
         raise AudioError(f"{src}: no such file")
     try:
