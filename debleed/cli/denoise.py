@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from denoiser.audio import check_track
 from denoiser.errors import ParameterError
 
 from .common import progress, user_errors
@@ -49,9 +48,6 @@ def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None
     gate = gate_config(given) if use_gate or given or sidechain is not None else None
     protect = (sidechain,) if sidechain is not None else ()
     jobs = plan_outputs(inputs, output, ".debleed.wav", protect=protect)
-    if len(jobs) > 1:  # a bad last input must not leave the first ones' outputs behind
-        for src, _ in jobs:
-            check_track(src)
 
     from denoiser.engine import Denoiser, InferenceConfig  # torch loads only for this command
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from denoiser.audio import check_track, read_audio, write_audio
+from denoiser.audio import read_audio, write_audio
 from denoiser.gate import apply_gate, sidechain_detector
 
 from .common import progress, user_errors
@@ -31,10 +31,7 @@ def gate(inputs: tuple[Path, ...], output: Path | None, sidechain: Path | None,
     detector filters, range, wet). Writes float32 WAV, same rate, channels and length."""
     config = gate_config(pop_gate_options(options))
     protect = (sidechain,) if sidechain is not None else ()
-    jobs = plan_outputs(inputs, output, ".gate.wav", protect=protect)
-    if len(jobs) > 1:  # a bad last input must not leave the first ones' outputs behind
-        for src, _ in jobs:
-            check_track(src, need_sound=False)
+    jobs = plan_outputs(inputs, output, ".gate.wav", protect=protect, need_sound=False)
     key = read_audio(sidechain) if sidechain is not None else None
     with progress("gate", total=len(jobs)) as update:
         for done, (src, dst) in enumerate(jobs, start=1):

@@ -1,20 +1,25 @@
 """Where the file commands write: ``NAME<suffix>`` beside each input, or under ``-o``.
 
-Planned for all inputs before any work starts, so a missing input or two inputs that would
-write the same file stop the command before anything is written.
+Planned for all inputs before any work starts, so a missing or bad input, or two inputs
+that would write the same file, stop the command before anything is written.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from denoiser.audio import ensure_not_input
+from denoiser.audio import check_track, ensure_not_input
 from denoiser.errors import AudioError, ParameterError
 
 
 def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
-                 protect: tuple[Path, ...] = ()) -> list[tuple[Path, Path]]:
+                 protect: tuple[Path, ...] = (), need_sound: bool = True
+                 ) -> list[tuple[Path, Path]]:
     """Pair each input with its output path.
+
+    With several inputs each is read through first (``check_track``; ``need_sound``: a
+    silent one is refused too), so a bad last file leaves no outputs of the first ones; a
+    single input is checked by the command that reads it, before it writes.
 
     ``output`` is a ``.wav`` file for a single input, else a folder (made if missing): a
     name without an extension (``-o cleaned``) is a folder whatever the number of inputs,
@@ -41,4 +46,7 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
             raise ParameterError(f"{seen[key]} and {src} would both be written to {dst}")
         seen[key] = src
         ensure_not_input(dst, (*inputs, *protect))
+    if len(inputs) > 1:
+        for src in inputs:
+            check_track(src, need_sound)
     return list(zip(inputs, targets))
