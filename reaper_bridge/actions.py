@@ -6,6 +6,10 @@ user's debleed environment. A deferred callback polls the worker five times a se
 mirrors its progress into ExtState (section ``debleed``: ``state``, ``progress``,
 ``message``) and the console, honours ``cancel`` = ``1`` (set by the cancel action), and
 on success adds the takes in one undo block. Standard library only.
+
+Cancelling asks the worker to stop (a ``cancel`` file in the job folder, which it checks
+between blocks) so it removes its half-written file itself; only a worker that does not
+stop within ``CANCEL_GRACE_SECONDS`` is terminated.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +39,7 @@ TITLE = "debleed"
 JOBS: dict[int, "WorkerJob"] = {}
 _NEXT_ID = [0]
 POLL_SECONDS = 0.2
+CANCEL_GRACE_SECONDS = 10.0
 
 
 class WorkerStartError(DebleedError):
@@ -56,7 +62,10 @@ class WorkerJob:
         self.status = os.path.join(self.folder, "status.json")
         self.result = os.path.join(self.folder, "result.json")
         self.log = os.path.join(self.folder, "worker.log")
+        self.cancel_file = os.path.join(self.folder, "cancel")
+        self.cancel_deadline: float | None = None
         job = {"tasks": tasks, "status": self.status, "result": self.result,
+               "cancel": self.cancel_file,
                "model": settings.model, "device": settings.device,
                "precision": settings.precision, "gate": settings.gate,
                "threads": threads}
@@ -110,9 +119,17 @@ class WorkerJob:
         if int(fraction * 10) > self.last_decile:
             self.last_decile = int(fraction * 10)
             self.api.ShowConsoleMsg(f"debleed: {100 * fraction:.0f}% {status.get('message', '')}\n")
-        if self.api.GetExtState(SECTION, "cancel") == "1":
-            self.process.terminate()
-            self.process.wait()
+        if self.cancel_deadline is None and self.api.GetExtState(SECTION, "cancel") == "1":
+            with open(self.cancel_file, "w", encoding="utf-8"):
+                pass
+            self.cancel_deadline = now + CANCEL_GRACE_SECONDS
+        if self.cancel_deadline is not None:
+            if self.process.poll() is None and now < self.cancel_deadline:
+                self.defer()
+                return
+            if self.process.poll() is None:
+                self.process.terminate()
+                self.process.wait()
             self.end(None, "debleed: cancelled; nothing was changed.")
             return
         if self.process.poll() is None:
@@ -120,15 +137,24 @@ class WorkerJob:
             return
         result = self._read(self.result)
         if self.process.returncode == 0 and result.get("ok"):
-            try:
-                message = self.on_success()
-            except DebleedError as exc:
-                self.end(None, f"debleed: {exc}")
-                return
-            self.end(message, None)
+            self._succeed()
         else:
             error = result.get("error") or f"the worker stopped (exit {self.process.returncode}); log: {self.log}"
             self.end(None, f"debleed failed: {error}")
+
+    def _succeed(self) -> None:
+        """Run ``on_success``; whatever it raises ends the job (a job left registered
+        would refuse every later action until REAPER restarts)."""
+        try:
+            message = self.on_success()
+        except DebleedError as exc:
+            self.end(None, f"debleed: {exc}")
+        except Exception as exc:  # a bug or the OS: the traceback goes to the log
+            with open(self.log, "a", encoding="utf-8") as handle:
+                traceback.print_exc(file=handle)
+            self.end(None, f"debleed failed: {type(exc).__name__}: {exc}; log: {self.log}")
+        else:
+            self.end(message, None)
 
     def end(self, message: str | None, error: str | None) -> None:
         JOBS.pop(self.id, None)
@@ -166,8 +192,21 @@ def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
         return None
 
 
-def _settings(api: Any) -> BridgeSettings:
-    return load_settings(settings_path(str(api.GetResourcePath())))
+def _settings(api: Any) -> BridgeSettings | None:
+    """The INI's settings, or ``None`` after showing why they cannot be read."""
+    try:
+        return load_settings(settings_path(str(api.GetResourcePath())))
+    except DebleedError as exc:
+        api.ShowMessageBox(str(exc), TITLE, 0)
+        return None
+
+
+def _show_outcome(api: Any, success: Callable[[], str]) -> None:
+    """Finish an action that needs no worker (every result cached)."""
+    try:
+        api.ShowConsoleMsg(success() + "\n")
+    except DebleedError as exc:
+        api.ShowMessageBox(f"debleed: {exc}", TITLE, 0)
 
 
 def _busy(api: Any) -> bool:
@@ -179,9 +218,9 @@ def _busy(api: Any) -> bool:
 
 def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob | None:
     """Start the denoise action; returns the running job (``None`` if all came from cache)."""
-    if _busy(api):
+    settings = None if _busy(api) else _settings(api)
+    if settings is None:
         return None
-    settings = _settings(api)
     variants = settings.variants(with_gate)
     work_dir = tempfile.mkdtemp(prefix="debleed-render-")
     try:
@@ -204,7 +243,7 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
         shutil.rmtree(work_dir, ignore_errors=True)
 
     if not plan.tasks:
-        api.ShowConsoleMsg(success() + "\n")
+        _show_outcome(api, success)
         return None
     api.ShowConsoleMsg(f"debleed: processing {len(plan.tasks)} file(s) for "
                        f"{len(plan.selection.takes)} item(s)...\n")
@@ -213,26 +252,31 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
 
 def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
     """Export the [clean]/[bleed]-tagged items for ``debleed dataset session``."""
-    if _busy(api):
+    settings = None if _busy(api) else _settings(api)
+    if settings is None:
         return None
-    settings = _settings(api)
+    plan = None
     try:
         out_dir = settings.export_dir or os.path.join(project_media_dir(api), "debleed-training")
         plan = export.plan_export(api, out_dir)
         export.render_fallbacks(api, plan)
-    except DebleedError as exc:
+    except BaseException as exc:
+        if plan is not None:
+            export.abandon(plan)
+        if not isinstance(exc, DebleedError):
+            raise
         api.ShowMessageBox(str(exc), TITLE, 0)
         return None
 
     def success() -> str:
-        export.write_manifest(plan)
+        export.finish(plan)
         return plan.message()
 
     if not plan.tasks:
-        api.ShowConsoleMsg(success() + "\n")
+        _show_outcome(api, success)
         return None
     return _start(api, settings, tasks_to_json(plan.tasks), success,
-                  lambda: bridge.discard(plan.tasks), threads)
+                  lambda: export.abandon(plan), threads)
 
 
 def compare(api: Any) -> None:

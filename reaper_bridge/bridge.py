@@ -34,13 +34,14 @@ class Outcome:
     """What an action did, for the one message shown to the user."""
 
     takes_added: int
+    takes_updated: int
     files_processed: int
     files_cached: int
     skipped: list[str]
 
     def message(self) -> str:
-        text = (f"debleed: {self.takes_added} take(s) added; {self.files_processed} file(s) "
-                f"processed, {self.files_cached} reused from cache.")
+        text = (f"debleed: {self.takes_added} take(s) added, {self.takes_updated} updated; "
+                f"{self.files_processed} file(s) processed, {self.files_cached} reused from cache.")
         if self.skipped:
             text += "\nSkipped:\n" + "\n".join(f"  {line}" for line in self.skipped)
         return text
@@ -115,20 +116,30 @@ def discard(tasks: list[Task]) -> None:
 
 
 def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str) -> Outcome:
-    """Add every processed take in one undo block; the last variant ends up active."""
+    """Give every item its processed takes in one undo block; the last variant ends up
+    active.
+
+    All or nothing: when REAPER refuses a take partway, the block is closed and undone,
+    so no item keeps a take of a run that reported failure (and the caller may then
+    delete the run's files: no take plays them)."""
     cache.commit(plan.tasks)
-    added = 0
-    main = plan.variants[-1]
-    with batched(api), UndoBlock(api, undo_label):
-        for index, take in enumerate(plan.selection.takes):
-            new_takes = {variant: add_variant_take(api, take, plan.outputs[(index, variant)],
-                                                   variant, rendered=take.file is None)
-                         for variant in plan.variants}
-            api.SetActiveTake(new_takes[main])
-            added += len(new_takes)
-        api.Main_OnCommand(40047, 0)  # Peaks: build any missing peaks
+    added = updated = 0
+    try:
+        with batched(api), UndoBlock(api, undo_label):
+            for index, take in enumerate(plan.selection.takes):
+                for variant in plan.variants:
+                    output = plan.outputs[(index, variant)]
+                    if add_variant_take(api, take, output, variant, rendered=take.file is None):
+                        added += 1
+                    else:
+                        updated += 1
+            api.Main_OnCommand(40047, 0)  # Peaks: build any missing peaks
+    except BaseException:
+        if added or updated:
+            api.Undo_DoUndo2(0)
+        raise
     processed = sum(1 for t in plan.tasks if t.kind == "denoise")
-    return Outcome(added, processed, plan.cached, plan.selection.skipped_lines())
+    return Outcome(added, updated, processed, plan.cached, plan.selection.skipped_lines())
 
 
 @contextlib.contextmanager
@@ -142,14 +153,14 @@ def denoise(api: Any, variants: tuple[str, ...], execute: Executor, settings_key
             sidechain_track: str = "") -> Outcome:
     """The whole action in this process: plan, process, add takes.
 
-    A failing task leaves the project untouched (no take, no open undo block) and
-    removes the files this run wrote."""
+    A failing task, or a take REAPER refuses, leaves the project untouched (no take, no
+    open undo block) and removes the files this run wrote."""
     with work_directory() as work_dir:
         plan, cache = prepare(api, variants, settings_key, work_dir, project, sidechain_track)
+        labels = "+".join(plan.variants)
         try:
             run_tasks(plan.tasks, execute, progress)
+            return apply(api, plan, cache, f"debleed: {labels} on {len(plan.selection.takes)} item(s)")
         except BaseException:
             discard(plan.tasks)
             raise
-        labels = "+".join(plan.variants)
-        return apply(api, plan, cache, f"debleed: {labels} on {len(plan.selection.takes)} item(s)")

@@ -6,6 +6,10 @@ snare does not), case-insensitive; an item note containing one of the tags overr
 its track's tag. Every tagged audio item in the project is exported as what its take
 plays, into ``DIR/clean/`` and ``DIR/bleed/``, with ``DIR/export.json`` recording where
 each file came from. Standard library only.
+
+An export is written into a hidden staging folder inside ``DIR`` and replaces the
+previous export only once every file is done, so a failed or cancelled re-export leaves
+the previous one whole.
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from .bridge import Executor, Progress, discard, run_tasks
+from .bridge import Executor, Progress, run_tasks
 from .items import BridgeError, Skipped, TakeSource, describe_take, item_notes, track_name
 from .jobs import Task, safe_stem
 from .wavio import render_take
 
 TAGS = ("clean", "bleed")
 MANIFEST = "export.json"
+STAGING = ".debleed-export-staging"
 
 
 def tag_of(text: str) -> str | None:
@@ -35,11 +41,17 @@ def tag_of(text: str) -> str | None:
 
 @dataclass
 class ExportPlan:
+    """Tasks and renders write into ``staging``; ``finish`` moves their files into place."""
+
     out_dir: str
     tasks: list[Task] = field(default_factory=list)
     renders: list[tuple[TakeSource, str]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def staging(self) -> str:
+        return os.path.join(self.out_dir, STAGING)
 
     def counts(self) -> dict[str, int]:
         return {tag: sum(1 for e in self.entries if e["tag"] == tag) for tag in TAGS}
@@ -69,16 +81,14 @@ def tagged_items(api: Any, project: Any = 0) -> list[tuple[str, str]]:
     return found
 
 
-def _clear_previous(out_dir: str) -> None:
-    """Remove the files a previous export listed, so a re-export leaves no stale clips."""
+def _previous_files(out_dir: str) -> set[str]:
+    """The files the previous export's manifest lists (relative to ``out_dir``)."""
     try:
         with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as handle:
             previous = json.load(handle)
-    except (OSError, ValueError):
-        return
-    for entry in previous.get("files", []):
-        with contextlib.suppress(OSError, TypeError):
-            os.remove(os.path.join(out_dir, entry["file"]))
+        return {str(entry["file"]) for entry in previous.get("files", [])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
 
 
 def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
@@ -87,15 +97,14 @@ def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
     tagged = tagged_items(api, project)
     if not tagged:
         raise BridgeError("nothing tagged: put [clean] or [bleed] in a track name or an item note")
-    _clear_previous(out_dir)
+    abandon(plan)  # what a crashed earlier export may have left
     for number, (tag, item) in enumerate(tagged):
         take = describe_take(api, item)
         if isinstance(take, Skipped):
             plan.skipped.append(take)
             continue
         name = f"{tag}/{number:04d}_{safe_stem(take.label)}.wav"
-        dst = os.path.join(out_dir, name)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        dst = os.path.join(plan.staging, name)
         if take.file is not None and take.unit_rate:
             plan.tasks.append(Task("slice", take.file, dst,
                                    start=int(round(take.source_offset * take.sample_rate)),
@@ -116,13 +125,28 @@ def render_fallbacks(api: Any, plan: ExportPlan) -> None:
         render_take(api, take, path)
 
 
-def write_manifest(plan: ExportPlan) -> str:
+def finish(plan: ExportPlan) -> str:
+    """Replace the previous export with this one: its files, then its manifest."""
+    new = {entry["file"] for entry in plan.entries}
+    for stale in _previous_files(plan.out_dir) - new:
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(plan.out_dir, stale))
+    for name in sorted(new):
+        dst = os.path.join(plan.out_dir, name)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.replace(os.path.join(plan.staging, name), dst)
     path = os.path.join(plan.out_dir, MANIFEST)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump({"files": plan.entries, "counts": plan.counts()}, handle, indent=1)
     os.replace(tmp, path)
+    abandon(plan)
     return path
+
+
+def abandon(plan: ExportPlan) -> None:
+    """Remove the staging folder: the files of an export that failed or was cancelled."""
+    shutil.rmtree(plan.staging, ignore_errors=True)
 
 
 def export_session(api: Any, out_dir: str, execute: Executor,
@@ -134,10 +158,7 @@ def export_session(api: Any, out_dir: str, execute: Executor,
         render_fallbacks(api, plan)
         run_tasks(plan.tasks, execute, progress)
     except BaseException:
-        discard(plan.tasks)
-        for _, path in plan.renders:
-            with contextlib.suppress(OSError):
-                os.remove(path)
+        abandon(plan)
         raise
-    write_manifest(plan)
+    finish(plan)
     return plan

@@ -93,13 +93,13 @@ def install(resource_path: str, api: Any | None = None, python: str | None = Non
     if not os.path.isdir(resource_path):
         raise BridgeError(f"{resource_path}: no such REAPER resource folder (use --resource-path; "
                           "REAPER shows it under Options > Show REAPER resource path)")
+    ini = settings_path(resource_path)
+    settings = load_settings(ini)  # a malformed INI stops the install before any copy
     scripts_dir = os.path.join(resource_path, SCRIPTS_SUBDIR)
     os.makedirs(scripts_dir, exist_ok=True)
     source = scripts_source()
     for name in (*SCRIPTS, *SUPPORT_FILES):
         shutil.copyfile(source / name, os.path.join(scripts_dir, name))
-    ini = settings_path(resource_path)
-    settings = load_settings(ini)
     settings.python = python or sys.executable
     settings.package_root = package_root()
     save_settings(ini, settings)

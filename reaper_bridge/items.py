@@ -250,27 +250,37 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
-                     rendered: bool = False) -> str:
-    """Add ``path`` as a new take named ``<take> [variant]`` aligned with the original.
+                     rendered: bool = False) -> bool:
+    """Make ``<take> [variant]``, playing ``path`` aligned with the original, the active take.
 
     ``rendered`` means ``path`` holds what the take plays from the item start (the audio
-    accessor fallback), so it plays at offset 0 and rate 1. An existing take of the same
-    name on the same file is re-activated instead of duplicated, so re-running is safe.
+    accessor fallback), so it plays at offset 0 and rate 1. An item keeps one take per
+    variant: when it already has one (an earlier run, perhaps with other settings, or
+    before the original's offset or playrate changed), that take is pointed at ``path``
+    and given the original's current values, so re-running never duplicates a take and
+    compare always reaches the newest result. Returns whether a take was added.
+
+    Everything that can fail (opening ``path``, adding the take) happens before the
+    item changes, so a failure here leaves the item as it was.
     """
     name = variant_take_name(source.take_name, variant)
-    for take in item_takes(api, source.item):
-        existing = api.GetMediaItemTake_Source(take)
-        if (take_name(api, take) == name and not is_null(existing)
-                and _same_file(source_file_name(api, existing), path)):
-            api.SetActiveTake(take)
-            return take
-    pcm = api.PCM_Source_CreateFromFile(path)
-    if is_null(pcm):
-        raise BridgeError(f"REAPER could not open {path}")
-    take = api.AddTakeToMediaItem(source.item)
-    if is_null(take):
-        raise BridgeError(f"{source.label}: REAPER refused to add a take")
-    api.SetMediaItemTake_Source(take, pcm)
+    take = next((t for t in item_takes(api, source.item) if take_name(api, t) == name), None)
+    old = None if take is None else api.GetMediaItemTake_Source(take)
+    if old is None or is_null(old) or not _same_file(source_file_name(api, old), path):
+        pcm = api.PCM_Source_CreateFromFile(path)
+        if is_null(pcm):
+            raise BridgeError(f"REAPER could not open {path}")
+        added = take is None
+        if added:
+            take = api.AddTakeToMediaItem(source.item)
+            if is_null(take):
+                api.PCM_Source_Destroy(pcm)
+                raise BridgeError(f"{source.label}: REAPER refused to add a take")
+        api.SetMediaItemTake_Source(take, pcm)
+        if old is not None and not is_null(old):  # REAPER leaves the old source to the caller
+            api.PCM_Source_Destroy(old)
+    else:
+        added = False
     values = dict(source.values)
     if rendered:
         values.update(D_STARTOFFS=0.0, D_PLAYRATE=1.0, D_PITCH=0.0, I_CHANMODE=0.0)
@@ -280,7 +290,7 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
         api.SetMediaItemTakeInfo_Value(take, parm, values[parm])
     set_take_name(api, take, name)
     api.SetActiveTake(take)
-    return take
+    return added
 
 
 class UndoBlock:

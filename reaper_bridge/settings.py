@@ -26,8 +26,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from denoiser.errors import DebleedError
+
 SCRIPTS_SUBDIR = os.path.join("Scripts", "debleed")
 INI_NAME = "debleed.ini"
+
+
+class SettingsError(DebleedError):
+    """The settings INI cannot be read: the user edits it by hand, so say where it is wrong."""
 
 
 @dataclass
@@ -76,16 +82,25 @@ def settings_path(resource_path: str) -> str:
     return os.path.join(resource_path, SCRIPTS_SUBDIR, INI_NAME)
 
 
-def _gate_value(text: str) -> float | bool:
-    if text.strip().lower() in ("true", "yes", "on", "false", "no", "off"):
-        return text.strip().lower() in ("true", "yes", "on")
-    return float(text)
+def _gate_value(path: str, key: str, text: str) -> float | bool:
+    word = text.strip().lower()
+    if word in ("true", "yes", "on", "false", "no", "off"):
+        return word in ("true", "yes", "on")
+    try:
+        return float(text)
+    except ValueError:
+        raise SettingsError(f"{path}: [gate] {key} = {text!r} is neither a number nor "
+                            "true/false") from None
 
 
 def load_settings(path: str) -> BridgeSettings:
-    """Read the INI; a missing file gives the defaults."""
+    """Read the INI; a missing file gives the defaults, a malformed one a one-line error."""
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
-    parser.read(path, encoding="utf-8")
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise SettingsError(f"{path}: not a readable settings file ({reason})") from None
     main = parser["debleed"] if parser.has_section("debleed") else {}
     gate = dict(parser["gate"]) if parser.has_section("gate") else {}
     return BridgeSettings(
@@ -95,7 +110,7 @@ def load_settings(path: str) -> BridgeSettings:
         compare_variants=str(main.get("compare_variants", "false")).lower() in ("1", "true", "yes", "on"),
         export_dir=main.get("export_dir", ""),
         sidechain_track=main.get("sidechain_track", "").strip(),
-        gate={key: _gate_value(value) for key, value in gate.items()},
+        gate={key: _gate_value(path, key, value) for key, value in gate.items()},
     )
 
 

@@ -41,12 +41,15 @@ def _ctypes_reader(api: Any) -> Any:
 
 
 def _api_reader(api: Any) -> Any:
+    """The documented binding (reapy's distant API, tests): this function alone returns
+    just ``(retval, filled buffer)``, not every parameter back."""
+
     def read(accessor: str, rate: int, channels: int, start: float, frames: int) -> array:
         buffer = [0.0] * (frames * channels)
         result = api.GetAudioAccessorSamples(accessor, rate, channels, start, frames, buffer)
         if int(result[0]) < 0:
             raise BridgeError("REAPER's audio accessor failed to read the audio")
-        return array("f", result[6])
+        return array("f", result[1])
 
     return read
 

@@ -4,12 +4,17 @@ REAPER's embedded Python must not import numpy or torch (re-runs crash REAPER), 
 actions write the tasks to a JSON job file and start this worker in the user's debleed
 environment. It writes its progress atomically to ``status`` (``{"fraction",
 "message"}``), and at the end ``result`` (``{"ok": true}`` or ``{"error": "one line"}``).
-The action polls both with ``defer`` and cancels by terminating the process.
+The action polls both with ``defer``. It cancels by creating the job's ``cancel`` file,
+which the worker checks at every progress report, so the running task stops where its
+own clean-up runs (no half-written file is left); a SIGTERM, the action's last resort,
+is turned into the same orderly exit.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -19,14 +24,17 @@ from denoiser.audio import write_text_atomic
 from denoiser.errors import DebleedError
 
 from .bridge import run_tasks
+from .items import BridgeError
 from .jobs import Task
 
 
 def run_job(job_path: str) -> int:
     job: dict[str, Any] = json.loads(Path(job_path).read_text(encoding="utf-8"))
-    status, result = job["status"], job["result"]
+    status, result, cancel = job["status"], job["result"], job.get("cancel", "")
 
     def progress(fraction: float, message: str) -> None:
+        if cancel and os.path.exists(cancel):
+            raise BridgeError("cancelled")
         write_text_atomic(status, json.dumps({"fraction": round(fraction, 4), "message": message}))
 
     try:
@@ -56,7 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m reaper_bridge.worker JOB.json", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return run_job(args[0])
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Python's default SIGTERM ends the process before any ``finally`` runs."""
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ line each, and long jobs get a progress bar on a terminal and plain lines otherw
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 import warnings
@@ -16,6 +17,19 @@ import click
 from denoiser.errors import DebleedError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN and infinities: NaN compares false with
+    both bounds, so a plain ``FloatRange`` lets ``nan`` through."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def one_line(exc: Exception) -> str:

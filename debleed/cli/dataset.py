@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import progress, user_errors, warnings_after
+from .common import FiniteRange, progress, user_errors, warnings_after
 
 
 @click.group()
@@ -31,10 +31,10 @@ def dataset() -> None:
               help="Worker processes.")
 @click.option("--midi", "midi", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="General MIDI drum file or folder: use real performances as grooves.")
-@click.option("--wide-pitch-probability", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--wide-pitch-probability", type=FiniteRange(0.0, 1.0), default=None,
               help="Share of kit pieces tuned up to +-6 semitones instead of +-3 "
                    "(default 0.15): more snares far from the kit's own tuning.")
-@click.option("--procedural-snare-probability", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--procedural-snare-probability", type=FiniteRange(0.0, 1.0), default=None,
               help="Share of clips whose snare and toms are random membrane-model drums "
                    "(snare 140-480 Hz, any decay) instead of the kit's (default 0).")
 @click.option("--as-recorded", is_flag=True,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import user_errors
+from .common import FiniteRange, user_errors
 
 
 @click.command()
@@ -19,10 +19,10 @@ from .common import user_errors
                    "average; learned: a selector network, starting as max, to train with "
                    "`debleed train --init OUT --freeze members`; power: the root mean square "
                    "of the MEMBERS' masks (a max ensemble among them counts as one).")
-@click.option("--min-below-hz", type=click.FloatRange(min=0), default=0.0,
+@click.option("--min-below-hz", type=FiniteRange(min=0), default=0.0,
               help="With --combine power: below this frequency take the smallest mask "
                    "instead (kick and floor toms live there).")
-@click.option("--min-above-hz", type=click.FloatRange(min=0), default=0.0,
+@click.option("--min-above-hz", type=FiniteRange(min=0), default=0.0,
               help="With --combine power: at and above this frequency take the smallest mask "
                    "as well (cymbals inside the snare hits); 0 = off.")
 @user_errors

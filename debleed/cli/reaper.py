@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from debleed.cli.common import progress, user_errors
+from debleed.cli.common import FiniteRange, progress, user_errors
 
-TIMEOUT = click.option("--timeout", default=5.0, show_default=True,
-                       help="Seconds to wait for REAPER to answer.")
+TIMEOUT = click.option("--timeout", type=FiniteRange(min=0.1, max=3600.0), default=5.0,
+                       show_default=True, help="Seconds to wait for REAPER to answer.")
 
 
 @click.group()

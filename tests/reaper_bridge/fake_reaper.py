@@ -83,6 +83,11 @@ class FakeReaper:
         self.ext: dict[tuple[str, str], str] = {}
         self.undo: list[tuple[str, ...]] = []
         self.undo_depth = 0
+        # Undo points (description, the items' takes before the block), for Undo_DoUndo2.
+        self.undo_points: list[tuple[str, dict[str, tuple[list[Take], Take | None]]]] = []
+        self._before_block: dict[str, tuple[list[Take], Take | None]] = {}
+        self.destroyed: set[str] = set()
+        self.refuse_takes: set[str] = set()  # items whose AddTakeToMediaItem returns null
         self.refresh_depth = 0
         self.messages: list[str] = []
         self.console: list[str] = []
@@ -156,8 +161,6 @@ class FakeReaper:
         samples, src_rate, offset = self.source_audio(take.source)
         times = start + np.arange(frames) / rate
         source_times = offset + take.values["D_STARTOFFS"] + times * take.values["D_PLAYRATE"]
-        if take.source.kind == "UNMAPPED":
-            source_times = times
         position = source_times * src_rate
         grid = np.arange(samples.shape[1])
         out = np.stack([np.interp(position, grid, samples[c % samples.shape[0]], left=0.0, right=0.0)
@@ -226,6 +229,8 @@ class FakeReaper:
         return call
 
     def _get(self, ptr: str, kind: type) -> Any:
+        if str(ptr) in self.destroyed:
+            raise ValueError(f"use of destroyed pointer {ptr!r} (REAPER would crash)")
         obj = self.objects.get(str(ptr))
         if not isinstance(obj, kind):
             raise ValueError(f"invalid {kind.__name__} pointer {ptr!r}")
@@ -347,10 +352,18 @@ class FakeReaper:
 
     def RPR_AddTakeToMediaItem(self, item: str) -> str:
         obj = self._get(item, Item)
+        if item in self.refuse_takes:
+            return null("MediaItem_Take*")
         take = Take("", obj, None, "", dict(TAKE_DEFAULTS))
         take.ptr = self._ptr("MediaItem_Take*", take)
         obj.takes.append(take)
         return take.ptr
+
+    def RPR_PCM_Source_Destroy(self, source: str) -> None:
+        obj = self._get(source, Source)
+        if any(t.source is obj for i in self._items() for t in i.takes):
+            raise ValueError(f"destroying {source!r} while a take plays it (REAPER would crash)")
+        self.destroyed.add(str(source))
 
     def RPR_PCM_Source_CreateFromFile(self, filename: str) -> str:
         if not os.path.isfile(filename):
@@ -396,15 +409,49 @@ class FakeReaper:
             data = self.play_track(source, rate, channels, start, frames)
         else:  # take time from the item start
             data = self.play(self._get(accessor, Take), rate, channels, start, frames)
-        return (1, accessor, rate, channels, start, frames, data.T.reshape(-1).tolist())
+        # REAPER's Python binding special-cases this function: (retval, filled buffer).
+        buffer[:] = data.T.reshape(-1).tolist()
+        return (1, buffer)
+
+    def _item_state(self) -> dict[str, tuple[list[Take], Take | None]]:
+        """Each item's takes (copied: a later edit must not reach the saved state)."""
+        state = {}
+        for item in self._items():
+            copies = [Take(t.ptr, item, t.source, t.name, dict(t.values)) for t in item.takes]
+            active = next((c for c, t in zip(copies, item.takes) if t is item.active), None)
+            state[item.ptr] = (copies, active)
+        return state
 
     def RPR_Undo_BeginBlock(self) -> None:
+        if self.undo_depth == 0:
+            self._before_block = self._item_state()
         self.undo_depth += 1
         self.undo.append(("begin",))
 
     def RPR_Undo_EndBlock(self, description: str, flags: int) -> None:
         self.undo_depth -= 1
         self.undo.append(("end", description))
+        if self.undo_depth == 0:
+            self.undo_points.append((description, self._before_block))
+
+    def RPR_Undo_DoUndo2(self, proj: Any) -> int:
+        """Restore the items as they were before the last undo point; sources a take gets
+        back are new objects, as REAPER rebuilds them from the saved state."""
+        if not self.undo_points:
+            return 0
+        description, state = self.undo_points.pop()
+        for item in self._items():
+            if item.ptr not in state:
+                continue
+            takes, active = state[item.ptr]
+            for take in takes:
+                if take.source is not None and take.source.ptr in self.destroyed:
+                    take.source = Source(**{**take.source.__dict__, "ptr": ""})
+                    take.source.ptr = self._ptr("PCM_source*", take.source)
+                self.objects[take.ptr] = take
+            item.takes, item.active = takes, active
+        self.undo.append(("undo", description))
+        return 1
 
     def RPR_PreventUIRefresh(self, delta: int) -> None:
         self.refresh_depth += delta

@@ -44,7 +44,7 @@ def test_denoise_compare_through_distant_api(distant: FakeReaper, tmp_path: Path
     runner = CliRunner()
     result = runner.invoke(cli, ["reaper", "denoise", "--gate", "--compare-variants"])
     assert result.exit_code == 0, result.output
-    assert "3 take(s) added; 3 file(s) processed" in result.output
+    assert "3 take(s) added, 0 updated; 3 file(s) processed" in result.output
     item = distant.tracks[0].items[0]
     assert [t.name for t in item.takes] == ["Snare", "Snare [gate]", "Snare [debleed]", "Snare [debleed+gate]"]
     assert all(t.values["D_STARTOFFS"] == 0.1 for t in item.takes)
@@ -163,10 +163,12 @@ def test_precision_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Pat
 
     add_snare(distant, tmp_path)
     runner = CliRunner()
-    assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
-    assert runner.invoke(cli, ["reaper", "denoise", "--precision", "bfloat16"]).exit_code == 0
     item = distant.tracks[0].items[0]
-    full, mixed = (sf.read(t.source.filename, dtype="float32")[0] for t in item.takes[1:])
+    assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
+    first = item.takes[1].source.filename
+    assert runner.invoke(cli, ["reaper", "denoise", "--precision", "bfloat16"]).exit_code == 0
+    assert len(item.takes) == 2 and item.takes[1].source.filename != first  # re-pointed
+    full, mixed = (sf.read(path, dtype="float32")[0] for path in (first, item.takes[1].source.filename))
     error_db = 10 * np.log10(np.sum((mixed - full) ** 2) / np.sum(full ** 2))
     assert -90 < error_db < -30, error_db
     path = settings_path(distant.resource_path)
@@ -175,4 +177,4 @@ def test_precision_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Pat
     save_settings(path, settings)
     result = runner.invoke(cli, ["reaper", "denoise"])
     assert result.exit_code == 1 and "precision" in result.output
-    assert len(result.output.strip().splitlines()) == 1 and len(item.takes) == 3
+    assert len(result.output.strip().splitlines()) == 1 and len(item.takes) == 2

@@ -116,12 +116,15 @@ def test_cache_follows_the_sidechain_audio(fake: FakeReaper, api, tmp_path: Path
     run = lambda: denoise(api, ("gate",), TaskExecutor(gate=GATE), key,  # noqa: E731
                           sidechain_track="Kick Trigger")
     assert run().files_processed == 1
+    first = item.takes[1].source.filename
     again = run()
     assert (again.files_processed, again.files_cached) == (0, 1)
     trigger.items[0].position = 0.3
     moved = run()
     assert (moved.files_processed, moved.files_cached) == (1, 0)
-    assert len(set(t.source.filename for t in item.takes[1:])) == 2
+    # The item keeps one [gate] take, now playing the file gated by the moved trigger.
+    assert len(item.takes) == 2 and item.takes[1].source.filename != first
+    assert Path(first).is_file()  # the earlier result stays for undo
 
 
 def test_take_at_another_playrate_is_rendered_and_keyed_from_the_item_start(

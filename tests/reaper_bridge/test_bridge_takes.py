@@ -163,17 +163,22 @@ def test_denoiser_error_leaves_no_take_and_no_file(fake: FakeReaper, api, tmp_pa
 
 
 def test_accessor_fallback_for_unmapped_source(fake: FakeReaper, api) -> None:
+    """A source with no readable file is rendered as the take plays it (offset and
+    playrate applied by REAPER), so the new take plays that render at offset 0, rate 1."""
     rng = np.random.default_rng(3)
     samples = rng.standard_normal((2, 30000)).astype(np.float32) * 0.1
-    item = fake.add_item(fake.add_track("Bus"), 1.0, 0.5)
-    original = fake.add_take(item, fake.unmapped_source(samples, 48000), "Rendered", D_PLAYRATE=1.0)
+    item = fake.add_item(fake.add_track("Bus"), 1.0, 0.25)
+    original = fake.add_take(item, fake.unmapped_source(samples, 48000), "Rendered",
+                             D_STARTOFFS=0.25, D_PLAYRATE=1.5)
     denoise(api, ("debleed",), executor_for({"debleed": halve}))
     new = item.active
     assert new.name == "Rendered [debleed]"
     assert new.values["D_STARTOFFS"] == 0.0 and new.values["D_PLAYRATE"] == 1.0
     data, _ = sf.read(new.source.filename, dtype="float32", always_2d=True)
-    assert data.shape == (24000, 2)
-    np.testing.assert_allclose(data.T, 0.5 * fake.play(original, 48000, 2, 0.0, 24000), atol=1e-7)
+    assert data.shape == (12000, 2)
+    played = fake.play(original, 48000, 2, 0.0, 12000)
+    np.testing.assert_allclose(data.T, 0.5 * played, atol=1e-7)
+    np.testing.assert_allclose(played[:, 0], samples[:, 12000], atol=1e-7)  # from 0.25 s on
 
 
 def test_compare_cycles_original_and_variants(fake: FakeReaper, api, tmp_path: Path) -> None:
@@ -237,3 +242,61 @@ def test_a_render_too_long_for_riff_is_rf64(fake: FakeReaper, api, monkeypatch) 
     assert seen == [b"RF64"]
     data, _ = sf.read(item.active.source.filename, dtype="float32", always_2d=True)
     np.testing.assert_allclose(data.T, 0.5 * fake.play(original, 48000, 2, 0.0, 24000), atol=1e-7)
+
+
+def test_rerun_with_other_settings_points_the_same_take_at_the_new_result(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """One take per variant: a run with other settings re-points ``[debleed]`` (compare
+    reaches the newest result), the earlier file stays, and undo brings it back."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.5)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare", D_STARTOFFS=0.2)
+    assert denoise(api, ("debleed",), executor_for({"debleed": halve}), "gate -30").takes_added == 1
+    first = item.active.source.filename
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": squash}), "gate -40")
+    assert (outcome.takes_added, outcome.takes_updated, outcome.files_processed) == (0, 1, 1)
+    assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
+    newest = item.active.source.filename
+    assert newest != first and Path(first).is_file() and item.active.values["D_STARTOFFS"] == 0.2
+    data, _ = sf.read(newest, dtype="float32")
+    source, _ = sf.read(wav, dtype="float32")
+    np.testing.assert_array_equal(data, source * np.abs(source))  # the second run's result
+    assert compare_next(api) is None and compare_next(api) == "debleed"
+    assert item.active.source.filename == newest
+    assert fake.RPR_Undo_DoUndo2(0) == 1
+    assert item.takes[0].ptr == original.ptr and item.takes[1].source.filename == first
+
+
+def test_rerun_after_the_original_moved_realigns_the_take(fake: FakeReaper, api,
+                                                          tmp_path: Path) -> None:
+    """A cached result is reused, but the take gets the original's new offset and playrate:
+    it must keep playing the processed version of what the original plays."""
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.5)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare", D_STARTOFFS=0.2)
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    original.values.update(D_STARTOFFS=0.9, D_PLAYRATE=1.3)
+    fake.RPR_SetActiveTake(original.ptr)
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    assert (outcome.takes_added, outcome.takes_updated, outcome.files_cached) == (0, 1, 1)
+    new = item.active
+    assert (new.values["D_STARTOFFS"], new.values["D_PLAYRATE"]) == (0.9, 1.3)
+    np.testing.assert_allclose(fake.play(new, 48000, 1, 0.0, 24000),
+                               0.5 * fake.play(original, 48000, 1, 0.0, 24000), atol=1e-7)
+
+
+def test_a_take_refused_partway_leaves_no_item_changed(fake: FakeReaper, api,
+                                                       tmp_path: Path) -> None:
+    """All or nothing: the first item's new take is undone with the failed run, and the
+    run's files are removed (no take plays them)."""
+    track = fake.add_track("Snare")
+    items = [fake.add_item(track, p, 0.4) for p in (0.0, 1.0)]
+    for name, item in zip("ab", items):
+        fake.add_take(item, fake.file_source(str(make_wav(tmp_path / f"{name}.wav", 0.5))), name)
+    fake.refuse_takes.add(items[1].ptr)
+    with pytest.raises(BridgeError, match="REAPER refused to add a take"):
+        denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    assert [[t.name for t in i.takes] for i in items] == [["a"], ["b"]]
+    assert [i.active.name for i in items] == ["a", "b"]
+    assert fake.undo_points == [] and fake.undo[-1] == ("undo", "debleed: debleed on 2 item(s)")
+    assert not list(Path(fake.media_dir).glob("*.wav"))
