@@ -11,7 +11,8 @@ import soundfile as sf
 from fake_reaper import FakeReaper
 from reaper_helpers import make_wav
 
-from reaper_bridge.export import export_session, tag_of
+from denoiser.errors import AudioError
+from reaper_bridge.export import STAGING, export_session, tag_of
 from reaper_bridge.items import BridgeError
 from reaper_bridge.processing import TaskExecutor
 
@@ -61,6 +62,20 @@ def test_export_writes_clean_and_bleed_folders(fake: FakeReaper, api, tmp_path: 
     assert [p.name for p in sorted((out / "bleed").glob("*.wav"))] == [
         "0001_Snare_top_bleed_0.000_s.wav", "0002_Snare_top_bleed_5.000_s.wav"]
     assert not list((out / "clean").glob("0002_*"))
+
+
+def test_a_failed_re_export_leaves_the_previous_export_whole(fake: FakeReaper, api,
+                                                            tmp_path: Path) -> None:
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (tmp_path / "bleed.wav").write_bytes(b"not audio")  # the second export cannot read it
+    with pytest.raises(AudioError, match="bleed.wav"):
+        export_session(api, str(out), TaskExecutor())
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and len(before) == 4  # three clips and export.json
+    assert not (out / STAGING).exists()
 
 
 def test_nothing_tagged_is_a_clear_error(fake: FakeReaper, api, tmp_path: Path) -> None:

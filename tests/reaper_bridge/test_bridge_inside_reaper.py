@@ -98,7 +98,7 @@ def test_gate_action_with_compare_variants_through_raw_fallback(tmp_path: Path, 
         assert rate == 44100 and data.shape == (int(0.6 * 44100), 2)
 
 
-def _fake_with_item(tmp_path: Path, model: str) -> tuple[FakeReaper, object]:
+def _fake_with_item(tmp_path: Path, model: str, seconds: float = 0.5) -> tuple[FakeReaper, object]:
     from reaper_bridge.rpr import RawRPR
 
     resource, media = tmp_path / "res", tmp_path / "media"
@@ -106,7 +106,7 @@ def _fake_with_item(tmp_path: Path, model: str) -> tuple[FakeReaper, object]:
     configure(resource, model)
     fake = FakeReaper(str(resource), str(media))
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.3)
-    fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "snare.wav", 0.5))), "Snare")
+    fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "snare.wav", seconds))), "Snare")
     return fake, RawRPR(fake.module())
 
 
@@ -121,6 +121,59 @@ def test_cancel_stops_the_worker_and_changes_nothing(tmp_path: Path, tiny_checkp
     assert fake.messages[-1] == "debleed: cancelled; nothing was changed."
     assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
     assert not any(Path(fake.media_dir).glob("*.wav"))
+
+
+def test_cancel_while_the_worker_writes_leaves_no_file(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """Cancelled mid-file, the worker stops at its next block and removes its own
+    half-written output: the media folder is left as it was."""
+    import time
+
+    fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint), seconds=240.0)
+    job = actions.denoise_selected(api, with_gate=False, threads=1)
+    deadline = time.monotonic() + 120
+    while job._read(job.status).get("fraction", 0.0) == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(Path(fake.media_dir).glob(".snare.debleed.*.tmp.wav"))  # writing now
+    actions.cancel(api)
+    fake.run_deferred()
+    assert job.process.returncode == 1 and not actions.JOBS  # it stopped itself, not killed
+    assert fake.messages == ["debleed: cancelled; nothing was changed."]
+    assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
+    assert list(Path(fake.media_dir).iterdir()) == []
+
+
+def test_an_error_while_adding_takes_ends_the_job(tmp_path: Path, tiny_checkpoint: Path,
+                                                  monkeypatch) -> None:
+    """An unexpected error after the worker finished (here the cache index cannot be
+    written) is one message; the job ends, so the next action runs."""
+    from reaper_bridge import jobs
+
+    fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint))
+
+    def full_disk(self, tasks) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jobs.MediaCache, "commit", full_disk)
+    actions.denoise_selected(api, with_gate=False, threads=1)
+    fake.run_deferred()
+    assert not actions.JOBS and fake.ext[("debleed", "state")] == "idle"
+    assert len(fake.messages) == 1 and "No space left on device" in fake.messages[0]
+    assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
+    assert list(Path(fake.media_dir).iterdir()) == []
+    monkeypatch.undo()
+    assert actions.denoise_selected(api, with_gate=False, threads=1) is not None
+    fake.run_deferred()
+    assert [len(i.takes) for i in fake.tracks[0].items] == [2]
+
+
+def test_a_malformed_ini_is_one_message_in_every_action(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint))
+    ini = Path(settings_path(fake.resource_path))
+    ini.write_text(ini.read_text() + "threshold_db = -30dB\n")
+    for action in ("denoise", "denoise_gate", "export"):
+        assert actions.ACTIONS[action](api) is None
+    assert len(fake.messages) == 3 and all("threshold_db = '-30dB'" in m for m in fake.messages)
+    assert not actions.JOBS and [len(i.takes) for i in fake.tracks[0].items] == [1]
 
 
 def test_worker_failure_is_one_message_and_no_take(tmp_path: Path) -> None:

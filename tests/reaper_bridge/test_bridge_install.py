@@ -10,7 +10,7 @@ from fake_reaper import FakeReaper
 from reaper_bridge.install import SCRIPTS, command_id, install, package_root
 from reaper_bridge.items import BridgeError
 from reaper_bridge.rpr import RawRPR
-from reaper_bridge.settings import load_settings, settings_path
+from reaper_bridge.settings import SettingsError, load_settings, settings_path
 
 
 def scr_lines(resource: Path) -> list[str]:
@@ -70,3 +70,19 @@ def test_register_through_reachable_reaper(tmp_path: Path) -> None:
 def test_missing_resource_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BridgeError, match="no such REAPER resource folder"):
         install(str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize("text,error", [
+    ("[gate]\nthreshold_db = loud\n", r"\[gate\] threshold_db = 'loud' is neither a number"),
+    ("[debleed\npython = x\n", "not a readable settings file"),
+])
+def test_a_malformed_ini_is_one_line_and_the_install_copies_nothing(tmp_path: Path, text: str,
+                                                                    error: str) -> None:
+    resource = tmp_path / "REAPER"
+    ini = Path(settings_path(str(resource)))
+    ini.parent.mkdir(parents=True)
+    ini.write_text(text)
+    with pytest.raises(SettingsError, match=error) as caught:
+        install(str(resource))
+    assert len(str(caught.value).splitlines()) == 1 and str(ini) in str(caught.value)
+    assert [p.name for p in ini.parent.iterdir()] == ["debleed.ini"] and ini.read_text() == text
