@@ -12,6 +12,7 @@ inputs, and switch to RF64 where a RIFF WAV could not count the bytes.
 from __future__ import annotations
 
 import errno
+import numbers
 import os
 import tempfile
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ def validate_samples(samples: np.ndarray, what: str = "audio") -> np.ndarray:
         raise AudioError(f"{what}: is empty (zero samples)")
     if not np.issubdtype(array.dtype, np.number):
         raise AudioError(f"{what}: samples are not numeric")
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise AudioError(f"{what}: samples are complex; pass real audio")
     array = array.astype(np.float32, copy=False)
     finite = np.isfinite(array)
     if not finite.all():
@@ -90,8 +93,12 @@ def validate_rate(sample_rate: int, what: str = "audio") -> int:
     """Return ``sample_rate`` or raise ``AudioError`` when no snare track can have it
     (``SAMPLE_RATE_RANGE``): a header claiming 100 Hz is a broken file, not a quiet one."""
     low, high = SAMPLE_RATE_RANGE
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
+        raise AudioError(f"{what}: sample rate must be a number of Hz, not {sample_rate!r}")
     if not low <= sample_rate <= high:
         raise AudioError(f"{what}: sample rate {sample_rate} Hz is outside {low}-{high} Hz")
+    if sample_rate != int(sample_rate):
+        raise AudioError(f"{what}: sample rate {sample_rate} Hz is not a whole number of Hz")
     return int(sample_rate)
 
 

@@ -8,6 +8,7 @@ used by its solver), so what is measured is what users get.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from fractions import Fraction
 from collections.abc import Callable
@@ -52,8 +53,12 @@ class InferenceConfig:
             raise ParameterError("segment must be between 0.5 and 600 s")
         if not (0 <= self.overlap_seconds < self.segment_seconds / 2):
             raise ParameterError("overlap must be >= 0 and under half the segment")
-        if self.block_seconds < self.segment_seconds:
-            raise ParameterError("streaming block must be at least one segment long")
+        if not (self.segment_seconds <= self.block_seconds < math.inf):
+            raise ParameterError("streaming block must be at least one segment long (and finite)")
+        if not (0 <= self.block_margin_seconds <= self.block_seconds):
+            raise ParameterError("block margin must be between 0 s and the block length")
+        if not (0 < self.peak_level <= 1):
+            raise ParameterError("peak level must be above 0 and at most 1 (full scale)")
         if self.precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, "
                                  f"not {self.precision!r}")
@@ -172,16 +177,19 @@ class Denoiser:
         ``gain`` is the levelling gain; the streaming path passes the whole file's so every
         block is levelled alike.
         """
+        shape = np.shape(samples)
         samples = validate_samples(samples)
         sample_rate = validate_rate(sample_rate)
         gain = self.level(samples) if gain is None else gain
+        if not (0 < gain < math.inf):
+            raise ParameterError(f"levelling gain must be a positive finite number, not {gain}")
         length = samples.shape[-1]
         at_model_rate = resample(samples * gain, sample_rate, self.sample_rate)
         segment = int(round(self.config.segment_seconds * self.sample_rate))
         overlap = int(round(self.config.overlap_seconds * self.sample_rate))
         result = apply_model(self.model, torch.from_numpy(at_model_rate), segment, overlap,
                              self.device, progress, self.config.precision).numpy()
-        return resample(result, self.sample_rate, sample_rate, length) / gain
+        return (resample(result, self.sample_rate, sample_rate, length) / gain).reshape(shape)
 
     def denoise_file(self, src: str | os.PathLike, dst: str | os.PathLike, gate: Any = None,
                      progress: Progress | None = None,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy import ndimage, signal
 
-from .audio import Audio, validate_samples
+from .audio import Audio, validate_rate, validate_samples
 from .errors import AudioError, ParameterError
 
 MIN_THRESHOLD_DB = -120.0
@@ -131,8 +131,6 @@ class GateConfig:
             raise ParameterError(f"gate detector low-pass {lpf:g} Hz must be above its "
                                  f"high-pass {hpf:g} Hz")
         if sample_rate is not None:
-            if sample_rate <= 0:
-                raise ParameterError(f"sample rate must be positive, got {sample_rate}")
             for name, freq in (("high-pass", hpf), ("low-pass", lpf)):
                 if freq >= sample_rate / 2:
                     raise ParameterError(f"gate detector {name} {freq:g} Hz is not below "
@@ -162,6 +160,7 @@ def detector_level(detector_signal: np.ndarray, sample_rate: int,
     Filters are causal (as in a real-time gate); the lookahead makes up for their delay. The
     channels are reduced first (maximum of ``|x|``), then the RMS window, if any, averages that.
     """
+    sample_rate = validate_rate(sample_rate, "gate")
     config.validate(sample_rate)
     data = validate_samples(detector_signal, "gate detector")
     sos = _detector_sos(sample_rate, config)

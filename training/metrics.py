@@ -76,6 +76,8 @@ def _mono(array: np.ndarray, what: str) -> np.ndarray:
         out = out[0]
     if out.ndim != 1:
         raise ParameterError(f"{what}: expected a mono clip (T,) or (1, T), got shape {out.shape}")
+    if out.size == 0:
+        raise ParameterError(f"{what}: is empty (zero samples)")
     return out
 
 
@@ -83,6 +85,8 @@ def _same_length(*arrays: np.ndarray) -> None:
     lengths = {a.shape[-1] for a in arrays}
     if len(lengths) != 1:
         raise ParameterError(f"metrics need equally long signals, got lengths {sorted(lengths)}")
+    if 0 in lengths:
+        raise ParameterError("metrics need signals of at least one sample, got empty ones")
 
 
 def si_sdr(estimate: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -100,11 +104,17 @@ def si_sdr(estimate: np.ndarray, target: np.ndarray) -> np.ndarray:
     y = y - y.mean(axis=-1, keepdims=True)
     s = s - s.mean(axis=-1, keepdims=True)
     target_energy = np.sum(s * s, axis=-1)
+    estimate_energy = np.sum(y * y, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         alpha = np.where(target_energy > 0, np.sum(y * s, axis=-1) / target_energy, 0.0)
     projection = alpha[..., None] * s
     noise = y - projection
-    return _ratio_db(np.sum(projection ** 2, axis=-1), np.sum(noise ** 2, axis=-1), target_energy)
+    # The floor follows the estimate's energy (projection + residual), so the cap is the
+    # same +-120 dB at any output gain; a silent estimate holds none of the target: -120.
+    ratio = _ratio_db(np.sum(projection ** 2, axis=-1), np.sum(noise ** 2, axis=-1),
+                      estimate_energy)
+    ratio = np.where(estimate_energy > 0, ratio, 10.0 * np.log10(RELATIVE_EPS))
+    return np.where(target_energy > 0, ratio, np.nan)
 
 
 def sdr(estimate: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -162,6 +172,9 @@ def bleed_reduction_db(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarra
 
 def _onset_samples(onsets: Iterable[Mapping], sample_rate: int) -> np.ndarray:
     """Onset positions in samples: the meta's exact ``sample`` if given, else ``time * sr``."""
+    onsets = list(onsets)
+    if any("sample" not in o and "time" not in o for o in onsets):
+        raise ParameterError("every onset needs a 'sample' or a 'time'")
     return np.array([int(o["sample"]) if "sample" in o else int(round(float(o["time"]) * sample_rate))
                      for o in onsets], dtype=np.int64)
 

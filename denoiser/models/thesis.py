@@ -24,6 +24,7 @@ def _conv_pair(cin: int, cout: int, kernel: int) -> nn.Sequential:
 
 class ThesisAutoencoder(DenoiserModel):
     name = "thesis"
+    hop = 4  # two 2x max-pools: a chunk must start on the 4-sample grid to match a whole pass
 
     @capture_init
     def __init__(self, sample_rate: int = 20000, channels: int = 16, kernel_size: int = 9,

@@ -60,6 +60,19 @@ def test_chunked_equals_whole_for_finite_receptive_field(rng, options):
     assert (chunked - whole).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("segment", [6000, 6001, 6003])
+def test_thesis_chunks_match_a_whole_pass_off_the_pooling_grid(rng, segment):
+    """Its two 2x max-pools see a 4-sample grid: chunks starting off it used to give
+    seams at -27 dB (segment_seconds 0.50005)."""
+    torch.manual_seed(0)
+    model = build_model("thesis").eval()
+    audio = torch.from_numpy(rng.standard_normal((1, 30000)).astype(np.float32)) * 0.1
+    with torch.no_grad():
+        whole = model(audio)
+    chunked = apply_model(model, audio, segment=segment, overlap=512)
+    assert (chunked - whole).abs().max().item() < 1e-5
+
+
 @pytest.mark.parametrize("rate", [44100, 48000, 96000])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_denoise_keeps_shape_and_alignment(rng, rate, channels):
@@ -174,6 +187,51 @@ def test_rates_no_snare_track_has_are_refused(tmp_path, rate):
     with pytest.raises(AudioError, match=f"sample rate {rate} Hz"):
         denoiser.denoise_file(src, tmp_path / "out.wav")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.wav"]
+
+
+@pytest.mark.parametrize("rate,message", [("48000", "must be a number"), (None, "must be a number"),
+                                          (44100.9, "not a whole number"),
+                                          (float("nan"), "outside"), (1e9, "outside")])
+def test_rates_that_are_not_whole_hz_are_refused_by_engine_and_gate(rate, message):
+    """A rate of 44100.9 used to be truncated silently; NaN or a string reached numpy."""
+    samples = np.random.default_rng(1).normal(0, 0.1, (1, 4800)).astype(np.float32)
+    with pytest.raises(AudioError, match=message):
+        Denoiser(build_model("identity"), "cpu").denoise(samples, rate)
+    with pytest.raises(AudioError, match=message):
+        apply_gate(samples, rate, GateConfig())
+
+
+def test_complex_samples_are_refused():
+    samples = np.full((1, 4800), 0.1 + 0.1j)
+    with pytest.raises(AudioError, match="complex"):
+        Denoiser(build_model("identity"), "cpu").denoise(samples, 48_000)
+    with pytest.raises(AudioError, match="complex"):
+        apply_gate(samples, 48_000, GateConfig())
+
+
+def test_one_dimensional_input_comes_back_one_dimensional(rng):
+    mono = bandlimited(rng, 1, 4800, 48_000)[0]
+    out = Denoiser(build_model("identity"), "cpu").denoise(mono, 48_000)
+    assert out.shape == mono.shape
+    np.testing.assert_allclose(out, mono, atol=1e-6)
+
+
+@pytest.mark.parametrize("changes", [{"peak_level": 0.0}, {"peak_level": float("nan")},
+                                     {"peak_level": 2.0}, {"block_seconds": float("nan")},
+                                     {"block_seconds": float("inf")},
+                                     {"block_margin_seconds": -1.0},
+                                     {"block_margin_seconds": float("nan")}])
+def test_levelling_and_streaming_settings_are_checked(changes):
+    """A peak level of 0 or NaN used to give all-NaN audio without a word."""
+    with pytest.raises(ParameterError):
+        InferenceConfig(**changes).validate()
+
+
+@pytest.mark.parametrize("gain", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_gain_that_cannot_level_is_refused(rng, gain):
+    samples = bandlimited(rng, 1, 4800, 48_000)
+    with pytest.raises(ParameterError, match="levelling gain"):
+        Denoiser(build_model("identity"), "cpu").denoise(samples, 48_000, gain=gain)
 
 
 def test_a_transposed_array_is_refused_not_run_as_thousands_of_channels():

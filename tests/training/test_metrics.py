@@ -61,6 +61,36 @@ def test_si_sdr_is_scale_invariant_and_batched(rng):
     np.testing.assert_allclose(batch, base, atol=1e-9)
 
 
+def test_si_sdr_cap_is_the_same_at_any_output_gain(rng):
+    """The +-120 dB cap follows the estimate's energy: a perfect copy reads 120 dB whether
+    the model outputs it at -80 dB or +40 dB (the floor used to follow the target, so a
+    quieter copy read lower: 40 dB at 1e-4)."""
+    s = rng.standard_normal(4000)
+    gains = np.array([1e-4, 0.01, 0.5, 1.0, 100.0])
+    np.testing.assert_allclose(metrics.si_sdr(gains[:, None] * s, s[None, :]), 120.0, atol=1e-6)
+
+
+def test_si_sdr_of_a_silent_estimate_is_the_floor_not_zero(rng):
+    """A model that outputs silence keeps none of the snare: -120 dB, never a 0-dB score
+    that would count as an improvement over a noisy input below 0 dB."""
+    s = rng.standard_normal(4000)
+    noisy = s + 3.0 * _orthogonal_noise(rng, s)
+    assert float(metrics.si_sdr(noisy, s)) < -5.0
+    assert float(metrics.si_sdr(np.zeros(4000), s)) == pytest.approx(-120.0)
+    assert float(metrics.si_sdr(np.full(4000, 0.7), s)) == pytest.approx(-120.0)  # DC only
+
+
+def test_metrics_refuse_empty_signals_and_onsets_without_a_position():
+    empty = np.zeros(0)
+    with pytest.raises(ParameterError, match="empty"):
+        metrics.bleed_reduction_db(empty, empty, empty, SR)
+    with pytest.raises(ParameterError, match="at least one sample"):
+        metrics.si_sdr(empty, empty)
+    clip = np.ones(SR)
+    with pytest.raises(ParameterError, match="'sample' or a 'time'"):
+        metrics.hit_level_error_db(clip, clip, SR, [{"instrument": "snare", "target": True}])
+
+
 def test_si_sdr_silent_target_is_nan(rng):
     assert math.isnan(float(metrics.si_sdr(rng.standard_normal(100), np.zeros(100))))
 
