@@ -147,14 +147,17 @@ def scan(handle: sf.SoundFile, keep: bool) -> tuple[float, np.ndarray | None]:
     return peak, (np.concatenate(kept, axis=1) if keep else None)
 
 
-def check_track(path: Path, need_sound: bool = True) -> None:
+def check_track(path: Path, need_sound: bool = True) -> int:
     """Refuse ``path`` for what processing it would refuse (unreadable, empty, an odd rate,
     NaN/inf, and with ``need_sound`` silence) without writing anything: a batch checks
-    every input this way before its first output, so a bad last file leaves no outputs."""
+    every input this way before its first output, so a bad last file leaves no outputs.
+    Returns the sample rate, for the checks that depend on it."""
     with open_track(path) as handle:
         peak, _ = scan(handle, keep=False)
+        rate = int(handle.samplerate)
     if need_sound:
         require_sound(peak, path)
+    return rate
 
 
 def require_sound(peak: float, path: str | os.PathLike) -> float:

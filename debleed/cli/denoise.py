@@ -46,8 +46,7 @@ def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None
         named = sorted(given) + (["sidechain"] if sidechain is not None else [])
         raise ParameterError(f"gate options ({', '.join(named)}) given with --no-gate")
     gate = gate_config(given) if use_gate or given or sidechain is not None else None
-    protect = (sidechain,) if sidechain is not None else ()
-    jobs = plan_outputs(inputs, output, ".debleed.wav", protect=protect)
+    jobs = plan_outputs(inputs, output, ".debleed.wav", sidechain, gate)
 
     from denoiser.engine import Denoiser, InferenceConfig  # torch loads only for this command
 

@@ -31,7 +31,7 @@ def gate(inputs: tuple[Path, ...], output: Path | None, sidechain: Path | None,
     detector filters, range, wet). Writes float32 WAV, same rate, channels and length."""
     config = gate_config(pop_gate_options(options))
     protect = (sidechain,) if sidechain is not None else ()
-    jobs = plan_outputs(inputs, output, ".gate.wav", protect=protect, need_sound=False)
+    jobs = plan_outputs(inputs, output, ".gate.wav", sidechain, config, need_sound=False)
     key = read_audio(sidechain) if sidechain is not None else None
     with progress("gate", total=len(jobs)) as update:
         for done, (src, dst) in enumerate(jobs, start=1):

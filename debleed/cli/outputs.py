@@ -7,25 +7,32 @@ that would write the same file, stop the command before anything is written.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from denoiser.audio import check_track, ensure_not_input
 from denoiser.errors import AudioError, ParameterError
 
+if TYPE_CHECKING:
+    from denoiser.gate import GateConfig
+
 
 def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
-                 protect: tuple[Path, ...] = (), need_sound: bool = True
-                 ) -> list[tuple[Path, Path]]:
+                 sidechain: Path | None = None, gate: "GateConfig | None" = None,
+                 need_sound: bool = True) -> list[tuple[Path, Path]]:
     """Pair each input with its output path.
 
     With several inputs each is read through first (``check_track``; ``need_sound``: a
-    silent one is refused too), so a bad last file leaves no outputs of the first ones; a
-    single input is checked by the command that reads it, before it writes.
+    silent one is refused too) and checked against what depends on its rate (the gate's
+    detector filters below its Nyquist, the ``sidechain`` at its rate), so a bad last file
+    leaves no outputs of the first ones; a single input is checked by the command that
+    reads it, before it writes.
 
     ``output`` is a ``.wav`` file for a single input, else a folder (made if missing): a
     name without an extension (``-o cleaned``) is a folder whatever the number of inputs,
     and any other extension is refused, since what is written is float32 WAV whatever
-    the name says. No output may be an input or one of ``protect`` (e.g. a sidechain file).
+    the name says. No output may be an input or the sidechain.
     """
+    protect = () if sidechain is None else (sidechain,)
     for src in (*inputs, *protect):
         if not src.is_file():
             raise AudioError(f"{src}: no such file")
@@ -47,6 +54,18 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
         seen[key] = src
         ensure_not_input(dst, (*inputs, *protect))
     if len(inputs) > 1:
-        for src in inputs:
-            check_track(src, need_sound)
+        _check_batch(inputs, sidechain, gate, need_sound)
     return list(zip(inputs, targets))
+
+
+def _check_batch(inputs: tuple[Path, ...], sidechain: Path | None, gate: "GateConfig | None",
+                 need_sound: bool) -> None:
+    from denoiser.gate import require_same_rate
+
+    key_rate = None if sidechain is None else check_track(sidechain, need_sound=False)
+    for src in inputs:
+        rate = check_track(src, need_sound)
+        if gate is not None:
+            gate.validate(rate)
+        if key_rate is not None:
+            require_same_rate(sidechain, key_rate, src, rate)

@@ -123,6 +123,16 @@ def test_a_bad_last_input_leaves_no_output_of_the_first(tmp_path, write_wav, dru
     refused(lambda: run(checkpoint, good, silent))
 
 
+@pytest.mark.parametrize("trouble", ["sidechain", "filter"])
+def test_an_input_at_another_rate_stops_the_batch_before_any_output(
+        tmp_path, write_wav, drum_track, checkpoint, refused, trouble):
+    first = write_wav(tmp_path / "a.wav", drum_track())
+    second = write_wav(tmp_path / "b.wav", drum_track(), rate=32_000)
+    extra = (["--sidechain", write_wav(tmp_path / "key.wav", drum_track())]
+             if trouble == "sidechain" else ["--lpf-hz", "20000"])
+    refused(lambda: run(checkpoint, first, second, *extra, "-o", tmp_path / "out"))
+
+
 def test_missing_input_is_refused(tmp_path, checkpoint, refused):
     result = refused(lambda: run(checkpoint, tmp_path / "missing.wav"))
     assert "missing.wav" in result.stderr

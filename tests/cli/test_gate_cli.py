@@ -59,6 +59,19 @@ def test_a_bad_last_input_leaves_no_output_of_the_first(tmp_path, write_wav, dru
     refused(lambda: run(good, bad_input))
 
 
+@pytest.mark.parametrize("trouble", ["sidechain", "filter"])
+def test_an_input_at_another_rate_stops_the_batch_before_any_output(tmp_path, write_wav,
+                                                                   drum_track, refused, trouble):
+    """The second input is at 32 kHz: the 48-kHz sidechain cannot key it, and a 20-kHz
+    detector low-pass is above its Nyquist; the first input's output used to be written."""
+    first = write_wav(tmp_path / "a.wav", drum_track())
+    second = write_wav(tmp_path / "b.wav", drum_track(), rate=32_000)
+    extra = (["--sidechain", write_wav(tmp_path / "key.wav", drum_track())]
+             if trouble == "sidechain" else ["--lpf-hz", "20000"])
+    result = refused(lambda: run(first, second, *extra, "-o", tmp_path / "out"))
+    assert "32000" in result.stderr or "16000" in result.stderr
+
+
 def test_an_output_name_without_extension_is_a_folder(tmp_path, write_wav, drum_track):
     """``-o cleaned`` with one input, as with several: ``cleaned/NAME.gate.wav``, not a
     WAV file called ``cleaned``; ``.WAV`` in capitals is a file."""
