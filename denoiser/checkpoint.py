@@ -77,7 +77,8 @@ def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) ->
     missing = [k for k in REQUIRED_KEYS if k not in package]
     if missing:
         raise ModelError(f"checkpoint lacks {', '.join(missing)}: not a debleed checkpoint")
-    if int(package["format_version"]) > FORMAT_VERSION:
+    _check_fields(package)
+    if package["format_version"] > FORMAT_VERSION:
         raise ModelError(
             f"checkpoint format {package['format_version']} is newer than this debleed "
             f"({__version__}, format {FORMAT_VERSION}): upgrade debleed")
@@ -107,6 +108,23 @@ def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) ->
         raise ModelError(f"checkpoint weights do not fit model {name}: "
                          f"{str(exc).splitlines()[0]}") from None
     return model
+
+
+def _check_fields(package: dict[str, Any]) -> None:
+    """Refuse a package whose fields have the wrong types, or whose weights are not finite
+    (a diverged run saved anyway would turn every output into NaN)."""
+    types = {"format_version": int, "model_name": str, "model_kwargs": dict, "state_dict": dict}
+    for key, kind in types.items():
+        value = package[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ModelError(f"checkpoint field {key} is a {type(value).__name__}, not a "
+                             f"{kind.__name__}: not a debleed checkpoint")
+    weights = package["state_dict"]
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise ModelError("checkpoint weights are not named tensors: not a debleed checkpoint")
+    broken = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise ModelError(f"checkpoint weights {broken[:3]} hold NaN/inf (a diverged run?)")
 
 
 def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:

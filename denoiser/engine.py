@@ -23,7 +23,7 @@ import torch
 from .audio import SILENT_PEAK, validate_rate, validate_samples
 from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
-from .errors import AudioError, ParameterError
+from .errors import AudioError, ModelError, ParameterError
 from .models import DenoiserModel
 from .pretrained import default_model_path
 
@@ -189,6 +189,9 @@ class Denoiser:
         overlap = int(round(self.config.overlap_seconds * self.sample_rate))
         result = apply_model(self.model, torch.from_numpy(at_model_rate), segment, overlap,
                              self.device, progress, self.config.precision).numpy()
+        if not np.isfinite(result).all():  # finite weights can still overflow
+            raise ModelError("the model's output holds NaN/inf: this checkpoint cannot "
+                             "process this audio")
         return (resample(result, self.sample_rate, sample_rate, length) / gain).reshape(shape)
 
     def denoise_file(self, src: str | os.PathLike, dst: str | os.PathLike, gate: Any = None,

@@ -9,6 +9,8 @@ import click
 
 from denoiser import __version__
 
+from .common import warnings_as_lines
+
 SUBCOMMANDS: dict[str, str] = {
     "demo": "debleed.cli.demo:demo",
     "denoise": "debleed.cli.denoise:denoise",
@@ -43,8 +45,10 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, lazy=SUBCOMMANDS)
 @click.version_option(__version__, prog_name="debleed")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Remove hi-hat, cymbal, kick and tom bleed from snare close-mic tracks."""
+    ctx.with_resource(warnings_as_lines())  # every command's warnings: one line each
 
 
 if __name__ == "__main__":

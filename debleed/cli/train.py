@@ -8,7 +8,7 @@ import json
 
 import click
 
-from .common import progress, user_errors, warnings_as_lines
+from .common import progress, user_errors
 
 
 def json_object(option: str, text: str | None) -> dict | None:
@@ -104,7 +104,7 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, g
     config = config_with(saved_config(run_dir) if resume else TrainConfig(), **overrides)
     if resume and data is None and not kits:  # the run's own data, as it was saved
         data, kits = config.data or None, config.kits
-    with warnings_as_lines(), progress("Training") as update:
+    with progress("Training") as update:
         best = run_training(config, run_dir, data, kits, resume, report=update)
     click.echo(f"best checkpoint: {best}")
     end_worker_process()

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from debleed.cli.main import cli
-from denoiser.checkpoint import save_checkpoint
+from denoiser.checkpoint import save_checkpoint, serialize
 from denoiser.models import build_model
 
 SR = 48_000
@@ -131,6 +131,18 @@ def test_an_input_at_another_rate_stops_the_batch_before_any_output(
     extra = (["--sidechain", write_wav(tmp_path / "key.wav", drum_track())]
              if trouble == "sidechain" else ["--lpf-hz", "20000"])
     refused(lambda: run(checkpoint, first, second, *extra, "-o", tmp_path / "out"))
+
+
+def test_a_checkpoint_warning_is_one_line(tmp_path, write_wav, drum_track):
+    package = serialize(build_model("bandmask-tiny"))
+    package["model_kwargs"]["from_the_future"] = 3
+    torch.save(package, tmp_path / "future.pt")
+    src = write_wav(tmp_path / "a.wav", drum_track())
+    result = run(tmp_path / "future.pt", src)
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if "from_the_future" in line]
+    assert warning == ["Warning: checkpoint: ignoring unknown bandmask arguments ['from_the_future']"]
+    assert "checkpoint.py" not in result.stderr
 
 
 def test_missing_input_is_refused(tmp_path, checkpoint, refused):

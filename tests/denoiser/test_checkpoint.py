@@ -38,6 +38,27 @@ def test_future_version_and_corrupt_files(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+@pytest.mark.parametrize("field,value", [("format_version", "2"), ("format_version", None),
+                                         ("format_version", True), ("model_kwargs", [1]),
+                                         ("model_kwargs", None), ("model_name", ["bandmask"]),
+                                         ("state_dict", [1, 2])])
+def test_fields_of_the_wrong_type_are_a_model_error(tmp_path, field, value):
+    package = serialize(build_model("bandmask-tiny"))
+    package[field] = value
+    torch.save(package, tmp_path / "odd.pt")
+    with pytest.raises(ModelError, match=f"{field}|named tensors"):
+        load_checkpoint(tmp_path / "odd.pt")
+
+
+def test_weights_that_are_not_finite_are_refused(tmp_path):
+    package = serialize(build_model("bandmask-tiny"))
+    name = next(k for k, v in package["state_dict"].items() if v.is_floating_point())
+    package["state_dict"][name] = torch.full_like(package["state_dict"][name], float("nan"))
+    torch.save(package, tmp_path / "diverged.pt")
+    with pytest.raises(ModelError, match=f"{name}.*NaN/inf"):
+        load_checkpoint(tmp_path / "diverged.pt")
+
+
 def test_unknown_kwargs_warn_but_load(tmp_path):
     package = serialize(build_model("bandmask-tiny"))
     package["model_kwargs"]["from_the_future"] = 3

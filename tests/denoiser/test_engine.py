@@ -11,7 +11,7 @@ from scipy import signal
 from denoiser.audio import read_audio
 from denoiser.chunking import plan_chunks
 from denoiser.engine import Denoiser, InferenceConfig, apply_model, pick_device
-from denoiser.errors import AudioError, ParameterError
+from denoiser.errors import AudioError, ModelError, ParameterError
 from denoiser.gate import GateConfig, apply_gate
 from denoiser.models import build_model
 
@@ -232,6 +232,24 @@ def test_a_gain_that_cannot_level_is_refused(rng, gain):
     samples = bandlimited(rng, 1, 4800, 48_000)
     with pytest.raises(ParameterError, match="levelling gain"):
         Denoiser(build_model("identity"), "cpu").denoise(samples, 48_000, gain=gain)
+
+
+def test_a_model_output_that_overflows_is_a_model_error(rng, tmp_path):
+    """Finite but absurd weights (a linear-output thesis net scaled by 1e30) overflow to
+    inf: an error, never a WAV of NaN."""
+    model = build_model("thesis-tiny").eval()
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.fill_(1e30)
+    denoiser = Denoiser(model, "cpu")
+    samples = bandlimited(rng, 1, 4800, 48_000)
+    with pytest.raises(ModelError, match="NaN/inf"):
+        denoiser.denoise(samples, 48_000)
+    src = tmp_path / "in.wav"
+    sf.write(src, samples.T, 48_000, subtype="FLOAT")
+    with pytest.raises(ModelError, match="NaN/inf"):
+        denoiser.denoise_file(src, tmp_path / "out.wav")
+    assert [p.name for p in tmp_path.iterdir()] == ["in.wav"]
 
 
 def test_a_transposed_array_is_refused_not_run_as_thousands_of_channels():
