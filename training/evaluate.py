@@ -17,6 +17,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,9 @@ def dataset_entries(data: Path, split: str) -> list[dict[str, Any]]:
 def check_clip(data: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
     """Read a clip's meta.json and check its WAV headers (mono, same rate and length).
 
-    Headers only, no samples: every clip is checked before anything is written, so a
-    broken dataset fails with one line and an empty report folder.
+    Headers only, no samples: every clip is checked before the long work starts, so a
+    broken dataset fails at once; a clip whose samples turn out bad (NaN) fails later,
+    and the report, written into a staging folder, is then not written at all.
     """
     folder = data / str(entry["id"])
     try:
@@ -194,27 +196,29 @@ def evaluate(checkpoint: str | Path, data: str | Path, config: EvaluateConfig = 
 
     clips: list[dict[str, Any]] = []
     pages: list[dict[str, Any]] = []
-    for index, entry in enumerate(entries):
-        noisy, clean, meta = load_clip(data, entry)
-        rate = int(meta["sample_rate"])
-        versions = {"noisy": noisy, "clean": clean,
-                    **process_clip(denoiser, config.gate, noisy, rate)}
-        scores = score_systems(versions, rate, meta.get("onsets", []))
-        clips.append({"id": entry["id"], "split": entry.get("split", ""), "systems": scores})
-        if out is not None:
-            links = _write_clip_files(out, entry["id"], versions, rate)
-            pages.append({"id": entry["id"], "metrics": scores, **links})
-        if progress is not None:
-            progress((index + 1) / len(entries), entry["id"])
+    with report.staged_report(out) if out is not None else nullcontext() as folder:
+        for index, entry in enumerate(entries):
+            noisy, clean, meta = load_clip(data, entry)
+            rate = int(meta["sample_rate"])
+            versions = {"noisy": noisy, "clean": clean,
+                        **process_clip(denoiser, config.gate, noisy, rate)}
+            scores = score_systems(versions, rate, meta.get("onsets", []))
+            clips.append({"id": entry["id"], "split": entry.get("split", ""), "systems": scores})
+            if folder is not None:
+                links = _write_clip_files(folder, entry["id"], versions, rate)
+                pages.append({"id": entry["id"], "metrics": scores, **links})
+            if progress is not None:
+                progress((index + 1) / len(entries), entry["id"])
 
-    table = {system: metrics.aggregate([c["systems"][system] for c in clips]) for system in SYSTEMS}
-    info = {"checkpoint": str(checkpoint), "data": str(data), "split": config.split,
-            "clips": len(clips), "model": denoiser.model.name,
-            "model_sample_rate": denoiser.sample_rate, "device": str(denoiser.device),
-            "gate": asdict(config.gate)}
-    result = Evaluation(clips, table, info)
-    if out is not None:
-        _write_report(out, result, pages)
+        table = {system: metrics.aggregate([c["systems"][system] for c in clips])
+                 for system in SYSTEMS}
+        info = {"checkpoint": str(checkpoint), "data": str(data), "split": config.split,
+                "clips": len(clips), "model": denoiser.model.name,
+                "model_sample_rate": denoiser.sample_rate, "device": str(denoiser.device),
+                "gate": asdict(config.gate)}
+        result = Evaluation(clips, table, info)
+        if folder is not None:
+            _write_report(folder, result, pages)
     return result
 
 

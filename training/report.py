@@ -11,7 +11,11 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +74,27 @@ def json_safe(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+@contextmanager
+def staged_report(out: Path) -> Iterator[Path]:
+    """A hidden folder beside ``out`` to write a report into. Its files replace those of the
+    same names in ``out`` only when the block ends, and it is removed if the block fails:
+    a report is whole or absent (a NaN in the last clip must not leave half a report),
+    while other files the user keeps in ``out`` stay."""
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield staging
+        out.mkdir(exist_ok=True)
+        for child in staging.iterdir():
+            target = out / child.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)  # an earlier report's clips/: none of them may linger
+            os.replace(child, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _cell(value: float | None, digits: int = 2) -> str:

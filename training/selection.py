@@ -11,6 +11,8 @@ so a verdict is reproducible from the command line.
 
 from __future__ import annotations
 
+import math
+
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +143,10 @@ def score_model(denoiser: Denoiser, tuning: Path | None = None, unseen: Path | N
 
 
 def no_worse(column: str, candidate: float, reference: float) -> bool:
+    """Undefined on both sides (no ghost notes in the set) is no worse; undefined on one
+    side only cannot be shown no worse."""
+    if math.isnan(candidate) or math.isnan(reference):
+        return math.isnan(candidate) and math.isnan(reference)
     return candidate >= reference if column in HIGHER_IS_BETTER else candidate <= reference
 
 

@@ -21,7 +21,8 @@ from .common import progress, user_errors
               help="Thesis-style baseline checkpoint [default: the shipped one].")
 @click.option("--clips", type=click.IntRange(min=1), default=None,
               help="Number of test clips [default: 40, quick: 6].")
-@click.option("--heldout-kit", "heldout_kits", multiple=True, type=click.Path(path_type=Path),
+@click.option("--heldout-kit", "heldout_kits", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Kit of the held-out set; repeatable [default: Millo_MultiLayered3 and "
                    "BJA_Pacific where installed].")
 @click.option("--heldout-clips", type=click.IntRange(min=0), default=None,

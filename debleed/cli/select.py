@@ -38,12 +38,14 @@ def select(candidates: tuple[str, ...], reference: str, tuning: Path | None, uns
     worse in ΔSI-SDR and hits, the unfamiliar-snare probe within 1 dB, at most 0.5 dB of
     ΔSI-SDR lost on the tuning clips. Sets not given are not judged.
     """
-    from denoiser.audio import check_output_folder, write_text_atomic
+    from denoiser.audio import check_output_folder, ensure_not_input, write_text_atomic
     from denoiser.engine import Denoiser
     from training.bench import BenchConfig, installed_heldout_kits
     from training.selection import judge, score_model, scores_markdown
 
     if json_path is not None:  # before the scoring, not after it
+        ensure_not_input(json_path, tuple(name for name in (reference, *candidates)
+                                          if name != "default"))
         check_output_folder(json_path.parent)
     kits = list(heldout_kits) or installed_heldout_kits(BenchConfig())
     kits = kits if heldout_clips else []

@@ -120,6 +120,15 @@ def test_bench_missing_kit_is_a_one_line_error(setup, tmp_path):
     assert "test kit not installed" in result.output and not (tmp_path / "o").exists()
 
 
+def test_bench_missing_heldout_kit_is_refused_not_skipped(setup, tmp_path):
+    """A mistyped --heldout-kit used to give a benchmark without its held-out rows."""
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--heldout-kit", str(tmp_path / "typo"),
+                                      "--out", str(tmp_path / "o"), "--model", str(setup["model"]),
+                                      "--baseline", str(setup["baseline"])])
+    assert result.exit_code == 2 and "typo' does not exist" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_oracle_gate_on_a_bleed_only_clip_closes(rng):
     rate = 16000
     noisy = 0.01 * rng.standard_normal(rate)  # about -40 dBFS of bleed, no snare at all

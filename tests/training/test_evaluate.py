@@ -8,6 +8,7 @@ import math
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -136,3 +137,32 @@ def test_evaluate_broken_clip_fails_before_writing(setup, tmp_path):
                                       "--split", "all", "--report", str(report)])
     assert result.exit_code == 1 and "unreadable clip" in result.output
     assert not report.exists()
+
+
+def test_a_nan_in_the_last_clip_leaves_no_report_and_keeps_an_earlier_one(setup, tmp_path):
+    """Bad samples are found only when the clip is processed: the report, staged beside
+    its folder, is then not written; an earlier report in that folder stays as it was,
+    and a later good run replaces its files."""
+    import shutil
+
+    import soundfile as sf
+
+    report = tmp_path / "report"
+    args = ["evaluate", str(setup["checkpoint"]), str(setup["data"]), "--split", "all",
+            "--report", str(report)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    (report / "notes.txt").write_text("mine")
+    before = _snapshot(report)
+    data = shutil.copytree(setup["data"], tmp_path / "data")
+    last = sorted(p for p in data.iterdir() if p.is_dir())[-1]
+    noisy, rate = sf.read(last / "noisy.wav", dtype="float32")
+    noisy[100] = np.nan
+    sf.write(last / "noisy.wav", noisy, rate, subtype="FLOAT")
+    args[2] = str(data)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "NaN" in result.output
+    assert _snapshot(report) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]  # no staging left
+    args[2] = str(setup["data"])
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert (report / "notes.txt").read_text() == "mine" and (report / "index.html").is_file()

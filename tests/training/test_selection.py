@@ -41,6 +41,24 @@ def test_one_heldout_column_a_tenth_of_a_db_worse_fails():
     assert all(v.passed for v in others)
 
 
+def test_a_column_undefined_on_both_sides_is_no_worse_and_on_one_side_fails():
+    """A set without ghost notes has no ghost error for either model: a candidate equal
+    to the reference used to fail on 'nan vs nan'."""
+    no_ghosts = {**PAIR, "ghost_level_error_db": float("nan")}
+    assert all(v.passed for v in judge(scores(heldout=no_ghosts), scores(heldout=no_ghosts)))
+    heldout, *_ = judge(scores(heldout=no_ghosts), scores())
+    assert not heldout.passed and "ghost_level_error_db nan vs 2.39" in heldout.detail
+
+
+def test_select_refuses_to_write_its_json_over_a_candidate(tmp_path: Path):
+    candidate = save_checkpoint(tmp_path / "cand.pt", build_model("bandmask-tiny"))
+    before = candidate.read_bytes()
+    result = CliRunner().invoke(cli, ["select", str(candidate), "--heldout-clips", "0",
+                                      "--json", str(candidate), "--device", "cpu"])
+    assert result.exit_code == 1 and "refusing to overwrite an input file" in result.output
+    assert candidate.read_bytes() == before
+
+
 def test_unseen_snares_guard_only_snare_and_hit_columns():
     more_bleed = {**UNSEEN, "bleed_reduction_db": 15.0, "tom_kick_leakage_db": -20.0}
     assert judge(scores(unseen=more_bleed), scores())[1].passed
