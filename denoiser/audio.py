@@ -15,6 +15,8 @@ import errno
 import numbers
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,8 @@ _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 # cut it short. Larger outputs are RF64 (EBU Tech 3306), the 64-bit WAV that REAPER reads.
 WAV_LIMIT_BYTES = 2**32 - 1 - 4096  # room for the header's chunks
 SUBTYPE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+_UMASK = os.umask(0o022)  # read once (the call sets it), then put back
+os.umask(_UMASK)
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,31 @@ def check_output_folder(folder: str | os.PathLike) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
+def plain_permissions(path: Path) -> None:
+    """Give ``path`` the permissions ``open`` or ``mkdir`` would (the umask's), not the
+    owner-only ones of ``mkstemp``/``mkdtemp``: an output is renamed into place and must
+    be as readable as any file the user makes."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
+@contextmanager
+def atomic_output(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside ``path`` that becomes ``path`` when the block ends and is
+    removed if it fails, so nobody ever reads half a file. It gets the permissions a plain
+    ``open`` would give, not ``mkstemp``'s owner-only ones."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        plain_permissions(tmp)
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_audio(
     path: str | os.PathLike,
     samples: np.ndarray,
@@ -221,34 +250,20 @@ def write_audio(
     """
     path = ensure_not_input(path, protect)
     data = validate_samples(samples, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.wav", dir=path.parent)
-    os.close(fd)
-    try:
-        container = wav_container(data.shape[1], data.shape[0], subtype)
-        with sf.SoundFile(tmp_name, "w", int(sample_rate), data.shape[0], subtype,
-                          format=container) as handle:
-            # libsndfile stamps float WAVs with a PEAK chunk holding the write time; drop
-            # it so the same samples always give the same bytes (reproducible datasets).
-            sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
-            handle.write(data.T)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    container = wav_container(data.shape[1], data.shape[0], subtype)
+    with atomic_output(path, ".tmp.wav") as tmp, \
+            sf.SoundFile(tmp, "w", int(sample_rate), data.shape[0], subtype,
+                         format=container) as handle:
+        # libsndfile stamps float WAVs with a PEAK chunk holding the write time; drop it
+        # so the same samples always give the same bytes (reproducible datasets).
+        sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+        handle.write(data.T)
     return path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write a text file (JSON, Markdown, HTML) atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path

@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import io
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .audio import atomic_output
 from .errors import ModelError
 from .models import MODELS, DenoiserModel
 from .models.base import constructor_kwargs
@@ -53,17 +53,10 @@ def save_checkpoint(path: str | os.PathLike, model: DenoiserModel,
                     training_config: dict | None = None, extra: dict | None = None) -> Path:
     """Write atomically: a crash mid-save leaves the previous checkpoint intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(serialize(model, training_config, extra), buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
     return path
 
 

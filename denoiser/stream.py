@@ -11,8 +11,6 @@ A sidechain file for the pre-gate is streamed beside the input, block for block.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import ensure_not_input, open_track, require_sound, scan, wav_container
+from .audio import atomic_output, ensure_not_input, open_track, require_sound, scan, wav_container
 from .chunking import plan_chunks
 from .errors import ParameterError
 
@@ -79,31 +77,24 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                              overlap=int(0.05 * rate),
                              context=int(config.block_margin_seconds * rate),
                              align=denoiser.alignment(rate))
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".tmp.wav", dir=dst.parent)
-        os.close(fd)
-        try:
-            with sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, subtype="FLOAT",
-                              format=wav_container(frames, channels)) as out:
-                tail = np.zeros((channels, 0), dtype=np.float32)
-                for index, block in enumerate(blocks):
-                    handle.seek(block.in_start)
-                    audio = handle.read(block.in_stop - block.in_start, dtype="float32",
-                                        always_2d=True).T
-                    if gate is not None:
-                        detector = (None if key is None
-                                    else read_range(key, block.in_start, block.in_stop))
-                        audio = apply_gate(audio, rate, gate, sidechain=detector)
-                    result = denoiser.denoise(audio, rate, gain=gain)[:, block.crop]
-                    result = result * block.weights()
-                    result[:, : tail.shape[1]] += tail
-                    keep = result.shape[1] - block.fade_out
-                    out.write(result[:, :keep].T)
-                    tail = result[:, keep:]
-                    if progress is not None:
-                        progress((index + 1) / len(blocks))
-            os.replace(tmp, dst)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(dst, ".tmp.wav") as tmp, \
+                sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, subtype="FLOAT",
+                             format=wav_container(frames, channels)) as out:
+            tail = np.zeros((channels, 0), dtype=np.float32)
+            for index, block in enumerate(blocks):
+                handle.seek(block.in_start)
+                audio = handle.read(block.in_stop - block.in_start, dtype="float32",
+                                    always_2d=True).T
+                if gate is not None:
+                    detector = (None if key is None
+                                else read_range(key, block.in_start, block.in_stop))
+                    audio = apply_gate(audio, rate, gate, sidechain=detector)
+                result = denoiser.denoise(audio, rate, gain=gain)[:, block.crop]
+                result = result * block.weights()
+                result[:, : tail.shape[1]] += tail
+                keep = result.shape[1] - block.fade_out
+                out.write(result[:, :keep].T)
+                tail = result[:, keep:]
+                if progress is not None:
+                    progress((index + 1) / len(blocks))
     return dst

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from denoiser.audio import write_text_atomic
+from denoiser.audio import plain_permissions, write_text_atomic
 
 from .errors import DatasetError
 
@@ -48,6 +48,7 @@ def staged_output(out: Path) -> Iterator[Path]:
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     try:
+        plain_permissions(staging)
         yield staging
         os.replace(staging, out)  # an empty ``out`` is replaced too (rename(2))
     except BaseException:

@@ -1,14 +1,20 @@
-"""Audio files past RIFF's 4 GiB are written as RF64, so long tracks are not cut short."""
+"""How outputs land on disk: RF64 past RIFF's 4 GiB (long tracks are not cut short), and
+with the permissions the umask gives."""
 
 from __future__ import annotations
 
+import stat
+
 import numpy as np
+import pytest
 import soundfile as sf
 
 from denoiser import audio
 from denoiser.audio import wav_container, write_audio
+from denoiser.checkpoint import save_checkpoint
 from denoiser.engine import Denoiser
 from denoiser.models import build_model
+from training.manifest import staged_output
 
 
 def test_the_container_follows_the_size():
@@ -35,3 +41,17 @@ def test_past_the_limit_the_files_are_rf64_and_read_back_whole(tmp_path, monkeyp
     out, rate = sf.read(streamed, dtype="float32", always_2d=True)
     assert rate == 48_000 and out.shape == (9_000, 2)
     np.testing.assert_allclose(out.T, samples, atol=1e-5)
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path, monkeypatch, rng, umask, mode):
+    """Outputs are renamed into place from a ``mkstemp`` file, which is owner-only (600)
+    whatever the umask: a shared studio folder got files the others could not read."""
+    monkeypatch.setattr(audio, "_UMASK", umask)
+    written = [audio.write_audio(tmp_path / "a.wav", rng.normal(0, 0.1, (1, 100)), 48_000),
+               audio.write_text_atomic(tmp_path / "a.json", "{}"),
+               save_checkpoint(tmp_path / "m.pt", build_model("identity"))]
+    assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [mode] * 3
+    with staged_output(tmp_path / "dataset") as folder:
+        (folder / "x").write_text("x")
+    assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == mode | (0o111 & ~umask)
