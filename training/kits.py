@@ -297,7 +297,14 @@ def _load_hydrogen(xml_path: Path) -> Kit:
 def _load_folder(folder: Path) -> Kit:
     """A folder of one-shots named by instrument: ``snare_soft.wav``, ``snare-2.wav``,
     ``kick.flac``... or subfolders named by instrument holding its layers. Layers of one
-    instrument are ordered by peak level and share the velocity range evenly."""
+    instrument are ordered by peak level and share the velocity range evenly.
+
+    A folder of Hydrogen kits is refused: read as one-shots, each whole kit would become
+    one instrument, cymbals and all, and could land in the clean snare target."""
+    kits = sorted(path.name for path in folder.iterdir() if (path / "drumkit.xml").is_file())
+    if kits:
+        raise KitError(f"{folder}: holds Hydrogen kits ({', '.join(kits)}), not one-shots; "
+                       "pass each kit folder on its own (one --kit per kit)")
     groups: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
         if path.is_dir():

@@ -24,9 +24,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from denoiser.audio import read_audio
 
 from .errors import DatasetError
-from .kits import AUDIO_SUFFIXES
+from .kits import AUDIO_SUFFIXES, SILENCE_PEAK
 from .manifest import assign_splits, staged_output, write_manifest
-from .synth import Clip, write_clip
+from .synth import Clip, check_clip_seconds, write_clip
 
 SESSION_RATE = 48000
 
@@ -47,11 +47,14 @@ class SessionConfig:
 
 @dataclass
 class SessionPlan:
-    """The takes found and the clips to cut: (clean take index, start sample)."""
+    """The takes found, the clips to cut: (clean take index, start sample), and the clean
+    and bleed folders the takes were found in (a dataset written inside one would be read
+    as takes by the next run)."""
 
     clean: list[Path]
     bleed: list[Path]
     jobs: list[tuple[int, int]]
+    folders: tuple[Path, Path]
 
 
 def _audio_files(folder: Path, what: str) -> list[Path]:
@@ -63,9 +66,15 @@ def _audio_files(folder: Path, what: str) -> list[Path]:
 
 @lru_cache(maxsize=8)
 def load_take(path: str, sample_rate: int = SESSION_RATE) -> np.ndarray:
-    """A take as mono float32 at ``sample_rate`` (channels averaged, soxr resampling)."""
+    """A take as mono float32 at ``sample_rate`` (channels averaged, soxr resampling).
+
+    A take that is silent once mixed to mono (a muted export, or stereo channels in
+    antiphase that cancel) is refused: as a clean take it makes all-zero targets, as a
+    bleed take clips without bleed, and neither teaches the model anything."""
     audio = read_audio(path)
     mono = audio.samples.mean(axis=0)
+    if not np.max(np.abs(mono)) > SILENCE_PEAK:
+        raise DatasetError(f"{path}: take is silent after mixing its channels to mono")
     if audio.sample_rate != sample_rate:
         mono = soxr.resample(mono, audio.sample_rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
@@ -74,6 +83,7 @@ def load_take(path: str, sample_rate: int = SESSION_RATE) -> np.ndarray:
 def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
                  config: SessionConfig = SessionConfig()) -> SessionPlan:
     """List the takes and cut the clean ones into clip-long excerpts (reads headers only)."""
+    check_clip_seconds(config.clip_seconds)
     clean, bleed = _audio_files(Path(clean_dir), "clean"), _audio_files(Path(bleed_dir), "bleed")
     clip = int(round(config.clip_seconds * config.sample_rate))
     jobs = []
@@ -90,7 +100,7 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
     if not jobs:
         raise DatasetError(f"{clean_dir}: no clean take is as long as one "
                            f"{config.clip_seconds} s clip")
-    return SessionPlan(clean, bleed, jobs)
+    return SessionPlan(clean, bleed, jobs, (Path(clean_dir), Path(bleed_dir)))
 
 
 def detect_onsets(samples: np.ndarray, sample_rate: int, rise_db: float = 12.0,
@@ -163,11 +173,21 @@ def make_session_clip(plan: SessionPlan, job: int, seed: int, config: SessionCon
 def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
                           config: SessionConfig = SessionConfig(), valid_fraction: float = 0.2,
                           progress: Callable[[float, str], None] | None = None) -> Path:
-    """Write every planned clip and the manifest (same clip format as synthetic data)."""
+    """Write every planned clip and the manifest (same clip format as synthetic data).
+
+    Every take is read (and checked) before anything is written, so a silent or broken
+    take late in the list costs a one-line error, not a long build thrown away."""
     out = Path(out)
-    for take in plan.clean + plan.bleed:
-        if out.resolve() in take.resolve().parents:
+    target = out.resolve()
+    for folder in plan.folders:
+        source = folder.resolve()
+        if target in source.parents:
             raise DatasetError(f"{out}: the output folder may not contain the input takes")
+        if source == target or source in target.parents:
+            raise DatasetError(f"{out}: the output folder may not lie in the input folder "
+                               f"{folder}: the next run would read its clips as takes")
+    for take in plan.clean + plan.bleed:
+        load_take(str(take), config.sample_rate)
     splits = assign_splits(len(plan.jobs), seed, valid_fraction)
     width = max(5, len(str(len(plan.jobs) - 1)))
     rows = []

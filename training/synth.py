@@ -12,6 +12,7 @@ few tens of milliseconds.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import shutil
 from collections.abc import Callable, Sequence
@@ -323,9 +324,23 @@ CLIP_WAVS = ("noisy", "clean", "bleed")
 META_BYTES = 16_384  # a clip's meta.json with a busy groove's onsets, rounded up
 
 
+CLIP_SECONDS = (0.5, 600.0)  # shortest and longest clip of any dataset, synthetic or session
+
+
+def check_clip_seconds(seconds: float) -> None:
+    """Refuse a clip length outside ``CLIP_SECONDS`` (NaN included): shorter clips hold
+    hardly a hit and turn a session into thousands of tiny files, longer ones are a typo."""
+    low, high = CLIP_SECONDS
+    if not low <= seconds <= high:
+        raise DatasetError(f"--clip-seconds must be between {low:g} and {high:g}, got {seconds}")
+
+
 def clip_count(hours: float, clip_seconds: float) -> int:
     """How many clips ``hours`` of audio is (at least one)."""
-    return max(1, int(round(hours * 3600 / clip_seconds)))
+    clips = hours * 3600 / clip_seconds
+    if not math.isfinite(clips):  # 1e306 hours overflows the count; no disk holds it anyway
+        raise DatasetError(f"--hours {hours:g} is more audio than any disk holds")
+    return max(1, int(round(clips)))
 
 
 def check_disk_space(out: Path, clips: int, config: SynthConfig) -> None:
@@ -386,10 +401,11 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     performances.
     """
     out = Path(out)
-    if hours <= 0:
-        raise DatasetError(f"--hours must be positive, got {hours}")
+    if not 0 < hours < math.inf:
+        raise DatasetError(f"--hours must be a positive finite number, got {hours}")
     if split not in (None, "test"):
         raise DatasetError(f"split must be 'test' or automatic, got {split!r}")
+    check_clip_seconds(config.clip_seconds)
     kits = [load_kit(path) for path in kit_paths]
     if not kits:
         raise DatasetError("give at least one --kit")

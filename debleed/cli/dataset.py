@@ -20,8 +20,9 @@ def dataset() -> None:
               help="Hydrogen kit folder (drumkit.xml) or folder of one-shots; repeatable.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="New (or empty) dataset folder.")
-@click.option("--hours", required=True, type=float, help="Total audio to render.")
-@click.option("--seed", required=True, type=int, help="Same seed, same bytes.")
+@click.option("--hours", required=True, type=FiniteRange(min=0.0, min_open=True),
+              help="Total audio to render.")
+@click.option("--seed", required=True, type=click.IntRange(min=0), help="Same seed, same bytes.")
 @click.option("--clip-seconds", default=10.0, show_default=True, type=float)
 @click.option("--valid-fraction", default=0.2, show_default=True, type=float,
               help="Share of clips in the validation split.")
@@ -46,18 +47,16 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
           wide_pitch_probability: float | None, procedural_snare_probability: float | None,
           as_recorded: bool) -> None:
     """Render synthetic snare close-mic clips (noisy = clean snare + bleed) from kits."""
-    from training.errors import DatasetError
-    from training.synth import SynthConfig, clip_count, render_dataset
+    from training.synth import SynthConfig, check_clip_seconds, clip_count, render_dataset
 
-    if not 0.5 <= clip_seconds <= 600:
-        raise DatasetError(f"--clip-seconds must be between 0.5 and 600, got {clip_seconds}")
+    check_clip_seconds(clip_seconds)  # before clip_count divides by it
     given = {"wide_pitch_probability": wide_pitch_probability,
              "procedural_snare_probability": procedural_snare_probability}
     config = SynthConfig(clip_seconds=clip_seconds,
                          **{name: value for name, value in given.items() if value is not None})
     if as_recorded:
         config = config.as_recorded()
-    total = clip_count(hours, clip_seconds) if hours > 0 else 1
+    total = clip_count(hours, clip_seconds)
     with warnings_after(), progress("Rendering clips", total=total) as update:
         root = render_dataset(kits, out, hours, seed, config, valid_fraction=valid_fraction,
                               split=split, jobs=jobs, progress=update, midi=midi)
@@ -72,9 +71,9 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of bleed-only takes (snare mic with the snare silent).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--clip-seconds", default=10.0, show_default=True, type=float)
-@click.option("--clips-per-take", default=None, type=int,
+@click.option("--clips-per-take", default=None, type=click.IntRange(min=1),
               help="Clips per clean take (default: as many as its length allows).")
 @click.option("--valid-fraction", default=0.2, show_default=True, type=float)
 @user_errors

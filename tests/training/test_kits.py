@@ -87,6 +87,20 @@ def test_folder_of_one_shots_flac_and_aiff(tmp_path):
     assert by_name["kick"].category == "kick" and by_name["hihat"].category == "hihat_closed"
 
 
+def test_folder_of_hydrogen_kits_is_refused(tmp_path):
+    """A folder holding kits (Hydrogen's drumkits/ folder) read as one-shots would make each
+    whole kit one instrument, cymbals in the snare target: refused, naming the kits."""
+    parent = tmp_path / "drumkits"
+    write_synthetic_kit(parent / "KitB", velocities=(1.0,), seed=2)
+    write_synthetic_kit(parent / "KitA", velocities=(1.0,), seed=1)
+    with pytest.raises(KitError, match=r"holds Hydrogen kits \(KitA, KitB\).*one --kit per kit"):
+        load_kit(parent)
+    sf.write(parent / "snare.wav", one_shot("snare", 190, 0.16, 0.5, 1.0), 48000)
+    with pytest.raises(KitError, match="holds Hydrogen kits"):  # one-shots beside a kit too
+        load_kit(parent)
+    assert load_kit(parent / "KitA").name == "debleed synthetic kit"
+
+
 def test_old_style_drumkit_xml(tmp_path):
     folder = tmp_path / "old"
     folder.mkdir()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from training.manifest import read_manifest
 from training.oneshots import one_shot
 from training.session import (SessionConfig, build_session_dataset, detect_onsets,
                               make_session_clip, plan_session)
+from training.synth import CLIP_SECONDS, Clip, write_clip
 
 
 def snare_take(seconds: float, rate: int, hits: list[float]) -> np.ndarray:
@@ -83,9 +86,9 @@ def test_session_errors(tmp_path, session_dirs):
         build_session_dataset(plan, clean_dir.parent, seed=0)
 
 
-def test_a_take_that_fails_midway_leaves_no_dataset(tmp_path, session_dirs):
-    """The last clean take holds a NaN: the other takes' clips were already written, yet
-    neither the dataset folder nor its hidden staging folder remains."""
+def test_a_broken_take_is_refused_before_anything_is_written(tmp_path, session_dirs):
+    """The last clean take holds a NaN: every take is read before the first clip is
+    written, so the error comes before any work, and no output or staging folder exists."""
     clean_dir, bleed_dir = session_dirs
     broken = snare_take(1.2, 48000, [0.2, 0.7])
     broken[1000] = np.nan
@@ -95,5 +98,71 @@ def test_a_take_that_fails_midway_leaves_no_dataset(tmp_path, session_dirs):
     out = tmp_path / "data" / "session"
     with pytest.raises(AudioError, match="NaN"):
         build_session_dataset(plan, out, seed=0, config=config)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_clip_that_fails_midway_leaves_no_dataset(tmp_path, session_dirs, monkeypatch):
+    """The disk fills at the third clip: the first two were already written, yet neither
+    the dataset folder nor its hidden staging folder remains."""
+    clean_dir, bleed_dir = session_dirs
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean_dir, bleed_dir, config)
+    written = []
+
+    def write_or_fail(clip: Clip, folder: Path) -> None:
+        if len(written) == 2:
+            raise OSError(28, "No space left on device")
+        written.append(write_clip(clip, folder))
+
+    monkeypatch.setattr("training.session.write_clip", write_or_fail)
+    out = tmp_path / "data" / "session"
+    with pytest.raises(OSError, match="No space"):
+        build_session_dataset(plan, out, seed=0, config=config)
+    assert len(written) == 2
     assert not out.exists()
     assert list((tmp_path / "data").iterdir()) == []
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.001, CLIP_SECONDS[0] - 0.01, 601.0, float("nan")])
+def test_clip_length_has_the_synthetic_datasets_limits(session_dirs, seconds):
+    """A 1 ms clip would cut a take into thousands of 48-sample clips; 0 and NaN would
+    divide by zero or fail to convert: all are refused like ``dataset synth`` refuses them."""
+    clean_dir, bleed_dir = session_dirs
+    with pytest.raises(DatasetError, match="--clip-seconds must be between 0.5 and 600"):
+        plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=seconds))
+    plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=CLIP_SECONDS[0]))
+    assert len(plan.jobs) == 5 + 2  # 2.5 s and 1.2 s takes in 0.5 s clips
+
+
+@pytest.mark.parametrize("inside", ["clean", "clean/ds", "bleed/sub/ds"])
+def test_output_folder_inside_an_input_folder_is_refused(tmp_path, session_dirs, inside):
+    """The next run would read the dataset's noisy/clean/bleed.wav as takes."""
+    clean_dir, bleed_dir = session_dirs
+    plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=1.0))
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(DatasetError, match="may not lie in the input folder"):
+        build_session_dataset(plan, tmp_path / inside, seed=0)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def antiphase(take: np.ndarray) -> np.ndarray:
+    return np.stack([take, -take], axis=1)
+
+
+@pytest.mark.parametrize("folder, make", [
+    ("clean", lambda: np.zeros(2 * 48000, np.float32)),
+    ("clean", lambda: antiphase(snare_take(2.0, 48000, [0.2, 0.7]))),
+    ("bleed", lambda: np.zeros((48000, 2), np.float32)),
+])
+def test_a_take_silent_in_mono_is_refused(tmp_path, session_dirs, folder, make):
+    """A silent clean take (or stereo channels that cancel when averaged) would make
+    all-zero targets; a silent bleed take clips without bleed. Both are refused by name
+    before anything is written."""
+    clean_dir, bleed_dir = session_dirs
+    silent = tmp_path / folder / "silent.wav"
+    sf.write(silent, make(), 48000, subtype="FLOAT")
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean_dir, bleed_dir, config)
+    with pytest.raises(DatasetError, match=re.escape(f"{silent}: take is silent")):
+        build_session_dataset(plan, tmp_path / "out", seed=0, config=config)
+    assert not (tmp_path / "out").exists()

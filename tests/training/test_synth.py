@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from training.errors import DatasetError
 from training.grooves import GHOST_MAX_VELOCITY, GrooveConfig, STYLES, generate_groove
 from training.session import detect_onsets
 from training.snaremic import bleed_path, pitch_shift
-from training.synth import SynthConfig, clip_seed, render_clip, write_clip
+from training.synth import (SynthConfig, clip_count, clip_seed, render_clip, render_dataset,
+                            write_clip)
 
 RATE = 48000
 SHORT = SynthConfig(clip_seconds=2.0, preroll_seconds=1.0)
@@ -259,3 +261,23 @@ def test_a_short_decay_range_shortens_the_snare(synthetic_kit):
         short, long = render_clip(synthetic_kit, seed, tight), render_clip(synthetic_kit, seed, loose)
         fill = [np.sum(c.clean**2) / np.max(np.abs(c.clean)) ** 2 for c in (short, long)]
         assert fill[0] < 0.5 * fill[1]
+
+
+@pytest.mark.parametrize("hours, config, message", [
+    (float("nan"), SHORT, "--hours must be a positive finite number"),
+    (float("inf"), SHORT, "--hours must be a positive finite number"),
+    (0.001, replace(SHORT, clip_seconds=0.1), "--clip-seconds must be between 0.5 and 600"),
+    (0.001, replace(SHORT, clip_seconds=float("nan")), "--clip-seconds must be between"),
+])
+def test_render_dataset_refuses_absurd_sizes(synthetic_kit_dir, tmp_path, hours, config, message):
+    """NaN or infinite hours used to crash converting the clip count; clips shorter than
+    the CLI's minimum were rendered when the library was called directly."""
+    with pytest.raises(DatasetError, match=message):
+        render_dataset([synthetic_kit_dir], tmp_path / "out", hours, seed=0, config=config)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_clip_count_of_more_hours_than_a_float_holds_is_an_error():
+    assert clip_count(5 / 3600, 1.0) == 5
+    with pytest.raises(DatasetError, match="more audio than any disk holds"):
+        clip_count(1e306, 1.0)
