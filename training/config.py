@@ -18,6 +18,13 @@ VALIDATION_FIELDS = ("loss", "loss_options", "synth", "valid_clips", "seed", "da
 # float16 would also need a gradient scaler; bfloat16 has float32's range and needs none.
 TRAIN_PRECISIONS = ("float32", "bfloat16")
 
+# The shortest training segment: the centred STFTs of the default losses (windows up to
+# 2048 samples) and of the models reflect half a window at each end, which needs more
+# samples than that even at the thesis model's 20 kHz.
+MIN_SEGMENT_SECONDS = 0.1
+# Seeds are offset (validation, guard, rank) and must stay within torch's 64-bit seed.
+SEED_LIMIT = 2**63
+
 
 @dataclass
 class TrainConfig:
@@ -74,12 +81,29 @@ class TrainConfig:
     kits: list[str] = field(default_factory=list)
 
     def validate(self) -> "TrainConfig":
+        for spec in fields(self):  # NaN passes every comparison below, inf most of them
+            value = getattr(self, spec.name)
+            if spec.type == "float" and not math.isfinite(value):
+                raise ParameterError(f"train: {spec.name} = {value}: must be a finite number")
         positive = ("lr", "batch_size", "segment_seconds", "steps_per_epoch", "epochs")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ParameterError(f"train: {name} must be > 0")
         if self.grad_clip < 0 or self.num_workers < 0 or self.valid_clips < 1:
             raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
+        non_negative = ("weight_decay", "gain_jitter_db", "max_minutes", "threads",
+                        "plateau_patience", "early_stop_patience")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ParameterError(f"train: {name} = {getattr(self, name)}: must be >= 0")
+        if self.segment_seconds < MIN_SEGMENT_SECONDS:
+            raise ParameterError(f"train: segment_seconds = {self.segment_seconds}: must be at "
+                                 f"least {MIN_SEGMENT_SECONDS} s, the losses' longest window")
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise ParameterError(f"train: seed = {self.seed}: must be in [0, 2**63)")
+        if not 0 < self.plateau_factor < 1:
+            raise ParameterError(f"train: plateau_factor = {self.plateau_factor}: must be in "
+                                 "(0, 1), the factor that lowers the learning rate")
         if not 0 <= self.ema_decay < 1:
             raise ParameterError(f"train: ema_decay = {self.ema_decay}: must be in [0, 1)")
         for name in ("guard_weight", "guard_high_band", "guard_ducking"):

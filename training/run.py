@@ -27,7 +27,8 @@ from denoiser.pretrained import default_model_path
 
 from .config import TrainConfig
 from .dataset import ClipFolder, SynthStream
-from .distributed import World, init_world, shutdown, wait_for_all
+from .distributed import World, broadcast_flag, init_world, shutdown, wait_for_all
+from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import CombinedLoss
 from .model_card import write_model_card
@@ -164,6 +165,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     if earlier and not resume:  # hours of training must not go to a forgotten --resume
         raise ParameterError(f"{run_dir}: holds a run already ({', '.join(earlier)}); continue "
                              "it with --resume or train into another folder")
+    if resume:  # before anything is built or written: last.pt's weights fit no other network
+        check_same_network(config, run_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
@@ -175,9 +178,6 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         model = initial_model(config)
         loader, valid, data_info = (folder_data(Path(data), config, world) if data is not None
                                     else synth_data(kits, config, world))
-        if world.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
         loss = CombinedLoss(config.loss, config.loss_options)
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
         guard = (None if guard_loader is None  # the teacher: the model as it starts
@@ -196,9 +196,17 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
             if guard_loader is not None:
                 seek(guard_loader, trainer.epoch * config.steps_per_epoch,
                      config.guard_batch_size)
+        if world.is_main:  # only now: a refused start leaves the run folder as it was
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
         history = trainer.fit(extra={"data": data_info})
         best = run_dir / "best.pt"
-        if world.is_main and best.is_file():
+        # Never name a best.pt that is not there (a resume with no epochs left of a run that
+        # saved none); on every rank, or the others would wait for rank 0 at the barrier.
+        if broadcast_flag(world.is_main and not best.is_file(), world):
+            raise TrainingError(f"{best}: no epoch of this run was saved as the best; "
+                                "train it for more --epochs")
+        if world.is_main:
             write_history(run_dir, history)
             _, info = load_checkpoint(best)
             write_model_card(run_dir / "MODEL_CARD.md", name=run_dir.name, info=info,
@@ -216,6 +224,25 @@ def last_state(run_dir: str | Path) -> Path:
     if not last.is_file():
         raise ParameterError(f"{last}: nothing to resume")
     return last
+
+
+def check_same_network(config: TrainConfig, run_dir: str | Path) -> None:
+    """Refuse to resume a run with another ``model`` or ``model_kwargs`` than it was trained
+    with, naming those: its weights would not load (or, same-shaped, would load into a
+    network the run never trained)."""
+    saved = saved_config(run_dir)
+    trained = (saved.model, as_saved(saved.model_kwargs))
+    if (config.model, as_saved(config.model_kwargs)) != trained:
+        raise ParameterError(
+            f"{run_dir}: the run was trained with --model {saved.model} --model-kwargs "
+            f"'{json.dumps(saved.model_kwargs)}', not --model {config.model} --model-kwargs "
+            f"'{json.dumps(config.model_kwargs)}'; resume it with the same ones, or leave "
+            "them out")
+
+
+def as_saved(value: Any) -> Any:
+    """``value`` as a checkpoint holds it (tuples become lists), for comparing with one."""
+    return json.loads(json.dumps(value))
 
 
 def saved_config(run_dir: str | Path) -> TrainConfig:

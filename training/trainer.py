@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from denoiser.audio import write_text_atomic
 from denoiser.checkpoint import save_checkpoint, serialize
 from denoiser.engine import Denoiser, mixed_precision, resample
-from denoiser.errors import ParameterError
+from denoiser.errors import ModelError, ParameterError
 from denoiser.models import DenoiserModel
 
 from .config import TrainConfig
@@ -226,7 +226,12 @@ class Trainer:
     def load_state(self, path: Path) -> TrainConfig:
         """Continue from a saved state; returns the configuration it was trained with."""
         state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"]["state_dict"])
+        try:  # e.g. --init changed to a checkpoint of another network
+            self.model.load_state_dict(state["model"]["state_dict"])
+        except RuntimeError as exc:
+            raise ModelError(f"{path}: its weights do not fit the network built to resume it "
+                             f"({str(exc).splitlines()[0]}); resume it with the run's own "
+                             "--model, --model-kwargs and --init") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
@@ -270,12 +275,22 @@ class Trainer:
                                 f"{rate:.0f} audio-s/s")
             finite = [loss for loss in train_losses if math.isfinite(loss)]
             train_loss = average(float(np.mean(finite)) if finite else math.nan, self.world)
-            stop = False
+            stop = diverged = False
             if self.world.is_main:
                 record = {"epoch": self.epoch + 1, "train_loss": train_loss,
                           "skipped_steps": len(train_losses) - len(finite),
                           "lr": self.optimizer.param_groups[0]["lr"],
                           "seconds": time.monotonic() - epoch_start, **self.validate()}
+                diverged = not math.isfinite(record["valid_loss"])
+            # Stop before this epoch is saved: weights that validate to NaN or inf can never
+            # be best.pt, and as last.pt they would leave --resume nothing to continue from.
+            # Every rank stops, or the others would wait for rank 0 in the next collective.
+            if broadcast_flag(diverged, self.world):
+                raise TrainingError(
+                    f"train: the validation loss after epoch {self.epoch + 1} (step "
+                    f"{(self.epoch + 1) * config.steps_per_epoch}) is not finite: the run "
+                    "diverged; train it with a lower --lr or smaller --loss weights")
+            if self.world.is_main:
                 self.history.append(record)
                 self.scheduler.step(record["valid_loss"])
                 saved = {**(extra or {}), "epoch": self.epoch + 1, **record}

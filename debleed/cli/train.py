@@ -32,7 +32,9 @@ def json_object(option: str, text: str | None) -> dict | None:
               help="Run folder: checkpoints, history.json, loss.png, model card.")
 @click.option("--kit", "kits", multiple=True, type=click.Path(exists=True),
               help="Synthesise training clips on the fly from these kits instead of DATA.")
-@click.option("--model", default=None, help="Model preset (bandmask, bandmask-complex, thesis, ...).")
+@click.option("--model", default=None,
+              help="Model preset (bandmask, bandmask-complex, thesis, ...); not with --init, "
+                   "whose checkpoint is the model.")
 @click.option("--model-kwargs", default=None,
               help="JSON object overriding the preset's arguments; with --init, grows the "
                    "checkpoint's model (e.g. '{\"frame_gate\": true}').")
@@ -102,6 +104,11 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, g
                      guard_synth=json_object("--guard-synth", guard_synth),
                      freeze=list(freeze) or None)
     config = config_with(saved_config(run_dir) if resume else TrainConfig(), **overrides)
+    if model is not None and config.init:  # the network would be the checkpoint's regardless
+        from denoiser.errors import ParameterError
+
+        raise ParameterError(f"--model {model}: the model is --init {config.init}'s; leave "
+                             "--model out (--model-kwargs grows that model)")
     if resume and data is None and not kits:  # the run's own data, as it was saved
         data, kits = config.data or None, config.kits
     with progress("Training") as update:

@@ -303,14 +303,28 @@ def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth:
     ({"ema_decay": -0.1}, {}, "ema_decay"),
     ({"synth": {"procedural_snare_probability": 0.5}}, {}, "on-the-fly"),
     ({"precision": "float16"}, {}, "precision"),
+    ({"lr": math.nan}, {}, "lr = nan: must be a finite number"),
+    ({"lr": math.inf}, {}, "lr = inf: must be a finite number"),
+    ({"weight_decay": math.nan}, {}, "weight_decay = nan"),
+    ({"max_minutes": math.inf}, {}, "max_minutes = inf"),
+    ({"segment_seconds": math.inf}, {}, "segment_seconds = inf"),
+    ({"segment_seconds": 0.001}, {}, "segment_seconds = 0.001: must be at least 0.1 s"),
+    ({"seed": -1}, {}, r"seed = -1: must be in \[0, 2\*\*63\)"),
+    ({"seed": 2**64}, {}, "seed = "),
+    ({"threads": -2}, {}, "threads = -2: must be >= 0"),
+    ({"gain_jitter_db": -1.0}, {}, "gain_jitter_db = -1.0: must be >= 0"),
+    ({"early_stop_patience": -1}, {}, "early_stop_patience = -1: must be >= 0"),
+    ({"plateau_factor": 1.0}, {}, r"plateau_factor = 1.0: must be in \(0, 1\)"),
+    ({"freeze": ["nothere"]}, {}, "no module 'nothere' to freeze"),
 ])
 def test_bad_options_raise(dataset: Path, synthetic_kit_dir: Path, tmp_path: Path,
                            change: dict, kwargs: dict, message: str):
+    """Refused before anything is written: no run folder, not even its config.json."""
     arguments = {"data": dataset, **kwargs}
     arguments["kits"] = [str(synthetic_kit_dir)] if "kits" in kwargs else ()
     with pytest.raises(ParameterError, match=message):
         run_training(replace(TINY, **change), tmp_path / "run", **arguments)
-    assert not (tmp_path / "run" / "best.pt").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def tiny_cli_args(dataset: Path, run: Path) -> list[str]:
@@ -432,7 +446,10 @@ def test_cli_resume_without_a_saved_run_is_one_error_line(dataset: Path, tmp_pat
                                    ["--synth", "[1]"], ["--ema-decay", "1"],
                                    ["--synth", '{"procedural_snare_probability": 0.5}'],
                                    ["--loss-options", '{"mrstft": {"floor": 1}}'],
-                                   ["--loss-options", '{"segsnr": {"floor_db": -50}}']])
+                                   ["--loss-options", '{"segsnr": {"floor_db": -50}}'],
+                                   ["--lr", "nan"], ["--lr", "inf"], ["--seed", "-1"],
+                                   ["--segment-seconds", "0.001"], ["--threads", "-2"],
+                                   ["--max-minutes", "nan"], ["--ema-decay", "nan"]])
 def test_cli_bad_option_is_one_error_line(dataset: Path, synthetic_kit_dir: Path,
                                           tmp_path: Path, extra: list[str]):
     extra = [str(synthetic_kit_dir) if e == "KIT" else e for e in extra]
@@ -440,7 +457,95 @@ def test_cli_bad_option_is_one_error_line(dataset: Path, synthetic_kit_dir: Path
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    assert not (tmp_path / "run" / "best.pt").exists()
+    assert not (tmp_path / "run").exists()  # no config.json of a run that never started
+
+
+@pytest.mark.parametrize("extra, given", [
+    (["--model", "thesis-tiny"], "not --model thesis-tiny --model-kwargs '{}'"),
+    (["--model-kwargs", '{"channels": 8}'],
+     """not --model bandmask-tiny --model-kwargs '{"channels": 8}'"""),
+])
+def test_cli_resume_with_another_network_is_one_error_line(dataset: Path, tmp_path: Path,
+                                                           extra: list[str], given: str):
+    """The run's weights fit only the network it trained: another --model or --model-kwargs
+    is refused, naming the run's own, before anything in the run folder is touched."""
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, tiny_cli_args(dataset, run)).exit_code == 0
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--epochs", "2",
+                                      *extra])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.splitlines() == [
+        f"Error: {run}: the run was trained with --model bandmask-tiny --model-kwargs '{{}}', "
+        f"{given}; resume it with the same ones, or leave them out"]
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+def test_resume_from_an_init_of_another_network_is_a_model_error(dataset: Path, tmp_path: Path):
+    """--init changed on resume to a checkpoint of another network: the saved weights do not
+    load into it, which is a user error, and the run folder keeps its config.json."""
+    from denoiser.errors import ModelError
+    from denoiser.models import build_model
+
+    run = tmp_path / "run"
+    run_training(replace(TINY, epochs=1, steps_per_epoch=1, valid_clips=1), run, data=dataset)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    other = save_checkpoint(tmp_path / "thesis.pt", build_model("thesis-tiny"))
+    with pytest.raises(ModelError, match="its weights do not fit the network built to resume"):
+        run_training(replace(TINY, epochs=2, steps_per_epoch=1, valid_clips=1, init=str(other)),
+                     run, data=dataset, resume=True)
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+DIVERGING = replace(TINY, epochs=2, steps_per_epoch=1, valid_clips=1,
+                    loss={"mse": 1e308, "snr": 1e308})  # finite loss weights, overflowing losses
+
+
+def test_a_run_whose_validation_is_not_finite_stops_with_a_clear_error(dataset: Path,
+                                                                       tmp_path: Path):
+    """The validation loss of the first epoch is not finite: the run stops there, saving no
+    best.pt and no last.pt of those weights."""
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="step skipped"), pytest.raises(
+            TrainingError, match=r"validation loss after epoch 1 \(step 1\) is not finite: the "
+                                 "run diverged; train it with a lower --lr or smaller --loss"):
+        run_training(DIVERGING, run, data=dataset)
+    assert sorted(path.name for path in run.iterdir()) == ["config.json"]
+
+
+def test_cli_never_names_a_best_checkpoint_of_a_diverged_run(dataset: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, tiny_cli_args(dataset, run)
+                                + ["--loss", json.dumps(DIVERGING.loss)])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "the run diverged" in errors[0], result.output
+    assert "best checkpoint" not in result.output and not (run / "best.pt").exists()
+
+
+def test_a_resume_with_nothing_left_to_train_and_no_best_is_an_error(dataset: Path,
+                                                                     tmp_path: Path):
+    run = tmp_path / "run"
+    config = replace(TINY, epochs=1, steps_per_epoch=1, valid_clips=1)
+    run_training(config, run, data=dataset)
+    (run / "best.pt").unlink()
+    with pytest.raises(TrainingError, match="best.pt: no epoch of this run was saved as the best"
+                       "; train it for more --epochs"):
+        run_training(config, run, data=dataset, resume=True)
+
+
+def test_cli_refuses_a_model_with_init(trained: Path, dataset: Path, tmp_path: Path):
+    """--init's checkpoint is the network (--model-kwargs grow it): a --model beside it would
+    be ignored while the run recorded it, so it is refused before anything is written."""
+    run = tmp_path / "run"
+    arguments = tiny_cli_args(dataset, run) + ["--init", str(trained / "best.pt")]
+    result = CliRunner().invoke(cli, [a if a != "bandmask-tiny" else "thesis-tiny"
+                                      for a in arguments])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        f"Error: --model thesis-tiny: the model is --init {trained / 'best.pt'}'s; leave "
+        "--model out (--model-kwargs grows that model)"]
+    assert not run.exists()
 
 
 def test_pass_batches_shard_reshuffle_and_seek():
