@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .items import BridgeError, Selection, UndoBlock, add_variant_take, collect, project_media_dir
-from .jobs import GATED, MediaCache, Plan, Task, plan_denoise
+from .jobs import GATED, MediaCache, Plan, Task, plan_denoise, render_path
 from .sidechain import find_track, keyable, render_keys
-from .wavio import render_take
+from .wavio import Rendered, render_take
 
 #: ``process(src, dst)``: write the processed version of audio file ``src`` to ``dst``.
 Processor = Callable[[str, str], object]
@@ -101,10 +101,10 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
             track = find_track(api, sidechain_track, project)
             selection.takes = [keyable(take) for take in selection.takes]
             keys = render_keys(api, track, selection.takes, work_dir)
+        renders = {index: Rendered.of(render_take(api, take, render_path(work_dir, index, take)))
+                   for index, take in enumerate(selection.takes) if take.file is None}
         cache = MediaCache(project_media_dir(api, project))
-        plan = plan_denoise(selection, variants, cache, work_dir, settings_key, keys)
-        for take, path in plan.renders:
-            render_take(api, take, path)
+        plan = plan_denoise(selection, variants, cache, renders, settings_key, keys)
     return plan, cache
 
 

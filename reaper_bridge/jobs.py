@@ -2,7 +2,8 @@
 
 Several items cut from one recording share one root file; the denoiser runs on the
 whole file once and every item gets a take of the processed file. Results are cached in
-the media folder by (path, mtime, size, variant, settings), so running the action again
+the media folder by (path, mtime, size, variant, settings), and those of takes rendered
+through the audio accessor by the digest of the render, so running the action again
 costs nothing. Standard library only.
 """
 
@@ -13,12 +14,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .items import Selection, TakeSource
-
-if TYPE_CHECKING:
-    from .sidechain import SidechainKey
+from .wavio import Rendered
 
 CACHE_NAME = ".debleed-cache.json"
 SLUGS = {"gate": "gate", "debleed": "debleed", "debleed+gate": "debleed-gate"}
@@ -43,16 +42,12 @@ class Task:
 
 @dataclass
 class Plan:
-    """Everything an action does: tasks to run, then takes to add from their outputs.
-
-    ``renders`` lists takes that must first be rendered through the audio accessor into
-    the given path (their ``Task.src``)."""
+    """Everything an action does: tasks to run, then takes to add from their outputs."""
 
     selection: Selection
     variants: tuple[str, ...]
     tasks: list[Task] = field(default_factory=list)
     outputs: dict[tuple[int, str], str] = field(default_factory=dict)
-    renders: list[tuple[TakeSource, str]] = field(default_factory=list)
     cached: int = 0
 
 
@@ -64,6 +59,11 @@ def tasks_to_json(tasks: list[Task]) -> list[dict[str, Any]]:
 def safe_stem(text: str) -> str:
     """A file-name-safe version of a take or track name."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "take"
+
+
+def render_path(work_dir: str, index: int, take: TakeSource) -> str:
+    """Where the ``index``-th selected take is rendered through the accessor."""
+    return os.path.join(work_dir, f"{index:03d}_{safe_stem(take.take_name)}.wav")
 
 
 class MediaCache:
@@ -113,39 +113,38 @@ class MediaCache:
 
 
 def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCache,
-                 render_dir: str, settings_key: str = "",
-                 keys: Mapping[int, "SidechainKey"] | None = None) -> Plan:
-    """One task per (distinct root file, variant); accessor renders get their own tasks.
+                 renders: Mapping[int, Rendered] | None = None, settings_key: str = "",
+                 keys: Mapping[int, Rendered] | None = None) -> Plan:
+    """One task per (distinct source, variant). A take's source is its root file, or its
+    accessor render (``renders``, by take index) when it has no readable file; renders are
+    cached by the digest of their audio, files by path, time and size.
 
     With ``keys`` (a rendered sidechain per take index), the gated variants run once per
     distinct key instead: the same file keyed on two timelines gives two results."""
     plan = Plan(selection, variants)
     by_source: dict[tuple[str, str, str], str] = {}
     for index, take in enumerate(selection.takes):
-        rendered = None
-        if take.file is None:
-            rendered = os.path.join(render_dir, f"{index:03d}_{safe_stem(take.take_name)}.wav")
-            plan.renders.append((take, rendered))
+        render = (renders or {}).get(index)
+        if render is not None:
+            src, source, stem = render.path, f"render:{render.digest}", take.take_name
+        else:
+            src = source = os.path.abspath(take.file)
+            stem = os.path.splitext(os.path.basename(take.file))[0]
         for variant in variants:
             key = keys.get(index) if keys is not None and variant in GATED else None
             sidechain = key.path if key is not None else ""
-            if rendered is not None:
-                dst = cache.unique_path(safe_stem(take.take_name), SLUGS[variant])
-                plan.tasks.append(Task("denoise", rendered, dst, variant, sidechain=sidechain))
-                plan.outputs[(index, variant)] = dst
-                continue
-            src_key = (os.path.abspath(take.file), variant, sidechain)
+            src_key = (source, variant, sidechain)
             if src_key not in by_source:
                 salt = settings_key if key is None else f"{settings_key}|key:{key.digest}"
-                cache_key = MediaCache.key(take.file, variant, salt)
+                cache_key = (f"{variant}|{salt}|{source}" if render is not None
+                             else MediaCache.key(src, variant, salt))
                 cached = cache.lookup(cache_key)
                 if cached:
                     plan.cached += 1
                     by_source[src_key] = cached
                 else:
-                    stem = os.path.splitext(os.path.basename(take.file))[0]
                     dst = cache.unique_path(safe_stem(stem), SLUGS[variant])
-                    plan.tasks.append(Task("denoise", take.file, dst, variant,
+                    plan.tasks.append(Task("denoise", src, dst, variant,
                                            cache_key=cache_key, sidechain=sidechain))
                     by_source[src_key] = dst
             plan.outputs[(index, variant)] = by_source[src_key]

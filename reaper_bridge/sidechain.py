@@ -12,26 +12,16 @@ starts at the item start. Standard library only: it runs inside REAPER.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from .items import BridgeError, TakeSource, track_name
-from .wavio import render_track
+from .wavio import Rendered, render_track
 
 #: Channels of a rendered key: the gate's detector takes the loudest channel, so a stereo
 #: sidechain keeps both sides, and a mono one costs a duplicate channel.
 KEY_CHANNELS = 2
-
-
-@dataclass(frozen=True)
-class SidechainKey:
-    """A rendered key file and a digest of its audio (part of the cache key: a changed
-    sidechain track must re-process, not reuse a file gated by the old one)."""
-
-    path: str
-    digest: str
 
 
 def find_track(api: Any, name: str, project: Any = 0) -> str:
@@ -61,16 +51,8 @@ def _origin(take: TakeSource) -> float:
     return take.position - (take.source_offset if take.file is not None else 0.0)
 
 
-def _digest(path: str) -> str:
-    sha = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()[:16]
-
-
 def render_keys(api: Any, track: str, takes: list[TakeSource],
-                work_dir: str) -> dict[int, SidechainKey]:
+                work_dir: str) -> dict[int, Rendered]:
     """Render one key per distinct (file, origin, rate) among ``takes`` (by index): long
     enough to cover every item that plays the file from that origin. Takes rendered through
     the accessor each get their own key, from their item start."""
@@ -79,12 +61,12 @@ def render_keys(api: Any, track: str, takes: list[TakeSource],
         origin = int(round(_origin(take) * take.sample_rate))
         source = take.file if take.file is not None else f"render:{index}"
         groups.setdefault((source, origin, take.sample_rate), []).append(index)
-    keys: dict[int, SidechainKey] = {}
+    keys: dict[int, Rendered] = {}
     for number, ((_, origin, rate), members) in enumerate(groups.items()):
         end = max(takes[i].position + takes[i].length for i in members)
         frames = max(1, int(round(end * rate)) - origin)
         path = os.path.join(work_dir, f"key_{number:03d}.wav")
-        render_track(api, track, origin / rate, rate, KEY_CHANNELS, frames, path)
-        key = SidechainKey(path, _digest(path))
+        key = Rendered.of(render_track(api, track, origin / rate, rate, KEY_CHANNELS, frames,
+                                       path))
         keys.update((i, key) for i in members)
     return keys

@@ -8,15 +8,35 @@ only, because it runs inside REAPER:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import sys
 from array import array
+from dataclasses import dataclass
 from typing import Any
 
 from .items import BridgeError, TakeSource
 
 BLOCK_FRAMES = 65536
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A file rendered through the accessor, and a digest of its audio: renders are new
+    files each run, so the cache keys them by what they hold (the same audio again reuses
+    the earlier result; a changed take or sidechain track is processed anew)."""
+
+    path: str
+    digest: str
+
+    @classmethod
+    def of(cls, path: str) -> "Rendered":
+        sha = hashlib.sha1()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+        return cls(path, sha.hexdigest()[:16])
 
 
 def _ctypes_reader(api: Any) -> Any:

@@ -300,3 +300,20 @@ def test_a_take_refused_partway_leaves_no_item_changed(fake: FakeReaper, api,
     assert [i.active.name for i in items] == ["a", "b"]
     assert fake.undo_points == [] and fake.undo[-1] == ("undo", "debleed: debleed on 2 item(s)")
     assert not list(Path(fake.media_dir).glob("*.wav"))
+
+
+def test_a_rendered_take_is_cached_by_its_audio(fake: FakeReaper, api) -> None:
+    """A take with no readable file is rendered anew each run: the cache keys it by the
+    render's audio, so running again reuses the result instead of writing another file,
+    and a changed take is processed anew."""
+    samples = np.random.default_rng(5).standard_normal((1, 30000)).astype(np.float32) * 0.1
+    item = fake.add_item(fake.add_track("Bus"), 0.0, 0.5)
+    original = fake.add_take(item, fake.unmapped_source(samples, 48000), "Rendered")
+    assert denoise(api, ("debleed",), executor_for({"debleed": halve})).files_processed == 1
+    again = denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    assert (again.files_processed, again.files_cached) == (0, 1)
+    assert sorted(p.name for p in Path(fake.media_dir).glob("*.wav")) == ["Rendered.debleed.wav"]
+    original.values["D_STARTOFFS"] = 0.1  # now it plays other audio
+    moved = denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    assert (moved.files_processed, moved.files_cached) == (1, 0)
+    assert len(item.takes) == 2 and item.active.source.filename.endswith("Rendered.debleed-2.wav")
