@@ -114,14 +114,22 @@ def read_audio(path: str | os.PathLike) -> Audio:
             data = handle.read(dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
             raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+        require_whole(data.shape[0], handle)
         return Audio(validate_samples(data.T, str(path)), handle.samplerate, handle.subtype)
+
+
+def require_file(path: Path) -> Path:
+    """``path``, or an error saying whether it is missing or a folder."""
+    if not path.is_file():
+        raise AudioError(f"{path}: is a folder, not an audio file" if path.is_dir()
+                         else f"{path}: no such file")
+    return path
 
 
 def open_track(src: Path) -> sf.SoundFile:
     """An open handle on ``src``, refused if it is missing, unreadable, empty or at an odd
     rate: what ``read_audio`` reads whole and the streaming path block by block."""
-    if not src.is_file():
-        raise AudioError(f"{src}: no such file")
+    require_file(src)
     try:
         handle = sf.SoundFile(str(src))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -137,18 +145,33 @@ def open_track(src: Path) -> sf.SoundFile:
 
 
 def scan(handle: sf.SoundFile, keep: bool) -> tuple[float, np.ndarray | None]:
-    """Peak of the whole file (checking every sample is finite) and, if asked, the audio
-    itself: the automatic gate threshold needs the whole track's level statistics."""
+    """Peak of the whole file (checking every sample is finite and every frame the header
+    counts decodes) and, if asked, the audio itself: the automatic gate threshold needs the
+    whole track's level statistics."""
     handle.seek(0)
     peak = 0.0
     kept = []
-    for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
-        if not np.isfinite(block).all():
-            raise AudioError(f"{handle.name}: contains NaN/inf samples")
-        peak = max(peak, float(np.max(np.abs(block))))
-        if keep:
-            kept.append(block.T.copy())
+    decoded = 0
+    try:
+        for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
+            if not np.isfinite(block).all():
+                raise AudioError(f"{handle.name}: contains NaN/inf samples")
+            peak = max(peak, float(np.max(np.abs(block))))
+            decoded += block.shape[0]
+            if keep:
+                kept.append(block.T.copy())
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{handle.name}: damaged audio file ({str(exc).splitlines()[0]})") from None
+    require_whole(decoded, handle)
     return peak, (np.concatenate(kept, axis=1) if keep else None)
+
+
+def require_whole(decoded: int, handle: sf.SoundFile) -> None:
+    """Refuse a file that decodes to fewer frames than its header counts (a FLAC or MP3
+    cut short): its output would not line up with the item REAPER shows for it."""
+    if decoded != handle.frames:
+        raise AudioError(f"{handle.name}: damaged audio file (its header counts "
+                         f"{handle.frames} frames, {decoded} decode); export it again")
 
 
 def check_track(path: Path, need_sound: bool = True) -> int:
@@ -217,13 +240,20 @@ def plain_permissions(path: Path) -> None:
     os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
 
 
+def hidden_prefix(name: str) -> str:
+    """The prefix of a temporary sibling of ``name``: hidden, and ``name`` cut to 40
+    characters, so the temporary name fits a file system's 255 bytes whenever ``name``
+    itself does (a random part and a suffix are added)."""
+    return f".{name[:40]}."
+
+
 @contextmanager
 def atomic_output(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary file beside ``path`` that becomes ``path`` when the block ends and is
     removed if it fails, so nobody ever reads half a file. It gets the permissions a plain
     ``open`` would give, not ``mkstemp``'s owner-only ones."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=hidden_prefix(path.name), suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:

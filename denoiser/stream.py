@@ -20,7 +20,7 @@ import soundfile as sf
 
 from .audio import atomic_output, ensure_not_input, open_track, require_sound, scan, wav_container
 from .chunking import plan_chunks
-from .errors import ParameterError
+from .errors import AudioError, ParameterError
 
 if TYPE_CHECKING:
     from .engine import Denoiser, Progress
@@ -32,9 +32,20 @@ def read_range(handle: sf.SoundFile, start: int, stop: int) -> np.ndarray:
     out = np.zeros((handle.channels, stop - start), dtype=np.float32)
     last = min(stop, handle.frames)
     if last > start:
-        handle.seek(start)
-        out[:, : last - start] = handle.read(last - start, dtype="float32", always_2d=True).T
+        out[:, : last - start] = read_exactly(handle, start, last - start)
     return out
+
+
+def read_exactly(handle: sf.SoundFile, start: int, frames: int) -> np.ndarray:
+    """``frames`` samples from ``start`` as ``(C, frames)`` float32. A damaged compressed
+    file can decode whole from the start yet come up short after a seek (an MP3 whose
+    seek table is off): that is an error, not a block silently shorter than planned."""
+    handle.seek(start)
+    block = handle.read(frames, dtype="float32", always_2d=True).T
+    if block.shape[1] != frames:
+        raise AudioError(f"{handle.name}: damaged audio file (frames {start}-{start + frames} "
+                         f"do not decode after a seek); export it again")
+    return block
 
 
 def open_sidechain(path: Path, track: sf.SoundFile, keep: bool,
@@ -67,7 +78,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         if gate is not None:
             from .gate import apply_gate, auto_threshold_db
 
-            gate.validate()
+            gate.validate(rate)
             if sidechain is not None:
                 key, whole = open_sidechain(sidechain, handle, auto, stack)
             if auto:
@@ -82,9 +93,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                              format=wav_container(frames, channels)) as out:
             tail = np.zeros((channels, 0), dtype=np.float32)
             for index, block in enumerate(blocks):
-                handle.seek(block.in_start)
-                audio = handle.read(block.in_stop - block.in_start, dtype="float32",
-                                    always_2d=True).T
+                audio = read_exactly(handle, block.in_start, block.in_stop - block.in_start)
                 if gate is not None:
                     detector = (None if key is None
                                 else read_range(key, block.in_start, block.in_stop))

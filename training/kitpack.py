@@ -15,7 +15,6 @@ place, and must give the same instruments with the same categories as the origin
 from __future__ import annotations
 
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import soundfile as sf
 
 from .errors import KitError
 from .kits import KIT_RATE, Instrument, Kit, Layer, load_kit
+from .manifest import staged_output
 
 HYDROGEN_NS = "http://www.hydrogen-music.org/drumkit"
 FLAC_BITS = {16: "PCM_16", 24: "PCM_24"}
@@ -124,9 +124,7 @@ def pack_kit(source: str | Path, out_dir: str | Path, max_layers: int | None = N
     if target.exists():
         raise KitError(f"{target}: already exists; pack into another folder")
     kit = load_kit(source)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=out_dir))
-    try:
+    with staged_output(target) as staging:
         root = ET.Element("drumkit_info", xmlns=HYDROGEN_NS)
         ET.SubElement(root, "name").text = kit.name
         ET.SubElement(root, "info").text = (f"Packed by debleed from {kit.path.name}: mono "
@@ -138,10 +136,6 @@ def pack_kit(source: str | Path, out_dir: str | Path, max_layers: int | None = N
         (staging / "drumkit.xml").write_text('<?xml version="1.0" encoding="UTF-8"?>\n'
                                              + ET.tostring(root, encoding="unicode") + "\n")
         _same_instruments(kit, load_kit(staging))
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     size = sum(p.stat().st_size for p in target.iterdir())
     original = sum(len(inst.layers) for inst in kit.instruments)
     return PackedKit(kit.name, target, layers, original, size)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from denoiser.audio import plain_permissions, write_text_atomic
+from denoiser.audio import hidden_prefix, plain_permissions, write_text_atomic
 
 from .errors import DatasetError
 
@@ -46,7 +46,7 @@ def staged_output(out: Path) -> Iterator[Path]:
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
     try:
         plain_permissions(staging)
         yield staging

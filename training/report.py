@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from denoiser.audio import write_text_atomic
+from denoiser.audio import hidden_prefix, write_text_atomic
 
 # (metric key, column header) of the Markdown tables: the SPEC 5 metrics.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -84,7 +84,7 @@ def staged_report(out: Path) -> Iterator[Path]:
     while other files the user keeps in ``out`` stay."""
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
     try:
         yield staging
         out.mkdir(exist_ok=True)

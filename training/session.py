@@ -58,7 +58,11 @@ class SessionPlan:
 
 
 def _audio_files(folder: Path, what: str) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    """The audio files under ``folder``, hidden ones left out: macOS leaves a ``._NAME.wav``
+    companion beside every file copied to exFAT or SMB, and it holds no audio."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
         raise DatasetError(f"{folder}: no audio files for the {what} takes")
     return files

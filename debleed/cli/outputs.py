@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from denoiser.audio import check_track, ensure_not_input
-from denoiser.errors import AudioError, ParameterError
+from denoiser.audio import check_output_folder, check_track, ensure_not_input, require_file
+from denoiser.errors import ParameterError
 
 if TYPE_CHECKING:
     from denoiser.gate import GateConfig
@@ -34,8 +34,7 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
     """
     protect = () if sidechain is None else (sidechain,)
     for src in (*inputs, *protect):
-        if not src.is_file():
-            raise AudioError(f"{src}: no such file")
+        require_file(src)
     if output is None:
         targets = [src.with_name(src.stem + suffix) for src in inputs]
     elif len(inputs) == 1 and output.suffix and not output.is_dir():
@@ -53,6 +52,9 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
             raise ParameterError(f"{seen[key]} and {src} would both be written to {dst}")
         seen[key] = src
         ensure_not_input(dst, (*inputs, *protect))
+        if dst.is_dir():
+            raise ParameterError(f"{dst}: is a folder; the output for {src} cannot go there")
+        check_output_folder(dst.parent)  # a read-only folder stops the batch before it starts
     if len(inputs) > 1:
         _check_batch(inputs, sidechain, gate, need_sound)
     return list(zip(inputs, targets))

@@ -145,6 +145,46 @@ def test_a_checkpoint_warning_is_one_line(tmp_path, write_wav, drum_track):
     assert "checkpoint.py" not in result.stderr
 
 
+def test_an_output_that_is_a_folder_stops_the_batch_before_any_output(
+        tmp_path, write_wav, drum_track, checkpoint, refused):
+    first = write_wav(tmp_path / "a.wav", drum_track())
+    second = write_wav(tmp_path / "b.wav", drum_track())
+    (tmp_path / "b.debleed.wav").mkdir()
+    result = refused(lambda: run(checkpoint, first, second))
+    assert "b.debleed.wav: is a folder" in result.stderr
+
+
+def test_a_gate_setting_the_rate_forbids_creates_no_output_folder(tmp_path, write_wav,
+                                                                  drum_track, checkpoint, refused):
+    src = write_wav(tmp_path / "a.wav", drum_track())
+    refused(lambda: run(checkpoint, src, "--lpf-hz", "30000", "-o", tmp_path / "new" / "deep" / "x.wav"))
+
+
+@pytest.mark.parametrize("damage", ["truncated flac", "truncated mp3", "folder"])
+def test_damaged_or_odd_inputs_are_one_line(tmp_path, write_wav, drum_track, checkpoint,
+                                            refused, damage):
+    """A FLAC cut in half fails to decode midway; an MP3 cut in half decodes whole from the
+    start but comes up short after a seek. Both were tracebacks."""
+    if damage == "folder":
+        (tmp_path / "take.wav").mkdir()
+        assert "is a folder, not an audio file" in refused(lambda: run(checkpoint, tmp_path / "take.wav")).stderr
+        return
+    kind = damage.split()[1]
+    if kind.upper() not in sf.available_formats():
+        pytest.skip(f"this libsndfile cannot write {kind}")
+    whole = tmp_path / f"whole.{kind}"
+    sf.write(whole, drum_track(seconds=2.0).T, 48_000, format=kind.upper())
+    data = whole.read_bytes()
+    whole.unlink()
+    damaged = tmp_path / f"cut.{kind}"
+    damaged.write_bytes(data[: len(data) // 2])
+    error = refused(lambda: run(checkpoint, damaged)).stderr
+    assert "damaged audio file" in error or "NaN/inf" in error  # what a cut MP3 decodes to varies
+    if kind == "flac":  # (the cut MP3's first half, all a short input keys from, is whole)
+        good = write_wav(tmp_path / "good.wav", drum_track())
+        refused(lambda: run(checkpoint, good, "--sidechain", damaged))
+
+
 def test_missing_input_is_refused(tmp_path, checkpoint, refused):
     result = refused(lambda: run(checkpoint, tmp_path / "missing.wav"))
     assert "missing.wav" in result.stderr

@@ -55,3 +55,14 @@ def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path, monkeypatch,
     with staged_output(tmp_path / "dataset") as folder:
         (folder / "x").write_text("x")
     assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == mode | (0o111 & ~umask)
+
+
+def test_a_name_as_long_as_the_file_system_allows_can_be_written(tmp_path, rng):
+    """The temporary name adds a random part and a suffix: it used to pass 255 bytes when
+    the output's own name was 238 or more."""
+    long_name = "b" * 236 + ".gate.wav"  # 245 bytes
+    path = write_audio(tmp_path / long_name, rng.normal(0, 0.1, (1, 100)), 48_000)
+    assert path.is_file() and [p.name for p in tmp_path.iterdir()] == [long_name]
+    with staged_output(tmp_path / ("d" * 250)) as folder:
+        (folder / "x").write_text("x")
+    assert (tmp_path / ("d" * 250) / "x").is_file()

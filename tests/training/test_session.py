@@ -166,3 +166,15 @@ def test_a_take_silent_in_mono_is_refused(tmp_path, session_dirs, folder, make):
     with pytest.raises(DatasetError, match=re.escape(f"{silent}: take is silent")):
         build_session_dataset(plan, tmp_path / "out", seed=0, config=config)
     assert not (tmp_path / "out").exists()
+
+
+def test_hidden_files_beside_the_takes_are_not_takes(session_dirs):
+    """macOS writes a ``._NAME.wav`` companion (no audio) beside each file copied to
+    exFAT or SMB: one of them used to stop the whole session."""
+    clean_dir, bleed_dir = session_dirs
+    (clean_dir / "._snare_take1.wav").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)
+    (bleed_dir / ".cache").mkdir()
+    sf.write(bleed_dir / ".cache" / "old.wav", np.zeros(4800, np.float32), 48000)
+    plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=1.0))
+    assert [p.name for p in plan.clean] == ["snare_take1.wav", "snare_take2.flac"]
+    assert [p.name for p in plan.bleed] == ["kit_no_snare.wav"]
