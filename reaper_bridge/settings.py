@@ -10,7 +10,7 @@ so both paths process with the same gate, model and device. Standard library onl
     model =                               ; checkpoint; empty = the shipped model
     device = auto                         ; auto, cpu, cuda
     precision = float32                   ; or bfloat16 (faster on recent CPUs), float16 (CUDA)
-    compare_variants = false              ; also render [gate] and [debleed] takes
+    compare_variants = false              ; also render the other two variants' takes
     export_dir =                          ; training export; empty = <media>/debleed-training
     sidechain_track =                     ; key the pre-gate from this track (e.g. a trigger)
     [gate]

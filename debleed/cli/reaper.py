@@ -75,7 +75,8 @@ def _connect(timeout: float):
 @reaper.command()
 @click.option("--gate/--no-gate", default=False, help="Pre-gate before the model ([debleed+gate]).")
 @click.option("--compare-variants", is_flag=True, default=False,
-              help="Also add [gate] and [debleed] takes for A/B.")
+              help="Also add the other two variants' takes ([gate], [debleed] or "
+                   "[debleed+gate]) for A/B.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Checkpoint (default: the INI's, else the shipped model).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
