@@ -289,7 +289,7 @@ def cymbal_leakage_db(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray
 
 def tom_kick_regions_mask(onsets: Sequence[Mapping], sample_rate: int, length: int,
                           config: MetricConfig = DEFAULT_CONFIG) -> np.ndarray:
-    """Samples where only toms or kick (and possibly cymbals) sound, not the snare.
+    """Samples where toms or kick are struck, away from every listed snare hit.
 
     Exactly: every kick/tom onset (instrument name starting with "kick" or "tom") opens a
     region ``[onset, onset + 100 ms]``; regions that overlap any target snare span
@@ -312,21 +312,29 @@ def tom_kick_regions_mask(onsets: Sequence[Mapping], sample_rate: int, length: i
     return _union_mask(lo[keep], hi[keep], length)
 
 
-def tom_kick_leakage_db(noisy: np.ndarray, estimate: np.ndarray, sample_rate: int,
-                        onsets: Sequence[Mapping],
+def tom_kick_leakage_db(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray,
+                        sample_rate: int, onsets: Sequence[Mapping],
                         config: MetricConfig = DEFAULT_CONFIG) -> float:
-    """Tom/kick leakage: energy of ``y`` over that of ``x`` on ``tom_kick_regions_mask``, in dB.
+    """Tom/kick leakage: energy of ``y - s`` over that of ``x - s`` on
+    ``tom_kick_regions_mask``, in dB: the bleed the output keeps over the bleed the input
+    holds there.
 
-    Negative is good (``y = 0.1 x`` gives -20 dB). NaN when the clip has no kick/tom
-    region free of snare, or the input is silent there.
+    Where only toms or kick sound (SPEC 5) ``s`` is zero and this is energy of ``y`` over
+    ``x``. The regions are found from onsets, and a snare can still sound in them: a tail
+    longer than the 200-ms guard, or hits before the clip's start that its onsets do not
+    list. Scored as ``y`` over ``x``, that snare counted as leakage of a model that rightly
+    keeps it (the clean snare itself scored -36.3 dB on the test set, above -30 dB on 23
+    of 40 clips); subtracting ``s`` removes it, and ``y = s`` scores the -120 dB floor.
+    Negative is good (``y = 0.1 x`` on a snare-free region gives -20 dB). NaN when the clip
+    has no kick/tom region free of snare onsets, or no bleed there.
     """
-    x, y = _mono(noisy, "noisy"), _mono(estimate, "estimate")
-    _same_length(x, y)
+    x, s, y = _mono(noisy, "noisy"), _mono(clean, "clean"), _mono(estimate, "estimate")
+    _same_length(x, s, y)
     mask = tom_kick_regions_mask(onsets, sample_rate, x.size, config)
     if not mask.any():
         return math.nan
-    x_energy = float(np.sum(x[mask] ** 2))
-    return float(_ratio_db(np.sum(y[mask] ** 2), x_energy, x_energy))
+    bleed_in = float(np.sum((x - s)[mask] ** 2))
+    return float(_ratio_db(np.sum((y - s)[mask] ** 2), bleed_in, bleed_in))
 
 
 def clip_metrics(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray, sample_rate: int,
@@ -360,7 +368,7 @@ def clip_metrics(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray, sam
         "hit_level_error_in_db": hits_in["hit_level_error_db"],
         "ghost_level_error_in_db": hits_in["ghost_level_error_db"],
         "cymbal_leakage_db": cymbal_leakage_db(x, s, y, sample_rate, onsets, config),
-        "tom_kick_leakage_db": tom_kick_leakage_db(x, y, sample_rate, onsets, config),
+        "tom_kick_leakage_db": tom_kick_leakage_db(x, s, y, sample_rate, onsets, config),
     }
 
 

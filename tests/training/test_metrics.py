@@ -167,7 +167,27 @@ def test_cymbal_leakage_measures_only_highs(rng):
 
 def test_tom_kick_leakage_of_scaled_input(rng):
     clean, noisy, onsets = _snare_scene(rng)
-    assert metrics.tom_kick_leakage_db(noisy, 0.1 * noisy, SR, onsets) == pytest.approx(-20.0, abs=1e-6)
+    assert metrics.tom_kick_leakage_db(noisy, clean, 0.1 * noisy, SR, onsets) == pytest.approx(-20.0, abs=1e-6)
+
+
+def test_tom_kick_leakage_does_not_count_a_snare_sounding_in_the_region(rng):
+    """A snare ringing past the 200-ms guard into a kick's region (or struck before the
+    clip and not in its onsets) is the snare, not leakage: the clean snare itself must
+    score the floor, and an output that keeps it and halves the kick scores -6 dB. Scored
+    as y over x, the clean snare read -0.1 dB here."""
+    n = SR
+    t = np.arange(n) / SR
+    clean = 0.5 * np.exp(-t / 0.15) * rng.standard_normal(n)  # hit at 0, tau 150 ms
+    bleed = np.zeros(n)
+    kick = int(0.21 * SR)
+    bleed[kick:kick + 800] = 0.05 * np.sin(2 * np.pi * 60 * np.arange(800) / SR)
+    noisy = clean + bleed
+    onsets = [{"time": 0.0, "sample": 0, "instrument": "snare", "velocity": 100, "target": True},
+              {"time": 0.21, "sample": kick, "instrument": "kick", "velocity": 100, "target": False}]
+    assert metrics.tom_kick_regions_mask(onsets, SR, n)[kick]
+    assert metrics.tom_kick_leakage_db(noisy, clean, clean, SR, onsets) == pytest.approx(-120.0)
+    half = metrics.tom_kick_leakage_db(noisy, clean, clean + 0.5 * bleed, SR, onsets)
+    assert half == pytest.approx(20 * math.log10(0.5), abs=1e-6)
 
 
 def test_tom_kick_regions_skip_snare_and_are_nan_without_free_kicks(rng):
@@ -178,7 +198,7 @@ def test_tom_kick_regions_skip_snare_and_are_nan_without_free_kicks(rng):
     near_snare = [o for o in onsets if o["target"]] + [
         {"time": 0.15, "sample": int(0.15 * SR), "instrument": "tom_floor", "velocity": 90, "target": False}]
     assert not metrics.tom_kick_regions_mask(near_snare, SR, noisy.size).any()
-    assert math.isnan(metrics.tom_kick_leakage_db(noisy, noisy, SR, near_snare))
+    assert math.isnan(metrics.tom_kick_leakage_db(noisy, noisy, noisy, SR, near_snare))
 
 
 def test_clip_metrics_keys_and_input_scores(rng):
