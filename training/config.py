@@ -92,13 +92,16 @@ class TrainConfig:
         if self.grad_clip < 0 or self.num_workers < 0 or self.valid_clips < 1:
             raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
         non_negative = ("weight_decay", "gain_jitter_db", "max_minutes", "threads",
-                        "plateau_patience", "early_stop_patience")
+                        "plateau_patience")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ParameterError(f"train: {name} = {getattr(self, name)}: must be >= 0")
         if self.segment_seconds < MIN_SEGMENT_SECONDS:
             raise ParameterError(f"train: segment_seconds = {self.segment_seconds}: must be at "
                                  f"least {MIN_SEGMENT_SECONDS} s, the losses' longest window")
+        if self.early_stop_patience < 1:  # 0 would stop after the first epoch, improving or not
+            raise ParameterError(f"train: early_stop_patience = {self.early_stop_patience}: "
+                                 "must be at least 1 epoch")
         if not 0 <= self.seed < SEED_LIMIT:
             raise ParameterError(f"train: seed = {self.seed}: must be in [0, 2**63)")
         if not 0 < self.plateau_factor < 1:

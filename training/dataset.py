@@ -58,7 +58,7 @@ class ClipFolder(Dataset):
         self.items: list[tuple[int, int]] = []
         if self.segment is not None:
             for index, entry in enumerate(self.clips):
-                frames = self._frames(self._path(entry, "noisy"))
+                frames = self._check_clip(entry)
                 if frames < self.segment:
                     raise DatasetError(f"{self._path(entry, 'noisy')}: clip shorter than "
                                        f"the {segment_seconds} s segment")
@@ -89,14 +89,24 @@ class ClipFolder(Dataset):
         meta.setdefault("sample_rate", self.sample_rate)
         return Clip(tracks["noisy"], tracks["clean"], tracks["bleed"], meta)
 
-    @staticmethod
-    def _frames(path: Path) -> int:
-        """Length of a clip file, checked when the dataset opens: a broken clip stops the
-        run before its first step, not somewhere in an epoch."""
-        try:
-            return sf.info(str(path)).frames
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise DatasetError(f"{path}: unreadable clip ({exc})") from None
+    def _check_clip(self, entry: dict) -> int:
+        """A clip's length, once its noisy and clean files are found readable, equally long
+        and at the dataset's rate: checked when the dataset opens, so a broken clip stops
+        the run before its first step, not epochs into it."""
+        infos = []
+        for track in ("noisy", "clean"):
+            path = self._path(entry, track)
+            try:
+                infos.append(sf.info(str(path)))
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise DatasetError(f"{path}: unreadable clip ({str(exc).splitlines()[0]})") from None
+            if infos[-1].samplerate != self.sample_rate:
+                raise DatasetError(f"{path}: {infos[-1].samplerate} Hz in a {self.sample_rate} Hz "
+                                   "dataset")
+        if infos[0].frames != infos[1].frames:
+            raise DatasetError(f"{self.root / entry['id']}: noisy.wav and clean.wav differ in "
+                               f"length ({infos[0].frames} and {infos[1].frames} samples)")
+        return infos[0].frames
 
     def _read(self, path: Path, start: int, stop: int) -> np.ndarray:
         try:

@@ -36,7 +36,8 @@ def describe_architecture(info: dict[str, Any]) -> str:
 def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, float]],
                       data: dict[str, Any], parameters: int) -> str:
     config = info.get("training_config", {})
-    best = min(history, key=lambda h: h["valid_loss"]) if history else {}
+    best = info.get("extra", {})  # best.pt's own record: after a resume that reset the best
+    # (other validation clips or loss), the history's lowest loss may be another epoch's
     lines = [
         f"# Model card: {name}",
         "",

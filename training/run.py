@@ -28,7 +28,7 @@ from denoiser.pretrained import default_model_path
 from .config import TrainConfig
 from .dataset import ClipFolder, SynthStream
 from .distributed import World, broadcast_flag, init_world, shutdown, wait_for_all
-from .errors import TrainingError
+from .errors import DatasetError, TrainingError
 from .guard import TeacherGuard
 from .losses import CombinedLoss
 from .model_card import write_model_card
@@ -100,9 +100,12 @@ def folder_data(root: Path, config: TrainConfig, world: World):
 def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
     from .kits import load_kit
 
+    loaded = [load_kit(k) for k in kits]
+    test_kits = [kit.name for kit in loaded if kit.is_test_kit]
+    if test_kits:  # SPEC 4; the guard synthesises from the same kits
+        raise DatasetError(f"kit {test_kits[0]!r} is the public test kit: never train on it")
     synth = config.synth_config()
     loader = synth_loader(kits, synth, config, world, config.seed, config.batch_size)
-    loaded = [load_kit(k) for k in kits]
     valid = [ValidClip(c.noisy, c.clean) for c in (
         render_clip(loaded, config.seed + VALID_SEED_OFFSET + i, synth)
         for i in range(config.valid_clips))]
@@ -162,6 +165,10 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                      kits=[str(kit) for kit in kits])
     run_dir = Path(run_dir)
     earlier = [name for name in ("last.pt", "best.pt") if (run_dir / name).exists()]
+    if earlier == ["best.pt"]:  # interrupted while saving its first epoch
+        raise ParameterError(f"{run_dir}: holds best.pt but no last.pt (a run interrupted in "
+                             "its first epoch's save): nothing to resume; move best.pt away "
+                             "or train into another folder")
     if earlier and not resume:  # hours of training must not go to a forgotten --resume
         raise ParameterError(f"{run_dir}: holds a run already ({', '.join(earlier)}); continue "
                              "it with --resume or train into another folder")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from denoiser.audio import write_text_atomic
+from denoiser.audio import atomic_output, write_text_atomic
 from denoiser.checkpoint import save_checkpoint, serialize
 from denoiser.engine import Denoiser, mixed_precision, resample
 from denoiser.errors import ModelError, ParameterError
@@ -218,10 +218,8 @@ class Trainer:
     def save_state(self) -> None:
         if not self.world.is_main:
             return
-        path = self.run_dir / "last.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
+        with atomic_output(self.run_dir / "last.pt") as tmp:  # no stray temp file if interrupted
+            torch.save(self.state(), tmp)
 
     def load_state(self, path: Path) -> TrainConfig:
         """Continue from a saved state; returns the configuration it was trained with."""

@@ -76,8 +76,10 @@ def json_object(option: str, text: str | None) -> dict | None:
 @click.option("--ema-decay", type=float, default=None,
               help="Validate and keep as best.pt an exponential moving average of the weights "
                    "(e.g. 0.999 per step); 0 = off.")
-@click.option("--max-minutes", type=float, default=None, help="Stop after this wall time.")
-@click.option("--early-stop-patience", type=int, default=None)
+@click.option("--max-minutes", type=float, default=None,
+              help="Wall-time budget: the run stops at the end of the first epoch past it.")
+@click.option("--early-stop-patience", type=int, default=None,
+              help="Epochs without a better validation loss before the run stops (>= 1).")
 @click.option("--seed", type=int, default=None)
 @click.option("--workers", "num_workers", type=int, default=None)
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")

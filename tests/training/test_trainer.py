@@ -17,7 +17,7 @@ from debleed.cli.main import cli
 from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.errors import ParameterError
 from training.config import TrainConfig
-from training.errors import TrainingError
+from training.errors import DatasetError, TrainingError
 from training.losses import CombinedLoss
 from training.run import run_training
 from training.synth import SynthConfig, render_dataset
@@ -313,7 +313,8 @@ def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth:
     ({"seed": 2**64}, {}, "seed = "),
     ({"threads": -2}, {}, "threads = -2: must be >= 0"),
     ({"gain_jitter_db": -1.0}, {}, "gain_jitter_db = -1.0: must be >= 0"),
-    ({"early_stop_patience": -1}, {}, "early_stop_patience = -1: must be >= 0"),
+    ({"early_stop_patience": -1}, {}, "early_stop_patience = -1: must be at least 1"),
+    ({"early_stop_patience": 0}, {}, "early_stop_patience = 0: must be at least 1"),
     ({"plateau_factor": 1.0}, {}, r"plateau_factor = 1.0: must be in \(0, 1\)"),
     ({"freeze": ["nothere"]}, {}, "no module 'nothere' to freeze"),
 ])
@@ -644,3 +645,83 @@ def test_a_grown_part_trains_from_zero_with_the_members_frozen(
     assert model.state_dict()[new_weight].abs().max().item() > 1e-4  # it started at zero
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert card_line + "; member arguments" in card
+
+
+def _copy_dataset(dataset: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the dataset and its first training clip's folder."""
+    import shutil
+
+    copy = shutil.copytree(dataset, tmp_path / "data")
+    first = next(c for c in json.loads((copy / "manifest.json").read_text())["clips"]
+                 if c["split"] == "train")
+    return copy, copy / first["id"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("short clean", "differ in length"), ("clean at 44.1 kHz", "44100 Hz in a 48000 Hz"),
+    ("no clean", "unreadable clip")])
+def test_a_broken_clip_stops_the_run_before_its_first_step(dataset: Path, tmp_path: Path,
+                                                           damage: str, message: str):
+    """Only noisy.wav used to be checked when the dataset opened: a clean.wav cut short was
+    a traceback, epochs into the run, after best.pt and last.pt were written."""
+    import soundfile as sf
+
+    data, clip = _copy_dataset(dataset, tmp_path)
+    clean, rate = sf.read(clip / "clean.wav", dtype="float32")
+    if damage == "short clean":
+        sf.write(clip / "clean.wav", clean[: len(clean) // 2], rate, subtype="FLOAT")
+    elif damage == "clean at 44.1 kHz":
+        sf.write(clip / "clean.wav", clean, 44100, subtype="FLOAT")
+    else:
+        (clip / "clean.wav").unlink()
+    with pytest.raises(DatasetError, match=message):
+        run_training(TINY, tmp_path / "run", data=data)
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_on_the_public_test_kit_is_refused(synthetic_kit_dir: Path, tmp_path: Path):
+    import shutil
+
+    kit = shutil.copytree(synthetic_kit_dir, tmp_path / "The Black Pearl 1.0")
+    with pytest.raises(DatasetError, match="public test kit"):
+        run_training(TINY, tmp_path / "run", kits=[str(kit)])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_first_epoch_interrupted_in_its_save_says_what_to_do(trained: Path, dataset: Path,
+                                                               tmp_path: Path):
+    """best.pt is saved before last.pt: a Ctrl-C between them left a folder that neither a
+    new run nor --resume would take, each with a misleading reason."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes((trained / "best.pt").read_bytes())
+    for resume in (False, True):
+        with pytest.raises(ParameterError, match="best.pt but no last.pt"):
+            run_training(TINY, run, data=dataset, resume=resume)
+
+
+def test_an_interrupted_state_save_leaves_no_temporary_file(dataset: Path, tmp_path: Path,
+                                                            monkeypatch):
+    from training import trainer
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.torch, "save", interrupted)  # (every torch.save, best.pt's too)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(replace(TINY, epochs=1), tmp_path / "run", data=dataset)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.json"]  # no last.tmp
+
+
+def test_the_model_card_names_the_epoch_best_pt_holds(dataset: Path, tmp_path: Path):
+    """After a resume with another loss, best.pt is chosen afresh; the card used to take
+    the history's lowest loss, an epoch scored under the old loss."""
+    run = tmp_path / "run"
+    run_training(replace(TINY, epochs=2), run, data=dataset)
+    with pytest.warns(UserWarning, match="best.pt is chosen again"):
+        run_training(replace(TINY, epochs=3, loss={"mrstft": 10.0}), run, data=dataset,
+                     resume=True)
+    _, info = load_checkpoint(run / "best.pt")
+    card = (run / "MODEL_CARD.md").read_text()
+    assert f"best epoch {info['extra']['epoch']}" in card
+    assert f"| valid_loss | {info['extra']['valid_loss']:.3f} |" in card
