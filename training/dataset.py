@@ -121,14 +121,22 @@ class ClipFolder(Dataset):
     def __len__(self) -> int:
         return len(self.items) if self.segment is not None else len(self.clips)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip ``item``, or ``(index, draw)``: a random crop then starts at ``draw`` modulo
+        the room the clip leaves, so the (seeded, seekable) sampler decides it, not the
+        process that reads the clip."""
+        index, draw = item if isinstance(item, tuple) else (item, None)
         if self.segment is None:
             entry, start, stop = self.clips[index], 0, -1
         else:
             clip_index, value = self.items[index]
             entry = self.clips[clip_index]
-            start = (int(torch.randint(0, value + 1, ()).item()) if self.random_segments
-                     else value)
+            if not self.random_segments:
+                start = value
+            elif draw is not None:
+                start = draw % (value + 1)
+            else:
+                start = int(torch.randint(0, value + 1, ()).item())
             stop = start + self.segment
         noisy = self._read(self._path(entry, "noisy"), start, stop)
         clean = self._read(self._path(entry, "clean"), start, stop)

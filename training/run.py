@@ -57,7 +57,9 @@ class PassBatches(Sampler[list[int]]):
     every pass reshuffles (what ``DistributedSampler.set_epoch`` is for) and ``position``
     (batches served so far) alone says where the stream is: a resumed run sets it and
     continues with exactly the batches an uninterrupted run would have drawn, without
-    reading the skipped audio.
+    reading the skipped audio. Each item is ``(clip index, draw)``, the draw fixing where
+    the random crop starts: drawn here, the crops of a resumed run are the same too, which
+    they were not when each DataLoader worker drew them (its generator restarts).
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, world: World):
@@ -71,11 +73,16 @@ class PassBatches(Sampler[list[int]]):
     def __iter__(self):
         index, start = divmod(self.position, self.per_pass)
         state = np.random.SeedSequence([self.seed, index]).generate_state(1, np.uint64)[0]
-        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(int(state)))
-        batches = order[self.world.rank::self.world.size][: self.per_pass * self.batch_size]
-        for batch in batches.view(self.per_pass, self.batch_size)[start:].tolist():
+        generator = torch.Generator().manual_seed(int(state))
+        order = torch.randperm(self.size, generator=generator)
+        draws = torch.randint(0, 2**62, (self.size,), generator=generator)
+        mine = slice(self.world.rank, self.per_pass * self.batch_size * self.world.size,
+                     self.world.size)
+        shape = (self.per_pass, self.batch_size)
+        for batch, crops in zip(order[mine].view(shape)[start:].tolist(),
+                                draws[mine].view(shape)[start:].tolist()):
             self.position += 1
-            yield batch
+            yield list(zip(batch, crops))
 
 
 def folder_data(root: Path, config: TrainConfig, world: World):
@@ -199,10 +206,9 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                 warnings.warn(f"resume: {', '.join(changed)} changed, so the validation loss "
                               "is measured afresh; best.pt is chosen again from the next epoch",
                               stacklevel=2)
-            seek(loader, trainer.epoch * config.steps_per_epoch, config.batch_size)
+            seek(loader, trainer.batches_done, config.batch_size)
             if guard_loader is not None:
-                seek(guard_loader, trainer.epoch * config.steps_per_epoch,
-                     config.guard_batch_size)
+                seek(guard_loader, trainer.batches_done, config.guard_batch_size)
         if world.is_main:  # only now: a refused start leaves the run folder as it was
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))

@@ -33,7 +33,7 @@ from denoiser.models import DenoiserModel
 
 from .config import TrainConfig
 from .dataset import endless
-from .distributed import World, average, broadcast_flag
+from .distributed import World, average, broadcast_flag, gather
 from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import SISDRLoss, SNRLoss
@@ -108,6 +108,7 @@ class Trainer:
         self.bad_epochs = 0
         self.nonfinite_in_a_row = 0
         self.epoch = 0
+        self.batches_done = 0  # what a resume seeks past, whatever --steps-per-epoch becomes
         self.rng = np.random.default_rng([config.seed, world.rank])
 
     @property
@@ -209,17 +210,25 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs,
+            "batches_done": self.batches_done,
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
             **({} if self.ema is None else {"ema": self.ema.state_dict()}),
         }
 
+    def _rng_states(self) -> tuple[torch.Tensor, str]:
+        return torch.get_rng_state(), json.dumps(self.rng.bit_generator.state)
+
     def save_state(self) -> None:
+        """Rank 0 writes ``last.pt``, with every rank's random states: each rank draws its
+        own gains (and dropout), so a resume that gave all ranks rank 0's would differ."""
+        ranks = gather(self._rng_states(), self.world)
         if not self.world.is_main:
             return
+        state = {**self.state(), "rank_rngs": ranks}
         with atomic_output(self.run_dir / "last.pt") as tmp:  # no stray temp file if interrupted
-            torch.save(self.state(), tmp)
+            torch.save(state, tmp)
 
     def load_state(self, path: Path) -> TrainConfig:
         """Continue from a saved state; returns the configuration it was trained with."""
@@ -233,11 +242,16 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
+        self.batches_done = int(state.get("batches_done",  # states saved before it was kept
+                                          self.epoch * self.config.steps_per_epoch))
         self.history = list(state["history"])
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["torch_rng"])
-        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        ranks = state.get("rank_rngs", [])
+        torch_rng, numpy_rng = (ranks[self.world.rank] if len(ranks) == self.world.size
+                                else (state["torch_rng"], state["numpy_rng"]))
+        torch.set_rng_state(torch_rng)
+        self.rng.bit_generator.state = json.loads(numpy_rng)
         return TrainConfig.from_dict(state["model"]["training_config"])
 
     def restart_selection(self) -> None:
@@ -261,6 +275,7 @@ class Trainer:
             train_losses = []
             for step in range(config.steps_per_epoch):
                 noisy, clean = next(batches)
+                self.batches_done += 1
                 train_losses.append(self.common_step(noisy, clean, train=True))
                 if self.report is not None and self.world.is_main:
                     done = self.epoch * config.steps_per_epoch + step + 1
