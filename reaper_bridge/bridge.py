@@ -38,10 +38,13 @@ class Outcome:
     files_processed: int
     files_cached: int
     skipped: list[str]
+    note: str = ""
 
     def message(self) -> str:
         text = (f"debleed: {self.takes_added} take(s) added, {self.takes_updated} updated; "
                 f"{self.files_processed} file(s) processed, {self.files_cached} reused from cache.")
+        if self.note:
+            text += f"\n{self.note}"
         if self.skipped:
             text += "\nSkipped:\n" + "\n".join(f"  {line}" for line in self.skipped)
         return text
@@ -68,13 +71,11 @@ def executor_for(processors: Mapping[str, Processor]) -> Executor:
     return execute
 
 
-def run_tasks(tasks: list[Task], execute: Executor, progress: Progress | None = None,
-              cancelled: Callable[[], bool] | None = None) -> None:
-    """Run tasks in order, reporting overall progress; stop at a cancel request."""
+def run_tasks(tasks: list[Task], execute: Executor, progress: Progress | None = None) -> None:
+    """Run tasks in order, reporting overall progress (a progress callback that raises
+    stops the run: the worker's cancel)."""
     total = max(1, len(tasks))
     for index, task in enumerate(tasks):
-        if cancelled is not None and cancelled():
-            raise BridgeError("cancelled")
         note = os.path.basename(task.src)
 
         def report(fraction: float, index: int = index, note: str = note) -> None:
@@ -121,8 +122,8 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str) -> Outcome:
 
     All or nothing: when REAPER refuses a take partway, the block is closed and undone,
     so no item keeps a take of a run that reported failure (and the caller may then
-    delete the run's files: no take plays them)."""
-    cache.commit(plan.tasks)
+    delete the run's files: no take plays them). The cache records the new files only
+    after that, so it never names a file a failed run deleted."""
     added = updated = 0
     try:
         with batched(api), UndoBlock(api, undo_label):
@@ -139,7 +140,12 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str) -> Outcome:
             api.Undo_DoUndo2(0)
         raise
     processed = sum(1 for t in plan.tasks if t.kind == "denoise")
-    return Outcome(added, updated, processed, plan.cached, plan.selection.skipped_lines())
+    outcome = Outcome(added, updated, processed, plan.cached, plan.selection.skipped_lines())
+    try:
+        cache.commit(plan.tasks)
+    except OSError as exc:  # the takes stand; a later run processes again instead of reusing
+        outcome.note = f"The cache index was not written ({exc.strerror or exc}): a later run processes these files again."
+    return outcome
 
 
 @contextlib.contextmanager

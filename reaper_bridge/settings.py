@@ -95,7 +95,8 @@ def _gate_value(path: str, key: str, text: str) -> float | bool:
 
 def load_settings(path: str) -> BridgeSettings:
     """Read the INI; a missing file gives the defaults, a malformed one a one-line error."""
-    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    # No interpolation: a "%" in a path is a path, not a reference to another key.
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, UnicodeDecodeError) as exc:
@@ -116,7 +117,7 @@ def load_settings(path: str) -> BridgeSettings:
 
 def save_settings(path: str, settings: BridgeSettings) -> str:
     """Write the INI atomically."""
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)
     parser["debleed"] = {
         "python": settings.python, "package_root": settings.package_root,
         "model": settings.model, "device": settings.device, "precision": settings.precision,

@@ -301,7 +301,7 @@ class Trainer:
             if broadcast_flag(diverged, self.world):
                 raise TrainingError(
                     f"train: the validation loss after epoch {self.epoch + 1} (step "
-                    f"{(self.epoch + 1) * config.steps_per_epoch}) is not finite: the run "
+                    f"{self.batches_done}) is not finite: the run "
                     "diverged; train it with a lower --lr or smaller --loss weights")
             if self.world.is_main:
                 self.history.append(record)

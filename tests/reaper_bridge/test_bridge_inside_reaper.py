@@ -144,23 +144,24 @@ def test_cancel_while_the_worker_writes_leaves_no_file(tmp_path: Path, tiny_chec
 
 def test_an_error_while_adding_takes_ends_the_job(tmp_path: Path, tiny_checkpoint: Path,
                                                   monkeypatch) -> None:
-    """An unexpected error after the worker finished (here the cache index cannot be
-    written) is one message; the job ends, so the next action runs."""
-    from reaper_bridge import jobs
-
+    """An unexpected error after the worker finished (here REAPER's peak building fails
+    once the take is in) is one message, the take is undone, and the job ends, so the
+    next action runs."""
     fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint))
 
-    def full_disk(self, tasks) -> None:
-        raise OSError(28, "No space left on device")
+    def broken(command: int, flag: int) -> None:
+        raise RuntimeError("peaks failed")
 
-    monkeypatch.setattr(jobs.MediaCache, "commit", full_disk)
+    monkeypatch.setattr(fake, "RPR_Main_OnCommand", broken)
+    api = type(api)(fake.module())
     actions.denoise_selected(api, with_gate=False, threads=1)
     fake.run_deferred()
     assert not actions.JOBS and fake.ext[("debleed", "state")] == "idle"
-    assert len(fake.messages) == 1 and "No space left on device" in fake.messages[0]
-    assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
+    assert len(fake.messages) == 1 and "RuntimeError: peaks failed" in fake.messages[0]
+    assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo_points == []
     assert list(Path(fake.media_dir).iterdir()) == []
     monkeypatch.undo()
+    api = type(api)(fake.module())
     assert actions.denoise_selected(api, with_gate=False, threads=1) is not None
     fake.run_deferred()
     assert [len(i.takes) for i in fake.tracks[0].items] == [2]

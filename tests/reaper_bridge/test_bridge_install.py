@@ -86,3 +86,17 @@ def test_a_malformed_ini_is_one_line_and_the_install_copies_nothing(tmp_path: Pa
         install(str(resource))
     assert len(str(caught.value).splitlines()) == 1 and str(ini) in str(caught.value)
     assert [p.name for p in ini.parent.iterdir()] == ["debleed.ini"] and ini.read_text() == text
+
+
+def test_a_percent_sign_in_a_path_is_a_path(tmp_path: Path) -> None:
+    """configparser's default interpolation read "%" as a reference: a traceback in every
+    action, and save_settings refused such a path."""
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    install(str(resource))
+    ini = Path(settings_path(str(resource)))
+    ini.write_text(ini.read_text().replace("export_dir = ", "export_dir = /mix/100%done"))
+    settings = load_settings(str(ini))
+    assert settings.export_dir == "/mix/100%done"
+    install(str(resource), python="/opt/50%/bin/python")
+    assert load_settings(str(ini)).python == "/opt/50%/bin/python"

@@ -299,7 +299,27 @@ def test_a_take_refused_partway_leaves_no_item_changed(fake: FakeReaper, api,
     assert [[t.name for t in i.takes] for i in items] == [["a"], ["b"]]
     assert [i.active.name for i in items] == ["a", "b"]
     assert fake.undo_points == [] and fake.undo[-1] == ("undo", "debleed: debleed on 2 item(s)")
-    assert not list(Path(fake.media_dir).glob("*.wav"))
+    assert sorted(p.name for p in Path(fake.media_dir).iterdir()) == []  # no cache entry either
+    # A later run must not find the failed run's names in the cache (they were freed and
+    # may hold another run's output): the same settings are processed again.
+    fake.refuse_takes.clear()
+    assert denoise(api, ("debleed",), executor_for({"debleed": halve})).files_processed == 2
+
+
+def test_an_unwritable_cache_index_keeps_the_takes_and_says_so(fake: FakeReaper, api,
+                                                               tmp_path: Path, monkeypatch) -> None:
+    from reaper_bridge import jobs
+
+    def full_disk(self, tasks) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jobs.MediaCache, "commit", full_disk)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "a.wav", 0.5))), "a")
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    assert outcome.takes_added == 1 and item.active.name == "a [debleed]"
+    assert Path(item.active.source.filename).is_file()
+    assert "cache index was not written (No space left on device)" in outcome.message()
 
 
 def test_a_rendered_take_is_cached_by_its_audio(fake: FakeReaper, api) -> None:

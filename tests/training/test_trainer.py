@@ -721,15 +721,20 @@ def test_a_first_epoch_interrupted_in_its_save_says_what_to_do(trained: Path, da
 
 def test_an_interrupted_state_save_leaves_no_temporary_file(dataset: Path, tmp_path: Path,
                                                             monkeypatch):
-    from training import trainer
+    """A Ctrl-C while last.pt is written (best.pt, saved through a buffer, is whole) used
+    to leave last.tmp behind."""
+    real_save = torch.save
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def interrupted(obj, target, *args, **kwargs):
+        if isinstance(target, (str, Path)):  # last.pt's temporary file, not best.pt's buffer
+            Path(target).write_bytes(b"half a state")
+            raise KeyboardInterrupt
+        return real_save(obj, target, *args, **kwargs)
 
-    monkeypatch.setattr(trainer.torch, "save", interrupted)  # (every torch.save, best.pt's too)
+    monkeypatch.setattr(torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_training(replace(TINY, epochs=1), tmp_path / "run", data=dataset)
-    assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.json"]  # no last.tmp
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "config.json"]
 
 
 def test_the_model_card_names_the_epoch_best_pt_holds(dataset: Path, tmp_path: Path):
