@@ -68,9 +68,8 @@ def _audio_files(folder: Path, what: str) -> list[Path]:
     return files
 
 
-@lru_cache(maxsize=8)
-def load_take(path: str, sample_rate: int = SESSION_RATE) -> np.ndarray:
-    """A take as mono float32 at ``sample_rate`` (channels averaged, soxr resampling).
+def mono_take(path: str) -> tuple[np.ndarray, int]:
+    """A take mixed to mono (channels averaged) at its own rate, and that rate.
 
     A take that is silent once mixed to mono (a muted export, or stereo channels in
     antiphase that cancel) is refused: as a clean take it makes all-zero targets, as a
@@ -79,8 +78,15 @@ def load_take(path: str, sample_rate: int = SESSION_RATE) -> np.ndarray:
     mono = audio.samples.mean(axis=0)
     if not np.max(np.abs(mono)) > SILENCE_PEAK:
         raise DatasetError(f"{path}: take is silent after mixing its channels to mono")
-    if audio.sample_rate != sample_rate:
-        mono = soxr.resample(mono, audio.sample_rate, sample_rate, quality="HQ")
+    return mono, audio.sample_rate
+
+
+@lru_cache(maxsize=8)
+def load_take(path: str, sample_rate: int = SESSION_RATE) -> np.ndarray:
+    """A take as mono float32 at ``sample_rate`` (``mono_take``, then soxr resampling)."""
+    mono, rate = mono_take(path)
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
@@ -190,8 +196,8 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
         if source == target or source in target.parents:
             raise DatasetError(f"{out}: the output folder may not lie in the input folder "
                                f"{folder}: the next run would read its clips as takes")
-    for take in plan.clean + plan.bleed:
-        load_take(str(take), config.sample_rate)
+    for take in plan.clean + plan.bleed:  # (no resampling: load_take does that per clip)
+        mono_take(str(take))
     splits = assign_splits(len(plan.jobs), seed, valid_fraction)
     width = max(5, len(str(len(plan.jobs) - 1)))
     rows = []
