@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError
+from .tempnames import AUDIO_SUFFIX, hidden_prefix
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -240,13 +241,6 @@ def plain_permissions(path: Path) -> None:
     os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
 
 
-def hidden_prefix(name: str) -> str:
-    """The prefix of a temporary sibling of ``name``: hidden, and ``name`` cut to 40
-    characters, so the temporary name fits a file system's 255 bytes whenever ``name``
-    itself does (a random part and a suffix are added)."""
-    return f".{name[:40]}."
-
-
 @contextmanager
 def atomic_output(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary file beside ``path`` that becomes ``path`` when the block ends and is
@@ -281,7 +275,7 @@ def write_audio(
     path = ensure_not_input(path, protect)
     data = validate_samples(samples, str(path))
     container = wav_container(data.shape[1], data.shape[0], subtype)
-    with atomic_output(path, ".tmp.wav") as tmp, \
+    with atomic_output(path, AUDIO_SUFFIX) as tmp, \
             sf.SoundFile(tmp, "w", int(sample_rate), data.shape[0], subtype,
                          format=container) as handle:
         # libsndfile stamps float WAVs with a PEAK chunk holding the write time; drop it

@@ -21,6 +21,7 @@ import soundfile as sf
 from .audio import atomic_output, ensure_not_input, open_track, require_sound, scan, wav_container
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
+from .tempnames import AUDIO_SUFFIX
 
 if TYPE_CHECKING:
     from .engine import Denoiser, Progress
@@ -88,7 +89,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                              overlap=int(0.05 * rate),
                              context=int(config.block_margin_seconds * rate),
                              align=denoiser.alignment(rate))
-        with atomic_output(dst, ".tmp.wav") as tmp, \
+        with atomic_output(dst, AUDIO_SUFFIX) as tmp, \
                 sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, subtype="FLOAT",
                              format=wav_container(frames, channels)) as out:
             tail = np.zeros((channels, 0), dtype=np.float32)

@@ -9,12 +9,15 @@ worker subprocess polled with ``defer`` (inside REAPER, ``actions``) or in this 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from denoiser.tempnames import AUDIO_SUFFIX, hidden_prefix
 
 from .items import BridgeError, Selection, UndoBlock, add_variant_take, collect, project_media_dir
 from .jobs import GATED, MediaCache, Plan, Task, plan_denoise, render_path
@@ -110,10 +113,16 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
 
 
 def discard(tasks: list[Task]) -> None:
-    """Remove the tasks' outputs after a failure or cancel: nothing half-done remains."""
+    """Remove the tasks' outputs after a failure or cancel, and the temporary files of a
+    worker killed while writing (Windows' terminate runs no clean-up): nothing half-done
+    remains."""
     for task in tasks:  # cached results are not tasks: they stay
-        with contextlib.suppress(OSError):
-            os.remove(task.dst)
+        folder, name = os.path.split(task.dst)
+        pattern = os.path.join(glob.escape(folder), glob.escape(hidden_prefix(name)) + "*"
+                               + AUDIO_SUFFIX)
+        for path in [task.dst, *glob.glob(pattern)]:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str) -> Outcome:

@@ -95,8 +95,8 @@ class MediaCache:
         for n in range(1, 10000):
             name = f"{stem}.{slug}.wav" if n == 1 else f"{stem}.{slug}-{n}.wav"
             path = os.path.join(self.media_dir, name)
-            if name not in self.reserved and not os.path.exists(path):
-                self.reserved.add(name)
+            if name.casefold() not in self.reserved and not os.path.exists(path):
+                self.reserved.add(name.casefold())  # NTFS and APFS ignore case
                 return path
         raise OSError(f"no free file name for {stem}.{slug}.wav in {self.media_dir}")
 

@@ -98,7 +98,7 @@ def load_settings(path: str) -> BridgeSettings:
     # No interpolation: a "%" in a path is a path, not a reference to another key.
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
     try:
-        parser.read(path, encoding="utf-8")
+        parser.read(path, encoding="utf-8-sig")  # Notepad may save a byte-order mark
     except (configparser.Error, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0]
         raise SettingsError(f"{path}: not a readable settings file ({reason})") from None

@@ -12,6 +12,7 @@ is turned into the same orderly exit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,7 +36,9 @@ def run_job(job_path: str) -> int:
     def progress(fraction: float, message: str) -> None:
         if cancel and os.path.exists(cancel):
             raise BridgeError("cancelled")
-        write_text_atomic(status, json.dumps({"fraction": round(fraction, 4), "message": message}))
+        with contextlib.suppress(OSError):  # on Windows REAPER may hold the file open: skip
+            write_text_atomic(status, json.dumps({"fraction": round(fraction, 4),
+                                                  "message": message}))
 
     try:
         threads = int(job.get("threads", 0))

@@ -15,7 +15,7 @@ def run(action):
 
     ini = os.path.join(RPR_GetResourcePath(), "Scripts", "debleed", "debleed.ini")
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
-    parser.read(ini, encoding="utf-8")
+    parser.read(ini, encoding="utf-8-sig")
     root = parser.get("debleed", "package_root", fallback="")
     if root and root not in sys.path:
         sys.path.append(root)

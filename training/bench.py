@@ -227,7 +227,7 @@ def _quality(clips: Iterator[Any], config: BenchConfig, debleed: Denoiser, thesi
     }
 
 
-def peak_rss_mib() -> float:
+def peak_rss_mib() -> float | None:
     """This process's own peak resident memory in MiB.
 
     ``VmHWM`` of /proc/self/status is the high-water mark of the current address space,
@@ -241,9 +241,12 @@ def peak_rss_mib() -> float:
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    try:
+        import resource
+    except ImportError:  # Windows: the table says n/a
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; bytes on macOS
+    return peak / (2**20 if sys.platform == "darwin" else 1024.0)
 
 
 # Runs a module as ``python -m`` does and records its peak memory on exit (stdlib only,
@@ -252,7 +255,11 @@ _PEAK_WRAPPER = (
     "import atexit, runpy, sys\n"
     "peak_file, module = sys.argv[1], sys.argv[2]\n"
     "def _peak():\n"
-    "    for line in open('/proc/self/status'):\n"
+    "    try:\n"
+    "        status = open('/proc/self/status').read().splitlines()\n"
+    "    except OSError:\n"
+    "        return\n"
+    "    for line in status:\n"
     "        if line.startswith('VmHWM:'):\n"
     "            open(peak_file, 'w').write(line.split()[1])\n"
     "atexit.register(_peak)\n"

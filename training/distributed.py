@@ -41,7 +41,7 @@ def init_world(device: torch.device) -> World:
         return World()
     world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        backend = "nccl" if device.type == "cuda" and dist.is_nccl_available() else "gloo"
         dist.init_process_group(backend, rank=world.rank, world_size=world.size)
     return world
 

@@ -134,7 +134,8 @@ def pack_kit(source: str | Path, out_dir: str | Path, max_layers: int | None = N
                      for index, instrument in enumerate(kit.instruments))
         ET.indent(root)
         (staging / "drumkit.xml").write_text('<?xml version="1.0" encoding="UTF-8"?>\n'
-                                             + ET.tostring(root, encoding="unicode") + "\n")
+                                             + ET.tostring(root, encoding="unicode") + "\n",
+                                             encoding="utf-8")
         _same_instruments(kit, load_kit(staging))
     size = sum(p.stat().st_size for p in target.iterdir())
     original = sum(len(inst.layers) for inst in kit.instruments)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from denoiser.audio import hidden_prefix, plain_permissions, write_text_atomic
+from denoiser.audio import plain_permissions, write_text_atomic
+from denoiser.tempnames import hidden_prefix
 
 from .errors import DatasetError
 
@@ -50,7 +51,9 @@ def staged_output(out: Path) -> Iterator[Path]:
     try:
         plain_permissions(staging)
         yield staging
-        os.replace(staging, out)  # an empty ``out`` is replaced too (rename(2))
+        if out.is_dir():
+            out.rmdir()  # empty (checked above); Windows cannot rename over a folder
+        os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

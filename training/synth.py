@@ -15,6 +15,7 @@ import json
 import math
 import multiprocessing
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -324,6 +325,9 @@ CLIP_WAVS = ("noisy", "clean", "bleed")
 META_BYTES = 16_384  # a clip's meta.json with a busy groove's onsets, rounded up
 
 
+# Workers get everything through ``_init_worker``'s (picklable) arguments, so any start
+# method works: fork where it is safe, spawn on Windows (no fork) and macOS (fork unsafe).
+START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 CLIP_SECONDS = (0.5, 600.0)  # shortest and longest clip of any dataset, synthetic or session
 
 
@@ -425,7 +429,7 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     with staged_output(out) as staging:
         rows = []
         if jobs > 1:
-            context = multiprocessing.get_context("fork")
+            context = multiprocessing.get_context(START_METHOD)
             with context.Pool(jobs, _init_worker, (staging, *worker)) as pool:
                 for row in pool.imap(_render_one, jobs_list, chunksize=4):
                     rows.append(row)

@@ -4,6 +4,7 @@ REAPER doctor start fast and do not import torch unless a command needs it."""
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -49,6 +50,11 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context) -> None:
     """Remove hi-hat, cymbal, kick and tom bleed from snare close-mic tracks."""
     ctx.with_resource(warnings_as_lines())  # every command's warnings: one line each
+    for stream in (sys.stdout, sys.stderr):
+        # A Windows console piped to a file is cp1252: "ΔSI-SDR" must not end a finished
+        # run with UnicodeEncodeError.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":

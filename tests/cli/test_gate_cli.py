@@ -147,3 +147,20 @@ def test_two_inputs_with_one_name_are_refused(tmp_path, write_wav, drum_track, r
     one = write_wav(tmp_path / "x" / "snare.wav", drum_track())
     two = write_wav(tmp_path / "y" / "snare.wav", drum_track())
     refused(lambda: run(one, two, "-o", tmp_path / "out"))
+
+
+def test_a_console_that_cannot_print_a_name_still_works(tmp_path, write_wav, drum_track):
+    """A Windows console piped to a file is cp1252: printing a Japanese output name (or the
+    tables' "ΔSI-SDR") to stdout used to end a finished command with a UnicodeEncodeError
+    traceback and exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    src = write_wav(tmp_path / "日本.wav", drum_track())
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run([sys.executable, "-m", "debleed.cli.main", "gate", str(src)],
+                          capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode("cp1252", "replace")[-500:]
+    assert done.stdout.decode("cp1252").strip().endswith("\\u65e5\\u672c.gate.wav")
+    assert (tmp_path / "日本.gate.wav").is_file()

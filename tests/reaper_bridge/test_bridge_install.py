@@ -100,3 +100,13 @@ def test_a_percent_sign_in_a_path_is_a_path(tmp_path: Path) -> None:
     assert settings.export_dir == "/mix/100%done"
     install(str(resource), python="/opt/50%/bin/python")
     assert load_settings(str(ini)).python == "/opt/50%/bin/python"
+
+
+def test_an_ini_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Notepad's "UTF-8 with BOM" put the mark before "[debleed]": no section header."""
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    install(str(resource))
+    ini = Path(settings_path(str(resource)))
+    ini.write_bytes(b"\xef\xbb\xbf" + ini.read_bytes().replace(b"device = auto", b"device = cpu"))
+    assert load_settings(str(ini)).device == "cpu"

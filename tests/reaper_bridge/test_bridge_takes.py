@@ -337,3 +337,31 @@ def test_a_rendered_take_is_cached_by_its_audio(fake: FakeReaper, api) -> None:
     moved = denoise(api, ("debleed",), executor_for({"debleed": halve}))
     assert (moved.files_processed, moved.files_cached) == (1, 0)
     assert len(item.takes) == 2 and item.active.source.filename.endswith("Rendered.debleed-2.wav")
+
+
+def test_sources_differing_only_in_case_get_their_own_outputs(fake: FakeReaper, api,
+                                                              tmp_path: Path) -> None:
+    """NTFS and APFS ignore case: "Snare.wav" and "snare.wav" from two folders used to be
+    given one output name, the second result overwriting the first."""
+    track = fake.add_track("Snare")
+    for index, name in enumerate(("A/Snare.wav", "B/snare.wav")):
+        item = fake.add_item(track, index, 0.4)
+        fake.add_take(item, fake.file_source(str(make_wav(tmp_path / name, 0.5, seed=index))), "s")
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    outputs = [Path(i.active.source.filename).name for i in track.items]
+    assert len({name.casefold() for name in outputs}) == 2, outputs
+
+
+def test_discard_removes_a_killed_workers_temporary_files(tmp_path: Path) -> None:
+    """Windows' terminate runs no clean-up: the worker's half-written temporary file stays
+    beside the output unless discard removes it too."""
+    from reaper_bridge.bridge import discard
+    from reaper_bridge.jobs import Task
+
+    dst = tmp_path / "snare.debleed.wav"
+    leftover = tmp_path / ".snare.debleed.wav.k3j2x9_q.tmp.wav"
+    leftover.write_bytes(b"half")
+    keep = tmp_path / "other.wav"
+    keep.write_bytes(b"kept")
+    discard([Task("denoise", str(tmp_path / "snare.wav"), str(dst), "debleed")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav"]
