@@ -6,6 +6,7 @@ that would write the same file, stop the command before anything is written.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,9 +46,11 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
         if output.exists() and not output.is_dir():
             raise ParameterError(f"{output}: is a file; -o must name a folder here")
         targets = [output / (src.stem + suffix) for src in inputs]
-    seen: dict[Path, Path] = {}
+    seen: dict[str, Path] = {}
     for src, dst in zip(inputs, targets):
-        key = dst.resolve()
+        key = str(dst.resolve())
+        if sys.platform in ("darwin", "win32"):  # their file systems ignore case
+            key = key.casefold()
         if key in seen:
             raise ParameterError(f"{seen[key]} and {src} would both be written to {dst}")
         seen[key] = src

@@ -164,3 +164,17 @@ def test_a_console_that_cannot_print_a_name_still_works(tmp_path, write_wav, dru
     assert done.returncode == 0, done.stderr.decode("cp1252", "replace")[-500:]
     assert done.stdout.decode("cp1252").strip().endswith("\\u65e5\\u672c.gate.wav")
     assert (tmp_path / "日本.gate.wav").is_file()
+
+
+def test_two_inputs_one_name_apart_in_case_collide_where_case_is_ignored(
+        tmp_path, write_wav, drum_track, refused, monkeypatch):
+    """On macOS and Windows "a.wav" and "A.wav" from two folders would write one output."""
+    import debleed.cli.outputs as outputs
+
+    monkeypatch.setattr(outputs.sys, "platform", "darwin")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    first = write_wav(tmp_path / "x" / "snare.wav", drum_track())
+    second = write_wav(tmp_path / "y" / "Snare.wav", drum_track())
+    result = refused(lambda: run(first, second, "-o", tmp_path / "out"))
+    assert "would both be written" in result.stderr
