@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError
-from .tempnames import AUDIO_SUFFIX, hidden_prefix
+from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, hidden_prefix
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -34,9 +34,6 @@ SILENT_PEAK = 1e-7  # a peak this low is silence: there is nothing to level or d
 MAX_CHANNELS = 128  # a REAPER track's most; more is a (samples, channels) array passed as-is
 SCAN_BLOCK = 1 << 20  # frames per block when a file is read through in pieces
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
-# A RIFF WAV counts its bytes in 32 bits: past 4 GiB (3.1 h of 48-kHz stereo float32) readers
-# cut it short. Larger outputs are RF64 (EBU Tech 3306), the 64-bit WAV that REAPER reads.
-WAV_LIMIT_BYTES = 2**32 - 1 - 4096  # room for the header's chunks
 SUBTYPE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 _UMASK = os.umask(0o022)  # read once (the call sets it), then put back
 os.umask(_UMASK)

@@ -21,7 +21,7 @@ import soundfile as sf
 from .audio import atomic_output, ensure_not_input, open_track, require_sound, scan, wav_container
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
-from .tempnames import AUDIO_SUFFIX
+from .outfiles import AUDIO_SUFFIX
 
 if TYPE_CHECKING:
     from .engine import Denoiser, Progress

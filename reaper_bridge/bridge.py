@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from denoiser.tempnames import AUDIO_SUFFIX, hidden_prefix
+from denoiser.outfiles import AUDIO_SUFFIX, hidden_prefix
 
 from .items import BridgeError, Selection, UndoBlock, add_variant_take, collect, project_media_dir
 from .jobs import GATED, MediaCache, Plan, Task, plan_denoise, render_path

@@ -16,6 +16,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
+from denoiser.outfiles import WAV_LIMIT_BYTES
+
 from .items import BridgeError, TakeSource
 
 BLOCK_FRAMES = 65536
@@ -72,11 +74,6 @@ def _api_reader(api: Any) -> Any:
         return array("f", result[1])
 
     return read
-
-
-# What a RIFF header can count (denoiser.audio.WAV_LIMIT_BYTES; this module may not import
-# it): past it, the header is RF64's (EBU Tech 3306), whose ds64 chunk holds 64-bit sizes.
-WAV_LIMIT_BYTES = 2**32 - 1 - 4096
 
 
 def _header(channels: int, rate: int, frames: int) -> bytes:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from denoiser.audio import plain_permissions, write_text_atomic
-from denoiser.tempnames import hidden_prefix
+from denoiser.outfiles import hidden_prefix
 
 from .errors import DatasetError
 

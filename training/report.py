@@ -23,7 +23,7 @@ import numpy as np
 from scipy import signal
 
 from denoiser.audio import write_text_atomic
-from denoiser.tempnames import hidden_prefix
+from denoiser.outfiles import hidden_prefix
 
 # (metric key, column header) of the Markdown tables: the SPEC 5 metrics.
 COLUMNS: tuple[tuple[str, str], ...] = (
