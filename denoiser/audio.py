@@ -238,6 +238,16 @@ def plain_permissions(path: Path) -> None:
     os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
 
 
+def staging_folder(out: Path) -> Path:
+    """A new, empty hidden folder beside ``out``, with the permissions ``mkdir`` would give,
+    to build ``out`` in before it is moved into place (a dataset, a report)."""
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
+    plain_permissions(staging)
+    return staging
+
+
 @contextmanager
 def atomic_output(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary file beside ``path`` that becomes ``path`` when the block ends and is

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from denoiser.audio import plain_permissions, write_text_atomic
-from denoiser.outfiles import hidden_prefix
+from denoiser.audio import staging_folder, write_text_atomic
 
 from .errors import DatasetError
 
@@ -45,11 +43,8 @@ def staged_output(out: Path) -> Iterator[Path]:
     files is refused, so a new dataset is never mixed into an old one."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
-    parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
+    staging = staging_folder(out)
     try:
-        plain_permissions(staging)
         yield staging
         if out.is_dir():
             out.rmdir()  # empty (checked above); Windows cannot rename over a folder

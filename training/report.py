@@ -13,7 +13,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from denoiser.audio import write_text_atomic
-from denoiser.outfiles import hidden_prefix
+from denoiser.audio import staging_folder, write_text_atomic
 
 # (metric key, column header) of the Markdown tables: the SPEC 5 metrics.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -83,9 +81,7 @@ def staged_report(out: Path) -> Iterator[Path]:
     same names in ``out`` only when the block ends, and it is removed if the block fails:
     a report is whole or absent (a NaN in the last clip must not leave half a report),
     while other files the user keeps in ``out`` stay."""
-    parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
+    staging = staging_folder(out)
     try:
         yield staging
         out.mkdir(exist_ok=True)
