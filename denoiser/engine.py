@@ -30,8 +30,8 @@ from .pretrained import default_model_path
 Progress = Callable[[float], None]
 # Mixed precision (torch.autocast): the networks' convolutions run in the lower precision,
 # STFT, masks' application and inverse in float32. On a CPU with native bfloat16
-# (AVX512-BF16, AMX) bfloat16 ran the shipped model 45 % faster for an output within -60 dB
-# of the float32 one (docs/model.md); elsewhere it is emulated and slower.
+# (AVX512-BF16, AMX) bfloat16 ran the shipped model 9 to 45 % faster, by CPU, for an output
+# within -60 dB of the float32 one (docs/model.md); elsewhere it is emulated and slower.
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

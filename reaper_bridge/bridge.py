@@ -153,7 +153,8 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str) -> Outcome:
     try:
         cache.commit(plan.tasks)
     except OSError as exc:  # the takes stand; a later run processes again instead of reusing
-        outcome.note = f"The cache index was not written ({exc.strerror or exc}): a later run processes these files again."
+        outcome.note = (f"The cache index was not written ({exc.strerror or exc}): a later "
+                        "run processes these files again.")
     return outcome
 
 

@@ -266,21 +266,20 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
     name = variant_take_name(source.take_name, variant)
     take = next((t for t in item_takes(api, source.item) if take_name(api, t) == name), None)
     old = None if take is None else api.GetMediaItemTake_Source(take)
-    if old is None or is_null(old) or not _same_file(source_file_name(api, old), path):
+    old = None if old is None or is_null(old) else old
+    added = take is None
+    if old is None or not _same_file(source_file_name(api, old), path):
         pcm = api.PCM_Source_CreateFromFile(path)
         if is_null(pcm):
             raise BridgeError(f"REAPER could not open {path}")
-        added = take is None
         if added:
             take = api.AddTakeToMediaItem(source.item)
             if is_null(take):
                 api.PCM_Source_Destroy(pcm)
                 raise BridgeError(f"{source.label}: REAPER refused to add a take")
         api.SetMediaItemTake_Source(take, pcm)
-        if old is not None and not is_null(old):  # REAPER leaves the old source to the caller
+        if old is not None:  # REAPER leaves the old source to the caller
             api.PCM_Source_Destroy(old)
-    else:
-        added = False
     values = dict(source.values)
     if rendered:
         values.update(D_STARTOFFS=0.0, D_PLAYRATE=1.0, D_PITCH=0.0, I_CHANMODE=0.0)
