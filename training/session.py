@@ -115,11 +115,11 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
 
 def detect_onsets(samples: np.ndarray, sample_rate: int, rise_db: float = 12.0,
                   floor_db: float = -45.0, gap_ms: float = 25.0) -> np.ndarray:
-    """Hit onsets (sample indices) from the energy envelope, vectorised.
+    """Hit onsets (sample indices) from the energy envelope, vectorised over samples.
 
     1 ms RMS frames in dB; a frame is an onset candidate when it stands ``rise_db`` above
     the quietest of the previous 10 ms and above ``floor_db`` re the peak; the first
-    candidate of each run (and at most one per ``gap_ms``) is kept.
+    candidate of each run is kept if it lies at least ``gap_ms`` after the last onset kept.
     """
     hop = max(1, int(0.001 * sample_rate))
     frames = samples[: samples.size // hop * hop].reshape(-1, hop)
@@ -130,11 +130,20 @@ def detect_onsets(samples: np.ndarray, sample_rate: int, rise_db: float = 12.0,
     rise = level - history.min(axis=1)
     candidate = (rise > rise_db) & (level > level.max() + floor_db)
     starts = np.flatnonzero(candidate & ~np.concatenate([[False], candidate[:-1]]))
-    if starts.size == 0:
-        return starts.astype(np.int64)
-    gap = max(1, int(gap_ms))
-    keep = np.concatenate([[True], np.diff(starts) >= gap])
-    return starts[keep] * hop
+    return _spaced(starts, max(1, int(gap_ms))) * hop
+
+
+def _spaced(starts: np.ndarray, gap: int) -> np.ndarray:
+    """The candidates (sorted frame indices) that lie at least ``gap`` after the last one
+    kept. Measuring from the previous *candidate* instead would drop a whole fast roll
+    after its first hit (each hit is within ``gap`` of the one before, so each is dropped);
+    measured from the last kept onset, a roll keeps a hit every ``gap`` or so. Candidates
+    are one per peak, so this loop is short."""
+    kept: list[int] = []
+    for start in starts.tolist():
+        if not kept or start - kept[-1] >= gap:
+            kept.append(start)
+    return np.asarray(kept, dtype=np.int64)
 
 
 def _velocity(clean: np.ndarray, onsets: np.ndarray, sample_rate: int,

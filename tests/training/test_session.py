@@ -73,6 +73,31 @@ def test_detect_onsets_finds_quiet_hits_after_loud_ones():
     assert detect_onsets(np.zeros(rate, np.float32), rate).size == 0
 
 
+def noise_bursts(rate: int, hits: list[float]) -> np.ndarray:
+    """One second of silence with a 15 ms decaying noise burst at each hit time (s)."""
+    n = int(0.015 * rate)
+    burst = np.random.default_rng(0).standard_normal(n) * np.exp(-np.arange(n) / (0.003 * rate))
+    take = np.zeros(rate, np.float32)
+    for t in hits:
+        take[int(t * rate):int(t * rate) + n] += burst.astype(np.float32)
+    return take
+
+
+def test_detect_onsets_keeps_a_hit_per_gap_through_a_fast_roll():
+    # Hits 20 ms apart, closer than the 25 ms gap: spacing is measured from the last kept
+    # onset, so every second hit is kept, not just the first of the roll.
+    rate = 48000
+    roll = noise_bursts(rate, [0.1 + 0.02 * k for k in range(10)])
+    assert detect_onsets(roll, rate) / rate == pytest.approx([0.1, 0.14, 0.18, 0.22, 0.26],
+                                                             abs=0.003)
+
+
+def test_detect_onsets_finds_both_hits_of_a_flam():
+    rate = 48000
+    flam = noise_bursts(rate, [0.1, 0.13])
+    assert detect_onsets(flam, rate) / rate == pytest.approx([0.1, 0.13], abs=0.003)
+
+
 def test_session_errors(tmp_path, session_dirs):
     clean_dir, bleed_dir = session_dirs
     empty = tmp_path / "empty"
