@@ -18,7 +18,7 @@ import torch
 from . import __version__
 from .audio import atomic_output
 from .errors import ModelError
-from .models import MODELS, DenoiserModel
+from .models import MODELS, DenoiserModel, construct
 from .models.base import constructor_kwargs
 
 FORMAT_VERSION = 1
@@ -89,10 +89,7 @@ def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) ->
     if invalid:
         raise ModelError(f"model {name} has no arguments {invalid}")
     kwargs = constructor_kwargs({**kwargs, **(overrides or {})})
-    try:
-        model = cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"model {name}: {exc}") from None
+    model = construct(cls, kwargs, name)
     try:
         result = model.load_state_dict(package["state_dict"], strict=not overrides)
         if result.unexpected_keys:

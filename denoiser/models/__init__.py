@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ModelError
+from ..audio import validate_rate
+from ..errors import AudioError, ModelError
 from .bandmask import BandMaskNet
 from .base import DenoiserModel
 from .ensemble import MaskEnsemble
@@ -40,10 +41,23 @@ def build_model(name: str, **kwargs: Any) -> DenoiserModel:
         cls = MODELS[name]
     else:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return construct(cls, kwargs, name)
+
+
+def construct(cls: type[DenoiserModel], kwargs: dict[str, Any], name: str) -> DenoiserModel:
+    """``cls(**kwargs)``, with what it cannot build as a ``ModelError``: settings come from
+    ``--model-kwargs`` and from checkpoints, so they are the user's, not the code's. A
+    sample rate no audio has (0, 100 Hz) is refused here, before it fails deep in
+    resampling or resamples every track to nonsense."""
     try:  # torch's RuntimeError: sizes it cannot build (a negative --model-kwargs channels)
-        return cls(**kwargs)
+        model = cls(**kwargs)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"model {name!r}: {exc}") from None
+    try:
+        validate_rate(model.sample_rate, f"model {name!r}")
+    except AudioError as exc:
+        raise ModelError(str(exc)) from None
+    return model
 
 
-__all__ = ["MODELS", "PRESETS", "DenoiserModel", "build_model"]
+__all__ = ["MODELS", "PRESETS", "DenoiserModel", "build_model", "construct"]

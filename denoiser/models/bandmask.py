@@ -168,6 +168,8 @@ class BandMaskNet(DenoiserModel):
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.hop = int(hop)
+        if not 1 <= self.hop <= self.n_fft // 2:  # Hann frames must overlap by half to invert
+            raise ValueError(f"hop must be from 1 to n_fft / 2 ({self.n_fft // 2}), not {hop}")
         self.mask_kind = mask
         bins = n_fft // 2 + 1
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)

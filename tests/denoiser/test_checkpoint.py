@@ -108,3 +108,20 @@ def test_growing_a_checkpoint_with_the_frame_gate(tmp_path):
         load_checkpoint(path, overrides={"wings": 2})
     with pytest.raises(ModelError, match="do not fit"):
         load_checkpoint(tmp_path / "g.pt", overrides={"channels": 7})
+
+
+@pytest.mark.parametrize("kwargs, message", [({"sample_rate": 0}, "sample rate 0 Hz"),
+                                             ({"sample_rate": -48000}, "sample rate -48000 Hz"),
+                                             ({"sample_rate": 100}, "sample rate 100 Hz"),
+                                             ({"hop": 0}, "hop must be"),
+                                             ({"hop": 200}, "hop must be")])
+def test_a_checkpoint_with_an_impossible_rate_or_hop_is_a_model_error(tmp_path, kwargs, message):
+    """Such a checkpoint used to load and fail while denoising with a traceback (a zero
+    division, soxr, torch.stft), or resample every track to 100 Hz and back."""
+    package = serialize(build_model("bandmask-tiny"))
+    package["model_kwargs"].update(kwargs)
+    torch.save(package, tmp_path / "odd.pt")
+    with pytest.raises(ModelError, match=f"model 'bandmask.*{message}"):
+        load_checkpoint(tmp_path / "odd.pt")
+    with pytest.raises(ModelError, match=message):
+        build_model("bandmask-tiny", **kwargs)
