@@ -215,6 +215,17 @@ def wav_container(frames: int, channels: int, subtype: str = "FLOAT") -> str:
     return "RF64" if size > WAV_LIMIT_BYTES else "WAV"
 
 
+def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
+                    subtype: str = "FLOAT") -> sf.SoundFile:
+    """A WAV (RF64 past 4 GiB) open for writing ``frames`` frames, without libsndfile's
+    PEAK chunk: that chunk holds the write time, so the same samples would give other
+    bytes on every run (datasets and outputs must be reproducible)."""
+    handle = sf.SoundFile(path, "w", int(sample_rate), channels, subtype,
+                          format=wav_container(frames, channels, subtype))
+    sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+    return handle
+
+
 def existing_ancestor(path: str | os.PathLike) -> Path:
     """``path`` itself if it exists, else its nearest parent that does."""
     path = Path(path).absolute()
@@ -281,13 +292,8 @@ def write_audio(
     """
     path = ensure_not_input(path, protect)
     data = validate_samples(samples, str(path))
-    container = wav_container(data.shape[1], data.shape[0], subtype)
     with atomic_output(path, AUDIO_SUFFIX) as tmp, \
-            sf.SoundFile(tmp, "w", int(sample_rate), data.shape[0], subtype,
-                         format=container) as handle:
-        # libsndfile stamps float WAVs with a PEAK chunk holding the write time; drop it
-        # so the same samples always give the same bytes (reproducible datasets).
-        sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+            open_wav_writer(tmp, sample_rate, data.shape[0], data.shape[1], subtype) as handle:
         handle.write(data.T)
     return path
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import atomic_output, ensure_not_input, open_track, require_sound, scan, wav_container
+from .audio import atomic_output, ensure_not_input, open_track, open_wav_writer, require_sound, scan
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
 from .outfiles import AUDIO_SUFFIX
@@ -90,8 +90,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                              context=int(config.block_margin_seconds * rate),
                              align=denoiser.alignment(rate))
         with atomic_output(dst, AUDIO_SUFFIX) as tmp, \
-                sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, subtype="FLOAT",
-                             format=wav_container(frames, channels)) as out:
+                open_wav_writer(tmp, rate, channels, frames) as out:
             tail = np.zeros((channels, 0), dtype=np.float32)
             for index, block in enumerate(blocks):
                 audio = read_exactly(handle, block.in_start, block.in_stop - block.in_start)
