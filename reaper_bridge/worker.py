@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
 import traceback
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from denoiser.audio import write_text_atomic
 from denoiser.errors import DebleedError
+from denoiser.outfiles import exit_cleanly_on_sigterm
 
 from .bridge import run_tasks
 from .items import BridgeError
@@ -67,13 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m reaper_bridge.worker JOB.json", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    exit_cleanly_on_sigterm()
     return run_job(args[0])
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """Python's default SIGTERM ends the process before any ``finally`` runs."""
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@ in every writing command, never a traceback."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -30,3 +34,34 @@ def test_one_line_names_the_file_the_system_refused():
     assert one_line(NotADirectoryError(20, "Not a directory", "a/b")) == "a/b: Not a directory"
     assert one_line(FileExistsError(17, "File exists", "a")) == "a: is a file, not a folder"
     assert one_line(OSError(28, "No space left on device")) == "[Errno 28] No space left on device"
+
+
+STUCK_WRITER = """
+import sys, time
+import debleed.cli.gate
+from denoiser.audio import atomic_output
+from denoiser.outfiles import AUDIO_SUFFIX
+
+def stuck(dst, *args, **kwargs):  # a write that is still going when the run is killed
+    with atomic_output(dst, AUDIO_SUFFIX) as tmp:
+        tmp.write_bytes(b"half a take")
+        print("writing", flush=True)
+        time.sleep(60)
+
+debleed.cli.gate.write_audio = stuck
+from debleed.cli.main import cli
+cli(["gate", sys.argv[1], "-o", sys.argv[2]])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows' terminate runs no clean-up")
+def test_a_killed_run_leaves_no_temporary_output(tmp_path, write_wav, drum_track):
+    """SIGTERM (a job scheduler's stop, REAPER's cancel, ``kill``) used to end the
+    process before any clean-up ran, leaving the hidden temporary output behind."""
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    run = subprocess.Popen([sys.executable, "-c", STUCK_WRITER, str(src), str(tmp_path / "out.wav")],
+                           stdout=subprocess.PIPE, text=True)
+    assert run.stdout.readline().strip() == "writing"
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=30) == 128 + signal.SIGTERM
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav"]
