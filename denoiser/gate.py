@@ -20,7 +20,8 @@ stereo track gates in a fraction of a second.
 3. Hold: each open stretch ends ``hold`` after its last open sample; overlapping stretches are
    merged (``np.maximum.accumulate`` of the interval ends).
 4. Pre-open (lookahead): each open stretch starts ``lookahead`` earlier; closing is not
-   anticipated, so tails are never cut short.
+   anticipated, so tails are never cut short. As in REAPER, where the lookahead latency is
+   compensated, a stretch may start before the file: a hit at sample 0 is not faded in.
 5. Attack/release ramps: release falls linearly from the last open sample, attack rises linearly
    from each opening, starting at whatever level the release had reached (so re-opening during
    a release never jumps). Each open stretch lasts at least the attack time, which makes that
@@ -46,6 +47,11 @@ MAX_HYSTERESIS_DB = 60.0
 MAX_TIME_MS = 10_000.0
 MAX_RMS_MS = 1_000.0
 DETECTOR_FILTER_ORDER = 2
+# Lowest non-zero detector cutoff: below it a Butterworth design degenerates (scipy refuses a
+# denormal cutoff) and the filter is pointless anyway; ReaGate's filters are set in Hz too.
+MIN_DETECTOR_FILTER_HZ = 1.0
+# Samples per channel filtered at a time: bounds the float64 copies on long files.
+DETECTOR_FILTER_BLOCK = 1 << 16
 
 # Auto threshold (see ``auto_threshold_db``).
 AUTO_FRAME_MS = 5.0
@@ -97,7 +103,10 @@ class GateConfig:
                 continue
             if value is None and field.name in ("detector_hpf_hz", "detector_lpf_hz"):
                 continue
-            if not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value):
+            # bool is an int to Python, but ``wet=True`` is a mistake, not a number
+            if (isinstance(value, (bool, np.bool_))
+                    or not isinstance(value, (int, float, np.integer, np.floating))
+                    or math.isnan(value)):
                 raise ParameterError(f"gate {field.name} must be a number, got {value!r}")
             if math.isinf(value) and field.name != "range_db":
                 raise ParameterError(f"gate {field.name} must be finite, got {value}")
@@ -127,6 +136,10 @@ class GateConfig:
         hpf, lpf = self.detector_hpf_hz or 0.0, self.detector_lpf_hz or 0.0
         if hpf < 0.0 or lpf < 0.0:
             raise ParameterError("gate detector filter frequencies must be positive (0 = off)")
+        for name, freq in (("high-pass", hpf), ("low-pass", lpf)):
+            if 0.0 < freq < MIN_DETECTOR_FILTER_HZ:
+                raise ParameterError(f"gate detector {name} {freq:g} Hz is below "
+                                     f"{MIN_DETECTOR_FILTER_HZ:g} Hz (0 = off)")
         if hpf and lpf and lpf <= hpf:
             raise ParameterError(f"gate detector low-pass {lpf:g} Hz must be above its "
                                  f"high-pass {hpf:g} Hz")
@@ -143,6 +156,8 @@ def _samples(ms: float, sample_rate: int) -> int:
 
 
 def _detector_sos(sample_rate: int, config: GateConfig) -> np.ndarray | None:
+    """Second-order sections of the detector filters in float64: low cutoffs at high rates put
+    the poles within ~1e-5 of the unit circle, where float32 coefficients make them unstable."""
     sections = []
     if config.detector_hpf_hz:
         sections.append(signal.butter(DETECTOR_FILTER_ORDER, config.detector_hpf_hz, "highpass",
@@ -151,6 +166,20 @@ def _detector_sos(sample_rate: int, config: GateConfig) -> np.ndarray | None:
         sections.append(signal.butter(DETECTOR_FILTER_ORDER, config.detector_lpf_hz, "lowpass",
                                       fs=sample_rate, output="sos"))
     return np.vstack(sections) if sections else None
+
+
+def _filter_detector(sos: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """``sosfilt`` of ``(C, T)`` float32 ``data`` computed in float64, returned as float32.
+
+    float64 keeps the near-unit-circle poles stable; filtering in blocks that carry the filter
+    state (``zi``) gives the same result as one pass without a float64 copy of the whole file.
+    """
+    out = np.empty(data.shape, dtype=np.float32)
+    state = np.zeros((sos.shape[0], data.shape[0], 2), dtype=np.float64)
+    for begin in range(0, data.shape[1], DETECTOR_FILTER_BLOCK):
+        block = slice(begin, begin + DETECTOR_FILTER_BLOCK)
+        out[:, block], state = signal.sosfilt(sos, data[:, block], axis=-1, zi=state)
+    return out
 
 
 def detector_level(detector_signal: np.ndarray, sample_rate: int,
@@ -165,7 +194,7 @@ def detector_level(detector_signal: np.ndarray, sample_rate: int,
     data = validate_samples(detector_signal, "gate detector")
     sos = _detector_sos(sample_rate, config)
     if sos is not None:
-        data = signal.sosfilt(sos.astype(np.float32), data, axis=-1).astype(np.float32, copy=False)
+        data = _filter_detector(sos, data)
     level = np.abs(data[0]) if data.shape[0] == 1 else np.abs(data).max(axis=0)
     window = _samples(config.rms_ms, sample_rate)
     if window <= 1:
@@ -208,7 +237,9 @@ def _open_intervals(level: np.ndarray, sample_rate: int, config: GateConfig,
     """Intervals ``[start, end)`` where the gate is (fully) open: steps 2 to 4 of the module doc.
 
     Working on runs rather than on every sample keeps the state machine at a few passes over
-    the level, whatever the length of the file.
+    the level, whatever the length of the file. The first start may be negative: the lookahead
+    is latency-compensated (as in REAPER), so a hit near sample 0 finds a gate that began to
+    open before the file did.
     """
     total = level.size
     above_start, above_end = _runs(level >= np.float32(10.0 ** (threshold_db / 20.0)))
@@ -232,8 +263,7 @@ def _open_intervals(level: np.ndarray, sample_rate: int, config: GateConfig,
     hold = _samples(config.hold_ms, sample_rate)  # open while t - last_open_sample <= hold
     starts, ends = _merge(starts, np.minimum(ends + hold, total))
     lookahead = _samples(config.lookahead_ms, sample_rate)  # pre-open only, closing stays
-    starts, ends = _merge(np.maximum(starts - lookahead, 0), ends)
-    return starts, ends
+    return _merge(starts - lookahead, ends)
 
 
 def _gain_from_level(level: np.ndarray, sample_rate: int, config: GateConfig,
@@ -245,11 +275,14 @@ def _gain_from_level(level: np.ndarray, sample_rate: int, config: GateConfig,
     release = max(1, _samples(config.release_ms, sample_rate))
     # every open stretch lasts at least the attack, so each attack reaches full gain
     starts, ends = _merge(starts, np.minimum(np.maximum(ends, starts + attack), total))
+    # Only the first start can be before the file (later ones follow an end >= 1): its attack
+    # ramp runs from there, and only its samples from 0 on are written.
+    in_file = np.maximum(starts, 0)
 
     floor = 10.0 ** (config.range_db / 20.0)
     closed_gain = np.float32(1.0 - config.wet * (1.0 - floor))
     # Constant parts: closed gaps and open stretches alternate.
-    bounds = np.concatenate(([0], np.column_stack((starts, ends)).ravel(), [total]))
+    bounds = np.concatenate(([0], np.column_stack((in_file, ends)).ravel(), [total]))
     values = np.tile(np.array([closed_gain, 1.0], dtype=np.float32), starts.size + 1)[:-1]
     gain = np.repeat(values, np.diff(bounds))
     if starts.size == 0:
@@ -270,7 +303,7 @@ def _gain_from_level(level: np.ndarray, sample_rate: int, config: GateConfig,
                                 np.where(release_done <= next_open, 0.0, np.nan)))
     keep = ~np.isnan(y_points)  # an interrupted release ends on the next attack's first point
     ramp_at = np.concatenate((
-        _concat_ranges(starts, np.minimum(ends - starts, attack)),
+        _concat_ranges(in_file, np.minimum(ends, starts + attack) - in_file),
         _concat_ranges(ends, np.minimum(np.append(starts[1:], total), ends + release) - ends)))
     shape = np.interp(ramp_at, x_points[keep], y_points[keep]).astype(np.float32)
     # smoothstep: same end points, no slope discontinuity at the ends of the ramps

@@ -192,7 +192,8 @@ def test_auto_threshold_without_bleed_sits_between_floor_and_hits(rng):
     {"threshold_db": 3}, {"threshold_db": -130}, {"threshold_db": float("nan")},
     {"hysteresis_db": 2}, {"range_db": 6}, {"wet": 1.5}, {"wet": -0.1}, {"rms_ms": -2},
     {"detector_hpf_hz": 500, "detector_lpf_hz": 200}, {"detector_lpf_hz": -100},
-    {"attack_ms": float("inf")}, {"auto": "yes"},
+    {"attack_ms": float("inf")}, {"auto": "yes"}, {"wet": True},
+    {"detector_hpf_hz": 1e-320}, {"detector_lpf_hz": 0.5},
 ])
 def test_absurd_settings_raise_parameter_error(changes):
     config = GateConfig(**changes)
@@ -213,7 +214,9 @@ def test_settings_checked_against_the_sample_rate_and_sidechain_length():
 
 def reference_gain(level: np.ndarray, config: GateConfig) -> np.ndarray:
     """The gate written as the plain per-sample state machine a hardware gate runs (slow,
-    for a short signal only): the vectorized gate must match it sample for sample."""
+    for a short signal only): the vectorized gate must match it sample for sample. The
+    lookahead is latency-compensated as in REAPER: the machine starts ``lookahead`` samples
+    before the file (closed), so a hit at sample 0 may find the gate already opening."""
     open_at = 10 ** (config.threshold_db / 20)
     close_below = 10 ** ((config.threshold_db + config.hysteresis_db) / 20)
     hold, lookahead = ms(config.hold_ms), ms(config.lookahead_ms)
@@ -228,14 +231,15 @@ def reference_gain(level: np.ndarray, config: GateConfig) -> np.ndarray:
         if is_open:
             last_open = t
         held[t] = t - last_open <= hold
+    held = np.concatenate((np.zeros(lookahead, bool), held))  # the time before the file
     pre_open = held.copy()
     for t in np.flatnonzero(held):
-        pre_open[max(0, t - lookahead):t] = True
-    gain = np.empty(level.size, np.float32)
+        pre_open[t - lookahead:t] = True
+    gain = np.empty(held.size, np.float32)
     y, opened_at = 0.0, -10**9
     floor = 10 ** (config.range_db / 20)
     closed = 1 - config.wet * (1 - floor)
-    for t in range(level.size):
+    for t in range(held.size):
         if pre_open[t] and (t == 0 or not pre_open[t - 1]):
             opened_at = t
         if pre_open[t] or t - opened_at < attack:  # an attack always runs to full gain
@@ -243,7 +247,7 @@ def reference_gain(level: np.ndarray, config: GateConfig) -> np.ndarray:
         else:
             y = max(0.0, y - 1 / release)
         gain[t] = closed + (1 - closed) * y * y * (3 - 2 * y)
-    return gain
+    return gain[lookahead:]
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -275,3 +279,91 @@ def test_nan_or_empty_audio_is_refused(where):
         apply_gate(sample_rate=48000, config=GateConfig(), **arguments)
     with pytest.raises(AudioError, match="empty"):
         apply_gate(np.zeros((1, 0), np.float32), 48000, GateConfig())
+
+
+def hits_over_bed(rate: int) -> np.ndarray:
+    """One second of -50 dBFS noise with two decaying 190-Hz hits at 0.1 s and 0.6 s."""
+    rng = np.random.default_rng(7)
+    x = (0.003 * rng.standard_normal(rate)).astype(np.float32)
+    t = np.arange(rate // 10) / rate
+    hit = (0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.03)).astype(np.float32)
+    for onset in (rate // 10, 6 * rate // 10):
+        x[onset:onset + hit.size] += hit
+    return x
+
+
+@pytest.mark.parametrize("rate, hpf_hz", [(96_000, 1.0), (96_000, 10.0), (192_000, 2.0)])
+def test_low_detector_high_pass_at_high_rates_stays_stable(rate, hpf_hz):
+    """Poles this close to the unit circle were pushed onto it by float32 coefficients: the
+    detector level blew up and the gate stayed open between the hits."""
+    x = hits_over_bed(rate)
+    config = GateConfig(threshold_db=-20, range_db=-60, detector_hpf_hz=hpf_hz)
+    between = slice(int(0.4 * rate), int(0.55 * rate))
+    gain = gate_gain(x, rate, config)
+    assert 20 * np.log10(gain[between].max()) == pytest.approx(-60, abs=0.01)
+    assert gain[rate // 10 + 100] == 1.0  # and the hits still open it
+
+
+@pytest.mark.parametrize("field, name", [("detector_hpf_hz", "high-pass"),
+                                         ("detector_lpf_hz", "low-pass")])
+def test_tiny_detector_cutoff_is_refused_and_zero_is_off(field, name):
+    """A denormal cutoff used to crash inside scipy's filter design."""
+    with pytest.raises(ParameterError, match=f"^gate detector {name} .* below 1 Hz"):
+        GateConfig(**{field: 1e-320}).validate(SR)
+    for fine in (None, 0, 0.0, 1.0):
+        GateConfig(**{field: fine}).validate(SR)
+
+
+def test_tiny_detector_cutoff_is_a_one_line_cli_error(tmp_path):
+    """Through ``debleed gate``: exit 1, one ``Error:`` line, nothing written."""
+    soundfile = pytest.importorskip("soundfile")
+    from click.testing import CliRunner
+
+    from debleed.cli.main import cli
+
+    src = tmp_path / "in.wav"
+    soundfile.write(str(src), hits_over_bed(SR), SR, subtype="FLOAT")
+    result = CliRunner().invoke(cli, ["gate", str(src), "-o", str(tmp_path / "out.wav"),
+                                      "--hpf-hz", "1e-320"])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "high-pass" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def decaying_hit_at(onset: int) -> np.ndarray:
+    x = np.zeros(SR // 2, np.float32)
+    t = np.arange(SR // 10) / SR
+    x[onset:onset + t.size] = 0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.03)
+    return x
+
+
+@pytest.mark.parametrize("lookahead_ms", [0.5, 1.0, 3.0])
+def test_hit_at_the_start_of_the_file_is_not_faded_in(lookahead_ms):
+    """The lookahead is latency-compensated (as in REAPER): at sample 0 the gate has already
+    had the lookahead to open, so with lookahead >= attack the first hit passes whole, exactly
+    like the same hit 2 ms into the file (it used to get 0.005 at sample 0)."""
+    config = GateConfig(attack_ms=0.5, lookahead_ms=lookahead_ms)
+    x = decaying_hit_at(0)
+    crossing = int(np.argmax(np.abs(x) >= 10 ** (config.threshold_db / 20)))
+    at_start = gate_gain(x, SR, config)
+    later = gate_gain(decaying_hit_at(ms(2)), SR, config)
+    np.testing.assert_array_equal(at_start[crossing:ms(20)], 1.0)  # full once it is loud
+    np.testing.assert_array_equal(at_start[:SR // 4], later[ms(2):ms(2) + SR // 4])
+    if lookahead_ms > config.attack_ms:
+        np.testing.assert_array_equal(at_start[:ms(20)], 1.0)
+
+
+def test_without_lookahead_a_hit_at_the_start_still_fades_in():
+    """Nothing to compensate: the attack starts at sample 0 from the closed gain."""
+    attack = ms(0.5)
+    config = GateConfig(attack_ms=0.5, lookahead_ms=0)
+    x = decaying_hit_at(0)
+    crossing = int(np.argmax(np.abs(x) >= 10 ** (config.threshold_db / 20)))
+    gain = gate_gain(x, SR, config)
+    closed = 10 ** (config.range_db / 20)
+    y = np.arange(1, attack + 1) / attack
+    np.testing.assert_allclose(gain[:crossing], closed, rtol=1e-6)
+    np.testing.assert_allclose(gain[crossing:crossing + attack],
+                               closed + (1 - closed) * y * y * (3 - 2 * y), atol=1e-6)
