@@ -142,19 +142,19 @@ def open_track(src: Path) -> sf.SoundFile:
     return handle
 
 
-def scan(handle: sf.SoundFile, keep: bool) -> tuple[float, np.ndarray | None]:
-    """Peak of the whole file (checking every sample is finite and every frame the header
-    counts decodes) and, if asked, the audio itself: the automatic gate threshold needs the
-    whole track's level statistics."""
+def scan(handle: sf.SoundFile, keep: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Peak of each channel over the whole file (checking every sample is finite and every
+    frame the header counts decodes) and, if asked, the audio itself: the automatic gate
+    threshold needs the whole track's level statistics."""
     handle.seek(0)
-    peak = 0.0
+    peak = np.zeros(handle.channels)
     kept = []
     decoded = 0
     try:
         for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
             if not np.isfinite(block).all():
                 raise AudioError(f"{handle.name}: contains NaN/inf samples")
-            peak = max(peak, float(np.max(np.abs(block))))
+            peak = np.maximum(peak, np.max(np.abs(block), axis=0))
             decoded += block.shape[0]
             if keep:
                 kept.append(block.T.copy())
@@ -178,10 +178,10 @@ def check_track(path: Path, need_sound: bool = True) -> int:
     every input this way before its first output, so a bad last file leaves no outputs.
     Returns the sample rate, for the checks that depend on it."""
     with open_track(path) as handle:
-        peak, _ = scan(handle, keep=False)
+        peaks, _ = scan(handle, keep=False)
         rate = int(handle.samplerate)
     if need_sound:
-        require_sound(peak, path)
+        require_sound(float(peaks.max()), path)
     return rate
 
 

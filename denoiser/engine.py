@@ -163,26 +163,41 @@ class Denoiser:
         hop = getattr(self.model, "hop", 1)
         return Fraction(hop * sample_rate, self.sample_rate).numerator
 
-    def level(self, samples: np.ndarray) -> float:
-        """Gain that brings the input's peak to the training level (raises if silent)."""
-        peak = float(np.max(np.abs(samples)))
-        if peak <= SILENT_PEAK:
+    def level(self, samples: np.ndarray) -> np.ndarray:
+        """Gains ``(C, 1)`` that bring each channel's peak to the training level (raises if
+        every channel is silent); see ``gains_for``."""
+        return self.gains_for(np.max(np.abs(validate_samples(samples)), axis=-1))
+
+    def gains_for(self, peaks: np.ndarray) -> np.ndarray:
+        """Levelling gains ``(C, 1)`` float32 for channels with these peaks.
+
+        Per channel, so a channel gives the same result alone or beside a louder one (a
+        snare-bottom mic 26 dB under the top reached the model far below its training
+        levels and was cut harder). A silent channel beside others takes the loudest
+        channel's gain: raised to the training level, its noise floor would be treated as
+        a track."""
+        peaks = np.asarray(peaks, dtype=np.float64).reshape(-1)
+        loudest = float(peaks.max(initial=0.0))
+        if loudest <= SILENT_PEAK:
             raise AudioError("input is silent: nothing to denoise")
-        return self.config.peak_level / peak
+        gains = self.config.peak_level / np.where(peaks > SILENT_PEAK, peaks, loudest)
+        return gains.astype(np.float32)[:, None]
 
     def denoise(self, samples: np.ndarray, sample_rate: int, progress: Progress | None = None,
-                gain: float | None = None) -> np.ndarray:
+                gain: np.ndarray | None = None) -> np.ndarray:
         """Denoise ``(C, T)`` audio at any rate; the output is sample-aligned, same shape.
 
-        ``gain`` is the levelling gain; the streaming path passes the whole file's so every
-        block is levelled alike.
+        ``gain`` is the levelling gain per channel (``(C, 1)``, from ``gains_for``); the
+        streaming path passes the whole file's so every block is levelled alike.
         """
         shape = np.shape(samples)
         samples = validate_samples(samples)
         sample_rate = validate_rate(sample_rate)
-        gain = self.level(samples) if gain is None else gain
-        if not (0 < gain < math.inf):
-            raise ParameterError(f"levelling gain must be a positive finite number, not {gain}")
+        gain = self.level(samples) if gain is None else np.asarray(gain, dtype=np.float32)
+        if gain.size not in (1, samples.shape[0]) or not np.all((gain > 0) & (gain < math.inf)):
+            raise ParameterError(f"levelling gain must be a positive finite number per channel, "
+                                 f"not {gain.ravel().tolist()}")
+        gain = gain.reshape(-1, 1)
         length = samples.shape[-1]
         at_model_rate = resample(samples * gain, sample_rate, self.sample_rate)
         segment = int(round(self.config.segment_seconds * self.sample_rate))

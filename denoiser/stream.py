@@ -73,8 +73,9 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         handle = stack.enter_context(open_track(src))
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
         auto = bool(gate is not None and gate.auto)
-        peak, whole = scan(handle, keep=auto and sidechain is None)
-        gain = denoiser.config.peak_level / require_sound(peak, src)
+        peaks, whole = scan(handle, keep=auto and sidechain is None)
+        require_sound(float(peaks.max()), src)
+        gain = denoiser.gains_for(peaks)
         key = None
         if gate is not None:
             from .gate import apply_gate, auto_threshold_db
