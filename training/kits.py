@@ -9,7 +9,9 @@ hi-hat...) so grooves can ask for "the ride" whatever the kit calls it. Kits are
 Hydrogen has two drumkit.xml dialects: the modern one (namespaced, ``<layer>`` elements,
 possibly inside ``<instrumentComponent>``) and the old one (one ``<filename>`` per
 instrument). Both are read. Empty slots (no file, or Hydrogen's ``emptySample`` placeholder)
-are skipped; any other missing or unreadable file is a ``KitError``.
+are skipped; any other missing or unreadable file is a ``KitError``. A layer's ``<pitch>``
+plus its instrument's ``<pitchOffset>`` (semitones) is applied at load time, as Hydrogen
+would play it: kits reuse one tom sample at several pitches for their different toms.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from denoiser.audio import read_audio
 from denoiser.errors import AudioError
 
 from .errors import KitError
+from .snaremic import pitch_shift
 
 KIT_RATE = 48000
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
@@ -103,6 +106,7 @@ class Kit:
 # --- classification -------------------------------------------------------------------
 
 _HAT_OPEN = ("open", "semi", "half", "swish")
+_HAT_OPEN_TOKENS = {"oh", "op"}  # whole words only: "op" is not in "top" or "stop"
 _HAT_PEDAL = ("pedal", "foot", "chick")
 
 
@@ -119,16 +123,16 @@ def classify_name(text: str) -> str | None:
     if re.search(r"cowbell|clap|tamb|agogo|shaker|conga|bongo|clave|block|triangle|cabasa|"
                  r"maraca|guiro|timbal|whistle|vibra|cuica|snap", low):
         return "other"
-    if re.search(r"rim ?shot", low):
+    if re.search(r"rim[\s_\-]?shot", low):
         return "rimshot"
     if re.search(r"side ?stick|cross ?stick|rim ?click|stick", low) or "rim" in tokens:
         return "sidestick"
     if "snare" in low or tokens & {"sd", "sn", "snr"}:
         return "snare"
-    if re.search(r"kick|bass ?drum", low) or tokens & {"bd", "kik", "bassdrum"}:
+    if re.search(r"kick|bass[\s_\-]?drum", low) or tokens & {"bd", "kik", "bassdrum"}:
         return "kick"
     if re.search(r"hi-?hat|hat", low) or tokens & {"hh", "hihat", "oh", "ch", "ph"}:
-        if any(word in low for word in _HAT_OPEN) or "oh" in tokens:
+        if any(word in low for word in _HAT_OPEN) or tokens & _HAT_OPEN_TOKENS:
             return "hihat_open"
         if any(word in low for word in _HAT_PEDAL) or "ph" in tokens:
             return "hihat_pedal"
@@ -235,21 +239,34 @@ def _is_placeholder(filename: str) -> bool:
     return not filename.strip() or Path(filename).stem.lower() == "emptysample"
 
 
-def _make_instrument(name: str, layer_specs: Sequence[tuple[Path, float, float, float]]
-                     ) -> Instrument | None:
+@dataclass(frozen=True)
+class LayerSpec:
+    """Where a layer comes from: its file, velocity range (0-1), gain and pitch
+    (semitones, Hydrogen's direction: +12 plays an octave up, in half the time)."""
+
+    path: Path
+    low: float
+    high: float
+    gain: float = 1.0
+    pitch: float = 0.0
+
+
+def _make_instrument(name: str, layer_specs: Sequence[LayerSpec]) -> Instrument | None:
     """Load the layers, drop silent ones, classify. A missing file is an error, except for
     percussion extras ("other": cowbell, clap...) that the snare-mic model can do without;
     those are skipped with a warning (a stock kit ships without its cowbell sample)."""
     layers = []
-    for path, low, high, gain in layer_specs:
-        if not path.is_file():
+    for spec in layer_specs:
+        if not spec.path.is_file():
             if classify_name(name) == "other":
-                warnings.warn(f"{path}: missing sample of {name!r} skipped", stacklevel=2)
+                warnings.warn(f"{spec.path}: missing sample of {name!r} skipped", stacklevel=2)
                 continue
-            raise KitError(f"{path}: sample file named in the kit is missing")
-        samples = trim_tail(_load_sample(path) * np.float32(gain))
+            raise KitError(f"{spec.path}: sample file named in the kit is missing")
+        pitched = pitch_shift(_load_sample(spec.path), spec.pitch, KIT_RATE)
+        samples = trim_tail(pitched * np.float32(spec.gain))
         if np.max(np.abs(samples)) > SILENCE_PEAK:
-            layers.append(Layer(samples, min(low, high), max(low, high), path.name))
+            layers.append(Layer(samples, min(spec.low, spec.high), max(spec.low, spec.high),
+                                spec.path.name))
     if not layers:
         return None
     loudest = max(layers, key=lambda layer: layer.peak)
@@ -277,16 +294,19 @@ def _load_hydrogen(xml_path: Path) -> Kit:
     for index, element in enumerate(instrument_list.findall("instrument")):
         name = (element.findtext("name") or f"instrument {index}").strip()
         where = f"{xml_path}: instrument {name!r}"
+        offset = _float(element, "pitchOffset", 0.0, where)
         specs = []
         for layer in element.iter("layer"):
             filename = layer.findtext("filename") or ""
             if _is_placeholder(filename):
                 continue
-            specs.append((folder / filename.strip(), _float(layer, "min", 0.0, where),
-                          _float(layer, "max", 1.0, where), _float(layer, "gain", 1.0, where)))
+            specs.append(LayerSpec(folder / filename.strip(), _float(layer, "min", 0.0, where),
+                                   _float(layer, "max", 1.0, where),
+                                   _float(layer, "gain", 1.0, where),
+                                   offset + _float(layer, "pitch", 0.0, where)))
         old_style = element.findtext("filename")
         if not specs and old_style and not _is_placeholder(old_style):
-            specs.append((folder / old_style.strip(), 0.0, 1.0, 1.0))
+            specs.append(LayerSpec(folder / old_style.strip(), 0.0, 1.0, pitch=offset))
         instrument = _make_instrument(name, specs)
         if instrument is not None:
             instruments.append(instrument)
@@ -294,10 +314,38 @@ def _load_hydrogen(xml_path: Path) -> Kit:
     return _finish(Kit(name, folder, tuple(instruments)))
 
 
+# A layer suffix: a dynamics word after a separator ("snare_soft", "kick-ff"; without the
+# separator "Floor Tom" would lose its "m"), or a number ("snare-2", "kick1").
+_LAYER_SUFFIX = re.compile(
+    r"[\s_\-.]+(?:soft(?:est)?|med(?:ium)?|hard(?:est)?|loud|ghost|[pfm]+)$|[\s_\-.]*\d+$",
+    re.IGNORECASE)
+# Pieces that kits number as distinct drums: tom1, tom2 are two toms, not two layers.
+_NUMBERED_PIECE = re.compile(r"(?:tom|crash|ride|china|splash|cym(?:bal)?)[\s_\-.]*\d+$",
+                             re.IGNORECASE)
+
+
+def _instrument_name(stem: str) -> str:
+    """The instrument a one-shot file belongs to: its stem less one layer suffix. A number
+    after a tom or cymbal names a piece of its own (``tom1``, ``crash-2``); after anything
+    else (snare, kick, hi-hat) it is a layer (``snare-2``), since fills must move across
+    the toms rather than follow velocity within one."""
+    if _NUMBERED_PIECE.search(stem):
+        return stem
+    return _LAYER_SUFFIX.sub("", stem) or stem
+
+
+def _visible(folder: Path) -> list[Path]:
+    """A folder's entries, sorted, without hidden ones: macOS leaves ``._name.wav``
+    AppleDouble companions beside copied files, which are metadata, not audio."""
+    return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
+
+
 def _load_folder(folder: Path) -> Kit:
     """A folder of one-shots named by instrument: ``snare_soft.wav``, ``snare-2.wav``,
     ``kick.flac``... or subfolders named by instrument holding its layers. Layers of one
-    instrument are ordered by peak level and share the velocity range evenly.
+    instrument are ordered by peak level and share the velocity range evenly. Numbered
+    toms and cymbals (``tom1.wav``, ``crash2.wav``) are separate instruments, not layers;
+    numbered snares, kicks and hi-hats are layers (see ``_instrument_name``).
 
     A folder of Hydrogen kits is refused: read as one-shots, each whole kit would become
     one instrument, cymbals and all, and could land in the clean snare target."""
@@ -306,22 +354,20 @@ def _load_folder(folder: Path) -> Kit:
         raise KitError(f"{folder}: holds Hydrogen kits ({', '.join(kits)}), not one-shots; "
                        "pass each kit folder on its own (one --kit per kit)")
     groups: dict[str, list[Path]] = {}
-    for path in sorted(folder.iterdir()):
+    for path in _visible(folder):
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+            files = [p for p in _visible(path) if p.suffix.lower() in AUDIO_SUFFIXES]
             if files:
                 groups.setdefault(path.name, []).extend(files)
         elif path.suffix.lower() in AUDIO_SUFFIXES:
-            stem = re.sub(r"[\s_\-.]*(\d+|soft(est)?|med(ium)?|hard(est)?|loud|ghost|[pfm]+)$", "",
-                          path.stem, flags=re.IGNORECASE) or path.stem
-            groups.setdefault(stem, []).append(path)
+            groups.setdefault(_instrument_name(path.stem), []).append(path)
     instruments = []
     for name, files in groups.items():
         peaks = [float(np.max(np.abs(_load_sample(f)))) for f in files]
         order = [files[i] for i in np.argsort(peaks, kind="stable")]
         edges = np.linspace(0.0, 1.0, len(order) + 1)
-        instrument = _make_instrument(
-            name, [(f, float(edges[i]), float(edges[i + 1]), 1.0) for i, f in enumerate(order)])
+        specs = [LayerSpec(f, float(edges[i]), float(edges[i + 1])) for i, f in enumerate(order)]
+        instrument = _make_instrument(name, specs)
         if instrument is not None:
             instruments.append(instrument)
     return _finish(Kit(folder.name, folder, tuple(instruments)))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from training.errors import KitError
 from training.kits import (KIT_RATE, classify_features, classify_name, load_kit,
-                           spectral_features)
+                           spectral_features, trim_tail)
 from training.oneshots import one_shot, write_synthetic_kit
 
 
@@ -36,6 +37,8 @@ def test_synthetic_kit_categories(synthetic_kit):
     ("Floor Tom", "tom"), ("stick-rim-9", "sidestick"), ("Rim Click", "sidestick"),
     ("jsnare_01", "snare"), ("Cowbell", "other"), ("Hand Clap", "other"),
     ("Sample: beats_01-39.flac", None), ("17", None),
+    ("Snare_Rim_Shot", "rimshot"), ("rim_shot", "rimshot"), ("Bass_Drum", "kick"),
+    ("bass-drum", "kick"), ("Hat Op Dirty", "hihat_open"), ("Hat Top", "hihat_closed"),
 ])
 def test_classify_name(name, category):
     assert classify_name(name) == category
@@ -85,6 +88,74 @@ def test_folder_of_one_shots_flac_and_aiff(tmp_path):
     assert snare.category == "snare" and len(snare.layers) == 2
     assert snare.layers[0].peak < snare.layers[1].peak  # layers ordered by level
     assert by_name["kick"].category == "kick" and by_name["hihat"].category == "hihat_closed"
+
+
+def test_folder_numbered_toms_and_cymbals_are_pieces_and_names_keep_letters(tmp_path):
+    """tom1..tom3 are three toms (a fill moves across them), not one tom with three
+    velocity layers; numbered snares, kicks and hats stay layers; a dynamics suffix
+    needs a separator, so "Floor Tom" and "Kick_Drum" keep their last letters."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    shots = {"tom1": ("tom", 210), "tom2": ("tom", 150), "tom3": ("tom", 95),
+             "crash1": ("metal", 4000), "crash2": ("metal", 4500), "Floor Tom": ("tom", 90),
+             "Kick_Drum": ("kick", 55), "snare-1": ("snare", 190), "snare-2": ("snare", 190),
+             "hihat1": ("metal", 7000), "hihat2": ("metal", 7000), "ride_ff": ("metal", 3000)}
+    for index, (stem, (kind, tune)) in enumerate(shots.items()):
+        hit = one_shot(kind, tune, 0.1, 0.3, 0.4 + 0.05 * index, seed=index)
+        sf.write(folder / f"{stem}.wav", hit, 48000)
+    layers = {inst.name: len(inst.layers) for inst in load_kit(folder).instruments}
+    assert layers == {"tom1": 1, "tom2": 1, "tom3": 1, "crash1": 1, "crash2": 1,
+                      "Floor Tom": 1, "Kick_Drum": 1, "snare": 2, "hihat": 2, "ride": 1}
+
+
+def test_folder_skips_macos_appledouble_files(tmp_path):
+    """``._name.wav`` companions are metadata, not audio: skipped at top level and in
+    instrument subfolders instead of failing the whole kit."""
+    folder = tmp_path / "shots"
+    (folder / "hihat").mkdir(parents=True)
+    for velocity, stem in ((0.3, "snare_soft"), (1.0, "snare_hard")):
+        sf.write(folder / f"{stem}.wav", one_shot("snare", 190, 0.16, 0.5, velocity), 48000)
+    sf.write(folder / "hihat" / "1.wav", one_shot("metal", 7000, 0.05, 0.3, 0.5), 48000)
+    appledouble = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64)
+    (folder / "._snare_soft.wav").write_bytes(appledouble)
+    (folder / "hihat" / "._1.wav").write_bytes(appledouble)
+    layers = {inst.name: len(inst.layers) for inst in load_kit(folder).instruments}
+    assert layers == {"snare": 2, "hihat": 1}
+
+
+def _pitched_kit_xml(instruments: str) -> str:
+    return ('<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit"><name>Pitched</name>'
+            f"<instrumentList>{instruments}</instrumentList></drumkit_info>")
+
+
+def _pitched_instrument(name: str, filename: str, pitch: str, offset: str = "") -> str:
+    offset_tag = f"<pitchOffset>{offset}</pitchOffset>" if offset else ""
+    return (f"<instrument><name>{name}</name>{offset_tag}<instrumentComponent><layer>"
+            f"<filename>{filename}</filename><min>0</min><max>1</max><gain>1</gain>"
+            f"<pitch>{pitch}</pitch></layer></instrumentComponent></instrument>")
+
+
+def test_hydrogen_layer_pitch_is_applied(tmp_path):
+    """Kits reuse one tom sample at several <pitch>es for their toms (Colombo's tomhi2-4):
+    +12 semitones plays an octave up in half the time, <pitchOffset> adds to it, and a
+    zero pitch leaves the samples exactly as read."""
+    folder = tmp_path / "pitched"
+    folder.mkdir()
+    sf.write(folder / "snare.wav", one_shot("snare", 190, 0.16, 0.5, 1.0), 48000)
+    sf.write(folder / "tom.wav", one_shot("tom", 150, 0.35, 1.0, 1.0), 48000)
+    (folder / "drumkit.xml").write_text(_pitched_kit_xml(
+        _pitched_instrument("Snare", "snare.wav", "0")
+        + _pitched_instrument("tomhi1", "tom.wav", "0")
+        + _pitched_instrument("tomhi2", "tom.wav", "12")
+        + _pitched_instrument("tomhi3", "tom.wav", "5", offset="7")))
+    toms = {inst.name: inst for inst in load_kit(folder).by_category("tom")}
+    plain, octave, offset = (toms[name].layers[0].samples
+                             for name in ("tomhi1", "tomhi2", "tomhi3"))
+    read = sf.read(folder / "tom.wav", dtype="float32")[0]
+    assert np.array_equal(plain, trim_tail(read))
+    assert octave.size == pytest.approx(plain.size / 2, abs=2)
+    assert toms["tomhi2"].centroid_hz > 1.5 * toms["tomhi1"].centroid_hz
+    assert np.array_equal(offset, octave)
 
 
 def test_folder_of_hydrogen_kits_is_refused(tmp_path):
