@@ -163,13 +163,9 @@ class Denoiser:
         hop = getattr(self.model, "hop", 1)
         return Fraction(hop * sample_rate, self.sample_rate).numerator
 
-    def level(self, samples: np.ndarray) -> np.ndarray:
-        """Gains ``(C, 1)`` that bring each channel's peak to the training level (raises if
-        every channel is silent); see ``gains_for``."""
-        return self.gains_for(np.max(np.abs(validate_samples(samples)), axis=-1))
-
     def gains_for(self, peaks: np.ndarray) -> np.ndarray:
-        """Levelling gains ``(C, 1)`` float32 for channels with these peaks.
+        """Levelling gains ``(C, 1)`` float32 that bring channels with these peaks to the
+        training level (raises if every channel is silent).
 
         Per channel, so a channel gives the same result alone or beside a louder one (a
         snare-bottom mic 26 dB under the top reached the model far below its training
@@ -193,7 +189,9 @@ class Denoiser:
         shape = np.shape(samples)
         samples = validate_samples(samples)
         sample_rate = validate_rate(sample_rate)
-        gain = self.level(samples) if gain is None else np.asarray(gain, dtype=np.float32)
+        if gain is None:
+            gain = self.gains_for(np.max(np.abs(samples), axis=-1))
+        gain = np.asarray(gain, dtype=np.float32)
         if gain.size not in (1, samples.shape[0]) or not np.all((gain > 0) & (gain < math.inf)):
             raise ParameterError(f"levelling gain must be a positive finite number per channel, "
                                  f"not {gain.ravel().tolist()}")
