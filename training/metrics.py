@@ -293,10 +293,10 @@ def tom_kick_regions_mask(onsets: Sequence[Mapping], sample_rate: int, length: i
 
     Exactly: every kick/tom onset (instrument name starting with "kick" or "tom") opens a
     region ``[onset, onset + 100 ms]``; regions that overlap any target snare span
-    ``[snare onset - 2 ms, snare onset + 200 ms]`` are dropped whole (not trimmed), so
-    no snare hit or its ringing tail is in the measurement. The 200-ms guard is longer
-    than the 80-ms hit window on purpose: a snare body still sounds at 80 ms and would
-    otherwise count as "leakage" of a model that rightly keeps it.
+    ``[snare onset - 2 ms, snare onset + 200 ms]`` are dropped whole (not trimmed). The
+    200-ms guard is longer than the 80-ms hit window on purpose: a snare body still sounds
+    at 80 ms. Longer tails, and hits struck before the clip, still ring in some regions;
+    ``tom_kick_leakage_db`` keeps only the samples where the clean snare is silent.
     """
     kicks = [o for o in onsets
              if str(o.get("instrument", "")).lower().startswith(TOM_KICK_PREFIXES)
