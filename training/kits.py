@@ -74,11 +74,22 @@ class Instrument:
                 np.array([layer.high for layer in self.layers]))
 
     def pick_layer(self, velocity: float, rng: np.random.Generator) -> int:
-        """Index of the layer for ``velocity`` (0-1): a random one among those whose
-        range holds it (kits with overlapping layers are round-robin sets), else the
-        nearest range."""
+        """Index of the layer for ``velocity`` (0-1): among the layers whose range holds
+        it, the innermost (a range holding another one's is passed over), and a random one
+        among those left; else the nearest range.
+
+        Nested ranges (Millo_MultiLayered2's [0, 0.3], [0, 0.5], [0, 0.7], [0, 1]) mean
+        "softest layer that reaches this velocity": Hydrogen plays the first range that
+        holds it, which there is the innermost, and a random pick played the hardest
+        cymbal for a soft touch. Identical ranges are round-robin sets, and ranges that
+        only touch at their ends (most kits' rounding) stay a random pick as before."""
         lows, highs = self.ranges
         inside = np.flatnonzero((lows <= velocity) & (velocity <= highs))
+        if inside.size > 1:
+            lo, hi = lows[inside], highs[inside]
+            holds_other = ((lo[:, None] <= lo[None, :]) & (hi[None, :] <= hi[:, None])
+                           & ((lo[:, None] != lo[None, :]) | (hi[:, None] != hi[None, :])))
+            inside = inside[~holds_other.any(axis=1)]
         if inside.size:
             return int(inside[rng.integers(inside.size)])
         distance = np.minimum(np.abs(lows - velocity), np.abs(highs - velocity))

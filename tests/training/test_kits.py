@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from training.errors import KitError
-from training.kits import (KIT_RATE, classify_features, classify_name, load_kit,
-                           spectral_features, trim_tail)
+from training.kits import (KIT_RATE, Instrument, Layer, classify_features, classify_name,
+                           load_kit, spectral_features, trim_tail)
 from training.oneshots import one_shot, write_synthetic_kit
 
 
@@ -193,6 +193,25 @@ def test_pick_layer_by_velocity(synthetic_kit, rng):
     snare = synthetic_kit.by_category("snare")[0]
     assert snare.pick_layer(0.2, rng) == 0
     assert snare.pick_layer(0.9, rng) == 1
+
+
+def test_pick_layer_takes_the_innermost_of_nested_ranges(rng):
+    """Millo_MultiLayered2 nests its cymbal and tom ranges ([0, .3], [0, .5], ...): a soft
+    touch plays the softest layer that reaches it, as in Hydrogen, not a random harder one.
+    Identical ranges stay a round-robin set."""
+    def instrument(ranges):
+        layers = tuple(Layer(np.full(8, 0.5, np.float32), low, high, f"l{i}")
+                       for i, (low, high) in enumerate(ranges))
+        return Instrument("Crash", "crash", layers, 5000.0)
+
+    nested = instrument([(0.0, 0.3), (0.0, 0.5), (0.0, 0.7), (0.0, 1.0)])
+    assert {nested.pick_layer(0.2, rng) for _ in range(50)} == {0}
+    assert {nested.pick_layer(0.6, rng) for _ in range(50)} == {2}
+    assert {nested.pick_layer(0.9, rng) for _ in range(50)} == {3}
+    round_robin = instrument([(0.0, 1.0), (0.0, 1.0)])
+    assert {round_robin.pick_layer(0.4, rng) for _ in range(50)} == {0, 1}
+    touching = instrument([(0.0, 0.21), (0.2, 0.4)])
+    assert {touching.pick_layer(0.205, rng) for _ in range(50)} == {0, 1}
 
 
 def test_cache_and_reload_on_change(tmp_path):
