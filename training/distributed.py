@@ -41,18 +41,35 @@ def init_world(device: torch.device) -> World:
         return World()
     world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" and dist.is_nccl_available() else "gloo"
-        dist.init_process_group(backend, rank=world.rank, world_size=world.size)
+        dist.init_process_group(process_group_backend(device), rank=world.rank,
+                                world_size=world.size)
     return world
+
+
+def process_group_backend(device: torch.device) -> str:
+    """gloo alone on CPUs; on GPUs NCCL for the model's tensors and gloo beside it for the
+    CPU ones. Why both: the small collectives here (the validation loss, the stop flag,
+    per-rank RNG states) are CPU tensors and objects, which an NCCL-only group refuses
+    ("no backend for device type cpu"). Each rank also makes its own GPU current, as
+    NCCL's object collectives use the current device."""
+    if device.type != "cuda" or not dist.is_nccl_available():
+        return "gloo"
+    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return "cpu:gloo,cuda:nccl"
+
+
+def broadcast(value: float, world: World) -> float:
+    """Rank 0's number (e.g. its validation loss) for every rank; the others' are ignored."""
+    if not world.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
 
 
 def broadcast_flag(flag: bool, world: World) -> bool:
     """Rank 0's decision (e.g. early stop) for every rank."""
-    if not world.distributed:
-        return flag
-    tensor = torch.tensor([1 if flag else 0])
-    dist.broadcast(tensor, src=0)
-    return bool(tensor.item())
+    return bool(broadcast(1.0 if flag else 0.0, world))
 
 
 def average(value: float, world: World) -> float:

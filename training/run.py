@@ -19,9 +19,9 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from denoiser.audio import write_text_atomic
-from denoiser.checkpoint import load_checkpoint, load_package
+from denoiser.checkpoint import load_checkpoint, load_package, rebuild
 from denoiser.engine import pick_device
-from denoiser.errors import ParameterError
+from denoiser.errors import ModelError, ParameterError
 from denoiser.models import build_model
 from denoiser.pretrained import default_model_path
 
@@ -262,12 +262,23 @@ def saved_config(run_dir: str | Path) -> TrainConfig:
     """The configuration of the state ``--resume`` continues: a resumed run keeps its model,
     loss, data and schedule options unless the command line changes them. Read from
     ``last.pt`` itself, not ``config.json``, which a failed resume attempt has already
-    rewritten with its own options."""
+    rewritten with its own options; refused unless its model passes ``check_package``."""
     last = last_state(run_dir)
+    package = load_package(last).get("model")
+    if not isinstance(package, dict) or not isinstance(package.get("training_config"), dict):
+        raise ParameterError(f"{last}: not a training state")
+    check_package(last, package)
+    return TrainConfig.from_dict(package["training_config"])
+
+
+def check_package(last: Path, package: dict[str, Any]) -> None:
+    """Run the checkpoint checks of ``--init`` (fields, format version, weights that fit and
+    are finite) on a training state's model. Why: a state of a newer debleed resumed
+    without a word, its options read as this version's, where ``--init`` refuses it."""
     try:
-        return TrainConfig.from_dict(load_package(last)["model"]["training_config"])
-    except (KeyError, TypeError, AttributeError):
-        raise ParameterError(f"{last}: not a training state") from None
+        rebuild(package)
+    except ModelError as exc:
+        raise ModelError(f"{last}: {exc}") from None
 
 
 def config_with(base: TrainConfig, **overrides: Any) -> TrainConfig:

@@ -33,7 +33,7 @@ from denoiser.models import DenoiserModel
 
 from .config import TrainConfig
 from .dataset import endless
-from .distributed import World, average, broadcast_flag, gather
+from .distributed import World, average, broadcast, broadcast_flag, gather
 from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import SISDRLoss, SNRLoss
@@ -98,7 +98,7 @@ class Trainer:
             [p for p in self.model.parameters() if p.requires_grad], lr=config.lr,
             weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
+            self.optimizer, **plateau_options(config))
         # BatchNorm statistics are averaged with the weights (use_buffers): an average of
         # weights run with one snapshot's statistics is not a model that was ever trained.
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
@@ -186,7 +186,13 @@ class Trainer:
 
     # -- validation ------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """Loss, SNR and SI-SDR of whole validation clips through the inference path."""
+        """Loss, SNR and SI-SDR of whole validation clips through the inference path.
+
+        SI-SDR and its gain over the input leave out the clips whose clean target is silent
+        (bleed-only clips, counted in ``valid_silent_clips``; NaN when every clip is one).
+        Why: against a silent target SI-SDR is -80 dB (its gain 0) whatever the output, so
+        each such clip only dragged the mean towards -80 dB. The loss and SNR keep them:
+        their energy floors make them grade the bleed left in such a clip."""
         denoiser = Denoiser(self.evaluated, self.device)
         snr, sisdr = SNRLoss(reduction="none"), SISDRLoss(reduction="none")
         losses, snrs, sisdrs, gains = [], [], [], []
@@ -197,11 +203,13 @@ class Trainer:
             with torch.no_grad():
                 losses.append(float(self.loss.to("cpu")(estimate, clean)))
                 snrs.append(-float(snr(estimate, clean)))
-                sisdrs.append(-float(sisdr(estimate, clean)))
-                gains.append(-float(sisdr(estimate, clean)) + float(sisdr(noisy, clean)))
+                if clip.clean.any():
+                    sisdrs.append(-float(sisdr(estimate, clean)))
+                    gains.append(sisdrs[-1] + float(sisdr(noisy, clean)))
         self.loss.to(self.device)
         return {"valid_loss": float(np.mean(losses)), "valid_snr": float(np.mean(snrs)),
-                "valid_sisdr": float(np.mean(sisdrs)), "valid_delta_sisdr": float(np.mean(gains))}
+                "valid_sisdr": mean_or_nan(sisdrs), "valid_delta_sisdr": mean_or_nan(gains),
+                "valid_silent_clips": len(self.valid) - len(sisdrs)}
 
     # -- state -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -217,8 +225,13 @@ class Trainer:
             **({} if self.ema is None else {"ema": self.ema.state_dict()}),
         }
 
-    def _rng_states(self) -> tuple[torch.Tensor, str]:
-        return torch.get_rng_state(), json.dumps(self.rng.bit_generator.state)
+    def _rng_states(self) -> tuple[Any, ...]:
+        """This rank's random states: torch's, the gains' and, on a GPU, its device's (dropout
+        there draws from it)."""
+        states = (torch.get_rng_state(), json.dumps(self.rng.bit_generator.state))
+        if self.device.type == "cuda":
+            states += (torch.cuda.get_rng_state(self.device),)
+        return states
 
     def save_state(self) -> None:
         """Rank 0 writes ``last.pt``, with every rank's random states: each rank draws its
@@ -239,8 +252,10 @@ class Trainer:
             raise ModelError(f"{path}: its weights do not fit the network built to resume it "
                              f"({str(exc).splitlines()[0]}); resume it with the run's own "
                              "--model, --model-kwargs and --init") from None
+        saved = TrainConfig.from_dict(state["model"]["training_config"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler.load_state_dict({**state["scheduler"], **plateau_options(self.config)})
+        self.apply_changed_optimizer_options(saved)
         self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
         self.batches_done = int(state.get("batches_done",  # states saved before it was kept
                                           self.epoch * self.config.steps_per_epoch))
@@ -248,11 +263,28 @@ class Trainer:
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         ranks = state.get("rank_rngs", [])
-        torch_rng, numpy_rng = (ranks[self.world.rank] if len(ranks) == self.world.size
-                                else (state["torch_rng"], state["numpy_rng"]))
+        torch_rng, numpy_rng, *device_rng = (ranks[self.world.rank]
+                                             if len(ranks) == self.world.size
+                                             else (state["torch_rng"], state["numpy_rng"]))
         torch.set_rng_state(torch_rng)
         self.rng.bit_generator.state = json.loads(numpy_rng)
-        return TrainConfig.from_dict(state["model"]["training_config"])
+        if device_rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(device_rng[0], self.device)
+        return saved
+
+    def apply_changed_optimizer_options(self, saved: TrainConfig) -> None:
+        """Give every parameter group the configuration's lr and weight decay where it
+        differs from the run's saved ``saved`` (``--resume --lr``). Why: the loaded optimizer
+        state carries the run's own, which silently won while config.json and the model card
+        claimed the new ones; an unchanged option keeps the saved group's value, which the
+        plateau schedule may have lowered."""
+        for name in ("lr", "weight_decay"):
+            value = getattr(self.config, name)
+            if value != getattr(saved, name):
+                for group in self.optimizer.param_groups:
+                    group[name] = value
+        # ReduceLROnPlateau reports this until its next step and lowers the groups' own lr.
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def restart_selection(self) -> None:
         """Forget the best validation loss, here and in the plateau schedule. Why: after a
@@ -280,32 +312,35 @@ class Trainer:
                 if self.report is not None and self.world.is_main:
                     done = self.epoch * config.steps_per_epoch + step + 1
                     now = time.monotonic()
-                    rate = (step + 1) * config.batch_size * config.segment_seconds / (
-                        now - epoch_start)
+                    rate = audio_rate(step + 1, config, self.world, now - epoch_start)
                     self.report(run_fraction(done - first_step, total_steps - first_step,
                                              now - started, config.max_minutes),
                                 f"epoch {self.epoch + 1} loss {np.mean(train_losses[-20:]):.4f} "
                                 f"{rate:.0f} audio-s/s")
             finite = [loss for loss in train_losses if math.isfinite(loss)]
             train_loss = average(float(np.mean(finite)) if finite else math.nan, self.world)
-            stop = diverged = False
+            stop = False
             if self.world.is_main:
                 record = {"epoch": self.epoch + 1, "train_loss": train_loss,
                           "skipped_steps": len(train_losses) - len(finite),
                           "lr": self.optimizer.param_groups[0]["lr"],
                           "seconds": time.monotonic() - epoch_start, **self.validate()}
-                diverged = not math.isfinite(record["valid_loss"])
+            # Rank 0's validation loss for every rank. Why: each rank's schedule must lower
+            # its lr with the others; stepped on rank 0 alone, only rank 0's did, and the
+            # ranks' weights drifted apart.
+            valid_loss = broadcast(record["valid_loss"] if self.world.is_main else math.nan,
+                                   self.world)
             # Stop before this epoch is saved: weights that validate to NaN or inf can never
             # be best.pt, and as last.pt they would leave --resume nothing to continue from.
             # Every rank stops, or the others would wait for rank 0 in the next collective.
-            if broadcast_flag(diverged, self.world):
+            if not math.isfinite(valid_loss):
                 raise TrainingError(
                     f"train: the validation loss after epoch {self.epoch + 1} (step "
                     f"{self.batches_done}) is not finite: the run "
                     "diverged; train it with a lower --lr or smaller --loss weights")
+            self.scheduler.step(valid_loss)
             if self.world.is_main:
                 self.history.append(record)
-                self.scheduler.step(record["valid_loss"])
                 saved = {**(extra or {}), "epoch": self.epoch + 1, **record}
                 if config.keep_epochs:
                     save_checkpoint(epoch_path(self.run_dir, self.epoch + 1), self.evaluated,
@@ -326,6 +361,29 @@ class Trainer:
             if broadcast_flag(stop, self.world):
                 break
         return self.history
+
+
+def plateau_options(config: TrainConfig) -> dict[str, Any]:
+    """ReduceLROnPlateau's options; laid over a resumed run's saved ones too, so that the
+    schedule follows the configuration config.json records. An epoch counts as bad unless
+    its validation loss is strictly below the best, as for best.pt and early stopping.
+    Why absolute: the default relative threshold scales with the best loss, and for a
+    negative one (SNR and SI-SDR losses) it took a slightly worse epoch for a better one,
+    so the schedule saw no plateau where early stopping did."""
+    return {"factor": config.plateau_factor, "patience": config.plateau_patience,
+            "threshold": 0.0, "threshold_mode": "abs"}
+
+
+def mean_or_nan(values: Sequence[float]) -> float:
+    """The mean of ``values``, NaN for none (without numpy's empty-slice warning)."""
+    return float(np.mean(values)) if values else math.nan
+
+
+def audio_rate(steps: int, config: TrainConfig, world: World, seconds: float) -> float:
+    """Seconds of training audio per second of ``steps`` in ``seconds``, all ranks together.
+    Why all: under torchrun each rank trains its own batches, and the progress bar (rank
+    0's) showed one rank's share as the run's throughput."""
+    return steps * config.batch_size * config.segment_seconds * world.size / seconds
 
 
 def epoch_path(run_dir: Path, epoch: int) -> Path:

@@ -33,11 +33,13 @@ def data(synthetic_kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
                           valid_fraction=0.2)
 
 
-def torchrun_train(data: Path, run: Path, *options: str) -> subprocess.CompletedProcess:
-    """``debleed train`` in two gloo processes, tiny steps."""
+def torchrun_train(data: Path, run: Path, *options: str,
+                   program: tuple[str, ...] = ("-m", "debleed.cli.main")
+                   ) -> subprocess.CompletedProcess:
+    """``debleed train`` in two gloo processes, tiny steps; ``program`` runs the CLI."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-               "-m", "debleed.cli.main", "train", str(data), "--out", str(run),
+               *program, "train", str(data), "--out", str(run),
                "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "2",
                "--segment-seconds", "0.5", "--valid-clips", "1", "--threads", "1",
                "--device", "cpu", *options]
@@ -80,3 +82,61 @@ def test_a_resumed_torchrun_run_gives_the_same_weights(data: Path, tmp_path: Pat
     a, b = (torch.load(run / "last.pt", weights_only=True)["model"]["state_dict"]
             for run in (straight, halves))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+RISING_VALIDATION = """
+import sys
+from dataclasses import replace
+
+import torch
+
+import training.run
+from debleed.cli.main import cli
+from training.trainer import Trainer
+
+out = sys.argv.pop(1)
+validate, fit, run_training = Trainer.validate, Trainer.fit, training.run.run_training
+
+
+def rising(self):  # every epoch validates worse than the one before
+    return {**validate(self), "valid_loss": float(self.epoch + 1)}
+
+
+def reporting_fit(self, extra=None):
+    history = fit(self, extra)
+    torch.save({"lr": [group["lr"] for group in self.optimizer.param_groups],
+                "parameters": {name: value.detach() for name, value
+                               in self.model.named_parameters()}},
+               f"{out}/rank{self.world.rank}.pt")
+    return history
+
+
+def lowering_at_once(config, *args, **kwargs):
+    return run_training(replace(config, plateau_patience=0, plateau_factor=0.1), *args, **kwargs)
+
+
+Trainer.validate, Trainer.fit = rising, reporting_fit
+training.run.run_training = lowering_at_once
+sys.argv[0] = "debleed"
+cli()
+"""
+
+
+def test_every_rank_lowers_its_lr_with_rank_0(data: Path, tmp_path: Path):
+    """Only rank 0 validates, and its plateau schedule alone used to step: after a drop the
+    other rank trained on at the old lr and the ranks' weights drifted apart. Here every
+    epoch validates worse, so the lr drops after epochs 2 and 3 on every rank."""
+    script, report = tmp_path / "rising.py", tmp_path / "report"
+    script.write_text(RISING_VALIDATION)
+    report.mkdir()
+    run = tmp_path / "run"
+    torchrun_train(data, run, "--model", "bandmask-tiny", "--epochs", "3", "--lr", "1e-3",
+                   program=(str(script), str(report)))
+    history = json.loads((run / "history.json").read_text())
+    assert [h["lr"] for h in history] == pytest.approx([1e-3, 1e-3, 1e-4])
+    ranks = [torch.load(report / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    assert ranks[0]["lr"] == ranks[1]["lr"] == pytest.approx([1e-5])
+    # the parameters; BatchNorm's running statistics are each rank's own until DDP
+    # broadcasts rank 0's at the next forward pass
+    assert all(torch.equal(value, ranks[1]["parameters"][name])
+               for name, value in ranks[0]["parameters"].items())

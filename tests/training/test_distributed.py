@@ -39,3 +39,23 @@ def test_a_single_process_ends_normally(world_size: str | None):
     result = run_worker(world_size)
     assert result.returncode == 0
     assert result.stdout == "checkpoint written\nafter the end\nteardown ran\n"
+
+
+def test_gpu_ranks_get_nccl_for_tensors_and_gloo_for_cpu_collectives(monkeypatch):
+    """The validation loss, stop flag and RNG states travel as CPU tensors and objects,
+    which an NCCL-only process group refuses; each rank makes its own GPU current."""
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.distributed_c10d import Backend, BackendConfig
+
+    from training.distributed import process_group_backend
+
+    assert process_group_backend(torch.device("cpu")) == "gloo"
+    current: list[int] = []
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    backend = process_group_backend(torch.device("cuda"))
+    assert current == [3]
+    assert BackendConfig(Backend(backend)).get_device_backend_map() == {"cpu": "gloo",
+                                                                       "cuda": "nccl"}

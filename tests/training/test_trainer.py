@@ -16,12 +16,14 @@ from click.testing import CliRunner
 from debleed.cli.main import cli
 from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.errors import ParameterError
+from denoiser.models import build_model
 from training.config import TrainConfig
+from training.dataset import ClipFolder
 from training.errors import DatasetError, TrainingError
 from training.losses import CombinedLoss
 from training.run import run_training
 from training.synth import SynthConfig, render_dataset
-from training.trainer import run_fraction
+from training.trainer import Trainer, ValidClip, run_fraction
 
 CLIP_SECONDS = 2.0
 TINY = TrainConfig(model="bandmask-tiny", batch_size=3, segment_seconds=0.5, steps_per_epoch=4,
@@ -749,3 +751,105 @@ def test_the_model_card_names_the_epoch_best_pt_holds(dataset: Path, tmp_path: P
     card = (run / "MODEL_CARD.md").read_text()
     assert f"best epoch {info['extra']['epoch']}" in card
     assert f"| valid_loss | {info['extra']['valid_loss']:.3f} |" in card
+
+
+def tiny_trainer(run: Path, valid: list[ValidClip] | None = None,
+                 config: TrainConfig = TINY) -> Trainer:
+    """A trainer of a fresh tiny network, with no training data: for validation, the
+    schedule and loading a state alone."""
+    return Trainer(build_model(config.model), CombinedLoss(config.loss), config, [],
+                   valid or [], run, torch.device("cpu"))
+
+
+def test_validation_sisdr_leaves_clips_with_a_silent_target_out(dataset: Path, tmp_path: Path):
+    """Against a silent target (a bleed-only clip) SI-SDR is -80 dB whatever the output: each
+    such clip dragged the mean down, and its gain over the input (0) did too. They are left
+    out and counted; the loss and SNR, which grade the bleed left there, keep them."""
+    folder = ClipFolder(dataset, "valid")
+    clip = folder.load(folder.clips[0])
+    assert clip.clean.any()
+    sounding = ValidClip(clip.noisy, clip.clean)
+    silent = ValidClip(clip.noisy, np.zeros_like(clip.clean))
+    trainer = tiny_trainer(tmp_path, [sounding])
+    alone = trainer.validate()
+    trainer.valid = [sounding, silent]
+    both = trainer.validate()
+    for key in ("valid_sisdr", "valid_delta_sisdr"):
+        assert both[key] == pytest.approx(alone[key]), key
+    assert (alone["valid_silent_clips"], both["valid_silent_clips"]) == (0, 1)
+    assert both["valid_loss"] != alone["valid_loss"] and both["valid_snr"] != alone["valid_snr"]
+    trainer.valid = [silent]
+    only_silent = trainer.validate()  # no clip to average: NaN, not a crash or a warning
+    assert math.isnan(only_silent["valid_sisdr"]) and math.isnan(only_silent["valid_delta_sisdr"])
+    assert math.isfinite(only_silent["valid_loss"]) and only_silent["valid_silent_clips"] == 1
+
+
+def test_the_plateau_schedule_counts_as_best_pt_does(tmp_path: Path):
+    """An epoch is bad unless its validation loss is strictly below the best, as for best.pt
+    and early stopping. The default relative threshold took a slightly worse negative loss
+    (SNR and SI-SDR losses) for a better one, and a resumed run keeps the rule."""
+    trainer = tiny_trainer(tmp_path)
+    trainer.scheduler.step(-10.0)
+    trainer.scheduler.step(-9.9999)   # worse, by less than the relative threshold
+    assert trainer.scheduler.num_bad_epochs == 1
+    trainer.scheduler.step(-10.00001)  # better, by less than the default threshold
+    assert trainer.scheduler.num_bad_epochs == 0
+    trainer.save_state()
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    state["scheduler"].update(threshold_mode="rel", threshold=1e-4)  # saved before the fix
+    torch.save(state, tmp_path / "last.pt")
+    resumed = tiny_trainer(tmp_path)
+    resumed.load_state(tmp_path / "last.pt")
+    resumed.scheduler.step(-10.0)
+    assert resumed.scheduler.num_bad_epochs == 1
+
+
+def test_resume_with_a_new_lr_trains_with_it(dataset: Path, tmp_path: Path):
+    """``--resume --lr`` used to be ignored: the saved optimizer's lr won while config.json
+    and the model card claimed the new one. A resume that leaves the lr as it was keeps the
+    saved optimizer's, which the plateau schedule may have lowered."""
+    run = tmp_path / "run"
+    config = replace(TINY, epochs=1, steps_per_epoch=1, valid_clips=1)
+    run_training(config, run, data=dataset)
+    state = torch.load(run / "last.pt", weights_only=True)
+    for group in state["optimizer"]["param_groups"]:
+        group["lr"] = 1e-4  # as the plateau schedule lowers it
+    torch.save(state, run / "last.pt")
+    run_training(replace(config, epochs=2), run, data=dataset, resume=True)
+    run_training(replace(config, epochs=3, lr=1e-5, weight_decay=0.0), run, data=dataset,
+                 resume=True)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["lr"] for h in history] == [TINY.lr, 1e-4, 1e-5]
+    groups = torch.load(run / "last.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert all(g["lr"] == 1e-5 and g["weight_decay"] == 0.0 for g in groups)
+    assert json.loads((run / "config.json").read_text())["lr"] == 1e-5
+    resumed = tiny_trainer(run, config=replace(config, lr=1e-6))
+    resumed.load_state(run / "last.pt")
+    assert resumed.scheduler.get_last_lr() == [1e-6]  # what it reports before its next step
+
+
+def test_cli_resume_of_a_newer_format_is_one_error_line(dataset: Path, tmp_path: Path):
+    """A state written by a newer debleed is refused as ``--init`` refuses its checkpoints,
+    before anything in the run folder is touched; it used to resume without a word."""
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, tiny_cli_args(dataset, run)).exit_code == 0
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["model"]["format_version"] = 99
+    torch.save(state, run / "last.pt")
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--epochs", "2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"Error: {run / 'last.pt'}: checkpoint format 99 is newer than this debleed"), lines
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+def test_the_throughput_counts_every_ranks_audio():
+    """Under torchrun the bar is rank 0's, and it showed one rank's share of the audio."""
+    from training.distributed import World
+    from training.trainer import audio_rate
+
+    config = replace(TINY, batch_size=3, segment_seconds=0.5)
+    assert audio_rate(4, config, World(), 2.0) == pytest.approx(3.0)
+    assert audio_rate(4, config, World(rank=0, size=2), 2.0) == pytest.approx(6.0)
