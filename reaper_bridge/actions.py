@@ -10,10 +10,16 @@ on success adds the takes in one undo block. Standard library only.
 Cancelling asks the worker to stop (a ``cancel`` file in the job folder, which it checks
 between blocks) so it removes its half-written file itself; only a worker that does not
 stop within ``CANCEL_GRACE_SECONDS`` is terminated.
+
+REAPER adds a "ReaScript: Run" undo point after every script that neither opens an undo
+block nor calls ``defer``, so every action ends with a no-op ``defer`` (REAPER's documented
+way out): switching takes, cancelling or stopping on an error never buries the user's last
+undo point; what changes the project has its own undo block.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -22,14 +28,14 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from denoiser.errors import DebleedError
 
 from . import bridge, export
 from .items import compare_next, project_media_dir
 from .jobs import tasks_to_json
-from .rpr import reaper_api
+from .rpr import defer, reaper_api
 from .settings import BridgeSettings, load_settings, settings_path
 
 SECTION = "debleed"
@@ -40,10 +46,26 @@ JOBS: dict[int, "WorkerJob"] = {}
 _NEXT_ID = [0]
 POLL_SECONDS = 0.2
 CANCEL_GRACE_SECONDS = 10.0
+#: The deferred code that only keeps REAPER from adding its automatic undo point.
+NO_OP = "pass"
+Result = TypeVar("Result")
 
 
 class WorkerStartError(DebleedError):
     """The worker's Python (from the settings INI) cannot be started."""
+
+
+def _no_undo_point(action: Callable[..., Result]) -> Callable[..., Result]:
+    """End the action, however it ends, with a no-op ``defer`` (see the module docstring)."""
+
+    @functools.wraps(action)
+    def run(*args: Any, **kwargs: Any) -> Result:
+        try:
+            return action(*args, **kwargs)
+        finally:
+            defer(NO_OP)
+
+    return run
 
 
 def _ext(api: Any, key: str, value: str) -> None:
@@ -97,7 +119,7 @@ class WorkerJob:
         self.defer()
 
     def defer(self) -> None:
-        self.api.defer(f"import sys; sys.modules[{__name__!r}].tick({self.id})")
+        defer(f"import sys; sys.modules[{__name__!r}].tick({self.id})")
 
     def _read(self, path: str) -> dict[str, Any]:
         try:
@@ -216,6 +238,7 @@ def _busy(api: Any) -> bool:
     return False
 
 
+@_no_undo_point
 def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob | None:
     """Start the denoise action; returns the running job (``None`` if all came from cache)."""
     settings = None if _busy(api) else _settings(api)
@@ -250,6 +273,7 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
     return _start(api, settings, tasks_to_json(plan.tasks), success, failure, threads)
 
 
+@_no_undo_point
 def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
     """Export the [clean]/[bleed]-tagged items for ``debleed dataset session``."""
     settings = None if _busy(api) else _settings(api)
@@ -279,13 +303,16 @@ def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
                   lambda: export.abandon(plan), threads)
 
 
+@_no_undo_point
 def compare(api: Any) -> None:
+    """Switch takes without an undo point: an A/B must not bury the denoise run's."""
     try:
         compare_next(api)
     except DebleedError as exc:
         api.ShowMessageBox(str(exc), TITLE, 0)
 
 
+@_no_undo_point
 def cancel(api: Any) -> None:
     if JOBS:
         _ext(api, "cancel", "1")

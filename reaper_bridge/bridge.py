@@ -19,9 +19,10 @@ from typing import Any
 
 from denoiser.outfiles import AUDIO_SUFFIX, hidden_prefix
 
-from .items import BridgeError, Selection, UndoBlock, add_variant_take, collect, project_media_dir
+from .items import (EPSILON, BridgeError, Selection, Skipped, TakeSource, UndoBlock,
+                    add_variant_take, collect, describe_take, project_items, project_media_dir)
 from .jobs import GATED, MediaCache, Plan, Task, plan_denoise, render_path
-from .sidechain import find_track, keyable, render_keys
+from .sidechain import find_track, keyable, origin, render_keys
 from .wavio import Rendered, render_take
 
 #: ``process(src, dst)``: write the processed version of audio file ``src`` to ``dst``.
@@ -30,6 +31,8 @@ Processor = Callable[[str, str], object]
 Executor = Callable[[Task, Callable[[float], None]], object]
 #: ``progress(fraction_of_all_tasks, message)``.
 Progress = Callable[[float, str], None]
+#: The take values an accessor render bakes in (the new take applies volume and pan itself).
+RENDERED_VALUES = ("D_STARTOFFS", "D_PLAYRATE", "B_PPITCH", "D_PITCH", "I_PITCHMODE", "I_CHANMODE")
 
 
 @dataclass
@@ -125,18 +128,59 @@ def discard(tasks: list[Task]) -> None:
                 os.remove(path)
 
 
-def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str) -> Outcome:
+def _rendered_from(take: TakeSource) -> tuple[object, ...]:
+    """Everything an accessor render of ``take`` depends on."""
+    return (tuple(take.values[parm] for parm in RENDERED_VALUES), take.length,
+            take.section_offset, take.stretch_markers)
+
+
+def _current(api: Any, then: TakeSource, keyed: bool, live: set[str]) -> TakeSource | Skipped:
+    """The take as it is now, or why its processed file no longer fits it.
+
+    Inside REAPER ``apply`` runs in a later deferred call than ``prepare``, and the user
+    may have slipped, trimmed, moved or deleted the item meanwhile: the new takes take the
+    original's values of now. An item is left alone when it is gone, plays another take
+    or file, its render no longer matches what it plays, or (keyed gates) its sidechain
+    timeline moved. ``live``: the project's items now."""
+    if then.item not in live:
+        return Skipped(then.label, "the item was deleted while processing")
+    now = describe_take(api, then.item)
+    if isinstance(now, Skipped):
+        return Skipped(then.label, f"changed while processing: {now.reason}")
+    now = keyable(now) if keyed else now
+    if now.take != then.take or now.file != then.file:
+        return Skipped(then.label, "its take or source changed while processing; run the "
+                                   "action again")
+    if then.file is None and _rendered_from(now) != _rendered_from(then):
+        return Skipped(then.label, "edited while processing (the render no longer matches "
+                                   "it); run the action again")
+    if keyed and (abs(origin(now) - origin(then)) > EPSILON
+                  or now.position + now.length > then.position + then.length + EPSILON):
+        return Skipped(then.label, "moved against the sidechain track while processing; run "
+                                   "the action again")
+    return now
+
+
+def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
+          project: Any = 0) -> Outcome:
     """Give every item its processed takes in one undo block; the last variant ends up
-    active.
+    active. Each take is read again first (see ``_current``): an item changed past what
+    its file fits is skipped and named, the others get their takes.
 
     All or nothing: when REAPER refuses a take partway, the block is closed and undone,
     so no item keeps a take of a run that reported failure (and the caller may then
     delete the run's files: no take plays them). The cache records the new files only
     after that, so it never names a file a failed run deleted."""
     added = updated = 0
+    skipped = plan.selection.skipped_lines()
     try:
         with batched(api), UndoBlock(api, undo_label):
-            for index, take in enumerate(plan.selection.takes):
+            live = project_items(api, project)
+            for index, then in enumerate(plan.selection.takes):
+                take = _current(api, then, plan.keyed, live)
+                if isinstance(take, Skipped):
+                    skipped.append(f"{take.label}: {take.reason}")
+                    continue
                 for variant in plan.variants:
                     output = plan.outputs[(index, variant)]
                     if add_variant_take(api, take, output, variant, rendered=take.file is None):
@@ -149,7 +193,7 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str) -> Outcome:
             api.Undo_DoUndo2(0)
         raise
     processed = sum(1 for t in plan.tasks if t.kind == "denoise")
-    outcome = Outcome(added, updated, processed, plan.cached, plan.selection.skipped_lines())
+    outcome = Outcome(added, updated, processed, plan.cached, skipped)
     try:
         cache.commit(plan.tasks)
     except OSError as exc:  # the takes stand; a later run processes again instead of reusing
@@ -176,7 +220,8 @@ def denoise(api: Any, variants: tuple[str, ...], execute: Executor, settings_key
         labels = "+".join(plan.variants)
         try:
             run_tasks(plan.tasks, execute, progress)
-            return apply(api, plan, cache, f"debleed: {labels} on {len(plan.selection.takes)} item(s)")
+            return apply(api, plan, cache,
+                         f"debleed: {labels} on {len(plan.selection.takes)} item(s)", project)
         except BaseException:
             discard(plan.tasks)
             raise

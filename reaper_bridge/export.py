@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .bridge import Executor, Progress, run_tasks
-from .items import BridgeError, Skipped, TakeSource, describe_take, item_notes, track_name
+from .items import (EPSILON, BridgeError, Skipped, TakeSource, describe_take, item_notes,
+                    track_name)
 from .jobs import Task, safe_stem
 from .wavio import render_take
 
@@ -91,8 +92,25 @@ def _previous_files(out_dir: str) -> set[str]:
         return set()
 
 
+def _chanmode(take: TakeSource) -> int:
+    return int(take.values["I_CHANMODE"])
+
+
+def _sliceable(take: TakeSource) -> bool:
+    """Whether cutting the take's file reproduces what it plays: rate 1, no pitch shift,
+    no stretch markers (then ``file`` is None), nothing past the file's ends (a looped item
+    wraps there), and a channel mode ``slice_file`` applies (the slice applies volume)."""
+    return (take.file is not None and take.unit_rate and take.within_file
+            and abs(take.values["D_PITCH"]) < EPSILON and _chanmode(take) < 3 + take.channels)
+
+
+def _played_channels(take: TakeSource) -> int:
+    """The channels the take plays: one in the mono channel modes."""
+    return 1 if 2 <= _chanmode(take) < 3 + take.channels else take.channels
+
+
 def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
-    """Slice tasks for takes at playrate 1 on a file; accessor renders for the rest."""
+    """Slice tasks for takes a cut of their file reproduces; accessor renders for the rest."""
     plan = ExportPlan(out_dir)
     tagged = tagged_items(api, project)
     if not tagged:
@@ -105,10 +123,11 @@ def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
             continue
         name = f"{tag}/{number:04d}_{safe_stem(take.label)}.wav"
         dst = os.path.join(plan.staging, name)
-        if take.file is not None and take.unit_rate:
+        if _sliceable(take):
             plan.tasks.append(Task("slice", take.file, dst,
                                    start=int(round(take.source_offset * take.sample_rate)),
-                                   frames=int(round(take.length * take.sample_rate))))
+                                   frames=int(round(take.length * take.sample_rate)),
+                                   chanmode=_chanmode(take), gain=take.values["D_VOL"]))
         else:
             plan.renders.append((take, dst))
         plan.entries.append({"file": name, "tag": tag, "item": take.label,
@@ -121,8 +140,9 @@ def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
 
 
 def render_fallbacks(api: Any, plan: ExportPlan) -> None:
+    """Render the takes no slice reproduces; the accessor leaves take volume to us."""
     for take, path in plan.renders:
-        render_take(api, take, path)
+        render_take(api, take, path, channels=_played_channels(take), gain=take.values["D_VOL"])
 
 
 def finish(plan: ExportPlan) -> str:

@@ -7,7 +7,11 @@ Standard library only.
 Alignment: the denoiser keeps a file's length, rate and channels sample for sample
 (SPEC 2), so a take that plays the processed *root* file with the original take's start
 offset (plus any section offset), playrate, pitch settings and channel mode plays the
-processed version of exactly the samples the original plays.
+processed version of exactly the samples the original plays. Stretch markers break that
+(they warp the source), so such takes are rendered as they play instead.
+
+A processed take stores the GUID of the take it was made from in ``SOURCE_LINK``, so the
+bridge finds an item's original and its variants again even after either is renamed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ READABLE_EXTENSIONS = frozenset({".wav", ".wave", ".bwf", ".w64", ".rf64", ".aif
                                  ".aifc", ".flac", ".ogg", ".oga", ".mp3", ".caf"})
 TAKE_VALUES = ("D_STARTOFFS", "D_PLAYRATE", "B_PPITCH", "D_PITCH", "I_PITCHMODE",
                "I_CHANMODE", "D_VOL", "D_PAN")
+#: Take extension data of a processed take: the GUID of the take it was made from.
+SOURCE_LINK = "P_EXT:debleed_source"
 EPSILON = 1e-9
 
 
@@ -42,10 +48,12 @@ class BridgeError(DebleedError):
 class TakeSource:
     """One audio take and exactly what it plays.
 
-    ``file`` is the root source file, or ``None`` when the source cannot be mapped to a
-    file (the take is then rendered through the audio accessor). ``values`` holds the
-    take's ``TAKE_VALUES``; ``section_offset`` is the summed offset of section sources
-    between the take and the root file, in source seconds.
+    ``file`` is the root source file, or ``None`` when what the take plays cannot be read
+    from it (no readable file, or stretch markers warp it): the take is then rendered
+    through the audio accessor. ``values`` holds the take's ``TAKE_VALUES``;
+    ``section_offset`` is the summed offset of section sources between the take and the
+    root file, in source seconds; ``file_length`` is the root file's length in seconds;
+    ``stretch_markers`` are the take's ``(position, source position)`` pairs.
     """
 
     item: str
@@ -59,6 +67,8 @@ class TakeSource:
     length: float
     sample_rate: int
     channels: int
+    file_length: float
+    stretch_markers: tuple[tuple[float, float], ...]
 
     @property
     def unit_rate(self) -> bool:
@@ -69,6 +79,12 @@ class TakeSource:
     def source_offset(self) -> float:
         """Where in the root file the take starts playing, in source seconds."""
         return self.section_offset + self.values["D_STARTOFFS"]
+
+    @property
+    def within_file(self) -> bool:
+        """Plays no time before or past its root file (where a looped item wraps around)."""
+        end = self.source_offset + self.length * self.values["D_PLAYRATE"]
+        return self.source_offset >= -EPSILON and end <= self.file_length + EPSILON
 
 
 @dataclass(frozen=True)
@@ -108,6 +124,31 @@ def track_name(api: Any, track: str) -> str:
 
 def item_notes(api: Any, item: str) -> str:
     return _string(api, "GetSetMediaItemInfo_String", item, "P_NOTES")
+
+
+def take_guid(api: Any, take: str) -> str:
+    return _string(api, "GetSetMediaItemTakeInfo_String", take, "GUID")
+
+
+def source_link(api: Any, take: str) -> str:
+    """The GUID of the take ``take`` was processed from; empty for any other take."""
+    return _string(api, "GetSetMediaItemTakeInfo_String", take, SOURCE_LINK)
+
+
+def is_variant(api: Any, take: str) -> bool:
+    """A take this bridge made: linked to its original, or named like one (made before
+    the link existed)."""
+    return bool(source_link(api, take)) or base_take_name(take_name(api, take))[1] is not None
+
+
+def stretch_markers(api: Any, take: str) -> tuple[tuple[float, float], ...]:
+    """The take's stretch markers as ``(position, source position)``: any at all means
+    the take plays its source time-warped, which no start offset can reproduce."""
+    markers = []
+    for index in range(int(api.GetTakeNumStretchMarkers(take))):
+        marker = api.GetTakeStretchMarker(take, index, 0.0, 0.0)
+        markers.append((float(marker[3]), float(marker[4])))
+    return tuple(markers)
 
 
 def source_file_name(api: Any, source: str) -> str:
@@ -150,6 +191,13 @@ def item_label(api: Any, item: str) -> str:
     return f"{name or 'track'} @ {position:.3f} s"
 
 
+def project_items(api: Any, project: Any = 0) -> set[str]:
+    """Every item in the project: how to tell an item was deleted without handing REAPER
+    its dangling pointer (``ValidatePtr2`` takes the pointer as a string in
+    ``reaper_python`` but as an integer in reapy, so neither form works through both)."""
+    return {api.GetMediaItem(project, i) for i in range(int(api.CountMediaItems(project)))}
+
+
 def target_items(api: Any, project: Any = 0) -> list[str]:
     """Selected items; with none selected, every item on the selected tracks."""
     count = int(api.CountSelectedMediaItems(project))
@@ -162,19 +210,22 @@ def target_items(api: Any, project: Any = 0) -> list[str]:
     return items
 
 
-def _input_take(api: Any, item: str, take: str) -> str:
-    """The take to process: the original when the active take is already a variant.
+def _input_take(api: Any, item: str, take: str) -> str | None:
+    """The take to process: ``take``, or its original when ``take`` is a processed take
+    (found by the GUID link, else by name); ``None`` when the item holds no original.
 
     Running the action again on an item showing ``[debleed]`` must process the original
-    again (and find the existing take), never denoise the denoised file.
+    again (and find the existing take), never denoise the denoised file, even when the
+    original was renamed since.
     """
-    base, variant = base_take_name(take_name(api, take))
-    if variant is None:
+    if not is_variant(api, take):
         return take
-    for other in item_takes(api, item):
-        if take_name(api, other) == base:
-            return other
-    return take
+    link = source_link(api, take)
+    base = base_take_name(take_name(api, take))[0]
+    takes = item_takes(api, item)
+    candidates = [t for t in takes if link and take_guid(api, t) == link]
+    candidates += [t for t in takes if take_name(api, t) == base]
+    return next((t for t in candidates if not is_variant(api, t)), None)
 
 
 def describe_take(api: Any, item: str) -> TakeSource | Skipped:
@@ -184,12 +235,16 @@ def describe_take(api: Any, item: str) -> TakeSource | Skipped:
     if is_null(take):
         return Skipped(label, "empty item (no take)")
     take = _input_take(api, item, take)
+    if take is None:
+        return Skipped(label, "the active take is a debleed take and the item holds no "
+                              "original for it: make the original take active")
     if api.TakeIsMIDI(take):
         return Skipped(label, "MIDI take")
     source = api.GetMediaItemTake_Source(take)
     if is_null(source):
         return Skipped(label, "take has no source")
     values = {parm: float(api.GetMediaItemTakeInfo_Value(take, parm)) for parm in TAKE_VALUES}
+    markers = stretch_markers(api, take)
     length = float(api.GetMediaItemInfo_Value(item, "D_LENGTH"))
     played = length * values["D_PLAYRATE"]
     section_offset = 0.0
@@ -208,7 +263,8 @@ def describe_take(api: Any, item: str) -> TakeSource | Skipped:
         if reverse:
             return Skipped(label, "reversed take: un-reverse it (Item properties), "
                                   "denoise, then reverse the new take")
-        if window_start < -EPSILON or window_end > section_length + EPSILON:
+        outside = window_start < -EPSILON or window_end > section_length + EPSILON
+        if outside and not markers:  # warped takes are rendered as they play
             return Skipped(label, "item plays past its source section (loop section); "
                                   "trim the item inside the section or glue it first")
         section_offset += offset
@@ -221,7 +277,8 @@ def describe_take(api: Any, item: str) -> TakeSource | Skipped:
     mapped: str | None = file_name
     if file_name and not os.path.isfile(file_name):
         return Skipped(label, f"offline source (file not found: {file_name})")
-    if not file_name or os.path.splitext(file_name)[1].lower() not in READABLE_EXTENSIONS:
+    if (markers or not file_name
+            or os.path.splitext(file_name)[1].lower() not in READABLE_EXTENSIONS):
         mapped = None
     if rate <= 0 or channels <= 0:
         return Skipped(label, "source is offline or not audio")
@@ -230,6 +287,7 @@ def describe_take(api: Any, item: str) -> TakeSource | Skipped:
         section_offset=section_offset, values=values,
         position=float(api.GetMediaItemInfo_Value(item, "D_POSITION")), length=length,
         sample_rate=rate, channels=channels,
+        file_length=float(api.GetMediaSourceLength(source, False)[0]), stretch_markers=markers,
     )
 
 
@@ -249,6 +307,24 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
 
+def _existing_variant(api: Any, source: TakeSource, variant: str, guid: str) -> str | None:
+    """The item's ``variant`` take made from ``source``: the one linked to it, else one
+    with no link named after it (made before links existed)."""
+    name = variant_take_name(source.take_name, variant)
+    takes = item_takes(api, source.item)
+    linked = [t for t in takes
+              if source_link(api, t) == guid and base_take_name(take_name(api, t))[1] == variant]
+    named = [t for t in takes if not source_link(api, t) and take_name(api, t) == name]
+    return next(iter(linked + named), None)
+
+
+def _clear_stretch_markers(api: Any, take: str) -> None:
+    """A reused variant take plays its file straight: markers someone added would warp it."""
+    count = int(api.GetTakeNumStretchMarkers(take))
+    if count:
+        api.DeleteTakeStretchMarkers(take, 0, count)
+
+
 def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
                      rendered: bool = False) -> bool:
     """Make ``<take> [variant]``, playing ``path`` aligned with the original, the active take.
@@ -256,15 +332,16 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
     ``rendered`` means ``path`` holds what the take plays from the item start (the audio
     accessor fallback), so it plays at offset 0 and rate 1. An item keeps one take per
     variant: when it already has one (an earlier run, perhaps with other settings, or
-    before the original's offset or playrate changed), that take is pointed at ``path``
-    and given the original's current values, so re-running never duplicates a take and
-    compare always reaches the newest result. Returns whether a take was added.
+    before the original's offset, playrate or name changed), that take is pointed at
+    ``path`` and given the original's current values and name, so re-running never
+    duplicates a take and compare always reaches the newest result. The take is linked to
+    the original by GUID (``SOURCE_LINK``). Returns whether a take was added.
 
     Everything that can fail (opening ``path``, adding the take) happens before the
     item changes, so a failure here leaves the item as it was.
     """
-    name = variant_take_name(source.take_name, variant)
-    take = next((t for t in item_takes(api, source.item) if take_name(api, t) == name), None)
+    guid = take_guid(api, source.take)
+    take = _existing_variant(api, source, variant, guid)
     old = None if take is None else api.GetMediaItemTake_Source(take)
     old = None if old is None or is_null(old) else old
     added = take is None
@@ -287,7 +364,9 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
         values["D_STARTOFFS"] = source.source_offset
     for parm in TAKE_VALUES:
         api.SetMediaItemTakeInfo_Value(take, parm, values[parm])
-    set_take_name(api, take, name)
+    _clear_stretch_markers(api, take)
+    set_take_name(api, take, variant_take_name(source.take_name, variant))
+    api.GetSetMediaItemTakeInfo_String(take, SOURCE_LINK, guid, True)
     api.SetActiveTake(take)
     return added
 

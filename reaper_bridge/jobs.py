@@ -28,7 +28,8 @@ GATED = frozenset({"gate", "debleed+gate"})  # the variants a sidechain keys
 class Task:
     """One file to produce. ``kind`` is ``"denoise"`` (run ``variant`` on ``src``, its gate
     keyed by the ``sidechain`` file when one is given) or ``"slice"`` (copy ``frames``
-    samples from ``start``, zero-padded, for export)."""
+    samples from ``start``, zero-padded, through REAPER channel mode ``chanmode`` and
+    times ``gain``, for export)."""
 
     kind: str
     src: str
@@ -38,17 +39,21 @@ class Task:
     frames: int = 0
     cache_key: str = ""
     sidechain: str = ""
+    chanmode: int = 0
+    gain: float = 1.0
 
 
 @dataclass
 class Plan:
-    """Everything an action does: tasks to run, then takes to add from their outputs."""
+    """Everything an action does: tasks to run, then takes to add from their outputs.
+    ``keyed``: gated variants are keyed by a sidechain rendered on each take's timeline."""
 
     selection: Selection
     variants: tuple[str, ...]
     tasks: list[Task] = field(default_factory=list)
     outputs: dict[tuple[int, str], str] = field(default_factory=dict)
     cached: int = 0
+    keyed: bool = False
 
 
 def tasks_to_json(tasks: list[Task]) -> list[dict[str, Any]]:
@@ -121,7 +126,7 @@ def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCa
 
     With ``keys`` (a rendered sidechain per take index), the gated variants run once per
     distinct key instead: the same file keyed on two timelines gives two results."""
-    plan = Plan(selection, variants)
+    plan = Plan(selection, variants, keyed=keys is not None)
     by_source: dict[tuple[str, str, str], str] = {}
     for index, take in enumerate(selection.takes):
         render = (renders or {}).get(index)

@@ -31,9 +31,27 @@ def gate_config(overrides: dict[str, Any]) -> Any:
     return GateConfig(**overrides)
 
 
-def slice_file(src: str, dst: str, start: int, frames: int) -> Path:
+def channel_mode(samples: np.ndarray, mode: int) -> np.ndarray:
+    """``samples`` (channels, frames) as a take with REAPER's ``I_CHANMODE`` plays them:
+    0 normal, 1 reverse stereo, 2 mono downmix, 3 + n mono of channel n (3 left, 4 right);
+    a channel the file lacks is silence."""
+    if mode == 0:
+        return samples
+    if mode == 1:
+        return samples[[1, 0, *range(2, samples.shape[0])]] if samples.shape[0] > 1 else samples
+    if mode == 2:
+        return samples.mean(axis=0, keepdims=True)
+    channel = mode - 3
+    if channel < samples.shape[0]:
+        return samples[channel:channel + 1]
+    return np.zeros((1, samples.shape[1]), samples.dtype)
+
+
+def slice_file(src: str, dst: str, start: int, frames: int, chanmode: int = 0,
+               gain: float = 1.0) -> Path:
     """Copy ``frames`` samples of ``src`` from ``start`` (zero-padded outside the file),
-    which is what a take with playrate 1 plays."""
+    through channel mode ``chanmode`` and times ``gain`` (take volume, negative when the
+    polarity is flipped): what a take with playrate 1 plays."""
     try:
         info = sf.info(src)
     except (sf.LibsndfileError, RuntimeError) as exc:
@@ -43,7 +61,8 @@ def slice_file(src: str, dst: str, start: int, frames: int) -> Path:
     if last > first:
         data = sf.read(src, start=first, stop=last, dtype="float32", always_2d=True)[0]
         out[:, first - start:last - start] = data.T
-    return write_audio(dst, out, info.samplerate, protect=(src,))
+    played = channel_mode(out, chanmode) * np.float32(gain)
+    return write_audio(dst, played, info.samplerate, protect=(src,))
 
 
 class TaskExecutor:
@@ -68,7 +87,8 @@ class TaskExecutor:
 
     def __call__(self, task: Task, report: Callable[[float], None]) -> Path:
         if task.kind == "slice":
-            return slice_file(task.src, task.dst, task.start, task.frames)
+            return slice_file(task.src, task.dst, task.start, task.frames, task.chanmode,
+                              task.gain)
         sidechain = task.sidechain or None
         if task.variant == "gate":
             from denoiser.gate import apply_gate, sidechain_detector

@@ -14,6 +14,7 @@ Standard library only: REAPER's embedded Python imports this module.
 
 from __future__ import annotations
 
+import sys
 import threading
 from types import ModuleType
 from typing import Any
@@ -44,6 +45,17 @@ class RawRPR:
     def raw_module(self) -> ModuleType | Any:
         """The wrapped module (the audio accessor needs its ctypes function table)."""
         return self._module
+
+
+def defer(code: str) -> None:
+    """Have REAPER run the Python ``code`` on a later cycle of its UI loop.
+
+    ``RPR_defer`` is a built-in of REAPER's Python script host, set in the running
+    script's ``__main__`` (where reapy's own ``defer`` finds it); it is not among
+    ``reaper_python``'s generated API functions, nor reapy's. ``code`` runs in that
+    namespace, so it must import what it needs.
+    """
+    sys.modules["__main__"].RPR_defer(code)
 
 
 def is_null(pointer: Any) -> bool:

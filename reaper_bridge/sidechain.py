@@ -40,13 +40,14 @@ def find_track(api: Any, name: str, project: Any = 0) -> str:
 
 def keyable(take: TakeSource) -> TakeSource:
     """The take as the keyed plan processes it: a file played at a rate other than 1 is
-    rendered through the accessor, so its file and the project timeline run in step."""
+    rendered through the accessor, so its file and the project timeline run in step
+    (a take with stretch markers already is: ``describe_take`` gives it no file)."""
     if take.file is not None and not take.unit_rate:
         return replace(take, file=None)
     return take
 
 
-def _origin(take: TakeSource) -> float:
+def origin(take: TakeSource) -> float:
     """Project time of the processed file's first sample."""
     return take.position - (take.source_offset if take.file is not None else 0.0)
 
@@ -58,15 +59,15 @@ def render_keys(api: Any, track: str, takes: list[TakeSource],
     the accessor each get their own key, from their item start."""
     groups: dict[tuple[str, int, int], list[int]] = {}
     for index, take in enumerate(takes):
-        origin = int(round(_origin(take) * take.sample_rate))
+        first = int(round(origin(take) * take.sample_rate))
         source = take.file if take.file is not None else f"render:{index}"
-        groups.setdefault((source, origin, take.sample_rate), []).append(index)
+        groups.setdefault((source, first, take.sample_rate), []).append(index)
     keys: dict[int, Rendered] = {}
-    for number, ((_, origin, rate), members) in enumerate(groups.items()):
+    for number, ((_, first, rate), members) in enumerate(groups.items()):
         end = max(takes[i].position + takes[i].length for i in members)
-        frames = max(1, int(round(end * rate)) - origin)
+        frames = max(1, int(round(end * rate)) - first)
         path = os.path.join(work_dir, f"key_{number:03d}.wav")
-        key = Rendered.of(render_track(api, track, origin / rate, rate, KEY_CHANNELS, frames,
+        key = Rendered.of(render_track(api, track, first / rate, rate, KEY_CHANNELS, frames,
                                        path))
         keys.update((i, key) for i in members)
     return keys

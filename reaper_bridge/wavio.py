@@ -1,9 +1,9 @@
 """Render what a take or a track plays through REAPER's audio accessor into a float32 WAV.
 
-The fallback for sources that are not a readable file (and for training export of
-takes whose playrate is not 1), and the pre-gate's sidechain track. Standard library
-only, because it runs inside REAPER:
-``array`` holds the samples and the WAV header is written with ``struct``.
+The fallback for sources that are not a readable file or that stretch markers warp (and
+for training export of takes a file slice cannot reproduce), and the pre-gate's sidechain
+track. Standard library only, because it runs inside REAPER: ``array`` holds the samples
+and the WAV header is written with ``struct``.
 """
 
 from __future__ import annotations
@@ -91,9 +91,9 @@ def _header(channels: int, rate: int, frames: int) -> bytes:
 
 
 def _render(api: Any, accessor: str, start: float, rate: int, channels: int, total: int,
-            path: str, block: int) -> str:
-    """Write ``total`` frames the accessor gives from ``start`` (its own time base) to
-    ``path`` atomically, then destroy the accessor."""
+            path: str, block: int, gain: float = 1.0) -> str:
+    """Write ``total`` frames the accessor gives from ``start`` (its own time base), times
+    ``gain``, to ``path`` atomically, then destroy the accessor."""
     read = _ctypes_reader(api) or _api_reader(api)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
@@ -103,6 +103,8 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
             for first in range(0, total, block):
                 frames = min(block, total - first)
                 samples = read(accessor, rate, channels, start + first / rate, frames)
+                if gain != 1.0:
+                    samples = array("f", (value * gain for value in samples))
                 if sys.byteorder == "big":
                     samples.byteswap()
                 handle.write(samples.tobytes())
@@ -114,15 +116,18 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
     return path
 
 
-def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES) -> str:
-    """Write the take's audio from the item start for the item length, at the source rate.
+def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES,
+                channels: int | None = None, gain: float = 1.0) -> str:
+    """Write the take's audio from the item start for the item length, at the source rate,
+    in ``channels`` (default: the source's), times ``gain``.
 
     The accessor reads in take time from the item start, with the take's offset,
-    playrate and channel mode already applied, so the result plays at offset 0, rate 1.
+    playrate, stretch markers and channel mode already applied (not its volume), so the
+    result plays at offset 0, rate 1.
     """
     total = int(round(take.length * take.sample_rate))
     return _render(api, api.CreateTakeAudioAccessor(take.take), 0.0, take.sample_rate,
-                   take.channels, total, path, block)
+                   channels or take.channels, total, path, block, gain)
 
 
 def render_track(api: Any, track: str, start: float, rate: int, channels: int, frames: int,

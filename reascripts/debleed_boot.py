@@ -2,7 +2,9 @@
 
 Reads ``debleed.ini`` beside this file to find the folder holding ``reaper_bridge``
 (written by ``debleed reaper install``), puts it at the END of ``sys.path`` so nothing
-in REAPER's own Python is shadowed, and runs the named action.
+in REAPER's own Python is shadowed, and runs the named action. When the bridge cannot be
+imported it says so and ends with a no-op defer, which keeps REAPER from adding a
+"ReaScript: Run" undo point for a script that changed nothing.
 """
 
 import configparser
@@ -25,5 +27,6 @@ def run(action):
         RPR_ShowMessageBox(
             "debleed is not installed for REAPER's Python ({}).\n"
             "Run 'debleed reaper install' from the debleed environment.".format(exc), "debleed", 0)
+        sys.modules["__main__"].RPR_defer("pass")  # a host built-in, not in reaper_python
         return
     actions.main(action)

@@ -5,16 +5,26 @@ with the tuple shapes of REAPER's Python binding (functions with out-parameters 
 buffers return ``(retval, *all_params)`` with the buffers filled; plain ones return the
 value), and pointers formatted as REAPER formats them (``"(MediaItem*)0x0000000012345678"``,
 null = all zeros). Playback is modelled where the tests need it: an audio accessor
-returns what a take plays (offset, playrate, sections) from the real files on disk, or
-what a track plays (its items mixed, in project time).
+returns what a take plays (offset, playrate, sections, stretch markers, loop source,
+channel mode; not take volume) from the real files on disk, or what a track plays (its
+items mixed, in project time).
+
+``RPR_defer`` is not in the module: in REAPER it is a built-in of the script host, set in
+the running script's ``__main__``. ``run_script`` and ``run_deferred`` provide it there,
+and ``run_script`` adds REAPER's automatic "ReaScript: Run" undo point to a run that
+neither calls it nor opens an undo block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import types
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +45,7 @@ class Source:
     parent: "Source | None" = None
     offset: float = 0.0
     length: float = 0.0
-    reverse: bool = False
+    reverse: bool = False  # length: of the section, or of the whole file (seconds)
     samples: np.ndarray | None = None  # UNMAPPED sources keep their audio here
 
 
@@ -46,6 +56,9 @@ class Take:
     source: Source | None
     name: str
     values: dict[str, float] = field(default_factory=dict)
+    guid: str = ""
+    ext: dict[str, str] = field(default_factory=dict)  # P_EXT:<key> values
+    markers: list[tuple[float, float]] = field(default_factory=list)  # (pos, srcpos), sorted
 
 
 @dataclass
@@ -58,6 +71,7 @@ class Item:
     notes: str = ""
     takes: list[Take] = field(default_factory=list)
     active: Take | None = None
+    loop: bool = False  # B_LOOPSRC
 
 
 @dataclass
@@ -70,6 +84,21 @@ class Track:
 
 TAKE_DEFAULTS = {"D_STARTOFFS": 0.0, "D_PLAYRATE": 1.0, "B_PPITCH": 1.0, "D_PITCH": 0.0,
                  "I_PITCHMODE": -1.0, "I_CHANMODE": 0.0, "D_VOL": 1.0, "D_PAN": 0.0}
+AUTO_UNDO = "ReaScript: Run"
+
+
+def channel_mode(samples: np.ndarray, mode: int) -> np.ndarray:
+    """What I_CHANMODE plays of ``samples`` (C, T): 0 normal, 1 reverse stereo, 2 mono
+    downmix, 3 + n mono of channel n (3 left, 4 right)."""
+    if mode == 0:
+        return samples
+    if mode == 1:
+        return samples[[1, 0, *range(2, len(samples))]] if len(samples) > 1 else samples
+    if mode == 2:
+        return samples.mean(axis=0, keepdims=True)
+    if mode - 3 >= len(samples):
+        return np.zeros((1, samples.shape[1]))
+    return samples[mode - 3:mode - 2]
 
 
 class FakeReaper:
@@ -92,6 +121,8 @@ class FakeReaper:
         self.messages: list[str] = []
         self.console: list[str] = []
         self.deferred: list[str] = []
+        self.script_deferred = False  # the running script called RPR_defer
+        self.script_undo_block = False  # ... or opened an undo block
         self.commands: list[int] = []
         self.registered: list[tuple[bool, int, str, bool]] = []
         self.calls: dict[str, int] = {}
@@ -109,16 +140,20 @@ class FakeReaper:
         self.tracks.append(track)
         return track
 
+    def _guid(self) -> str:
+        return "{" + str(uuid.UUID(int=self._counter)).upper() + "}"
+
     def add_item(self, track: Track, position: float, length: float, selected: bool = True,
-                 notes: str = "") -> Item:
-        item = Item("", track, position, length, selected, notes)
+                 notes: str = "", loop: bool = False) -> Item:
+        item = Item("", track, position, length, selected, notes, loop=loop)
         item.ptr = self._ptr("MediaItem*", item)
         track.items.append(item)
         return item
 
     def file_source(self, path: str) -> Source:
         info = sf.info(path)
-        source = Source("", "WAVE", os.path.abspath(path), info.samplerate, info.channels)
+        source = Source("", "WAVE", os.path.abspath(path), info.samplerate, info.channels,
+                        length=info.frames / info.samplerate)
         source.ptr = self._ptr("PCM_source*", source)
         return source
 
@@ -134,13 +169,15 @@ class FakeReaper:
         return source
 
     def unmapped_source(self, samples: np.ndarray, rate: int) -> Source:
-        source = Source("", "UNMAPPED", "", rate, samples.shape[0], samples=samples)
+        source = Source("", "UNMAPPED", "", rate, samples.shape[0],
+                        length=samples.shape[1] / rate, samples=samples)
         source.ptr = self._ptr("PCM_source*", source)
         return source
 
     def add_take(self, item: Item, source: Source | None, name: str, **values: float) -> Take:
         take = Take("", item, source, name, {**TAKE_DEFAULTS, **values})
         take.ptr = self._ptr("MediaItem_Take*", take)
+        take.guid = self._guid()
         item.takes.append(take)
         item.active = take
         return take
@@ -156,16 +193,33 @@ class FakeReaper:
         data, rate = sf.read(source.filename, dtype="float32", always_2d=True)
         return data.T, rate, 0.0
 
+    @staticmethod
+    def source_time(take: Take, take_time: np.ndarray) -> np.ndarray:
+        """Seconds into the take's source played at ``take_time`` (item time x playrate):
+        D_STARTOFFS + take time, or with stretch markers piecewise linear through their
+        (position, source position), slope 1 before the first and after the last."""
+        if not take.markers:
+            return take.values["D_STARTOFFS"] + take_time
+        pos, src = np.array(take.markers).T
+        before, after = take_time < pos[0], take_time > pos[-1]
+        warped = np.interp(take_time, pos, src)
+        warped[before] = src[0] + take_time[before] - pos[0]
+        warped[after] = src[-1] + take_time[after] - pos[-1]
+        return warped
+
     def play(self, take: Take, rate: int, channels: int, start: float, frames: int) -> np.ndarray:
-        """What ``take`` plays: ``frames`` at ``rate`` from ``start`` s after the item start."""
+        """What ``take`` plays (before its volume): ``frames`` at ``rate`` from ``start`` s
+        after the item start, looping the source when the item loops it."""
         samples, src_rate, offset = self.source_audio(take.source)
         times = start + np.arange(frames) / rate
-        source_times = offset + take.values["D_STARTOFFS"] + times * take.values["D_PLAYRATE"]
-        position = source_times * src_rate
+        local = self.source_time(take, times * take.values["D_PLAYRATE"])
+        if take.item.loop:
+            local = np.mod(local, take.source.length)
+        position = (offset + local) * src_rate
         grid = np.arange(samples.shape[1])
-        out = np.stack([np.interp(position, grid, samples[c % samples.shape[0]], left=0.0, right=0.0)
-                        for c in range(channels)])
-        return out.astype(np.float64)
+        played = channel_mode(np.stack([np.interp(position, grid, channel, left=0.0, right=0.0)
+                                        for channel in samples]), int(take.values["I_CHANMODE"]))
+        return np.stack([played[c % len(played)] for c in range(channels)]).astype(np.float64)
 
     def play_track(self, track: Track, rate: int, channels: int, start: float,
                    frames: int) -> np.ndarray:
@@ -199,17 +253,46 @@ class FakeReaper:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(self.snapshot(), handle)
 
+    @contextlib.contextmanager
+    def _script_host(self) -> Iterator[None]:
+        """REAPER's Python host during a script run: ``RPR_defer`` in ``__main__``."""
+        main = sys.modules["__main__"]
+        had, previous = hasattr(main, "RPR_defer"), getattr(main, "RPR_defer", None)
+        main.RPR_defer = self.defer
+        try:
+            yield
+        finally:
+            if had:
+                main.RPR_defer = previous
+            else:
+                del main.RPR_defer
+
+    def run_script(self, script: Callable[[], Any]) -> Any:
+        """Run ``script`` as REAPER runs a ReaScript: when it ends having neither called
+        ``defer`` nor opened an undo block, REAPER adds a "ReaScript: Run" undo point (the
+        reason scripts that change nothing end with a no-op defer)."""
+        before = self._item_state()
+        self.script_deferred = self.script_undo_block = False
+        try:
+            with self._script_host():
+                return script()
+        finally:
+            if not (self.script_deferred or self.script_undo_block):
+                self.undo.append(("auto", AUTO_UNDO))
+                self.undo_points.append((AUTO_UNDO, before))
+
     def run_deferred(self, limit: int = 100000, sleep: float = 0.02) -> int:
         """Run deferred code strings like REAPER's defer loop until none is left."""
         import time
 
         runs = 0
-        while self.deferred and runs < limit:
-            code = self.deferred.pop(0)
-            exec(code, {})
-            runs += 1
-            if self.deferred:
-                time.sleep(sleep)
+        with self._script_host():
+            while self.deferred and runs < limit:
+                code = self.deferred.pop(0)
+                exec(code, {})
+                runs += 1
+                if self.deferred:
+                    time.sleep(sleep)
         return runs
 
     # -- the RPR_* module --------------------------------------------------------------
@@ -279,12 +362,29 @@ class FakeReaper:
         selected = [i for i in self._items() if i.selected]
         return selected[idx].ptr if 0 <= idx < len(selected) else null("MediaItem*")
 
+    def RPR_CountMediaItems(self, proj: Any) -> int:
+        return len(self._items())
+
+    def RPR_GetMediaItem(self, proj: Any, idx: int) -> str:
+        items = self._items()
+        return items[idx].ptr if 0 <= idx < len(items) else null("MediaItem*")
+
+    def RPR_DeleteTrackMediaItem(self, track: str, item: str) -> bool:
+        """Deleted objects' pointers dangle: using them afterwards fails, as it crashes REAPER."""
+        obj = self._get(item, Item)
+        if obj not in self._get(track, Track).items:
+            return False
+        obj.track.items.remove(obj)
+        self.destroyed.update([obj.ptr, *(t.ptr for t in obj.takes)])
+        return True
+
     def RPR_GetMediaItem_Track(self, item: str) -> str:
         return self._get(item, Item).track.ptr
 
     def RPR_GetMediaItemInfo_Value(self, item: str, parm: str) -> float:
         obj = self._get(item, Item)
-        return {"D_POSITION": obj.position, "D_LENGTH": obj.length, "B_UISEL": float(obj.selected)}[parm]
+        return {"D_POSITION": obj.position, "D_LENGTH": obj.length, "B_UISEL": float(obj.selected),
+                "B_LOOPSRC": float(obj.loop)}[parm]
 
     def RPR_GetSetMediaItemInfo_String(self, item: str, parm: str, value: str, set_new: bool) -> tuple:
         obj = self._get(item, Item)
@@ -340,12 +440,45 @@ class FakeReaper:
         return True
 
     def RPR_GetSetMediaItemTakeInfo_String(self, take: str, parm: str, value: str, set_new: bool) -> tuple:
+        """P_NAME, GUID ("{XXXXXXXX-...}") and P_EXT:<key> (extension data, empty unset)."""
         obj = self._get(take, Take)
-        if parm != "P_NAME":
+        if parm.startswith("P_EXT:"):
+            if set_new:
+                obj.ext[parm[6:]] = value
+            return (parm[6:] in obj.ext, take, parm, obj.ext.get(parm[6:], ""), set_new)
+        if parm not in ("P_NAME", "GUID"):
             return (False, take, parm, "", set_new)
+        attribute = "name" if parm == "P_NAME" else "guid"
         if set_new:
-            obj.name = value
-        return (True, take, parm, obj.name, set_new)
+            setattr(obj, attribute, value)
+        return (True, take, parm, getattr(obj, attribute), set_new)
+
+    def RPR_GetTakeNumStretchMarkers(self, take: str) -> int:
+        return len(self._get(take, Take).markers)
+
+    def RPR_GetTakeStretchMarker(self, take: str, idx: int, pos: float, srcpos: float) -> tuple:
+        markers = self._get(take, Take).markers
+        if not 0 <= idx < len(markers):
+            return (-1, take, idx, pos, srcpos)
+        return (idx, take, idx, *markers[idx])
+
+    def RPR_SetTakeStretchMarker(self, take: str, idx: int, pos: float, srcpos: float) -> tuple:
+        """Add (idx < 0) or move a marker; returns its index, -1 when one is already there."""
+        markers = self._get(take, Take).markers
+        if idx >= 0:
+            markers[idx] = (float(pos), float(srcpos))
+        elif any(abs(p - pos) < 1e-12 for p, _ in markers):
+            return (-1, take, idx, pos, srcpos)
+        else:
+            markers.append((float(pos), float(srcpos)))
+        markers.sort()
+        return (markers.index((float(pos), float(srcpos))), take, idx, pos, srcpos)
+
+    def RPR_DeleteTakeStretchMarkers(self, take: str, idx: int, count: int) -> tuple:
+        markers = self._get(take, Take).markers
+        deleted = len(markers[idx:idx + count])
+        del markers[idx:idx + count]
+        return (deleted, take, idx, count)
 
     def RPR_GetTakeName(self, take: str) -> str:
         return self._get(take, Take).name
@@ -356,6 +489,7 @@ class FakeReaper:
             return null("MediaItem_Take*")
         take = Take("", obj, None, "", dict(TAKE_DEFAULTS))
         take.ptr = self._ptr("MediaItem_Take*", take)
+        take.guid = self._guid()
         obj.takes.append(take)
         return take.ptr
 
@@ -376,6 +510,9 @@ class FakeReaper:
 
     def RPR_GetMediaSourceFileName(self, source: str, buf: str, size: int) -> tuple:
         return (source, self._get(source, Source).filename, size)
+
+    def RPR_GetMediaSourceLength(self, source: str, length_is_qn: bool) -> tuple:
+        return (self._get(source, Source).length, source, False)
 
     def RPR_GetMediaSourceSampleRate(self, source: str) -> int:
         return self._get(source, Source).rate
@@ -417,12 +554,14 @@ class FakeReaper:
         """Each item's takes (copied: a later edit must not reach the saved state)."""
         state = {}
         for item in self._items():
-            copies = [Take(t.ptr, item, t.source, t.name, dict(t.values)) for t in item.takes]
+            copies = [replace(t, values=dict(t.values), ext=dict(t.ext), markers=list(t.markers))
+                      for t in item.takes]
             active = next((c for c, t in zip(copies, item.takes) if t is item.active), None)
             state[item.ptr] = (copies, active)
         return state
 
     def RPR_Undo_BeginBlock(self) -> None:
+        self.script_undo_block = True
         if self.undo_depth == 0:
             self._before_block = self._item_state()
         self.undo_depth += 1
@@ -475,7 +614,9 @@ class FakeReaper:
     def RPR_ShowConsoleMsg(self, message: str) -> None:
         self.console.append(message)
 
-    def RPR_defer(self, code: str) -> None:
+    def defer(self, code: str) -> None:
+        """``RPR_defer`` as ``run_script`` and ``run_deferred`` provide it."""
+        self.script_deferred = True
         self.deferred.append(code)
 
     def RPR_AddRemoveReaScript(self, add: bool, section: int, path: str, commit: bool) -> int:

@@ -44,7 +44,7 @@ def main(scenario_path: str, out_path: str) -> None:
         report["fake_items"] = [i.ptr for i in track.items]
     if scenario.get("script"):
         script = Path(scenario["resource"]) / "Scripts" / "debleed" / scenario["script"]
-        runpy.run_path(str(script), run_name="reascript")
+        fake.run_script(lambda: runpy.run_path(str(script), run_name="reascript"))
         fake.run_deferred()
         from reaper_bridge.rpr import reaper_api
 

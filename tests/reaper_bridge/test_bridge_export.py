@@ -100,3 +100,34 @@ def test_export_feeds_dataset_session(fake: FakeReaper, api, tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert manifest["clips"]
+
+
+def test_export_is_what_each_take_plays(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """Channel mode and take volume (the slice applies them), and a looped item or stretch
+    markers (rendered): a mono-left take of a stereo file must not carry the right
+    channel's bleed into clean data."""
+    rate = 48000
+    left = 0.5 * np.sin(2 * np.pi * 200 * np.arange(rate) / rate)
+    right = 0.3 * np.random.default_rng(0).standard_normal(rate)
+    stereo = np.stack([left, right]).astype(np.float32)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, stereo.T, rate, subtype="FLOAT")
+    track = fake.add_track("Snare [clean]")
+    fake.add_take(fake.add_item(track, 0.0, 0.5), fake.file_source(str(path)), "L", I_CHANMODE=3)
+    fake.add_take(fake.add_item(track, 1.0, 0.5), fake.file_source(str(path)), "R",
+                  I_CHANMODE=4, D_VOL=-0.5, D_STARTOFFS=0.25)
+    fake.add_take(fake.add_item(track, 2.0, 1.5, loop=True), fake.file_source(str(path)), "loop",
+                  D_STARTOFFS=0.5)
+    warped = fake.add_take(fake.add_item(track, 4.0, 0.5), fake.file_source(str(path)), "warp")
+    fake.RPR_SetTakeStretchMarker(warped.ptr, -1, 0.0, 0.0)
+    fake.RPR_SetTakeStretchMarker(warped.ptr, -1, 0.2, 0.1)
+
+    plan = export_session(api, str(tmp_path / "out"), TaskExecutor())
+    files = [sf.read(tmp_path / "out" / e["file"], dtype="float32", always_2d=True)[0].T
+             for e in plan.entries]
+    np.testing.assert_array_equal(files[0], stereo[:1, :24000])
+    np.testing.assert_array_equal(files[1], -0.5 * stereo[1:, 12000:36000])
+    wrapped = stereo[:, (24000 + np.arange(72000)) % rate]
+    np.testing.assert_allclose(files[2], wrapped, atol=1e-5)
+    np.testing.assert_allclose(files[3], fake.play(warped, rate, 2, 0.0, 24000), atol=1e-6)
+    assert not np.allclose(files[3], stereo[:, :24000], atol=1e-3)  # the markers did warp it

@@ -112,10 +112,11 @@ def _fake_with_item(tmp_path: Path, model: str, seconds: float = 0.5) -> tuple[F
 
 def test_cancel_stops_the_worker_and_changes_nothing(tmp_path: Path, tiny_checkpoint: Path) -> None:
     fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint))
-    job = actions.denoise_selected(api, with_gate=False, threads=1)
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False, threads=1))
     assert job is not None and fake.ext[("debleed", "state")] == "running"
-    assert actions.denoise_selected(api, with_gate=False) is None  # one job at a time
-    actions.cancel(api)
+    # one job at a time
+    assert fake.run_script(lambda: actions.denoise_selected(api, with_gate=False)) is None
+    fake.run_script(lambda: actions.cancel(api))
     fake.run_deferred()
     assert job.process.returncode is not None and not actions.JOBS
     assert fake.messages[-1] == "debleed: cancelled; nothing was changed."
@@ -129,12 +130,12 @@ def test_cancel_while_the_worker_writes_leaves_no_file(tmp_path: Path, tiny_chec
     import time
 
     fake, api = _fake_with_item(tmp_path, str(tiny_checkpoint), seconds=240.0)
-    job = actions.denoise_selected(api, with_gate=False, threads=1)
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False, threads=1))
     deadline = time.monotonic() + 120
     while job._read(job.status).get("fraction", 0.0) == 0.0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert list(Path(fake.media_dir).glob(".snare.debleed.*.tmp.wav"))  # writing now
-    actions.cancel(api)
+    fake.run_script(lambda: actions.cancel(api))
     fake.run_deferred()
     assert job.process.returncode == 1 and not actions.JOBS  # it stopped itself, not killed
     assert fake.messages == ["debleed: cancelled; nothing was changed."]
@@ -154,7 +155,7 @@ def test_an_error_while_adding_takes_ends_the_job(tmp_path: Path, tiny_checkpoin
 
     monkeypatch.setattr(fake, "RPR_Main_OnCommand", broken)
     api = type(api)(fake.module())
-    actions.denoise_selected(api, with_gate=False, threads=1)
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=False, threads=1))
     fake.run_deferred()
     assert not actions.JOBS and fake.ext[("debleed", "state")] == "idle"
     assert len(fake.messages) == 1 and "RuntimeError: peaks failed" in fake.messages[0]
@@ -162,7 +163,8 @@ def test_an_error_while_adding_takes_ends_the_job(tmp_path: Path, tiny_checkpoin
     assert list(Path(fake.media_dir).iterdir()) == []
     monkeypatch.undo()
     api = type(api)(fake.module())
-    assert actions.denoise_selected(api, with_gate=False, threads=1) is not None
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False, threads=1))
+    assert job is not None
     fake.run_deferred()
     assert [len(i.takes) for i in fake.tracks[0].items] == [2]
 
@@ -172,14 +174,14 @@ def test_a_malformed_ini_is_one_message_in_every_action(tmp_path: Path, tiny_che
     ini = Path(settings_path(fake.resource_path))
     ini.write_text(ini.read_text() + "threshold_db = -30dB\n")
     for action in ("denoise", "denoise_gate", "export"):
-        assert actions.ACTIONS[action](api) is None
+        assert fake.run_script(lambda: actions.ACTIONS[action](api)) is None
     assert len(fake.messages) == 3 and all("threshold_db = '-30dB'" in m for m in fake.messages)
     assert not actions.JOBS and [len(i.takes) for i in fake.tracks[0].items] == [1]
 
 
 def test_worker_failure_is_one_message_and_no_take(tmp_path: Path) -> None:
     fake, api = _fake_with_item(tmp_path, str(tmp_path / "missing.pt"))
-    actions.denoise_selected(api, with_gate=False, threads=1)
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=False, threads=1))
     fake.run_deferred()
     assert len(fake.messages) == 1 and fake.messages[0].startswith("debleed failed: ")
     assert "missing.pt" in fake.messages[0]
@@ -193,7 +195,7 @@ def test_unknown_precision_in_the_ini_is_one_message_and_no_take(tmp_path: Path,
     settings = load_settings(path)
     settings.precision = "int8"
     save_settings(path, settings)
-    actions.denoise_selected(api, with_gate=False, threads=1)
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=False, threads=1))
     fake.run_deferred()
     assert len(fake.messages) == 1 and "precision must be one of" in fake.messages[0]
     assert [len(i.takes) for i in fake.tracks[0].items] == [1] and fake.undo == []
@@ -205,6 +207,29 @@ def test_missing_worker_python_is_one_message(tmp_path: Path, tiny_checkpoint: P
     settings = load_settings(path)
     settings.python = str(tmp_path / "no-such-python")
     save_settings(path, settings)
-    assert actions.denoise_selected(api, with_gate=False) is None
+    assert fake.run_script(lambda: actions.denoise_selected(api, with_gate=False)) is None
     assert fake.messages[0].startswith("cannot start the debleed worker with python = ")
-    assert not actions.JOBS and fake.deferred == [] and fake.undo == []
+    assert not actions.JOBS and fake.deferred == [actions.NO_OP] and fake.undo == []
+
+
+def test_actions_that_change_nothing_add_no_undo_point(fake: FakeReaper, api,
+                                                       tmp_path: Path) -> None:
+    """REAPER adds "ReaScript: Run" after a script that neither defers nor opens an undo
+    block: comparing, cancelling or stopping on an error would bury the denoise run's undo
+    point, so one Undo would no longer remove the takes."""
+    from fake_reaper import AUTO_UNDO
+    from reaper_helpers import halve
+
+    from reaper_bridge.bridge import denoise, executor_for
+
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.3)
+    fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "snare.wav", 0.5))), "Snare")
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    fake.run_script(lambda: actions.compare(api))
+    assert item.active.name == "Snare"
+    fake.run_script(lambda: actions.compare(api))
+    fake.run_script(lambda: actions.cancel(api))  # no job running: a message
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=False))  # no worker python
+    assert len(fake.messages) == 2 and fake.messages[0] == "No debleed job is running."
+    assert ("auto", AUTO_UNDO) not in fake.undo
+    assert fake.RPR_Undo_DoUndo2(0) == 1 and [t.name for t in item.takes] == ["Snare"]

@@ -198,9 +198,48 @@ def test_installed_gate_action_passes_the_key_to_the_worker(tmp_path: Path,
     fake.add_take(silent, fake.file_source(str(write(tmp_path / "trig.wav", np.zeros((1, RATE // 2))))),
                   "trigger")
     api = RawRPR(fake.module())
-    actions.denoise_selected(api, with_gate=True, threads=1)
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=True, threads=1))
     fake.run_deferred()
     assert fake.messages == [], fake.messages
     assert item.active.name == "Snare [debleed+gate]"
     result = sf.read(item.active.source.filename, dtype="float32")[0]
     assert np.abs(result).max() < 1e-6
+
+
+def test_take_with_stretch_markers_is_rendered_and_keyed_from_the_item_start(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """A warped take plays no stretch of its file in step with the project: like a take at
+    another playrate it is rendered, and keyed on the render's timeline."""
+    snare = steady_bleed(3.0)
+    item = fake.add_item(fake.add_track("Snare"), 1.0, 1.0)
+    take = fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", snare))),
+                         "Snare", D_STARTOFFS=0.5)
+    fake.RPR_SetTakeStretchMarker(take.ptr, -1, 0.0, 0.5)
+    fake.RPR_SetTakeStretchMarker(take.ptr, -1, 0.4, 0.6)
+    trigger_track(fake, tmp_path, position=1.3, at=0.3)  # sounds 0.6 s into the item
+    denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track="Kick Trigger")
+    new = item.active
+    assert (new.values["D_STARTOFFS"], new.values["D_PLAYRATE"], new.markers) == (0.0, 1.0, [])
+    result = sf.read(new.source.filename, dtype="float32", always_2d=True)[0].T
+    assert result.shape[1] == RATE
+    heard = np.flatnonzero(np.abs(result).max(axis=0) > 0) / RATE
+    assert heard[0] == pytest.approx(0.6 - 0.003, abs=0.002) and heard[-1] < 0.8
+
+
+def test_a_take_moved_against_the_sidechain_while_processing_is_skipped(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """Its gate was keyed on the timeline it had when the action started: on the new one it
+    would open at the wrong hits."""
+    from reaper_bridge.bridge import apply, prepare, run_tasks
+
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 1.0)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", steady_bleed(1.0)))),
+                  "Snare")
+    trigger_track(fake, tmp_path, position=0.0, at=0.2)
+    plan, cache = prepare(api, ("gate",), "", str(tmp_path / "work"), sidechain_track="Kick Trigger")
+    run_tasks(plan.tasks, TaskExecutor(gate=GATE))
+    item.position = 0.4
+    outcome = apply(api, plan, cache, "debleed: gate on 1 item(s)")
+    assert outcome.takes_added == 0 and len(item.takes) == 1
+    assert outcome.skipped == ["Snare @ 0.000 s: moved against the sidechain track while "
+                               "processing; run the action again"]

@@ -365,3 +365,93 @@ def test_discard_removes_a_killed_workers_temporary_files(tmp_path: Path) -> Non
     keep.write_bytes(b"kept")
     discard([Task("denoise", str(tmp_path / "snare.wav"), str(dst), "debleed")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav"]
+
+
+def test_take_with_stretch_markers_is_rendered_as_it_plays(fake: FakeReaper, api,
+                                                           tmp_path: Path) -> None:
+    """Stretch markers warp the source, which no start offset reproduces: the take is
+    rendered through the accessor, and the new take plays that render straight (rate 1,
+    no markers, even when an earlier run's take had some added)."""
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.5)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare", D_STARTOFFS=0.2)
+    fake.RPR_SetTakeStretchMarker(original.ptr, -1, 0.0, 0.2)
+    fake.RPR_SetTakeStretchMarker(original.ptr, -1, 0.3, 0.35)  # the first 0.3 s slowed down
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    new = item.active
+    assert new.name == "Snare [debleed]" and new.markers == []
+    assert (new.values["D_STARTOFFS"], new.values["D_PLAYRATE"]) == (0.0, 1.0)
+    played = fake.play(original, 48000, 1, 0.0, 24000)
+    np.testing.assert_allclose(fake.play(new, 48000, 1, 0.0, 24000), 0.5 * played, atol=1e-7)
+
+    fake.RPR_SetTakeStretchMarker(new.ptr, -1, 0.1, 0.1)
+    fake.RPR_SetActiveTake(original.ptr)
+    assert denoise(api, ("debleed",), executor_for({"debleed": halve})).takes_updated == 1
+    assert item.active is new and new.markers == []
+
+
+def test_items_changed_while_processing_get_what_they_play_now(fake: FakeReaper, api,
+                                                               tmp_path: Path) -> None:
+    """Inside REAPER the takes are added a while after the selection was read: a slipped
+    item gets the offset it has now, and an item deleted, given another take, or whose
+    render no longer matches is skipped by name while the others get their takes."""
+    from reaper_bridge.bridge import apply, prepare, run_tasks
+
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    track = fake.add_track("Snare")
+    slipped, deleted, switched, rendered = (fake.add_item(track, p, 0.5) for p in range(4))
+    original = fake.add_take(slipped, fake.file_source(str(wav)), "S", D_STARTOFFS=0.2)
+    fake.add_take(deleted, fake.file_source(str(wav)), "D")
+    fake.add_take(switched, fake.file_source(str(wav)), "A")
+    samples = np.random.default_rng(6).standard_normal((1, 48000)).astype(np.float32)
+    unmapped = fake.add_take(rendered, fake.unmapped_source(samples, 48000), "R")
+    plan, cache = prepare(api, ("debleed",), "", str(tmp_path / "work"))
+    run_tasks(plan.tasks, executor_for({"debleed": halve}))
+
+    original.values["D_STARTOFFS"] = 0.7  # the user slips the item while the worker runs
+    fake.RPR_DeleteTrackMediaItem(track.ptr, deleted.ptr)
+    fake.add_take(switched, fake.file_source(str(make_wav(tmp_path / "b.wav", 1.0))), "B")
+    unmapped.values["D_STARTOFFS"] = 0.1
+    outcome = apply(api, plan, cache, "debleed: debleed on 4 item(s)")
+
+    assert outcome.takes_added == 1 and slipped.active.values["D_STARTOFFS"] == 0.7
+    np.testing.assert_allclose(fake.play(slipped.active, 48000, 1, 0.0, 24000),
+                               0.5 * fake.play(original, 48000, 1, 0.0, 24000), atol=1e-7)
+    assert [[t.name for t in i.takes] for i in (switched, rendered)] == [["A", "B"], ["R"]]
+    assert outcome.skipped == [
+        "Snare @ 1.000 s: the item was deleted while processing",
+        "Snare @ 2.000 s: its take or source changed while processing; run the action again",
+        "Snare @ 3.000 s: edited while processing (the render no longer matches it); run the "
+        "action again"]
+
+
+def test_a_renamed_original_is_still_the_one_processed(fake: FakeReaper, api,
+                                                       tmp_path: Path) -> None:
+    """The [debleed] take links to its original's GUID: renaming the original must not make
+    the next run denoise the denoised take (nor add a second [debleed] take)."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    process, calls = counting(squash)
+    denoise(api, ("debleed",), executor_for({"debleed": process}))
+    original.name = "Snare top"
+    assert denoise(api, ("debleed",), executor_for({"debleed": process})).files_cached == 1
+    assert [Path(src).name for src, _ in calls] == ["snare.wav"]
+    assert [t.name for t in item.takes] == ["Snare top", "Snare top [debleed]"]
+    assert item.active.ext == {"debleed_source": original.guid}
+
+
+def test_a_debleed_take_without_its_original_is_skipped(fake: FakeReaper, api,
+                                                        tmp_path: Path) -> None:
+    """An unlinked [debleed] take (an older version's) whose original no longer has the
+    name it was made from: nothing in the item is safe to process, so the item is left."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    track = fake.add_track("Snare")
+    item = fake.add_item(track, 0.0, 0.4)
+    fake.add_take(item, fake.file_source(str(wav)), "Snare top")
+    fake.add_take(item, fake.file_source(str(wav)), "Snare [debleed]")
+    fake.add_take(fake.add_item(track, 1.0, 0.4), fake.file_source(str(wav)), "Other")
+    outcome = denoise(api, ("debleed",), executor_for({"debleed": squash}))
+    assert outcome.takes_added == 1 and len(item.takes) == 2
+    assert outcome.skipped == ["Snare @ 0.000 s: the active take is a debleed take and the item "
+                               "holds no original for it: make the original take active"]
