@@ -7,7 +7,8 @@ report folder, each clip also gets its audio versions and a mel spectrogram figu
 an ``index.html`` ties everything together with relative links (the folder can be
 zipped and opened anywhere).
 
-The dataset folder is only ever read: the report folder may not lie inside it.
+The dataset folder is only ever read: the report folder may lie neither inside it nor
+around it, and replaces only a ``clips/`` folder an earlier report made.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ SYSTEMS: dict[str, str] = {"input": "noisy", "gate": "gated", "model": "denoised
 # Audio versions of a clip, in the order of the players and the spectrogram rows.
 VERSIONS: tuple[str, ...] = ("noisy", "gated", "denoised", "gate_denoised", "clean")
 SPECTROGRAM_ROWS: tuple[str, ...] = ("noisy", "gated", "denoised", "clean")
+# The report file beside clips/ that shows an earlier report made that folder.
+REPORT_MARKER = "clips.json"
 
 Progress = Callable[[float, str], None]  # (fraction done, note)
 
@@ -96,6 +99,21 @@ def _safe_name(clip_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", clip_id).strip(".") or "clip"
 
 
+def folder_names(clip_ids: Sequence[str]) -> list[str]:
+    """One report folder name per clip, all distinct: ``_safe_name`` maps "a b" and "a_b"
+    (or "." and "..") alike, and a case-insensitive disk folds "A" into "a", so a clash
+    gets the clip's index appended and no clip's files overwrite another's."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for index, clip_id in enumerate(clip_ids):
+        name = _safe_name(clip_id)
+        while name.lower() in taken:
+            name = f"{name}-{index}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
 def dataset_entries(data: Path, split: str) -> list[dict[str, Any]]:
     """The manifest's clips of ``split`` ("all": every clip), in manifest order."""
     clips = read_manifest(data)["clips"]
@@ -119,6 +137,8 @@ def check_clip(data: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
         noisy, clean = sf.info(str(folder / "noisy.wav")), sf.info(str(folder / "clean.wav"))
     except (OSError, sf.LibsndfileError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{folder}: unreadable clip ({str(exc).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{folder / 'meta.json'}: clip metadata must be a JSON object")
     if noisy.channels != 1 or clean.channels != 1:
         raise DatasetError(f"{folder}: training clips must be mono")
     if noisy.frames != clean.frames or noisy.samplerate != clean.samplerate:
@@ -136,16 +156,21 @@ def load_clip(data: Path, entry: Mapping[str, Any]) -> tuple[np.ndarray, np.ndar
 
 
 def _check_report_dir(report_dir: Path, data: Path) -> None:
+    """The dataset is only read: the report may lie neither inside it nor around it (it
+    replaces ``clips/`` whole), nor replace a ``clips/`` an earlier report did not make."""
     data, out = data.resolve(), report_dir.resolve()
     if out == data or out.is_relative_to(data):
         raise DatasetError(f"{report_dir}: the report may not be written inside the dataset {data}")
+    if data.is_relative_to(out):
+        raise DatasetError(f"{report_dir}: the report may not be written around the dataset {data}")
+    report.check_report_folder(report_dir, ("clips",), REPORT_MARKER)
     check_output_folder(report_dir)
 
 
-def _write_clip_files(folder: Path, clip_id: str, versions: Mapping[str, np.ndarray],
+def _write_clip_files(folder: Path, clip_id: str, name: str, versions: Mapping[str, np.ndarray],
                       sample_rate: int) -> dict[str, Any]:
-    """Write a clip's audio versions and its spectrogram; return the HTML's relative links."""
-    name = _safe_name(clip_id)
+    """Write a clip's audio versions and its spectrogram into ``clips/<name>``; return the
+    HTML's relative links."""
     clip_dir = folder / "clips" / name
     audio = {}
     for version in VERSIONS:
@@ -196,7 +221,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, config: EvaluateConfig = 
 
     clips: list[dict[str, Any]] = []
     pages: list[dict[str, Any]] = []
-    with report.staged_report(out) if out is not None else nullcontext() as folder:
+    names = folder_names([entry["id"] for entry in entries])
+    with report.staged_report(out, REPORT_MARKER) if out is not None else nullcontext() as folder:
         for index, entry in enumerate(entries):
             noisy, clean, meta = load_clip(data, entry)
             rate = int(meta["sample_rate"])
@@ -205,7 +231,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, config: EvaluateConfig = 
             scores = score_systems(versions, rate, meta.get("onsets", []))
             clips.append({"id": entry["id"], "split": entry.get("split", ""), "systems": scores})
             if folder is not None:
-                links = _write_clip_files(folder, entry["id"], versions, rate)
+                links = _write_clip_files(folder, entry["id"], names[index], versions, rate)
                 pages.append({"id": entry["id"], "metrics": scores, **links})
             if progress is not None:
                 progress((index + 1) / len(entries), entry["id"])

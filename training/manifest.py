@@ -67,8 +67,10 @@ def read_manifest(root: str | Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: unreadable manifest ({exc})") from None
-    clips = manifest.get("clips")
+    clips = manifest.get("clips") if isinstance(manifest, dict) else None
     if not isinstance(clips, list) or not all(
-            isinstance(c, dict) and "id" in c and c.get("split") in SPLITS for c in clips):
-        raise DatasetError(f"{path}: manifest needs a 'clips' list of {{id, split}} entries")
+            isinstance(c, dict) and isinstance(c.get("id"), str) and c["id"]
+            and c.get("split") in SPLITS for c in clips):
+        raise DatasetError(f"{path}: manifest needs a 'clips' list of {{id, split}} entries "
+                           "(ids non-empty strings: they name the clips' folders)")
     return manifest

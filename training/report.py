@@ -23,6 +23,8 @@ from scipy import signal
 
 from denoiser.audio import staging_folder, write_text_atomic
 
+from .errors import DatasetError
+
 # (metric key, column header) of the Markdown tables: the SPEC 5 metrics.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("si_sdr", "SI-SDR dB"),
@@ -76,15 +78,31 @@ def write_json(path: Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
+def check_report_folder(out: Path, folders: Sequence[str], marker: str) -> None:
+    """Refuse ``out`` when it holds one of ``folders`` (which a report replaces whole) but
+    not ``marker``, a file every such report writes beside them: that folder is then not an
+    earlier report's (a dataset copied there, say), and a report never deletes what it did
+    not make."""
+    if (out / marker).is_file():
+        return
+    for name in folders:
+        folder = out / name
+        if folder.is_dir() and not folder.is_symlink():
+            raise DatasetError(f"{folder}: not made by an earlier report (no {out / marker}); "
+                               "refusing to replace it, choose another report folder")
+
+
 @contextmanager
-def staged_report(out: Path) -> Iterator[Path]:
+def staged_report(out: Path, marker: str) -> Iterator[Path]:
     """A hidden folder beside ``out`` to write a report into. Its files replace those of the
     same names in ``out`` only when the block ends, and it is removed if the block fails:
     a report is whole or absent (a NaN in the last clip must not leave half a report),
-    while other files the user keeps in ``out`` stay."""
+    while other files the user keeps in ``out`` stay. A folder is replaced only as
+    ``check_report_folder`` allows (checked before anything moves)."""
     staging = staging_folder(out)
     try:
         yield staging
+        check_report_folder(out, [c.name for c in staging.iterdir() if c.is_dir()], marker)
         out.mkdir(exist_ok=True)
         for child in staging.iterdir():
             target = out / child.name

@@ -32,10 +32,12 @@ def soup_weights(count: int, weights: Sequence[float] | None) -> list[float]:
         return [1.0 / count] * count
     if len(weights) != count:
         raise ParameterError(f"{len(weights)} weights for {count} models: give one per model")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+    if any(not math.isfinite(w) or w < 0 for w in weights) or max(weights) <= 0:
         raise ParameterError("soup weights must be finite, non-negative and not all zero")
-    total = float(sum(weights))
-    return [float(w) / total for w in weights]
+    # Scaled by the largest first: the sum of huge weights (1e308 twice) would overflow.
+    largest = float(max(weights))
+    scaled = [float(w) / largest for w in weights]
+    return [w / sum(scaled) for w in scaled]
 
 
 def soup(models: Sequence[DenoiserModel], weights: Sequence[float] | None = None) -> DenoiserModel:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from .common import progress, user_errors
+
+
+def _check_json_path(json_path: Path, models: tuple[str, ...], folders: tuple[Path, ...]) -> None:
+    """Refuse a ``--json`` that would replace an input: a model file ("default" resolved to
+    the shipped one, which the literal name would hide) or a file of a scored folder (a
+    dataset's manifest.json). Checked before the scoring, not after it."""
+    from denoiser.audio import check_output_folder, ensure_not_input
+    from denoiser.pretrained import default_model_path
+    from training.errors import DatasetError
+
+    ensure_not_input(json_path, tuple(default_model_path() if name == "default" else Path(name)
+                                      for name in models))
+    target = json_path.resolve()
+    for folder in folders:
+        if target.is_relative_to(folder.resolve()):
+            raise DatasetError(f"{json_path}: refusing to write inside the input folder {folder}")
+    check_output_folder(json_path.parent)
 
 
 @click.command()
@@ -38,17 +54,16 @@ def select(candidates: tuple[str, ...], reference: str, tuning: Path | None, uns
     worse in ΔSI-SDR and hits, the unfamiliar-snare probe within 1 dB, at most 0.5 dB of
     ΔSI-SDR lost on the tuning clips. Sets not given are not judged.
     """
-    from denoiser.audio import check_output_folder, ensure_not_input, write_text_atomic
     from denoiser.engine import Denoiser
     from training.bench import BenchConfig, installed_heldout_kits
+    from training.report import write_json
     from training.selection import judge, score_model, scores_markdown
 
-    if json_path is not None:  # before the scoring, not after it
-        ensure_not_input(json_path, tuple(name for name in (reference, *candidates)
-                                          if name != "default"))
-        check_output_folder(json_path.parent)
     kits = list(heldout_kits) or installed_heldout_kits(BenchConfig())
     kits = kits if heldout_clips else []
+    if json_path is not None:
+        folders = tuple(folder for folder in (tuning, unseen, *kits) if folder is not None)
+        _check_json_path(json_path, (reference, *candidates), folders)
     names = [reference, *candidates]
     models = [Denoiser.load(None if path == "default" else path, device=device) for path in names]
     scores = []
@@ -70,4 +85,4 @@ def select(candidates: tuple[str, ...], reference: str, tuning: Path | None, uns
     if json_path is not None:
         document = {"reference": reference, "reference_scores": asdict(scores[0]),
                     "candidates": results}
-        write_text_atomic(json_path, json.dumps(document, indent=2))
+        write_json(json_path, document)  # NaN (an undefined column) as null: JSON has no NaN

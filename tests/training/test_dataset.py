@@ -109,3 +109,12 @@ def test_an_interrupted_render_leaves_no_dataset(synthetic_kit_dir, tmp_path, jo
     assert [p.name for p in tmp_path.iterdir()] == ["data"] and not any(out.iterdir())
     root = render_dataset([synthetic_kit_dir], out, hours=3 * 1.5 / 3600, seed=4, config=CONFIG)
     assert len(read_manifest(root)["clips"]) == 3 and root == out
+
+
+@pytest.mark.parametrize("manifest", ['[]', '"clips"', '{"clips": [{"id": 7, "split": "valid"}]}',
+                                      '{"clips": [{"id": "", "split": "valid"}]}'])
+def test_a_manifest_of_the_wrong_shape_is_a_dataset_error(tmp_path, manifest):
+    """Not an object, or a clip id that cannot name a folder: a traceback, before."""
+    (tmp_path / "manifest.json").write_text(manifest)
+    with pytest.raises(DatasetError, match="manifest needs a 'clips' list"):
+        read_manifest(tmp_path)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from debleed.cli.main import cli
 from denoiser.checkpoint import save_checkpoint
 from denoiser.models import build_model
-from training.evaluate import SYSTEMS, VERSIONS
+from training.evaluate import SYSTEMS, VERSIONS, folder_names
 from training.oneshots import write_synthetic_kit
 from training.synth import SynthConfig, render_dataset
 
@@ -166,3 +166,78 @@ def test_a_nan_in_the_last_clip_leaves_no_report_and_keeps_an_earlier_one(setup,
     args[2] = str(setup["data"])
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert (report / "notes.txt").read_text() == "mine" and (report / "index.html").is_file()
+
+
+def _variant(setup, tmp_path: Path, ids: dict[str, str]) -> Path:
+    """A copy of the dataset whose manifest lists the clips of ``ids`` (old id -> new id,
+    the folder renamed to match), all in the valid split."""
+    import shutil
+
+    data = tmp_path / "variant"
+    data.mkdir()
+    for old, new in ids.items():
+        shutil.copytree(setup["data"] / old, data / new)
+    clips = [{"id": new, "split": "valid"} for new in ids.values()]
+    (data / "manifest.json").write_text(json.dumps({"clips": clips}))
+    return data
+
+
+def _first_ids(setup, count: int) -> list[str]:
+    return [c["id"] for c in json.loads((setup["data"] / "manifest.json").read_text())["clips"]][:count]
+
+
+@pytest.mark.parametrize("inside", ["clips", "mine/data"])
+def test_a_report_around_the_dataset_is_refused_and_the_dataset_kept(setup, tmp_path, inside):
+    """The report replaces its clips/ folder whole: a dataset at REPORT/clips was deleted."""
+    import shutil
+
+    data = shutil.copytree(setup["data"], tmp_path / "report" / inside)
+    before = _snapshot(data)
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data), "--split",
+                                      "all", "--limit", "1", "--report", str(tmp_path / "report")])
+    assert result.exit_code == 1 and "around the dataset" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert _snapshot(data) == before
+
+
+def test_a_clips_folder_no_report_made_is_not_replaced(setup, tmp_path):
+    mine = tmp_path / "report" / "clips" / "keep.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(setup["data"]),
+                                      "--split", "all", "--limit", "1",
+                                      "--report", str(tmp_path / "report")])
+    assert result.exit_code == 1 and "not made by an earlier report" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert mine.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging left
+
+
+def test_clip_ids_of_one_safe_name_get_their_own_folders(setup, tmp_path):
+    """ "a b" and "a_b" both read as a_b on disk: the second clip's files overwrote the first's."""
+    first, second = _first_ids(setup, 2)
+    data = _variant(setup, tmp_path, {first: "a b", second: "a_b"})
+    report = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data),
+                                      "--report", str(report), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert len(list((report / "clips").iterdir())) == 2
+    parser = _Links()
+    parser.feed((report / "index.html").read_text())
+    audio = [link for link in parser.links if link.endswith("noisy.wav")]
+    assert len(set(audio)) == 2 and all((report / link).is_file() for link in audio)
+
+
+def test_folder_names_are_distinct_on_any_disk():
+    names = folder_names(["a b", "a_b", ".", "..", "clip", "A_B", "a_b-1"])
+    assert len({name.lower() for name in names}) == 7
+    assert names[:2] == ["a_b", "a_b-1"] and names[2] == "clip"
+
+
+def test_a_meta_json_that_is_not_an_object_is_one_line(setup, tmp_path):
+    (first,) = _first_ids(setup, 1)
+    data = _variant(setup, tmp_path, {first: first})
+    (data / first / "meta.json").write_text("[]")
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data)])
+    assert result.exit_code == 1 and "meta.json: clip metadata must be a JSON object" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

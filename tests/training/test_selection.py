@@ -114,3 +114,81 @@ def test_select_cli_judges_each_candidate_and_writes_json(tmp_path: Path, synthe
     refused = CliRunner().invoke(cli, ["select", str(broken), "--heldout-clips", "0"])
     assert refused.exit_code == 1 and refused.stderr.strip().startswith("Error: ")
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_tuning_delta_undefined_on_both_sides_passes_and_on_one_side_fails():
+    """As for the columns (no_worse): 'nan vs nan' used to fail the tuning condition."""
+    undefined = {**TUNING, "delta_si_sdr": float("nan")}
+    assert judge(scores(tuning=undefined), scores(tuning=undefined))[3].passed
+    assert not judge(scores(tuning=undefined), scores())[3].passed
+    assert not judge(scores(), scores(tuning=undefined))[3].passed
+
+
+@pytest.fixture
+def tuning_set(tmp_path: Path, synthetic_kit_dir: Path) -> dict[str, Path]:
+    """A one-clip dataset and two tiny checkpoints, one standing in for the shipped model."""
+    data = render_dataset([synthetic_kit_dir], tmp_path / "tune", hours=1.5 / 3600, seed=3,
+                          config=SynthConfig(clip_seconds=1.5))
+    models = {}
+    for name in ("candidate", "shipped"):
+        models[name] = save_checkpoint(tmp_path / f"{name}.pt", build_model("bandmask-tiny"))
+    return {"data": data, **models}
+
+
+def _select(files: dict[str, Path], *args: str):
+    return CliRunner().invoke(cli, ["select", str(files["candidate"]), "--reference",
+                                    str(files["shipped"]), "--tuning", str(files["data"]),
+                                    "--heldout-clips", "0", "--device", "cpu", *args])
+
+
+def test_select_refuses_json_over_a_dataset_file(tuning_set):
+    manifest = tuning_set["data"] / "manifest.json"
+    before = manifest.read_bytes()
+    result = _select(tuning_set, "--json", str(manifest))
+    assert result.exit_code == 1 and "refusing to write inside the input folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and manifest.read_bytes() == before
+
+
+def test_select_refuses_json_over_the_shipped_model_named_default(tuning_set, monkeypatch):
+    """The check skipped the literal "default" instead of resolving it."""
+    shipped = tuning_set["shipped"]
+    monkeypatch.setattr("denoiser.pretrained.DEFAULT_MODEL", shipped)
+    before = shipped.read_bytes()
+    result = CliRunner().invoke(cli, ["select", str(tuning_set["candidate"]), "--heldout-clips",
+                                      "0", "--device", "cpu", "--json", str(shipped)])
+    assert result.exit_code == 1 and "refusing to overwrite an input file" in result.stderr
+    assert shipped.read_bytes() == before
+
+
+def _set_onsets(data: Path, onsets: list | None) -> None:
+    for meta_path in data.glob("*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        if onsets is None:
+            del meta["onsets"]
+        else:
+            meta["onsets"] = onsets
+        meta_path.write_text(json.dumps(meta))
+
+
+def _strict_json(path: Path):
+    def no_nan(name):
+        raise AssertionError(f"{path} holds {name}: not valid JSON")
+
+    return json.loads(path.read_text(), parse_constant=no_nan)
+
+
+def test_select_json_writes_undefined_columns_as_null(tuning_set, tmp_path):
+    """No snare hits in the tuning clips: the hit columns are NaN, and JSON has no NaN."""
+    _set_onsets(tuning_set["data"], [])
+    result = _select(tuning_set, "--json", str(tmp_path / "verdict.json"))
+    assert result.exit_code == 0, result.output
+    tuning = _strict_json(tmp_path / "verdict.json")["reference_scores"]["sets"]["tuning"]
+    assert tuning["hit_level_error_db"] is None
+
+
+def test_select_scores_clips_whose_meta_has_no_onsets(tuning_set):
+    """evaluate reads a missing onsets list as none; select raised KeyError 'onsets'."""
+    _set_onsets(tuning_set["data"], None)
+    result = _select(tuning_set)
+    assert result.exit_code == 0, result.output
+    assert "tuning clips: ΔSI-SDR" in result.output

@@ -70,3 +70,9 @@ def test_bad_weights_are_refused(weights):
 def test_weights_are_normalised():
     assert soup_weights(3, None) == pytest.approx([1 / 3] * 3)
     assert soup_weights(2, [2, 6]) == pytest.approx([0.25, 0.75])
+
+
+def test_huge_weights_are_normalised_without_overflow():
+    """1e308 + 1e308 is inf: every share came out 0."""
+    assert soup_weights(2, [1e308, 1e308]) == pytest.approx([0.5, 0.5])
+    assert soup_weights(3, [1e308, 0.0, 5e307]) == pytest.approx([2 / 3, 0.0, 1 / 3])
