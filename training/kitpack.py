@@ -147,6 +147,9 @@ def pack_kits(sources: Sequence[str | Path], out_dir: str | Path, max_layers: in
     """``pack_kit`` for each of ``sources``, all or nothing: a kit that fails removes the
     kits packed before it (and ``out_dir``, when this call created it)."""
     out_dir = Path(out_dir)
+    for source in sources:  # a copy inside a one-shot folder makes it read as a Hydrogen kit
+        if out_dir.resolve().is_relative_to(Path(source).resolve()):
+            raise KitError(f"{out_dir}: inside the kit {source}; pack into another folder")
     names = [packed_folder_name(source) for source in sources]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:

@@ -41,7 +41,10 @@ def staged_output(out: Path) -> Iterator[Path]:
     block ends and removed if it fails: a dataset appears whole or not at all (a NaN in
     the last take must not leave half a dataset that trains). A folder that already holds
     files is refused, so a new dataset is never mixed into an old one."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    out = Path(os.path.abspath(out))  # "." cannot be removed or renamed over; its full name can
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: is a file, not a folder; choose a new --out")
+    if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
     staging = staging_folder(out)
     try:

@@ -94,6 +94,7 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
                  config: SessionConfig = SessionConfig()) -> SessionPlan:
     """List the takes and cut the clean ones into clip-long excerpts (reads headers only)."""
     check_clip_seconds(config.clip_seconds)
+    _refuse_overlap(Path(clean_dir), Path(bleed_dir))
     clean, bleed = _audio_files(Path(clean_dir), "clean"), _audio_files(Path(bleed_dir), "bleed")
     clip = int(round(config.clip_seconds * config.sample_rate))
     jobs = []
@@ -111,6 +112,16 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
         raise DatasetError(f"{clean_dir}: no clean take is as long as one "
                            f"{config.clip_seconds} s clip")
     return SessionPlan(clean, bleed, jobs, (Path(clean_dir), Path(bleed_dir)))
+
+
+def _refuse_overlap(clean_dir: Path, bleed_dir: Path) -> None:
+    """Refuse clean and bleed folders that are one folder, or one inside the other: takes
+    are read from every sub-folder, so a bleed take would become a clean target (or a
+    snare take its own bleed), and the pairs would train the model on wrong answers."""
+    clean, bleed = clean_dir.resolve(), bleed_dir.resolve()
+    if clean.is_relative_to(bleed) or bleed.is_relative_to(clean):
+        raise DatasetError(f"{clean_dir} and {bleed_dir}: the clean and bleed takes must be "
+                           "in separate folders, neither inside the other")
 
 
 def detect_onsets(samples: np.ndarray, sample_rate: int, rise_db: float = 12.0,

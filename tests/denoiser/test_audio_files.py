@@ -4,6 +4,7 @@ with the permissions the umask gives."""
 from __future__ import annotations
 
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from denoiser.audio import wav_container, write_audio
 from denoiser.checkpoint import save_checkpoint
 from denoiser.engine import Denoiser
 from denoiser.models import build_model
+from training.errors import DatasetError
 from training.manifest import staged_output
 
 
@@ -66,3 +68,17 @@ def test_a_name_as_long_as_the_file_system_allows_can_be_written(tmp_path, rng):
     with staged_output(tmp_path / ("d" * 250)) as folder:
         (folder / "x").write_text("x")
     assert (tmp_path / ("d" * 250) / "x").is_file()
+
+
+def test_a_dataset_goes_into_the_empty_current_folder(tmp_path, monkeypatch):
+    """``--out .`` rendered every clip, then failed ("Invalid argument": "." cannot be
+    removed or renamed over); a file as --out is named as one."""
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    with staged_output(Path(".")) as folder:
+        (folder / "x").write_text("x")
+    assert [p.name for p in (tmp_path / "here").iterdir()] == ["x"]
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(DatasetError, match="is a file"):
+        with staged_output(tmp_path / "afile"):
+            pass

@@ -93,3 +93,14 @@ def test_packing_is_all_or_nothing(synthetic_kit_dir, tmp_path):
     with pytest.raises(KitError, match="bits"):
         pack_kit(synthetic_kit_dir, tmp_path / "third", bits=8)
     assert not (tmp_path / "other").exists() and not (tmp_path / "third").exists()
+
+
+
+def test_a_kit_is_never_packed_into_itself(synthetic_kit_dir):
+    """A packed copy inside a one-shot folder made it read as a folder of Hydrogen kits,
+    which synth then refused: the user's kit was unusable until they found the copy."""
+    before = sorted(p.name for p in synthetic_kit_dir.iterdir())
+    for out in (synthetic_kit_dir, synthetic_kit_dir / "packed"):
+        with pytest.raises(KitError, match="inside the kit"):
+            pack_kits([synthetic_kit_dir], out)
+    assert sorted(p.name for p in synthetic_kit_dir.iterdir()) == before

@@ -111,6 +111,18 @@ def test_session_errors(tmp_path, session_dirs):
         build_session_dataset(plan, clean_dir.parent, seed=0)
 
 
+def test_clean_and_bleed_folders_must_be_apart(tmp_path, session_dirs):
+    """Takes are read from sub-folders too: a bleed folder inside the clean one made its
+    bleed takes clean targets, and one folder as both paired snares with themselves."""
+    clean_dir, bleed_dir = session_dirs
+    inner = clean_dir / "bleed"
+    inner.mkdir()
+    (inner / "b.wav").write_bytes(next(bleed_dir.glob("*.wav")).read_bytes())
+    for clean, bleed in ((clean_dir, inner), (clean_dir, clean_dir), (inner, clean_dir)):
+        with pytest.raises(DatasetError, match="separate folders"):
+            plan_session(clean, bleed)
+
+
 def test_a_broken_take_is_refused_before_anything_is_written(tmp_path, session_dirs):
     """The last clean take holds a NaN: every take is read before the first clip is
     written, so the error comes before any work, and no output or staging folder exists."""
