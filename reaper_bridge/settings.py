@@ -23,6 +23,7 @@ import configparser
 import hashlib
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -115,15 +116,26 @@ def load_settings(path: str) -> BridgeSettings:
     )
 
 
+def _savable(path: str, key: str, value: str) -> str:
+    """``value``, unless reading it back would cut it: a ";" that starts the value or
+    follows a space or tab starts a comment (the INI is commented by hand, see
+    ``load_settings``), so ``/home/me/a ;b`` would come back as ``/home/me/a``."""
+    if re.search(r"(^|\s);", value):
+        raise SettingsError(f"{path}: cannot save {key} = {value!r}: ';' after a space starts "
+                            "a comment in this file, so the value would not read back")
+    return value
+
+
 def save_settings(path: str, settings: BridgeSettings) -> str:
-    """Write the INI atomically."""
+    """Write the INI atomically; a value that would not read back unchanged is refused."""
     parser = configparser.ConfigParser(interpolation=None)
-    parser["debleed"] = {
+    main = {
         "python": settings.python, "package_root": settings.package_root,
         "model": settings.model, "device": settings.device, "precision": settings.precision,
         "compare_variants": "true" if settings.compare_variants else "false",
         "export_dir": settings.export_dir, "sidechain_track": settings.sidechain_track,
     }
+    parser["debleed"] = {key: _savable(path, key, value) for key, value in main.items()}
     parser["gate"] = {key: str(value).lower() if isinstance(value, bool) else repr(float(value))
                       for key, value in settings.gate.items()}
     os.makedirs(os.path.dirname(path), exist_ok=True)

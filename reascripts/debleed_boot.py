@@ -2,9 +2,9 @@
 
 Reads ``debleed.ini`` beside this file to find the folder holding ``reaper_bridge``
 (written by ``debleed reaper install``), puts it at the END of ``sys.path`` so nothing
-in REAPER's own Python is shadowed, and runs the named action. When the bridge cannot be
-imported it says so and ends with a no-op defer, which keeps REAPER from adding a
-"ReaScript: Run" undo point for a script that changed nothing.
+in REAPER's own Python is shadowed, and runs the named action. When the INI cannot be
+read or the bridge cannot be imported it says so and ends with a no-op defer, which keeps
+REAPER from adding a "ReaScript: Run" undo point for a script that changed nothing.
 """
 
 import configparser
@@ -12,21 +12,41 @@ import os
 import sys
 
 
+def _package_root(ini):
+    """``package_root`` from the INI, read as ``reaper_bridge.settings`` reads it: a "%"
+    is a character and Notepad's byte-order mark is skipped."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
+    parser.read(ini, encoding="utf-8-sig")
+    return parser.get("debleed", "package_root", fallback="")
+
+
+def _stop(message):
+    """Show ``message`` and end without an undo point. The bridge's own helpers may be
+    what cannot be imported, so this is their minimal equivalent."""
+    from reaper_python import RPR_ShowMessageBox
+
+    RPR_ShowMessageBox(message, "debleed", 0)
+    defer = getattr(sys.modules["__main__"], "RPR_defer", None)  # a host built-in
+    if defer is not None:
+        defer("pass")
+
+
 def run(action):
-    from reaper_python import RPR_GetResourcePath, RPR_ShowMessageBox
+    from reaper_python import RPR_GetResourcePath
 
     ini = os.path.join(RPR_GetResourcePath(), "Scripts", "debleed", "debleed.ini")
-    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
-    parser.read(ini, encoding="utf-8-sig")
-    root = parser.get("debleed", "package_root", fallback="")
+    try:
+        root = _package_root(ini)
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        _stop("{}: not a readable settings file ({}).\nFix it, or delete it and run "
+              "'debleed reaper install'.".format(ini, str(exc).splitlines()[0].rstrip(".")))
+        return
     if root and root not in sys.path:
         sys.path.append(root)
     try:
         from reaper_bridge import actions
     except ImportError as exc:
-        RPR_ShowMessageBox(
-            "debleed is not installed for REAPER's Python ({}).\n"
-            "Run 'debleed reaper install' from the debleed environment.".format(exc), "debleed", 0)
-        sys.modules["__main__"].RPR_defer("pass")  # a host built-in, not in reaper_python
+        _stop("debleed is not installed for REAPER's Python ({}).\n"
+              "Run 'debleed reaper install' from the debleed environment.".format(exc))
         return
     actions.main(action)

@@ -54,6 +54,7 @@ def install(resource_path: Path | None, connect: bool, timeout: float) -> None:
 @reaper.command()
 @click.option("--resource-path", type=click.Path(path_type=Path), default=None)
 @TIMEOUT
+@user_errors
 def doctor(resource_path: Path | None, timeout: float) -> None:
     """Check REAPER's folder, the actions, reapy, the REAPER connection, the model, the GPU."""
     from reaper_bridge.doctor import run_checks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import types
 from pathlib import Path
@@ -114,6 +115,8 @@ def test_doctor_reports_each_check(distant: FakeReaper, monkeypatch: pytest.Monk
     assert "[ok  ] REAPER reachable: REAPER 7.22/linux-x86_64" in result.output
     assert "[ok  ] model loads" in result.output and "parameters at 48000 Hz" in result.output
     assert any(line.startswith(("[ok  ] GPU", "[warn] GPU")) for line in lines)
+    for name in ("actions registered", "worker python", "package_root", "precision", "gate settings"):
+        assert f"[ok  ] {name}: " in result.output
 
 
 def test_doctor_fails_without_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,6 +130,88 @@ def test_doctor_fails_without_install(tmp_path: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 1
     assert "[FAIL] actions installed" in result.output
     assert "[warn] REAPER reachable: REAPER did not answer" in result.output
+
+
+def test_install_into_another_folder_than_the_running_reapers(
+        fake: FakeReaper, api, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(rpr, "distant_api", lambda timeout=5.0: api)
+    portable = tmp_path / "Portable"
+    portable.mkdir()
+    result = CliRunner().invoke(cli, ["reaper", "install", "--resource-path", str(portable)])
+    assert result.exit_code == 0, result.output
+    assert f"the running REAPER uses {fake.resource_path}, not {portable}" in result.output
+    assert fake.registered == [] and (portable / "reaper-kb.ini").read_text().count("SCR 4 0 RS") == 5
+
+
+def _unreachable(timeout: float = 5.0):
+    raise rpr.ReaperConnectionError("REAPER did not answer within 5 s")
+
+
+def _edit_settings(resource: Path, **changes) -> None:
+    path = settings_path(str(resource))
+    settings = load_settings(path)
+    for key, value in changes.items():
+        setattr(settings, key, value)
+    save_settings(path, settings)
+
+
+def _python_without_the_bridge(resource: Path) -> None:
+    """Another environment's Python: no site-packages (-S), and isolated mode (-I) ignores
+    the PYTHONPATH doctor sets."""
+    python = resource / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -I -S "$@"\n')
+    python.chmod(0o755)
+    _edit_settings(resource, python=str(python))
+
+
+BREAKAGES = {
+    "malformed-ini": (lambda r: Path(settings_path(str(r))).open("a").write("threshold_db = -30dB\n"),
+                      "settings: ", "threshold_db = '-30dB' is neither a number"),
+    "no-kb": (lambda r: (r / "reaper-kb.ini").unlink(), "actions registered: ", "lacks debleed_"),
+    "kb-without-ours": (lambda r: (r / "reaper-kb.ini").write_text("KEY 1 65 40001 0\n"),
+                        "actions registered: ", "lacks debleed_denoise_selected.py"),
+    "package-root": (lambda r: _edit_settings(r, package_root=str(r)), "package_root: ",
+                     "no reaper_bridge package there"),
+    "precision": (lambda r: _edit_settings(r, precision="int8"), "precision: ",
+                  "precision must be one of"),
+    "gate-key": (lambda r: _edit_settings(r, gate={"loudness": 3.0}), "gate settings: ",
+                 "unknown gate setting(s) loudness"),
+    "python": (_python_without_the_bridge, "worker python: ",
+               "cannot import reaper_bridge.processing (ModuleNotFoundError"),
+    "boot-deleted": (lambda r: (r / "Scripts" / "debleed" / "debleed_boot.py").unlink(),
+                     "actions installed: ", "missing debleed_boot.py"),
+}
+
+
+@pytest.mark.parametrize("name", BREAKAGES)
+def test_doctor_fails_an_install_that_cannot_work(distant: FakeReaper, monkeypatch: pytest.MonkeyPatch,
+                                                  name: str) -> None:
+    """Each of these passed as ok (or, for the malformed INI, ended in a traceback)."""
+    import reaper_bridge.doctor as doctor
+
+    breakage, check, detail = BREAKAGES[name]
+    breakage(Path(distant.resource_path))
+    monkeypatch.setattr(doctor, "distant_api", _unreachable)
+    result = CliRunner().invoke(cli, ["reaper", "doctor", "--resource-path", distant.resource_path])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    fails = [line for line in result.output.splitlines() if line.startswith("[FAIL]")]
+    assert len(fails) == 1 and fails[0].startswith(f"[FAIL] {check}") and detail in fails[0], fails
+
+
+def test_doctor_kb_gap_warns_only_while_reaper_runs_on_that_folder(
+        distant: FakeReaper, api, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Actions registered through the running REAPER may reach reaper-kb.ini only when it
+    quits; a REAPER on another folder says nothing about this one."""
+    import reaper_bridge.doctor as doctor
+
+    (Path(distant.resource_path) / "reaper-kb.ini").unlink()
+    monkeypatch.setattr(doctor, "distant_api", rpr.distant_api)
+    result = CliRunner().invoke(cli, ["reaper", "doctor", "--resource-path", distant.resource_path])
+    assert result.exit_code == 0 and "[warn] actions registered: " in result.output, result.output
+    other = FakeReaper(str(tmp_path / "other"), str(tmp_path / "media"))
+    monkeypatch.setattr(doctor, "distant_api", lambda timeout=5.0: type(api)(other.module()))
+    result = CliRunner().invoke(cli, ["reaper", "doctor", "--resource-path", distant.resource_path])
+    assert result.exit_code == 1 and "[FAIL] actions registered: " in result.output, result.output
 
 
 def _fake_reapy(monkeypatch: pytest.MonkeyPatch, **attrs) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from fake_reaper import FakeReaper
 from reaper_helpers import make_wav
@@ -233,3 +234,44 @@ def test_actions_that_change_nothing_add_no_undo_point(fake: FakeReaper, api,
     assert len(fake.messages) == 2 and fake.messages[0] == "No debleed job is running."
     assert ("auto", AUTO_UNDO) not in fake.undo
     assert fake.RPR_Undo_DoUndo2(0) == 1 and [t.name for t in item.takes] == ["Snare"]
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("[debleed]\npython = a\npython = b\n", "option 'python' in section 'debleed' already exists"),
+    ("package_root = /opt/debleed\n", "File contains no section headers"),
+    (b"[debleed]\npackage_root = /opt/caf\xe9\n", "codec can't decode"),
+], ids=["duplicate-key", "no-section", "not-utf8"])
+def test_an_unreadable_ini_stops_every_action_with_one_message(
+        fake: FakeReaper, monkeypatch: pytest.MonkeyPatch, text: str | bytes, problem: str) -> None:
+    """The bootstrap parsed the INI unguarded: every action, Cancel included, died with a
+    traceback, and REAPER added its "ReaScript: Run" undo point."""
+    from fake_reaper import AUTO_UNDO
+
+    from reascripts import debleed_boot
+
+    ini = Path(settings_path(fake.resource_path))
+    ini.parent.mkdir(parents=True)
+    ini.write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.setitem(sys.modules, "reaper_python", fake.module())
+    monkeypatch.setattr(actions, "main", lambda action: pytest.fail("the action ran"))
+    for action in ("denoise", "cancel"):
+        fake.run_script(lambda: debleed_boot.run(action))
+    assert len(fake.messages) == 2 and all(problem in m and str(ini) in m for m in fake.messages)
+    assert fake.deferred == ["pass", "pass"] and ("auto", AUTO_UNDO) not in fake.undo
+
+
+def test_a_percent_sign_in_package_root_reaches_the_action(
+        fake: FakeReaper, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With interpolation on, "%" in the path was a syntax error before any action ran."""
+    from reascripts import debleed_boot
+
+    root = str(tmp_path / "100%")
+    ini = Path(settings_path(fake.resource_path))
+    ini.parent.mkdir(parents=True)
+    ini.write_text(f"[debleed]\npackage_root = {root}\n")
+    monkeypatch.setitem(sys.modules, "reaper_python", fake.module())
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    ran: list[str] = []
+    monkeypatch.setattr(actions, "main", ran.append)
+    fake.run_script(lambda: debleed_boot.run("cancel"))
+    assert ran == ["cancel"] and sys.path[-1] == root and fake.messages == []

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from fake_reaper import FakeReaper
 
-from reaper_bridge.install import SCRIPTS, command_id, install, package_root
+from reaper_bridge.install import SCRIPTS, command_id, install, kb_line, package_root
 from reaper_bridge.items import BridgeError
 from reaper_bridge.rpr import RawRPR
-from reaper_bridge.settings import SettingsError, load_settings, settings_path
+from reaper_bridge.settings import (BridgeSettings, SettingsError, load_settings, save_settings,
+                                    settings_path)
 
 
 def scr_lines(resource: Path) -> list[str]:
@@ -110,3 +111,74 @@ def test_an_ini_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     ini = Path(settings_path(str(resource)))
     ini.write_bytes(b"\xef\xbb\xbf" + ini.read_bytes().replace(b"device = auto", b"device = cpu"))
     assert load_settings(str(ini)).device == "cpu"
+
+
+def test_a_reaper_running_on_another_folder_does_not_register(tmp_path: Path) -> None:
+    """Registering through the running REAPER B for scripts copied into A left A's REAPER
+    without the actions and B with scripts from a folder it does not use."""
+    fake = FakeReaper(str(tmp_path / "B"), str(tmp_path / "media"))
+    (tmp_path / "B").mkdir()
+    (tmp_path / "A").mkdir()
+    report = install(str(tmp_path / "A"), api=RawRPR(fake.module()))
+    assert fake.registered == [] and not (tmp_path / "B" / "reaper-kb.ini").exists()
+    assert len(scr_lines(tmp_path / "A")) == len(SCRIPTS)
+    assert report.kb_file == str(tmp_path / "A" / "reaper-kb.ini")
+    assert any(f"uses {tmp_path / 'B'}, not {tmp_path / 'A'}: registering through reaper-kb.ini"
+               in line for line in report.lines())
+
+
+def test_another_spelling_of_the_running_reapers_folder_registers_through_it(tmp_path: Path) -> None:
+    fake = FakeReaper(str(tmp_path / "REAPER"), str(tmp_path / "media"))
+    (tmp_path / "REAPER").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "REAPER")
+    report = install(str(tmp_path / "link") + "/", api=RawRPR(fake.module()))
+    assert len(fake.registered) == len(SCRIPTS) and report.kb_file is None and report.kb_reason is None
+
+
+DENOISE = "debleed/debleed_denoise_selected.py"
+
+
+@pytest.mark.parametrize("line", [
+    f'SCR\t4\t0\t{command_id(DENOISE)}\t"Custom: debleed: Denoise selected items"\t"{DENOISE}"',
+    f'SCR 4 0 RS{"0" * 40} "Custom: debleed_denoise_selected.py" "debleed\\debleed_denoise_selected.py"',
+    f'SCR 4 0 RS{"1" * 40} "Custom: denoise" "Debleed/DEBLEED_denoise_selected.py"',
+    f'SCR 4 0 {command_id(DENOISE)} "Custom: debleed: old name" "old/place.py"',
+], ids=["tabs", "backslash", "case", "our-command-id"])
+def test_reinstall_replaces_our_line_however_it_is_written(tmp_path: Path, line: str) -> None:
+    """Only a space-separated line ending in "debleed/<name>" was recognised: REAPER's or
+    an editor's spelling of it stayed, and the action was listed twice."""
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    other = 'SCR 4 0 RSabc "Custom: other.lua" "other.lua"'
+    (resource / "reaper-kb.ini").write_text(f"{other}\n{line}\n")
+    install(str(resource))
+    lines = (resource / "reaper-kb.ini").read_text().splitlines()
+    assert lines[0] == other and line not in lines
+    assert [l for l in lines if "denoise_selected.py" in l.lower()] == [
+        kb_line(DENOISE, SCRIPTS["debleed_denoise_selected.py"])]
+    assert len(lines) == 1 + len(SCRIPTS)
+
+
+def test_a_value_a_comment_would_cut_is_refused_and_others_round_trip(tmp_path: Path) -> None:
+    """The INI is read with ";" comments: "/home/me/a ;b/python" was saved, then read
+    back as "/home/me/a"."""
+    ini = str(tmp_path / "debleed.ini")
+    kept = BridgeSettings(python="/home/me/a;b/python", export_dir="/mix/100% done",
+                          sidechain_track="Snare; trig")
+    save_settings(ini, kept)
+    assert load_settings(ini) == kept
+    before = Path(ini).read_text()
+    for key, value in [("python", "/home/me/a ;b/python"), ("export_dir", "/mix/a\t;b"),
+                       ("sidechain_track", ";trig")]:
+        with pytest.raises(SettingsError, match=f"cannot save {key} = ") as caught:
+            save_settings(ini, BridgeSettings(**{key: value}))
+        assert len(str(caught.value).splitlines()) == 1 and ini in str(caught.value)
+    assert Path(ini).read_text() == before
+
+
+def test_install_refuses_a_python_path_the_ini_cannot_hold(tmp_path: Path) -> None:
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    with pytest.raises(SettingsError, match="cannot save python"):
+        install(str(resource), python="/home/me/a ;b/python")
+    assert not (resource / "Scripts").exists() and not (resource / "reaper-kb.ini").exists()
