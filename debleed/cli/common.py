@@ -88,12 +88,15 @@ PLAIN_INTERVAL_S = 30.0  # without a terminal, a line per 10% or at least this o
 def progress(description: str, total: float = 1.0) -> Iterator[ProgressCallback]:
     """Yield ``update(done, note)``; rich bar on a TTY, plain lines otherwise."""
     if sys.stderr.isatty():
+        from rich.console import Console
         from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
+        # On stderr, as the plain lines are: stdout carries only the output paths, which
+        # scripts read (``debleed gate *.wav > done.txt``).
         with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
-                      transient=False) as bar:
+                      console=Console(stderr=True), transient=False) as bar:
             task = bar.add_task(description, total=total, note="")
 
             def update(done: float, note: str = "") -> None:

@@ -10,7 +10,7 @@ import click
 from denoiser.errors import ParameterError
 
 from .common import progress, user_errors
-from .gate_options import gate_config, gate_options, pop_gate_options
+from .gate_options import gate_config, gate_options, option_flags, pop_gate_options
 from .outputs import plan_outputs
 
 
@@ -43,7 +43,7 @@ def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None
     sample-aligned with the input, same rate, channels and length."""
     given = pop_gate_options(options)
     if use_gate is False and (given or sidechain is not None):
-        named = sorted(given) + (["sidechain"] if sidechain is not None else [])
+        named = option_flags(given) + (["--sidechain"] if sidechain is not None else [])
         raise ParameterError(f"gate options ({', '.join(named)}) given with --no-gate")
     gate = gate_config(given) if use_gate or given or sidechain is not None else None
     jobs = plan_outputs(inputs, output, ".debleed.wav", sidechain, gate)

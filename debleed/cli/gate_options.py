@@ -54,6 +54,12 @@ def pop_gate_options(options: dict[str, Any]) -> dict[str, Any]:
     return {field: value for field, value in given.items() if value is not None}
 
 
+def option_flags(given: dict[str, Any]) -> list[str]:
+    """The flags the user typed for these GateConfig fields, for messages."""
+    flags = {field: flag for flag, field, _ in GATE_OPTIONS} | {"auto": "--auto"}
+    return [flags[field] for field in given]
+
+
 def gate_config(given: dict[str, Any]) -> GateConfig:
     """``GateConfig`` defaults overridden by the given options, validated (ParameterError)."""
     return replace(_DEFAULTS, **given).validate()

@@ -31,7 +31,9 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
     ``output`` is a ``.wav`` file for a single input, else a folder (made if missing): a
     name without an extension (``-o cleaned``) is a folder whatever the number of inputs,
     and any other extension is refused, since what is written is float32 WAV whatever
-    the name says. No output may be an input or the sidechain.
+    the name says; with several inputs a new ``-o`` with an extension is refused too (a
+    folder named ``take.wav`` is not what was meant). No output may be an input or the
+    sidechain: an earlier run's output that a wildcard picked up is named as such.
     """
     protect = () if sidechain is None else (sidechain,)
     for src in (*inputs, *protect):
@@ -45,15 +47,19 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
     else:
         if output.exists() and not output.is_dir():
             raise ParameterError(f"{output}: is a file; -o must name a folder here")
+        if output.suffix and not output.exists():  # -o take.wav meant a file, not a folder
+            raise ParameterError(f"{output}: {len(inputs)} inputs write one file each; name "
+                                 "a folder for -o (without an extension)")
         targets = [output / (src.stem + suffix) for src in inputs]
     seen: dict[str, Path] = {}
     for src, dst in zip(inputs, targets):
-        key = str(dst.resolve())
-        if sys.platform in ("darwin", "win32"):  # their file systems ignore case
-            key = key.casefold()
+        key = _key(dst)
         if key in seen:
             raise ParameterError(f"{seen[key]} and {src} would both be written to {dst}")
         seen[key] = src
+        if any(key == _key(other) for other in inputs):
+            raise ParameterError(f"{dst}: the output for {src} is also one of the inputs (an "
+                                 "earlier run's output, matched by a wildcard?); leave it out")
         ensure_not_input(dst, (*inputs, *protect))
         if dst.is_dir():
             raise ParameterError(f"{dst}: is a folder; the output for {src} cannot go there")
@@ -61,6 +67,12 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
     if len(inputs) > 1:
         _check_batch(inputs, sidechain, gate, need_sound)
     return list(zip(inputs, targets))
+
+
+def _key(path: Path) -> str:
+    """What names one file: the resolved path, without case where file systems ignore it."""
+    key = str(path.resolve())
+    return key.casefold() if sys.platform in ("darwin", "win32") else key
 
 
 def _check_batch(inputs: tuple[Path, ...], sidechain: Path | None, gate: "GateConfig | None",

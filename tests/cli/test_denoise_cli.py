@@ -97,7 +97,9 @@ def test_sidechain_with_no_gate_or_as_output_is_refused(tmp_path, write_wav, dru
     src = write_wav(tmp_path / "snare.wav", drum_track())
     side = write_wav(tmp_path / "trigger.wav", drum_track())
     result = refused(lambda: run(checkpoint, src, "--no-gate", "--sidechain", side))
-    assert "sidechain" in result.stderr
+    assert "(--sidechain)" in result.stderr
+    result = refused(lambda: run(checkpoint, src, "--no-gate", "--threshold-db", "-30"))
+    assert "(--threshold-db)" in result.stderr  # the flag typed, not the config field
     refused(lambda: run(checkpoint, src, "--sidechain", side, "-o", side))
 
 

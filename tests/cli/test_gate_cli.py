@@ -141,6 +141,29 @@ def test_never_writes_over_an_input(tmp_path, write_wav, drum_track, refused):
     refused(lambda: run(src, "--sidechain", side, "-o", side))
 
 
+def test_several_inputs_with_a_file_name_for_o_are_refused(tmp_path, write_wav, drum_track,
+                                                           refused):
+    """``-o gated.wav`` with two inputs made a folder called gated.wav; an existing
+    folder with a dot in its name is still a folder."""
+    one = write_wav(tmp_path / "a.wav", drum_track())
+    two = write_wav(tmp_path / "b.wav", drum_track())
+    result = refused(lambda: run(one, two, "-o", tmp_path / "gated.wav"))
+    assert "name a folder" in result.stderr
+    (tmp_path / "takes.v2").mkdir()
+    assert run(one, two, "-o", tmp_path / "takes.v2").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "takes.v2").iterdir()) == ["a.gate.wav",
+                                                                         "b.gate.wav"]
+
+
+def test_an_earlier_output_among_the_inputs_is_named_as_such(tmp_path, write_wav, drum_track,
+                                                            refused):
+    """``debleed gate *.wav`` run twice: the first run's outputs match the wildcard."""
+    src = write_wav(tmp_path / "s1.wav", drum_track())
+    assert run(src).exit_code == 0
+    result = refused(lambda: run(src, tmp_path / "s1.gate.wav"))
+    assert "also one of the inputs" in result.stderr
+
+
 def test_two_inputs_with_one_name_are_refused(tmp_path, write_wav, drum_track, refused):
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
@@ -178,3 +201,17 @@ def test_two_inputs_one_name_apart_in_case_collide_where_case_is_ignored(
     second = write_wav(tmp_path / "y" / "Snare.wav", drum_track())
     result = refused(lambda: run(first, second, "-o", tmp_path / "out"))
     assert "would both be written" in result.stderr
+
+
+def test_the_progress_bar_goes_to_stderr_on_a_terminal(capsys, monkeypatch):
+    """stdout carries only the output paths, which scripts read; rich drew the bar there."""
+    import sys
+
+    from debleed.cli.common import progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with progress("gate", 2) as update:
+        update(1, "a.wav")
+        update(2, "b.wav")
+    out, err = capsys.readouterr()
+    assert out == "" and "gate" in err
