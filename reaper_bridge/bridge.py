@@ -116,7 +116,8 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
 
 
 def discard(tasks: list[Task]) -> None:
-    """Remove the tasks' outputs after a failure or cancel, and the temporary files of a
+    """Remove the tasks' outputs (finished, or still the empty placeholders that claimed
+    their names when planned) after a failure or cancel, and the temporary files of a
     worker killed while writing (Windows' terminate runs no clean-up): nothing half-done
     remains."""
     for task in tasks:  # cached results are not tasks: they stay

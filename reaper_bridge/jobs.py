@@ -5,14 +5,21 @@ whole file once and every item gets a take of the processed file. Results are ca
 the media folder by (path, mtime, size, variant, settings), and those of takes rendered
 through the audio accessor by the digest of the render, so running the action again
 costs nothing. Standard library only.
+
+Several runs may plan against one media folder at once (the CLI through reapy while an
+action's worker runs, two REAPER instances sharing a project): each output name is
+claimed on disk when planned (an empty placeholder the worker's atomic write replaces),
+and the cache index is merged under a lock file, never overwritten.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +27,10 @@ from .items import Selection, TakeSource
 from .wavio import Rendered
 
 CACHE_NAME = ".debleed-cache.json"
+#: How long ``commit`` waits for another run's index lock, and the age past which a lock
+#: is taken for a crashed run's leftover (a merge holds it for milliseconds).
+LOCK_TIMEOUT_SECONDS = 10.0
+LOCK_STALE_SECONDS = 5.0
 SLUGS = {"gate": "gate", "debleed": "debleed", "debleed+gate": "debleed-gate"}
 GATED = frozenset({"gate", "debleed+gate"})  # the variants a sidechain keys
 
@@ -77,12 +88,15 @@ class MediaCache:
     def __init__(self, media_dir: str):
         self.media_dir = media_dir
         self.path = os.path.join(media_dir, CACHE_NAME)
+        self.index = self._read()
+        self.reserved: set[str] = set()
+
+    def _read(self) -> dict[str, str]:
         try:
             with open(self.path, encoding="utf-8") as handle:
-                self.index: dict[str, str] = dict(json.load(handle))
+                return dict(json.load(handle))
         except (OSError, ValueError, TypeError):
-            self.index = {}
-        self.reserved: set[str] = set()
+            return {}
 
     @staticmethod
     def key(src: str, variant: str, settings_key: str) -> str:
@@ -90,31 +104,86 @@ class MediaCache:
         return f"{variant}|{settings_key}|{os.path.abspath(src)}|{stat.st_mtime_ns}|{stat.st_size}"
 
     def lookup(self, key: str) -> str | None:
+        """The recorded result of ``key``, if it is still there (an empty file is another
+        run's claimed name, not a result)."""
         name = self.index.get(key)
-        if name and os.path.isfile(os.path.join(self.media_dir, name)):
-            return os.path.join(self.media_dir, name)
+        if name:
+            path = os.path.join(self.media_dir, name)
+            with contextlib.suppress(OSError):
+                if os.path.isfile(path) and os.path.getsize(path) > 0:
+                    return path
         return None
 
     def unique_path(self, stem: str, slug: str) -> str:
-        """``<stem>.<slug>.wav``, numbered when taken on disk or earlier in this plan."""
+        """Claim ``<stem>.<slug>.wav``, numbered when taken on disk or earlier in this plan:
+        the name is created empty with ``O_EXCL``, so a run planned at the same time in
+        another process cannot get it too. The caller removes it if the run fails."""
+        os.makedirs(self.media_dir, exist_ok=True)
         for n in range(1, 10000):
             name = f"{stem}.{slug}.wav" if n == 1 else f"{stem}.{slug}-{n}.wav"
+            if name.casefold() in self.reserved:  # NTFS and APFS ignore case
+                continue
             path = os.path.join(self.media_dir, name)
-            if name.casefold() not in self.reserved and not os.path.exists(path):
-                self.reserved.add(name.casefold())  # NTFS and APFS ignore case
-                return path
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            except FileExistsError:
+                continue
+            self.reserved.add(name.casefold())
+            return path
         raise OSError(f"no free file name for {stem}.{slug}.wav in {self.media_dir}")
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold ``<index>.lock`` (created with ``O_EXCL``) for a read-modify-write."""
+        lock = self.path + ".lock"
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                break
+            except FileExistsError:
+                with contextlib.suppress(OSError):
+                    if time.time() - os.stat(lock).st_mtime > LOCK_STALE_SECONDS:
+                        os.remove(lock)  # left by a run that crashed while holding it
+                        continue
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{lock} is held by another run") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(lock)
+
     def commit(self, tasks: list[Task]) -> None:
-        """Record finished tasks (called only after they succeeded)."""
-        for task in tasks:
-            if task.cache_key:
-                self.index[task.cache_key] = os.path.basename(task.dst)
+        """Record finished tasks (called only after they succeeded), merged into the index
+        as it is on disk now: entries other runs wrote meanwhile are kept."""
+        new = {task.cache_key: os.path.basename(task.dst) for task in tasks if task.cache_key}
+        if not new:
+            return
         os.makedirs(self.media_dir, exist_ok=True)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(self.index, handle, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        names = {name.casefold() for name in new.values()}
+        with self._locked():
+            index = {key: name for key, name in self._read().items()
+                     if str(name).casefold() not in names}  # a reused name: its old entry is stale
+            index.update(new)
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            try:
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    json.dump(index, handle, indent=1, sort_keys=True)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                raise
+        self.index = index
+
+
+def release(tasks: list[Task]) -> None:
+    """Remove the outputs (claimed placeholders, or finished files) of ``tasks``."""
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            os.remove(task.dst)
 
 
 def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCache,
@@ -125,32 +194,40 @@ def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCa
     cached by the digest of their audio, files by path, time and size.
 
     With ``keys`` (a rendered sidechain per take index), the gated variants run once per
-    distinct key instead: the same file keyed on two timelines gives two results."""
+    distinct key instead: the same file keyed on two timelines gives two results.
+
+    Every task's output name is claimed on disk (see ``MediaCache.unique_path``): whoever
+    plans must remove the tasks' outputs if the run does not finish (``bridge.discard``);
+    a plan that fails itself frees them before raising."""
     plan = Plan(selection, variants, keyed=keys is not None)
     by_source: dict[tuple[str, str, str], str] = {}
-    for index, take in enumerate(selection.takes):
-        render = (renders or {}).get(index)
-        if render is not None:
-            src, source, stem = render.path, f"render:{render.digest}", take.take_name
-        else:
-            src = source = os.path.abspath(take.file)
-            stem = os.path.splitext(os.path.basename(take.file))[0]
-        for variant in variants:
-            key = keys.get(index) if keys is not None and variant in GATED else None
-            sidechain = key.path if key is not None else ""
-            src_key = (source, variant, sidechain)
-            if src_key not in by_source:
-                salt = settings_key if key is None else f"{settings_key}|key:{key.digest}"
-                cache_key = (f"{variant}|{salt}|{source}" if render is not None
-                             else MediaCache.key(src, variant, salt))
-                cached = cache.lookup(cache_key)
-                if cached:
-                    plan.cached += 1
-                    by_source[src_key] = cached
-                else:
-                    dst = cache.unique_path(safe_stem(stem), SLUGS[variant])
-                    plan.tasks.append(Task("denoise", src, dst, variant,
-                                           cache_key=cache_key, sidechain=sidechain))
-                    by_source[src_key] = dst
-            plan.outputs[(index, variant)] = by_source[src_key]
+    try:
+        for index, take in enumerate(selection.takes):
+            render = (renders or {}).get(index)
+            if render is not None:
+                src, source, stem = render.path, f"render:{render.digest}", take.take_name
+            else:
+                src = source = os.path.abspath(take.file)
+                stem = os.path.splitext(os.path.basename(take.file))[0]
+            for variant in variants:
+                key = keys.get(index) if keys is not None and variant in GATED else None
+                sidechain = key.path if key is not None else ""
+                src_key = (source, variant, sidechain)
+                if src_key not in by_source:
+                    salt = settings_key if key is None else f"{settings_key}|key:{key.digest}"
+                    cache_key = (f"{variant}|{salt}|{source}" if render is not None
+                                 else MediaCache.key(src, variant, salt))
+                    cached = cache.lookup(cache_key)
+                    if cached:
+                        plan.cached += 1
+                        by_source[src_key] = cached
+                    else:
+                        dst = cache.unique_path(safe_stem(stem), SLUGS[variant])
+                        plan.tasks.append(Task("denoise", src, dst, variant,
+                                               cache_key=cache_key, sidechain=sidechain))
+                        by_source[src_key] = dst
+                plan.outputs[(index, variant)] = by_source[src_key]
+    except BaseException:
+        release(plan.tasks)  # the names this plan claimed are freed: no run will write them
+        raise
     return plan

@@ -7,7 +7,11 @@ environment. It writes its progress atomically to ``status`` (``{"fraction",
 The action polls both with ``defer``. It cancels by creating the job's ``cancel`` file,
 which the worker checks at every progress report, so the running task stops where its
 own clean-up runs (no half-written file is left); a SIGTERM, the action's last resort,
-is turned into the same orderly exit.
+is turned into the same orderly exit. A worker whose parent (REAPER) is gone stops the
+same way at its next report and removes every output of the job itself, since no action
+is left to add their takes or delete them. The parent is noticed by ``os.getppid()``
+changing, which POSIX does when it dies; on Windows it never changes, so there an
+orphaned worker runs to the end.
 """
 
 from __future__ import annotations
@@ -24,23 +28,39 @@ from denoiser.audio import write_text_atomic
 from denoiser.errors import DebleedError
 from denoiser.outfiles import exit_cleanly_on_sigterm
 
-from .bridge import run_tasks
+from .bridge import discard, run_tasks
 from .items import BridgeError
 from .jobs import Task
 
+ORPHANED = "cancelled: the process that started the worker ended"
+
+
+def orphaned(parent: int) -> bool:
+    """Whether the process that started the worker is gone (POSIX re-parents an orphan,
+    so its ``getppid`` changes; on Windows it does not, and this stays false)."""
+    return os.getppid() != parent
+
+
+def cancelled(cancel: str, parent: int) -> bool:
+    """The worker's stop check: the job's ``cancel`` file exists, or its parent is gone."""
+    return orphaned(parent) or (bool(cancel) and os.path.exists(cancel))
+
 
 def run_job(job_path: str) -> int:
+    parent = os.getppid()
     job: dict[str, Any] = json.loads(Path(job_path).read_text(encoding="utf-8"))
     status, result, cancel = job["status"], job["result"], job.get("cancel", "")
+    tasks: list[Task] = []
 
     def progress(fraction: float, message: str) -> None:
-        if cancel and os.path.exists(cancel):
-            raise BridgeError("cancelled")
+        if cancelled(cancel, parent):
+            raise BridgeError(ORPHANED if orphaned(parent) else "cancelled")
         with contextlib.suppress(OSError):  # on Windows REAPER may hold the file open: skip
             write_text_atomic(status, json.dumps({"fraction": round(fraction, 4),
                                                   "message": message}))
 
     try:
+        tasks = [Task(**task) for task in job["tasks"]]
         threads = int(job.get("threads", 0))
         if threads > 0:
             import torch
@@ -50,16 +70,21 @@ def run_job(job_path: str) -> int:
 
         executor = TaskExecutor(job.get("model") or None, job.get("device", "auto"), job.get("gate"),
                                 job.get("precision", "float32"))
-        run_tasks([Task(**task) for task in job["tasks"]], executor, progress)
+        run_tasks(tasks, executor, progress)
+        if orphaned(parent):  # it ended after the last report
+            raise BridgeError(ORPHANED)
     except DebleedError as exc:
-        write_text_atomic(result, json.dumps({"error": str(exc).splitlines()[0]}))
-        return 1
+        error = str(exc).splitlines()[0]
     except Exception as exc:  # a bug: the traceback goes to the log, one line to the user
         traceback.print_exc()
-        write_text_atomic(result, json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
-        return 1
-    write_text_atomic(result, json.dumps({"ok": True}))
-    return 0
+        error = f"{type(exc).__name__}: {exc}"
+    else:
+        write_text_atomic(result, json.dumps({"ok": True}))
+        return 0
+    if orphaned(parent):  # no action is left to add takes of these files, or delete them
+        discard(tasks)
+    write_text_atomic(result, json.dumps({"error": error}))
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
