@@ -58,13 +58,13 @@ class BridgeSettings:
 
     def cache_key(self) -> str:
         """Changes whenever the processed audio would change (model file, precision, gate
-        settings; a sidechain's audio adds its own digest per file, see ``jobs``)."""
+        settings). The sidechain track is not part of it: only gated variants hear the key,
+        and ``jobs`` adds the digest of its audio to their entries alone, so an ungated take
+        is reused whichever track is named."""
         model = self.model
         if model and os.path.isfile(model):
             model = f"{os.path.abspath(model)}@{os.stat(model).st_mtime_ns}"
         keyed = {"model": model, "precision": self.precision, "gate": self.gate}
-        if self.sidechain_track:  # absent when unset: caches from before it existed stay valid
-            keyed["sidechain_track"] = self.sidechain_track
         text = json.dumps(keyed, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 

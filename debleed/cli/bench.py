@@ -9,6 +9,15 @@ import click
 from .common import progress, user_errors
 
 
+def _unique(kits: tuple[Path, ...]) -> tuple[Path, ...]:
+    """``kits`` without repeats of one folder (however spelt), in the given order: a kit
+    named twice would be listed twice and weigh double in the held-out set."""
+    first: dict[Path, Path] = {}
+    for kit in kits:
+        first.setdefault(kit.resolve(), kit)
+    return tuple(first.values())
+
+
 @click.command()
 @click.option("--quick", is_flag=True, help="A subset (6 clips, short speed files) in under two minutes.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench_out"),
@@ -38,7 +47,8 @@ def bench(quick: bool, out: Path, kit: Path | None, model: Path | None, baseline
 
     overrides = {key: value for key, value in
                  {"kit": kit, "model": model, "baseline": baseline, "clips": clips,
-                  "heldout_kits": heldout_kits or None, "heldout_clips": heldout_clips}.items()
+                  "heldout_kits": _unique(heldout_kits) or None,
+                  "heldout_clips": heldout_clips}.items()
                  if value is not None}
     overrides["device"] = device
     config = BenchConfig.quick_config(**overrides) if quick else BenchConfig(**overrides)

@@ -75,9 +75,9 @@ def _connect(timeout: float):
 
 @reaper.command()
 @click.option("--gate/--no-gate", default=False, help="Pre-gate before the model ([debleed+gate]).")
-@click.option("--compare-variants", is_flag=True, default=False,
+@click.option("--compare-variants/--no-compare-variants", default=None,
               help="Also add the other two variants' takes ([gate], [debleed] or "
-                   "[debleed+gate]) for A/B.")
+                   "[debleed+gate]) for A/B (default: the INI's compare_variants).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Checkpoint (default: the INI's, else the shipped model).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
@@ -88,7 +88,7 @@ def _connect(timeout: float):
                    "sidechain_track, else the snare itself).")
 @TIMEOUT
 @user_errors
-def denoise(gate: bool, compare_variants: bool, model: str | None, device: str | None,
+def denoise(gate: bool, compare_variants: bool | None, model: str | None, device: str | None,
             precision: str | None, sidechain_track: str | None, timeout: float) -> None:
     """Denoise the selected items of the running REAPER; add aligned takes."""
     from denoiser.engine import InferenceConfig
@@ -100,7 +100,8 @@ def denoise(gate: bool, compare_variants: bool, model: str | None, device: str |
     settings.device = device or settings.device
     settings.precision = precision or settings.precision
     InferenceConfig(precision=settings.precision).validate()  # before any item is touched
-    settings.compare_variants = compare_variants or settings.compare_variants
+    if compare_variants is not None:
+        settings.compare_variants = compare_variants
     if sidechain_track is not None:
         settings.sidechain_track = sidechain_track.strip()
     executor = TaskExecutor(settings.model or None, settings.device, settings.gate,

@@ -77,6 +77,42 @@ def test_sidechain_track_option_keys_the_gate(distant: FakeReaper, tmp_path: Pat
     assert peak["Snare [debleed]"] > 0.1 * peak["Snare"]  # the ungated take ignores the key
 
 
+def test_ungated_takes_reuse_the_cache_whatever_the_sidechain_track(distant: FakeReaper,
+                                                                   tmp_path: Path) -> None:
+    """The sidechain track was in every take's cache key: naming one for an ungated run,
+    then running plain, processed the same file twice. Gated takes still follow the key."""
+    add_snare(distant, tmp_path)
+    trigger = distant.add_item(distant.add_track("Trigger"), 0.0, 3.0, selected=False)
+    distant.add_take(trigger, distant.file_source(str(make_wav(tmp_path / "trigger.wav", 3.0))),
+                     "trigger")
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, ["reaper", "denoise", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "1 file(s) processed, 0 reused" in run("--sidechain-track", "Trigger")
+    assert "0 file(s) processed, 1 reused from cache" in run()
+    keyed = ("--gate", "--sidechain-track", "Trigger")
+    assert "1 file(s) processed, 0 reused" in run(*keyed)
+    assert "1 file(s) processed, 0 reused" in run("--gate")  # unkeyed: not the keyed file
+    assert "0 file(s) processed, 1 reused from cache" in run(*keyed)
+
+
+def test_no_compare_variants_overrides_the_ini(distant: FakeReaper, tmp_path: Path) -> None:
+    """``compare_variants = true`` in the INI could not be turned off from the command line."""
+    _edit_settings(Path(distant.resource_path), compare_variants=True)
+    add_snare(distant, tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["reaper", "denoise", "--no-compare-variants"])
+    assert result.exit_code == 0, result.output
+    item = distant.tracks[0].items[0]
+    assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
+    result = runner.invoke(cli, ["reaper", "denoise"])  # no option: the INI's value
+    assert result.exit_code == 0 and "2 take(s) added, 1 updated" in result.output, result.output
+
+
 def test_denoise_with_nothing_selected_is_one_line(distant: FakeReaper) -> None:
     result = CliRunner().invoke(cli, ["reaper", "denoise"])
     assert result.exit_code == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +17,9 @@ from denoiser.checkpoint import save_checkpoint
 from denoiser.gate import GateConfig
 from denoiser.models import build_model
 from training import bench, metrics
+from training.errors import KitError
 from training.oneshots import write_synthetic_kit
+from training.oracles import IDEAL_MASK_FFT, IDEAL_MASK_HOP
 from training.report import COLUMNS
 
 
@@ -56,6 +60,7 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     assert shared == layers > 0
     heldout = result["heldout"]
     assert heldout["kits"] == ["heldout"] and len(heldout["quality"]["per_clip"]) == 2
+    assert heldout["shared_layers_with_training_kits"] == [[0, 36]]
     assert all(c["kit"] == "held out" for c in heldout["quality"]["per_clip"])
     assert list(heldout["quality"]["rows"]) == list(bench.ROWS)
     assert {r["metric"] for r in heldout["quality"]["targets"]} >= {"delta_si_sdr", "hits_lost_pct"}
@@ -79,6 +84,8 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     markdown = (out / "bench.md").read_text()
     assert f"Caution: {shared} of the test kit's {layers} sample layers" in markdown
     assert "## Held-out kits (2 clips" in markdown
+    assert "The held-out kits below share none." in markdown
+    assert "Never trained on, sharing no sample with the training kits" in markdown
     for name in bench.ROWS:
         assert f"| {name} |" in markdown
     assert all(title in markdown for _, title in COLUMNS)
@@ -136,3 +143,73 @@ def test_oracle_gate_on_a_bleed_only_clip_closes(rng):
     gated, threshold = bench.oracle_gate(noisy, np.zeros(rate), rate, GateConfig(), thresholds)
     assert threshold >= -20.0
     assert metrics.bleed_reduction_db(noisy, np.zeros(rate), gated, rate) > 40.0
+
+
+def test_ideal_mask_uses_the_models_stft_only_when_it_has_one():
+    """The thesis model's ``hop`` is its 4-sample chunk grid, not an STFT hop: taken for
+    one, the ideal mask ran a 1024-point STFT at hop 4 (31 s and 5.6 GB per 10-s clip)."""
+    thesis = SimpleNamespace(model=build_model("thesis-tiny"))
+    assert thesis.model.hop == 4
+    assert bench._stft_of(thesis) == (IDEAL_MASK_FFT, IDEAL_MASK_HOP)
+    assert bench._stft_of(SimpleNamespace(model=build_model("bandmask-tiny"))) == (256, 64)
+
+
+def _tiny_config(setup, **overrides) -> bench.BenchConfig:
+    return bench.BenchConfig(**{"kit": setup["kit"], "model": setup["model"],
+                                "baseline": setup["baseline"], "clips": 1, "clip_seconds": 1.0,
+                                "device": "cpu", "oracle_thresholds_db": (-40.0, -20.0),
+                                "heldout_clips": 1, **overrides})
+
+
+def test_heldout_kit_sharing_a_training_sample_is_reported(setup, tmp_path, monkeypatch):
+    """The report called the held-out kits sample-free without counting: a held-out kit
+    whose snare is a training kit's one-shot is named, and not called unheard."""
+    training = tmp_path / "training kit"
+    training.mkdir()
+    shutil.copy(setup["heldout"] / "snare_1.wav", training / "snare.wav")
+    monkeypatch.setattr(bench, "_speed", lambda config, pieces, steps: [])
+    out = tmp_path / "out"
+    bench.run_bench(_tiny_config(setup, heldout_kits=(setup["heldout"],),
+                                 training_kits=(setup["kit"], training)), out)
+    result = json.loads((out / "bench.json").read_text())
+    assert result["heldout"]["shared_layers_with_training_kits"] == [[1, 36]]
+    markdown = (out / "bench.md").read_text()
+    assert "share none" not in markdown and "sharing no sample" not in markdown
+    assert "Some held-out kits below share samples too: `heldout` (1 of its 36 layers)." in markdown
+    assert ("Never trained on, but some of their sample layers are byte-identical to samples "
+            "of the training kits (`heldout` (1 of its 36 layers))") in markdown
+
+
+def test_bad_heldout_kit_fails_before_the_test_set_runs(setup, tmp_path, monkeypatch):
+    """A held-out kit without a snare was refused only after every test clip had run."""
+    no_snare = tmp_path / "no snare"
+    no_snare.mkdir()
+    shutil.copy(setup["kit"] / "kick_1.wav", no_snare / "kick.wav")
+
+    def render(config):
+        pytest.fail("a test clip was rendered before the held-out kits were loaded")
+
+    monkeypatch.setattr(bench, "render_test_set", render)
+    with pytest.raises(KitError, match="has no snare instrument"):
+        bench.run_bench(_tiny_config(setup, heldout_kits=(no_snare,)), tmp_path / "out")
+
+
+def test_bench_cli_lists_a_repeated_heldout_kit_once(setup, tmp_path, monkeypatch):
+    """``--heldout-kit K --heldout-kit K/../K`` gave K twice: in the heading, and twice the
+    clips of K in the held-out set."""
+    seen = {}
+
+    def run(config, out, progress=None):
+        seen["kits"] = config.heldout_kits
+        out.mkdir()
+        (out / "bench.md").write_text("# debleed benchmark\n")
+
+    monkeypatch.setattr(bench, "run_bench", run)
+    other = write_synthetic_kit(tmp_path / "other", seed=3)
+    again = setup["heldout"].parent / ".." / setup["heldout"].parent.name / setup["heldout"].name
+    result = CliRunner().invoke(cli, ["bench", "--out", str(tmp_path / "o"),
+                                      "--heldout-kit", str(setup["heldout"]),
+                                      "--heldout-kit", str(other),
+                                      "--heldout-kit", str(again)])
+    assert result.exit_code == 0, result.output
+    assert seen["kits"] == (setup["heldout"], other)

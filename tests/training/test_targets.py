@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from training.targets import DIRECTION, check_targets, targets_markdown
 
 
@@ -61,3 +63,13 @@ def test_clean_snare_column_shows_where_the_gate_beats_the_right_answer():
     assert "| tom_kick_leakage_db | -31.00 | -70.00 | 0.00 | n/a | -25.00 | **no** |" in markdown
     assert "better than the clean snare itself on bleed_reduction_db, tom_kick_leakage_db:" in markdown
     assert "misses the target on tom_kick_leakage_db:" in markdown
+
+
+def test_undefined_oracle_gate_leaves_the_relative_target_undecided():
+    """A NaN oracle-gate mean gave the target ">= nan (oracle gate + 8)", missed ("**no**")."""
+    table = rows(delta_si_sdr=12.5)
+    table["gate (oracle threshold)"]["delta_si_sdr"]["mean"] = math.nan
+    record = next(r for r in check_targets(table) if r["metric"] == "delta_si_sdr")
+    assert record["target"] == "n/a" and record["target_met"] is None
+    line = targets_markdown([record]).splitlines()[2]
+    assert line.endswith("| yes | n/a | n/a |") and "nan" not in line
