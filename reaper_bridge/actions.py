@@ -199,6 +199,16 @@ def tick(job_id: int) -> None:
         job.tick()
 
 
+def _one_line(exc: Exception) -> str:
+    """The error's text; for the file system's refusals (a folder that is a file, a full or
+    read-only disk) one line naming the file, as the CLI's ``one_line`` (which needs click)."""
+    if isinstance(exc, FileExistsError) and exc.filename:
+        return f"{exc.filename}: is a file, not a folder"  # makedirs(exist_ok=True) met a file
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
 def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
            on_success: Callable[[], str], on_failure: Callable[[], None],
            threads: int) -> WorkerJob | None:
@@ -208,9 +218,9 @@ def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
             raise WorkerStartError("no worker python configured: run 'debleed reaper install' "
                                    "from the debleed environment")
         return WorkerJob(api, settings, tasks, on_success, on_failure, threads)
-    except WorkerStartError as exc:
+    except (WorkerStartError, OSError) as exc:  # on_failure also releases an export's lock
         on_failure()
-        api.ShowMessageBox(str(exc), TITLE, 0)
+        api.ShowMessageBox(_one_line(exc), TITLE, 0)
         return None
 
 
@@ -227,8 +237,8 @@ def _show_outcome(api: Any, success: Callable[[], str]) -> None:
     """Finish an action that needs no worker (every result cached)."""
     try:
         api.ShowConsoleMsg(success() + "\n")
-    except DebleedError as exc:
-        api.ShowMessageBox(f"debleed: {exc}", TITLE, 0)
+    except (DebleedError, OSError) as exc:
+        api.ShowMessageBox(f"debleed: {_one_line(exc)}", TITLE, 0)
 
 
 def _busy(api: Any) -> bool:
@@ -287,9 +297,9 @@ def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
     except BaseException as exc:
         if plan is not None:
             export.abandon(plan)
-        if not isinstance(exc, DebleedError):
+        if not isinstance(exc, (DebleedError, OSError)):
             raise
-        api.ShowMessageBox(str(exc), TITLE, 0)
+        api.ShowMessageBox(_one_line(exc), TITLE, 0)
         return None
 
     def success() -> str:

@@ -7,9 +7,11 @@ its track's tag. Every tagged audio item in the project is exported as what its 
 plays, into ``DIR/clean/`` and ``DIR/bleed/``, with ``DIR/export.json`` recording where
 each file came from. Standard library only.
 
-An export is written into a hidden staging folder inside ``DIR`` and replaces the
-previous export only once every file is done, so a failed or cancelled re-export leaves
-the previous one whole.
+An export is written into a hidden staging folder of its own inside ``DIR`` and replaces
+the previous export only once every file is done, so a failed or cancelled re-export leaves
+the previous one whole. A lock file in ``DIR``, held from planning to the end, refuses a
+second export into the same folder (the REAPER action's and the CLI's run in different
+processes, so the action's job registry cannot see the other).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +33,12 @@ from .wavio import render_take
 
 TAGS = ("clean", "bleed")
 MANIFEST = "export.json"
-STAGING = ".debleed-export-staging"
+STAGING_PREFIX = ".debleed-export-"
+LOCK = ".debleed-export.lock"
+#: A lock this old was left by a crash (an export takes minutes), so it is taken over.
+STALE_LOCK_SECONDS = 3600.0
+#: A staging folder this old was left by a crash; a younger one may still be written.
+STALE_STAGING_SECONDS = 86400.0
 
 
 def tag_of(text: str) -> str | None:
@@ -45,14 +54,11 @@ class ExportPlan:
     """Tasks and renders write into ``staging``; ``finish`` moves their files into place."""
 
     out_dir: str
+    staging: str
     tasks: list[Task] = field(default_factory=list)
     renders: list[tuple[TakeSource, str]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-
-    @property
-    def staging(self) -> str:
-        return os.path.join(self.out_dir, STAGING)
 
     def counts(self) -> dict[str, int]:
         return {tag: sum(1 for e in self.entries if e["tag"] == tag) for tag in TAGS}
@@ -82,14 +88,23 @@ def tagged_items(api: Any, project: Any = 0) -> list[tuple[str, str]]:
     return found
 
 
+def _resolved(out_dir: str, name: str) -> str:
+    """``name``'s real path, comparable with another's whatever its spelling."""
+    return os.path.normcase(os.path.realpath(os.path.join(out_dir, name)))
+
+
 def _previous_files(out_dir: str) -> set[str]:
-    """The files the previous export's manifest lists (relative to ``out_dir``)."""
+    """The files the previous export's manifest lists, as real paths: only those directly
+    in ``clean/`` or ``bleed/``, so a tampered or foreign manifest cannot make a re-export
+    delete a file elsewhere."""
+    folders = {_resolved(out_dir, tag) for tag in TAGS}
     try:
         with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as handle:
             previous = json.load(handle)
-        return {str(entry["file"]) for entry in previous.get("files", [])}
+        paths = {_resolved(out_dir, str(entry["file"])) for entry in previous.get("files", [])}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return set()
+    return {path for path in paths if os.path.dirname(path) in folders}
 
 
 def _chanmode(take: TakeSource) -> int:
@@ -109,33 +124,83 @@ def _played_channels(take: TakeSource) -> int:
     return 1 if 2 <= _chanmode(take) < 3 + take.channels else take.channels
 
 
+def _lock(out_dir: str) -> None:
+    """Claim ``out_dir`` for this export: two exports into one folder would move, delete
+    and list each other's files. A stale lock (a crash) is taken over."""
+    path = os.path.join(out_dir, LOCK)
+    with contextlib.suppress(OSError):
+        if time.time() - os.path.getmtime(path) > STALE_LOCK_SECONDS:
+            os.remove(path)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        raise BridgeError(f"an export into {out_dir} is running "
+                          f"(if none is, delete {path})") from None
+
+
+def _unlock(out_dir: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(os.path.join(out_dir, LOCK))
+
+
+def _remove_crashed_staging(out_dir: str) -> None:
+    """Remove staging folders crashed exports left over a day ago (younger ones are left:
+    one may belong to an export whose lock was taken over as stale)."""
+    for entry in os.scandir(out_dir):
+        with contextlib.suppress(OSError):
+            if (entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)
+                    and time.time() - entry.stat().st_mtime > STALE_STAGING_SECONDS):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _begin(out_dir: str) -> ExportPlan:
+    """Lock ``out_dir`` and give the export a staging folder of its own."""
+    os.makedirs(out_dir, exist_ok=True)
+    _lock(out_dir)
+    try:
+        _remove_crashed_staging(out_dir)
+        return ExportPlan(out_dir, tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX))
+    except BaseException:
+        _unlock(out_dir)
+        raise
+
+
+def _add_take(api: Any, plan: ExportPlan, number: int, tag: str, item: Any) -> None:
+    """A slice task if a cut of the take's file reproduces it, else an accessor render."""
+    take = describe_take(api, item)
+    if isinstance(take, Skipped):
+        plan.skipped.append(take)
+        return
+    name = f"{tag}/{number:04d}_{safe_stem(take.label)}.wav"
+    dst = os.path.join(plan.staging, name)
+    if _sliceable(take):
+        plan.tasks.append(Task("slice", take.file, dst,
+                               start=int(round(take.source_offset * take.sample_rate)),
+                               frames=int(round(take.length * take.sample_rate)),
+                               chanmode=_chanmode(take), gain=take.values["D_VOL"]))
+    else:
+        plan.renders.append((take, dst))
+    plan.entries.append({"file": name, "tag": tag, "item": take.label,
+                         "take": take.take_name, "source": take.file,
+                         "position": take.position, "length": take.length})
+
+
 def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
-    """Slice tasks for takes a cut of their file reproduces; accessor renders for the rest."""
-    plan = ExportPlan(out_dir)
+    """Plan every tagged take; the plan holds ``out_dir``'s lock until ``finish`` or
+    ``abandon``."""
     tagged = tagged_items(api, project)
     if not tagged:
         raise BridgeError("nothing tagged: put [clean] or [bleed] in a track name or an item note")
-    abandon(plan)  # what a crashed earlier export may have left
-    for number, (tag, item) in enumerate(tagged):
-        take = describe_take(api, item)
-        if isinstance(take, Skipped):
-            plan.skipped.append(take)
-            continue
-        name = f"{tag}/{number:04d}_{safe_stem(take.label)}.wav"
-        dst = os.path.join(plan.staging, name)
-        if _sliceable(take):
-            plan.tasks.append(Task("slice", take.file, dst,
-                                   start=int(round(take.source_offset * take.sample_rate)),
-                                   frames=int(round(take.length * take.sample_rate)),
-                                   chanmode=_chanmode(take), gain=take.values["D_VOL"]))
-        else:
-            plan.renders.append((take, dst))
-        plan.entries.append({"file": name, "tag": tag, "item": take.label,
-                             "take": take.take_name, "source": take.file,
-                             "position": take.position, "length": take.length})
-    if not plan.entries:
-        raise BridgeError("no exportable audio among the tagged items: "
-                          + "; ".join(f"{s.label}: {s.reason}" for s in plan.skipped))
+    plan = _begin(out_dir)
+    try:
+        for number, (tag, item) in enumerate(tagged):
+            _add_take(api, plan, number, tag, item)
+        if not plan.entries:
+            raise BridgeError("no exportable audio among the tagged items: "
+                              + "; ".join(f"{s.label}: {s.reason}" for s in plan.skipped))
+    except BaseException:
+        abandon(plan)
+        raise
     return plan
 
 
@@ -146,27 +211,33 @@ def render_fallbacks(api: Any, plan: ExportPlan) -> None:
 
 
 def finish(plan: ExportPlan) -> str:
-    """Replace the previous export with this one: its files, then its manifest."""
-    new = {entry["file"] for entry in plan.entries}
-    for stale in _previous_files(plan.out_dir) - new:
-        with contextlib.suppress(OSError):
-            os.remove(os.path.join(plan.out_dir, stale))
-    for name in sorted(new):
-        dst = os.path.join(plan.out_dir, name)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        os.replace(os.path.join(plan.staging, name), dst)
-    path = os.path.join(plan.out_dir, MANIFEST)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump({"files": plan.entries, "counts": plan.counts()}, handle, indent=1)
-    os.replace(tmp, path)
-    abandon(plan)
-    return path
+    """Replace the previous export with this one, then end the plan however that went.
+    Every new file is moved in before any stale one is deleted, so a failure part-way
+    deletes nothing; the manifest, written first into staging, replaces the old one last."""
+    try:
+        staged_manifest = os.path.join(plan.staging, MANIFEST)
+        with open(staged_manifest, "w", encoding="utf-8") as handle:
+            json.dump({"files": plan.entries, "counts": plan.counts()}, handle, indent=1)
+        new = sorted(entry["file"] for entry in plan.entries)
+        for name in new:
+            dst = os.path.join(plan.out_dir, name)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.replace(os.path.join(plan.staging, name), dst)
+        for stale in _previous_files(plan.out_dir) - {_resolved(plan.out_dir, n) for n in new}:
+            with contextlib.suppress(OSError):
+                os.remove(stale)
+        path = os.path.join(plan.out_dir, MANIFEST)
+        os.replace(staged_manifest, path)
+        return path
+    finally:
+        abandon(plan)
 
 
 def abandon(plan: ExportPlan) -> None:
-    """Remove the staging folder: the files of an export that failed or was cancelled."""
+    """Remove the staging folder (the files of an export that failed or was cancelled)
+    and release ``out_dir``'s lock."""
     shutil.rmtree(plan.staging, ignore_errors=True)
+    _unlock(plan.out_dir)
 
 
 def export_session(api: Any, out_dir: str, execute: Executor,

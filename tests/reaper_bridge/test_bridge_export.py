@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,9 @@ from fake_reaper import FakeReaper
 from reaper_helpers import make_wav
 
 from denoiser.errors import AudioError
-from reaper_bridge.export import STAGING, export_session, tag_of
+from reaper_bridge.bridge import run_tasks
+from reaper_bridge.export import (LOCK, STAGING_PREFIX, export_session, finish, plan_export,
+                                  render_fallbacks, tag_of)
 from reaper_bridge.items import BridgeError
 from reaper_bridge.processing import TaskExecutor
 
@@ -75,7 +79,93 @@ def test_a_failed_re_export_leaves_the_previous_export_whole(fake: FakeReaper, a
         export_session(api, str(out), TaskExecutor())
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before and len(before) == 4  # three clips and export.json
-    assert not (out / STAGING).exists()
+    assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
+
+
+def files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def listed(out: Path) -> list[str]:
+    return [e["file"] for e in json.loads((out / "export.json").read_text())["files"]]
+
+
+def test_a_second_export_into_the_folder_is_refused_while_one_runs(fake: FakeReaper, api,
+                                                                   tmp_path: Path) -> None:
+    """Both used one staging folder: planning the second (the CLI, while the action's
+    worker ran) deleted the first's, which then failed half-way through replacing files."""
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    fake.tracks[1].items[1].notes = ""  # a re-export that also has a stale file to delete
+    first = plan_export(api, str(out))
+    render_fallbacks(api, first)
+    with pytest.raises(BridgeError, match=f"an export into {out} is running"):
+        export_session(api, str(out), TaskExecutor())
+    run_tasks(first.tasks, TaskExecutor(), None)
+    finish(first)
+    assert sorted(listed(out)) == sorted(f for f in files(out) if f.endswith(".wav"))
+    assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
+    export_session(api, str(out), TaskExecutor())  # the lock was released
+
+
+def test_a_stale_lock_and_old_staging_folders_are_cleared(fake: FakeReaper, api,
+                                                         tmp_path: Path) -> None:
+    """What a crashed export left: a lock over an hour old, staging over a day old."""
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    (out / f"{STAGING_PREFIX}crashed").mkdir(parents=True)
+    (out / f"{STAGING_PREFIX}recent").mkdir()
+    (out / LOCK).touch()
+    old = time.time() - 2 * 86400
+    os.utime(out / f"{STAGING_PREFIX}crashed", (old, old))
+    with pytest.raises(BridgeError, match=f"delete {out / LOCK}"):
+        export_session(api, str(out), TaskExecutor())
+    os.utime(out / LOCK, (old, old))
+    export_session(api, str(out), TaskExecutor())
+    assert [p.name for p in out.glob(f"{STAGING_PREFIX}*")] == [f"{STAGING_PREFIX}recent"]
+
+
+def test_a_failure_while_moving_files_in_deletes_nothing(fake: FakeReaper, api,
+                                                         tmp_path: Path) -> None:
+    """Stale files were deleted before the new ones were moved in: a failure part-way
+    lost files the previous export.json still listed."""
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    before = files(out)
+    fake.tracks[1].items[1].notes = ""  # clean/0002_* becomes stale
+    plan = plan_export(api, str(out))
+    render_fallbacks(api, plan)
+    run_tasks(plan.tasks, TaskExecutor(), None)
+    last = max(e["file"] for e in plan.entries)
+    os.remove(os.path.join(plan.staging, last))  # moving the last file in fails
+    with pytest.raises(FileNotFoundError):
+        finish(plan)
+    assert set(before) <= set(files(out)) and files(out)["export.json"] == before["export.json"]
+    assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
+
+
+def test_a_tampered_manifest_deletes_nothing_outside_clean_and_bleed(fake: FakeReaper, api,
+                                                                     tmp_path: Path) -> None:
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    victims = [tmp_path / "victim.txt", tmp_path / "absolute.txt", out / "clean" / "sub" / "x.wav",
+               tmp_path / "through_clean.txt"]
+    for victim in victims:
+        victim.parent.mkdir(parents=True, exist_ok=True)
+        victim.write_text("keep me")
+    manifest = json.loads((out / "export.json").read_text())
+    kept = manifest["files"][0]["file"]
+    manifest["files"] += [{"file": "../victim.txt"}, {"file": str(victims[1])},
+                          {"file": "clean/sub/x.wav"}, {"file": "clean/../../through_clean.txt"},
+                          {"file": kept.replace("/", "/./")}]  # another spelling of a new file
+    (out / "export.json").write_text(json.dumps(manifest))
+    export_session(api, str(out), TaskExecutor())
+    assert all(victim.read_text() == "keep me" for victim in victims)
+    assert (out / kept).is_file() and sorted(listed(out)) == sorted(
+        f for f in files(out) if f.endswith(".wav") and "sub" not in f)
 
 
 def test_nothing_tagged_is_a_clear_error(fake: FakeReaper, api, tmp_path: Path) -> None:

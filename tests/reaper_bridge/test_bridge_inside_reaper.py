@@ -275,3 +275,26 @@ def test_a_percent_sign_in_package_root_reaches_the_action(
     monkeypatch.setattr(actions, "main", ran.append)
     fake.run_script(lambda: debleed_boot.run("cancel"))
     assert ran == ["cancel"] and sys.path[-1] == root and fake.messages == []
+
+
+@pytest.mark.parametrize("blocked,prefix", [("", ""), ("clean", "debleed: ")],
+                         ids=["export-dir-is-a-file", "clean-is-a-file"])
+def test_a_file_system_refusal_in_the_export_is_one_message(fake: FakeReaper, api, tmp_path: Path,
+                                                            blocked: str, prefix: str) -> None:
+    """An OSError while planning or moving the files in was a raw traceback; the lock and
+    the staging folder go with the failed export."""
+    from reaper_bridge.export import LOCK, STAGING_PREFIX
+
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare [clean]"), 0.0, 0.5)
+    fake.add_take(item, fake.file_source(str(wav)), "S", D_PLAYRATE=1.5)  # rendered: no worker
+    out = tmp_path / "export"
+    (out / blocked).parent.mkdir(parents=True, exist_ok=True)
+    (out / blocked).write_text("a file")
+    ini = Path(settings_path(fake.resource_path))
+    ini.parent.mkdir(parents=True)
+    ini.write_text(f"[debleed]\nexport_dir = {out}\n")
+    assert fake.run_script(lambda: actions.export_training(api)) is None
+    assert fake.messages == [f"{prefix}{out / blocked}: is a file, not a folder"]
+    assert not (out / LOCK).exists() and not list(out.glob(f"{STAGING_PREFIX}*"))
+    assert fake.deferred == [actions.NO_OP] and not actions.JOBS
