@@ -8,7 +8,8 @@ from typing import Any
 
 from denoiser.errors import ParameterError
 
-from .synth import SynthConfig
+from .errors import DatasetError
+from .synth import SynthConfig, check_clip_seconds
 
 
 # What the validation clips and the loss scored on them are made from: an epoch of a resumed
@@ -24,6 +25,8 @@ TRAIN_PRECISIONS = ("float32", "bfloat16")
 MIN_SEGMENT_SECONDS = 0.1
 # Seeds are offset (validation, guard, rank) and must stay within torch's 64-bit seed.
 SEED_LIMIT = 2**63
+# The rate of every dataset folder and kit the trainer reads (training/trainer.py).
+DATA_RATE = 48000
 
 
 @dataclass
@@ -124,15 +127,19 @@ class TrainConfig:
         if self.precision not in TRAIN_PRECISIONS:
             raise ParameterError(f"train: precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
                                  f"not {self.precision!r}")
-        from .losses import CombinedLoss
+        from .losses import CombinedLoss, check_on_segment
 
-        try:  # unknown or empty losses, options they do not take
-            CombinedLoss(self.loss, self.loss_options)
+        try:  # unknown or empty losses, options they do not take or that cannot score
+            check_on_segment(CombinedLoss(self.loss, self.loss_options), self.segment_samples())
         except ValueError as exc:
             raise ParameterError(f"train: {exc}") from None
         self.synth_config()
         self.guard_synth_config()
         return self
+
+    def segment_samples(self) -> int:
+        """Samples in one training segment, at the 48 kHz of every dataset and kit."""
+        return int(round(self.segment_seconds * DATA_RATE))
 
     def synth_config(self) -> SynthConfig:
         """The clips of on-the-fly synthesis: ``SynthConfig`` with ``synth`` applied."""
@@ -176,6 +183,11 @@ def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConf
         if not (_is_number(value) and math.isfinite(value) and 0 <= value <= upper):
             wanted = "a probability in [0, 1]" if upper == 1.0 else "a finite number >= 0"
             raise ParameterError(f"train: {what} option {name} = {value!r}: must be {wanted}")
+    if "clip_seconds" in options:  # the range ``dataset synth`` enforces
+        try:
+            check_clip_seconds(options["clip_seconds"])
+        except DatasetError as exc:
+            raise ParameterError(f"train: {what} option clip_seconds: {exc}") from None
     options = {name: tuple(float(v) for v in value) if name in ranges else value
                for name, value in options.items()}
     return replace(SynthConfig(), **options)

@@ -49,6 +49,35 @@ def apply_reduction(values: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"unknown reduction {reduction!r}")
 
 
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: Any) -> str:
+    """``reduction`` if known: options come from ``--loss-options``, and an unknown one
+    would otherwise fail only at the first training step."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
+    return reduction
+
+
+def check_samples(name: str, value: Any) -> int:
+    """``value`` if it is a whole number of samples >= 1 (a frame, hop or FFT size): a
+    fraction fails in ``unfold``, and 0 gives empty frames whose loss is NaN."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number of samples >= 1, not {value!r}")
+    return value
+
+
+def check_fft_sizes(fft_sizes: Any) -> tuple[int, ...]:
+    """At least one FFT size, each >= 4 samples (its hop is a quarter of it)."""
+    if not isinstance(fft_sizes, (list, tuple)) or not fft_sizes:
+        raise ValueError(f"fft_sizes must be a non-empty list of sizes, not {fft_sizes!r}")
+    for size in fft_sizes:
+        if check_samples("fft_sizes", size) < 4:
+            raise ValueError(f"fft_sizes must be at least 4 samples, not {size}")
+    return tuple(fft_sizes)
+
+
 def frame_energy(wave: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
     """Mean square of each ``frame``-sample frame, ``hop`` apart: ``(..., T) -> (..., frames)``."""
     return wave.unfold(-1, frame, hop).square().mean(-1)
@@ -59,7 +88,7 @@ class MSELoss(nn.Module):
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        self.reduction = reduction
+        self.reduction = check_reduction(reduction)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return apply_reduction((estimate - target).square().mean(dim=-1), self.reduction)
@@ -70,7 +99,7 @@ class SISDRLoss(nn.Module):
 
     def __init__(self, reduction: str = "mean", eps: float = EPS):
         super().__init__()
-        self.reduction, self.eps = reduction, eps
+        self.reduction, self.eps = check_reduction(reduction), eps
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         estimate = estimate - estimate.mean(dim=-1, keepdim=True)
@@ -91,7 +120,7 @@ class SNRLoss(nn.Module):
 
     def __init__(self, reduction: str = "mean", floor_db: float = -60.0):
         super().__init__()
-        self.reduction, self.floor = reduction, 10 ** (floor_db / 10)
+        self.reduction, self.floor = check_reduction(reduction), 10 ** (floor_db / 10)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         floor = self.floor * target.shape[-1]
@@ -109,6 +138,7 @@ class STFTLoss(nn.Module):
 
     def __init__(self, n_fft: int, hop: int, reduction: str = "mean", floor_db: float = -100.0):
         super().__init__()
+        check_samples("n_fft", n_fft), check_samples("hop", hop), check_reduction(reduction)
         self.n_fft, self.hop, self.reduction = n_fft, hop, reduction
         self.floor = 10 ** (floor_db / 20) * n_fft / 4
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
@@ -135,6 +165,7 @@ class MultiResolutionSTFTLoss(nn.Module):
     def __init__(self, fft_sizes: tuple[int, ...] = (256, 512, 1024, 2048), reduction: str = "mean",
                  floor_db: float = -100.0):
         super().__init__()
+        fft_sizes = check_fft_sizes(fft_sizes)
         self.losses = nn.ModuleList(STFTLoss(n, n // 4, reduction, floor_db) for n in fft_sizes)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -152,6 +183,7 @@ class EnvelopeLoss(nn.Module):
     def __init__(self, frame: int = 480, hop: int = 240, reduction: str = "mean",
                  floor_db: float = -80.0):
         super().__init__()
+        check_samples("frame", frame), check_samples("hop", hop), check_reduction(reduction)
         self.frame, self.hop, self.reduction = frame, hop, reduction
         self.floor = 10 ** (floor_db / 10)
 
@@ -191,6 +223,7 @@ class SegmentalSNRLoss(nn.Module):
     def __init__(self, frame: int = 960, hop: int = 480, reduction: str = "mean",
                  range_db: float = 40.0, floor_db: float = -80.0, ceiling_db: float = 40.0):
         super().__init__()
+        check_samples("frame", frame), check_samples("hop", hop), check_reduction(reduction)
         self.frame, self.hop, self.reduction = frame, hop, reduction
         self.range = 10 ** (-range_db / 10)
         self.floor = 10 ** (floor_db / 10)
@@ -270,6 +303,7 @@ class ComplexSpectralLoss(nn.Module):
     def __init__(self, fft_sizes: tuple[int, ...] = (512, 1024, 2048), reduction: str = "mean",
                  power: float = 0.3, magnitude_share: float = 0.3, floor_db: float = -80.0):
         super().__init__()
+        fft_sizes, reduction = check_fft_sizes(fft_sizes), check_reduction(reduction)
         self.fft_sizes, self.reduction = fft_sizes, reduction
         self.power, self.magnitude_share = power, magnitude_share
         self.bin_floor = 1e-10  # on |X|^2, -100 dB: gradient bound only
@@ -346,9 +380,36 @@ class CombinedLoss(nn.Module):
                 raise ValueError(f"loss {name}: options must be finite, not {given}")
             try:
                 parts[name] = LOSSES[name](**given)
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:  # ValueError: values it refuses
                 raise ValueError(f"loss {name}: bad options {given} ({exc})") from None
         self.parts = nn.ModuleDict(parts)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(w * self.parts[name](estimate, target) for name, w in self.weights.items())
+
+
+def check_on_segment(loss: CombinedLoss, samples: int) -> None:
+    """Score one small batch of ``samples``-sample segments (CPU, no gradient) and raise
+    ``ValueError`` naming the loss part that cannot: an option the constructor takes but
+    the segment cannot (an FFT longer than it, a reduction that leaves no scalar to train
+    on) would otherwise fail, or train on NaN, only after the run has started."""
+    generator = torch.Generator().manual_seed(0)
+    target = 0.1 * torch.randn(2, samples, generator=generator)
+    estimate = torch.zeros(2, samples)
+    for name, part in loss.parts.items():
+        sizes = [getattr(part, "n_fft", 0), getattr(part, "frame", 0),
+                 *getattr(part, "fft_sizes", ()), *(s.n_fft for s in getattr(part, "losses", ()))]
+        if max(sizes, default=0) > samples:
+            raise ValueError(f"loss {name}: a window of {max(sizes)} samples is longer than "
+                             f"the {samples}-sample training segment")
+        try:
+            with torch.no_grad():
+                value = part(estimate, target)
+        except Exception as exc:  # noqa: BLE001 - any failure here is the options'
+            raise ValueError(f"loss {name}: its options cannot score a {samples}-sample "
+                             f"segment ({type(exc).__name__}: {exc})") from None
+        if value.dim() != 0:
+            raise ValueError(f"loss {name}: gives one value per item, not the single number "
+                             "training needs (reduction 'none')")
+        if not torch.isfinite(value):
+            raise ValueError(f"loss {name}: its options give {float(value)} on a test segment")

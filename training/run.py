@@ -7,6 +7,7 @@ validates and writes."""
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Iterable, Sequence
@@ -33,7 +34,7 @@ from .guard import TeacherGuard
 from .losses import CombinedLoss
 from .model_card import write_model_card
 from .synth import SynthConfig, render_clip
-from .trainer import StepReport, Trainer, ValidClip, seed_everything, write_history
+from .trainer import DATA_RATE, StepReport, Trainer, ValidClip, seed_everything, write_history
 
 VALID_SEED_OFFSET = 1_000_003
 GUARD_SEED_OFFSET = 2_000_029  # the guard's clips are never the training stream's
@@ -87,6 +88,9 @@ class PassBatches(Sampler[list[int]]):
 
 def folder_data(root: Path, config: TrainConfig, world: World):
     train = ClipFolder(root, "train", config.segment_seconds, random_segments=True)
+    if train.sample_rate != DATA_RATE:  # the trainer reads every clip as 48 kHz
+        raise ParameterError(f"{root}: clips at {train.sample_rate} Hz; training datasets are "
+                             f"{DATA_RATE} Hz (make one with debleed dataset synth/session)")
     if len(train) // world.size < config.batch_size:
         raise ParameterError(f"{root}: {len(train)} training clips, fewer than one batch of "
                              f"{config.batch_size} per process")
@@ -147,10 +151,51 @@ def initial_model(config: TrainConfig):
     """A fresh model from the preset, or a checkpoint's (fine-tuning, e.g. on session data);
     with ``init``, ``model_kwargs`` grow the checkpoint's model (new parts start fresh)."""
     if not config.init:
-        return build_model(config.model, **config.model_kwargs)
-    path = default_model_path() if config.init == "default" else Path(config.init)
-    model, _ = load_checkpoint(path, overrides=config.model_kwargs or None)
+        model = build_model(config.model, **config.model_kwargs)
+    else:
+        model = init_model(config)
+    check_model_runs(model, config)
     return model
+
+
+def init_model(config: TrainConfig):
+    """The ``--init`` checkpoint's model, its errors naming the file (as ``check_package``
+    does): the model's own messages do not say which checkpoint they are about."""
+    path = default_model_path() if config.init == "default" else Path(config.init)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder, not a checkpoint")
+    try:
+        model, _ = load_checkpoint(path, overrides=config.model_kwargs or None)
+    except ModelError as exc:
+        message = str(exc)
+        raise ModelError(message if message.startswith(str(path)) else f"{path}: {message}"
+                         ) from None
+    return model
+
+
+def check_model_runs(model, config: TrainConfig) -> None:
+    """One training-mode forward pass of a copy of ``model`` on a zero segment (CPU, no
+    gradient, the global RNG untouched): ``--model-kwargs`` that build a network which
+    cannot run (a dilation of 0, a NaN dropout, an FFT longer than the segment) would
+    otherwise fail, with a traceback, only once the data is loaded and training starts."""
+    samples = int(round(config.segment_seconds * model.sample_rate))
+    probe = copy.deepcopy(model).cpu().train()  # BatchNorm statistics of the real one kept
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            output = probe(torch.zeros(2, samples))
+    except Exception as exc:  # noqa: BLE001 - any failure here is the settings'
+        raise ParameterError(f"train: {model_name(config)} cannot run on a {samples}-sample "
+                             f"training segment ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if output.shape != (2, samples) or not torch.isfinite(output).all():
+        raise ParameterError(f"train: {model_name(config)} gives no finite waveform of the "
+                             f"segment's shape for a silent {samples}-sample segment")
+
+
+def model_name(config: TrainConfig) -> str:
+    """The model as the user named it, for messages."""
+    kwargs = f" with --model-kwargs '{json.dumps(config.model_kwargs)}'" if config.model_kwargs else ""
+    return f"model {config.init or config.model!r}{kwargs}"
 
 
 def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | None = None,

@@ -18,12 +18,18 @@ def json_object(option: str, text: str | None) -> dict | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParameterError(f"{option}: not JSON ({exc.msg})") from None
+        value = json.loads(text, parse_constant=refuse_constant)
+    except ValueError as exc:  # JSONDecodeError, or NaN/Infinity from refuse_constant
+        raise ParameterError(f"{option}: not JSON ({getattr(exc, 'msg', exc)})") from None
     if not isinstance(value, dict):
         raise ParameterError(f"{option}: expected a JSON object, got {text!r}")
     return value
+
+
+def refuse_constant(name: str) -> float:
+    """``json.loads`` takes NaN and Infinity, which standard JSON has not; as options they
+    slip past range checks (NaN compares false with everything) and fail deep in training."""
+    raise ValueError(f"{name} is not a number JSON allows; give a finite number")
 
 
 @click.command()

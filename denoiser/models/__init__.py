@@ -51,7 +51,7 @@ def construct(cls: type[DenoiserModel], kwargs: dict[str, Any], name: str) -> De
     resampling or resamples every track to nonsense."""
     try:  # torch's RuntimeError: sizes it cannot build (a negative --model-kwargs channels)
         model = cls(**kwargs)
-    except (TypeError, ValueError, RuntimeError) as exc:
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:  # Overflow: inf sizes
         raise ModelError(f"model {name!r}: {exc}") from None
     try:
         validate_rate(model.sample_rate, f"model {name!r}")

@@ -312,3 +312,19 @@ def test_ducking_counts_lost_level_only():
     assert EnvelopeLoss()(2.0 * target, target).item() == pytest.approx(math.log10(4), rel=1e-3)
     silence = torch.zeros(1, SR // 4)
     assert DuckingLoss()(0.1 * torch.ones(1, SR // 4), silence).item() == 0.0
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mrstft": {"reduction": "bogus"}}, "reduction"),
+    ({"mrstft": {"fft_sizes": []}}, "fft_sizes"),
+    ({"mrstft": {"fft_sizes": [65536]}}, "longer than"),
+    ({"envelope": {"frame": 480.5}}, "frame"),
+    ({"envelope": {"frame": 0}}, "frame"),
+    ({"mrstft": {"reduction": "none"}}, "one value per item")])
+def test_loss_options_that_cannot_train_are_refused_by_the_config(options, message):
+    """They used to pass validation and fail (or train on NaN) once training had started."""
+    from denoiser.errors import ParameterError
+    from training.config import TrainConfig
+
+    with pytest.raises(ParameterError, match=message):
+        TrainConfig(loss_options=options, segment_seconds=0.5).validate()

@@ -853,3 +853,65 @@ def test_the_throughput_counts_every_ranks_audio():
     config = replace(TINY, batch_size=3, segment_seconds=0.5)
     assert audio_rate(4, config, World(), 2.0) == pytest.approx(3.0)
     assert audio_rate(4, config, World(rank=0, size=2), 2.0) == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("seconds", [0.1, 1e9])
+def test_synth_clip_seconds_out_of_range_is_refused(seconds: float):
+    """``dataset synth`` refused these; ``train --synth`` rendered them."""
+    with pytest.raises(ParameterError, match="clip_seconds"):
+        TrainConfig(synth={"clip_seconds": seconds}).validate()
+
+
+@pytest.mark.parametrize("kwargs", [{"dilations": [0]}, {"dropout": math.nan}])
+def test_model_kwargs_that_build_but_cannot_run_are_refused(kwargs: dict):
+    from training.run import initial_model
+
+    with pytest.raises(ParameterError, match="cannot run"):
+        initial_model(TrainConfig(model="bandmask-tiny", model_kwargs=kwargs))
+
+
+def test_an_infinite_model_sample_rate_is_a_model_error():
+    from denoiser.errors import ModelError
+
+    with pytest.raises(ModelError, match="infinity"):
+        build_model("bandmask-tiny", sample_rate=math.inf)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_json_options_refuse_nan_and_infinity(constant: str):
+    from debleed.cli.train import json_object
+
+    with pytest.raises(ParameterError, match=constant):
+        json_object("--synth", f'{{"gain_jitter_db": {constant}}}')
+
+
+def test_a_dataset_not_at_48_khz_is_refused(dataset: Path, tmp_path: Path):
+    """Its clips were read as 48 kHz audio without a word."""
+    import soundfile as sf
+
+    data, _ = _copy_dataset(dataset, tmp_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["sample_rate"] = 44100
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    for wav in data.rglob("*.wav"):
+        audio, _ = sf.read(wav)
+        sf.write(wav, audio, 44100)
+    config = TrainConfig(model="bandmask-tiny", batch_size=2, segment_seconds=0.5,
+                         steps_per_epoch=1, epochs=1, valid_clips=1)
+    with pytest.raises(ParameterError, match="44100 Hz.*48000 Hz"):
+        run_training(config, tmp_path / "run", data=data)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "junk"])
+def test_init_errors_name_the_file(tmp_path: Path, kind: str):
+    from denoiser.errors import ModelError
+    from training.run import initial_model
+
+    path = tmp_path / "init.pt"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        torch.save({"x": 1}, path)
+    with pytest.raises(ModelError, match=f"{path}.*{'is a folder' if kind == 'folder' else ''}"):
+        initial_model(TrainConfig(init=str(path)))
