@@ -16,3 +16,15 @@ class ModelError(DebleedError):
 
 class ParameterError(DebleedError):
     """A setting outside its meaningful range (negative times, absurd thresholds...)."""
+
+
+def error_text(exc: BaseException) -> str:
+    """What went wrong, for a person: the message, or for the file system's refusals (a
+    folder that is a file, a full or read-only disk) the file and the reason. Shared by
+    the CLI (its first line) and the REAPER bridge's message boxes (whole), so both name
+    the file the same way; standard library only, as REAPER's Python needs."""
+    if isinstance(exc, FileExistsError) and exc.filename:
+        return f"{exc.filename}: is a file, not a folder"  # mkdir(exist_ok=True) met a file
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__

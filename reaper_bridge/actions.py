@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from denoiser.errors import DebleedError
+from denoiser.errors import DebleedError, error_text
 
 from . import bridge, export
 from .items import compare_next, project_media_dir
@@ -199,16 +199,6 @@ def tick(job_id: int) -> None:
         job.tick()
 
 
-def _one_line(exc: Exception) -> str:
-    """The error's text; for the file system's refusals (a folder that is a file, a full or
-    read-only disk) one line naming the file, as the CLI's ``one_line`` (which needs click)."""
-    if isinstance(exc, FileExistsError) and exc.filename:
-        return f"{exc.filename}: is a file, not a folder"  # makedirs(exist_ok=True) met a file
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    return str(exc) or type(exc).__name__
-
-
 def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
            on_success: Callable[[], str], on_failure: Callable[[], None],
            threads: int) -> WorkerJob | None:
@@ -220,7 +210,7 @@ def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
         return WorkerJob(api, settings, tasks, on_success, on_failure, threads)
     except (WorkerStartError, OSError) as exc:  # on_failure also releases an export's lock
         on_failure()
-        api.ShowMessageBox(_one_line(exc), TITLE, 0)
+        api.ShowMessageBox(error_text(exc), TITLE, 0)
         return None
 
 
@@ -238,7 +228,7 @@ def _show_outcome(api: Any, success: Callable[[], str]) -> None:
     try:
         api.ShowConsoleMsg(success() + "\n")
     except (DebleedError, OSError) as exc:
-        api.ShowMessageBox(f"debleed: {_one_line(exc)}", TITLE, 0)
+        api.ShowMessageBox(f"debleed: {error_text(exc)}", TITLE, 0)
 
 
 def _busy(api: Any) -> bool:
@@ -299,7 +289,7 @@ def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
             export.abandon(plan)
         if not isinstance(exc, (DebleedError, OSError)):
             raise
-        api.ShowMessageBox(_one_line(exc), TITLE, 0)
+        api.ShowMessageBox(error_text(exc), TITLE, 0)
         return None
 
     def success() -> str:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from denoiser.errors import DebleedError
+from denoiser.errors import DebleedError, error_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,11 +34,7 @@ class FiniteRange(click.FloatRange):
 
 def one_line(exc: Exception) -> str:
     """The first line of what went wrong, naming the file when the file system refused."""
-    if isinstance(exc, FileExistsError) and exc.filename:
-        return f"{exc.filename}: is a file, not a folder"  # mkdir(exist_ok=True) met a file
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    return (str(exc) or type(exc).__name__).splitlines()[0]
+    return error_text(exc).splitlines()[0]
 
 
 def user_errors(func: F) -> F:
