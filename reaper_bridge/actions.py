@@ -46,6 +46,9 @@ JOBS: dict[int, "WorkerJob"] = {}
 _NEXT_ID = [0]
 POLL_SECONDS = 0.2
 CANCEL_GRACE_SECONDS = 10.0
+#: After ``terminate``, how long a worker may take to exit before it is killed: one stuck
+#: in native code may ignore SIGTERM, and the UI thread must never wait on it.
+KILL_GRACE_SECONDS = 2.0
 #: The deferred code that only keeps REAPER from adding its automatic undo point.
 NO_OP = "pass"
 Result = TypeVar("Result")
@@ -86,6 +89,7 @@ class WorkerJob:
         self.log = os.path.join(self.folder, "worker.log")
         self.cancel_file = os.path.join(self.folder, "cancel")
         self.cancel_deadline: float | None = None
+        self.kill_deadline: float | None = None
         job = {"tasks": tasks, "status": self.status, "result": self.result,
                "cancel": self.cancel_file,
                "model": settings.model, "device": settings.device,
@@ -146,12 +150,11 @@ class WorkerJob:
                 pass
             self.cancel_deadline = now + CANCEL_GRACE_SECONDS
         if self.cancel_deadline is not None:
-            if self.process.poll() is None and now < self.cancel_deadline:
+            if self.process.poll() is None:
+                if now >= self.cancel_deadline:
+                    self._stop(now)
                 self.defer()
                 return
-            if self.process.poll() is None:
-                self.process.terminate()
-                self.process.wait()
             self.end(None, "debleed: cancelled; nothing was changed.")
             return
         if self.process.poll() is None:
@@ -161,8 +164,27 @@ class WorkerJob:
         if self.process.returncode == 0 and result.get("ok"):
             self._succeed()
         else:
-            error = result.get("error") or f"the worker stopped (exit {self.process.returncode}); log: {self.log}"
-            self.end(None, f"debleed failed: {error}")
+            self.end(None, f"debleed failed: {self._failure(result)}")
+
+    def _stop(self, now: float) -> None:
+        """Stop a worker past its cancel grace without ever waiting on it (the UI thread
+        runs this): terminate first, kill once ``KILL_GRACE_SECONDS`` have passed; a later
+        tick ends the job when the process has exited."""
+        if self.kill_deadline is None:
+            self.process.terminate()
+            self.kill_deadline = now + KILL_GRACE_SECONDS
+        elif now >= self.kill_deadline:
+            self.process.kill()
+
+    def _failure(self, result: dict[str, Any]) -> str:
+        """The worker's error, naming its log (which ``end`` then keeps) whenever the log
+        holds something: a traceback there is the only trace of a bug."""
+        error = result.get("error")
+        if not error:
+            return f"the worker stopped (exit {self.process.returncode}); log: {self.log}"
+        if self.process.returncode != 0 and _has_content(self.log):
+            return f"{error}; log: {self.log}"
+        return str(error)
 
     def _succeed(self) -> None:
         """Run ``on_success``; whatever it raises ends the job (a job left registered
@@ -190,6 +212,13 @@ class WorkerJob:
         keep_log = error is not None and "log:" in error
         if not keep_log:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _has_content(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 def tick(job_id: int) -> None:
@@ -247,16 +276,18 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
     variants = settings.variants(with_gate)
     work_dir = tempfile.mkdtemp(prefix="debleed-render-")
     try:
+        project = bridge.current_project(api)
         plan, cache = bridge.prepare(api, variants, settings.cache_key(), work_dir,
                                      sidechain_track=settings.sidechain_track)
-    except DebleedError as exc:
+    except (DebleedError, OSError) as exc:  # OSError: a media folder that is a file...
         shutil.rmtree(work_dir, ignore_errors=True)
-        api.ShowMessageBox(str(exc), TITLE, 0)
+        api.ShowMessageBox(error_text(exc), TITLE, 0)
         return None
     label = f"debleed: {'+'.join(variants)} on {len(plan.selection.takes)} item(s)"
 
     def success() -> str:
         try:
+            bridge.require_project(api, project)
             return bridge.apply(api, plan, cache, label).message()
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)

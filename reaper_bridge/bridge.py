@@ -115,6 +115,24 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
     return plan, cache
 
 
+PROJECT_SWITCHED = ("the project was switched or closed while processing; run the action "
+                    "again")
+
+
+def current_project(api: Any) -> Any:
+    """The ReaProject* of the current project tab (``EnumProjects(-1, ...)`` returns
+    ``(project, idx, projfn, projfn_sz)``): recorded at prepare, compared at apply."""
+    return api.EnumProjects(-1, "", 0)[0]
+
+
+def require_project(api: Any, project: Any) -> None:
+    """Refuse to apply when the current project is no longer ``project``: ``apply``
+    works on the current project, so in another tab it would report every item deleted
+    and record an empty undo point there. The caller then discards the run's files."""
+    if current_project(api) != project:
+        raise BridgeError(PROJECT_SWITCHED)
+
+
 def discard(tasks: list[Task]) -> None:
     """Remove the tasks' outputs (finished, or still the empty placeholders that claimed
     their names when planned) after a failure or cancel, and the temporary files of a

@@ -1,0 +1,132 @@
+"""The worker job's lifecycle inside a (fake) REAPER, with a stub worker: a worker that
+ignores SIGTERM, one that fails with a traceback, a media folder that is a file, a
+project switched while processing."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fake_reaper import FakeReaper
+from reaper_helpers import make_wav
+
+from reaper_bridge import actions
+from reaper_bridge.install import install
+from reaper_bridge.rpr import RawRPR
+from reaper_bridge.settings import load_settings, save_settings, settings_path
+
+#: Stands in for ``python -m reaper_bridge.worker JOB``: its job file is argv[3].
+STUB = '''
+import json, os, shutil, signal, sys, time, traceback
+job = json.load(open(sys.argv[3]))
+mode = os.environ["STUB_MODE"]
+if mode == "hang":  # stuck in native code: SIGTERM does nothing
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        time.sleep(1)
+if mode == "bug":
+    try:
+        raise TypeError("boom")
+    except Exception:
+        traceback.print_exc()
+    open(job["result"], "w").write(json.dumps({"error": "TypeError: boom"}))
+    sys.exit(1)
+for task in job["tasks"]:
+    shutil.copyfile(task["src"], task["dst"])
+open(job["result"], "w").write(json.dumps({"ok": True}))
+'''
+
+
+@pytest.fixture
+def stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fake REAPER with one item, its settings pointing at the stub worker."""
+    script = tmp_path / "stub_worker.py"
+    script.write_text(f"#!{sys.executable}\n{STUB}")
+    script.chmod(0o755)
+    resource, media = tmp_path / "res", tmp_path / "media"
+    resource.mkdir()
+    install(str(resource))
+    path = settings_path(str(resource))
+    settings = load_settings(path)
+    settings.python, settings.device = str(script), "cpu"
+    save_settings(path, settings)
+    fake = FakeReaper(str(resource), str(media))
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.3)
+    fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "snare.wav", 0.5))), "Snare")
+    monkeypatch.setattr(actions, "JOBS", {})
+    return fake, RawRPR(fake.module()), item, monkeypatch
+
+
+def test_a_worker_ignoring_sigterm_is_killed_without_blocking(stub) -> None:
+    fake, api, item, monkeypatch = stub
+    monkeypatch.setenv("STUB_MODE", "hang")
+    monkeypatch.setattr(actions, "CANCEL_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(actions, "KILL_GRACE_SECONDS", 0.3, raising=False)
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False))
+    fake.run_script(lambda: actions.cancel(api))
+    slowest = [0.0]
+
+    def ticks() -> None:  # REAPER's defer loop; each tick must return at once (UI thread)
+        with fake._script_host():
+            while fake.deferred:
+                start = time.monotonic()
+                exec(fake.deferred.pop(0), {})
+                slowest[0] = max(slowest[0], time.monotonic() - start)
+                time.sleep(0.02)
+
+    loop = threading.Thread(target=ticks, daemon=True)
+    loop.start()
+    loop.join(10)
+    if job.process.poll() is None:  # the old code: blocked in wait(); do not leak the stub
+        job.process.kill()
+        loop.join(5)
+    assert slowest[0] < 1.0, f"a tick blocked the UI thread for {slowest[0]:.1f} s"
+    assert not fake.deferred and not actions.JOBS
+    assert job.process.returncode is not None
+    assert fake.messages == ["debleed: cancelled; nothing was changed."]
+    assert [len(i.takes) for i in fake.tracks[0].items] == [1]
+
+
+def test_a_failing_worker_keeps_its_log(stub) -> None:
+    fake, api, item, monkeypatch = stub
+    monkeypatch.setenv("STUB_MODE", "bug")
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False))
+    fake.run_deferred()
+    assert fake.messages == [f"debleed failed: TypeError: boom; log: {job.log}"]
+    assert "Traceback" in Path(job.log).read_text()
+    assert not any(Path(fake.media_dir).glob("*.wav"))
+    shutil.rmtree(job.folder)
+
+
+def test_a_media_folder_that_is_a_file_is_one_message(stub) -> None:
+    fake, api, item, monkeypatch = stub
+    Path(fake.media_dir).write_text("a file")
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "debleed-render-*")))
+    assert fake.run_script(lambda: actions.denoise_selected(api, with_gate=False)) is None
+    assert fake.messages == [f"{fake.media_dir}: is a file, not a folder"]
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "debleed-render-*"))) == before
+    assert fake.undo == [] and not actions.JOBS
+
+
+def test_a_project_switched_while_processing_is_left_alone(stub) -> None:
+    fake, api, item, monkeypatch = stub
+    monkeypatch.setenv("STUB_MODE", "ok")
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False))
+    project_a, tracks_a = fake.project, fake.tracks
+    fake.project, fake.tracks = fake._ptr("ReaProject*", None), []  # another tab now
+    other = fake.add_item(fake.add_track("Other"), 0.0, 1.0)
+    fake.add_take(other, fake.file_source(str(make_wav(Path(fake.media_dir).parent / "o.wav", 1.0))), "O")
+    fake.run_deferred()
+    assert fake.messages == ["debleed: the project was switched or closed while processing; "
+                             "run the action again"]
+    assert fake.undo == [] and fake.undo_points == [] and not actions.JOBS
+    assert [t.name for t in item.takes] == ["Snare"] and [t.name for t in other.takes] == ["O"]
+    assert not any(Path(fake.media_dir).glob("*.wav")) and not os.path.exists(job.folder)
+    fake.project, fake.tracks = project_a, tracks_a
