@@ -98,16 +98,13 @@ class WorkerJob:
         self.job_file = os.path.join(self.folder, "job.json")
         with open(self.job_file, "w", encoding="utf-8") as handle:
             json.dump(job, handle)
-        env = dict(os.environ)
-        env.pop("PYTHONHOME", None)  # REAPER's embedded Python may set it; the worker has its own
-        if settings.package_root:
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (settings.package_root, env.get("PYTHONPATH")) if p)
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         try:
             with open(self.log, "wb") as log:
                 self.process = subprocess.Popen(
                     [settings.python, "-m", "reaper_bridge.worker", self.job_file],
-                    stdout=log, stderr=subprocess.STDOUT, env=env, creationflags=flags)
+                    stdout=log, stderr=subprocess.STDOUT, env=settings.worker_env(),
+                    creationflags=flags)
         except OSError as exc:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise WorkerStartError(f"cannot start the debleed worker with python = "

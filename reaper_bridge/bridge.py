@@ -9,7 +9,6 @@ worker subprocess polled with ``defer`` (inside REAPER, ``actions``) or in this 
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import sys
 import tempfile
@@ -17,11 +16,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from denoiser.outfiles import AUDIO_SUFFIX, hidden_prefix
-
-from .items import (EPSILON, BridgeError, Selection, Skipped, TakeSource, UndoBlock,
+from .items import (EPSILON, TAKE_VALUES, BridgeError, Selection, Skipped, TakeSource, UndoBlock,
                     add_variant_take, collect, describe_take, project_items, project_media_dir)
-from .jobs import GATED, MediaCache, Plan, Task, plan_denoise, render_path
+from .jobs import GATED, MediaCache, Plan, Task, discard, plan_denoise, render_path
 from .sidechain import find_track, keyable, origin, render_keys
 from .wavio import Rendered, render_take
 
@@ -32,7 +29,7 @@ Executor = Callable[[Task, Callable[[float], None]], object]
 #: ``progress(fraction_of_all_tasks, message)``.
 Progress = Callable[[float, str], None]
 #: The take values an accessor render bakes in (the new take applies volume and pan itself).
-RENDERED_VALUES = ("D_STARTOFFS", "D_PLAYRATE", "B_PPITCH", "D_PITCH", "I_PITCHMODE", "I_CHANMODE")
+RENDERED_VALUES = tuple(parm for parm in TAKE_VALUES if parm not in ("D_VOL", "D_PAN"))
 
 
 @dataclass
@@ -131,20 +128,6 @@ def require_project(api: Any, project: Any) -> None:
     and record an empty undo point there. The caller then discards the run's files."""
     if current_project(api) != project:
         raise BridgeError(PROJECT_SWITCHED)
-
-
-def discard(tasks: list[Task]) -> None:
-    """Remove the tasks' outputs (finished, or still the empty placeholders that claimed
-    their names when planned) after a failure or cancel, and the temporary files of a
-    worker killed while writing (Windows' terminate runs no clean-up): nothing half-done
-    remains."""
-    for task in tasks:  # cached results are not tasks: they stay
-        folder, name = os.path.split(task.dst)
-        pattern = os.path.join(glob.escape(folder), glob.escape(hidden_prefix(name)) + "*"
-                               + AUDIO_SUFFIX)
-        for path in [task.dst, *glob.glob(pattern)]:
-            with contextlib.suppress(OSError):
-                os.remove(path)
 
 
 def _rendered_from(take: TakeSource) -> tuple[object, ...]:

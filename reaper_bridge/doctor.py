@@ -117,12 +117,9 @@ def _python_check(settings: BridgeSettings) -> Check:
     python = settings.python
     if not python or not os.path.isfile(python):
         return Check("worker python", False, f"{python or 'not set'}: run 'debleed reaper install'")
-    env = dict(os.environ)
-    env.pop("PYTHONHOME", None)  # as the actions start the worker
-    if settings.package_root:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (settings.package_root, env.get("PYTHONPATH")) if p)
-    try:
-        done = subprocess.run([python, "-c", "import reaper_bridge.processing"], env=env,
+    try:  # in the environment the actions start the worker in
+        done = subprocess.run([python, "-c", "import reaper_bridge.processing"],
+                              env=settings.worker_env(),
                               capture_output=True, text=True, timeout=IMPORT_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Check("worker python", False, f"{python}: {exc}")

@@ -15,6 +15,7 @@ and the cache index is merged under a lock file, never overwritten.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -22,6 +23,8 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from denoiser.outfiles import AUDIO_SUFFIX, hidden_prefix
 
 from .items import Selection, TakeSource
 from .wavio import Rendered
@@ -179,11 +182,18 @@ class MediaCache:
         self.index = index
 
 
-def release(tasks: list[Task]) -> None:
-    """Remove the outputs (claimed placeholders, or finished files) of ``tasks``."""
-    for task in tasks:
-        with contextlib.suppress(OSError):
-            os.remove(task.dst)
+def discard(tasks: list[Task]) -> None:
+    """Remove the tasks' outputs (finished, or still the empty placeholders that claimed
+    their names when planned) after a failure or cancel, and the temporary files of a
+    worker killed while writing (Windows' terminate runs no clean-up): nothing half-done
+    remains."""
+    for task in tasks:  # cached results are not tasks: they stay
+        folder, name = os.path.split(task.dst)
+        pattern = os.path.join(glob.escape(folder), glob.escape(hidden_prefix(name)) + "*"
+                               + AUDIO_SUFFIX)
+        for path in [task.dst, *glob.glob(pattern)]:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCache,
@@ -228,6 +238,6 @@ def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCa
                         by_source[src_key] = dst
                 plan.outputs[(index, variant)] = by_source[src_key]
     except BaseException:
-        release(plan.tasks)  # the names this plan claimed are freed: no run will write them
+        discard(plan.tasks)  # the names this plan claimed are freed: no run will write them
         raise
     return plan

@@ -56,6 +56,17 @@ class BridgeSettings:
             return (main,)
         return tuple(v for v in ("gate", "debleed", "debleed+gate") if v != main) + (main,)
 
+    def worker_env(self) -> dict[str, str]:
+        """The environment the worker's Python runs in: REAPER's embedded Python may set
+        ``PYTHONHOME``, which the worker's own Python must not inherit, and
+        ``package_root`` comes first on its path."""
+        env = dict(os.environ)
+        env.pop("PYTHONHOME", None)
+        if self.package_root:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (self.package_root, env.get("PYTHONPATH")) if p)
+        return env
+
     def cache_key(self) -> str:
         """Changes whenever the processed audio would change (model file, precision, gate
         settings). The sidechain track is not part of it: only gated variants hear the key,

@@ -28,9 +28,9 @@ from denoiser.audio import write_text_atomic
 from denoiser.errors import DebleedError
 from denoiser.outfiles import exit_cleanly_on_sigterm
 
-from .bridge import discard, run_tasks
+from .bridge import run_tasks
 from .items import BridgeError
-from .jobs import Task
+from .jobs import Task, discard
 
 ORPHANED = "cancelled: the process that started the worker ended"
 

@@ -52,12 +52,13 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
                                  "a folder for -o (without an extension)")
         targets = [output / (src.stem + suffix) for src in inputs]
     seen: dict[str, Path] = {}
+    input_keys = {_key(src) for src in inputs}
     for src, dst in zip(inputs, targets):
         key = _key(dst)
         if key in seen:
             raise ParameterError(f"{seen[key]} and {src} would both be written to {dst}")
         seen[key] = src
-        if any(key == _key(other) for other in inputs):
+        if key in input_keys:
             raise ParameterError(f"{dst}: the output for {src} is also one of the inputs (an "
                                  "earlier run's output, matched by a wildcard?); leave it out")
         ensure_not_input(dst, (*inputs, *protect))
