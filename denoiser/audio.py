@@ -185,12 +185,11 @@ def check_track(path: Path, need_sound: bool = True) -> int:
     return rate
 
 
-def require_sound(peak: float, path: str | os.PathLike) -> float:
-    """``peak``, or an error when it is silence: a silent track has nothing to denoise, and
+def require_sound(peak: float, path: str | os.PathLike) -> None:
+    """An error when ``peak`` is silence: a silent track has nothing to denoise, and
     levelling it would amplify nothing by infinity."""
     if peak <= SILENT_PEAK:
         raise AudioError(f"{path}: is silent: nothing to denoise")
-    return peak
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -30,7 +30,7 @@ import soxr
 from denoiser.audio import read_audio
 from denoiser.errors import AudioError
 
-from .errors import KitError
+from .errors import DatasetError, KitError
 from .snaremic import pitch_shift
 
 KIT_RATE = 48000
@@ -112,6 +112,14 @@ class Kit:
     def is_test_kit(self) -> bool:
         """The public test kit must never be trained or tuned on (SPEC 4)."""
         return self.name in TEST_KIT_NAMES or self.path.name in TEST_KIT_NAMES
+
+
+def refuse_test_kits(kits: Sequence[Kit], hint: str = "") -> None:
+    """Refuse the public test kit among ``kits`` (SPEC 4: never train or tune on it), for
+    every path that renders training clips from kits; ``hint`` ends the message."""
+    test_kits = [kit.name for kit in kits if kit.is_test_kit]
+    if test_kits:
+        raise DatasetError(f"kit {test_kits[0]!r} is the public test kit: never train on it{hint}")
 
 
 # --- classification -------------------------------------------------------------------

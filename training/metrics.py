@@ -233,7 +233,9 @@ def hit_level_errors_db(clean: np.ndarray, estimate: np.ndarray, sample_rate: in
     return errors, velocities[keep]
 
 
-def _nanmean(values: np.ndarray) -> float:
+def nanmean(values: np.ndarray | Sequence[float]) -> float:
+    """The mean, NaN for no values (without numpy's empty-slice warning)."""
+    values = np.asarray(values, dtype=np.float64)
     return float(np.mean(values)) if values.size else math.nan
 
 
@@ -254,11 +256,11 @@ def hit_level_error_db(clean: np.ndarray, estimate: np.ndarray, sample_rate: int
     errors, velocities = hit_level_errors_db(clean, estimate, sample_rate, onsets, config)
     ghosts = errors[velocities <= config.ghost_max_velocity]
     return {
-        "hit_level_error_db": _nanmean(np.abs(errors)),
-        "hit_level_bias_db": _nanmean(errors),
-        "ghost_level_error_db": _nanmean(np.abs(ghosts)),
-        "ghost_level_bias_db": _nanmean(ghosts),
-        "hits_lost_pct": 100.0 * _nanmean((errors < config.lost_hit_db).astype(np.float64)),
+        "hit_level_error_db": nanmean(np.abs(errors)),
+        "hit_level_bias_db": nanmean(errors),
+        "ghost_level_error_db": nanmean(np.abs(ghosts)),
+        "ghost_level_bias_db": nanmean(ghosts),
+        "hits_lost_pct": 100.0 * nanmean((errors < config.lost_hit_db).astype(np.float64)),
     }
 
 

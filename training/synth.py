@@ -25,7 +25,7 @@ from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio, write_
 
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
-from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit
+from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
 from .manifest import assign_splits, staged_output, write_manifest
 from .midi import midi_files, read_midi
 from .modaldrums import TOM_RANGES, modal_drum_instrument
@@ -340,7 +340,9 @@ def check_clip_seconds(seconds: float) -> None:
 
 
 def clip_count(hours: float, clip_seconds: float) -> int:
-    """How many clips ``hours`` of audio is (at least one)."""
+    """How many clips ``hours`` of audio is (at least one); the clip length is checked first,
+    since it divides."""
+    check_clip_seconds(clip_seconds)
     clips = hours * 3600 / clip_seconds
     if not math.isfinite(clips):  # 1e306 hours overflows the count; no disk holds it anyway
         raise DatasetError(f"--hours {hours:g} is more audio than any disk holds")
@@ -413,10 +415,8 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     kits = [load_kit(path) for path in kit_paths]
     if not kits:
         raise DatasetError("give at least one --kit")
-    test_kits = [kit.name for kit in kits if kit.is_test_kit]
-    if test_kits and split != "test":
-        raise DatasetError(f"kit {test_kits[0]!r} is the public test kit: never train on it "
-                           "(use --split test to render a test set)")
+    if split != "test":
+        refuse_test_kits(kits, " (use --split test to render a test set)")
     midi_paths = [str(path) for path in midi_files(list(midi))] if midi else []
     for path in midi_paths:  # a bad file fails here, before anything is written
         read_midi(path)

@@ -31,15 +31,15 @@ from denoiser.engine import Denoiser, mixed_precision, resample
 from denoiser.errors import ModelError, ParameterError
 from denoiser.models import DenoiserModel
 
-from .config import TrainConfig
+from .config import DATA_RATE, TrainConfig
 from .dataset import endless
 from .distributed import World, average, broadcast, broadcast_flag, gather
 from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import SISDRLoss, SNRLoss
+from .metrics import nanmean
 
 StepReport = Callable[[float, str], None]  # (fraction of this run done, note)
-DATA_RATE = 48000
 MAX_NONFINITE_IN_A_ROW = 20  # skipped steps before a run counts as diverged
 
 
@@ -208,7 +208,7 @@ class Trainer:
                     gains.append(sisdrs[-1] + float(sisdr(noisy, clean)))
         self.loss.to(self.device)
         return {"valid_loss": float(np.mean(losses)), "valid_snr": float(np.mean(snrs)),
-                "valid_sisdr": mean_or_nan(sisdrs), "valid_delta_sisdr": mean_or_nan(gains),
+                "valid_sisdr": nanmean(sisdrs), "valid_delta_sisdr": nanmean(gains),
                 "valid_silent_clips": len(self.valid) - len(sisdrs)}
 
     # -- state -----------------------------------------------------------------------
@@ -372,11 +372,6 @@ def plateau_options(config: TrainConfig) -> dict[str, Any]:
     so the schedule saw no plateau where early stopping did."""
     return {"factor": config.plateau_factor, "patience": config.plateau_patience,
             "threshold": 0.0, "threshold_mode": "abs"}
-
-
-def mean_or_nan(values: Sequence[float]) -> float:
-    """The mean of ``values``, NaN for none (without numpy's empty-slice warning)."""
-    return float(np.mean(values)) if values else math.nan
 
 
 def audio_rate(steps: int, config: TrainConfig, world: World, seconds: float) -> float:

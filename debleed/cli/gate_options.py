@@ -33,7 +33,9 @@ GATE_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--range-db", "range_db", "Gain while closed (dB, e.g. -80; -inf = silence)."),
     ("--wet", "wet", "Wet/dry mix (0 = dry, 1 = fully gated)."),
 )
-GATE_FIELDS = tuple(field for _, field, _ in GATE_OPTIONS) + ("auto",)
+#: The flag a user types for each GateConfig field the options set (for messages).
+GATE_FLAGS = {field: flag for flag, field, _ in GATE_OPTIONS} | {"auto": "--auto"}
+GATE_FIELDS = tuple(GATE_FLAGS)
 
 
 def gate_options(func: F) -> F:
@@ -56,8 +58,7 @@ def pop_gate_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def option_flags(given: dict[str, Any]) -> list[str]:
     """The flags the user typed for these GateConfig fields, for messages."""
-    flags = {field: flag for flag, field, _ in GATE_OPTIONS} | {"auto": "--auto"}
-    return [flags[field] for field in given]
+    return [GATE_FLAGS[field] for field in given]
 
 
 def gate_config(given: dict[str, Any]) -> GateConfig:
