@@ -165,9 +165,10 @@ def render_heldout_set(config: BenchConfig, kits: Sequence[Path]) -> Iterator[An
     return _render_set(kits, config.heldout_clips, config.heldout_seed, config)
 
 
-def shared_layers(kit_path: Path, others: Sequence[Path]) -> tuple[int, int]:
-    """``(layers of kit_path identical to a layer of some kit in others, its layer count)``:
-    a test kit that reuses training samples measures memory, not generalisation."""
+def shared_layers(kit_paths: Sequence[Path], others: Sequence[Path]) -> list[tuple[int, int]]:
+    """For each of ``kit_paths``, ``(its layers identical to a layer of some kit in others,
+    its layer count)``: a test kit that reuses training samples measures memory, not
+    generalisation. ``others`` are hashed once for all the kits."""
     from .kits import load_kit
 
     def digests(path: Path) -> list[str]:
@@ -178,8 +179,11 @@ def shared_layers(kit_path: Path, others: Sequence[Path]) -> tuple[int, int]:
                 for inst in kit.instruments for layer in inst.layers]
 
     known = {d for other in others if Path(other).is_dir() for d in digests(Path(other))}
-    own = digests(kit_path)
-    return sum(d in known for d in own), len(own)
+    counts = []
+    for kit_path in kit_paths:
+        own = digests(kit_path)
+        counts.append((sum(d in known for d in own), len(own)))
+    return counts
 
 
 class _Steps:
@@ -431,6 +435,8 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
         heldout.pop("noisy")
         heldout["targets"] = check_targets(heldout["rows"])
     speed = _speed(config, pieces, steps)
+    test_shared, *heldout_shared = shared_layers([Path(config.kit), *heldout_kits],
+                                                 config.training_kits)
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_description(),
@@ -439,14 +445,12 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
                      "clip_seconds": config.clip_seconds,
                      "seed": config.seed,
                      "clip_seeds": [c["seed"] for c in quality["per_clip"]],
-                     "shared_layers_with_training_kits": shared_layers(Path(config.kit),
-                                                                       config.training_kits)},
+                     "shared_layers_with_training_kits": test_shared},
         "quality": quality,
         "heldout": None if heldout is None else {
             "kits": [kit.name for kit in heldout_kits], "clips": config.heldout_clips,
             "seed": config.heldout_seed, "quality": heldout,
-            "shared_layers_with_training_kits": [shared_layers(kit, config.training_kits)
-                                                 for kit in heldout_kits]},
+            "shared_layers_with_training_kits": heldout_shared},
         "speed": speed,
         "models": [_model_facts("debleed", debleed_path, debleed),
                    _model_facts("thesis baseline", Path(config.baseline), thesis)],

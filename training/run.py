@@ -193,7 +193,8 @@ def check_model_runs(model, config: TrainConfig) -> None:
 
 def model_name(config: TrainConfig) -> str:
     """The model as the user named it, for messages."""
-    kwargs = f" with --model-kwargs '{json.dumps(config.model_kwargs)}'" if config.model_kwargs else ""
+    kwargs = (f" with --model-kwargs '{json.dumps(config.model_kwargs)}'"
+              if config.model_kwargs else "")
     return f"model {config.init or config.model!r}{kwargs}"
 
 
