@@ -15,8 +15,6 @@ import errno
 import numbers
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError
-from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, hidden_prefix
+from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output, hidden_prefix, plain_permissions
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -35,8 +33,6 @@ MAX_CHANNELS = 128  # a REAPER track's most; more is a (samples, channels) array
 SCAN_BLOCK = 1 << 20  # frames per block when a file is read through in pieces
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 SUBTYPE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
-_UMASK = os.umask(0o022)  # read once (the call sets it), then put back
-os.umask(_UMASK)
 
 
 @dataclass(frozen=True)
@@ -241,13 +237,6 @@ def check_output_folder(folder: str | os.PathLike) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
-def plain_permissions(path: Path) -> None:
-    """Give ``path`` the permissions ``open`` or ``mkdir`` would (the umask's), not the
-    owner-only ones of ``mkstemp``/``mkdtemp``: an output is renamed into place and must
-    be as readable as any file the user makes."""
-    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
-
-
 def staging_folder(out: Path) -> Path:
     """A new, empty hidden folder beside ``out``, with the permissions ``mkdir`` would give,
     to build ``out`` in before it is moved into place (a dataset, a report)."""
@@ -256,24 +245,6 @@ def staging_folder(out: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
     plain_permissions(staging)
     return staging
-
-
-@contextmanager
-def atomic_output(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """A temporary file beside ``path`` that becomes ``path`` when the block ends and is
-    removed if it fails, so nobody ever reads half a file. It gets the permissions a plain
-    ``open`` would give, not ``mkstemp``'s owner-only ones."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=hidden_prefix(path.name), suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        plain_permissions(tmp)
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_audio(

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from . import __version__
-from .audio import atomic_output
 from .errors import ModelError
 from .models import MODELS, DenoiserModel, construct
 from .models.base import constructor_kwargs
+from .outfiles import atomic_output
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_name", "model_kwargs", "state_dict")

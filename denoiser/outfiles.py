@@ -1,10 +1,16 @@
-"""Facts about the files debleed writes, in the standard library alone: the REAPER bridge,
-which must not import numpy, writes WAVs and cleans up after a killed worker by them."""
+"""Facts about the files debleed writes, and how it writes them, in the standard library
+alone: the REAPER bridge, which must not import numpy, writes WAVs, settings and indexes
+with them and cleans up after a killed worker by them."""
 
 from __future__ import annotations
 
+import os
 import signal
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 #: Suffix of a temporary audio output (``write_audio``, ``denoise_file``).
@@ -13,6 +19,8 @@ AUDIO_SUFFIX = ".tmp.wav"
 #: readers cut it short, so larger outputs are RF64 (EBU Tech 3306), the 64-bit WAV that
 #: REAPER reads. Less than 2**32 by room for the header's chunks.
 WAV_LIMIT_BYTES = 2**32 - 1 - 4096
+_UMASK = os.umask(0o022)  # read once (the call sets it), then put back
+os.umask(_UMASK)
 
 
 def hidden_prefix(name: str) -> str:
@@ -20,6 +28,32 @@ def hidden_prefix(name: str) -> str:
     characters, so the temporary name fits a file system's 255 bytes whenever ``name``
     itself does (a random part and a suffix are added)."""
     return f".{name[:40]}."
+
+
+def plain_permissions(path: Path) -> None:
+    """Give ``path`` the permissions ``open`` or ``mkdir`` would (the umask's), not the
+    owner-only ones of ``mkstemp``/``mkdtemp``: an output is renamed into place and must
+    be as readable as any file the user makes."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside ``path`` that becomes ``path`` when the block ends and is
+    removed if it fails, so nobody ever reads half a file. It gets the permissions a plain
+    ``open`` would give, not ``mkstemp``'s owner-only ones."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=hidden_prefix(path.name), suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        plain_permissions(tmp)
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def exit_cleanly_on_sigterm() -> Any:

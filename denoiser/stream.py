@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import atomic_output, ensure_not_input, open_track, open_wav_writer, require_sound, scan
+from .audio import ensure_not_input, open_track, open_wav_writer, require_sound, scan
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
-from .outfiles import AUDIO_SUFFIX
+from .outfiles import AUDIO_SUFFIX, atomic_output
 
 if TYPE_CHECKING:
     from .engine import Denoiser, Progress

@@ -20,7 +20,7 @@ from .items import (EPSILON, TAKE_VALUES, BridgeError, Selection, Skipped, TakeS
                     add_variant_take, collect, describe_take, project_items, project_media_dir)
 from .jobs import GATED, MediaCache, Plan, Task, discard, plan_denoise, render_path
 from .sidechain import find_track, keyable, origin, render_keys
-from .wavio import Rendered, render_take
+from .wavio import render_take
 
 #: ``process(src, dst)``: write the processed version of audio file ``src`` to ``dst``.
 Processor = Callable[[str, str], object]
@@ -105,7 +105,7 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
             track = find_track(api, sidechain_track, project)
             selection.takes = [keyable(take) for take in selection.takes]
             keys = render_keys(api, track, selection.takes, work_dir)
-        renders = {index: Rendered.of(render_take(api, take, render_path(work_dir, index, take)))
+        renders = {index: render_take(api, take, render_path(work_dir, index, take))
                    for index, take in enumerate(selection.takes) if take.file is None}
         cache = MediaCache(project_media_dir(api, project))
         plan = plan_denoise(selection, variants, cache, renders, settings_key, keys)

@@ -28,7 +28,7 @@ from typing import Any
 from .bridge import Executor, Progress, run_tasks
 from .items import (EPSILON, BridgeError, Skipped, TakeSource, describe_take, item_notes,
                     track_name)
-from .jobs import Task, safe_stem
+from .jobs import Task, safe_stem, try_claim
 from .wavio import render_take
 
 TAGS = ("clean", "bleed")
@@ -128,14 +128,8 @@ def _lock(out_dir: str) -> None:
     """Claim ``out_dir`` for this export: two exports into one folder would move, delete
     and list each other's files. A stale lock (a crash) is taken over."""
     path = os.path.join(out_dir, LOCK)
-    with contextlib.suppress(OSError):
-        if time.time() - os.path.getmtime(path) > STALE_LOCK_SECONDS:
-            os.remove(path)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        raise BridgeError(f"an export into {out_dir} is running "
-                          f"(if none is, delete {path})") from None
+    if not try_claim(path, STALE_LOCK_SECONDS):
+        raise BridgeError(f"an export into {out_dir} is running (if none is, delete {path})")
 
 
 def _unlock(out_dir: str) -> None:

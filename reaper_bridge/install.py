@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from denoiser.outfiles import atomic_output
+
 from .items import BridgeError
 from .settings import SCRIPTS_SUBDIR, load_settings, save_settings, settings_path
 
@@ -116,10 +118,9 @@ def register_in_kb(resource_path: str, entries: dict[str, str]) -> str:
     path = os.path.join(resource_path, KB_FILE)
     kept = [line for line in read_kb(resource_path) if scr_script(line, entries) is None]
     kept += [kb_line(rel, desc) for rel, desc in entries.items()]
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as handle:
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="surrogateescape",
+                                          newline="\n") as handle:
         handle.write("\n".join(kept) + "\n")
-    os.replace(tmp, path)
     return path
 
 

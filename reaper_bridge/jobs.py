@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from denoiser.outfiles import AUDIO_SUFFIX, hidden_prefix
+from denoiser.outfiles import AUDIO_SUFFIX, atomic_output, hidden_prefix
 
 from .items import Selection, TakeSource
 from .wavio import Rendered
@@ -80,6 +80,22 @@ def safe_stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "take"
 
 
+def try_claim(path: str, stale_after_s: float | None = None) -> bool:
+    """Create ``path`` empty, unless it exists: ``O_EXCL`` makes that one atomic step, so
+    of processes claiming one name (an output, a lock) exactly one gets it. A file older
+    than ``stale_after_s`` was left by a run that crashed while holding it, and is taken
+    over. Errors other than the name being taken propagate."""
+    if stale_after_s is not None:
+        with contextlib.suppress(OSError):
+            if time.time() - os.stat(path).st_mtime > stale_after_s:
+                os.remove(path)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        return False
+    return True
+
+
 def render_path(work_dir: str, index: int, take: TakeSource) -> str:
     """Where the ``index``-th selected take is rendered through the accessor."""
     return os.path.join(work_dir, f"{index:03d}_{safe_stem(take.take_name)}.wav")
@@ -127,12 +143,9 @@ class MediaCache:
             if name.casefold() in self.reserved:  # NTFS and APFS ignore case
                 continue
             path = os.path.join(self.media_dir, name)
-            try:
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            except FileExistsError:
-                continue
-            self.reserved.add(name.casefold())
-            return path
+            if try_claim(path):
+                self.reserved.add(name.casefold())
+                return path
         raise OSError(f"no free file name for {stem}.{slug}.wav in {self.media_dir}")
 
     @contextlib.contextmanager
@@ -140,18 +153,10 @@ class MediaCache:
         """Hold ``<index>.lock`` (created with ``O_EXCL``) for a read-modify-write."""
         lock = self.path + ".lock"
         deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-        while True:
-            try:
-                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-                break
-            except FileExistsError:
-                with contextlib.suppress(OSError):
-                    if time.time() - os.stat(lock).st_mtime > LOCK_STALE_SECONDS:
-                        os.remove(lock)  # left by a run that crashed while holding it
-                        continue
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{lock} is held by another run") from None
-                time.sleep(0.05)
+        while not try_claim(lock, LOCK_STALE_SECONDS):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{lock} is held by another run")
+            time.sleep(0.05)
         try:
             yield
         finally:
@@ -170,15 +175,8 @@ class MediaCache:
             index = {key: name for key, name in self._read().items()
                      if str(name).casefold() not in names}  # a reused name: its old entry is stale
             index.update(new)
-            tmp = f"{self.path}.{os.getpid()}.tmp"
-            try:
-                with open(tmp, "w", encoding="utf-8") as handle:
-                    json.dump(index, handle, indent=1, sort_keys=True)
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.remove(tmp)
-                raise
+            with atomic_output(self.path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(index, handle, indent=1, sort_keys=True)
         self.index = index
 
 

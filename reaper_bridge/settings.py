@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass, field
 
 from denoiser.errors import DebleedError
+from denoiser.outfiles import atomic_output
 
 SCRIPTS_SUBDIR = os.path.join("Scripts", "debleed")
 INI_NAME = "debleed.ini"
@@ -149,9 +150,6 @@ def save_settings(path: str, settings: BridgeSettings) -> str:
     parser["debleed"] = {key: _savable(path, key, value) for key, value in main.items()}
     parser["gate"] = {key: str(value).lower() if isinstance(value, bool) else repr(float(value))
                       for key, value in settings.gate.items()}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         parser.write(handle)
-    os.replace(tmp, path)
     return path

@@ -67,7 +67,6 @@ def render_keys(api: Any, track: str, takes: list[TakeSource],
         end = max(takes[i].position + takes[i].length for i in members)
         frames = max(1, int(round(end * rate)) - first)
         path = os.path.join(work_dir, f"key_{number:03d}.wav")
-        key = Rendered.of(render_track(api, track, first / rate, rate, KEY_CHANNELS, frames,
-                                       path))
+        key = render_track(api, track, first / rate, rate, KEY_CHANNELS, frames, path)
         keys.update((i, key) for i in members)
     return keys

@@ -9,14 +9,13 @@ and the WAV header is written with ``struct``.
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 import sys
 from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from denoiser.outfiles import WAV_LIMIT_BYTES
+from denoiser.outfiles import WAV_LIMIT_BYTES, atomic_output
 
 from .items import BridgeError, TakeSource
 
@@ -31,14 +30,6 @@ class Rendered:
 
     path: str
     digest: str
-
-    @classmethod
-    def of(cls, path: str) -> "Rendered":
-        sha = hashlib.sha1()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
-        return cls(path, sha.hexdigest()[:16])
 
 
 def _ctypes_reader(api: Any) -> Any:
@@ -91,15 +82,17 @@ def _header(channels: int, rate: int, frames: int) -> bytes:
 
 
 def _render(api: Any, accessor: str, start: float, rate: int, channels: int, total: int,
-            path: str, block: int, gain: float = 1.0) -> str:
+            path: str, block: int, gain: float = 1.0) -> Rendered:
     """Write ``total`` frames the accessor gives from ``start`` (its own time base), times
-    ``gain``, to ``path`` atomically, then destroy the accessor."""
+    ``gain``, to ``path`` atomically, then destroy the accessor. The file's bytes are
+    hashed as they are written, not read back."""
     read = _ctypes_reader(api) or _api_reader(api)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
+    sha = hashlib.sha1()
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(_header(channels, rate, total))
+        with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+            header = _header(channels, rate, total)
+            sha.update(header)
+            handle.write(header)
             for first in range(0, total, block):
                 frames = min(block, total - first)
                 samples = read(accessor, rate, channels, start + first / rate, frames)
@@ -107,17 +100,16 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
                     samples = array("f", (value * gain for value in samples))
                 if sys.byteorder == "big":
                     samples.byteswap()
-                handle.write(samples.tobytes())
-        os.replace(tmp, path)
+                data = samples.tobytes()
+                sha.update(data)
+                handle.write(data)
     finally:
         api.DestroyAudioAccessor(accessor)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Rendered(path, sha.hexdigest()[:16])
 
 
 def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES,
-                channels: int | None = None, gain: float = 1.0) -> str:
+                channels: int | None = None, gain: float = 1.0) -> Rendered:
     """Write the take's audio from the item start for the item length, at the source rate,
     in ``channels`` (default: the source's), times ``gain``.
 
@@ -131,7 +123,7 @@ def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES
 
 
 def render_track(api: Any, track: str, start: float, rate: int, channels: int, frames: int,
-                 path: str, block: int = BLOCK_FRAMES) -> str:
+                 path: str, block: int = BLOCK_FRAMES) -> Rendered:
     """Write ``frames`` of what ``track`` plays from project time ``start`` (its items
     mixed, before its FX), e.g. a gate's sidechain."""
     return _render(api, api.CreateTrackAudioAccessor(track), start, rate, channels, frames,

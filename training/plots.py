@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from denoiser.audio import atomic_output  # noqa: E402
+from denoiser.outfiles import atomic_output  # noqa: E402
 
 
 def save_figure(fig: "plt.Figure", path: Path) -> Path:

@@ -39,7 +39,7 @@ def test_one_line_names_the_file_the_system_refused():
 STUCK_WRITER = """
 import sys, time
 import debleed.cli.gate
-from denoiser.audio import atomic_output
+from denoiser.outfiles import atomic_output
 from denoiser.outfiles import AUDIO_SUFFIX
 
 def stuck(dst, *args, **kwargs):  # a write that is still going when the run is killed

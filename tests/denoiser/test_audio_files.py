@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from denoiser import audio
+from denoiser import audio, outfiles
 from denoiser.audio import wav_container, write_audio
 from denoiser.checkpoint import save_checkpoint
 from denoiser.engine import Denoiser
@@ -49,7 +49,7 @@ def test_past_the_limit_the_files_are_rf64_and_read_back_whole(tmp_path, monkeyp
 def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path, monkeypatch, rng, umask, mode):
     """Outputs are renamed into place from a ``mkstemp`` file, which is owner-only (600)
     whatever the umask: a shared studio folder got files the others could not read."""
-    monkeypatch.setattr(audio, "_UMASK", umask)
+    monkeypatch.setattr(outfiles, "_UMASK", umask)
     written = [audio.write_audio(tmp_path / "a.wav", rng.normal(0, 0.1, (1, 100)), 48_000),
                audio.write_text_atomic(tmp_path / "a.json", "{}"),
                save_checkpoint(tmp_path / "m.pt", build_model("identity"))]

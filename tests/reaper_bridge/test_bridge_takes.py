@@ -455,3 +455,23 @@ def test_a_debleed_take_without_its_original_is_skipped(fake: FakeReaper, api,
     assert outcome.takes_added == 1 and len(item.takes) == 2
     assert outcome.skipped == ["Snare @ 0.000 s: the active take is a debleed take and the item "
                                "holds no original for it: make the original take active"]
+
+
+def test_a_render_is_keyed_by_the_bytes_it_wrote(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """The render's digest is hashed while writing; it must be the file's own hash, so a
+    take's cache key is what it holds, and two takes playing other audio differ."""
+    import hashlib
+
+    rng = np.random.default_rng(5)
+    item = fake.add_item(fake.add_track("Bus"), 0.0, 0.25)
+    fake.add_take(item, fake.unmapped_source(rng.standard_normal((1, 24000)).astype(np.float32)
+                                             * 0.1, 48000), "A")
+    other = fake.add_item(fake.add_track("Bus 2"), 0.0, 0.25)
+    fake.add_take(other, fake.unmapped_source(rng.standard_normal((1, 24000)).astype(np.float32)
+                                              * 0.1, 48000), "B")
+    takes = collect(api).takes
+    renders = [wavio.render_take(api, take, str(tmp_path / f"{n}.wav"), block=5000)
+               for n, take in enumerate(takes)]
+    for render in renders:
+        assert render.digest == hashlib.sha1(Path(render.path).read_bytes()).hexdigest()[:16]
+    assert renders[0].digest != renders[1].digest

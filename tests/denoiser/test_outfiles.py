@@ -1,0 +1,41 @@
+"""``denoiser.outfiles``: the atomic writes the REAPER bridge shares with the engine."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from denoiser import outfiles
+from denoiser.outfiles import atomic_output
+
+
+def test_importing_it_loads_no_third_party_package() -> None:
+    """REAPER's embedded Python imports it: numpy or torch there crash REAPER."""
+    code = ("import sys, denoiser.outfiles\n"
+            "print(sorted({'numpy', 'torch', 'soundfile'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_str_path_is_replaced_whole_with_plain_permissions(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(outfiles, "_UMASK", 0o027)
+    path = tmp_path / "sub" / "settings.ini"
+    with atomic_output(str(path)) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        assert tmp.parent == path.parent and tmp.name.startswith(".settings.ini.")
+        handle.write("new")
+    assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert sorted(p.name for p in path.parent.iterdir()) == ["settings.ini"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path) -> None:
+    path = tmp_path / "index.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), atomic_output(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["index.json"]
