@@ -15,6 +15,8 @@ import errno
 import numbers
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import soundfile as sf
 
 from .errors import AudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output, hidden_prefix, plain_permissions
+from .wavchunks import SFC_SET_ADD_PEAK_CHUNK, broadcast_info, set_broadcast_info, zero_peak_time
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -31,17 +34,18 @@ SAMPLE_RATE_RANGE = (8_000, 768_000)
 SILENT_PEAK = 1e-7  # a peak this low is silence: there is nothing to level or denoise
 MAX_CHANNELS = 128  # a REAPER track's most; more is a (samples, channels) array passed as-is
 SCAN_BLOCK = 1 << 20  # frames per block when a file is read through in pieces
-_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 SUBTYPE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 
 
 @dataclass(frozen=True)
 class Audio:
-    """Samples ``(channels, samples)`` float32 plus the rate and the source subtype."""
+    """Samples ``(channels, samples)`` float32 plus the rate, the source subtype and its
+    BWF ``bext`` chunk (``wavchunks.broadcast_info``), which outputs carry over."""
 
     samples: np.ndarray
     sample_rate: int
     subtype: str = "FLOAT"
+    broadcast: bytes | None = None
 
     @property
     def channels(self) -> int:
@@ -109,7 +113,8 @@ def read_audio(path: str | os.PathLike) -> Audio:
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
             raise AudioError(f"{path}: not a readable audio file ({exc})") from None
         require_whole(data.shape[0], handle)
-        return Audio(validate_samples(data.T, str(path)), handle.samplerate, handle.subtype)
+        return Audio(validate_samples(data.T, str(path)), handle.samplerate, handle.subtype,
+                     broadcast_info(handle))
 
 
 def require_file(path: Path) -> Path:
@@ -210,15 +215,22 @@ def wav_container(frames: int, channels: int, subtype: str = "FLOAT") -> str:
     return "RF64" if size > WAV_LIMIT_BYTES else "WAV"
 
 
+@contextmanager
 def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
-                    subtype: str = "FLOAT") -> sf.SoundFile:
-    """A WAV (RF64 past 4 GiB) open for writing ``frames`` frames, without libsndfile's
-    PEAK chunk: that chunk holds the write time, so the same samples would give other
-    bytes on every run (datasets and outputs must be reproducible)."""
-    handle = sf.SoundFile(path, "w", int(sample_rate), channels, subtype,
-                          format=wav_container(frames, channels, subtype))
-    sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
-    return handle
+                    subtype: str = "FLOAT", broadcast: bytes | None = None
+                    ) -> Iterator[sf.SoundFile]:
+    """A WAV (RF64 past 4 GiB) open for writing ``frames`` frames, with the input's BWF
+    ``bext`` chunk if it had one, and without a timestamped PEAK chunk: the write time
+    would make the same samples give other bytes on every run (datasets and outputs must
+    be reproducible). RF64 gets the chunk anyway, with its time zeroed once closed."""
+    container = wav_container(frames, channels, subtype)
+    with sf.SoundFile(path, "w", int(sample_rate), channels, subtype, format=container) as handle:
+        sf._snd.sf_command(handle._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+        if broadcast is not None:
+            set_broadcast_info(handle, broadcast)
+        yield handle
+    if container == "RF64":
+        zero_peak_time(path)
 
 
 def existing_ancestor(path: str | os.PathLike) -> Path:
@@ -253,9 +265,10 @@ def write_audio(
     sample_rate: int,
     subtype: str = "FLOAT",
     protect: tuple[str | os.PathLike, ...] = (),
+    broadcast: bytes | None = None,
 ) -> Path:
     """Write ``(channels, samples)`` audio atomically as WAV (float32 by default; RF64
-    beyond 4 GiB).
+    beyond 4 GiB), with ``broadcast`` as its BWF ``bext`` chunk (the input's ``Audio.broadcast``).
 
     ``protect`` lists input files that must never be overwritten: writing over one is an
     error, not a silent data loss.
@@ -263,7 +276,8 @@ def write_audio(
     path = ensure_not_input(path, protect)
     data = validate_samples(samples, str(path))
     with atomic_output(path, AUDIO_SUFFIX) as tmp, \
-            open_wav_writer(tmp, sample_rate, data.shape[0], data.shape[1], subtype) as handle:
+            open_wav_writer(tmp, sample_rate, data.shape[0], data.shape[1], subtype,
+                            broadcast) as handle:
         handle.write(data.T)
     return path
 

@@ -97,7 +97,8 @@ class TaskExecutor:
             detector = (None if sidechain is None
                         else sidechain_detector(read_audio(sidechain), sidechain, audio, task.src))
             gated = apply_gate(audio.samples, audio.sample_rate, self.gate, sidechain=detector)
-            return write_audio(task.dst, gated, audio.sample_rate, protect=(task.src,))
+            return write_audio(task.dst, gated, audio.sample_rate, protect=(task.src,),
+                               broadcast=audio.broadcast)
         if task.variant in ("debleed", "debleed+gate"):
             gate = self.gate if task.variant == "debleed+gate" else None
             return Path(self.denoiser.denoise_file(task.src, task.dst, gate=gate, progress=report,

@@ -38,6 +38,7 @@ def gate(inputs: tuple[Path, ...], output: Path | None, sidechain: Path | None,
             audio = read_audio(src)
             detector = None if key is None else sidechain_detector(key, sidechain, audio, src)
             gated = apply_gate(audio.samples, audio.sample_rate, config, sidechain=detector)
-            write_audio(dst, gated, audio.sample_rate, protect=(src, *protect))
+            write_audio(dst, gated, audio.sample_rate, protect=(src, *protect),
+                        broadcast=audio.broadcast)
             update(done, src.name)
             click.echo(str(dst))

@@ -1,0 +1,84 @@
+"""WAV chunks libsndfile writes or reads beside the samples, through its command interface.
+
+Two jobs: carry a Broadcast WAV (BWF, EBU Tech 3285) ``bext`` chunk from an input to its
+output, and keep outputs byte-reproducible where libsndfile insists on a timestamped
+``PEAK`` chunk. Recorders and DAWs stamp each take's ``bext`` with its time reference (its
+start, in samples since midnight) and DAWs place a file at that position when it is
+spotted or imported "at source position": a processed snare track that lost the chunk
+lands at zero instead of beside its original, and can no longer be blended with it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import soundfile as sf
+
+# libsndfile command ids (sndfile.h).
+SFC_SET_ADD_PEAK_CHUNK = 0x1050
+_SFC_GET_BROADCAST_INFO = 0x10F0
+_SFC_SET_BROADCAST_INFO = 0x10F1
+# SF_BROADCAST_INFO's C layout: the fixed fields (with two bytes of padding before the
+# time reference) end in a uint32 history length at 604, the coding history starts at 608.
+_HISTORY_SIZE_AT = 604
+_HISTORY_AT = 608
+_TIME_REFERENCE_AT = 340
+# libsndfile skips, on reading, a bext chunk over 10 KiB (602 bytes of fixed fields and the
+# coding history); what is written leaves room below that for the line libsndfile adds.
+_CHUNK_MAX = 10240
+_HISTORY_MAX = _CHUNK_MAX - 602 - 160
+_HEADER_SCAN_BYTES = 1 << 16
+
+
+def broadcast_info(handle: sf.SoundFile) -> bytes | None:
+    """The ``bext`` chunk of an open WAV/RF64 as libsndfile's ``SF_BROADCAST_INFO`` bytes,
+    or ``None`` when it has none (any other format, a plain WAV, or a chunk over 10 KiB,
+    which libsndfile skips)."""
+    size = _HISTORY_AT + _CHUNK_MAX
+    buffer = sf._ffi.new("char[]", size)
+    if not sf._snd.sf_command(handle._file, _SFC_GET_BROADCAST_INFO, buffer, size):
+        return None
+    raw = bytes(sf._ffi.buffer(buffer))
+    (history,) = struct.unpack_from("=I", raw, _HISTORY_SIZE_AT)
+    return raw[: _HISTORY_AT + min(history, _CHUNK_MAX)]
+
+
+def time_reference(info: bytes) -> int:
+    """The ``bext`` time reference, in samples since midnight at the file's rate."""
+    low, high = struct.unpack_from("=II", info, _TIME_REFERENCE_AT)
+    return high << 32 | low
+
+
+def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
+    """Give a WAV/RF64 open for writing, before its first sample, the ``bext`` chunk
+    ``info`` (from ``broadcast_info``). libsndfile appends a line to its coding history
+    ("A=PCM,F=...,T=libsndfile-..."), as BWF asks of each process that writes the file."""
+    (history,) = struct.unpack_from("=I", info, _HISTORY_SIZE_AT)
+    text = info[_HISTORY_AT:_HISTORY_AT + history].rstrip(b"\0")
+    if len(text) > _HISTORY_MAX:  # the oldest lines are the recording's own: keep those
+        text = text[: text.rfind(b"\r\n", 0, _HISTORY_MAX - 1) + 2]
+    kept = len(text)
+    data = bytearray((info[:_HISTORY_AT] + text).ljust(_HISTORY_AT + 256, b"\0"))
+    struct.pack_into("=I", data, _HISTORY_SIZE_AT, kept)
+    if not sf._snd.sf_command(handle._file, _SFC_SET_BROADCAST_INFO,
+                              sf._ffi.from_buffer(data), len(data)):
+        raise OSError(f"{handle.name}: libsndfile refused the input's bext chunk")
+
+
+def zero_peak_time(path: str | os.PathLike) -> None:
+    """Zero the write time in ``path``'s ``PEAK`` chunk, if it has one. libsndfile's RF64
+    writer adds the chunk even when told not to, and its timestamp would make the same
+    samples give other bytes on every run; the peak values themselves stay."""
+    with open(path, "r+b") as handle:
+        head = handle.read(_HEADER_SCAN_BYTES)
+        position = 12
+        while position + 8 <= len(head):
+            tag, size = head[position:position + 4], struct.unpack_from("<I", head, position + 4)[0]
+            if tag == b"data":
+                return
+            if tag == b"PEAK":
+                handle.seek(position + 12)  # after the tag, size and version fields
+                handle.write(b"\0\0\0\0")
+                return
+            position += 8 + size + (size & 1)
