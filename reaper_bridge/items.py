@@ -135,10 +135,11 @@ def source_link(api: Any, take: str) -> str:
     return _string(api, "GetSetMediaItemTakeInfo_String", take, SOURCE_LINK)
 
 
-def is_variant(api: Any, take: str) -> bool:
-    """A take this bridge made: linked to its original, or named like one (made before
-    the link existed)."""
-    return bool(source_link(api, take)) or base_take_name(take_name(api, take))[1] is not None
+def _is_variant_of(link: str, name: str) -> bool:
+    """Whether the take with this ``source_link`` and name is one this bridge made: linked
+    to its original, or named like one (made before the link existed). Takes the values,
+    not the take, so a caller that needs them anyway reads each from REAPER once."""
+    return bool(link) or base_take_name(name)[1] is not None
 
 
 def stretch_markers(api: Any, take: str) -> tuple[tuple[float, float], ...]:
@@ -210,22 +211,27 @@ def target_items(api: Any, project: Any = 0) -> list[str]:
     return items
 
 
-def _input_take(api: Any, item: str, take: str) -> str | None:
-    """The take to process: ``take``, or its original when ``take`` is a processed take
-    (found by the GUID link, else by name); ``None`` when the item holds no original.
+def _input_take(api: Any, item: str, take: str) -> tuple[str, str] | None:
+    """The take to process and its name: ``take``, or its original when ``take`` is a
+    processed take (found by the GUID link, else by name); ``None`` when the item holds
+    no original.
 
     Running the action again on an item showing ``[debleed]`` must process the original
     again (and find the existing take), never denoise the denoised file, even when the
     original was renamed since.
     """
-    if not is_variant(api, take):
-        return take
-    link = source_link(api, take)
-    base = base_take_name(take_name(api, take))[0]
-    takes = item_takes(api, item)
+    link, name = source_link(api, take), take_name(api, take)
+    if not _is_variant_of(link, name):
+        return take, name
+    base = base_take_name(name)[0]
+    # Each take's values are read once (every call crosses to REAPER, a socket call each
+    # through reapy); ``take`` itself, a variant, is never its own original.
+    takes = [t for t in item_takes(api, item) if t != take]
+    names = {t: take_name(api, t) for t in takes}
     candidates = [t for t in takes if link and take_guid(api, t) == link]
-    candidates += [t for t in takes if take_name(api, t) == base]
-    return next((t for t in candidates if not is_variant(api, t)), None)
+    candidates += [t for t in takes if names[t] == base]
+    return next(((t, names[t]) for t in dict.fromkeys(candidates)
+                 if not _is_variant_of(source_link(api, t), names[t])), None)
 
 
 def describe_take(api: Any, item: str) -> TakeSource | Skipped:
@@ -234,10 +240,11 @@ def describe_take(api: Any, item: str) -> TakeSource | Skipped:
     take = api.GetActiveTake(item)
     if is_null(take):
         return Skipped(label, "empty item (no take)")
-    take = _input_take(api, item, take)
-    if take is None:
+    found = _input_take(api, item, take)
+    if found is None:
         return Skipped(label, "the active take is a debleed take and the item holds no "
                               "original for it: make the original take active")
+    take, name = found
     if api.TakeIsMIDI(take):
         return Skipped(label, "MIDI take")
     source = api.GetMediaItemTake_Source(take)
@@ -283,7 +290,7 @@ def describe_take(api: Any, item: str) -> TakeSource | Skipped:
     if rate <= 0 or channels <= 0:
         return Skipped(label, "source is offline or not audio")
     return TakeSource(
-        item=item, take=take, label=label, take_name=take_name(api, take), file=mapped,
+        item=item, take=take, label=label, take_name=name, file=mapped,
         section_offset=section_offset, values=values,
         position=float(api.GetMediaItemInfo_Value(item, "D_POSITION")), length=length,
         sample_rate=rate, channels=channels,
@@ -310,11 +317,18 @@ def _same_file(a: str, b: str) -> bool:
 def _existing_variant(api: Any, source: TakeSource, variant: str, guid: str) -> str | None:
     """The item's ``variant`` take made from ``source``: the one linked to it, else one
     with no link named after it (made before links existed)."""
-    name = variant_take_name(source.take_name, variant)
-    takes = item_takes(api, source.item)
-    linked = [t for t in takes
-              if source_link(api, t) == guid and base_take_name(take_name(api, t))[1] == variant]
-    named = [t for t in takes if not source_link(api, t) and take_name(api, t) == name]
+    wanted = variant_take_name(source.take_name, variant)
+    linked: list[str] = []
+    named: list[str] = []
+    for take in item_takes(api, source.item):  # each take's link and name read once
+        link = source_link(api, take)
+        if link and link != guid:  # another take's variant
+            continue
+        name = take_name(api, take)
+        if link == guid and base_take_name(name)[1] == variant:
+            linked.append(take)
+        if not link and name == wanted:
+            named.append(take)
     return next(iter(linked + named), None)
 
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from .errors import DatasetError
-from .manifest import SPLITS, read_manifest
+from .manifest import SPLITS, check_clip_files, read_manifest
 from .synth import Clip, SynthConfig, clip_seed, render_clip
 
 TRACKS = ("noisy", "clean", "bleed")
@@ -58,7 +58,9 @@ class ClipFolder(Dataset):
         self.items: list[tuple[int, int]] = []
         if self.segment is not None:
             for index, entry in enumerate(self.clips):
-                frames = self._check_clip(entry)
+                # Checked when the dataset opens: a broken clip stops the run before its
+                # first step, not epochs into it.
+                frames = check_clip_files(self.root, entry, self.sample_rate).frames
                 if frames < self.segment:
                     raise DatasetError(f"{self._path(entry, 'noisy')}: clip shorter than "
                                        f"the {segment_seconds} s segment")
@@ -88,25 +90,6 @@ class ClipFolder(Dataset):
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
         meta.setdefault("sample_rate", self.sample_rate)
         return Clip(tracks["noisy"], tracks["clean"], tracks["bleed"], meta)
-
-    def _check_clip(self, entry: dict) -> int:
-        """A clip's length, once its noisy and clean files are found readable, equally long
-        and at the dataset's rate: checked when the dataset opens, so a broken clip stops
-        the run before its first step, not epochs into it."""
-        infos = []
-        for track in ("noisy", "clean"):
-            path = self._path(entry, track)
-            try:
-                infos.append(sf.info(str(path)))
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise DatasetError(f"{path}: unreadable clip ({str(exc).splitlines()[0]})") from None
-            if infos[-1].samplerate != self.sample_rate:
-                raise DatasetError(f"{path}: {infos[-1].samplerate} Hz in a {self.sample_rate} Hz "
-                                   "dataset")
-        if infos[0].frames != infos[1].frames:
-            raise DatasetError(f"{self.root / entry['id']}: noisy.wav and clean.wav differ in "
-                               f"length ({infos[0].frames} and {infos[1].frames} samples)")
-        return infos[0].frames
 
     def _read(self, path: Path, start: int, stop: int) -> np.ndarray:
         try:

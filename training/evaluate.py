@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from denoiser.audio import (SILENT_PEAK, check_output_folder, read_audio, write_audio,
                             write_text_atomic)
@@ -33,7 +32,7 @@ from denoiser.gate import GateConfig, apply_gate
 
 from . import metrics, report
 from .errors import DatasetError
-from .manifest import read_manifest
+from .manifest import check_clip_files, read_manifest
 
 SPLITS = ("valid", "test", "all")
 # Scored systems -> the audio version each one scores.
@@ -125,7 +124,8 @@ def dataset_entries(data: Path, split: str) -> list[dict[str, Any]]:
 
 
 def check_clip(data: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Read a clip's meta.json and check its WAV headers (mono, same rate and length).
+    """Read a clip's meta.json and check its WAV headers (``check_clip_files``: mono, same
+    rate and length).
 
     Headers only, no samples: every clip is checked before the long work starts, so a
     broken dataset fails at once; a clip whose samples turn out bad (NaN) fails later,
@@ -134,16 +134,12 @@ def check_clip(data: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
     folder = data / str(entry["id"])
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        noisy, clean = sf.info(str(folder / "noisy.wav")), sf.info(str(folder / "clean.wav"))
-    except (OSError, sf.LibsndfileError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{folder}: unreadable clip ({str(exc).splitlines()[0]})") from None
     if not isinstance(meta, dict):
         raise DatasetError(f"{folder / 'meta.json'}: clip metadata must be a JSON object")
-    if noisy.channels != 1 or clean.channels != 1:
-        raise DatasetError(f"{folder}: training clips must be mono")
-    if noisy.frames != clean.frames or noisy.samplerate != clean.samplerate:
-        raise DatasetError(f"{folder}: noisy.wav and clean.wav differ in length or rate")
-    meta["sample_rate"] = noisy.samplerate  # the files' rate is what the onsets' samples count
+    # The files' rate is what the onsets' samples count.
+    meta["sample_rate"] = check_clip_files(data, entry, mono=True).sample_rate
     return meta
 
 

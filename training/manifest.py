@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
+import soundfile as sf
 
 from denoiser.audio import staging_folder, write_text_atomic
 
@@ -21,6 +23,15 @@ from .errors import DatasetError
 
 SPLITS = ("train", "valid", "test")
 MANIFEST = "manifest.json"
+# The files of a clip that training and evaluation read (bleed.wav is optional).
+CLIP_TRACKS = ("noisy", "clean")
+
+
+class ClipFormat(NamedTuple):
+    """What a clip's noisy.wav and clean.wav headers agree on."""
+
+    frames: int
+    sample_rate: int
 
 
 def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
@@ -40,21 +51,39 @@ def staged_output(out: Path) -> Iterator[Path]:
     """A hidden folder beside ``out`` to write a dataset into, renamed to ``out`` when the
     block ends and removed if it fails: a dataset appears whole or not at all (a NaN in
     the last take must not leave half a dataset that trains). A folder that already holds
-    files is refused, so a new dataset is never mixed into an old one."""
+    files is refused, so a new dataset is never mixed into an old one. The missing parent
+    folders made for the staging folder are removed again on failure, when still empty:
+    a failed command leaves the disk as it found it."""
     out = Path(os.path.abspath(out))  # "." cannot be removed or renamed over; its full name can
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: is a file, not a folder; choose a new --out")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
-    staging = staging_folder(out)
+    created = [folder for folder in out.parents if not folder.exists()]  # deepest first
+    staging: Path | None = None
     try:
+        staging = staging_folder(out)
         yield staging
         if out.is_dir():
             out.rmdir()  # empty (checked above); Windows cannot rename over a folder
         os.replace(staging, out)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty_folders(created)
         raise
+
+
+def _remove_empty_folders(folders: Sequence[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: a folder that something
+    else has put a file into since is kept, and so are the folders above it."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue  # never made (mkdir failed below it) or already gone
+        except OSError:
+            return
 
 
 def write_manifest(root: Path, header: dict, clips: list[dict]) -> Path:
@@ -77,3 +106,36 @@ def read_manifest(root: str | Path) -> dict:
         raise DatasetError(f"{path}: manifest needs a 'clips' list of {{id, split}} entries "
                            "(ids non-empty strings: they name the clips' folders)")
     return manifest
+
+
+def check_clip_files(root: Path, entry: Mapping[str, Any], sample_rate: int | None = None,
+                     mono: bool = False) -> ClipFormat:
+    """The length and rate of the manifest ``entry``'s clip, once the headers of its
+    noisy.wav and clean.wav are found readable, equally long and at one rate (at
+    ``sample_rate``, the dataset's, when given), and mono when ``mono`` is asked for.
+
+    Headers only, no samples: training and evaluation check every clip this way before
+    their long work starts, so a broken dataset fails at once and names the bad file,
+    with the same words from both commands.
+    """
+    folder = root / str(entry["id"])
+    infos = []
+    for track in CLIP_TRACKS:
+        path = folder / f"{track}.wav"
+        try:
+            info = sf.info(str(path))
+        except (OSError, RuntimeError) as exc:  # sf.LibsndfileError is a RuntimeError
+            raise DatasetError(f"{path}: unreadable clip ({str(exc).splitlines()[0]})") from None
+        if sample_rate is not None and info.samplerate != sample_rate:
+            raise DatasetError(f"{path}: {info.samplerate} Hz in a {sample_rate} Hz dataset")
+        if mono and info.channels != 1:
+            raise DatasetError(f"{path}: {info.channels} channels; training clips must be mono")
+        infos.append(info)
+    noisy, clean = infos
+    if noisy.frames != clean.frames:
+        raise DatasetError(f"{folder}: noisy.wav and clean.wav differ in length "
+                           f"({noisy.frames} and {clean.frames} samples)")
+    if noisy.samplerate != clean.samplerate:
+        raise DatasetError(f"{folder}: noisy.wav and clean.wav differ in rate "
+                           f"({noisy.samplerate} and {clean.samplerate} Hz)")
+    return ClipFormat(noisy.frames, noisy.samplerate)

@@ -200,8 +200,13 @@ def model_name(config: TrainConfig) -> str:
 
 def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | None = None,
                  kits: Sequence[str] = (), resume: bool = False,
-                 report: StepReport | None = None) -> Path:
-    """Train and return the path of the best checkpoint (``RUN/best.pt``)."""
+                 report: StepReport | None = None, saved: TrainConfig | None = None) -> Path:
+    """Train and return the path of the best checkpoint (``RUN/best.pt``).
+
+    ``saved``: with ``resume``, ``saved_config(run_dir)`` when the caller has read it
+    already (the CLI does, to continue with the run's options), so ``last.pt`` is not
+    unpickled twice; read here when not given.
+    """
     config.validate()
     if data is None and not kits:
         raise ParameterError("train: give a dataset folder or --kit folders to train on")
@@ -225,7 +230,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         raise ParameterError(f"{run_dir}: holds a run already ({', '.join(earlier)}); continue "
                              "it with --resume or train into another folder")
     if resume:  # before anything is built or written: last.pt's weights fit no other network
-        check_same_network(config, run_dir)
+        check_same_network(config, saved if saved is not None else saved_config(run_dir),
+                           run_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
@@ -284,11 +290,10 @@ def last_state(run_dir: str | Path) -> Path:
     return last
 
 
-def check_same_network(config: TrainConfig, run_dir: str | Path) -> None:
+def check_same_network(config: TrainConfig, saved: TrainConfig, run_dir: str | Path) -> None:
     """Refuse to resume a run with another ``model`` or ``model_kwargs`` than it was trained
-    with, naming those: its weights would not load (or, same-shaped, would load into a
-    network the run never trained)."""
-    saved = saved_config(run_dir)
+    with (``saved``, from ``saved_config``), naming those: its weights would not load (or,
+    same-shaped, would load into a network the run never trained)."""
     trained = (saved.model, as_saved(saved.model_kwargs))
     if (config.model, as_saved(config.model_kwargs)) != trained:
         raise ParameterError(
@@ -327,5 +332,15 @@ def check_package(last: Path, package: dict[str, Any]) -> None:
 
 
 def config_with(base: TrainConfig, **overrides: Any) -> TrainConfig:
-    """``base`` with the CLI options that were given (None = keep)."""
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    """``base`` with the CLI options that were given (None = keep).
+
+    A ``model`` given beside an ``init`` (given now, or the resumed run's) is refused
+    before anything is written: the network is the checkpoint's regardless, so the
+    preset would be ignored while the run recorded it. Checked here, where a given
+    preset is told from ``TrainConfig``'s default, which ``run_training`` cannot do."""
+    config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    model = overrides.get("model")
+    if model is not None and config.init:
+        raise ParameterError(f"--model {model}: the model is --init {config.init}'s; leave "
+                             "--model out (--model-kwargs grows that model)")
+    return config

@@ -111,15 +111,11 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, g
                      synth=json_object("--synth", synth),
                      guard_synth=json_object("--guard-synth", guard_synth),
                      freeze=list(freeze) or None)
-    config = config_with(saved_config(run_dir) if resume else TrainConfig(), **overrides)
-    if model is not None and config.init:  # the network would be the checkpoint's regardless
-        from denoiser.errors import ParameterError
-
-        raise ParameterError(f"--model {model}: the model is --init {config.init}'s; leave "
-                             "--model out (--model-kwargs grows that model)")
+    saved = saved_config(run_dir) if resume else None
+    config = config_with(saved if saved is not None else TrainConfig(), **overrides)
     if resume and data is None and not kits:  # the run's own data, as it was saved
         data, kits = config.data or None, config.kits
     with progress("Training") as update:
-        best = run_training(config, run_dir, data, kits, resume, report=update)
+        best = run_training(config, run_dir, data, kits, resume, report=update, saved=saved)
     click.echo(f"best checkpoint: {best}")
     end_worker_process()

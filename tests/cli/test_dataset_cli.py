@@ -121,6 +121,36 @@ def test_user_errors_are_one_line(kit_dir, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("intruder", [False, True])
+def test_a_failed_synth_removes_the_folders_it_made(kit_dir, tmp_path, monkeypatch, intruder):
+    """A disk that fills up at the third clip: the command made ``new/deeper`` to stage the
+    dataset in, and removes both again; the folder that was there already stays, and so
+    does a folder another program has put a file into meanwhile (with those above it)."""
+    import errno
+
+    from training import synth as synth_module
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    out = kept / "new" / "deeper" / "data"
+    write_clip = synth_module.write_clip
+
+    def disk_full(clip, folder):
+        if Path(folder).name.endswith("2"):
+            if intruder:
+                (kept / "new" / "theirs.txt").write_text("not the command's")
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder))
+        return write_clip(clip, folder)
+
+    monkeypatch.setattr(synth_module, "write_clip", disk_full)
+    result = synth(out, kit_dir)
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    if intruder:
+        assert sorted(p.name for p in kept.rglob("*")) == ["new", "theirs.txt"]
+    else:
+        assert list(kept.iterdir()) == []
+
+
 def test_more_hours_than_the_disk_holds_are_refused_before_writing(kit_dir, tmp_path, refused):
     """A typo (1e9 hours: about 2 billion GB) is a one-line error, not a traceback from a
     2-TiB allocation or a disk filled by half a dataset."""

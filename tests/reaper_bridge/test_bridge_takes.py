@@ -216,6 +216,42 @@ def test_rerun_on_a_debleed_take_processes_the_original(fake: FakeReaper, api, t
     assert [t.name for t in item.takes] == ["Snare", "Snare [debleed+gate]", "Snare [debleed]"]
 
 
+def test_each_take_value_is_read_from_reaper_once(fake: FakeReaper, tmp_path: Path) -> None:
+    """Finding an active [debleed+gate] take's original, and the variant take to reuse,
+    read each take's link, name and GUID once: every call crosses to REAPER (a socket
+    round trip through reapy), and they used to be read two or three times."""
+    from collections import Counter
+
+    from reaper_bridge.items import add_variant_take, describe_take
+    from reaper_bridge.rpr import RawRPR
+
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    processors = {"gate": halve, "debleed": squash, "debleed+gate": squash}
+    denoise(RawRPR(fake.module()), tuple(processors), executor_for(processors))
+    assert item.active.name == "Snare [debleed+gate]"
+
+    reads: Counter[tuple[str, str]] = Counter()
+    read_string = fake.RPR_GetSetMediaItemTakeInfo_String
+
+    def counted(take: str, parm: str, value: str, set_new: bool) -> tuple:
+        if not set_new:
+            reads[(take, parm)] += 1
+        return read_string(take, parm, value, set_new)
+
+    fake.RPR_GetSetMediaItemTakeInfo_String = counted  # type: ignore[method-assign]
+    api = RawRPR(fake.module())
+    source = describe_take(api, item.ptr)
+    assert source.take == original.ptr and source.take_name == "Snare"
+    assert reads and max(reads.values()) == 1, reads
+    reads.clear()
+    debleed = next(t for t in item.takes if t.name == "Snare [debleed]")
+    assert not add_variant_take(api, source, debleed.source.filename, "debleed")
+    assert item.active is debleed and len(item.takes) == 4
+    assert reads and max(reads.values()) == 1, reads
+
+
 def test_offline_source_is_skipped(fake: FakeReaper, api, tmp_path: Path) -> None:
     wav = make_wav(tmp_path / "gone.wav", 1.0)
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)

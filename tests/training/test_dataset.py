@@ -66,6 +66,58 @@ def test_a_broken_clip_stops_the_dataset_from_opening(tmp_path, dataset_dir):
         ClipFolder(broken, "valid", segment_seconds=0.5)
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("short clean", "noisy.wav and clean.wav differ in length (72000 and 36000 samples)"),
+    ("no clean", "clean.wav: unreadable clip"),
+    ("garbled noisy", "noisy.wav: unreadable clip")])
+def test_training_and_evaluation_refuse_a_broken_clip_in_the_same_words(
+        tmp_path, dataset_dir, damage, message):
+    """One header check (``check_clip_files``) serves the dataset and ``debleed evaluate``:
+    they used to word a clean.wav cut short differently, and evaluate named no file."""
+    import soundfile as sf
+
+    from training.evaluate import check_clip
+
+    broken = shutil.copytree(dataset_dir, tmp_path / "broken")
+    entry = ClipFolder(broken, "valid").clips[0]
+    clip = broken / entry["id"]
+    if damage == "short clean":
+        clean, rate = sf.read(clip / "clean.wav", dtype="float32")
+        sf.write(clip / "clean.wav", clean[: len(clean) // 2], rate, subtype="FLOAT")
+    elif damage == "no clean":
+        (clip / "clean.wav").unlink()
+    else:
+        (clip / "noisy.wav").write_bytes(b"not a wav")
+    with pytest.raises(DatasetError) as opening:
+        ClipFolder(broken, "valid", segment_seconds=0.5)
+    with pytest.raises(DatasetError) as evaluating:
+        check_clip(broken, entry)
+    assert str(opening.value) == str(evaluating.value)
+    assert str(opening.value).startswith(str(clip)) and message in str(opening.value)
+
+
+def test_clip_file_check_rates_and_channels(tmp_path):
+    """The dataset's rate when given, else the two files' rates must agree; ``mono`` (for
+    evaluation, which reads the first channel only) refuses a stereo file, naming it."""
+    import soundfile as sf
+
+    from training.manifest import ClipFormat, check_clip_files
+
+    clip = tmp_path / "c1"
+    clip.mkdir()
+    sf.write(clip / "noisy.wav", np.zeros((100, 2), np.float32), 44100)
+    sf.write(clip / "clean.wav", np.zeros(100, np.float32), 48000)
+    entry = {"id": "c1", "split": "valid"}
+    with pytest.raises(DatasetError, match="noisy.wav: 44100 Hz in a 48000 Hz dataset"):
+        check_clip_files(tmp_path, entry, 48000)
+    with pytest.raises(DatasetError, match=r"noisy.wav: 2 channels; training clips must be mono"):
+        check_clip_files(tmp_path, entry, mono=True)
+    with pytest.raises(DatasetError, match=r"differ in rate \(44100 and 48000 Hz\)"):
+        check_clip_files(tmp_path, entry)
+    sf.write(clip / "noisy.wav", np.zeros((100, 2), np.float32), 48000)
+    assert check_clip_files(tmp_path, entry, 48000) == ClipFormat(100, 48000)
+
+
 def test_synth_stream_workers_are_distinct_and_reproducible(synthetic_kit_dir):
     stream = SynthStream([synthetic_kit_dir], CONFIG, segment_seconds=0.5, seed=9)
     loader = DataLoader(stream, batch_size=3, num_workers=2)

@@ -569,6 +569,48 @@ def test_cli_refuses_a_model_with_init(trained: Path, dataset: Path, tmp_path: P
     assert not run.exists()
 
 
+def test_a_model_beside_an_init_is_refused_by_the_library(tmp_path: Path):
+    """The refusal is ``config_with``'s, not only the CLI's: a preset given beside an
+    ``init`` (given with it, or the resumed run's) is named; an ``init`` alone is fine."""
+    from training.run import config_with
+
+    init = str(tmp_path / "start.pt")
+    message = (f"--model thesis-tiny: the model is --init {init}'s; leave --model out "
+               r"\(--model-kwargs grows that model\)")
+    with pytest.raises(ParameterError, match=message):
+        config_with(TrainConfig(), model="thesis-tiny", init=init)
+    with pytest.raises(ParameterError, match=message):  # a resumed --init run
+        config_with(replace(TINY, init=init), model="thesis-tiny", epochs=2)
+    assert config_with(TrainConfig(), model=None, init=init).init == init
+    assert config_with(replace(TINY, init=init), model=None).model == TINY.model
+
+
+def test_cli_resume_unpickles_last_pt_once(dataset: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch):
+    """The CLI reads the run's options from last.pt and hands them to run_training, whose
+    network check used to unpickle the whole state a second time."""
+    import training.run as run_module
+
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, tiny_cli_args(dataset, run)).exit_code == 0
+    reads: list[Path] = []
+    load_package = run_module.load_package
+
+    def counting(path, *args, **kwargs):
+        reads.append(Path(path))
+        return load_package(path, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "load_package", counting)
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--epochs", "2", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert reads == [run / "last.pt"]
+    reads.clear()
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--epochs", "3", "--resume",
+                                      "--model", "thesis-tiny"])
+    assert result.exit_code == 1 and "the run was trained with --model" in result.output
+    assert reads == [run / "last.pt"]
+
+
 def test_pass_batches_shard_reshuffle_and_seek():
     from training.distributed import World
     from training.run import PassBatches
