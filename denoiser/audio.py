@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import numbers
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError
-from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output, hidden_prefix, plain_permissions
+from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
 from .wavchunks import SFC_SET_ADD_PEAK_CHUNK, broadcast_info, set_broadcast_info, zero_peak_time
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
@@ -249,16 +248,6 @@ def check_output_folder(folder: str | os.PathLike) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
-def staging_folder(out: Path) -> Path:
-    """A new, empty hidden folder beside ``out``, with the permissions ``mkdir`` would give,
-    to build ``out`` in before it is moved into place (a dataset, a report)."""
-    parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
-    plain_permissions(staging)
-    return staging
-
-
 def write_audio(
     path: str | os.PathLike,
     samples: np.ndarray,
@@ -281,10 +270,3 @@ def write_audio(
         handle.write(data.T)
     return path
 
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file (JSON, Markdown, HTML) atomically."""
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path

@@ -55,6 +55,42 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
         tmp.unlink(missing_ok=True)
         raise
 
+def staging_folder(out: Path) -> Path:
+    """A new, empty hidden folder beside ``out``, with the permissions ``mkdir`` would give,
+    to build ``out`` in before it is moved into place (a dataset, a report)."""
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
+    plain_permissions(staging)
+    return staging
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (JSON, Markdown, HTML) atomically."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def missing_folders(path: str | os.PathLike) -> list[Path]:
+    """``path`` and its parents that do not exist yet, deepest first: what a command that
+    makes ``path`` creates, and must remove again if it fails."""
+    path = Path(os.path.abspath(path))
+    return [folder for folder in (path, *path.parents) if not folder.exists()]
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: a folder that something
+    else has put a file into since is kept, and so are the folders above it."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue  # never made (mkdir failed below it) or already gone
+        except OSError:
+            return
+
 
 def exit_cleanly_on_sigterm() -> Any:
     """Make SIGTERM raise ``SystemExit(143)`` in the main thread; return the handler it

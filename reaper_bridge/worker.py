@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from denoiser.audio import write_text_atomic
+from denoiser.outfiles import write_text_atomic
 from denoiser.errors import DebleedError
 from denoiser.outfiles import exit_cleanly_on_sigterm
 

@@ -38,10 +38,11 @@ import numpy as np
 import torch
 
 from denoiser import __version__
-from denoiser.audio import check_output_folder, read_audio, write_audio, write_text_atomic
+from denoiser.audio import check_output_folder, read_audio, write_audio
 from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ModelError, ParameterError
 from denoiser.gate import GateConfig
+from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import THESIS_BASELINE, default_model_path
 
 from . import metrics, report

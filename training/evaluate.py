@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from denoiser.audio import (SILENT_PEAK, check_output_folder, read_audio, write_audio,
-                            write_text_atomic)
+from denoiser.audio import SILENT_PEAK, check_output_folder, read_audio, write_audio
 from denoiser.engine import Denoiser
 from denoiser.gate import GateConfig, apply_gate
+from denoiser.outfiles import write_text_atomic
 
 from . import metrics, report
 from .errors import DatasetError

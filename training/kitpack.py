@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from denoiser.outfiles import missing_folders, remove_empty_folders
+
 from .errors import KitError
 from .kits import KIT_RATE, Instrument, Kit, Layer, load_kit
 from .manifest import staged_output
@@ -145,7 +147,7 @@ def pack_kit(source: str | Path, out_dir: str | Path, max_layers: int | None = N
 def pack_kits(sources: Sequence[str | Path], out_dir: str | Path, max_layers: int | None = None,
               bits: int = 16) -> list[PackedKit]:
     """``pack_kit`` for each of ``sources``, all or nothing: a kit that fails removes the
-    kits packed before it (and ``out_dir``, when this call created it)."""
+    kits packed before it (and ``out_dir`` with the parents this call created)."""
     out_dir = Path(out_dir)
     for source in sources:  # a copy inside a one-shot folder makes it read as a Hydrogen kit
         if out_dir.resolve().is_relative_to(Path(source).resolve()):
@@ -157,7 +159,7 @@ def pack_kits(sources: Sequence[str | Path], out_dir: str | Path, max_layers: in
     taken = [out_dir / name for name in names if (out_dir / name).exists()]
     if taken:
         raise KitError(f"{taken[0]}: already exists; pack into another folder")
-    created = not out_dir.exists()
+    created = missing_folders(out_dir)
     packed: list[PackedKit] = []
     try:
         for source in sources:
@@ -165,7 +167,8 @@ def pack_kits(sources: Sequence[str | Path], out_dir: str | Path, max_layers: in
     except BaseException:
         for kit in packed:
             shutil.rmtree(kit.path, ignore_errors=True)
-        if created:
+        if created:  # with what the failed kit left, then the parents made for it
             shutil.rmtree(out_dir, ignore_errors=True)
+            remove_empty_folders(created)
         raise
     return packed

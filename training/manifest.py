@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import soundfile as sf
 
-from denoiser.audio import staging_folder, write_text_atomic
+from denoiser.outfiles import (missing_folders, remove_empty_folders, staging_folder,
+                               write_text_atomic)
 
 from .errors import DatasetError
 
@@ -59,7 +60,7 @@ def staged_output(out: Path) -> Iterator[Path]:
         raise DatasetError(f"{out}: is a file, not a folder; choose a new --out")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
-    created = [folder for folder in out.parents if not folder.exists()]  # deepest first
+    created = missing_folders(out.parent)
     staging: Path | None = None
     try:
         staging = staging_folder(out)
@@ -70,20 +71,9 @@ def staged_output(out: Path) -> Iterator[Path]:
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-        _remove_empty_folders(created)
+        remove_empty_folders(created)
         raise
 
-
-def _remove_empty_folders(folders: Sequence[Path]) -> None:
-    """Remove ``folders`` (deepest first) while they are empty: a folder that something
-    else has put a file into since is kept, and so are the folders above it."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except FileNotFoundError:
-            continue  # never made (mkdir failed below it) or already gone
-        except OSError:
-            return
 
 
 def write_manifest(root: Path, header: dict, clips: list[dict]) -> Path:

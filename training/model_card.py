@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from denoiser.audio import write_text_atomic
+from denoiser.outfiles import write_text_atomic
 
 
 def describe_architecture(info: dict[str, Any]) -> str:

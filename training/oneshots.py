@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from denoiser.audio import write_audio, write_text_atomic
+from denoiser.audio import write_audio
+from denoiser.outfiles import write_text_atomic
 
 # name, file stem, generator kind, tuning (Hz), decay (s), length (s)
 PIECES = (

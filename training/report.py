@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from denoiser.audio import staging_folder, write_text_atomic
+from denoiser.outfiles import staging_folder, write_text_atomic
 
 from .errors import DatasetError
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from denoiser.audio import write_text_atomic
+from denoiser.outfiles import write_text_atomic
 from denoiser.checkpoint import load_checkpoint, load_package, rebuild
 from denoiser.engine import pick_device
 from denoiser.errors import ModelError, ParameterError

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio, write_text_atomic
+from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio
+from denoiser.outfiles import write_text_atomic
 
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove

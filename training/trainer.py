@@ -25,12 +25,11 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from denoiser.audio import write_text_atomic
 from denoiser.checkpoint import save_checkpoint, serialize
 from denoiser.engine import Denoiser, mixed_precision, resample
 from denoiser.errors import ModelError, ParameterError
 from denoiser.models import DenoiserModel
-from denoiser.outfiles import atomic_output
+from denoiser.outfiles import atomic_output, write_text_atomic
 
 from .config import DATA_RATE, TrainConfig
 from .dataset import endless

@@ -51,7 +51,7 @@ def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path, monkeypatch,
     whatever the umask: a shared studio folder got files the others could not read."""
     monkeypatch.setattr(outfiles, "_UMASK", umask)
     written = [audio.write_audio(tmp_path / "a.wav", rng.normal(0, 0.1, (1, 100)), 48_000),
-               audio.write_text_atomic(tmp_path / "a.json", "{}"),
+               outfiles.write_text_atomic(tmp_path / "a.json", "{}"),
                save_checkpoint(tmp_path / "m.pt", build_model("identity"))]
     assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [mode] * 3
     with staged_output(tmp_path / "dataset") as folder:

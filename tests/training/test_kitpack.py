@@ -80,6 +80,9 @@ def test_packing_is_all_or_nothing(synthetic_kit_dir, tmp_path):
     with pytest.raises(KitError):
         pack_kits([synthetic_kit_dir, no_snare], out)
     assert not out.exists()
+    with pytest.raises(KitError):  # the parents made for --out go too
+        pack_kits([synthetic_kit_dir, no_snare], tmp_path / "new" / "deeper" / "kits")
+    assert not (tmp_path / "new").exists()
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(KitError):
