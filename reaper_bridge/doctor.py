@@ -140,7 +140,8 @@ def _package_root_check(root: str) -> Check:
 def _reaper_checks(timeout: float) -> tuple[list[Check], str | None]:
     """reapy and the connection (neither required), and the folder REAPER runs on."""
     if importlib.util.find_spec("reapy") is None:
-        return [Check("python-reapy importable", False, "pip install 'debleed[reaper]'", required=False)], None
+        return [Check("python-reapy importable", False,
+                      "pip install -e '.[reaper]' in the debleed checkout", required=False)], None
     checks = [Check("python-reapy importable", True, "yes", required=False)]
     try:
         api = distant_api(timeout)

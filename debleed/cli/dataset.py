@@ -37,7 +37,7 @@ def dataset() -> None:
                    "(default 0.15): more snares far from the kit's own tuning.")
 @click.option("--procedural-snare-probability", type=FiniteRange(0.0, 1.0), default=None,
               help="Share of clips whose snare and toms are random membrane-model drums "
-                   "(snare 140-480 Hz, any decay) instead of the kit's (default 0).")
+                   "(snare 140-480 Hz, body decay 40-350 ms) instead of the kit's (default 0).")
 @click.option("--as-recorded", is_flag=True,
               help="Each kit as sampled: no snare EQ, no snare/bleed kit pairing "
                    "(for evaluation sets).")
