@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .items import (EPSILON, TAKE_VALUES, BridgeError, Selection, Skipped, TakeSource, UndoBlock,
-                    add_variant_take, collect, describe_take, project_items, project_media_dir)
+from .items import (EPSILON, TAKE_VALUES, BridgeError, Selection, Skipped, TakeLeftEmpty,
+                    TakeSource, UndoBlock, add_variant_take, collect, describe_take,
+                    project_items, project_media_dir)
 from .jobs import GATED, MediaCache, Plan, Task, discard, plan_denoise, render_path
 from .sidechain import find_track, keyable, origin, render_keys
 from .wavio import render_take
@@ -169,10 +170,12 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
     active. Each take is read again first (see ``_current``): an item changed past what
     its file fits is skipped and named, the others get their takes.
 
-    All or nothing: when REAPER refuses a take partway, the block is closed and undone,
-    so no item keeps a take of a run that reported failure (and the caller may then
-    delete the run's files: no take plays them). The cache records the new files only
-    after that, so it never names a file a failed run deleted."""
+    All or nothing: when REAPER refuses a take partway, the block is closed and undone
+    (also when the refused take itself was left in its item, empty), so no item keeps a
+    take of a run that reported failure (and the caller may then delete the run's files:
+    no take plays them). A block that changed nothing is not undone: that would undo the
+    user's previous action if REAPER recorded no point for it. The cache records the new
+    files only after that, so it never names a file a failed run deleted."""
     added = updated = 0
     skipped = plan.selection.skipped_lines()
     try:
@@ -190,8 +193,8 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
                     else:
                         updated += 1
             api.Main_OnCommand(40047, 0)  # Peaks: build any missing peaks
-    except BaseException:
-        if added or updated:
+    except BaseException as exc:
+        if added or updated or isinstance(exc, TakeLeftEmpty):
             api.Undo_DoUndo2(0)
         raise
     processed = sum(1 for t in plan.tasks if t.kind == "denoise")

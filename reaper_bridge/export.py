@@ -111,17 +111,22 @@ def _chanmode(take: TakeSource) -> int:
     return int(take.values["I_CHANMODE"])
 
 
+def _mode_channels_exist(take: TakeSource) -> bool:
+    """Whether every channel the channel mode names is in the source: 3..66 name channel
+    ``mode - 2``, 67 and above the pair from channel ``mode - 66`` (1-based). What REAPER
+    plays for a missing one is left to the accessor."""
+    mode = _chanmode(take)
+    if mode >= 67:
+        return mode - 65 <= take.channels
+    return mode < 3 or mode - 2 <= take.channels
+
+
 def _sliceable(take: TakeSource) -> bool:
     """Whether cutting the take's file reproduces what it plays: rate 1, no pitch shift,
     no stretch markers (then ``file`` is None), nothing past the file's ends (a looped item
     wraps there), and a channel mode ``slice_file`` applies (the slice applies volume)."""
     return (take.file is not None and take.unit_rate and take.within_file
-            and abs(take.values["D_PITCH"]) < EPSILON and _chanmode(take) < 3 + take.channels)
-
-
-def _played_channels(take: TakeSource) -> int:
-    """The channels the take plays: one in the mono channel modes."""
-    return 1 if 2 <= _chanmode(take) < 3 + take.channels else take.channels
+            and abs(take.values["D_PITCH"]) < EPSILON and _mode_channels_exist(take))
 
 
 def _lock(out_dir: str) -> None:
@@ -171,7 +176,7 @@ def _add_take(api: Any, plan: ExportPlan, number: int, tag: str, item: Any) -> N
         plan.tasks.append(Task("slice", take.file, dst,
                                start=int(round(take.source_offset * take.sample_rate)),
                                frames=int(round(take.length * take.sample_rate)),
-                               chanmode=_chanmode(take), gain=take.values["D_VOL"]))
+                               chanmode=_chanmode(take), gain=take.gain))
     else:
         plan.renders.append((take, dst))
     plan.entries.append({"file": name, "tag": tag, "item": take.label,
@@ -199,9 +204,9 @@ def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
 
 
 def render_fallbacks(api: Any, plan: ExportPlan) -> None:
-    """Render the takes no slice reproduces; the accessor leaves take volume to us."""
+    """Render the takes no slice reproduces; the accessor leaves take and item volume to us."""
     for take, path in plan.renders:
-        render_take(api, take, path, channels=_played_channels(take), gain=take.values["D_VOL"])
+        render_take(api, take, path, gain=take.gain)
 
 
 def finish(plan: ExportPlan) -> str:

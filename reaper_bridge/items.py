@@ -44,6 +44,11 @@ class BridgeError(DebleedError):
     """A REAPER-side problem the user can fix (nothing selected, a refused take...)."""
 
 
+class TakeLeftEmpty(BridgeError):
+    """REAPER added a take but refused it its source: the item holds that empty take,
+    which ReaScript has no call to delete, so the caller must undo its undo block."""
+
+
 @dataclass(frozen=True)
 class TakeSource:
     """One audio take and exactly what it plays.
@@ -53,7 +58,8 @@ class TakeSource:
     through the audio accessor. ``values`` holds the take's ``TAKE_VALUES``;
     ``section_offset`` is the summed offset of section sources between the take and the
     root file, in source seconds; ``file_length`` is the root file's length in seconds;
-    ``stretch_markers`` are the take's ``(position, source position)`` pairs.
+    ``stretch_markers`` are the take's ``(position, source position)`` pairs;
+    ``item_volume`` is the item's ``D_VOL``.
     """
 
     item: str
@@ -69,6 +75,23 @@ class TakeSource:
     channels: int
     file_length: float
     stretch_markers: tuple[tuple[float, float], ...]
+    item_volume: float
+
+    @property
+    def played_channels(self) -> int:
+        """How many channels the take plays (``I_CHANMODE``): one in the mono modes (2
+        downmix, 3..66 one channel), two in the stereo-pair modes (67 and above), else the
+        source's."""
+        mode = int(self.values["I_CHANMODE"])
+        if mode >= 67:
+            return 2
+        return 1 if mode >= 2 else self.channels
+
+    @property
+    def gain(self) -> float:
+        """Take volume times item volume (negative when the polarity is flipped): what
+        neither a file slice nor the audio accessor applies."""
+        return self.values["D_VOL"] * self.item_volume
 
     @property
     def unit_rate(self) -> bool:
@@ -295,6 +318,7 @@ def describe_take(api: Any, item: str) -> TakeSource | Skipped:
         position=float(api.GetMediaItemInfo_Value(item, "D_POSITION")), length=length,
         sample_rate=rate, channels=channels,
         file_length=float(api.GetMediaSourceLength(source, False)[0]), stretch_markers=markers,
+        item_volume=float(api.GetMediaItemInfo_Value(item, "D_VOL")),
     )
 
 
@@ -352,7 +376,10 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
     the original by GUID (``SOURCE_LINK``). Returns whether a take was added.
 
     Everything that can fail (opening ``path``, adding the take) happens before the
-    item changes, so a failure here leaves the item as it was.
+    item changes, so a failure here leaves the item as it was; except REAPER refusing the
+    take its new source, which comes after a new take was added: the new source is then
+    destroyed and an existing take keeps its old one, and ``TakeLeftEmpty`` (a new take
+    stays behind, empty) tells the caller to undo.
     """
     guid = take_guid(api, source.take)
     take = _existing_variant(api, source, variant, guid)
@@ -368,11 +395,14 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
             if is_null(take):
                 api.PCM_Source_Destroy(pcm)
                 raise BridgeError(f"{source.label}: REAPER refused to add a take")
-        api.SetMediaItemTake_Source(take, pcm)
+        if not api.SetMediaItemTake_Source(take, pcm):
+            api.PCM_Source_Destroy(pcm)  # no take plays it; the old one still plays
+            error = TakeLeftEmpty if added else BridgeError
+            raise error(f"{source.label}: REAPER refused to give a take {path}")
         if old is not None:  # REAPER leaves the old source to the caller
             api.PCM_Source_Destroy(old)
     values = dict(source.values)
-    if rendered:
+    if rendered:  # the render holds exactly the channels the original plays, mode applied
         values.update(D_STARTOFFS=0.0, D_PLAYRATE=1.0, D_PITCH=0.0, I_CHANMODE=0.0)
     else:
         values["D_STARTOFFS"] = source.source_offset

@@ -33,25 +33,27 @@ def gate_config(overrides: dict[str, Any]) -> Any:
 
 def channel_mode(samples: np.ndarray, mode: int) -> np.ndarray:
     """``samples`` (channels, frames) as a take with REAPER's ``I_CHANMODE`` plays them:
-    0 normal, 1 reverse stereo, 2 mono downmix, 3 + n mono of channel n (3 left, 4 right);
-    a channel the file lacks is silence."""
+    0 normal, 1 reverse stereo, 2 mono downmix, 3..66 mono of channel ``mode - 2`` (3 left,
+    4 right), 67 and above the stereo pair from channel ``mode - 66`` (67 = channels 1/2,
+    68 = 2/3); a channel the file lacks is silence."""
     if mode == 0:
         return samples
     if mode == 1:
         return samples[[1, 0, *range(2, samples.shape[0])]] if samples.shape[0] > 1 else samples
     if mode == 2:
         return samples.mean(axis=0, keepdims=True)
-    channel = mode - 3
-    if channel < samples.shape[0]:
-        return samples[channel:channel + 1]
-    return np.zeros((1, samples.shape[1]), samples.dtype)
+    first, count = (mode - 67, 2) if mode >= 67 else (mode - 3, 1)
+    out = np.zeros((count, samples.shape[1]), samples.dtype)
+    present = samples[first:first + count]
+    out[:present.shape[0]] = present
+    return out
 
 
 def slice_file(src: str, dst: str, start: int, frames: int, chanmode: int = 0,
                gain: float = 1.0) -> Path:
     """Copy ``frames`` samples of ``src`` from ``start`` (zero-padded outside the file),
-    through channel mode ``chanmode`` and times ``gain`` (take volume, negative when the
-    polarity is flipped): what a take with playrate 1 plays."""
+    through channel mode ``chanmode`` and times ``gain`` (take times item volume, negative
+    when the polarity is flipped): what a take with playrate 1 plays."""
     try:
         info = sf.info(src)
     except (sf.LibsndfileError, RuntimeError) as exc:

@@ -14,6 +14,7 @@ Standard library only: REAPER's embedded Python imports this module.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from types import ModuleType
@@ -23,17 +24,43 @@ from denoiser.errors import DebleedError
 
 REAPY_SERVER_PORT = 2306
 WEB_INTERFACE_PORT = 2307
+#: A pointer as REAPER's Python binding spells it: ``"(MediaItem*)0x0000000012345678"``.
+_POINTER = re.compile(r"\((\w+\*|HWND)\)0x([0-9A-Fa-f]{1,16})")
 
 
 class ReaperConnectionError(DebleedError):
     """REAPER cannot be reached, or reapy is missing or not configured."""
 
 
+def pack_pointer(kind: str, value: Any) -> int:
+    """The address in a pointer string of type ``kind`` (any type when ``kind`` is
+    ``void*``); 0 (NULL) for anything else. Unlike ``reaper_python.rpr_packp`` it does not
+    ask ``ValidatePtr`` whether the object is in the project (see ``RawRPR``)."""
+    match = _POINTER.fullmatch(str(value))
+    if match is None or kind not in (match.group(1), "void*"):
+        return 0
+    return int(match.group(2), 16)
+
+
 class RawRPR:
-    """Expose a ``reaper_python``-like module's ``RPR_Name`` functions as ``Name``."""
+    """Expose a ``reaper_python``-like module's ``RPR_Name`` functions as ``Name``.
+
+    REAPER's ``reaper_python`` passes every pointer argument through its module function
+    ``rpr_packp``, which hands the function NULL unless ``ValidatePtr`` finds the object in
+    the project. A source just made by ``PCM_Source_CreateFromFile`` is in no take yet, so
+    ``SetMediaItemTake_Source(take, new_source)`` silently does nothing and returns false
+    (a REAPER bug, reapy issue #38), and a source no take plays any more could never be
+    destroyed. So the wrapped module's ``rpr_packp`` is replaced by ``pack_pointer``, which
+    skips that check, as reapy does when it is imported: the bridge behaves the same with
+    and without reapy. The replacement lasts for REAPER's Python session, for every script
+    (the same as after any script imported reapy); the bridge itself never passes a pointer
+    to a deleted object (``project_items``).
+    """
 
     def __init__(self, module: ModuleType | Any):
         self._module = module
+        if hasattr(module, "rpr_packp"):
+            module.rpr_packp = pack_pointer
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -75,7 +102,8 @@ def reaper_api(prefer_reapy: bool = True) -> Any:
     """The API object inside REAPER: ``reapy.reascript_api``, else the raw module.
 
     reapy is optional inside REAPER; when it is missing or fails to import, the raw
-    ``reaper_python`` functions have the same names and shapes, so nothing else changes.
+    ``reaper_python`` functions have the same names and shapes, and ``RawRPR`` packs
+    pointers as reapy does, so nothing else changes.
     """
     if prefer_reapy:
         try:

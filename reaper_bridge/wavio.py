@@ -18,8 +18,10 @@ from typing import Any
 from denoiser.outfiles import WAV_LIMIT_BYTES, atomic_output
 
 from .items import BridgeError, TakeSource
+from .rpr import pack_pointer
 
 BLOCK_FRAMES = 65536
+ACCESSOR_FAILED = "REAPER's audio accessor failed to read the audio"
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,11 @@ class Rendered:
 def _ctypes_reader(api: Any) -> Any:
     """REAPER's Python binding mishandles the ``double*`` sample buffer, so inside REAPER
     the function is called through its ctypes function table (as reapy does for
-    ``MIDI_GetEvt``). Returns ``None`` when no such table exists (distant API, tests)."""
+    ``MIDI_GetEvt``). Returns ``None`` when no such table exists (distant API, most tests).
+
+    The accessor is packed as the binding packs it (``void*``) by ``pack_pointer``, not by
+    the module's ``rpr_packp``: that one may be REAPER's own, which hands NULL for any
+    pointer ``ValidatePtr`` does not know (see ``RawRPR``)."""
     module = getattr(api, "raw_module", None) or getattr(api, "_RPR", None)
     table = getattr(module, "_ft", None)
     if not table or "GetAudioAccessorSamples" not in table:
@@ -47,7 +53,9 @@ def _ctypes_reader(api: Any) -> Any:
 
     def read(accessor: str, rate: int, channels: int, start: float, frames: int) -> array:
         buffer = (ct.c_double * (frames * channels))()
-        func(module.rpr_packp("AudioAccessor*", accessor), rate, channels, start, frames, buffer)
+        # -1 on error, 0 when there is no audio there, 1 with audio
+        if func(pack_pointer("void*", accessor), rate, channels, start, frames, buffer) < 0:
+            raise BridgeError(ACCESSOR_FAILED)
         return array("f", buffer)
 
     return read
@@ -61,7 +69,7 @@ def _api_reader(api: Any) -> Any:
         buffer = [0.0] * (frames * channels)
         result = api.GetAudioAccessorSamples(accessor, rate, channels, start, frames, buffer)
         if int(result[0]) < 0:
-            raise BridgeError("REAPER's audio accessor failed to read the audio")
+            raise BridgeError(ACCESSOR_FAILED)
         return array("f", result[1])
 
     return read
@@ -81,21 +89,33 @@ def _header(channels: int, rate: int, frames: int) -> bytes:
             + b"data" + struct.pack("<I", 0xFFFFFFFF))
 
 
+def _first_channels(samples: array, channels: int, keep: int) -> array:
+    """The first ``keep`` of the ``channels`` interleaved in ``samples``, interleaved."""
+    out = array("f", bytes(4 * keep * (len(samples) // channels)))
+    for channel in range(keep):
+        out[channel::keep] = samples[channel::channels]
+    return out
+
+
 def _render(api: Any, accessor: str, start: float, rate: int, channels: int, total: int,
-            path: str, block: int, gain: float = 1.0) -> Rendered:
-    """Write ``total`` frames the accessor gives from ``start`` (its own time base), times
-    ``gain``, to ``path`` atomically, then destroy the accessor. The file's bytes are
-    hashed as they are written, not read back."""
+            path: str, block: int, gain: float = 1.0, keep: int | None = None) -> Rendered:
+    """Write ``total`` frames the accessor gives from ``start`` (its own time base) in
+    ``channels``, of which the first ``keep`` (default: all) go to the file, times ``gain``,
+    to ``path`` atomically, then destroy the accessor. The file's bytes are hashed as they
+    are written, not read back."""
     read = _ctypes_reader(api) or _api_reader(api)
+    keep = keep or channels
     sha = hashlib.sha1()
     try:
         with atomic_output(path) as tmp, open(tmp, "wb") as handle:
-            header = _header(channels, rate, total)
+            header = _header(keep, rate, total)
             sha.update(header)
             handle.write(header)
             for first in range(0, total, block):
                 frames = min(block, total - first)
                 samples = read(accessor, rate, channels, start + first / rate, frames)
+                if keep < channels:
+                    samples = _first_channels(samples, channels, keep)
                 if gain != 1.0:
                     samples = array("f", (value * gain for value in samples))
                 if sys.byteorder == "big":
@@ -109,17 +129,21 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
 
 
 def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES,
-                channels: int | None = None, gain: float = 1.0) -> Rendered:
-    """Write the take's audio from the item start for the item length, at the source rate,
-    in ``channels`` (default: the source's), times ``gain``.
+                gain: float = 1.0) -> Rendered:
+    """Write what the take plays from the item start for the item length, at the source
+    rate, in the channels it plays (``played_channels``), times ``gain``.
 
     The accessor reads in take time from the item start, with the take's offset,
-    playrate, stretch markers and channel mode already applied (not its volume), so the
-    result plays at offset 0, rate 1.
+    playrate, stretch markers and channel mode already applied (neither take nor item
+    volume), so the result plays at offset 0, rate 1, channel mode normal. It must be
+    asked for the source's channel count whatever the channel mode (asking a mono-mode
+    take of a stereo source for one channel fails; SWS's BR_Loudness notes the same): it
+    packs the played channels from channel 0 and leaves the others silent, so the file
+    keeps only the first ``played_channels``.
     """
     total = int(round(take.length * take.sample_rate))
     return _render(api, api.CreateTakeAudioAccessor(take.take), 0.0, take.sample_rate,
-                   channels or take.channels, total, path, block, gain)
+                   take.channels, total, path, block, gain, take.played_channels)
 
 
 def render_track(api: Any, track: str, start: float, rate: int, channels: int, frames: int,

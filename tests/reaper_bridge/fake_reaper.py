@@ -6,8 +6,14 @@ buffers return ``(retval, *all_params)`` with the buffers filled; plain ones ret
 value), and pointers formatted as REAPER formats them (``"(MediaItem*)0x0000000012345678"``,
 null = all zeros). Playback is modelled where the tests need it: an audio accessor
 returns what a take plays (offset, playrate, sections, stretch markers, loop source,
-channel mode; not take volume) from the real files on disk, or what a track plays (its
-items mixed, in project time).
+channel mode; neither take nor item volume) from the real files on disk, or what a track
+plays (its items mixed, in project time).
+
+Pointer arguments go through the module's ``rpr_packp`` as in REAPER's ``reaper_python``:
+it parses ``"(Type*)0xHEX"`` and returns the address only when ``RPR_ValidatePtr`` knows
+the object (in the project, not deleted), else 0, and the function then gets NULL. The
+module's *current* ``rpr_packp`` is looked up at each call, so a packer a client installs
+later (reapy does, ``RawRPR`` does) takes effect, as in REAPER.
 
 ``RPR_defer`` is not in the module: in REAPER it is a built-in of the script host, set in
 the running script's ``__main__``. ``run_script`` and ``run_deferred`` provide it there,
@@ -20,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import types
 import uuid
@@ -31,8 +38,15 @@ import numpy as np
 import soundfile as sf
 
 
+POINTER = re.compile(r"\((\w+\*|HWND)\)0x([0-9A-F]{16})")
+
+
 def null(kind: str) -> str:
     return f"({kind})0x{0:016X}"
+
+
+class NullPointer(ValueError):
+    """A function got a pointer ``rpr_packp`` packed as NULL (REAPER then does nothing)."""
 
 
 @dataclass
@@ -72,6 +86,7 @@ class Item:
     takes: list[Take] = field(default_factory=list)
     active: Take | None = None
     loop: bool = False  # B_LOOPSRC
+    volume: float = 1.0  # D_VOL
 
 
 @dataclass
@@ -85,20 +100,36 @@ class Track:
 TAKE_DEFAULTS = {"D_STARTOFFS": 0.0, "D_PLAYRATE": 1.0, "B_PPITCH": 1.0, "D_PITCH": 0.0,
                  "I_PITCHMODE": -1.0, "I_CHANMODE": 0.0, "D_VOL": 1.0, "D_PAN": 0.0}
 AUTO_UNDO = "ReaScript: Run"
+#: Functions whose pointer parameter REAPER's binding declares ``void*`` (packed unchecked).
+VOID_POINTER_ARGS = frozenset({"RPR_GetAudioAccessorSamples", "RPR_DestroyAudioAccessor"})
+#: What a function returning a pointer gives for a NULL argument: a NULL of this type.
+POINTER_RESULTS = {
+    "RPR_GetTrackMediaItem": "MediaItem*", "RPR_GetMediaItem_Track": "MediaTrack*",
+    "RPR_GetTake": "MediaItem_Take*", "RPR_GetActiveTake": "MediaItem_Take*",
+    "RPR_AddTakeToMediaItem": "MediaItem_Take*", "RPR_GetMediaItemTake_Source": "PCM_source*",
+    "RPR_GetMediaSourceParent": "PCM_source*", "RPR_CreateTakeAudioAccessor": "AudioAccessor*",
+    "RPR_CreateTrackAudioAccessor": "AudioAccessor*",
+}
+#: Functions with out-parameters and no return value: their tuple is the arguments back.
+VOID_TUPLES = frozenset({"RPR_GetProjectPathEx", "RPR_GetMediaSourceFileName",
+                         "RPR_GetMediaSourceType"})
+#: What other functions give for a NULL argument, by their return annotation.
+NULL_BY_TYPE: dict[str, Any] = {"bool": False, "int": 0, "float": 0.0, "str": "", "None": None}
 
 
 def channel_mode(samples: np.ndarray, mode: int) -> np.ndarray:
     """What I_CHANMODE plays of ``samples`` (C, T): 0 normal, 1 reverse stereo, 2 mono
-    downmix, 3 + n mono of channel n (3 left, 4 right)."""
+    downmix, 3..66 mono of channel mode - 2 (3 left, 4 right), 67 and above the stereo
+    pair from channel mode - 66 (67 = 1/2, 68 = 2/3); a channel the source lacks is silent."""
     if mode == 0:
         return samples
     if mode == 1:
         return samples[[1, 0, *range(2, len(samples))]] if len(samples) > 1 else samples
     if mode == 2:
         return samples.mean(axis=0, keepdims=True)
-    if mode - 3 >= len(samples):
-        return np.zeros((1, samples.shape[1]))
-    return samples[mode - 3:mode - 2]
+    first, count = (mode - 67, 2) if mode >= 67 else (mode - 3, 1)
+    return np.stack([samples[c] if c < len(samples) else np.zeros(samples.shape[1])
+                     for c in range(first, first + count)])
 
 
 class FakeReaper:
@@ -107,6 +138,7 @@ class FakeReaper:
         self.media_dir = media_dir
         self._counter = 0x12345678
         self.objects: dict[str, Any] = {}
+        self.addresses: dict[int, str] = {}  # what RPR_ValidatePtr gets: the integer
         self.project = self._ptr("ReaProject*", None)
         self.tracks: list[Track] = []
         self.ext: dict[tuple[str, str], str] = {}
@@ -132,6 +164,7 @@ class FakeReaper:
         self._counter += 0x10
         ptr = f"({kind})0x{self._counter:016X}"
         self.objects[ptr] = obj
+        self.addresses[self._counter] = ptr
         return ptr
 
     def add_track(self, name: str, selected: bool = False) -> Track:
@@ -144,8 +177,8 @@ class FakeReaper:
         return "{" + str(uuid.UUID(int=self._counter)).upper() + "}"
 
     def add_item(self, track: Track, position: float, length: float, selected: bool = True,
-                 notes: str = "", loop: bool = False) -> Item:
-        item = Item("", track, position, length, selected, notes, loop=loop)
+                 notes: str = "", loop: bool = False, volume: float = 1.0) -> Item:
+        item = Item("", track, position, length, selected, notes, loop=loop, volume=volume)
         item.ptr = self._ptr("MediaItem*", item)
         track.items.append(item)
         return item
@@ -207,9 +240,10 @@ class FakeReaper:
         warped[after] = src[-1] + take_time[after] - pos[-1]
         return warped
 
-    def play(self, take: Take, rate: int, channels: int, start: float, frames: int) -> np.ndarray:
-        """What ``take`` plays (before its volume): ``frames`` at ``rate`` from ``start`` s
-        after the item start, looping the source when the item loops it."""
+    def played(self, take: Take, rate: int, start: float, frames: int) -> np.ndarray:
+        """The channels ``take`` plays (its channel mode applied, before any volume):
+        ``frames`` at ``rate`` from ``start`` s after the item start, looping the source when
+        the item loops it."""
         samples, src_rate, offset = self.source_audio(take.source)
         times = start + np.arange(frames) / rate
         local = self.source_time(take, times * take.values["D_PLAYRATE"])
@@ -217,9 +251,15 @@ class FakeReaper:
             local = np.mod(local, take.source.length)
         position = (offset + local) * src_rate
         grid = np.arange(samples.shape[1])
-        played = channel_mode(np.stack([np.interp(position, grid, channel, left=0.0, right=0.0)
-                                        for channel in samples]), int(take.values["I_CHANMODE"]))
-        return np.stack([played[c % len(played)] for c in range(channels)]).astype(np.float64)
+        return channel_mode(np.stack([np.interp(position, grid, channel, left=0.0, right=0.0)
+                                      for channel in samples]),
+                            int(take.values["I_CHANMODE"])).astype(np.float64)
+
+    def play(self, take: Take, rate: int, channels: int, start: float, frames: int) -> np.ndarray:
+        """``played`` in ``channels``, the played channels repeated to fill them (a mono
+        take on a stereo track): what the take sends to its track."""
+        played = self.played(take, rate, start, frames)
+        return np.stack([played[c % len(played)] for c in range(channels)])
 
     def play_track(self, track: Track, rate: int, channels: int, start: float,
                    frames: int) -> np.ndarray:
@@ -300,18 +340,97 @@ class FakeReaper:
         module = types.ModuleType("reaper_python")
         for name in dir(self):
             if name.startswith("RPR_"):
-                setattr(module, name, self._counted(name, getattr(self, name)))
+                setattr(module, name, self._counted(module, name, getattr(self, name)))
+
+        def rpr_packp(kind: str, value: Any) -> int:
+            """REAPER's packer: the address of a ``"(kind)0x..."`` pointer (any type for
+            ``void*``), or 0 when the string is no such pointer or ``RPR_ValidatePtr``
+            does not know the object."""
+            match = POINTER.fullmatch(str(value))
+            if match is None or kind not in (match[1], "void*"):
+                return 0
+            address = int(match[2], 16)
+            return address if module.RPR_ValidatePtr(address, kind) else 0
+
+        module.rpr_packp = rpr_packp
         return module
 
-    def _counted(self, name: str, func: Any) -> Any:
+    def _counted(self, module: types.ModuleType, name: str, func: Any) -> Any:
+        """``func`` as the module's function: counted, and its pointer arguments packed
+        through the module's current ``rpr_packp`` (0 = NULL)."""
+
         def call(*args: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
-            return func(*args)
+            if name == "RPR_ValidatePtr":  # takes the packed integer
+                return func(*args)
+            packed = [self._packed(module, name, arg) for arg in args]
+            try:
+                return func(*packed)
+            except NullPointer:
+                return self._null_result(name, func, args)
 
         call.__name__ = name
         return call
 
+    @staticmethod
+    def _packed(module: types.ModuleType, name: str, arg: Any) -> Any:
+        """``arg`` as the function sees it: a pointer the packer refuses becomes NULL."""
+        match = POINTER.fullmatch(arg) if isinstance(arg, str) else None
+        if match is None:
+            return arg
+        kind = "void*" if name in VOID_POINTER_ARGS else match[1]
+        return arg if module.rpr_packp(kind, arg) else null(match[1])
+
+    @staticmethod
+    def _null_result(name: str, func: Any, args: tuple) -> Any:
+        """What REAPER gives when a pointer argument is NULL: the function does nothing and
+        returns false, 0 or NULL; out-parameters come back as they were passed."""
+        if name in POINTER_RESULTS:
+            return null(POINTER_RESULTS[name])
+        returns = getattr(func, "__annotations__", {}).get("return")
+        if returns == "tuple":
+            return tuple(args) if name in VOID_TUPLES else (0, *args)
+        if returns not in NULL_BY_TYPE:
+            raise ValueError(f"{name} got a NULL pointer; the fake does not model REAPER's answer")
+        return NULL_BY_TYPE[returns]
+
+    def RPR_ValidatePtr(self, pointer: int, kind: str) -> bool:
+        """Whether the object at ``pointer`` is one of ``kind`` in the project: tracks,
+        items and takes in it and not deleted, the project itself, and sources a take in
+        it plays (or their parents). A source just made by ``PCM_Source_CreateFromFile``
+        is in no take yet, so it is not valid (reapy issue #38). Other types (audio
+        accessors, ``void*``) are not checked: REAPER's answer for them is not known."""
+        ptr = self.addresses.get(int(pointer))
+        if ptr is None or ptr in self.destroyed:
+            return False
+        obj = self.objects.get(ptr)
+        if kind == "ReaProject*":
+            return ptr == self.project
+        if kind == "MediaTrack*":
+            return any(track is obj for track in self.tracks)
+        if kind == "MediaItem*":
+            return any(item is obj for item in self._items())
+        if kind == "MediaItem_Take*":
+            return any(take is obj for item in self._items() for take in item.takes)
+        if kind == "PCM_source*":
+            return any(source is obj for source in self._project_sources())
+        return kind != "TrackEnvelope*"  # none modelled
+
+    def _project_sources(self) -> list[Source]:
+        """The sources the project's takes play, and their parents."""
+        sources = []
+        for item in self._items():
+            for take in item.takes:
+                source = take.source
+                while source is not None:
+                    sources.append(source)
+                    source = source.parent
+        return sources
+
     def _get(self, ptr: str, kind: type) -> Any:
+        match = POINTER.fullmatch(str(ptr))
+        if match is not None and int(match[2], 16) == 0:
+            raise NullPointer(f"NULL {kind.__name__} pointer {ptr!r}")
         if str(ptr) in self.destroyed:
             raise ValueError(f"use of destroyed pointer {ptr!r} (REAPER would crash)")
         obj = self.objects.get(str(ptr))
@@ -384,7 +503,7 @@ class FakeReaper:
     def RPR_GetMediaItemInfo_Value(self, item: str, parm: str) -> float:
         obj = self._get(item, Item)
         return {"D_POSITION": obj.position, "D_LENGTH": obj.length, "B_UISEL": float(obj.selected),
-                "B_LOOPSRC": float(obj.loop)}[parm]
+                "B_LOOPSRC": float(obj.loop), "D_VOL": obj.volume}[parm]
 
     def RPR_GetSetMediaItemInfo_String(self, item: str, parm: str, value: str, set_new: bool) -> tuple:
         obj = self._get(item, Item)
@@ -426,6 +545,7 @@ class FakeReaper:
         return source.ptr if source else null("PCM_source*")
 
     def RPR_SetMediaItemTake_Source(self, take: str, source: str) -> bool:
+        """False, the take unchanged, when either pointer is NULL (see ``rpr_packp``)."""
         self._get(take, Take).source = self._get(source, Source)
         return True
 
@@ -541,11 +661,21 @@ class FakeReaper:
 
     def RPR_GetAudioAccessorSamples(self, accessor: str, rate: int, channels: int, start: float,
                                     frames: int, buffer: list) -> tuple:
+        """A track accessor gives what the track plays, in project time. A take accessor
+        gives what the take plays from the item start, its played channels packed from
+        channel 0 and the other requested channels silent; it must be asked for at least
+        the source's channel count (SWS BR_Loudness: asking a mono-mode take of a stereo
+        source for one channel does not work), else it fails: -1, nothing filled."""
         source = self.objects.get(str(accessor))
         if isinstance(source, Track):  # project time, as REAPER's track accessors read
             data = self.play_track(source, rate, channels, start, frames)
         else:  # take time from the item start
-            data = self.play(self._get(accessor, Take), rate, channels, start, frames)
+            take = self._get(accessor, Take)
+            if channels < take.source.channels:
+                return (-1, buffer)
+            played = self.played(take, rate, start, frames)
+            data = np.zeros((channels, frames))
+            data[:len(played)] = played
         # REAPER's Python binding special-cases this function: (retval, filled buffer).
         buffer[:] = data.T.reshape(-1).tolist()
         return (1, buffer)

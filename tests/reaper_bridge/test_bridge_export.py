@@ -221,3 +221,46 @@ def test_export_is_what_each_take_plays(fake: FakeReaper, api, tmp_path: Path) -
     np.testing.assert_allclose(files[2], wrapped, atol=1e-5)
     np.testing.assert_allclose(files[3], fake.play(warped, rate, 2, 0.0, 24000), atol=1e-6)
     assert not np.allclose(files[3], stereo[:, :24000], atol=1e-3)  # the markers did warp it
+
+
+@pytest.mark.parametrize("mode,played", [(68, 2), (4, 1)], ids=["pair-2-3", "mono-right"])
+def test_channel_modes_export_what_the_take_plays(fake: FakeReaper, api, tmp_path: Path,
+                                                  mode: int, played: int) -> None:
+    """A stereo-pair mode (68: channels 2/3) was taken for a mono mode naming a missing
+    channel and rendered in all the source's channels; a mono mode at another playrate
+    asked the accessor for one channel, which REAPER refuses."""
+    rate = 48000
+    source = (0.2 * np.random.default_rng(8).standard_normal((3, rate))).astype(np.float32)
+    path = tmp_path / "three.wav"
+    sf.write(path, source.T, rate, subtype="FLOAT")
+    track = fake.add_track("Snare [clean]")
+    fake.add_take(fake.add_item(track, 0.0, 0.5), fake.file_source(str(path)), "slice",
+                  I_CHANMODE=mode, D_STARTOFFS=0.25)
+    rendered = fake.add_take(fake.add_item(track, 1.0, 0.5), fake.file_source(str(path)),
+                             "render", I_CHANMODE=mode, D_PLAYRATE=1.5)
+    plan = export_session(api, str(tmp_path / "out"), TaskExecutor())
+    assert len(plan.tasks) == 1 and len(plan.renders) == 1
+    sliced, played_render = (sf.read(tmp_path / "out" / e["file"], dtype="float32",
+                                     always_2d=True)[0].T for e in plan.entries)
+    channels = slice(1, 3) if mode == 68 else slice(1, 2)
+    np.testing.assert_array_equal(sliced, source[channels, 12000:36000])
+    assert played_render.shape == (played, 24000)
+    np.testing.assert_allclose(played_render, fake.played(rendered, rate, 0.0, 24000), atol=1e-6)
+
+
+def test_item_volume_is_exported_with_take_volume(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """The accessor and a file slice leave out both volumes: an item at 0.5 with a take at
+    0.8 plays its source at 0.4, which the export applied only 0.8 of."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    source = sf.read(wav, dtype="float32", always_2d=True)[0].T
+    track = fake.add_track("Snare [clean]")
+    fake.add_take(fake.add_item(track, 0.0, 0.5, volume=0.5), fake.file_source(str(wav)), "slice",
+                  D_VOL=0.8)
+    rendered = fake.add_take(fake.add_item(track, 1.0, 0.5, volume=0.5),
+                             fake.file_source(str(wav)), "render", D_VOL=0.8, D_PLAYRATE=1.5)
+    plan = export_session(api, str(tmp_path / "out"), TaskExecutor())
+    assert len(plan.tasks) == 1 and len(plan.renders) == 1
+    sliced, played = (sf.read(tmp_path / "out" / e["file"], dtype="float32", always_2d=True)[0].T
+                      for e in plan.entries)
+    np.testing.assert_allclose(sliced, 0.4 * source[:, :24000], atol=1e-7)
+    np.testing.assert_allclose(played, 0.4 * fake.played(rendered, 48000, 0.0, 24000), atol=1e-7)

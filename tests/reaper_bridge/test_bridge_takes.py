@@ -511,3 +511,163 @@ def test_a_render_is_keyed_by_the_bytes_it_wrote(fake: FakeReaper, api, tmp_path
     for render in renders:
         assert render.digest == hashlib.sha1(Path(render.path).read_bytes()).hexdigest()[:16]
     assert renders[0].digest != renders[1].digest
+
+
+def test_the_raw_api_gives_new_takes_their_source_despite_reapers_pointer_check(
+        fake: FakeReaper, tmp_path: Path) -> None:
+    """REAPER's ``rpr_packp`` hands a function NULL for any pointer ``ValidatePtr`` does
+    not find in the project, and a source just made is in no take yet (reapy issue #38):
+    without reapy, ``SetMediaItemTake_Source`` did nothing, so the new take played nothing
+    and a re-run destroyed the source its take still played."""
+    from reaper_bridge.rpr import RawRPR
+
+    module = fake.module()
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.5)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare", D_STARTOFFS=0.2)
+    loose = fake.file_source(str(wav))  # what PCM_Source_CreateFromFile returns
+    assert module.rpr_packp("PCM_source*", loose.ptr) == 0  # REAPER's packer validates
+    assert module.rpr_packp("PCM_source*", original.source.ptr) != 0
+    api = RawRPR(module)
+    denoise(api, ("debleed",), executor_for({"debleed": halve}), "first")
+    new = item.active
+    assert new.name == "Snare [debleed]" and new.source is not None
+    assert Path(new.source.filename).name == "snare.debleed.wav"
+    np.testing.assert_allclose(fake.play(new, 48000, 1, 0.0, 24000),
+                               0.5 * fake.play(original, 48000, 1, 0.0, 24000), atol=1e-7)
+    first = new.source
+    fake.RPR_SetActiveTake(original.ptr)
+    again = denoise(api, ("debleed",), executor_for({"debleed": squash}), "second")
+    assert again.takes_updated == 1
+    assert item.active is new and Path(new.source.filename).name == "snare.debleed-2.wav"
+    assert first.ptr in fake.destroyed and new.source.ptr not in fake.destroyed
+
+
+def test_the_fake_hands_null_for_pointers_reaper_does_not_validate(fake: FakeReaper,
+                                                                   tmp_path: Path) -> None:
+    """The fake itself: REAPER's packer makes an unknown or deleted object NULL, and the
+    function then does nothing; a packer installed later is used from then on."""
+    from fake_reaper import null
+
+    from reaper_bridge.rpr import pack_pointer
+
+    module = fake.module()
+    wav = make_wav(tmp_path / "snare.wav", 0.5)
+    track = fake.add_track("Snare")
+    item = fake.add_item(track, 0.0, 0.4)
+    take = fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    playing, loose = take.source, fake.file_source(str(wav))
+    assert module.RPR_SetMediaItemTake_Source(take.ptr, loose.ptr) is False
+    assert take.source is playing
+    fake.RPR_DeleteTrackMediaItem(track.ptr, item.ptr)
+    assert module.RPR_GetMediaItemInfo_Value(item.ptr, "D_LENGTH") == 0.0
+    assert module.RPR_GetActiveTake(item.ptr) == null("MediaItem_Take*")
+    module.rpr_packp = pack_pointer
+    with pytest.raises(ValueError, match="destroyed pointer"):  # REAPER would crash
+        module.RPR_GetActiveTake(item.ptr)
+
+
+@pytest.mark.parametrize("rerun", [False, True], ids=["new-take", "existing-take"])
+def test_a_source_reaper_refuses_leaves_every_take_as_before(
+        fake: FakeReaper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rerun: bool) -> None:
+    """``SetMediaItemTake_Source`` returning false was ignored: a new take stayed empty,
+    and an existing one's source was destroyed while it still played it. Now the new
+    source is destroyed, the old one kept, a new empty take undone, and the run fails in
+    one line."""
+    from reaper_bridge.rpr import RawRPR
+
+    track = fake.add_track("Snare")
+    items = [fake.add_item(track, p, 0.4) for p in (0.0, 1.0)]
+    for name, item in zip("ab", items):
+        fake.add_take(item, fake.file_source(str(make_wav(tmp_path / f"{name}.wav", 0.5))), name)
+    if rerun:
+        denoise(RawRPR(fake.module()), ("debleed",), executor_for({"debleed": halve}), "first")
+
+    def state() -> list:
+        return [([(t.name, t.source.ptr, t.source.filename, dict(t.values)) for t in i.takes],
+                 i.active.name) for i in items]
+
+    before, destroys = state(), fake.calls.get("RPR_PCM_Source_Destroy", 0)
+    monkeypatch.setattr(fake, "RPR_SetMediaItemTake_Source", lambda take, source: False)
+    with pytest.raises(BridgeError) as refused:
+        denoise(RawRPR(fake.module()), ("debleed",), executor_for({"debleed": squash}), "second")
+    message = str(refused.value)
+    assert message.startswith("Snare @ 0.000 s: REAPER refused to give a take ")
+    assert "\n" not in message
+    assert state() == before
+    assert fake.calls["RPR_PCM_Source_Destroy"] == destroys + 1  # the new source only
+    assert not any(t.source.ptr in fake.destroyed for i in items for t in i.takes)
+    assert fake.undo_depth == 0 and fake.refresh_depth == 0
+
+
+def _channels_file(tmp_path: Path, channels: int = 3, rate: int = 48000) -> tuple[Path, np.ndarray]:
+    """A file whose channels differ (each its own noise), so a wrong channel shows."""
+    samples = (0.2 * np.random.default_rng(7).standard_normal((channels, rate))).astype(np.float32)
+    path = tmp_path / f"ch{channels}.wav"
+    sf.write(path, samples.T, rate, subtype="FLOAT")
+    return path, samples
+
+
+@pytest.mark.parametrize("mode,played", [(68, 2), (4, 1)], ids=["pair-2-3", "mono-right"])
+def test_channel_modes_are_denoised_as_they_play(fake: FakeReaper, api, tmp_path: Path,
+                                                  mode: int, played: int) -> None:
+    """A take playing a stereo pair (68: channels 2/3) or one channel (4: right) of a
+    3-channel source. From a file the new take keeps the mode; rendered, it plays the
+    render straight, which must hold exactly the played channels: the accessor packs them
+    from channel 0 and leaves the rest silent, and refuses a request for fewer channels
+    than the source has."""
+    path, samples = _channels_file(tmp_path)
+    track = fake.add_track("Snare")
+    from_file = fake.add_take(fake.add_item(track, 0.0, 0.5), fake.file_source(str(path)),
+                              "file", I_CHANMODE=mode, D_STARTOFFS=0.1)
+    rendered = fake.add_take(fake.add_item(track, 1.0, 0.5), fake.unmapped_source(samples, 48000),
+                             "render", I_CHANMODE=mode, D_STARTOFFS=0.1, D_PLAYRATE=1.5)
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    for original in (from_file, rendered):
+        new = original.item.active
+        assert new.name.endswith("[debleed]")
+        expected = 0.5 * fake.played(original, 48000, 0.0, 24000)
+        assert expected.shape[0] == played
+        np.testing.assert_allclose(fake.played(new, 48000, 0.0, 24000), expected, atol=1e-7)
+    assert rendered.item.active.values["I_CHANMODE"] == 0.0
+    assert sf.info(rendered.item.active.source.filename).channels == played
+
+
+def test_the_ctypes_accessor_read_raises_on_reapers_error(fake: FakeReaper, tmp_path: Path) -> None:
+    """Inside REAPER the samples are read through ``reaper_python``'s ctypes function table:
+    its -1 (here a request for fewer channels than the source has) was taken as audio."""
+    import ctypes as ct
+
+    from reaper_bridge.items import describe_take
+    from reaper_bridge.rpr import RawRPR
+
+    proto = ct.CFUNCTYPE(ct.c_int, ct.c_uint64, ct.c_int, ct.c_int, ct.c_double, ct.c_int,
+                         ct.c_void_p)
+
+    requested: list[int] = []
+
+    def samples(address: int, rate: int, channels: int, start: float, frames: int,
+                buffer: int) -> int:
+        requested.append(channels)
+        accessor = fake.addresses[address]
+        result, filled = fake.RPR_GetAudioAccessorSamples(accessor, rate, channels, start, frames,
+                                                          [0.0] * (frames * channels))
+        ct.memmove(buffer, (ct.c_double * len(filled))(*filled), 8 * len(filled))
+        return result
+
+    function = proto(samples)
+    module = fake.module()
+    module._ft = {"GetAudioAccessorSamples": ct.cast(function, ct.c_void_p).value}
+    api = RawRPR(module)
+    path, _ = _channels_file(tmp_path, channels=2)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.25)
+    take = fake.add_take(item, fake.file_source(str(path)), "right", I_CHANMODE=4, D_PLAYRATE=1.5)
+    rendered = wavio.render_take(api, describe_take(api, item.ptr), str(tmp_path / "r.wav"),
+                                 block=5000)
+    data = sf.read(rendered.path, dtype="float32", always_2d=True)[0].T
+    np.testing.assert_allclose(data, fake.played(take, 48000, 0.0, 12000), atol=1e-6)
+    assert requested == [2, 2, 2]  # through ctypes, the source's channels, in three blocks
+    read = wavio._ctypes_reader(api)
+    accessor = api.CreateTakeAudioAccessor(take.ptr)
+    with pytest.raises(BridgeError, match="audio accessor failed"):
+        read(accessor, 48000, 1, 0.0, 100)
