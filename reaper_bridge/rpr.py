@@ -157,7 +157,8 @@ def distant_api(timeout: float = 5.0) -> Any:
         exc = outcome["error"]
         if isinstance(exc, ModuleNotFoundError) and exc.name == "reapy":
             raise ReaperConnectionError(
-                "python-reapy is not installed: pip install 'debleed[reaper]'") from None
+                "python-reapy is not installed: pip install -e '.[reaper]' in the debleed "
+                "checkout") from None
         raise ReaperConnectionError(f"cannot reach REAPER ({type(exc).__name__}: {exc}): {hint}") from None
     if "api" not in outcome or not hasattr(outcome["api"], "CountSelectedMediaItems"):
         raise ReaperConnectionError(f"REAPER's distant API is not enabled: {hint}")
