@@ -68,6 +68,8 @@ def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) ->
     checkpoint lacks keep their initialisation.
     """
     missing = [k for k in REQUIRED_KEYS if k not in package]
+    if missing and is_training_state(package):
+        raise ModelError(training_state_message(None))
     if missing:
         raise ModelError(f"checkpoint lacks {', '.join(missing)}: not a debleed checkpoint")
     _check_fields(package)
@@ -98,6 +100,26 @@ def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) ->
         raise ModelError(f"checkpoint weights do not fit model {name}: "
                          f"{str(exc).splitlines()[0]}") from None
     return model
+
+
+def is_training_state(package: dict[str, Any]) -> bool:
+    """Whether ``package`` is the resume state ``debleed train`` writes as ``last.pt``
+    (``Trainer.state``: the model's checkpoint nested under ``"model"`` beside the optimizer,
+    epoch and random states). Why: it is a ``.pt`` in the run folder next to ``best.pt`` and
+    is easily passed as ``--model``; "not a debleed checkpoint" would then be misleading."""
+    model = package.get("model")
+    return (isinstance(model, dict) and "state_dict" in model
+            and ("optimizer" in package or "epoch" in package))
+
+
+def training_state_message(path: Path | None) -> str:
+    """One line telling a user who gave a training state where the model is: ``best.pt``
+    in the same run folder; ``last.pt`` only serves ``debleed train --resume``."""
+    if path is None:
+        return ("a debleed training state (last.pt), not a model: use best.pt from the "
+                "same run folder (last.pt is for `debleed train --resume`)")
+    return (f"{path}: a debleed training state (last.pt), not a model: use "
+            f"{path.parent / 'best.pt'} (last.pt is for `debleed train --resume`)")
 
 
 def _check_fields(package: dict[str, Any]) -> None:
@@ -137,6 +159,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
 
     ``overrides``: see ``rebuild``."""
     package = load_package(path, device)
+    if is_training_state(package) and not all(k in package for k in REQUIRED_KEYS):
+        raise ModelError(training_state_message(Path(path)))
     model = rebuild(package, overrides).to(device).eval()
     info = {k: v for k, v in package.items() if k != "state_dict"}
     return model, info

@@ -152,6 +152,13 @@ def _reaper_checks(timeout: float) -> tuple[list[Check], str | None]:
 
 
 def _model_check(settings: BridgeSettings) -> Check:
+    """Load the model the actions' worker would load: ``settings.model`` as
+    ``load_settings`` resolved it (``~`` expanded, relative to the INI's folder), never
+    the INI's text against this terminal's current directory, which the worker (started
+    from REAPER) does not share; so doctor fails exactly when the action would."""
+    written = settings.as_written.get("model", "").strip()
+    spelled = (f" (model = {written} in debleed.ini; a relative path starts at its folder)"
+               if written and written != settings.model else "")
     try:
         from denoiser.engine import Denoiser
 
@@ -160,7 +167,7 @@ def _model_check(settings: BridgeSettings) -> Check:
         return Check("model loads", True, f"{settings.model or 'shipped model'}: "
                                           f"{params:,} parameters at {model.sample_rate} Hz")
     except Exception as exc:  # ModelError and anything else a broken install raises
-        return Check("model loads", False, f"{type(exc).__name__}: {exc}")
+        return Check("model loads", False, f"{type(exc).__name__}: {exc}{spelled}")
 
 
 def _gpu_check() -> Check:

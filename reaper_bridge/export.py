@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -39,6 +40,13 @@ LOCK = ".debleed-export.lock"
 STALE_LOCK_SECONDS = 3600.0
 #: A staging folder this old was left by a crash; a younger one may still be written.
 STALE_STAGING_SECONDS = 86400.0
+#: ``debleed dataset session``'s default ``--clip-seconds`` (repeated here: this module is
+#: standard library only, so it cannot import ``training``): a clean take shorter than one
+#: clip gives no clip at all.
+SESSION_CLIP_SECONDS = 10.0
+#: Far below a sample at any rate: a take REAPER measures as 6.9999999 s is exported as
+#: exactly 7 s of samples, so it still holds one 7 s clip.
+LENGTH_TOLERANCE = 1e-6
 
 
 def tag_of(text: str) -> str | None:
@@ -63,12 +71,33 @@ class ExportPlan:
     def counts(self) -> dict[str, int]:
         return {tag: sum(1 for e in self.entries if e["tag"] == tag) for tag in TAGS}
 
+    def clip_seconds(self) -> int | None:
+        """The ``--clip-seconds`` to suggest, or None when the default suits every clean take.
+
+        Why: ``debleed dataset session`` cuts each clean take into whole clips of
+        ``SESSION_CLIP_SECONDS`` by default, so a shorter take (a short sound-check) would
+        give nothing. The suggestion is the shortest clean take rounded down to a whole
+        second, so it gives at least one clip, and at least 1 s (shorter clips hold hardly
+        a hit)."""
+        lengths = [float(e["length"]) for e in self.entries if e["tag"] == "clean"]
+        if not lengths or min(lengths) + LENGTH_TOLERANCE >= SESSION_CLIP_SECONDS:
+            return None
+        return max(1, math.floor(min(lengths) + LENGTH_TOLERANCE))
+
     def message(self) -> str:
         counts = self.counts()
+        clip = self.clip_seconds()
         text = (f"debleed: exported {counts['clean']} clean and {counts['bleed']} bleed file(s) "
                 f"to {self.out_dir}\nNext: debleed dataset session --clean "
                 f"\"{os.path.join(self.out_dir, 'clean')}\" --bleed "
-                f"\"{os.path.join(self.out_dir, 'bleed')}\" --out DATASET")
+                f"\"{os.path.join(self.out_dir, 'bleed')}\""
+                + (f" --clip-seconds {clip}" if clip is not None else "") + " --out DATASET")
+        if clip is not None:
+            shortest = min(float(e["length"]) for e in self.entries if e["tag"] == "clean")
+            shown = math.floor((shortest + LENGTH_TOLERANCE) * 10) / 10  # never above the take
+            text += (f"\n(--clip-seconds {clip}: the shortest clean take is {shown:g} s, and a "
+                     f"clean take shorter than one clip, {SESSION_CLIP_SECONDS:g} s by default, "
+                     "gives none)")
         if self.skipped:
             text += "\nSkipped:\n" + "\n".join(f"  {s.label}: {s.reason}" for s in self.skipped)
         return text

@@ -4,10 +4,14 @@
 install`` and read by the actions inside REAPER and by the ``debleed reaper`` commands,
 so both paths process with the same gate, model and device. Standard library only.
 
+The paths (``model``, empty = the shipped model, and ``export_dir``) are resolved once, by
+``load_settings`` (``resolve_path``), so the actions, the worker, the ``debleed reaper``
+commands and ``debleed reaper doctor`` all use one path.
+
     [debleed]
     python = /path/to/venv/bin/python   ; the debleed environment that runs the worker
     package_root = /path/to/site-packages ; where REAPER's Python finds reaper_bridge
-    model =                               ; checkpoint; empty = the shipped model
+    model =                               ; checkpoint (~/x.pt, or relative to this folder, as export_dir)
     device = auto                         ; auto, cpu, cuda
     precision = float32                   ; or bfloat16 (faster on recent CPUs), float16 (CUDA)
     compare_variants = false              ; also render the other two variants' takes
@@ -32,6 +36,8 @@ from denoiser.outfiles import atomic_output
 
 SCRIPTS_SUBDIR = os.path.join("Scripts", "debleed")
 INI_NAME = "debleed.ini"
+#: Keys holding a path: ``~`` expanded, relative to the INI's own folder (``resolve_path``).
+PATH_KEYS = ("model", "export_dir")
 
 
 class SettingsError(DebleedError):
@@ -42,6 +48,7 @@ class SettingsError(DebleedError):
 class BridgeSettings:
     python: str = ""
     package_root: str = ""
+    #: The checkpoint as used: ``load_settings`` gives it resolved (``resolve_path``).
     model: str = ""
     device: str = "auto"
     precision: str = "float32"
@@ -49,6 +56,11 @@ class BridgeSettings:
     export_dir: str = ""
     sidechain_track: str = ""
     gate: dict[str, float | bool] = field(default_factory=dict)
+    #: The ``PATH_KEYS`` as the INI spells them (``~/x.pt``, ``models/x.pt``):
+    #: ``save_settings`` writes each back while it still resolves to the value in use, so a
+    #: reinstall keeps the user's portable spelling rather than freezing today's absolute
+    #: path into the file.
+    as_written: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def variants(self, with_gate: bool) -> tuple[str, ...]:
         """Variants an action renders; the last one becomes the active take."""
@@ -95,6 +107,24 @@ def settings_path(resource_path: str) -> str:
     return os.path.join(resource_path, SCRIPTS_SUBDIR, INI_NAME)
 
 
+def resolve_path(value: str, ini_path: str) -> str:
+    """The path the INI's ``model = value`` or ``export_dir = value`` means: ``~`` expanded
+    and a relative path taken from the folder of ``ini_path``; empty (and ``default``) stay
+    as they are, meaning the shipped model or the default export folder.
+
+    Why: the worker inherits REAPER's current directory, which is arbitrary, while
+    ``debleed reaper doctor`` ran in the terminal's, so a relative path could pass doctor
+    and fail the action; and nothing expanded ``~``. The INI's own folder is the one
+    place both agree on, and it moves with a portable REAPER."""
+    text = value.strip()
+    if text in ("", "default"):
+        return text
+    path = os.path.expanduser(text)
+    if not os.path.isabs(path):
+        path = os.path.join(os.path.dirname(os.path.abspath(ini_path)), path)
+    return os.path.normpath(path)
+
+
 def _gate_value(path: str, key: str, text: str) -> float | bool:
     word = text.strip().lower()
     if word in ("true", "yes", "on", "false", "no", "off"):
@@ -107,7 +137,9 @@ def _gate_value(path: str, key: str, text: str) -> float | bool:
 
 
 def load_settings(path: str) -> BridgeSettings:
-    """Read the INI; a missing file gives the defaults, a malformed one a one-line error."""
+    """Read the INI; a missing file gives the defaults, a malformed one a one-line error.
+    ``model`` comes resolved against ``path`` (``resolve_model``), so every reader of the
+    settings, in REAPER, in the worker or in a terminal, loads the same checkpoint."""
     # No interpolation: a "%" in a path is a path, not a reference to another key.
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
     try:
@@ -117,12 +149,14 @@ def load_settings(path: str) -> BridgeSettings:
         raise SettingsError(f"{path}: not a readable settings file ({reason})") from None
     main = parser["debleed"] if parser.has_section("debleed") else {}
     gate = dict(parser["gate"]) if parser.has_section("gate") else {}
+    written = {key: main.get(key, "") for key in PATH_KEYS}
+    resolved = {key: resolve_path(value, path) for key, value in written.items()}
     return BridgeSettings(
         python=main.get("python", ""), package_root=main.get("package_root", ""),
-        model=main.get("model", ""), device=main.get("device", "auto") or "auto",
+        model=resolved["model"], export_dir=resolved["export_dir"], as_written=written,
+        device=main.get("device", "auto") or "auto",
         precision=main.get("precision", "float32") or "float32",
         compare_variants=str(main.get("compare_variants", "false")).lower() in ("1", "true", "yes", "on"),
-        export_dir=main.get("export_dir", ""),
         sidechain_track=main.get("sidechain_track", "").strip(),
         gate={key: _gate_value(path, key, value) for key, value in gate.items()},
     )
@@ -139,13 +173,20 @@ def _savable(path: str, key: str, value: str) -> str:
 
 
 def save_settings(path: str, settings: BridgeSettings) -> str:
-    """Write the INI atomically; a value that would not read back unchanged is refused."""
+    """Write the INI atomically; a value that would not read back unchanged is refused.
+
+    A path keeps the INI's spelling (``as_written``) while it still resolves to the value
+    in use; a changed one is written as given (read back against ``path``)."""
     parser = configparser.ConfigParser(interpolation=None)
+    paths = {}
+    for key in PATH_KEYS:
+        value, written = getattr(settings, key), settings.as_written.get(key, "")
+        paths[key] = written if written and resolve_path(written, path) == value else value
     main = {
         "python": settings.python, "package_root": settings.package_root,
-        "model": settings.model, "device": settings.device, "precision": settings.precision,
+        "model": paths["model"], "device": settings.device, "precision": settings.precision,
         "compare_variants": "true" if settings.compare_variants else "false",
-        "export_dir": settings.export_dir, "sidechain_track": settings.sidechain_track,
+        "export_dir": paths["export_dir"], "sidechain_track": settings.sidechain_track,
     }
     parser["debleed"] = {key: _savable(path, key, value) for key, value in main.items()}
     parser["gate"] = {key: str(value).lower() if isinstance(value, bool) else repr(float(value))

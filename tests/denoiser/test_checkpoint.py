@@ -125,3 +125,43 @@ def test_a_checkpoint_with_an_impossible_rate_or_hop_is_a_model_error(tmp_path, 
         load_checkpoint(tmp_path / "odd.pt")
     with pytest.raises(ModelError, match=message):
         build_model("bandmask-tiny", **kwargs)
+
+
+def _training_state(model) -> dict:
+    """What ``Trainer.state`` writes as ``last.pt``: the checkpoint nested under ``model``."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return {"model": serialize(model, {"lr": 1e-3}), "optimizer": optimizer.state_dict(),
+            "scheduler": {}, "epoch": 3, "best": 0.5, "bad_epochs": 0, "batches_done": 30,
+            "history": [], "torch_rng": torch.get_rng_state(), "numpy_rng": "{}"}
+
+
+def test_training_state_is_named_and_points_to_best(tmp_path):
+    """``last.pt`` given as a model says what it is and where the model is, in one line."""
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(_training_state(build_model("bandmask-tiny")), run / "last.pt")
+    with pytest.raises(ModelError) as caught:
+        load_checkpoint(run / "last.pt")
+    message = str(caught.value)
+    assert "\n" not in message and "training state" in message
+    assert str(run / "best.pt") in message and "debleed train --resume" in message
+    torch.save({"weights": 1, "epoch": 2}, tmp_path / "foreign.pt")
+    with pytest.raises(ModelError, match="lacks .*: not a debleed checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_denoise_cli_names_a_training_state(tmp_path):
+    """``debleed denoise --model run/last.pt`` is one ``Error:`` line pointing to best.pt."""
+    import numpy as np
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from debleed.cli.main import cli
+
+    torch.save(_training_state(build_model("bandmask-tiny")), tmp_path / "last.pt")
+    sf.write(tmp_path / "snare.wav", np.zeros(4800, dtype=np.float32), 48000)
+    result = CliRunner().invoke(cli, ["denoise", "--model", str(tmp_path / "last.pt"),
+                                      "--device", "cpu", str(tmp_path / "snare.wav")])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "training state" in lines[0] and "best.pt" in lines[0]

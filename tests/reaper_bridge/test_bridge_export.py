@@ -264,3 +264,46 @@ def test_item_volume_is_exported_with_take_volume(fake: FakeReaper, api, tmp_pat
                       for e in plan.entries)
     np.testing.assert_allclose(sliced, 0.4 * source[:, :24000], atol=1e-7)
     np.testing.assert_allclose(played, 0.4 * fake.played(rendered, 48000, 0.0, 24000), atol=1e-7)
+
+
+def _next_command(message: str) -> list[str]:
+    import shlex
+
+    line = next(line for line in message.splitlines() if line.startswith("Next: "))
+    return shlex.split(line[len("Next: "):])
+
+
+@pytest.mark.parametrize("seconds, suggested", [(20.0, None), (2.0, "1"), (17.0, "8"),
+                                                (1.0, "1")])
+def test_next_hint_gives_a_clip_length_the_shortest_clean_take_fits(
+        fake: FakeReaper, api, tmp_path: Path, seconds: float, suggested: str | None) -> None:
+    """``debleed dataset session`` skips clean takes shorter than its 10 s default clip, so
+    the hint adds ``--clip-seconds``: the shortest clean take (here the note-tagged one,
+    ``seconds / 2`` long) rounded down to whole seconds, at least 1; none when all fit."""
+    session(fake, tmp_path, seconds=seconds)
+    plan = export_session(api, str(tmp_path / "export"), TaskExecutor())
+    command = _next_command(plan.message())
+    assert command[:3] == ["debleed", "dataset", "session"] and command[-2:] == ["--out", "DATASET"]
+    if suggested is None:
+        assert "--clip-seconds" not in command and "--clip-seconds" not in plan.message()
+    else:
+        assert command[command.index("--clip-seconds") + 1] == suggested
+        assert f"shortest clean take is {seconds / 2:g} s" in plan.message()
+
+
+def test_the_next_hint_runs_and_uses_every_clean_take(fake: FakeReaper, api,
+                                                      tmp_path: Path) -> None:
+    """The hinted command, run as printed, cuts a clip from every clean take (2 s and 1 s)."""
+    pytest.importorskip("training.session", reason="training/session.py not written yet")
+    from click.testing import CliRunner
+
+    from debleed.cli.main import cli
+
+    session(fake, tmp_path, seconds=2.0)
+    plan = export_session(api, str(tmp_path / "export"), TaskExecutor())
+    command = [str(tmp_path / "data") if word == "DATASET" else word
+               for word in _next_command(plan.message())]
+    result = CliRunner().invoke(cli, command[1:])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert len(manifest["clips"]) >= 3  # 2 from the 2 s take, 1 from the 1 s take

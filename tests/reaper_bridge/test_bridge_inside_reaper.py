@@ -298,3 +298,67 @@ def test_a_file_system_refusal_in_the_export_is_one_message(fake: FakeReaper, ap
     assert fake.messages == [f"{prefix}{out / blocked}: is a file, not a folder"]
     assert not (out / LOCK).exists() and not list(out.glob(f"{STAGING_PREFIX}*"))
     assert fake.deferred == [actions.NO_OP] and not actions.JOBS
+
+
+def _ini_folder(resource: Path) -> Path:
+    return Path(settings_path(str(resource))).parent
+
+
+@pytest.mark.parametrize("spelling", ["relative", "home"])
+def test_ini_model_path_resolves_from_its_folder_or_home_whatever_the_cwd(
+        tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+        spelling: str) -> None:
+    """``model = models/tiny.pt`` is read from the INI's folder and ``~/models/tiny.pt``
+    from the home folder, not from the current directory REAPER hands the worker; the
+    action, doctor and a reinstall (which keeps the spelling) agree."""
+    import shutil
+
+    from reaper_bridge import doctor
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    model = "~/models/tiny.pt" if spelling == "home" else "models/tiny.pt"
+    fake, api = _fake_with_item(tmp_path, model)
+    folder = home if spelling == "home" else _ini_folder(Path(fake.resource_path))
+    (folder / "models").mkdir(parents=True)
+    shutil.copyfile(tiny_checkpoint, folder / "models" / "tiny.pt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=False, threads=1))
+    fake.run_deferred()
+    assert fake.messages == [] and [len(i.takes) for i in fake.tracks[0].items] == [2]
+    ini = settings_path(fake.resource_path)
+    assert load_settings(ini).model == str(folder / "models" / "tiny.pt")
+    assert doctor._model_check(load_settings(ini)).ok
+    install(fake.resource_path)
+    assert f"model = {model}\n" in Path(ini).read_text()
+
+
+def test_doctor_and_the_action_agree_on_a_model_missing_beside_the_ini(
+        tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative model that exists under the terminal's current directory but not under
+    the INI's folder: doctor passed (it looked in the terminal's directory) while the
+    action, started from REAPER's, failed. Both now look in the INI's folder and fail."""
+    import shutil
+
+    from reaper_bridge import doctor
+
+    terminal = tmp_path / "terminal"
+    (terminal / "models").mkdir(parents=True)
+    shutil.copyfile(tiny_checkpoint, terminal / "models" / "tiny.pt")
+    fake, api = _fake_with_item(tmp_path, "models/tiny.pt")
+    expected = str(_ini_folder(Path(fake.resource_path)) / "models" / "tiny.pt")
+    monkeypatch.chdir(terminal)
+    monkeypatch.setattr(doctor, "distant_api", lambda timeout=5.0: (_ for _ in ()).throw(
+        RuntimeError("REAPER did not answer")))
+    check = next(c for c in doctor.run_checks(fake.resource_path) if c.name == "model loads")
+    assert not check.ok and expected in check.detail and "no such checkpoint" in check.detail
+    reaper_cwd = tmp_path / "reaper-cwd"
+    reaper_cwd.mkdir()
+    monkeypatch.chdir(reaper_cwd)
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=False, threads=1))
+    fake.run_deferred()
+    assert len(fake.messages) == 1 and fake.messages[0].startswith("debleed failed: ")
+    assert expected in fake.messages[0] and "no such checkpoint" in fake.messages[0]
+    assert [len(i.takes) for i in fake.tracks[0].items] == [1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,23 @@ def test_install_refuses_a_python_path_the_ini_cannot_hold(tmp_path: Path) -> No
     with pytest.raises(SettingsError, match="cannot save python"):
         install(str(resource), python="/home/me/a ;b/python")
     assert not (resource / "Scripts").exists() and not (resource / "reaper-kb.ini").exists()
+
+
+def test_export_dir_is_read_from_the_ini_folder_and_keeps_its_spelling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``export_dir = exports`` meant a folder under whatever directory REAPER handed the
+    action; like ``model`` it now starts at the INI's folder, ``~`` is the home folder,
+    and a reinstall writes back what the user typed."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    install(str(resource))
+    ini = Path(settings_path(str(resource)))
+    for typed, meant in (("exports", ini.parent / "exports"),
+                         ("~/sessions/x", tmp_path / "home" / "sessions" / "x"),
+                         ("/abs/out", Path("/abs/out")), ("", None)):
+        ini.write_text(re.sub(r"(?m)^export_dir = .*$", f"export_dir = {typed}", ini.read_text()))
+        assert load_settings(str(ini)).export_dir == (str(meant) if meant else "")
+        install(str(resource))
+        assert f"export_dir = {typed}\n" in ini.read_text()
