@@ -37,7 +37,10 @@ class ClipFormat(NamedTuple):
 
 def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
     """Deterministic train/valid split: a seeded permutation picks the validation clips
-    (80/20 by default, as in the thesis), so the same seed always gives the same split."""
+    (80/20 by default, as in the thesis), so the same seed always gives the same split.
+    Two or more clips keep at least one of each (with a fraction above 0): rounding alone
+    would leave two clips no validation clip (0.4 rounds to 0), and training would then
+    validate on its training audio."""
     if not 0.0 <= valid_fraction < 1.0:
         raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
     n_valid = int(round(n * valid_fraction))

@@ -51,10 +51,10 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         *guard_lines(config),
         f"- Epochs run: {len(history)} x {config.get('steps_per_epoch')} steps; "
         f"best epoch {best.get('epoch')}",
-        f"- Training data: {data.get('source')} from kits {', '.join(data.get('kits', [])) or 'n/a'}; "
-        f"{data.get('clips', 'n/a')} clips",
+        f"- Training data: {describe_data(data)}; {data.get('clips', 'n/a')} clips",
         "",
-        "## Validation (held-out clips of the training kits, through the inference path)",
+        f"## Validation ({data.get('validation', 'held-out clips of the training kits')}, "
+        "through the inference path)",
         "",
         "| metric | best epoch |",
         "| --- | --- |",
@@ -63,6 +63,21 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         if key in best:
             lines.append(f"| {key} | {best[key]:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def describe_data(data: dict[str, Any]) -> str:
+    """Where the training clips came from: kits for synthetic data, takes for a session
+    dataset (its clips have no kit, and the card said "from kits ?")."""
+    takes = data.get("takes")
+    if takes is None:
+        return f"{data.get('source')} from kits {', '.join(data.get('kits', [])) or 'n/a'}"
+    return (f"session takes from {data.get('source')}: {count(takes['clean'], 'clean take')}, "
+            f"{count(takes['bleed'], 'bleed take')}")
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def synth_lines(config: dict[str, Any]) -> list[str]:

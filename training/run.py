@@ -94,7 +94,8 @@ def folder_data(root: Path, config: TrainConfig, world: World):
                              f"{DATA_RATE} Hz (make one with debleed dataset synth/session)")
     if len(train) // world.size < config.batch_size:
         raise ParameterError(f"{root}: {len(train)} training clips, fewer than one batch of "
-                             f"{config.batch_size} per process")
+                             f"{config.batch_size} per process; "
+                             f"{batch_advice(len(train), world)}")
     batches = PassBatches(len(train), config.batch_size, config.seed, world)
     # The loader's own generator only seeds worker processes: drawing that seed from
     # torch's global RNG would shift the random crops of a resumed run.
@@ -102,11 +103,44 @@ def folder_data(root: Path, config: TrainConfig, world: World):
                         generator=torch.Generator().manual_seed(config.seed),
                         persistent_workers=config.num_workers > 0)
     valid_set = ClipFolder(root, "valid")
-    entries = valid_set.clips[: config.valid_clips] or train.clips[: config.valid_clips]
+    entries = valid_set.clips[: config.valid_clips]
+    info = folder_info(root, train)
+    if not entries:
+        entries = train.clips[: config.valid_clips]
+        info["validation"] = "training clips: the dataset has no valid clips"
+        if world.is_main:  # the rank that validates
+            warnings.warn(f"{root}: no 'valid' clips, so validation and the choice of best.pt "
+                          f"use {len(entries)} of the training clips, which says nothing about "
+                          "unheard audio; build the dataset from two or more clips (two or "
+                          "more takes for a session) with a --valid-fraction above 0",
+                          stacklevel=2)
     valid = [ValidClip(c.noisy, c.clean) for c in map(valid_set.load, entries)]
-    info = {"source": str(root), "kits": sorted({c.get("kit", "?") for c in train.clips}),
-            "clips": len(train.clips)}
     return loader, valid, info
+
+
+def batch_advice(clips: int, world: World) -> str:
+    """How to train on ``clips`` training clips that hold no full batch per process: the
+    error used to state the shortfall only, leaving the user to find ``--batch-size``."""
+    if clips == 0:
+        return "the dataset has no 'train' clips"
+    if clips < world.size:
+        return f"run at most {clips} processes"
+    return f"give --batch-size {clips // world.size} or less"
+
+
+def folder_info(root: Path, train: ClipFolder) -> dict[str, Any]:
+    """What the model card and checkpoint say about a dataset folder's training clips:
+    the kits of a synthetic dataset; for a session dataset, whose clips have no kit (the
+    card said "from kits ?"), how many clean and bleed takes they were cut from, and what
+    the validation clips are (held-out takes, or other clips of the training take)."""
+    if train.manifest.get("source") != "session":
+        return {"source": str(root), "kits": sorted({c.get("kit", "?") for c in train.clips}),
+                "clips": len(train.clips)}
+    takes = {kind: len({c.get(f"{kind}_take") for c in train.clips}) for kind in ("clean", "bleed")}
+    validation = ("clips of held-out session takes" if train.manifest.get("split_by") == "take"
+                  else "held-out clips of the training takes")
+    return {"source": str(root), "takes": takes, "clips": len(train.clips),
+            "validation": validation}
 
 
 def synth_data(kits: Sequence[str], config: TrainConfig, world: World):

@@ -5,12 +5,14 @@ whole kit but the snare silent (what the snare mic picks up from everything else
 clean excerpt plus any bleed excerpt, at a random relative level, is a realistic noisy
 snare-mic clip whose answer is known. Takes may differ in length, rate and channel count:
 everything is converted to mono 48 kHz; bleed takes shorter than a clip are looped.
-Onsets for meta.json come from an energy onset detector run on the clean take.
+Onsets for meta.json come from an energy onset detector run on the clean take. All clips
+of one clean take share a split, so validation is on takes the model never trained on.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,16 +47,57 @@ class SessionConfig:
     onset_gap_ms: float = 25.0       # at most one onset per gap (flams are 15-35 ms)
 
 
+@dataclass(frozen=True)
+class CleanAudio:
+    """How much of the clean takes the clips use. A take is cut into whole clips only, so
+    a take shorter than one clip gives none and every take's last partial clip is left
+    out: with 10 s clips, 8 s and 6 s takes and the last second of an 11 s take were
+    dropped without a word. These numbers let the command say so."""
+
+    takes: int                 # clean takes found
+    short_takes: int           # of them, shorter than one clip: no clip from them
+    seconds: float             # their total length
+    used_seconds: float        # the part the clips hold
+    capped_seconds: float      # whole clips left out by ``clips_per_take``
+    clip_seconds: float
+
+    @property
+    def unused_seconds(self) -> float:
+        """Clean audio in no clip: short takes, partial clips and ``clips_per_take``'s cap."""
+        return self.seconds - self.used_seconds
+
+    @property
+    def shorter_clips_help(self) -> bool:
+        """Whether shorter clips would use audio the clip length left out: a take shorter
+        than a clip, or partial clips together longer than one clip (a cap set by
+        ``clips_per_take`` is the user's choice, not the clip length's)."""
+        leftover = self.unused_seconds - self.capped_seconds
+        return self.short_takes > 0 or leftover > self.clip_seconds
+
+
 @dataclass
 class SessionPlan:
-    """The takes found, the clips to cut: (clean take index, start sample), and the clean
+    """The takes found, the clips to cut: (clean take index, start sample), the clean
     and bleed folders the takes were found in (a dataset written inside one would be read
-    as takes by the next run)."""
+    as takes by the next run), and how much of the clean audio the clips use."""
 
     clean: list[Path]
     bleed: list[Path]
     jobs: list[tuple[int, int]]
     folders: tuple[Path, Path]
+    audio: CleanAudio
+
+    @property
+    def clip_takes(self) -> list[int]:
+        """The clean takes (indices) that give at least one clip, in order."""
+        return sorted({take for take, _ in self.jobs})
+
+    @property
+    def split_by_take(self) -> bool:
+        """Whether the train/valid split can keep whole takes apart: clips of one take
+        share its room, tuning and playing, so a validation clip cut from a training take
+        is not held-out audio. It takes two takes with clips; one take is split by clip."""
+        return len(self.clip_takes) >= 2
 
 
 def _audio_files(folder: Path, what: str) -> list[Path]:
@@ -98,20 +141,30 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
     clean, bleed = _audio_files(Path(clean_dir), "clean"), _audio_files(Path(bleed_dir), "bleed")
     clip = int(round(config.clip_seconds * config.sample_rate))
     jobs = []
+    lengths = []
+    capped = 0
     for index, path in enumerate(clean):
         try:
             info = sf.info(str(path))
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise DatasetError(f"{path}: not a readable audio file ({exc})") from None
         frames = int(info.frames * config.sample_rate / info.samplerate)
+        lengths.append(frames)
         count = frames // clip
         if config.clips_per_take is not None:
+            capped += max(0, count - config.clips_per_take)
             count = min(count, config.clips_per_take)
         jobs.extend((index, k * clip) for k in range(count))
     if not jobs:
+        longest = math.floor(max(lengths) / config.sample_rate * 10) / 10
         raise DatasetError(f"{clean_dir}: no clean take is as long as one "
-                           f"{config.clip_seconds} s clip")
-    return SessionPlan(clean, bleed, jobs, (Path(clean_dir), Path(bleed_dir)))
+                           f"{config.clip_seconds:g} s clip (the longest is {longest:g} s); "
+                           f"give a --clip-seconds of at most {longest:g}")
+    rate = config.sample_rate
+    audio = CleanAudio(takes=len(clean), short_takes=sum(n < clip for n in lengths),
+                       seconds=sum(lengths) / rate, used_seconds=len(jobs) * clip / rate,
+                       capped_seconds=capped * clip / rate, clip_seconds=config.clip_seconds)
+    return SessionPlan(clean, bleed, jobs, (Path(clean_dir), Path(bleed_dir)), audio)
 
 
 def _refuse_overlap(clean_dir: Path, bleed_dir: Path) -> None:
@@ -218,7 +271,7 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
                                f"{folder}: the next run would read its clips as takes")
     for take in plan.clean + plan.bleed:  # (no resampling: load_take does that per clip)
         mono_take(str(take))
-    splits = assign_splits(len(plan.jobs), seed, valid_fraction)
+    splits = session_splits(plan, seed, valid_fraction)
     width = max(5, len(str(len(plan.jobs) - 1)))
     rows = []
     with staged_output(out) as staging:
@@ -232,8 +285,27 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
                          "snare_hits": len(clip.meta["onsets"])})
             if progress:
                 progress(job + 1, clip_id)
+        audio = plan.audio
         header = {"version": 1, "source": "session", "sample_rate": config.sample_rate,
                   "clip_seconds": config.clip_seconds, "seed": seed,
+                  "split_by": "take" if plan.split_by_take else "clip",
+                  "clean_audio": {"takes": audio.takes, "short_takes": audio.short_takes,
+                                  "seconds": round(audio.seconds, 3),
+                                  "used_seconds": round(audio.used_seconds, 3)},
+                  "bleed_takes": len(plan.bleed),
                   "config": json.loads(json.dumps(config.__dict__))}
         write_manifest(staging, header, rows)
     return out
+
+
+def session_splits(plan: SessionPlan, seed: int, valid_fraction: float) -> list[str]:
+    """Each planned clip's split. With two or more takes giving clips, whole takes are
+    assigned (seeded, ``valid_fraction`` of the takes, at least one valid): a validation
+    clip from a training take shares its snare, tuning and room with the training audio,
+    so the validation loss would flatter the model and pick ``best.pt`` on seen audio.
+    With one take only, its clips are split one by one (``plan.split_by_take`` says which)."""
+    if not plan.split_by_take:
+        return assign_splits(len(plan.jobs), seed, valid_fraction)
+    takes = plan.clip_takes
+    by_take = dict(zip(takes, assign_splits(len(takes), seed, valid_fraction)))
+    return [by_take[take] for take, _ in plan.jobs]

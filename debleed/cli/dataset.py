@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import FiniteRange, progress, user_errors, warnings_after
+
+if TYPE_CHECKING:  # imported when the command runs: the CLI starts without numpy
+    from training.session import CleanAudio
 
 
 @click.group()
@@ -87,6 +91,25 @@ def session(clean_dir: Path, bleed_dir: Path, out: Path, seed: int, clip_seconds
         root = build_session_dataset(plan, out, seed, config, valid_fraction=valid_fraction,
                                      progress=update)
     click.echo(f"{root}: {len(plan.jobs)} clips ({len(plan.jobs) * clip_seconds / 3600:.2f} h)")
+    click.echo(clean_audio_line(plan.audio), err=True)
+    if not plan.split_by_take:
+        click.echo("Warning: one clean take gives clips, so its clips are split train/valid "
+                   "one by one and validation is not held-out audio; export more takes to "
+                   "validate on a take training never hears", err=True)
+
+
+def clean_audio_line(audio: CleanAudio) -> str:
+    """How much clean audio the clips hold, out of how much the takes have: takes are cut
+    into whole clips only, so a take shorter than one clip, and each take's last part,
+    are left out, and the user must hear of it (and of the option that recovers it)."""
+    line = (f"clean audio: {audio.used_seconds:.1f} s of {audio.seconds:.1f} s used; "
+            f"{audio.short_takes} of {audio.takes} takes shorter than one "
+            f"{audio.clip_seconds:g} s clip")
+    if audio.capped_seconds:
+        line += f"; {audio.capped_seconds:.1f} s left out by --clips-per-take"
+    if audio.shorter_clips_help:
+        line += "; a shorter --clip-seconds uses more of it"
+    return line
 
 
 @dataset.command("pack-kit")

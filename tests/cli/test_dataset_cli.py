@@ -179,6 +179,59 @@ def test_session_command(tmp_path):
     assert len(manifest["clips"]) == 2 and manifest["source"] == "session"
 
 
+def session_takes(tmp_path: Path, seconds: tuple[float, ...]) -> tuple[Path, Path]:
+    """Clean takes of the given lengths (snare hits every half second) and a bleed take."""
+    clean, bleed = tmp_path / "clean", tmp_path / "bleed"
+    clean.mkdir()
+    bleed.mkdir()
+    shot = one_shot("snare", 190, 0.1, 0.2, 1.0, 48000)
+    for k, length in enumerate(seconds):
+        take = np.zeros(int(length * 48000), np.float32)
+        for start in range(0, take.size, 24000):
+            take[start:start + shot.size] += shot[: take.size - start]
+        sf.write(clean / f"take{k}.wav", take, 48000)
+    sf.write(bleed / "bleed.wav", 0.05 * np.random.default_rng(0).standard_normal(48000), 48000)
+    return clean, bleed
+
+
+def session(clean: Path, bleed: Path, out: Path, *extra: str):
+    return CliRunner().invoke(cli, ["dataset", "session", "--clean", str(clean), "--bleed",
+                                    str(bleed), "--out", str(out), *extra])
+
+
+def test_session_reports_the_clean_audio_it_left_out(tmp_path):
+    """Takes of 1.1, 0.8 and 0.6 s in 1 s clips give one clip: the command used to print
+    "1 clips" only, the two short takes and the last 0.1 s dropped without a word. One
+    take giving clips cannot be held out from itself, which is said too."""
+    clean, bleed = session_takes(tmp_path, (1.1, 0.8, 0.6))
+    result = session(clean, bleed, tmp_path / "out", "--clip-seconds", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("out: 1 clips (0.00 h)")
+    assert result.stderr.splitlines()[-2:] == [
+        "clean audio: 1.0 s of 2.5 s used; 2 of 3 takes shorter than one 1 s clip; "
+        "a shorter --clip-seconds uses more of it",
+        "Warning: one clean take gives clips, so its clips are split train/valid one by one "
+        "and validation is not held-out audio; export more takes to validate on a take "
+        "training never hears"]
+
+
+def test_session_that_uses_its_audio_names_no_option(tmp_path):
+    clean, bleed = session_takes(tmp_path, (2.0, 1.0))
+    result = session(clean, bleed, tmp_path / "out", "--clip-seconds", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == ("clean audio: 3.0 s of 3.0 s used; 0 of 2 takes "
+                                              "shorter than one 1 s clip")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["split_by"] == "take"
+    assert [c["split"] for c in manifest["clips"]].count("valid") in (1, 2)  # one whole take
+
+
+def test_session_of_takes_all_shorter_than_a_clip_names_the_option(tmp_path, refused):
+    clean, bleed = session_takes(tmp_path, (0.8, 0.6))
+    result = refused(lambda: session(clean, bleed, tmp_path / "out"))
+    assert "(the longest is 0.8 s); give a --clip-seconds of at most 0.8" in result.stderr
+
+
 def test_as_recorded_turns_tone_and_kit_pairing_off(kit_dir, tmp_path):
     second = write_synthetic_kit(tmp_path / "kit2", velocities=(1.0,), seed=5, name="second")
     result = synth(tmp_path / "plain", kit_dir, "--kit", str(second), "--as-recorded")

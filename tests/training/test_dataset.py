@@ -32,6 +32,17 @@ def test_manifest_and_split(dataset_dir):
     assert manifest["sample_rate"] == 48000 and manifest["clip_seconds"] == 1.5
 
 
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_a_small_dataset_keeps_a_validation_clip(seed):
+    """Two clips or more keep one valid clip at the default fraction (rounding alone would give
+    two clips none); larger datasets, where the fraction rounds to one or more, keep the
+    split they always had."""
+    counts = [assign_splits(n, seed, 0.2).count("valid") for n in (1, 2, 3, 10, 100)]
+    assert counts == [0, 1, 1, 2, 20]
+    for n in range(3, 400):
+        assert assign_splits(n, seed, 0.2).count("valid") == round(n * 0.2), n
+
+
 def test_clip_folder_segments(dataset_dir):
     train = ClipFolder(dataset_dir, "train", segment_seconds=0.5)
     assert len(train) == 8

@@ -216,3 +216,82 @@ def test_hidden_files_beside_the_takes_are_not_takes(session_dirs):
     plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=1.0))
     assert [p.name for p in plan.clean] == ["snare_take1.wav", "snare_take2.flac"]
     assert [p.name for p in plan.bleed] == ["kit_no_snare.wav"]
+
+
+def noise_take(folder: Path, name: str, seconds: float, rate: int = 48000) -> Path:
+    """A take of quiet noise ``seconds`` long (planning reads headers only)."""
+    path = folder / name
+    sf.write(path, 0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate)), rate)
+    return path
+
+
+def test_the_plan_counts_the_clean_audio_the_clips_leave_out(tmp_path, session_dirs):
+    """With 1 s clips, 0.8 s and 0.6 s takes give no clip and a 1.1 s take loses 0.1 s:
+    the plan says how much of the 2.5 s is used and that shorter clips would use more."""
+    _, bleed_dir = session_dirs
+    clean = tmp_path / "short"
+    clean.mkdir()
+    for name, seconds in (("a.wav", 1.1), ("b.wav", 0.8), ("c.wav", 0.6)):
+        noise_take(clean, name, seconds, 44100)
+    audio = plan_session(clean, bleed_dir, SessionConfig(clip_seconds=1.0)).audio
+    assert (audio.takes, audio.short_takes) == (3, 2)
+    assert (audio.seconds, audio.used_seconds) == pytest.approx((2.5, 1.0))
+    assert audio.capped_seconds == 0 and audio.shorter_clips_help
+
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    noise_take(whole, "long.wav", 3.4)
+    audio = plan_session(whole, bleed_dir, SessionConfig(clip_seconds=1.0)).audio
+    assert (audio.short_takes, audio.used_seconds) == (0, pytest.approx(3.0))
+    assert not audio.shorter_clips_help  # 0.4 s left over: less than one clip
+    capped = plan_session(whole, bleed_dir, SessionConfig(clip_seconds=1.0, clips_per_take=1))
+    assert capped.audio.capped_seconds == pytest.approx(2.0)
+    assert not capped.audio.shorter_clips_help  # the cap is the user's, not the clip length's
+
+
+def test_takes_all_shorter_than_a_clip_name_the_option(session_dirs):
+    clean_dir, bleed_dir = session_dirs
+    with pytest.raises(DatasetError, match=re.escape(
+            "no clean take is as long as one 5 s clip (the longest is 2.5 s); "
+            "give a --clip-seconds of at most 2.5")):
+        plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=5.0))
+
+
+def test_clips_of_one_take_share_a_split(tmp_path, session_dirs):
+    """A validation clip cut from a training take is not held-out audio: whole takes are
+    assigned, seeded, at least one valid; the manifest says the split is by take."""
+    _, bleed_dir = session_dirs
+    clean = tmp_path / "takes"
+    clean.mkdir()
+    for k in range(4):
+        sf.write(clean / f"take{k}.wav", snare_take(2.5, 48000, [0.1, 0.6, 1.1, 1.6, 2.1]),
+                 48000)
+    config = SessionConfig(clip_seconds=0.5)
+    plan = plan_session(clean, bleed_dir, config)
+    manifest = read_manifest(build_session_dataset(plan, tmp_path / "out", seed=1,
+                                                   config=config))
+    by_take: dict[str, set[str]] = {}
+    for clip in manifest["clips"]:
+        by_take.setdefault(clip["clean_take"], set()).add(clip["split"])
+    assert all(len(splits) == 1 for splits in by_take.values()), by_take
+    assert sorted(s for (s,) in by_take.values()) == ["train", "train", "train", "valid"]
+    assert plan.split_by_take and manifest["split_by"] == "take"
+    assert manifest["clean_audio"] == {"takes": 4, "short_takes": 0, "seconds": 10.0,
+                                       "used_seconds": 10.0}
+    assert manifest["bleed_takes"] == 1
+
+
+def test_a_single_take_is_split_by_clip(tmp_path, session_dirs):
+    """One take cannot be held out from itself: its clips are split one by one (and the
+    manifest says so, for the command to warn)."""
+    _, bleed_dir = session_dirs
+    clean = tmp_path / "one"
+    clean.mkdir()
+    sf.write(clean / "take.wav", snare_take(2.5, 48000, [0.1, 0.6, 1.1, 1.6, 2.1]), 48000)
+    config = SessionConfig(clip_seconds=0.5)
+    plan = plan_session(clean, bleed_dir, config)
+    assert not plan.split_by_take
+    manifest = read_manifest(build_session_dataset(plan, tmp_path / "out", seed=1,
+                                                   config=config))
+    assert manifest["split_by"] == "clip"
+    assert [c["split"] for c in manifest["clips"]].count("valid") == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from click.testing import CliRunner
 
@@ -21,7 +22,10 @@ from training.config import TrainConfig
 from training.dataset import ClipFolder
 from training.errors import DatasetError, TrainingError
 from training.losses import CombinedLoss
-from training.run import run_training
+from training.oneshots import one_shot
+from training.distributed import World
+from training.run import batch_advice, run_training
+from training.session import SessionConfig, build_session_dataset, plan_session
 from training.synth import SynthConfig, render_dataset
 from training.trainer import Trainer, ValidClip, run_fraction
 
@@ -78,13 +82,15 @@ def test_bfloat16_training_learns_and_keeps_float32_weights(dataset: Path, tmp_p
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def test_run_folder_is_complete(trained: Path):
+def test_run_folder_is_complete(trained: Path, dataset: Path):
     for name in ("history.json", "loss.png", "best.pt", "last.pt", "MODEL_CARD.md", "config.json"):
         assert (trained / name).is_file(), name
     assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (trained / "epochs").exists()   # only with keep_epochs
     card = (trained / "MODEL_CARD.md").read_text()
-    assert "bandmask" in card and "valid_sisdr" in card and "debleed synthetic kit" in card
+    assert "bandmask" in card and "valid_sisdr" in card
+    assert f"- Training data: {dataset} from kits debleed synthetic kit; 8 clips\n" in card
+    assert "## Validation (held-out clips of the training kits, through the inference path)" in card
     assert json.loads((trained / "config.json").read_text())["model"] == "bandmask-tiny"
 
 
@@ -317,7 +323,7 @@ def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth:
     ({"epochs": 0}, {}, "epochs must be > 0"),
     ({"segment_seconds": 0.0}, {}, "segment_seconds"),
     ({"loss": {"l1": 1.0}}, {}, "unknown or empty loss"),
-    ({"batch_size": 64}, {}, "fewer than one batch"),
+    ({"batch_size": 64}, {}, "fewer than one batch of 64 per process; give --batch-size 8 or less"),
     ({}, {"resume": True}, "nothing to resume"),
     ({"ema_decay": 1.0}, {}, "ema_decay"),
     ({"ema_decay": -0.1}, {}, "ema_decay"),
@@ -957,3 +963,66 @@ def test_init_errors_name_the_file(tmp_path: Path, kind: str):
         torch.save({"x": 1}, path)
     with pytest.raises(ModelError, match=f"{path}.*{'is a folder' if kind == 'folder' else ''}"):
         initial_model(TrainConfig(init=str(path)))
+
+
+def session_dataset(root: Path, takes: int, seconds: float) -> Path:
+    """A session dataset of 1 s clips from ``takes`` clean takes of ``seconds`` (a snare
+    hit every half second) and one bleed take."""
+    clean, bleed = root / "clean", root / "bleed"
+    clean.mkdir(parents=True)
+    bleed.mkdir()
+    shot = one_shot("snare", 190, 0.1, 0.2, 1.0, 48000)
+    for k in range(takes):
+        take = np.zeros(int(seconds * 48000), np.float32)
+        for start in range(0, take.size, 24000):
+            take[start:start + shot.size] += shot[: take.size - start]
+        sf.write(clean / f"take{k}.wav", take, 48000)
+    sf.write(bleed / "kit.wav", 0.05 * np.random.default_rng(0).standard_normal(48000), 48000)
+    config = SessionConfig(clip_seconds=1.0)
+    return build_session_dataset(plan_session(clean, bleed, config), root / "data", seed=0,
+                                 config=config)
+
+
+def test_the_model_card_of_a_session_run_names_its_takes(tmp_path: Path):
+    """Session clips have no kit: the card said "from kits ?". Three 2 s takes, one held
+    out for validation: four training clips from two clean takes and the bleed take."""
+    data = session_dataset(tmp_path, takes=3, seconds=2.0)
+    run = tmp_path / "run"
+    run_training(replace(TINY, epochs=1, steps_per_epoch=1, batch_size=2, valid_clips=1), run,
+                 data=data)
+    card = (run / "MODEL_CARD.md").read_text()
+    assert f"- Training data: session takes from {data}: 2 clean takes, 1 bleed take; 4 clips\n" \
+        in card
+    assert "## Validation (clips of held-out session takes, through the inference path)" in card
+
+
+def test_a_dataset_without_valid_clips_trains_with_a_warning(tmp_path: Path):
+    """A one-clip session has no valid clip: the run used to validate on its training clip
+    without a word (and asked for a smaller batch without naming --batch-size)."""
+    data = session_dataset(tmp_path, takes=1, seconds=1.0)
+    run = tmp_path / "run"
+    arguments = tiny_cli_args(data, run)  # --batch-size 2
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 1 and result.stderr == (
+        f"Error: {data}: 1 training clips, fewer than one batch of 2 per process; "
+        "give --batch-size 1 or less\n")
+    arguments[arguments.index("--batch-size") + 1] = "1"
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert warning == [f"Warning: {data}: no 'valid' clips, so validation and the choice of "
+                       "best.pt use 1 of the training clips, which says nothing about unheard "
+                       "audio; build the dataset from two or more clips (two or more takes "
+                       "for a session) with a --valid-fraction above 0"]
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "## Validation (training clips: the dataset has no valid clips," in card
+
+
+@pytest.mark.parametrize("clips, processes, advice", [
+    (10, 1, "give --batch-size 10 or less"),
+    (10, 4, "give --batch-size 2 or less"),
+    (3, 4, "run at most 3 processes"),
+    (0, 1, "the dataset has no 'train' clips"),
+])
+def test_too_few_clips_for_a_batch_say_what_to_change(clips: int, processes: int, advice: str):
+    assert batch_advice(clips, World(size=processes)) == advice
