@@ -101,12 +101,20 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                     detector = (None if key is None
                                 else read_range(key, block.in_start, block.in_stop))
                     audio = apply_gate(audio, rate, gate, sidechain=detector)
-                result = denoiser.denoise(audio, rate, gain=gain)[:, block.crop]
+                result = denoiser.denoise(audio, rate, gain=gain,
+                                          progress=_within(progress, index, len(blocks))
+                                          )[:, block.crop]
                 result = result * block.weights()
                 result[:, : tail.shape[1]] += tail
                 keep = result.shape[1] - block.fade_out
                 out.write(result[:, :keep].T)
                 tail = result[:, keep:]
-                if progress is not None:
-                    progress((index + 1) / len(blocks))
     return dst
+
+
+def _within(progress: "Progress | None", index: int, count: int) -> "Progress | None":
+    """Progress through block ``index`` of ``count`` as the model reports it chunk by chunk
+    (20 s each), so a file of one 60-s block moves the bar, not just from 0 to 100 %."""
+    if progress is None:
+        return None
+    return lambda fraction: progress((index + fraction) / count)

@@ -82,3 +82,15 @@ def test_a_dataset_goes_into_the_empty_current_folder(tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="is a file"):
         with staged_output(tmp_path / "afile"):
             pass
+
+
+def test_streaming_progress_moves_within_a_block(tmp_path, rng):
+    """A 45-s file is one 60-s block; progress came once, at its end (the bar sat at 0 %
+    until the file was done). It now follows the model's 20-s chunks, in order, to 1."""
+    src = write_audio(tmp_path / "long.wav", 0.1 * rng.standard_normal((1, 45 * 48_000)),
+                      48_000)
+    seen: list[float] = []
+    Denoiser(build_model("identity"), "cpu").denoise_file(src, tmp_path / "out.wav",
+                                                          progress=seen.append)
+    assert len([f for f in seen if 0 < f < 1]) >= 2 and seen[-1] == pytest.approx(1.0)
+    assert seen == sorted(seen)
