@@ -66,7 +66,8 @@ class Evaluation:
     info: dict[str, Any]
 
     def markdown(self) -> str:
-        return report.markdown_table(self.aggregate)
+        note = report.coverage_note(self.aggregate, self.info["clips"])
+        return report.markdown_table(self.aggregate) + (f"\n{note}\n" if note else "")
 
 
 def denoise_mono(denoiser: Denoiser, samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -256,4 +257,5 @@ def _write_report(out: Path, result: Evaluation, pages: Sequence[Mapping[str, An
     summary = {k: v for k, v in result.info.items() if k != "gate"}
     summary["gate"] = "defaults (threshold {threshold_db} dB)".format(**result.info["gate"])
     write_text_atomic(out / "index.html",
-                      report.html_report("debleed evaluation", summary, result.aggregate, pages))
+                      report.html_report("debleed evaluation", summary, result.aggregate, pages,
+                                         result.info["clips"]))

@@ -114,7 +114,26 @@ def staged_report(out: Path, marker: str) -> Iterator[Path]:
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+    """``value`` rounded for a table; a value that rounds to zero prints as 0, not -0."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{round(value, digits) + 0.0:.{digits}f}"
+
+
+def coverage_note(rows: Mapping[str, Mapping[str, Mapping[str, float]]], clips: int,
+                  columns: Sequence[tuple[str, str]] = COLUMNS) -> str:
+    """The columns whose means cover fewer than all ``clips``, as one sentence (empty when
+    every mean covers every clip). A metric is undefined on some clips (SI-SDR on a
+    bleed-only clip, ghost error without ghost notes, tom/kick leakage without a kick or
+    tom struck in silence); a table headed "4 clips" read as if each mean were over 4."""
+    parts = []
+    for key, title in columns:
+        counts = sorted({int(table[key]["count"]) for table in rows.values()
+                         if key in table and "count" in table[key]})
+        if counts and counts[0] < clips:
+            span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+            parts.append(f"{title} {span}")
+    return f"Means over fewer of the {clips} clips: {', '.join(parts)}." if parts else ""
 
 
 def markdown_table(rows: Mapping[str, Mapping[str, Mapping[str, float]]],
@@ -242,11 +261,11 @@ audio { width: 100%; } img { max-width: 100%; }
 
 
 def html_report(title: str, summary: Mapping[str, str], aggregate_rows: Mapping[str, Any],
-                clips: Sequence[Mapping[str, Any]]) -> str:
+                clips: Sequence[Mapping[str, Any]], clip_count: int) -> str:
     """A self-contained page: inline CSS, relative links only, no scripts.
 
     ``clips`` items: ``id``, ``metrics`` ({version: scores}), ``image`` (relative path) and
-    ``audio`` ({version: relative path}).
+    ``audio`` ({version: relative path}); ``clip_count`` the clips the aggregate is over.
     """
     esc = html.escape
     facts = "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in summary.items())
@@ -256,6 +275,7 @@ def html_report(title: str, summary: Mapping[str, str], aggregate_rows: Mapping[
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1><ul>{facts}</ul>",
         "<h2>Aggregate (mean / median over clips)</h2>", html_table(aggregate_rows),
+        f"<p>{esc(note)}</p>" if (note := coverage_note(aggregate_rows, clip_count)) else "",
         "<ul>" + "".join(f"<li>{esc(' '.join(item.split()))}</li>"
                          for item in LEGEND.strip().removeprefix("- ").split("\n- ")) + "</ul>",
         '<p>Files: <a href="aggregate.md">aggregate.md</a>, <a href="aggregate.json">aggregate.json</a>, '

@@ -241,3 +241,22 @@ def test_a_meta_json_that_is_not_an_object_is_one_line(setup, tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data)])
     assert result.exit_code == 1 and "meta.json: clip metadata must be a JSON object" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_means_over_fewer_clips_are_named_and_zero_is_not_negative():
+    """The table's header counts every clip; a mean over fewer (a bleed-only clip has no
+    SI-SDR, a clip without ghost notes no ghost error) is named under it. A value that
+    rounds to zero prints as 0.00, not -0.00."""
+    from training import report
+
+    rows = {"input": {"delta_si_sdr": {"mean": 0.0, "median": 0.0, "count": 3},
+                      "ghost_level_error_db": {"mean": 1.0, "median": 1.0, "count": 2}},
+            "model": {"delta_si_sdr": {"mean": 5.0, "median": 5.0, "count": 3},
+                      "ghost_level_error_db": {"mean": 0.5, "median": 0.5, "count": 1},
+                      "bleed_reduction_db": {"mean": -0.001, "median": 9.0, "count": 4}}}
+    titles = dict(report.COLUMNS)
+    note = report.coverage_note(rows, 4)
+    assert note == (f"Means over fewer of the 4 clips: {titles['delta_si_sdr']} 3, "
+                    f"{titles['ghost_level_error_db']} 1-2.")
+    assert report.coverage_note({"model": {"delta_si_sdr": {"count": 4}}}, 4) == ""
+    assert "| 0.00 / 9.00 |" in report.markdown_table(rows)
