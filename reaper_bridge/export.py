@@ -71,6 +71,11 @@ class ExportPlan:
     def counts(self) -> dict[str, int]:
         return {tag: sum(1 for e in self.entries if e["tag"] == tag) for tag in TAGS}
 
+    def shortest_clean_seconds(self) -> float | None:
+        """The shortest clean take's length (within ``LENGTH_TOLERANCE``), if any."""
+        lengths = [float(e["length"]) for e in self.entries if e["tag"] == "clean"]
+        return min(lengths) + LENGTH_TOLERANCE if lengths else None
+
     def clip_seconds(self) -> int | None:
         """The ``--clip-seconds`` to suggest, or None when the default suits every clean take.
 
@@ -79,10 +84,10 @@ class ExportPlan:
         give nothing. The suggestion is the shortest clean take rounded down to a whole
         second, so it gives at least one clip, and at least 1 s (shorter clips hold hardly
         a hit)."""
-        lengths = [float(e["length"]) for e in self.entries if e["tag"] == "clean"]
-        if not lengths or min(lengths) + LENGTH_TOLERANCE >= SESSION_CLIP_SECONDS:
+        shortest = self.shortest_clean_seconds()
+        if shortest is None or shortest >= SESSION_CLIP_SECONDS:
             return None
-        return max(1, math.floor(min(lengths) + LENGTH_TOLERANCE))
+        return max(1, math.floor(shortest))
 
     def message(self) -> str:
         counts = self.counts()
@@ -93,8 +98,7 @@ class ExportPlan:
                 f"\"{os.path.join(self.out_dir, 'bleed')}\""
                 + (f" --clip-seconds {clip}" if clip is not None else "") + " --out DATASET")
         if clip is not None:
-            shortest = min(float(e["length"]) for e in self.entries if e["tag"] == "clean")
-            shown = math.floor((shortest + LENGTH_TOLERANCE) * 10) / 10  # never above the take
+            shown = math.floor(self.shortest_clean_seconds() * 10) / 10  # never above the take
             text += (f"\n(--clip-seconds {clip}: the shortest clean take is {shown:g} s, and a "
                      f"clean take shorter than one clip, {SESSION_CLIP_SECONDS:g} s by default, "
                      "gives none)")
