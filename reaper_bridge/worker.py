@@ -24,9 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from denoiser.outfiles import write_text_atomic
 from denoiser.errors import DebleedError
-from denoiser.outfiles import exit_cleanly_on_sigterm
+from denoiser.outfiles import exit_cleanly_on_sigterm, write_text_atomic
 
 from .bridge import run_tasks
 from .items import BridgeError

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from denoiser.outfiles import write_text_atomic
 from denoiser.checkpoint import load_checkpoint, load_package, rebuild
 from denoiser.engine import pick_device
 from denoiser.errors import ModelError, ParameterError
 from denoiser.models import build_model
+from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import default_model_path
 
 from .config import TrainConfig
