@@ -13,10 +13,10 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .items import (EPSILON, TAKE_VALUES, BridgeError, Selection, Skipped, TakeLeftEmpty,
+from .items import (EPSILON, TAKE_VALUES, BridgeError, Selection, Skipped,
                     TakeSource, UndoBlock, add_variant_take, collect, describe_take,
                     project_items, project_media_dir)
 from .jobs import GATED, MediaCache, Plan, Task, discard, plan_denoise, render_path
@@ -29,13 +29,16 @@ Processor = Callable[[str, str], object]
 Executor = Callable[[Task, Callable[[float], None]], object]
 #: ``progress(fraction_of_all_tasks, message)``.
 Progress = Callable[[float, str], None]
-#: The take values an accessor render bakes in (the new take applies volume and pan itself).
-RENDERED_VALUES = tuple(parm for parm in TAKE_VALUES if parm not in ("D_VOL", "D_PAN"))
+#: The take values an accessor render bakes in (the new take applies volume, pan and pan
+#: law itself).
+RENDERED_VALUES = tuple(parm for parm in TAKE_VALUES
+                        if parm not in ("D_VOL", "D_PAN", "D_PANLAW"))
 
 
 @dataclass
 class Outcome:
-    """What an action did, for the one message shown to the user."""
+    """What an action did, for the one message shown to the user. ``enveloped``: the
+    items given takes whose original has take envelopes, which the new takes lack."""
 
     takes_added: int
     takes_updated: int
@@ -43,10 +46,14 @@ class Outcome:
     files_cached: int
     skipped: list[str]
     note: str = ""
+    enveloped: list[str] = field(default_factory=list)
 
     def message(self) -> str:
         text = (f"debleed: {self.takes_added} take(s) added, {self.takes_updated} updated; "
                 f"{self.files_processed} file(s) processed, {self.files_cached} reused from cache.")
+        if self.enveloped:
+            text += ("\nTake envelopes are not copied to the new takes: "
+                     + ", ".join(self.enveloped) + "; copy them by hand for a like-for-like A/B.")
         if self.note:
             text += f"\n{self.note}"
         if self.skipped:
@@ -147,7 +154,7 @@ def _current(api: Any, then: TakeSource, keyed: bool, live: set[str]) -> TakeSou
     timeline moved. ``live``: the project's items now."""
     if then.item not in live:
         return Skipped(then.label, "the item was deleted while processing")
-    now = describe_take(api, then.item)
+    now = describe_take(api, then.item, new_take=True)
     if isinstance(now, Skipped):
         return Skipped(then.label, f"changed while processing: {now.reason}")
     now = keyable(now) if keyed else now
@@ -170,14 +177,21 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
     active. Each take is read again first (see ``_current``): an item changed past what
     its file fits is skipped and named, the others get their takes.
 
-    All or nothing: when REAPER refuses a take partway, the block is closed and undone
-    (also when the refused take itself was left in its item, empty), so no item keeps a
-    take of a run that reported failure (and the caller may then delete the run's files:
-    no take plays them). A block that changed nothing is not undone: that would undo the
-    user's previous action if REAPER recorded no point for it. The cache records the new
-    files only after that, so it never names a file a failed run deleted."""
+    All or nothing: when anything fails partway (REAPER refusing a take, or a step after
+    an item was changed, see ``add_variant_take``'s ``changed``), the block is closed and
+    undone, so no item keeps a take of a run that reported failure (and the caller may then
+    delete the run's files: no take plays them). A block that changed nothing is not
+    undone: that would undo the user's previous action if REAPER recorded no point for it. The cache records the new
+    files only after that, so it never names a file a failed run deleted.
+
+    Take envelopes (volume, pan, mute, pitch...) belong to the original take and neither
+    the files nor the accessor renders apply them, so the new takes play without them; a
+    take's envelope can only be created through actions or the item's state chunk, so
+    they are not copied: the outcome names the items whose original has any."""
     added = updated = 0
     skipped = plan.selection.skipped_lines()
+    enveloped: list[str] = []
+    touched: list[bool] = []  # an item changed (appended by add_variant_take's callback)
     try:
         with batched(api), UndoBlock(api, undo_label):
             live = project_items(api, project)
@@ -188,17 +202,20 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
                     continue
                 for variant in plan.variants:
                     output = plan.outputs[(index, variant)]
-                    if add_variant_take(api, take, output, variant, rendered=take.file is None):
+                    if add_variant_take(api, take, output, variant, rendered=take.file is None,
+                                        changed=lambda: touched.append(True)):
                         added += 1
                     else:
                         updated += 1
+                if int(api.CountTakeEnvelopes(take.take)):
+                    enveloped.append(take.label)
             api.Main_OnCommand(40047, 0)  # Peaks: build any missing peaks
-    except BaseException as exc:
-        if added or updated or isinstance(exc, TakeLeftEmpty):
+    except BaseException:
+        if touched:
             api.Undo_DoUndo2(0)
         raise
     processed = sum(1 for t in plan.tasks if t.kind == "denoise")
-    outcome = Outcome(added, updated, processed, plan.cached, skipped)
+    outcome = Outcome(added, updated, processed, plan.cached, skipped, enveloped=enveloped)
     try:
         cache.commit(plan.tasks)
     except OSError as exc:  # the takes stand; a later run processes again instead of reusing

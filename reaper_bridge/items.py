@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from denoiser.errors import DebleedError
@@ -33,8 +34,10 @@ VARIANT_TAGS: dict[str, str] = {
 #: Extensions libsndfile reads; other files are rendered through the audio accessor.
 READABLE_EXTENSIONS = frozenset({".wav", ".wave", ".bwf", ".w64", ".rf64", ".aif", ".aiff",
                                  ".aifc", ".flac", ".ogg", ".oga", ".mp3", ".caf"})
+#: The take settings a processed take copies from its original (``D_PANLAW``: a panned
+#: take with its own pan law would change level without it).
 TAKE_VALUES = ("D_STARTOFFS", "D_PLAYRATE", "B_PPITCH", "D_PITCH", "I_PITCHMODE",
-               "I_CHANMODE", "D_VOL", "D_PAN")
+               "I_CHANMODE", "D_VOL", "D_PAN", "D_PANLAW")
 #: Take extension data of a processed take: the GUID of the take it was made from.
 SOURCE_LINK = "P_EXT:debleed_source"
 EPSILON = 1e-9
@@ -42,11 +45,6 @@ EPSILON = 1e-9
 
 class BridgeError(DebleedError):
     """A REAPER-side problem the user can fix (nothing selected, a refused take...)."""
-
-
-class TakeLeftEmpty(BridgeError):
-    """REAPER added a take but refused it its source: the item holds that empty take,
-    which ReaScript has no call to delete, so the caller must undo its undo block."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +202,10 @@ def variant_take_name(original: str, variant: str) -> str:
 
 
 def item_takes(api: Any, item: str) -> list[str]:
-    return [api.GetTake(item, i) for i in range(int(api.CountTakes(item)))]
+    """The item's takes, less its empty ones: REAPER counts an empty take but gives NULL
+    for it, which no other call should be handed."""
+    takes = (api.GetTake(item, i) for i in range(int(api.CountTakes(item))))
+    return [take for take in takes if not is_null(take)]
 
 
 def item_label(api: Any, item: str) -> str:
@@ -257,12 +258,37 @@ def _input_take(api: Any, item: str, take: str) -> tuple[str, str] | None:
                  if not _is_variant_of(source_link(api, t), names[t])), None)
 
 
-def describe_take(api: Any, item: str) -> TakeSource | Skipped:
-    """Resolve an item's active take down to its root file, or say why it is skipped."""
+def _refuses_new_take(api: Any, item: str) -> str | None:
+    """Why a processed take must not be added to ``item``, or ``None``.
+
+    A locked item is one the user asked REAPER to keep as it is (ReaScript could still
+    change it). An item that plays all its takes at once would sum the new take with the
+    original (+6 dB where they agree, comb filtering where they differ), and switching
+    takes to compare them would change nothing audible; that flag is the user's, so the
+    item is skipped rather than the flag turned off.
+    """
+    if int(api.GetMediaItemInfo_Value(item, "C_LOCK")) & 1:
+        return "locked item: unlock it to process"
+    if api.GetMediaItemInfo_Value(item, "B_ALLTAKESPLAY"):
+        return ("the item plays all its takes at once: turn \"Play all takes\" off for it "
+                "(Item properties) to process and compare")
+    return None
+
+
+def describe_take(api: Any, item: str, new_take: bool = False) -> TakeSource | Skipped:
+    """Resolve an item's active take down to its root file, or say why it is skipped.
+
+    ``new_take``: the caller will add a processed take to the item, which locked items
+    and items playing all their takes also refuse (see ``_refuses_new_take``); reading
+    what a take plays (the training export) needs neither."""
     label = item_label(api, item)
+    refusal = _refuses_new_take(api, item) if new_take else None
+    if refusal is not None:
+        return Skipped(label, refusal)
     take = api.GetActiveTake(item)
-    if is_null(take):
-        return Skipped(label, "empty item (no take)")
+    if is_null(take):  # REAPER gives NULL for an empty take too, not only for no take
+        return Skipped(label, "the active take is empty" if int(api.CountTakes(item))
+                       else "empty item (no take)")
     found = _input_take(api, item, take)
     if found is None:
         return Skipped(label, "the active take is a debleed take and the item holds no "
@@ -323,10 +349,11 @@ def describe_take(api: Any, item: str) -> TakeSource | Skipped:
 
 
 def collect(api: Any, project: Any = 0) -> Selection:
-    """The audio takes of the target items, and the items skipped with the reason."""
+    """The audio takes of the target items, each to get a processed take, and the items
+    skipped with the reason."""
     selection = Selection()
     for item in target_items(api, project):
-        described = describe_take(api, item)
+        described = describe_take(api, item, new_take=True)
         if isinstance(described, Skipped):
             selection.skipped.append(described)
         else:
@@ -356,6 +383,17 @@ def _existing_variant(api: Any, source: TakeSource, variant: str, guid: str) -> 
     return next(iter(linked + named), None)
 
 
+def _copy_fx(api: Any, original: str, variant: str) -> None:
+    """Give ``variant`` the original's take FX chain, in order, replacing any it has (a
+    reused take keeps the chain of an earlier run, or one added by hand). The files and
+    renders the denoiser reads are before take FX, so without the chain an A/B would
+    compare the original with its FX against the processed take without them."""
+    for index in reversed(range(int(api.TakeFX_GetCount(variant)))):
+        api.TakeFX_Delete(variant, index)
+    for index in range(int(api.TakeFX_GetCount(original))):
+        api.TakeFX_CopyToTake(original, index, variant, index, False)
+
+
 def _clear_stretch_markers(api: Any, take: str) -> None:
     """A reused variant take plays its file straight: markers someone added would warp it."""
     count = int(api.GetTakeNumStretchMarkers(take))
@@ -364,7 +402,7 @@ def _clear_stretch_markers(api: Any, take: str) -> None:
 
 
 def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
-                     rendered: bool = False) -> bool:
+                     rendered: bool = False, changed: Callable[[], None] = lambda: None) -> bool:
     """Make ``<take> [variant]``, playing ``path`` aligned with the original, the active take.
 
     ``rendered`` means ``path`` holds what the take plays from the item start (the audio
@@ -373,13 +411,15 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
     before the original's offset, playrate or name changed), that take is pointed at
     ``path`` and given the original's current values and name, so re-running never
     duplicates a take and compare always reaches the newest result. The take is linked to
-    the original by GUID (``SOURCE_LINK``). Returns whether a take was added.
+    the original by GUID (``SOURCE_LINK``) and gets a copy of its take FX chain before it
+    becomes active, so it never plays without them. Returns whether a take was added.
 
-    Everything that can fail (opening ``path``, adding the take) happens before the
-    item changes, so a failure here leaves the item as it was; except REAPER refusing the
-    take its new source, which comes after a new take was added: the new source is then
-    destroyed and an existing take keeps its old one, and ``TakeLeftEmpty`` (a new take
-    stays behind, empty) tells the caller to undo.
+    ``changed`` is called as soon as the item has changed (a take added, a source
+    replaced, values about to be set), before anything else can fail: from then on only
+    undoing the caller's undo block restores the item (ReaScript cannot delete a take), so
+    the caller knows to undo even when no take of this run was completed yet. Opening
+    ``path`` and adding the take fail before any change; REAPER refusing a take its new
+    source destroys that source and leaves an existing take its old one.
     """
     guid = take_guid(api, source.take)
     take = _existing_variant(api, source, variant, guid)
@@ -395,12 +435,13 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
             if is_null(take):
                 api.PCM_Source_Destroy(pcm)
                 raise BridgeError(f"{source.label}: REAPER refused to add a take")
+            changed()
         if not api.SetMediaItemTake_Source(take, pcm):
             api.PCM_Source_Destroy(pcm)  # no take plays it; the old one still plays
-            error = TakeLeftEmpty if added else BridgeError
-            raise error(f"{source.label}: REAPER refused to give a take {path}")
+            raise BridgeError(f"{source.label}: REAPER refused to give a take {path}")
         if old is not None:  # REAPER leaves the old source to the caller
             api.PCM_Source_Destroy(old)
+    changed()
     values = dict(source.values)
     if rendered:  # the render holds exactly the channels the original plays, mode applied
         values.update(D_STARTOFFS=0.0, D_PLAYRATE=1.0, D_PITCH=0.0, I_CHANMODE=0.0)
@@ -409,6 +450,7 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
     for parm in TAKE_VALUES:
         api.SetMediaItemTakeInfo_Value(take, parm, values[parm])
     _clear_stretch_markers(api, take)
+    _copy_fx(api, source.take, take)
     set_take_name(api, take, variant_take_name(source.take_name, variant))
     api.GetSetMediaItemTakeInfo_String(take, SOURCE_LINK, guid, True)
     api.SetActiveTake(take)
@@ -443,32 +485,59 @@ class _Family:
     takes: dict[str | None, str]
 
 
+def _family(api: Any, item: str, active: str) -> _Family:
+    """The family of ``item``'s active take: its original, and the variants linked to that
+    original's GUID (``SOURCE_LINK``), so a family stays whole when the original is renamed
+    between runs (its variants keep the name they were made with). Unlinked variants, made
+    before links existed, join by name (``<original name> [tag]``); a linked take whose
+    name lost its tag belongs to no variant. Each take's link and name are read once."""
+    takes = item_takes(api, item)
+    links = {take: source_link(api, take) for take in takes}
+    names = {take: take_name(api, take) for take in takes}
+    originals = [t for t in takes if not _is_variant_of(links[t], names[t])]
+    link, base = links[active], base_take_name(names[active])[0]
+    if active in originals:
+        original: str | None = active
+    elif link:
+        original = next((t for t in originals if take_guid(api, t) == link), None)
+    else:
+        original = next((t for t in originals if names[t] == base), None)
+    guid = link or (take_guid(api, original) if original is not None else "")
+    name = names[original] if original is not None else base
+    linked = [t for t in takes if guid and links[t] == guid]
+    named = [t for t in takes if not links[t] and base_take_name(names[t])[0] == name]
+    family: dict[str | None, str] = {} if original is None else {None: original}
+    for take in linked + named:  # a linked take wins over an unlinked one of its name
+        variant = base_take_name(names[take])[1]
+        if variant is not None:
+            family.setdefault(variant, take)
+    current = next((variant for variant, take in family.items() if take == active), None)
+    return _Family(current, family)
+
+
 def compare_next(api: Any, project: Any = 0) -> str | None:
     """Cycle the selected items' active takes: original -> gate -> debleed -> debleed+gate.
 
     The first item with processed takes decides the next variant, and every selected
     item switches to its take of that variant when it has one, so an A/B stays in step
-    across a multi-item selection. No undo point: switching back and forth must not bury
+    across a multi-item selection. Takes are grouped by their link to the original (see
+    ``_family``), not by name. No undo point: switching back and forth must not bury
     the denoise action's own undo point ("keep or undo"). Returns the variant now
     active (``None`` = the original).
     """
     families: list[_Family] = []
     for item in target_items(api, project):
         active = api.GetActiveTake(item)
-        if is_null(active):
-            continue
-        base, current = base_take_name(take_name(api, active))
-        takes: dict[str | None, str] = {}
-        for take in item_takes(api, item):
-            other_base, variant = base_take_name(take_name(api, take))
-            if other_base == base:
-                takes.setdefault(variant, take)
-        families.append(_Family(current, takes))
+        if not is_null(active):
+            families.append(_family(api, item, active))
     leader = next((f for f in families if len(f.takes) > 1), None)
     if leader is None:
         raise BridgeError("no selected item has a debleed take to compare")
     present = [v for v in (None, *VARIANT_TAGS) if v in leader.takes]
-    target = present[(present.index(leader.current) + 1) % len(present)]
+    # An active take outside the cycle (a linked take renamed without its tag) goes on to
+    # the first variant, whether or not the original is still there.
+    after = present.index(leader.current) + 1 if leader.current in present else 0
+    target = present[after % len(present)]
     for family in families:
         if target in family.takes:
             api.SetActiveTake(family.takes[target])

@@ -7,7 +7,11 @@ value), and pointers formatted as REAPER formats them (``"(MediaItem*)0x00000000
 null = all zeros). Playback is modelled where the tests need it: an audio accessor
 returns what a take plays (offset, playrate, sections, stretch markers, loop source,
 channel mode; neither take nor item volume) from the real files on disk, or what a track
-plays (its items mixed, in project time).
+plays (its items mixed, in project time). Take FX and take envelopes are listed (their
+names), not played; like REAPER's accessors, the fake's reads are before take FX.
+
+An item's take list may hold an empty take (``None``): REAPER counts it, but ``GetTake``
+and ``GetActiveTake`` give NULL for it.
 
 Pointer arguments go through the module's ``rpr_packp`` as in REAPER's ``reaper_python``:
 it parses ``"(Type*)0xHEX"`` and returns the address only when ``RPR_ValidatePtr`` knows
@@ -64,6 +68,20 @@ class Source:
 
 
 @dataclass
+class FX:
+    """A take FX: what the tests look at (REAPER's copy carries the whole plug-in state)."""
+
+    name: str
+    enabled: bool = True
+
+
+@dataclass
+class Envelope:
+    ptr: str
+    name: str  # "Volume", "Pan", "Mute", "Pitch", or a take FX parameter's
+
+
+@dataclass
 class Take:
     ptr: str
     item: "Item"
@@ -73,6 +91,8 @@ class Take:
     guid: str = ""
     ext: dict[str, str] = field(default_factory=dict)  # P_EXT:<key> values
     markers: list[tuple[float, float]] = field(default_factory=list)  # (pos, srcpos), sorted
+    fx: list[FX] = field(default_factory=list)  # the take FX chain, in order
+    envelopes: list[Envelope] = field(default_factory=list)
 
 
 @dataclass
@@ -83,10 +103,12 @@ class Item:
     length: float
     selected: bool = False
     notes: str = ""
-    takes: list[Take] = field(default_factory=list)
-    active: Take | None = None
+    takes: list[Take | None] = field(default_factory=list)  # None: an empty take
+    active: Take | None = None  # None: no take, or the empty take is active
     loop: bool = False  # B_LOOPSRC
     volume: float = 1.0  # D_VOL
+    lock: int = 0  # C_LOCK: &1 locked
+    all_takes_play: bool = False  # B_ALLTAKESPLAY
 
 
 @dataclass
@@ -98,7 +120,8 @@ class Track:
 
 
 TAKE_DEFAULTS = {"D_STARTOFFS": 0.0, "D_PLAYRATE": 1.0, "B_PPITCH": 1.0, "D_PITCH": 0.0,
-                 "I_PITCHMODE": -1.0, "I_CHANMODE": 0.0, "D_VOL": 1.0, "D_PAN": 0.0}
+                 "I_PITCHMODE": -1.0, "I_CHANMODE": 0.0, "D_VOL": 1.0, "D_PAN": 0.0,
+                 "D_PANLAW": -1.0}
 AUTO_UNDO = "ReaScript: Run"
 #: Functions whose pointer parameter REAPER's binding declares ``void*`` (packed unchecked).
 VOID_POINTER_ARGS = frozenset({"RPR_GetAudioAccessorSamples", "RPR_DestroyAudioAccessor"})
@@ -108,7 +131,7 @@ POINTER_RESULTS = {
     "RPR_GetTake": "MediaItem_Take*", "RPR_GetActiveTake": "MediaItem_Take*",
     "RPR_AddTakeToMediaItem": "MediaItem_Take*", "RPR_GetMediaItemTake_Source": "PCM_source*",
     "RPR_GetMediaSourceParent": "PCM_source*", "RPR_CreateTakeAudioAccessor": "AudioAccessor*",
-    "RPR_CreateTrackAudioAccessor": "AudioAccessor*",
+    "RPR_CreateTrackAudioAccessor": "AudioAccessor*", "RPR_GetTakeEnvelope": "TrackEnvelope*",
 }
 #: Functions with out-parameters and no return value: their tuple is the arguments back.
 VOID_TUPLES = frozenset({"RPR_GetProjectPathEx", "RPR_GetMediaSourceFileName",
@@ -145,8 +168,8 @@ class FakeReaper:
         self.undo: list[tuple[str, ...]] = []
         self.undo_depth = 0
         # Undo points (description, the items' takes before the block), for Undo_DoUndo2.
-        self.undo_points: list[tuple[str, dict[str, tuple[list[Take], Take | None]]]] = []
-        self._before_block: dict[str, tuple[list[Take], Take | None]] = {}
+        self.undo_points: list[tuple[str, dict[str, tuple[list[Take | None], Take | None]]]] = []
+        self._before_block: dict[str, tuple[list[Take | None], Take | None]] = {}
         self.destroyed: set[str] = set()
         self.refuse_takes: set[str] = set()  # items whose AddTakeToMediaItem returns null
         self.refresh_depth = 0
@@ -177,8 +200,10 @@ class FakeReaper:
         return "{" + str(uuid.UUID(int=self._counter)).upper() + "}"
 
     def add_item(self, track: Track, position: float, length: float, selected: bool = True,
-                 notes: str = "", loop: bool = False, volume: float = 1.0) -> Item:
-        item = Item("", track, position, length, selected, notes, loop=loop, volume=volume)
+                 notes: str = "", loop: bool = False, volume: float = 1.0, lock: int = 0,
+                 all_takes_play: bool = False) -> Item:
+        item = Item("", track, position, length, selected, notes, loop=loop, volume=volume,
+                    lock=lock, all_takes_play=all_takes_play)
         item.ptr = self._ptr("MediaItem*", item)
         track.items.append(item)
         return item
@@ -214,6 +239,24 @@ class FakeReaper:
         item.takes.append(take)
         item.active = take
         return take
+
+    def add_empty_take(self, item: Item, active: bool = False) -> None:
+        """An empty take slot (*Item > Take > Insert empty take*); ``active``: make it the
+        active take."""
+        item.takes.append(None)
+        if active:
+            item.active = None
+
+    def add_take_fx(self, take: Take, name: str, enabled: bool = True) -> FX:
+        fx = FX(name, enabled)
+        take.fx.append(fx)
+        return fx
+
+    def add_take_envelope(self, take: Take, name: str) -> Envelope:
+        envelope = Envelope("", name)
+        envelope.ptr = self._ptr("TrackEnvelope*", envelope)
+        take.envelopes.append(envelope)
+        return envelope
 
     # -- playback model ----------------------------------------------------------------
     def source_audio(self, source: Source) -> tuple[np.ndarray, int, float]:
@@ -281,8 +324,10 @@ class FakeReaper:
         """JSON-able state, for tests that drive the fake in a subprocess."""
         return {
             "items": [{"ptr": i.ptr, "active": i.active.name if i.active else None,
-                       "takes": [{"name": t.name, "file": t.source.filename if t.source else None,
-                                  "values": t.values} for t in i.takes]}
+                       "takes": [None if t is None else
+                                 {"name": t.name, "file": t.source.filename if t.source else None,
+                                  "values": t.values, "fx": [f.name for f in t.fx]}
+                                 for t in i.takes]}
                       for tr in self.tracks for i in tr.items],
             "undo": self.undo, "undo_depth": self.undo_depth, "messages": self.messages,
             "console": self.console, "ext": {f"{s}/{k}": v for (s, k), v in self.ext.items()},
@@ -411,20 +456,25 @@ class FakeReaper:
         if kind == "MediaItem*":
             return any(item is obj for item in self._items())
         if kind == "MediaItem_Take*":
-            return any(take is obj for item in self._items() for take in item.takes)
+            return any(take is obj for take in self._takes())
         if kind == "PCM_source*":
             return any(source is obj for source in self._project_sources())
-        return kind != "TrackEnvelope*"  # none modelled
+        # Take envelopes are only counted (the bridge hands none to REAPER); whether
+        # REAPER validates one as a TrackEnvelope* is not known, track ones are not modelled.
+        return kind != "TrackEnvelope*"
+
+    def _takes(self) -> list[Take]:
+        """The project's takes, less the empty ones."""
+        return [take for item in self._items() for take in item.takes if take is not None]
 
     def _project_sources(self) -> list[Source]:
         """The sources the project's takes play, and their parents."""
         sources = []
-        for item in self._items():
-            for take in item.takes:
-                source = take.source
-                while source is not None:
-                    sources.append(source)
-                    source = source.parent
+        for take in self._takes():
+            source = take.source
+            while source is not None:
+                sources.append(source)
+                source = source.parent
         return sources
 
     def _get(self, ptr: str, kind: type) -> Any:
@@ -494,7 +544,7 @@ class FakeReaper:
         if obj not in self._get(track, Track).items:
             return False
         obj.track.items.remove(obj)
-        self.destroyed.update([obj.ptr, *(t.ptr for t in obj.takes)])
+        self.destroyed.update([obj.ptr, *(t.ptr for t in obj.takes if t is not None)])
         return True
 
     def RPR_GetMediaItem_Track(self, item: str) -> str:
@@ -503,7 +553,8 @@ class FakeReaper:
     def RPR_GetMediaItemInfo_Value(self, item: str, parm: str) -> float:
         obj = self._get(item, Item)
         return {"D_POSITION": obj.position, "D_LENGTH": obj.length, "B_UISEL": float(obj.selected),
-                "B_LOOPSRC": float(obj.loop), "D_VOL": obj.volume}[parm]
+                "B_LOOPSRC": float(obj.loop), "D_VOL": obj.volume, "C_LOCK": float(obj.lock),
+                "B_ALLTAKESPLAY": float(obj.all_takes_play)}[parm]
 
     def RPR_GetSetMediaItemInfo_String(self, item: str, parm: str, value: str, set_new: bool) -> tuple:
         obj = self._get(item, Item)
@@ -525,8 +576,10 @@ class FakeReaper:
         return len(self._get(item, Item).takes)
 
     def RPR_GetTake(self, item: str, idx: int) -> str:
+        """NULL for an empty take, as for an index out of range."""
         takes = self._get(item, Item).takes
-        return takes[idx].ptr if 0 <= idx < len(takes) else null("MediaItem_Take*")
+        take = takes[idx] if 0 <= idx < len(takes) else None
+        return take.ptr if take is not None else null("MediaItem_Take*")
 
     def RPR_GetActiveTake(self, item: str) -> str:
         active = self._get(item, Item).active
@@ -600,6 +653,39 @@ class FakeReaper:
         del markers[idx:idx + count]
         return (deleted, take, idx, count)
 
+    def RPR_TakeFX_GetCount(self, take: str) -> int:
+        return len(self._get(take, Take).fx)
+
+    def RPR_TakeFX_GetFXName(self, take: str, fx: int, buf: str, buf_sz: int) -> tuple:
+        chain = self._get(take, Take).fx
+        if not 0 <= fx < len(chain):
+            return (False, take, fx, "", buf_sz)
+        return (True, take, fx, chain[fx].name, buf_sz)
+
+    def RPR_TakeFX_CopyToTake(self, src_take: str, src_fx: int, dest_take: str, dest_fx: int,
+                              is_move: bool) -> None:
+        """Copy (or move) FX ``src_fx`` to position ``dest_fx`` of ``dest_take``'s chain (at
+        its end past the last); an index out of range does nothing."""
+        source, dest = self._get(src_take, Take), self._get(dest_take, Take)
+        if not 0 <= src_fx < len(source.fx):
+            return
+        fx = source.fx.pop(src_fx) if is_move else replace(source.fx[src_fx])
+        dest.fx.insert(dest_fx, fx)
+
+    def RPR_TakeFX_Delete(self, take: str, fx: int) -> bool:
+        chain = self._get(take, Take).fx
+        if not 0 <= fx < len(chain):
+            return False
+        del chain[fx]
+        return True
+
+    def RPR_CountTakeEnvelopes(self, take: str) -> int:
+        return len(self._get(take, Take).envelopes)
+
+    def RPR_GetTakeEnvelope(self, take: str, envidx: int) -> str:
+        envelopes = self._get(take, Take).envelopes
+        return envelopes[envidx].ptr if 0 <= envidx < len(envelopes) else null("TrackEnvelope*")
+
     def RPR_GetTakeName(self, take: str) -> str:
         return self._get(take, Take).name
 
@@ -615,7 +701,7 @@ class FakeReaper:
 
     def RPR_PCM_Source_Destroy(self, source: str) -> None:
         obj = self._get(source, Source)
-        if any(t.source is obj for i in self._items() for t in i.takes):
+        if any(t.source is obj for t in self._takes()):
             raise ValueError(f"destroying {source!r} while a take plays it (REAPER would crash)")
         self.destroyed.add(str(source))
 
@@ -680,11 +766,14 @@ class FakeReaper:
         buffer[:] = data.T.reshape(-1).tolist()
         return (1, buffer)
 
-    def _item_state(self) -> dict[str, tuple[list[Take], Take | None]]:
-        """Each item's takes (copied: a later edit must not reach the saved state)."""
+    def _item_state(self) -> dict[str, tuple[list[Take | None], Take | None]]:
+        """Each item's takes, FX chains included (copied: a later edit must not reach the
+        saved state); empty takes stay empty."""
         state = {}
         for item in self._items():
-            copies = [replace(t, values=dict(t.values), ext=dict(t.ext), markers=list(t.markers))
+            copies = [None if t is None else
+                      replace(t, values=dict(t.values), ext=dict(t.ext), markers=list(t.markers),
+                              fx=[replace(f) for f in t.fx], envelopes=list(t.envelopes))
                       for t in item.takes]
             active = next((c for c, t in zip(copies, item.takes) if t is item.active), None)
             state[item.ptr] = (copies, active)
@@ -714,6 +803,8 @@ class FakeReaper:
                 continue
             takes, active = state[item.ptr]
             for take in takes:
+                if take is None:
+                    continue
                 if take.source is not None and take.source.ptr in self.destroyed:
                     take.source = Source(**{**take.source.__dict__, "ptr": ""})
                     take.source.ptr = self._ptr("PCM_source*", take.source)
