@@ -4,9 +4,10 @@ with them and cleans up after a killed worker by them."""
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +20,6 @@ AUDIO_SUFFIX = ".tmp.wav"
 #: readers cut it short, so larger outputs are RF64 (EBU Tech 3306), the 64-bit WAV that
 #: REAPER reads. Less than 2**32 by room for the header's chunks.
 WAV_LIMIT_BYTES = 2**32 - 1 - 4096
-_UMASK = os.umask(0o022)  # read once (the call sets it), then put back
-os.umask(_UMASK)
 
 
 def hidden_prefix(name: str) -> str:
@@ -30,39 +29,47 @@ def hidden_prefix(name: str) -> str:
     return f".{name[:40]}."
 
 
-def plain_permissions(path: Path) -> None:
-    """Give ``path`` the permissions ``open`` or ``mkdir`` would (the umask's), not the
-    owner-only ones of ``mkstemp``/``mkdtemp``: an output is renamed into place and must
-    be as readable as any file the user makes."""
-    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+def _new_sibling(path: Path, suffix: str, folder: bool = False) -> Path:
+    """A new hidden file (or folder) beside ``path``, with the permissions a plain ``open``
+    (``mkdir``) gives: 0o666 (0o777) less the umask, applied by the kernel. ``mkstemp`` and
+    ``mkdtemp`` make owner-only ones, and an output renamed into place must be as readable
+    as any file the user makes; reading the umask to correct that means setting it, for
+    the whole process, where REAPER's own threads may be creating files."""
+    for _ in range(100):
+        candidate = path.parent / f"{hidden_prefix(path.name)}{secrets.token_hex(4)}{suffix}"
+        try:
+            if folder:
+                os.mkdir(candidate, 0o777)
+            else:
+                os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 
 
 @contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary file beside ``path`` that becomes ``path`` when the block ends and is
     removed if it fails, so nobody ever reads half a file. It gets the permissions a plain
-    ``open`` would give, not ``mkstemp``'s owner-only ones."""
+    ``open`` would give (``_new_sibling``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=hidden_prefix(path.name), suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _new_sibling(path, suffix)
     try:
-        plain_permissions(tmp)
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
+
 def staging_folder(out: Path) -> Path:
     """A new, empty hidden folder beside ``out``, with the permissions ``mkdir`` would give,
     to build ``out`` in before it is moved into place (a dataset, a report)."""
-    parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=hidden_prefix(out.name), suffix=".tmp", dir=parent))
-    plain_permissions(staging)
-    return staging
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return _new_sibling(out, ".tmp", folder=True)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 
 import soundfile as sf
 
@@ -23,7 +24,6 @@ _SFC_SET_BROADCAST_INFO = 0x10F1
 # time reference) end in a uint32 history length at 604, the coding history starts at 608.
 _HISTORY_SIZE_AT = 604
 _HISTORY_AT = 608
-_TIME_REFERENCE_AT = 340
 # libsndfile skips, on reading, a bext chunk over 10 KiB (602 bytes of fixed fields and the
 # coding history); what is written leaves room below that for the line libsndfile adds.
 _CHUNK_MAX = 10240
@@ -44,26 +44,24 @@ def broadcast_info(handle: sf.SoundFile) -> bytes | None:
     return raw[: _HISTORY_AT + min(history, _CHUNK_MAX)]
 
 
-def time_reference(info: bytes) -> int:
-    """The ``bext`` time reference, in samples since midnight at the file's rate."""
-    low, high = struct.unpack_from("=II", info, _TIME_REFERENCE_AT)
-    return high << 32 | low
-
-
 def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
     """Give a WAV/RF64 open for writing, before its first sample, the ``bext`` chunk
     ``info`` (from ``broadcast_info``). libsndfile appends a line to its coding history
-    ("A=PCM,F=...,T=libsndfile-..."), as BWF asks of each process that writes the file."""
+    ("A=PCM,F=...,T=libsndfile-..."), as BWF asks of each process that writes the file.
+    The chunk is metadata: one libsndfile refuses is left out with a warning, not a
+    reason to fail the output."""
     (history,) = struct.unpack_from("=I", info, _HISTORY_SIZE_AT)
     text = info[_HISTORY_AT:_HISTORY_AT + history].rstrip(b"\0")
     if len(text) > _HISTORY_MAX:  # the oldest lines are the recording's own: keep those
-        text = text[: text.rfind(b"\r\n", 0, _HISTORY_MAX - 1) + 2]
+        end = text.rfind(b"\r\n", 0, _HISTORY_MAX - 1)
+        text = text[: end + 2] if end >= 0 else text[:_HISTORY_MAX]  # whole lines if any
     kept = len(text)
     data = bytearray((info[:_HISTORY_AT] + text).ljust(_HISTORY_AT + 256, b"\0"))
     struct.pack_into("=I", data, _HISTORY_SIZE_AT, kept)
     if not sf._snd.sf_command(handle._file, _SFC_SET_BROADCAST_INFO,
                               sf._ffi.from_buffer(data), len(data)):
-        raise OSError(f"{handle.name}: libsndfile refused the input's bext chunk")
+        warnings.warn(f"{handle.name}: the input's bext chunk (BWF time reference) was "
+                      "refused by libsndfile and is left out", stacklevel=2)
 
 
 def zero_peak_time(path: str | os.PathLike) -> None:

@@ -37,7 +37,9 @@ from denoiser.outfiles import atomic_output
 SCRIPTS_SUBDIR = os.path.join("Scripts", "debleed")
 INI_NAME = "debleed.ini"
 #: Keys holding a path: ``~`` expanded, relative to the INI's own folder (``resolve_path``).
-PATH_KEYS = ("model", "export_dir")
+#: Each maps to the words that are not paths: empty (the default) and, for ``model``,
+#: ``default`` (the shipped model); an ``export_dir`` of "default" is a folder so named.
+PATH_KEYS: dict[str, tuple[str, ...]] = {"model": ("", "default"), "export_dir": ("",)}
 
 
 class SettingsError(DebleedError):
@@ -107,17 +109,17 @@ def settings_path(resource_path: str) -> str:
     return os.path.join(resource_path, SCRIPTS_SUBDIR, INI_NAME)
 
 
-def resolve_path(value: str, ini_path: str) -> str:
+def resolve_path(value: str, ini_path: str, words: tuple[str, ...] = ("",)) -> str:
     """The path the INI's ``model = value`` or ``export_dir = value`` means: ``~`` expanded
-    and a relative path taken from the folder of ``ini_path``; empty (and ``default``) stay
-    as they are, meaning the shipped model or the default export folder.
+    and a relative path taken from the folder of ``ini_path``; ``words`` (``PATH_KEYS``:
+    empty, meaning the shipped model or the default export folder) stay as they are.
 
     Why: the worker inherits REAPER's current directory, which is arbitrary, while
     ``debleed reaper doctor`` ran in the terminal's, so a relative path could pass doctor
     and fail the action; and nothing expanded ``~``. The INI's own folder is the one
     place both agree on, and it moves with a portable REAPER."""
     text = value.strip()
-    if text in ("", "default"):
+    if text in words:
         return text
     path = os.path.expanduser(text)
     if not os.path.isabs(path):
@@ -138,8 +140,9 @@ def _gate_value(path: str, key: str, text: str) -> float | bool:
 
 def load_settings(path: str) -> BridgeSettings:
     """Read the INI; a missing file gives the defaults, a malformed one a one-line error.
-    ``model`` comes resolved against ``path`` (``resolve_model``), so every reader of the
-    settings, in REAPER, in the worker or in a terminal, loads the same checkpoint."""
+    ``model`` and ``export_dir`` come resolved against ``path`` (``resolve_path``), so
+    every reader of the settings, in REAPER, in the worker or in a terminal, uses the same
+    checkpoint and export folder."""
     # No interpolation: a "%" in a path is a path, not a reference to another key.
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
     try:
@@ -150,7 +153,7 @@ def load_settings(path: str) -> BridgeSettings:
     main = parser["debleed"] if parser.has_section("debleed") else {}
     gate = dict(parser["gate"]) if parser.has_section("gate") else {}
     written = {key: main.get(key, "") for key in PATH_KEYS}
-    resolved = {key: resolve_path(value, path) for key, value in written.items()}
+    resolved = {key: resolve_path(value, path, PATH_KEYS[key]) for key, value in written.items()}
     return BridgeSettings(
         python=main.get("python", ""), package_root=main.get("package_root", ""),
         model=resolved["model"], export_dir=resolved["export_dir"], as_written=written,
@@ -181,7 +184,8 @@ def save_settings(path: str, settings: BridgeSettings) -> str:
     paths = {}
     for key in PATH_KEYS:
         value, written = getattr(settings, key), settings.as_written.get(key, "")
-        paths[key] = written if written and resolve_path(written, path) == value else value
+        same = written and resolve_path(written, path, PATH_KEYS[key]) == value
+        paths[key] = written if same else value
     main = {
         "python": settings.python, "package_root": settings.package_root,
         "model": paths["model"], "device": settings.device, "precision": settings.precision,

@@ -3,6 +3,7 @@ with the permissions the umask gives."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -46,16 +47,19 @@ def test_past_the_limit_the_files_are_rf64_and_read_back_whole(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path, monkeypatch, rng, umask, mode):
+def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path, rng, umask, mode):
     """Outputs are renamed into place from a ``mkstemp`` file, which is owner-only (600)
     whatever the umask: a shared studio folder got files the others could not read."""
-    monkeypatch.setattr(outfiles, "_UMASK", umask)
-    written = [audio.write_audio(tmp_path / "a.wav", rng.normal(0, 0.1, (1, 100)), 48_000),
-               outfiles.write_text_atomic(tmp_path / "a.json", "{}"),
-               save_checkpoint(tmp_path / "m.pt", build_model("identity"))]
+    old = os.umask(umask)
+    try:
+        written = [audio.write_audio(tmp_path / "a.wav", rng.normal(0, 0.1, (1, 100)), 48_000),
+                   outfiles.write_text_atomic(tmp_path / "a.json", "{}"),
+                   save_checkpoint(tmp_path / "m.pt", build_model("identity"))]
+        with staged_output(tmp_path / "dataset") as folder:
+            (folder / "x").write_text("x")
+    finally:
+        os.umask(old)
     assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [mode] * 3
-    with staged_output(tmp_path / "dataset") as folder:
-        (folder / "x").write_text("x")
     assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == mode | (0o111 & ~umask)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
 
 import pytest
 
-from denoiser import outfiles
 from denoiser.outfiles import atomic_output
 
 
@@ -21,12 +21,29 @@ def test_importing_it_loads_no_third_party_package() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_a_str_path_is_replaced_whole_with_plain_permissions(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(outfiles, "_UMASK", 0o027)
-    path = tmp_path / "sub" / "settings.ini"
-    with atomic_output(str(path)) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        assert tmp.parent == path.parent and tmp.name.startswith(".settings.ini.")
-        handle.write("new")
+def test_importing_it_leaves_the_process_umask_alone() -> None:
+    """Reading the umask means setting it, for the whole process: inside REAPER a file
+    its threads create meanwhile would get the wrong permissions. Nothing may call it."""
+    code = ("import os\n"
+            "def refuse(*args):\n    raise AssertionError('os.umask called')\n"
+            "os.umask = refuse\n"
+            "import tempfile, pathlib, denoiser.outfiles as o\n"
+            "d = pathlib.Path(tempfile.mkdtemp())\n"
+            "with o.atomic_output(d / 'a.ini') as tmp: tmp.write_text('x')\n"
+            "o.staging_folder(d / 'data')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_str_path_is_replaced_whole_with_plain_permissions(tmp_path) -> None:
+    old = os.umask(0o027)
+    try:
+        path = tmp_path / "sub" / "settings.ini"
+        with atomic_output(str(path)) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            assert tmp.parent == path.parent and tmp.name.startswith(".settings.ini.")
+            handle.write("new")
+    finally:
+        os.umask(old)
     assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o640
     assert sorted(p.name for p in path.parent.iterdir()) == ["settings.ini"]
 

@@ -15,10 +15,16 @@ from denoiser import audio
 from denoiser.audio import read_audio, write_audio
 from denoiser.engine import Denoiser
 from denoiser.models import build_model
-from denoiser.wavchunks import broadcast_info, set_broadcast_info, time_reference
+from denoiser.wavchunks import broadcast_info, set_broadcast_info
 
 # 10:11:12 at 48 kHz, past 2**32 samples would need a day at 48 kHz: use the high word too.
 REFERENCE = (1 << 32) + 1_762_176_000
+
+
+def time_reference(info: bytes) -> int:
+    """The ``bext`` time reference (two uint32 at 340 in ``SF_BROADCAST_INFO``)."""
+    low, high = struct.unpack_from("=II", info, 340)
+    return high << 32 | low
 
 
 def bwf_info(description: bytes = b"Snare top, take 3", history: bytes = b"") -> bytes:
@@ -94,7 +100,7 @@ def test_a_long_coding_history_is_cut_at_a_line_to_stay_readable(tmp_path):
                for line in history.split(b"\r\n")[:-1])
 
 
-def test_rf64_outputs_are_the_same_bytes_every_run(tmp_path, monkeypatch, rng):
+def test_rf64_outputs_carry_no_write_time(tmp_path, monkeypatch, rng):
     """libsndfile's RF64 writer adds a PEAK chunk even when told not to, stamped with the
     write time; the stamp is zeroed, so two runs a second apart give the same bytes."""
     monkeypatch.setattr(audio, "WAV_LIMIT_BYTES", 1_000)
@@ -108,3 +114,13 @@ def test_rf64_outputs_are_the_same_bytes_every_run(tmp_path, monkeypatch, rng):
     at = data.index(b"PEAK")
     assert data.index(b"bext") < at < data.index(b"data") and data[at + 12:at + 16] == b"\0\0\0\0"
     np.testing.assert_array_equal(sf.read(out, dtype="float32")[0].T, samples)
+
+
+def test_a_long_history_without_line_ends_is_cut_not_emptied(tmp_path):
+    """A history past the limit is cut at its last whole line; one with no line end at
+    all kept a single byte. It keeps as much as fits."""
+    out = write_audio(tmp_path / "out.wav", np.ones((1, 480)) * 0.1, 48_000,
+                      broadcast=bwf_info(history=b"x" * 9600))
+    info = bext_of(out)
+    assert time_reference(info) == REFERENCE
+    assert info[608:].rstrip(b"\0").startswith(b"x" * 9400)

@@ -203,3 +203,16 @@ def test_export_dir_is_read_from_the_ini_folder_and_keeps_its_spelling(
         assert load_settings(str(ini)).export_dir == (str(meant) if meant else "")
         install(str(resource))
         assert f"export_dir = {typed}\n" in ini.read_text()
+
+
+def test_an_export_dir_named_default_is_a_folder_beside_the_ini(tmp_path: Path) -> None:
+    """"default" means the shipped model for ``model`` only; as ``export_dir`` it stayed
+    unresolved and the export went to a "default" folder wherever REAPER was started."""
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    install(str(resource))
+    ini = Path(settings_path(str(resource)))
+    ini.write_text(re.sub(r"(?m)^export_dir = .*$", "export_dir = default", ini.read_text()))
+    ini.write_text(re.sub(r"(?m)^model = .*$", "model = default", ini.read_text()))
+    settings = load_settings(str(ini))
+    assert settings.export_dir == str(ini.parent / "default") and settings.model == "default"
