@@ -181,8 +181,9 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
     an item was changed, see ``add_variant_take``'s ``changed``), the block is closed and
     undone, so no item keeps a take of a run that reported failure (and the caller may then
     delete the run's files: no take plays them). A block that changed nothing is not
-    undone: that would undo the user's previous action if REAPER recorded no point for it. The cache records the new
-    files only after that, so it never names a file a failed run deleted.
+    undone: that would undo the user's previous action if REAPER recorded no point for
+    it. The cache records the new files only after that, so it never names a file a failed
+    run deleted.
 
     Take envelopes (volume, pan, mute, pitch...) belong to the original take and neither
     the files nor the accessor renders apply them, so the new takes play without them; a
@@ -191,7 +192,12 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
     added = updated = 0
     skipped = plan.selection.skipped_lines()
     enveloped: list[str] = []
-    touched: list[bool] = []  # an item changed (appended by add_variant_take's callback)
+    touched = False  # an item changed (set by add_variant_take's callback)
+
+    def changed() -> None:
+        nonlocal touched
+        touched = True
+
     try:
         with batched(api), UndoBlock(api, undo_label):
             live = project_items(api, project)
@@ -203,7 +209,7 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
                 for variant in plan.variants:
                     output = plan.outputs[(index, variant)]
                     if add_variant_take(api, take, output, variant, rendered=take.file is None,
-                                        changed=lambda: touched.append(True)):
+                                        changed=changed):
                         added += 1
                     else:
                         updated += 1

@@ -140,26 +140,13 @@ def _previous_files(out_dir: str) -> set[str]:
     return {path for path in paths if os.path.dirname(path) in folders}
 
 
-def _chanmode(take: TakeSource) -> int:
-    return int(take.values["I_CHANMODE"])
-
-
-def _mode_channels_exist(take: TakeSource) -> bool:
-    """Whether every channel the channel mode names is in the source: 3..66 name channel
-    ``mode - 2``, 67 and above the pair from channel ``mode - 66`` (1-based). What REAPER
-    plays for a missing one is left to the accessor."""
-    mode = _chanmode(take)
-    if mode >= 67:
-        return mode - 65 <= take.channels
-    return mode < 3 or mode - 2 <= take.channels
-
-
 def _sliceable(take: TakeSource) -> bool:
     """Whether cutting the take's file reproduces what it plays: rate 1, no pitch shift,
     no stretch markers (then ``file`` is None), nothing past the file's ends (a looped item
-    wraps there), and a channel mode ``slice_file`` applies (the slice applies volume)."""
+    wraps there), and a channel mode naming only channels the source has (what REAPER plays
+    for a missing one is left to the accessor; the slice applies volume)."""
     return (take.file is not None and take.unit_rate and take.within_file
-            and abs(take.values["D_PITCH"]) < EPSILON and _mode_channels_exist(take))
+            and abs(take.values["D_PITCH"]) < EPSILON and take.mode_channels_exist)
 
 
 def _lock(out_dir: str) -> None:
@@ -209,7 +196,7 @@ def _add_take(api: Any, plan: ExportPlan, number: int, tag: str, item: Any) -> N
         plan.tasks.append(Task("slice", take.file, dst,
                                start=int(round(take.source_offset * take.sample_rate)),
                                frames=int(round(take.length * take.sample_rate)),
-                               chanmode=_chanmode(take), gain=take.gain))
+                               chanmode=take.chanmode, gain=take.gain))
     else:
         plan.renders.append((take, dst))
     plan.entries.append({"file": name, "tag": tag, "item": take.label,

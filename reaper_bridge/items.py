@@ -17,8 +17,8 @@ bridge finds an item's original and its variants again even after either is rena
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from denoiser.errors import DebleedError
@@ -45,6 +45,25 @@ EPSILON = 1e-9
 
 class BridgeError(DebleedError):
     """A REAPER-side problem the user can fix (nothing selected, a refused take...)."""
+
+
+def mode_channels(mode: int, channels: int) -> tuple[int, ...] | None:
+    """The source channels (0-based, in play order) a take with ``I_CHANMODE`` ``mode``
+    plays of a ``channels``-channel source, or ``None`` for the mono downmix (2): 0 normal,
+    1 reverse stereo (channels 1 and 2 swapped), 3..66 mono of channel ``mode - 2``, 67 and
+    above the stereo pair from channel ``mode - 66`` (1-based: 3 = left, 67 = 1/2, 68 =
+    2/3). An index at or past ``channels`` names a channel the source lacks: REAPER plays
+    silence there. The one description of channel modes: what a take plays, which modes a
+    file slice reproduces, and the slice itself all follow it."""
+    if mode == 2:
+        return None
+    if mode >= 67:
+        return (mode - 67, mode - 66)
+    if mode >= 3:
+        return (mode - 3,)
+    if mode == 1 and channels > 1:
+        return (1, 0, *range(2, channels))
+    return tuple(range(channels))
 
 
 @dataclass(frozen=True)
@@ -76,14 +95,27 @@ class TakeSource:
     item_volume: float
 
     @property
+    def chanmode(self) -> int:
+        return int(self.values["I_CHANMODE"])
+
+    @property
+    def played_source_channels(self) -> tuple[int, ...] | None:
+        """The source channels the take plays (see ``mode_channels``); ``None``: downmix."""
+        return mode_channels(self.chanmode, self.channels)
+
+    @property
     def played_channels(self) -> int:
         """How many channels the take plays (``I_CHANMODE``): one in the mono modes (2
-        downmix, 3..66 one channel), two in the stereo-pair modes (67 and above), else the
-        source's."""
-        mode = int(self.values["I_CHANMODE"])
-        if mode >= 67:
-            return 2
-        return 1 if mode >= 2 else self.channels
+        downmix, 3..66 one channel), two in the stereo-pair modes (67 and above, even of a
+        mono source: the missing channel plays silence), else the source's."""
+        played = self.played_source_channels
+        return 1 if played is None else len(played)
+
+    @property
+    def mode_channels_exist(self) -> bool:
+        """Whether the source has every channel the channel mode names."""
+        played = self.played_source_channels
+        return played is None or all(index < self.channels for index in played)
 
     @property
     def gain(self) -> float:
@@ -231,31 +263,79 @@ def target_items(api: Any, project: Any = 0) -> list[str]:
     items: list[str] = []
     for t in range(int(api.CountSelectedTracks(project))):
         track = api.GetSelectedTrack(project, t)
-        items += [api.GetTrackMediaItem(track, i) for i in range(int(api.CountTrackMediaItems(track)))]
+        count = int(api.CountTrackMediaItems(track))
+        items += [api.GetTrackMediaItem(track, i) for i in range(count)]
     return items
+
+
+class _ItemTakes:
+    """An item's takes with each one's link and name (and, when asked, GUID) read once:
+    every call crosses to REAPER, a socket round trip each through reapy.
+
+    ``original_of`` is the one rule for a take's original, which the denoise action (what
+    to process, which take to reuse) and compare (what to cycle) both follow."""
+
+    def __init__(self, api: Any, item: str):
+        self.api = api
+        self.takes = item_takes(api, item)
+        self.links = {take: source_link(api, take) for take in self.takes}
+        self.names = {take: take_name(api, take) for take in self.takes}
+        self._guids: dict[str, str] = {}
+
+    def guid(self, take: str) -> str:
+        if take not in self._guids:
+            self._guids[take] = take_guid(self.api, take)
+        return self._guids[take]
+
+    def is_original(self, take: str) -> bool:
+        return not _is_variant_of(self.links[take], self.names[take])
+
+    def original_of(self, take: str) -> str | None:
+        """``take`` itself when it is an original; else the original it was processed from:
+        the take whose GUID its ``SOURCE_LINK`` names when it has one (whatever either is
+        called now), the original of its base name only when it has none (a take of a run
+        before links existed); ``None`` when the item holds no such original."""
+        if self.is_original(take):
+            return take
+        originals = (t for t in self.takes if self.is_original(t))
+        if self.links[take]:
+            return next((t for t in originals if self.guid(t) == self.links[take]), None)
+        base = base_take_name(self.names[take])[0]
+        return next((t for t in originals if self.names[t] == base), None)
+
+    def variants(self, take: str) -> dict[str, str]:
+        """The processed takes of ``take``'s family by variant: the takes sharing its
+        original (or, without one, its link, else its base name); a linked take wins over
+        an unlinked one, and a linked take whose name lost its tag is no variant."""
+        def group(t: str) -> tuple[str, str]:
+            original = self.original_of(t)
+            if original is not None:
+                return "take", original
+            if self.links[t]:
+                return "link", self.links[t]
+            return "name", base_take_name(self.names[t])[0]
+
+        wanted = group(take)
+        members = [t for t in self.takes if not self.is_original(t) and group(t) == wanted]
+        found: dict[str, str] = {}
+        for t in sorted(members, key=lambda t: not self.links[t]):  # linked ones first
+            variant = base_take_name(self.names[t])[1]
+            if variant is not None:
+                found.setdefault(variant, t)
+        return found
 
 
 def _input_take(api: Any, item: str, take: str) -> tuple[str, str] | None:
     """The take to process and its name: ``take``, or its original when ``take`` is a
-    processed take (found by the GUID link, else by name); ``None`` when the item holds
-    no original.
+    processed take (``_ItemTakes.original_of``); ``None`` when the item holds no original.
 
     Running the action again on an item showing ``[debleed]`` must process the original
     again (and find the existing take), never denoise the denoised file, even when the
     original was renamed since.
     """
-    link, name = source_link(api, take), take_name(api, take)
-    if not _is_variant_of(link, name):
-        return take, name
-    base = base_take_name(name)[0]
-    # Each take's values are read once (every call crosses to REAPER, a socket call each
-    # through reapy); ``take`` itself, a variant, is never its own original.
-    takes = [t for t in item_takes(api, item) if t != take]
-    names = {t: take_name(api, t) for t in takes}
-    candidates = [t for t in takes if link and take_guid(api, t) == link]
-    candidates += [t for t in takes if names[t] == base]
-    return next(((t, names[t]) for t in dict.fromkeys(candidates)
-                 if not _is_variant_of(source_link(api, t), names[t])), None)
+    takes = _ItemTakes(api, item)
+    original = takes.original_of(take)
+    return None if original is None else (original, takes.names[original])
 
 
 def _refuses_new_take(api: Any, item: str) -> str | None:
@@ -365,24 +445,6 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
 
-def _existing_variant(api: Any, source: TakeSource, variant: str, guid: str) -> str | None:
-    """The item's ``variant`` take made from ``source``: the one linked to it, else one
-    with no link named after it (made before links existed)."""
-    wanted = variant_take_name(source.take_name, variant)
-    linked: list[str] = []
-    named: list[str] = []
-    for take in item_takes(api, source.item):  # each take's link and name read once
-        link = source_link(api, take)
-        if link and link != guid:  # another take's variant
-            continue
-        name = take_name(api, take)
-        if link == guid and base_take_name(name)[1] == variant:
-            linked.append(take)
-        if not link and name == wanted:
-            named.append(take)
-    return next(iter(linked + named), None)
-
-
 def _copy_fx(api: Any, original: str, variant: str) -> None:
     """Give ``variant`` the original's take FX chain, in order, replacing any it has (a
     reused take keeps the chain of an earlier run, or one added by hand). The files and
@@ -414,15 +476,16 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
     the original by GUID (``SOURCE_LINK``) and gets a copy of its take FX chain before it
     becomes active, so it never plays without them. Returns whether a take was added.
 
-    ``changed`` is called as soon as the item has changed (a take added, a source
+    ``changed`` is called once, as soon as the item has changed (a take added, a source
     replaced, values about to be set), before anything else can fail: from then on only
     undoing the caller's undo block restores the item (ReaScript cannot delete a take), so
     the caller knows to undo even when no take of this run was completed yet. Opening
     ``path`` and adding the take fail before any change; REAPER refusing a take its new
     source destroys that source and leaves an existing take its old one.
     """
-    guid = take_guid(api, source.take)
-    take = _existing_variant(api, source, variant, guid)
+    takes = _ItemTakes(api, source.item)
+    guid = takes.guid(source.take)
+    take = takes.variants(source.take).get(variant)  # the variant made from this original
     old = None if take is None else api.GetMediaItemTake_Source(take)
     old = None if old is None or is_null(old) else old
     added = take is None
@@ -439,9 +502,12 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
         if not api.SetMediaItemTake_Source(take, pcm):
             api.PCM_Source_Destroy(pcm)  # no take plays it; the old one still plays
             raise BridgeError(f"{source.label}: REAPER refused to give a take {path}")
+        if not added:  # the reused take's source was the first change
+            changed()
         if old is not None:  # REAPER leaves the old source to the caller
             api.PCM_Source_Destroy(old)
-    changed()
+    else:  # the values set next are the first change
+        changed()
     values = dict(source.values)
     if rendered:  # the render holds exactly the channels the original plays, mode applied
         values.update(D_STARTOFFS=0.0, D_PLAYRATE=1.0, D_PITCH=0.0, I_CHANMODE=0.0)
@@ -486,31 +552,15 @@ class _Family:
 
 
 def _family(api: Any, item: str, active: str) -> _Family:
-    """The family of ``item``'s active take: its original, and the variants linked to that
-    original's GUID (``SOURCE_LINK``), so a family stays whole when the original is renamed
-    between runs (its variants keep the name they were made with). Unlinked variants, made
-    before links existed, join by name (``<original name> [tag]``); a linked take whose
-    name lost its tag belongs to no variant. Each take's link and name are read once."""
-    takes = item_takes(api, item)
-    links = {take: source_link(api, take) for take in takes}
-    names = {take: take_name(api, take) for take in takes}
-    originals = [t for t in takes if not _is_variant_of(links[t], names[t])]
-    link, base = links[active], base_take_name(names[active])[0]
-    if active in originals:
-        original: str | None = active
-    elif link:
-        original = next((t for t in originals if take_guid(api, t) == link), None)
-    else:
-        original = next((t for t in originals if names[t] == base), None)
-    guid = link or (take_guid(api, original) if original is not None else "")
-    name = names[original] if original is not None else base
-    linked = [t for t in takes if guid and links[t] == guid]
-    named = [t for t in takes if not links[t] and base_take_name(names[t])[0] == name]
+    """The family of ``item``'s active take: its original and that original's variants,
+    by the rule the denoise action follows (``_ItemTakes``): linked takes by the GUID link
+    (``SOURCE_LINK``), so a family stays whole when the original is renamed between runs
+    (its variants keep the name they were made with); unlinked variants, made before links
+    existed, by name (``<original name> [tag]``)."""
+    takes = _ItemTakes(api, item)
+    original = takes.original_of(active)
     family: dict[str | None, str] = {} if original is None else {None: original}
-    for take in linked + named:  # a linked take wins over an unlinked one of its name
-        variant = base_take_name(names[take])[1]
-        if variant is not None:
-            family.setdefault(variant, take)
+    family.update(takes.variants(active))
     current = next((variant for variant, take in family.items() if take == active), None)
     return _Family(current, family)
 

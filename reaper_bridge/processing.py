@@ -17,6 +17,7 @@ import soundfile as sf
 from denoiser.audio import read_audio, write_audio
 from denoiser.errors import AudioError, ParameterError
 
+from .items import mode_channels
 from .jobs import Task
 
 
@@ -32,21 +33,16 @@ def gate_config(overrides: dict[str, Any]) -> Any:
 
 
 def channel_mode(samples: np.ndarray, mode: int) -> np.ndarray:
-    """``samples`` (channels, frames) as a take with REAPER's ``I_CHANMODE`` plays them:
-    0 normal, 1 reverse stereo, 2 mono downmix, 3..66 mono of channel ``mode - 2`` (3 left,
-    4 right), 67 and above the stereo pair from channel ``mode - 66`` (67 = channels 1/2,
-    68 = 2/3); a channel the file lacks is silence."""
-    if mode == 0:
-        return samples
-    if mode == 1:
-        return samples[[1, 0, *range(2, samples.shape[0])]] if samples.shape[0] > 1 else samples
-    if mode == 2:
+    """``samples`` (channels, frames) as a take with REAPER's ``I_CHANMODE`` ``mode`` plays
+    them (see ``items.mode_channels``). The export slices only takes whose mode names
+    channels the file has; one naming a missing channel is refused."""
+    played = mode_channels(mode, samples.shape[0])
+    if played is None:
         return samples.mean(axis=0, keepdims=True)
-    first, count = (mode - 67, 2) if mode >= 67 else (mode - 3, 1)
-    out = np.zeros((count, samples.shape[1]), samples.dtype)
-    present = samples[first:first + count]
-    out[:present.shape[0]] = present
-    return out
+    if any(index >= samples.shape[0] for index in played):
+        raise ParameterError(f"channel mode {mode} names a channel a "
+                             f"{samples.shape[0]}-channel file lacks")
+    return samples[list(played)]
 
 
 def slice_file(src: str, dst: str, start: int, frames: int, chanmode: int = 0,

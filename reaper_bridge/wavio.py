@@ -100,11 +100,11 @@ def _first_channels(samples: array, channels: int, keep: int) -> array:
 def _render(api: Any, accessor: str, start: float, rate: int, channels: int, total: int,
             path: str, block: int, gain: float = 1.0, keep: int | None = None) -> Rendered:
     """Write ``total`` frames the accessor gives from ``start`` (its own time base) in
-    ``channels``, of which the first ``keep`` (default: all) go to the file, times ``gain``,
-    to ``path`` atomically, then destroy the accessor. The file's bytes are hashed as they
-    are written, not read back."""
+    ``channels``, of which the first ``keep`` (default and at most: all) go to the file,
+    times ``gain``, to ``path`` atomically, then destroy the accessor. The file's bytes are
+    hashed as they are written, not read back."""
     read = _ctypes_reader(api) or _api_reader(api)
-    keep = keep or channels
+    keep = min(keep or channels, channels)  # the header must describe the data written
     sha = hashlib.sha1()
     try:
         with atomic_output(path) as tmp, open(tmp, "wb") as handle:
@@ -137,13 +137,15 @@ def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES
     playrate, stretch markers and channel mode already applied (neither take nor item
     volume), so the result plays at offset 0, rate 1, channel mode normal. It must be
     asked for the source's channel count whatever the channel mode (asking a mono-mode
-    take of a stereo source for one channel fails; SWS's BR_Loudness notes the same): it
-    packs the played channels from channel 0 and leaves the others silent, so the file
-    keeps only the first ``played_channels``.
+    take of a stereo source for one channel fails; SWS's BR_Loudness notes the same), or
+    for the played channels where they are more (a stereo-pair mode of a mono source, whose
+    missing channel plays silence): it packs the played channels from channel 0 and leaves
+    the others silent, so the file keeps only the first ``played_channels``.
     """
     total = int(round(take.length * take.sample_rate))
+    asked = max(take.channels, take.played_channels)
     return _render(api, api.CreateTakeAudioAccessor(take.take), 0.0, take.sample_rate,
-                   take.channels, total, path, block, gain, take.played_channels)
+                   asked, total, path, block, gain, take.played_channels)
 
 
 def render_track(api: Any, track: str, start: float, rate: int, channels: int, frames: int,

@@ -131,7 +131,7 @@ POINTER_RESULTS = {
     "RPR_GetTake": "MediaItem_Take*", "RPR_GetActiveTake": "MediaItem_Take*",
     "RPR_AddTakeToMediaItem": "MediaItem_Take*", "RPR_GetMediaItemTake_Source": "PCM_source*",
     "RPR_GetMediaSourceParent": "PCM_source*", "RPR_CreateTakeAudioAccessor": "AudioAccessor*",
-    "RPR_CreateTrackAudioAccessor": "AudioAccessor*", "RPR_GetTakeEnvelope": "TrackEnvelope*",
+    "RPR_CreateTrackAudioAccessor": "AudioAccessor*",
 }
 #: Functions with out-parameters and no return value: their tuple is the arguments back.
 VOID_TUPLES = frozenset({"RPR_GetProjectPathEx", "RPR_GetMediaSourceFileName",
@@ -656,12 +656,6 @@ class FakeReaper:
     def RPR_TakeFX_GetCount(self, take: str) -> int:
         return len(self._get(take, Take).fx)
 
-    def RPR_TakeFX_GetFXName(self, take: str, fx: int, buf: str, buf_sz: int) -> tuple:
-        chain = self._get(take, Take).fx
-        if not 0 <= fx < len(chain):
-            return (False, take, fx, "", buf_sz)
-        return (True, take, fx, chain[fx].name, buf_sz)
-
     def RPR_TakeFX_CopyToTake(self, src_take: str, src_fx: int, dest_take: str, dest_fx: int,
                               is_move: bool) -> None:
         """Copy (or move) FX ``src_fx`` to position ``dest_fx`` of ``dest_take``'s chain (at
@@ -681,10 +675,6 @@ class FakeReaper:
 
     def RPR_CountTakeEnvelopes(self, take: str) -> int:
         return len(self._get(take, Take).envelopes)
-
-    def RPR_GetTakeEnvelope(self, take: str, envidx: int) -> str:
-        envelopes = self._get(take, Take).envelopes
-        return envelopes[envidx].ptr if 0 <= envidx < len(envelopes) else null("TrackEnvelope*")
 
     def RPR_GetTakeName(self, take: str) -> str:
         return self._get(take, Take).name
@@ -759,7 +749,7 @@ class FakeReaper:
             take = self._get(accessor, Take)
             if channels < take.source.channels:
                 return (-1, buffer)
-            played = self.played(take, rate, start, frames)
+            played = self.played(take, rate, start, frames)[:channels]  # what fits
             data = np.zeros((channels, frames))
             data[:len(played)] = played
         # REAPER's Python binding special-cases this function: (retval, filled buffer).

@@ -31,3 +31,14 @@ def halve(src: str, dst: str) -> None:
     """Linear processor: playback of the new take must equal half the original's."""
     audio = read_audio(src)
     write_audio(dst, audio.samples * 0.5, audio.sample_rate, protect=(src,))
+
+
+def resampled(samples: np.ndarray, frames: int, playrate: float = 1.0,
+              offset: int = 0) -> np.ndarray:
+    """What a take at ``playrate`` starting ``offset`` source frames in plays of
+    ``samples`` (channels, frames), computed from the samples themselves (linear
+    interpolation, silence past the end): a reference independent of the fake."""
+    position = offset + playrate * np.arange(frames)
+    grid = np.arange(samples.shape[1])
+    return np.stack([np.interp(position, grid, channel, left=0.0, right=0.0)
+                     for channel in samples])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_reaper import FX, FakeReaper, null
+from fake_reaper import FakeReaper, null
 from reaper_helpers import halve, make_wav, squash
 
 from reaper_bridge.bridge import apply, denoise, executor_for, prepare, run_tasks
@@ -264,26 +264,24 @@ def test_compare_groups_unlinked_takes_of_older_runs_by_name(fake: FakeReaper, a
         compare_next(api)
 
 
-def test_the_fake_models_take_fx_and_envelopes_as_reapers_python_binding(
+def test_the_fake_models_the_take_fx_and_item_calls_the_bridge_makes(
         fake: FakeReaper, tmp_path: Path) -> None:
+    """What the bridge relies on: copying a chain in order to a take's end gives copies,
+    deleting empties a chain, envelopes are counted, and the item and pan-law defaults."""
     module = fake.module()
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
     take = fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "s.wav", 0.5))), "s")
     other = fake.add_take(item, take.source, "t")
     eq, comp = fake.add_take_fx(take, "VST: ReaEQ (Cockos)"), fake.add_take_fx(take, "JS: comp")
     assert module.RPR_TakeFX_GetCount(take.ptr) == 2
-    assert module.RPR_TakeFX_GetFXName(take.ptr, 1, "", 256) == (True, take.ptr, 1, "JS: comp", 256)
-    assert module.RPR_TakeFX_GetFXName(take.ptr, 2, "", 256)[0] is False
-    module.RPR_TakeFX_CopyToTake(take.ptr, 1, other.ptr, 0, False)
-    module.RPR_TakeFX_CopyToTake(take.ptr, 0, other.ptr, 9, True)  # past the end: appended
-    assert other.fx == [comp, eq] and other.fx[0] is not comp and other.fx[1] is eq
-    assert take.fx == [comp]
-    assert module.RPR_TakeFX_Delete(other.ptr, 0) and other.fx == [FX("VST: ReaEQ (Cockos)")]
-    assert not module.RPR_TakeFX_Delete(other.ptr, 5)
-    volume = fake.add_take_envelope(take, "Volume")
+    for index in range(2):
+        module.RPR_TakeFX_CopyToTake(take.ptr, index, other.ptr, index, False)
+    assert other.fx == [eq, comp] and other.fx[0] is not eq and take.fx == [eq, comp]
+    assert module.RPR_TakeFX_Delete(other.ptr, 1) and module.RPR_TakeFX_Delete(other.ptr, 0)
+    assert other.fx == [] and module.RPR_TakeFX_GetCount(other.ptr) == 0
+    fake.add_take_envelope(take, "Volume")
     assert module.RPR_CountTakeEnvelopes(take.ptr) == 1
-    assert module.RPR_GetTakeEnvelope(take.ptr, 0) == volume.ptr
-    assert module.RPR_GetTakeEnvelope(take.ptr, 1) == null("TrackEnvelope*")
+    assert module.RPR_CountTakeEnvelopes(other.ptr) == 0
     assert module.RPR_GetMediaItemInfo_Value(item.ptr, "C_LOCK") == 0.0
     assert module.RPR_GetMediaItemInfo_Value(item.ptr, "B_ALLTAKESPLAY") == 0.0
     assert module.RPR_GetMediaItemTakeInfo_Value(take.ptr, "D_PANLAW") == -1.0
@@ -307,3 +305,44 @@ def test_a_failure_after_the_first_take_was_added_is_undone(fake: FakeReaper,
     with pytest.raises(RuntimeError, match="could not be copied"):
         denoise(api, ("debleed",), executor_for({"debleed": halve}))
     assert [t.ptr for t in item.takes] == [original.ptr] and item.active.ptr == original.ptr
+
+
+def test_add_variant_take_reports_the_first_change_once(fake: FakeReaper, api,
+                                                        tmp_path: Path) -> None:
+    """``changed`` runs once per call, whether a take is added, a reused take gets a new
+    file, or a reused take keeps its file (its values change)."""
+    from reaper_bridge.items import add_variant_take
+
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    outputs = [make_wav(tmp_path / f"{name}.wav", 1.0, seed=seed)
+               for seed, name in enumerate(("a", "b"))]
+    source = describe_take(api, item.ptr)
+    for path, added in ((outputs[0], True), (outputs[1], False), (outputs[1], False)):
+        calls: list[None] = []
+        assert add_variant_take(api, source, str(path), "debleed",
+                                changed=lambda: calls.append(None)) is added
+        assert len(calls) == 1 and item.active.source.filename == str(path)
+
+
+def test_a_failure_destroying_a_reused_takes_old_source_is_undone(fake: FakeReaper, api,
+                                                                   tmp_path: Path) -> None:
+    """A rerun with other settings re-points the existing take, then destroys its old
+    source; that came before ``changed``, so a failure there left the take playing the
+    failed run's file (which the caller then deletes)."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    denoise(api, ("debleed",), executor_for({"debleed": halve}), "first")
+    first = item.active.source.filename
+
+    def broken(source: str) -> None:
+        raise RuntimeError("REAPER went away")
+
+    fake.RPR_PCM_Source_Destroy = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="went away"):
+        denoise(RawRPR(fake.module()), ("debleed",), executor_for({"debleed": squash}),
+                "second")
+    assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
+    assert item.takes[1].source.filename == first

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fake_reaper import FakeReaper
-from reaper_helpers import halve, make_wav, squash
+from reaper_helpers import halve, make_wav, resampled, squash
 
 from denoiser.errors import AudioError
 from reaper_bridge import wavio
@@ -623,10 +623,11 @@ def test_channel_modes_are_denoised_as_they_play(fake: FakeReaper, api, tmp_path
     rendered = fake.add_take(fake.add_item(track, 1.0, 0.5), fake.unmapped_source(samples, 48000),
                              "render", I_CHANMODE=mode, D_STARTOFFS=0.1, D_PLAYRATE=1.5)
     denoise(api, ("debleed",), executor_for({"debleed": halve}))
-    for original in (from_file, rendered):
+    channels = [1, 2] if mode == 68 else [1]
+    for original, playrate in ((from_file, 1.0), (rendered, 1.5)):
         new = original.item.active
         assert new.name.endswith("[debleed]")
-        expected = 0.5 * fake.played(original, 48000, 0.0, 24000)
+        expected = 0.5 * resampled(samples[channels], 24000, playrate, offset=4800)
         assert expected.shape[0] == played
         np.testing.assert_allclose(fake.played(new, 48000, 0.0, 24000), expected, atol=1e-7)
     assert rendered.item.active.values["I_CHANMODE"] == 0.0
@@ -659,15 +660,57 @@ def test_the_ctypes_accessor_read_raises_on_reapers_error(fake: FakeReaper, tmp_
     module = fake.module()
     module._ft = {"GetAudioAccessorSamples": ct.cast(function, ct.c_void_p).value}
     api = RawRPR(module)
-    path, _ = _channels_file(tmp_path, channels=2)
+    path, source = _channels_file(tmp_path, channels=2)
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.25)
     take = fake.add_take(item, fake.file_source(str(path)), "right", I_CHANMODE=4, D_PLAYRATE=1.5)
     rendered = wavio.render_take(api, describe_take(api, item.ptr), str(tmp_path / "r.wav"),
                                  block=5000)
     data = sf.read(rendered.path, dtype="float32", always_2d=True)[0].T
-    np.testing.assert_allclose(data, fake.played(take, 48000, 0.0, 12000), atol=1e-6)
+    np.testing.assert_allclose(data, resampled(source[1:], 12000, 1.5), atol=1e-6)
     assert requested == [2, 2, 2]  # through ctypes, the source's channels, in three blocks
     read = wavio._ctypes_reader(api)
     accessor = api.CreateTakeAudioAccessor(take.ptr)
     with pytest.raises(BridgeError, match="audio accessor failed"):
         read(accessor, 48000, 1, 0.0, 100)
+
+
+def test_a_stereo_pair_mode_of_a_mono_source_is_rendered_as_a_valid_pair(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """Mode 67 (channels 1/2) of a mono source plays it left and silence right; the render
+    asked the accessor for the source's one channel but wrote a 2-channel header over it
+    (a corrupt WAV, frames half as many as it claims)."""
+    from reaper_bridge.items import describe_take
+
+    path, samples = _channels_file(tmp_path, channels=1)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.25)
+    fake.add_take(item, fake.unmapped_source(samples, 48000), "pair", I_CHANMODE=67,
+                  D_PLAYRATE=1.5)
+    take = describe_take(api, item.ptr)
+    assert take.played_channels == 2 and take.channels == 1
+    rendered = wavio.render_take(api, take, str(tmp_path / "r.wav"), block=5000)
+    data = sf.read(rendered.path, dtype="float32", always_2d=True)[0].T
+    assert data.shape == (2, 12000)
+    np.testing.assert_allclose(data[0], resampled(samples, 12000, 1.5)[0], atol=1e-6)
+    np.testing.assert_array_equal(data[1], np.zeros(12000))
+
+
+def test_a_linked_take_whose_original_is_gone_is_neither_processed_nor_compared(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """One rule for a take's original: a linked take's is the take its link names, never
+    one found by name. A [debleed] take whose linked original is gone (here: the original
+    got another GUID, as a copied item's takes do) while a take of its base name remains:
+    the action fell back to the name and processed that take, which compare did not group
+    with the variant. Now both see no original."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    original = fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    assert item.active.name == "Snare [debleed]"
+    original.guid = "{00000000-0000-0000-0000-000000000001}"
+    selection = collect(api)
+    assert selection.takes == []
+    assert [s.reason for s in selection.skipped] == [
+        "the active take is a debleed take and the item holds no original for it: make the "
+        "original take active"]
+    with pytest.raises(BridgeError, match="no selected item has a debleed take"):
+        compare_next(api)
