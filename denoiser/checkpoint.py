@@ -60,16 +60,18 @@ def save_checkpoint(path: str | os.PathLike, model: DenoiserModel,
     return path
 
 
-def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None) -> DenoiserModel:
+def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None,
+            source: str | os.PathLike | None = None) -> DenoiserModel:
     """Rebuild a model from a loaded package, checking keys and version.
 
     ``overrides`` change constructor arguments to grow the model for fine-tuning (e.g.
     ``{"frame_gate": True}``): weights the new model lacks are an error, parts the
-    checkpoint lacks keep their initialisation.
+    checkpoint lacks keep their initialisation. ``source``, the file the package was
+    read from, lets the error for a training state name the ``best.pt`` beside it.
     """
     missing = [k for k in REQUIRED_KEYS if k not in package]
     if missing and is_training_state(package):
-        raise ModelError(training_state_message(None))
+        raise ModelError(training_state_message(None if source is None else Path(source)))
     if missing:
         raise ModelError(f"checkpoint lacks {', '.join(missing)}: not a debleed checkpoint")
     _check_fields(package)
@@ -159,8 +161,6 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
 
     ``overrides``: see ``rebuild``."""
     package = load_package(path, device)
-    if is_training_state(package) and not all(k in package for k in REQUIRED_KEYS):
-        raise ModelError(training_state_message(Path(path)))
-    model = rebuild(package, overrides).to(device).eval()
+    model = rebuild(package, overrides, source=path).to(device).eval()
     info = {k: v for k, v in package.items() if k != "state_dict"}
     return model, info

@@ -78,7 +78,6 @@ def staged_output(out: Path) -> Iterator[Path]:
         raise
 
 
-
 def write_manifest(root: Path, header: dict, clips: list[dict]) -> Path:
     return write_text_atomic(root / MANIFEST, json.dumps({**header, "clips": clips}, indent=1)
                              + "\n")

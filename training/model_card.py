@@ -71,11 +71,11 @@ def describe_data(data: dict[str, Any]) -> str:
     takes = data.get("takes")
     if takes is None:
         return f"{data.get('source')} from kits {', '.join(data.get('kits', [])) or 'n/a'}"
-    return (f"session takes from {data.get('source')}: {count(takes['clean'], 'clean take')}, "
-            f"{count(takes['bleed'], 'bleed take')}")
+    return (f"session takes from {data.get('source')}: {plural(takes['clean'], 'clean take')}, "
+            f"{plural(takes['bleed'], 'bleed take')}")
 
 
-def count(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless one."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 

@@ -62,16 +62,12 @@ class CleanAudio:
     clip_seconds: float
 
     @property
-    def unused_seconds(self) -> float:
-        """Clean audio in no clip: short takes, partial clips and ``clips_per_take``'s cap."""
-        return self.seconds - self.used_seconds
-
-    @property
     def shorter_clips_help(self) -> bool:
         """Whether shorter clips would use audio the clip length left out: a take shorter
         than a clip, or partial clips together longer than one clip (a cap set by
         ``clips_per_take`` is the user's choice, not the clip length's)."""
-        leftover = self.unused_seconds - self.capped_seconds
+        # Audio in no clip, less the cap: short takes and partial clips.
+        leftover = self.seconds - self.used_seconds - self.capped_seconds
         return self.short_takes > 0 or leftover > self.clip_seconds
 
 
@@ -300,12 +296,32 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
 
 def session_splits(plan: SessionPlan, seed: int, valid_fraction: float) -> list[str]:
     """Each planned clip's split. With two or more takes giving clips, whole takes are
-    assigned (seeded, ``valid_fraction`` of the takes, at least one valid): a validation
-    clip from a training take shares its snare, tuning and room with the training audio,
-    so the validation loss would flatter the model and pick ``best.pt`` on seen audio.
-    With one take only, its clips are split one by one (``plan.split_by_take`` says which)."""
+    assigned: a validation clip from a training take shares its snare, tuning and room
+    with the training audio, so the validation loss would flatter the model and pick
+    ``best.pt`` on seen audio. With one take only, its clips are split one by one
+    (``plan.split_by_take`` says which).
+
+    Validation takes are chosen by their share of the clips, not by a count of takes (two
+    takes made one of them, perhaps the one holding most clips, validation whatever the
+    fraction): in a seeded order, each take joins validation if its clips keep validation
+    within ``valid_fraction`` of all clips. If none fits, the smallest take is the one
+    (a fraction above 0 keeps a validation take); a fraction below 1 keeps a training take.
+    """
     if not plan.split_by_take:
         return assign_splits(len(plan.jobs), seed, valid_fraction)
-    takes = plan.clip_takes
-    by_take = dict(zip(takes, assign_splits(len(takes), seed, valid_fraction)))
-    return [by_take[take] for take, _ in plan.jobs]
+    if not 0.0 <= valid_fraction < 1.0:
+        raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
+    clips: dict[int, int] = {}
+    for take, _ in plan.jobs:
+        clips[take] = clips.get(take, 0) + 1
+    order = [plan.clip_takes[i] for i in
+             np.random.default_rng([seed, 0x5B1]).permutation(len(plan.clip_takes))]
+    budget = valid_fraction * len(plan.jobs) + 1e-9  # (0.29 * 100 is 28.999...)
+    valid: set[int] = set()
+    for take in order:
+        fits = sum(clips[t] for t in valid) + clips[take] <= budget
+        if fits and len(valid) < len(order) - 1:
+            valid.add(take)
+    if not valid and valid_fraction > 0:
+        valid.add(min(order, key=lambda take: clips[take]))  # the first smallest, seeded
+    return ["valid" if take in valid else "train" for take, _ in plan.jobs]

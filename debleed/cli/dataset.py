@@ -75,22 +75,25 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
               help="Folder of bleed-only takes (snare mic with the snare silent).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--clip-seconds", default=10.0, show_default=True, type=float)
+@click.option("--clip-seconds", default=None, type=float,
+              help="Length of each clip in seconds (default 10).")
 @click.option("--clips-per-take", default=None, type=click.IntRange(min=1),
               help="Clips per clean take (default: as many as its length allows).")
 @click.option("--valid-fraction", default=0.2, show_default=True, type=float)
 @user_errors
-def session(clean_dir: Path, bleed_dir: Path, out: Path, seed: int, clip_seconds: float,
+def session(clean_dir: Path, bleed_dir: Path, out: Path, seed: int, clip_seconds: float | None,
             clips_per_take: int | None, valid_fraction: float) -> None:
     """Pair clean snare takes with bleed-only takes from a real session."""
     from training.session import SessionConfig, build_session_dataset, plan_session
 
-    config = SessionConfig(clip_seconds=clip_seconds, clips_per_take=clips_per_take)
+    # No --clip-seconds: SessionConfig's default (not a copy of it here, which could drift).
+    given = {} if clip_seconds is None else {"clip_seconds": clip_seconds}
+    config = SessionConfig(clips_per_take=clips_per_take, **given)
     plan = plan_session(clean_dir, bleed_dir, config)
     with progress("Pairing takes", total=max(1, len(plan.jobs))) as update:
         root = build_session_dataset(plan, out, seed, config, valid_fraction=valid_fraction,
                                      progress=update)
-    click.echo(f"{root}: {len(plan.jobs)} clips ({len(plan.jobs) * clip_seconds / 3600:.2f} h)")
+    click.echo(f"{root}: {len(plan.jobs)} clips ({plan.audio.used_seconds / 3600:.2f} h)")
     click.echo(clean_audio_line(plan.audio), err=True)
     if not plan.split_by_take:
         click.echo("Warning: one clean take gives clips, so its clips are split train/valid "

@@ -223,13 +223,49 @@ def test_session_that_uses_its_audio_names_no_option(tmp_path):
                                               "shorter than one 1 s clip")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["split_by"] == "take"
-    assert [c["split"] for c in manifest["clips"]].count("valid") in (1, 2)  # one whole take
+    # the 1-clip take: the 2-clip take would make 2 of 3 clips validation
+    assert [(c["clean_take"], c["split"]) for c in manifest["clips"]].count(
+        ("take1.wav", "valid")) == 1
+    assert [c["split"] for c in manifest["clips"]].count("valid") == 1
 
 
 def test_session_of_takes_all_shorter_than_a_clip_names_the_option(tmp_path, refused):
     clean, bleed = session_takes(tmp_path, (0.8, 0.6))
     result = refused(lambda: session(clean, bleed, tmp_path / "out"))
     assert "(the longest is 0.8 s); give a --clip-seconds of at most 0.8" in result.stderr
+
+
+def test_session_clip_length_default_is_session_configs(tmp_path, monkeypatch):
+    """Without --clip-seconds the command cuts clips of ``SessionConfig.clip_seconds``: the
+    option's own ``default=10.0`` was a second copy of it that could drift."""
+    from dataclasses import dataclass
+
+    from training import session as session_module
+
+    @dataclass(frozen=True)
+    class HalfSecondClips(session_module.SessionConfig):
+        clip_seconds: float = 0.5
+
+    monkeypatch.setattr(session_module, "SessionConfig", HalfSecondClips)
+    clean, bleed = session_takes(tmp_path, (1.0, 0.5))
+    result = session(clean, bleed, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["clip_seconds"] == 0.5 and len(manifest["clips"]) == 3
+
+
+def test_session_help_and_the_reaper_export_state_session_configs_clip_length():
+    """The 10-s default is also written in the help text and in the REAPER bridge's
+    export check (a standard-library module that cannot import training): both must
+    say what ``SessionConfig`` does."""
+    from reaper_bridge.export import SESSION_CLIP_SECONDS
+    from training.session import SessionConfig
+
+    default = SessionConfig().clip_seconds
+    assert SESSION_CLIP_SECONDS == default
+    result = CliRunner().invoke(cli, ["dataset", "session", "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"(default {default:g})" in " ".join(result.output.split())
 
 
 def test_as_recorded_turns_tone_and_kit_pairing_off(kit_dir, tmp_path):

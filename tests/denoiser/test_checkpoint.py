@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from denoiser.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, serialize
+from denoiser.checkpoint import (FORMAT_VERSION, load_checkpoint, rebuild, save_checkpoint,
+                                 serialize)
 from denoiser.errors import ModelError
 from denoiser.models import PRESETS, build_model
 
@@ -148,6 +149,18 @@ def test_training_state_is_named_and_points_to_best(tmp_path):
     torch.save({"weights": 1, "epoch": 2}, tmp_path / "foreign.pt")
     with pytest.raises(ModelError, match="lacks .*: not a debleed checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_rebuild_names_a_training_state_with_or_without_its_file(tmp_path):
+    """The one training-state check lives in ``rebuild``: without a source file it points
+    to the run folder's best.pt, with one it names that best.pt."""
+    state = _training_state(build_model("bandmask-tiny"))
+    with pytest.raises(ModelError, match=r"^a debleed training state .*best.pt from the same"):
+        rebuild(state)
+    with pytest.raises(ModelError) as caught:
+        rebuild(state, source=tmp_path / "run" / "last.pt")
+    assert str(caught.value).startswith(f"{tmp_path / 'run' / 'last.pt'}: a debleed training")
+    assert str(tmp_path / "run" / "best.pt") in str(caught.value)
 
 
 def test_denoise_cli_names_a_training_state(tmp_path):

@@ -14,8 +14,8 @@ from denoiser.errors import AudioError
 from training.errors import DatasetError
 from training.manifest import read_manifest
 from training.oneshots import one_shot
-from training.session import (SessionConfig, build_session_dataset, detect_onsets,
-                              make_session_clip, plan_session)
+from training.session import (CleanAudio, SessionConfig, SessionPlan, build_session_dataset,
+                              detect_onsets, make_session_clip, plan_session, session_splits)
 from training.synth import CLIP_SECONDS, Clip, write_clip
 
 
@@ -295,3 +295,53 @@ def test_a_single_take_is_split_by_clip(tmp_path, session_dirs):
                                                    config=config))
     assert manifest["split_by"] == "clip"
     assert [c["split"] for c in manifest["clips"]].count("valid") == 1
+
+
+def plan_of(*clips: int) -> SessionPlan:
+    """A plan whose clean takes give ``clips`` clips each (no audio read)."""
+    jobs = [(take, k) for take, n in enumerate(clips) for k in range(n)]
+    audio = CleanAudio(takes=len(clips), short_takes=0, seconds=float(len(jobs)),
+                       used_seconds=float(len(jobs)), capped_seconds=0.0, clip_seconds=1.0)
+    return SessionPlan([Path(f"take{k}.wav") for k in range(len(clips))], [Path("b.wav")],
+                       jobs, (Path("clean"), Path("bleed")), audio)
+
+
+def valid_takes(plan: SessionPlan, splits: list[str]) -> list[int]:
+    takes = {take: split for (take, _), split in zip(plan.jobs, splits)}
+    assert all(takes[take] == split for (take, _), split in zip(plan.jobs, splits))
+    return sorted(take for take, split in takes.items() if split == "valid")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_validation_takes_are_chosen_by_their_share_of_clips(seed):
+    """Takes of 9 and 1 clips at 0.2: the 1-clip take is validation. Picking by a count of
+    takes made either take validation, so 9 of 10 clips could validate and 1 train."""
+    plan = plan_of(9, 1)
+    assert valid_takes(plan, session_splits(plan, seed, 0.2)) == [1]
+    plan = plan_of(1, 9)
+    assert valid_takes(plan, session_splits(plan, seed, 0.2)) == [0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_validation_takes_stay_within_the_fraction(seed):
+    """Five equal takes at 0.2: one validation take; fraction 0.5 of takes 4, 3, 2, 1:
+    validation holds at most half the clips and at least one take trains."""
+    plan = plan_of(2, 2, 2, 2, 2)
+    assert len(valid_takes(plan, session_splits(plan, seed, 0.2))) == 1
+    plan = plan_of(4, 3, 2, 1)
+    splits = session_splits(plan, seed, 0.5)
+    assert 1 <= splits.count("valid") <= 5 and "train" in splits
+    assert session_splits(plan, seed, 0.0) == ["train"] * 10
+
+
+def test_the_smallest_take_validates_when_every_take_exceeds_the_fraction():
+    plan = plan_of(5, 3, 4)
+    assert valid_takes(plan, session_splits(plan, 0, 0.1)) == [1]
+
+
+def test_a_seed_gives_the_same_take_split():
+    plan = plan_of(3, 1, 2, 2, 1, 3, 2, 1, 1, 4)
+    splits = {seed: session_splits(plan, seed, 0.2) for seed in range(6)}
+    assert all(session_splits(plan, seed, 0.2) == split for seed, split in splits.items())
+    assert len({tuple(split) for split in splits.values()}) > 1  # the seed matters
+    assert all(split.count("valid") <= 4 for split in splits.values())
