@@ -18,7 +18,7 @@ from typing import Any
 
 from .items import (EPSILON, TAKE_VALUES, BridgeError, Selection, Skipped,
                     TakeSource, UndoBlock, add_variant_take, collect, describe_take,
-                    project_items, project_media_dir)
+                    list_labels, project_items, project_media_dir, summarise)
 from .jobs import GATED, MediaCache, Plan, Task, discard, plan_denoise, render_path
 from .sidechain import find_track, keyable, origin, render_keys
 from .wavio import render_take
@@ -37,27 +37,40 @@ RENDERED_VALUES = tuple(parm for parm in TAKE_VALUES
 
 @dataclass
 class Outcome:
-    """What an action did, for the one message shown to the user. ``enveloped``: the
-    items given takes whose original has take envelopes, which the new takes lack."""
+    """What an action did, for the one message shown to the user. ``skips``: the items
+    left alone and why (``skipped``: as ``label: reason`` lines); ``enveloped``: the
+    items given takes whose original has take envelopes, which the new takes lack. Both
+    hold every item; the message summarises them (``items.summarise``)."""
 
     takes_added: int
     takes_updated: int
     files_processed: int
     files_cached: int
-    skipped: list[str]
+    skips: list[Skipped]
     note: str = ""
     enveloped: list[str] = field(default_factory=list)
 
-    def message(self) -> str:
+    @property
+    def skipped(self) -> list[str]:
+        return [f"{s.label}: {s.reason}" for s in self.skips]
+
+    def message(self, full: bool = False) -> str:
+        """The outcome in a few lines whatever the selection's size: past
+        ``items.SUMMARY_LIMIT`` items, skipped items are grouped by reason with counts and
+        the envelope list is cut short (``... and N more``). ``full``: list every item."""
         text = (f"debleed: {self.takes_added} take(s) added, {self.takes_updated} updated; "
                 f"{self.files_processed} file(s) processed, {self.files_cached} reused from cache.")
         if self.enveloped:
-            text += ("\nTake envelopes are not copied to the new takes: "
-                     + ", ".join(self.enveloped) + "; copy them by hand for a like-for-like A/B.")
+            names = (", ".join(self.enveloped) if full else list_labels(self.enveloped))
+            text += ("\nTake envelopes are not copied to the new takes: " + names
+                     + "; copy them by hand for a like-for-like A/B.")
         if self.note:
             text += f"\n{self.note}"
-        if self.skipped:
-            text += "\nSkipped:\n" + "\n".join(f"  {line}" for line in self.skipped)
+        if self.skips:
+            lines = self.skipped if full else summarise(self.skips)
+            head = ("Skipped:" if len(lines) == len(self.skips)
+                    else f"Skipped {len(self.skips)} items:")
+            text += f"\n{head}\n" + "\n".join(f"  {line}" for line in lines)
         return text
 
 
@@ -105,7 +118,7 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
     with batched(api):
         selection: Selection = collect(api, project)
         if not selection.takes:
-            lines = selection.skipped_lines()
+            lines = summarise(selection.skipped)  # a message box: a few lines at most
             raise BridgeError("no audio items selected (select items, or tracks)"
                               + (": " + "; ".join(lines) if lines else ""))
         keys = None
@@ -144,17 +157,19 @@ def _rendered_from(take: TakeSource) -> tuple[object, ...]:
             take.section_offset, take.stretch_markers)
 
 
-def _current(api: Any, then: TakeSource, keyed: bool, live: set[str]) -> TakeSource | Skipped:
+def _current(api: Any, then: TakeSource, keyed: bool, live: set[str],
+             tables: dict[str, Any] | None = None) -> TakeSource | Skipped:
     """The take as it is now, or why its processed file no longer fits it.
 
     Inside REAPER ``apply`` runs in a later deferred call than ``prepare``, and the user
     may have slipped, trimmed, moved or deleted the item meanwhile: the new takes take the
     original's values of now. An item is left alone when it is gone, plays another take
     or file, its render no longer matches what it plays, or (keyed gates) its sidechain
-    timeline moved. ``live``: the project's items now."""
+    timeline moved. ``live``: the project's items now; ``tables``: where the item's take
+    table is kept for ``add_variant_take`` (see ``describe_take``)."""
     if then.item not in live:
         return Skipped(then.label, "the item was deleted while processing")
-    now = describe_take(api, then.item, new_take=True)
+    now = describe_take(api, then.item, new_take=True, tables=tables)
     if isinstance(now, Skipped):
         return Skipped(then.label, f"changed while processing: {now.reason}")
     now = keyable(now) if keyed else now
@@ -190,7 +205,7 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
     take's envelope can only be created through actions or the item's state chunk, so
     they are not copied: the outcome names the items whose original has any."""
     added = updated = 0
-    skipped = plan.selection.skipped_lines()
+    skipped = list(plan.selection.skipped)
     enveloped: list[str] = []
     touched = False  # an item changed (set by add_variant_take's callback)
 
@@ -202,14 +217,15 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
         with batched(api), UndoBlock(api, undo_label):
             live = project_items(api, project)
             for index, then in enumerate(plan.selection.takes):
-                take = _current(api, then, plan.keyed, live)
+                tables: dict[str, Any] = {}  # the item's takes, read once for all variants
+                take = _current(api, then, plan.keyed, live, tables)
                 if isinstance(take, Skipped):
-                    skipped.append(f"{take.label}: {take.reason}")
+                    skipped.append(take)
                     continue
                 for variant in plan.variants:
                     output = plan.outputs[(index, variant)]
                     if add_variant_take(api, take, output, variant, rendered=take.file is None,
-                                        changed=changed):
+                                        changed=changed, tables=tables):
                         added += 1
                     else:
                         updated += 1

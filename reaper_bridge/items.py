@@ -17,7 +17,7 @@ bridge finds an item's original and its variants again even after either is rena
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,37 @@ class Selection:
 
     def skipped_lines(self) -> list[str]:
         return [f"{s.label}: {s.reason}" for s in self.skipped]
+
+
+#: How many labels (and reasons) a summary names before "... and N more".
+SUMMARY_LIMIT = 8
+
+
+def list_labels(labels: Sequence[str], limit: int = SUMMARY_LIMIT) -> str:
+    """``labels`` joined with commas, the first ``limit`` of them, then "... and N more"."""
+    rest = len(labels) - limit
+    return ", ".join(labels[:limit]) + (f", ... and {rest} more" if rest > 0 else "")
+
+
+def summarise(skipped: Sequence[Skipped], limit: int = SUMMARY_LIMIT) -> list[str]:
+    """Lines for a message box or the console that stay short however many items were
+    skipped: up to ``limit`` items one ``label: reason`` line each, as listed in full;
+    more are grouped by reason, most frequent first, each with its count and at most
+    ``limit`` labels, and at most ``limit`` reasons, the rest counted on a last line.
+    The full list stays with the caller (``Outcome.skipped``, ``Outcome.message(full=True)``)."""
+    if len(skipped) <= limit:
+        return [f"{s.label}: {s.reason}" for s in skipped]
+    groups: dict[str, list[str]] = {}
+    for s in skipped:
+        groups.setdefault(s.reason, []).append(s.label)
+    ordered = sorted(groups.items(), key=lambda group: -len(group[1]))  # stable: ties keep order
+    lines = [f"{reason} ({len(labels)} item{'s' if len(labels) > 1 else ''}): "
+             f"{list_labels(labels, limit)}" for reason, labels in ordered[:limit]]
+    others = ordered[limit:]
+    if others:
+        lines.append(f"... and {sum(len(labels) for _, labels in others)} more item(s) for "
+                     f"{len(others)} other reason(s)")
+    return lines
 
 
 def _string(api: Any, func: str, obj: str, parm: str) -> str:
@@ -325,7 +356,18 @@ class _ItemTakes:
         return found
 
 
-def _input_take(api: Any, item: str, take: str) -> tuple[str, str] | None:
+def _item_takes(api: Any, item: str, tables: dict[str, _ItemTakes] | None) -> _ItemTakes:
+    """``item``'s take table: the one in ``tables`` (read earlier in the same step, kept
+    current by ``add_variant_take``), else read now and kept there."""
+    if tables is None:
+        return _ItemTakes(api, item)
+    if item not in tables:
+        tables[item] = _ItemTakes(api, item)
+    return tables[item]
+
+
+def _input_take(api: Any, item: str, take: str,
+                tables: dict[str, _ItemTakes] | None = None) -> tuple[str, str] | None:
     """The take to process and its name: ``take``, or its original when ``take`` is a
     processed take (``_ItemTakes.original_of``); ``None`` when the item holds no original.
 
@@ -333,7 +375,7 @@ def _input_take(api: Any, item: str, take: str) -> tuple[str, str] | None:
     again (and find the existing take), never denoise the denoised file, even when the
     original was renamed since.
     """
-    takes = _ItemTakes(api, item)
+    takes = _item_takes(api, item, tables)
     original = takes.original_of(take)
     return None if original is None else (original, takes.names[original])
 
@@ -355,12 +397,14 @@ def _refuses_new_take(api: Any, item: str) -> str | None:
     return None
 
 
-def describe_take(api: Any, item: str, new_take: bool = False) -> TakeSource | Skipped:
+def describe_take(api: Any, item: str, new_take: bool = False,
+                  tables: dict[str, _ItemTakes] | None = None) -> TakeSource | Skipped:
     """Resolve an item's active take down to its root file, or say why it is skipped.
 
     ``new_take``: the caller will add a processed take to the item, which locked items
     and items playing all their takes also refuse (see ``_refuses_new_take``); reading
-    what a take plays (the training export) needs neither."""
+    what a take plays (the training export) needs neither. ``tables``: where the item's
+    take table is kept for ``add_variant_take`` to reuse (``bridge.apply``)."""
     label = item_label(api, item)
     refusal = _refuses_new_take(api, item) if new_take else None
     if refusal is not None:
@@ -369,7 +413,7 @@ def describe_take(api: Any, item: str, new_take: bool = False) -> TakeSource | S
     if is_null(take):  # REAPER gives NULL for an empty take too, not only for no take
         return Skipped(label, "the active take is empty" if int(api.CountTakes(item))
                        else "empty item (no take)")
-    found = _input_take(api, item, take)
+    found = _input_take(api, item, take, tables)
     if found is None:
         return Skipped(label, "the active take is a debleed take and the item holds no "
                               "original for it: make the original take active")
@@ -464,7 +508,8 @@ def _clear_stretch_markers(api: Any, take: str) -> None:
 
 
 def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
-                     rendered: bool = False, changed: Callable[[], None] = lambda: None) -> bool:
+                     rendered: bool = False, changed: Callable[[], None] = lambda: None,
+                     tables: dict[str, _ItemTakes] | None = None) -> bool:
     """Make ``<take> [variant]``, playing ``path`` aligned with the original, the active take.
 
     ``rendered`` means ``path`` holds what the take plays from the item start (the audio
@@ -482,8 +527,12 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
     the caller knows to undo even when no take of this run was completed yet. Opening
     ``path`` and adding the take fail before any change; REAPER refusing a take its new
     source destroys that source and leaves an existing take its old one.
+
+    ``tables``: the item's take table, read once per item for all its variants (by
+    ``describe_take`` or the first variant) and kept current here as takes are added
+    and renamed; without it the table is read for this call.
     """
-    takes = _ItemTakes(api, source.item)
+    takes = _item_takes(api, source.item, tables)
     guid = takes.guid(source.take)
     take = takes.variants(source.take).get(variant)  # the variant made from this original
     old = None if take is None else api.GetMediaItemTake_Source(take)
@@ -517,8 +566,12 @@ def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,
         api.SetMediaItemTakeInfo_Value(take, parm, values[parm])
     _clear_stretch_markers(api, take)
     _copy_fx(api, source.take, take)
-    set_take_name(api, take, variant_take_name(source.take_name, variant))
+    name = variant_take_name(source.take_name, variant)
+    set_take_name(api, take, name)
     api.GetSetMediaItemTakeInfo_String(take, SOURCE_LINK, guid, True)
+    if added:  # REAPER appends it: the table stays what reading the item again would give
+        takes.takes.append(take)
+    takes.names[take], takes.links[take] = name, guid
     api.SetActiveTake(take)
     return added
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import json
 import os
 import re
@@ -36,6 +37,12 @@ LOCK_TIMEOUT_SECONDS = 10.0
 LOCK_STALE_SECONDS = 5.0
 SLUGS = {"gate": "gate", "debleed": "debleed", "debleed+gate": "debleed-gate"}
 GATED = frozenset({"gate", "debleed+gate"})  # the variants a sidechain keys
+#: ``<stem>.<slug>.wav`` or ``<stem>.<slug>-<n>.wav``: a name ``MediaCache.unique_path``
+#: gives (the longest slug first: ``x.debleed-gate.wav`` is no numbered ``debleed``).
+_OUTPUT_NAME = re.compile(
+    r"(.*)\.(" + "|".join(re.escape(slug) for slug in sorted(SLUGS.values(), key=len,
+                                                           reverse=True))
+    + r")(?:-([0-9]+))?\.wav", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,9 @@ class MediaCache:
         self.path = os.path.join(media_dir, CACHE_NAME)
         self.index = self._read()
         self.reserved: set[str] = set()
+        #: The number ``unique_path`` tries next, by (stem, slug) casefolded.
+        self._next: dict[tuple[str, str], int] = {}
+        self._highest: dict[tuple[str, str], int] | None = None  # read once, by _listed
 
     def _read(self) -> dict[str, str]:
         try:
@@ -133,20 +143,44 @@ class MediaCache:
                     return path
         return None
 
+    def _listed(self) -> dict[tuple[str, str], int]:
+        """The highest number of each (stem, slug) in the media folder, by one listing
+        per plan (``<stem>.<slug>.wav`` counts as 1)."""
+        if self._highest is None:
+            self._highest = {}
+            with contextlib.suppress(OSError), os.scandir(self.media_dir) as entries:
+                for entry in entries:
+                    match = _OUTPUT_NAME.fullmatch(entry.name)
+                    if match:
+                        key = (match[1].casefold(), match[2].casefold())
+                        number = int(match[3]) if match[3] else 1
+                        self._highest[key] = max(self._highest.get(key, 0), number)
+        return self._highest
+
     def unique_path(self, stem: str, slug: str) -> str:
-        """Claim ``<stem>.<slug>.wav``, numbered when taken on disk or earlier in this plan:
-        the name is created empty with ``O_EXCL``, so a run planned at the same time in
-        another process cannot get it too. The caller removes it if the run fails."""
+        """Claim ``<stem>.<slug>.wav``, numbered (``<stem>.<slug>-2.wav``...) when taken on
+        disk or earlier in this plan: the name is created empty with ``O_EXCL``, so a run
+        planned at the same time in another process cannot get it too. The caller removes
+        it if the run fails.
+
+        The search for a stem starts past the highest number the media folder holds for
+        it (one listing per plan) and goes on from the last name claimed, so a plan of n
+        names costs O(n) claims however many earlier runs left files; a number freed
+        since is not reused. Each failed claim is a name that exists, so it ends."""
         os.makedirs(self.media_dir, exist_ok=True)
-        for n in range(1, 10000):
+        key = (stem.casefold(), slug.casefold())
+        if key not in self._next:
+            self._next[key] = self._listed().get(key, 0) + 1
+        for n in itertools.count(self._next[key]):
             name = f"{stem}.{slug}.wav" if n == 1 else f"{stem}.{slug}-{n}.wav"
             if name.casefold() in self.reserved:  # NTFS and APFS ignore case
                 continue
             path = os.path.join(self.media_dir, name)
             if try_claim(path):
                 self.reserved.add(name.casefold())
+                self._next[key] = n + 1
                 return path
-        raise OSError(f"no free file name for {stem}.{slug}.wav in {self.media_dir}")
+        raise AssertionError("unreachable")  # itertools.count never ends
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
