@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from denoiser.errors import DebleedError, error_text
 
 from . import bridge, export
-from .items import compare_next, project_media_dir
+from .items import compare_next
 from .jobs import tasks_to_json
 from .rpr import defer, reaper_api
 from .settings import BridgeSettings, load_settings, settings_path
@@ -309,7 +309,7 @@ def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
         return None
     plan = None
     try:
-        out_dir = settings.export_dir or os.path.join(project_media_dir(api), "debleed-training")
+        out_dir = export.out_dir_for(api, settings.export_dir)
         plan = export.plan_export(api, out_dir)
         export.render_fallbacks(api, plan)
     except BaseException as exc:

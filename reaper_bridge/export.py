@@ -28,7 +28,7 @@ from typing import Any
 
 from .bridge import Executor, Progress, run_tasks
 from .items import (EPSILON, BridgeError, Skipped, TakeSource, describe_take, item_notes,
-                    track_name)
+                    project_media_dir, track_name)
 from .jobs import Task, safe_stem, try_claim
 from .wavio import render_take
 
@@ -36,6 +36,8 @@ TAGS = ("clean", "bleed")
 MANIFEST = "export.json"
 STAGING_PREFIX = ".debleed-export-"
 LOCK = ".debleed-export.lock"
+#: The export folder when neither the command nor the settings name one, in the media folder.
+DEFAULT_FOLDER = "debleed-training"
 #: A lock this old was left by a crash (an export takes minutes), so it is taken over.
 STALE_LOCK_SECONDS = 3600.0
 #: A staging folder this old was left by a crash; a younger one may still be written.
@@ -47,6 +49,12 @@ SESSION_CLIP_SECONDS = 10.0
 #: Far below a sample at any rate: a take REAPER measures as 6.9999999 s is exported as
 #: exactly 7 s of samples, so it still holds one 7 s clip.
 LENGTH_TOLERANCE = 1e-6
+
+
+def out_dir_for(api: Any, configured: str = "") -> str:
+    """Where an export goes: ``configured`` (the INI's ``export_dir`` or a command's
+    ``--out``), else ``DEFAULT_FOLDER`` in the project's media folder."""
+    return configured or os.path.join(project_media_dir(api), DEFAULT_FOLDER)
 
 
 def tag_of(text: str) -> str | None:

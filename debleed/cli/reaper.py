@@ -3,7 +3,6 @@ actions on a running REAPER from outside through reapy's distant API."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -132,12 +131,11 @@ def compare(timeout: float) -> None:
 @user_errors
 def export(out_dir: Path | None, timeout: float) -> None:
     """Export [clean]/[bleed]-tagged items as a folder for 'debleed dataset session'."""
-    from reaper_bridge.export import export_session
-    from reaper_bridge.items import project_media_dir
+    from reaper_bridge.export import export_session, out_dir_for
     from reaper_bridge.processing import TaskExecutor
 
     api, settings = _connect(timeout)
-    target = str(out_dir or settings.export_dir or os.path.join(project_media_dir(api), "debleed-training"))
+    target = out_dir_for(api, str(out_dir or settings.export_dir))
     with progress("export") as update:
         plan = export_session(api, target, TaskExecutor(), lambda done, note: update(done, note))
     click.echo(plan.message())
