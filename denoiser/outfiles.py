@@ -44,6 +44,10 @@ def _new_sibling(path: Path, suffix: str, folder: bool = False) -> Path:
                 os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
             continue
+        except PermissionError:  # Windows: the name is a folder, or a file being deleted
+            if os.name == "nt" and os.access(path.parent, os.W_OK):
+                continue
+            raise
         return candidate
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 

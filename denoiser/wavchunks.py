@@ -54,7 +54,7 @@ def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
     text = info[_HISTORY_AT:_HISTORY_AT + history].rstrip(b"\0")
     if len(text) > _HISTORY_MAX:  # the oldest lines are the recording's own: keep those
         end = text.rfind(b"\r\n", 0, _HISTORY_MAX - 1)
-        text = text[: end + 2] if end >= 0 else text[:_HISTORY_MAX]  # whole lines if any
+        text = text[: end + 2] if end > 0 else text[:_HISTORY_MAX]  # whole lines if any
     kept = len(text)
     data = bytearray((info[:_HISTORY_AT] + text).ljust(_HISTORY_AT + 256, b"\0"))
     struct.pack_into("=I", data, _HISTORY_SIZE_AT, kept)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .items import (EPSILON, TAKE_VALUES, BridgeError, Selection, Skipped,
+from .items import (EPSILON, SUMMARY_LIMIT, TAKE_VALUES, BridgeError, Selection, Skipped,
                     TakeSource, UndoBlock, add_variant_take, collect, describe_take,
                     list_labels, project_items, project_media_dir, summarise)
 from .jobs import GATED, MediaCache, Plan, Task, discard, plan_denoise, render_path
@@ -68,7 +68,7 @@ class Outcome:
             text += f"\n{self.note}"
         if self.skips:
             lines = self.skipped if full else summarise(self.skips)
-            head = ("Skipped:" if len(lines) == len(self.skips)
+            head = ("Skipped:" if full or len(self.skips) <= SUMMARY_LIMIT
                     else f"Skipped {len(self.skips)} items:")
             text += f"\n{head}\n" + "\n".join(f"  {line}" for line in lines)
         return text

@@ -28,7 +28,7 @@ from typing import Any
 
 from .bridge import Executor, Progress, run_tasks
 from .items import (EPSILON, BridgeError, Skipped, TakeSource, describe_take, item_notes,
-                    project_media_dir, track_name)
+                    project_media_dir, summarise, track_name)
 from .jobs import Task, safe_stem, try_claim
 from .wavio import render_take
 
@@ -111,7 +111,7 @@ class ExportPlan:
                      f"clean take shorter than one clip, {SESSION_CLIP_SECONDS:g} s by default, "
                      "gives none)")
         if self.skipped:
-            text += "\nSkipped:\n" + "\n".join(f"  {s.label}: {s.reason}" for s in self.skipped)
+            text += "\nSkipped:\n" + "\n".join(f"  {line}" for line in summarise(self.skipped))
         return text
 
 
@@ -224,7 +224,7 @@ def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
             _add_take(api, plan, number, tag, item)
         if not plan.entries:
             raise BridgeError("no exportable audio among the tagged items: "
-                              + "; ".join(f"{s.label}: {s.reason}" for s in plan.skipped))
+                              + "; ".join(summarise(plan.skipped)))
     except BaseException:
         abandon(plan)
         raise

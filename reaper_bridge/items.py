@@ -323,14 +323,17 @@ class _ItemTakes:
 
     def original_of(self, take: str) -> str | None:
         """``take`` itself when it is an original; else the original it was processed from:
-        the take whose GUID its ``SOURCE_LINK`` names when it has one (whatever either is
-        called now), the original of its base name only when it has none (a take of a run
-        before links existed); ``None`` when the item holds no such original."""
+        the take whose GUID its ``SOURCE_LINK`` names (whatever either is called now), else
+        the original of its base name: a take of a run before links existed, or of an item
+        REAPER copied or split, which gives the takes new GUIDs but copies the link (the
+        next run relinks it); ``None`` when the item holds neither."""
         if self.is_original(take):
             return take
-        originals = (t for t in self.takes if self.is_original(t))
-        if self.links[take]:
-            return next((t for t in originals if self.guid(t) == self.links[take]), None)
+        originals = [t for t in self.takes if self.is_original(t)]
+        linked = next((t for t in originals if self.links[take]
+                       and self.guid(t) == self.links[take]), None)
+        if linked is not None:
+            return linked
         base = base_take_name(self.names[take])[0]
         return next((t for t in originals if self.names[t] == base), None)
 

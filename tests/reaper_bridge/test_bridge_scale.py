@@ -144,3 +144,25 @@ def test_each_items_takes_are_read_once_for_all_its_variants(fake: FakeReaper,
     assert len(item.takes) == 4 and item.active.name == "Snare [debleed+gate]"
     # Once when the selection is read, once when apply checks the item again: not per variant.
     assert reads and max(reads.values()) == 2, reads
+
+
+def test_nine_items_skipped_for_nine_reasons_are_all_named() -> None:
+    """Grouping starts past eight items, and the heading says so: nine items with nine
+    reasons were headed "Skipped:" over grouped lines that hid one of them."""
+    from reaper_bridge.bridge import Outcome
+    from reaper_bridge.items import Skipped
+
+    skips = [Skipped(f"item {n}", f"reason {n}") for n in range(9)]
+    text = Outcome(0, 0, 0, 0, skips).message()
+    assert "Skipped 9 items:" in text and "Skipped:\n" not in text
+
+
+def test_the_export_message_summarises_hundreds_of_skipped_items() -> None:
+    """The export's message box listed every skipped item, as denoise's did."""
+    from reaper_bridge.export import ExportPlan
+    from reaper_bridge.items import Skipped
+
+    plan = ExportPlan("/out", "/out/.staging",
+                      skipped=[Skipped(f"Snare {n}", "MIDI take") for n in range(300)])
+    text = plan.message()
+    assert len(text) < 1000 and "MIDI take (300 items)" in text

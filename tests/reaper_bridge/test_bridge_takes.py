@@ -694,23 +694,22 @@ def test_a_stereo_pair_mode_of_a_mono_source_is_rendered_as_a_valid_pair(
     np.testing.assert_array_equal(data[1], np.zeros(12000))
 
 
-def test_a_linked_take_whose_original_is_gone_is_neither_processed_nor_compared(
+def test_a_copied_items_variant_finds_its_original_by_name_and_is_relinked(
         fake: FakeReaper, api, tmp_path: Path) -> None:
-    """One rule for a take's original: a linked take's is the take its link names, never
-    one found by name. A [debleed] take whose linked original is gone (here: the original
-    got another GUID, as a copied item's takes do) while a take of its base name remains:
-    the action fell back to the name and processed that take, which compare did not group
-    with the variant. Now both see no original."""
+    """One rule for a take's original: the take its link names, else the original of its
+    base name. REAPER gives a copied or split item's takes new GUIDs but copies the link:
+    with the link alone the action skipped the item and a run from the original added a
+    second [debleed] take. Now the action and compare both find the original by name,
+    and the next run reuses the variant and relinks it."""
     wav = make_wav(tmp_path / "snare.wav", 1.0)
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
     original = fake.add_take(item, fake.file_source(str(wav)), "Snare")
     denoise(api, ("debleed",), executor_for({"debleed": halve}))
     assert item.active.name == "Snare [debleed]"
-    original.guid = "{00000000-0000-0000-0000-000000000001}"
-    selection = collect(api)
-    assert selection.takes == []
-    assert [s.reason for s in selection.skipped] == [
-        "the active take is a debleed take and the item holds no original for it: make the "
-        "original take active"]
-    with pytest.raises(BridgeError, match="no selected item has a debleed take"):
-        compare_next(api)
+    original.guid = "{00000000-0000-0000-0000-000000000001}"  # as in a copied item
+    assert [t.take for t in collect(api).takes] == [original.ptr]
+    compare_next(api)
+    assert item.active.ptr == original.ptr
+    denoise(api, ("debleed",), executor_for({"debleed": squash}))
+    assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
+    assert item.takes[1].ext["debleed_source"] == original.guid
