@@ -153,9 +153,6 @@ class Selection:
     takes: list[TakeSource] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
-    def skipped_lines(self) -> list[str]:
-        return [f"{s.label}: {s.reason}" for s in self.skipped]
-
 
 #: How many labels (and reasons) a summary names before "... and N more".
 SUMMARY_LIMIT = 8
