@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import itertools
 import json
 import os
 import re
@@ -115,7 +114,6 @@ class MediaCache:
         self.media_dir = media_dir
         self.path = os.path.join(media_dir, CACHE_NAME)
         self.index = self._read()
-        self.reserved: set[str] = set()
         #: The number ``unique_path`` tries next, by (stem, slug) casefolded.
         self._next: dict[tuple[str, str], int] = {}
         self._highest: dict[tuple[str, str], int] | None = None  # read once, by _listed
@@ -168,19 +166,13 @@ class MediaCache:
         names costs O(n) claims however many earlier runs left files; a number freed
         since is not reused. Each failed claim is a name that exists, so it ends."""
         os.makedirs(self.media_dir, exist_ok=True)
-        key = (stem.casefold(), slug.casefold())
-        if key not in self._next:
-            self._next[key] = self._listed().get(key, 0) + 1
-        for n in itertools.count(self._next[key]):
-            name = f"{stem}.{slug}.wav" if n == 1 else f"{stem}.{slug}-{n}.wav"
-            if name.casefold() in self.reserved:  # NTFS and APFS ignore case
-                continue
-            path = os.path.join(self.media_dir, name)
-            if try_claim(path):
-                self.reserved.add(name.casefold())
-                self._next[key] = n + 1
-                return path
-        raise AssertionError("unreachable")  # itertools.count never ends
+        key = (stem.casefold(), slug.casefold())  # NTFS and APFS ignore case
+        n = self._next[key] if key in self._next else self._listed().get(key, 0) + 1
+        while not try_claim(path := os.path.join(
+                self.media_dir, f"{stem}.{slug}.wav" if n == 1 else f"{stem}.{slug}-{n}.wav")):
+            n += 1
+        self._next[key] = n + 1
+        return path
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
