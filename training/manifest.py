@@ -35,18 +35,25 @@ class ClipFormat(NamedTuple):
     sample_rate: int
 
 
-def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
-    """Deterministic train/valid split: a seeded permutation picks the validation clips
-    (80/20 by default, as in the thesis), so the same seed always gives the same split.
-    Two or more clips keep at least one of each (with a fraction above 0): rounding alone
-    would leave two clips no validation clip (0.4 rounds to 0), and training would then
-    validate on its training audio."""
+def split_order(n: int, seed: int, valid_fraction: float) -> list[int]:
+    """``0 .. n-1`` in the seeded order a split draws its validation part from (clips, or
+    a session's takes), once ``valid_fraction`` is checked: the same seed, the same split."""
     if not 0.0 <= valid_fraction < 1.0:
         raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
+    return np.random.default_rng([seed, 0x5B1]).permutation(n).tolist()
+
+
+def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
+    """Deterministic train/valid split: the first clips of ``split_order`` are the
+    validation clips (80/20 by default, as in the thesis). Two or more clips keep at
+    least one of each (with a fraction above 0): rounding alone would leave two clips no
+    validation clip (0.4 rounds to 0), and training would then validate on its training
+    audio."""
+    order = split_order(n, seed, valid_fraction)
     n_valid = int(round(n * valid_fraction))
     if n > 1 and valid_fraction > 0:
         n_valid = min(max(n_valid, 1), n - 1)
-    valid = set(np.random.default_rng([seed, 0x5B1]).permutation(n)[:n_valid].tolist())
+    valid = set(order[:n_valid])
     return ["valid" if i in valid else "train" for i in range(n)]
 
 

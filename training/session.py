@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +28,7 @@ from denoiser.audio import read_audio
 
 from .errors import DatasetError
 from .kits import AUDIO_SUFFIXES, SILENCE_PEAK
-from .manifest import assign_splits, staged_output, write_manifest
+from .manifest import assign_splits, split_order, staged_output, write_manifest
 from .synth import Clip, check_clip_seconds, write_clip
 
 SESSION_RATE = 48000
@@ -309,13 +310,9 @@ def session_splits(plan: SessionPlan, seed: int, valid_fraction: float) -> list[
     """
     if not plan.split_by_take:
         return assign_splits(len(plan.jobs), seed, valid_fraction)
-    if not 0.0 <= valid_fraction < 1.0:
-        raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
-    clips: dict[int, int] = {}
-    for take, _ in plan.jobs:
-        clips[take] = clips.get(take, 0) + 1
-    order = [plan.clip_takes[i] for i in
-             np.random.default_rng([seed, 0x5B1]).permutation(len(plan.clip_takes))]
+    takes = plan.clip_takes
+    order = [takes[i] for i in split_order(len(takes), seed, valid_fraction)]
+    clips = Counter(take for take, _ in plan.jobs)
     budget = valid_fraction * len(plan.jobs) + 1e-9  # (0.29 * 100 is 28.999...)
     valid: set[int] = set()
     for take in order:
