@@ -24,7 +24,7 @@ import soundfile as sf
 
 from .errors import AudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
-from .wavchunks import SFC_SET_ADD_PEAK_CHUNK, broadcast_info, set_broadcast_info, zero_peak_time
+from .wavchunks import broadcast_info, omit_peak_chunk, set_broadcast_info, zero_peak_time
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -224,7 +224,7 @@ def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
     be reproducible). RF64 gets the chunk anyway, with its time zeroed once closed."""
     container = wav_container(frames, channels, subtype)
     with sf.SoundFile(path, "w", int(sample_rate), channels, subtype, format=container) as handle:
-        sf._snd.sf_command(handle._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+        omit_peak_chunk(handle)
         if broadcast is not None:
             set_broadcast_info(handle, broadcast)
         yield handle

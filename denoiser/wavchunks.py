@@ -17,7 +17,7 @@ import warnings
 import soundfile as sf
 
 # libsndfile command ids (sndfile.h).
-SFC_SET_ADD_PEAK_CHUNK = 0x1050
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
 _SFC_GET_BROADCAST_INFO = 0x10F0
 _SFC_SET_BROADCAST_INFO = 0x10F1
 # SF_BROADCAST_INFO's C layout: the fixed fields (with two bytes of padding before the
@@ -62,6 +62,12 @@ def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
                               sf._ffi.from_buffer(data), len(data)):
         warnings.warn(f"{handle.name}: the input's bext chunk (BWF time reference) was "
                       "refused by libsndfile and is left out", stacklevel=2)
+
+
+def omit_peak_chunk(handle: sf.SoundFile) -> None:
+    """Ask libsndfile, before the first sample, to write no ``PEAK`` chunk: it holds the
+    write time. Its RF64 writer ignores this; ``zero_peak_time`` mends those files."""
+    sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
 
 
 def zero_peak_time(path: str | os.PathLike) -> None:
