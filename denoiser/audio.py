@@ -135,6 +135,9 @@ def open_track(src: Path) -> sf.SoundFile:
     try:
         if handle.frames <= 0 or handle.channels <= 0:
             raise AudioError(f"{src}: is empty (zero samples)")
+        if handle.channels > MAX_CHANNELS:
+            raise AudioError(f"{src}: has {handle.channels} channels; debleed handles at "
+                             f"most {MAX_CHANNELS}")
         validate_rate(handle.samplerate, str(src))
     except AudioError:
         handle.close()

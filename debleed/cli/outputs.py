@@ -58,6 +58,9 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
         if key in seen:
             raise ParameterError(f"{seen[key]} and {src} would both be written to {dst}")
         seen[key] = src
+        if key == _key(src):
+            raise ParameterError(f"{dst}: is the input itself; debleed never writes over "
+                                 "an input, name another output")
         if key in input_keys:
             raise ParameterError(f"{dst}: the output for {src} is also one of the inputs (an "
                                  "earlier run's output, matched by a wildcard?); leave it out")

@@ -211,7 +211,7 @@ def test_missing_or_corrupt_model_is_a_user_error(tmp_path, write_wav, drum_trac
 
 def test_never_writes_over_an_input(tmp_path, write_wav, drum_track, checkpoint, refused):
     src = write_wav(tmp_path / "snare.wav", drum_track())
-    refused(lambda: run(checkpoint, src, "-o", src))
+    assert "is the input itself" in refused(lambda: run(checkpoint, src, "-o", src)).stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")

@@ -137,7 +137,10 @@ def test_absurd_parameter_is_a_user_error(tmp_path, write_wav, drum_track, refus
 def test_never_writes_over_an_input(tmp_path, write_wav, drum_track, refused):
     src = write_wav(tmp_path / "snare.wav", drum_track())
     side = write_wav(tmp_path / "trigger.wav", drum_track())
-    refused(lambda: run(src, "-o", src))
+    assert "is the input itself" in refused(lambda: run(src, "-o", src)).stderr
+    link = tmp_path / "link.wav"
+    link.symlink_to(src)
+    assert "is the input itself" in refused(lambda: run(src, "-o", link)).stderr
     refused(lambda: run(src, "--sidechain", side, "-o", side))
 
 
@@ -215,3 +218,12 @@ def test_the_progress_bar_goes_to_stderr_on_a_terminal(capsys, monkeypatch):
         update(2, "b.wav")
     out, err = capsys.readouterr()
     assert out == "" and "gate" in err
+
+
+def test_a_file_with_more_channels_than_a_track_holds_is_refused_as_a_file(tmp_path, refused):
+    """A 300-channel WAV was told to check for a transposed array, advice for the API."""
+    src = tmp_path / "c300.wav"
+    sf.write(src, np.zeros((480, 300), dtype=np.float32), 48_000, subtype="FLOAT")
+    error = refused(lambda: run(src)).stderr
+    assert "has 300 channels; debleed handles at most 128" in error
+    assert "transposed" not in error
