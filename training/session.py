@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import soundfile as sf
@@ -32,6 +32,7 @@ from .manifest import assign_splits, split_order, staged_output, write_manifest
 from .synth import Clip, check_clip_seconds, write_clip
 
 SESSION_RATE = 48000
+ANTIPHASE_DB = 40.0  # a mono mix this far below its loudest channel is channels cancelling
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,30 @@ def mono_take(path: str) -> tuple[np.ndarray, int]:
     bleed take clips without bleed, and neither teaches the model anything."""
     audio = read_audio(path)
     mono = audio.samples.mean(axis=0)
-    if not np.max(np.abs(mono)) > SILENCE_PEAK:
-        raise DatasetError(f"{path}: take is silent after mixing its channels to mono")
+    _refuse_silent_mono(path, audio.samples, mono)
     return mono, audio.sample_rate
+
+
+def _refuse_silent_mono(path: str, channels: np.ndarray, mono: np.ndarray) -> None:
+    """Refuse a take whose mono mix is silent, or far quieter than its channels.
+
+    An absolute floor (``SILENCE_PEAK``, -100 dBFS) misses channels in antiphase: each
+    channel is quantised and dithered on its own, so the mix keeps 1-2 LSB of noise
+    (-90 dBFS at 16 bits; 0.5 LSB even undithered) and passed, leaving the clips' bleed
+    84-90 dB below the clean. So the mix is also refused when its peak is more than
+    ``ANTIPHASE_DB`` below the loudest channel's. At 40 dB the channels mirror each other
+    to within 1 % of their peak at every sample, which two microphones never do (1 cm of
+    spacing alone leaves a residue about 20 dB down at 1 kHz), and a 16-bit antiphase take
+    is caught down to a peak of about -45 dBFS, quieter than any bleed take worth pairing."""
+    peak, loudest = float(np.max(np.abs(mono))), float(np.max(np.abs(channels)))
+    if loudest > SILENCE_PEAK and not peak > loudest * 10 ** (-ANTIPHASE_DB / 20):
+        drop = f"peaks {20 * math.log10(loudest / peak):.0f} dB below" if peak else \
+            "is all zeros, unlike"
+        raise DatasetError(f"{path}: take is silent after mixing its channels to mono: they "
+                           f"are in antiphase and cancel (the mix {drop} the loudest channel); "
+                           "flip one channel's polarity or export one channel")
+    if not peak > SILENCE_PEAK:
+        raise DatasetError(f"{path}: take is silent after mixing its channels to mono")
 
 
 @lru_cache(maxsize=8)
@@ -217,6 +239,14 @@ def _velocity(clean: np.ndarray, onsets: np.ndarray, sample_rate: int,
     return np.clip(np.round(127 * (peaks / max(reference, 1e-9)) ** (1 / 1.7)), 1, 127)
 
 
+def take_name(path: PurePath, folder: PurePath) -> str:
+    """A take's name in the manifest and meta: its path relative to its take folder, with
+    ``/`` separators. Takes are found in sub-folders too, and a basename gave
+    ``day1/snare.wav`` and ``day2/snare.wav`` one name (training counted them as one
+    take); the separators keep a manifest the same on Windows."""
+    return path.relative_to(folder).as_posix()
+
+
 def make_session_clip(plan: SessionPlan, job: int, seed: int, config: SessionConfig) -> Clip:
     """Clip ``job`` of the plan, seeded: clean excerpt + random bleed excerpt and level."""
     rng = np.random.default_rng([seed, job])
@@ -240,8 +270,10 @@ def make_session_clip(plan: SessionPlan, job: int, seed: int, config: SessionCon
     velocity = _velocity(clean, onsets, config.sample_rate, reference)
     meta = {
         "sample_rate": config.sample_rate, "seed": int(seed), "kit": "session",
-        "clean_take": plan.clean[take_index].name, "clean_start": round(start / config.sample_rate, 4),
-        "bleed_take": bleed_path.name, "bleed_start": round(offset / config.sample_rate, 4),
+        "clean_take": take_name(plan.clean[take_index], plan.folders[0]),
+        "clean_start": round(start / config.sample_rate, 4),
+        "bleed_take": take_name(bleed_path, plan.folders[1]),
+        "bleed_start": round(offset / config.sample_rate, 4),
         "bleed_gain_db": round(gain_db, 2),
         "onsets": [{"time": round(int(o) / config.sample_rate, 6), "sample": int(o),
                     "instrument": "snare", "velocity": int(v), "target": True}

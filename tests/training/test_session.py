@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 import pytest
@@ -14,8 +14,11 @@ from denoiser.errors import AudioError
 from training.errors import DatasetError
 from training.manifest import read_manifest
 from training.oneshots import one_shot
+from training.dataset import ClipFolder
+from training.run import folder_info
 from training.session import (CleanAudio, SessionConfig, SessionPlan, build_session_dataset,
-                              detect_onsets, make_session_clip, plan_session, session_splits)
+                              detect_onsets, make_session_clip, mono_take, plan_session,
+                              session_splits, take_name)
 from training.synth import CLIP_SECONDS, Clip, write_clip
 
 
@@ -204,6 +207,90 @@ def test_a_take_silent_in_mono_is_refused(tmp_path, session_dirs, folder, make):
     with pytest.raises(DatasetError, match=re.escape(f"{silent}: take is silent")):
         build_session_dataset(plan, tmp_path / "out", seed=0, config=config)
     assert not (tmp_path / "out").exists()
+
+
+def dither(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """TPDF dither of one 16-bit LSB, drawn for each sample of each channel."""
+    return (rng.uniform(-0.5, 0.5, shape) + rng.uniform(-0.5, 0.5, shape)) / 32768
+
+
+@pytest.mark.parametrize("folder, dithered", [("bleed", True), ("bleed", False),
+                                              ("clean", True)])
+def test_a_16_bit_take_in_antiphase_is_refused(tmp_path, session_dirs, folder, dithered):
+    """Noise at 0.05 RMS, right channel inverted, written at 16 bits: each channel is
+    quantised (and dithered) on its own, so the mono mix keeps -90 dBFS of noise, above
+    the -100 dBFS silence floor, and the take passed; its clips had bleed 84-90 dB below
+    the clean. It is refused by name as channels in antiphase."""
+    clean_dir, bleed_dir = session_dirs
+    rng = np.random.default_rng(4)
+    noise = 0.05 * rng.standard_normal(2 * 48000)
+    take = np.stack([noise, -noise], axis=1)
+    if dithered:
+        take += dither(take.shape, rng)
+    path = tmp_path / folder / "antiphase.wav"
+    sf.write(path, take, 48000, subtype="PCM_16")
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean_dir, bleed_dir, config)
+    with pytest.raises(DatasetError, match=re.escape(
+            f"{path}: take is silent after mixing its channels to mono: they are in antiphase")):
+        build_session_dataset(plan, tmp_path / "out", seed=0, config=config)
+    assert not (tmp_path / "out").exists()
+
+
+def close_mic_pair(take: np.ndarray) -> np.ndarray:
+    """Top and bottom snare mics: the bottom one 0.3 ms later, 4 dB quieter and
+    polarity-inverted, as a bottom mic is recorded (the pair partly cancels in mono)."""
+    delay = int(0.0003 * 48000)
+    bottom = -0.63 * np.concatenate([np.zeros(delay, np.float32), take[:-delay]])
+    return np.stack([take, bottom], axis=1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda take: take,
+    lambda take: np.stack([take, 0.8 * take], axis=1),
+    close_mic_pair,
+    lambda take: 0.01 * close_mic_pair(take),  # at -40 dBFS: dither is 50 dB down
+], ids=["mono", "correlated-stereo", "close-mic-pair", "quiet-close-mic-pair"])
+def test_ordinary_takes_are_not_taken_for_antiphase(tmp_path, make):
+    """Mono, correlated stereo and a pair of close mics (one inverted, as a bottom snare
+    mic is) are dithered 16-bit takes like any export, and are read, not refused."""
+    rng = np.random.default_rng(5)
+    take = make(snare_take(1.0, 48000, [0.1, 0.6]))
+    path = tmp_path / "take.wav"
+    sf.write(path, take + dither(take.shape, rng), 48000, subtype="PCM_16")
+    mono, rate = mono_take(str(path))
+    assert rate == 48000 and np.max(np.abs(mono)) > 0.1 * np.max(np.abs(take))
+
+
+def test_takes_are_named_by_their_path_in_the_take_folder(tmp_path, session_dirs):
+    """Takes of two days with one name: the manifest and meta named all three
+    ``snare.wav``, and training counted them as one clean take. They are named by their
+    path relative to the --clean / --bleed folder, with / separators on every system."""
+    _, bleed_dir = session_dirs
+    clean = tmp_path / "s2" / "clean"
+    for day in ("day1", "day2"):
+        (clean / day).mkdir(parents=True)
+        sf.write(clean / day / "snare.wav", snare_take(1.0, 48000, [0.1, 0.6]), 48000)
+    sf.write(clean / "day2" / "snare.flac", snare_take(1.0, 48000, [0.2, 0.7]), 48000)
+    (bleed_dir / "room").mkdir()
+    (bleed_dir / "kit_no_snare.wav").rename(bleed_dir / "room" / "kit.wav")
+    config = SessionConfig(clip_seconds=1.0)
+    out = build_session_dataset(plan_session(clean, bleed_dir, config), tmp_path / "out",
+                                seed=0, config=config)
+    clips = read_manifest(out)["clips"]
+    assert [c["clean_take"] for c in clips] == ["day1/snare.wav", "day2/snare.flac",
+                                                "day2/snare.wav"]
+    assert {c["bleed_take"] for c in clips} == {"room/kit.wav"}
+    for clip in clips:
+        meta = json.loads((out / clip["id"] / "meta.json").read_text())
+        assert (meta["clean_take"], meta["bleed_take"]) == (clip["clean_take"],
+                                                            clip["bleed_take"])
+    assert folder_info(out, ClipFolder(out, split=None))["takes"] == {"clean": 3, "bleed": 1}
+
+
+def test_a_take_name_has_slashes_on_windows_too():
+    folder = PureWindowsPath(r"C:\session\clean")
+    assert take_name(folder / "day1" / "snare.wav", folder) == "day1/snare.wav"
 
 
 def test_hidden_files_beside_the_takes_are_not_takes(session_dirs):
