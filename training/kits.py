@@ -8,10 +8,12 @@ hi-hat...) so grooves can ask for "the ride" whatever the kit calls it. Kits are
 
 Hydrogen has two drumkit.xml dialects: the modern one (namespaced, ``<layer>`` elements,
 possibly inside ``<instrumentComponent>``) and the old one (one ``<filename>`` per
-instrument). Both are read. Empty slots (no file, or Hydrogen's ``emptySample`` placeholder)
-are skipped; any other missing or unreadable file is a ``KitError``. A layer's ``<pitch>``
-plus its instrument's ``<pitchOffset>`` (semitones) is applied at load time, as Hydrogen
-would play it: kits reuse one tom sample at several pitches for their different toms.
+instrument). Both are read. A multi-mic kit (several ``<drumkitComponent>``s: close,
+overhead...) is read through one component, the close one by name (see ``_kit_component``).
+Empty slots (no file, or Hydrogen's ``emptySample`` placeholder) are skipped; any other
+missing or unreadable file is a ``KitError``. A layer's ``<pitch>`` plus its instrument's
+``<pitchOffset>`` (semitones) is applied at load time, as Hydrogen would play it: kits
+reuse one tom sample at several pitches for their different toms.
 """
 
 from __future__ import annotations
@@ -127,28 +129,50 @@ def refuse_test_kits(kits: Sequence[Kit], hint: str = "") -> None:
 _HAT_OPEN = ("open", "semi", "half", "swish")
 _HAT_OPEN_TOKENS = {"oh", "op"}  # whole words only: "op" is not in "top" or "stop"
 _HAT_PEDAL = ("pedal", "foot", "chick")
+# Percussion extras, matched against whole words: compounds ("woodblock", "handclap") and
+# plurals count, but "Snare Snappy" and "Blocked Snare" are snares, not a snap or a block.
+_PERCUSSION = re.compile(
+    r"[a-z]*(?:cowbell|clap|block|snap|shaker|whistle|triangle)s?|(?:tamb|timbal|vibra)[a-z]*"
+    r"|(?:agogo|conga|bongo|clave|cabasa|maraca|guiro|cuica)s?")
+_RIMSHOT = re.compile(r"rim[\s_\-]?shot")
+_SIDESTICK = re.compile(r"(?:side|cross)[\s_\-]?stick|rim[\s_\-]?click")
+_KICK = re.compile(r"kick|bass[\s_\-]?drum")
+_TOM = re.compile(r"(?<!cus|bot)tom|floor")  # "HiTom", "Tom1", not "Custom" or "Bottom"
+
+
+def _stroke(low: str, tokens: set[str], snare: bool) -> str | None:
+    """The snare stroke a name gives ("rimshot", "sidestick"), or None. A bare "rim" is a
+    rimshot on a named snare ("Snare Rim") and a side stick otherwise ("stick-rim")."""
+    if _RIMSHOT.search(low):
+        return "rimshot"
+    if _SIDESTICK.search(low) or tokens & {"stick", "sticks"}:
+        return "sidestick"
+    if "rim" in tokens:
+        return "rimshot" if snare else "sidestick"
+    return None
 
 
 def classify_name(text: str) -> str | None:
     """Category from an instrument (or file) name, or None when the name says nothing.
 
-    Order matters: "China" before cymbals, "cowbell" before "bell", rimshot before
-    side stick before snare ("Snare Rimshot" is a rimshot, "stick-rim" a side stick).
+    Order matters: "China" before cymbals, "cowbell" before "bell", a named snare before
+    anything else drum-like, its stroke (rimshot, side stick) before the plain snare. Without
+    "snare" a tom or kick wins over a stroke word: "floor_tom_rimshot" and "Tom Rim" are
+    toms (a rimshot is a snare category, so a tom there would play as the snare).
     """
     low = text.lower()
     tokens = set(re.findall(r"[a-z]+", low))
     if "china" in low:
         return "china"
-    if re.search(r"cowbell|clap|tamb|agogo|shaker|conga|bongo|clave|block|triangle|cabasa|"
-                 r"maraca|guiro|timbal|whistle|vibra|cuica|snap", low):
+    if any(_PERCUSSION.fullmatch(token) for token in tokens):
         return "other"
-    if re.search(r"rim[\s_\-]?shot", low):
-        return "rimshot"
-    if re.search(r"side ?stick|cross ?stick|rim ?click|stick", low) or "rim" in tokens:
-        return "sidestick"
     if "snare" in low or tokens & {"sd", "sn", "snr"}:
-        return "snare"
-    if re.search(r"kick|bass[\s_\-]?drum", low) or tokens & {"bd", "kik", "bassdrum"}:
+        return _stroke(low, tokens, snare=True) or "snare"
+    is_kick = bool(_KICK.search(low)) or bool(tokens & {"bd", "kik", "bassdrum"})
+    stroke = _stroke(low, tokens, snare=False)
+    if stroke and not (is_kick or _TOM.search(low)):
+        return stroke
+    if is_kick:
         return "kick"
     if re.search(r"hi-?hat|hat", low) or tokens & {"hh", "hihat", "oh", "ch", "ph"}:
         if any(word in low for word in _HAT_OPEN) or tokens & _HAT_OPEN_TOKENS:
@@ -160,7 +184,7 @@ def classify_name(text: str) -> str | None:
         return "ride"
     if re.search(r"crash|splash|cymbal|cym", low) or tokens & {"cy", "cr"}:
         return "crash"
-    if re.search(r"tom|floor", low):
+    if _TOM.search(low):
         return "tom"
     return None
 
@@ -297,6 +321,69 @@ def _make_instrument(name: str, layer_specs: Sequence[LayerSpec]) -> Instrument 
     return Instrument(name, category, tuple(layers), features["centroid_hz"], named is None)
 
 
+# Words naming a close mic, best first: a multi-mic kit is read through the component
+# whose name has the earliest of them ("Snare Top" before "Snare Bottom"), else its first.
+_CLOSE_MIC_WORDS = ("close", "direct", "main", "top", "snare")
+
+
+def _mic_rank(name: str) -> int:
+    words = set(re.findall(r"[a-z]+", name.lower()))
+    return next((rank for rank, word in enumerate(_CLOSE_MIC_WORDS) if word in words),
+                len(_CLOSE_MIC_WORDS))
+
+
+def _kit_component(root: ET.Element, xml_path: Path) -> str | None:
+    """The id of the one mic component read from the kit, or None without <componentList>.
+
+    Hydrogen plays every component of an instrument at once (close and overhead mics
+    together); read as round-robin layers, half the hard snare hits took the overhead
+    sample into the clean target. So one component is used, close-sounding by name (see
+    ``_CLOSE_MIC_WORDS``), with a warning naming it when the kit has several."""
+    components = [((node.findtext("id") or "").strip(), (node.findtext("name") or "").strip())
+                  for node in root.iterfind("componentList/drumkitComponent")]
+    if not components:
+        return None
+    chosen_id, chosen_name = min(components, key=lambda component: _mic_rank(component[1]))
+    if len(components) > 1:
+        names = ", ".join(repr(name) for _, name in components)
+        warnings.warn(f"{xml_path}: kit has {len(components)} mic components ({names}); "
+                      f"only {chosen_name!r} is used", stacklevel=2)
+    return chosen_id
+
+
+def _component_layers(element: ET.Element, component_id: str | None) -> list[ET.Element]:
+    """An instrument's ``<layer>``s in the kit's chosen component. An instrument that this
+    mic has no samples of (or any in a kit without <componentList>) reads its first
+    component; old kits put the layers straight in ``<instrument>``."""
+    parts = [part for part in element.findall("instrumentComponent")
+             if part.find("layer") is not None]
+    if not parts:
+        return element.findall("layer")
+    chosen = [part for part in parts
+              if (part.findtext("component_id") or "").strip() == component_id]
+    return (chosen or parts)[0].findall("layer")
+
+
+def _layer_specs(element: ET.Element, folder: Path, where: str,
+                 component_id: str | None) -> list[LayerSpec]:
+    """The instrument's layers (its ``<pitchOffset>`` added to each layer's pitch), or the
+    old dialect's single ``<filename>``; Hydrogen's empty slots are skipped."""
+    offset = _float(element, "pitchOffset", 0.0, where)
+    specs = []
+    for layer in _component_layers(element, component_id):
+        filename = layer.findtext("filename") or ""
+        if _is_placeholder(filename):
+            continue
+        specs.append(LayerSpec(folder / filename.strip(), _float(layer, "min", 0.0, where),
+                               _float(layer, "max", 1.0, where),
+                               _float(layer, "gain", 1.0, where),
+                               offset + _float(layer, "pitch", 0.0, where)))
+    old_style = element.findtext("filename")
+    if not specs and old_style and not _is_placeholder(old_style):
+        specs.append(LayerSpec(folder / old_style.strip(), 0.0, 1.0, pitch=offset))
+    return specs
+
+
 def _load_hydrogen(xml_path: Path) -> Kit:
     folder = xml_path.parent
     try:
@@ -309,23 +396,11 @@ def _load_hydrogen(xml_path: Path) -> Kit:
     instrument_list = root.find("instrumentList")
     if instrument_list is None:
         raise KitError(f"{xml_path}: drumkit.xml has no <instrumentList>")
+    component_id = _kit_component(root, xml_path)
     instruments = []
     for index, element in enumerate(instrument_list.findall("instrument")):
         name = (element.findtext("name") or f"instrument {index}").strip()
-        where = f"{xml_path}: instrument {name!r}"
-        offset = _float(element, "pitchOffset", 0.0, where)
-        specs = []
-        for layer in element.iter("layer"):
-            filename = layer.findtext("filename") or ""
-            if _is_placeholder(filename):
-                continue
-            specs.append(LayerSpec(folder / filename.strip(), _float(layer, "min", 0.0, where),
-                                   _float(layer, "max", 1.0, where),
-                                   _float(layer, "gain", 1.0, where),
-                                   offset + _float(layer, "pitch", 0.0, where)))
-        old_style = element.findtext("filename")
-        if not specs and old_style and not _is_placeholder(old_style):
-            specs.append(LayerSpec(folder / old_style.strip(), 0.0, 1.0, pitch=offset))
+        specs = _layer_specs(element, folder, f"{xml_path}: instrument {name!r}", component_id)
         instrument = _make_instrument(name, specs)
         if instrument is not None:
             instruments.append(instrument)

@@ -4,6 +4,7 @@ classification, and clear errors."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -39,6 +40,17 @@ def test_synthetic_kit_categories(synthetic_kit):
     ("Sample: beats_01-39.flac", None), ("17", None),
     ("Snare_Rim_Shot", "rimshot"), ("rim_shot", "rimshot"), ("Bass_Drum", "kick"),
     ("bass-drum", "kick"), ("Hat Op Dirty", "hihat_open"), ("Hat Top", "hihat_closed"),
+    # percussion words are whole words (compounds and plurals count), so snares keep theirs
+    ("Snare Snappy", "snare"), ("Blocked Snare", "snare"), ("Finger Snaps", "other"),
+    ("Woodblock Hi", "other"), ("HandClap", "other"), ("Tambourine", "other"),
+    # without "snare", a tom or kick wins over rim/rimshot/stick (rimshot is a snare role)
+    ("floor_tom_rimshot", "tom"), ("Tom Rim", "tom"), ("Kick Rim", "kick"),
+    ("Custom Stick", "sidestick"), ("HiTom", "tom"), ("Bottom", None),
+    ("Stick", "sidestick"), ("c#3 - stick", "sidestick"), ("Rim", "sidestick"),
+    # with "snare", rim and rimshot are rimshots, side/cross stick side sticks
+    ("Chopstick snare", "snare"), ("Snare Rim", "rimshot"), ("SD rimshot", "rimshot"),
+    ("Snare Side Stick", "sidestick"), ("Snare Cross Stick", "sidestick"),
+    ("Pearl Side Stick", "sidestick"),
 ])
 def test_classify_name(name, category):
     assert classify_name(name) == category
@@ -156,6 +168,84 @@ def test_hydrogen_layer_pitch_is_applied(tmp_path):
     assert octave.size == pytest.approx(plain.size / 2, abs=2)
     assert toms["tomhi2"].centroid_hz > 1.5 * toms["tomhi1"].centroid_hz
     assert np.array_equal(offset, octave)
+
+
+def _multi_mic_kit(folder, components, snare_parts, extra=""):
+    """A Hydrogen 1.x kit with the given <drumkitComponent>s (id, name) and a Snare with one
+    <instrumentComponent> per (component id, sample file) in ``snare_parts``."""
+    folder.mkdir()
+    listed = "".join(f"<drumkitComponent><id>{cid}</id><name>{name}</name>"
+                     "<volume>1</volume></drumkitComponent>" for cid, name in components)
+    parts = "".join(f"<instrumentComponent><component_id>{cid}</component_id><gain>1</gain>"
+                    f"<layer><filename>{filename}</filename><min>0</min><max>1</max>"
+                    "<gain>1</gain><pitch>0</pitch></layer></instrumentComponent>"
+                    for cid, filename in snare_parts)
+    (folder / "drumkit.xml").write_text(
+        '<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit"><name>Multi</name>'
+        f"<componentList>{listed}</componentList><instrumentList>"
+        f"<instrument><name>Snare</name>{parts}</instrument>{extra}"
+        "</instrumentList></drumkit_info>")
+    return folder
+
+
+def test_multi_mic_kit_reads_the_close_component_only(tmp_path):
+    """Hydrogen plays all components of an instrument together: the overhead's layer is
+    not a round-robin alternative of the close one, so it never enters the snare target.
+    The close component is picked by name even when listed second, and named in a warning."""
+    folder = tmp_path / "multi"
+    kit_dir = _multi_mic_kit(folder, [(0, "Overhead"), (1, "Close")],
+                             [(0, "snare_oh.wav"), (1, "snare_close.wav")])
+    sf.write(folder / "snare_oh.wav", one_shot("snare", 190, 0.3, 0.5, 0.2, seed=1), 48000)
+    sf.write(folder / "snare_close.wav", one_shot("snare", 190, 0.16, 0.5, 1.0), 48000)
+    with pytest.warns(UserWarning, match=r"2 mic components \('Overhead', 'Close'\); "
+                                         r"only 'Close' is used"):
+        snare = load_kit(kit_dir).by_category("snare")[0]
+    assert [layer.source for layer in snare.layers] == ["snare_close.wav"]
+
+
+@pytest.mark.parametrize("names, used", [
+    (["Overhead", "Room"], "Overhead"),  # no close-sounding name: the first listed
+    (["Snare Bottom", "Snare Top", "OH"], "Snare Top"),
+    (["Room", "Main"], "Main"),
+    (["Kit Direct", "Ambience"], "Kit Direct"),
+])
+def test_multi_mic_component_choice_by_name(tmp_path, names, used):
+    folder = tmp_path / "multi"
+    components = list(enumerate(names))
+    _multi_mic_kit(folder, components, [(cid, f"snare_{cid}.wav") for cid, _ in components])
+    for cid, _ in components:
+        sf.write(folder / f"snare_{cid}.wav", one_shot("snare", 190, 0.16, 0.5, 1.0), 48000)
+    with pytest.warns(UserWarning, match=f"only '{used}' is used"):
+        snare = load_kit(folder).by_category("snare")[0]
+    assert [layer.source for layer in snare.layers] == [f"snare_{names.index(used)}.wav"]
+
+
+def test_single_mic_component_list_loads_without_warning(tmp_path):
+    """GMRockKit and TR808EmulationKit list one component ("Main"): nothing to warn about."""
+    folder = _multi_mic_kit(tmp_path / "one", [(0, "Main")], [(0, "snare.wav")])
+    sf.write(folder / "snare.wav", one_shot("snare", 190, 0.16, 0.5, 1.0), 48000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        snare = load_kit(folder).by_category("snare")[0]
+    assert [layer.source for layer in snare.layers] == ["snare.wav"]
+
+
+def test_instrument_missing_from_the_chosen_mic_reads_its_own(tmp_path):
+    """A crash that only the overhead recorded is kept (from its one component) rather than
+    dropped; the snare still reads the close mic alone."""
+    folder = tmp_path / "multi"
+    crash = ("<instrument><name>Crash</name><instrumentComponent><component_id>1"
+             "</component_id><layer><filename>crash_oh.wav</filename><min>0</min><max>1</max>"
+             "</layer></instrumentComponent></instrument>")
+    _multi_mic_kit(folder, [(0, "Close"), (1, "Overhead")],
+                   [(0, "snare_close.wav"), (1, "snare_oh.wav")], extra=crash)
+    sf.write(folder / "snare_close.wav", one_shot("snare", 190, 0.16, 0.5, 1.0), 48000)
+    sf.write(folder / "snare_oh.wav", one_shot("snare", 190, 0.3, 0.5, 0.2), 48000)
+    sf.write(folder / "crash_oh.wav", one_shot("metal", 4000, 0.9, 2.0, 1.0), 48000)
+    with pytest.warns(UserWarning, match="only 'Close' is used"):
+        kit = load_kit(folder)
+    sources = {inst.name: [layer.source for layer in inst.layers] for inst in kit.instruments}
+    assert sources == {"Snare": ["snare_close.wav"], "Crash": ["crash_oh.wav"]}
 
 
 def test_folder_of_hydrogen_kits_is_refused(tmp_path):
