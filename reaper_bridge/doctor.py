@@ -1,18 +1,23 @@
 """``debleed reaper doctor``: check each link between REAPER and the model, one line each.
 
-Run outside REAPER, so it may use what the actions leave to the worker (numpy, torch):
-the precision and the gate settings are validated by the very functions the worker uses,
-and the worker's Python is asked to import the worker's modules, so a setting or an
-environment the actions would stumble on is a FAIL here rather than an error in REAPER.
+Run outside REAPER, so it may use what the actions leave to the worker (numpy, torch).
+What the worker does is checked by the worker's Python (``python`` in ``debleed.ini``), in
+the environment the actions start it in (``_in_worker``): it imports the worker's
+modules, judges the device and the precision by the engine's own rules and loads the
+model, so a setting or an environment the actions would stumble on is a FAIL here rather
+than an error in REAPER. The gate settings are validated by the function the worker uses.
+``reaper.ini`` tells whether REAPER itself can run Python ReaScripts.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from denoiser.errors import DebleedError
 
@@ -22,6 +27,11 @@ from .settings import SCRIPTS_SUBDIR, BridgeSettings, SettingsError, load_settin
 
 #: Seconds the worker's Python gets to import the worker's modules (a cold disk is slow).
 IMPORT_TIMEOUT = 60.0
+#: Seconds the worker's Python gets to import torch and load the model.
+LOAD_TIMEOUT = 180.0
+#: How ``_in_worker`` has the worker's Python run one of this module's probes.
+PROBE = ("import json, sys; from reaper_bridge import doctor; "
+         "print(json.dumps(getattr(doctor, sys.argv[1])(*sys.argv[2:])))")
 
 
 @dataclass(frozen=True)
@@ -40,19 +50,18 @@ def run_checks(resource_path: str, timeout: float = 5.0) -> list[Check]:
     reaper, reaper_folder = _reaper_checks(timeout)
     live = reaper_folder is not None and same_folder(reaper_folder, resource_path)
     checks = [_resource_check(resource_path), _files_check(resource_path),
-              _registration_check(resource_path, live)]
+              _registration_check(resource_path, live), *_reascript_checks(resource_path)]
     try:
-        settings: BridgeSettings | None = load_settings(settings_path(resource_path))
+        settings = load_settings(settings_path(resource_path))
     except SettingsError as exc:  # the other settings checks would only repeat it
-        checks.append(Check("settings", False, str(exc)))
-        settings = None
-    if settings is not None:
-        checks += _settings_checks(settings)
+        return checks + [Check("settings", False, str(exc))] + reaper
+    python = _python_check(settings)
+    checks += [python, _package_root_check(settings.package_root), _gate_check(settings)]
     checks += reaper
-    if settings is not None:
-        checks.append(_model_check(settings))
-    checks.append(_gpu_check())
-    return checks
+    if not python.ok:  # nothing would answer: each line would repeat the python FAIL
+        return checks + [Check("device, precision, model", False, "not checked: the worker "
+                               "python above cannot run", required=False)]
+    return checks + _engine_checks(settings) + [_model_check(settings)]
 
 
 def _resource_check(resource_path: str) -> Check:
@@ -75,8 +84,10 @@ def _files_check(resource_path: str) -> Check:
 
 
 def _registration_check(resource_path: str, live: bool) -> Check:
-    """Our ``SCR`` lines in ``reaper-kb.ini``. Actions registered through the REAPER that
-    runs on this folder may reach that file only when it quits: then a gap is a warning."""
+    """Our main-section ``SCR`` lines in ``reaper-kb.ini`` (``scr_script``: a registration
+    in another section, the MIDI editor's say, does not list the actions where the user
+    looks for them). Actions registered through the REAPER that runs on this folder may
+    reach that file only when it quits: then a gap is a warning."""
     entries = kb_entries()
     found = {scr_script(line, entries) for line in read_kb(resource_path)}
     missing = [os.path.basename(rel) for rel in entries if rel not in found]
@@ -91,16 +102,11 @@ def _registration_check(resource_path: str, live: bool) -> Check:
                  "REAPER, run 'debleed reaper install', then start REAPER")
 
 
-def _settings_checks(settings: BridgeSettings) -> list[Check]:
-    from denoiser.engine import InferenceConfig
-
+def _gate_check(settings: BridgeSettings) -> Check:
     from .processing import gate_config
 
     gate = ", ".join(f"{key} = {value}" for key, value in settings.gate.items()) or "defaults"
-    return [_python_check(settings), _package_root_check(settings.package_root),
-            _valid("precision", InferenceConfig(precision=settings.precision).validate,
-                   settings.precision),
-            _valid("gate settings", lambda: gate_config(settings.gate).validate(), gate)]
+    return _valid("gate settings", lambda: gate_config(settings.gate).validate(), gate)
 
 
 def _valid(name: str, validate: Callable[[], object], detail: str) -> Check:
@@ -151,28 +157,163 @@ def _reaper_checks(timeout: float) -> tuple[list[Check], str | None]:
     return checks + [Check("REAPER reachable", True, f"REAPER {version}", required=False)], folder
 
 
+def _in_worker(settings: BridgeSettings, probe: str, *args: str) -> Any:
+    """What ``probe(*args)``, a function of this module, returns when the worker's Python
+    runs it in the worker's environment, as the actions start the worker; a run that
+    gives no answer raises ``DebleedError`` with its one-line reason."""
+    try:
+        done = subprocess.run([settings.python, "-c", PROBE, probe, *args],
+                              env=settings.worker_env(),
+                              capture_output=True, text=True, timeout=LOAD_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DebleedError(f"{settings.python}: {exc}") from None
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):  # no answer: the last error line says why
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise DebleedError(f"{settings.python} could not run the check ({reason})") from None
+
+
+def _engine_checks(settings: BridgeSettings) -> list[Check]:
+    """The device, the precision and the GPU as the worker's Python sees them
+    (``engine_probe``)."""
+    try:
+        return [Check(**fields) for fields in
+                _in_worker(settings, "engine_probe", settings.device, settings.precision)]
+    except DebleedError as exc:
+        return [Check("device, precision", False, str(exc))]
+
+
+def engine_probe(device: str, precision: str) -> list[dict[str, Any]]:
+    """Run by the worker's Python (``_in_worker``): the device and the precision judged by
+    the engine's own rules, those ``Denoiser`` applies when the worker builds it
+    (``pick_device``, then the precision against that device, with a stand-in model:
+    the checkpoint is ``model_probe``'s), and the GPU."""
+    try:
+        import torch
+
+        from denoiser.engine import Denoiser, InferenceConfig, pick_device
+        from denoiser.models.identity import Identity
+    except Exception as exc:  # no torch in that environment, a broken install
+        return [asdict(Check("device, precision", False, f"{type(exc).__name__}: {exc}"))]
+    config = InferenceConfig(precision=precision)
+    try:
+        used = pick_device(device)
+    except DebleedError as exc:
+        checks = [Check("device", False, str(exc)),
+                  _valid("precision", config.validate, f"{precision} (not judged against "
+                         "the device, which is unusable)")]
+    else:
+        checks = [Check("device", True, device if str(used) == device else f"{device}: {used}"),
+                  _valid("precision", lambda: Denoiser(Identity(), used, config), precision)]
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    checks.append(Check("GPU", gpu is not None, gpu or "no CUDA device: the model runs on the CPU",
+                        required=False))
+    return [asdict(check) for check in checks]
+
+
 def _model_check(settings: BridgeSettings) -> Check:
-    """Load the model the actions' worker would load: ``settings.model`` as
-    ``load_settings`` resolved it (``~`` expanded, relative to the INI's folder), never
-    the INI's text against this terminal's current directory, which the worker (started
-    from REAPER) does not share; so doctor fails exactly when the action would."""
+    """Load the model the actions' worker would load, in the worker's Python
+    (``model_probe``): ``settings.model`` as ``load_settings`` resolved it (``~``
+    expanded, relative to the INI's folder), never the INI's text against this terminal's
+    current directory, which the worker (started from REAPER) does not share; so doctor
+    fails exactly when the action would."""
     written = settings.as_written.get("model", "").strip()
     spelled = (f" (model = {written} in debleed.ini; a relative path starts at its folder)"
                if written and written != settings.model else "")
     try:
-        from denoiser.engine import Denoiser
+        ok, detail = _in_worker(settings, "model_probe", settings.model, settings.device)
+    except DebleedError as exc:
+        ok, detail = False, str(exc)
+    if ok:
+        return Check("model loads", True, f"{settings.model or 'shipped model'}: {detail}")
+    return Check("model loads", False, f"{detail}{spelled}")
 
-        model = Denoiser.load(settings.model or None, device="cpu")
-        params = sum(p.numel() for p in model.model.parameters())
-        return Check("model loads", True, f"{settings.model or 'shipped model'}: "
-                                          f"{params:,} parameters at {model.sample_rate} Hz")
+
+def model_probe(model: str, device: str) -> tuple[bool, str]:
+    """Run by the worker's Python (``_in_worker``): load ``model`` as the worker does, on
+    its device, or on the CPU when that device is unusable (``engine_probe`` says why),
+    so this line is about the checkpoint alone."""
+    try:
+        from denoiser.engine import Denoiser, pick_device
+
+        try:
+            used = str(pick_device(device))
+        except DebleedError:
+            used = "cpu"
+        loaded = Denoiser.load(model or None, used)
+        params = sum(p.numel() for p in loaded.model.parameters())
+        return True, f"{params:,} parameters at {loaded.sample_rate} Hz"
     except Exception as exc:  # ModelError and anything else a broken install raises
-        return Check("model loads", False, f"{type(exc).__name__}: {exc}{spelled}")
+        return False, f"{type(exc).__name__}: {exc}"
 
 
-def _gpu_check() -> Check:
-    import torch
+def _reascript_checks(resource_path: str) -> list[Check]:
+    """Whether this REAPER runs Python ReaScripts, as ``reaper.ini`` records it (what
+    *Preferences > Plug-ins > ReaScript* and reapy's ``configure_reaper`` set)."""
+    try:
+        values = reaper_ini(resource_path)
+    except OSError as exc:
+        return [Check("Python ReaScript", False, f"{exc}: cannot tell whether REAPER runs "
+                      "Python scripts", required=False)]
+    if values is None:
+        return [Check("Python ReaScript", False, f"no reaper.ini in {resource_path}: cannot "
+                      "tell whether REAPER runs Python scripts", required=False)]
+    return [_python_enabled_check(values), _python_library_check(values)]
 
-    if torch.cuda.is_available():
-        return Check("GPU", True, torch.cuda.get_device_name(0), required=False)
-    return Check("GPU", False, "no CUDA device: the model runs on the CPU", required=False)
+
+def reaper_ini(resource_path: str) -> dict[str, str] | None:
+    """The ``[REAPER]`` section of ``reaper.ini`` (keys lower-cased, the first of a key
+    given twice), or None without the file. Read line by line rather than with
+    ``configparser``, which REAPER's own file need not satisfy."""
+    try:
+        with open(os.path.join(resource_path, "reaper.ini"), encoding="utf-8",
+                  errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return None
+    values: dict[str, str] = {}
+    section = ""
+    for line in lines:
+        text = line.strip()
+        if text.startswith("[") and text.endswith("]"):
+            section = text[1:-1].strip().casefold()
+        elif section == "reaper" and "=" in text:
+            key, value = text.split("=", 1)
+            values.setdefault(key.strip().casefold(), value.strip())
+    return values
+
+
+ENABLE_PYTHON = ("Options > Preferences > Plug-ins > ReaScript: tick 'Enable Python for use "
+                 "with ReaScript'")
+
+
+def _python_enabled_check(values: dict[str, str]) -> Check:
+    """``reascript=1`` is REAPER's "Python enabled"; absent, it may only be a REAPER that
+    has not written the default yet, so only an explicit 0 fails."""
+    value = values.get("reascript")
+    if value == "1":
+        return Check("Python ReaScript", True, "enabled (reascript=1 in reaper.ini)")
+    if value == "0":
+        return Check("Python ReaScript", False, f"disabled (reascript=0 in reaper.ini): "
+                     f"{ENABLE_PYTHON}, then restart REAPER")
+    found = "no reascript" if value is None else f"reascript={value}"
+    return Check("Python ReaScript", False, f"reaper.ini has {found}, not reascript=1: if the "
+                 f"actions do nothing, {ENABLE_PYTHON}", required=False)
+
+
+def _python_library_check(values: dict[str, str]) -> Check:
+    """The Python library REAPER is told to load: ``pythonlibdll64`` (a file name) in
+    ``pythonlibpath64`` (a folder) when that is set, else as given. A bare name with no
+    folder is left to the system's library search, which doctor does not imitate."""
+    name, folder = values.get("pythonlibdll64", ""), values.get("pythonlibpath64", "")
+    if not name:
+        return Check("Python library", True, "not forced: REAPER looks for one itself")
+    path = os.path.join(folder, name) if folder else name
+    if not (folder or os.path.isabs(name)):
+        return Check("Python library", True, f"{name} (looked up by the system)")
+    if os.path.isfile(path):
+        return Check("Python library", True, path)
+    return Check("Python library", False, f"{path}: no such file (pythonlibpath64 and "
+                 "pythonlibdll64 in reaper.ini): in Options > Preferences > Plug-ins > "
+                 "ReaScript point REAPER at a Python 3.9+ shared library, then restart REAPER")

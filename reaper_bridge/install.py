@@ -4,7 +4,9 @@ The scripts and their bootstrap go to ``<resource path>/Scripts/debleed/`` with 
 settings INI (which records this Python and where ``reaper_bridge`` lives, so the
 in-REAPER scripts can find both). Registration goes through ``AddRemoveReaScript`` when
 REAPER is reachable through reapy, else through ``SCR`` lines in ``reaper-kb.ini`` (read
-by REAPER at start-up). Both are idempotent. Standard library only.
+by REAPER at start-up). Both are idempotent, and neither file is rewritten wholesale: the
+INI and ``reaper-kb.ini`` are edited in place (``save_settings``, ``register_in_kb``), so
+what the user wrote or registered there stays. Standard library only.
 
 The API route is taken only when the REAPER that answers uses the resource folder being
 installed into: another REAPER (a portable one, say) would register scripts it cannot see
@@ -22,10 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from denoiser.outfiles import atomic_output
-
 from .items import BridgeError
-from .settings import SCRIPTS_SUBDIR, load_settings, save_settings, settings_path
+from .settings import SCRIPTS_SUBDIR, load_settings, save_settings, settings_path, write_in_place
 
 #: Script file -> action name shown in REAPER's action list (after "Custom: ").
 SCRIPTS: dict[str, str] = {
@@ -37,6 +37,8 @@ SCRIPTS: dict[str, str] = {
 }
 SUPPORT_FILES = ("debleed_boot.py",)
 KB_FILE = "reaper-kb.ini"
+#: The ``SCR`` section field of REAPER's main action list, where the installer registers.
+MAIN_SECTION = "0"
 
 
 @dataclass
@@ -75,8 +77,11 @@ def command_id(relative_path: str) -> str:
     return "RS" + hashlib.sha1(relative_path.encode("utf-8")).hexdigest()
 
 
-def kb_line(relative_path: str, description: str) -> str:
-    return f'SCR 4 0 {command_id(relative_path)} "Custom: {description}" "{relative_path}"'
+def kb_line(relative_path: str, description: str, flags: str = "4", command: str = "") -> str:
+    """A main-section ``SCR`` line; ``command`` (default: ``command_id``) and ``flags``
+    keep a line's own when it is rewritten."""
+    return (f'SCR {flags} {MAIN_SECTION} {command or command_id(relative_path)} '
+            f'"Custom: {description}" "{relative_path}"')
 
 
 def kb_entries() -> dict[str, str]:
@@ -84,21 +89,34 @@ def kb_entries() -> dict[str, str]:
     return {f"debleed/{name}": description for name, description in SCRIPTS.items()}
 
 
-def scr_script(line: str, entries: dict[str, str]) -> str | None:
-    """The entry of ``entries`` that an ``SCR`` line registers, or None.
-
-    REAPER, or a user's editor, may separate the fields with tabs and write the path with
-    backslashes or in another case; our command id identifies the line whatever its path.
-    """
+def scr_fields(line: str) -> list[str] | None:
+    """An ``SCR`` line's fields (flags, section, command id, "description", "path" after
+    ``SCR``), or None for any other line. REAPER, or a user's editor, may separate them
+    with tabs."""
     try:
         fields = shlex.split(line, posix=False)  # posix=False: a backslash is a character
     except ValueError:  # an unbalanced quote: not a line we wrote
         return None
-    if len(fields) < 5 or fields[0] != "SCR":
+    return fields if len(fields) >= 5 and fields[0] == "SCR" else None
+
+
+def _same_script(path: str, relative: str) -> bool:
+    """Whether an ``SCR`` line's path names ``relative``: written with backslashes or in
+    another case, it is the same file to REAPER."""
+    return path.strip('"').replace("\\", "/").casefold() == relative.casefold()
+
+
+def scr_script(line: str, entries: dict[str, str]) -> str | None:
+    """The entry of ``entries`` that a main-section ``SCR`` line registers, or None.
+
+    Only the main section ("0") is ours: a line in another one (the MIDI editor's
+    32060...) is a registration the user made, even of our script. Our command id
+    identifies a line whatever its path."""
+    fields = scr_fields(line)
+    if fields is None or fields[2] != MAIN_SECTION:
         return None
-    path = fields[-1].strip('"').replace("\\", "/").casefold()
     for relative in entries:
-        if path == relative.casefold() or fields[3] == command_id(relative):
+        if _same_script(fields[-1], relative) or fields[3] == command_id(relative):
             return relative
     return None
 
@@ -113,15 +131,40 @@ def read_kb(resource_path: str) -> list[str]:
         return []
 
 
+def _rewritten(line: str, relative: str, description: str) -> str:
+    """Our registration ``line`` naming ``relative`` and ``description``: its flags and
+    command id (what shortcuts, toolbars and menus refer to) stay, and so does a path
+    that already names the script; a line that needs no change stays as written."""
+    fields = scr_fields(line)
+    assert fields is not None  # scr_script matched it
+    path = fields[-1].strip('"') if _same_script(fields[-1], relative) else relative
+    wanted = kb_line(path, description, flags=fields[1], command=fields[3])
+    return line if scr_fields(wanted) == fields else wanted
+
+
 def register_in_kb(resource_path: str, entries: dict[str, str]) -> str:
-    """Add or replace ``SCR`` lines for ``entries`` (relative path -> description)."""
-    path = os.path.join(resource_path, KB_FILE)
-    kept = [line for line in read_kb(resource_path) if scr_script(line, entries) is None]
-    kept += [kb_line(rel, desc) for rel, desc in entries.items()]
-    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="surrogateescape",
-                                          newline="\n") as handle:
-        handle.write("\n".join(kept) + "\n")
-    return path
+    """Give each of ``entries`` (relative path -> description) a main-section ``SCR`` line,
+    destroying nothing a user made:
+
+    - the first main-section line that registers an entry (``scr_script``) is rewritten in
+      place (``_rewritten``), keeping its command id, so shortcuts bound to it still work;
+    - further main-section lines of the same script (say a second "Load ReaScript") stay
+      as they are: removing one would leave the shortcuts and toolbar buttons bound to its
+      command id pointing at nothing, while REAPER just lists the action twice;
+    - lines in other sections (the MIDI editor...) are the user's and stay;
+    - an entry with no line gets one with our stable ``command_id``, at the end.
+
+    The file is written through a symbolic link, with its permission bits kept
+    (``write_in_place``)."""
+    lines = read_kb(resource_path)
+    done: set[str] = set()
+    for index, line in enumerate(lines):
+        relative = scr_script(line, entries)
+        if relative is not None and relative not in done:
+            lines[index] = _rewritten(line, relative, entries[relative])
+            done.add(relative)
+    lines += [kb_line(rel, desc) for rel, desc in entries.items() if rel not in done]
+    return write_in_place(os.path.join(resource_path, KB_FILE), "\n".join(lines) + "\n")
 
 
 def same_folder(first: str, second: str) -> bool:

@@ -2,7 +2,9 @@
 
 ``<REAPER resource path>/Scripts/debleed/debleed.ini`` is written by ``debleed reaper
 install`` and read by the actions inside REAPER and by the ``debleed reaper`` commands,
-so both paths process with the same gate, model and device. Standard library only.
+so both paths process with the same gate, model and device. The user edits it by hand, so
+``save_settings`` edits an existing file in place and keeps what it does not need to
+change (comments, unknown keys, spellings). Standard library only.
 
 The paths (``model``, empty = the shipped model, and ``export_dir``) are resolved once, by
 ``load_settings`` (``resolve_path``), so the actions, the worker, the ``debleed reaper``
@@ -25,9 +27,11 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import io
 import json
 import os
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 
@@ -175,12 +179,28 @@ def _savable(path: str, key: str, value: str) -> str:
     return value
 
 
-def save_settings(path: str, settings: BridgeSettings) -> str:
-    """Write the INI atomically; a value that would not read back unchanged is refused.
+def write_in_place(path: str, text: str) -> str:
+    """Write ``text`` (line endings as given) to ``path`` atomically, as the file the user
+    keeps there: a symbolic link is followed, since renaming the new file onto the link
+    would replace the link with a plain file, and the file's permission bits are kept (a
+    read-only file stays read-only; on POSIX the rename needs only a writable folder)."""
+    target = os.path.realpath(path)
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    with atomic_output(target) as tmp:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            handle.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+    return path
 
-    A path keeps the INI's spelling (``as_written``) while it still resolves to the value
-    in use; a changed one is written as given (read back against ``path``)."""
-    parser = configparser.ConfigParser(interpolation=None)
+
+def _ini_values(path: str, settings: BridgeSettings) -> dict[str, dict[str, str]]:
+    """Section -> key -> the text ``settings`` is saved as; a value that would not read
+    back unchanged is refused. A path keeps the INI's spelling (``as_written``) while it
+    still resolves to the value in use; a changed one is written as given."""
     paths = {}
     for key in PATH_KEYS:
         value, written = getattr(settings, key), settings.as_written.get(key, "")
@@ -192,9 +212,140 @@ def save_settings(path: str, settings: BridgeSettings) -> str:
         "compare_variants": "true" if settings.compare_variants else "false",
         "export_dir": paths["export_dir"], "sidechain_track": settings.sidechain_track,
     }
-    parser["debleed"] = {key: _savable(path, key, value) for key, value in main.items()}
-    parser["gate"] = {key: str(value).lower() if isinstance(value, bool) else repr(float(value))
-                      for key, value in settings.gate.items()}
-    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        parser.write(handle)
-    return path
+    gate = {key: str(value).lower() if isinstance(value, bool) else repr(float(value))
+            for key, value in settings.gate.items()}
+    return {"debleed": {key: _savable(path, key, value) for key, value in main.items()},
+            "gate": gate}
+
+
+def save_settings(path: str, settings: BridgeSettings) -> str:
+    """Write the INI atomically; a value that would not read back unchanged is refused.
+
+    A new INI is written whole. An existing one is the user's, edited by hand, so it is
+    edited in place (``_edit_ini``): only the keys whose value differs from ``settings``
+    are rewritten (for a reinstall, ``python`` and ``package_root``), missing keys are
+    added, and every other line (comments, keys debleed does not know, ``-24`` rather than
+    ``-24.0``, ``on`` rather than ``true``) stays byte for byte."""
+    values = _ini_values(path, settings)
+    if os.path.exists(path):
+        current = load_settings(path)  # an unreadable INI is an error, not overwritten
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            text = handle.read()
+        return write_in_place(path, _edit_ini(text, values, _changed(current, settings, values)))
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_dict(values)
+    buffer = io.StringIO()
+    parser.write(buffer)
+    return write_in_place(path, buffer.getvalue().replace("\n", os.linesep))
+
+
+def _changed(current: BridgeSettings, settings: BridgeSettings,
+             values: dict[str, dict[str, str]]) -> set[tuple[str, str]]:
+    """The (section, key) pairs of ``values`` whose value in ``settings`` differs from the
+    one the INI gives now (``current``); ``-24`` and ``-24.0`` are the same value, ``1``
+    and ``true`` are not."""
+    def differs(old: object, new: object) -> bool:
+        return type(old) is not type(new) or old != new
+
+    changed = {("debleed", key) for key in values["debleed"]
+               if differs(getattr(current, key), getattr(settings, key))}
+    return changed | {("gate", key) for key in values["gate"]
+                      if differs(current.gate.get(key), settings.gate[key])}
+
+
+#: A ``key = value ; comment`` line as ``load_settings`` reads it: the first ``=`` or ``:``
+#: ends the key, and a ``;`` at the start of the value or after a space starts a comment.
+_KEY_LINE = re.compile(r"(?P<lead>\s*(?P<key>[^=:]*?)\s*[=:]\s*)(?P<value>.*?)"
+                       r"(?P<tail>(?:\s+;.*)?\s*)$")
+_SECTION_LINE = re.compile(r"\s*\[(?P<name>.+)\]")
+_INLINE_COMMENT = re.compile(r"(^|\s);.*")
+
+
+@dataclass
+class _Layout:
+    """Where things are in an INI's lines: each key's first and after-last line (its
+    continuation lines included) and each section's header line."""
+    keys: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    headers: dict[str, int] = field(default_factory=dict)
+
+
+def _is_comment(line: str) -> bool:
+    return line.strip().startswith(("#", ";"))
+
+
+def _layout(lines: list[str]) -> _Layout:
+    """Sections and keys as ``configparser`` finds them, key names lower-cased as it
+    does: a line indented deeper than its key continues the key's value."""
+    layout, section, indent = _Layout(), "", 0
+    key: tuple[str, str] | None = None
+    for index, line in enumerate(lines):
+        body = line.rstrip("\r\n")
+        if not body.strip() or _is_comment(body):
+            continue
+        depth = len(body) - len(body.lstrip())
+        if key is not None and depth > indent:
+            layout.keys[key] = (layout.keys[key][0], index + 1)
+            continue
+        header = _SECTION_LINE.match(_INLINE_COMMENT.sub("", body))
+        entry = _KEY_LINE.match(body)
+        if header:
+            section, key = header["name"].strip(), None
+            layout.headers[section] = index
+        elif entry and entry["key"]:
+            key, indent = (section, entry["key"].strip().lower()), depth
+            layout.keys[key] = (index, index + 1)
+    return layout
+
+
+def _set_value(line: str, value: str) -> str:
+    """``line`` with its value replaced: the key's spelling, an inline comment and the
+    line ending stay."""
+    body = line.rstrip("\r\n")
+    entry = _KEY_LINE.match(body)
+    assert entry is not None  # _layout found a key on this line
+    return f"{entry['lead']}{value}{entry['tail']}{line[len(body):]}"
+
+
+def _edit_ini(text: str, values: dict[str, dict[str, str]], changed: set[tuple[str, str]]) -> str:
+    """``text`` (an INI) made to hold ``values``: a ``changed`` key's line gets the new
+    value, a missing key is added after its section's last key (a missing section at the
+    end), a ``[gate]`` key no longer in ``values`` is removed, and every other line stays
+    as it is, byte order mark and line endings included."""
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    lines = io.StringIO(text[len(bom):], newline="").readlines()  # as open() splits them
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    layout = _layout(lines)
+    replaced: dict[int, str] = {}
+    dropped: set[int] = set()
+    added: dict[int, list[str]] = {}
+    for section, wanted in values.items():
+        present = [(key, span) for (name, key), span in layout.keys.items() if name == section]
+        for key, (start, stop) in present:
+            if key not in wanted and section == "gate":
+                dropped.update(range(start, stop))
+            elif (section, key) in changed:
+                replaced[start] = _set_value(lines[start], wanted[key])
+                dropped.update(range(start + 1, stop))
+        missing = [f"{key} = {value}{newline}" for key, value in wanted.items()
+                   if (section, key) not in layout.keys]
+        if section in layout.headers:
+            after = max((stop for _, (_, stop) in present), default=layout.headers[section] + 1)
+            added.setdefault(after, []).extend(missing)
+        elif missing:
+            gap = [newline] if lines and lines[-1].strip() else []
+            added.setdefault(len(lines), []).extend([*gap, f"[{section}]{newline}", *missing])
+    kept = [None if index in dropped else replaced.get(index, line)
+            for index, line in enumerate(lines)]
+    return bom + _insert(kept, added, newline)
+
+
+def _insert(lines: list[str | None], added: dict[int, list[str]], newline: str) -> str:
+    """``lines`` (None: removed) joined with ``added[i]`` before line ``i`` (``len(lines)``:
+    at the end); a last line without a line ending gets one only when a line follows it."""
+    out: list[str] = []
+    for index, line in enumerate([*lines, None]):
+        extra = added.get(index, [])
+        if extra and out and not out[-1].endswith(("\n", "\r")):
+            out.append(newline)
+        out += extra if line is None else [*extra, line]
+    return "".join(out)

@@ -2,14 +2,20 @@
 
 Reads ``debleed.ini`` beside this file to find the folder holding ``reaper_bridge``
 (written by ``debleed reaper install``), puts it at the END of ``sys.path`` so nothing
-in REAPER's own Python is shadowed, and runs the named action. When the INI cannot be
-read or the bridge cannot be imported it says so and ends with a no-op defer, which keeps
-REAPER from adding a "ReaScript: Run" undo point for a script that changed nothing.
+in REAPER's own Python is shadowed, and runs the named action. When REAPER's Python is
+older than the bridge needs, the INI cannot be read or the bridge cannot be imported it
+says so and ends with a no-op defer, which keeps REAPER from adding a "ReaScript: Run"
+undo point for a script that changed nothing. To say so this file must itself run on
+such an old Python: no newer syntax, no newer library calls.
 """
 
 import configparser
 import os
 import sys
+
+#: The oldest Python the bridge runs on; an older one fails importing it with a
+#: traceback (a TypeError from its type hints), not with an ImportError.
+MIN_PYTHON = (3, 9)
 
 
 def _package_root(ini):
@@ -32,6 +38,11 @@ def _stop(message):
 
 
 def run(action):
+    if sys.version_info < MIN_PYTHON:
+        _stop("debleed needs Python {}.{} or later in REAPER, which runs Python {}.{}.\n"
+              "Point REAPER at a newer Python library (Options > Preferences > Plug-ins > "
+              "ReaScript), then restart REAPER.".format(*MIN_PYTHON, *sys.version_info[:2]))
+        return
     from reaper_python import RPR_GetResourcePath
 
     ini = os.path.join(RPR_GetResourcePath(), "Scripts", "debleed", "debleed.ini")

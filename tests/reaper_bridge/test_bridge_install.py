@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -139,25 +141,132 @@ def test_another_spelling_of_the_running_reapers_folder_registers_through_it(tmp
 DENOISE = "debleed/debleed_denoise_selected.py"
 
 
-@pytest.mark.parametrize("line", [
-    f'SCR\t4\t0\t{command_id(DENOISE)}\t"Custom: debleed: Denoise selected items"\t"{DENOISE}"',
-    f'SCR 4 0 RS{"0" * 40} "Custom: debleed_denoise_selected.py" "debleed\\debleed_denoise_selected.py"',
-    f'SCR 4 0 RS{"1" * 40} "Custom: denoise" "Debleed/DEBLEED_denoise_selected.py"',
-    f'SCR 4 0 {command_id(DENOISE)} "Custom: debleed: old name" "old/place.py"',
+OURS = kb_line(DENOISE, SCRIPTS["debleed_denoise_selected.py"])
+NAMED = '"Custom: debleed: Denoise selected items"'
+
+
+@pytest.mark.parametrize("line,expected", [
+    (f'SCR\t4\t0\t{command_id(DENOISE)}\t{NAMED}\t"{DENOISE}"',
+     f'SCR\t4\t0\t{command_id(DENOISE)}\t{NAMED}\t"{DENOISE}"'),
+    (f'SCR 4 0 RS{"0" * 40} "Custom: debleed_denoise_selected.py" "debleed\\debleed_denoise_selected.py"',
+     f'SCR 4 0 RS{"0" * 40} {NAMED} "debleed\\debleed_denoise_selected.py"'),
+    (f'SCR 260 0 RS{"1" * 40} "Custom: denoise" "Debleed/DEBLEED_denoise_selected.py"',
+     f'SCR 260 0 RS{"1" * 40} {NAMED} "Debleed/DEBLEED_denoise_selected.py"'),
+    (f'SCR 4 0 {command_id(DENOISE)} "Custom: debleed: old name" "old/place.py"', OURS),
 ], ids=["tabs", "backslash", "case", "our-command-id"])
-def test_reinstall_replaces_our_line_however_it_is_written(tmp_path: Path, line: str) -> None:
+def test_reinstall_updates_our_line_however_it_is_written(tmp_path: Path, line: str,
+                                                          expected: str) -> None:
     """Only a space-separated line ending in "debleed/<name>" was recognised: REAPER's or
-    an editor's spelling of it stayed, and the action was listed twice."""
+    an editor's spelling of it stayed, and the action was listed twice. The line is
+    updated in place: its command id and flags (what shortcuts and toolbar buttons refer
+    to) and a path that names the script stay, a line already right stays as written."""
     resource = tmp_path / "REAPER"
     resource.mkdir()
     other = 'SCR 4 0 RSabc "Custom: other.lua" "other.lua"'
     (resource / "reaper-kb.ini").write_text(f"{other}\n{line}\n")
     install(str(resource))
     lines = (resource / "reaper-kb.ini").read_text().splitlines()
-    assert lines[0] == other and line not in lines
-    assert [l for l in lines if "denoise_selected.py" in l.lower()] == [
-        kb_line(DENOISE, SCRIPTS["debleed_denoise_selected.py"])]
+    assert lines[:2] == [other, expected]
+    assert [l for l in lines if "denoise_selected.py" in l.lower()] == [expected]
     assert len(lines) == 1 + len(SCRIPTS)
+
+
+def test_reinstall_leaves_the_users_other_registrations_alone(tmp_path: Path) -> None:
+    """Every SCR line naming one of our scripts was dropped, whatever its section or
+    command id: a MIDI-editor registration (section 32060) or a second "Load ReaScript"
+    one vanished, and the shortcuts (KEY lines) bound to them pointed at nothing."""
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    compare = "debleed/debleed_compare_takes.py"
+    user = [f'SCR 4 32060 RS{"7" * 40} "Custom: debleed_denoise_selected.py" "{DENOISE}"',
+            f'KEY 1 68 _RS{"7" * 40} 32060',
+            f'SCR 4 0 RS{"8" * 40} "Custom: debleed_compare_takes.py" "{compare}"',
+            f'KEY 1 67 _RS{"8" * 40} 0',
+            f'SCR 4 0 RS{"9" * 40} "Custom: compare again" "{compare}"',
+            f'KEY 1 69 _RS{"9" * 40} 0']
+    (resource / "reaper-kb.ini").write_text("\n".join(user) + "\n")
+    install(str(resource))
+    lines = (resource / "reaper-kb.ini").read_text().splitlines()
+    renamed = f'SCR 4 0 RS{"8" * 40} "Custom: {SCRIPTS["debleed_compare_takes.py"]}" "{compare}"'
+    assert lines[:6] == [user[0], user[1], renamed, *user[3:]]
+    assert OURS in lines[6:]  # the MIDI editor's line is not the main list's
+    assert not any(command_id(compare) in line for line in lines)  # the user's id is kept
+    assert len(lines) == 6 + len(SCRIPTS) - 1
+    install(str(resource))
+    assert (resource / "reaper-kb.ini").read_text().splitlines() == lines
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links and permission bits are POSIX's")
+@pytest.mark.parametrize("name", ["reaper-kb.ini", "Scripts/debleed/debleed.ini"])
+def test_a_linked_or_read_only_file_stays_so(tmp_path: Path, name: str) -> None:
+    """The atomic write renamed its new file onto the path: a symbolic link (a synced
+    configuration folder, say) became a plain file, and a read-only file writable."""
+    resource, kept = tmp_path / "REAPER", tmp_path / "dotfiles" / "kept.ini"
+    (resource / name).parent.mkdir(parents=True)
+    kept.parent.mkdir()
+    install(str(resource))
+    kept.write_text((resource / name).read_text())
+    (resource / name).unlink()
+    (resource / name).symlink_to(kept)
+    kept.chmod(0o444)
+    install(str(resource), python="/opt/other/bin/python")
+    assert (resource / name).is_symlink() and os.readlink(resource / name) == str(kept)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o444
+    if name == "reaper-kb.ini":
+        assert kept.read_text().count("SCR 4 0 RS") == len(SCRIPTS)
+    else:  # the new value went through the link
+        assert load_settings(str(resource / name)).python == "/opt/other/bin/python"
+    assert not [p for p in kept.parent.iterdir() if p != kept]  # no temporary file left
+
+
+USER_INI = """\ufeff; my debleed settings\r
+[debleed]\r
+python = /old/env/bin/python   ; set by install\r
+Package_Root=/old/env/site-packages\r
+device = cpu ; no GPU on this laptop\r
+my_note = keep me\r
+compare_variants = yes\r
+\r
+; the pre-gate, tuned by ear\r
+[gate]                   ; see 'debleed gate --help'\r
+threshold_db = -24\r
+auto = on\r
+hold_ms = 40"""
+
+
+def test_reinstall_edits_the_ini_in_place(tmp_path: Path) -> None:
+    """The INI was rewritten from scratch: comments and keys debleed does not know were
+    lost and values respelled (-24 became -24.0, on became true), though the docs say
+    the settings you changed are kept."""
+    resource = tmp_path / "REAPER"
+    ini = Path(settings_path(str(resource)))
+    ini.parent.mkdir(parents=True)
+    ini.write_bytes(USER_INI.encode())
+    install(str(resource), python="/new/env/bin/python")
+    lines = USER_INI.splitlines(keepends=True)
+    added = [f"{key} = {value}\r\n" for key, value in (("model", ""), ("precision", "float32"),
+                                                        ("export_dir", ""), ("sidechain_track", ""))]
+    expected = [*lines[:2], "python = /new/env/bin/python   ; set by install\r\n",
+                f"Package_Root={package_root()}\r\n", *lines[4:7], *added, *lines[7:]]
+    assert ini.read_bytes().decode() == "".join(expected)
+    settings = load_settings(str(ini))
+    assert settings.compare_variants and settings.device == "cpu"
+    assert settings.gate == {"threshold_db": -24.0, "auto": True, "hold_ms": 40.0}
+    install(str(resource), python="/new/env/bin/python")
+    assert ini.read_bytes().decode() == "".join(expected)  # nothing left to change
+
+
+def test_save_settings_rewrites_changed_values_and_drops_removed_gate_keys(tmp_path: Path) -> None:
+    """What the tests and the installer save reads back, while untouched lines stay."""
+    ini = tmp_path / "debleed.ini"
+    ini.write_text("[debleed]\n; comment\ndevice = auto\n\n[gate]\nhold_ms = 40\nauto = 1\n")
+    settings = load_settings(str(ini))
+    settings.device, settings.gate = "cpu", {"auto": True, "range_db": -12.0}
+    save_settings(str(ini), settings)
+    assert load_settings(str(ini)) == settings
+    text = ini.read_text()
+    assert "; comment\ndevice = cpu\n" in text and "hold_ms" not in text
+    assert text.endswith("[gate]\nauto = true\nrange_db = -12.0\n")
 
 
 def test_a_value_a_comment_would_cut_is_refused_and_others_round_trip(tmp_path: Path) -> None:
