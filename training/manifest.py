@@ -43,17 +43,22 @@ def split_order(n: int, seed: int, valid_fraction: float) -> list[int]:
     return np.random.default_rng([seed, 0x5B1]).permutation(n).tolist()
 
 
-def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
-    """Deterministic train/valid split: the first clips of ``split_order`` are the
-    validation clips (80/20 by default, as in the thesis). Two or more clips keep at
-    least one of each (with a fraction above 0): rounding alone would leave two clips no
-    validation clip (0.4 rounds to 0), and training would then validate on its training
-    audio."""
-    order = split_order(n, seed, valid_fraction)
+def valid_count(n: int, valid_fraction: float) -> int:
+    """How many of ``n`` items (clips, a performance's hits) validate: ``valid_fraction``
+    of them, rounded, but two or more keep at least one of each (with a fraction above
+    0): rounding alone would leave two clips no validation clip (0.4 rounds to 0), and
+    training would then validate on its training audio."""
     n_valid = int(round(n * valid_fraction))
     if n > 1 and valid_fraction > 0:
         n_valid = min(max(n_valid, 1), n - 1)
-    valid = set(order[:n_valid])
+    return n_valid
+
+
+def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
+    """Deterministic train/valid split: the first ``valid_count`` clips of ``split_order``
+    are the validation clips (80/20 by default, as in the thesis)."""
+    order = split_order(n, seed, valid_fraction)
+    valid = set(order[:valid_count(n, valid_fraction)])
     return ["valid" if i in valid else "train" for i in range(n)]
 
 

@@ -27,7 +27,7 @@ from denoiser.outfiles import write_text_atomic
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
-from .manifest import assign_splits, staged_output, write_manifest
+from .manifest import assign_splits, staged_output, valid_count, write_manifest
 from .midi import midi_files, read_midi
 from .modaldrums import TOM_RANGES, modal_drum_instrument
 from .snaremic import (MicConfig, add_room, bleed_path, family, mic_eq, pitch_shift,
@@ -76,6 +76,28 @@ class Clip:
     meta: dict
 
 
+@dataclass(frozen=True)
+class Performance:
+    """A recorded groove (a MIDI file's drum hits, ``training.midi.read_midi``) and the
+    part of it, the hits at ``[start, stop)`` seconds, that clips take windows from."""
+
+    events: Events
+    name: str | None = None  # the MIDI file's name, for meta.json
+    start: float = 0.0
+    stop: float = math.inf
+
+
+def split_performance(performance: Performance, valid_fraction: float) -> dict[str, Performance]:
+    """The performance's training part (its first hits) and validation part (its last
+    ``valid_count`` hits), disjoint in time. Clip-by-clip windows of one performance
+    replayed training bars in validation clips (one valid clip shared seven snare hits
+    with a training clip), so validation measured memory; the parts keep them apart."""
+    times = performance.events.time
+    n_valid = valid_count(times.size, valid_fraction)
+    cut = float(times[times.size - n_valid]) if n_valid else math.inf
+    return {"train": replace(performance, stop=cut), "valid": replace(performance, start=cut)}
+
+
 def clip_seed(seed: int, index: int) -> int:
     """Independent, reproducible seed of clip ``index`` in a dataset seeded ``seed``."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint32)[0])
@@ -112,13 +134,31 @@ def _choose_instruments(kit: Kit, rng: np.random.Generator) -> dict[str, list[In
     return result
 
 
-def _piece_key(role: str, inst: Instrument) -> str:
-    """One mic path per physical piece: hi-hat articulations come from one cymbal pair,
-    and a cymbal standing in for a missing role (china played on the crash) is the same
-    cymbal."""
+def _labels(roles: dict[str, list[Instrument]], kits: Sequence[Kit]) -> dict[Instrument, str]:
+    """A unique, readable name for each instrument playing a clip: the key of its tuning,
+    mic path and rendered layers, and its name in meta.json. Kits may name several
+    instruments alike (three "Tom"s sharing one sample at three pitchOffsets); keyed by
+    name, they played as one drum at the first one's pitch. The first in kit order keeps
+    its name, the next become "Tom #2", "Tom #3"; procedural drums come last."""
+    rank = {inst: i for i, inst in enumerate(inst for kit in kits for inst in kit.instruments)}
+    playing = dict.fromkeys(inst for insts in roles.values() for inst in insts)
+    labels: dict[Instrument, str] = {}
+    for inst in sorted(playing, key=lambda inst: rank.get(inst, len(rank))):
+        label, count = inst.name, 1
+        while label in labels.values():
+            count += 1
+            label = f"{inst.name} #{count}"
+        labels[inst] = label
+    return labels
+
+
+def _piece_key(role: str, label: str) -> str:
+    """One mic path per physical piece (``label`` from ``_labels``): hi-hat articulations
+    come from one cymbal pair, and a cymbal standing in for a missing role (china played
+    on the crash) is the same cymbal."""
     if role in SNARE_CATEGORIES:
         return "snare"
-    return "hihat" if role.startswith("hihat") else inst.name
+    return "hihat" if role.startswith("hihat") else label
 
 
 def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: SynthConfig,
@@ -144,8 +184,11 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
     chance = config.procedural_snare_probability
     if chance > 0 and rng.random() < chance:  # no draw when off: seeds render as before
         procedural = modal_drum_instrument(rng)
+        # The drum replaces the kit's snare in every articulation, side sticks included
+        # (at ``sidestick_gain_db``, below): the clean target is one snare, and a clip
+        # with side-stick backbeats must not lose them.
         roles = {r: v for r, v in roles.items() if r not in SNARE_CATEGORIES}
-        roles["snare"] = roles["rimshot"] = [procedural]
+        roles["snare"] = roles["rimshot"] = roles["sidestick"] = [procedural]
         if "tom" in roles:
             toms = sorted((modal_drum_instrument(rng, TOM_RANGES, "procedural tom", "tom")
                            for _ in roles["tom"]), key=lambda inst: -inst.centroid_hz)
@@ -153,6 +196,7 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
                             for i, tom in enumerate(toms)]
     if "snare" not in roles:
         raise KitError(f"{kit.path}: kit {kit.name!r} has no snare instrument")
+    labels = _labels(roles, [kit] if bleed_kit is None else [kit, bleed_kit])
 
     tracks: dict[str, np.ndarray] = {}
     families: dict[str, str] = {}
@@ -172,26 +216,26 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
         tom = int(events.tom[index])
         inst = candidates[min(len(candidates) - 1, round(tom * (len(candidates) - 1) / 3))
                           ] if role == "tom" else candidates[0]
-        key = _piece_key(role, inst)
+        name = labels[inst]
+        key = _piece_key(role, name)
         if key not in tracks:
             tracks[key] = np.zeros(total, np.float32)
             families[key] = "snare" if key == "snare" else family(role)
-        tune_key = inst.name
-        if tune_key not in tuning:
+        if name not in tuning:
             wide = rng.random() < config.wide_pitch_probability
             span = config.wide_pitch_semitones if wide else config.pitch_semitones
-            tuning[tune_key] = float(rng.uniform(-span, span))
-            decay[tune_key] = (float(rng.uniform(*config.decay_seconds))
-                               if rng.random() < config.decay_probability else None)
+            tuning[name] = float(rng.uniform(-span, span))
+            decay[name] = (float(rng.uniform(*config.decay_seconds))
+                           if rng.random() < config.decay_probability else None)
         velocity = int(events.velocity[index])
         layer_index = inst.pick_layer(velocity / 127.0, rng)
         layer = inst.layers[layer_index]
-        variant_key = (inst.name, layer_index)
+        variant_key = (name, layer_index)
         if variant_key not in variants:
-            shifted = pitch_shift(layer.samples, tuning[tune_key], sr)
-            if decay[tune_key] is not None:
+            shifted = pitch_shift(layer.samples, tuning[name], sr)
+            if decay[name] is not None:
                 t = np.arange(shifted.size, dtype=np.float32) / sr
-                shifted = shifted * np.exp(-t / np.float32(decay[tune_key]))
+                shifted = shifted * np.exp(-t / np.float32(decay[name]))
             variants[variant_key] = shifted
         sample = variants[variant_key]
         gain = (velocity / 127.0) ** config.velocity_exponent / max(layer.peak, 1e-9)
@@ -214,7 +258,7 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
         if 0 <= position - offset < n_out:
             onsets.append({"time": round((position - offset) / sr, 6),
                            "sample": position - offset, "instrument": role,
-                           "kit_instrument": inst.name, "velocity": velocity,
+                           "kit_instrument": name, "velocity": velocity,
                            "target": role in SNARE_CATEGORIES})
 
     ir = room_ir(rng, sr, mic)
@@ -248,7 +292,8 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
             "snare_eq": bool(snare_eq),
             "procedural_snare_hz": (None if procedural is None
                                     else round(procedural.centroid_hz, 1)),
-            "instruments": {role: [inst.name for inst in insts] for role, insts in roles.items()}}
+            "instruments": {role: [labels[inst] for inst in insts]
+                            for role, insts in roles.items()}}
     return clean, bleed, info
 
 
@@ -265,11 +310,14 @@ def _finish(clean: np.ndarray, bleed: np.ndarray, rng: np.random.Generator,
 
 
 def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = SynthConfig(),
-                style: str | None = None, performances: Sequence[Events] | None = None) -> Clip:
+                style: str | None = None,
+                performances: Sequence[Performance | Events] | None = None) -> Clip:
     """One seeded clip from one of ``kits`` (same seed and kits -> same samples).
 
-    With ``performances`` (e.g. ``training.midi.read_midi`` of real drum tracks) the
-    groove is a random clip-long window of one of them instead of a generated one.
+    With ``performances`` (``Performance`` parts, or whole ``training.midi.read_midi``
+    event lists of real drum tracks) the groove is a random clip-long window of one of
+    them instead of a generated one; meta.json then records ``midi_file`` and
+    ``midi_start``, the window's start in the performance (s).
     """
     kits = [kits] if isinstance(kits, Kit) else list(kits)
     if not kits:
@@ -283,27 +331,41 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
         # By position, not identity: one kit given twice is one cached object.
         others = kits[:chosen] + kits[chosen + 1:]
         bleed_kit = others[int(rng.integers(len(others)))]
+    midi: dict[str, str | float | None] = {}
     if performances:
-        groove = _performance_window(performances[int(rng.integers(len(performances)))],
-                                     rng, config)
+        performance = performances[int(rng.integers(len(performances)))]
+        if isinstance(performance, Events):
+            performance = Performance(performance)
+        groove, start = _performance_window(performance, rng, config)
+        midi = {"midi_file": performance.name, "midi_start": round(start, 6)}
     else:
         groove = generate_groove(rng, -config.preroll_seconds, config.clip_seconds,
                                  config.groove, style=style)
     bleed_only = rng.random() < config.bleed_only_probability
     if bleed_only:
         groove.events = groove.events.select(~groove.events.is_target)
-    return _assemble(kit, groove, rng, config, seed, bleed_only, -config.preroll_seconds,
+    clip = _assemble(kit, groove, rng, config, seed, bleed_only, -config.preroll_seconds,
                      bleed_kit)
+    clip.meta.update(midi)
+    return clip
 
 
-def _performance_window(events: Events, rng: np.random.Generator, config: SynthConfig) -> Groove:
-    """A random window of a recorded performance, shifted so the clip starts at 0."""
-    last = float(events.time.max()) if len(events) else 0.0
-    start = float(rng.uniform(0.0, max(0.0, last + 0.5 - config.clip_seconds)))
-    window = events.select((events.time >= start - config.preroll_seconds)
-                           & (events.time < start + config.clip_seconds))
+def _performance_window(performance: Performance, rng: np.random.Generator,
+                        config: SynthConfig) -> tuple[Groove, float]:
+    """A random window of a performance's part, shifted so the clip starts at 0, and the
+    window's start in the performance (s). It hears the part's hits only (so a validation
+    window shares no hit with a training window of the same performance), and lies
+    inside the part when the part is a clip long."""
+    events = performance.events
+    part = events.select((events.time >= performance.start) & (events.time < performance.stop))
+    last = float(part.time.max()) if len(part) else performance.start
+    end = min(performance.stop, last + 0.5)
+    start = float(rng.uniform(performance.start,
+                              max(performance.start, end - config.clip_seconds)))
+    window = part.select((part.time >= start - config.preroll_seconds)
+                         & (part.time < start + config.clip_seconds))
     shifted = Events(window.time - start, window.role, window.velocity, window.tom)
-    return Groove(shifted, None, "midi", [])
+    return Groove(shifted, None, "midi", []), start
 
 
 def _assemble(kit: Kit, groove: Groove, rng: np.random.Generator, config: SynthConfig,
@@ -378,21 +440,34 @@ def write_clip(clip: Clip, folder: str | Path) -> Path:
 _WORKER: dict = {}
 
 
+def performance_parts(midi_paths: Sequence[str], valid_fraction: float | None
+                      ) -> dict[str, list[Performance]]:
+    """Each split's parts of the MIDI performances: every file's first hits for training
+    and its last for validation (``split_performance``), or, with ``valid_fraction``
+    None (a test set), the whole files for test."""
+    whole = [Performance(read_midi(path), Path(path).name) for path in midi_paths]
+    if valid_fraction is None:
+        return {"test": whole}
+    parts = [split_performance(performance, valid_fraction) for performance in whole]
+    return {split: [part[split] for part in parts] for split in ("train", "valid")}
+
+
 def _init_worker(out: Path, kit_paths: list[str], config: SynthConfig,
-                 midi_paths: list[str]) -> None:
+                 midi_paths: list[str], valid_fraction: float | None) -> None:
     _WORKER.update(kits=[load_kit(path) for path in kit_paths], config=config, out=out,
-                   performances=[read_midi(path) for path in midi_paths] or None)
+                   performances=performance_parts(midi_paths, valid_fraction))
 
 
-def _render_one(job: tuple[int, str, int]) -> dict:
-    index, clip_id, seed = job
+def _render_one(job: tuple[int, str, int, str]) -> dict:
+    index, clip_id, seed, split = job
     clip = render_clip(_WORKER["kits"], seed, _WORKER["config"],
-                       performances=_WORKER["performances"])
+                       performances=_WORKER["performances"].get(split))
     write_clip(clip, _WORKER["out"] / clip_id)
     meta = clip.meta
     return {"id": clip_id, "seed": seed, "kit": meta["kit"], "style": meta["style"],
             "bpm": meta["bpm"], "bleed_only": meta["bleed_only"],
-            "snare_hits": sum(1 for onset in meta["onsets"] if onset["target"])}
+            "snare_hits": sum(1 for onset in meta["onsets"] if onset["target"]),
+            "split": split}
 
 
 def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: float, seed: int,
@@ -405,7 +480,8 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     ``split="test"`` marks every clip as test (the only way to render the public test
     kit); otherwise clips are split train/valid by ``assign_splits``. ``midi`` (files or
     folders of General MIDI drum tracks) replaces generated grooves by windows of real
-    performances.
+    performances, training clips from each file's first hits and validation clips from
+    its last (``split_performance``).
     """
     out = Path(out)
     if not 0 < hours < math.inf:
@@ -425,8 +501,9 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     check_disk_space(out, n, config)
     width = max(5, len(str(n - 1)))
     splits = ["test"] * n if split == "test" else assign_splits(n, seed, valid_fraction)
-    jobs_list = [(i, f"clip-{i:0{width}d}", clip_seed(seed, i)) for i in range(n)]
-    worker = ([str(kit.path) for kit in kits], config, midi_paths)
+    jobs_list = [(i, f"clip-{i:0{width}d}", clip_seed(seed, i), splits[i]) for i in range(n)]
+    worker = ([str(kit.path) for kit in kits], config, midi_paths,
+              None if split == "test" else valid_fraction)
     with staged_output(out) as staging:
         rows = []
         if jobs > 1:
@@ -442,8 +519,6 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
                 rows.append(_render_one(job))
                 if progress:
                     progress(len(rows), rows[-1]["id"])
-        for row, clip_split in zip(rows, splits):
-            row["split"] = clip_split
         header = {"version": 1, "source": "synth", "sample_rate": config.sample_rate,
                   "clip_seconds": config.clip_seconds, "seed": seed,
                   "kits": [kit.name for kit in kits],

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 
+import mido
 import numpy as np
 import pytest
 import torch
@@ -181,3 +184,54 @@ def test_a_manifest_of_the_wrong_shape_is_a_dataset_error(tmp_path, manifest):
     (tmp_path / "manifest.json").write_text(manifest)
     with pytest.raises(DatasetError, match="manifest needs a 'clips' list"):
         read_manifest(tmp_path)
+
+
+def _snare_performance(path, hits):
+    """A MIDI file of ``hits`` snare notes, a 16th apart at 60 BPM (hit k at k/4 s), each
+    with its own velocity (10 + k), so a clip's onsets name the hits it replays."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60))])
+    midi.tracks.append(track)
+    for k in range(hits):
+        track.append(mido.Message("note_on", channel=9, note=38, velocity=10 + k,
+                                  time=0 if k == 0 else 60))
+        track.append(mido.Message("note_off", channel=9, note=38, time=60))
+    midi.save(path)
+    return path
+
+
+def test_midi_validation_clips_replay_no_training_hit(synthetic_kit_dir, tmp_path):
+    """Train and valid clips were windows of the same performance drawn clip by clip (a
+    valid clip shared seven snare hits with a train clip). Each file's last hits are now
+    validation's alone, and meta.json says which file and where the window starts."""
+    midi = _snare_performance(tmp_path / "groove.mid", 16)  # 4 s; the last 3 hits validate
+    config = replace(CONFIG, bleed_only_probability=0.0)
+    root = render_dataset([synthetic_kit_dir], tmp_path / "set", hours=10 * 1.5 / 3600,
+                          seed=4, config=config, midi=[midi])
+    metas = {"train": [], "valid": []}
+    for entry in read_manifest(root)["clips"]:
+        metas[entry["split"]].append(json.loads((root / entry["id"] / "meta.json").read_text()))
+    train, valid = ({o["velocity"] for meta in metas[split] for o in meta["onsets"]}
+                    for split in ("train", "valid"))
+    assert len(metas["valid"]) == 2 and not train & valid and valid == {23, 24, 25}
+    for meta in metas["train"] + metas["valid"]:
+        assert meta["midi_file"] == "groove.mid" and meta["style"] == "midi"
+        for onset in meta["onsets"]:  # hit k (velocity 10 + k) is at k/4 s in the file
+            assert meta["midi_start"] + onset["time"] == pytest.approx(
+                (onset["velocity"] - 10) / 4, abs=1e-4)
+    starts = {split: [meta["midi_start"] for meta in metas[split]] for split in metas}
+    assert max(starts["train"]) + CONFIG.clip_seconds <= min(starts["valid"]) == 3.25
+
+
+@pytest.mark.parametrize("fraction, hits, valid_from", [
+    (0.2, 16, 3.25), (0.2, 2, 0.25), (0.0, 16, float("inf"))])
+def test_split_performance_keeps_a_hit_each_side(tmp_path, fraction, hits, valid_from):
+    """A performance validates on its last ``valid_count`` hits: at least one of each with
+    two or more hits and a fraction above 0, and none at a fraction of 0."""
+    from training.midi import read_midi
+    from training.synth import Performance, split_performance
+
+    events = read_midi(_snare_performance(tmp_path / "p.mid", hits))
+    parts = split_performance(Performance(events, "p.mid"), fraction)
+    assert parts["train"].stop == parts["valid"].start == valid_from
+    assert parts["train"].start == 0.0 and parts["valid"].stop == float("inf")

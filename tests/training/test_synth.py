@@ -11,11 +11,13 @@ import pytest
 import soundfile as sf
 
 from training.errors import DatasetError
-from training.grooves import GHOST_MAX_VELOCITY, GrooveConfig, STYLES, generate_groove
+from training.grooves import GHOST_MAX_VELOCITY, ROLE, Events, GrooveConfig, STYLES, generate_groove
+from training.kits import load_kit
+from training.oneshots import one_shot
 from training.session import detect_onsets
-from training.snaremic import bleed_path, pitch_shift
+from training.snaremic import MicConfig, bleed_path, pitch_shift
 from training.synth import (SynthConfig, clip_count, clip_seed, render_clip, render_dataset,
-                            write_clip)
+                            render_events, write_clip)
 
 RATE = 48000
 SHORT = SynthConfig(clip_seconds=2.0, preroll_seconds=1.0)
@@ -281,3 +283,61 @@ def test_clip_count_of_more_hours_than_a_float_holds_is_an_error():
     assert clip_count(5 / 3600, 1.0) == 5
     with pytest.raises(DatasetError, match="more audio than any disk holds"):
         clip_count(1e306, 1.0)
+
+
+def _tom_kit(folder, tom_names):
+    """A kit with a snare, kick and hi-hat and three toms named ``tom_names`` that share
+    tom.wav at pitchOffsets 0, -4 and -8 (as kits reuse one tom sample), no side stick."""
+    folder.mkdir()
+    shots = {"snare": ("snare", 190.0, 0.16, 0.6), "kick": ("kick", 55.0, 0.3, 0.6),
+             "hat": ("metal", 7000.0, 0.05, 0.3), "tom": ("tom", 150.0, 0.4, 1.0)}
+    for stem, (kind, tune, decay, length) in shots.items():
+        sf.write(folder / f"{stem}.wav", one_shot(kind, tune, decay, length, 1.0), RATE)
+
+    def instrument(name, stem, offset=0):
+        return (f"<instrument><name>{name}</name><pitchOffset>{offset}</pitchOffset>"
+                f"<instrumentComponent><layer><filename>{stem}.wav</filename><min>0</min>"
+                "<max>1</max></layer></instrumentComponent></instrument>")
+
+    toms = "".join(instrument(name, "tom", offset)
+                   for name, offset in zip(tom_names, (0, -4, -8)))
+    (folder / "drumkit.xml").write_text(
+        '<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit"><name>Toms</name>'
+        "<instrumentList>" + instrument("Snare", "snare") + instrument("Kick", "kick")
+        + instrument("Hat Closed", "hat") + toms + "</instrumentList></drumkit_info>")
+    return load_kit(folder)
+
+
+def test_toms_named_alike_are_three_drums(tmp_path):
+    """Three <instrument>s all named "Tom" at three pitches were keyed by name: every hit
+    played the first one rendered, and the meta held one "Tom". They now render exactly
+    as the same kit with three names, and keep three readable names."""
+    alike = _tom_kit(tmp_path / "alike", ("Tom", "Tom", "Tom"))
+    named = _tom_kit(tmp_path / "named", ("Tom 1", "Tom 2", "Tom 3"))
+    config = replace(SHORT, bleed_only_probability=0.0)
+    played = set()
+    for seed in range(4):
+        a = render_clip(alike, seed, config, style="fills")
+        b = render_clip(named, seed, config, style="fills")
+        assert np.array_equal(a.noisy, b.noisy) and np.array_equal(a.clean, b.clean)
+        assert a.meta["instruments"]["tom"] == ["Tom", "Tom #2", "Tom #3"]
+        tuned = {name for name in a.meta["tuning_semitones"] if name.startswith("Tom")}
+        assert tuned == {name for name in a.meta["paths"] if name.startswith("Tom")}
+        played |= tuned
+    assert played == {"Tom", "Tom #2", "Tom #3"}
+
+
+def test_procedural_snare_plays_the_side_sticks(tmp_path):
+    """With a procedural snare, side-stick hits (a tenth of the grooves' backbeats, GM
+    note 37) were dropped, also from kits without a stick: the drum now plays them, as it
+    replaces the kit's snare in every articulation, at ``sidestick_gain_db`` below a hit."""
+    kit = _tom_kit(tmp_path / "kit", ("Tom", "Tom", "Tom"))  # no side stick
+    config = SynthConfig(procedural_snare_probability=1.0, pitch_semitones=0.0,
+                         wide_pitch_probability=0.0, decay_probability=0.0)
+    events = Events(np.array([0.2, 1.2]), np.array([ROLE["snare"], ROLE["sidestick"]], np.int8),
+                    np.array([100, 100], np.int16), np.array([-1, -1], np.int8))
+    clean, _, info = render_events(kit, events, np.random.default_rng(3), config, -0.5, 2.5)
+    assert [o["instrument"] for o in info["onsets"] if o["target"]] == ["snare", "sidestick"]
+    hit, stick = (np.max(np.abs(clean[int(t * RATE):int((t + 1.0) * RATE)])) for t in (0.2, 1.2))
+    assert stick / hit == pytest.approx(10 ** (MicConfig().sidestick_gain_db / 20), rel=0.02)
+    assert info["instruments"]["sidestick"] == ["procedural snare"]
