@@ -30,6 +30,7 @@ from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_
 from .manifest import assign_splits, staged_output, valid_count, write_manifest
 from .midi import midi_files, read_midi
 from .modaldrums import TOM_RANGES, modal_drum_instrument
+from .recording import add_recording_chain
 from .snaremic import (MicConfig, add_room, bleed_path, family, mic_eq, pitch_shift,
                        random_colouring, room_ir, room_tone, snare_colouring, sosfilt)
 
@@ -51,6 +52,9 @@ class SynthConfig:
     bleed_only_probability: float = 0.05   # whole clip without snare
     cross_kit_probability: float = 0.5     # with several kits: the bleed from another kit
     peak_dbfs: tuple[float, float] = (-12.0, -1.0)
+    floor_probability: float = 0.0         # whole clip: a preamp's white floor (recording.py)
+    floor_dbfs: tuple[float, float] = (-110.0, -66.0)
+    quantise_probability: float = 0.0      # whole clip: exported to 16 bits with dither
     groove: GrooveConfig = field(default_factory=GrooveConfig)
     mic: MicConfig = field(default_factory=MicConfig)
 
@@ -373,13 +377,17 @@ def _assemble(kit: Kit, groove: Groove, rng: np.random.Generator, config: SynthC
     clean, bleed, info = render_events(kit, groove.events, rng, config, start,
                                        config.clip_seconds, bleed_kit)
     noisy, clean, bleed, gain_db = _finish(clean, bleed, rng, config)
+    bleed, chain = add_recording_chain(clean, bleed, rng, config.floor_probability,
+                                       config.floor_dbfs, config.quantise_probability)
+    if chain:
+        noisy = clean + bleed
     meta = {
         "sample_rate": config.sample_rate, "seed": int(seed), "kit": kit.name,
         "bleed_kit": (bleed_kit or kit).name,
         "bpm": None if groove.bpm is None else round(groove.bpm, 2), "style": groove.style, "bleed_only": bool(bleed_only),
         "tacet": [[round(a, 4), round(b, 4)] for a, b in groove.tacet
                   if b > 0 and a < config.clip_seconds],
-        "output_gain_db": round(gain_db, 2), **info,
+        "output_gain_db": round(gain_db, 2), **info, **chain,
     }
     return Clip(noisy, clean, bleed, meta)
 

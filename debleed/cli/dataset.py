@@ -42,6 +42,11 @@ def dataset() -> None:
 @click.option("--procedural-snare-probability", type=FiniteRange(0.0, 1.0), default=None,
               help="Share of clips whose snare and toms are random membrane-model drums "
                    "(snare 140-480 Hz, body decay 40-350 ms) instead of the kit's (default 0).")
+@click.option("--floor-probability", type=FiniteRange(0.0, 1.0), default=None,
+              help="Share of clips given a preamp's white noise floor, -110 to -66 dBFS "
+                   "(default 0): real tracks are never digitally silent between hits.")
+@click.option("--quantise-probability", type=FiniteRange(0.0, 1.0), default=None,
+              help="Share of clips exported to 16 bits with dither (default 0).")
 @click.option("--as-recorded", is_flag=True,
               help="Each kit as sampled: no snare EQ, no snare/bleed kit pairing "
                    "(for evaluation sets).")
@@ -49,12 +54,14 @@ def dataset() -> None:
 def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_seconds: float,
           valid_fraction: float, split: str | None, jobs: int, midi: tuple[Path, ...],
           wide_pitch_probability: float | None, procedural_snare_probability: float | None,
+          floor_probability: float | None, quantise_probability: float | None,
           as_recorded: bool) -> None:
     """Render synthetic snare close-mic clips (noisy = clean snare + bleed) from kits."""
     from training.synth import SynthConfig, clip_count, render_dataset
 
     given = {"wide_pitch_probability": wide_pitch_probability,
-             "procedural_snare_probability": procedural_snare_probability}
+             "procedural_snare_probability": procedural_snare_probability,
+             "floor_probability": floor_probability, "quantise_probability": quantise_probability}
     config = SynthConfig(clip_seconds=clip_seconds,
                          **{name: value for name, value in given.items() if value is not None})
     if as_recorded:
