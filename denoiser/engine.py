@@ -44,7 +44,7 @@ class InferenceConfig:
     # the CPU's caches and run slower, docs/model.md)
     overlap_seconds: float = 0.25     # crossfade between model chunks
     block_seconds: float = 60.0       # file streaming block: bounds audio memory
-    block_margin_seconds: float = 2.0  # context read around each block (gate, resampler)
+    block_margin_seconds: float = 2.0  # context read around each block (the resampler)
     peak_level: float = 0.5           # mid-range of the training clips' peaks (-12..-1 dBFS)
     precision: str = "float32"        # or mixed: "bfloat16" (CPU or CUDA), "float16" (CUDA)
 

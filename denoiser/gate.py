@@ -28,11 +28,16 @@ stereo track gates in a fraction of a second.
    start level exact. The piecewise-linear ramp (``np.interp`` on the ramp samples only) is
    shaped by a smoothstep (continuous slope) and mapped onto the range floor and the wet/dry
    mix. The gain moves by at most ``1.5 / ramp_samples`` per sample: no clicks.
+
+Steps 1-4 also run on a detector read piece by piece (``streamed_gate_curve``), carrying the
+filter, RMS and hysteresis state from piece to piece: a file too long to load is gated exactly
+as whole, its gain kept as the open stretches (``GateCurve``), a few numbers per hit.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -50,8 +55,10 @@ DETECTOR_FILTER_ORDER = 2
 # Lowest non-zero detector cutoff: below it a Butterworth design degenerates (scipy refuses a
 # denormal cutoff) and the filter is pointless anyway; ReaGate's filters are set in Hz too.
 MIN_DETECTOR_FILTER_HZ = 1.0
-# Samples per channel filtered at a time: bounds the float64 copies on long files.
-DETECTOR_FILTER_BLOCK = 1 << 16
+# Samples per channel the detector works on at a time: bounds the float64 copies on long files,
+# and is the grid where the RMS running sum restarts, so a file streamed in pieces that start
+# at its multiples gets exactly the level of a whole-file pass.
+DETECTOR_BLOCK = 1 << 16
 
 # Auto threshold (see ``auto_threshold_db``).
 AUTO_FRAME_MS = 5.0
@@ -59,6 +66,12 @@ AUTO_MIN_PEAK_SPACING_MS = 40.0
 AUTO_PEAK_PROMINENCE_DB = 6.0
 AUTO_MIN_CLUSTER_GAP_DB = 3.0
 AUTO_MIN_SEPARABILITY = 0.8  # Otsu's eta; 0.75 for a uniform spread, -> 1 for two tight clusters
+# Three clusters of peak levels (``_three_class_split``). At a distance of 4, 15 to 25 random
+# velocities spread evenly passed for three clusters 1 time in 3 to 5; at 4.5, 1 in 6 to 12.
+AUTO_MIN_CLUSTER_DISTANCE = 4.5  # class means apart, in pooled standard deviations
+AUTO_MIN_CLUSTER_PEAKS = 3  # in each class: a few random velocities always look clustered
+AUTO_MIN_BLEED_SHARE = 0.05  # of all peaks in the lowest class: a few strays are no bleed
+AUTO_LEVEL_STEP_DB = 0.25  # bins of the peak levels for the three-class search
 AUTO_FLOOR_PERCENTILE = 10.0
 AUTO_FLOOR_MARGIN_DB = 6.0
 _SILENCE_DB = -200.0
@@ -168,18 +181,46 @@ def _detector_sos(sample_rate: int, config: GateConfig) -> np.ndarray | None:
     return np.vstack(sections) if sections else None
 
 
-def _filter_detector(sos: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """``sosfilt`` of ``(C, T)`` float32 ``data`` computed in float64, returned as float32.
+class _Detector:
+    """Step 1 of the module doc over a detector signal given in consecutive pieces.
 
-    float64 keeps the near-unit-circle poles stable; filtering in blocks that carry the filter
-    state (``zi``) gives the same result as one pass without a float64 copy of the whole file.
+    The filter state (``zi``) and the last squared levels of the RMS window carry from piece to
+    piece, so a file read block by block gets the level of the whole file. Each piece is
+    worked on in ``DETECTOR_BLOCK`` samples from its start, where the RMS running sum restarts:
+    pieces that start at multiples of ``DETECTOR_BLOCK`` give exactly the level of one pass.
+    The filters' state stays float64 (see ``_detector_sos``).
     """
-    out = np.empty(data.shape, dtype=np.float32)
-    state = np.zeros((sos.shape[0], data.shape[0], 2), dtype=np.float64)
-    for begin in range(0, data.shape[1], DETECTOR_FILTER_BLOCK):
-        block = slice(begin, begin + DETECTOR_FILTER_BLOCK)
-        out[:, block], state = signal.sosfilt(sos, data[:, block], axis=-1, zi=state)
-    return out
+
+    def __init__(self, sample_rate: int, config: GateConfig, channels: int):
+        self.sos = _detector_sos(sample_rate, config)
+        self.state = (None if self.sos is None
+                      else np.zeros((self.sos.shape[0], channels, 2), dtype=np.float64))
+        self.window = _samples(config.rms_ms, sample_rate)
+        # squared levels of the window's past; zeros before the signal, as a hardware gate starts
+        self.past = np.zeros(max(self.window - 1, 0), dtype=np.float32)
+
+    def level(self, data: np.ndarray) -> np.ndarray:
+        """Level ``(T,)`` float32 of the next ``(C, T)`` float32 samples."""
+        level = np.empty(data.shape[1], dtype=np.float32)
+        for begin in range(0, data.shape[1], DETECTOR_BLOCK):
+            block = slice(begin, begin + DETECTOR_BLOCK)
+            level[block] = self._block_level(data[:, block])
+        return level
+
+    def _block_level(self, data: np.ndarray) -> np.ndarray:
+        if self.sos is not None:
+            filtered, self.state = signal.sosfilt(self.sos, data, axis=-1, zi=self.state)
+            data = filtered.astype(np.float32)
+        level = np.abs(data[0]) if data.shape[0] == 1 else np.abs(data).max(axis=0)
+        if self.window <= 1:
+            return level
+        squared = np.concatenate((self.past, np.square(level, out=level)))
+        self.past = squared[level.size:]
+        # Trailing (causal) window [t - window + 1, t]: the largest origin scipy allows.
+        mean_square = ndimage.uniform_filter1d(squared, self.window, mode="constant",
+                                               origin=(self.window - 1) // 2)[-level.size:]
+        np.maximum(mean_square, 0.0, out=mean_square)  # running sums can round slightly below 0
+        return np.sqrt(mean_square, out=mean_square)
 
 
 def detector_level(detector_signal: np.ndarray, sample_rate: int,
@@ -192,18 +233,7 @@ def detector_level(detector_signal: np.ndarray, sample_rate: int,
     sample_rate = validate_rate(sample_rate, "gate")
     config.validate(sample_rate)
     data = validate_samples(detector_signal, "gate detector")
-    sos = _detector_sos(sample_rate, config)
-    if sos is not None:
-        data = _filter_detector(sos, data)
-    level = np.abs(data[0]) if data.shape[0] == 1 else np.abs(data).max(axis=0)
-    window = _samples(config.rms_ms, sample_rate)
-    if window <= 1:
-        return level
-    # Trailing (causal) window [t - window + 1, t]: the largest origin scipy allows.
-    mean_square = ndimage.uniform_filter1d(np.square(level, out=level), window, mode="constant",
-                                           origin=(window - 1) // 2)
-    np.maximum(mean_square, 0.0, out=mean_square)  # running sums can round slightly below 0
-    return np.sqrt(mean_square, out=mean_square)
+    return _Detector(sample_rate, config, data.shape[0]).level(data)
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,93 +262,264 @@ def _concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(offsets, lengths) + np.arange(int(lengths.sum()))
 
 
-def _open_intervals(level: np.ndarray, sample_rate: int, config: GateConfig,
-                    threshold_db: float) -> tuple[np.ndarray, np.ndarray]:
-    """Intervals ``[start, end)`` where the gate is (fully) open: steps 2 to 4 of the module doc.
+@dataclass(frozen=True, eq=False)
+class GateCurve:
+    """The gate's gain over a whole signal, held as its open stretches (a few numbers per hit).
 
-    Working on runs rather than on every sample keeps the state machine at a few passes over
-    the level, whatever the length of the file. The first start may be negative: the lookahead
-    is latency-compensated (as in REAPER), so a hit near sample 0 finds a gate that began to
-    open before the file did.
+    ``gain(begin, stop)`` gives any span of it exactly as the whole curve has it, so a file
+    streamed block by block keeps the hold, release and hysteresis state across the seams.
+    ``starts``/``ends``: the stretches ``[start, end)`` at full gain once the attack is done,
+    pre-open included (the first may start before the signal), each at least ``attack`` long.
     """
-    total = level.size
-    above_start, above_end = _runs(level >= np.float32(10.0 ** (threshold_db / 20.0)))
-    if config.hysteresis_db < 0.0:
-        close_level = np.float32(10.0 ** ((threshold_db + config.hysteresis_db) / 20.0))
-        below_start, _ = _runs(level < close_level)
-        # Above and below runs never overlap: in time order, the gate opens at the first above
-        # run after a below run (or at the start) and closes at the next below run.
+
+    starts: np.ndarray
+    ends: np.ndarray
+    total: int
+    attack: int
+    release: int
+    closed_gain: np.float32
+
+    @classmethod
+    def from_open(cls, starts: np.ndarray, ends: np.ndarray, total: int, sample_rate: int,
+                  config: GateConfig) -> GateCurve:
+        """The curve of the held open intervals (steps 2-3): adds step 4 and the ramps' sizes."""
+        lookahead = _samples(config.lookahead_ms, sample_rate)  # pre-open only, closing stays
+        starts, ends = _merge(starts - lookahead, ends)
+        attack = max(1, _samples(config.attack_ms, sample_rate))
+        # every open stretch lasts at least the attack, so each attack reaches full gain
+        starts, ends = _merge(starts, np.minimum(np.maximum(ends, starts + attack), total))
+        floor = 10.0 ** (config.range_db / 20.0)
+        return cls(starts, ends, total, attack, max(1, _samples(config.release_ms, sample_rate)),
+                   np.float32(1.0 - config.wet * (1.0 - floor)))
+
+    def gain(self, begin: int = 0, stop: int | None = None) -> np.ndarray:
+        """Gain ``(stop - begin,)`` float32 of samples ``[begin, stop)``: module doc step 5."""
+        stop = self.total if stop is None else stop
+        if not 0 <= begin <= stop <= self.total:
+            raise ValueError(f"span [{begin}, {stop}) is outside the curve's [0, {self.total})")
+        # Only the first start can be before the signal (later ones follow an end >= 1): its
+        # attack ramp runs from there, and only its samples from 0 on are written.
+        in_file = np.maximum(self.starts, 0)
+        # Constant parts: closed gaps and open stretches alternate.
+        bounds = np.concatenate(([0], np.column_stack((in_file, self.ends)).ravel(), [self.total]))
+        values = np.tile(np.array([self.closed_gain, 1.0], dtype=np.float32),
+                         self.starts.size + 1)[:-1]
+        gain = np.repeat(values, np.diff(np.clip(bounds, begin, stop)))
+        if self.starts.size == 0:
+            return gain
+        ramp_at = self._ramp_samples(in_file, begin, stop)
+        x_points, y_points = self._breakpoints()
+        shape = np.interp(ramp_at, x_points, y_points).astype(np.float32)
+        # smoothstep: same end points, no slope discontinuity at the ends of the ramps
+        shape = shape * shape * (np.float32(3.0) - np.float32(2.0) * shape)
+        gain[ramp_at - begin] = self.closed_gain + (np.float32(1.0) - self.closed_gain) * shape
+        return gain
+
+    def _ramp_samples(self, in_file: np.ndarray, begin: int, stop: int) -> np.ndarray:
+        """Samples in ``[begin, stop)`` of the attack ramps, then of the release ramps."""
+        attack_end = np.minimum(self.ends, self.starts + self.attack)
+        next_start = np.append(self.starts[1:], self.total)
+        release_end = np.minimum(next_start, self.ends + self.release)
+        firsts = np.clip(np.concatenate((in_file, self.ends)), begin, stop)
+        lasts = np.clip(np.concatenate((attack_end, release_end)), begin, stop)
+        return _concat_ranges(firsts, lasts - firsts)
+
+    def _breakpoints(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ramp shape y in [0, 1] as breakpoints: attack from the level the previous release
+        had reached at start - 1, full at start - 1 + (1 - level) * attack; release from
+        end - 1 to end - 1 + release, unless the next attack interrupts it first."""
+        starts, ends, attack, release = self.starts, self.ends, self.attack, self.release
+        gap = starts[1:] - ends[:-1]
+        level_at_open = np.concatenate(([0.0], np.clip(1.0 - gap / release, 0.0, 1.0)))
+        release_done = ends - 1.0 + release  # (an attack cut by the file's end has no release)
+        next_open = np.append(starts[1:] - 1.0, np.inf)
+        full_at = starts - 1.0 + (1.0 - level_at_open) * attack
+        x_points = np.column_stack((starts - 1.0, full_at, np.maximum(ends - 1.0, full_at),
+                                    np.minimum(release_done, next_open)))
+        y_points = np.column_stack((level_at_open, np.ones_like(level_at_open),
+                                    np.ones_like(level_at_open),
+                                    np.where(release_done <= next_open, 0.0, np.nan)))
+        keep = ~np.isnan(y_points)  # an interrupted release ends on the next attack's first point
+        return x_points[keep], y_points[keep]
+
+
+class _Decision:
+    """Steps 2 and 3 of the module doc over a level given in consecutive pieces.
+
+    The hysteresis state carries from piece to piece and the held open intervals are merged
+    as they come, so a file read block by block needs a few numbers per hit, not per sample,
+    and gets the intervals of one pass over the whole level.
+    """
+
+    def __init__(self, sample_rate: int, config: GateConfig, threshold_db: float, total: int):
+        self.sample_rate, self.config, self.total = sample_rate, config, total
+        self.open_at = np.float32(10.0 ** (threshold_db / 20.0))
+        self.close_below = (np.float32(10.0 ** ((threshold_db + config.hysteresis_db) / 20.0))
+                            if config.hysteresis_db < 0.0 else None)
+        self.hold = _samples(config.hold_ms, sample_rate)  # open while t - last open <= hold
+        self.position = 0
+        self.is_open = False
+        self.done: list[tuple[np.ndarray, np.ndarray]] = []
+        # the newest interval: the next piece may still extend it
+        self.last = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    def feed(self, level: np.ndarray) -> None:
+        """Take the next ``(T,)`` samples of the level."""
+        starts, ends = self._open_runs(level)
+        starts, ends = _merge(np.concatenate((self.last[0], starts + self.position)),
+                              np.concatenate((self.last[1],
+                                              np.minimum(ends + self.position + self.hold,
+                                                         self.total))))
+        if starts.size > 1:
+            self.done.append((starts[:-1], ends[:-1]))
+        self.last = (starts[-1:], ends[-1:])
+        self.position += level.size
+
+    def _open_runs(self, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the gate is open in this piece (hysteresis, no hold), in its own indices.
+
+        Working on runs rather than on every sample keeps the state machine at a few passes
+        over the level. Above and below runs never overlap: in time order, the gate opens at
+        the first above run after a below run and closes at the next below run.
+        """
+        above_start, above_end = _runs(level >= self.open_at)
+        if self.close_below is None:
+            return above_start, above_end
+        below_start, _ = _runs(level < self.close_below)
         events = np.concatenate((above_start, below_start))
         opening = np.concatenate((np.ones(above_start.size, bool),
                                   np.zeros(below_start.size, bool)))
         order = np.argsort(events, kind="stable")
         events, opening = events[order], opening[order]
-        change = opening != np.concatenate(([False], opening[:-1]))
+        change = opening != np.concatenate(([self.is_open], opening[:-1]))
         events, opening = events[change], opening[change]
         starts, ends = events[opening], events[~opening]
-        if ends.size < starts.size:
-            ends = np.append(ends, total)
-    else:
-        starts, ends = above_start, above_end
-    hold = _samples(config.hold_ms, sample_rate)  # open while t - last_open_sample <= hold
-    starts, ends = _merge(starts, np.minimum(ends + hold, total))
-    lookahead = _samples(config.lookahead_ms, sample_rate)  # pre-open only, closing stays
-    return _merge(starts - lookahead, ends)
+        if self.is_open:  # open since an earlier piece
+            starts = np.concatenate(([0], starts))
+        if opening.size:
+            self.is_open = bool(opening[-1])
+        if self.is_open:
+            ends = np.append(ends, level.size)
+        return starts, ends
+
+    def curve(self) -> GateCurve:
+        """The gain curve once the whole level has been fed."""
+        starts = np.concatenate([part[0] for part in self.done] + [self.last[0]])
+        ends = np.concatenate([part[1] for part in self.done] + [self.last[1]])
+        return GateCurve.from_open(starts, ends, self.total, self.sample_rate, self.config)
 
 
-def _gain_from_level(level: np.ndarray, sample_rate: int, config: GateConfig,
-                     threshold_db: float) -> np.ndarray:
-    """Gain ``(T,)`` float32 from the detector level: step 5 of the module doc."""
-    total = level.size
-    starts, ends = _open_intervals(level, sample_rate, config, threshold_db)
-    attack = max(1, _samples(config.attack_ms, sample_rate))
-    release = max(1, _samples(config.release_ms, sample_rate))
-    # every open stretch lasts at least the attack, so each attack reaches full gain
-    starts, ends = _merge(starts, np.minimum(np.maximum(ends, starts + attack), total))
-    # Only the first start can be before the file (later ones follow an end >= 1): its attack
-    # ramp runs from there, and only its samples from 0 on are written.
-    in_file = np.maximum(starts, 0)
-
-    floor = 10.0 ** (config.range_db / 20.0)
-    closed_gain = np.float32(1.0 - config.wet * (1.0 - floor))
-    # Constant parts: closed gaps and open stretches alternate.
-    bounds = np.concatenate(([0], np.column_stack((in_file, ends)).ravel(), [total]))
-    values = np.tile(np.array([closed_gain, 1.0], dtype=np.float32), starts.size + 1)[:-1]
-    gain = np.repeat(values, np.diff(bounds))
-    if starts.size == 0:
-        return gain
-
-    # Ramp shape y in [0, 1] as breakpoints: attack from the level the previous release had
-    # reached at start - 1, full at start - 1 + (1 - level) * attack; release from end - 1 to
-    # end - 1 + release, unless the next attack interrupts it first.
-    gap = starts[1:] - ends[:-1]
-    level_at_open = np.concatenate(([0.0], np.clip(1.0 - gap / release, 0.0, 1.0)))
-    release_done = ends - 1.0 + release  # (an attack cut by the file's end has no release)
-    next_open = np.append(starts[1:] - 1.0, np.inf)
-    full_at = starts - 1.0 + (1.0 - level_at_open) * attack
-    x_points = np.column_stack((starts - 1.0, full_at, np.maximum(ends - 1.0, full_at),
-                                np.minimum(release_done, next_open)))
-    y_points = np.column_stack((level_at_open, np.ones_like(level_at_open),
-                                np.ones_like(level_at_open),
-                                np.where(release_done <= next_open, 0.0, np.nan)))
-    keep = ~np.isnan(y_points)  # an interrupted release ends on the next attack's first point
-    ramp_at = np.concatenate((
-        _concat_ranges(in_file, np.minimum(ends, starts + attack) - in_file),
-        _concat_ranges(ends, np.minimum(np.append(starts[1:], total), ends + release) - ends)))
-    shape = np.interp(ramp_at, x_points[keep], y_points[keep]).astype(np.float32)
-    # smoothstep: same end points, no slope discontinuity at the ends of the ramps
-    shape = shape * shape * (np.float32(3.0) - np.float32(2.0) * shape)
-    gain[ramp_at] = closed_gain + (np.float32(1.0) - closed_gain) * shape
-    return gain
+def _curve_from_level(level: np.ndarray, sample_rate: int, config: GateConfig,
+                      threshold_db: float) -> GateCurve:
+    decision = _Decision(sample_rate, config, threshold_db, level.size)
+    decision.feed(level)
+    return decision.curve()
 
 
-def _threshold_from_level(level: np.ndarray, sample_rate: int) -> float:
+def streamed_gate_curve(read: Callable[[int, int], np.ndarray], total: int, channels: int,
+                        sample_rate: int, config: GateConfig) -> GateCurve:
+    """The gate's ``GateCurve`` for a detector signal of ``total`` samples and ``channels``
+    channels that is read piece by piece: ``read(begin, stop)`` returns its samples
+    ``[begin, stop)`` as ``(channels, stop - begin)``.
+
+    What a long file needs: memory stays at one piece plus the open stretches, and
+    ``curve.gain(begin, stop)`` is exactly ``gate_gain`` of the whole signal over that span.
+    ``config.auto`` must have been resolved first (``auto_threshold_db`` needs the whole
+    signal's statistics).
+    """
+    if config.auto:
+        raise ParameterError("the automatic threshold needs the whole signal: resolve it with "
+                             "auto_threshold_db before streaming the gate")
+    sample_rate = validate_rate(sample_rate, "gate")
+    config.validate(sample_rate)
+    detector = _Detector(sample_rate, config, channels)
+    decision = _Decision(sample_rate, config, config.threshold_db, total)
+    for begin in range(0, total, DETECTOR_BLOCK):
+        piece = validate_samples(read(begin, min(begin + DETECTOR_BLOCK, total)),
+                                 "gate detector")
+        decision.feed(detector.level(piece))
+    return decision.curve()
+
+
+def _frame_peaks_db(level: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Peak of the level in each ``AUTO_FRAME_MS`` frame, in dB."""
     frame = max(1, _samples(AUTO_FRAME_MS, sample_rate))
     frames = -(-level.size // frame)
     padded = np.zeros(frames * frame, dtype=np.float32)
     padded[:level.size] = level
     peaks_lin = padded.reshape(frames, frame).max(axis=1)
-    frame_db = 20.0 * np.log10(np.maximum(peaks_lin, 10.0 ** (_SILENCE_DB / 20.0)))
+    return 20.0 * np.log10(np.maximum(peaks_lin, 10.0 ** (_SILENCE_DB / 20.0)))
+
+
+def _separabilities(levels: np.ndarray) -> np.ndarray:
+    """Otsu's separability of sorted ``levels`` (at least 2) cut after each of its first
+    ``n - 1`` values: the between-class variance over the total variance."""
+    count = levels.size
+    split = np.arange(1, count)
+    cumulative = np.cumsum(levels)
+    low_mean = cumulative[:-1] / split
+    high_mean = (cumulative[-1] - cumulative[:-1]) / (count - split)
+    between = split * (count - split) * (high_mean - low_mean) ** 2 / count**2
+    return between / max(float(np.var(levels)), 1e-12)
+
+
+def _clearly_apart(low: np.ndarray, high: np.ndarray) -> bool:
+    """Whether two clusters of peak levels (dB) are distinct: their means at least
+    ``AUTO_MIN_CLUSTER_GAP_DB`` and ``AUTO_MIN_CLUSTER_DISTANCE`` pooled standard deviations
+    apart. Fisher's criterion, blind to how many peaks each holds: hi-hat bleed outnumbers
+    ghost notes, which would sink Otsu's (weighted) separability."""
+    apart = float(high.mean() - low.mean())
+    spread = math.sqrt((float(low.var()) + float(high.var())) / 2.0)
+    return apart >= max(AUTO_MIN_CLUSTER_GAP_DB, AUTO_MIN_CLUSTER_DISTANCE * spread)
+
+
+def _three_class_split(levels: np.ndarray) -> int | None:
+    """How many of the sorted peak ``levels`` (dB) lie under the lower boundary of Otsu's
+    three-class split of them, if they clearly are three clusters, else ``None``.
+
+    Hi-hat bleed under ghost notes and accents is three clusters, where no two-class split
+    fits: the best one either takes the ghosts for bleed or is not bimodal at all. The split
+    maximises the between-class variance over 0.25-dB bins of the levels (the search is
+    quadratic in the bins, not in the peaks of a long file). It counts when each boundary
+    parts clusters that are ``_clearly_apart``, each class holds ``AUTO_MIN_CLUSTER_PEAKS``
+    and the lowest ``AUTO_MIN_BLEED_SHARE`` of all the peaks (bleed recurs). Two clusters
+    (or one) cut in three fail one of the boundaries: one class is then half of a cluster.
+    """
+    bins, counts = np.unique(np.round(levels / AUTO_LEVEL_STEP_DB), return_counts=True)
+    if bins.size < 3:
+        return None
+    weight, moment = np.cumsum(counts), np.cumsum(counts * bins)
+    # classes [0, low], (low, high], (high, end): maximise the sum of moment^2 / weight
+    low, high = np.triu_indices(bins.size - 1, k=1)
+    score = (moment[low] ** 2 / weight[low]
+             + (moment[high] - moment[low]) ** 2 / (weight[high] - weight[low])
+             + (moment[-1] - moment[high]) ** 2 / (weight[-1] - weight[high]))
+    best = int(np.argmax(score))
+    split, upper = int(weight[low[best]]), int(weight[high[best]])
+    classes = levels[:split], levels[split:upper], levels[upper:]
+    if (min(part.size for part in classes) >= AUTO_MIN_CLUSTER_PEAKS
+            and split >= AUTO_MIN_BLEED_SHARE * levels.size
+            and _clearly_apart(*classes[:2]) and _clearly_apart(*classes[1:])):
+        return split
+    return None
+
+
+def _otsu_split(levels: np.ndarray) -> int | None:
+    """How many of the sorted peak ``levels`` lie under Otsu's two-class split of them, if
+    that split is clearly bimodal (``AUTO_MIN_SEPARABILITY``, means at least
+    ``AUTO_MIN_CLUSTER_GAP_DB`` apart): bleed and hits that merge without a gap."""
+    if levels.size < 2:
+        return None
+    separability = _separabilities(levels)
+    split = int(np.argmax(separability)) + 1
+    apart = float(levels[split:].mean() - levels[:split].mean())
+    if separability[split - 1] >= AUTO_MIN_SEPARABILITY and apart >= AUTO_MIN_CLUSTER_GAP_DB:
+        return split
+    return None
+
+
+def _threshold_from_level(level: np.ndarray, sample_rate: int) -> float:
+    frame_db = _frame_peaks_db(level, sample_rate)
     floor_db = float(np.percentile(frame_db, AUTO_FLOOR_PERCENTILE))
     spacing = max(1, int(round(AUTO_MIN_PEAK_SPACING_MS / AUTO_FRAME_MS)))
     peak_at, _ = signal.find_peaks(frame_db, distance=spacing, prominence=AUTO_PEAK_PROMINENCE_DB)
@@ -326,20 +527,11 @@ def _threshold_from_level(level: np.ndarray, sample_rate: int) -> float:
     if levels.size == 0:  # steady signal: nothing stands out, keep the gate shut on it
         threshold = float(frame_db.max()) + AUTO_FLOOR_MARGIN_DB
     else:
-        threshold = (floor_db + float(levels[0])) / 2.0
-        if levels.size >= 2:
-            # Otsu: the split of the sorted peak levels with the largest between-class variance.
-            count = levels.size
-            split = np.arange(1, count)
-            cumulative = np.cumsum(levels)
-            low_mean = cumulative[:-1] / split
-            high_mean = (cumulative[-1] - cumulative[:-1]) / (count - split)
-            between = split * (count - split) * (high_mean - low_mean) ** 2 / count**2
-            best = int(np.argmax(between))
-            separability = between[best] / max(float(np.var(levels)), 1e-12)
-            if (high_mean[best] - low_mean[best] >= AUTO_MIN_CLUSTER_GAP_DB
-                    and separability >= AUTO_MIN_SEPARABILITY):
-                threshold = float(levels[best] + levels[best + 1]) / 2.0
+        split = _three_class_split(levels)
+        if split is None:
+            split = _otsu_split(levels)
+        threshold = ((floor_db + float(levels[0])) / 2.0 if split is None
+                     else float(levels[split - 1] + levels[split]) / 2.0)
         threshold = max(threshold, floor_db + AUTO_FLOOR_MARGIN_DB)
     return float(np.clip(threshold, MIN_THRESHOLD_DB, 0.0))
 
@@ -352,16 +544,21 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     loudest bleed so bleed never opens the gate, and below the target hits so none is lost.
     Method: the detector level of ``config`` (filters, RMS) is reduced to 5-ms frame peaks in
     dB; every hit of any drum shows up as a local peak standing at least 6 dB above its
-    surroundings (``scipy.signal.find_peaks``, >= 40 ms apart). Those peak levels are split
-    into a bleed cluster and a hit cluster with Otsu's criterion (maximum between-class
-    variance); when the split is clearly bimodal (between-class variance >= 80 % of the total,
-    cluster means >= 3 dB apart) the threshold is the middle of the gap between the loudest
-    bleed peak and the softest hit. Otherwise all peaks are taken as hits and the threshold
-    goes halfway between the noise floor (10th percentile of frame levels) and the softest
-    peak. It never sits less than 6 dB above that floor, and is clamped to [-120, 0] dBFS.
-    A signal without any peak (a steady tone or wash) gets a threshold above its maximum.
+    surroundings (``scipy.signal.find_peaks``, >= 40 ms apart). The lowest cluster of those
+    peak levels is taken for bleed, and the threshold goes into the middle of the gap between
+    its loudest peak and the next peak up. Hi-hat bleed under ghost notes and accents makes
+    three clusters: Otsu's three-class split finds them (``_three_class_split``: used when
+    both of its boundaries part clearly distinct clusters), so the ghosts are kept. Otherwise
+    Otsu's two-class split (maximum between-class variance) is used when it is clearly
+    bimodal (between-class variance >= 80 % of the total, cluster means >= 3 dB apart).
+    Otherwise all peaks are taken as hits and the threshold goes halfway between the noise
+    floor (10th percentile of frame levels) and the softest peak. It never sits less than
+    6 dB above that floor, and is clamped to [-120, 0] dBFS. A signal without any peak (a
+    steady tone or wash) gets a threshold above its maximum.
     Limits: bleed as loud as the softest hits (ghost notes under a loud hi-hat) cannot be
-    separated by level; the detector filters (``detector_hpf_hz``...) help there.
+    separated by level, nor can a few hits of random velocities be told from clusters; of
+    two bleed sources at clearly different levels under two levels of hits, only the softer
+    is gated out. The detector filters (``detector_hpf_hz``...) help there.
     """
     level = detector_level(samples, sample_rate, config)
     return _threshold_from_level(level, sample_rate)
@@ -375,7 +572,7 @@ def gate_gain(detector_signal: np.ndarray, sample_rate: int, config: GateConfig)
     level = detector_level(detector_signal, sample_rate, config)
     threshold = (_threshold_from_level(level, sample_rate) if config.auto
                  else config.threshold_db)
-    return _gain_from_level(level, sample_rate, config, threshold)
+    return _curve_from_level(level, sample_rate, config, threshold).gain()
 
 
 def require_same_rate(key_name: object, key_rate: int, track_name: object,

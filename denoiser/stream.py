@@ -1,11 +1,14 @@
 """File-to-file denoising that streams: audio memory is bounded by one block (a minute by
 default) whatever the file's length, so a 2-hour take works on a laptop.
 
-Two passes over the input: the first finds the peak (the levelling gain must be the same
-for every block, or the output would pump) and, with ``auto`` gating, the threshold; the
-second reads overlapping blocks with context margins, gates and denoises each, crossfades
-their seams and appends them to a temporary file that is renamed over ``dst`` at the end.
-A sidechain file for the pre-gate is streamed beside the input, block for block.
+Passes over the input: the first finds the peak (the levelling gain must be the same
+for every block, or the output would pump) and, with ``auto`` gating, the threshold. With
+the pre-gate, a second pass reads its detector (the sidechain file, or the input) piece by
+piece and keeps the gate's open stretches for the whole file: hold, release and the
+hysteresis state reach across block seams (a 10-s hold outlasts any block margin), and they
+take a few numbers per hit, not per sample. The last pass reads overlapping blocks with
+context margins, gates each with its span of that curve and denoises it, crossfades their
+seams and appends them to a temporary file that is renamed over ``dst`` at the end.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .wavchunks import broadcast_info
 
 if TYPE_CHECKING:
     from .engine import Denoiser, Progress
-    from .gate import GateConfig
+    from .gate import GateConfig, GateCurve
 
 def read_range(handle: sf.SoundFile, start: int, stop: int) -> np.ndarray:
     """Samples ``[start, stop)`` as ``(C, n)`` float32, zeros past the end of the file: a
@@ -63,6 +66,27 @@ def open_sidechain(path: Path, track: sf.SoundFile, keep: bool,
     return key, (read_range(key, 0, track.frames) if keep else None)
 
 
+def pre_gate_curve(gate: "GateConfig", track: sf.SoundFile, whole: np.ndarray | None,
+                   sidechain: Path | None, stack: contextlib.ExitStack) -> "GateCurve":
+    """The pre-gate's gain over all of ``track``, as ``apply_gate`` on the whole file gives it,
+    from a pass over its detector: the ``sidechain`` file (opened on ``stack``) or the track.
+
+    ``whole``: the track's samples when ``gate.auto`` and no sidechain (the automatic
+    threshold needs the whole detector's statistics); the sidechain's are read here.
+    """
+    from .gate import auto_threshold_db, streamed_gate_curve
+
+    rate = track.samplerate
+    gate.validate(rate)
+    detector = track
+    if sidechain is not None:
+        detector, whole = open_sidechain(sidechain, track, gate.auto, stack)
+    if gate.auto:
+        gate = replace(gate, threshold_db=auto_threshold_db(whole, rate, gate), auto=False)
+    return streamed_gate_curve(lambda begin, stop: read_range(detector, begin, stop),
+                               track.frames, detector.channels, rate, gate)
+
+
 def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig | None" = None,
                  progress: "Progress | None" = None, sidechain: Path | None = None) -> Path:
     """Denoise ``src`` into ``dst`` through the optional pre-gate, keyed by ``sidechain`` (a
@@ -77,15 +101,8 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         peaks, whole = scan(handle, keep=auto and sidechain is None)
         require_sound(float(peaks.max()), src)
         gain = denoiser.gains_for(peaks)
-        key = None
-        if gate is not None:
-            from .gate import apply_gate, auto_threshold_db
-
-            gate.validate(rate)
-            if sidechain is not None:
-                key, whole = open_sidechain(sidechain, handle, auto, stack)
-            if auto:
-                gate = replace(gate, threshold_db=auto_threshold_db(whole, rate, gate), auto=False)
+        curve = (None if gate is None
+                 else pre_gate_curve(gate, handle, whole, sidechain, stack))
         config = denoiser.config
         blocks = plan_chunks(frames, int(config.block_seconds * rate),
                              overlap=int(0.05 * rate),
@@ -97,10 +114,8 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
             tail = np.zeros((channels, 0), dtype=np.float32)
             for index, block in enumerate(blocks):
                 audio = read_exactly(handle, block.in_start, block.in_stop - block.in_start)
-                if gate is not None:
-                    detector = (None if key is None
-                                else read_range(key, block.in_start, block.in_stop))
-                    audio = apply_gate(audio, rate, gate, sidechain=detector)
+                if curve is not None:
+                    audio = audio * curve.gain(block.in_start, block.in_stop)
                 result = denoiser.denoise(audio, rate, gain=gain,
                                           progress=_within(progress, index, len(blocks))
                                           )[:, block.crop]

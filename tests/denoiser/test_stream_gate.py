@@ -1,0 +1,97 @@
+"""The pre-gate of ``denoise_file`` streams a file in blocks, yet gates it as the whole file:
+hold, release and the hysteresis state reach across block seams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from denoiser.engine import Denoiser, InferenceConfig
+from denoiser.gate import DETECTOR_BLOCK, GateConfig, apply_gate, gate_gain, streamed_gate_curve
+from denoiser.models import build_model
+
+SR = 48_000
+SECONDS = 7  # three 2-s blocks and a bit: seams at about 2, 4 and 6 s
+# Blocks far shorter than the gate's memory: 0.5-s margins, a 3-s hold or release.
+STREAM = InferenceConfig(segment_seconds=1.0, block_seconds=2.0, block_margin_seconds=0.5)
+KEY_HIT = int(1.5 * SR)
+
+CASES = {
+    # the key's level stays between the close level (-36 dB) and the threshold (-30 dB)
+    # from the hit to 5.5 s: the gate must stay open all that time
+    "hysteresis": (GateConfig(threshold_db=-30, hysteresis_db=-6, rms_ms=20,
+                              detector_hpf_hz=50, range_db=float("-inf")), -33.0),
+    "long hold": (GateConfig(threshold_db=-30, hold_ms=3000, range_db=-80), None),
+    "long release": (GateConfig(threshold_db=-30, hold_ms=10, release_ms=3000,
+                                range_db=-60), None),
+}
+
+
+def key_signal(band_db: float | None) -> np.ndarray:
+    """``(1, T)``: silence but for a 200-Hz burst at 1.5 s, then, with ``band_db``, a
+    200-Hz tone of that RMS level until 5.5 s."""
+    t = np.arange(SECONDS * SR) / SR
+    tone = np.sin(2 * np.pi * 200 * t)
+    key = np.zeros(t.size)
+    key[KEY_HIT:KEY_HIT + SR // 50] = 0.8 * tone[KEY_HIT:KEY_HIT + SR // 50]
+    if band_db is not None:
+        stop = int(5.5 * SR)
+        key[KEY_HIT + SR // 50:stop] = (np.sqrt(2) * 10 ** (band_db / 20)
+                                        * tone[KEY_HIT + SR // 50:stop])
+    return key[None].astype(np.float32)
+
+
+def snare_every_quarter_second(rng: np.random.Generator) -> np.ndarray:
+    """``(2, T)``: loud decaying hits every 250 ms on quiet noise, as on a snare close mic."""
+    track = 1e-3 * rng.standard_normal((2, SECONDS * SR))
+    t = np.arange(SR // 10) / SR
+    hit = 0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.03)
+    for onset in range(0, track.shape[1] - hit.size, SR // 4):
+        track[:, onset:onset + hit.size] += hit
+    return track.astype(np.float32)
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["sidechain", "own-signal"])
+@pytest.mark.parametrize("case", CASES)
+def test_streamed_pre_gate_equals_the_whole_file_gate(tmp_path, rng, case, keyed):
+    """Each block used to be gated alone with 0.5 s of context and a closed gate at its
+    start: an open gate shut at the first seam after the hit (at 2 s) instead of at 5.5 s."""
+    gate, band_db = CASES[case]
+    key = key_signal(band_db)
+    if keyed:
+        track = snare_every_quarter_second(rng)
+    else:  # the track keys itself: its own hit (and level) opens the gate
+        track = np.vstack((key, 0.5 * key)) + (1e-4 * rng.standard_normal((2, key.shape[1]))
+                                                ).astype(np.float32)
+    src, key_path = tmp_path / "snare.wav", tmp_path / "key.wav"
+    sf.write(src, track.T, SR, subtype="FLOAT")
+    sf.write(key_path, key.T, SR, subtype="FLOAT")
+    denoiser = Denoiser(build_model("identity"), "cpu", STREAM)
+    out_path = denoiser.denoise_file(src, tmp_path / "out.wav", gate=gate,
+                                     sidechain=key_path if keyed else None)
+    out, _ = sf.read(out_path, dtype="float32", always_2d=True)
+    expected = apply_gate(track, SR, gate, sidechain=key if keyed else None)
+    np.testing.assert_allclose(out.T, expected, rtol=1e-6, atol=1e-7)
+    # and the whole-file gate is indeed still (mostly) open past the first seam and its margin
+    gain = gate_gain(key, SR, gate)
+    assert np.all(gain[KEY_HIT + SR // 100:int(2.6 * SR)] > 0.5)
+
+
+@pytest.mark.parametrize("config", [
+    GateConfig(threshold_db=-20, hysteresis_db=-10, rms_ms=30, detector_hpf_hz=80,
+               detector_lpf_hz=8000, hold_ms=250, release_ms=400, lookahead_ms=5,
+               range_db=-40, wet=0.8),
+    GateConfig(threshold_db=-12, hysteresis_db=0, hold_ms=0, release_ms=0, attack_ms=0),
+], ids=["every-stage", "bare"])
+def test_curve_read_in_pieces_is_the_whole_signal_gain_to_the_bit(rng, config):
+    """``streamed_gate_curve`` carries the filters' state, the RMS window and the hysteresis
+    state from piece to piece: any span of its curve is exactly ``gate_gain``'s."""
+    frames = 5 * DETECTOR_BLOCK + 1234
+    envelope = np.repeat(rng.uniform(0, 1, frames // 4000 + 1), 4000)[:frames]
+    signal = (envelope * rng.standard_normal((2, frames))).astype(np.float32)
+    curve = streamed_gate_curve(lambda begin, stop: signal[:, begin:stop], frames, 2, SR,
+                                config)
+    cuts = np.concatenate(([0], np.sort(rng.integers(0, frames, 6)), [frames]))
+    spans = np.concatenate([curve.gain(begin, stop) for begin, stop in zip(cuts, cuts[1:])])
+    np.testing.assert_array_equal(spans, gate_gain(signal, SR, config))
