@@ -6,7 +6,8 @@ reshape. Files are read and written with soundfile, whole or (``open_track``, ``
 block by block; whatever reads a track refuses what no snare track is (empty, NaN, a rate
 outside 8-768 kHz). Writes are atomic (temporary file in the destination folder, then
 ``os.replace``) so a crash never leaves half a file, never land on top of one of their own
-inputs, and switch to RF64 where a RIFF WAV could not count the bytes.
+inputs, switch to RF64 where a RIFF WAV could not count the bytes, and are
+WAVE_FORMAT_EXTENSIBLE, with the input's speaker layout, where their channels have one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import soundfile as sf
 
 from .errors import AudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
-from .wavchunks import broadcast_info, omit_peak_chunk, set_broadcast_info, zero_peak_time
+from .wavchunks import (broadcast_info, channel_map, omit_peak_chunk, set_broadcast_info,
+                        set_channel_map, zero_peak_time)
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -38,13 +40,15 @@ SUBTYPE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 
 @dataclass(frozen=True)
 class Audio:
-    """Samples ``(channels, samples)`` float32 plus the rate, the source subtype and its
-    BWF ``bext`` chunk (``wavchunks.broadcast_info``), which outputs carry over."""
+    """Samples ``(channels, samples)`` float32 plus the rate, the source subtype, its BWF
+    ``bext`` chunk (``wavchunks.broadcast_info``) and its speaker layout
+    (``wavchunks.channel_map``), which outputs carry over."""
 
     samples: np.ndarray
     sample_rate: int
     subtype: str = "FLOAT"
     broadcast: bytes | None = None
+    channel_map: tuple[int, ...] | None = None
 
     @property
     def channels(self) -> int:
@@ -113,7 +117,7 @@ def read_audio(path: str | os.PathLike) -> Audio:
             raise AudioError(f"{path}: not a readable audio file ({exc})") from None
         require_whole(data.shape[0], handle)
         return Audio(validate_samples(data.T, str(path)), handle.samplerate, handle.subtype,
-                     broadcast_info(handle))
+                     broadcast_info(handle), channel_map(handle))
 
 
 def require_file(path: Path) -> Path:
@@ -211,25 +215,33 @@ def ensure_not_input(path: str | os.PathLike, inputs: tuple[str | os.PathLike, .
     return path
 
 
-def wav_container(frames: int, channels: int, subtype: str = "FLOAT") -> str:
-    """``"WAV"``, or ``"RF64"`` for audio a RIFF header cannot count."""
+def wav_container(frames: int, channels: int, subtype: str = "FLOAT",
+                  extensible: bool = False) -> str:
+    """``"RF64"`` for audio a RIFF header cannot count (its ``fmt `` is always extensible),
+    else ``"WAVEX"`` (WAVE_FORMAT_EXTENSIBLE) for a speaker layout or more than two channels,
+    as Microsoft asks of those, else the plain ``"WAV"`` every reader takes."""
     size = frames * channels * SUBTYPE_BYTES.get(subtype, 8)
-    return "RF64" if size > WAV_LIMIT_BYTES else "WAV"
+    if size > WAV_LIMIT_BYTES:
+        return "RF64"
+    return "WAVEX" if extensible or channels > 2 else "WAV"
 
 
 @contextmanager
 def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
-                    subtype: str = "FLOAT", broadcast: bytes | None = None
-                    ) -> Iterator[sf.SoundFile]:
+                    subtype: str = "FLOAT", broadcast: bytes | None = None,
+                    layout: tuple[int, ...] | None = None) -> Iterator[sf.SoundFile]:
     """A WAV (RF64 past 4 GiB) open for writing ``frames`` frames, with the input's BWF
-    ``bext`` chunk if it had one, and without a timestamped PEAK chunk: the write time
-    would make the same samples give other bytes on every run (datasets and outputs must
-    be reproducible). RF64 gets the chunk anyway, with its time zeroed once closed."""
-    container = wav_container(frames, channels, subtype)
+    ``bext`` chunk and speaker ``layout`` (``wavchunks.channel_map``) if it had them, and
+    without a timestamped PEAK chunk: the write time would make the same samples give other
+    bytes on every run (datasets and outputs must be reproducible). RF64 gets the chunk
+    anyway, with its time zeroed once closed."""
+    container = wav_container(frames, channels, subtype, extensible=layout is not None)
     with sf.SoundFile(path, "w", int(sample_rate), channels, subtype, format=container) as handle:
         omit_peak_chunk(handle)
         if broadcast is not None:
             set_broadcast_info(handle, broadcast)
+        if layout is not None:
+            set_channel_map(handle, layout)
         yield handle
     if container == "RF64":
         zero_peak_time(path)
@@ -258,9 +270,11 @@ def write_audio(
     subtype: str = "FLOAT",
     protect: tuple[str | os.PathLike, ...] = (),
     broadcast: bytes | None = None,
+    layout: tuple[int, ...] | None = None,
 ) -> Path:
     """Write ``(channels, samples)`` audio atomically as WAV (float32 by default; RF64
-    beyond 4 GiB), with ``broadcast`` as its BWF ``bext`` chunk (the input's ``Audio.broadcast``).
+    beyond 4 GiB), with ``broadcast`` as its BWF ``bext`` chunk and ``layout`` as its
+    channel mask (the input's ``Audio.broadcast`` and ``Audio.channel_map``).
 
     ``protect`` lists input files that must never be overwritten: writing over one is an
     error, not a silent data loss.
@@ -269,7 +283,7 @@ def write_audio(
     data = validate_samples(samples, str(path))
     with atomic_output(path, AUDIO_SUFFIX) as tmp, \
             open_wav_writer(tmp, sample_rate, data.shape[0], data.shape[1], subtype,
-                            broadcast) as handle:
+                            broadcast, layout) as handle:
         handle.write(data.T)
     return path
 

@@ -25,7 +25,7 @@ from .audio import ensure_not_input, open_track, open_wav_writer, require_sound,
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
 from .outfiles import AUDIO_SUFFIX, atomic_output
-from .wavchunks import broadcast_info
+from .wavchunks import broadcast_info, channel_map
 
 if TYPE_CHECKING:
     from .engine import Denoiser, Progress
@@ -110,7 +110,8 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                              align=denoiser.alignment(rate))
         with atomic_output(dst, AUDIO_SUFFIX) as tmp, \
                 open_wav_writer(tmp, rate, channels, frames,
-                                broadcast=broadcast_info(handle)) as out:
+                                broadcast=broadcast_info(handle),
+                                layout=channel_map(handle)) as out:
             tail = np.zeros((channels, 0), dtype=np.float32)
             for index, block in enumerate(blocks):
                 audio = read_exactly(handle, block.in_start, block.in_stop - block.in_start)

@@ -1,11 +1,13 @@
 """WAV chunks libsndfile writes or reads beside the samples, through its command interface.
 
-Two jobs: carry a Broadcast WAV (BWF, EBU Tech 3285) ``bext`` chunk from an input to its
-output, and keep outputs byte-reproducible where libsndfile insists on a timestamped
-``PEAK`` chunk. Recorders and DAWs stamp each take's ``bext`` with its time reference (its
+Three jobs: carry a Broadcast WAV (BWF, EBU Tech 3285) ``bext`` chunk from an input to its
+output, carry the speaker layout a WAVE_FORMAT_EXTENSIBLE ``fmt `` chunk gives its channels,
+and keep outputs byte-reproducible where libsndfile insists on a timestamped ``PEAK`` chunk.
+Recorders and DAWs stamp each take's ``bext`` with its time reference (its
 start, in samples since midnight) and DAWs place a file at that position when it is
 spotted or imported "at source position": a processed snare track that lost the chunk
-lands at zero instead of beside its original, and can no longer be blended with it.
+lands at zero instead of beside its original, and can no longer be blended with it. A
+surround or multi-microphone file that lost its channel mask is read with a guessed layout.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import soundfile as sf
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
 _SFC_GET_BROADCAST_INFO = 0x10F0
 _SFC_SET_BROADCAST_INFO = 0x10F1
+_SFC_GET_CHANNEL_MAP_INFO = 0x1100
+_SFC_SET_CHANNEL_MAP_INFO = 0x1101
 # SF_BROADCAST_INFO's C layout: the fixed fields (with two bytes of padding before the
 # time reference) end in a uint32 history length at 604, the coding history starts at 608.
 _HISTORY_SIZE_AT = 604
@@ -62,6 +66,28 @@ def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
                               sf._ffi.from_buffer(data), len(data)):
         warnings.warn(f"{handle.name}: the input's bext chunk (BWF time reference) was "
                       "refused by libsndfile and is left out", stacklevel=2)
+
+
+def channel_map(handle: sf.SoundFile) -> tuple[int, ...] | None:
+    """The speaker of each channel of an open file, as libsndfile's ``SF_CHANNEL_MAP_*``
+    ids (read from a WAVE_FORMAT_EXTENSIBLE channel mask), or ``None`` when the file names
+    none: a plain WAV, FLAC, or an extensible one whose mask is 0 ("unassigned")."""
+    layout = sf._ffi.new("int[]", handle.channels)
+    if not sf._snd.sf_command(handle._file, _SFC_GET_CHANNEL_MAP_INFO, layout,
+                              sf._ffi.sizeof(layout)):
+        return None
+    return tuple(layout)
+
+
+def set_channel_map(handle: sf.SoundFile, layout: tuple[int, ...]) -> None:
+    """Give a WAVEX/RF64 open for writing, before its first sample, the channel mask of
+    ``layout`` (from ``channel_map``, one id a channel). A layout no mask can express
+    leaves libsndfile's default for the channel count, with a warning: the layout is
+    metadata, not a reason to fail the output."""
+    ids = sf._ffi.new("int[]", list(layout))
+    if not sf._snd.sf_command(handle._file, _SFC_SET_CHANNEL_MAP_INFO, ids, sf._ffi.sizeof(ids)):
+        warnings.warn(f"{handle.name}: the input's channel layout {layout} has no WAV channel "
+                      f"mask; the default for {handle.channels} channels is written", stacklevel=2)
 
 
 def omit_peak_chunk(handle: sf.SoundFile) -> None:

@@ -96,7 +96,7 @@ class TaskExecutor:
                         else sidechain_detector(read_audio(sidechain), sidechain, audio, task.src))
             gated = apply_gate(audio.samples, audio.sample_rate, self.gate, sidechain=detector)
             return write_audio(task.dst, gated, audio.sample_rate, protect=(task.src,),
-                               broadcast=audio.broadcast)
+                               broadcast=audio.broadcast, layout=audio.channel_map)
         if task.variant in ("debleed", "debleed+gate"):
             gate = self.gate if task.variant == "debleed+gate" else None
             return Path(self.denoiser.denoise_file(task.src, task.dst, gate=gate, progress=report,

@@ -39,6 +39,6 @@ def gate(inputs: tuple[Path, ...], output: Path | None, sidechain: Path | None,
             detector = None if key is None else sidechain_detector(key, sidechain, audio, src)
             gated = apply_gate(audio.samples, audio.sample_rate, config, sidechain=detector)
             write_audio(dst, gated, audio.sample_rate, protect=(src, *protect),
-                        broadcast=audio.broadcast)
+                        broadcast=audio.broadcast, layout=audio.channel_map)
             update(done, src.name)
             click.echo(str(dst))

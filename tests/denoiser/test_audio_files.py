@@ -26,7 +26,9 @@ def test_the_container_follows_the_size():
     assert wav_container(int(3.2 * hour), 2) == "RF64"      # 4.42 GB
     assert wav_container(int(3.2 * hour), 2, "PCM_16") == "WAV"
     assert wav_container(9 * hour, 1, "PCM_24") == "RF64"   # 4.67 GB
-    assert wav_container(10 * 60 * 96_000, 8) == "WAV"
+    assert wav_container(10 * 60 * 96_000, 8) == "WAVEX"  # over two channels: extensible
+    assert wav_container(48_000, 2, extensible=True) == "WAVEX"
+    assert wav_container(48_000, 2) == "WAV"
 
 
 def test_past_the_limit_the_files_are_rf64_and_read_back_whole(tmp_path, monkeypatch, rng):

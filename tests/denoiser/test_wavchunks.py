@@ -1,5 +1,6 @@
-"""Chunks beside the samples: a BWF input's ``bext`` (its timeline position) reaches every
-output made from it, and RF64 outputs are byte-reproducible despite libsndfile's PEAK."""
+"""Chunks beside the samples: a BWF input's ``bext`` (its timeline position) and an
+extensible input's channel mask (its speaker layout) reach every output made from it, and
+RF64 outputs are byte-reproducible despite libsndfile's PEAK."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
@@ -15,8 +17,11 @@ from denoiser import audio
 from denoiser.audio import read_audio, write_audio
 from denoiser.engine import Denoiser
 from denoiser.models import build_model
-from denoiser.wavchunks import broadcast_info, set_broadcast_info
+from denoiser.wavchunks import broadcast_info, set_broadcast_info, set_channel_map
 
+# libsndfile's SF_CHANNEL_MAP ids, in channel mask bit order (sndfile.h, wavlike.c).
+LEFT, RIGHT, CENTER, LFE, REAR_LEFT, REAR_RIGHT, SIDE_LEFT, SIDE_RIGHT = 2, 3, 4, 11, 9, 10, 14, 15
+EXTENSIBLE = 0xFFFE
 # 10:11:12 at 48 kHz, past 2**32 samples would need a day at 48 kHz: use the high word too.
 REFERENCE = (1 << 32) + 1_762_176_000
 
@@ -124,3 +129,77 @@ def test_a_long_history_without_line_ends_is_cut_not_emptied(tmp_path):
     info = bext_of(out)
     assert time_reference(info) == REFERENCE
     assert info[608:].rstrip(b"\0").startswith(b"x" * 9400)
+
+
+def fmt_of(path: Path) -> tuple[int, int | None]:
+    """The format tag of ``path``'s ``fmt `` chunk and, when it is WAVE_FORMAT_EXTENSIBLE
+    (40 bytes, cbSize 22), its dwChannelMask; parsed from the bytes, not through libsndfile."""
+    data = path.read_bytes()
+    at = data.index(b"fmt ") + 8
+    size, (tag,) = struct.unpack_from("<I", data, at - 4)[0], struct.unpack_from("<H", data, at)
+    if tag != EXTENSIBLE:
+        assert size == 16
+        return tag, None
+    extension, _, mask = struct.unpack_from("<HHI", data, at + 16)
+    assert size == 40 and extension == 22
+    return tag, mask
+
+
+def write_extensible(path: Path, samples: np.ndarray, layout: tuple[int, ...]) -> Path:
+    """A WAVE_FORMAT_EXTENSIBLE file whose channel mask says ``layout``, as a DAW exports one."""
+    with sf.SoundFile(path, "w", 48_000, samples.shape[0], "PCM_24", format="WAVEX") as handle:
+        set_channel_map(handle, layout)
+        handle.write(samples.T)
+    return path
+
+
+def denoised_and_gated(src: Path, folder: Path) -> tuple[Path, Path]:
+    """The outputs of both writers: the streaming denoiser and the whole-file gate."""
+    denoised = Denoiser(build_model("identity"), "cpu").denoise_file(src, folder / "d.wav")
+    result = CliRunner().invoke(cli, ["gate", str(src), "-o", str(folder / "g.wav")])
+    assert result.exit_code == 0, result.output
+    return denoised, folder / "g.wav"
+
+
+@pytest.mark.parametrize("layout,mask", [
+    ((LEFT, RIGHT, CENTER, LFE, REAR_LEFT, REAR_RIGHT), 0x3F),   # 5.1
+    ((LEFT, RIGHT, CENTER, LFE, SIDE_LEFT, SIDE_RIGHT), 0x60F),  # 5.1 with side surrounds
+    ((LEFT, RIGHT), 0x3),
+    ((SIDE_LEFT, SIDE_RIGHT), 0x600),                            # a surround pair alone
+])
+def test_the_outputs_keep_an_extensible_inputs_channel_mask(tmp_path, rng, layout, mask):
+    """Readers place each channel by the mask: an output in a plain ``fmt `` (or with the
+    default mask for its channel count) plays a surround stem on the wrong speakers."""
+    samples = (0.3 * rng.standard_normal((len(layout), 24_000))).astype(np.float32)
+    src = write_extensible(tmp_path / "in.wav", samples, layout)
+    assert fmt_of(src) == (EXTENSIBLE, mask)
+    for out in denoised_and_gated(src, tmp_path):
+        assert fmt_of(out) == (EXTENSIBLE, mask)
+        assert read_audio(out).channel_map == layout
+        assert sf.info(out).subtype == "FLOAT" and sf.info(out).frames == 24_000
+
+
+def test_plain_inputs_give_plain_outputs_up_to_two_channels(tmp_path, rng):
+    """Mono and stereo stay in the plain ``fmt `` every reader takes; more channels are
+    extensible, as Microsoft asks, with libsndfile's default mask for their count."""
+    for channels, expected in ((1, (3, None)), (2, (3, None)), (6, (EXTENSIBLE, 0x3F))):
+        samples = (0.3 * rng.standard_normal((channels, 4800))).astype(np.float32)
+        src = tmp_path / f"plain{channels}.wav"
+        sf.write(src, samples.T, 48_000, subtype="FLOAT")
+        assert fmt_of(src) == (3, None)
+        folder = tmp_path / f"out{channels}"
+        folder.mkdir()
+        for out in denoised_and_gated(src, folder):
+            assert fmt_of(out) == expected
+
+
+def test_an_rf64_output_keeps_the_channel_mask(tmp_path, monkeypatch, rng):
+    """Past 4 GiB the output is RF64, whose ``fmt `` libsndfile always writes extensible:
+    the input's mask goes there too, not the default for the channel count."""
+    monkeypatch.setattr(audio, "WAV_LIMIT_BYTES", 1_000)
+    layout = (LEFT, RIGHT, CENTER, LFE, SIDE_LEFT, SIDE_RIGHT)
+    samples = (0.1 * rng.standard_normal((6, 900))).astype(np.float32)
+    src = write_extensible(tmp_path / "in.wav", samples, layout)
+    out = write_audio(tmp_path / "out.wav", samples, 48_000, layout=read_audio(src).channel_map)
+    assert out.read_bytes()[:4] == b"RF64" and fmt_of(out) == (EXTENSIBLE, 0x60F)
+    np.testing.assert_array_equal(sf.read(out, dtype="float32")[0].T, samples)
