@@ -159,8 +159,19 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
                     ) -> tuple[DenoiserModel, dict[str, Any]]:
     """Return ``(model in eval mode on device, info)``; info holds everything but weights.
 
-    ``overrides``: see ``rebuild``."""
+    ``overrides``: see ``rebuild``. Its errors name ``path``: ``rebuild``'s own do not (it
+    has a package, not a file), and ``denoise --model``, ``soup`` and ``ensemble`` said
+    "checkpoint format 2 is newer ..." without saying which of their checkpoints."""
     package = load_package(path, device)
-    model = rebuild(package, overrides, source=path).to(device).eval()
+    try:
+        model = rebuild(package, overrides, source=path)
+    except ModelError as exc:
+        raise ModelError(naming_file(path, str(exc))) from None
+    model = model.to(device).eval()
     info = {k: v for k, v in package.items() if k != "state_dict"}
     return model, info
+
+
+def naming_file(path: str | os.PathLike, message: str) -> str:
+    """``message`` led by ``path``, unless it names it first already (a training state's)."""
+    return message if message.startswith(str(path)) else f"{path}: {message}"

@@ -78,10 +78,14 @@ class TrainConfig:
     # With the guard: also charge the ducking of its clips below their clean snares (not the
     # teacher's output), times this weight (training/guard.py); 0 = off.
     guard_ducking: float = 0.0
-    # Where the clips came from, a dataset folder or kit folders; filled in by run_training
-    # and saved with the run, so that ``--resume`` continues on the same data by itself.
+    # Where the clips came from, a dataset folder or kit folders (absolute paths); filled in
+    # by run_training and saved with the run, so that ``--resume`` continues on the same data
+    # by itself, from any folder.
     data: str = ""
     kits: list[str] = field(default_factory=list)
+    # What the dataset folder's manifest said it is (source, seed, kits, clip count) when the
+    # run trained on it: ``--resume`` refuses the folder at ``data`` if it now holds another.
+    data_identity: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
         for spec in fields(self):  # NaN passes every comparison below, inf most of them
@@ -127,19 +131,29 @@ class TrainConfig:
         if self.precision not in TRAIN_PRECISIONS:
             raise ParameterError(f"train: precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
                                  f"not {self.precision!r}")
-        from .losses import CombinedLoss, check_on_segment
-
-        try:  # unknown or empty losses, options they do not take or that cannot score
-            check_on_segment(CombinedLoss(self.loss, self.loss_options), self.segment_samples())
-        except ValueError as exc:
-            raise ParameterError(f"train: {exc}") from None
+        self.check_losses(DATA_RATE)
         self.synth_config()
         self.guard_synth_config()
         return self
 
-    def segment_samples(self) -> int:
-        """Samples in one training segment, at the 48 kHz of every dataset and kit."""
-        return int(round(self.segment_seconds * DATA_RATE))
+    def check_losses(self, sample_rate: int) -> None:
+        """Refuse unknown or empty losses, options they do not take, and options that cannot
+        score a training segment at ``sample_rate``. ``validate`` checks at the data's rate,
+        before a model exists; ``run_training`` again at the model's, where the trainer
+        scores them: a 0.1 s segment has 2000 samples for a 20 kHz thesis model, not 4800,
+        and a 4096-sample window passed here, then failed mid-training."""
+        from .losses import CombinedLoss, check_on_segment
+
+        try:
+            check_on_segment(CombinedLoss(self.loss, self.loss_options),
+                             self.segment_samples(sample_rate))
+        except ValueError as exc:
+            raise ParameterError(f"train: {exc}") from None
+
+    def segment_samples(self, sample_rate: int) -> int:
+        """Samples in one training segment at ``sample_rate``: segments are cut at the 48 kHz
+        of every dataset and kit, then resampled to the model's rate."""
+        return int(round(self.segment_seconds * sample_rate))
 
     def synth_config(self) -> SynthConfig:
         """The clips of on-the-fly synthesis: ``SynthConfig`` with ``synth`` applied."""

@@ -3,6 +3,7 @@ what it scores, so a checkpoint found on a disk explains itself."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,16 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
     ]
     for key in ("valid_loss", "valid_snr", "valid_sisdr", "valid_delta_sisdr"):
         if key in best:
-            lines.append(f"| {key} | {best[key]:.3f} |")
+            lines.append(f"| {key} | {metric_text(key, best[key])} |")
     return "\n".join(lines) + "\n"
+
+
+def metric_text(key: str, value: float) -> str:
+    """A validation metric for the card: the loss to four significant digits, as an MSE
+    loss of 0.000152 showed as 0.000; the dB metrics signed, to a hundredth of a dB."""
+    if key == "valid_loss" or not math.isfinite(value):
+        return f"{value:.4g}"
+    return f"{value:+.2f}"
 
 
 def describe_data(data: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -32,6 +33,7 @@ from .distributed import World, broadcast_flag, init_world, shutdown, wait_for_a
 from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import CombinedLoss
+from .manifest import read_manifest
 from .model_card import write_model_card
 from .synth import SynthConfig, render_clip
 from .config import DATA_RATE
@@ -39,6 +41,8 @@ from .trainer import StepReport, Trainer, ValidClip, seed_everything, write_hist
 
 VALID_SEED_OFFSET = 1_000_003
 GUARD_SEED_OFFSET = 2_000_029  # the guard's clips are never the training stream's
+# The manifest fields that tell one dataset folder from another (with its clip count).
+IDENTITY_FIELDS = ("source", "seed", "kits", "clip_seconds")
 
 
 class Flatten:
@@ -192,17 +196,11 @@ def initial_model(config: TrainConfig):
 
 
 def init_model(config: TrainConfig):
-    """The ``--init`` checkpoint's model, its errors naming the file (as ``check_package``
-    does): the model's own messages do not say which checkpoint they are about."""
+    """The ``--init`` checkpoint's model (``load_checkpoint``'s errors name the file)."""
     path = default_model_path() if config.init == "default" else Path(config.init)
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not a checkpoint")
-    try:
-        model, _ = load_checkpoint(path, overrides=config.model_kwargs or None)
-    except ModelError as exc:
-        message = str(exc)
-        raise ModelError(message if message.startswith(str(path)) else f"{path}: {message}"
-                         ) from None
+    model, _ = load_checkpoint(path, overrides=config.model_kwargs or None)
     return model
 
 
@@ -252,8 +250,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     if data is not None and config.guard_weight:
         raise ParameterError("train: the guard synthesises its clips from --kit folders; "
                              "it cannot run on a dataset folder")
-    config = replace(config, data=str(data) if data is not None else "",
-                     kits=[str(kit) for kit in kits])
+    config = with_absolute_paths(replace(config, data=str(data) if data is not None else "",
+                                         kits=[str(kit) for kit in kits]))
     run_dir = Path(run_dir)
     earlier = [name for name in ("last.pt", "best.pt") if (run_dir / name).exists()]
     if earlier == ["best.pt"]:  # interrupted while saving its first epoch
@@ -275,8 +273,11 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     try:
         seed_everything(config.seed + world.rank)
         model = initial_model(config)
+        config.check_losses(model.sample_rate)  # the trainer scores them at the model's rate
         loader, valid, data_info = (folder_data(Path(data), config, world) if data is not None
                                     else synth_data(kits, config, world))
+        config = replace(config, data_identity=(dataset_identity(data) if data is not None
+                                                else {}))
         loss = CombinedLoss(config.loss, config.loss_options)
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
         guard = (None if guard_loader is None  # the teacher: the model as it starts
@@ -285,7 +286,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world,
                           report, guard)
         if resume:
-            changed = trainer.load_state(last_state(run_dir)).validation_changes(config)
+            saved_state = with_absolute_paths(trainer.load_state(last_state(run_dir)))
+            changed = saved_state.validation_changes(config)
             if changed:
                 trainer.restart_selection()
                 warnings.warn(f"resume: {', '.join(changed)} changed, so the validation loss "
@@ -353,6 +355,54 @@ def saved_config(run_dir: str | Path) -> TrainConfig:
         raise ParameterError(f"{last}: not a training state")
     check_package(last, package)
     return TrainConfig.from_dict(package["training_config"])
+
+
+def with_absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with its data and kit paths absolute. Why: stored as typed, a relative path
+    resumed from another folder named whatever lay there, trained on without a word. A run
+    that stored relative ones still resumes from the folder it was started in."""
+    return replace(config, data=absolute(config.data) if config.data else "",
+                   kits=[absolute(kit) for kit in config.kits])
+
+
+def absolute(path: str) -> str:
+    """``path`` absolute, ``~`` expanded as ``load_kit`` does, symlinks kept (a kit's folder
+    name is the name the model card gives it)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def dataset_identity(root: str | Path) -> dict[str, Any]:
+    """What a dataset folder's manifest says it is: its ``IDENTITY_FIELDS`` and how many
+    clips it holds (as a checkpoint holds them), kept with a run as ``data_identity``."""
+    manifest = read_manifest(root)
+    return as_saved({**{name: manifest[name] for name in IDENTITY_FIELDS if name in manifest},
+                     "clips": len(manifest["clips"])})
+
+
+def resumed_data(saved: TrainConfig) -> tuple[str | None, list[str]]:
+    """The dataset folder and kits a resumed run continues on when the command line names
+    none: the run's own (``saved``), refused when they are gone or when the folder now holds
+    another dataset than the run recorded, which it would otherwise train on silently. DATA
+    or --kit given on the command line override them, unchecked."""
+    for path in [saved.data] if saved.data else saved.kits:
+        if not Path(path).exists():
+            raise ParameterError(f"resume: {path}, the run's data, is not there; give DATA or "
+                                 "--kit to resume it on data elsewhere")
+    if saved.data and saved.data_identity:
+        found = dataset_identity(saved.data)
+        if found != saved.data_identity:
+            there = identity_difference(found, saved.data_identity)
+            trained = identity_difference(saved.data_identity, found)
+            raise ParameterError(f"resume: {saved.data} holds another dataset ({there}) than "
+                                 f"the run was trained on ({trained}); give DATA to resume "
+                                 "on it anyway")
+    return saved.data or None, saved.kits
+
+
+def identity_difference(identity: dict[str, Any], other: dict[str, Any]) -> str:
+    """The fields of a ``dataset_identity`` in which it differs from ``other``, for one line."""
+    return ", ".join(f"{name} {identity.get(name, 'none')}" for name in identity | other
+                     if identity.get(name) != other.get(name))
 
 
 def check_package(last: Path, package: dict[str, Any]) -> None:

@@ -59,7 +59,10 @@ def frozen_modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
     """Stop the gradients of the named submodules (e.g. ``members.0`` of an ensemble).
 
     Why: training one ensemble member against the fixed output of the others teaches it
-    to cover what they miss instead of repeating what they already do."""
+    to cover what they miss instead of repeating what they already do. A model with nothing
+    to train even before (``identity``) is refused for that cause, not blamed on --freeze."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ParameterError(f"train: model {model.name!r} has no trainable parameters")
     modules = dict(model.named_modules())
     unknown = [name for name in names if name not in modules or not name]
     if unknown:

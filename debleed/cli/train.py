@@ -5,6 +5,7 @@ Multi-GPU: ``torchrun --nproc_per_node N -m debleed.cli.main train ...``."""
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -95,14 +96,16 @@ def refuse_constant(name: str) -> float:
                    "native bfloat16) [default: float32].")
 @click.option("--resume", is_flag=True,
               help="Continue from RUN/last.pt with the options and data it was trained "
-                   "with; options given here override them, e.g. a larger --epochs.")
+                   "with; options given here override them, e.g. a larger --epochs, and so "
+                   "do DATA or --kit (the run's data folder is refused if it now holds "
+                   "another dataset).")
 @user_errors
 def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, guard_synth,
           freeze, resume, **options) -> None:
     """Train a denoiser on DATA (a dataset folder) or on kits synthesised on the fly."""
     from training.config import TrainConfig
     from training.distributed import end_worker_process
-    from training.run import config_with, run_training, saved_config
+    from training.run import config_with, resumed_data, run_training, saved_config
 
     overrides = dict(options, model=model,
                      model_kwargs=json_object("--model-kwargs", model_kwargs),
@@ -114,8 +117,17 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, g
     saved = saved_config(run_dir) if resume else None
     config = config_with(saved if saved is not None else TrainConfig(), **overrides)
     if resume and data is None and not kits:  # the run's own data, as it was saved
-        data, kits = config.data or None, config.kits
+        data, kits = resumed_data(config)
     with progress("Training") as update:
         best = run_training(config, run_dir, data, kits, resume, report=update, saved=saved)
-    click.echo(f"best checkpoint: {best}")
+    if is_first_process():
+        click.echo(f"best checkpoint: {best}")
     end_worker_process()
+
+
+def is_first_process() -> bool:
+    """Whether this is torchrun's rank 0, or the one process outside torchrun. Why: only
+    rank 0 writes the run's files, and under torchrun every rank printed its result line."""
+    from training.distributed import launched_world_size
+
+    return launched_world_size() <= 1 or int(os.environ.get("RANK", "0")) == 0

@@ -178,3 +178,50 @@ def test_denoise_cli_names_a_training_state(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert "training state" in lines[0] and "best.pt" in lines[0]
+
+
+def _damaged(package: dict, damage: str) -> dict:
+    """``package`` with one of the faults ``rebuild`` refuses."""
+    if damage == "future":
+        package["format_version"] = FORMAT_VERSION + 1
+    elif damage == "nan":
+        name = next(k for k, v in package["state_dict"].items() if v.is_floating_point())
+        package["state_dict"][name] = torch.full_like(package["state_dict"][name], float("nan"))
+    elif damage == "unknown model":
+        package["model_name"] = "no-such-model"
+    else:  # weights that do not fit: one of them missing
+        package["state_dict"].pop(next(iter(package["state_dict"])))
+    return package
+
+
+@pytest.mark.parametrize("damage, message", [("future", "newer"), ("nan", "NaN/inf"),
+                                             ("unknown model", "unknown model"),
+                                             ("misfit", "do not fit")])
+def test_rebuild_errors_name_the_file_once(tmp_path, damage, message):
+    """``denoise --model``, ``soup`` and ``ensemble`` said what was wrong, not with which of
+    their checkpoints; a training state's message, which names its file, is not doubled."""
+    path = tmp_path / "m.pt"
+    torch.save(_damaged(serialize(build_model("bandmask-tiny")), damage), path)
+    with pytest.raises(ModelError, match=message) as caught:
+        load_checkpoint(path)
+    assert str(caught.value).startswith(f"{path}: ") and str(caught.value).count(str(path)) == 1
+    torch.save(_training_state(build_model("bandmask-tiny")), tmp_path / "last.pt")
+    with pytest.raises(ModelError) as caught:
+        load_checkpoint(tmp_path / "last.pt")
+    assert str(caught.value).count(str(tmp_path / "last.pt")) == 1
+
+
+@pytest.mark.parametrize("command", ["soup", "ensemble"])
+def test_soup_and_ensemble_name_the_checkpoint_they_refuse(tmp_path, command):
+    from click.testing import CliRunner
+
+    from debleed.cli.main import cli
+
+    good = save_checkpoint(tmp_path / "good.pt", build_model("bandmask-tiny"))
+    future = tmp_path / "future.pt"
+    torch.save(_damaged(serialize(build_model("bandmask-tiny")), "future"), future)
+    result = CliRunner().invoke(cli, [command, str(good), str(future), "-o",
+                                      str(tmp_path / "out.pt")])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: {future}: checkpoint format"), lines

@@ -46,6 +46,8 @@ def torchrun_train(data: Path, run: Path, *options: str,
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # once: rank 0's (every rank printed it)
+    assert result.stdout.count("best checkpoint:") == 1, result.stdout
     assert f"best checkpoint: {run / 'best.pt'}" in result.stdout
     return result
 

@@ -1,0 +1,160 @@
+"""``debleed train`` as a tester found it: a resume reread its data paths relative to the
+folder it ran in, a thesis model's loss window was checked at 48 kHz, a model with nothing
+to train blamed --freeze, the model card rounded small losses to 0.000, and under torchrun
+every rank printed the result line."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.errors import ParameterError
+from denoiser.models import build_model
+from denoiser.models.ensemble import MaskEnsemble
+from training.config import TrainConfig
+from training.model_card import render_model_card
+from training.run import run_training
+from training.synth import SynthConfig, render_dataset
+from training.trainer import frozen_modules
+
+CLIP_SECONDS = 2.0
+TINY_OPTIONS = ["--model", "bandmask-tiny", "--epochs", "1", "--steps-per-epoch", "2",
+                "--batch-size", "2", "--segment-seconds", "0.5", "--valid-clips", "1",
+                "--threads", "1", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, synthetic_kit_dir: Path) -> Path:
+    """Eight 2 s clips (six train, two valid) from the synthetic kit."""
+    return render_dataset([synthetic_kit_dir], tmp_path_factory.mktemp("data") / "set",
+                          hours=8 * CLIP_SECONDS / 3600, seed=0,
+                          config=SynthConfig(clip_seconds=CLIP_SECONDS), valid_fraction=0.25)
+
+
+def set_manifest_seed(data: Path, seed: int) -> None:
+    """Make ``data`` another dataset as far as its manifest says (another seed)."""
+    manifest = json.loads((data / "manifest.json").read_text())
+    (data / "manifest.json").write_text(json.dumps({**manifest, "seed": seed}))
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("Error:")]
+
+
+def test_a_resume_from_another_folder_trains_on_the_runs_own_data(
+        dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """DATA typed as ``data``, stored so, was read again in the folder the resume ran in:
+    there another dataset called ``data`` was trained on without a word."""
+    first, other, run = tmp_path / "first", tmp_path / "other", tmp_path / "run"
+    own = shutil.copytree(dataset, first / "data")
+    set_manifest_seed(shutil.copytree(dataset, other / "data"), 1)
+    monkeypatch.chdir(first)
+    result = CliRunner().invoke(cli, ["train", "data", "--out", str(run), *TINY_OPTIONS])
+    assert result.exit_code == 0, result.output
+    monkeypatch.chdir(other)
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["data"] == str(own.resolve()) and saved["data_identity"]["seed"] == 0
+    assert "Warning: resume:" not in result.output  # the same data: nothing changed
+
+
+def test_a_resume_refuses_a_data_folder_that_holds_another_dataset_now(dataset: Path,
+                                                                       tmp_path: Path):
+    """Refused in one line naming both datasets, before the run folder is touched; DATA given
+    on the command line overrides; a data folder that is gone is one line too."""
+    data, run = shutil.copytree(dataset, tmp_path / "data"), tmp_path / "run"
+    assert CliRunner().invoke(cli, ["train", str(data), "--out", str(run),
+                                    *TINY_OPTIONS]).exit_code == 0
+    set_manifest_seed(data, 7)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    resume = ["train", "--out", str(run), "--resume", "--epochs", "2"]
+    result = CliRunner().invoke(cli, resume)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert error_lines(result.output) == [
+        f"Error: resume: {data} holds another dataset (seed 7) than the run was trained on "
+        "(seed 0); give DATA to resume on it anyway"]
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+    result = CliRunner().invoke(cli, [*resume[:1], str(data), *resume[1:]])
+    assert result.exit_code == 0, result.output
+    shutil.rmtree(data)
+    result = CliRunner().invoke(cli, [*resume[:-1], "3"])
+    assert result.exit_code == 1, result.output
+    assert error_lines(result.output) == [f"Error: resume: {data}, the run's data, is not "
+                                          "there; give DATA or --kit to resume it on data "
+                                          "elsewhere"]
+
+
+def test_a_run_that_stored_a_relative_data_path_resumes_from_its_folder(
+        dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Runs of earlier versions hold DATA as typed and no dataset identity: resumed from the
+    folder they were started in, they continue on that data, and the now absolute path does
+    not count as a change of the validation clips."""
+    data, run = shutil.copytree(dataset, tmp_path / "data"), tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(cli, ["train", "data", "--out", "run",
+                                    *TINY_OPTIONS]).exit_code == 0
+    state = torch.load(run / "last.pt", weights_only=True)
+    config = state["model"]["training_config"]
+    config["data"] = "data"
+    del config["data_identity"]
+    torch.save(state, run / "last.pt")
+    result = CliRunner().invoke(cli, ["train", "--out", "run", "--resume", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: resume:" not in result.output
+    assert json.loads((run / "config.json").read_text())["data"] == str(data.resolve())
+
+
+def test_a_loss_window_longer_than_a_thesis_models_segment_is_refused_first(dataset: Path,
+                                                                           tmp_path: Path):
+    """The trainer scores the loss at the model's 20 kHz: 0.1 s are 2000 samples there, not
+    the 4800 the check counted, and the run failed mid-training leaving config.json."""
+    config = TrainConfig(model="thesis-tiny", segment_seconds=0.1, loss={"mrstft": 1.0},
+                         loss_options={"mrstft": {"fft_sizes": [4096]}}, batch_size=2,
+                         steps_per_epoch=1, epochs=1, valid_clips=1, threads=1, device="cpu")
+    with pytest.raises(ParameterError, match="^train: loss mrstft: a window of 4096 samples is "
+                                             "longer than the 2000-sample training segment$"):
+        run_training(config, tmp_path / "run", data=dataset)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_with_nothing_to_train_says_so_not_freeze():
+    with pytest.raises(ParameterError,
+                       match="^train: model 'identity' has no trainable parameters$"):
+        frozen_modules(build_model("identity"), [])
+    bag = MaskEnsemble.of([build_model("bandmask-tiny"), build_model("bandmask-tiny")])
+    with pytest.raises(ParameterError, match="--freeze leaves nothing to train"):
+        frozen_modules(bag, ["members.0", "members.1"])
+
+
+def test_the_model_card_keeps_the_digits_of_small_losses():
+    """An MSE run's validation loss of 0.000152 showed as 0.000."""
+    best = {"epoch": 3, "valid_loss": 0.000152, "valid_snr": 5.2831, "valid_sisdr": -1.5,
+            "valid_delta_sisdr": math.nan}
+    card = render_model_card(name="mse", info={"model_name": "bandmask", "extra": best},
+                             history=[{}], data={"source": "set", "kits": ["k"], "clips": 6},
+                             parameters=10)
+    for row in ("| valid_loss | 0.000152 |", "| valid_snr | +5.28 |",
+                "| valid_sisdr | -1.50 |", "| valid_delta_sisdr | nan |"):
+        assert row in card, card
+
+
+@pytest.mark.parametrize("environment, prints", [({}, True),
+                                                 ({"WORLD_SIZE": "2", "RANK": "0"}, True),
+                                                 ({"WORLD_SIZE": "2", "RANK": "1"}, False)])
+def test_only_the_first_torchrun_rank_prints_the_result(monkeypatch: pytest.MonkeyPatch,
+                                                        environment: dict, prints: bool):
+    from debleed.cli.train import is_first_process
+
+    for name in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert is_first_process() is prints
