@@ -8,6 +8,9 @@ careful engineer could set by ear), the thesis-style baseline, the debleed model
 the gate followed by the model; and, as a reference rather than a competitor, the ideal
 real-valued mask computed from the clean snare (``oracles.ideal_mask``): the best any
 mask on the model's STFT could do, which shows which targets a mask can reach at all.
+The same systems score the test clips a second time with a recording floor (a preamp's
+white hiss, a dithered 16-bit export: ``training.recording``), since real tracks are never
+digitally silent between hits and a clean test set hides how a model meets that floor.
 
 Speed: the real-time factor (audio seconds per wall second) of the model alone through
 ``Denoiser.denoise`` (levelling, resampling and STFT included) on a 60-s file, and of the
@@ -30,9 +33,9 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +53,10 @@ from .targets import check_targets, targets_markdown
 from .errors import KitError
 from .evaluate import denoise_mono, process_clip, score_systems
 from .oracles import IDEAL_MASK_FFT, IDEAL_MASK_HOP, ideal_mask, oracle_gate
+from .recording import EXPORT_BITS
+
+if TYPE_CHECKING:
+    from .synth import SynthConfig
 
 DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
 TEST_KIT = DRUMKITS / "The Black Pearl 1.0"
@@ -104,11 +111,17 @@ class BenchConfig:
     heldout_clips: int = 36
     heldout_seed: int = HELDOUT_SEED
     training_kits: tuple[Path, ...] = TRAINING_KITS  # only to count shared samples
+    # The test clips again with a recording floor (the level range is SynthConfig's
+    # floor_dbfs): a floor on every clip, a dithered 16-bit export on about half.
+    floor_set: bool = True
+    floor_probability: float = 1.0
+    quantise_probability: float = 0.5
     quick: bool = False
 
     @classmethod
     def quick_config(cls, **overrides: Any) -> "BenchConfig":
-        """6 + 6 clips, 10-s/30-s speed files, only the debleed model timed."""
+        """6 test clips (plain and with a floor) + 6 held-out, 10-s/30-s speed files, only
+        the debleed model timed."""
         base = {"clips": 6, "heldout_clips": 6, "model_speed_seconds": 10.0,
                 "process_speed_seconds": 30.0, "speed_baseline": False, "model_speed_runs": 3,
                 "quick": True}
@@ -139,14 +152,26 @@ def machine_description() -> dict[str, Any]:
     return info
 
 
-def _render_set(kit_paths: Sequence[Path], clips: int, seed: int,
-                config: BenchConfig) -> Iterator[Any]:
+def synth_config(config: BenchConfig, floor: bool = False) -> SynthConfig:
+    """The ``SynthConfig`` of the benchmark's clips: each kit as recorded and, with
+    ``floor``, the recording floor drawn last, so each clip is the plain one plus its floor."""
+    from .synth import SynthConfig
+
+    synth = SynthConfig(clip_seconds=config.clip_seconds).as_recorded()
+    if not floor:
+        return synth
+    return replace(synth, floor_probability=config.floor_probability,
+                   quantise_probability=config.quantise_probability)
+
+
+def _render_set(kit_paths: Sequence[Path], clips: int, seed: int, config: BenchConfig,
+                floor: bool = False) -> Iterator[Any]:
     """Clip i: ``clip_seed(seed, i)`` on kit i mod len(kit_paths), each kit as recorded."""
     from .kits import load_kit
-    from .synth import SynthConfig, clip_seed, render_clip
+    from .synth import clip_seed, render_clip
 
     kits = [load_kit(path) for path in kit_paths]
-    synth = SynthConfig(clip_seconds=config.clip_seconds).as_recorded()
+    synth = synth_config(config, floor)
     for index in range(clips):
         yield render_clip([kits[index % len(kits)]], clip_seed(seed, index), synth)
 
@@ -154,6 +179,12 @@ def _render_set(kit_paths: Sequence[Path], clips: int, seed: int,
 def render_test_set(config: BenchConfig) -> Iterator[Any]:
     """The fixed test clips, one at a time: ``clip_seed(seed, i)`` for i < clips, on the test kit."""
     return _render_set([config.kit], config.clips, config.seed, config)
+
+
+def render_floor_set(config: BenchConfig) -> Iterator[Any]:
+    """The test clips (same kit, seeds and count), each with a recording floor: the plain
+    test set has none, and real tracks always do."""
+    return _render_set([config.kit], config.clips, config.seed, config, floor=True)
 
 
 def installed_heldout_kits(config: BenchConfig) -> list[Path]:
@@ -222,7 +253,9 @@ def _quality(clips: Iterator[Any], config: BenchConfig, debleed: Denoiser, thesi
                     "ideal_masked": ideal_mask(clip.noisy, clip.clean, *_stft_of(debleed)),
                     "thesis": denoise_mono(thesis, clip.noisy, rate),
                     **process_clip(debleed, config.gate, clip.noisy, rate)}
-        per_clip.append({"seed": int(clip.meta["seed"]), "kit": clip.meta["kit"],
+        # What the recording floor put on this clip (nothing on a clip without one).
+        chain = {key: clip.meta[key] for key in ("floor_dbfs", "bits") if key in clip.meta}
+        per_clip.append({"seed": int(clip.meta["seed"]), "kit": clip.meta["kit"], **chain,
                          "oracle_threshold_db": threshold,
                          "systems": score_systems(versions, rate, clip.meta.get("onsets", []), ROWS)})
         noisy.append(clip.noisy)
@@ -425,10 +458,11 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
     debleed = Denoiser.load(debleed_path, config.device)
     thesis = Denoiser.load(config.baseline, config.device)
     started = time.perf_counter()
-    steps = _Steps(config.clips + (config.heldout_clips if heldout_kits else 0)
-                   + speed_steps(config), progress)
+    steps = _Steps(config.clips * (1 + int(config.floor_set))
+                   + (config.heldout_clips if heldout_kits else 0) + speed_steps(config), progress)
     quality = _quality(render_test_set(config), config, debleed, thesis, steps, "test")
     pieces = quality.pop("noisy")
+    floor = _floor(config, debleed, thesis, steps) if config.floor_set else None
     heldout = None
     if heldout_kits:
         heldout = _quality(render_heldout_set(config, heldout_kits), config, debleed, thesis,
@@ -448,6 +482,7 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
                      "clip_seeds": [c["seed"] for c in quality["per_clip"]],
                      "shared_layers_with_training_kits": test_shared},
         "quality": quality,
+        "floor": floor,
         "heldout": None if heldout is None else {
             "kits": [kit.name for kit in heldout_kits], "clips": config.heldout_clips,
             "seed": config.heldout_seed, "quality": heldout,
@@ -463,6 +498,18 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
         report.write_json(out / "bench.json", result)
         write_text_atomic(out / "bench.md", bench_markdown(result))
     return result
+
+
+def _floor(config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
+           steps: _Steps) -> dict[str, Any]:
+    """The floor set's JSON section: its quality (no targets: the bar stays on the plain
+    test kit) and the floor it was rendered with."""
+    quality = _quality(render_floor_set(config), config, debleed, thesis, steps, "floor")
+    quality.pop("noisy")
+    return {"clips": config.clips, "floor_probability": config.floor_probability,
+            "floor_dbfs": list(synth_config(config, floor=True).floor_dbfs),
+            "quantise_probability": config.quantise_probability, "export_bits": EXPORT_BITS,
+            "quality": quality}
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -487,8 +534,33 @@ def _heldout_intro(sharing: list[str]) -> str:
             "of trained sounds.")
 
 
+def _on_how_many(count: int, clips: int) -> str:
+    """"each", "none" or "n of them": how many clips a floor stage was drawn for (the
+    probabilities are per clip, so "half" would be a guess)."""
+    return "each" if count == clips else "none" if count == 0 else f"{count} of them"
+
+
+def _floor_markdown(floor: dict[str, Any]) -> list[str]:
+    """The floor set's section: its heading says what was added, and how often."""
+    per_clip, clips = floor["quality"]["per_clip"], floor["clips"]
+    low, high = floor["floor_dbfs"]
+    floored = _on_how_many(sum("floor_dbfs" in c for c in per_clip), clips)
+    exported = _on_how_many(sum("bits" in c for c in per_clip), clips)
+    return [
+        f"## Quality with a recording floor (the same {clips} clips, a white floor of "
+        f"{low:g} to {high:g} dBFS on {floored}, a dithered {floor['export_bits']}-bit export "
+        f"on {exported})", "",
+        "Real tracks are never digitally silent between hits: a preamp's hiss and a "
+        f"{floor['export_bits']}-bit export's dither lie under every one, and the plain test "
+        "clips have neither. Scored like the first table; the targets stay on the plain test "
+        "kit.", "",
+        report.markdown_table(floor["quality"]["rows"]),
+    ]
+
+
 def bench_markdown(result: dict[str, Any]) -> str:
-    """The benchmark as Markdown: quality table, oracle thresholds, speed, models, machine."""
+    """The benchmark as Markdown: quality table, oracle thresholds, targets, the floor set,
+    held-out kits, speed, models, machine."""
     machine = result["machine"]
     thresholds = result["quality"]["oracle_thresholds_db"]
     test_set = result["test_set"]
@@ -518,6 +590,8 @@ def bench_markdown(result: dict[str, Any]) -> str:
         lines += [f"Caution: {shared} of the test kit's {layers} sample layers are byte-identical "
                   "to samples of the training kits, so the table above partly measures "
                   "recall of trained sounds." + held_out_too, ""]
+    if result.get("floor"):
+        lines += _floor_markdown(result["floor"])
     if heldout:
         held = heldout["quality"]
         lines += [

@@ -64,6 +64,10 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     assert all(c["kit"] == "held out" for c in heldout["quality"]["per_clip"])
     assert list(heldout["quality"]["rows"]) == list(bench.ROWS)
     assert {r["metric"] for r in heldout["quality"]["targets"]} >= {"delta_si_sdr", "hits_lost_pct"}
+    floor = result["floor"]
+    assert (floor["floor_probability"], floor["quantise_probability"]) == (1.0, 0.5)
+    assert list(floor["quality"]["rows"]) == list(bench.ROWS) and "targets" not in floor["quality"]
+    assert [c["seed"] for c in floor["quality"]["per_clip"]] == result["test_set"]["clip_seeds"]
     assert all(t in config.oracle_thresholds_db for t in result["quality"]["oracle_thresholds_db"])
     speed = {(r["what"], r["model"]) for r in result["speed"]}
     assert speed == {("model alone (Denoiser.denoise)", "debleed"),
@@ -86,6 +90,9 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     assert "## Held-out kits (2 clips" in markdown
     assert "The held-out kits below share none." in markdown
     assert "Never trained on, sharing no sample with the training kits" in markdown
+    floor_at = markdown.index("## Quality with a recording floor (the same 2 clips, a white "
+                              "floor of -110 to -66 dBFS on each, a dithered 16-bit export on ")
+    assert markdown.index("## Against the oracle gate") < floor_at < markdown.index("## Held-out")
     for name in bench.ROWS:
         assert f"| {name} |" in markdown
     assert all(title in markdown for _, title in COLUMNS)
@@ -118,6 +125,8 @@ def test_bench_quick_cli(setup):
                                                      "debleed denoise process"]
     assert "(quick subset)" in (out / "bench.md").read_text()
     assert data["heldout"] is None and "Held-out kits" not in (out / "bench.md").read_text()
+    assert data["floor"]["clips"] == 1 and len(data["floor"]["quality"]["per_clip"]) == 1
+    assert "## Quality with a recording floor (the same 1 clips" in (out / "bench.md").read_text()
 
 
 def test_bench_missing_kit_is_a_one_line_error(setup, tmp_path):
@@ -213,3 +222,39 @@ def test_bench_cli_lists_a_repeated_heldout_kit_once(setup, tmp_path, monkeypatc
                                       "--heldout-kit", str(again)])
     assert result.exit_code == 0, result.output
     assert seen["kits"] == (setup["heldout"], other)
+
+
+def test_floor_set_is_the_test_clips_plus_a_floor_and_leaves_the_rest_alone(setup, tmp_path,
+                                                                            monkeypatch):
+    """The floor set renders the test clips again with a recording floor: its clean snare
+    is the same (SI-SDR 120), its input is worse, and the plain and held-out tables are the
+    numbers they were without it."""
+    monkeypatch.setattr(bench, "_speed", lambda config, pieces, steps: [])
+    monkeypatch.setattr(bench, "speed_steps", lambda config: 0)
+
+    def run(floor_set: bool) -> tuple[dict, str, list[tuple[float, str]]]:
+        out, steps = tmp_path / f"floor {floor_set}", []
+        config = _tiny_config(setup, heldout_kits=(setup["heldout"],), floor_set=floor_set)
+        bench.run_bench(config, out, progress=lambda done, note: steps.append((done, note)))
+        return json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text(), steps
+
+    (plain, plain_md, plain_steps), (floored, floored_md, floored_steps) = run(False), run(True)
+    assert plain["floor"] is None and "recording floor" not in plain_md
+    assert floored["quality"] == plain["quality"] and floored["heldout"] == plain["heldout"]
+    assert floored["targets"] == plain["targets"]
+    plain_body, floored_body = (md.split("\n", 3)[3] for md in (plain_md, floored_md))  # no date
+    assert floored_body.split("## Quality with a recording floor")[0] == \
+        plain_body.split("## Held-out")[0]
+    assert floored_body.split("## Held-out")[1] == plain_body.split("## Held-out")[1]
+
+    rows = floored["floor"]["quality"]["rows"]
+    assert rows["clean snare (perfect output)"]["si_sdr"]["mean"] == pytest.approx(120.0)
+    plain_input = plain["quality"]["rows"]["input (unchanged)"]["si_sdr"]["mean"]
+    # the same clip plus a floor far below it: a little worse, not another clip
+    assert plain_input - 1.0 < rows["input (unchanged)"]["si_sdr"]["mean"] < plain_input
+    (clip,) = floored["floor"]["quality"]["per_clip"]
+    assert -110.0 <= clip["floor_dbfs"] <= -66.0
+    assert "floor_dbfs" not in plain["quality"]["per_clip"][0]
+    # one step per clip of each set, ending at 1
+    assert [note for _, note in floored_steps] == ["test clip 1", "floor clip 1", "held-out clip 1"]
+    assert floored_steps[-1][0] == 1.0 and plain_steps[-1][0] == 1.0
