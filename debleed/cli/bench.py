@@ -19,7 +19,7 @@ def _unique(kits: tuple[Path, ...]) -> tuple[Path, ...]:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A subset (6 clips, short speed files) in under two minutes.")
+@click.option("--quick", is_flag=True, help="A subset (6 clips, short speed files) in about two minutes.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench_out"),
               show_default=True, help="Folder for bench.json and bench.md.")
 @click.option("--kit", type=click.Path(path_type=Path), default=None,
