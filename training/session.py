@@ -33,6 +33,9 @@ from .synth import Clip, check_clip_seconds, write_clip
 
 SESSION_RATE = 48000
 ANTIPHASE_DB = 40.0  # a mono mix this far below its loudest channel is channels cancelling
+#: A take peaking under this is a muted export: 16-bit dither alone reaches -90 dBFS, above
+#: the -100 dBFS that marks a silent kit sample (``SILENCE_PEAK``).
+TAKE_SILENCE_PEAK = 10 ** (-80 / 20)
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,9 @@ def _refuse_silent_mono(path: str, channels: np.ndarray, mono: np.ndarray) -> No
         raise DatasetError(f"{path}: take is silent after mixing its channels to mono: they "
                            f"are in antiphase and cancel (the mix {drop} the loudest channel); "
                            "flip one channel's polarity or export one channel")
-    if not peak > SILENCE_PEAK:
-        raise DatasetError(f"{path}: take is silent after mixing its channels to mono")
+    if not peak > TAKE_SILENCE_PEAK:
+        raise DatasetError(f"{path}: take is silent after mixing its channels to mono (it "
+                           "peaks under -80 dBFS: a muted export?)")
 
 
 @lru_cache(maxsize=8)

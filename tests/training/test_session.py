@@ -237,6 +237,20 @@ def test_a_16_bit_take_in_antiphase_is_refused(tmp_path, session_dirs, folder, d
     assert not (tmp_path / "out").exists()
 
 
+def test_a_muted_16_bit_export_is_refused_as_silent(tmp_path, session_dirs):
+    """A muted track exported at 16 bits with dither is 1-2 LSB of noise (-90 dBFS): above
+    the kit samples' -100 dBFS silence floor, so it passed and made bleed-free clips."""
+    clean_dir, bleed_dir = session_dirs
+    path = bleed_dir / "muted.wav"
+    sf.write(path, dither((2 * 48000, 2), np.random.default_rng(6)), 48000, subtype="PCM_16")
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean_dir, bleed_dir, config)
+    with pytest.raises(DatasetError, match=re.escape(
+            f"{path}: take is silent after mixing its channels to mono (it peaks under -80")):
+        build_session_dataset(plan, tmp_path / "out", seed=0, config=config)
+    assert not (tmp_path / "out").exists()
+
+
 def close_mic_pair(take: np.ndarray) -> np.ndarray:
     """Top and bottom snare mics: the bottom one 0.3 ms later, 4 dB quieter and
     polarity-inverted, as a bottom mic is recorded (the pair partly cancels in mono)."""
