@@ -144,7 +144,8 @@ def _check_fields(package: dict[str, Any]) -> None:
 def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: no such checkpoint")
+        raise ModelError(f"{path}: is a folder, not a checkpoint (name its best.pt?)"
+                         if path.is_dir() else f"{path}: no such checkpoint")
     try:
         package = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -225,3 +227,9 @@ def test_soup_and_ensemble_name_the_checkpoint_they_refuse(tmp_path, command):
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert lines[0].startswith(f"Error: {future}: checkpoint format"), lines
+
+
+def test_a_folder_given_as_checkpoint_is_named_as_one(tmp_path):
+    """``--model runs/x`` (the run folder, not its best.pt) said "no such checkpoint"."""
+    with pytest.raises(ModelError, match=re.escape(f"{tmp_path}: is a folder, not a checkpoint")):
+        load_checkpoint(tmp_path)
