@@ -557,8 +557,12 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     steady tone or wash) gets a threshold above its maximum.
     Limits: bleed as loud as the softest hits (ghost notes under a loud hi-hat) cannot be
     separated by level, nor can a few hits of random velocities be told from clusters; of
-    two bleed sources at clearly different levels under two levels of hits, only the softer
-    is gated out. The detector filters (``detector_hpf_hz``...) help there.
+    two bleed sources at clearly different levels (hi-hat, and louder kick or tom bleed),
+    only the softer is gated out, whether the hits come at one level or two: three levels
+    are read as bleed, ghost notes and hits, since dropping ghost notes is the worse
+    mistake before the model (which removes the louder bleed). The detector filters
+    (``detector_hpf_hz`` at 150 Hz takes most kick and floor-tom bleed out of the
+    detector) help there.
     """
     level = detector_level(samples, sample_rate, config)
     return _threshold_from_level(level, sample_rate)

@@ -127,13 +127,22 @@ def _python_check(settings: BridgeSettings) -> Check:
         done = subprocess.run([python, "-c", "import reaper_bridge.processing"],
                               env=settings.worker_env(),
                               capture_output=True, text=True, timeout=IMPORT_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except subprocess.TimeoutExpired:
+        return Check("worker python", False, _no_answer(python, IMPORT_TIMEOUT,
+                                                        "importing reaper_bridge.processing"))
+    except OSError as exc:
         return Check("worker python", False, f"{python}: {exc}")
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         return Check("worker python", False, f"{python} cannot import reaper_bridge.processing "
                      f"({reason}): run 'debleed reaper install' from the debleed environment")
     return Check("worker python", True, python)
+
+
+def _no_answer(python: str, timeout: float, doing: str) -> str:
+    """The detail for a worker Python that ran past ``timeout``: one short line, where
+    ``TimeoutExpired``'s own text quotes the whole command, a probe's source included."""
+    return f"{python} did not answer within {timeout:.0f} s ({doing})"
 
 
 def _package_root_check(root: str) -> Check:
@@ -165,7 +174,10 @@ def _in_worker(settings: BridgeSettings, probe: str, *args: str) -> Any:
         done = subprocess.run([settings.python, "-c", PROBE, probe, *args],
                               env=settings.worker_env(),
                               capture_output=True, text=True, timeout=LOAD_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except subprocess.TimeoutExpired:
+        raise DebleedError(_no_answer(settings.python, LOAD_TIMEOUT,
+                                      "importing torch and loading the model")) from None
+    except OSError as exc:
         raise DebleedError(f"{settings.python}: {exc}") from None
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .items import BridgeError
-from .settings import SCRIPTS_SUBDIR, load_settings, save_settings, settings_path, write_in_place
+from .settings import (SCRIPTS_SUBDIR, load_settings, save_settings, settings_path,
+                       split_lines, write_in_place)
 
 #: Script file -> action name shown in REAPER's action list (after "Custom: ").
 SCRIPTS: dict[str, str] = {
@@ -121,14 +122,20 @@ def scr_script(line: str, entries: dict[str, str]) -> str | None:
     return None
 
 
-def read_kb(resource_path: str) -> list[str]:
-    """The lines of ``reaper-kb.ini``; none when REAPER has not written it yet."""
+def _kb_text(resource_path: str) -> str:
+    """``reaper-kb.ini`` as it is, line endings included (REAPER on Windows writes CRLF);
+    empty when REAPER has not written it yet."""
     try:
         with open(os.path.join(resource_path, KB_FILE), encoding="utf-8",
-                  errors="surrogateescape") as handle:
-            return handle.read().splitlines()
+                  errors="surrogateescape", newline="") as handle:
+            return handle.read()
     except FileNotFoundError:
-        return []
+        return ""
+
+
+def read_kb(resource_path: str) -> list[str]:
+    """The lines of ``reaper-kb.ini``, without their endings; none when there is no file."""
+    return _kb_text(resource_path).splitlines()
 
 
 def _rewritten(line: str, relative: str, description: str) -> str:
@@ -154,17 +161,21 @@ def register_in_kb(resource_path: str, entries: dict[str, str]) -> str:
     - lines in other sections (the MIDI editor...) are the user's and stay;
     - an entry with no line gets one with our stable ``command_id``, at the end.
 
-    The file is written through a symbolic link, with its permission bits kept
-    (``write_in_place``)."""
-    lines = read_kb(resource_path)
+    The file is edited in place: written through a symbolic link, with its permission
+    bits kept (``write_in_place``), its line endings (``split_lines``) and every line not
+    rewritten staying byte for byte."""
+    lines, newline = split_lines(_kb_text(resource_path))
     done: set[str] = set()
     for index, line in enumerate(lines):
-        relative = scr_script(line, entries)
+        body = line.rstrip("\r\n")
+        relative = scr_script(body, entries)
         if relative is not None and relative not in done:
-            lines[index] = _rewritten(line, relative, entries[relative])
+            lines[index] = _rewritten(body, relative, entries[relative]) + line[len(body):]
             done.add(relative)
-    lines += [kb_line(rel, desc) for rel, desc in entries.items() if rel not in done]
-    return write_in_place(os.path.join(resource_path, KB_FILE), "\n".join(lines) + "\n")
+    added = [kb_line(rel, desc) + newline for rel, desc in entries.items() if rel not in done]
+    if added and lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += newline  # a last line without an ending, now followed by ours
+    return write_in_place(os.path.join(resource_path, KB_FILE), "".join(lines + added))
 
 
 def same_folder(first: str, second: str) -> bool:

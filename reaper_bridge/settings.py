@@ -183,7 +183,11 @@ def write_in_place(path: str, text: str) -> str:
     """Write ``text`` (line endings as given) to ``path`` atomically, as the file the user
     keeps there: a symbolic link is followed, since renaming the new file onto the link
     would replace the link with a plain file, and the file's permission bits are kept (a
-    read-only file stays read-only; on POSIX the rename needs only a writable folder)."""
+    read-only file stays read-only; on POSIX the rename needs only a writable folder).
+
+    The bits are given to the file once it is in place, never to the temporary file: on
+    Windows a read-only temporary file can neither replace the target nor be removed when
+    that fails, which left it behind and hid the error under the failed removal's."""
     target = os.path.realpath(path)
     try:
         mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
@@ -192,8 +196,8 @@ def write_in_place(path: str, text: str) -> str:
     with atomic_output(target) as tmp:
         with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
             handle.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
+    if mode is not None:
+        os.chmod(target, mode)
     return path
 
 
@@ -254,11 +258,22 @@ def _changed(current: BridgeSettings, settings: BridgeSettings,
 
 
 #: A ``key = value ; comment`` line as ``load_settings`` reads it: the first ``=`` or ``:``
-#: ends the key, and a ``;`` at the start of the value or after a space starts a comment.
-_KEY_LINE = re.compile(r"(?P<lead>\s*(?P<key>[^=:]*?)\s*[=:]\s*)(?P<value>.*?)"
-                       r"(?P<tail>(?:\s+;.*)?\s*)$")
+#: ends the key, and a ``;`` after a space starts a comment. The spaces after the ``=``
+#: are ``lead``'s only when a value or the line's end follows them: before a comment (an
+#: empty value, ``model =    ; checkpoint``) they are ``tail``'s, so that a new value goes
+#: in front of them rather than making the comment its own text.
+_KEY_LINE = re.compile(r"(?P<lead>\s*(?P<key>[^=:]*?)\s*[=:](?:[ \t]*(?=[^\s;]|$))?)"
+                       r"(?P<value>.*?)(?P<tail>(?:\s+;.*)?\s*)$")
 _SECTION_LINE = re.compile(r"\s*\[(?P<name>.+)\]")
 _INLINE_COMMENT = re.compile(r"(^|\s);.*")
+
+
+def split_lines(text: str) -> tuple[list[str], str]:
+    """``text``'s lines as ``open`` splits them, each with its own line ending, and the
+    ending a line added to it should get (its first line's): a file edited in place keeps
+    the CRLF endings Windows editors and REAPER give it, and its other lines byte for byte."""
+    lines = io.StringIO(text, newline="").readlines()
+    return lines, "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
 
 
 @dataclass
@@ -298,12 +313,15 @@ def _layout(lines: list[str]) -> _Layout:
 
 
 def _set_value(line: str, value: str) -> str:
-    """``line`` with its value replaced: the key's spelling, an inline comment and the
-    line ending stay."""
+    """``line`` with its value replaced: the key's spelling, an inline comment (with the
+    spaces before it) and the line ending stay. An empty value's ``lead`` may end at the
+    ``=`` (``_KEY_LINE``): the new value gets a space after it, as ``key = value``."""
     body = line.rstrip("\r\n")
     entry = _KEY_LINE.match(body)
     assert entry is not None  # _layout found a key on this line
-    return f"{entry['lead']}{value}{entry['tail']}{line[len(body):]}"
+    lead = entry["lead"]
+    gap = "" if entry["value"] or lead[-1].isspace() else " "
+    return f"{lead}{gap}{value}{entry['tail']}{line[len(body):]}"
 
 
 def _edit_ini(text: str, values: dict[str, dict[str, str]], changed: set[tuple[str, str]]) -> str:
@@ -312,8 +330,7 @@ def _edit_ini(text: str, values: dict[str, dict[str, str]], changed: set[tuple[s
     end), a ``[gate]`` key no longer in ``values`` is removed, and every other line stays
     as it is, byte order mark and line endings included."""
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    lines = io.StringIO(text[len(bom):], newline="").readlines()  # as open() splits them
-    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    lines, newline = split_lines(text[len(bom):])
     layout = _layout(lines)
     replaced: dict[int, str] = {}
     dropped: set[int] = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from denoiser.errors import ParameterError
@@ -164,8 +165,21 @@ class TrainConfig:
         return synth_config_with({**self.synth, **self.guard_synth}, "guard synth")
 
     def validation_changes(self, other: "TrainConfig") -> list[str]:
-        """The ``VALIDATION_FIELDS`` in which ``other`` differs from this configuration."""
-        return [name for name in VALIDATION_FIELDS if getattr(self, name) != getattr(other, name)]
+        """The ``VALIDATION_FIELDS`` in which ``other`` differs from this configuration.
+
+        Data is compared by what it is, not where it lies: a dataset by its identity when
+        both runs recorded one (the same folder may now hold another dataset; a copy
+        elsewhere is the same one), kits by their folder names (a checkout on another
+        machine lies elsewhere)."""
+        return [name for name in VALIDATION_FIELDS
+                if self._validation_value(name, other) != other._validation_value(name, self)]
+
+    def _validation_value(self, name: str, other: "TrainConfig") -> Any:
+        if name == "data" and self.data_identity and other.data_identity:
+            return self.data_identity
+        if name == "kits":
+            return [Path(kit).name for kit in self.kits]
+        return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

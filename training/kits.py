@@ -164,7 +164,9 @@ def classify_name(text: str) -> str | None:
     tokens = set(re.findall(r"[a-z]+", low))
     if "china" in low:
         return "china"
-    if any(_PERCUSSION.fullmatch(token) for token in tokens):
+    # CamelCase parts too: "ClapHi" and "CowbellHigh" name a clap and a cowbell.
+    camel = {part.lower() for part in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", text)}
+    if any(_PERCUSSION.fullmatch(token) for token in tokens | camel):
         return "other"
     if "snare" in low or tokens & {"sd", "sn", "snr"}:
         return _stroke(low, tokens, snare=True) or "snare"

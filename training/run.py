@@ -198,8 +198,6 @@ def initial_model(config: TrainConfig):
 def init_model(config: TrainConfig):
     """The ``--init`` checkpoint's model (``load_checkpoint``'s errors name the file)."""
     path = default_model_path() if config.init == "default" else Path(config.init)
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder, not a checkpoint")
     model, _ = load_checkpoint(path, overrides=config.model_kwargs or None)
     return model
 

@@ -457,7 +457,21 @@ def performance_parts(midi_paths: Sequence[str], valid_fraction: float | None
     if valid_fraction is None:
         return {"test": whole}
     parts = [split_performance(performance, valid_fraction) for performance in whole]
-    return {split: [part[split] for part in parts] for split in ("train", "valid")}
+    splits = {split: [part[split] for part in parts if _holds_hits(part[split])]
+              for split in ("train", "valid")}
+    wanted = ("train", "valid") if valid_fraction > 0 else ("train",)
+    empty = [split for split in wanted if not splits[split]]
+    if whole and empty:  # a split without parts would silently fall back to generated grooves
+        raise DatasetError(f"MIDI {', '.join(Path(p).name for p in midi_paths)}: too few hits "
+                           f"at distinct times to give the {' and '.join(empty)} split its own "
+                           "part; give longer performances")
+    return splits
+
+
+def _holds_hits(performance: Performance) -> bool:
+    """Whether the part has a hit: one hit, or a chord at one time, leaves one part empty."""
+    times = performance.events.time
+    return bool(np.any((times >= performance.start) & (times < performance.stop)))
 
 
 def _init_worker(out: Path, kit_paths: list[str], config: SynthConfig,

@@ -424,3 +424,32 @@ def test_without_lookahead_a_hit_at_the_start_still_fades_in():
     np.testing.assert_allclose(gain[:crossing], closed, rtol=1e-6)
     np.testing.assert_allclose(gain[crossing:crossing + attack],
                                closed + (1 - closed) * y * y * (3 - 2 * y), atol=1e-6)
+
+
+def test_auto_threshold_with_louder_kick_bleed_is_fixed_by_the_detector_high_pass(rng):
+    """Hi-hat bleed (-30 dBFS), louder kick bleed (a 60 Hz thump, -18 dBFS) and snares at
+    one level read as three levels: the documented limit, the kick taken for ghost notes.
+    A 150 Hz high-pass on the detector takes the kick out of it, and both bleeds gate."""
+    x = noise(rng, 4.0, -66)
+    kicks, hats, snares = [], [], []
+    thump = np.sin(2 * np.pi * 60 * np.arange(ms(150)) / SR) * np.exp(-np.arange(ms(150)) / ms(40))
+    for slot, onset in enumerate(range(ms(60), x.size - ms(150), ms(125))):
+        burst = rng.standard_normal(ms(60)) * np.exp(-np.arange(ms(60)) / ms(8))
+        x[onset:onset + ms(60)] += 10 ** (-30 / 20) * burst / np.abs(burst).max()
+        if slot % 4 == 0:
+            x[onset:onset + ms(150)] += snare(rng, 1.0)
+            snares.append(onset)
+        elif slot % 4 == 2:
+            x[onset:onset + ms(150)] += 10 ** (-18 / 20) * thump
+            kicks.append(onset)
+        else:
+            hats.append(onset)
+    assert -30 < auto_threshold_db(x, SR, GateConfig()) < -18  # the limit, as documented
+    filtered = GateConfig(auto=True, detector_hpf_hz=150, hold_ms=20, release_ms=20,
+                          range_db=-60)
+    gated = apply_gate(x, SR, filtered)
+    for onsets in (kicks, hats):
+        spans = np.concatenate([np.arange(onset, onset + ms(60)) for onset in onsets])
+        assert energy_db(x[spans]) - energy_db(gated[spans]) > 20
+    hits = np.concatenate([np.arange(onset, onset + ms(60)) for onset in snares])
+    assert abs(energy_db(gated[hits]) - energy_db(x[hits])) < 0.5

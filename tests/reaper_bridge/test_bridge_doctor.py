@@ -99,6 +99,30 @@ def test_the_model_is_loaded_by_the_workers_python(tmp_path: Path, tiny_checkpoi
     assert checks["device, precision"].detail == "ModuleNotFoundError: No module named 'torch'"
 
 
+
+@POSIX
+@pytest.mark.parametrize("stalls,names", [
+    ("probe", ("device, precision", "model loads")), ("import", ("worker python",)),
+], ids=["probe", "import"])
+def test_a_worker_python_that_never_answers_is_one_short_line(
+        tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+        stalls: str, names: tuple[str, ...]) -> None:
+    """A timed-out run was reported as str(TimeoutExpired), which quotes the whole command:
+    the probe's Python source landed in the doctor line."""
+    python = tmp_path / "python"
+    passes = '*"import reaper_bridge.processing"*' if stalls == "probe" else "nothing"
+    python.write_text(f'#!/bin/sh\ncase "$*" in {passes}) exec "{sys.executable}" "$@";; '
+                      '*) exec sleep 30;; esac\n')
+    python.chmod(0o755)
+    resource = installed(tmp_path, tiny_checkpoint, python=str(python))
+    monkeypatch.setattr(doctor, "LOAD_TIMEOUT", 1.0)
+    monkeypatch.setattr(doctor, "IMPORT_TIMEOUT", 1.0)
+    checks = checks_of(resource)
+    doing = ("importing torch and loading the model" if stalls == "probe"
+             else "importing reaper_bridge.processing")
+    for name in names:
+        assert checks[name].line() == f"[FAIL] {name}: {python} did not answer within 1 s ({doing})"
+
 def _kb(resource: Path, section: str) -> None:
     resource.mkdir(exist_ok=True)
     (resource / "reaper-kb.ini").write_text("".join(

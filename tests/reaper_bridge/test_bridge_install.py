@@ -325,3 +325,74 @@ def test_an_export_dir_named_default_is_a_folder_beside_the_ini(tmp_path: Path) 
     ini.write_text(re.sub(r"(?m)^model = .*$", "model = default", ini.read_text()))
     settings = load_settings(str(ini))
     assert settings.export_dir == str(ini.parent / "default") and settings.model == "default"
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("python =        ; set by debleed reaper install",
+     "python = /new/env/bin/python        ; set by debleed reaper install"),
+    ("python = ; set by install", "python = /new/env/bin/python ; set by install"),
+    ("python =\t; set by install", "python = /new/env/bin/python\t; set by install"),
+    ("python =", "python = /new/env/bin/python"),
+], ids=["spaces", "one-space", "tab", "no-comment"])
+def test_an_empty_value_gets_its_new_value_before_its_comment(tmp_path: Path, line: str,
+                                                              expected: str) -> None:
+    """The spaces after "=" went to the key, so an empty value's comment was read as the
+    value and replaced: "python =        ; set by ..." became "python =        /new/...",
+    its comment gone, though the docs (and this module's sample INI) keep comments."""
+    resource = tmp_path / "REAPER"
+    ini = Path(settings_path(str(resource)))
+    ini.parent.mkdir(parents=True)
+    ini.write_bytes(f"[debleed]\r\n{line}\r\nmodel =    ; checkpoint\r\n".encode())
+    install(str(resource), python="/new/env/bin/python")
+    lines = ini.read_bytes().decode().splitlines(keepends=True)
+    assert lines[1:3] == [f"{expected}\r\n", "model =    ; checkpoint\r\n"]
+    assert load_settings(str(ini)).python == "/new/env/bin/python"
+    settings = load_settings(str(ini))
+    settings.model = "/models/mine.pt"
+    save_settings(str(ini), settings)
+    assert ini.read_bytes().decode().splitlines(keepends=True)[2] == \
+        "model = /models/mine.pt    ; checkpoint\r\n"
+    assert load_settings(str(ini)).model == "/models/mine.pt"
+
+
+def test_reaper_kb_keeps_its_line_endings(tmp_path: Path) -> None:
+    """reaper-kb.ini was read with splitlines and joined with "\\n": REAPER's CRLF file
+    came back LF throughout, every line changed, though it is edited in place."""
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    old = f'SCR 4 0 {command_id(DENOISE)} "Custom: debleed: old name" "{DENOISE}"'
+    user = ['KEY 1 65 40001 0', 'SCR 4 0 RSabc "Custom: other.lua" "other.lua"', old,
+            'ACT 0 0 "c0ffee" "Custom: mine" 40001']
+    (resource / "reaper-kb.ini").write_bytes("\r\n".join(user).encode())  # no ending at the end
+    install(str(resource))
+    data = (resource / "reaper-kb.ini").read_bytes().decode()
+    lines = data.splitlines(keepends=True)
+    assert lines[:4] == [f"{user[0]}\r\n", f"{user[1]}\r\n", f"{OURS}\r\n", f"{user[3]}\r\n"]
+    assert len(lines) == 4 + len(SCRIPTS) - 1 and all(l.endswith("\r\n") for l in lines)
+    assert data.count("\n") == data.count("\r\n")
+    install(str(resource))
+    assert (resource / "reaper-kb.ini").read_bytes().decode() == data
+
+
+def test_a_failed_replace_leaves_no_temporary_file(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old permission bits went to the temporary file before the rename: on Windows a
+    read-only one can neither replace the target nor be removed when that fails, so a
+    hidden temporary file stayed and the removal's error hid the real one."""
+    ini = tmp_path / "debleed.ini"
+    ini.write_text("[debleed]\ndevice = auto\n")
+    ini.chmod(0o444)
+    modes: list[int] = []
+
+    def refused(source: str | os.PathLike, target: str | os.PathLike) -> None:
+        modes.append(stat.S_IMODE(os.stat(source).st_mode))
+        raise PermissionError(13, "Access is denied", str(target))
+
+    monkeypatch.setattr(os, "replace", refused)
+    settings = load_settings(str(ini))
+    settings.device = "cpu"
+    with pytest.raises(PermissionError, match="Access is denied"):
+        save_settings(str(ini), settings)
+    assert modes and modes[0] & stat.S_IWUSR  # the temporary file was writable
+    assert [p.name for p in tmp_path.iterdir()] == ["debleed.ini"]
+    assert ini.read_text() == "[debleed]\ndevice = auto\n"

@@ -46,6 +46,8 @@ def test_synthetic_kit_categories(synthetic_kit):
     # without "snare", a tom or kick wins over rim/rimshot/stick (rimshot is a snare role)
     ("floor_tom_rimshot", "tom"), ("Tom Rim", "tom"), ("Kick Rim", "kick"),
     ("Custom Stick", "sidestick"), ("HiTom", "tom"), ("Bottom", None),
+    ("ClapHi", "other"), ("CowbellHigh", "other"), ("HandClapLo", "other"),
+    ("ShakerLoop", "other"), ("SnareSnappy", "snare"),
     ("Stick", "sidestick"), ("c#3 - stick", "sidestick"), ("Rim", "sidestick"),
     # with "snare", rim and rimshot are rimshots, side/cross stick side sticks
     ("Chopstick snare", "snare"), ("Snare Rim", "rimshot"), ("SD rimshot", "rimshot"),

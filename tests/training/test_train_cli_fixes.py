@@ -158,3 +158,20 @@ def test_only_the_first_torchrun_rank_prints_the_result(monkeypatch: pytest.Monk
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert is_first_process() is prints
+
+
+def test_validation_changes_compare_the_data_not_its_path():
+    """A run stores absolute paths: a checkout elsewhere names the same kits at another
+    path (no change), and one folder may come to hold another dataset (a change)."""
+    from training.config import TrainConfig
+
+    here = TrainConfig(kits=["/home/a/debleed/.kits/GMRockKit"])
+    elsewhere = TrainConfig(kits=["/srv/b/.kits/GMRockKit"])
+    assert here.validation_changes(elsewhere) == []
+    assert here.validation_changes(TrainConfig(kits=["/srv/b/.kits/ForzeeStereo"])) == ["kits"]
+    first = TrainConfig(data="/d/data", data_identity={"seed": 0, "clips": 10})
+    swapped = TrainConfig(data="/d/data", data_identity={"seed": 7, "clips": 10})
+    moved = TrainConfig(data="/e/copy", data_identity={"seed": 0, "clips": 10})
+    assert first.validation_changes(swapped) == ["data"]
+    assert first.validation_changes(moved) == []
+    assert first.validation_changes(TrainConfig(data="/e/copy")) == ["data"]  # no identity: by path
