@@ -8,6 +8,8 @@ import numpy as np
 import soundfile as sf
 
 from denoiser.audio import read_audio, write_audio
+from reaper_bridge.install import install
+from reaper_bridge.settings import load_settings, save_settings, settings_path
 
 
 def make_wav(path: Path, seconds: float, rate: int = 48000, channels: int = 1, seed: int = 0) -> Path:
@@ -42,3 +44,15 @@ def resampled(samples: np.ndarray, frames: int, playrate: float = 1.0,
     grid = np.arange(samples.shape[1])
     return np.stack([np.interp(position, grid, channel, left=0.0, right=0.0)
                      for channel in samples])
+
+
+def configure(resource: Path, model: Path | str, **changes) -> None:
+    """Install the scripts (kb.ini path), then point the settings at ``model`` on the CPU,
+    with ``changes`` (settings attributes) on top."""
+    install(str(resource))
+    path = settings_path(str(resource))
+    settings = load_settings(path)
+    settings.model, settings.device = str(model), "cpu"
+    for key, value in changes.items():
+        setattr(settings, key, value)
+    save_settings(path, settings)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from fake_reaper import AUTO_UNDO, FakeReaper
+from reaper_helpers import configure
 
 from reaper_bridge import actions, doctor
-from reaper_bridge.install import SCRIPTS, command_id, install
-from reaper_bridge.settings import load_settings, save_settings, settings_path
+from reaper_bridge.install import SCRIPTS, command_id
 
 POSIX = pytest.mark.skipif(os.name == "nt", reason="the stand-in Python is a shell script")
 
@@ -41,13 +41,7 @@ def installed(tmp_path: Path, model: Path, **changes: str) -> Path:
     """An install on the tiny model (no reaper.ini: that is only a [warn])."""
     resource = tmp_path / "REAPER"
     resource.mkdir()
-    install(str(resource))
-    path = settings_path(str(resource))
-    settings = load_settings(path)
-    settings.model, settings.device = str(model), "cpu"
-    for key, value in changes.items():
-        setattr(settings, key, value)
-    save_settings(path, settings)
+    configure(resource, model, **changes)
     return resource
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fake_reaper import FakeReaper
-from reaper_helpers import make_wav
+from reaper_helpers import configure, make_wav
 
 from reaper_bridge import actions
 from reaper_bridge.install import install
@@ -29,17 +29,6 @@ def run_session(tmp_path: Path, scenario: dict) -> dict:
                            str(out_file)], capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out_file.read_text())
-
-
-def configure(resource: Path, model: Path | str, **changes) -> None:
-    """Install the scripts (kb.ini path), then point the settings at ``model``."""
-    install(str(resource))
-    path = settings_path(str(resource))
-    settings = load_settings(path)
-    settings.model, settings.device = str(model), "cpu"
-    for key, value in changes.items():
-        setattr(settings, key, value)
-    save_settings(path, settings)
 
 
 def test_real_reapy_runs_on_the_fake(tmp_path: Path) -> None:

@@ -229,12 +229,18 @@ def test_a_16_bit_take_in_antiphase_is_refused(tmp_path, session_dirs, folder, d
         take += dither(take.shape, rng)
     path = tmp_path / folder / "antiphase.wav"
     sf.write(path, take, 48000, subtype="PCM_16")
+    refuse_session(clean_dir, bleed_dir, tmp_path / "out",
+                   f"{path}: take is silent after mixing its channels to mono: they are in antiphase")
+
+
+def refuse_session(clean_dir: Path, bleed_dir: Path, out: Path, message: str) -> None:
+    """Building a session dataset from these takes fails with ``message`` (its start) and
+    leaves no output folder."""
     config = SessionConfig(clip_seconds=1.0)
     plan = plan_session(clean_dir, bleed_dir, config)
-    with pytest.raises(DatasetError, match=re.escape(
-            f"{path}: take is silent after mixing its channels to mono: they are in antiphase")):
-        build_session_dataset(plan, tmp_path / "out", seed=0, config=config)
-    assert not (tmp_path / "out").exists()
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        build_session_dataset(plan, out, seed=0, config=config)
+    assert not out.exists()
 
 
 def test_a_muted_16_bit_export_is_refused_as_silent(tmp_path, session_dirs):
@@ -243,12 +249,8 @@ def test_a_muted_16_bit_export_is_refused_as_silent(tmp_path, session_dirs):
     clean_dir, bleed_dir = session_dirs
     path = bleed_dir / "muted.wav"
     sf.write(path, dither((2 * 48000, 2), np.random.default_rng(6)), 48000, subtype="PCM_16")
-    config = SessionConfig(clip_seconds=1.0)
-    plan = plan_session(clean_dir, bleed_dir, config)
-    with pytest.raises(DatasetError, match=re.escape(
-            f"{path}: take is silent after mixing its channels to mono (it peaks under -80")):
-        build_session_dataset(plan, tmp_path / "out", seed=0, config=config)
-    assert not (tmp_path / "out").exists()
+    refuse_session(clean_dir, bleed_dir, tmp_path / "out",
+                   f"{path}: take is silent after mixing its channels to mono (it peaks under -80")
 
 
 def close_mic_pair(take: np.ndarray) -> np.ndarray:
