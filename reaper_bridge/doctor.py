@@ -61,7 +61,7 @@ def run_checks(resource_path: str, timeout: float = 5.0) -> list[Check]:
     if not python.ok:  # nothing would answer: each line would repeat the python FAIL
         return checks + [Check("device, precision, model", False, "not checked: the worker "
                                "python above cannot run", required=False)]
-    return checks + _engine_checks(settings) + [_model_check(settings)]
+    return checks + _worker_checks(settings)
 
 
 def _resource_check(resource_path: str) -> Check:
@@ -186,14 +186,22 @@ def _in_worker(settings: BridgeSettings, probe: str, *args: str) -> Any:
         raise DebleedError(f"{settings.python} could not run the check ({reason})") from None
 
 
-def _engine_checks(settings: BridgeSettings) -> list[Check]:
-    """The device, the precision and the GPU as the worker's Python sees them
-    (``engine_probe``)."""
+def _worker_checks(settings: BridgeSettings) -> list[Check]:
+    """The device, the precision, the GPU and the model as the worker's Python sees them:
+    one run of it (``worker_probe``), so torch is imported once and a worker that hangs
+    costs one timeout."""
     try:
-        return [Check(**fields) for fields in
-                _in_worker(settings, "engine_probe", settings.device, settings.precision)]
+        answer = _in_worker(settings, "worker_probe", settings.device, settings.precision,
+                            settings.model)
     except DebleedError as exc:
-        return [Check("device, precision", False, str(exc))]
+        return [Check("device, precision, model", False, str(exc))]
+    return [Check(**fields) for fields in answer["engine"]] + [_model_check(settings, *answer["model"])]
+
+
+def worker_probe(device: str, precision: str, model: str) -> dict[str, Any]:
+    """Run by the worker's Python (``_in_worker``): ``engine_probe``'s lines and
+    ``model_probe``'s answer, in one process."""
+    return {"engine": engine_probe(device, precision), "model": model_probe(model, device)}
 
 
 def engine_probe(device: str, precision: str) -> list[dict[str, Any]]:
@@ -224,21 +232,17 @@ def engine_probe(device: str, precision: str) -> list[dict[str, Any]]:
     return [asdict(check) for check in checks]
 
 
-def _model_check(settings: BridgeSettings) -> Check:
-    """Load the model the actions' worker would load, in the worker's Python
-    (``model_probe``): ``settings.model`` as ``load_settings`` resolved it (``~``
-    expanded, relative to the INI's folder), never the INI's text against this terminal's
-    current directory, which the worker (started from REAPER) does not share; so doctor
-    fails exactly when the action would."""
+def _model_check(settings: BridgeSettings, ok: bool, detail: str) -> Check:
+    """The model line from ``model_probe``'s answer. The worker loads ``settings.model``
+    as ``load_settings`` resolved it (``~`` expanded, relative to the INI's folder), never
+    the INI's text against this terminal's current directory, which the worker (started
+    from REAPER) does not share; so doctor fails exactly when the action would, and a
+    failure shows how the INI spelled the path."""
+    if ok:
+        return Check("model loads", True, f"{settings.model or 'shipped model'}: {detail}")
     written = settings.as_written.get("model", "").strip()
     spelled = (f" (model = {written} in debleed.ini; a relative path starts at its folder)"
                if written and written != settings.model else "")
-    try:
-        ok, detail = _in_worker(settings, "model_probe", settings.model, settings.device)
-    except DebleedError as exc:
-        ok, detail = False, str(exc)
-    if ok:
-        return Check("model loads", True, f"{settings.model or 'shipped model'}: {detail}")
     return Check("model loads", False, f"{detail}{spelled}")
 
 

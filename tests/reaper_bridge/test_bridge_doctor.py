@@ -96,7 +96,7 @@ def test_the_model_is_loaded_by_the_workers_python(tmp_path: Path, tiny_checkpoi
 
 @POSIX
 @pytest.mark.parametrize("stalls,names", [
-    ("probe", ("device, precision", "model loads")), ("import", ("worker python",)),
+    ("probe", ("device, precision, model",)), ("import", ("worker python",)),
 ], ids=["probe", "import"])
 def test_a_worker_python_that_never_answers_is_one_short_line(
         tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
@@ -116,6 +116,23 @@ def test_a_worker_python_that_never_answers_is_one_short_line(
              else "importing reaper_bridge.processing")
     for name in names:
         assert checks[name].line() == f"[FAIL] {name}: {python} did not answer within 1 s ({doing})"
+    assert "model loads" not in checks  # one probe, one timeout, one line
+
+
+@POSIX
+def test_the_workers_python_starts_once_for_device_precision_and_model(
+        tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """Doctor started the worker's Python once for the device and once for the model:
+    torch imported twice, and a worker that hangs waited out two timeouts."""
+    log = tmp_path / "starts.log"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\ncase "$*" in *probe*) echo start >> "{log}";; esac\n'
+                      f'exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    resource = installed(tmp_path, tiny_checkpoint, python=str(python))
+    checks = checks_of(resource)
+    assert [checks[name].ok for name in ("device", "precision", "model loads")] == [True] * 3
+    assert log.read_text().splitlines() == ["start"]
 
 def _kb(resource: Path, section: str) -> None:
     resource.mkdir(exist_ok=True)

@@ -319,7 +319,8 @@ def test_ini_model_path_resolves_from_its_folder_or_home_whatever_the_cwd(
     assert fake.messages == [] and [len(i.takes) for i in fake.tracks[0].items] == [2]
     ini = settings_path(fake.resource_path)
     assert load_settings(ini).model == str(folder / "models" / "tiny.pt")
-    assert doctor._model_check(load_settings(ini)).ok
+    model_line = doctor._worker_checks(load_settings(ini))[-1]
+    assert model_line.name == "model loads" and model_line.ok, model_line
     install(fake.resource_path)
     assert f"model = {model}\n" in Path(ini).read_text()
 
