@@ -149,26 +149,45 @@ def open_track(src: Path) -> sf.SoundFile:
     return handle
 
 
-def scan(handle: sf.SoundFile, keep: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Peak of each channel over the whole file (checking every sample is finite and every
-    frame the header counts decodes) and, if asked, the audio itself: the automatic gate
-    threshold needs the whole track's level statistics."""
+@dataclass(frozen=True)
+class TrackLevels:
+    """What one pass over a file learns of its level, per channel: ``offset``, its DC
+    offset (the mean), and ``peak``, its peak about that offset (the DC is removed before
+    the model, so it is no part of the level the model sees); ``samples``, the audio
+    itself when asked for."""
+
+    peak: np.ndarray
+    offset: np.ndarray
+    samples: np.ndarray | None = None
+
+
+def scan(handle: sf.SoundFile, keep: bool) -> TrackLevels:
+    """The levels of the whole file, checking every sample is finite and every frame the
+    header counts decodes, and, if ``keep``, the audio itself: the automatic gate threshold
+    needs the whole track's level statistics. The peak about the mean comes from each
+    channel's extremes, so one pass gives both."""
     handle.seek(0)
-    peak = np.zeros(handle.channels)
+    high = np.full(handle.channels, -np.inf)
+    low = np.full(handle.channels, np.inf)
+    total = np.zeros(handle.channels)
     kept = []
     decoded = 0
     try:
         for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
             if not np.isfinite(block).all():
                 raise AudioError(f"{handle.name}: contains NaN/inf samples")
-            peak = np.maximum(peak, np.max(np.abs(block), axis=0))
+            high = np.maximum(high, np.max(block, axis=0))
+            low = np.minimum(low, np.min(block, axis=0))
+            total += np.sum(block, axis=0, dtype=np.float64)
             decoded += block.shape[0]
             if keep:
                 kept.append(block.T.copy())
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{handle.name}: damaged audio file ({str(exc).splitlines()[0]})") from None
     require_whole(decoded, handle)
-    return peak, (np.concatenate(kept, axis=1) if keep else None)
+    offset = total / decoded
+    return TrackLevels(np.maximum(high - offset, offset - low), offset,
+                       np.concatenate(kept, axis=1) if keep else None)
 
 
 def require_whole(decoded: int, handle: sf.SoundFile) -> None:
@@ -185,10 +204,10 @@ def check_track(path: Path, need_sound: bool = True) -> int:
     every input this way before its first output, so a bad last file leaves no outputs.
     Returns the sample rate, for the checks that depend on it."""
     with open_track(path) as handle:
-        peaks, _ = scan(handle, keep=False)
+        peak = scan(handle, keep=False).peak
         rate = int(handle.samplerate)
     if need_sound:
-        require_sound(float(peaks.max()), path)
+        require_sound(float(peak.max()), path)
     return rate
 
 

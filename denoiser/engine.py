@@ -180,15 +180,22 @@ class Denoiser:
         return gains.astype(np.float32)[:, None]
 
     def denoise(self, samples: np.ndarray, sample_rate: int, progress: Progress | None = None,
-                gain: np.ndarray | None = None) -> np.ndarray:
+                gain: np.ndarray | None = None, offset: np.ndarray | None = None) -> np.ndarray:
         """Denoise ``(C, T)`` audio at any rate; the output is sample-aligned, same shape.
 
-        ``gain`` is the levelling gain per channel (``(C, 1)``, from ``gains_for``); the
-        streaming path passes the whole file's so every block is levelled alike.
+        ``offset`` is the DC offset per channel (``(C, 1)``; default: each channel's
+        mean), removed before the model and not restored: a constant is no part of the
+        snare, and left in, the mask that opens at each hit would turn it into a step, a
+        low thump, per hit. ``gain`` is the levelling gain per channel (``(C, 1)``, from
+        ``gains_for`` on the peaks about the offset). The streaming path passes the whole
+        file's of both, so every block is treated alike.
         """
         shape = np.shape(samples)
         samples = validate_samples(samples)
         sample_rate = validate_rate(sample_rate)
+        if offset is None:
+            offset = np.mean(samples, axis=-1, keepdims=True, dtype=np.float64)
+        samples = samples - np.asarray(offset, dtype=np.float32).reshape(-1, 1)
         if gain is None:
             gain = self.gains_for(np.max(np.abs(samples), axis=-1))
         gain = np.asarray(gain, dtype=np.float32)

@@ -1,9 +1,9 @@
 """File-to-file denoising that streams: audio memory is bounded by one block (a minute by
 default) whatever the file's length, so a 2-hour take works on a laptop.
 
-Passes over the input: the first finds the peak (the levelling gain must be the same
-for every block, or the output would pump) and, with ``auto`` gating, the threshold. With
-the pre-gate, a second pass reads its detector (the sidechain file, or the input) piece by
+Passes over the input: the first finds the DC offset and the peak about it (the offset
+removed and the levelling gain must be the same for every block, or the output would step
+and pump) and, with ``auto`` gating, the threshold. With the pre-gate, a second pass reads its detector (the sidechain file, or the input) piece by
 piece and keeps the gate's open stretches for the whole file: hold, release and the
 hysteresis state reach across block seams (a 10-s hold outlasts any block margin), and they
 take a few numbers per hit, not per sample. The last pass reads overlapping blocks with
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import ensure_not_input, open_track, open_wav_writer, require_sound, scan
+from .audio import TrackLevels, ensure_not_input, open_track, open_wav_writer, require_sound, scan
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
 from .outfiles import AUDIO_SUFFIX, atomic_output
@@ -31,13 +31,17 @@ if TYPE_CHECKING:
     from .engine import Denoiser, Progress
     from .gate import GateConfig, GateCurve
 
-def read_range(handle: sf.SoundFile, start: int, stop: int) -> np.ndarray:
-    """Samples ``[start, stop)`` as ``(C, n)`` float32, zeros past the end of the file: a
-    sidechain shorter than the track it keys leaves the gate's detector silent there."""
+def read_range(handle: sf.SoundFile, start: int, stop: int,
+               offset: np.ndarray | None = None) -> np.ndarray:
+    """Samples ``[start, stop)`` as ``(C, n)`` float32, less ``offset`` (``(C, 1)``, a DC
+    offset), zeros past the end of the file: a sidechain shorter than the track it keys
+    leaves the gate's detector silent there."""
     out = np.zeros((handle.channels, stop - start), dtype=np.float32)
     last = min(stop, handle.frames)
     if last > start:
         out[:, : last - start] = read_exactly(handle, start, last - start)
+        if offset is not None:
+            out[:, : last - start] -= offset
     return out
 
 
@@ -62,28 +66,29 @@ def open_sidechain(path: Path, track: sf.SoundFile, keep: bool,
 
     key = stack.enter_context(open_track(path))
     require_same_rate(path, key.samplerate, track.name, track.samplerate)
-    scan(key, keep=False)
+    scan(key, keep=False)  # finite and whole
     return key, (read_range(key, 0, track.frames) if keep else None)
 
 
-def pre_gate_curve(gate: "GateConfig", track: sf.SoundFile, whole: np.ndarray | None,
+def pre_gate_curve(gate: "GateConfig", track: sf.SoundFile, levels: TrackLevels,
                    sidechain: Path | None, stack: contextlib.ExitStack) -> "GateCurve":
     """The pre-gate's gain over all of ``track``, as ``apply_gate`` on the whole file gives it,
-    from a pass over its detector: the ``sidechain`` file (opened on ``stack``) or the track.
-
-    ``whole``: the track's samples when ``gate.auto`` and no sidechain (the automatic
-    threshold needs the whole detector's statistics); the sidechain's are read here.
-    """
+    from a pass over its detector: the ``sidechain`` file (opened on ``stack``) or the track
+    (``levels``: its scan, with its samples when ``gate.auto``: the automatic threshold needs
+    the whole detector's statistics). The track is read less its DC offset, as the model is
+    fed: an offset would hold the gate open or shut whatever the hits do."""
     from .gate import auto_threshold_db, streamed_gate_curve
 
     rate = track.samplerate
     gate.validate(rate)
-    detector = track
-    if sidechain is not None:
-        detector, whole = open_sidechain(sidechain, track, gate.auto, stack)
+    if sidechain is None:
+        detector, offset = track, levels.offset.astype(np.float32)[:, None]
+        whole = None if levels.samples is None else levels.samples - offset
+    else:  # read as it is: a trigger's one-sided pulses have a mean that is no offset
+        (detector, whole), offset = open_sidechain(sidechain, track, gate.auto, stack), None
     if gate.auto:
         gate = replace(gate, threshold_db=auto_threshold_db(whole, rate, gate), auto=False)
-    return streamed_gate_curve(lambda begin, stop: read_range(detector, begin, stop),
+    return streamed_gate_curve(lambda begin, stop: read_range(detector, begin, stop, offset),
                                track.frames, detector.channels, rate, gate)
 
 
@@ -98,11 +103,12 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         handle = stack.enter_context(open_track(src))
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
         auto = bool(gate is not None and gate.auto)
-        peaks, whole = scan(handle, keep=auto and sidechain is None)
-        require_sound(float(peaks.max()), src)
-        gain = denoiser.gains_for(peaks)
+        levels = scan(handle, keep=auto and sidechain is None)
+        require_sound(float(levels.peak.max()), src)
+        gain = denoiser.gains_for(levels.peak)
+        offset = levels.offset.astype(np.float32)[:, None]
         curve = (None if gate is None
-                 else pre_gate_curve(gate, handle, whole, sidechain, stack))
+                 else pre_gate_curve(gate, handle, levels, sidechain, stack))
         config = denoiser.config
         blocks = plan_chunks(frames, int(config.block_seconds * rate),
                              overlap=int(0.05 * rate),
@@ -114,10 +120,11 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                                 layout=channel_map(handle)) as out:
             tail = np.zeros((channels, 0), dtype=np.float32)
             for index, block in enumerate(blocks):
-                audio = read_exactly(handle, block.in_start, block.in_stop - block.in_start)
+                # the offset goes before the gate, which would otherwise key it in and out
+                audio = read_exactly(handle, block.in_start, block.in_stop - block.in_start) - offset
                 if curve is not None:
                     audio = audio * curve.gain(block.in_start, block.in_stop)
-                result = denoiser.denoise(audio, rate, gain=gain,
+                result = denoiser.denoise(audio, rate, gain=gain, offset=np.zeros_like(offset),
                                           progress=_within(progress, index, len(blocks))
                                           )[:, block.crop]
                 result = result * block.weights()

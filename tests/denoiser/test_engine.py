@@ -17,11 +17,18 @@ from denoiser.models import build_model
 
 
 def bandlimited(rng: np.random.Generator, channels: int, frames: int, rate: int) -> np.ndarray:
-    """Noise plus a click, all well below 16 kHz: survives a 44.1 <-> 48 kHz round trip."""
+    """Noise plus a click, all well below 16 kHz: survives a 44.1 <-> 48 kHz round trip.
+    Zero mean, so what the identity model returns is the input itself (the engine removes a
+    DC offset)."""
     raw = 0.1 * rng.standard_normal((channels, frames))
     raw[:, frames // 2] += 8.0
     sos = signal.butter(10, 12000, fs=rate, output="sos")
-    return signal.sosfilt(sos, raw).astype(np.float32)
+    return centred(signal.sosfilt(sos, raw).astype(np.float32))
+
+
+def centred(audio: np.ndarray) -> np.ndarray:
+    """``audio`` less its DC offset per channel, as the engine removes it."""
+    return audio - np.mean(audio, axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
 
 
 @pytest.mark.parametrize("total,segment,overlap", [(1000, 300, 50), (999, 1000, 10), (5000, 128, 64)])
@@ -106,6 +113,41 @@ def test_streaming_file_matches_in_memory(tmp_path, rng):
     assert b"PEAK" not in streamed_path.read_bytes()[:4096]
 
 
+@pytest.mark.parametrize("gated", [False, True], ids=["model", "gate-then-model"])
+def test_a_dc_offset_changes_nothing_but_is_removed(tmp_path, rng, gated):
+    """A DC offset (an old interface, a bad converter) went into the model: the levelling
+    gain counted it, and the mask, opening at each hit, made it a step, a thump per hit (the
+    shipped model's hit error doubled at -40 dBFS of offset). The pre-gate keyed it in and
+    out the same way. Now the result is the one without the offset, in memory and streamed."""
+    rate = 48000
+    audio = bandlimited(rng, 2, rate * 5, rate)
+    torch.manual_seed(1)
+    config = InferenceConfig(segment_seconds=1.0, block_seconds=2.0, block_margin_seconds=0.5)
+    denoiser = Denoiser(build_model("bandmask-tiny"), "cpu", config)
+    gate = GateConfig(threshold_db=-12, range_db=float("-inf")) if gated else None
+    outputs = []
+    for offset in (0.0, 0.05):
+        src = tmp_path / f"in{offset}.wav"
+        sf.write(src, (audio + offset).T, rate, subtype="FLOAT")
+        out, _ = sf.read(denoiser.denoise_file(src, tmp_path / f"out{offset}.wav", gate=gate),
+                         dtype="float32", always_2d=True)
+        outputs.append(out.T)
+    clean, offset_removed = outputs
+    assert np.abs(clean).max() > 0.1  # the model passes something
+    assert np.abs(offset_removed - clean).max() < 1e-4
+    if not gated:
+        in_memory = denoiser.denoise(audio + 0.05, rate)
+        assert np.abs(in_memory - denoiser.denoise(audio, rate)).max() < 1e-4
+
+
+def test_a_track_of_nothing_but_an_offset_is_silent(tmp_path):
+    src = tmp_path / "dc.wav"
+    sf.write(src, np.full(48_000, 0.2, np.float32), 48_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="is silent"):
+        Denoiser(build_model("identity"), "cpu").denoise_file(src, tmp_path / "out.wav")
+    assert not (tmp_path / "out.wav").exists()
+
+
 def trigger_and_track(rng: np.random.Generator, rate: int) -> tuple[np.ndarray, np.ndarray]:
     """A 7-s stereo track of steady bleed, and a 5-s mono trigger with a pulse every second:
     only the trigger can open a -30 dB gate, and it ends before the track does."""
@@ -133,6 +175,7 @@ def test_streamed_sidechain_gates_like_the_whole_file(tmp_path, rng, auto):
                      dtype="float32", always_2d=True)
     padded = np.zeros((1, track.shape[1]), np.float32)
     padded[:, :trigger.shape[1]] = trigger
+    track = centred(track)  # the offset goes before the gate
     expected = apply_gate(track, rate, gate, sidechain=padded)
     assert np.abs(out.T - expected).max() < 1e-5
     opened = np.abs(out.T[:, rate // 2: rate // 2 + 480] - track[:, rate // 2: rate // 2 + 480])
@@ -280,7 +323,8 @@ def test_a_transposed_array_is_refused_not_run_as_thousands_of_channels():
     frames_first = np.zeros((48_000, 2), np.float32)
     with pytest.raises(AudioError, match="48000 channels of 2 samples.*transposed"):
         denoiser.denoise(frames_first, 48_000)
-    assert denoiser.denoise(frames_first.T + 0.1, 48_000).shape == (2, 48_000)
+    tone = np.sin(np.linspace(0, 2000, 96_000, dtype=np.float32)).reshape(48_000, 2)
+    assert denoiser.denoise(tone.T, 48_000).shape == (2, 48_000)
 
 
 def test_a_low_but_real_rate_is_resampled_and_kept():
