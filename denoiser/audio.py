@@ -204,18 +204,26 @@ def check_track(path: Path, need_sound: bool = True) -> int:
     every input this way before its first output, so a bad last file leaves no outputs.
     Returns the sample rate, for the checks that depend on it."""
     with open_track(path) as handle:
-        peak = scan(handle, keep=False).peak
+        levels = scan(handle, keep=False)
         rate = int(handle.samplerate)
     if need_sound:
-        require_sound(float(peak.max()), path)
+        require_sound(levels, path)
     return rate
 
 
-def require_sound(peak: float, path: str | os.PathLike) -> None:
-    """An error when ``peak`` is silence: a silent track has nothing to denoise, and
-    levelling it would amplify nothing by infinity."""
-    if peak <= SILENT_PEAK:
-        raise AudioError(f"{path}: is silent: nothing to denoise")
+def require_sound(levels: TrackLevels, path: str | os.PathLike) -> None:
+    """An error when the track is silent about its DC offset: it has nothing to denoise,
+    and levelling it would amplify nothing by infinity."""
+    if float(levels.peak.max()) <= SILENT_PEAK:
+        raise AudioError(f"{path}: {silence_message('', np.abs(levels.offset))}")
+
+
+def silence_message(what: str, raw_peaks: np.ndarray | None = None) -> str:
+    """Why there is nothing to denoise: silence, or (``raw_peaks``, the peaks with the DC
+    offset, above silence) nothing but a constant."""
+    constant = raw_peaks is not None and float(np.max(raw_peaks)) > SILENT_PEAK
+    return " ".join(filter(None, (what, "holds nothing but a DC offset (a constant)" if constant
+                                  else "is silent"))) + ": nothing to denoise"
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 import soxr
 import torch
 
-from .audio import SILENT_PEAK, validate_rate, validate_samples
+from .audio import SILENT_PEAK, silence_message, validate_rate, validate_samples
 from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
 from .errors import AudioError, ModelError, ParameterError
@@ -163,7 +163,7 @@ class Denoiser:
         hop = getattr(self.model, "hop", 1)
         return Fraction(hop * sample_rate, self.sample_rate).numerator
 
-    def gains_for(self, peaks: np.ndarray) -> np.ndarray:
+    def gains_for(self, peaks: np.ndarray, raw_peaks: np.ndarray | None = None) -> np.ndarray:
         """Levelling gains ``(C, 1)`` float32 that bring channels with these peaks to the
         training level (raises if every channel is silent).
 
@@ -171,11 +171,12 @@ class Denoiser:
         snare-bottom mic 26 dB under the top reached the model far below its training
         levels and was cut harder). A silent channel beside others takes the loudest
         channel's gain: raised to the training level, its noise floor would be treated as
-        a track."""
+        a track. ``peaks`` are measured about the DC offset; ``raw_peaks``, with it, only
+        tell a constant from silence in the error."""
         peaks = np.asarray(peaks, dtype=np.float64).reshape(-1)
         loudest = float(peaks.max(initial=0.0))
         if loudest <= SILENT_PEAK:
-            raise AudioError("input is silent: nothing to denoise")
+            raise AudioError(silence_message("input", raw_peaks))
         gains = self.config.peak_level / np.where(peaks > SILENT_PEAK, peaks, loudest)
         return gains.astype(np.float32)[:, None]
 
@@ -183,21 +184,30 @@ class Denoiser:
                 gain: np.ndarray | None = None, offset: np.ndarray | None = None) -> np.ndarray:
         """Denoise ``(C, T)`` audio at any rate; the output is sample-aligned, same shape.
 
-        ``offset`` is the DC offset per channel (``(C, 1)``; default: each channel's
-        mean), removed before the model and not restored: a constant is no part of the
-        snare, and left in, the mask that opens at each hit would turn it into a step, a
-        low thump, per hit. ``gain`` is the levelling gain per channel (``(C, 1)``, from
-        ``gains_for`` on the peaks about the offset). The streaming path passes the whole
-        file's of both, so every block is treated alike.
+        ``offset`` is the DC offset per channel (``(C, 1)``, or one number for all;
+        default: each channel's mean), removed before the model and not restored: a
+        constant is no part of the snare, and left in, the mask that opens at each hit
+        would turn it into a step, a low thump, per hit. ``gain`` is the levelling gain per
+        channel (``(C, 1)``, from ``gains_for`` on the peaks about the offset). A caller
+        that passes ``gain`` for a part of a file passes ``offset`` too, or each part loses
+        its own mean and the parts step at their seams: the streaming path removes the
+        whole file's offset itself (before its pre-gate) and passes 0 with the whole
+        file's gain.
         """
         shape = np.shape(samples)
         samples = validate_samples(samples)
         sample_rate = validate_rate(sample_rate)
         if offset is None:
             offset = np.mean(samples, axis=-1, keepdims=True, dtype=np.float64)
-        samples = samples - np.asarray(offset, dtype=np.float32).reshape(-1, 1)
+        offset = np.asarray(offset, dtype=np.float32)
+        if offset.size not in (1, samples.shape[0]) or not np.isfinite(offset).all():
+            raise ParameterError(f"DC offset must be one finite number per channel, "
+                                 f"not {offset.ravel().tolist()}")
+        centred = samples - offset.reshape(-1, 1)
         if gain is None:
-            gain = self.gains_for(np.max(np.abs(samples), axis=-1))
+            gain = self.gains_for(np.max(np.abs(centred), axis=-1),
+                                  np.max(np.abs(samples), axis=-1))
+        samples = centred
         gain = np.asarray(gain, dtype=np.float32)
         if gain.size not in (1, samples.shape[0]) or not np.all((gain > 0) & (gain < math.inf)):
             raise ParameterError(f"levelling gain must be a positive finite number per channel, "

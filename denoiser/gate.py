@@ -605,10 +605,13 @@ def apply_gate(samples: np.ndarray, sample_rate: int, config: GateConfig,
     """Gate ``(C, T)`` (or ``(T,)``) audio; returns float32 of the same shape.
 
     ``sidechain`` (any channel count, same length and rate) replaces the input as detector
-    signal, e.g. a trigger track or another microphone.
+    signal, e.g. a trigger track or another microphone. The input keys itself less its DC
+    offset (an offset would hold the gate open or shut whatever the hits do), as the
+    pre-gate inside ``denoise`` does; the gated output keeps it, as any gate's would.
+    A sidechain is read as it is: a trigger's one-sided pulses have a mean that is no offset.
     """
     data = validate_samples(samples, "gate input")
-    detector = data
+    detector = data - np.mean(data, axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
     if sidechain is not None:
         detector = validate_samples(sidechain, "gate sidechain")
         if detector.shape[1] != data.shape[1]:

@@ -3,12 +3,13 @@ default) whatever the file's length, so a 2-hour take works on a laptop.
 
 Passes over the input: the first finds the DC offset and the peak about it (the offset
 removed and the levelling gain must be the same for every block, or the output would step
-and pump) and, with ``auto`` gating, the threshold. With the pre-gate, a second pass reads its detector (the sidechain file, or the input) piece by
-piece and keeps the gate's open stretches for the whole file: hold, release and the
-hysteresis state reach across block seams (a 10-s hold outlasts any block margin), and they
-take a few numbers per hit, not per sample. The last pass reads overlapping blocks with
-context margins, gates each with its span of that curve and denoises it, crossfades their
-seams and appends them to a temporary file that is renamed over ``dst`` at the end.
+and pump) and, with ``auto`` gating, the threshold. With the pre-gate, a second pass reads
+its detector (the sidechain file, or the input) piece by piece and keeps the gate's open
+stretches for the whole file: hold, release and the hysteresis state reach across block
+seams (a 10-s hold outlasts any block margin), and they take a few numbers per hit, not per
+sample. The last pass reads overlapping blocks with context margins, gates each with its
+span of that curve and denoises it, crossfades their seams and appends them to a temporary
+file that is renamed over ``dst`` at the end.
 """
 
 from __future__ import annotations
@@ -75,15 +76,17 @@ def pre_gate_curve(gate: "GateConfig", track: sf.SoundFile, levels: TrackLevels,
     """The pre-gate's gain over all of ``track``, as ``apply_gate`` on the whole file gives it,
     from a pass over its detector: the ``sidechain`` file (opened on ``stack``) or the track
     (``levels``: its scan, with its samples when ``gate.auto``: the automatic threshold needs
-    the whole detector's statistics). The track is read less its DC offset, as the model is
-    fed: an offset would hold the gate open or shut whatever the hits do."""
+    the whole detector's statistics; they are centred in place). The track is read less its
+    DC offset, as the model is fed and as ``apply_gate`` reads it: an offset would hold the
+    gate open or shut whatever the hits do."""
     from .gate import auto_threshold_db, streamed_gate_curve
 
     rate = track.samplerate
     gate.validate(rate)
     if sidechain is None:
-        detector, offset = track, levels.offset.astype(np.float32)[:, None]
-        whole = None if levels.samples is None else levels.samples - offset
+        detector, offset, whole = track, levels.offset.astype(np.float32)[:, None], levels.samples
+        if whole is not None:
+            whole -= offset  # in place: a second copy of a long track would double its memory
     else:  # read as it is: a trigger's one-sided pulses have a mean that is no offset
         (detector, whole), offset = open_sidechain(sidechain, track, gate.auto, stack), None
     if gate.auto:
@@ -104,11 +107,12 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
         auto = bool(gate is not None and gate.auto)
         levels = scan(handle, keep=auto and sidechain is None)
-        require_sound(float(levels.peak.max()), src)
+        require_sound(levels, src)
         gain = denoiser.gains_for(levels.peak)
         offset = levels.offset.astype(np.float32)[:, None]
         curve = (None if gate is None
                  else pre_gate_curve(gate, handle, levels, sidechain, stack))
+        del levels  # the whole track, when the automatic threshold read it
         config = denoiser.config
         blocks = plan_chunks(frames, int(config.block_seconds * rate),
                              overlap=int(0.05 * rate),
@@ -121,10 +125,11 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
             tail = np.zeros((channels, 0), dtype=np.float32)
             for index, block in enumerate(blocks):
                 # the offset goes before the gate, which would otherwise key it in and out
-                audio = read_exactly(handle, block.in_start, block.in_stop - block.in_start) - offset
+                audio = read_exactly(handle, block.in_start, block.in_stop - block.in_start)
+                audio -= offset
                 if curve is not None:
                     audio = audio * curve.gain(block.in_start, block.in_stop)
-                result = denoiser.denoise(audio, rate, gain=gain, offset=np.zeros_like(offset),
+                result = denoiser.denoise(audio, rate, gain=gain, offset=0.0,
                                           progress=_within(progress, index, len(blocks))
                                           )[:, block.crop]
                 result = result * block.weights()

@@ -195,13 +195,18 @@ def _worker_checks(settings: BridgeSettings) -> list[Check]:
                             settings.model)
     except DebleedError as exc:
         return [Check("device, precision, model", False, str(exc))]
-    return [Check(**fields) for fields in answer["engine"]] + [_model_check(settings, *answer["model"])]
+    engine = [Check(**fields) for fields in answer["engine"]]
+    return engine + [_model_check(settings, *answer["model"])]
 
 
 def worker_probe(device: str, precision: str, model: str) -> dict[str, Any]:
     """Run by the worker's Python (``_in_worker``): ``engine_probe``'s lines and
     ``model_probe``'s answer, in one process."""
-    return {"engine": engine_probe(device, precision), "model": model_probe(model, device)}
+    try:  # each answer on its own: a torch error in one must not lose the other line
+        engine = engine_probe(device, precision)
+    except Exception as exc:
+        engine = [asdict(Check("device, precision", False, f"{type(exc).__name__}: {exc}"))]
+    return {"engine": engine, "model": model_probe(model, device)}
 
 
 def engine_probe(device: str, precision: str) -> list[dict[str, Any]]:

@@ -71,8 +71,9 @@ class Evaluation:
 
 
 def denoise_mono(denoiser: Denoiser, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Model output of a mono clip; a silent input (e.g. a fully closed gate) stays silent."""
-    if float(np.max(np.abs(samples))) <= SILENT_PEAK:
+    """Model output of a mono clip; a silent input (e.g. a fully closed gate) stays silent,
+    as does a constant one (the engine removes a DC offset)."""
+    if float(np.max(np.abs(samples - np.mean(samples)))) <= SILENT_PEAK:
         return np.zeros_like(samples, dtype=np.float32)
     return denoiser.denoise(samples[None, :], sample_rate)[0]
 
@@ -81,8 +82,11 @@ def process_clip(denoiser: Denoiser, gate: GateConfig, noisy: np.ndarray,
                  sample_rate: int) -> dict[str, np.ndarray]:
     """The processed versions of one mono clip: gated, denoised, gated then denoised."""
     gated = apply_gate(noisy[None, :], sample_rate, gate)[0]
+    centred = noisy - np.mean(noisy, dtype=np.float64).astype(np.float32)
     return {"gated": gated, "denoised": denoise_mono(denoiser, noisy, sample_rate),
-            "gate_denoised": denoise_mono(denoiser, gated, sample_rate)}
+            # as the pre-gate inside denoise: the clip less its DC offset, then gated
+            "gate_denoised": denoise_mono(denoiser, apply_gate(centred[None, :], sample_rate,
+                                                               gate)[0], sample_rate)}
 
 
 def score_systems(versions: Mapping[str, np.ndarray], sample_rate: int,

@@ -113,7 +113,8 @@ def test_streaming_file_matches_in_memory(tmp_path, rng):
     assert b"PEAK" not in streamed_path.read_bytes()[:4096]
 
 
-@pytest.mark.parametrize("gated", [False, True], ids=["model", "gate-then-model"])
+@pytest.mark.parametrize("gated", [None, "fixed", "auto"],
+                         ids=["model", "gate-then-model", "auto-gate-then-model"])
 def test_a_dc_offset_changes_nothing_but_is_removed(tmp_path, rng, gated):
     """A DC offset (an old interface, a bad converter) went into the model: the levelling
     gain counted it, and the mask, opening at each hit, made it a step, a thump per hit (the
@@ -124,7 +125,8 @@ def test_a_dc_offset_changes_nothing_but_is_removed(tmp_path, rng, gated):
     torch.manual_seed(1)
     config = InferenceConfig(segment_seconds=1.0, block_seconds=2.0, block_margin_seconds=0.5)
     denoiser = Denoiser(build_model("bandmask-tiny"), "cpu", config)
-    gate = GateConfig(threshold_db=-12, range_db=float("-inf")) if gated else None
+    gate = (None if gated is None else
+            GateConfig(threshold_db=-12, range_db=float("-inf"), auto=gated == "auto"))
     outputs = []
     for offset in (0.0, 0.05):
         src = tmp_path / f"in{offset}.wav"
@@ -140,12 +142,25 @@ def test_a_dc_offset_changes_nothing_but_is_removed(tmp_path, rng, gated):
         assert np.abs(in_memory - denoiser.denoise(audio, rate)).max() < 1e-4
 
 
-def test_a_track_of_nothing_but_an_offset_is_silent(tmp_path):
+def test_a_track_of_nothing_but_an_offset_has_nothing_to_denoise(tmp_path):
     src = tmp_path / "dc.wav"
     sf.write(src, np.full(48_000, 0.2, np.float32), 48_000, subtype="FLOAT")
-    with pytest.raises(AudioError, match="is silent"):
-        Denoiser(build_model("identity"), "cpu").denoise_file(src, tmp_path / "out.wav")
+    denoiser = Denoiser(build_model("identity"), "cpu")
+    with pytest.raises(AudioError, match=r"dc.wav: holds nothing but a DC offset \(a constant\)"):
+        denoiser.denoise_file(src, tmp_path / "out.wav")
     assert not (tmp_path / "out.wav").exists()
+    with pytest.raises(AudioError, match="^input holds nothing but a DC offset"):
+        denoiser.denoise(np.full((1, 4800), -0.3, np.float32), 48_000)
+    with pytest.raises(AudioError, match="^input is silent"):
+        denoiser.denoise(np.zeros((1, 4800), np.float32), 48_000)
+
+
+@pytest.mark.parametrize("offset", [np.zeros((3, 1)), np.array([[np.nan], [0.0]]), "inf"])
+def test_a_bad_offset_is_refused_in_one_line(offset):
+    offset = np.inf if isinstance(offset, str) else offset
+    with pytest.raises(ParameterError, match="DC offset must be one finite number per channel"):
+        Denoiser(build_model("identity"), "cpu").denoise(np.ones((2, 4800), np.float32),
+                                                         48_000, offset=offset)
 
 
 def trigger_and_track(rng: np.random.Generator, rate: int) -> tuple[np.ndarray, np.ndarray]:

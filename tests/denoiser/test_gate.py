@@ -114,6 +114,24 @@ def test_sidechain_hits_open_the_gate(rng):
     assert energy_db(alone) - energy_db(x) == pytest.approx(-40, abs=0.5)
 
 
+@pytest.mark.parametrize("auto", [False, True])
+def test_a_dc_offset_does_not_key_the_gate(rng, auto):
+    """The input keyed itself with its DC offset: -26 dBFS of offset held a -30 dB gate
+    open between the hits. It keys itself less the offset, as the pre-gate inside
+    denoise does, and the output keeps the offset where the gate is open."""
+    x = noise(rng, 1.0, -60)
+    for onset in (ms(250), ms(750)):
+        x[onset:onset + ms(5)] += 0.5
+    config = GateConfig(threshold_db=-30, hold_ms=10, release_ms=10, range_db=float("-inf"),
+                        auto=auto)
+    plain = apply_gate(x[None], SR, config)[0]
+    offset = apply_gate(x[None] + 0.05, SR, config)[0]
+    between = slice(ms(400), ms(600))
+    assert np.all(offset[between] == 0.0) and np.all(plain[between] == 0.0)
+    gain = gate_gain(x - np.mean(x, dtype=np.float64), SR, config)  # x's hits have a mean
+    np.testing.assert_allclose(offset, plain + 0.05 * gain, atol=1e-6)
+
+
 def test_detector_high_pass_ignores_kick_bleed():
     t = np.arange(SR // 2) / SR
     kick = (0.5 * np.sin(2 * np.pi * 50 * t) * (t < 0.1)).astype(np.float32)

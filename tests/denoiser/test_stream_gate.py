@@ -71,10 +71,9 @@ def test_streamed_pre_gate_equals_the_whole_file_gate(tmp_path, rng, case, keyed
     out_path = denoiser.denoise_file(src, tmp_path / "out.wav", gate=gate,
                                      sidechain=key_path if keyed else None)
     out, _ = sf.read(out_path, dtype="float32", always_2d=True)
-    # the engine removes the track's DC offset before the gate (the key's level is its own)
+    # the engine removes the track's DC offset before the gate (a key is read as it is)
     offset = np.mean(track, axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
-    expected = apply_gate(track - offset if keyed else track, SR, gate,
-                          sidechain=key if keyed else None)
+    expected = apply_gate(track - offset, SR, gate, sidechain=key if keyed else None)
     np.testing.assert_allclose(out.T, expected, rtol=1e-6, atol=1e-7)
     # and the whole-file gate is indeed still (mostly) open past the first seam and its margin
     gain = gate_gain(key, SR, gate)

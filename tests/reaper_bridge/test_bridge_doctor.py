@@ -109,8 +109,8 @@ def test_a_worker_python_that_never_answers_is_one_short_line(
                       '*) exec sleep 30;; esac\n')
     python.chmod(0o755)
     resource = installed(tmp_path, tiny_checkpoint, python=str(python))
-    monkeypatch.setattr(doctor, "LOAD_TIMEOUT", 1.0)
-    monkeypatch.setattr(doctor, "IMPORT_TIMEOUT", 1.0)
+    # only the stalling run's limit is cut: the other must not time out on a busy machine
+    monkeypatch.setattr(doctor, "LOAD_TIMEOUT" if stalls == "probe" else "IMPORT_TIMEOUT", 1.0)
     checks = checks_of(resource)
     doing = ("importing torch and loading the model" if stalls == "probe"
              else "importing reaper_bridge.processing")
@@ -196,3 +196,16 @@ def test_an_old_python_in_reaper_is_one_message(fake: FakeReaper,
     assert fake.messages[0].startswith("debleed needs Python 3.9 or later in REAPER, which "
                                        "runs Python 3.8.")
     assert fake.deferred == ["pass"] and ("auto", AUTO_UNDO) not in fake.undo
+
+
+def test_a_device_probe_that_raises_keeps_the_model_line(monkeypatch, tiny_checkpoint):
+    """One run of the worker's Python answers both lines: a torch error while judging the
+    device must not lose the model's answer with it."""
+    def broken(device: str, precision: str):
+        raise RuntimeError("CUDA error: no kernel image is available")
+
+    monkeypatch.setattr(doctor, "engine_probe", broken)
+    answer = doctor.worker_probe("cpu", "float32", str(tiny_checkpoint))
+    assert answer["engine"] == [{"name": "device, precision", "ok": False, "required": True,
+                                 "detail": "RuntimeError: CUDA error: no kernel image is available"}]
+    assert answer["model"][0] is True and answer["model"][1].endswith("parameters at 48000 Hz")
