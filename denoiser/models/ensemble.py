@@ -77,10 +77,14 @@ class MaskEnsemble(DenoiserModel):
                  min_above_hz: float = 0.0, group_weights: bool = False,
                  selector_channels: int = 64, selector_dilations: tuple[int, ...] = (1, 2, 4),
                  deep_filter: bool = False, filter_min_hz: float = 3000.0, filter_taps: int = 3,
-                 filter_channels: int = 64, filter_dilations: tuple[int, ...] = (1, 2, 4)):
+                 filter_channels: int = 64, filter_dilations: tuple[int, ...] = (1, 2, 4),
+                 member_kwargs: dict[str, Any] | None = None):
         super().__init__()
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two members")
+        # on top of every member's own: grows all of a trained ensemble's networks at once
+        # (``debleed train --init default --model-kwargs '{"member_kwargs": {...}}'``)
+        members = [{**member, **(member_kwargs or {})} for member in members]
         if combine not in COMBINES:
             raise ValueError(f"combine must be one of {', '.join(COMBINES)}, not {combine!r}")
         nets = [BandMaskNet(**constructor_kwargs(dict(kwargs))) for kwargs in members]

@@ -1,5 +1,5 @@
-"""The bandmask network's extra inputs, the phase coherence and the texture front: what
-they measure and how they are wired."""
+"""The bandmask network's extra inputs, the phase coherence, the texture front and the
+floor: what they measure and how they are wired."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.models import build_model
-from denoiser.models.bandmask import BandMaskNet, apply_mask, phase_coherence
+from denoiser.models.bandmask import BandMaskNet, apply_mask, level_floor, phase_coherence
 from denoiser.models.ensemble import MaskEnsemble
 
 RATE = 48000
@@ -100,6 +100,56 @@ def test_a_network_grows_a_texture_front_and_starts_from_its_own_mask(tmp_path):
         BandMaskNet(texture_channels=-1)
     with pytest.raises(ValueError, match="real mask"):
         BandMaskNet(texture_channels=2, mask="complex")
+
+
+def test_the_floor_is_the_level_between_the_hits(rng):
+    """A white floor under hits that fill a fifth of the frames: the 10 % quantile of each
+    bin's level is the floor's level, hits or not: eight hits a second lift it by 2 dB on
+    average over the bins (one bin's quantile over 188 frames scatters by a few dB); without
+    a floor it is far lower (digital silence)."""
+    t = np.arange(RATE) / RATE
+    hits = np.zeros(RATE)
+    for onset in range(0, RATE, RATE // 8):  # eight 25-ms hits a second
+        n = RATE // 40
+        hits[onset:onset + n] = 0.5 * rng.standard_normal(n) * np.exp(-t[:n] / 0.01)
+    floor = 10 ** (-70 / 20) * rng.standard_normal(RATE)
+    net = BandMaskNet()
+    levels = [level_floor(net.log_power(net.spectrum(torch.from_numpy(x.astype(np.float32))[None])),
+                          0.1)[0, 20:-20, 0] for x in (hits + floor, floor, hits)]
+    with_hits, floor_only, no_floor = levels
+    assert 0.0 < (10 * (with_hits - floor_only)).mean().item() < 3.0
+    assert (10 * (floor_only - no_floor)).min().item() > 30.0
+
+
+def test_a_network_grows_the_floor_input_and_starts_from_its_own_mask(tmp_path):
+    """Its projection starts at zero: a checkpoint grown with it, alone or as every member
+    of an ensemble (``member_kwargs``), gives exactly its old mask; trained, the floor moves
+    the mask, the more so the louder the floor."""
+    torch.manual_seed(0)
+    plain = build_model("bandmask-tiny").eval()
+    path = save_checkpoint(tmp_path / "plain.pt", plain)
+    grown, _ = load_checkpoint(path, overrides={"floor_input": True, "floor_rank": 4})
+    bins = plain.n_fft // 2 + 1
+    assert grown.parameter_count() == plain.parameter_count() + 4 * (bins + 16)
+    assert grown.context_samples() == plain.context_samples()
+    wave = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        spec = plain.spectrum(wave)
+        assert torch.equal(grown.predict_mask(spec), plain.predict_mask(spec))
+        torch.nn.init.normal_(grown.floor[1].weight, std=1.0)
+        assert (grown.predict_mask(spec) - plain.predict_mask(spec)).abs().max().item() > 1e-3
+    bag = MaskEnsemble.of([plain, build_model("bandmask-tiny").eval()], "power")
+    bag_path = save_checkpoint(tmp_path / "bag.pt", bag)
+    grown_bag, _ = load_checkpoint(bag_path, overrides={"member_kwargs": {"floor_input": True}})
+    assert all(member.floor is not None for member in grown_bag.members)
+    with torch.no_grad():
+        spec = bag.spectrum(wave)
+        assert torch.equal(grown_bag.predict_mask(spec), bag.predict_mask(spec))
+    kept = save_checkpoint(tmp_path / "grown_bag.pt", grown_bag)
+    again, _ = load_checkpoint(kept)  # the grown ensemble rebuilds as saved, strictly
+    assert all(member.floor is not None for member in again.members)
+    with pytest.raises(ValueError, match="floor_quantile"):
+        BandMaskNet(floor_input=True, floor_quantile=0.9)
 
 
 def coherent(seed: int = 1) -> BandMaskNet:
