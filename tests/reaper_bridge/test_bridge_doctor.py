@@ -37,6 +37,15 @@ def failures(resource: Path) -> list[str]:
             if check.required and not check.ok]
 
 
+def stand_in_python(tmp_path: Path, script: str) -> Path:
+    """A shell script in place of the worker's Python: ``script`` decides what each run
+    does (most hand on to this Python)."""
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\n" + script)
+    python.chmod(0o755)
+    return python
+
+
 def installed(tmp_path: Path, model: Path, **changes: str) -> Path:
     """An install on the tiny model (no reaper.ini: that is only a [warn])."""
     resource = tmp_path / "REAPER"
@@ -80,10 +89,8 @@ def test_the_model_is_loaded_by_the_workers_python(tmp_path: Path, tiny_checkpoi
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
-    python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\nPYTHONPATH="{blocker.parent}${{PYTHONPATH:+:$PYTHONPATH}}" '
-                      f'exec "{sys.executable}" "$@"\n')
-    python.chmod(0o755)
+    path = f'PYTHONPATH="{blocker.parent}${{PYTHONPATH:+:$PYTHONPATH}}"'
+    python = stand_in_python(tmp_path, f'{path} exec "{sys.executable}" "$@"\n')
     resource = installed(tmp_path, tiny_checkpoint, python=str(python))
     checks = checks_of(resource)
     assert checks["worker python"].ok
@@ -103,11 +110,9 @@ def test_a_worker_python_that_never_answers_is_one_short_line(
         stalls: str, names: tuple[str, ...]) -> None:
     """A timed-out run was reported as str(TimeoutExpired), which quotes the whole command:
     the probe's Python source landed in the doctor line."""
-    python = tmp_path / "python"
     passes = '*"import reaper_bridge.processing"*' if stalls == "probe" else "nothing"
-    python.write_text(f'#!/bin/sh\ncase "$*" in {passes}) exec "{sys.executable}" "$@";; '
-                      '*) exec sleep 30;; esac\n')
-    python.chmod(0o755)
+    python = stand_in_python(tmp_path, f'case "$*" in {passes}) exec "{sys.executable}" "$@";; '
+                                       '*) exec sleep 30;; esac\n')
     resource = installed(tmp_path, tiny_checkpoint, python=str(python))
     # only the stalling run's limit is cut: the other must not time out on a busy machine
     monkeypatch.setattr(doctor, "LOAD_TIMEOUT" if stalls == "probe" else "IMPORT_TIMEOUT", 1.0)
@@ -125,10 +130,8 @@ def test_the_workers_python_starts_once_for_device_precision_and_model(
     """Doctor started the worker's Python once for the device and once for the model:
     torch imported twice, and a worker that hangs waited out two timeouts."""
     log = tmp_path / "starts.log"
-    python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\ncase "$*" in *probe*) echo start >> "{log}";; esac\n'
-                      f'exec "{sys.executable}" "$@"\n')
-    python.chmod(0o755)
+    python = stand_in_python(tmp_path, f'case "$*" in *probe*) echo start >> "{log}";; esac\n'
+                                       f'exec "{sys.executable}" "$@"\n')
     resource = installed(tmp_path, tiny_checkpoint, python=str(python))
     checks = checks_of(resource)
     assert [checks[name].ok for name in ("device", "precision", "model loads")] == [True] * 3
