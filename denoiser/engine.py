@@ -20,7 +20,7 @@ import numpy as np
 import soxr
 import torch
 
-from .audio import SILENT_PEAK, silence_message, validate_rate, validate_samples
+from .audio import SILENT_PEAK, dc_offset, silence_message, validate_rate, validate_samples
 from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
 from .errors import AudioError, ModelError, ParameterError
@@ -185,7 +185,7 @@ class Denoiser:
         """Denoise ``(C, T)`` audio at any rate; the output is sample-aligned, same shape.
 
         ``offset`` is the DC offset per channel (``(C, 1)``, or one number for all;
-        default: each channel's mean), removed before the model and not restored: a
+        default: each channel's mean where ``dc_offset`` takes it for one), removed before the model and not restored: a
         constant is no part of the snare, and left in, the mask that opens at each hit
         would turn it into a step, a low thump, per hit. ``gain`` is the levelling gain per
         channel (``(C, 1)``, from ``gains_for`` on the peaks about the offset). A caller
@@ -198,7 +198,8 @@ class Denoiser:
         samples = validate_samples(samples)
         sample_rate = validate_rate(sample_rate)
         if offset is None:
-            offset = np.mean(samples, axis=-1, keepdims=True, dtype=np.float64)
+            mean = np.mean(samples, axis=-1, keepdims=True, dtype=np.float64)
+            offset = dc_offset(mean, np.max(np.abs(samples - mean), axis=-1, keepdims=True))
         offset = np.asarray(offset, dtype=np.float32)
         if offset.size not in (1, samples.shape[0]) or not np.isfinite(offset).all():
             raise ParameterError(f"DC offset must be one finite number per channel, "

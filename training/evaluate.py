@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from denoiser.audio import SILENT_PEAK, check_output_folder, read_audio, write_audio
+from denoiser.audio import SILENT_PEAK, check_output_folder, dc_offset, read_audio, write_audio
 from denoiser.engine import Denoiser
 from denoiser.gate import GateConfig, apply_gate
 from denoiser.outfiles import write_text_atomic
@@ -70,23 +70,25 @@ class Evaluation:
         return report.markdown_table(self.aggregate) + (f"\n{note}\n" if note else "")
 
 
-def denoise_mono(denoiser: Denoiser, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Model output of a mono clip; a silent input (e.g. a fully closed gate) stays silent,
-    as does a constant one (the engine removes a DC offset)."""
+def denoise_mono(denoiser: Denoiser, samples: np.ndarray, sample_rate: int,
+                 offset: float | None = None) -> np.ndarray:
+    """Model output of a mono clip (``offset``: see ``Denoiser.denoise``); a silent input
+    (e.g. a fully closed gate) stays silent, as does a constant one."""
     if float(np.max(np.abs(samples - np.mean(samples)))) <= SILENT_PEAK:
         return np.zeros_like(samples, dtype=np.float32)
-    return denoiser.denoise(samples[None, :], sample_rate)[0]
+    return denoiser.denoise(samples[None, :], sample_rate, offset=offset)[0]
 
 
 def process_clip(denoiser: Denoiser, gate: GateConfig, noisy: np.ndarray,
                  sample_rate: int) -> dict[str, np.ndarray]:
     """The processed versions of one mono clip: gated, denoised, gated then denoised."""
     gated = apply_gate(noisy[None, :], sample_rate, gate)[0]
-    centred = noisy - np.mean(noisy, dtype=np.float64).astype(np.float32)
+    mean = np.mean(noisy, dtype=np.float64)
+    centred = noisy - float(dc_offset(mean, np.max(np.abs(noisy - mean))))
+    # as denoise --gate does: the clip less its DC offset, gated, then no offset taken again
+    gate_denoised = apply_gate(centred[None, :], sample_rate, gate)[0]
     return {"gated": gated, "denoised": denoise_mono(denoiser, noisy, sample_rate),
-            # as the pre-gate inside denoise: the clip less its DC offset, then gated
-            "gate_denoised": denoise_mono(denoiser, apply_gate(centred[None, :], sample_rate,
-                                                               gate)[0], sample_rate)}
+            "gate_denoised": denoise_mono(denoiser, gate_denoised, sample_rate, offset=0.0)}
 
 
 def score_systems(versions: Mapping[str, np.ndarray], sample_rate: int,

@@ -85,6 +85,8 @@ class MaskEnsemble(DenoiserModel):
         # on top of every member's own: grows all of a trained ensemble's networks at once
         # (``debleed train --init default --model-kwargs '{"member_kwargs": {...}}'``)
         members = [{**member, **(member_kwargs or {})} for member in members]
+        # saved as grown: the card describes the members as they are, a second growth adds
+        self.init_kwargs.update(members=members, member_kwargs=None)
         if combine not in COMBINES:
             raise ValueError(f"combine must be one of {', '.join(COMBINES)}, not {combine!r}")
         nets = [BandMaskNet(**constructor_kwargs(dict(kwargs))) for kwargs in members]

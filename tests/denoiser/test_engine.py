@@ -27,7 +27,7 @@ def bandlimited(rng: np.random.Generator, channels: int, frames: int, rate: int)
 
 
 def centred(audio: np.ndarray) -> np.ndarray:
-    """``audio`` less its DC offset per channel, as the engine removes it."""
+    """``audio`` less its mean per channel: no DC offset for the engine to remove."""
     return audio - np.mean(audio, axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
 
 
@@ -142,6 +142,28 @@ def test_a_dc_offset_changes_nothing_but_is_removed(tmp_path, rng, gated):
         assert np.abs(in_memory - denoiser.denoise(audio, rate)).max() < 1e-4
 
 
+def test_a_tracks_own_small_mean_is_no_offset_and_stays(tmp_path):
+    """A gated snare track: digital silence between decaying hits, whose lopsided decay
+    gives a mean 60-70 dB under the peak. Removing it put a constant into the silence,
+    which the networks read in their lowest bins (one benchmark clip's tom/kick leakage
+    moved by 17 dB): it is left, in memory and streamed."""
+    rate = 48000
+    t = np.arange(rate // 10) / rate
+    track = np.zeros((1, rate * 2), np.float32)
+    for onset in range(0, track.shape[1] - t.size, rate // 2):
+        track[0, onset:onset + t.size] = 0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.03)
+    assert -75 < 20 * np.log10(abs(track.mean()) / np.abs(track).max()) < -55
+    torch.manual_seed(1)
+    denoiser = Denoiser(build_model("bandmask-tiny"), "cpu")
+    kept = denoiser.denoise(track, rate, offset=0.0)
+    assert np.array_equal(denoiser.denoise(track, rate), kept)
+    src = tmp_path / "gated.wav"
+    sf.write(src, track.T, rate, subtype="FLOAT")
+    streamed, _ = sf.read(denoiser.denoise_file(src, tmp_path / "out.wav"), dtype="float32",
+                          always_2d=True)
+    assert np.abs(streamed.T - kept).max() < 1e-6
+
+
 def test_a_track_of_nothing_but_an_offset_has_nothing_to_denoise(tmp_path):
     src = tmp_path / "dc.wav"
     sf.write(src, np.full(48_000, 0.2, np.float32), 48_000, subtype="FLOAT")
@@ -190,7 +212,6 @@ def test_streamed_sidechain_gates_like_the_whole_file(tmp_path, rng, auto):
                      dtype="float32", always_2d=True)
     padded = np.zeros((1, track.shape[1]), np.float32)
     padded[:, :trigger.shape[1]] = trigger
-    track = centred(track)  # the offset goes before the gate
     expected = apply_gate(track, rate, gate, sidechain=padded)
     assert np.abs(out.T - expected).max() < 1e-5
     opened = np.abs(out.T[:, rate // 2: rate // 2 + 480] - track[:, rate // 2: rate // 2 + 480])
