@@ -158,9 +158,9 @@ def open_track(src: Path) -> sf.SoundFile:
 @dataclass(frozen=True)
 class TrackLevels:
     """What one pass over a file learns of its level, per channel: ``offset``, its DC
-    offset (``dc_offset``: the mean, where it is one), and ``peak``, its peak about that offset (the DC is removed before
-    the model, so it is no part of the level the model sees); ``samples``, the audio
-    itself when asked for."""
+    offset (``dc_offset``: the mean, where it is one), and ``peak``, its peak about that
+    offset (the DC is removed before the model, so it is no part of the level the model
+    sees); ``samples``, the audio itself when asked for."""
 
     peak: np.ndarray
     offset: np.ndarray
@@ -201,6 +201,15 @@ def dc_offset(mean: np.ndarray, peak: np.ndarray) -> np.ndarray:
     """Each channel's ``mean`` where it is a DC offset (above ``OFFSET_FLOOR_DB`` under its
     ``peak`` about it), else 0: what the engine and the gate's detector remove."""
     return np.where(np.abs(mean) > peak * 10 ** (OFFSET_FLOOR_DB / 20), mean, 0.0)
+
+
+def dc_offset_of(samples: np.ndarray) -> np.ndarray:
+    """``dc_offset`` of audio in memory, per channel along the last axis (kept, size 1), in
+    float32: the peak about the mean from the extremes, as ``scan`` finds it in a file."""
+    mean = np.mean(samples, axis=-1, keepdims=True, dtype=np.float64)
+    high = np.max(samples, axis=-1, keepdims=True)
+    low = np.min(samples, axis=-1, keepdims=True)
+    return dc_offset(mean, np.maximum(high - mean, mean - low)).astype(np.float32)
 
 
 def require_whole(decoded: int, handle: sf.SoundFile) -> None:

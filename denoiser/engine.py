@@ -20,7 +20,7 @@ import numpy as np
 import soxr
 import torch
 
-from .audio import SILENT_PEAK, dc_offset, silence_message, validate_rate, validate_samples
+from .audio import SILENT_PEAK, dc_offset_of, silence_message, validate_rate, validate_samples
 from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
 from .errors import AudioError, ModelError, ParameterError
@@ -185,8 +185,8 @@ class Denoiser:
         """Denoise ``(C, T)`` audio at any rate; the output is sample-aligned, same shape.
 
         ``offset`` is the DC offset per channel (``(C, 1)``, or one number for all;
-        default: each channel's mean where ``dc_offset`` takes it for one), removed before the model and not restored: a
-        constant is no part of the snare, and left in, the mask that opens at each hit
+        default: ``dc_offset_of`` the samples), removed before the model and not restored:
+        a constant is no part of the snare, and left in, the mask that opens at each hit
         would turn it into a step, a low thump, per hit. ``gain`` is the levelling gain per
         channel (``(C, 1)``, from ``gains_for`` on the peaks about the offset). A caller
         that passes ``gain`` for a part of a file passes ``offset`` too, or each part loses
@@ -197,10 +197,7 @@ class Denoiser:
         shape = np.shape(samples)
         samples = validate_samples(samples)
         sample_rate = validate_rate(sample_rate)
-        if offset is None:
-            mean = np.mean(samples, axis=-1, keepdims=True, dtype=np.float64)
-            offset = dc_offset(mean, np.max(np.abs(samples - mean), axis=-1, keepdims=True))
-        offset = np.asarray(offset, dtype=np.float32)
+        offset = np.asarray(dc_offset_of(samples) if offset is None else offset, dtype=np.float32)
         if offset.size not in (1, samples.shape[0]) or not np.isfinite(offset).all():
             raise ParameterError(f"DC offset must be one finite number per channel, "
                                  f"not {offset.ravel().tolist()}")

@@ -43,7 +43,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy import ndimage, signal
 
-from .audio import Audio, dc_offset, validate_rate, validate_samples
+from .audio import Audio, dc_offset_of, validate_rate, validate_samples
 from .errors import AudioError, ParameterError
 
 MIN_THRESHOLD_DB = -120.0
@@ -606,14 +606,13 @@ def apply_gate(samples: np.ndarray, sample_rate: int, config: GateConfig,
 
     ``sidechain`` (any channel count, same length and rate) replaces the input as detector
     signal, e.g. a trigger track or another microphone. The input keys itself less its DC
-    offset (``dc_offset``: an offset would hold the gate open or shut whatever the hits do), as the
-    pre-gate inside ``denoise`` does; the gated output keeps it, as any gate's would.
+    offset (``dc_offset_of``: an offset would hold the gate open or shut whatever the hits
+    do), as the pre-gate inside ``denoise`` does; the gated output keeps it, as any gate's
+    would.
     A sidechain is read as it is: a trigger's one-sided pulses have a mean that is no offset.
     """
     data = validate_samples(samples, "gate input")
-    mean = np.mean(data, axis=-1, keepdims=True, dtype=np.float64)
-    detector = data - dc_offset(mean, np.max(np.abs(data - mean), axis=-1, keepdims=True)
-                                ).astype(np.float32)
+    detector = data - dc_offset_of(data)
     if sidechain is not None:
         detector = validate_samples(sidechain, "gate sidechain")
         if detector.shape[1] != data.shape[1]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from denoiser.audio import SILENT_PEAK, check_output_folder, dc_offset, read_audio, write_audio
+from denoiser.audio import SILENT_PEAK, check_output_folder, dc_offset_of, read_audio, write_audio
 from denoiser.engine import Denoiser
 from denoiser.gate import GateConfig, apply_gate
 from denoiser.outfiles import write_text_atomic
@@ -83,10 +83,8 @@ def process_clip(denoiser: Denoiser, gate: GateConfig, noisy: np.ndarray,
                  sample_rate: int) -> dict[str, np.ndarray]:
     """The processed versions of one mono clip: gated, denoised, gated then denoised."""
     gated = apply_gate(noisy[None, :], sample_rate, gate)[0]
-    mean = np.mean(noisy, dtype=np.float64)
-    centred = noisy - float(dc_offset(mean, np.max(np.abs(noisy - mean))))
     # as denoise --gate does: the clip less its DC offset, gated, then no offset taken again
-    gate_denoised = apply_gate(centred[None, :], sample_rate, gate)[0]
+    gate_denoised = apply_gate((noisy - dc_offset_of(noisy))[None, :], sample_rate, gate)[0]
     return {"gated": gated, "denoised": denoise_mono(denoiser, noisy, sample_rate),
             "gate_denoised": denoise_mono(denoiser, gate_denoised, sample_rate, offset=0.0)}
 

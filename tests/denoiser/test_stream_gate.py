@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from denoiser.audio import dc_offset
+from denoiser.audio import dc_offset_of
 from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.gate import DETECTOR_BLOCK, GateConfig, apply_gate, gate_gain, streamed_gate_curve
 from denoiser.models import build_model
@@ -73,8 +73,7 @@ def test_streamed_pre_gate_equals_the_whole_file_gate(tmp_path, rng, case, keyed
                                      sidechain=key_path if keyed else None)
     out, _ = sf.read(out_path, dtype="float32", always_2d=True)
     # the engine removes the track's DC offset before the gate (a key is read as it is)
-    mean = np.mean(track, axis=1, keepdims=True, dtype=np.float64)
-    offset = dc_offset(mean, np.max(np.abs(track - mean), axis=1, keepdims=True)).astype(np.float32)
+    offset = dc_offset_of(track)
     expected = apply_gate(track - offset, SR, gate, sidechain=key if keyed else None)
     np.testing.assert_allclose(out.T, expected, rtol=1e-6, atol=1e-7)
     # and the whole-file gate is indeed still (mostly) open past the first seam and its margin
