@@ -39,6 +39,13 @@ Why this shape:
   (docs/model.md, thirty-second round). Told the floor, they need not guess it. It enters
   through its own zero-start projection (``floor_rank``), so a grown network starts from
   exactly its old mask.
+- ``input_max_hz``: bins above this frequency enter the network as digital silence, and
+  their mask is the highest input bin's. Most drum libraries and sessions are recorded at
+  44.1 kHz, so at 48 kHz every training clip of the shipped model was empty above
+  22.05 kHz; a 48-kHz track's hiss, dither or cymbal air there is an input the networks
+  never saw, and it took snare hits down across the whole spectrum (docs/model.md,
+  thirty-fourth round). The band above carries the same sound as the band below, so it
+  takes the mask decided for the highest input bin. 0: every bin is an input.
 - Cheap: the time axis runs at the frame rate (188 Hz at hop 256), so the network costs
   well under a GFLOP per second of audio and runs >100x real time on two CPU cores.
 """
@@ -51,6 +58,7 @@ from torch import nn
 from .base import DenoiserModel, capture_init
 
 FRAME_GATE_OPEN = 4.0  # initial logit: sigmoid(4) = 0.98, -0.16 dB, gradients still alive
+SILENT_LEVEL = -10.0  # log_power of digital silence (its 1e-10 guard)
 
 
 def unit_phase_steps(spec: torch.Tensor) -> torch.Tensor:
@@ -80,6 +88,16 @@ def level_floor(level: torch.Tensor, quantile: float) -> torch.Tensor:
     1)``: where the bin sits between sounds when the quantile is low. Hits, however dense,
     fill a fraction of the frames, so a low quantile reads the gaps."""
     return torch.quantile(level, quantile, dim=-1, keepdim=True)
+
+
+def extend_mask_above(mask: torch.Tensor, bins: int) -> torch.Tensor:
+    """``mask`` ``(..., all bins, T)`` with every bin from ``bins`` on replaced by bin
+    ``bins - 1``: the mask for a band the network was not shown (``input_max_hz``)."""
+    if bins >= mask.shape[-2]:
+        return mask
+    above = mask[..., bins - 1:bins, :].expand(*mask.shape[:-2], mask.shape[-2] - bins,
+                                               mask.shape[-1])
+    return torch.cat([mask[..., :bins, :], above], dim=-2)
 
 
 def apply_mask(spec: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -171,6 +189,7 @@ class BandMaskNet(DenoiserModel):
         floor_input: bool = False,
         floor_quantile: float = 0.1,
         floor_rank: int = 16,
+        input_max_hz: float = 0.0,
     ):
         super().__init__()
         if mask not in ("real", "complex"):
@@ -183,6 +202,9 @@ class BandMaskNet(DenoiserModel):
             raise ValueError("texture_channels must be >= 0 and texture_rank >= 1")
         if not 0.0 <= floor_quantile <= 0.5 or floor_rank < 0:
             raise ValueError("floor_quantile must be from 0 to 0.5 and floor_rank >= 0")
+        if not 0.0 <= input_max_hz < sample_rate / 2:
+            raise ValueError(f"input_max_hz must be 0 (every bin) or below Nyquist "
+                             f"({sample_rate / 2:g} Hz), not {input_max_hz}")
         if texture_channels and mask != "real":
             raise ValueError("texture_channels needs the real mask (its map adds to the logits)")
         self.sample_rate = int(sample_rate)
@@ -192,6 +214,8 @@ class BandMaskNet(DenoiserModel):
             raise ValueError(f"hop must be from 1 to n_fft / 2 ({self.n_fft // 2}), not {hop}")
         self.mask_kind = mask
         bins = n_fft // 2 + 1
+        # bins at or below input_max_hz (bin k sits at k * sample_rate / n_fft)
+        self.input_bins = int(input_max_hz * n_fft / sample_rate) + 1 if input_max_hz else bins
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         # Input normalisation lives in the model (open-unmix's input_mean/input_scale);
         # initialised for log10 power of peak-normalised drum audio, then learned.
@@ -244,10 +268,18 @@ class BandMaskNet(DenoiserModel):
         copy its input, 6 % of the ensemble's time."""
         return torch.log10(spec.real.square() + spec.imag.square() + 1e-10).contiguous()
 
+    def input_level(self, spec: torch.Tensor) -> torch.Tensor:
+        """``log_power(spec)`` with the bins above ``input_max_hz`` silent: the level the
+        network reads."""
+        level = self.log_power(spec)
+        if self.input_bins < level.shape[-2]:
+            level[..., self.input_bins:, :] = SILENT_LEVEL
+        return level
+
     def features(self, spec: torch.Tensor, log_power: torch.Tensor | None = None) -> torch.Tensor:
-        """The network's input: log power of ``spec`` (or the given ``log_power`` of it)
-        under its learned per-bin normalisation."""
-        level = self.log_power(spec) if log_power is None else log_power
+        """The network's input: ``input_level(spec)`` (or the given ``log_power``, already
+        cut at ``input_max_hz``) under its learned per-bin normalisation."""
+        level = self.input_level(spec) if log_power is None else log_power
         return (level - self.input_mean) * self.input_scale
 
     def inverse(self, masked: torch.Tensor, length: int) -> torch.Tensor:
@@ -258,8 +290,8 @@ class BandMaskNet(DenoiserModel):
     def predict_mask(self, spec: torch.Tensor,
                      log_power: torch.Tensor | None = None) -> torch.Tensor:
         """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued.
-        ``log_power``: ``log_power(spec)`` when the caller already has it."""
-        level = self.log_power(spec) if log_power is None else log_power
+        ``log_power``: ``input_level(spec)`` when the caller already has it."""
+        level = self.input_level(spec) if log_power is None else log_power
         features = self.features(spec, level)
         projected = self.project(features)
         if self.coherence is not None:
@@ -284,7 +316,7 @@ class BandMaskNet(DenoiserModel):
             mask = torch.polar(magnitude, torch.atan2(imag, real + 1e-8))
         if self.frame_gate is not None:
             mask = mask * torch.sigmoid(self.frame_gate(hidden))
-        return mask
+        return extend_mask_above(mask, self.input_bins)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         spec = self.spectrum(wave)

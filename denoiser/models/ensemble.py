@@ -61,7 +61,8 @@ from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock, apply_mask, u
 from .base import DenoiserModel, capture_init, constructor_kwargs
 
 COMBINES = ("max", "mean", "learned", "power")
-SHARED = ("sample_rate", "n_fft", "hop")  # what members must agree on to share one STFT
+# what members must agree on to share one STFT and the level read from it
+SHARED = ("sample_rate", "n_fft", "hop", "input_bins")
 
 
 class MaskEnsemble(DenoiserModel):
@@ -100,7 +101,7 @@ class MaskEnsemble(DenoiserModel):
                                  "they must share one STFT")
         self.members = nn.ModuleList(nets)
         self.combine = combine
-        self.sample_rate, self.n_fft, self.hop = (getattr(nets[0], key) for key in SHARED)
+        self.sample_rate, self.n_fft, self.hop = nets[0].sample_rate, nets[0].n_fft, nets[0].hop
         self.groups, self.low_bins, self.high_bin = self._power_groups(
             combine, groups, min_below_hz, min_above_hz, group_weights, len(nets))
         self.group_logits = None
@@ -204,7 +205,7 @@ class MaskEnsemble(DenoiserModel):
         return self.members[0].spectrum(wave)
 
     def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
-        log_power = BandMaskNet.log_power(spec)  # once for all members
+        log_power = self.members[0].input_level(spec)  # once for all members
         each = [member.predict_mask(spec, log_power) for member in self.members]
         if self.combine == "power":
             return self._power_mean(each)
