@@ -79,6 +79,11 @@ class TrainConfig:
     # With the guard: also charge the ducking of its clips below their clean snares (not the
     # teacher's output), times this weight (training/guard.py); 0 = off.
     guard_ducking: float = 0.0
+    # With the guard: its teacher, a checkpoint ("default": the shipped model); "" = the
+    # --init model as it starts. Why: a network grown with a change of its input (e.g.
+    # ``input_max_hz``) starts as a different model, and the guard should hold it to the one
+    # whose behaviour on unfamiliar snares was measured.
+    guard_teacher: str = ""
     # Where the clips came from, a dataset folder or kit folders (absolute paths); filled in
     # by run_training and saved with the run, so that ``--resume`` continues on the same data
     # by itself, from any folder.
@@ -126,6 +131,9 @@ class TrainConfig:
             if value and not self.guard_weight:
                 raise ParameterError(f"train: {option} is a term of the guard: "
                                      "it needs --guard-weight > 0")
+        if self.guard_teacher and not self.guard_weight:
+            raise ParameterError("train: --guard-teacher is the guard's teacher: it needs "
+                                 "--guard-weight > 0")
         if self.guard_weight and (not self.init or self.guard_batch_size < 1):
             raise ParameterError("train: the guard needs --init (its teacher) and a guard "
                                  "batch of at least 1")

@@ -197,9 +197,26 @@ def initial_model(config: TrainConfig):
 
 def init_model(config: TrainConfig):
     """The ``--init`` checkpoint's model (``load_checkpoint``'s errors name the file)."""
-    path = default_model_path() if config.init == "default" else Path(config.init)
-    model, _ = load_checkpoint(path, overrides=config.model_kwargs or None)
+    model, _ = load_checkpoint(checkpoint_path(config.init),
+                               overrides=config.model_kwargs or None)
     return model
+
+
+def checkpoint_path(name: str) -> Path:
+    """The file a ``--init`` or ``--guard-teacher`` value names ("default": the shipped one)."""
+    return default_model_path() if name == "default" else Path(name)
+
+
+def guard_teacher(model, config: TrainConfig):
+    """The guard's frozen teacher: ``--guard-teacher``'s model, else ``model`` as it starts.
+    A teacher at another sample rate would hold the student to the wrong output."""
+    if not config.guard_teacher:
+        return model
+    teacher, _ = load_checkpoint(checkpoint_path(config.guard_teacher))
+    if teacher.sample_rate != model.sample_rate:
+        raise ParameterError(f"train: the guard's teacher runs at {teacher.sample_rate} Hz, "
+                             f"the network at {model.sample_rate} Hz: they must agree")
+    return teacher
 
 
 def check_model_runs(model, config: TrainConfig) -> None:
@@ -278,8 +295,9 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                                                 else {}))
         loss = CombinedLoss(config.loss, config.loss_options)
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
-        guard = (None if guard_loader is None  # the teacher: the model as it starts
-                 else TeacherGuard(model, Flatten(guard_loader), config.guard_weight,
+        guard = (None if guard_loader is None
+                 else TeacherGuard(guard_teacher(model, config), Flatten(guard_loader),
+                                   config.guard_weight,
                                    config.guard_high_band, config.guard_ducking))
         trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world,
                           report, guard)
@@ -360,7 +378,10 @@ def with_absolute_paths(config: TrainConfig) -> TrainConfig:
     resumed from another folder named whatever lay there, trained on without a word. A run
     that stored relative ones still resumes from the folder it was started in."""
     return replace(config, data=absolute(config.data) if config.data else "",
-                   kits=[absolute(kit) for kit in config.kits])
+                   kits=[absolute(kit) for kit in config.kits],
+                   guard_teacher=(absolute(config.guard_teacher)
+                                  if config.guard_teacher not in ("", "default") else
+                                  config.guard_teacher))
 
 
 def absolute(path: str) -> str:

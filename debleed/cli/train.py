@@ -65,6 +65,9 @@ def refuse_constant(name: str) -> float:
 @click.option("--guard-ducking", type=float, default=None,
               help="With --guard-weight: also charge every frame of the guard's clips left "
                    "quieter than their clean snare, with this weight; 0 = off.")
+@click.option("--guard-teacher", default=None,
+              help='With --guard-weight: hold the network to this checkpoint\'s output '
+                   '("default": the shipped model) instead of the --init model as it starts.')
 @click.option("--guard-batch-size", type=int, default=None,
               help="Segments of guard clips per step [default: 4].")
 @click.option("--init", default=None,
