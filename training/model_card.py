@@ -104,7 +104,7 @@ def guard_lines(config: dict[str, Any]) -> list[str]:
         return []
     lines = [f"- Teacher guard: weight {config['guard_weight']}, {config.get('guard_batch_size')} "
              f"segments a step of clips with {config.get('guard_synth')}, against the output of "
-             f"{config.get('init')}"]
+             f"{config.get('guard_teacher') or config.get('init')}"]
     if config.get("guard_high_band"):
         lines.append(f"- High-band anchor: weight {config['guard_high_band']}, the training "
                      "clips above 5 kHz inside the snare hits held to the same output")

@@ -186,3 +186,60 @@ def test_apply_mask_is_the_product_bit_for_bit(complex_mask):
     if complex_mask:
         mask = torch.polar(mask, torch.rand(spec.shape))
     assert torch.equal(apply_mask(spec, mask), spec * mask)
+
+
+def above(cutoff_hz: float, rng: np.random.Generator, seconds: float = 0.5) -> torch.Tensor:
+    """White noise with nothing below ``cutoff_hz`` (bins zeroed in its spectrum)."""
+    noise = np.fft.rfft(rng.standard_normal(int(RATE * seconds)))
+    noise[: int(cutoff_hz * seconds)] = 0.0
+    return torch.from_numpy(0.01 * np.fft.irfft(noise).astype(np.float32))[None]
+
+
+def test_the_band_above_input_max_hz_is_not_read_and_takes_the_highest_input_bins_mask(rng):
+    """A network cut at 22.05 kHz gives the same mask whatever the band above holds (a
+    recording floor there, hiss, cymbal air), but for the window's leakage into the bins
+    below; its mask there is that of its highest input bin. The same network uncut reads
+    the band a hundred times more."""
+    torch.manual_seed(3)
+    cut = build_model("bandmask-tiny", input_max_hz=22050.0).eval()
+    uncut = build_model("bandmask-tiny").eval()
+    uncut.load_state_dict(cut.state_dict())
+    assert cut.input_bins == int(22050 * 256 / RATE) + 1 == 118  # bin 117 sits at 21938 Hz
+    wave = 0.1 * torch.randn(1, RATE // 2)
+    floored = wave + above(23000.0, rng)
+    with torch.no_grad():
+        masks = [net.predict_mask(net.spectrum(x)) for net in (cut, uncut) for x in (wave, floored)]
+    moved_cut, moved_uncut = ((a - b).abs().max().item() for a, b in (masks[:2], masks[2:]))
+    assert moved_cut < 0.01 * moved_uncut, (moved_cut, moved_uncut)
+    top = masks[0][:, cut.input_bins:]
+    assert torch.equal(top, masks[0][:, cut.input_bins - 1:cut.input_bins].expand_as(top))
+    with pytest.raises(ValueError, match="input_max_hz must be 0"):
+        BandMaskNet(input_max_hz=24000.0)
+    with pytest.raises(ValueError, match="input_max_hz must be 0"):
+        BandMaskNet(input_max_hz=-1.0)
+
+
+def test_an_ensemble_grows_the_cut_on_every_member_and_refuses_members_that_differ(tmp_path, rng):
+    """``member_kwargs`` cuts every member at once with the weights unchanged (the shipped
+    model's thirty-fourth-round variant); the ensemble reads one cut level for all of them.
+    Members cut at different frequencies cannot share it."""
+    torch.manual_seed(4)
+    bag = MaskEnsemble.of([build_model("bandmask-tiny").eval(),
+                           build_model("bandmask-tiny").eval()], "power")
+    path = save_checkpoint(tmp_path / "bag.pt", bag)
+    grown, _ = load_checkpoint(path, overrides={"member_kwargs": {"input_max_hz": 22050.0}})
+    assert all(member.input_bins == 118 for member in grown.members)
+    wave = 0.1 * torch.randn(1, RATE // 2)
+    with torch.no_grad():
+        spec = grown.spectrum(wave)
+        expected = torch.hypot(*(m.predict_mask(spec) for m in grown.members)) * 2 ** -0.5
+        assert torch.allclose(grown.predict_mask(spec), expected, atol=1e-6)
+        uncut = bag.predict_mask(spec)
+        floored = grown.spectrum(wave + above(23000.0, rng))
+        moved_cut = (grown.predict_mask(floored) - grown.predict_mask(spec)).abs().max().item()
+        moved_uncut = (bag.predict_mask(floored) - uncut).abs().max().item()
+        assert moved_cut < 0.01 * moved_uncut, (moved_cut, moved_uncut)
+    with pytest.raises(ValueError, match="input_bins"):
+        MaskEnsemble([{"n_fft": 256, "hop": 64, "channels": 16, "dilations": (1, 2)},
+                      {"n_fft": 256, "hop": 64, "channels": 16, "dilations": (1, 2),
+                       "input_max_hz": 20000.0}], "power")

@@ -14,14 +14,14 @@ from click.testing import CliRunner
 from scipy.signal import butter, sosfilt
 
 from debleed.cli.main import cli
-from denoiser.checkpoint import load_checkpoint
+from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.errors import ParameterError
 from denoiser.models import build_model
 from training.config import TrainConfig
 from training.guard import TeacherGuard, high_band_hit_distance
 from training.kits import load_kit
 from training.losses import CombinedLoss, DuckingLoss
-from training.run import run_training
+from training.run import guard_teacher, run_training
 from training.synth import render_clip
 
 TINY = TrainConfig(model="bandmask-tiny", batch_size=2, segment_seconds=0.5, steps_per_epoch=3,
@@ -234,6 +234,7 @@ def test_a_guarded_run_resumes_to_the_same_weights(teacher: Path, synthetic_kit_
     ({"guard_weight": 1.0, "guard_ducking": -2.0}, "guard_ducking = -2.0: must be"),
     ({"guard_weight": 1.0, "guard_ducking": float("nan")}, "guard_ducking = nan"),
     ({"guard_ducking": 1.0}, "--guard-ducking is a term of the guard: it needs --guard-weight"),
+    ({"guard_teacher": "default"}, "--guard-teacher is the guard's teacher: it needs --guard-w"),
     ({"guard_synth": {"nope": 1}}, "unknown guard synth option"),
     ({"guard_synth": {"procedural_snare_probability": 2}}, "guard synth option .* probability"),
 ])
@@ -243,6 +244,24 @@ def test_bad_guard_options_raise(teacher: Path, synthetic_kit_dir: Path, tmp_pat
     with pytest.raises(ParameterError, match=message):
         run_training(config, tmp_path / "run", kits=[str(synthetic_kit_dir)])
     assert not (tmp_path / "run").exists()
+
+
+def test_the_guard_teacher_is_the_starting_model_unless_another_checkpoint_is_named(
+        teacher: Path, tmp_path: Path):
+    """``--guard-teacher``: the guard holds a grown network (here cut at 22.05 kHz) to the
+    checkpoint whose behaviour was measured, not to itself as it starts; a teacher at
+    another sample rate is refused."""
+    grown, _ = load_checkpoint(teacher, overrides={"input_max_hz": 22050.0})
+    assert guard_teacher(grown, replace(TINY, init=str(teacher))) is grown
+    named = guard_teacher(grown, replace(TINY, init=str(teacher), guard_weight=1.0,
+                                         guard_teacher=str(teacher)))
+    assert named is not grown and named.input_bins == named.n_fft // 2 + 1
+    original, _ = load_checkpoint(teacher)
+    assert all(torch.equal(a, b) for a, b in zip(named.state_dict().values(),
+                                                 original.state_dict().values()))
+    other_rate = save_checkpoint(tmp_path / "thesis.pt", build_model("thesis-tiny"))
+    with pytest.raises(ParameterError, match="teacher runs at 20000 Hz, the network at 48000"):
+        guard_teacher(grown, replace(TINY, guard_weight=1.0, guard_teacher=str(other_rate)))
 
 
 def test_the_guard_refuses_a_dataset_folder(teacher: Path, tmp_path: Path):
@@ -264,8 +283,11 @@ def test_cli_passes_the_guard_options(teacher: Path, synthetic_kit_dir: Path, tm
     assert bad.exit_code != 0 and "--guard-synth: expected a JSON object" in bad.output
     assert not run.exists()
     result = CliRunner().invoke(cli, [*common, "--guard-synth", '{"wide_pitch_probability": 1}',
-                                      "--guard-batch-size", "1", "--guard-ducking", "2"])
+                                      "--guard-batch-size", "1", "--guard-ducking", "2",
+                                      "--guard-teacher", str(teacher)])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())
     assert (saved["guard_weight"], saved["guard_batch_size"], saved["guard_synth"],
-            saved["guard_ducking"]) == (0.5, 1, {"wide_pitch_probability": 1}, 2.0)
+            saved["guard_ducking"], saved["guard_teacher"]) == (
+        0.5, 1, {"wide_pitch_probability": 1}, 2.0, str(teacher.resolve()))
+    assert f"against the output of {teacher.resolve()}" in (run / "MODEL_CARD.md").read_text()
