@@ -25,6 +25,7 @@ from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
 from .errors import AudioError, ModelError, ParameterError
 from .models import DenoiserModel
+from .models.ensemble import limit_input
 from .pretrained import default_model_path
 
 Progress = Callable[[float], None]
@@ -47,6 +48,7 @@ class InferenceConfig:
     block_margin_seconds: float = 2.0  # context read around each block (the resampler)
     peak_level: float = 0.5           # mid-range of the training clips' peaks (-12..-1 dBFS)
     precision: str = "float32"        # or mixed: "bfloat16" (CPU or CUDA), "float16" (CUDA)
+    input_max_hz: float = 0.0         # > 0: the model reads only the band below (limit_input)
 
     def validate(self) -> "InferenceConfig":
         if not (0.5 <= self.segment_seconds <= 600):
@@ -59,6 +61,9 @@ class InferenceConfig:
             raise ParameterError("block margin must be between 0 s and the block length")
         if not (0 < self.peak_level <= 1):
             raise ParameterError("peak level must be above 0 and at most 1 (full scale)")
+        if not (math.isfinite(self.input_max_hz) and self.input_max_hz >= 0):
+            raise ParameterError(f"input_max_hz must be 0 (every bin) or a frequency in Hz, "
+                                 f"not {self.input_max_hz}")
         if self.precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, "
                                  f"not {self.precision!r}")
@@ -138,8 +143,13 @@ class Denoiser:
     def __init__(self, model: DenoiserModel, device: str | torch.device = "auto",
                  config: InferenceConfig | None = None, info: dict[str, Any] | None = None):
         self.device = pick_device(device)
-        self.model = model.to(self.device).eval()
         self.config = (config or InferenceConfig()).validate()
+        if self.config.input_max_hz:
+            try:
+                model = limit_input(model, self.config.input_max_hz)
+            except ModelError as exc:
+                raise ParameterError(str(exc)) from None
+        self.model = model.to(self.device).eval()
         if self.config.precision == "float16" and self.device.type != "cuda":
             raise ParameterError("float16 precision needs a CUDA device; on the CPU use bfloat16")
         self.info = info or {}

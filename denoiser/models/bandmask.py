@@ -90,6 +90,15 @@ def level_floor(level: torch.Tensor, quantile: float) -> torch.Tensor:
     return torch.quantile(level, quantile, dim=-1, keepdim=True)
 
 
+def input_bins(max_hz: float, n_fft: int, sample_rate: int) -> int:
+    """How many bins a network cut at ``max_hz`` reads: those at or below it (bin k sits at
+    k * sample_rate / n_fft); all of them for 0."""
+    if not 0.0 <= max_hz < sample_rate / 2:
+        raise ValueError(f"input_max_hz must be 0 (every bin) or below Nyquist "
+                         f"({sample_rate / 2:g} Hz), not {max_hz}")
+    return int(max_hz * n_fft / sample_rate) + 1 if max_hz else n_fft // 2 + 1
+
+
 def extend_mask_above(mask: torch.Tensor, bins: int) -> torch.Tensor:
     """``mask`` ``(..., all bins, T)`` with every bin from ``bins`` on replaced by bin
     ``bins - 1``: the mask for a band the network was not shown (``input_max_hz``)."""
@@ -202,9 +211,6 @@ class BandMaskNet(DenoiserModel):
             raise ValueError("texture_channels must be >= 0 and texture_rank >= 1")
         if not 0.0 <= floor_quantile <= 0.5 or floor_rank < 0:
             raise ValueError("floor_quantile must be from 0 to 0.5 and floor_rank >= 0")
-        if not 0.0 <= input_max_hz < sample_rate / 2:
-            raise ValueError(f"input_max_hz must be 0 (every bin) or below Nyquist "
-                             f"({sample_rate / 2:g} Hz), not {input_max_hz}")
         if texture_channels and mask != "real":
             raise ValueError("texture_channels needs the real mask (its map adds to the logits)")
         self.sample_rate = int(sample_rate)
@@ -214,8 +220,7 @@ class BandMaskNet(DenoiserModel):
             raise ValueError(f"hop must be from 1 to n_fft / 2 ({self.n_fft // 2}), not {hop}")
         self.mask_kind = mask
         bins = n_fft // 2 + 1
-        # bins at or below input_max_hz (bin k sits at k * sample_rate / n_fft)
-        self.input_bins = int(input_max_hz * n_fft / sample_rate) + 1 if input_max_hz else bins
+        self.input_bins = input_bins(input_max_hz, n_fft, self.sample_rate)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         # Input normalisation lives in the model (open-unmix's input_mean/input_scale);
         # initialised for log10 power of peak-normalised drum audio, then learned.

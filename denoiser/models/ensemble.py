@@ -47,6 +47,7 @@ starting from exactly the old output.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
@@ -57,7 +58,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .bandmask import FRAME_GATE_OPEN, BandMaskNet, ResidualBlock, apply_mask, unit_phase_steps
+from .bandmask import (FRAME_GATE_OPEN, BandMaskNet, ResidualBlock, apply_mask, input_bins,
+                       unit_phase_steps)
 from .base import DenoiserModel, capture_init, constructor_kwargs
 
 COMBINES = ("max", "mean", "learned", "power")
@@ -243,6 +245,26 @@ class MaskEnsemble(DenoiserModel):
             return self.members[0].inverse(apply_mask(spec, mask), wave.shape[-1])
         filtered = self.filter(spec, mask, self.members[0].features(spec))
         return self.members[0].inverse(filtered, wave.shape[-1])
+
+
+def limit_input(model: DenoiserModel, max_hz: float) -> DenoiserModel:
+    """A copy of ``model`` whose networks read only the bins at or below ``max_hz``, the band
+    above taking the highest read bin's mask (``BandMaskNet``'s ``input_max_hz``), weights
+    unchanged. Why at inference: the shipped model reads noise above 22.05 kHz as bleed (its
+    44.1-kHz training kits leave that band to room tone), so a 48- or 96-kHz track's hiss
+    there takes the hits with it; cut, it reads the track as it would a 44.1-kHz one
+    (docs/model.md, thirty-fourth round)."""
+    if not isinstance(model, (BandMaskNet, MaskEnsemble)):
+        raise ModelError(f"only bandmask models and their ensembles read a spectrum's bins; "
+                         f"{model.name} cannot be cut at {max_hz:g} Hz")
+    limited = copy.deepcopy(model)
+    networks = limited.members if isinstance(limited, MaskEnsemble) else [limited]
+    try:
+        for network in networks:
+            network.input_bins = input_bins(max_hz, network.n_fft, network.sample_rate)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+    return limited
 
 
 class MaskSelector(nn.Module):

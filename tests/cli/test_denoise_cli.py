@@ -236,3 +236,31 @@ def test_bfloat16_precision_stays_close_to_float32(tmp_path, write_wav, drum_tra
     assert -80 < error_db < -30, error_db
     if not torch.cuda.is_available():
         refused(lambda: run(checkpoint, src, "-o", tmp_path / "f16.wav", "--precision", "float16"))
+
+
+def test_input_max_hz_cuts_the_band_the_model_reads(tmp_path, write_wav, drum_track, checkpoint,
+                                                    refused, rng):
+    """``--input-max-hz 22050``: hiss above 22.05 kHz added to a 48-kHz track moves the
+    output below that band a hundred times less than it does with the whole band read; an
+    absurd frequency is a one-line error that writes nothing."""
+    data = drum_track(1, seconds=1.0)
+    hiss = np.fft.rfft(rng.standard_normal(data.shape[1]))
+    hiss[: int(23_000 * data.shape[1] / SR)] = 0.0
+    hissy = data + 0.01 * np.fft.irfft(hiss, n=data.shape[1]).astype(np.float32)[None]
+    outputs = {}
+    for name, track in (("plain", data), ("hissy", hissy)):
+        src = write_wav(tmp_path / f"{name}.wav", track)
+        for limit in ("0", "22050"):
+            dst = tmp_path / f"{name}-{limit}.wav"
+            result = run(checkpoint, src, "-o", dst, "--input-max-hz", limit)
+            assert result.exit_code == 0, result.output
+            out, _ = sf.read(str(dst), dtype="float32")
+            low = np.fft.rfft(out)
+            outputs[name, limit] = low[: int(20_000 * out.size / SR)]
+    moved = {limit: np.abs(outputs["hissy", limit] - outputs["plain", limit]).max()
+             for limit in ("0", "22050")}
+    assert moved["22050"] < 0.01 * moved["0"], moved
+    src = tmp_path / "plain.wav"
+    for bad in ("-1", "nan", "24000"):
+        assert "input_max_hz" in refused(lambda: run(checkpoint, src, "-o", tmp_path / "x.wav",
+                                                     "--input-max-hz", bad)).stderr

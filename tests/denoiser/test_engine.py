@@ -301,7 +301,8 @@ def test_one_dimensional_input_comes_back_one_dimensional(rng):
                                      {"peak_level": 2.0}, {"block_seconds": float("nan")},
                                      {"block_seconds": float("inf")},
                                      {"block_margin_seconds": -1.0},
-                                     {"block_margin_seconds": float("nan")}])
+                                     {"block_margin_seconds": float("nan")},
+                                     {"input_max_hz": -1.0}, {"input_max_hz": float("nan")}])
 def test_levelling_and_streaming_settings_are_checked(changes):
     """A peak level of 0 or NaN used to give all-NaN audio without a word."""
     with pytest.raises(ParameterError):
@@ -372,6 +373,18 @@ def test_a_low_but_real_rate_is_resampled_and_kept():
     out = denoiser.denoise(samples, 22_050)
     assert out.shape == samples.shape
     assert np.max(np.abs(out - samples)) < 1e-4
+
+
+def test_input_max_hz_cuts_a_copy_of_the_model_and_refuses_models_without_bins():
+    """The engine cuts its own copy (the caller's model keeps reading every bin); a waveform
+    model has no bins to cut and a cut at or above Nyquist is no cut: both one-line errors."""
+    model = build_model("bandmask-tiny")
+    denoiser = Denoiser(model, "cpu", InferenceConfig(input_max_hz=22050.0))
+    assert (denoiser.model.input_bins, model.input_bins) == (118, 129)
+    with pytest.raises(ParameterError, match="thesis cannot be cut at 8000 Hz"):
+        Denoiser(build_model("thesis-tiny"), "cpu", InferenceConfig(input_max_hz=8000.0))
+    with pytest.raises(ParameterError, match="below Nyquist"):
+        Denoiser(model, "cpu", InferenceConfig(input_max_hz=30000.0))
 
 
 def test_device_and_config_validation():
