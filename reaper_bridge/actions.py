@@ -93,7 +93,8 @@ class WorkerJob:
         job = {"tasks": tasks, "status": self.status, "result": self.result,
                "cancel": self.cancel_file,
                "model": settings.model, "device": settings.device,
-               "precision": settings.precision, "gate": settings.gate,
+               "precision": settings.precision, "input_max_hz": settings.input_max_hz,
+               "gate": settings.gate,
                "threads": threads}
         self.job_file = os.path.join(self.folder, "job.json")
         with open(self.job_file, "w", encoding="utf-8") as handle:

@@ -67,10 +67,12 @@ class TaskExecutor:
     """Runs bridge tasks; loads the model once, on the first task that needs it."""
 
     def __init__(self, model: str | None = None, device: str = "auto",
-                 gate: dict[str, Any] | None = None, precision: str = "float32"):
+                 gate: dict[str, Any] | None = None, precision: str = "float32",
+                 input_max_hz: float = 0.0):
         self.model = model or None
         self.device = device
         self.precision = precision
+        self.input_max_hz = input_max_hz
         self.gate = gate_config(gate or {})
         self._denoiser: Any = None
 
@@ -80,7 +82,8 @@ class TaskExecutor:
             from denoiser.engine import Denoiser, InferenceConfig
 
             self._denoiser = Denoiser.load(self.model, self.device,
-                                           InferenceConfig(precision=self.precision))
+                                           InferenceConfig(precision=self.precision,
+                                                           input_max_hz=self.input_max_hz))
         return self._denoiser
 
     def __call__(self, task: Task, report: Callable[[float], None]) -> Path:

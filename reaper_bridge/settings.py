@@ -16,6 +16,7 @@ commands and ``debleed reaper doctor`` all use one path.
     model =                               ; checkpoint (~/x.pt, or relative to this folder, as export_dir)
     device = auto                         ; auto, cpu, cuda
     precision = float32                   ; or bfloat16 (faster on recent CPUs), float16 (CUDA)
+    input_max_hz = 0                      ; 22050: ignore a 48/96-kHz track's hiss above it
     compare_variants = false              ; also render the other two variants' takes
     export_dir =                          ; training export; empty = <media>/debleed-training
     sidechain_track =                     ; key the pre-gate from this track (e.g. a trigger)
@@ -58,6 +59,8 @@ class BridgeSettings:
     model: str = ""
     device: str = "auto"
     precision: str = "float32"
+    #: The model reads only the band below (``InferenceConfig.input_max_hz``); 0: all of it.
+    input_max_hz: float = 0.0
     compare_variants: bool = False
     export_dir: str = ""
     sidechain_track: str = ""
@@ -87,14 +90,16 @@ class BridgeSettings:
         return env
 
     def cache_key(self) -> str:
-        """Changes whenever the processed audio would change (model file, precision, gate
-        settings). The sidechain track is not part of it: only gated variants hear the key,
+        """Changes whenever the processed audio would change (model file, precision, the
+        band the model reads, gate settings). The sidechain track is not part of it: only gated variants hear the key,
         and ``jobs`` adds the digest of its audio to their entries alone, so an ungated take
         is reused whichever track is named."""
         model = self.model
         if model and os.path.isfile(model):
             model = f"{os.path.abspath(model)}@{os.stat(model).st_mtime_ns}"
         keyed = {"model": model, "precision": self.precision, "gate": self.gate}
+        if self.input_max_hz:  # absent when off, so takes rendered before the key existed match
+            keyed["input_max_hz"] = self.input_max_hz
         text = json.dumps(keyed, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -142,6 +147,14 @@ def _gate_value(path: str, key: str, text: str) -> float | bool:
                             "true/false") from None
 
 
+def _frequency(path: str, key: str, text: str) -> float:
+    """A frequency setting in Hz; empty is 0 (off). The engine judges the value itself."""
+    try:
+        return float(text or 0)
+    except ValueError:
+        raise SettingsError(f"{path}: {key} = {text!r} is not a frequency in Hz") from None
+
+
 def load_settings(path: str) -> BridgeSettings:
     """Read the INI; a missing file gives the defaults, a malformed one a one-line error.
     ``model`` and ``export_dir`` come resolved against ``path`` (``resolve_path``), so
@@ -163,6 +176,7 @@ def load_settings(path: str) -> BridgeSettings:
         model=resolved["model"], export_dir=resolved["export_dir"], as_written=written,
         device=main.get("device", "auto") or "auto",
         precision=main.get("precision", "float32") or "float32",
+        input_max_hz=_frequency(path, "input_max_hz", main.get("input_max_hz", "").strip()),
         compare_variants=str(main.get("compare_variants", "false")).lower() in ("1", "true", "yes", "on"),
         sidechain_track=main.get("sidechain_track", "").strip(),
         gate={key: _gate_value(path, key, value) for key, value in gate.items()},
@@ -213,6 +227,7 @@ def _ini_values(path: str, settings: BridgeSettings) -> dict[str, dict[str, str]
     main = {
         "python": settings.python, "package_root": settings.package_root,
         "model": paths["model"], "device": settings.device, "precision": settings.precision,
+        "input_max_hz": f"{settings.input_max_hz:g}",
         "compare_variants": "true" if settings.compare_variants else "false",
         "export_dir": paths["export_dir"], "sidechain_track": settings.sidechain_track,
     }

@@ -68,7 +68,7 @@ def run_job(job_path: str) -> int:
         from .processing import TaskExecutor
 
         executor = TaskExecutor(job.get("model") or None, job.get("device", "auto"), job.get("gate"),
-                                job.get("precision", "float32"))
+                                job.get("precision", "float32"), job.get("input_max_hz", 0.0))
         run_tasks(tasks, executor, progress)
         if orphaned(parent):  # it ended after the last report
             raise BridgeError(ORPHANED)

@@ -82,13 +82,18 @@ def _connect(timeout: float):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
               help="Mixed precision for the network (default: the INI's, else float32).")
+@click.option("--input-max-hz", type=float, default=None,
+              help="Let the model read only the band below this frequency, e.g. 22050 for "
+                   "48/96-kHz tracks with audible hiss (default: the INI's input_max_hz, else "
+                   "0, every bin).")
 @click.option("--sidechain-track", default=None,
               help="Key the pre-gate from this track, e.g. a trigger (default: the INI's "
                    "sidechain_track, else the snare itself).")
 @TIMEOUT
 @user_errors
 def denoise(gate: bool, compare_variants: bool | None, model: str | None, device: str | None,
-            precision: str | None, sidechain_track: str | None, timeout: float) -> None:
+            precision: str | None, input_max_hz: float | None, sidechain_track: str | None,
+            timeout: float) -> None:
     """Denoise the selected items of the running REAPER; add aligned takes."""
     from denoiser.engine import InferenceConfig
     from reaper_bridge.bridge import denoise as run_denoise
@@ -98,13 +103,17 @@ def denoise(gate: bool, compare_variants: bool | None, model: str | None, device
     settings.model = model or settings.model
     settings.device = device or settings.device
     settings.precision = precision or settings.precision
-    InferenceConfig(precision=settings.precision).validate()  # before any item is touched
+    if input_max_hz is not None:
+        settings.input_max_hz = input_max_hz
+    # before any item is touched
+    InferenceConfig(precision=settings.precision, input_max_hz=settings.input_max_hz).validate()
     if compare_variants is not None:
         settings.compare_variants = compare_variants
     if sidechain_track is not None:
         settings.sidechain_track = sidechain_track.strip()
     executor = TaskExecutor(settings.model or None, settings.device, settings.gate,
-                            settings.precision)
+                            settings.precision, settings.input_max_hz)
+    _ = executor.denoiser  # loaded now: a model or cut that cannot run is refused before any item
     with progress("debleed") as update:
         outcome = run_denoise(api, settings.variants(gate), executor, settings.cache_key(),
                               progress=lambda done, note: update(done, note),

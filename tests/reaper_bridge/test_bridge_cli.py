@@ -299,3 +299,34 @@ def test_precision_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Pat
     result = runner.invoke(cli, ["reaper", "denoise"])
     assert result.exit_code == 1 and "precision" in result.output
     assert len(result.output.strip().splitlines()) == 1 and len(item.takes) == 2
+
+
+def test_input_max_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Path) -> None:
+    """``--input-max-hz 22050`` (or ``input_max_hz`` in the INI) renders another take than
+    the full band (the cache key changed, the take is re-pointed); a cut at or above the
+    model's Nyquist, or a word where a frequency belongs, is one line and adds no take."""
+    import numpy as np
+    import soundfile as sf
+
+    add_snare(distant, tmp_path)
+    runner = CliRunner()
+    item = distant.tracks[0].items[0]
+    assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
+    first = item.takes[1].source.filename
+    assert runner.invoke(cli, ["reaper", "denoise", "--input-max-hz", "22050"]).exit_code == 0
+    assert len(item.takes) == 2 and item.takes[1].source.filename != first
+    full, cut = (sf.read(path, dtype="float32")[0] for path in (first, item.takes[1].source.filename))
+    assert not np.array_equal(full, cut)
+    path = settings_path(distant.resource_path)
+    settings = load_settings(path)
+    settings.input_max_hz = 30000.0
+    save_settings(path, settings)
+    assert load_settings(path).input_max_hz == 30000.0
+    result = runner.invoke(cli, ["reaper", "denoise"])
+    assert result.exit_code == 1 and "input_max_hz must be 0" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and len(item.takes) == 2
+    text = Path(path).read_text().replace("input_max_hz = 30000", "input_max_hz = high")
+    Path(path).write_text(text)
+    result = runner.invoke(cli, ["reaper", "denoise"])
+    assert result.exit_code == 1 and "input_max_hz = 'high' is not a frequency" in result.output
+    assert len(item.takes) == 2
