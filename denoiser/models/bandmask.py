@@ -39,18 +39,22 @@ Why this shape:
   (docs/model.md, thirty-second round). Told the floor, they need not guess it. It enters
   through its own zero-start projection (``floor_rank``), so a grown network starts from
   exactly its old mask.
-- ``input_max_hz``: bins above this frequency enter the network as digital silence, and
-  their mask is the highest input bin's. Most drum libraries and sessions are recorded at
-  44.1 kHz, so at 48 kHz every training clip of the shipped model was empty above
-  22.05 kHz; a 48-kHz track's hiss, dither or cymbal air there is an input the networks
-  never saw, and it took snare hits down across the whole spectrum (docs/model.md,
-  thirty-fourth round). The band above carries the same sound as the band below, so it
-  takes the mask decided for the highest input bin. 0: every bin is an input.
+- ``input_max_hz``: bins above this frequency enter the network as digital silence (their
+  level and phase coherence), and their mask is the highest input bin's. Four of the shipped
+  model's six training kits are 44.1-kHz libraries, so above 22.05 kHz its training clips
+  held the synthesiser's room tone and the bleed but none of those kits' snares; it learned
+  noise there as a bleed cue, and a track above 44.1 kHz with hiss or dither fills the band
+  at every frame, hits included, which took the hits down (docs/model.md, thirty-fourth
+  round). Cut, a network reads such a track as it would a 44.1-kHz one. The band above
+  carries the same sound as the band below, so it takes the mask decided for the highest
+  input bin. 0: every bin is an input.
 - Cheap: the time axis runs at the frame rate (188 Hz at hop 256), so the network costs
   well under a GFLOP per second of audio and runs >100x real time on two CPU cores.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -58,7 +62,8 @@ from torch import nn
 from .base import DenoiserModel, capture_init
 
 FRAME_GATE_OPEN = 4.0  # initial logit: sigmoid(4) = 0.98, -0.16 dB, gradients still alive
-SILENT_LEVEL = -10.0  # log_power of digital silence (its 1e-10 guard)
+POWER_GUARD = 1e-10  # added to the power before its log: digital silence reads as its log
+SILENT_LEVEL = math.log10(POWER_GUARD)
 
 
 def unit_phase_steps(spec: torch.Tensor) -> torch.Tensor:
@@ -271,7 +276,7 @@ class BandMaskNet(DenoiserModel):
         ensemble computes it once for all its members (a fifth of a member's time).
         Contiguous: the STFT's frames-major layout made each member's first convolution
         copy its input, 6 % of the ensemble's time."""
-        return torch.log10(spec.real.square() + spec.imag.square() + 1e-10).contiguous()
+        return torch.log10(spec.real.square() + spec.imag.square() + POWER_GUARD).contiguous()
 
     def input_level(self, spec: torch.Tensor) -> torch.Tensor:
         """``log_power(spec)`` with the bins above ``input_max_hz`` silent: the level the
@@ -281,10 +286,10 @@ class BandMaskNet(DenoiserModel):
             level[..., self.input_bins:, :] = SILENT_LEVEL
         return level
 
-    def features(self, spec: torch.Tensor, log_power: torch.Tensor | None = None) -> torch.Tensor:
-        """The network's input: ``input_level(spec)`` (or the given ``log_power``, already
-        cut at ``input_max_hz``) under its learned per-bin normalisation."""
-        level = self.input_level(spec) if log_power is None else log_power
+    def features(self, spec: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's input: ``input_level(spec)`` (or the given ``level``, which must be
+        it, cut at ``input_max_hz``) under its learned per-bin normalisation."""
+        level = self.input_level(spec) if level is None else level
         return (level - self.input_mean) * self.input_scale
 
     def inverse(self, masked: torch.Tensor, length: int) -> torch.Tensor:
@@ -293,14 +298,17 @@ class BandMaskNet(DenoiserModel):
                            length=length)
 
     def predict_mask(self, spec: torch.Tensor,
-                     log_power: torch.Tensor | None = None) -> torch.Tensor:
+                     level: torch.Tensor | None = None) -> torch.Tensor:
         """Mask for a complex spectrum ``(B, bins, frames)``; real or complex valued.
-        ``log_power``: ``input_level(spec)`` when the caller already has it."""
-        level = self.input_level(spec) if log_power is None else log_power
+        ``level``: ``input_level(spec)`` when the caller already has it (an ensemble, once
+        for all its members); a plain ``log_power`` would skip the cut."""
+        level = self.input_level(spec) if level is None else level
         features = self.features(spec, level)
         projected = self.project(features)
         if self.coherence is not None:
-            projected = projected + self.coherence(phase_coherence(spec, self.coherence_frames))
+            coherence = phase_coherence(spec, self.coherence_frames)
+            coherence[:, self.input_bins:] = 0.0  # the band not read: as digital silence
+            projected = projected + self.coherence(coherence)
         if self.floor is not None:  # one column, the same for every frame: broadcast
             floor = level_floor(level, self.floor_quantile)
             projected = projected + self.floor((floor - self.input_mean) * self.input_scale)

@@ -100,7 +100,7 @@ class MaskEnsemble(DenoiserModel):
             differing = [key for key in SHARED if getattr(net, key) != getattr(nets[0], key)]
             if differing:
                 raise ValueError(f"ensemble members differ in {', '.join(differing)}: "
-                                 "they must share one STFT")
+                                 "they must share one STFT and the level read from it")
         self.members = nn.ModuleList(nets)
         self.combine = combine
         self.sample_rate, self.n_fft, self.hop = nets[0].sample_rate, nets[0].n_fft, nets[0].hop
@@ -115,6 +115,9 @@ class MaskEnsemble(DenoiserModel):
                                          tuple(selector_dilations))
         self.filter = None
         if deep_filter:
+            if nets[0].input_bins < self.n_fft // 2 + 1:  # it reads every bin's phase
+                raise ValueError("the deep filter reads the whole band: its members cannot "
+                                 "be cut at input_max_hz")
             min_bin = int(round(filter_min_hz * self.n_fft / self.sample_rate))
             if not 0 < min_bin < self.n_fft // 2 or filter_taps < 1 or filter_taps % 2 == 0:
                 raise ValueError("the deep filter needs 0 < filter_min_hz < Nyquist and an odd "
@@ -207,8 +210,8 @@ class MaskEnsemble(DenoiserModel):
         return self.members[0].spectrum(wave)
 
     def predict_mask(self, spec: torch.Tensor) -> torch.Tensor:
-        log_power = self.members[0].input_level(spec)  # once for all members
-        each = [member.predict_mask(spec, log_power) for member in self.members]
+        level = self.members[0].input_level(spec)  # once for all members
+        each = [member.predict_mask(spec, level) for member in self.members]
         if self.combine == "power":
             return self._power_mean(each)
         masks = torch.stack(each)
@@ -218,8 +221,8 @@ class MaskEnsemble(DenoiserModel):
         if self.selector is None:
             return high
         low = masks.amin(dim=0)
-        level = self.members[0].features(spec, log_power)  # the first member's normalisation
-        return low + self.selector(masks, level) * (high - low)
+        features = self.members[0].features(spec, level)  # the first member's normalisation
+        return low + self.selector(masks, features) * (high - low)
 
     def _power_mean(self, masks: list[torch.Tensor]) -> torch.Tensor:
         """sqrt(mean of the groups' squared masks), weighted per bin with ``group_logits``,

@@ -243,3 +243,22 @@ def test_an_ensemble_grows_the_cut_on_every_member_and_refuses_members_that_diff
         MaskEnsemble([{"n_fft": 256, "hop": 64, "channels": 16, "dilations": (1, 2)},
                       {"n_fft": 256, "hop": 64, "channels": 16, "dilations": (1, 2),
                        "input_max_hz": 20000.0}], "power")
+
+
+def test_a_cut_network_reads_no_phase_coherence_above_the_cut_and_no_deep_filter_joins_it(rng):
+    """The phase coherence is an input too: cut, noise above 23 kHz moves a coherent
+    network's mask a hundred times less than uncut. The deep filter reads every bin's phase,
+    so an ensemble of cut members refuses it."""
+    uncut = coherent()
+    cut = build_model("bandmask-tiny", phase_coherence=True, input_max_hz=22050.0).eval()
+    cut.load_state_dict(uncut.state_dict())
+    wave = 0.1 * torch.randn(1, RATE // 2)
+    floored = wave + above(23000.0, rng)
+    with torch.no_grad():
+        moved = [(net.predict_mask(net.spectrum(floored)) - net.predict_mask(net.spectrum(wave)))
+                 .abs().max().item() for net in (cut, uncut)]
+    assert moved[0] < 0.01 * moved[1], moved
+    member = {"n_fft": 256, "hop": 64, "channels": 16, "dilations": (1, 2),
+              "input_max_hz": 22050.0}
+    with pytest.raises(ValueError, match="deep filter reads the whole band"):
+        MaskEnsemble([member, member], "power", deep_filter=True)
