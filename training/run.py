@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 from denoiser.checkpoint import load_checkpoint, load_package, rebuild
 from denoiser.engine import pick_device
 from denoiser.errors import ModelError, ParameterError
-from denoiser.models import build_model
+from denoiser.models import DenoiserModel, build_model
 from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import default_model_path
 
@@ -207,7 +207,7 @@ def checkpoint_path(name: str) -> Path:
     return default_model_path() if name == "default" else Path(name)
 
 
-def guard_teacher(model, config: TrainConfig):
+def guard_teacher(model: DenoiserModel, config: TrainConfig) -> DenoiserModel:
     """The guard's frozen teacher: ``--guard-teacher``'s model, else ``model`` as it starts.
     A teacher at another sample rate would hold the student to the wrong output."""
     if not config.guard_teacher:
@@ -374,14 +374,19 @@ def saved_config(run_dir: str | Path) -> TrainConfig:
 
 
 def with_absolute_paths(config: TrainConfig) -> TrainConfig:
-    """``config`` with its data and kit paths absolute. Why: stored as typed, a relative path
-    resumed from another folder named whatever lay there, trained on without a word. A run
-    that stored relative ones still resumes from the folder it was started in."""
+    """``config`` with its data, kit and checkpoint paths absolute. Why: stored as typed, a
+    relative path resumed from another folder named whatever lay there, trained on (or
+    held to, for the guard's teacher) without a word. A run that stored relative ones still
+    resumes from the folder it was started in."""
     return replace(config, data=absolute(config.data) if config.data else "",
                    kits=[absolute(kit) for kit in config.kits],
-                   guard_teacher=(absolute(config.guard_teacher)
-                                  if config.guard_teacher not in ("", "default") else
-                                  config.guard_teacher))
+                   init=absolute_checkpoint(config.init),
+                   guard_teacher=absolute_checkpoint(config.guard_teacher))
+
+
+def absolute_checkpoint(name: str) -> str:
+    """A ``--init`` or ``--guard-teacher`` value made absolute; "" and "default" are words."""
+    return name if name in ("", "default") else absolute(name)
 
 
 def absolute(path: str) -> str:

@@ -54,7 +54,8 @@ def refuse_constant(name: str) -> float:
                    '(numbers, or [low, high] ranges).')
 @click.option("--guard-weight", type=float, default=None,
               help="With --init and --kit: also hold the network to the --init model's output "
-                   "on clips of --guard-synth, with this weight; 0 = off.")
+                   "(or --guard-teacher's) on clips of --guard-synth, with this weight; "
+                   "0 = off.")
 @click.option("--guard-synth", default=None,
               help='JSON synthesis options of the guard\'s clips, on top of --synth '
                    '[default: \'{"procedural_snare_probability": 1}\'].')

@@ -4,6 +4,7 @@ student is charged against while it trains on its own kits."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from scipy.signal import butter, sosfilt
 
 from debleed.cli.main import cli
 from denoiser.checkpoint import load_checkpoint, save_checkpoint
-from denoiser.errors import ParameterError
+from denoiser.errors import ModelError, ParameterError
 from denoiser.models import build_model
 from training.config import TrainConfig
 from training.guard import TeacherGuard, high_band_hit_distance
@@ -264,6 +265,39 @@ def test_the_guard_teacher_is_the_starting_model_unless_another_checkpoint_is_na
         guard_teacher(grown, replace(TINY, guard_weight=1.0, guard_teacher=str(other_rate)))
 
 
+def test_a_run_holds_its_grown_network_to_the_named_teacher(
+        teacher: Path, synthetic_kit_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch):
+    """End to end: a network grown with the cut trains against the named, uncut teacher,
+    given as a path relative to where the run starts and saved absolute (a resume from
+    another folder holds it to the same file); a missing teacher is refused before the run
+    folder exists."""
+    import training.run
+
+    seen = []
+
+    class Recording(TeacherGuard):
+        def __init__(self, model, *args, **kwargs):
+            seen.append(model)
+            super().__init__(model, *args, **kwargs)
+
+    monkeypatch.setattr(training.run, "TeacherGuard", Recording)
+    monkeypatch.chdir(teacher.parent)
+    config = replace(TINY, init=str(teacher), model_kwargs={"input_max_hz": 22050.0},
+                     guard_weight=1.0, guard_batch_size=1, steps_per_epoch=1,
+                     guard_teacher=teacher.name)
+    best = run_training(config, tmp_path / "run", kits=[str(synthetic_kit_dir)])
+    (held,) = seen
+    assert held.input_bins == held.n_fft // 2 + 1
+    assert load_checkpoint(best)[0].input_bins == 118
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["guard_teacher"] == os.path.abspath(teacher.name)
+    with pytest.raises(ModelError, match="missing.pt"):
+        run_training(replace(config, guard_teacher="missing.pt"), tmp_path / "other",
+                     kits=[str(synthetic_kit_dir)])
+    assert not (tmp_path / "other").exists()
+
+
 def test_the_guard_refuses_a_dataset_folder(teacher: Path, tmp_path: Path):
     folder = tmp_path / "data"
     folder.mkdir()
@@ -289,5 +323,5 @@ def test_cli_passes_the_guard_options(teacher: Path, synthetic_kit_dir: Path, tm
     saved = json.loads((run / "config.json").read_text())
     assert (saved["guard_weight"], saved["guard_batch_size"], saved["guard_synth"],
             saved["guard_ducking"], saved["guard_teacher"]) == (
-        0.5, 1, {"wide_pitch_probability": 1}, 2.0, str(teacher.resolve()))
-    assert f"against the output of {teacher.resolve()}" in (run / "MODEL_CARD.md").read_text()
+        0.5, 1, {"wide_pitch_probability": 1}, 2.0, os.path.abspath(teacher))
+    assert f"against the output of {os.path.abspath(teacher)}" in (run / "MODEL_CARD.md").read_text()
