@@ -98,10 +98,12 @@ def level_floor(level: torch.Tensor, quantile: float) -> torch.Tensor:
 def input_bins(max_hz: float, n_fft: int, sample_rate: int) -> int:
     """How many bins a network cut at ``max_hz`` reads: those at or below it (bin k sits at
     k * sample_rate / n_fft); all of them for 0."""
-    if not 0.0 <= max_hz < sample_rate / 2:
+    if max_hz == 0:  # before the rate is judged: an impossible rate has its own error
+        return n_fft // 2 + 1
+    if not 0.0 < max_hz < sample_rate / 2:
         raise ValueError(f"input_max_hz must be 0 (every bin) or below Nyquist "
                          f"({sample_rate / 2:g} Hz), not {max_hz}")
-    return int(max_hz * n_fft / sample_rate) + 1 if max_hz else n_fft // 2 + 1
+    return int(max_hz * n_fft / sample_rate) + 1
 
 
 def extend_mask_above(mask: torch.Tensor, bins: int) -> torch.Tensor:
