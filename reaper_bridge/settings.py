@@ -16,7 +16,7 @@ commands and ``debleed reaper doctor`` all use one path.
     model =                               ; checkpoint (~/x.pt, or relative to this folder, as export_dir)
     device = auto                         ; auto, cpu, cuda
     precision = float32                   ; or bfloat16 (faster on recent CPUs), float16 (CUDA)
-    input_max_hz = 0                      ; 22050: ignore a 48/96-kHz track's hiss above it
+    input_max_hz = 0                      ; 22050: ignore a 48-kHz track's hiss above it
     compare_variants = false              ; also render the other two variants' takes
     export_dir =                          ; training export; empty = <media>/debleed-training
     sidechain_track =                     ; key the pre-gate from this track (e.g. a trigger)

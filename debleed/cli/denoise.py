@@ -37,9 +37,9 @@ from .outputs import plan_outputs
                    "bfloat16 and on GPUs, float16 on GPUs only; the output stays float32.")
 @click.option("--input-max-hz", type=float, default=0.0,
               help="Let the model read only the band below this frequency, e.g. 22050 for a "
-                   "48- or 96-kHz track with audible hiss or dither: the shipped model takes "
-                   "noise above 22.05 kHz for bleed (README, known limit). It keeps the hits "
-                   "and removes a few dB less bleed. 0: every bin.")
+                   "48-kHz track with audible hiss or dither: the shipped model takes noise "
+                   "above 22.05 kHz for bleed (README, known limit). It keeps the hits and "
+                   "removes less bleed between them. 0: every bin.")
 @user_errors
 def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None,
             sidechain: Path | None, model: str | None, device: str, precision: str,

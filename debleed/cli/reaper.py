@@ -84,7 +84,7 @@ def _connect(timeout: float):
               help="Mixed precision for the network (default: the INI's, else float32).")
 @click.option("--input-max-hz", type=float, default=None,
               help="Let the model read only the band below this frequency, e.g. 22050 for "
-                   "48/96-kHz tracks with audible hiss (default: the INI's input_max_hz, else "
+                   "48-kHz tracks with audible hiss (default: the INI's input_max_hz, else "
                    "0, every bin).")
 @click.option("--sidechain-track", default=None,
               help="Key the pre-gate from this track, e.g. a trigger (default: the INI's "

@@ -254,7 +254,7 @@ def limit_input(model: DenoiserModel, max_hz: float) -> DenoiserModel:
     """A copy of ``model`` whose networks read only the bins at or below ``max_hz``, the band
     above taking the highest read bin's mask (``BandMaskNet``'s ``input_max_hz``), weights
     unchanged. Why at inference: the shipped model reads noise above 22.05 kHz as bleed (its
-    44.1-kHz training kits leave that band to room tone), so a 48- or 96-kHz track's hiss
+    44.1-kHz training kits leave that band to room tone), so a 48-kHz track's hiss
     there takes the hits with it; cut, it reads the track as it would a 44.1-kHz one
     (docs/model.md, thirty-fourth round)."""
     if not isinstance(model, (BandMaskNet, MaskEnsemble)):
