@@ -90,8 +90,8 @@ class BridgeSettings:
         return env
 
     def cache_key(self) -> str:
-        """Changes whenever the processed audio would change (model file, precision, the
-        band the model reads, gate settings). The sidechain track is not part of it: only gated variants hear the key,
+        """Changes whenever the processed audio would change (model file, precision,
+        ``input_max_hz``, gate settings). The sidechain track is not part of it: only gated variants hear the key,
         and ``jobs`` adds the digest of its audio to their entries alone, so an ungated take
         is reused whichever track is named."""
         model = self.model
@@ -227,7 +227,7 @@ def _ini_values(path: str, settings: BridgeSettings) -> dict[str, dict[str, str]
     main = {
         "python": settings.python, "package_root": settings.package_root,
         "model": paths["model"], "device": settings.device, "precision": settings.precision,
-        "input_max_hz": f"{settings.input_max_hz:g}",
+        "input_max_hz": f"{settings.input_max_hz:.17g}",
         "compare_variants": "true" if settings.compare_variants else "false",
         "export_dir": paths["export_dir"], "sidechain_track": settings.sidechain_track,
     }

@@ -43,9 +43,10 @@ Why this shape:
   level and phase coherence), and their mask is the highest input bin's. Four of the shipped
   model's six training kits are 44.1-kHz libraries, so above 22.05 kHz its training clips
   held the synthesiser's room tone and the bleed but none of those kits' snares; it learned
-  noise there as a bleed cue, and a track above 44.1 kHz with hiss or dither fills the band
-  at every frame, hits included, which took the hits down (docs/model.md, thirty-fourth
-  round). Cut, a network reads such a track as it would a 44.1-kHz one. The band above
+  noise there as a bleed cue, and a 48-kHz track with hiss or dither fills the band at every
+  frame, hits included, which took the hits down (docs/model.md, thirty-fourth round; other
+  rates reach the model through a resampler that empties or attenuates the band). Cut, a
+  network reads such a track as it would a 44.1-kHz one. The band above
   carries the same sound as the band below, so it takes the mask decided for the highest
   input bin. 0: every bin is an input.
 - Cheap: the time axis runs at the frame rate (188 Hz at hop 256), so the network costs
@@ -101,8 +102,8 @@ def input_bins(max_hz: float, n_fft: int, sample_rate: int) -> int:
     if max_hz == 0:  # before the rate is judged: an impossible rate has its own error
         return n_fft // 2 + 1
     if not 0.0 < max_hz < sample_rate / 2:
-        raise ValueError(f"input_max_hz must be 0 (every bin) or below Nyquist "
-                         f"({sample_rate / 2:g} Hz), not {max_hz}")
+        raise ValueError(f"input_max_hz must be 0 (every bin) or below the model's Nyquist "
+                         f"({sample_rate / 2:g} Hz: it runs at {sample_rate} Hz), not {max_hz}")
     return int(max_hz * n_fft / sample_rate) + 1
 
 

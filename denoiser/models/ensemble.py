@@ -260,11 +260,14 @@ def limit_input(model: DenoiserModel, max_hz: float) -> DenoiserModel:
     if not isinstance(model, (BandMaskNet, MaskEnsemble)):
         raise ModelError(f"only bandmask models and their ensembles read a spectrum's bins; "
                          f"{model.name} cannot be cut at {max_hz:g} Hz")
+    if isinstance(model, MaskEnsemble) and model.filter is not None:
+        raise ModelError("this ensemble's deep filter reads the whole band: it cannot be cut")
     limited = copy.deepcopy(model)
     networks = limited.members if isinstance(limited, MaskEnsemble) else [limited]
     try:
-        for network in networks:
-            network.input_bins = input_bins(max_hz, network.n_fft, network.sample_rate)
+        for network in networks:  # a network trained with a narrower cut keeps it
+            network.input_bins = min(network.input_bins,
+                                     input_bins(max_hz, network.n_fft, network.sample_rate))
     except ValueError as exc:
         raise ModelError(str(exc)) from None
     return limited

@@ -14,6 +14,7 @@ from denoiser.engine import Denoiser, InferenceConfig, apply_model, pick_device
 from denoiser.errors import AudioError, ModelError, ParameterError
 from denoiser.gate import GateConfig, apply_gate
 from denoiser.models import build_model
+from denoiser.models.ensemble import MaskEnsemble
 
 
 def bandlimited(rng: np.random.Generator, channels: int, frames: int, rate: int) -> np.ndarray:
@@ -383,8 +384,14 @@ def test_input_max_hz_cuts_a_copy_of_the_model_and_refuses_models_without_bins()
     assert (denoiser.model.input_bins, model.input_bins) == (118, 129)
     with pytest.raises(ParameterError, match="thesis cannot be cut at 8000 Hz"):
         Denoiser(build_model("thesis-tiny"), "cpu", InferenceConfig(input_max_hz=8000.0))
-    with pytest.raises(ParameterError, match="below Nyquist"):
+    with pytest.raises(ParameterError, match="below the model.s Nyquist"):
         Denoiser(model, "cpu", InferenceConfig(input_max_hz=30000.0))
+    narrow = build_model("bandmask-tiny", input_max_hz=16000.0)  # trained with its own cut
+    assert Denoiser(narrow, "cpu", InferenceConfig(input_max_hz=22050.0)).model.input_bins == 86
+    filtered = MaskEnsemble([{"n_fft": 256, "hop": 64, "channels": 16, "dilations": (1, 2)}] * 2,
+                            "power", deep_filter=True)
+    with pytest.raises(ParameterError, match="deep filter reads the whole band"):
+        Denoiser(filtered, "cpu", InferenceConfig(input_max_hz=22050.0))
 
 
 def test_device_and_config_validation():

@@ -317,6 +317,8 @@ def test_input_max_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: 
     assert len(item.takes) == 2 and item.takes[1].source.filename != first
     full, cut = (sf.read(path, dtype="float32")[0] for path in (first, item.takes[1].source.filename))
     assert not np.array_equal(full, cut)
+    assert runner.invoke(cli, ["reaper", "denoise", "--input-max-hz", "0"]).exit_code == 0
+    assert item.takes[1].source.filename == first  # off again: the first take, reused
     path = settings_path(distant.resource_path)
     settings = load_settings(path)
     settings.input_max_hz = 30000.0

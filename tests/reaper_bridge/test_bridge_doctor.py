@@ -71,6 +71,20 @@ def test_a_device_or_precision_every_action_fails_on_is_a_fail(
     assert checks_of(resource)["model loads"].ok  # the checkpoint itself is fine
 
 
+def test_a_cut_the_model_cannot_take_fails_the_model_line(tmp_path: Path,
+                                                          tiny_checkpoint: Path) -> None:
+    """``input_max_hz`` at or above the model's Nyquist fails every action once the model
+    loads; doctor loads it the same way, so it fails too, and a good cut is named."""
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "good").mkdir()
+    bad = installed(tmp_path / "bad", tiny_checkpoint, input_max_hz=30000.0)
+    fails = failures(bad)
+    assert len(fails) == 1 and "input_max_hz must be 0" in fails[0], fails
+    good = installed(tmp_path / "good", tiny_checkpoint, input_max_hz=22050.0)
+    assert failures(good) == []
+    assert checks_of(good)["model loads"].detail.endswith("reading up to 22050 Hz")
+
+
 def test_good_device_and_precision_pass(tmp_path: Path, tiny_checkpoint: Path) -> None:
     resource = installed(tmp_path, tiny_checkpoint, device="auto", precision="bfloat16")
     checks = checks_of(resource)

@@ -283,7 +283,7 @@ def test_a_run_holds_its_grown_network_to_the_named_teacher(
 
     monkeypatch.setattr(training.run, "TeacherGuard", Recording)
     monkeypatch.chdir(teacher.parent)
-    config = replace(TINY, init=str(teacher), model_kwargs={"input_max_hz": 22050.0},
+    config = replace(TINY, init=teacher.name, model_kwargs={"input_max_hz": 22050.0},
                      guard_weight=1.0, guard_batch_size=1, steps_per_epoch=1,
                      guard_teacher=teacher.name)
     best = run_training(config, tmp_path / "run", kits=[str(synthetic_kit_dir)])
@@ -291,7 +291,7 @@ def test_a_run_holds_its_grown_network_to_the_named_teacher(
     assert held.input_bins == held.n_fft // 2 + 1
     assert load_checkpoint(best)[0].input_bins == 118
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["guard_teacher"] == os.path.abspath(teacher.name)
+    assert saved["guard_teacher"] == saved["init"] == os.path.abspath(teacher.name)
     with pytest.raises(ModelError, match="missing.pt"):
         run_training(replace(config, guard_teacher="missing.pt"), tmp_path / "other",
                      kits=[str(synthetic_kit_dir)])
