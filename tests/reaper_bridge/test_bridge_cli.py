@@ -275,21 +275,29 @@ def test_distant_api_disabled_and_missing(monkeypatch: pytest.MonkeyPatch) -> No
         rpr.distant_api(2.0)
 
 
+def _retaken(distant: FakeReaper, tmp_path: Path, runner: CliRunner, *options: str):
+    """A snare item denoised with the defaults, then with ``options``: the item, the first
+    take's file, and both takes' audio; the second run re-pointed the same take."""
+    import soundfile as sf
+
+    add_snare(distant, tmp_path)
+    item = distant.tracks[0].items[0]
+    assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
+    first = item.takes[1].source.filename
+    assert runner.invoke(cli, ["reaper", "denoise", *options]).exit_code == 0
+    assert len(item.takes) == 2 and item.takes[1].source.filename != first  # re-pointed
+    audio = [sf.read(path, dtype="float32")[0] for path in (first, item.takes[1].source.filename)]
+    return item, first, audio
+
+
 def test_precision_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Path) -> None:
     """``--precision bfloat16`` (or ``precision = bfloat16`` in the INI) renders a take close
     to, not equal to, the float32 one; an unknown precision in the INI is one line and adds
     no take."""
     import numpy as np
-    import soundfile as sf
 
-    add_snare(distant, tmp_path)
     runner = CliRunner()
-    item = distant.tracks[0].items[0]
-    assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
-    first = item.takes[1].source.filename
-    assert runner.invoke(cli, ["reaper", "denoise", "--precision", "bfloat16"]).exit_code == 0
-    assert len(item.takes) == 2 and item.takes[1].source.filename != first  # re-pointed
-    full, mixed = (sf.read(path, dtype="float32")[0] for path in (first, item.takes[1].source.filename))
+    item, first, (full, mixed) = _retaken(distant, tmp_path, runner, "--precision", "bfloat16")
     error_db = 10 * np.log10(np.sum((mixed - full) ** 2) / np.sum(full ** 2))
     assert -90 < error_db < -30, error_db
     path = settings_path(distant.resource_path)
@@ -306,16 +314,9 @@ def test_input_max_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: 
     the full band (the cache key changed, the take is re-pointed); a cut at or above the
     model's Nyquist, or a word where a frequency belongs, is one line and adds no take."""
     import numpy as np
-    import soundfile as sf
 
-    add_snare(distant, tmp_path)
     runner = CliRunner()
-    item = distant.tracks[0].items[0]
-    assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
-    first = item.takes[1].source.filename
-    assert runner.invoke(cli, ["reaper", "denoise", "--input-max-hz", "22050"]).exit_code == 0
-    assert len(item.takes) == 2 and item.takes[1].source.filename != first
-    full, cut = (sf.read(path, dtype="float32")[0] for path in (first, item.takes[1].source.filename))
+    item, first, (full, cut) = _retaken(distant, tmp_path, runner, "--input-max-hz", "22050")
     assert not np.array_equal(full, cut)
     assert runner.invoke(cli, ["reaper", "denoise", "--input-max-hz", "0"]).exit_code == 0
     assert item.takes[1].source.filename == first  # off again: the first take, reused
