@@ -31,6 +31,17 @@ def test_a_steady_partial_is_coherent_and_noise_is_not(rng):
     assert silent.abs().max().item() < 1e-5
 
 
+def starts_from_its_own_mask(plain: BandMaskNet, grown: BandMaskNet, projection: torch.nn.Module,
+                             wave: torch.Tensor) -> None:
+    """``grown`` (``plain`` with a zero-start input ``projection``) gives exactly ``plain``'s
+    mask, and once the projection's last layer is no longer zero, the input moves it."""
+    with torch.no_grad():
+        spec = plain.spectrum(wave)
+        assert torch.equal(grown.predict_mask(spec), plain.predict_mask(spec))
+        torch.nn.init.normal_(projection[-1].weight, std=1.0)
+        assert (grown.predict_mask(spec) - plain.predict_mask(spec)).abs().max().item() > 1e-3
+
+
 def test_a_trained_network_grows_it_and_starts_from_its_own_mask(tmp_path):
     """The coherence projection starts at zero: a checkpoint grown with it (``debleed train
     --init ... --model-kwargs '{"phase_coherence": true}'``) gives exactly its old mask,
@@ -43,11 +54,7 @@ def test_a_trained_network_grows_it_and_starts_from_its_own_mask(tmp_path):
     assert grown.parameter_count() == plain.parameter_count() + 4 * (plain.n_fft // 2 + 1 + 16)
     assert grown.context_samples() == plain.context_samples() + 3 * plain.hop
     wave = torch.randn(1, 8000) * 0.1
-    with torch.no_grad():
-        spec = plain.spectrum(wave)
-        assert torch.equal(grown.predict_mask(spec), plain.predict_mask(spec))
-        torch.nn.init.normal_(grown.coherence[1].weight, std=1.0)
-        assert (grown.predict_mask(spec) - plain.predict_mask(spec)).abs().max().item() > 1e-3
+    starts_from_its_own_mask(plain, grown, grown.coherence, wave)
     with pytest.raises(ValueError, match="coherence_frames"):
         BandMaskNet(phase_coherence=True, coherence_frames=4)
     with pytest.raises(ValueError, match="coherence_rank"):
@@ -133,11 +140,7 @@ def test_a_network_grows_the_floor_input_and_starts_from_its_own_mask(tmp_path):
     assert grown.parameter_count() == plain.parameter_count() + 4 * (bins + 16)
     assert grown.context_samples() == plain.context_samples()
     wave = torch.randn(1, 8000) * 0.1
-    with torch.no_grad():
-        spec = plain.spectrum(wave)
-        assert torch.equal(grown.predict_mask(spec), plain.predict_mask(spec))
-        torch.nn.init.normal_(grown.floor[1].weight, std=1.0)
-        assert (grown.predict_mask(spec) - plain.predict_mask(spec)).abs().max().item() > 1e-3
+    starts_from_its_own_mask(plain, grown, grown.floor, wave)
     bag = MaskEnsemble.of([plain, build_model("bandmask-tiny").eval()], "power")
     bag_path = save_checkpoint(tmp_path / "bag.pt", bag)
     grown_bag, _ = load_checkpoint(bag_path, overrides={"member_kwargs": {"floor_input": True}})
