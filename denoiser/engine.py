@@ -25,7 +25,8 @@ from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
 from .errors import AudioError, ModelError, ParameterError
 from .models import DenoiserModel
-from .models.ensemble import limit_input
+from .hiss import QuietBands
+from .models.ensemble import can_limit_input, limit_input
 from .pretrained import default_model_path
 
 Progress = Callable[[float], None]
@@ -49,6 +50,10 @@ class InferenceConfig:
     peak_level: float = 0.5           # mid-range of the training clips' peaks (-12..-1 dBFS)
     precision: str = "float32"        # or mixed: "bfloat16" (CPU or CUDA), "float16" (CUDA)
     input_max_hz: float = 0.0         # > 0: the model reads only the band below (limit_input)
+    # A track whose band above this holds a recording floor (hiss, dither: denoiser.hiss) is
+    # read only below it, as with input_max_hz; 0: never. 22.05 kHz: the shipped model reads
+    # noise above it as bleed (docs/model.md, C11a). Models that cannot be cut read every bin.
+    hiss_cut_hz: float = 22050.0
 
     def validate(self) -> "InferenceConfig":
         if not (0.5 <= self.segment_seconds <= 600):
@@ -64,6 +69,9 @@ class InferenceConfig:
         if not (math.isfinite(self.input_max_hz) and self.input_max_hz >= 0):
             raise ParameterError(f"input_max_hz must be 0 (every bin) or a frequency in Hz, "
                                  f"not {self.input_max_hz}")
+        if not (math.isfinite(self.hiss_cut_hz) and self.hiss_cut_hz >= 0):
+            raise ParameterError(f"hiss_cut_hz must be 0 (never cut) or a frequency in Hz, "
+                                 f"not {self.hiss_cut_hz}")
         if self.precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, "
                                  f"not {self.precision!r}")
@@ -150,6 +158,13 @@ class Denoiser:
             except ModelError as exc:
                 raise ParameterError(str(exc)) from None
         self.model = model.to(self.device).eval()
+        #: ``model`` read only below ``hiss_cut_hz``, for tracks with a floor there (or None)
+        self.hiss_model: DenoiserModel | None = None
+        if self.config.hiss_cut_hz and not self.config.input_max_hz and can_limit_input(model):
+            try:
+                self.hiss_model = limit_input(self.model, self.config.hiss_cut_hz).eval()
+            except ModelError as exc:
+                raise ParameterError(f"hiss_cut_hz: {exc}") from None
         if self.config.precision == "float16" and self.device.type != "cuda":
             raise ParameterError("float16 precision needs a CUDA device; on the CPU use bfloat16")
         self.info = info or {}
@@ -173,6 +188,26 @@ class Denoiser:
         hop = getattr(self.model, "hop", 1)
         return Fraction(hop * sample_rate, self.sample_rate).numerator
 
+    def hiss_cut_applies(self, sample_rate: int) -> bool:
+        """Whether a track at ``sample_rate`` can reach the model with a floor above the cut:
+        a 44.1-kHz track has no band of its own there (the resampler leaves it empty)."""
+        return self.hiss_model is not None and sample_rate / 2 > self.config.hiss_cut_hz
+
+    def quiet_bands(self) -> QuietBands:
+        """An empty ``QuietBands`` at the model's rate and ``hiss_cut_hz``, to fill with the
+        track as the model reads it (resampled to its rate)."""
+        return QuietBands(self.sample_rate, self.config.hiss_cut_hz)
+
+    def hears_floor(self, samples: np.ndarray, sample_rate: int) -> bool:
+        """Whether ``(C, T)`` samples hold a recording floor above ``hiss_cut_hz`` once at the
+        model's rate, so that ``denoise`` reads them only below it: one decision per track,
+        taken on the whole track (a pre-gated track is judged before its gate: the floor it
+        hides between hits is still under every hit)."""
+        if not self.hiss_cut_applies(sample_rate):
+            return False
+        samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+        return self._floor_at_model_rate(resample(samples, sample_rate, self.sample_rate))
+
     def gains_for(self, peaks: np.ndarray, raw_peaks: np.ndarray | None = None) -> np.ndarray:
         """Levelling gains ``(C, 1)`` float32 that bring channels with these peaks to the
         training level (raises if every channel is silent).
@@ -191,8 +226,13 @@ class Denoiser:
         return gains.astype(np.float32)[:, None]
 
     def denoise(self, samples: np.ndarray, sample_rate: int, progress: Progress | None = None,
-                gain: np.ndarray | None = None, offset: np.ndarray | None = None) -> np.ndarray:
+                gain: np.ndarray | None = None, offset: np.ndarray | None = None,
+                floor: bool | None = None) -> np.ndarray:
         """Denoise ``(C, T)`` audio at any rate; the output is sample-aligned, same shape.
+
+        ``floor``: whether the track holds a recording floor above ``hiss_cut_hz``, so the
+        model reads it only below (default: ``hears_floor`` of these samples). A caller that
+        passes part of a track passes the whole track's answer, as it does ``gain``.
 
         ``offset`` is the DC offset per channel (``(C, 1)``, or one number for all;
         default: ``dc_offset_of`` the samples), removed before the model and not restored:
@@ -223,14 +263,22 @@ class Denoiser:
         gain = gain.reshape(-1, 1)
         length = samples.shape[-1]
         at_model_rate = resample(samples * gain, sample_rate, self.sample_rate)
+        if floor is None:
+            floor = self.hiss_cut_applies(sample_rate) and self._floor_at_model_rate(at_model_rate)
+        model = self.hiss_model if floor and self.hiss_model is not None else self.model
         segment = int(round(self.config.segment_seconds * self.sample_rate))
         overlap = int(round(self.config.overlap_seconds * self.sample_rate))
-        result = apply_model(self.model, torch.from_numpy(at_model_rate), segment, overlap,
+        result = apply_model(model, torch.from_numpy(at_model_rate), segment, overlap,
                              self.device, progress, self.config.precision).numpy()
         if not np.isfinite(result).all():  # finite weights can still overflow
             raise ModelError("the model's output holds NaN/inf: this checkpoint cannot "
                              "process this audio")
         return (resample(result, self.sample_rate, sample_rate, length) / gain).reshape(shape)
+
+    def _floor_at_model_rate(self, samples: np.ndarray) -> bool:
+        bands = self.quiet_bands()
+        bands.add(samples)
+        return bands.has_floor()
 
     def denoise_file(self, src: str | os.PathLike, dst: str | os.PathLike, gate: Any = None,
                      progress: Progress | None = None,

@@ -94,6 +94,7 @@ class WorkerJob:
                "cancel": self.cancel_file,
                "model": settings.model, "device": settings.device,
                "precision": settings.precision, "input_max_hz": settings.input_max_hz,
+               "hiss_cut_hz": settings.hiss_cut_hz,
                "gate": settings.gate,
                "threads": threads}
         self.job_file = os.path.join(self.folder, "job.json")

@@ -192,7 +192,8 @@ def _worker_checks(settings: BridgeSettings) -> list[Check]:
     costs one timeout."""
     try:
         answer = _in_worker(settings, "worker_probe", settings.device, settings.precision,
-                            settings.model, repr(settings.input_max_hz))
+                            settings.model, repr(settings.input_max_hz),
+                            "" if settings.hiss_cut_hz is None else repr(settings.hiss_cut_hz))
     except DebleedError as exc:
         return [Check("device, precision, model", False, str(exc))]
     engine = [Check(**fields) for fields in answer["engine"]]
@@ -200,14 +201,15 @@ def _worker_checks(settings: BridgeSettings) -> list[Check]:
 
 
 def worker_probe(device: str, precision: str, model: str,
-                 input_max_hz: str = "0.0") -> dict[str, Any]:
+                 input_max_hz: str = "0.0", hiss_cut_hz: str = "") -> dict[str, Any]:
     """Run by the worker's Python (``_in_worker``): ``engine_probe``'s lines and
     ``model_probe``'s answer, in one process (arguments as the command line gives them)."""
     try:  # each answer on its own: a torch error in one must not lose the other line
         engine = engine_probe(device, precision)
     except Exception as exc:
         engine = [asdict(Check("device, precision", False, f"{type(exc).__name__}: {exc}"))]
-    return {"engine": engine, "model": model_probe(model, device, float(input_max_hz))}
+    return {"engine": engine, "model": model_probe(model, device, float(input_max_hz),
+                                                   float(hiss_cut_hz) if hiss_cut_hz else None)}
 
 
 def engine_probe(device: str, precision: str) -> list[dict[str, Any]]:
@@ -252,21 +254,27 @@ def _model_check(settings: BridgeSettings, ok: bool, detail: str) -> Check:
     return Check("model loads", False, f"{detail}{spelled}")
 
 
-def model_probe(model: str, device: str, input_max_hz: float = 0.0) -> tuple[bool, str]:
+def model_probe(model: str, device: str, input_max_hz: float = 0.0,
+                hiss_cut_hz: float | None = None) -> tuple[bool, str]:
     """Run by the worker's Python (``_in_worker``): load ``model`` as the worker does, cut
-    at ``input_max_hz`` when set (a cut the model cannot take fails here, as it would in
-    every action), on its device, or on the CPU when that device is unusable
+    at ``input_max_hz`` or ``hiss_cut_hz`` when set (a cut the model cannot take fails here,
+    as it would in every action), on its device, or on the CPU when that device is unusable
     (``engine_probe`` says why), so this line is about the checkpoint alone."""
     try:
-        from denoiser.engine import Denoiser, InferenceConfig, pick_device
+        from denoiser.engine import Denoiser, pick_device
+
+        from .processing import inference_config
 
         try:
             used = str(pick_device(device))
         except DebleedError:
             used = "cpu"
-        loaded = Denoiser.load(model or None, used, InferenceConfig(input_max_hz=input_max_hz))
+        loaded = Denoiser.load(model or None, used,
+                               inference_config(input_max_hz=input_max_hz, hiss_cut_hz=hiss_cut_hz))
         params = sum(p.numel() for p in loaded.model.parameters())
-        cut = f", reading up to {input_max_hz:g} Hz" if input_max_hz else ""
+        cut = (f", reading up to {input_max_hz:g} Hz" if input_max_hz else
+               f", reading up to {loaded.config.hiss_cut_hz:g} Hz on hissy tracks"
+               if loaded.hiss_model is not None else "")
         return True, f"{params:,} parameters at {loaded.sample_rate} Hz{cut}"
     except Exception as exc:  # ModelError and anything else a broken install raises
         return False, f"{type(exc).__name__}: {exc}"

@@ -21,6 +21,16 @@ from .items import mode_channels
 from .jobs import Task
 
 
+def inference_config(precision: str = "float32", input_max_hz: float = 0.0,
+                     hiss_cut_hz: float | None = None) -> Any:
+    """The engine's ``InferenceConfig`` for the bridge's settings, validated; ``hiss_cut_hz``
+    None keeps the engine's default, so that default lives in one place."""
+    from denoiser.engine import InferenceConfig
+
+    given = {} if hiss_cut_hz is None else {"hiss_cut_hz": hiss_cut_hz}
+    return InferenceConfig(precision=precision, input_max_hz=input_max_hz, **given).validate()
+
+
 def gate_config(overrides: dict[str, Any]) -> Any:
     """``GateConfig`` with the INI's overrides; unknown names are a one-line error."""
     from denoiser.gate import GateConfig
@@ -68,22 +78,22 @@ class TaskExecutor:
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  gate: dict[str, Any] | None = None, precision: str = "float32",
-                 input_max_hz: float = 0.0):
+                 input_max_hz: float = 0.0, hiss_cut_hz: float | None = None):
         self.model = model or None
         self.device = device
         self.precision = precision
         self.input_max_hz = input_max_hz
+        self.hiss_cut_hz = hiss_cut_hz  # None: the engine's default
         self.gate = gate_config(gate or {})
         self._denoiser: Any = None
 
     @property
     def denoiser(self) -> Any:
         if self._denoiser is None:
-            from denoiser.engine import Denoiser, InferenceConfig
+            from denoiser.engine import Denoiser
 
-            self._denoiser = Denoiser.load(self.model, self.device,
-                                           InferenceConfig(precision=self.precision,
-                                                           input_max_hz=self.input_max_hz))
+            self._denoiser = Denoiser.load(self.model, self.device, inference_config(
+                self.precision, self.input_max_hz, self.hiss_cut_hz))
         return self._denoiser
 
     def __call__(self, task: Task, report: Callable[[float], None]) -> Path:

@@ -16,7 +16,8 @@ commands and ``debleed reaper doctor`` all use one path.
     model =                               ; checkpoint (~/x.pt, or relative to this folder, as export_dir)
     device = auto                         ; auto, cpu, cuda
     precision = float32                   ; or bfloat16 (faster on recent CPUs), float16 (CUDA)
-    input_max_hz = 0                      ; 22050: ignore a 48-kHz track's hiss above it
+    input_max_hz = 0                      ; 22050: never read a 48-kHz track above it
+    hiss_cut_hz =                         ; empty: the engine's (22050); 0: never cut on hiss
     compare_variants = false              ; also render the other two variants' takes
     export_dir =                          ; training export; empty = <media>/debleed-training
     sidechain_track =                     ; key the pre-gate from this track (e.g. a trigger)
@@ -61,6 +62,9 @@ class BridgeSettings:
     precision: str = "float32"
     #: The model reads only the band below (``InferenceConfig.input_max_hz``); 0: all of it.
     input_max_hz: float = 0.0
+    #: Where a track's band above this holds a floor, the model reads only below
+    #: (``InferenceConfig.hiss_cut_hz``); None: the engine's default.
+    hiss_cut_hz: float | None = None
     compare_variants: bool = False
     export_dir: str = ""
     sidechain_track: str = ""
@@ -91,7 +95,7 @@ class BridgeSettings:
 
     def cache_key(self) -> str:
         """Changes whenever the processed audio would change (model file, precision,
-        ``input_max_hz``, gate settings). The sidechain track is not part of it: only gated variants hear the key,
+        ``input_max_hz``, ``hiss_cut_hz``, gate settings). The sidechain track is not part of it: only gated variants hear the key,
         and ``jobs`` adds the digest of its audio to their entries alone, so an ungated take
         is reused whichever track is named."""
         model = self.model
@@ -100,6 +104,8 @@ class BridgeSettings:
         keyed = {"model": model, "precision": self.precision, "gate": self.gate}
         if self.input_max_hz:  # absent when off, so takes rendered before the key existed match
             keyed["input_max_hz"] = self.input_max_hz
+        # always keyed: takes rendered before the engine cut hissy tracks read every bin
+        keyed["hiss_cut_hz"] = "default" if self.hiss_cut_hz is None else self.hiss_cut_hz
         text = json.dumps(keyed, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -155,6 +161,11 @@ def _frequency(path: str, key: str, text: str) -> float:
         raise SettingsError(f"{path}: {key} = {text!r} is not a frequency in Hz") from None
 
 
+def _optional_frequency(path: str, key: str, text: str) -> float | None:
+    """A frequency setting in Hz; empty is None (the engine's default)."""
+    return _frequency(path, key, text) if text else None
+
+
 def load_settings(path: str) -> BridgeSettings:
     """Read the INI; a missing file gives the defaults, a malformed one a one-line error.
     ``model`` and ``export_dir`` come resolved against ``path`` (``resolve_path``), so
@@ -177,6 +188,7 @@ def load_settings(path: str) -> BridgeSettings:
         device=main.get("device", "auto") or "auto",
         precision=main.get("precision", "float32") or "float32",
         input_max_hz=_frequency(path, "input_max_hz", main.get("input_max_hz", "").strip()),
+        hiss_cut_hz=_optional_frequency(path, "hiss_cut_hz", main.get("hiss_cut_hz", "").strip()),
         compare_variants=str(main.get("compare_variants", "false")).lower() in ("1", "true", "yes", "on"),
         sidechain_track=main.get("sidechain_track", "").strip(),
         gate={key: _gate_value(path, key, value) for key, value in gate.items()},
@@ -228,6 +240,7 @@ def _ini_values(path: str, settings: BridgeSettings) -> dict[str, dict[str, str]
         "python": settings.python, "package_root": settings.package_root,
         "model": paths["model"], "device": settings.device, "precision": settings.precision,
         "input_max_hz": f"{settings.input_max_hz:.17g}",
+        "hiss_cut_hz": "" if settings.hiss_cut_hz is None else f"{settings.hiss_cut_hz:.17g}",
         "compare_variants": "true" if settings.compare_variants else "false",
         "export_dir": paths["export_dir"], "sidechain_track": settings.sidechain_track,
     }

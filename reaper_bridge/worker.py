@@ -68,7 +68,8 @@ def run_job(job_path: str) -> int:
         from .processing import TaskExecutor
 
         executor = TaskExecutor(job.get("model") or None, job.get("device", "auto"), job.get("gate"),
-                                job.get("precision", "float32"), job.get("input_max_hz", 0.0))
+                                job.get("precision", "float32"), job.get("input_max_hz", 0.0),
+                                job.get("hiss_cut_hz"))
         run_tasks(tasks, executor, progress)
         if orphaned(parent):  # it ended after the last report
             raise BridgeError(ORPHANED)

@@ -71,12 +71,12 @@ class Evaluation:
 
 
 def denoise_mono(denoiser: Denoiser, samples: np.ndarray, sample_rate: int,
-                 offset: float | None = None) -> np.ndarray:
-    """Model output of a mono clip (``offset``: see ``Denoiser.denoise``); a silent input
-    (e.g. a fully closed gate) stays silent, as does a constant one."""
+                 offset: float | None = None, floor: bool | None = None) -> np.ndarray:
+    """Model output of a mono clip (``offset``, ``floor``: see ``Denoiser.denoise``); a
+    silent input (e.g. a fully closed gate) stays silent, as does a constant one."""
     if float(np.max(np.abs(samples - np.mean(samples)))) <= SILENT_PEAK:
         return np.zeros_like(samples, dtype=np.float32)
-    return denoiser.denoise(samples[None, :], sample_rate, offset=offset)[0]
+    return denoiser.denoise(samples[None, :], sample_rate, offset=offset, floor=floor)[0]
 
 
 def process_clip(denoiser: Denoiser, gate: GateConfig, noisy: np.ndarray,
@@ -84,9 +84,13 @@ def process_clip(denoiser: Denoiser, gate: GateConfig, noisy: np.ndarray,
     """The processed versions of one mono clip: gated, denoised, gated then denoised."""
     gated = apply_gate(noisy[None, :], sample_rate, gate)[0]
     # as denoise --gate does: the clip less its DC offset, gated, then no offset taken again
-    gate_denoised = apply_gate((noisy - dc_offset_of(noisy))[None, :], sample_rate, gate)[0]
-    return {"gated": gated, "denoised": denoise_mono(denoiser, noisy, sample_rate),
-            "gate_denoised": denoise_mono(denoiser, gate_denoised, sample_rate, offset=0.0)}
+    centred = noisy - dc_offset_of(noisy)
+    gate_denoised = apply_gate(centred[None, :], sample_rate, gate)[0]
+    # judged on the ungated clip, as denoise --gate judges the file: see Denoiser.hears_floor
+    floor = denoiser.hears_floor(centred[None, :], sample_rate)
+    return {"gated": gated, "denoised": denoise_mono(denoiser, noisy, sample_rate, floor=floor),
+            "gate_denoised": denoise_mono(denoiser, gate_denoised, sample_rate, offset=0.0,
+                                          floor=floor)}
 
 
 def score_systems(versions: Mapping[str, np.ndarray], sample_rate: int,

@@ -40,10 +40,14 @@ from .outputs import plan_outputs
                    "48-kHz track with audible hiss or dither: the shipped model takes noise "
                    "above 22.05 kHz for bleed (README, known limit). It keeps the hits and "
                    "removes less bleed between them. 0: every bin.")
+@click.option("--hiss-cut-hz", type=float, default=None,
+              help="Read a track whose band above this holds hiss or dither (a recording "
+                   "floor) only below it, as --input-max-hz does, and other tracks whole. "
+                   "Default 22050 (the shipped model's limit); 0: never.")
 @user_errors
 def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None,
             sidechain: Path | None, model: str | None, device: str, precision: str,
-            input_max_hz: float, **options: Any) -> None:
+            input_max_hz: float, hiss_cut_hz: float | None, **options: Any) -> None:
     """Remove hi-hat, cymbal, kick and tom bleed from each snare track IN. Writes float32 WAV,
     sample-aligned with the input, same rate, channels and length."""
     given = pop_gate_options(options)
@@ -55,8 +59,9 @@ def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None
 
     from denoiser.engine import Denoiser, InferenceConfig  # torch loads only for this command
 
+    given = {} if hiss_cut_hz is None else {"hiss_cut_hz": hiss_cut_hz}
     denoiser = Denoiser.load(model, device, InferenceConfig(precision=precision,
-                                                            input_max_hz=input_max_hz))
+                                                            input_max_hz=input_max_hz, **given))
     for src, dst in jobs:
         with progress(f"denoise {src.name}", 1.0) as update:
             denoiser.denoise_file(src, dst, gate=gate, progress=update, sidechain=sidechain)

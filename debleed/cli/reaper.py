@@ -86,18 +86,21 @@ def _connect(timeout: float):
               help="Let the model read only the band below this frequency, e.g. 22050 for "
                    "48-kHz tracks with audible hiss (default: the INI's input_max_hz, else "
                    "0, every bin).")
+@click.option("--hiss-cut-hz", type=float, default=None,
+              help="On a track whose band above this holds hiss or dither, let the model "
+                   "read only below it (default: the INI's hiss_cut_hz, else 22050; 0: never).")
 @click.option("--sidechain-track", default=None,
               help="Key the pre-gate from this track, e.g. a trigger (default: the INI's "
                    "sidechain_track, else the snare itself).")
 @TIMEOUT
 @user_errors
 def denoise(gate: bool, compare_variants: bool | None, model: str | None, device: str | None,
-            precision: str | None, input_max_hz: float | None, sidechain_track: str | None,
+            precision: str | None, input_max_hz: float | None, hiss_cut_hz: float | None,
+            sidechain_track: str | None,
             timeout: float) -> None:
     """Denoise the selected items of the running REAPER; add aligned takes."""
-    from denoiser.engine import InferenceConfig
     from reaper_bridge.bridge import denoise as run_denoise
-    from reaper_bridge.processing import TaskExecutor
+    from reaper_bridge.processing import TaskExecutor, inference_config
 
     api, settings = _connect(timeout)
     settings.model = model or settings.model
@@ -105,14 +108,16 @@ def denoise(gate: bool, compare_variants: bool | None, model: str | None, device
     settings.precision = precision or settings.precision
     if input_max_hz is not None:
         settings.input_max_hz = input_max_hz
+    if hiss_cut_hz is not None:
+        settings.hiss_cut_hz = hiss_cut_hz
     # before any item is touched
-    InferenceConfig(precision=settings.precision, input_max_hz=settings.input_max_hz).validate()
+    inference_config(settings.precision, settings.input_max_hz, settings.hiss_cut_hz)
     if compare_variants is not None:
         settings.compare_variants = compare_variants
     if sidechain_track is not None:
         settings.sidechain_track = sidechain_track.strip()
     executor = TaskExecutor(settings.model or None, settings.device, settings.gate,
-                            settings.precision, settings.input_max_hz)
+                            settings.precision, settings.input_max_hz, settings.hiss_cut_hz)
     _ = executor.denoiser  # loaded now: a model or cut that cannot run is refused before any item
     with progress("debleed") as update:
         outcome = run_denoise(api, settings.variants(gate), executor, settings.cache_key(),

@@ -250,6 +250,14 @@ class MaskEnsemble(DenoiserModel):
         return self.members[0].inverse(filtered, wave.shape[-1])
 
 
+def can_limit_input(model: DenoiserModel) -> bool:
+    """Whether ``limit_input`` can cut ``model``: bandmask networks and their ensembles
+    without a deep filter (which reads every bin's phase)."""
+    if isinstance(model, MaskEnsemble):
+        return model.filter is None
+    return isinstance(model, BandMaskNet)
+
+
 def limit_input(model: DenoiserModel, max_hz: float) -> DenoiserModel:
     """A copy of ``model`` whose networks read only the bins at or below ``max_hz``, the band
     above taking the highest read bin's mask (``BandMaskNet``'s ``input_max_hz``), weights

@@ -241,7 +241,8 @@ def test_bfloat16_precision_stays_close_to_float32(tmp_path, write_wav, drum_tra
 def test_input_max_hz_cuts_the_band_the_model_reads(tmp_path, write_wav, drum_track, checkpoint,
                                                     refused, rng):
     """``--input-max-hz 22050``: hiss above 22.05 kHz added to a 48-kHz track moves the
-    output below that band a hundred times less than it does with the whole band read; an
+    output below that band a hundred times less than it does with the whole band read (the
+    automatic cut off, ``--hiss-cut-hz 0``, so 0 reads every bin); an
     absurd frequency is a one-line error that writes nothing."""
     data = drum_track(1, seconds=1.0)
     hiss = np.fft.rfft(rng.standard_normal(data.shape[1]))
@@ -252,7 +253,7 @@ def test_input_max_hz_cuts_the_band_the_model_reads(tmp_path, write_wav, drum_tr
         src = write_wav(tmp_path / f"{name}.wav", track)
         for limit in ("0", "22050"):
             dst = tmp_path / f"{name}-{limit}.wav"
-            result = run(checkpoint, src, "-o", dst, "--input-max-hz", limit)
+            result = run(checkpoint, src, "-o", dst, "--input-max-hz", limit, "--hiss-cut-hz", "0")
             assert result.exit_code == 0, result.output
             out, _ = sf.read(str(dst), dtype="float32")
             low = np.fft.rfft(out)
@@ -264,3 +265,25 @@ def test_input_max_hz_cuts_the_band_the_model_reads(tmp_path, write_wav, drum_tr
     for bad in ("-1", "nan", "24000"):
         assert "input_max_hz" in refused(lambda: run(checkpoint, src, "-o", tmp_path / "x.wav",
                                                      "--input-max-hz", bad)).stderr
+
+
+def test_hiss_cut_hz_reads_a_hissy_track_cut_by_default(tmp_path, write_wav, drum_track, checkpoint,
+                                                         refused, rng):
+    """A 48-kHz track with white hiss under it is read only below 22.05 kHz by default, the
+    same audio as ``--input-max-hz 22050``; ``--hiss-cut-hz 0`` reads it whole; absurd
+    values are one-line errors."""
+    data = drum_track(1, seconds=1.0)
+    hissy = data + (10 ** (-60 / 20) * rng.standard_normal(data.shape)).astype(np.float32)
+    src = write_wav(tmp_path / "hissy.wav", hissy)
+    outputs = {}
+    for name, options in (("default", ()), ("cut", ("--input-max-hz", "22050")),
+                          ("whole", ("--hiss-cut-hz", "0"))):
+        result = run(checkpoint, src, "-o", tmp_path / f"{name}.wav", *options)
+        assert result.exit_code == 0, result.output
+        outputs[name] = sf.read(str(tmp_path / f"{name}.wav"), dtype="float32")[0]
+    np.testing.assert_array_equal(outputs["default"], outputs["cut"])
+    assert np.max(np.abs(outputs["default"] - outputs["whole"])) > 1e-4
+    for bad in ("-1", "nan", "24000"):
+        assert "hiss_cut_hz" in refused(lambda: run(checkpoint, src, "-o", tmp_path / "x.wav",
+                                                    "--hiss-cut-hz", bad)).stderr
+    assert not (tmp_path / "x.wav").exists()

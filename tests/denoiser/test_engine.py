@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -303,7 +305,8 @@ def test_one_dimensional_input_comes_back_one_dimensional(rng):
                                      {"block_seconds": float("inf")},
                                      {"block_margin_seconds": -1.0},
                                      {"block_margin_seconds": float("nan")},
-                                     {"input_max_hz": -1.0}, {"input_max_hz": float("nan")}])
+                                     {"input_max_hz": -1.0}, {"input_max_hz": float("nan")},
+                                     {"hiss_cut_hz": -1.0}, {"hiss_cut_hz": float("inf")}])
 def test_levelling_and_streaming_settings_are_checked(changes):
     """A peak level of 0 or NaN used to give all-NaN audio without a word."""
     with pytest.raises(ParameterError):
@@ -392,6 +395,63 @@ def test_input_max_hz_cuts_a_copy_of_the_model_and_refuses_models_without_bins()
                             "power", deep_filter=True)
     with pytest.raises(ParameterError, match="deep filter reads the whole band"):
         Denoiser(filtered, "cpu", InferenceConfig(input_max_hz=22050.0))
+
+
+def hissy_and_plain(rate: int, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """A band-limited track (nothing above 12 kHz) and the same with a -70 dBFS white floor."""
+    rng = np.random.default_rng(7)
+    plain = bandlimited(rng, 1, int(seconds * rate), rate)
+    return plain, centred(plain + (10 ** (-70 / 20) * rng.standard_normal(plain.shape)).astype(np.float32))
+
+
+def test_a_track_with_a_floor_above_the_cut_is_read_as_input_max_hz_reads_it_and_others_whole():
+    """The automatic cut: one model for hissy 48-kHz tracks (the cut copy), the other for
+    the rest, and a 44.1-kHz track never cut (the resampler leaves that band empty)."""
+    torch.manual_seed(0)
+    model = build_model("bandmask-tiny")
+    auto = Denoiser(model, "cpu")
+    cut = Denoiser(model, "cpu", InferenceConfig(input_max_hz=22050.0))
+    whole = Denoiser(model, "cpu", InferenceConfig(hiss_cut_hz=0.0))
+    assert auto.hiss_model is not None and auto.hiss_model.input_bins == 118
+    assert auto.model.input_bins == 129 and whole.hiss_model is None and cut.hiss_model is None
+    plain, hissy = hissy_and_plain(48_000)
+    assert auto.hears_floor(hissy, 48_000) and not auto.hears_floor(plain, 48_000)
+    out = auto.denoise(hissy, 48_000)
+    np.testing.assert_array_equal(out, cut.denoise(hissy, 48_000))
+    assert np.max(np.abs(out - whole.denoise(hissy, 48_000))) > 1e-4  # the cut matters here
+    np.testing.assert_array_equal(auto.denoise(plain, 48_000), whole.denoise(plain, 48_000))
+    np.testing.assert_array_equal(auto.denoise(hissy, 48_000, floor=False),
+                                  whole.denoise(hissy, 48_000))
+    plain441, hissy441 = hissy_and_plain(44_100)
+    assert not auto.hears_floor(hissy441, 44_100)
+    np.testing.assert_array_equal(auto.denoise(hissy441, 44_100), whole.denoise(hissy441, 44_100))
+
+
+def test_models_that_cannot_be_cut_ignore_the_hiss_cut_and_an_impossible_cut_is_refused():
+    thesis = Denoiser(build_model("thesis-tiny"), "cpu")
+    assert thesis.hiss_model is None and not thesis.hears_floor(hissy_and_plain(48_000)[1], 48_000)
+    with pytest.raises(ParameterError, match="hiss_cut_hz: .*Nyquist"):
+        Denoiser(build_model("bandmask-tiny"), "cpu", InferenceConfig(hiss_cut_hz=30000.0))
+
+
+def test_a_streamed_file_gets_one_answer_for_all_its_blocks(tmp_path):
+    """The file path judges the whole track before its first block: every block of a hissy
+    file is read cut, as the in-memory pass over the whole track reads it."""
+    torch.manual_seed(0)
+    model = build_model("bandmask-tiny")
+    config = InferenceConfig(segment_seconds=1.0, overlap_seconds=0.1, block_seconds=1.0,
+                             block_margin_seconds=0.5)
+    streamed = Denoiser(model, "cpu", config)
+    cut = Denoiser(model, "cpu", replace(config, input_max_hz=22050.0))
+    _, hissy = hissy_and_plain(48_000, seconds=3.5)
+    sf.write(tmp_path / "in.wav", hissy.T, 48_000, subtype="FLOAT")
+    streamed.denoise_file(tmp_path / "in.wav", tmp_path / "out.wav")
+    out, _ = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
+    reference = cut.denoise_file(tmp_path / "in.wav", tmp_path / "ref.wav")
+    np.testing.assert_array_equal(out, sf.read(reference, dtype="float32", always_2d=True)[0])
+    whole = Denoiser(model, "cpu", replace(config, hiss_cut_hz=0.0))
+    whole.denoise_file(tmp_path / "in.wav", tmp_path / "whole.wav")
+    assert np.max(np.abs(out - sf.read(tmp_path / "whole.wav", dtype="float32", always_2d=True)[0])) > 1e-4
 
 
 def test_device_and_config_validation():

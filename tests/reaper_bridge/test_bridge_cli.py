@@ -310,14 +310,14 @@ def test_precision_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Pat
 
 
 def test_input_max_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Path) -> None:
-    """``--input-max-hz 22050`` (or ``input_max_hz`` in the INI) renders another take than
-    the full band (the cache key changed, the take is re-pointed); a cut at or above the
+    """``--input-max-hz 16000`` (or ``input_max_hz`` in the INI) renders another take than
+    the default (the cache key changed, the take is re-pointed); a cut at or above the
     model's Nyquist, or a word where a frequency belongs, is one line and adds no take."""
     import numpy as np
 
     runner = CliRunner()
-    item, first, (full, cut) = _retaken(distant, tmp_path, runner, "--input-max-hz", "22050")
-    assert not np.array_equal(full, cut)
+    item, first, (default, cut) = _retaken(distant, tmp_path, runner, "--input-max-hz", "16000")
+    assert not np.array_equal(default, cut)
     assert runner.invoke(cli, ["reaper", "denoise", "--input-max-hz", "0"]).exit_code == 0
     assert item.takes[1].source.filename == first  # off again: the first take, reused
     path = settings_path(distant.resource_path)
@@ -332,4 +332,36 @@ def test_input_max_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: 
     Path(path).write_text(text)
     result = runner.invoke(cli, ["reaper", "denoise"])
     assert result.exit_code == 1 and "input_max_hz = 'high' is not a frequency" in result.output
+    assert len(item.takes) == 2
+
+
+def test_hiss_cut_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: Path) -> None:
+    """The test snare is white noise over a tone, so the band above 22.05 kHz is as loud per
+    bin as 16-20 kHz even in its quietest frames: a floor by the engine's test, read cut by
+    default. ``--hiss-cut-hz 0`` reads it whole (another take), and the default comes back to
+    the first take; an absurd cut or a word in the INI is one line and adds no take."""
+    import numpy as np
+    import soundfile as sf
+
+    runner = CliRunner()
+    item, first, (default, whole) = _retaken(distant, tmp_path, runner, "--hiss-cut-hz", "0")
+    assert not np.array_equal(default, whole)
+    assert runner.invoke(cli, ["reaper", "denoise", "--input-max-hz", "22050"]).exit_code == 0
+    cut = sf.read(item.takes[1].source.filename, dtype="float32")[0]
+    np.testing.assert_array_equal(cut, default)  # the default read this track cut
+    assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
+    assert item.takes[1].source.filename == first
+    path = settings_path(distant.resource_path)
+    settings = load_settings(path)
+    assert settings.hiss_cut_hz is None  # unset: the engine's default
+    settings.hiss_cut_hz = 30000.0
+    save_settings(path, settings)
+    assert load_settings(path).hiss_cut_hz == 30000.0
+    result = runner.invoke(cli, ["reaper", "denoise"])
+    assert result.exit_code == 1 and "hiss_cut_hz: " in result.output and "Nyquist" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and len(item.takes) == 2
+    text = Path(path).read_text().replace("hiss_cut_hz = 30000", "hiss_cut_hz = high")
+    Path(path).write_text(text)
+    result = runner.invoke(cli, ["reaper", "denoise"])
+    assert result.exit_code == 1 and "hiss_cut_hz = 'high' is not a frequency" in result.output
     assert len(item.takes) == 2

@@ -73,8 +73,9 @@ def test_a_device_or_precision_every_action_fails_on_is_a_fail(
 
 def test_a_cut_the_model_cannot_take_fails_the_model_line(tmp_path: Path,
                                                           tiny_checkpoint: Path) -> None:
-    """``input_max_hz`` at or above the model's Nyquist fails every action once the model
-    loads; doctor loads it the same way, so it fails too, and a good cut is named."""
+    """``input_max_hz`` (or ``hiss_cut_hz``) at or above the model's Nyquist fails every
+    action once the model loads; doctor loads it the same way, so it fails too, and a good
+    cut is named."""
     (tmp_path / "bad").mkdir()
     (tmp_path / "good").mkdir()
     bad = installed(tmp_path / "bad", tiny_checkpoint, input_max_hz=30000.0)
@@ -83,6 +84,13 @@ def test_a_cut_the_model_cannot_take_fails_the_model_line(tmp_path: Path,
     good = installed(tmp_path / "good", tiny_checkpoint, input_max_hz=22050.0)
     assert failures(good) == []
     assert checks_of(good)["model loads"].detail.endswith("reading up to 22050 Hz")
+    (tmp_path / "never").mkdir()
+    never = installed(tmp_path / "never", tiny_checkpoint, hiss_cut_hz=0.0)
+    assert checks_of(never)["model loads"].detail.endswith("parameters at 48000 Hz")
+    (tmp_path / "absurd").mkdir()
+    absurd = installed(tmp_path / "absurd", tiny_checkpoint, hiss_cut_hz=30000.0)
+    fails = failures(absurd)
+    assert len(fails) == 1 and "hiss_cut_hz: " in fails[0] and "Nyquist" in fails[0], fails
 
 
 def test_good_device_and_precision_pass(tmp_path: Path, tiny_checkpoint: Path) -> None:
@@ -91,7 +99,8 @@ def test_good_device_and_precision_pass(tmp_path: Path, tiny_checkpoint: Path) -
     assert failures(resource) == []
     assert checks["device"].line().startswith("[ok  ] device: auto")
     assert checks["precision"].line() == "[ok  ] precision: bfloat16"
-    assert checks["model loads"].detail.endswith("parameters at 48000 Hz")
+    assert checks["model loads"].detail.endswith(
+        "parameters at 48000 Hz, reading up to 22050 Hz on hissy tracks")
 
 
 @POSIX
@@ -225,4 +234,5 @@ def test_a_device_probe_that_raises_keeps_the_model_line(monkeypatch, tiny_check
     answer = doctor.worker_probe("cpu", "float32", str(tiny_checkpoint))
     assert answer["engine"] == [{"name": "device, precision", "ok": False, "required": True,
                                  "detail": "RuntimeError: CUDA error: no kernel image is available"}]
-    assert answer["model"][0] is True and answer["model"][1].endswith("parameters at 48000 Hz")
+    assert answer["model"][0] is True and answer["model"][1].endswith(
+        "parameters at 48000 Hz, reading up to 22050 Hz on hissy tracks")

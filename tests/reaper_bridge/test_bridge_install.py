@@ -245,7 +245,8 @@ def test_reinstall_edits_the_ini_in_place(tmp_path: Path) -> None:
     install(str(resource), python="/new/env/bin/python")
     lines = USER_INI.splitlines(keepends=True)
     added = [f"{key} = {value}\r\n" for key, value in (("model", ""), ("precision", "float32"),
-                                                        ("input_max_hz", "0"), ("export_dir", ""),
+                                                        ("input_max_hz", "0"), ("hiss_cut_hz", ""),
+                                                        ("export_dir", ""),
                                                         ("sidechain_track", ""))]
     expected = [*lines[:2], "python = /new/env/bin/python   ; set by install\r\n",
                 f"Package_Root={package_root()}\r\n", *lines[4:7], *added, *lines[7:]]
