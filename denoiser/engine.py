@@ -25,7 +25,8 @@ from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
 from .errors import AudioError, ModelError, ParameterError
 from .models import DenoiserModel
-from .hiss import QuietBands
+from .hiss import QuietBands, has_top_band_floor
+from .hiss_cut import HISS_CUT_HZ, REFERENCE_BAND_HZ
 from .models.ensemble import can_limit_input, limit_input
 from .pretrained import default_model_path
 
@@ -53,7 +54,7 @@ class InferenceConfig:
     # A track whose band above this holds a recording floor (hiss, dither: denoiser.hiss) is
     # read only below it, as with input_max_hz; 0: never. 22.05 kHz: the shipped model reads
     # noise above it as bleed (docs/model.md, C11a). Models that cannot be cut read every bin.
-    hiss_cut_hz: float = 22050.0
+    hiss_cut_hz: float = HISS_CUT_HZ
 
     def validate(self) -> "InferenceConfig":
         if not (0.5 <= self.segment_seconds <= 600):
@@ -69,9 +70,11 @@ class InferenceConfig:
         if not (math.isfinite(self.input_max_hz) and self.input_max_hz >= 0):
             raise ParameterError(f"input_max_hz must be 0 (every bin) or a frequency in Hz, "
                                  f"not {self.input_max_hz}")
-        if not (math.isfinite(self.hiss_cut_hz) and self.hiss_cut_hz >= 0):
-            raise ParameterError(f"hiss_cut_hz must be 0 (never cut) or a frequency in Hz, "
-                                 f"not {self.hiss_cut_hz}")
+        if not (self.hiss_cut_hz == 0 or (math.isfinite(self.hiss_cut_hz)
+                                          and self.hiss_cut_hz > REFERENCE_BAND_HZ[1])):
+            raise ParameterError(f"hiss_cut_hz must be 0 (never cut) or a frequency above "
+                                 f"{REFERENCE_BAND_HZ[1]:g} Hz (the band a floor is compared "
+                                 f"with), not {self.hiss_cut_hz}")
         if self.precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, "
                                  f"not {self.precision!r}")
@@ -158,7 +161,8 @@ class Denoiser:
             except ModelError as exc:
                 raise ParameterError(str(exc)) from None
         self.model = model.to(self.device).eval()
-        #: ``model`` read only below ``hiss_cut_hz``, for tracks with a floor there (or None)
+        #: ``model`` read only below ``hiss_cut_hz``, for tracks with a floor there (or None):
+        #: a copy made here, so a caller that changes ``model`` afterwards builds a new Denoiser.
         self.hiss_model: DenoiserModel | None = None
         if self.config.hiss_cut_hz and not self.config.input_max_hz and can_limit_input(model):
             try:
@@ -189,9 +193,13 @@ class Denoiser:
         return Fraction(hop * sample_rate, self.sample_rate).numerator
 
     def hiss_cut_applies(self, sample_rate: int) -> bool:
-        """Whether a track at ``sample_rate`` can reach the model with a floor above the cut:
-        a 44.1-kHz track has no band of its own there (the resampler leaves it empty)."""
-        return self.hiss_model is not None and sample_rate / 2 > self.config.hiss_cut_hz
+        """Whether a track at ``sample_rate`` reaches the model with its own band above the
+        cut: a 44.1-kHz track has none (the resampler leaves it empty), and a faster one (88.2,
+        96 kHz) arrives with it attenuated by the resampler's anti-alias filter, which the
+        model reads whole without losing hits (docs/model.md, thirty-fourth round: +5.86 dB
+        with a floor at 96 kHz, +4.81 cut)."""
+        return (self.hiss_model is not None and sample_rate <= self.sample_rate
+                and sample_rate / 2 > self.config.hiss_cut_hz)
 
     def quiet_bands(self) -> QuietBands:
         """An empty ``QuietBands`` at the model's rate and ``hiss_cut_hz``, to fill with the
@@ -199,14 +207,17 @@ class Denoiser:
         return QuietBands(self.sample_rate, self.config.hiss_cut_hz)
 
     def hears_floor(self, samples: np.ndarray, sample_rate: int) -> bool:
-        """Whether ``(C, T)`` samples hold a recording floor above ``hiss_cut_hz`` once at the
-        model's rate, so that ``denoise`` reads them only below it: one decision per track,
-        taken on the whole track (a pre-gated track is judged before its gate: the floor it
-        hides between hits is still under every hit)."""
-        if not self.hiss_cut_applies(sample_rate):
-            return False
+        """Whether ``(C, T)`` samples (less their DC offset) hold a recording floor above
+        ``hiss_cut_hz`` as the model reads them (each channel levelled, at its rate), so that
+        ``denoise`` reads them only below it: one decision per track, taken on the whole
+        track (a pre-gated track is judged before its gate: the floor it hides between hits
+        is still under every hit)."""
         samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-        return self._floor_at_model_rate(resample(samples, sample_rate, self.sample_rate))
+        peaks = np.max(np.abs(samples), axis=-1)
+        if not self.hiss_cut_applies(sample_rate) or float(peaks.max()) <= SILENT_PEAK:
+            return False
+        levelled = samples * self.gains_for(peaks)
+        return self._floor_at_model_rate(resample(levelled, sample_rate, self.sample_rate))
 
     def gains_for(self, peaks: np.ndarray, raw_peaks: np.ndarray | None = None) -> np.ndarray:
         """Levelling gains ``(C, 1)`` float32 that bring channels with these peaks to the
@@ -275,10 +286,9 @@ class Denoiser:
                              "process this audio")
         return (resample(result, self.sample_rate, sample_rate, length) / gain).reshape(shape)
 
-    def _floor_at_model_rate(self, samples: np.ndarray) -> bool:
-        bands = self.quiet_bands()
-        bands.add(samples)
-        return bands.has_floor()
+    def _floor_at_model_rate(self, levelled: np.ndarray) -> bool:
+        """``hears_floor`` of a whole track already levelled and at the model's rate."""
+        return has_top_band_floor(levelled, self.sample_rate, self.config.hiss_cut_hz)
 
     def denoise_file(self, src: str | os.PathLike, dst: str | os.PathLike, gate: Any = None,
                      progress: Progress | None = None,

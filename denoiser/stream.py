@@ -3,9 +3,9 @@ default) whatever the file's length, so a 2-hour take works on a laptop.
 
 Passes over the input: the first finds the DC offset and the peak about it (the offset
 removed and the levelling gain must be the same for every block, or the output would step
-and pump) and, with ``auto`` gating, the threshold. For a track above 44.1 kHz, a second
-finds whether it holds a recording floor above the model's cut (``Denoiser.hears_floor``),
-one answer for every block. With the pre-gate, a second pass reads
+and pump) and, with ``auto`` gating, the threshold. For a track at the model's rate, the
+next finds whether it holds a recording floor above the model's cut
+(``Denoiser.hears_floor``), one answer for every block. With the pre-gate, another pass reads
 its detector (the sidechain file, or the input) piece by piece and keeps the gate's open
 stretches for the whole file: hold, release and the hysteresis state reach across block
 seams (a 10-s hold outlasts any block margin), and they take a few numbers per hit, not per
@@ -97,10 +97,11 @@ def pre_gate_curve(gate: "GateConfig", track: sf.SoundFile, levels: TrackLevels,
                                track.frames, detector.channels, rate, gate)
 
 
-def hears_floor(denoiser: "Denoiser", handle: sf.SoundFile, offset: np.ndarray) -> bool:
-    """``Denoiser.hears_floor`` of the whole track read block by block, less its DC offset
-    and before any pre-gate: the statistics are a few numbers per frame, so memory stays
-    bounded by one block."""
+def hears_floor(denoiser: "Denoiser", handle: sf.SoundFile, offset: np.ndarray,
+                gain: np.ndarray) -> bool:
+    """``Denoiser.hears_floor`` of the whole track read block by block, less its DC offset,
+    levelled by ``gain`` as the blocks will be, before any pre-gate: the statistics are a
+    few numbers per frame, so memory stays bounded by one block."""
     rate = handle.samplerate
     if not denoiser.hiss_cut_applies(rate):
         return False
@@ -110,7 +111,7 @@ def hears_floor(denoiser: "Denoiser", handle: sf.SoundFile, offset: np.ndarray) 
     block = int(denoiser.config.block_seconds * rate)
     for start in range(0, handle.frames, block):
         audio = read_exactly(handle, start, min(block, handle.frames - start)) - offset
-        bands.add(resample(audio, rate, denoiser.sample_rate))
+        bands.add(resample(audio * gain, rate, denoiser.sample_rate))
     return bands.has_floor()
 
 
@@ -129,7 +130,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         require_sound(levels, src)
         gain = denoiser.gains_for(levels.peak)
         offset = levels.offset.astype(np.float32)[:, None]
-        floor = hears_floor(denoiser, handle, offset)
+        floor = hears_floor(denoiser, handle, offset, gain)
         curve = (None if gate is None
                  else pre_gate_curve(gate, handle, levels, sidechain, stack))
         del levels  # the whole track, when the automatic threshold read it

@@ -38,6 +38,7 @@ import sys
 from dataclasses import dataclass, field
 
 from denoiser.errors import DebleedError
+from denoiser.hiss_cut import HISS_CUT_HZ
 from denoiser.outfiles import atomic_output
 
 SCRIPTS_SUBDIR = os.path.join("Scripts", "debleed")
@@ -95,17 +96,20 @@ class BridgeSettings:
 
     def cache_key(self) -> str:
         """Changes whenever the processed audio would change (model file, precision,
-        ``input_max_hz``, ``hiss_cut_hz``, gate settings). The sidechain track is not part of it: only gated variants hear the key,
-        and ``jobs`` adds the digest of its audio to their entries alone, so an ungated take
-        is reused whichever track is named."""
+        ``input_max_hz``, ``hiss_cut_hz``, gate settings). The sidechain track is not part of
+        it: only gated variants hear the key, and ``jobs`` adds the digest of its audio to
+        their entries alone, so an ungated take is reused whichever track is named."""
         model = self.model
         if model and os.path.isfile(model):
             model = f"{os.path.abspath(model)}@{os.stat(model).st_mtime_ns}"
         keyed = {"model": model, "precision": self.precision, "gate": self.gate}
         if self.input_max_hz:  # absent when off, so takes rendered before the key existed match
             keyed["input_max_hz"] = self.input_max_hz
-        # always keyed: takes rendered before the engine cut hissy tracks read every bin
-        keyed["hiss_cut_hz"] = "default" if self.hiss_cut_hz is None else self.hiss_cut_hz
+        # keyed by the value in effect wherever the floor test runs: takes rendered before
+        # the engine had it (read whole) are not reused for it, those rendered with it off are
+        hiss_cut_hz = HISS_CUT_HZ if self.hiss_cut_hz is None else self.hiss_cut_hz
+        if hiss_cut_hz and not self.input_max_hz:
+            keyed["hiss_cut_hz"] = hiss_cut_hz
         text = json.dumps(keyed, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 

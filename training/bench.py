@@ -45,6 +45,7 @@ from denoiser.audio import check_output_folder, read_audio, write_audio
 from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ModelError, ParameterError
 from denoiser.gate import GateConfig
+from denoiser.hiss_cut import HISS_CUT_HZ
 from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import THESIS_BASELINE, default_model_path
 
@@ -116,6 +117,9 @@ class BenchConfig:
     floor_set: bool = True
     floor_probability: float = 1.0
     quantise_probability: float = 0.5
+    # The engine's floor test for debleed's quality rows (0: the model read whole); the speed
+    # rows time the engine as shipped.
+    hiss_cut_hz: float = HISS_CUT_HZ
     quick: bool = False
 
     @classmethod
@@ -455,7 +459,8 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
     debleed_path = model_path(config)
     if not Path(config.baseline).is_file():
         raise ModelError(f"{config.baseline}: thesis baseline checkpoint not found (--baseline PATH)")
-    debleed = Denoiser.load(debleed_path, config.device)
+    debleed = Denoiser.load(debleed_path, config.device,
+                            InferenceConfig(hiss_cut_hz=config.hiss_cut_hz))
     thesis = Denoiser.load(config.baseline, config.device)
     started = time.perf_counter()
     steps = _Steps(config.clips * (1 + int(config.floor_set))

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from denoiser.audio import SILENT_PEAK, check_output_folder, dc_offset_of, read_audio, write_audio
-from denoiser.engine import Denoiser
+from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.gate import GateConfig, apply_gate
+from denoiser.hiss_cut import HISS_CUT_HZ
 from denoiser.outfiles import write_text_atomic
 
 from . import metrics, report
@@ -55,6 +56,7 @@ class EvaluateConfig:
     limit: int | None = None
     device: str = "auto"
     gate: GateConfig = field(default_factory=GateConfig)
+    hiss_cut_hz: float = HISS_CUT_HZ  # the engine's floor test (0: the model read whole)
 
 
 @dataclass
@@ -222,7 +224,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, config: EvaluateConfig = 
     out = Path(report_dir) if report_dir is not None else None
     if out is not None:
         _check_report_dir(out, data)
-    denoiser = Denoiser.load(None if str(checkpoint) == "default" else checkpoint, config.device)
+    denoiser = Denoiser.load(None if str(checkpoint) == "default" else checkpoint, config.device,
+                             InferenceConfig(hiss_cut_hz=config.hiss_cut_hz))
 
     clips: list[dict[str, Any]] = []
     pages: list[dict[str, Any]] = []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import progress, user_errors
+from .common import HISS_CUT_OPTION, hiss_cut, progress, user_errors
 
 
 def _unique(kits: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -38,10 +38,11 @@ def _unique(kits: tuple[Path, ...]) -> tuple[Path, ...]:
               help="Number of held-out clips [default: 36, quick: 6; 0 skips the set].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Device of the quality runs (speed is measured on CPU, and on CUDA if present).")
+@HISS_CUT_OPTION
 @user_errors
 def bench(quick: bool, out: Path, kit: Path | None, model: Path | None, baseline: Path | None,
           clips: int | None, heldout_kits: tuple[Path, ...], heldout_clips: int | None,
-          device: str) -> None:
+          device: str, hiss_cut_hz: float | None) -> None:
     """Benchmark the shipped (or given) model: writes OUT/bench.json and OUT/bench.md."""
     from training.bench import BenchConfig, run_bench
 
@@ -50,7 +51,7 @@ def bench(quick: bool, out: Path, kit: Path | None, model: Path | None, baseline
                   "heldout_kits": _unique(heldout_kits) or None,
                   "heldout_clips": heldout_clips}.items()
                  if value is not None}
-    overrides["device"] = device
+    overrides.update(device=device, **hiss_cut(hiss_cut_hz))
     config = BenchConfig.quick_config(**overrides) if quick else BenchConfig(**overrides)
     with progress("bench", 1.0) as update:
         run_bench(config, out, progress=update)

@@ -32,6 +32,19 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+#: The engine's floor test, for every command that runs the model (None: the engine's default).
+HISS_CUT_OPTION = click.option(
+    "--hiss-cut-hz", type=float, default=None,
+    help="Read a 48-kHz track whose band above this holds hiss or dither (a recording floor) "
+         "only below it, other tracks whole. Default 22050 (the engine's); 0: never.")
+
+
+def hiss_cut(hiss_cut_hz: float | None) -> dict[str, float]:
+    """``InferenceConfig`` keyword for ``--hiss-cut-hz``: none when not given, so the
+    engine's default stays the one default."""
+    return {} if hiss_cut_hz is None else {"hiss_cut_hz": hiss_cut_hz}
+
+
 def one_line(exc: Exception) -> str:
     """The first line of what went wrong, naming the file when the file system refused."""
     return error_text(exc).splitlines()[0]

@@ -9,7 +9,7 @@ import click
 
 from denoiser.errors import ParameterError
 
-from .common import progress, user_errors
+from .common import HISS_CUT_OPTION, hiss_cut, progress, user_errors
 from .gate_options import gate_config, gate_options, option_flags, pop_gate_options
 from .outputs import plan_outputs
 
@@ -40,10 +40,7 @@ from .outputs import plan_outputs
                    "48-kHz track with audible hiss or dither: the shipped model takes noise "
                    "above 22.05 kHz for bleed (README, known limit). It keeps the hits and "
                    "removes less bleed between them. 0: every bin.")
-@click.option("--hiss-cut-hz", type=float, default=None,
-              help="Read a track whose band above this holds hiss or dither (a recording "
-                   "floor) only below it, as --input-max-hz does, and other tracks whole. "
-                   "Default 22050 (the shipped model's limit); 0: never.")
+@HISS_CUT_OPTION
 @user_errors
 def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None,
             sidechain: Path | None, model: str | None, device: str, precision: str,
@@ -59,9 +56,8 @@ def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None
 
     from denoiser.engine import Denoiser, InferenceConfig  # torch loads only for this command
 
-    given = {} if hiss_cut_hz is None else {"hiss_cut_hz": hiss_cut_hz}
-    denoiser = Denoiser.load(model, device, InferenceConfig(precision=precision,
-                                                            input_max_hz=input_max_hz, **given))
+    denoiser = Denoiser.load(model, device, InferenceConfig(
+        precision=precision, input_max_hz=input_max_hz, **hiss_cut(hiss_cut_hz)))
     for src, dst in jobs:
         with progress(f"denoise {src.name}", 1.0) as update:
             denoiser.denoise_file(src, dst, gate=gate, progress=update, sidechain=sidechain)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import progress, user_errors
+from .common import HISS_CUT_OPTION, hiss_cut, progress, user_errors
 
 
 @click.command()
@@ -18,9 +18,10 @@ from .common import progress, user_errors
               help="Which clips of the dataset's manifest to score.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N clips.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@HISS_CUT_OPTION
 @user_errors
 def evaluate(checkpoint: str, data: Path, report_dir: Path | None, split: str, limit: int | None,
-             device: str) -> None:
+             device: str, hiss_cut_hz: float | None) -> None:
     """Score CHECKPOINT ("default" = the shipped model) on the clips of DATA.
 
     Each clip is scored as input, gate (defaults), model and gate + model; the aggregate
@@ -29,7 +30,7 @@ def evaluate(checkpoint: str, data: Path, report_dir: Path | None, split: str, l
     from training.evaluate import EvaluateConfig
     from training.evaluate import evaluate as run_evaluation
 
-    config = EvaluateConfig(split=split, limit=limit, device=device)
+    config = EvaluateConfig(split=split, limit=limit, device=device, **hiss_cut(hiss_cut_hz))
     with progress("evaluate", 1.0) as update:
         result = run_evaluation(checkpoint, data, config, report_dir, progress=update)
     click.echo(result.markdown(), nl=False)

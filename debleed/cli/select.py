@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import progress, user_errors
+from .common import HISS_CUT_OPTION, hiss_cut, progress, user_errors
 
 
 def _check_json_path(json_path: Path, models: tuple[str, ...], folders: tuple[Path, ...]) -> None:
@@ -43,10 +43,11 @@ def _check_json_path(json_path: Path, models: tuple[str, ...], folders: tuple[Pa
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every model's scores and the verdicts here.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@HISS_CUT_OPTION
 @user_errors
 def select(candidates: tuple[str, ...], reference: str, tuning: Path | None, unseen: Path | None,
            heldout_kits: tuple[Path, ...], heldout_clips: int, json_path: Path | None,
-           device: str) -> None:
+           device: str, hiss_cut_hz: float | None) -> None:
     """Score each of CANDIDATES and the reference on the rule's sets and print whether it
     may ship. The reference is scored once, however many candidates a round declared.
 
@@ -54,7 +55,7 @@ def select(candidates: tuple[str, ...], reference: str, tuning: Path | None, uns
     worse in ΔSI-SDR and hits, the unfamiliar-snare probe within 1 dB, at most 0.5 dB of
     ΔSI-SDR lost on the tuning clips. Sets not given are not judged.
     """
-    from denoiser.engine import Denoiser
+    from denoiser.engine import Denoiser, InferenceConfig
     from training.bench import BenchConfig, installed_heldout_kits
     from training.report import write_json
     from training.selection import judge, score_model, scores_markdown
@@ -65,7 +66,8 @@ def select(candidates: tuple[str, ...], reference: str, tuning: Path | None, uns
         folders = tuple(folder for folder in (tuning, unseen, *kits) if folder is not None)
         _check_json_path(json_path, (reference, *candidates), folders)
     names = [reference, *candidates]
-    models = [Denoiser.load(None if path == "default" else path, device=device) for path in names]
+    config = InferenceConfig(**hiss_cut(hiss_cut_hz))
+    models = [Denoiser.load(None if path == "default" else path, device, config) for path in names]
     scores = []
     for name, denoiser in zip(names, models):
         with progress(f"select: {name}", 1.0) as update:

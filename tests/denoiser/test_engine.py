@@ -15,6 +15,7 @@ from denoiser.chunking import plan_chunks
 from denoiser.engine import Denoiser, InferenceConfig, apply_model, pick_device
 from denoiser.errors import AudioError, ModelError, ParameterError
 from denoiser.gate import GateConfig, apply_gate
+from denoiser.hiss import has_top_band_floor
 from denoiser.models import build_model
 from denoiser.models.ensemble import MaskEnsemble
 
@@ -306,7 +307,8 @@ def test_one_dimensional_input_comes_back_one_dimensional(rng):
                                      {"block_margin_seconds": -1.0},
                                      {"block_margin_seconds": float("nan")},
                                      {"input_max_hz": -1.0}, {"input_max_hz": float("nan")},
-                                     {"hiss_cut_hz": -1.0}, {"hiss_cut_hz": float("inf")}])
+                                     {"hiss_cut_hz": -1.0}, {"hiss_cut_hz": float("inf")},
+                                     {"hiss_cut_hz": 16000.0}])
 def test_levelling_and_streaming_settings_are_checked(changes):
     """A peak level of 0 or NaN used to give all-NaN audio without a word."""
     with pytest.raises(ParameterError):
@@ -406,7 +408,7 @@ def hissy_and_plain(rate: int, seconds: float = 2.0) -> tuple[np.ndarray, np.nda
 
 def test_a_track_with_a_floor_above_the_cut_is_read_as_input_max_hz_reads_it_and_others_whole():
     """The automatic cut: one model for hissy 48-kHz tracks (the cut copy), the other for
-    the rest, and a 44.1-kHz track never cut (the resampler leaves that band empty)."""
+    the rest; 44.1- and 96-kHz tracks are never cut (see ``Denoiser.hiss_cut_applies``)."""
     torch.manual_seed(0)
     model = build_model("bandmask-tiny")
     auto = Denoiser(model, "cpu")
@@ -422,9 +424,31 @@ def test_a_track_with_a_floor_above_the_cut_is_read_as_input_max_hz_reads_it_and
     np.testing.assert_array_equal(auto.denoise(plain, 48_000), whole.denoise(plain, 48_000))
     np.testing.assert_array_equal(auto.denoise(hissy, 48_000, floor=False),
                                   whole.denoise(hissy, 48_000))
-    plain441, hissy441 = hissy_and_plain(44_100)
-    assert not auto.hears_floor(hissy441, 44_100)
-    np.testing.assert_array_equal(auto.denoise(hissy441, 44_100), whole.denoise(hissy441, 44_100))
+    for rate in (44_100, 96_000):  # no band of its own there / the resampler attenuates it
+        hissy_at_rate = hissy_and_plain(rate)[1]
+        assert not auto.hears_floor(hissy_at_rate, rate)
+        np.testing.assert_array_equal(auto.denoise(hissy_at_rate, rate),
+                                      whole.denoise(hissy_at_rate, rate))
+
+
+def test_a_stereo_track_gets_the_same_answer_in_memory_and_from_its_file(tmp_path):
+    """Each channel is judged as the model reads it, levelled on its own: a hissy channel 40
+    dB under a clean one is found by the in-memory pass and by the file's pass alike."""
+    torch.manual_seed(0)
+    denoiser = Denoiser(build_model("bandmask-tiny"), "cpu")
+    plain, hissy = hissy_and_plain(48_000, seconds=3.0)
+    # a room up to 17 kHz on the loud channel: summed unlevelled, it hides the quiet one's floor
+    rng = np.random.default_rng(8)
+    room = signal.sosfilt(signal.butter(12, 17_000, fs=48_000, output="sos"),
+                          1e-3 * rng.standard_normal(plain.shape))
+    stereo = np.concatenate([plain + room, 0.01 * hissy]).astype(np.float32)
+    assert not has_top_band_floor(stereo, 48_000, 22050.0)
+    assert denoiser.hears_floor(stereo, 48_000)
+    sf.write(tmp_path / "in.wav", stereo.T, 48_000, subtype="FLOAT")
+    denoiser.denoise_file(tmp_path / "in.wav", tmp_path / "out.wav")
+    out = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)[0].T
+    cut = Denoiser(denoiser.model, "cpu", InferenceConfig(input_max_hz=22050.0))
+    np.testing.assert_allclose(out, cut.denoise(stereo, 48_000), atol=1e-6)
 
 
 def test_models_that_cannot_be_cut_ignore_the_hiss_cut_and_an_impossible_cut_is_refused():

@@ -18,7 +18,7 @@ from reaper_helpers import make_wav
 from debleed.cli.main import cli
 from reaper_bridge import rpr
 from reaper_bridge.install import install
-from reaper_bridge.settings import load_settings, save_settings, settings_path
+from reaper_bridge.settings import BridgeSettings, load_settings, save_settings, settings_path
 
 
 @pytest.fixture
@@ -365,3 +365,21 @@ def test_hiss_cut_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: P
     result = runner.invoke(cli, ["reaper", "denoise"])
     assert result.exit_code == 1 and "hiss_cut_hz = 'high' is not a frequency" in result.output
     assert len(item.takes) == 2
+
+
+def test_the_cache_key_follows_the_hiss_cut_in_effect(tmp_path: Path) -> None:
+    """Keyed by the value the engine uses: unset and the engine's default are one key; off,
+    or overridden by ``input_max_hz`` (the test never runs), the key is the one takes had
+    before the engine had the test, so those are reused; 0 survives the INI as 0, not as
+    unset."""
+    default = BridgeSettings()
+    assert default.cache_key() == BridgeSettings(hiss_cut_hz=22050.0).cache_key()
+    assert default.cache_key() != BridgeSettings(hiss_cut_hz=0.0).cache_key()
+    assert default.cache_key() != BridgeSettings(hiss_cut_hz=23000.0).cache_key()
+    forced = BridgeSettings(input_max_hz=22050.0)
+    assert forced.cache_key() == BridgeSettings(input_max_hz=22050.0, hiss_cut_hz=0.0).cache_key()
+    path = str(tmp_path / "debleed.ini")
+    save_settings(path, BridgeSettings(hiss_cut_hz=0.0))
+    assert load_settings(path).hiss_cut_hz == 0.0
+    save_settings(path, BridgeSettings())
+    assert load_settings(path).hiss_cut_hz is None

@@ -69,6 +69,7 @@ def test_bench_json_and_markdown_have_every_row_and_column(setup):
     assert list(floor["quality"]["rows"]) == list(bench.ROWS) and "targets" not in floor["quality"]
     assert [c["seed"] for c in floor["quality"]["per_clip"]] == result["test_set"]["clip_seeds"]
     assert all(t in config.oracle_thresholds_db for t in result["quality"]["oracle_thresholds_db"])
+    assert result["config"]["hiss_cut_hz"] == 22050.0  # the engine's floor test, as shipped
     speed = {(r["what"], r["model"]) for r in result["speed"]}
     assert speed == {("model alone (Denoiser.denoise)", "debleed"),
                      ("model alone (Denoiser.denoise, bfloat16)", "debleed"),

@@ -109,6 +109,7 @@ def test_evaluate_limit_split_and_no_report(setup):
     (["--split", "test"], "no clips in split 'test'"),
     (["--report", "{data}/report"], "inside the dataset"),
     (["--report", "{checkpoint}/report"], ".pt: Not a directory"),  # a file in the way
+    (["--hiss-cut-hz", "16000"], "hiss_cut_hz must be 0 (never cut) or a frequency above 20000"),
 ])
 def test_evaluate_user_errors(setup, args, message):
     data = setup["data"]

@@ -59,6 +59,16 @@ def test_select_refuses_to_write_its_json_over_a_candidate(tmp_path: Path):
     assert candidate.read_bytes() == before
 
 
+def test_select_passes_the_hiss_cut_to_every_model(tmp_path: Path):
+    """``--hiss-cut-hz`` reaches the engine: a cut inside the comparison band is refused in
+    one line before any set is scored."""
+    candidate = save_checkpoint(tmp_path / "cand.pt", build_model("bandmask-tiny"))
+    result = CliRunner().invoke(cli, ["select", str(candidate), "--heldout-clips", "0",
+                                      "--hiss-cut-hz", "16000", "--device", "cpu"])
+    assert result.exit_code == 1 and "hiss_cut_hz must be 0" in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_unseen_snares_guard_only_snare_and_hit_columns():
     more_bleed = {**UNSEEN, "bleed_reduction_db": 15.0, "tom_kick_leakage_db": -20.0}
     assert judge(scores(unseen=more_bleed), scores())[1].passed
