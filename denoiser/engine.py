@@ -165,10 +165,11 @@ class Denoiser:
         #: a copy made here, so a caller that changes ``model`` afterwards builds a new Denoiser.
         self.hiss_model: DenoiserModel | None = None
         if self.config.hiss_cut_hz and not self.config.input_max_hz and can_limit_input(model):
-            try:
-                self.hiss_model = limit_input(self.model, self.config.hiss_cut_hz).eval()
-            except ModelError as exc:
-                raise ParameterError(f"hiss_cut_hz: {exc}") from None
+            nyquist = model.sample_rate / 2
+            if self.config.hiss_cut_hz >= nyquist:
+                raise ParameterError(f"hiss_cut_hz must be 0 (never cut) or below the model's "
+                                     f"Nyquist ({nyquist:g} Hz), not {self.config.hiss_cut_hz:g}")
+            self.hiss_model = limit_input(self.model, self.config.hiss_cut_hz).eval()
         if self.config.precision == "float16" and self.device.type != "cuda":
             raise ParameterError("float16 precision needs a CUDA device; on the CPU use bfloat16")
         self.info = info or {}

@@ -320,18 +320,7 @@ def test_input_max_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: 
     assert not np.array_equal(default, cut)
     assert runner.invoke(cli, ["reaper", "denoise", "--input-max-hz", "0"]).exit_code == 0
     assert item.takes[1].source.filename == first  # off again: the first take, reused
-    path = settings_path(distant.resource_path)
-    settings = load_settings(path)
-    settings.input_max_hz = 30000.0
-    save_settings(path, settings)
-    assert load_settings(path).input_max_hz == 30000.0
-    result = runner.invoke(cli, ["reaper", "denoise"])
-    assert result.exit_code == 1 and "input_max_hz must be 0" in result.output
-    assert len(result.output.strip().splitlines()) == 1 and len(item.takes) == 2
-    text = Path(path).read_text().replace("input_max_hz = 30000", "input_max_hz = high")
-    Path(path).write_text(text)
-    result = runner.invoke(cli, ["reaper", "denoise"])
-    assert result.exit_code == 1 and "input_max_hz = 'high' is not a frequency" in result.output
+    _refused_in_the_ini(distant, runner, "input_max_hz", "input_max_hz must be 0")
     assert len(item.takes) == 2
 
 
@@ -351,20 +340,25 @@ def test_hiss_cut_hz_from_the_option_or_the_ini(distant: FakeReaper, tmp_path: P
     np.testing.assert_array_equal(cut, default)  # the default read this track cut
     assert runner.invoke(cli, ["reaper", "denoise"]).exit_code == 0
     assert item.takes[1].source.filename == first
+    assert load_settings(settings_path(distant.resource_path)).hiss_cut_hz is None  # unset
+    _refused_in_the_ini(distant, runner, "hiss_cut_hz", "hiss_cut_hz must be 0 (never cut) or")
+    assert len(item.takes) == 2
+
+
+def _refused_in_the_ini(distant: FakeReaper, runner: CliRunner, key: str, message: str) -> None:
+    """``key`` at 30000 Hz (above the model's Nyquist) in the INI, then a word: each is one
+    error line (``message``, then "not a frequency") and no action runs."""
     path = settings_path(distant.resource_path)
     settings = load_settings(path)
-    assert settings.hiss_cut_hz is None  # unset: the engine's default
-    settings.hiss_cut_hz = 30000.0
+    setattr(settings, key, 30000.0)
     save_settings(path, settings)
-    assert load_settings(path).hiss_cut_hz == 30000.0
+    assert getattr(load_settings(path), key) == 30000.0
     result = runner.invoke(cli, ["reaper", "denoise"])
-    assert result.exit_code == 1 and "hiss_cut_hz: " in result.output and "Nyquist" in result.output
-    assert len(result.output.strip().splitlines()) == 1 and len(item.takes) == 2
-    text = Path(path).read_text().replace("hiss_cut_hz = 30000", "hiss_cut_hz = high")
-    Path(path).write_text(text)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    Path(path).write_text(Path(path).read_text().replace(f"{key} = 30000", f"{key} = high"))
     result = runner.invoke(cli, ["reaper", "denoise"])
-    assert result.exit_code == 1 and "hiss_cut_hz = 'high' is not a frequency" in result.output
-    assert len(item.takes) == 2
+    assert result.exit_code == 1 and f"{key} = 'high' is not a frequency" in result.output
 
 
 def test_the_cache_key_follows_the_hiss_cut_in_effect(tmp_path: Path) -> None:
