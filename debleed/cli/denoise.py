@@ -36,10 +36,10 @@ from .outputs import plan_outputs
               help="Mixed precision for the network: bfloat16 is faster on CPUs with native "
                    "bfloat16 and on GPUs, float16 on GPUs only; the output stays float32.")
 @click.option("--input-max-hz", type=float, default=0.0,
-              help="Let the model read only the band below this frequency, e.g. 22050 for a "
-                   "48-kHz track with audible hiss or dither: the shipped model takes noise "
-                   "above 22.05 kHz for bleed (README, known limit). It keeps the hits and "
-                   "removes less bleed between them. 0: every bin.")
+              help="Let the model read only the band below this frequency for every track, "
+                   "floor found or not, e.g. 22050 for a 48-kHz track whose hiss the floor "
+                   "test misses (README): the shipped model takes noise above 22.05 kHz for "
+                   "bleed. It keeps the hits and removes less bleed between them. 0: every bin.")
 @HISS_CUT_OPTION
 @user_errors
 def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None,
