@@ -164,12 +164,14 @@ class Denoiser:
         #: ``model`` read only below ``hiss_cut_hz``, for tracks with a floor there (or None):
         #: a copy made here, so a caller that changes ``model`` afterwards builds a new Denoiser.
         self.hiss_model: DenoiserModel | None = None
-        if self.config.hiss_cut_hz and not self.config.input_max_hz and can_limit_input(model):
+        cut = self.config.hiss_cut_hz
+        if cut and not self.config.input_max_hz and can_limit_input(model):
             nyquist = model.sample_rate / 2
-            if self.config.hiss_cut_hz >= nyquist:
+            if cut < nyquist:
+                self.hiss_model = limit_input(self.model, cut).eval()
+            elif cut != HISS_CUT_HZ:  # the default has no band to test on a 44.1-kHz model
                 raise ParameterError(f"hiss_cut_hz must be 0 (never cut) or below the model's "
-                                     f"Nyquist ({nyquist:g} Hz), not {self.config.hiss_cut_hz:g}")
-            self.hiss_model = limit_input(self.model, self.config.hiss_cut_hz).eval()
+                                     f"Nyquist ({nyquist:g} Hz), not {cut:g}")
         if self.config.precision == "float16" and self.device.type != "cuda":
             raise ParameterError("float16 precision needs a CUDA device; on the CPU use bfloat16")
         self.info = info or {}
@@ -208,14 +210,17 @@ class Denoiser:
         return QuietBands(self.sample_rate, self.config.hiss_cut_hz)
 
     def hears_floor(self, samples: np.ndarray, sample_rate: int) -> bool:
-        """Whether ``(C, T)`` samples (less their DC offset) hold a recording floor above
-        ``hiss_cut_hz`` as the model reads them (each channel levelled, at its rate), so that
+        """Whether ``(C, T)`` samples hold a recording floor above ``hiss_cut_hz`` as the
+        model reads them (less their DC offset, each channel levelled, at its rate), so that
         ``denoise`` reads them only below it: one decision per track, taken on the whole
         track (a pre-gated track is judged before its gate: the floor it hides between hits
         is still under every hit)."""
         samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+        if samples.shape[-1] == 0 or not self.hiss_cut_applies(sample_rate):
+            return False
+        samples = samples - dc_offset_of(samples).reshape(-1, 1)
         peaks = np.max(np.abs(samples), axis=-1)
-        if not self.hiss_cut_applies(sample_rate) or float(peaks.max()) <= SILENT_PEAK:
+        if float(peaks.max()) <= SILENT_PEAK:
             return False
         levelled = samples * self.gains_for(peaks)
         return self._floor_at_model_rate(resample(levelled, sample_rate, self.sample_rate))

@@ -12,7 +12,7 @@ from scipy import signal
 
 from denoiser.audio import read_audio
 from denoiser.chunking import plan_chunks
-from denoiser.engine import Denoiser, InferenceConfig, apply_model, pick_device
+from denoiser.engine import Denoiser, InferenceConfig, apply_model, pick_device, resample
 from denoiser.errors import AudioError, ModelError, ParameterError
 from denoiser.gate import GateConfig, apply_gate
 from denoiser.hiss import has_top_band_floor
@@ -430,6 +430,12 @@ def test_a_track_with_a_floor_above_the_cut_is_read_as_input_max_hz_reads_it_and
         assert not auto.hears_floor(hissy_at_rate, rate)
         np.testing.assert_array_equal(auto.denoise(hissy_at_rate, rate),
                                       whole.denoise(hissy_at_rate, rate))
+    # a loud white floor at 96 kHz still looks like one once resampled: the rate decides
+    loud96 = hissy_and_plain(96_000)[0] + 0.01 * np.random.default_rng(9).standard_normal(
+        (1, 192_000)).astype(np.float32)
+    assert has_top_band_floor(resample(loud96, 96_000, 48_000), 48_000, 22050.0)
+    assert not auto.hears_floor(loud96, 96_000)
+    assert not auto.hears_floor(np.zeros((1, 0), np.float32), 48_000)
 
 
 def test_a_stereo_track_gets_the_same_answer_in_memory_and_from_its_file(tmp_path):
@@ -442,8 +448,8 @@ def test_a_stereo_track_gets_the_same_answer_in_memory_and_from_its_file(tmp_pat
     rng = np.random.default_rng(8)
     room = signal.sosfilt(signal.butter(12, 17_000, fs=48_000, output="sos"),
                           1e-3 * rng.standard_normal(plain.shape))
-    stereo = np.concatenate([plain + room, 0.01 * hissy]).astype(np.float32)
-    assert not has_top_band_floor(stereo, 48_000, 22050.0)
+    stereo = np.concatenate([plain + room, 0.01 * hissy + 0.05]).astype(np.float32)  # DC too
+    assert not has_top_band_floor(stereo - stereo.mean(axis=-1, keepdims=True), 48_000, 22050.0)
     assert denoiser.hears_floor(stereo, 48_000)
     sf.write(tmp_path / "in.wav", stereo.T, 48_000, subtype="FLOAT")
     denoiser.denoise_file(tmp_path / "in.wav", tmp_path / "out.wav")
@@ -453,8 +459,15 @@ def test_a_stereo_track_gets_the_same_answer_in_memory_and_from_its_file(tmp_pat
 
 
 def test_models_that_cannot_be_cut_ignore_the_hiss_cut_and_an_impossible_cut_is_refused():
+    """A waveform model has no bins to cut, and a 44.1-kHz model has no band above the
+    default cut: both run without the test; a cut asked for above a model's Nyquist is an
+    error."""
     thesis = Denoiser(build_model("thesis-tiny"), "cpu")
     assert thesis.hiss_model is None and not thesis.hears_floor(hissy_and_plain(48_000)[1], 48_000)
+    slower = build_model("bandmask-tiny", sample_rate=44_100)
+    assert Denoiser(slower, "cpu").hiss_model is None
+    with pytest.raises(ParameterError, match="below the model.s Nyquist .22050 Hz., not 23000"):
+        Denoiser(slower, "cpu", InferenceConfig(hiss_cut_hz=23000.0))
     nyquist = "hiss_cut_hz must be 0 .never cut. or below the model.s Nyquist .24000 Hz., not 30000"
     with pytest.raises(ParameterError, match=nyquist):
         Denoiser(build_model("bandmask-tiny"), "cpu", InferenceConfig(hiss_cut_hz=30000.0))

@@ -16,12 +16,13 @@ from click.testing import CliRunner
 
 from debleed.cli.main import cli
 from denoiser.checkpoint import load_checkpoint, save_checkpoint
+from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ParameterError
 from denoiser.models import build_model
-from training.config import TrainConfig
+from training.config import DATA_RATE, TrainConfig
 from training.dataset import ClipFolder
 from training.errors import DatasetError, TrainingError
-from training.losses import CombinedLoss
+from training.losses import CombinedLoss, SISDRLoss
 from training.oneshots import one_shot
 from training.distributed import World
 from training.run import batch_advice, run_training
@@ -830,6 +831,26 @@ def test_validation_sisdr_leaves_clips_with_a_silent_target_out(dataset: Path, t
     only_silent = trainer.validate()  # no clip to average: NaN, not a crash or a warning
     assert math.isnan(only_silent["valid_sisdr"]) and math.isnan(only_silent["valid_delta_sisdr"])
     assert math.isfinite(only_silent["valid_loss"]) and only_silent["valid_silent_clips"] == 1
+
+
+def test_validation_reads_the_network_whole_even_on_a_hissy_clip(dataset: Path, tmp_path: Path):
+    """Validation measures the network itself: the engine's floor test would read a clip with
+    a white floor only below 22.05 kHz and hide how the network meets the floor."""
+    folder = ClipFolder(dataset, "valid")
+    clip = folder.load(folder.clips[0])
+    rng = np.random.default_rng(0)
+    hiss = 10 ** (-60 / 20) * rng.standard_normal(clip.noisy.shape)
+    hissy = (clip.noisy + hiss).astype(np.float32)
+    trainer = tiny_trainer(tmp_path, [ValidClip(hissy, clip.clean)])
+    measured = trainer.validate()["valid_sisdr"]
+
+    def sisdr_through(config: InferenceConfig) -> float:
+        out = Denoiser(trainer.evaluated, "cpu", config).denoise(hissy[None], DATA_RATE)
+        return -float(SISDRLoss()(torch.from_numpy(out), torch.from_numpy(clip.clean[None])))
+
+    assert Denoiser(trainer.evaluated, "cpu").hears_floor(hissy[None], DATA_RATE)
+    assert measured == pytest.approx(sisdr_through(InferenceConfig(hiss_cut_hz=0.0)))
+    assert abs(measured - sisdr_through(InferenceConfig())) > 1e-3
 
 
 def test_the_plateau_schedule_counts_as_best_pt_does(tmp_path: Path):
