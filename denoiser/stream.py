@@ -17,6 +17,7 @@ file that is renamed over ``dst`` at the end.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,6 +159,10 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                 keep = result.shape[1] - block.fade_out
                 out.write(result[:, :keep].T)
                 tail = result[:, keep:]
+    if floor:  # the output removes less bleed than the model can: say why, once it is written
+        warnings.warn(f"{src.name}: a recording floor (hiss, dither) above "
+                      f"{denoiser.config.hiss_cut_hz:g} Hz: read only below it "
+                      "(hiss_cut_hz 0 reads the whole band)", stacklevel=2)
     return dst
 
 

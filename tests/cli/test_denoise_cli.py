@@ -281,6 +281,8 @@ def test_hiss_cut_hz_reads_a_hissy_track_cut_by_default(tmp_path, write_wav, dru
         result = run(checkpoint, src, "-o", tmp_path / f"{name}.wav", *options)
         assert result.exit_code == 0, result.output
         outputs[name] = sf.read(str(tmp_path / f"{name}.wav"), dtype="float32")[0]
+        said = "Warning: hissy.wav: a recording floor (hiss, dither) above 22050 Hz" in result.stderr
+        assert said == (name == "default"), result.stderr  # the user is told why, when it is
     np.testing.assert_array_equal(outputs["default"], outputs["cut"])
     assert np.max(np.abs(outputs["default"] - outputs["whole"])) > 1e-4
     for bad in ("-1", "nan", "24000"):
