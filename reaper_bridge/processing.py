@@ -16,6 +16,7 @@ import soundfile as sf
 
 from denoiser.audio import read_audio, write_audio
 from denoiser.errors import AudioError, ParameterError
+from denoiser.hiss_cut import hiss_cut
 
 from .items import mode_channels
 from .jobs import Task
@@ -27,8 +28,8 @@ def inference_config(precision: str = "float32", input_max_hz: float = 0.0,
     None keeps the engine's default, so that default lives in one place."""
     from denoiser.engine import InferenceConfig
 
-    given = {} if hiss_cut_hz is None else {"hiss_cut_hz": hiss_cut_hz}
-    return InferenceConfig(precision=precision, input_max_hz=input_max_hz, **given).validate()
+    return InferenceConfig(precision=precision, input_max_hz=input_max_hz,
+                           **hiss_cut(hiss_cut_hz)).validate()
 
 
 def gate_config(overrides: dict[str, Any]) -> Any:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import HISS_CUT_OPTION, hiss_cut, progress, user_errors
+from denoiser.hiss_cut import hiss_cut
+
+from .common import HISS_CUT_OPTION, progress, user_errors
 
 
 def _unique(kits: tuple[Path, ...]) -> tuple[Path, ...]:

@@ -39,12 +39,6 @@ HISS_CUT_OPTION = click.option(
          "only below it, other tracks whole. Default 22050 (the engine's); 0: never.")
 
 
-def hiss_cut(hiss_cut_hz: float | None) -> dict[str, float]:
-    """``InferenceConfig`` keyword for ``--hiss-cut-hz``: none when not given, so the
-    engine's default stays the one default."""
-    return {} if hiss_cut_hz is None else {"hiss_cut_hz": hiss_cut_hz}
-
-
 def one_line(exc: Exception) -> str:
     """The first line of what went wrong, naming the file when the file system refused."""
     return error_text(exc).splitlines()[0]

@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from denoiser.errors import ParameterError
+from denoiser.hiss_cut import hiss_cut
 
-from .common import HISS_CUT_OPTION, hiss_cut, progress, user_errors
+from .common import HISS_CUT_OPTION, progress, user_errors
 from .gate_options import gate_config, gate_options, option_flags, pop_gate_options
 from .outputs import plan_outputs
 
