@@ -83,9 +83,9 @@ def _connect(timeout: float):
 @click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
               help="Mixed precision for the network (default: the INI's, else float32).")
 @click.option("--input-max-hz", type=float, default=None,
-              help="Let the model read only the band below this frequency, e.g. 22050 for "
-                   "48-kHz tracks with audible hiss (default: the INI's input_max_hz, else "
-                   "0, every bin).")
+              help="Let the model read only the band below this frequency for every track, "
+                   "floor found or not, e.g. 22050 for 48-kHz tracks whose hiss the floor test "
+                   "misses (default: the INI's input_max_hz, else 0, every bin).")
 @click.option("--hiss-cut-hz", type=float, default=None,
               help="On a track whose band above this holds hiss or dither, let the model "
                    "read only below it (default: the INI's hiss_cut_hz, else 22050; 0: never).")
@@ -96,11 +96,10 @@ def _connect(timeout: float):
 @user_errors
 def denoise(gate: bool, compare_variants: bool | None, model: str | None, device: str | None,
             precision: str | None, input_max_hz: float | None, hiss_cut_hz: float | None,
-            sidechain_track: str | None,
-            timeout: float) -> None:
+            sidechain_track: str | None, timeout: float) -> None:
     """Denoise the selected items of the running REAPER; add aligned takes."""
     from reaper_bridge.bridge import denoise as run_denoise
-    from reaper_bridge.processing import TaskExecutor, inference_config
+    from reaper_bridge.processing import TaskExecutor
 
     api, settings = _connect(timeout)
     settings.model = model or settings.model
@@ -110,15 +109,15 @@ def denoise(gate: bool, compare_variants: bool | None, model: str | None, device
         settings.input_max_hz = input_max_hz
     if hiss_cut_hz is not None:
         settings.hiss_cut_hz = hiss_cut_hz
-    # before any item is touched
-    inference_config(settings.precision, settings.input_max_hz, settings.hiss_cut_hz)
     if compare_variants is not None:
         settings.compare_variants = compare_variants
     if sidechain_track is not None:
         settings.sidechain_track = sidechain_track.strip()
     executor = TaskExecutor(settings.model or None, settings.device, settings.gate,
                             settings.precision, settings.input_max_hz, settings.hiss_cut_hz)
-    _ = executor.denoiser  # loaded now: a model or cut that cannot run is refused before any item
+    # loaded now, its settings validated: a precision, model or cut that cannot run is refused
+    # before any item is touched
+    _ = executor.denoiser
     with progress("debleed") as update:
         outcome = run_denoise(api, settings.variants(gate), executor, settings.cache_key(),
                               progress=lambda done, note: update(done, note),
