@@ -9,9 +9,10 @@ each file came from. Standard library only.
 
 An export is written into a hidden staging folder of its own inside ``DIR`` and replaces
 the previous export only once every file is done, so a failed or cancelled re-export leaves
-the previous one whole. A lock file in ``DIR``, held from planning to the end, refuses a
-second export into the same folder (the REAPER action's and the CLI's run in different
-processes, so the action's job registry cannot see the other).
+the previous one whole. A lock on a file in ``DIR``, held from planning to the end, refuses
+a second export into the same folder (the REAPER action's and the CLI's run in different
+processes, so the action's job registry cannot see the other); the operating system
+releases it when its process ends, so a crash leaves no lock behind.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from .bridge import Executor, Progress, run_tasks
+from .filelock import release, try_lock
 from .items import (EPSILON, BridgeError, Skipped, TakeSource, describe_take, item_notes,
                     project_media_dir, summarise, track_name)
-from .jobs import Task, safe_stem, try_claim
+from .jobs import Task, safe_stem
 from .wavio import render_take
 
 TAGS = ("clean", "bleed")
@@ -38,10 +39,6 @@ STAGING_PREFIX = ".debleed-export-"
 LOCK = ".debleed-export.lock"
 #: The export folder when neither the command nor the settings name one, in the media folder.
 DEFAULT_FOLDER = "debleed-training"
-#: A lock this old was left by a crash (an export takes minutes), so it is taken over.
-STALE_LOCK_SECONDS = 3600.0
-#: A staging folder this old was left by a crash; a younger one may still be written.
-STALE_STAGING_SECONDS = 86400.0
 #: ``debleed dataset session``'s default ``--clip-seconds`` (repeated here: this module is
 #: standard library only, so it cannot import ``training``): a clean take shorter than one
 #: clip gives no clip at all.
@@ -71,6 +68,7 @@ class ExportPlan:
 
     out_dir: str
     staging: str
+    lock: BinaryIO
     tasks: list[Task] = field(default_factory=list)
     renders: list[tuple[TakeSource, str]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
@@ -157,38 +155,32 @@ def _sliceable(take: TakeSource) -> bool:
             and abs(take.values["D_PITCH"]) < EPSILON and take.mode_channels_exist)
 
 
-def _lock(out_dir: str) -> None:
+def _lock(out_dir: str) -> BinaryIO:
     """Claim ``out_dir`` for this export: two exports into one folder would move, delete
-    and list each other's files. A stale lock (a crash) is taken over."""
-    path = os.path.join(out_dir, LOCK)
-    if not try_claim(path, STALE_LOCK_SECONDS):
-        raise BridgeError(f"an export into {out_dir} is running (if none is, delete {path})")
-
-
-def _unlock(out_dir: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(os.path.join(out_dir, LOCK))
+    and list each other's files."""
+    lock = try_lock(os.path.join(out_dir, LOCK))
+    if lock is None:
+        raise BridgeError(f"an export into {out_dir} is running")
+    return lock
 
 
 def _remove_crashed_staging(out_dir: str) -> None:
-    """Remove staging folders crashed exports left over a day ago (younger ones are left:
-    one may belong to an export whose lock was taken over as stale)."""
+    """Remove the staging folders of crashed exports: while this export holds the lock,
+    no other one is writing into ``out_dir``."""
     for entry in os.scandir(out_dir):
-        with contextlib.suppress(OSError):
-            if (entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)
-                    and time.time() - entry.stat().st_mtime > STALE_STAGING_SECONDS):
-                shutil.rmtree(entry.path, ignore_errors=True)
+        if entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _begin(out_dir: str) -> ExportPlan:
     """Lock ``out_dir`` and give the export a staging folder of its own."""
     os.makedirs(out_dir, exist_ok=True)
-    _lock(out_dir)
+    lock = _lock(out_dir)
     try:
         _remove_crashed_staging(out_dir)
-        return ExportPlan(out_dir, tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX))
+        return ExportPlan(out_dir, tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX), lock)
     except BaseException:
-        _unlock(out_dir)
+        release(lock)
         raise
 
 
@@ -264,7 +256,7 @@ def abandon(plan: ExportPlan) -> None:
     """Remove the staging folder (the files of an export that failed or was cancelled)
     and release ``out_dir``'s lock."""
     shutil.rmtree(plan.staging, ignore_errors=True)
-    _unlock(plan.out_dir)
+    release(plan.lock)
 
 
 def export_session(api: Any, out_dir: str, execute: Executor,

@@ -9,7 +9,7 @@ costs nothing. Standard library only.
 Several runs may plan against one media folder at once (the CLI through reapy while an
 action's worker runs, two REAPER instances sharing a project): each output name is
 claimed on disk when planned (an empty placeholder the worker's atomic write replaces),
-and the cache index is merged under a lock file, never overwritten.
+and the cache index is merged under a lock the operating system holds, never overwritten.
 """
 
 from __future__ import annotations
@@ -19,21 +19,20 @@ import glob
 import json
 import os
 import re
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from denoiser.outfiles import AUDIO_SUFFIX, atomic_output, hidden_prefix
 
+from .filelock import locked
 from .items import Selection, TakeSource
 from .wavio import Rendered
 
 CACHE_NAME = ".debleed-cache.json"
-#: How long ``commit`` waits for another run's index lock, and the age past which a lock
-#: is taken for a crashed run's leftover (a merge holds it for milliseconds).
+#: How long ``commit`` waits for another run's index lock (a merge holds it for
+#: milliseconds; a crashed run's lock is released by its operating system).
 LOCK_TIMEOUT_SECONDS = 10.0
-LOCK_STALE_SECONDS = 5.0
 SLUGS = {"gate": "gate", "debleed": "debleed", "debleed+gate": "debleed-gate"}
 GATED = frozenset({"gate", "debleed+gate"})  # the variants a sidechain keys
 #: ``<stem>.<slug>.wav`` or ``<stem>.<slug>-<n>.wav``: a name ``MediaCache.unique_path``
@@ -86,15 +85,10 @@ def safe_stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "take"
 
 
-def try_claim(path: str, stale_after_s: float | None = None) -> bool:
+def try_claim(path: str) -> bool:
     """Create ``path`` empty, unless it exists: ``O_EXCL`` makes that one atomic step, so
-    of processes claiming one name (an output, a lock) exactly one gets it. A file older
-    than ``stale_after_s`` was left by a run that crashed while holding it, and is taken
-    over. Errors other than the name being taken propagate."""
-    if stale_after_s is not None:
-        with contextlib.suppress(OSError):
-            if time.time() - os.stat(path).st_mtime > stale_after_s:
-                os.remove(path)
+    of processes claiming one output name exactly one gets it. Errors other than the name
+    being taken propagate."""
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except FileExistsError:
@@ -174,21 +168,6 @@ class MediaCache:
         self._next[key] = n + 1
         return path
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold ``<index>.lock`` (created with ``O_EXCL``) for a read-modify-write."""
-        lock = self.path + ".lock"
-        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-        while not try_claim(lock, LOCK_STALE_SECONDS):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{lock} is held by another run")
-            time.sleep(0.05)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(lock)
-
     def commit(self, tasks: list[Task]) -> None:
         """Record finished tasks (called only after they succeeded), merged into the index
         as it is on disk now: entries other runs wrote meanwhile are kept."""
@@ -197,7 +176,7 @@ class MediaCache:
             return
         os.makedirs(self.media_dir, exist_ok=True)
         names = {name.casefold() for name in new.values()}
-        with self._locked():
+        with locked(self.path + ".lock", LOCK_TIMEOUT_SECONDS):
             index = {key: name for key, name in self._read().items()
                      if str(name).casefold() not in names}  # a reused name: its old entry is stale
             index.update(new)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from reaper_helpers import halve, make_wav, squash
 
 from reaper_bridge import jobs, processing, worker
 from reaper_bridge.bridge import apply, discard, executor_for, prepare, run_tasks
+from reaper_bridge.filelock import LockBusy, release, try_lock
 from reaper_bridge.jobs import CACHE_NAME, MediaCache, Task
 
 
@@ -93,20 +93,20 @@ def test_two_caches_commit_and_both_entries_survive(tmp_path: Path, monkeypatch)
     first.commit([Task("denoise", "a.wav", os.path.join(media, "a.debleed.wav"), "debleed",
                        cache_key="a")])
     lock = os.path.join(media, CACHE_NAME + ".lock")
-    Path(lock).touch()  # left by a run that crashed while merging
-    old = time.time() - 60
-    os.utime(lock, (old, old))
+    Path(lock).touch()  # left by a run that crashed while merging: nothing holds it
     second.commit([Task("denoise", "b.wav", os.path.join(media, "b.debleed.wav"), "debleed",
                         cache_key="b")])
     assert MediaCache(media).index == {"a": "a.debleed.wav", "b": "b.debleed.wav"}
     assert sorted(os.listdir(media)) == [CACHE_NAME]  # no lock or temporary file left
 
-    Path(lock).touch()  # another run is merging right now: wait, then give up
+    merging = try_lock(lock)  # another run is merging right now: wait, then give up
+    assert merging is not None
     monkeypatch.setattr(jobs, "LOCK_TIMEOUT_SECONDS", 0.2)
-    with pytest.raises(OSError):
+    with pytest.raises(LockBusy, match="held by another run"):
         MediaCache(media).commit([Task("denoise", "c.wav", "c.debleed.wav", "debleed",
                                        cache_key="c")])
     assert MediaCache(media).index == {"a": "a.debleed.wav", "b": "b.debleed.wav"}
+    release(merging)
 
 
 def test_the_worker_stops_when_its_parent_changes(monkeypatch) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,9 @@ from reaper_helpers import make_wav, resampled
 
 from denoiser.errors import AudioError
 from reaper_bridge.bridge import run_tasks
-from reaper_bridge.export import (LOCK, STAGING_PREFIX, export_session, finish, plan_export,
-                                  render_fallbacks, tag_of)
+from reaper_bridge.export import (LOCK, MANIFEST, STAGING_PREFIX, export_session, finish,
+                                  plan_export, render_fallbacks, tag_of)
+from reaper_bridge.filelock import try_lock
 from reaper_bridge.items import BridgeError
 from reaper_bridge.processing import TaskExecutor
 
@@ -109,21 +109,23 @@ def test_a_second_export_into_the_folder_is_refused_while_one_runs(fake: FakeRea
     export_session(api, str(out), TaskExecutor())  # the lock was released
 
 
-def test_a_stale_lock_and_old_staging_folders_are_cleared(fake: FakeReaper, api,
+def test_a_crashed_exports_lock_and_staging_are_cleared(fake: FakeReaper, api,
                                                          tmp_path: Path) -> None:
-    """What a crashed export left: a lock over an hour old, staging over a day old."""
+    """A crashed export leaves its lock file, unlocked, and its staging folders: neither
+    stops the next export, which removes them. A running export's lock refuses it."""
     session(fake, tmp_path)
     out = tmp_path / "export"
     (out / f"{STAGING_PREFIX}crashed").mkdir(parents=True)
-    (out / f"{STAGING_PREFIX}recent").mkdir()
     (out / LOCK).touch()
-    old = time.time() - 2 * 86400
-    os.utime(out / f"{STAGING_PREFIX}crashed", (old, old))
-    with pytest.raises(BridgeError, match=f"delete {out / LOCK}"):
+    running = try_lock(str(out / LOCK))
+    assert running is not None
+    with pytest.raises(BridgeError, match=f"an export into {out} is running"):
         export_session(api, str(out), TaskExecutor())
-    os.utime(out / LOCK, (old, old))
+    assert (out / f"{STAGING_PREFIX}crashed").is_dir() and not (out / MANIFEST).exists()
+    running.close()  # what the kernel does when that export's process dies
     export_session(api, str(out), TaskExecutor())
-    assert [p.name for p in out.glob(f"{STAGING_PREFIX}*")] == [f"{STAGING_PREFIX}recent"]
+    assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
+    assert (out / MANIFEST).is_file()
 
 
 def test_a_failure_while_moving_files_in_deletes_nothing(fake: FakeReaper, api,
