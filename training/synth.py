@@ -109,8 +109,9 @@ def clip_seed(seed: int, index: int) -> int:
 
 def _choose_instruments(kit: Kit, rng: np.random.Generator) -> dict[str, list[Instrument]]:
     """Which kit instrument plays each role in this clip (with fallbacks for kits lacking
-    a role: a rimshot-less kit plays rimshots on the snare, a pedal-less one on the closed
-    hat...). Toms are ordered high to low by spectral centroid."""
+    a role: a rimshot-less kit plays rimshots on the snare, a stick-less one its side
+    sticks, a pedal-less one its hat pedal on the closed hat...). Toms are ordered high to
+    low by spectral centroid."""
     def pick(category: str) -> Instrument | None:
         options = kit.by_category(category)
         if category == "snare":
@@ -120,7 +121,7 @@ def _choose_instruments(kit: Kit, rng: np.random.Generator) -> dict[str, list[In
 
     chosen: dict[str, Instrument | None] = {cat: pick(cat) for cat in ROLES if cat != "tom"}
     fallbacks = {"snare": ("rimshot", "sidestick"), "rimshot": ("snare",),
-                 "hihat_closed": ("hihat_pedal", "hihat_open", "ride"),
+                 "sidestick": ("snare",), "hihat_closed": ("hihat_pedal", "hihat_open", "ride"),
                  "hihat_pedal": ("hihat_closed",), "hihat_open": ("hihat_closed", "crash"),
                  "ride": ("crash", "hihat_closed"), "crash": ("ride", "china"),
                  "china": ("crash",)}
