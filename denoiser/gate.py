@@ -74,6 +74,10 @@ AUTO_MIN_BLEED_SHARE = 0.05  # of all peaks in the lowest class: a few strays ar
 AUTO_LEVEL_STEP_DB = 0.25  # bins of the peak levels for the three-class search
 AUTO_FLOOR_PERCENTILE = 10.0
 AUTO_FLOOR_MARGIN_DB = 6.0
+# Frames quieter than this are digital silence (a silent lead-in, a sidechain's zero
+# padding, the detector filters' tails decaying into it), no recording's noise floor: a
+# dithered 24-bit floor peaks near -135 dBFS.
+AUTO_DIGITAL_SILENCE_DB = -150.0
 _SILENCE_DB = -200.0
 
 
@@ -520,7 +524,8 @@ def _otsu_split(levels: np.ndarray) -> int | None:
 
 def _threshold_from_level(level: np.ndarray, sample_rate: int) -> float:
     frame_db = _frame_peaks_db(level, sample_rate)
-    floor_db = float(np.percentile(frame_db, AUTO_FLOOR_PERCENTILE))
+    audible = frame_db[frame_db > AUTO_DIGITAL_SILENCE_DB]
+    floor_db = float(np.percentile(audible if audible.size else frame_db, AUTO_FLOOR_PERCENTILE))
     spacing = max(1, int(round(AUTO_MIN_PEAK_SPACING_MS / AUTO_FRAME_MS)))
     peak_at, _ = signal.find_peaks(frame_db, distance=spacing, prominence=AUTO_PEAK_PROMINENCE_DB)
     levels = np.sort(frame_db[peak_at])
@@ -552,7 +557,8 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     Otsu's two-class split (maximum between-class variance) is used when it is clearly
     bimodal (between-class variance >= 80 % of the total, cluster means >= 3 dB apart).
     Otherwise all peaks are taken as hits and the threshold goes halfway between the noise
-    floor (10th percentile of frame levels) and the softest peak. It never sits less than
+    floor (10th percentile of the frame levels above digital silence, so a silent lead-in or
+    a short sidechain's padding does not drag it to -200 dB) and the softest peak. It never sits less than
     6 dB above that floor, and is clamped to [-120, 0] dBFS. A signal without any peak (a
     steady tone or wash) gets a threshold above its maximum.
     Limits: bleed as loud as the softest hits (ghost notes under a loud hi-hat) cannot be

@@ -205,6 +205,21 @@ def test_auto_threshold_without_bleed_sits_between_floor_and_hits(rng):
     assert -70 < threshold < -20
 
 
+@pytest.mark.parametrize("silence_s", [0.0, 0.3, 2.0])
+def test_auto_threshold_ignores_digital_silence(rng, silence_s):
+    """A take exported with a silent lead-in, or a sidechain zero-padded to its track, had
+    its noise floor read at -200 dB once the silence passed a tenth of the frames: the
+    threshold fell to about -100 dB and the gate never closed on the bleed."""
+    x = noise(rng, 1.0, -60)
+    for onset in (ms(100), ms(400), ms(700)):
+        x[onset:onset + ms(150)] += snare(rng, 10 ** (-10 / 20))
+    alone = auto_threshold_db(x, SR, GateConfig())
+    silent = np.zeros(int(silence_s * SR), np.float32)
+    for padded in (np.concatenate([silent, x]), np.concatenate([x, silent])):
+        assert auto_threshold_db(padded, SR, GateConfig()) == pytest.approx(alone, abs=1.0)
+    assert -55 < alone < -15
+
+
 HAT_DB, GHOST_DB = -22.6, -14.5
 
 
