@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import numbers
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,10 +150,41 @@ def open_track(src: Path) -> sf.SoundFile:
             raise AudioError(f"{src}: has {handle.channels} channels; debleed handles at "
                              f"most {MAX_CHANNELS}")
         validate_rate(handle.samplerate, str(src))
+        missing = cut_short(handle)
+        if missing is not None:
+            raise AudioError(f"{src}: damaged audio file (cut short: {missing}); "
+                             "export it again")
     except AudioError:
         handle.close()
         raise
     return handle
+
+
+#: libsndfile's log lines for a file that holds less than its header counts: a WAV's or
+#: AIFF's sound data chunk, a Wave64's container (bytes), an RF64's ds64 count (frames).
+_SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND|riff)\s*:\s*(\d+)\s*\(should be (\d+)\)",
+                          re.MULTILINE)
+_SHORT_DS64 = re.compile(r"frame count (\d+) does not match value from 'ds64' chunk of (\d+)")
+#: A size field of all ones is a streaming writer's "unknown", not a count.
+_UNKNOWN_SIZE = 0xFFFFFFFF
+
+
+def cut_short(handle: sf.SoundFile) -> str | None:
+    """What is missing when the file holds less than its header counts, else None.
+
+    libsndfile reads a WAV or AIFF cut short (a half-finished copy or download) as the
+    frames that are there and only logs the mismatch, so ``frames`` already counts what
+    decodes and ``require_whole`` cannot see it. A header counting less than is there (a
+    recorder that crashed before writing its sizes), or one byte more (a missing pad
+    byte), reads whole and is accepted."""
+    log = handle.extra_info
+    chunk = _SHORT_CHUNK.search(log)
+    if chunk and int(chunk[2]) + 1 < int(chunk[1]) != _UNKNOWN_SIZE:
+        return f"its header counts {chunk[1]} bytes, {chunk[2]} are there"
+    ds64 = _SHORT_DS64.search(log)
+    if ds64 and int(ds64[1]) < int(ds64[2]):
+        return f"its header counts {ds64[2]} frames, {ds64[1]} are there"
+    return None
 
 
 @dataclass(frozen=True)

@@ -162,11 +162,12 @@ def test_a_gate_setting_the_rate_forbids_creates_no_output_folder(tmp_path, writ
     refused(lambda: run(checkpoint, src, "--lpf-hz", "30000", "-o", tmp_path / "new" / "deep" / "x.wav"))
 
 
-@pytest.mark.parametrize("damage", ["truncated flac", "truncated mp3", "folder"])
+@pytest.mark.parametrize("damage", ["truncated flac", "truncated mp3", "truncated wav", "folder"])
 def test_damaged_or_odd_inputs_are_one_line(tmp_path, write_wav, drum_track, checkpoint,
                                             refused, damage):
     """A FLAC cut in half fails to decode midway; an MP3 cut in half decodes whole from the
-    start but comes up short after a seek. Both were tracebacks."""
+    start but comes up short after a seek. Both were tracebacks. A WAV cut in half decoded
+    the half that is there, silently: the take came out shorter than its item."""
     if damage == "folder":
         (tmp_path / "take.wav").mkdir()
         assert "is a folder, not an audio file" in refused(lambda: run(checkpoint, tmp_path / "take.wav")).stderr
@@ -182,6 +183,8 @@ def test_damaged_or_odd_inputs_are_one_line(tmp_path, write_wav, drum_track, che
     damaged.write_bytes(data[: len(data) // 2])
     error = refused(lambda: run(checkpoint, damaged)).stderr
     assert "damaged audio file" in error or "NaN/inf" in error  # what a cut MP3 decodes to varies
+    if kind == "wav":
+        assert "cut short" in error
     if kind == "flac":  # (the cut MP3's first half, all a short input keys from, is whole)
         good = write_wav(tmp_path / "good.wav", drum_track())
         refused(lambda: run(checkpoint, good, "--sidechain", damaged))

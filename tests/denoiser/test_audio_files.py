@@ -101,3 +101,31 @@ def test_streaming_progress_moves_within_a_block(tmp_path, rng):
                                                           progress=seen.append)
     assert len([f for f in seen if 0 < f < 1]) >= 2 and seen[-1] == pytest.approx(1.0)
     assert seen == sorted(seen)
+
+
+@pytest.mark.parametrize("container", ["WAV", "W64", "AIFF", "RF64"])
+def test_a_file_cut_short_is_refused(tmp_path, rng, container):
+    """libsndfile reads a half-copied WAV or AIFF as the half that is there and only logs
+    the shortfall: the output came out half as long as the take, with no error."""
+    whole = tmp_path / "whole.audio"
+    sf.write(whole, 0.1 * rng.standard_normal((48_000, 2)), 48_000, format=container,
+             subtype="PCM_16")
+    assert audio.read_audio(whole).samples.shape == (2, 48_000)
+    cut = tmp_path / "cut.audio"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(audio.AudioError, match=r"cut\.audio: damaged audio file \(cut short: "
+                                               r"its header counts \d+ (bytes|frames)"):
+        audio.read_audio(cut)
+
+
+def test_a_wav_without_its_pad_byte_is_read_whole(tmp_path, rng):
+    """A data chunk of odd size is followed by a pad byte that some writers leave out: the
+    file holds every sample and is no cut file."""
+    path = tmp_path / "odd.wav"
+    sf.write(path, 0.1 * rng.standard_normal(4_801), 48_000, subtype="PCM_24")
+    data = path.read_bytes()
+    chunk = data.index(b"data")
+    size = int.from_bytes(data[chunk + 4:chunk + 8], "little")
+    assert size == 3 * 4_801 and len(data) == chunk + 8 + size + 1  # then the pad byte
+    path.write_bytes(data[:-1])
+    assert audio.read_audio(path).samples.shape == (1, 4_801)
