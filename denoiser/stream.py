@@ -160,7 +160,7 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                 out.write(result[:, :keep].T)
                 tail = result[:, keep:]
     if floor:  # the output removes less bleed than the model can: say why, once it is written
-        warnings.warn(f"{src.name}: a recording floor (hiss, dither) above "
+        warnings.warn(f"{src}: a recording floor (hiss, dither) above "
                       f"{denoiser.config.hiss_cut_hz:g} Hz: read only below it "
                       "(hiss_cut_hz 0 reads the whole band)", stacklevel=2)
     return dst

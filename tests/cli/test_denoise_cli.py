@@ -284,10 +284,20 @@ def test_hiss_cut_hz_reads_a_hissy_track_cut_by_default(tmp_path, write_wav, dru
         result = run(checkpoint, src, "-o", tmp_path / f"{name}.wav", *options)
         assert result.exit_code == 0, result.output
         outputs[name] = sf.read(str(tmp_path / f"{name}.wav"), dtype="float32")[0]
-        said = "Warning: hissy.wav: a recording floor (hiss, dither) above 22050 Hz" in result.stderr
+        said = f"Warning: {src}: a recording floor (hiss, dither) above 22050 Hz" in result.stderr
         assert said == (name == "default"), result.stderr  # the user is told why, when it is
     np.testing.assert_array_equal(outputs["default"], outputs["cut"])
     assert np.max(np.abs(outputs["default"] - outputs["whole"])) > 1e-4
+    # Two files of one name: each is named, by its path (Python shows a repeated warning
+    # from one source line only once unless told otherwise).
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    twins = [write_wav(tmp_path / folder / "take.wav", hissy) for folder in ("a", "b")]
+    result = run(checkpoint, *twins)
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if "recording floor" in line] == [
+        f"Warning: {twin}: a recording floor (hiss, dither) above 22050 Hz: read only below "
+        "it (hiss_cut_hz 0 reads the whole band)" for twin in twins]
     for bad in ("-1", "nan", "24000"):
         assert "hiss_cut_hz" in refused(lambda: run(checkpoint, src, "-o", tmp_path / "x.wav",
                                                     "--hiss-cut-hz", bad)).stderr
