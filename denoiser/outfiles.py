@@ -55,16 +55,23 @@ def _new_sibling(path: Path, suffix: str, folder: bool = False) -> Path:
 @contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary file beside ``path`` that becomes ``path`` when the block ends and is
-    removed if it fails, so nobody ever reads half a file. It gets the permissions a plain
-    ``open`` would give (``_new_sibling``)."""
+    removed if it fails, so nobody ever reads half a file, with the folders it made for it
+    (when they are still empty). It gets the permissions a plain ``open`` would give
+    (``_new_sibling``)."""
     path = Path(path)
+    created = missing_folders(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_sibling(path, suffix)
+    try:
+        tmp = _new_sibling(path, suffix)
+    except BaseException:
+        remove_empty_folders(created)
+        raise
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        remove_empty_folders(created)
         raise
 
 

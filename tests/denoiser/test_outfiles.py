@@ -56,3 +56,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path) -> 
         raise RuntimeError("disk full")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["index.json"]
+
+
+def test_a_failed_write_removes_the_folders_it_made(tmp_path) -> None:
+    """``-o new/deeper/out.wav`` interrupted left ``new/deeper`` behind; a folder that
+    already held something, or that another output has filled since, stays."""
+    deep = tmp_path / "new" / "deeper" / "x.wav"
+    with pytest.raises(KeyboardInterrupt), atomic_output(deep) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "new").mkdir()
+    with atomic_output(tmp_path / "new" / "a.wav") as tmp:
+        tmp.write_bytes(b"whole")
+    with pytest.raises(OSError), atomic_output(tmp_path / "new" / "deeper" / "b.wav") as tmp:
+        raise OSError("disk full")
+    assert sorted(os.listdir(tmp_path / "new")) == ["a.wav"]
