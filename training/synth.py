@@ -476,9 +476,9 @@ def _holds_hits(performance: Performance) -> bool:
 
 
 def _init_worker(out: Path, kit_paths: list[str], config: SynthConfig,
-                 midi_paths: list[str], valid_fraction: float | None) -> None:
+                 performances: dict[str, list[Performance]]) -> None:
     _WORKER.update(kits=[load_kit(path) for path in kit_paths], config=config, out=out,
-                   performances=performance_parts(midi_paths, valid_fraction))
+                   performances=performances)
 
 
 def _render_one(job: tuple[int, str, int, str]) -> dict:
@@ -518,15 +518,15 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     if split != "test":
         refuse_test_kits(kits, " (use --split test to render a test set)")
     midi_paths = [str(path) for path in midi_files(list(midi))] if midi else []
-    for path in midi_paths:  # a bad file fails here, before anything is written
-        read_midi(path)
+    # A bad file or too short a performance fails here, before anything is written: in a
+    # worker's initializer the pool would start a new worker for each that failed, forever.
+    performances = performance_parts(midi_paths, None if split == "test" else valid_fraction)
     n = clip_count(hours, config.clip_seconds)
     check_disk_space(out, n, config)
     width = max(5, len(str(n - 1)))
     splits = ["test"] * n if split == "test" else assign_splits(n, seed, valid_fraction)
     jobs_list = [(i, f"clip-{i:0{width}d}", clip_seed(seed, i), splits[i]) for i in range(n)]
-    worker = ([str(kit.path) for kit in kits], config, midi_paths,
-              None if split == "test" else valid_fraction)
+    worker = ([str(kit.path) for kit in kits], config, performances)
     with staged_output(out) as staging:
         rows = []
         if jobs > 1:

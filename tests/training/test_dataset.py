@@ -237,13 +237,15 @@ def test_split_performance_keeps_a_hit_each_side(tmp_path, fraction, hits, valid
     assert parts["train"].start == 0.0 and parts["valid"].stop == float("inf")
 
 
-def test_a_midi_file_too_short_to_split_is_refused(synthetic_kit_dir, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_midi_file_too_short_to_split_is_refused(synthetic_kit_dir, tmp_path, jobs):
     """One hit leaves the validation part empty (it started at infinity and the window's
     draw overflowed, a traceback); a split without parts would fall back to generated
-    grooves without a word. Refused by name, nothing written."""
+    grooves without a word. Refused by name, nothing written. With workers the check ran
+    in each one's initializer, and the pool replaced every worker that failed it, forever."""
     midi = _snare_performance(tmp_path / "one.mid", 1)
     with pytest.raises(DatasetError, match="MIDI one.mid: too few hits at distinct times to "
                                            "give the valid split its own part"):
         render_dataset([synthetic_kit_dir], tmp_path / "set", hours=10 * 1.5 / 3600, seed=4,
-                       config=CONFIG, midi=[midi])
+                       config=CONFIG, midi=[midi], jobs=jobs)
     assert not (tmp_path / "set").exists()
