@@ -99,6 +99,8 @@ class ClipFolder(Dataset):
             raise DatasetError(f"{path}: unreadable clip ({exc})") from None
         if rate != self.sample_rate:
             raise DatasetError(f"{path}: {rate} Hz, the manifest says {self.sample_rate} Hz")
+        if not np.isfinite(data).all():  # a NaN batch would leave BatchNorm's statistics NaN
+            raise DatasetError(f"{path}: contains NaN/inf samples")
         return data.mean(axis=1)
 
     def __len__(self) -> int:

@@ -143,6 +143,9 @@ class Trainer:
         self.network.train(train)
         for module in self.frozen:  # frozen means its BatchNorm statistics too
             module.eval()
+        # The forward pass updates BatchNorm's running statistics before the loss shows
+        # whether the step is skipped: kept, one non-finite batch left them NaN for good.
+        statistics = [buffer.clone() for buffer in self.model.buffers()] if train else []
         # Autocast only around the forward pass: the loss (logs of small energies), the
         # weights, their gradients and the optimiser stay float32. Validation runs in
         # float32, as users run the model. The guard's batch rides in the same forward pass
@@ -163,7 +166,7 @@ class Trainer:
             norm = nn.utils.clip_grad_norm_(self.model.parameters(),
                                             self.config.grad_clip or math.inf)
             if not torch.isfinite(norm):  # a non-finite loss gives a non-finite norm too
-                self.skip_step()
+                self.skip_step(statistics)
                 return math.nan
             self.optimizer.step()
             self.nonfinite_in_a_row = 0
@@ -171,13 +174,17 @@ class Trainer:
                 self.ema.update_parameters(self.model)
         return float(loss.detach())
 
-    def skip_step(self) -> None:
-        """Leave the weights, the optimiser and the average as they are after a non-finite
+    def skip_step(self, statistics: list[torch.Tensor]) -> None:
+        """Leave the weights, the optimiser, the average and the BatchNorm ``statistics``
+        (the model's buffers as they were before the step) as they are after a non-finite
         loss or gradient. Why: one such step turns every weight into NaN through Adam's
         moments, and every later epoch with it (a CPU run lost its last hour so); a run
         that keeps producing them has diverged, which is an error, not something to skip.
         Under DDP the gradients are already averaged, so every rank skips the same step."""
         self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for buffer, before in zip(self.model.buffers(), statistics, strict=True):
+                buffer.copy_(before)
         self.nonfinite_in_a_row += 1
         warnings.warn(f"train: epoch {self.epoch + 1}: non-finite loss or gradient, step "
                       "skipped", stacklevel=2)
@@ -317,9 +324,11 @@ class Trainer:
                     done = self.epoch * config.steps_per_epoch + step + 1
                     now = time.monotonic()
                     rate = audio_rate(step + 1, config, self.world, now - epoch_start)
+                    recent = [loss for loss in train_losses[-20:] if math.isfinite(loss)]
                     self.report(run_fraction(done - first_step, total_steps - first_step,
                                              now - started, config.max_minutes),
-                                f"epoch {self.epoch + 1} loss {np.mean(train_losses[-20:]):.4f} "
+                                f"epoch {self.epoch + 1} loss "
+                                f"{np.mean(recent) if recent else math.nan:.4f} "
                                 f"{rate:.0f} audio-s/s")
             finite = [loss for loss in train_losses if math.isfinite(loss)]
             train_loss = average(float(np.mean(finite)) if finite else math.nan, self.world)

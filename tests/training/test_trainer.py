@@ -232,6 +232,47 @@ def test_a_nonfinite_step_is_skipped_and_the_run_goes_on(dataset: Path, tmp_path
     assert all(torch.isfinite(w).all() for w in state["ema"].values() if w.is_floating_point())
 
 
+def test_a_skipped_step_leaves_the_batchnorm_statistics_as_they_were(
+        dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A batch that is NaN on the way in is skipped like a NaN loss, but its forward pass
+    had already written NaN into BatchNorm's running statistics: every later output, and
+    validation, was NaN. The statistics of before the step are put back."""
+    step = Trainer.common_step
+    calls = []
+
+    def nan_on_the_third(self, noisy, clean, train):
+        calls.append(train)
+        if train and calls.count(True) == 3:
+            noisy = noisy * math.nan
+        return step(self, noisy, clean, train)
+
+    monkeypatch.setattr(Trainer, "common_step", nan_on_the_third)
+    with pytest.warns(UserWarning, match="epoch 1: non-finite loss or gradient, step skipped"):
+        run_training(TINY, tmp_path / "run", data=dataset)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["skipped_steps"] for h in history] == [1, 0]
+    assert all(math.isfinite(h["valid_loss"]) for h in history)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]["state_dict"]
+    running = [name for name in state if "running_" in name]
+    assert running and all(torch.isfinite(state[name]).all() for name in running)
+
+
+def test_a_clip_holding_nan_is_refused_by_name(dataset: Path, tmp_path: Path):
+    """A NaN in a clip reached the network, and the run failed epochs later with an error
+    blaming the checkpoint."""
+    import shutil
+
+    copy = tmp_path / "set"
+    shutil.copytree(dataset, copy)
+    clip = next(path for path in sorted(copy.glob("clip-*")) if path.is_dir())
+    noisy, rate = sf.read(clip / "noisy.wav", dtype="float32")
+    noisy[len(noisy) // 2] = np.nan
+    sf.write(clip / "noisy.wav", noisy, rate, subtype="FLOAT")
+    folder = ClipFolder(copy, None)
+    with pytest.raises(DatasetError, match=f"{clip / 'noisy.wav'}: contains NaN/inf samples"):
+        folder.load(next(e for e in folder.entries() if e["id"] == clip.name))
+
+
 def test_a_run_that_stays_nonfinite_stops_with_a_clear_error(dataset: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr("training.run.CombinedLoss", NaNOnSomeSteps)
