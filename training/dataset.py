@@ -78,7 +78,10 @@ class ClipFolder(Dataset):
         return self.root / entry["id"] / f"{track}.wav"
 
     def load(self, entry: dict) -> Clip:
-        """A whole clip with its meta (bleed.wav optional: session datasets have one too)."""
+        """A whole clip with its meta (bleed.wav optional: session datasets have one too).
+        Its files are checked first as the training clips' are when the folder opens:
+        validation clips load whole, and noisy and clean of two lengths were a traceback."""
+        check_clip_files(self.root, entry, self.sample_rate)
         tracks = {}
         for track in TRACKS:
             path = self._path(entry, track)

@@ -269,8 +269,12 @@ def test_a_clip_holding_nan_is_refused_by_name(dataset: Path, tmp_path: Path):
     noisy[len(noisy) // 2] = np.nan
     sf.write(clip / "noisy.wav", noisy, rate, subtype="FLOAT")
     folder = ClipFolder(copy, None)
+    entry = next(e for e in folder.entries() if e["id"] == clip.name)
     with pytest.raises(DatasetError, match=f"{clip / 'noisy.wav'}: contains NaN/inf samples"):
-        folder.load(next(e for e in folder.entries() if e["id"] == clip.name))
+        folder.load(entry)
+    sf.write(clip / "noisy.wav", np.zeros(len(noisy) - 480, np.float32), rate, subtype="FLOAT")
+    with pytest.raises(DatasetError, match="noisy.wav and clean.wav differ in length"):
+        folder.load(entry)  # validation clips load whole: this was a traceback in the loss
 
 
 def test_a_run_that_stays_nonfinite_stops_with_a_clear_error(dataset: Path, tmp_path: Path,
