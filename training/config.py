@@ -198,12 +198,22 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+#: The widest values a synth option may take, where "finite" is not bound enough: a pitch
+#: shift of 300 semitones asked for terabytes, a pre-roll of 1e6 s generated a groove for
+#: days, a peak of -1000 dBFS made silent clips. Each is far past anything a kit or a
+#: recording does.
+SYNTH_LIMITS: dict[str, tuple[float, float]] = {
+    "preroll_seconds": (0.0, 10.0), "pitch_semitones": (0.0, 24.0),
+    "wide_pitch_semitones": (0.0, 24.0), "velocity_exponent": (0.0, 8.0),
+    "decay_seconds": (0.0, 10.0), "peak_dbfs": (-60.0, 0.0), "floor_dbfs": (-160.0, 0.0)}
+
+
 def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConfig:
     """``SynthConfig`` with ``options`` applied. Only its number and range fields can be set.
     A number must be finite and >= 0 (they are all magnitudes: seconds, semitones,
     exponents); a probability must also be <= 1. A range is ``[low, high]`` with low <= high
     and keeps its default's sign: seconds stay > 0 (a decay of 0 s would divide by zero),
-    peak levels stay <= 0 dBFS."""
+    peak levels stay <= 0 dBFS. Both stay within ``SYNTH_LIMITS``."""
     numbers = {f.name for f in fields(SynthConfig)
                if f.type in ("float", "int") and f.name != "sample_rate"}
     ranges = {f.name: f.default for f in fields(SynthConfig) if f.type == "tuple[float, float]"}
@@ -214,10 +224,16 @@ def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConf
     for name, value in options.items():
         if name in ranges:
             _check_range(name, value, positive=min(ranges[name]) > 0, what=what)
+            low, high = SYNTH_LIMITS.get(name, (-math.inf, math.inf))
+            if not low <= value[0] <= value[1] <= high:
+                raise ParameterError(f"train: {what} option {name} = {value!r}: must lie "
+                                     f"within [{low:g}, {high:g}]")
             continue
-        upper = 1.0 if name.endswith("probability") else math.inf
+        upper = 1.0 if name.endswith("probability") else SYNTH_LIMITS.get(name, (0, math.inf))[1]
         if not (_is_number(value) and math.isfinite(value) and 0 <= value <= upper):
-            wanted = "a probability in [0, 1]" if upper == 1.0 else "a finite number >= 0"
+            wanted = ("a probability in [0, 1]" if name.endswith("probability") else
+                      "a finite number >= 0" if upper == math.inf else
+                      f"a number in [0, {upper:g}]")
             raise ParameterError(f"train: {what} option {name} = {value!r}: must be {wanted}")
     if "clip_seconds" in options:  # the range ``dataset synth`` enforces
         try:
