@@ -35,11 +35,15 @@ class ClipFormat(NamedTuple):
     sample_rate: int
 
 
+def check_valid_fraction(valid_fraction: float) -> None:
+    if not 0.0 <= valid_fraction < 1.0:
+        raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
+
+
 def split_order(n: int, seed: int, valid_fraction: float) -> list[int]:
     """``0 .. n-1`` in the seeded order a split draws its validation part from (clips, or
     a session's takes), once ``valid_fraction`` is checked: the same seed, the same split."""
-    if not 0.0 <= valid_fraction < 1.0:
-        raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
+    check_valid_fraction(valid_fraction)
     return np.random.default_rng([seed, 0x5B1]).permutation(n).tolist()
 
 

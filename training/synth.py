@@ -27,7 +27,8 @@ from denoiser.outfiles import write_text_atomic
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
-from .manifest import assign_splits, staged_output, valid_count, write_manifest
+from .manifest import (assign_splits, check_valid_fraction, staged_output, valid_count,
+                       write_manifest)
 from .midi import midi_files, read_midi
 from .modaldrums import TOM_RANGES, modal_drum_instrument
 from .recording import add_recording_chain
@@ -511,6 +512,7 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
         raise DatasetError(f"--hours must be a positive finite number, got {hours}")
     if split not in (None, "test"):
         raise DatasetError(f"split must be 'test' or automatic, got {split!r}")
+    check_valid_fraction(valid_fraction)  # a test set has no use for it, but 7 is no fraction
     check_clip_seconds(config.clip_seconds)
     kits = [load_kit(path) for path in kit_paths]
     if not kits:

@@ -249,3 +249,14 @@ def test_a_midi_file_too_short_to_split_is_refused(synthetic_kit_dir, tmp_path, 
         render_dataset([synthetic_kit_dir], tmp_path / "set", hours=10 * 1.5 / 3600, seed=4,
                        config=CONFIG, midi=[midi], jobs=jobs)
     assert not (tmp_path / "set").exists()
+
+
+@pytest.mark.parametrize("split", [None, "test"])
+def test_a_valid_fraction_outside_0_1_is_refused_for_any_split(synthetic_kit_dir, tmp_path,
+                                                                split):
+    """A test set has no validation part, so ``--split test --valid-fraction 7`` went
+    through without a word."""
+    with pytest.raises(DatasetError, match=r"valid fraction must be in \[0, 1\), got 7"):
+        render_dataset([synthetic_kit_dir], tmp_path / "set", hours=10 * 1.5 / 3600, seed=4,
+                       config=CONFIG, valid_fraction=7, split=split)
+    assert not (tmp_path / "set").exists()
