@@ -164,7 +164,10 @@ def test_a_nan_in_the_last_clip_leaves_no_report_and_keeps_an_earlier_one(setup,
     assert result.exit_code == 1 and "NaN" in result.output
     assert _snapshot(report) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]  # no staging left
-    args[2] = str(setup["data"])
+    args[6] = str(tmp_path / "new" / "deeper" / "report")  # folders made for it go too
+    assert CliRunner().invoke(cli, args).exit_code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]
+    args[2], args[6] = str(setup["data"]), str(report)
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert (report / "notes.txt").read_text() == "mine" and (report / "index.html").is_file()
 
