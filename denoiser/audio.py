@@ -192,23 +192,20 @@ class TrackLevels:
     """What one pass over a file learns of its level, per channel: ``offset``, its DC
     offset (``dc_offset``: the mean, where it is one), and ``peak``, its peak about that
     offset (the DC is removed before the model, so it is no part of the level the model
-    sees); ``samples``, the audio itself when asked for."""
+    sees)."""
 
     peak: np.ndarray
     offset: np.ndarray
-    samples: np.ndarray | None = None
 
 
-def scan(handle: sf.SoundFile, keep: bool) -> TrackLevels:
+def scan(handle: sf.SoundFile) -> TrackLevels:
     """The levels of the whole file, checking every sample is finite and every frame the
-    header counts decodes, and, if ``keep``, the audio itself: the automatic gate threshold
-    needs the whole track's level statistics. The peak about the mean comes from each
-    channel's extremes, so one pass gives both."""
+    header counts decodes. The peak about the mean comes from each channel's extremes, so
+    one pass gives both."""
     handle.seek(0)
     high = np.full(handle.channels, -np.inf)
     low = np.full(handle.channels, np.inf)
     total = np.zeros(handle.channels)
-    kept = []
     decoded = 0
     try:
         for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
@@ -218,15 +215,12 @@ def scan(handle: sf.SoundFile, keep: bool) -> TrackLevels:
             low = np.minimum(low, np.min(block, axis=0))
             total += np.sum(block, axis=0, dtype=np.float64)
             decoded += block.shape[0]
-            if keep:
-                kept.append(block.T.copy())
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{handle.name}: damaged audio file ({str(exc).splitlines()[0]})") from None
     require_whole(decoded, handle)
     mean = total / decoded
     offset = dc_offset(mean, np.maximum(high - mean, mean - low))
-    return TrackLevels(np.maximum(high - offset, offset - low), offset,
-                       np.concatenate(kept, axis=1) if keep else None)
+    return TrackLevels(np.maximum(high - offset, offset - low), offset)
 
 
 def dc_offset(mean: np.ndarray, peak: np.ndarray) -> np.ndarray:
@@ -258,7 +252,7 @@ def check_track(path: Path, need_sound: bool = True) -> int:
     every input this way before its first output, so a bad last file leaves no outputs.
     Returns the sample rate, for the checks that depend on it."""
     with open_track(path) as handle:
-        levels = scan(handle, keep=False)
+        levels = scan(handle)
         rate = int(handle.samplerate)
     if need_sound:
         require_sound(levels, path)

@@ -3,11 +3,11 @@ default) whatever the file's length, so a 2-hour take works on a laptop.
 
 Passes over the input: the first finds the DC offset and the peak about it (the offset
 removed and the levelling gain must be the same for every block, or the output would step
-and pump) and, with ``auto`` gating, the threshold. For a track at the model's rate, the
-next finds whether it holds a recording floor above the model's cut
-(``Denoiser.hears_floor``), one answer for every block. With the pre-gate, another pass reads
-its detector (the sidechain file, or the input) piece by piece and keeps the gate's open
-stretches for the whole file: hold, release and the hysteresis state reach across block
+and pump). For a track at the model's rate, the next finds whether it holds a recording
+floor above the model's cut (``Denoiser.hears_floor``), one answer for every block. With
+the pre-gate, another pass reads its detector (the sidechain file, or the input) piece by
+piece for the ``auto`` threshold (a number per 5-ms frame), and one more keeps the gate's
+open stretches for the whole file: hold, release and the hysteresis state reach across block
 seams (a 10-s hold outlasts any block margin), and they take a few numbers per hit, not per
 sample. The last pass reads overlapping blocks with context margins, gates each with its
 span of that curve and denoises it, crossfades their seams and appends them to a temporary
@@ -61,41 +61,42 @@ def read_exactly(handle: sf.SoundFile, start: int, frames: int) -> np.ndarray:
     return block
 
 
-def open_sidechain(path: Path, track: sf.SoundFile, keep: bool,
-                   stack: contextlib.ExitStack) -> tuple[sf.SoundFile, np.ndarray | None]:
+def open_sidechain(path: Path, track: sf.SoundFile,
+                   stack: contextlib.ExitStack) -> sf.SoundFile:
     """The sidechain's handle (closed with ``stack``), checked finite and at the track's
-    rate, and with ``keep`` as many samples as the track has, zero-padded, for the automatic
-    threshold."""
+    rate."""
     from .gate import require_same_rate
 
     key = stack.enter_context(open_track(path))
     require_same_rate(path, key.samplerate, track.name, track.samplerate)
-    scan(key, keep=False)  # finite and whole
-    return key, (read_range(key, 0, track.frames) if keep else None)
+    scan(key)  # finite and whole
+    return key
 
 
 def pre_gate_curve(gate: "GateConfig", track: sf.SoundFile, levels: TrackLevels,
                    sidechain: Path | None, stack: contextlib.ExitStack) -> "GateCurve":
     """The pre-gate's gain over all of ``track``, as ``apply_gate`` on the whole file gives it,
-    from a pass over its detector: the ``sidechain`` file (opened on ``stack``) or the track
-    (``levels``: its scan, with its samples when ``gate.auto``: the automatic threshold needs
-    the whole detector's statistics; they are centred in place). The track is read less its
-    DC offset, as the model is fed and as ``apply_gate`` reads it: an offset would hold the
-    gate open or shut whatever the hits do."""
-    from .gate import auto_threshold_db, streamed_gate_curve
+    from passes over its detector (one more for ``gate.auto``'s threshold): the
+    ``sidechain`` file (opened on ``stack``), zero-padded to the track's length, or the
+    track (``levels``: its scan). The track is read less its DC offset, as the model is fed
+    and as ``apply_gate`` reads it: an offset would hold the gate open or shut whatever
+    the hits do."""
+    from .gate import streamed_auto_threshold_db, streamed_gate_curve
 
     rate = track.samplerate
     gate.validate(rate)
     if sidechain is None:
-        detector, offset, whole = track, levels.offset.astype(np.float32)[:, None], levels.samples
-        if whole is not None:
-            whole -= offset  # in place: a second copy of a long track would double its memory
+        detector, offset = track, levels.offset.astype(np.float32)[:, None]
     else:  # read as it is: a trigger's one-sided pulses have a mean that is no offset
-        (detector, whole), offset = open_sidechain(sidechain, track, gate.auto, stack), None
+        detector, offset = open_sidechain(sidechain, track, stack), None
+
+    def read(begin: int, stop: int) -> np.ndarray:
+        return read_range(detector, begin, stop, offset)
+
     if gate.auto:
-        gate = replace(gate, threshold_db=auto_threshold_db(whole, rate, gate), auto=False)
-    return streamed_gate_curve(lambda begin, stop: read_range(detector, begin, stop, offset),
-                               track.frames, detector.channels, rate, gate)
+        threshold = streamed_auto_threshold_db(read, track.frames, detector.channels, rate, gate)
+        gate = replace(gate, threshold_db=threshold, auto=False)
+    return streamed_gate_curve(read, track.frames, detector.channels, rate, gate)
 
 
 def hears_floor(denoiser: "Denoiser", handle: sf.SoundFile, offset: np.ndarray,
@@ -126,15 +127,13 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
     with contextlib.ExitStack() as stack:
         handle = stack.enter_context(open_track(src))
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
-        auto = bool(gate is not None and gate.auto)
-        levels = scan(handle, keep=auto and sidechain is None)
+        levels = scan(handle)
         require_sound(levels, src)
         gain = denoiser.gains_for(levels.peak)
         offset = levels.offset.astype(np.float32)[:, None]
         floor = hears_floor(denoiser, handle, offset, gain)
         curve = (None if gate is None
                  else pre_gate_curve(gate, handle, levels, sidechain, stack))
-        del levels  # the whole track, when the automatic threshold read it
         config = denoiser.config
         blocks = plan_chunks(frames, int(config.block_seconds * rate),
                              overlap=int(0.05 * rate),

@@ -215,7 +215,8 @@ def test_auto_threshold_ignores_digital_silence(rng, silence_s):
         x[onset:onset + ms(150)] += snare(rng, 10 ** (-10 / 20))
     alone = auto_threshold_db(x, SR, GateConfig())
     silent = np.zeros(int(silence_s * SR), np.float32)
-    for padded in (np.concatenate([silent, x]), np.concatenate([x, silent])):
+    for padded in (np.concatenate([silent, x]), np.concatenate([x, silent]),
+                   np.concatenate([silent, x, silent])):
         assert auto_threshold_db(padded, SR, GateConfig()) == pytest.approx(alone, abs=1.0)
     assert -55 < alone < -15
 
