@@ -493,5 +493,8 @@ def load_kit(path: str | Path) -> Kit:
     target = Path(path).expanduser()
     if not target.exists():
         raise KitError(f"{target}: no such kit folder")
+    if target.is_file() and target.suffix.lower() != ".xml":  # read as XML, it was "malformed"
+        raise KitError(f"{target}: a file, not a kit; give the kit's folder (or its "
+                       "drumkit.xml)")
     stamp_path = target / "drumkit.xml" if (target / "drumkit.xml").is_file() else target
     return _load_cached(str(target.resolve()), stamp_path.stat().st_mtime_ns)

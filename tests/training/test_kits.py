@@ -344,6 +344,9 @@ def test_kit_without_snare_and_missing_folder(tmp_path):
         load_kit(folder)
     with pytest.raises(KitError, match="no such kit folder"):
         load_kit(tmp_path / "absent")
+    # one of the kit's samples given for the kit was read as XML: "malformed drumkit.xml"
+    with pytest.raises(KitError, match=r"kick\.wav: a file, not a kit; give the kit's folder"):
+        load_kit(folder / "kick.wav")
 
 
 def test_test_kit_is_recognised(tmp_path):
