@@ -5,6 +5,8 @@ cache on it (``reaper_bridge.settings``), and the engine and the floor test take
 here, so the value lives in one place.
 """
 
+from __future__ import annotations  # REAPER may embed Python 3.9: no "float | None" at run time
+
 #: Above 22.05 kHz the shipped model reads noise as bleed (docs/model.md, thirty-fourth round).
 HISS_CUT_HZ = 22050.0
 #: The band a floor is compared with (``denoiser.hiss``): a cut must lie above it.

@@ -3,8 +3,8 @@
 Reads ``debleed.ini`` beside this file to find the folder holding ``reaper_bridge``
 (written by ``debleed reaper install``), puts it at the END of ``sys.path`` so nothing
 in REAPER's own Python is shadowed, and runs the named action. When REAPER's Python is
-older than the bridge needs, the INI cannot be read or the bridge cannot be imported it
-says so and ends with a no-op defer, which keeps REAPER from adding a "ReaScript: Run"
+older than the bridge needs, the INI cannot be read or the bridge cannot be imported (or
+fails while importing) it says so and ends with a no-op defer, which keeps REAPER from adding a "ReaScript: Run"
 undo point for a script that changed nothing. To say so this file must itself run on
 such an old Python: no newer syntax, no newer library calls.
 """
@@ -59,5 +59,10 @@ def run(action):
     except ImportError as exc:
         _stop("debleed is not installed for REAPER's Python ({}).\n"
               "Run 'debleed reaper install' from the debleed environment.".format(exc))
+        return
+    except Exception as exc:  # a module REAPER's Python cannot run: a message, not a traceback
+        _stop("debleed cannot load in REAPER's Python {}.{} ({}: {}).\n"
+              "Run 'debleed reaper doctor' from the debleed environment.".format(
+                  *sys.version_info[:2], type(exc).__name__, str(exc).splitlines()[0]))
         return
     actions.main(action)

@@ -249,6 +249,32 @@ def test_an_unreadable_ini_stops_every_action_with_one_message(
     assert fake.deferred == ["pass", "pass"] and ("auto", AUTO_UNDO) not in fake.undo
 
 
+def test_a_bridge_that_fails_to_import_stops_with_one_message(
+        fake: FakeReaper, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Python 3.9 one module's ``float | None`` raised a TypeError while the bridge was
+    imported: the bootstrap caught ImportError only, so REAPER showed a traceback and added
+    its "ReaScript: Run" undo point."""
+    import builtins
+
+    from fake_reaper import AUTO_UNDO
+
+    from reascripts import debleed_boot
+
+    real_import = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name == "reaper_bridge":
+            raise TypeError("unsupported operand type(s) for |: 'type' and 'NoneType'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setitem(sys.modules, "reaper_python", fake.module())
+    monkeypatch.setattr(builtins, "__import__", failing)
+    fake.run_script(lambda: debleed_boot.run("denoise"))
+    assert len(fake.messages) == 1 and "debleed cannot load in REAPER's Python" in fake.messages[0]
+    assert "TypeError: unsupported operand type(s) for |" in fake.messages[0]
+    assert fake.deferred == ["pass"] and ("auto", AUTO_UNDO) not in fake.undo
+
+
 def test_a_percent_sign_in_package_root_reaches_the_action(
         fake: FakeReaper, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """With interpolation on, "%" in the path was a syntax error before any action ran."""
