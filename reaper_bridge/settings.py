@@ -37,6 +37,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 
+from denoiser import pretrained
 from denoiser.errors import DebleedError
 from denoiser.hiss_cut import HISS_CUT_HZ
 from denoiser.outfiles import atomic_output
@@ -95,11 +96,14 @@ class BridgeSettings:
         return env
 
     def cache_key(self) -> str:
-        """Changes whenever the processed audio would change (model file, precision,
+        """Changes whenever the processed audio would change (model file, the shipped one's
+        included, precision,
         ``input_max_hz``, ``hiss_cut_hz``, gate settings). The sidechain track is not part of
         it: only gated variants hear the key, and ``jobs`` adds the digest of its audio to
         their entries alone, so an ungated take is reused whichever track is named."""
-        model = self.model
+        # the shipped model by its file too: an upgrade that ships new weights must not
+        # reuse the takes the old ones rendered
+        model = str(pretrained.DEFAULT_MODEL) if self.model in PATH_KEYS["model"] else self.model
         if model and os.path.isfile(model):
             model = f"{os.path.abspath(model)}@{os.stat(model).st_mtime_ns}"
         keyed = {"model": model, "precision": self.precision, "gate": self.gate}

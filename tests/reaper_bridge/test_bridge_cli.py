@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import types
@@ -377,3 +378,20 @@ def test_the_cache_key_follows_the_hiss_cut_in_effect(tmp_path: Path) -> None:
     assert load_settings(path).hiss_cut_hz == 0.0
     save_settings(path, BridgeSettings())
     assert load_settings(path).hiss_cut_hz is None
+
+
+def test_the_cache_key_follows_the_shipped_models_file(tmp_path: Path, monkeypatch) -> None:
+    """With the shipped model (``model`` empty or "default") the key held no trace of it:
+    after an upgrade that ships new weights, every cached [debleed] take of the old ones
+    was reused."""
+    from denoiser import pretrained
+
+    shipped = tmp_path / "debleed_default.pt"
+    shipped.write_bytes(b"old weights")
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL", shipped)
+    before = BridgeSettings().cache_key()
+    assert BridgeSettings(model="default").cache_key() == before
+    os.utime(shipped, ns=(shipped.stat().st_atime_ns, shipped.stat().st_mtime_ns + 10**9))
+    assert BridgeSettings().cache_key() != before
+    named = BridgeSettings(model=str(shipped)).cache_key()
+    assert named == BridgeSettings().cache_key()  # named or not, the same file is one key
