@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,8 +26,11 @@ WAV_LIMIT_BYTES = 2**32 - 1 - 4096
 def hidden_prefix(name: str) -> str:
     """The prefix of a temporary sibling of ``name``: hidden, and ``name`` cut to 40
     characters, so the temporary name fits a file system's 255 bytes whenever ``name``
-    itself does (a random part and a suffix are added)."""
-    return f".{name[:40]}."
+    itself does (a random part and a suffix are added), then a checksum of the whole name.
+    Without it two names alike in their first 40 characters (``<long stem>.debleed.wav``
+    and ``<long stem>.debleed-2.wav``) shared a prefix, and a failed run that removes its
+    temporary files by it removed another run's as well."""
+    return f".{name[:40]}.{zlib.crc32(name.encode('utf-8', 'surrogatepass')):08x}."
 
 
 def _new_sibling(path: Path, suffix: str, folder: bool = False) -> Path:

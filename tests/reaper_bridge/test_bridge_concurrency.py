@@ -74,6 +74,25 @@ def test_a_discarded_or_failed_plan_leaves_no_placeholder(fake: FakeReaper, api,
     assert list(Path(fake.media_dir).iterdir()) == []
 
 
+def test_a_failed_run_removes_its_own_temporary_files_only(tmp_path: Path) -> None:
+    """Temporary files were found by their output's name cut to 40 characters: with a long
+    stem, ``<stem>.debleed.wav`` and another run's ``<stem>.debleed-2.wav`` shared it, and
+    run A's failure deleted run B's half-written output."""
+    from denoiser.outfiles import AUDIO_SUFFIX, atomic_output, hidden_prefix
+
+    stem = "Snare_Top_Mic_-_Session_3_-_Take_12"
+    mine, theirs = (MediaCache(str(tmp_path)).unique_path(stem, "debleed") for _ in range(2))
+    assert os.path.basename(theirs) == f"{stem}.debleed-2.wav"
+    my_tmp = tmp_path / f"{hidden_prefix(os.path.basename(mine))}0123abcd{AUDIO_SUFFIX}"
+    my_tmp.write_bytes(b"RIFF")  # run A's worker was killed while writing
+    with atomic_output(theirs, AUDIO_SUFFIX) as their_tmp:  # run B is writing
+        their_tmp.write_bytes(b"RIFF")
+        discard([Task("denoise", "src.wav", mine, "debleed")])  # run A is cleaned up
+        assert not my_tmp.exists() and not os.path.exists(mine)
+        assert their_tmp.exists()
+    assert Path(theirs).read_bytes() == b"RIFF"
+
+
 def test_an_empty_placeholder_is_never_taken_for_a_cached_result(tmp_path: Path) -> None:
     """An index entry whose file was deleted names a free name; another run may have
     claimed it since (an empty placeholder), then written its own result there."""
