@@ -257,13 +257,16 @@ def denoise(api: Any, variants: tuple[str, ...], execute: Executor, settings_key
             sidechain_track: str = "") -> Outcome:
     """The whole action in this process: plan, process, add takes.
 
-    A failing task, or a take REAPER refuses, leaves the project untouched (no take, no
-    open undo block) and removes the files this run wrote."""
+    A failing task, a take REAPER refuses, or a switch to another project tab while the
+    tasks run leaves the project untouched (no take, no open undo block) and removes the
+    files this run wrote."""
     with work_directory() as work_dir:
+        tab = current_project(api)
         plan, cache = prepare(api, variants, settings_key, work_dir, project, sidechain_track)
         labels = "+".join(plan.variants)
         try:
             run_tasks(plan.tasks, execute, progress)
+            require_project(api, tab)
             return apply(api, plan, cache,
                          f"debleed: {labels} on {len(plan.selection.takes)} item(s)", project)
         except BaseException:

@@ -130,3 +130,30 @@ def test_a_project_switched_while_processing_is_left_alone(stub) -> None:
     assert [t.name for t in item.takes] == ["Snare"] and [t.name for t in other.takes] == ["O"]
     assert not any(Path(fake.media_dir).glob("*.wav")) and not os.path.exists(job.folder)
     fake.project, fake.tracks = project_a, tracks_a
+
+
+def test_the_cli_leaves_a_project_switched_while_processing_alone(fake: FakeReaper, api,
+                                                                  tmp_path: Path) -> None:
+    """``debleed reaper denoise`` (``bridge.denoise``) did not check the tab the action
+    checks: switching tabs while the model ran recorded an empty undo point in the other
+    project, called every item deleted and left the run's files behind."""
+    from reaper_bridge.bridge import denoise, executor_for
+    from reaper_bridge.items import BridgeError
+    from reaper_helpers import halve
+
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.5)
+    fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "s.wav", 1.0))), "Snare")
+    project_a, tracks_a = fake.project, fake.tracks
+
+    def process_then_switch(src: str, dst: str) -> None:
+        halve(src, dst)
+        fake.project, fake.tracks = fake._ptr("ReaProject*", None), []  # another tab now
+        fake.add_take(fake.add_item(fake.add_track("Other"), 0.0, 1.0),
+                      fake.file_source(str(make_wav(tmp_path / "o.wav", 1.0))), "O")
+
+    with pytest.raises(BridgeError, match="the project was switched or closed while processing"):
+        denoise(api, ("debleed",), executor_for({"debleed": process_then_switch}))
+    assert fake.undo == [] and fake.undo_points == []
+    assert not os.path.exists(fake.media_dir) or os.listdir(fake.media_dir) == []
+    fake.project, fake.tracks = project_a, tracks_a
+    assert [t.name for t in item.takes] == ["Snare"]
