@@ -161,6 +161,14 @@ def _gate_value(path: str, key: str, text: str) -> float | bool:
                             "true/false") from None
 
 
+def _switch(path: str, key: str, text: str) -> bool:
+    """An on/off setting; empty is off. A misspelt word ("ture") is an error, not off."""
+    word = text.strip().lower()
+    if word not in ("", "1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise SettingsError(f"{path}: {key} = {text!r} is neither true nor false")
+    return word in ("1", "true", "yes", "on")
+
+
 def _frequency(path: str, key: str, text: str) -> float:
     """A frequency setting in Hz; empty is 0 (off). The engine judges the value itself."""
     try:
@@ -186,6 +194,10 @@ def load_settings(path: str) -> BridgeSettings:
     except (configparser.Error, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0]
         raise SettingsError(f"{path}: not a readable settings file ({reason})") from None
+    for name in parser.sections():  # configparser's section names are case-sensitive
+        if name != name.lower() and name.lower() in ("debleed", "gate"):
+            raise SettingsError(f"{path}: section [{name}] is read only as [{name.lower()}] "
+                                "(lower case); rename it")
     main = parser["debleed"] if parser.has_section("debleed") else {}
     gate = dict(parser["gate"]) if parser.has_section("gate") else {}
     written = {key: main.get(key, "") for key in PATH_KEYS}
@@ -197,7 +209,7 @@ def load_settings(path: str) -> BridgeSettings:
         precision=main.get("precision", "float32") or "float32",
         input_max_hz=_frequency(path, "input_max_hz", main.get("input_max_hz", "").strip()),
         hiss_cut_hz=_optional_frequency(path, "hiss_cut_hz", main.get("hiss_cut_hz", "").strip()),
-        compare_variants=str(main.get("compare_variants", "false")).lower() in ("1", "true", "yes", "on"),
+        compare_variants=_switch(path, "compare_variants", main.get("compare_variants", "")),
         sidechain_track=main.get("sidechain_track", "").strip(),
         gate={key: _gate_value(path, key, value) for key, value in gate.items()},
     )

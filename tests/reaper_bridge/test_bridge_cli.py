@@ -395,3 +395,23 @@ def test_the_cache_key_follows_the_shipped_models_file(tmp_path: Path, monkeypat
     assert BridgeSettings().cache_key() != before
     named = BridgeSettings(model=str(shipped)).cache_key()
     assert named == BridgeSettings().cache_key()  # named or not, the same file is one key
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[debleed]\ncompare_variants = ture\n", "compare_variants = 'ture' is neither true nor false"),
+    ("[Gate]\nhold_ms = oops\n", r"section \[Gate\] is read only as \[gate\] \(lower case\)"),
+    ("[DEBLEED]\nmodel = my.pt\n", r"section \[DEBLEED\] is read only as \[debleed\]"),
+])
+def test_a_misspelt_switch_or_section_is_an_error_not_ignored(tmp_path: Path, text: str,
+                                                              message: str) -> None:
+    """``compare_variants = ture`` read as off, and a ``[Gate]`` section (configparser's
+    names are case-sensitive) was dropped whole, bad values and all, doctor included."""
+    from reaper_bridge.settings import SettingsError
+
+    path = tmp_path / "debleed.ini"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        load_settings(str(path))
+    path.write_text("[debleed]\ncompare_variants = On\n[gate]\nhold_ms = 20\n")
+    settings = load_settings(str(path))
+    assert settings.compare_variants is True and settings.gate == {"hold_ms": 20.0}

@@ -391,11 +391,12 @@ def test_sources_differing_only_in_case_get_their_own_outputs(fake: FakeReaper, 
 def test_discard_removes_a_killed_workers_temporary_files(tmp_path: Path) -> None:
     """Windows' terminate runs no clean-up: the worker's half-written temporary file stays
     beside the output unless discard removes it too."""
+    from denoiser.outfiles import hidden_prefix
     from reaper_bridge.bridge import discard
     from reaper_bridge.jobs import Task
 
     dst = tmp_path / "snare.debleed.wav"
-    leftover = tmp_path / ".snare.debleed.wav.k3j2x9_q.tmp.wav"
+    leftover = tmp_path / f"{hidden_prefix(dst.name)}k3j2x9_q.tmp.wav"
     leftover.write_bytes(b"half")
     keep = tmp_path / "other.wav"
     keep.write_bytes(b"kept")
