@@ -6,8 +6,8 @@ plays (``sidechain_track`` in the settings INI), read through REAPER's track aud
 accessor in project time. The denoiser processes a take's whole root file, so the key is
 rendered on that file's timeline: sample ``n`` of the key is what the sidechain track plays
 when the take would play sample ``n`` of the root file (origin ``position - offset``). Takes
-that do not play their file at rate 1 go through the accessor render instead, whose file
-starts at the item start. Standard library only: it runs inside REAPER.
+that do not play their file once through at rate 1 go through the accessor render instead,
+whose file starts at the item start. Standard library only: it runs inside REAPER.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ def find_track(api: Any, name: str, project: Any = 0) -> str:
 
 
 def keyable(take: TakeSource) -> TakeSource:
-    """The take as the keyed plan processes it: a file played at a rate other than 1 is
-    rendered through the accessor, so its file and the project timeline run in step
-    (a take with stretch markers already is: ``describe_take`` gives it no file)."""
-    if take.file is not None and not take.unit_rate:
+    """The take as the keyed plan processes it: a file played at a rate other than 1, or
+    looped past its end (its second pass would be gated by the key of its first), is
+    rendered through the accessor, so its file and the project timeline run in step (a
+    take with stretch markers already is: ``describe_take`` gives it no file)."""
+    if take.file is not None and not (take.unit_rate and take.within_file):
         return replace(take, file=None)
     return take
 

@@ -143,6 +143,22 @@ def test_take_at_another_playrate_is_rendered_and_keyed_from_the_item_start(
     assert heard[0] == pytest.approx(0.6 - 0.003, abs=0.002) and heard[-1] < 0.8
 
 
+def test_a_looped_take_is_rendered_and_keyed_over_every_pass(fake: FakeReaper, api,
+                                                             tmp_path: Path) -> None:
+    """An item looping its 1-s file twice was keyed on the file's timeline, which holds
+    the first pass only: a trigger in the second pass opened no gate."""
+    snare = steady_bleed(1.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 2.0, loop=True)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", snare))), "Snare")
+    trigger_track(fake, tmp_path, position=1.25, at=0.2)  # fires 1.45 s in: the second pass
+    denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track="Kick Trigger")
+    new = item.active
+    assert new.values["D_STARTOFFS"] == 0.0 and new.source.length == pytest.approx(2.0)
+    played = fake.play(new, RATE, 1, 0.0, 2 * RATE)[0]
+    heard = np.flatnonzero(np.abs(played) > 0) / RATE
+    assert heard.size and heard[0] == pytest.approx(1.45 - 0.003, abs=0.002) and heard[-1] < 1.7
+
+
 @pytest.mark.parametrize("name,message", [("Nope", "not found"), ("Dup", "2 tracks")])
 def test_missing_or_ambiguous_sidechain_track_changes_nothing(
         fake: FakeReaper, api, tmp_path: Path, name: str, message: str) -> None:
