@@ -402,9 +402,11 @@ def describe_take(api: Any, item: str, new_take: bool = False,
     """Resolve an item's active take down to its root file, or say why it is skipped.
 
     ``new_take``: the caller will add a processed take to the item, which locked items
-    and items playing all their takes also refuse (see ``_refuses_new_take``); reading
-    what a take plays (the training export) needs neither. ``tables``: where the item's
-    take table is kept for ``add_variant_take`` to reuse (``bridge.apply``)."""
+    and items playing all their takes also refuse (see ``_refuses_new_take``), as do
+    reversed takes and items looping a source section; reading what a take plays (the
+    training export) needs none of that, and such takes come without a file, to be
+    rendered as they play. ``tables``: where the item's take table is kept for
+    ``add_variant_take`` to reuse (``bridge.apply``)."""
     label = item_label(api, item)
     refusal = _refuses_new_take(api, item) if new_take else None
     if refusal is not None:
@@ -429,6 +431,7 @@ def describe_take(api: Any, item: str, new_take: bool = False,
     played = length * values["D_PLAYRATE"]
     section_offset = 0.0
     window_start, window_end = values["D_STARTOFFS"], values["D_STARTOFFS"] + played
+    unsliceable = False  # reversed or looping a section: only a render reproduces it
     while True:
         kind = source_type(api, source)
         if kind in ("MIDI", "MIDIPOOL"):
@@ -440,13 +443,14 @@ def describe_take(api: Any, item: str, new_take: bool = False,
         if not section[0] or is_null(parent):
             break
         offset, section_length, reverse = float(section[2]), float(section[3]), bool(section[4])
-        if reverse:
+        outside = window_start < -EPSILON or window_end > section_length + EPSILON
+        if reverse and new_take:
             return Skipped(label, "reversed take: un-reverse it (Item properties), "
                                   "denoise, then reverse the new take")
-        outside = window_start < -EPSILON or window_end > section_length + EPSILON
-        if outside and not markers:  # warped takes are rendered as they play
+        if outside and not markers and new_take:  # warped takes are rendered as they play
             return Skipped(label, "item plays past its source section (loop section); "
                                   "trim the item inside the section or glue it first")
+        unsliceable = unsliceable or reverse or outside
         section_offset += offset
         window_start += offset
         window_end += offset
@@ -457,7 +461,7 @@ def describe_take(api: Any, item: str, new_take: bool = False,
     mapped: str | None = file_name
     if file_name and not os.path.isfile(file_name):
         return Skipped(label, f"offline source (file not found: {file_name})")
-    if (markers or not file_name
+    if (markers or unsliceable or not file_name
             or os.path.splitext(file_name)[1].lower() not in READABLE_EXTENSIONS):
         mapped = None
     if rate <= 0 or channels <= 0:

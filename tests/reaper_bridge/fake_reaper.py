@@ -286,12 +286,14 @@ class FakeReaper:
     def played(self, take: Take, rate: int, start: float, frames: int) -> np.ndarray:
         """The channels ``take`` plays (its channel mode applied, before any volume):
         ``frames`` at ``rate`` from ``start`` s after the item start, looping the source when
-        the item loops it."""
+        the item loops it, backwards through a reversed section."""
         samples, src_rate, offset = self.source_audio(take.source)
         times = start + np.arange(frames) / rate
         local = self.source_time(take, times * take.values["D_PLAYRATE"])
         if take.item.loop:
             local = np.mod(local, take.source.length)
+        if take.source.reverse:  # a reversed section plays from its end back
+            local = take.source.length - local
         position = (offset + local) * src_rate
         grid = np.arange(samples.shape[1])
         return channel_mode(np.stack([np.interp(position, grid, channel, left=0.0, right=0.0)

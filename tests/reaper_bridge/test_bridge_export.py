@@ -326,3 +326,28 @@ def test_the_next_hint_runs_and_uses_every_clean_take(fake: FakeReaper, api,
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert len(manifest["clips"]) == 3  # 2 from the 2 s take, 1 from the 1 s take
+
+
+def test_reversed_and_section_looping_takes_are_exported_as_they_play(fake: FakeReaper, api,
+                                                                      tmp_path: Path) -> None:
+    """Both were refused with the denoise action's advice ("un-reverse it", "glue it"),
+    though the export renders what a take plays and nothing is added to the item."""
+    wav = make_wav(tmp_path / "clean.wav", 3.0)
+    track = fake.add_track("Snare [clean]")
+    root = fake.file_source(str(wav))
+    looped = fake.add_item(track, 0.0, 2.0, loop=True)  # a 0.5-s section, four times
+    fake.add_take(looped, fake.section_source(root, 1.0, 0.5), "loop")
+    backwards = fake.add_item(track, 5.0, 0.5)
+    fake.add_take(backwards, fake.section_source(root, 0.5, 1.0, reverse=True), "rev")
+    out = tmp_path / "out"
+    plan = export_session(api, str(out), TaskExecutor())
+    assert plan.skipped == [] and len(plan.entries) == 2
+    for entry, item in zip(plan.entries, (looped, backwards)):
+        exported, rate = sf.read(out / entry["file"], dtype="float32", always_2d=True)
+        frames = int(round(entry["length"] * rate))
+        expected = fake.played(item.active, rate, 0.0, frames)
+        assert exported.shape[0] == frames
+        np.testing.assert_allclose(exported.T, expected, atol=1e-6)
+    first_pass = sf.read(out / plan.entries[0]["file"], dtype="float32")[0]
+    half = int(0.5 * rate)
+    np.testing.assert_allclose(first_pass[:half], first_pass[half:2 * half], atol=1e-6)
