@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .items import (EPSILON, SUMMARY_LIMIT, TAKE_VALUES, BridgeError, Selection, Skipped,
@@ -122,6 +122,8 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
             raise BridgeError("no audio items selected (select items, or tracks)"
                               + (": " + "; ".join(lines) if lines else ""))
         keys = None
+        if GATED.intersection(variants):
+            selection.takes = [gated_as_played(take) for take in selection.takes]
         if sidechain_track and GATED.intersection(variants):
             track = find_track(api, sidechain_track, project)
             selection.takes = [keyable(take) for take in selection.takes]
@@ -131,6 +133,17 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
         cache = MediaCache(project_media_dir(api, project))
         plan = plan_denoise(selection, variants, cache, renders, settings_key, keys)
     return plan, cache
+
+
+def gated_as_played(take: TakeSource) -> TakeSource:
+    """The take as a gated plan processes it: one playing some of its file's channels (a
+    mono-left take of a stereo file) is rendered as it plays, so the gate hears only those;
+    the whole file's gate is linked across its channels, and a hit on a channel the take
+    never plays opened it."""
+    played = take.played_source_channels
+    if take.file is not None and played is not None and set(played) != set(range(take.channels)):
+        return replace(take, file=None)
+    return take
 
 
 PROJECT_SWITCHED = ("the project was switched or closed while processing; run the action "
@@ -157,7 +170,7 @@ def _rendered_from(take: TakeSource) -> tuple[object, ...]:
             take.section_offset, take.stretch_markers)
 
 
-def _current(api: Any, then: TakeSource, keyed: bool, live: set[str],
+def _current(api: Any, then: TakeSource, gated: bool, keyed: bool, live: set[str],
              tables: dict[str, Any] | None = None) -> TakeSource | Skipped:
     """The take as it is now, or why its processed file no longer fits it.
 
@@ -165,13 +178,16 @@ def _current(api: Any, then: TakeSource, keyed: bool, live: set[str],
     may have slipped, trimmed, moved or deleted the item meanwhile: the new takes take the
     original's values of now. An item is left alone when it is gone, plays another take
     or file, its render no longer matches what it plays, or (keyed gates) its sidechain
-    timeline moved. ``live``: the project's items now; ``tables``: where the item's take
-    table is kept for ``add_variant_take`` (see ``describe_take``)."""
+    timeline moved. ``gated``/``keyed``: the plan has gated variants (keyed by a
+    sidechain), which process some takes as rendered (``gated_as_played``, ``keyable``);
+    ``live``: the project's items now; ``tables``: where the item's take table is kept for
+    ``add_variant_take`` (see ``describe_take``)."""
     if then.item not in live:
         return Skipped(then.label, "the item was deleted while processing")
     now = describe_take(api, then.item, new_take=True, tables=tables)
     if isinstance(now, Skipped):
         return Skipped(then.label, f"changed while processing: {now.reason}")
+    now = gated_as_played(now) if gated else now
     now = keyable(now) if keyed else now
     if now.take != then.take or now.file != then.file:
         return Skipped(then.label, "its take or source changed while processing; run the "
@@ -218,7 +234,8 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
             live = project_items(api, project)
             for index, then in enumerate(plan.selection.takes):
                 tables: dict[str, Any] = {}  # the item's takes, read once for all variants
-                take = _current(api, then, plan.keyed, live, tables)
+                take = _current(api, then, bool(GATED.intersection(plan.variants)),
+                                plan.keyed, live, tables)
                 if isinstance(take, Skipped):
                     skipped.append(take)
                     continue

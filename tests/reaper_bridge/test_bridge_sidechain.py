@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fake_reaper import FakeReaper, Track
+from reaper_helpers import halve
 
 from denoiser.audio import Audio
 from denoiser.gate import GateConfig, apply_gate, sidechain_detector
 from reaper_bridge import actions
-from reaper_bridge.bridge import denoise
+from reaper_bridge.bridge import denoise, executor_for
 from reaper_bridge.items import BridgeError
 from reaper_bridge.processing import TaskExecutor
 from reaper_bridge.settings import BridgeSettings, load_settings, save_settings, settings_path
@@ -260,3 +261,28 @@ def test_a_take_moved_against_the_sidechain_while_processing_is_skipped(
     assert outcome.takes_added == 0 and len(item.takes) == 1
     assert outcome.skipped == ["Snare @ 0.000 s: moved against the sidechain track while "
                                "processing; run the action again"]
+
+
+@pytest.mark.parametrize("variant", ["gate", "debleed"])
+def test_a_mono_take_of_a_stereo_file_is_gated_by_the_channel_it_plays(
+        fake: FakeReaper, api, tmp_path: Path, variant: str) -> None:
+    """The whole stereo file was gated with its channels linked: a loud event on the right
+    channel, which a mono-left take never plays, opened the gate on the left. A gated take
+    is now rendered as it plays; an ungated one still plays the processed file."""
+    rng = np.random.default_rng(0)
+    left = 0.002 * rng.standard_normal(RATE)  # bleed under -40 dBFS: never opens the gate
+    right = np.zeros(RATE)
+    right[RATE // 2:RATE // 2 + 480] = 0.8
+    path = write(tmp_path / "stereo.wav", np.stack([left, right]).astype(np.float32))
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 1.0)
+    fake.add_take(item, fake.file_source(str(path)), "Snare", I_CHANMODE=3.0)  # mono left
+    denoise(api, (variant,), TaskExecutor(gate=GATE) if variant == "gate"
+            else executor_for({"debleed": halve}))
+    new = item.active
+    played = fake.play(new, RATE, 1, 0.0, RATE)[0]
+    if variant == "gate":
+        assert new.values["I_CHANMODE"] == 0.0 and sf.info(new.source.filename).channels == 1
+        assert np.abs(played).max() == 0.0
+    else:  # the processed stereo file, played through the take's mode
+        assert new.values["I_CHANMODE"] == 3.0 and sf.info(new.source.filename).channels == 2
+        np.testing.assert_allclose(played, 0.5 * left, atol=1e-6)
