@@ -136,17 +136,21 @@ class MediaCache:
         return None
 
     def _listed(self) -> dict[tuple[str, str], int]:
-        """The highest number of each (stem, slug) in the media folder, by one listing
-        per plan (``<stem>.<slug>.wav`` counts as 1)."""
+        """The highest number of each (stem, slug) in the media folder or its cache index,
+        by one listing per plan (``<stem>.<slug>.wav`` counts as 1). The index remembers
+        results deleted since (the project folder cleaned after an undo): an undo or redo
+        can bring back a take that played one, which must not find another result there."""
         if self._highest is None:
-            self._highest = {}
+            names = list(self.index.values())
             with contextlib.suppress(OSError), os.scandir(self.media_dir) as entries:
-                for entry in entries:
-                    match = _OUTPUT_NAME.fullmatch(entry.name)
-                    if match:
-                        key = (match[1].casefold(), match[2].casefold())
-                        number = int(match[3]) if match[3] else 1
-                        self._highest[key] = max(self._highest.get(key, 0), number)
+                names.extend(entry.name for entry in entries)
+            self._highest = {}
+            for name in names:
+                match = _OUTPUT_NAME.fullmatch(str(name))
+                if match:
+                    key = (match[1].casefold(), match[2].casefold())
+                    number = int(match[3]) if match[3] else 1
+                    self._highest[key] = max(self._highest.get(key, 0), number)
         return self._highest
 
     def unique_path(self, stem: str, slug: str) -> str:

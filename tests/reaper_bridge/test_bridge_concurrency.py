@@ -95,11 +95,12 @@ def test_a_failed_run_removes_its_own_temporary_files_only(tmp_path: Path) -> No
 
 def test_an_empty_placeholder_is_never_taken_for_a_cached_result(tmp_path: Path) -> None:
     """An index entry whose file was deleted names a free name; another run may have
-    claimed it since (an empty placeholder), then written its own result there."""
+    claimed it since (an empty placeholder: a run that read the index before the entry
+    was written), then written its own result there."""
     (tmp_path / CACHE_NAME).write_text(json.dumps({"old": "snare.debleed.wav"}))
     cache = MediaCache(str(tmp_path))
-    claimed = cache.unique_path("snare", "debleed")
-    assert os.path.basename(claimed) == "snare.debleed.wav" and os.path.getsize(claimed) == 0
+    claimed = str(tmp_path / "snare.debleed.wav")
+    assert jobs.try_claim(claimed) and os.path.getsize(claimed) == 0
     assert MediaCache(str(tmp_path)).lookup("old") is None
     Path(claimed).write_bytes(b"RIFF the other run's result")
     cache.commit([Task("denoise", "x.wav", claimed, "debleed", cache_key="new")])
@@ -160,3 +161,18 @@ def test_an_orphaned_worker_stops_and_removes_the_jobs_files(tmp_path: Path, mon
     assert len(gone) == 1  # the second task never ran
     assert json.loads((tmp_path / "result.json").read_text())["error"] == worker.ORPHANED
     assert not any(path.exists() for path in outputs)
+
+
+def test_a_deleted_result_keeps_its_number(tmp_path: Path) -> None:
+    """Numbers were counted from the files there: once the highest result was deleted (the
+    project folder cleaned after an undo), the next run took its name, and a take brought
+    back by redo played another result."""
+    media = str(tmp_path)
+    for key in ("a", "b"):
+        cache = MediaCache(media)
+        path = cache.unique_path("snare", "debleed")
+        Path(path).write_bytes(b"RIFF")
+        cache.commit([Task("denoise", "snare.wav", path, "debleed", cache_key=key)])
+    os.remove(os.path.join(media, "snare.debleed-2.wav"))
+    again = MediaCache(media).unique_path("snare", "debleed")
+    assert os.path.basename(again) == "snare.debleed-3.wav"
