@@ -106,7 +106,8 @@ def _audio_files(folder: Path, what: str) -> list[Path]:
     companion beside every file copied to exFAT or SMB, and it holds no audio."""
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+                   and p.is_file())  # a folder named like audio is searched, not read
     if not files:
         raise DatasetError(f"{folder}: no audio files for the {what} takes")
     return files

@@ -319,6 +319,11 @@ def test_hidden_files_beside_the_takes_are_not_takes(session_dirs):
     plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=1.0))
     assert [p.name for p in plan.clean] == ["snare_take1.wav", "snare_take2.flac"]
     assert [p.name for p in plan.bleed] == ["kit_no_snare.wav"]
+    # a folder named like audio was read as a file: "not a readable audio file"
+    (bleed_dir / "day2.wav").mkdir()
+    sf.write(bleed_dir / "day2.wav" / "kit.wav", 0.1 * np.ones(4800, np.float32), 48000)
+    plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=1.0))
+    assert [p.name for p in plan.bleed] == ["kit.wav", "kit_no_snare.wav"]
 
 
 def noise_take(folder: Path, name: str, seconds: float, rate: int = 48000) -> Path:
