@@ -233,3 +233,13 @@ def test_a_folder_given_as_checkpoint_is_named_as_one(tmp_path):
     """``--model runs/x`` (the run folder, not its best.pt) said "no such checkpoint"."""
     with pytest.raises(ModelError, match=re.escape(f"{tmp_path}: is a folder, not a checkpoint")):
         load_checkpoint(tmp_path)
+
+
+def test_weights_that_do_not_fit_say_which(tmp_path):
+    """``--model-kwargs '{"channels": 16}'`` on a checkpoint of another width ended with
+    torch's first line, "Error(s) in loading state_dict for BandMaskNet:", naming nothing."""
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, build_model("bandmask-tiny"))
+    with pytest.raises(ModelError, match=r"checkpoint weights do not fit model bandmask: "
+                                         r"size mismatch for \S+"):
+        load_checkpoint(path, overrides={"channels": 24})
