@@ -100,8 +100,8 @@ def rebuild(package: dict[str, Any], overrides: dict[str, Any] | None = None,
             raise RuntimeError(f"weights {result.unexpected_keys[:3]} have no place in the model")
     except RuntimeError as exc:  # torch's first line only names the class: say what misfits
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") \
-            else lines[0]
+        detail = (lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading")
+                  else lines[0])
         raise ModelError(f"checkpoint weights do not fit model {name}: {detail}") from None
     return model
 

@@ -136,10 +136,12 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
 
 
 def gated_as_played(take: TakeSource) -> TakeSource:
-    """The take as a gated plan processes it: one playing some of its file's channels (a
-    mono-left take of a stereo file) is rendered as it plays, so the gate hears only those;
-    the whole file's gate is linked across its channels, and a hit on a channel the take
-    never plays opened it."""
+    """The take as a plan with a gated variant processes it: one playing some of its file's
+    channels (a mono-left take of a stereo file) is rendered as it plays, so the gate hears
+    only those; the whole file's gate is linked across its channels, and a hit on a channel
+    the take never plays opened it. A plan holds one description per take, so its ungated
+    variants read the render too: the network processes each channel on its own, so they
+    sound the same, but such items cost a run each instead of one per shared file."""
     played = take.played_source_channels
     if take.file is not None and played is not None and set(played) != set(range(take.channels)):
         return replace(take, file=None)

@@ -23,11 +23,12 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from .bridge import Executor, Progress, run_tasks
-from .filelock import release, try_lock
+from .filelock import HeldLock, busy_message, release, try_lock
 from .items import (EPSILON, BridgeError, Skipped, TakeSource, describe_take, item_notes,
                     project_media_dir, summarise, track_name)
 from .jobs import Task, safe_stem
@@ -39,6 +40,8 @@ STAGING_PREFIX = ".debleed-export-"
 LOCK = ".debleed-export.lock"
 #: The export folder when neither the command nor the settings name one, in the media folder.
 DEFAULT_FOLDER = "debleed-training"
+#: A staging folder this old was left by a crash; a younger one may still be written.
+STALE_STAGING_SECONDS = 86400.0
 #: ``debleed dataset session``'s default ``--clip-seconds`` (repeated here: this module is
 #: standard library only, so it cannot import ``training``): a clean take shorter than one
 #: clip gives no clip at all.
@@ -68,7 +71,7 @@ class ExportPlan:
 
     out_dir: str
     staging: str
-    lock: BinaryIO
+    lock: HeldLock
     tasks: list[Task] = field(default_factory=list)
     renders: list[tuple[TakeSource, str]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
@@ -155,21 +158,26 @@ def _sliceable(take: TakeSource) -> bool:
             and abs(take.values["D_PITCH"]) < EPSILON and take.mode_channels_exist)
 
 
-def _lock(out_dir: str) -> BinaryIO:
+def _lock(out_dir: str) -> HeldLock:
     """Claim ``out_dir`` for this export: two exports into one folder would move, delete
     and list each other's files."""
-    lock = try_lock(os.path.join(out_dir, LOCK))
+    path = os.path.join(out_dir, LOCK)
+    lock = try_lock(path)
     if lock is None:
-        raise BridgeError(f"an export into {out_dir} is running")
+        raise BridgeError(f"an export into {out_dir} is running: {busy_message(path)} (an "
+                          "action's export holds it until REAPER ends it or quits)")
     return lock
 
 
 def _remove_crashed_staging(out_dir: str) -> None:
-    """Remove the staging folders of crashed exports: while this export holds the lock,
-    no other one is writing into ``out_dir``."""
+    """Remove staging folders crashed exports left over a day ago. While this export holds
+    the lock no other one writes into ``out_dir``, but a network file system may lock for
+    its own machine only, so a younger one is left: it may be another machine's."""
     for entry in os.scandir(out_dir):
-        if entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            if (entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)
+                    and time.time() - entry.stat().st_mtime > STALE_STAGING_SECONDS):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _begin(out_dir: str) -> ExportPlan:

@@ -97,10 +97,10 @@ class BridgeSettings:
 
     def cache_key(self) -> str:
         """Changes whenever the processed audio would change (model file, the shipped one's
-        included, precision,
-        ``input_max_hz``, ``hiss_cut_hz``, gate settings). The sidechain track is not part of
-        it: only gated variants hear the key, and ``jobs`` adds the digest of its audio to
-        their entries alone, so an ungated take is reused whichever track is named."""
+        included, precision, ``input_max_hz``, ``hiss_cut_hz``, gate settings). The
+        sidechain track is not part of it: only gated variants hear the key, and ``jobs``
+        adds the digest of its audio to their entries alone, so an ungated take is reused
+        whichever track is named."""
         # the shipped model by its file too: an upgrade that ships new weights must not
         # reuse the takes the old ones rendered
         model = str(pretrained.DEFAULT_MODEL) if self.model in PATH_KEYS["model"] else self.model

@@ -4,17 +4,17 @@ Reads ``debleed.ini`` beside this file to find the folder holding ``reaper_bridg
 (written by ``debleed reaper install``), puts it at the END of ``sys.path`` so nothing
 in REAPER's own Python is shadowed, and runs the named action. When REAPER's Python is
 older than the bridge needs, the INI cannot be read or the bridge cannot be imported (or
-fails while importing) it says so and ends with a no-op defer, which keeps REAPER from adding a "ReaScript: Run"
-undo point for a script that changed nothing. To say so this file must itself run on
-such an old Python: no newer syntax, no newer library calls.
+fails while importing) it says so and ends with a no-op defer, which keeps REAPER from
+adding a "ReaScript: Run" undo point for a script that changed nothing. To say so this
+file must itself run on such an old Python: no newer syntax, no newer library calls.
 """
 
 import configparser
 import os
 import sys
 
-#: The oldest Python the bridge runs on; an older one fails importing it with a
-#: traceback (a TypeError from its type hints), not with an ImportError.
+#: The oldest Python the bridge runs on (tests/reaper_bridge/test_bridge_stdlib.py keeps
+#: its syntax and type hints to it); an older one is told so before anything is imported.
 MIN_PYTHON = (3, 9)
 
 
@@ -63,6 +63,7 @@ def run(action):
     except Exception as exc:  # a module REAPER's Python cannot run: a message, not a traceback
         _stop("debleed cannot load in REAPER's Python {}.{} ({}: {}).\n"
               "Run 'debleed reaper doctor' from the debleed environment.".format(
-                  *sys.version_info[:2], type(exc).__name__, str(exc).splitlines()[0]))
+                  *sys.version_info[:2], type(exc).__name__,
+                  (str(exc).splitlines() or [""])[0]))
         return
     actions.main(action)

@@ -67,7 +67,6 @@ def warnings_as_lines() -> Iterator[None]:
         click.echo(f"Warning: {message}", err=True)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("always")  # one line per file read cut, not per source line
         warnings.showwarning = show
         yield
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,20 +113,25 @@ def test_a_second_export_into_the_folder_is_refused_while_one_runs(fake: FakeRea
 def test_a_crashed_exports_lock_and_staging_are_cleared(fake: FakeReaper, api,
                                                          tmp_path: Path) -> None:
     """A crashed export leaves its lock file, unlocked, and its staging folders: neither
-    stops the next export, which removes them. A running export's lock refuses it."""
+    stops the next export, which removes those over a day old (a younger one may be
+    another machine's, where a network file system locks per machine). A running
+    export's lock refuses it."""
     session(fake, tmp_path)
     out = tmp_path / "export"
     (out / f"{STAGING_PREFIX}crashed").mkdir(parents=True)
+    (out / f"{STAGING_PREFIX}recent").mkdir()
+    old = time.time() - 2 * 86400
+    os.utime(out / f"{STAGING_PREFIX}crashed", (old, old))
     (out / LOCK).touch()
     running = try_lock(str(out / LOCK))
     assert running is not None
-    with pytest.raises(BridgeError, match=f"an export into {out} is running"):
+    with pytest.raises(BridgeError, match=f"an export into {out} is running: "):
         export_session(api, str(out), TaskExecutor())
     assert (out / f"{STAGING_PREFIX}crashed").is_dir() and not (out / MANIFEST).exists()
-    running.close()  # what the kernel does when that export's process dies
+    running.handle.close()  # what the kernel does when that export's process dies
     export_session(api, str(out), TaskExecutor())
-    assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
-    assert (out / MANIFEST).is_file()
+    assert [p.name for p in out.glob(f"{STAGING_PREFIX}*")] == [f"{STAGING_PREFIX}recent"]
+    assert not (out / LOCK).exists() and (out / MANIFEST).is_file()
 
 
 def test_a_failure_while_moving_files_in_deletes_nothing(fake: FakeReaper, api,

@@ -149,9 +149,12 @@ def test_a_nan_in_the_last_clip_leaves_no_report_and_keeps_an_earlier_one(setup,
     import soundfile as sf
 
     report = tmp_path / "report"
-    args = ["evaluate", str(setup["checkpoint"]), str(setup["data"]), "--split", "all",
-            "--report", str(report)]
-    assert CliRunner().invoke(cli, args).exit_code == 0
+
+    def args(data: Path, to: Path = report) -> list[str]:
+        return ["evaluate", str(setup["checkpoint"]), str(data), "--split", "all",
+                "--report", str(to)]
+
+    assert CliRunner().invoke(cli, args(setup["data"])).exit_code == 0
     (report / "notes.txt").write_text("mine")
     before = _snapshot(report)
     data = shutil.copytree(setup["data"], tmp_path / "data")
@@ -159,16 +162,14 @@ def test_a_nan_in_the_last_clip_leaves_no_report_and_keeps_an_earlier_one(setup,
     noisy, rate = sf.read(last / "noisy.wav", dtype="float32")
     noisy[100] = np.nan
     sf.write(last / "noisy.wav", noisy, rate, subtype="FLOAT")
-    args[2] = str(data)
-    result = CliRunner().invoke(cli, args)
+    result = CliRunner().invoke(cli, args(data))
     assert result.exit_code == 1 and "NaN" in result.output
     assert _snapshot(report) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]  # no staging left
-    args[6] = str(tmp_path / "new" / "deeper" / "report")  # folders made for it go too
-    assert CliRunner().invoke(cli, args).exit_code == 1
+    deeper = tmp_path / "new" / "deeper" / "report"  # the folders made for it go too
+    assert CliRunner().invoke(cli, args(data, deeper)).exit_code == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]
-    args[2], args[6] = str(setup["data"]), str(report)
-    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert CliRunner().invoke(cli, args(setup["data"])).exit_code == 0
     assert (report / "notes.txt").read_text() == "mine" and (report / "index.html").is_file()
 
 
