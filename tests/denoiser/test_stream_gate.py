@@ -109,9 +109,10 @@ def test_the_streamed_auto_threshold_is_the_whole_signals(rng, rms_ms):
     against 240), nor does the end."""
     total = 3 * DETECTOR_BLOCK + 1234
     x = (10 ** (-50 / 20) * rng.standard_normal((2, total))).astype(np.float32)
+    decay = np.exp(-np.arange(4800, dtype=np.float32) / 600)
     for onset in range(1000, total - 4800, 9000):
-        x[onset % 2, onset:onset + 4800] += np.float32(rng.uniform(0.1, 0.9)) * np.exp(
-            -np.arange(4800, dtype=np.float32) / 600) * rng.standard_normal(4800).astype(np.float32)
+        hit = rng.uniform(0.1, 0.9) * decay * rng.standard_normal(4800)
+        x[onset % 2, onset:onset + 4800] += hit.astype(np.float32)
     config = GateConfig(auto=True, rms_ms=rms_ms, detector_hpf_hz=100)
     streamed = streamed_auto_threshold_db(lambda begin, stop: x[:, begin:stop], total, 2, SR,
                                           config)

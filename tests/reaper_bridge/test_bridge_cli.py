@@ -398,7 +398,8 @@ def test_the_cache_key_follows_the_shipped_models_file(tmp_path: Path, monkeypat
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[debleed]\ncompare_variants = ture\n", "compare_variants = 'ture' is neither true nor false"),
+    ("[debleed]\ncompare_variants = ture\n",
+     "compare_variants = 'ture' is neither true nor false"),
     ("[Gate]\nhold_ms = oops\n", r"section \[Gate\] is read only as \[gate\] \(lower case\)"),
     ("[DEBLEED]\nmodel = my.pt\n", r"section \[DEBLEED\] is read only as \[debleed\]"),
 ])
