@@ -54,9 +54,9 @@ LEGEND = """\
   snare in that window: hits the output has all but removed.
 - cymbal leakage (dB, lower is better): energy above 5 kHz of y - s over that of x - s
   inside the hit windows; a gate scores about 0.
-- tom/kick leakage (dB, lower is better): energy of y - s over that of x - s in the 100 ms
-  after kick/tom onsets that lie clear of any snare hit (200 ms guard), where the clean
-  snare is silent (as for bleed reduction); hi-hats struck there count too.
+- tom/kick leakage (dB, lower is better): energy of y over that of x in the 100 ms after
+  kick/tom onsets that lie clear of any snare hit (200 ms guard), where the clean snare is
+  silent (as for bleed reduction); hi-hats struck there count too.
 """
 
 

@@ -185,14 +185,19 @@ def _tail_into_kick(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, l
 
 
 def test_tom_kick_leakage_does_not_count_a_snare_sounding_in_the_region(rng):
-    """A snare ringing into a kick's region is the snare, not leakage: the clean snare
-    scores the floor, and an output that keeps it and halves the kick scores -6 dB."""
+    """A snare ringing into a kick's region is the snare, not leakage: only the samples
+    where it has fallen silent (-50 dB under the clip's peak) count, so the clean snare
+    scores under the -30 dB target even beside a kick this soft, an output that keeps it
+    and halves the kick about -6 dB, and one that shuts there (a closed gate) the floor:
+    it leaks nothing."""
     clean, noisy, onsets = _tail_into_kick(rng)
     kick = onsets[1]["sample"]
     assert metrics.tom_kick_regions_mask(onsets, SR, noisy.size)[kick]
-    assert metrics.tom_kick_leakage_db(noisy, clean, clean, SR, onsets) == pytest.approx(-120.0)
+    assert metrics.tom_kick_leakage_db(noisy, clean, clean, SR, onsets) < -30.0
     half = metrics.tom_kick_leakage_db(noisy, clean, clean + 0.5 * (noisy - clean), SR, onsets)
-    assert half == pytest.approx(20 * math.log10(0.5), abs=1e-6)
+    assert half == pytest.approx(20 * math.log10(0.5), abs=0.05)
+    shut = metrics.tom_kick_leakage_db(noisy, clean, np.zeros_like(noisy), SR, onsets)
+    assert shut == pytest.approx(-120.0)
 
 
 def test_tom_kick_leakage_does_not_charge_damage_to_a_sounding_snare(rng):
@@ -205,7 +210,8 @@ def test_tom_kick_leakage_does_not_charge_damage_to_a_sounding_snare(rng):
     kick = onsets[1]["sample"]
     assert sounding[kick] and not sounding[kick + 1600]
     ducked = np.where(sounding, 0.5 * clean, clean)
-    assert metrics.tom_kick_leakage_db(noisy, clean, ducked, SR, onsets) == pytest.approx(-120.0)
+    assert metrics.tom_kick_leakage_db(noisy, clean, ducked, SR, onsets) == (
+        metrics.tom_kick_leakage_db(noisy, clean, clean, SR, onsets))
 
 
 def test_tom_kick_regions_skip_snare_and_are_nan_without_free_kicks(rng):
