@@ -37,7 +37,7 @@ as whole, its gain kept as the open stretches (``GateCurve``), a few numbers per
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -434,15 +434,29 @@ def streamed_gate_curve(read: Callable[[int, int], np.ndarray], total: int, chan
     if config.auto:
         raise ParameterError("the automatic threshold needs the whole signal: resolve it with "
                              "auto_threshold_db before streaming the gate")
+    levels = _streamed_levels(read, total, channels, sample_rate, config)
+    decision = _Decision(validate_rate(sample_rate, "gate"), config, config.threshold_db, total)
+    for level in levels:
+        decision.feed(level)
+    return decision.curve()
+
+
+def _streamed_levels(read: Callable[[int, int], np.ndarray], total: int, channels: int,
+                     sample_rate: int, config: GateConfig) -> Iterator[np.ndarray]:
+    """The detector level of a signal read in ``DETECTOR_BLOCK`` pieces, piece by piece,
+    its filter and RMS state carried across: together exactly the whole signal's level.
+    The rate and ``config`` are checked now, before the first piece is asked for."""
     sample_rate = validate_rate(sample_rate, "gate")
     config.validate(sample_rate)
     detector = _Detector(sample_rate, config, channels)
-    decision = _Decision(sample_rate, config, config.threshold_db, total)
-    for begin in range(0, total, DETECTOR_BLOCK):
-        piece = validate_samples(read(begin, min(begin + DETECTOR_BLOCK, total)),
-                                 "gate detector")
-        decision.feed(detector.level(piece))
-    return decision.curve()
+
+    def pieces() -> Iterator[np.ndarray]:
+        for begin in range(0, total, DETECTOR_BLOCK):
+            piece = validate_samples(read(begin, min(begin + DETECTOR_BLOCK, total)),
+                                     "gate detector")
+            yield detector.level(piece)
+
+    return pieces()
 
 
 def streamed_auto_threshold_db(read: Callable[[int, int], np.ndarray], total: int,
@@ -451,15 +465,11 @@ def streamed_auto_threshold_db(read: Callable[[int, int], np.ndarray], total: in
     ``streamed_gate_curve`` reads it: the statistics it needs are the level's 5-ms frame
     peaks, so memory stays at one piece and a number per frame, where holding the whole
     signal took 1.8 GB for ten minutes of an 8-channel 96-kHz track."""
-    sample_rate = validate_rate(sample_rate, "gate")
-    config.validate(sample_rate)
-    detector = _Detector(sample_rate, config, channels)
-    frame = _frame_samples(sample_rate)
+    levels = _streamed_levels(read, total, channels, sample_rate, config)
+    frame = _frame_samples(validate_rate(sample_rate, "gate"))
     peaks, carry = [], np.zeros(0, dtype=np.float32)
-    for begin in range(0, total, DETECTOR_BLOCK):
-        piece = validate_samples(read(begin, min(begin + DETECTOR_BLOCK, total)),
-                                 "gate detector")
-        level = np.concatenate([carry, detector.level(piece)])
+    for piece in levels:
+        level = np.concatenate([carry, piece])
         whole = level.size // frame * frame
         peaks.append(level[:whole].reshape(-1, frame).max(axis=1))
         carry = level[whole:]
@@ -596,8 +606,8 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     floor (10th percentile of the frame levels, less any digital silence at the ends, so a
     silent lead-in or a short sidechain's padding does not drag it to -200 dB) and the
     softest peak. It never sits less than 6 dB above that floor, and is clamped to [-120, 0]
-    dBFS. A signal without any peak (a
-    steady tone or wash) gets a threshold above its maximum.
+    dBFS. A signal without any peak (a steady tone or wash) gets a threshold above its
+    maximum.
     Limits: bleed as loud as the softest hits (ghost notes under a loud hi-hat) cannot be
     separated by level, nor can a few hits of random velocities be told from clusters; of
     two bleed sources at clearly different levels (hi-hat, and louder kick or tom bleed),
