@@ -122,9 +122,10 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
             raise BridgeError("no audio items selected (select items, or tracks)"
                               + (": " + "; ".join(lines) if lines else ""))
         keys = None
-        if GATED.intersection(variants):
+        gated = bool(GATED.intersection(variants))
+        if gated:
             selection.takes = [gated_as_played(take) for take in selection.takes]
-        if sidechain_track and GATED.intersection(variants):
+        if sidechain_track and gated:
             track = find_track(api, sidechain_track, project)
             selection.takes = [keyable(take) for take in selection.takes]
             keys = render_keys(api, track, selection.takes, work_dir)
@@ -236,8 +237,7 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
             live = project_items(api, project)
             for index, then in enumerate(plan.selection.takes):
                 tables: dict[str, Any] = {}  # the item's takes, read once for all variants
-                take = _current(api, then, bool(GATED.intersection(plan.variants)),
-                                plan.keyed, live, tables)
+                take = _current(api, then, plan.gated, plan.keyed, live, tables)
                 if isinstance(take, Skipped):
                     skipped.append(take)
                     continue

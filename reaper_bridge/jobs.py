@@ -74,6 +74,11 @@ class Plan:
     cached: int = 0
     keyed: bool = False
 
+    @property
+    def gated(self) -> bool:
+        """Whether a gated variant is among those made."""
+        return bool(GATED.intersection(self.variants))
+
 
 def tasks_to_json(tasks: list[Task]) -> list[dict[str, Any]]:
     """The worker's job-file form of ``tasks``."""

@@ -150,10 +150,14 @@ def resolve_path(value: str, ini_path: str, words: tuple[str, ...] = ("",)) -> s
     return os.path.normpath(path)
 
 
+#: The words an on/off setting is written with (``compare_variants``, a gate switch).
+ON_WORDS, OFF_WORDS = ("true", "yes", "on"), ("false", "no", "off")
+
+
 def _gate_value(path: str, key: str, text: str) -> float | bool:
     word = text.strip().lower()
-    if word in ("true", "yes", "on", "false", "no", "off"):
-        return word in ("true", "yes", "on")
+    if word in ON_WORDS + OFF_WORDS:
+        return word in ON_WORDS
     try:
         return float(text)
     except ValueError:
@@ -164,9 +168,9 @@ def _gate_value(path: str, key: str, text: str) -> float | bool:
 def _switch(path: str, key: str, text: str) -> bool:
     """An on/off setting; empty is off. A misspelt word ("ture") is an error, not off."""
     word = text.strip().lower()
-    if word not in ("", "1", "true", "yes", "on", "0", "false", "no", "off"):
+    if word not in ("", "1", "0", *ON_WORDS, *OFF_WORDS):
         raise SettingsError(f"{path}: {key} = {text!r} is neither true nor false")
-    return word in ("1", "true", "yes", "on")
+    return word in ("1", *ON_WORDS)
 
 
 def _frequency(path: str, key: str, text: str) -> float:
