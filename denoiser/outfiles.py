@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 import signal
 import threading
 import zlib
@@ -79,12 +80,24 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
         raise
 
 
-def staging_folder(out: Path) -> Path:
+@contextmanager
+def staging_folder(out: Path) -> Iterator[Path]:
     """A new, empty hidden folder beside ``out``, with the permissions ``mkdir`` would give,
-    to build ``out`` in before it is moved into place (a dataset, a report)."""
+    to build ``out`` in before the caller moves it into place (a dataset, a report), inside
+    the block. If the block fails the folder is removed, and so are the missing parents made
+    for it while they are still empty: a failed command leaves the disk as it found it."""
     out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return _new_sibling(out, ".tmp", folder=True)
+    created = missing_folders(out.parent)
+    staging: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = _new_sibling(out, ".tmp", folder=True)
+        yield staging
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        remove_empty_folders(created)
+        raise
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

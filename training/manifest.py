@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import soundfile as sf
 
-from denoiser.outfiles import (missing_folders, remove_empty_folders, staging_folder,
-                               write_text_atomic)
+from denoiser.outfiles import staging_folder, write_text_atomic
 
 from .errors import DatasetError
 
@@ -72,26 +70,18 @@ def staged_output(out: Path) -> Iterator[Path]:
     block ends and removed if it fails: a dataset appears whole or not at all (a NaN in
     the last take must not leave half a dataset that trains). A folder that already holds
     files is refused, so a new dataset is never mixed into an old one. The missing parent
-    folders made for the staging folder are removed again on failure, when still empty:
-    a failed command leaves the disk as it found it."""
+    folders made for the staging folder are removed again on failure, when still empty
+    (``staging_folder``): a failed command leaves the disk as it found it."""
     out = Path(os.path.abspath(out))  # "." cannot be removed or renamed over; its full name can
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: is a file, not a folder; choose a new --out")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
-    created = missing_folders(out.parent)
-    staging: Path | None = None
-    try:
-        staging = staging_folder(out)
+    with staging_folder(out) as staging:
         yield staging
         if out.is_dir():
             out.rmdir()  # empty (checked above); Windows cannot rename over a folder
         os.replace(staging, out)
-    except BaseException:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        remove_empty_folders(created)
-        raise
 
 
 def write_manifest(root: Path, header: dict, clips: list[dict]) -> Path:

@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from denoiser.outfiles import (missing_folders, remove_empty_folders, staging_folder,
-                               write_text_atomic)
+from denoiser.outfiles import staging_folder, write_text_atomic
 
 from .errors import DatasetError
 
@@ -100,11 +99,8 @@ def staged_report(out: Path, marker: str) -> Iterator[Path]:
     a report is whole or absent (a NaN in the last clip must not leave half a report),
     while other files the user keeps in ``out`` stay. A folder is replaced only as
     ``check_report_folder`` allows (checked before anything moves). The missing parent
-    folders made for it are removed again on failure, when still empty."""
-    created = missing_folders(out.absolute().parent)
-    staging: Path | None = None
-    try:
-        staging = staging_folder(out)
+    folders made for it are removed again on failure, when still empty (``staging_folder``)."""
+    with staging_folder(out) as staging:
         yield staging
         check_report_folder(out, [c.name for c in staging.iterdir() if c.is_dir()], marker)
         out.mkdir(exist_ok=True)
@@ -113,12 +109,7 @@ def staged_report(out: Path, marker: str) -> Iterator[Path]:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)  # an earlier report's clips/: none of them may linger
             os.replace(child, target)
-    except BaseException:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        remove_empty_folders(created)
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)  # emptied into ``out``
 
 
 def _cell(value: float | None, digits: int = 2) -> str:

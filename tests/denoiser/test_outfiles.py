@@ -30,7 +30,7 @@ def test_importing_it_leaves_the_process_umask_alone() -> None:
             "import tempfile, pathlib, denoiser.outfiles as o\n"
             "d = pathlib.Path(tempfile.mkdtemp())\n"
             "with o.atomic_output(d / 'a.ini') as tmp: tmp.write_text('x')\n"
-            "o.staging_folder(d / 'data')\n")
+            "with o.staging_folder(d / 'data'):\n    pass\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
