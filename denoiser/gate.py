@@ -72,6 +72,10 @@ AUTO_MIN_CLUSTER_DISTANCE = 4.5  # class means apart, in pooled standard deviati
 AUTO_MIN_CLUSTER_PEAKS = 3  # in each class: a few random velocities always look clustered
 AUTO_MIN_BLEED_SHARE = 0.05  # of all peaks in the lowest class: a few strays are no bleed
 AUTO_LEVEL_STEP_DB = 0.25  # bins of the peak levels for the three-class search
+# A peak with fewer than AUTO_MIN_CLUSTER_PEAKS peaks (itself included) within this of its
+# level, under the lowest peak that has them, is a stray (a stick tap, a creak, a noise
+# peak): no bleed to gate, and no hit to keep.
+AUTO_STRAY_RADIUS_DB = 3.0
 AUTO_FLOOR_PERCENTILE = 10.0
 AUTO_FLOOR_MARGIN_DB = 6.0
 # Frames quieter than this are digital silence (a silent lead-in, a sidechain's zero
@@ -574,7 +578,7 @@ def _threshold_from_frames(frame_db: np.ndarray) -> float:
     floor_db = float(np.percentile(inside, AUTO_FLOOR_PERCENTILE))
     spacing = max(1, int(round(AUTO_MIN_PEAK_SPACING_MS / AUTO_FRAME_MS)))
     peak_at, _ = signal.find_peaks(frame_db, distance=spacing, prominence=AUTO_PEAK_PROMINENCE_DB)
-    levels = np.sort(frame_db[peak_at])
+    levels = _without_low_strays(np.sort(frame_db[peak_at]))
     if levels.size == 0:  # steady signal: nothing stands out, keep the gate shut on it
         threshold = float(frame_db.max()) + AUTO_FLOOR_MARGIN_DB
     else:
@@ -582,9 +586,33 @@ def _threshold_from_frames(frame_db: np.ndarray) -> float:
         if split is None:
             split = _otsu_split(levels)
         threshold = ((floor_db + float(levels[0])) / 2.0 if split is None
-                     else float(levels[split - 1] + levels[split]) / 2.0)
+                     else _widest_gap_under(levels, split))
         threshold = max(threshold, floor_db + AUTO_FLOOR_MARGIN_DB)
     return float(np.clip(threshold, MIN_THRESHOLD_DB, 0.0))
+
+
+def _without_low_strays(levels: np.ndarray) -> np.ndarray:
+    """The sorted peak ``levels`` (dB) from the lowest one that has company: at least
+    ``AUTO_MIN_CLUSTER_PEAKS`` peaks within ``AUTO_STRAY_RADIUS_DB``. One faint click under
+    the hi-hat bleed used to join the bleed's class and widen it, so the split that keeps
+    the ghost notes failed; the fallback then put the threshold by the click, and the whole
+    hi-hat through. Levels where no peak has company (a few hits) are returned whole."""
+    company = (np.searchsorted(levels, levels + AUTO_STRAY_RADIUS_DB, side="right")
+               - np.searchsorted(levels, levels - AUTO_STRAY_RADIUS_DB, side="left"))
+    clustered = np.flatnonzero(company >= AUTO_MIN_CLUSTER_PEAKS)
+    return levels[clustered[0]:] if clustered.size else levels
+
+
+def _widest_gap_under(levels: np.ndarray, split: int) -> float:
+    """The threshold for a split that puts the lowest ``split`` sorted ``levels`` (dB) in
+    the bleed: the middle of the widest gap between neighbouring levels from the bleed
+    class's median up to the split (the gap nearest the split on a tie). The split itself
+    only says which cluster is bleed: with hits of every velocity over the bleed, Otsu's
+    boundary falls among the soft hits, not in the empty decibels above the bleed."""
+    first = (split - 1) // 2
+    gaps = np.diff(levels[first:split + 1])
+    widest = first + gaps.size - 1 - int(np.argmax(gaps[::-1]))
+    return float(levels[widest] + levels[widest + 1]) / 2.0
 
 
 def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig) -> float:
@@ -596,14 +624,17 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     Method: the detector level of ``config`` (filters, RMS) is reduced to 5-ms frame peaks in
     dB; every hit of any drum shows up as a local peak standing at least 6 dB above its
     surroundings (``scipy.signal.find_peaks``, >= 40 ms apart). The lowest cluster of those
-    peak levels is taken for bleed, and the threshold goes into the middle of the gap between
-    its loudest peak and the next peak up. Hi-hat bleed under ghost notes and accents makes
-    three clusters: Otsu's three-class split finds them (``_three_class_split``: used when
+    peak levels is taken for bleed, and the threshold goes into the middle of the widest gap
+    between neighbouring peak levels from that cluster's median up to the next peak over it
+    (with hits of every velocity, the clusters' boundary alone falls among the soft hits).
+    Stray peaks under the lowest cluster (a click, a creak: peaks without two others within
+    3 dB) are left out first, or one of them spoils every split. Hi-hat bleed under ghost
+    notes and accents makes three clusters: Otsu's three-class split finds them (``_three_class_split``: used when
     both of its boundaries part clearly distinct clusters), so the ghosts are kept. Otherwise
     Otsu's two-class split (maximum between-class variance) is used when it is clearly
     bimodal (between-class variance >= 80 % of the total, cluster means >= 3 dB apart).
-    Otherwise all peaks are taken as hits and the threshold goes halfway between the noise
-    floor (10th percentile of the frame levels, less any digital silence at the ends, so a
+    Otherwise all peaks but the strays are taken as hits and the threshold goes halfway
+    between the noise floor (10th percentile of the frame levels, less any digital silence at the ends, so a
     silent lead-in or a short sidechain's padding does not drag it to -200 dB) and the
     softest peak. It never sits less than 6 dB above that floor, and is clamped to [-120, 0]
     dBFS. A signal without any peak (a steady tone or wash) gets a threshold above its
