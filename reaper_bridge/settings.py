@@ -154,15 +154,28 @@ def resolve_path(value: str, ini_path: str, words: tuple[str, ...] = ("",)) -> s
 ON_WORDS, OFF_WORDS = ("true", "yes", "on"), ("false", "no", "off")
 
 
-def _gate_value(path: str, key: str, text: str) -> float | bool:
-    word = text.strip().lower()
-    if word in ON_WORDS + OFF_WORDS:
-        return word in ON_WORDS
-    try:
-        return float(text)
-    except ValueError:
-        raise SettingsError(f"{path}: [gate] {key} = {text!r} is neither a number nor "
-                            "true/false") from None
+#: The ``[gate]`` keys that are on/off switches; every other one is a number.
+GATE_SWITCHES = ("auto",)
+
+
+def _gate_values(path: str, section: dict[str, str]) -> dict[str, float | bool]:
+    """The ``[gate]`` section's values: switches read as ``compare_variants`` is ("1" and
+    "true" alike: ``auto = 1`` used to be refused as the number 1), the rest as numbers. An
+    empty number is an error, not a default: a key left empty is more likely a value
+    forgotten than one meant to be the default (removing the line gives that)."""
+    values: dict[str, float | bool] = {}
+    for key, text in section.items():
+        if key in GATE_SWITCHES:
+            values[key] = _switch(path, f"[gate] {key}", text)
+        elif not text.strip():
+            raise SettingsError(f"{path}: [gate] {key} is empty; give a number, or remove "
+                                "the line for the default")
+        else:
+            try:
+                values[key] = float(text)
+            except ValueError:
+                raise SettingsError(f"{path}: [gate] {key} = {text!r} is not a number") from None
+    return values
 
 
 def _switch(path: str, key: str, text: str) -> bool:
@@ -215,7 +228,7 @@ def load_settings(path: str) -> BridgeSettings:
         hiss_cut_hz=_optional_frequency(path, "hiss_cut_hz", main.get("hiss_cut_hz", "").strip()),
         compare_variants=_switch(path, "compare_variants", main.get("compare_variants", "")),
         sidechain_track=main.get("sidechain_track", "").strip(),
-        gate={key: _gate_value(path, key, value) for key, value in gate.items()},
+        gate=_gate_values(path, gate),
     )
 
 

@@ -203,7 +203,7 @@ def _python_without_the_bridge(resource: Path) -> None:
 
 BREAKAGES = {
     "malformed-ini": (lambda r: Path(settings_path(str(r))).open("a").write("threshold_db = -30dB\n"),
-                      "settings: ", "threshold_db = '-30dB' is neither a number"),
+                      "settings: ", "threshold_db = '-30dB' is not a number"),
     "no-kb": (lambda r: (r / "reaper-kb.ini").unlink(), "actions registered: ", "lacks debleed_"),
     "kb-without-ours": (lambda r: (r / "reaper-kb.ini").write_text("KEY 1 65 40001 0\n"),
                         "actions registered: ", "lacks debleed_denoise_selected.py"),
@@ -395,6 +395,30 @@ def test_the_cache_key_follows_the_shipped_models_file(tmp_path: Path, monkeypat
     assert BridgeSettings().cache_key() != before
     named = BridgeSettings(model=str(shipped)).cache_key()
     assert named == BridgeSettings().cache_key()  # named or not, the same file is one key
+
+
+@pytest.mark.parametrize("written, read", [("1", True), ("yes", True), ("0", False),
+                                           ("off", False), ("", False)])
+def test_the_gate_auto_switch_is_written_as_compare_variants_is(tmp_path: Path, written: str,
+                                                                read: bool) -> None:
+    """``auto = 1`` was read as the number 1 and refused, where ``compare_variants = 1`` in
+    the same file is on."""
+    path = tmp_path / "debleed.ini"
+    path.write_text(f"[debleed]\ncompare_variants = {written}\n[gate]\nauto = {written}\n"
+                    "threshold_db = -40\n")
+    settings = load_settings(str(path))
+    assert settings.gate == {"auto": read, "threshold_db": -40.0}
+    assert settings.compare_variants is read
+
+
+def test_an_empty_gate_number_says_how_to_get_the_default(tmp_path: Path) -> None:
+    from reaper_bridge.settings import SettingsError
+
+    path = tmp_path / "debleed.ini"
+    path.write_text("[gate]\ndetector_hpf_hz =\n")
+    with pytest.raises(SettingsError, match="detector_hpf_hz is empty; give a number, or "
+                                            "remove the line for the default"):
+        load_settings(str(path))
 
 
 @pytest.mark.parametrize("text, message", [
