@@ -225,6 +225,45 @@ def test_tom_kick_regions_skip_snare_and_are_nan_without_free_kicks(rng):
     assert math.isnan(metrics.tom_kick_leakage_db(noisy, noisy, noisy, SR, near_snare))
 
 
+def _kick_under_hats(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                          list[dict]]:
+    """Two kicks (-22 dB) with no snare: one struck with a closed hi-hat (-12 dB), one
+    alone 600 ms later. Returns silence for the snare, the kick bleed, the hat bleed and the
+    onsets."""
+    n = SR * 2
+    kick_bleed, hat_bleed = np.zeros(n), np.zeros(n)
+    shared, alone = int(0.5 * SR), int(1.1 * SR)
+    thump = 10 ** (-22 / 20) * np.sin(2 * np.pi * 60 * np.arange(4800) / SR)
+    kick_bleed[shared:shared + 4800] += thump
+    kick_bleed[alone:alone + 4800] += thump
+    hat_bleed[shared:shared + 4800] = (10 ** (-12 / 20) * rng.standard_normal(4800)
+                                       * np.exp(-np.arange(4800) / 1200))
+    onsets = [{"time": 0.5, "sample": shared, "instrument": "kick", "velocity": 100, "target": False},
+              {"time": 0.5, "sample": shared, "instrument": "hihat_closed", "velocity": 100,
+               "target": False},
+              {"time": 1.1, "sample": alone, "instrument": "kick", "velocity": 100, "target": False}]
+    return np.zeros(n), kick_bleed, hat_bleed, onsets
+
+
+def test_tom_kick_leakage_counts_only_where_kick_or_tom_sound_alone(rng):
+    """SPEC 5: "where only toms or kick sound". A hi-hat struck with a kick was counted
+    too, and being louder it made the column: an output that removed the kick and kept the
+    hat read -0.4 dB (nothing removed), one that kept the kick and removed the hat -10 dB."""
+    clean, kick, hat, onsets = _kick_under_hats(rng)
+    noisy = clean + kick + hat
+    mask = metrics.tom_kick_regions_mask(onsets, SR, noisy.size)
+    assert mask.sum() == int(0.1 * SR) and mask[int(1.1 * SR)] and not mask[int(0.5 * SR)]
+    no_kick = metrics.tom_kick_leakage_db(noisy, clean, clean + hat, SR, onsets)
+    assert no_kick == pytest.approx(-120.0)
+    no_hat = metrics.tom_kick_leakage_db(noisy, clean, clean + kick, SR, onsets)
+    assert no_hat == pytest.approx(0.0, abs=1e-9)
+    lone_kick = onsets[2:]
+    for instrument, rings_over_the_kick in (("crash_1", True), ("cowbell", False)):
+        struck = {**onsets[1], "instrument": instrument, "sample": int(0.2 * SR), "time": 0.2}
+        kept = bool(metrics.tom_kick_regions_mask(lone_kick + [struck], SR, noisy.size).any())
+        assert kept != rings_over_the_kick  # a crash rings 2 s, a cowbell 0.5
+
+
 def test_clip_metrics_keys_and_input_scores(rng):
     clean, noisy, onsets = _snare_scene(rng)
     same = metrics.clip_metrics(noisy, clean, noisy, SR, onsets)
