@@ -57,6 +57,9 @@ def plan_chunks(total: int, segment: int, overlap: int, context: int,
     context = _round_up(max(0, context), align)
     overlap = _round_up(max(0, overlap), align)
     segment = max(_round_up(segment, align), overlap + align)
+    # Rounding up can lift the overlap past the stride, where three chunks' fades meet and
+    # their weights sum over 1 (a ripple at every seam): at most half a segment, on the grid.
+    overlap = min(overlap, segment // 2 // align * align)
     if total <= segment:
         return [Chunk(0, total, 0, total, 0, 0)]
     stride = segment - overlap
