@@ -101,6 +101,24 @@ def test_detect_onsets_finds_both_hits_of_a_flam():
     assert detect_onsets(flam, rate) / rate == pytest.approx([0.1, 0.13], abs=0.003)
 
 
+def test_a_clip_where_the_snare_rests_has_no_onsets_under_hum(tmp_path, session_dirs):
+    """Hits in the first 2 s of a take, a rest in the last 2 s, 50 Hz hum at -60 dBFS
+    under all of it: detected per clip, the rest clip's floor fell to the hum and each of
+    its half cycles was a hit; detected on the take, the rest has none."""
+    rate = 48000
+    clean = tmp_path / "hum"
+    clean.mkdir()
+    take = snare_take(4.0, rate, [0.1, 0.6, 1.1, 1.6])
+    take += (1e-3 * np.sin(2 * np.pi * 50 * np.arange(take.size) / rate)).astype(np.float32)
+    sf.write(clean / "take.wav", take, rate, subtype="FLOAT")
+    config = SessionConfig(clip_seconds=2.0)
+    plan = plan_session(clean, session_dirs[1], config)
+    hits, rest = (make_session_clip(plan, job, seed=1, config=config) for job in (0, 1))
+    assert [o["time"] for o in hits.meta["onsets"]] == pytest.approx([0.1, 0.6, 1.1, 1.6],
+                                                                    abs=0.003)
+    assert rest.meta["onsets"] == []
+
+
 def test_session_errors(tmp_path, session_dirs):
     clean_dir, bleed_dir = session_dirs
     empty = tmp_path / "empty"
