@@ -514,7 +514,8 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
         raise DatasetError(f"split must be 'test' or automatic, got {split!r}")
     check_valid_fraction(valid_fraction)  # a test set has no use for it, but 7 is no fraction
     check_clip_seconds(config.clip_seconds)
-    kits = [load_kit(path) for path in kit_paths]
+    paths = [str(path) for path in kit_paths]  # what was given: an .xml is not its folder
+    kits = [load_kit(path) for path in paths]
     if not kits:
         raise DatasetError("give at least one --kit")
     if split != "test":
@@ -528,7 +529,9 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     width = max(5, len(str(n - 1)))
     splits = ["test"] * n if split == "test" else assign_splits(n, seed, valid_fraction)
     jobs_list = [(i, f"clip-{i:0{width}d}", clip_seed(seed, i), splits[i]) for i in range(n)]
-    worker = ([str(kit.path) for kit in kits], config, performances)
+    # The workers load the paths given, not ``kit.path``: that is the kit's folder, and for
+    # a Hydrogen XML not named drumkit.xml they read it as loose one-shots, another kit.
+    worker = (paths, config, performances)
     with staged_output(out) as staging:
         rows = []
         if jobs > 1:

@@ -260,3 +260,16 @@ def test_a_valid_fraction_outside_0_1_is_refused_for_any_split(synthetic_kit_dir
         render_dataset([synthetic_kit_dir], tmp_path / "set", hours=10 * 1.5 / 3600, seed=4,
                        config=CONFIG, valid_fraction=7, split=split)
     assert not (tmp_path / "set").exists()
+
+
+def test_a_kit_given_as_an_xml_not_named_drumkit_renders_that_kit(synthetic_kit_dir, tmp_path):
+    """The workers reloaded the kit's folder, not the XML given: without a drumkit.xml
+    there, they read its WAVs as loose one-shots, and every clip came from that other kit
+    while the manifest named the Hydrogen one."""
+    kit = shutil.copytree(synthetic_kit_dir, tmp_path / "kit")
+    (kit / "drumkit.xml").rename(kit / "mykit.xml")
+    root = render_dataset([kit / "mykit.xml"], tmp_path / "set", hours=2 * 1.5 / 3600, seed=4,
+                          config=CONFIG)
+    manifest = read_manifest(root)
+    assert manifest["kits"] == ["debleed synthetic kit"]
+    assert [clip["kit"] for clip in manifest["clips"]] == ["debleed synthetic kit"] * 2
