@@ -16,6 +16,9 @@ from .errors import DatasetError
 from .grooves import ROLE, Events
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
+#: MIDI file type 2 (asynchronous): each track is a pattern of its own, with its own tempo,
+#: not a part of one performance, so mido refuses to merge them into one timeline.
+ASYNCHRONOUS_TYPE = 2
 # GM percussion key map -> (role, tom index 0 = high .. 3 = floor)
 GM_NOTES: dict[int, tuple[str, int]] = {
     35: ("kick", -1), 36: ("kick", -1), 37: ("sidestick", -1), 38: ("snare", -1),
@@ -38,6 +41,7 @@ def read_midi(path: str | Path) -> Events:
         midi = mido.MidiFile(str(path))
     except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
         raise DatasetError(f"{path}: not a readable MIDI file ({exc})") from None
+    _refuse_asynchronous(path, midi)
     now = 0.0
     hits: list[tuple[float, int, int]] = []
     for message in midi:
@@ -53,6 +57,14 @@ def read_midi(path: str | Path) -> Events:
     roles = np.array([ROLE[GM_NOTES[int(n)][0]] for n in notes], np.int8)
     toms = np.array([GM_NOTES[int(n)][1] for n in notes], np.int8)
     return Events(time.astype(np.float64), roles, velocity.astype(np.int16), toms).sorted()
+
+
+def _refuse_asynchronous(path: Path, midi: mido.MidiFile) -> None:
+    """Refuse a type-2 file in one line: iterating it, mido raised a bare TypeError ("can't
+    merge tracks in type 2 (asynchronous) file") and the command ended in a traceback."""
+    if midi.type == ASYNCHRONOUS_TYPE:
+        raise DatasetError(f"{path}: a type-2 (asynchronous) MIDI file, whose tracks are "
+                           "separate patterns, not one performance; save it as type 0 or 1")
 
 
 def midi_files(paths: list[str | Path]) -> list[Path]:

@@ -84,3 +84,16 @@ def test_not_a_midi_file(tmp_path):
     path = write_midi(tmp_path / "piano.mid", [(0, 90, 100)])
     with pytest.raises(DatasetError, match="no General MIDI drum notes"):
         read_midi(path)
+
+
+def test_a_type_2_midi_file_is_refused_in_one_line(tmp_path):
+    """mido cannot merge a type-2 file's tracks and raised a TypeError, a traceback."""
+    midi = mido.MidiFile(type=2)
+    for note in (36, 38):
+        track = mido.MidiTrack()
+        midi.tracks.append(track)
+        track.append(mido.Message("note_on", channel=9, note=note, velocity=100, time=0))
+        track.append(mido.Message("note_off", channel=9, note=note, velocity=0, time=480))
+    midi.save(tmp_path / "patterns.mid")
+    with pytest.raises(DatasetError, match="patterns.mid: a type-2 .* save it as type 0 or 1"):
+        read_midi(tmp_path / "patterns.mid")
