@@ -22,7 +22,7 @@ import functools
 import re
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -434,6 +434,16 @@ def _visible(folder: Path) -> list[Path]:
     """A folder's entries, sorted, without hidden ones: macOS leaves ``._name.wav``
     AppleDouble companions beside copied files, which are metadata, not audio."""
     return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
+
+
+def visible_files(folder: Path, suffixes: Collection[str]) -> list[Path]:
+    """The files under ``folder`` (recursively, sorted) whose name ends in one of
+    ``suffixes`` (lower case), hidden ones and those in hidden folders left out: macOS
+    leaves a ``._NAME`` AppleDouble companion (metadata) beside every file copied to exFAT
+    or SMB, and read as audio or MIDI it refused the whole folder."""
+    return sorted(path for path in folder.rglob("*") if path.suffix.lower() in suffixes
+                  and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+                  and path.is_file())  # a folder named like a file is searched, not read
 
 
 def _load_folder(folder: Path) -> Kit:

@@ -14,11 +14,13 @@ import numpy as np
 
 from .errors import DatasetError
 from .grooves import ROLE, Events
+from .kits import visible_files
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 #: MIDI file type 2 (asynchronous): each track is a pattern of its own, with its own tempo,
 #: not a part of one performance, so mido refuses to merge them into one timeline.
 ASYNCHRONOUS_TYPE = 2
+MIDI_SUFFIXES = (".mid", ".midi")
 # GM percussion key map -> (role, tom index 0 = high .. 3 = floor)
 GM_NOTES: dict[int, tuple[str, int]] = {
     35: ("kick", -1), 36: ("kick", -1), 37: ("sidestick", -1), 38: ("snare", -1),
@@ -68,11 +70,12 @@ def _refuse_asynchronous(path: Path, midi: mido.MidiFile) -> None:
 
 
 def midi_files(paths: list[str | Path]) -> list[Path]:
-    """MIDI files named directly or found (recursively) in the given folders."""
+    """MIDI files named directly or found (recursively) in the given folders, hidden ones
+    left out (``visible_files``: a folder copied from a Mac holds ``._NAME.mid``)."""
     found: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
-            found.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in (".mid", ".midi")))
+            found.extend(visible_files(item, MIDI_SUFFIXES))
         elif item.is_file():
             found.append(item)
         else:

@@ -27,7 +27,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from denoiser.audio import read_audio
 
 from .errors import DatasetError
-from .kits import AUDIO_SUFFIXES, SILENCE_PEAK
+from .kits import AUDIO_SUFFIXES, SILENCE_PEAK, visible_files
 from .manifest import assign_splits, split_order, staged_output, write_manifest
 from .synth import Clip, check_clip_seconds, write_clip
 
@@ -104,10 +104,7 @@ class SessionPlan:
 def _audio_files(folder: Path, what: str) -> list[Path]:
     """The audio files under ``folder``, hidden ones left out: macOS leaves a ``._NAME.wav``
     companion beside every file copied to exFAT or SMB, and it holds no audio."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-                   and p.is_file())  # a folder named like audio is searched, not read
+    files = visible_files(Path(folder), AUDIO_SUFFIXES)
     if not files:
         raise DatasetError(f"{folder}: no audio files for the {what} takes")
     return files

@@ -10,7 +10,7 @@ import pytest
 
 from training.errors import DatasetError
 from training.grooves import ROLES
-from training.midi import read_midi
+from training.midi import midi_files, read_midi
 from training.session import detect_onsets
 from training.synth import SynthConfig, render_clip
 
@@ -97,3 +97,15 @@ def test_a_type_2_midi_file_is_refused_in_one_line(tmp_path):
     midi.save(tmp_path / "patterns.mid")
     with pytest.raises(DatasetError, match="patterns.mid: a type-2 .* save it as type 0 or 1"):
         read_midi(tmp_path / "patterns.mid")
+
+
+def test_a_midi_folder_copied_from_a_mac_skips_its_hidden_files(tmp_path):
+    """macOS leaves a ``._NAME.mid`` AppleDouble companion (metadata) beside each copied
+    file: read as MIDI it was "not a readable MIDI file", and the whole folder was refused."""
+    folder = tmp_path / "grooves"
+    (folder / ".Trashes").mkdir(parents=True)
+    groove = write_midi(folder / "groove.mid", [(0, 36, 100), (1, 38, 110)])
+    (folder / "._groove.mid").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    (folder / ".Trashes" / "old.mid").write_bytes(groove.read_bytes())
+    assert midi_files([folder]) == [groove]
+    assert [ROLES[r] for r in read_midi(groove).role] == ["kick", "snare"]
