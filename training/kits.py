@@ -448,10 +448,11 @@ def visible_files(folder: Path, suffixes: Collection[str]) -> list[Path]:
 
 def _load_folder(folder: Path) -> Kit:
     """A folder of one-shots named by instrument: ``snare_soft.wav``, ``snare-2.wav``,
-    ``kick.flac``... or subfolders named by instrument holding its layers. Layers of one
-    instrument are ordered by peak level and share the velocity range evenly. Numbered
-    toms and cymbals (``tom1.wav``, ``crash2.wav``) are separate instruments, not layers;
-    numbered snares, kicks and hi-hats are layers (see ``_instrument_name``).
+    ``kick.flac``... or subfolders named by instrument holding its layers (names matched
+    regardless of case, ``_add_to_group``). Layers of one instrument are ordered by peak
+    level and share the velocity range evenly. Numbered toms and cymbals (``tom1.wav``,
+    ``crash2.wav``) are separate instruments, not layers; numbered snares, kicks and hi-hats
+    are layers (see ``_instrument_name``).
 
     A folder of Hydrogen kits is refused: read as one-shots, each whole kit would become
     one instrument, cymbals and all, and could land in the clean snare target."""
@@ -459,16 +460,16 @@ def _load_folder(folder: Path) -> Kit:
     if kits:
         raise KitError(f"{folder}: holds Hydrogen kits ({', '.join(kits)}), not one-shots; "
                        "pass each kit folder on its own (one --kit per kit)")
-    groups: dict[str, list[Path]] = {}
+    groups: dict[str, tuple[str, list[Path]]] = {}
     for path in _visible(folder):
         if path.is_dir():
             files = [p for p in _visible(path) if p.suffix.lower() in AUDIO_SUFFIXES]
             if files:
-                groups.setdefault(path.name, []).extend(files)
+                _add_to_group(groups, path.name, files)
         elif path.suffix.lower() in AUDIO_SUFFIXES:
-            groups.setdefault(_instrument_name(path.stem), []).append(path)
+            _add_to_group(groups, _instrument_name(path.stem), [path])
     instruments = []
-    for name, files in groups.items():
+    for name, files in groups.values():
         peaks = [float(np.max(np.abs(_load_sample(f)))) for f in files]
         order = [files[i] for i in np.argsort(peaks, kind="stable")]
         edges = np.linspace(0.0, 1.0, len(order) + 1)
@@ -477,6 +478,14 @@ def _load_folder(folder: Path) -> Kit:
         if instrument is not None:
             instruments.append(instrument)
     return _finish(Kit(folder.name, folder, tuple(instruments)))
+
+
+def _add_to_group(groups: dict[str, tuple[str, list[Path]]], name: str,
+                  files: list[Path]) -> None:
+    """Add ``files`` to the instrument ``name``, matched case-insensitively and shown as
+    first spelled: ``Snare_soft.wav``, ``snare_med.wav`` and ``SNARE_hard.wav`` were three
+    snares of one layer each, not one snare with three velocity layers."""
+    groups.setdefault(name.casefold(), (name, []))[1].extend(files)
 
 
 def _finish(kit: Kit) -> Kit:

@@ -122,6 +122,21 @@ def test_folder_numbered_toms_and_cymbals_are_pieces_and_names_keep_letters(tmp_
                       "Floor Tom": 1, "Kick_Drum": 1, "snare": 2, "hihat": 2, "ride": 1}
 
 
+def test_folder_groups_one_shots_whose_names_differ_only_in_case(tmp_path):
+    """Snare_soft, snare_med and SNARE_hard were three snares of one layer each; grouped
+    case-insensitively they are one snare with three layers, named as first spelled."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for velocity, stem in ((0.2, "Snare_soft"), (0.5, "snare_med"), (0.9, "SNARE_hard")):
+        sf.write(folder / f"{stem}.wav", one_shot("snare", 190, 0.16, 0.5, velocity), 48000)
+    sf.write(folder / "kick.wav", one_shot("kick", 55, 0.3, 0.5, 1.0), 48000)
+    (snare,) = load_kit(folder).by_category("snare")
+    assert snare.name == "SNARE"  # the first in sorted order
+    assert [layer.source for layer in snare.layers] == ["Snare_soft.wav", "snare_med.wav",
+                                                        "SNARE_hard.wav"]
+    assert [layer.high for layer in snare.layers] == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
 def test_folder_skips_macos_appledouble_files(tmp_path):
     """``._name.wav`` companions are metadata, not audio: skipped at top level and in
     instrument subfolders instead of failing the whole kit."""
