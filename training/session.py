@@ -29,7 +29,7 @@ from denoiser.audio import read_audio
 from .errors import DatasetError
 from .kits import AUDIO_SUFFIXES, SILENCE_PEAK, visible_files
 from .manifest import assign_splits, split_order, staged_output, write_manifest
-from .synth import Clip, check_clip_seconds, write_clip
+from .synth import CLIP_SECONDS, Clip, check_clip_seconds, write_clip
 
 SESSION_RATE = 48000
 ANTIPHASE_DB = 40.0  # a mono mix this far below its loudest channel is channels cancelling
@@ -177,15 +177,32 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
             count = min(count, config.clips_per_take)
         jobs.extend((index, k * clip) for k in range(count))
     if not jobs:
-        longest = math.floor(max(lengths) / config.sample_rate * 10) / 10
-        raise DatasetError(f"{clean_dir}: no clean take is as long as one "
-                           f"{config.clip_seconds:g} s clip (the longest is {longest:g} s); "
-                           f"give a --clip-seconds of at most {longest:g}")
+        raise _no_clip_error(Path(clean_dir), clean, lengths, config)
     rate = config.sample_rate
     audio = CleanAudio(takes=len(clean), short_takes=sum(n < clip for n in lengths),
                        seconds=sum(lengths) / rate, used_seconds=len(jobs) * clip / rate,
                        capped_seconds=capped * clip / rate, clip_seconds=config.clip_seconds)
     return SessionPlan(clean, bleed, jobs, (Path(clean_dir), Path(bleed_dir)), audio)
+
+
+def _no_clip_error(folder: Path, clean: list[Path], lengths: list[int],
+                   config: SessionConfig) -> DatasetError:
+    """Why no clean take gives a clip, and what to do. A shorter ``--clip-seconds`` helps
+    only down to the shortest clip (``CLIP_SECONDS``): with every take empty or shorter
+    than that, the hint was "--clip-seconds of at most 0", which no value satisfies, so
+    the empty folder or the longest take is named instead."""
+    index = int(np.argmax(lengths))
+    longest = math.floor(lengths[index] / config.sample_rate * 10) / 10
+    shortest_clip = CLIP_SECONDS[0]
+    if not lengths[index]:
+        return DatasetError(f"{folder}: every clean take is empty (zero samples)")
+    if longest < shortest_clip:
+        return DatasetError(f"{clean[index]}: the longest clean take is only "
+                            f"{lengths[index] / config.sample_rate:.3g} s, shorter than the "
+                            f"shortest clip ({shortest_clip:g} s)")
+    return DatasetError(f"{folder}: no clean take is as long as one {config.clip_seconds:g} s "
+                        f"clip (the longest is {longest:g} s); give a --clip-seconds of at "
+                        f"most {longest:g}")
 
 
 def _refuse_overlap(clean_dir: Path, bleed_dir: Path) -> None:

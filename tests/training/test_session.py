@@ -132,6 +132,21 @@ def test_session_errors(tmp_path, session_dirs):
         build_session_dataset(plan, clean_dir.parent, seed=0)
 
 
+@pytest.mark.parametrize("seconds, message", [
+    (0.0, "short: every clean take is empty"),
+    (0.3, r"take.wav: the longest clean take is only 0.3 s, shorter than the shortest clip "
+          r"\(0.5 s\)")])
+def test_takes_shorter_than_any_clip_are_named_not_a_clip_length_of_0(tmp_path, session_dirs,
+                                                                     seconds, message):
+    """An empty or 0.3 s take gave "--clip-seconds of at most 0", which no value meets."""
+    clean = tmp_path / "short"
+    clean.mkdir()
+    sf.write(clean / "take.wav", snare_take(seconds, 48000, []), 48000)
+    with pytest.raises(DatasetError, match=message) as error:
+        plan_session(clean, session_dirs[1])
+    assert "--clip-seconds" not in str(error.value)
+
+
 def test_clean_and_bleed_folders_must_be_apart(tmp_path, session_dirs):
     """Takes are read from sub-folders too: a bleed folder inside the clean one made its
     bleed takes clean targets, and one folder as both paired snares with themselves."""
