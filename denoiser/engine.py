@@ -36,6 +36,9 @@ Progress = Callable[[float], None]
 # (AVX512-BF16, AMX) bfloat16 ran the shipped model 9 to 45 % faster, by CPU, for an output
 # within -60 dB of the float32 one (docs/model.md); elsewhere it is emulated and slower.
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# What a streamed block's margin needs beyond the model's own context: soxr's HQ filter
+# reaches a few milliseconds either side of each sample.
+RESAMPLER_MARGIN_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,11 @@ class Denoiser:
             elif cut != HISS_CUT_HZ:  # the default has no band to test on a 44.1-kHz model
                 raise ParameterError(f"hiss_cut_hz must be 0 (never cut) or below the model's "
                                      f"Nyquist ({nyquist:g} Hz), not {cut:g}")
+        needed = self.model.context_samples() / self.model.sample_rate + RESAMPLER_MARGIN_SECONDS
+        if self.config.block_margin_seconds < needed:
+            raise ParameterError(f"block margin {self.config.block_margin_seconds:g} s is under "
+                                 f"what the model reads around each sample ({needed:.2f} s): "
+                                 "a streamed file would have seams at its block edges")
         if self.config.precision == "float16" and self.device.type != "cuda":
             raise ParameterError("float16 precision needs a CUDA device; on the CPU use bfloat16")
         self.info = info or {}
