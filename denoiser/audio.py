@@ -135,12 +135,28 @@ def require_file(path: Path) -> Path:
     return path
 
 
+def sf_name(path: str | os.PathLike) -> str | bytes:
+    """The name to give soundfile for ``path``. On POSIX a file name is bytes, and one
+    that is not UTF-8 (a Latin-1 name from an old drive or a zip) reaches Python with
+    surrogates, which soundfile's strict UTF-8 encoding refused: a good file was reported
+    unreadable, and such an output name ended in a traceback. Windows names are text."""
+    return os.fsencode(path) if os.name == "posix" else os.fspath(path)
+
+
+def unwritable(path: str | os.PathLike, exc: Exception) -> AudioError:
+    """libsndfile's failure to write (a full disk reads "System error.") as one line naming
+    the folder: it is a RuntimeError, not the OSError the commands report, so it ended in a
+    traceback."""
+    return AudioError(f"{Path(path).parent}: could not write the output there ({exc}); "
+                      "is the disk full?")
+
+
 def open_track(src: Path) -> sf.SoundFile:
     """An open handle on ``src``, refused if it is missing, unreadable, empty or at an odd
     rate: what ``read_audio`` reads whole and the streaming path block by block."""
     require_file(src)
     try:
-        handle = sf.SoundFile(str(src))
+        handle = sf.SoundFile(sf_name(src))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{src}: not a readable audio file ({exc})") from None
     try:
@@ -210,13 +226,13 @@ def scan(handle: sf.SoundFile) -> TrackLevels:
     try:
         for block in handle.blocks(blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
             if not np.isfinite(block).all():
-                raise AudioError(f"{handle.name}: contains NaN/inf samples")
+                raise AudioError(f"{os.fsdecode(handle.name)}: contains NaN/inf samples")
             high = np.maximum(high, np.max(block, axis=0))
             low = np.minimum(low, np.min(block, axis=0))
             total += np.sum(block, axis=0, dtype=np.float64)
             decoded += block.shape[0]
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{handle.name}: damaged audio file ({str(exc).splitlines()[0]})") from None
+        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file ({str(exc).splitlines()[0]})") from None
     require_whole(decoded, handle)
     mean = total / decoded
     offset = dc_offset(mean, np.maximum(high - mean, mean - low))
@@ -242,7 +258,7 @@ def require_whole(decoded: int, handle: sf.SoundFile) -> None:
     """Refuse a file that decodes to fewer frames than its header counts (a FLAC or MP3
     cut short): its output would not line up with the item REAPER shows for it."""
     if decoded != handle.frames:
-        raise AudioError(f"{handle.name}: damaged audio file (its header counts "
+        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file (its header counts "
                          f"{handle.frames} frames, {decoded} decode); export it again")
 
 
@@ -311,13 +327,17 @@ def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
     bytes on every run (datasets and outputs must be reproducible). RF64 gets the chunk
     anyway, with its time zeroed once closed."""
     container = wav_container(frames, channels, subtype, extensible=layout is not None)
-    with sf.SoundFile(path, "w", int(sample_rate), channels, subtype, format=container) as handle:
-        omit_peak_chunk(handle)
-        if broadcast is not None:
-            set_broadcast_info(handle, broadcast)
-        if layout is not None:
-            set_channel_map(handle, layout)
-        yield handle
+    try:
+        with sf.SoundFile(sf_name(path), "w", int(sample_rate), channels, subtype,
+                          format=container) as handle:
+            omit_peak_chunk(handle)
+            if broadcast is not None:
+                set_broadcast_info(handle, broadcast)
+            if layout is not None:
+                set_channel_map(handle, layout)
+            yield handle
+    except sf.LibsndfileError as exc:  # the body's reads raise AudioError, never this
+        raise unwritable(path, exc) from None
     if container == "RF64":
         zero_peak_time(path)
 

@@ -17,6 +17,7 @@ file that is renamed over ``dst`` at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -53,10 +54,13 @@ def read_exactly(handle: sf.SoundFile, start: int, frames: int) -> np.ndarray:
     """``frames`` samples from ``start`` as ``(C, frames)`` float32. A damaged compressed
     file can decode whole from the start yet come up short after a seek (an MP3 whose
     seek table is off): that is an error, not a block silently shorter than planned."""
-    handle.seek(start)
-    block = handle.read(frames, dtype="float32", always_2d=True).T
+    try:
+        handle.seek(start)
+        block = handle.read(frames, dtype="float32", always_2d=True).T
+    except sf.LibsndfileError as exc:  # not to be taken for the output's write failing
+        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file ({exc}); export it again") from None
     if block.shape[1] != frames:
-        raise AudioError(f"{handle.name}: damaged audio file (frames {start}-{start + frames} "
+        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file (frames {start}-{start + frames} "
                          f"do not decode after a seek); export it again")
     return block
 
@@ -68,7 +72,7 @@ def open_sidechain(path: Path, track: sf.SoundFile,
     from .gate import require_same_rate
 
     key = stack.enter_context(open_track(path))
-    require_same_rate(path, key.samplerate, track.name, track.samplerate)
+    require_same_rate(path, key.samplerate, os.fsdecode(track.name), track.samplerate)
     scan(key)  # finite and whole
     return key
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from denoiser.audio import read_audio, write_audio
+from denoiser.audio import read_audio, sf_name, write_audio
 from denoiser.errors import AudioError, ParameterError
 from denoiser.hiss_cut import hiss_cut
 
@@ -62,13 +62,13 @@ def slice_file(src: str, dst: str, start: int, frames: int, chanmode: int = 0,
     through channel mode ``chanmode`` and times ``gain`` (take times item volume, negative
     when the polarity is flipped): what a take with playrate 1 plays."""
     try:
-        info = sf.info(src)
+        info = sf.info(sf_name(src))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{src}: not a readable audio file ({exc})") from None
     out = np.zeros((info.channels, frames), dtype=np.float32)
     first, last = max(start, 0), min(start + frames, info.frames)
     if last > first:
-        data = sf.read(src, start=first, stop=last, dtype="float32", always_2d=True)[0]
+        data = sf.read(sf_name(src), start=first, stop=last, dtype="float32", always_2d=True)[0]
         out[:, first - start:last - start] = data.T
     played = channel_mode(out, chanmode) * np.float32(gain)
     return write_audio(dst, played, info.samplerate, protect=(src,))

@@ -18,6 +18,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from denoiser.audio import sf_name
+
 from .errors import DatasetError
 from .manifest import SPLITS, check_clip_files, read_manifest
 from .synth import Clip, SynthConfig, clip_seed, render_clip
@@ -96,7 +98,7 @@ class ClipFolder(Dataset):
 
     def _read(self, path: Path, start: int, stop: int) -> np.ndarray:
         try:
-            data, rate = sf.read(str(path), start=start, stop=None if stop < 0 else stop,
+            data, rate = sf.read(sf_name(path), start=start, stop=None if stop < 0 else stop,
                                  dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise DatasetError(f"{path}: unreadable clip ({exc})") from None

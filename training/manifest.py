@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import soundfile as sf
 
+from denoiser.audio import sf_name
 from denoiser.outfiles import staging_folder, write_text_atomic
 
 from .errors import DatasetError
@@ -121,7 +122,7 @@ def check_clip_files(root: Path, entry: Mapping[str, Any], sample_rate: int | No
     for track in CLIP_TRACKS:
         path = folder / f"{track}.wav"
         try:
-            info = sf.info(str(path))
+            info = sf.info(sf_name(path))
         except (OSError, RuntimeError) as exc:  # sf.LibsndfileError is a RuntimeError
             raise DatasetError(f"{path}: unreadable clip ({str(exc).splitlines()[0]})") from None
         if sample_rate is not None and info.samplerate != sample_rate:

@@ -24,7 +24,7 @@ import soundfile as sf
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from denoiser.audio import read_audio
+from denoiser.audio import read_audio, sf_name
 
 from .errors import DatasetError
 from .kits import AUDIO_SUFFIXES, SILENCE_PEAK, visible_files
@@ -166,7 +166,7 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
     capped = 0
     for index, path in enumerate(clean):
         try:
-            info = sf.info(str(path))
+            info = sf.info(sf_name(path))
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise DatasetError(f"{path}: not a readable audio file ({exc})") from None
         frames = int(info.frames * config.sample_rate / info.samplerate)

@@ -3,15 +3,19 @@ in every writing command, never a traceback."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
 from debleed.cli.common import one_line
 from debleed.cli.main import cli
+
+SF_ERR_SYSTEM = 2  # libsndfile's code for a failed system call (a full disk)
 
 
 @pytest.mark.parametrize("command", [
@@ -65,3 +69,40 @@ def test_a_killed_run_leaves_no_temporary_output(tmp_path, write_wav, drum_track
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=30) == 128 + signal.SIGTERM
     assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav"]
+
+
+@pytest.mark.parametrize("command", [["gate", "{src}"], ["denoise", "{src}"]],
+                         ids=lambda command: command[0])
+def test_a_full_disk_is_one_line(tmp_path, write_wav, drum_track, monkeypatch, command):
+    """libsndfile reports a write the disk refuses as "System error." in a RuntimeError,
+    not an OSError: it ended every writing command in a traceback. (The progress line of
+    the work done before the write may come first.)"""
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+
+    def disk_full(self, data):
+        raise sf.LibsndfileError(SF_ERR_SYSTEM)
+
+    monkeypatch.setattr(sf.SoundFile, "write", disk_full)
+    result = CliRunner().invoke(cli, [part.format(src=src) for part in command])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {tmp_path}: could not write the output there (System error.); "
+        "is the disk full?")
+    assert [path.name for path in tmp_path.iterdir()] == ["snare.wav"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="other systems' file names are text")
+@pytest.mark.parametrize("command", [["gate", "{src}", "-o", "{out}"], ["denoise", "{src}"]],
+                         ids=lambda command: command[0])
+def test_a_file_name_that_is_not_utf8_is_read_and_written(tmp_path, drum_track, command):
+    """A Latin-1 name (an old drive, a zip archive) reaches Python with surrogates, which
+    soundfile refused to encode: the good file was called unreadable, and such an output
+    name ended in a traceback."""
+    src = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.wav")
+    out = os.fsdecode(os.fsencode(tmp_path) + b"/out\xe9.wav")
+    sf.write(os.fsencode(src), drum_track().T, 48000, subtype="FLOAT")
+    args = [part.format(src=src, out=out) for part in command]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    written = out if command[0] == "gate" else src[:-len(".wav")] + ".debleed.wav"
+    assert sf.info(os.fsencode(written)).frames == drum_track().shape[1]
