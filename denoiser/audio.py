@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioError
+from .errors import AudioError, SilentAudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
 from .wavchunks import (broadcast_info, channel_map, omit_peak_chunk, set_broadcast_info,
                         set_channel_map, zero_peak_time)
@@ -279,7 +279,7 @@ def require_sound(levels: TrackLevels, path: str | os.PathLike) -> None:
     """An error when the track is silent about its DC offset: it has nothing to denoise,
     and levelling it would amplify nothing by infinity."""
     if float(levels.peak.max()) <= SILENT_PEAK:
-        raise AudioError(f"{path}: {silence_message('', np.abs(levels.offset))}")
+        raise SilentAudioError(f"{path}: {silence_message('', np.abs(levels.offset))}")
 
 
 def silence_message(what: str, raw_peaks: np.ndarray | None = None) -> str:

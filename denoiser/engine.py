@@ -23,7 +23,7 @@ import torch
 from .audio import SILENT_PEAK, dc_offset_of, silence_message, validate_rate, validate_samples
 from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
-from .errors import AudioError, ModelError, ParameterError
+from .errors import ModelError, ParameterError, SilentAudioError
 from .models import DenoiserModel
 from .hiss import QuietBands, has_top_band_floor
 from .hiss_cut import HISS_CUT_HZ, REFERENCE_BAND_HZ
@@ -246,7 +246,7 @@ class Denoiser:
         peaks = np.asarray(peaks, dtype=np.float64).reshape(-1)
         loudest = float(peaks.max(initial=0.0))
         if loudest <= SILENT_PEAK:
-            raise AudioError(silence_message("input", raw_peaks))
+            raise SilentAudioError(silence_message("input", raw_peaks))
         gains = self.config.peak_level / np.where(peaks > SILENT_PEAK, peaks, loudest)
         return gains.astype(np.float32)[:, None]
 

@@ -10,6 +10,12 @@ class AudioError(DebleedError):
     """Audio that cannot be read, is empty, or holds no finite samples."""
 
 
+class SilentAudioError(AudioError):
+    """Audio with nothing to denoise: silence, or nothing but a DC offset. Its own class
+    because the REAPER bridge skips such an item (as it skips a MIDI or empty one) instead
+    of failing the whole run on it."""
+
+
 class ModelError(DebleedError):
     """A checkpoint that is missing, corrupt, or from an incompatible version."""
 

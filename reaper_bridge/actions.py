@@ -5,7 +5,8 @@ import numpy or torch, so the tasks go to ``python -m reaper_bridge.worker`` in 
 user's debleed environment. A deferred callback polls the worker five times a second,
 mirrors its progress into ExtState (section ``debleed``: ``state``, ``progress``,
 ``message``) and the console, honours ``cancel`` = ``1`` (set by the cancel action), and
-on success adds the takes in one undo block. Standard library only.
+on success adds the takes in one undo block (skipping the items whose source the worker
+found silent). Standard library only.
 
 Cancelling asks the worker to stop (a ``cancel`` file in the job folder, which it checks
 between blocks) so it removes its half-written file itself; only a worker that does not
@@ -52,6 +53,8 @@ KILL_GRACE_SECONDS = 2.0
 #: The deferred code that only keeps REAPER from adding its automatic undo point.
 NO_OP = "pass"
 Result = TypeVar("Result")
+#: What an action does with the worker's result (``{}`` when no worker ran): the message.
+Finish = Callable[[dict[str, Any]], str]
 
 
 class WorkerStartError(DebleedError):
@@ -79,7 +82,7 @@ class WorkerJob:
     """A worker subprocess, its job folder, and what to do when it ends."""
 
     def __init__(self, api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
-                 on_success: Callable[[], str], on_failure: Callable[[], None], threads: int = 0):
+                 on_success: Finish, on_failure: Callable[[], None], threads: int = 0):
         self.api = api
         self.on_success = on_success
         self.on_failure = on_failure
@@ -161,7 +164,7 @@ class WorkerJob:
             return
         result = self._read(self.result)
         if self.process.returncode == 0 and result.get("ok"):
-            self._succeed()
+            self._succeed(result)
         else:
             self.end(None, f"debleed failed: {self._failure(result)}")
 
@@ -185,11 +188,11 @@ class WorkerJob:
             return f"{error}; log: {self.log}"
         return str(error)
 
-    def _succeed(self) -> None:
-        """Run ``on_success``; whatever it raises ends the job (a job left registered
-        would refuse every later action until REAPER restarts)."""
+    def _succeed(self, result: dict[str, Any]) -> None:
+        """Run ``on_success`` on the worker's ``result``; whatever it raises ends the job (a
+        job left registered would refuse every later action until REAPER restarts)."""
         try:
-            message = self.on_success()
+            message = self.on_success(result)
         except DebleedError as exc:
             self.end(None, f"debleed: {exc}")
         except Exception as exc:  # a bug or the OS: the traceback goes to the log
@@ -228,7 +231,7 @@ def tick(job_id: int) -> None:
 
 
 def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
-           on_success: Callable[[], str], on_failure: Callable[[], None],
+           on_success: Finish, on_failure: Callable[[], None],
            threads: int) -> WorkerJob | None:
     """Start a worker, or show why it cannot start (and undo the preparation)."""
     try:
@@ -251,10 +254,10 @@ def _settings(api: Any) -> BridgeSettings | None:
         return None
 
 
-def _show_outcome(api: Any, success: Callable[[], str]) -> None:
+def _show_outcome(api: Any, success: Finish) -> None:
     """Finish an action that needs no worker (every result cached)."""
     try:
-        api.ShowConsoleMsg(success() + "\n")
+        api.ShowConsoleMsg(success({}) + "\n")
     except (DebleedError, OSError) as exc:
         api.ShowMessageBox(f"debleed: {error_text(exc)}", TITLE, 0)
 
@@ -284,10 +287,11 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
         return None
     label = f"debleed: {'+'.join(variants)} on {len(plan.selection.takes)} item(s)"
 
-    def success() -> str:
+    def success(result: dict[str, Any]) -> str:
         try:
             bridge.require_project(api, project)
-            return bridge.apply(api, plan, cache, label).message()
+            return bridge.apply(api, plan, cache, label,
+                                silent=result.get("silent", ())).message()
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -322,7 +326,7 @@ def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
         api.ShowMessageBox(error_text(exc), TITLE, 0)
         return None
 
-    def success() -> str:
+    def success(result: dict[str, Any]) -> str:
         export.finish(plan)
         return plan.message()
 

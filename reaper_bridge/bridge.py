@@ -12,9 +12,11 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from denoiser.errors import SilentAudioError
 
 from .items import (EPSILON, SUMMARY_LIMIT, TAKE_VALUES, BridgeError, Selection, Skipped,
                     TakeSource, UndoBlock, add_variant_take, collect, describe_take,
@@ -33,6 +35,8 @@ Progress = Callable[[float, str], None]
 #: law itself).
 RENDERED_VALUES = tuple(parm for parm in TAKE_VALUES
                         if parm not in ("D_VOL", "D_PAN", "D_PANLAW"))
+#: Why an item whose source has nothing to denoise is skipped (see ``run_tasks``).
+SILENT = "silent"
 
 
 @dataclass
@@ -95,10 +99,14 @@ def executor_for(processors: Mapping[str, Processor]) -> Executor:
     return execute
 
 
-def run_tasks(tasks: list[Task], execute: Executor, progress: Progress | None = None) -> None:
+def run_tasks(tasks: list[Task], execute: Executor,
+              progress: Progress | None = None) -> set[str]:
     """Run tasks in order, reporting overall progress (a progress callback that raises
-    stops the run: the worker's cancel)."""
+    stops the run: the worker's cancel). Returns the sources found silent: their tasks
+    are skipped, not failed (``apply`` skips their items), so one silent item among many
+    no longer fails the whole run; the source's later tasks (other variants) are not run."""
     total = max(1, len(tasks))
+    silent: set[str] = set()
     for index, task in enumerate(tasks):
         note = os.path.basename(task.src)
 
@@ -107,8 +115,13 @@ def run_tasks(tasks: list[Task], execute: Executor, progress: Progress | None = 
                 progress((index + min(max(fraction, 0.0), 1.0)) / total, note)
 
         report(0.0)
-        execute(task, report)
+        if task.src not in silent:
+            try:
+                execute(task, report)
+            except SilentAudioError:
+                silent.add(task.src)
         report(1.0)
+    return silent
 
 
 def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: str,
@@ -206,10 +219,13 @@ def _current(api: Any, then: TakeSource, gated: bool, keyed: bool, live: set[str
 
 
 def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
-          project: Any = 0) -> Outcome:
+          project: Any = 0, silent: Collection[str] = ()) -> Outcome:
     """Give every item its processed takes in one undo block; the last variant ends up
     active. Each take is read again first (see ``_current``): an item changed past what
-    its file fits is skipped and named, the others get their takes.
+    its file fits is skipped and named, the others get their takes. An item whose source
+    is ``silent`` (``run_tasks``) is skipped as ``SILENT``, and its tasks' files (a gate
+    variant made before the silence was found, the names claimed when planning) are
+    removed and never cached: nothing on disk or in the project changes for it.
 
     All or nothing: when anything fails partway (REAPER refusing a take, or a step after
     an item was changed, see ``add_variant_take``'s ``changed``), the block is closed and
@@ -225,6 +241,7 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
     they are not copied: the outcome names the items whose original has any."""
     added = updated = 0
     skipped = list(plan.selection.skipped)
+    unmade = {task.dst for task in plan.tasks if task.src in silent}
     enveloped: list[str] = []
     touched = False  # an item changed (set by add_variant_take's callback)
 
@@ -236,6 +253,9 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
         with batched(api), UndoBlock(api, undo_label):
             live = project_items(api, project)
             for index, then in enumerate(plan.selection.takes):
+                if any(plan.outputs[(index, variant)] in unmade for variant in plan.variants):
+                    skipped.append(Skipped(then.label, SILENT))
+                    continue
                 tables: dict[str, Any] = {}  # the item's takes, read once for all variants
                 take = _current(api, then, plan.gated, plan.keyed, live, tables)
                 if isinstance(take, Skipped):
@@ -255,10 +275,12 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
         if touched:
             api.Undo_DoUndo2(0)
         raise
-    processed = sum(1 for t in plan.tasks if t.kind == "denoise")
+    made = [task for task in plan.tasks if task.src not in silent]
+    discard([task for task in plan.tasks if task.src in silent])
+    processed = sum(1 for t in made if t.kind == "denoise")
     outcome = Outcome(added, updated, processed, plan.cached, skipped, enveloped=enveloped)
     try:
-        cache.commit(plan.tasks)
+        cache.commit(made)
     except OSError as exc:  # the takes stand; a later run processes again instead of reusing
         outcome.note = (f"The cache index was not written ({exc.strerror or exc}): a later "
                         "run processes these files again.")
@@ -278,16 +300,17 @@ def denoise(api: Any, variants: tuple[str, ...], execute: Executor, settings_key
 
     A failing task, a take REAPER refuses, or a switch to another project tab while the
     tasks run leaves the project untouched (no take, no open undo block) and removes the
-    files this run wrote."""
+    files this run wrote; a silent source is no failure: its items are skipped."""
     with work_directory() as work_dir:
         tab = current_project(api)
         plan, cache = prepare(api, variants, settings_key, work_dir, project, sidechain_track)
         labels = "+".join(plan.variants)
         try:
-            run_tasks(plan.tasks, execute, progress)
+            silent = run_tasks(plan.tasks, execute, progress)
             require_project(api, tab)
             return apply(api, plan, cache,
-                         f"debleed: {labels} on {len(plan.selection.takes)} item(s)", project)
+                         f"debleed: {labels} on {len(plan.selection.takes)} item(s)", project,
+                         silent)
         except BaseException:
             discard(plan.tasks)
             raise

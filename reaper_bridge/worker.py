@@ -3,7 +3,8 @@
 REAPER's embedded Python must not import numpy or torch (re-runs crash REAPER), so the
 actions write the tasks to a JSON job file and start this worker in the user's debleed
 environment. It writes its progress atomically to ``status`` (``{"fraction",
-"message"}``), and at the end ``result`` (``{"ok": true}`` or ``{"error": "one line"}``).
+"message"}``), and at the end ``result`` (``{"ok": true, "silent": [sources]}``, the
+sources found silent, whose items the action skips; or ``{"error": "one line"}``).
 The action polls both with ``defer``. It cancels by creating the job's ``cancel`` file,
 which the worker checks at every progress report, so the running task stops where its
 own clean-up runs (no half-written file is left); a SIGTERM, the action's last resort,
@@ -70,7 +71,7 @@ def run_job(job_path: str) -> int:
         executor = TaskExecutor(job.get("model") or None, job.get("device", "auto"), job.get("gate"),
                                 job.get("precision", "float32"), job.get("input_max_hz", 0.0),
                                 job.get("hiss_cut_hz"))
-        run_tasks(tasks, executor, progress)
+        silent = run_tasks(tasks, executor, progress)
         if orphaned(parent):  # it ended after the last report
             raise BridgeError(ORPHANED)
     except DebleedError as exc:
@@ -79,7 +80,7 @@ def run_job(job_path: str) -> int:
         traceback.print_exc()
         error = f"{type(exc).__name__}: {exc}"
     else:
-        write_text_atomic(result, json.dumps({"ok": True}))
+        write_text_atomic(result, json.dumps({"ok": True, "silent": sorted(silent)}))
         return 0
     if orphaned(parent):  # no action is left to add takes of these files, or delete them
         discard(tasks)

@@ -1,10 +1,11 @@
 """The worker job's lifecycle inside a (fake) REAPER, with a stub worker: a worker that
 ignores SIGTERM, one that fails with a traceback, a media folder that is a file, a
-project switched while processing."""
+project switched while processing, a source the worker finds silent."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import sys
@@ -13,7 +14,9 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from fake_reaper import FakeReaper
 from reaper_helpers import make_wav
 
@@ -38,9 +41,11 @@ if mode == "bug":
         traceback.print_exc()
     open(job["result"], "w").write(json.dumps({"error": "TypeError: boom"}))
     sys.exit(1)
+silent = [task["src"] for task in job["tasks"] if "tacet" in task["src"]]  # as found silent
 for task in job["tasks"]:
-    shutil.copyfile(task["src"], task["dst"])
-open(job["result"], "w").write(json.dumps({"ok": True}))
+    if task["src"] not in silent:
+        shutil.copyfile(task["src"], task["dst"])
+open(job["result"], "w").write(json.dumps({"ok": True, "silent": silent}))
 '''
 
 
@@ -157,3 +162,41 @@ def test_the_cli_leaves_a_project_switched_while_processing_alone(fake: FakeReap
     assert not os.path.exists(fake.media_dir) or os.listdir(fake.media_dir) == []
     fake.project, fake.tracks = project_a, tracks_a
     assert [t.name for t in item.takes] == ["Snare"]
+
+
+def test_an_item_the_worker_finds_silent_is_skipped_by_label(stub, tmp_path: Path) -> None:
+    """The worker failed the whole job on one silent source; it now reports the source,
+    and the action skips that item by its label while the others get their takes."""
+    fake, api, item, monkeypatch = stub
+    monkeypatch.setenv("STUB_MODE", "ok")
+    tacet = fake.add_item(fake.tracks[0], 1.0, 0.3)
+    fake.add_take(tacet, fake.file_source(str(make_wav(tmp_path / "tacet.wav", 0.5))), "Tacet")
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=False))
+    fake.run_deferred()
+    assert fake.messages == [] and not actions.JOBS
+    assert "Skipped:\n  Snare @ 1.000 s: silent" in fake.console[-1]
+    assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
+    assert [t.name for t in tacet.takes] == ["Tacet"]
+    assert sorted(os.listdir(fake.media_dir)) == [".debleed-cache.json", "snare.debleed.wav"]
+    assert fake.undo == [("begin",), ("end", "debleed: debleed on 2 item(s)")]
+
+
+def test_the_worker_reports_a_silent_source_and_runs_the_others(tmp_path: Path,
+                                                                tiny_checkpoint: Path) -> None:
+    from reaper_bridge import worker
+    from reaper_bridge.jobs import Task, tasks_to_json
+
+    sound = make_wav(tmp_path / "snare.wav", 0.5)
+    tacet = tmp_path / "tacet.wav"
+    sf.write(tacet, np.zeros(24000, np.float32), 48000, subtype="FLOAT")
+    tasks = [Task("denoise", str(src), str(tmp_path / f"{src.stem}.debleed.wav"), "debleed")
+             for src in (tacet, sound)]
+    job = {"tasks": tasks_to_json(tasks), "status": str(tmp_path / "status.json"),
+           "result": str(tmp_path / "result.json"), "model": str(tiny_checkpoint),
+           "device": "cpu"}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    assert worker.run_job(str(tmp_path / "job.json")) == 0
+    assert json.loads((tmp_path / "result.json").read_text()) == {"ok": True,
+                                                                 "silent": [str(tacet)]}
+    assert sf.info(str(tmp_path / "snare.debleed.wav")).frames == 24000
+    assert not (tmp_path / "tacet.debleed.wav").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +123,40 @@ def test_midi_and_empty_items_are_skipped_with_a_message(fake: FakeReaper, api, 
     assert outcome.takes_added == 1 and len(midi.takes) == 1
     assert outcome.skipped == ["Drums @ 1.000 s: MIDI take", "Drums @ 2.000 s: empty item (no take)"]
     assert "Skipped:" in outcome.message()
+
+
+def test_silent_items_are_skipped_and_the_others_processed(fake: FakeReaper, api, tmp_path: Path,
+                                                          tiny_checkpoint: Path) -> None:
+    """A silent item failed the whole run with one line naming its source, for a take
+    rendered through the accessor a temporary file already deleted. Silent items are now
+    skipped by label, as MIDI and empty ones are, and leave nothing on disk (not even the
+    [gate] file made before the model found the silence); the others get their takes in
+    one undo point."""
+    from reaper_bridge.processing import TaskExecutor
+
+    track = fake.add_track("Snare")
+    sound = [fake.add_item(track, 2.0 * i, 0.5) for i in range(2)]
+    for i, item in enumerate(sound):
+        fake.add_take(item, fake.file_source(str(make_wav(tmp_path / f"snare{i}.wav", 1.0, seed=i))),
+                      f"Snare {i}")
+    tacet = tmp_path / "tacet.wav"
+    sf.write(tacet, np.zeros(48000, np.float32), 48000, subtype="FLOAT")
+    silent_file = fake.add_item(track, 6.0, 0.5)
+    fake.add_take(silent_file, fake.file_source(str(tacet)), "Tacet file")
+    silent_render = fake.add_item(track, 8.0, 0.5)
+    stretched = fake.add_take(silent_render, fake.unmapped_source(np.zeros((1, 48000)), 48000),
+                              "Tacet render")
+    stretched.markers = [(0.1, 0.1)]  # rendered through the accessor
+
+    outcome = denoise(api, ("gate", "debleed"), TaskExecutor(str(tiny_checkpoint), "cpu"))
+
+    assert outcome.skipped == ["Snare @ 6.000 s: silent", "Snare @ 8.000 s: silent"]
+    assert outcome.takes_added == 4 and outcome.files_processed == 4
+    assert [len(i.takes) for i in track.items] == [3, 3, 1, 1]
+    assert sorted(os.listdir(fake.media_dir)) == sorted(
+        [".debleed-cache.json"] + [f"snare{i}.{slug}.wav" for i in range(2) for slug in ("gate", "debleed")])
+    assert len(json.loads((Path(fake.media_dir) / ".debleed-cache.json").read_text())) == 4
+    assert fake.undo == [("begin",), ("end", "debleed: gate+debleed on 4 item(s)")]
 
 
 def test_only_midi_selected_is_a_clear_error(fake: FakeReaper, api) -> None:
