@@ -1,12 +1,14 @@
 """Bootstrap shared by the debleed ReaScripts (standard library only).
 
 Reads ``debleed.ini`` beside this file to find the folder holding ``reaper_bridge``
-(written by ``debleed reaper install``), puts it at the END of ``sys.path`` so nothing
-in REAPER's own Python is shadowed, and runs the named action. When REAPER's Python is
-older than the bridge needs, the INI cannot be read or the bridge cannot be imported (or
-fails while importing) it says so and ends with a no-op defer, which keeps REAPER from
-adding a "ReaScript: Run" undo point for a script that changed nothing. To say so this
-file must itself run on such an old Python: no newer syntax, no newer library calls.
+(written by ``debleed reaper install``), imports debleed's own packages from there ahead
+of everything else (``_import_own``), leaves that folder at the END of ``sys.path`` so
+nothing in REAPER's own Python is shadowed later, and runs the named action. When
+REAPER's Python is older than the bridge needs, the INI cannot be read or the bridge
+cannot be imported (or fails while importing) it says so and ends with a no-op defer,
+which keeps REAPER from adding a "ReaScript: Run" undo point for a script that changed
+nothing. To say so this file must itself run on such an old Python: no newer syntax, no
+newer library calls.
 """
 
 import configparser
@@ -16,6 +18,10 @@ import sys
 #: The oldest Python the bridge runs on (tests/reaper_bridge/test_bridge_stdlib.py keeps
 #: its syntax and type hints to it); an older one is told so before anything is imported.
 MIN_PYTHON = (3, 9)
+#: debleed's top-level packages, imported from ``package_root`` before anything else:
+#: another project's ``denoiser`` (facebookresearch's speech enhancer is published under
+#: that name) must not stand in for debleed's.
+OWN_PACKAGES = ("reaper_bridge", "denoiser")
 
 
 def _package_root(ini):
@@ -24,6 +30,38 @@ def _package_root(ini):
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
     parser.read(ini, encoding="utf-8-sig")
     return parser.get("debleed", "package_root", fallback="")
+
+
+def _import_own(root):
+    """Import ``OWN_PACKAGES`` with ``root`` first on ``sys.path``, then leave ``root`` at
+    its end. Appended only, a namesake already on REAPER's path was imported instead and
+    every action stopped saying debleed is not installed; first for good, the debleed
+    environment's site-packages would shadow REAPER's own modules for every later import.
+    Once imported, a package finds its submodules in its own folder whatever the path."""
+    sys.path.insert(0, root)
+    try:
+        for name in OWN_PACKAGES:
+            __import__(name)
+    finally:
+        sys.path.remove(root)  # the first occurrence: the one just inserted
+        if root not in sys.path:
+            sys.path.append(root)
+
+
+def _namesake(root):
+    """The first of ``OWN_PACKAGES`` loaded from outside ``root``, as "'name' (where)", or
+    "": one another script imported earlier in REAPER's session stays in ``sys.modules``
+    and is found there before any path."""
+    inside = os.path.join(os.path.realpath(root), "")
+    for name in OWN_PACKAGES:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        where = (getattr(module, "__file__", None)
+                 or next(iter(getattr(module, "__path__", [])), ""))  # a namespace package
+        if not os.path.realpath(where).startswith(inside):
+            return "'{}' ({})".format(name, where)
+    return ""
 
 
 def _stop(message):
@@ -52,13 +90,19 @@ def run(action):
         _stop("{}: not a readable settings file ({}).\nFix it, or delete it and run "
               "'debleed reaper install'.".format(ini, str(exc).splitlines()[0].rstrip(".")))
         return
-    if root and root not in sys.path:
-        sys.path.append(root)
     try:
+        if root:
+            _import_own(root)
         from reaper_bridge import actions
     except ImportError as exc:
-        _stop("debleed is not installed for REAPER's Python ({}).\n"
-              "Run 'debleed reaper install' from the debleed environment.".format(exc))
+        namesake = _namesake(root) if root else ""
+        if namesake:
+            _stop("debleed cannot load: another package named {} is loaded in REAPER's "
+                  "Python in place of debleed's ({}).\nRestart REAPER, or uninstall that "
+                  "package from REAPER's Python.".format(namesake, root))
+        else:
+            _stop("debleed is not installed for REAPER's Python ({}).\n"
+                  "Run 'debleed reaper install' from the debleed environment.".format(exc))
         return
     except Exception as exc:  # a module REAPER's Python cannot run: a message, not a traceback
         _stop("debleed cannot load in REAPER's Python {}.{} ({}: {}).\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +58,31 @@ def configure(resource: Path, model: Path | str, **changes) -> None:
     for key, value in changes.items():
         setattr(settings, key, value)
     save_settings(path, settings)
+
+
+#: REAPER's ``reaper_python`` as far as the bootstrap and the Cancel action use it; written
+#: for any Python from 2.7 on, so an old REAPER Python reaches the bootstrap's message.
+REAPER_PYTHON_STUB = """import os, sys
+def RPR_GetResourcePath(): return os.environ["RES"]
+def RPR_ShowMessageBox(message, title, kind):
+    sys.stdout.write("MESSAGE BOX: " + message + "\\n")
+    return 1
+"""
+
+
+def run_installed_script(python: str, resource: Path, script: str, path: list[Path],
+                         before: str = "") -> subprocess.CompletedProcess:
+    """Run an installed action script as REAPER does: ``exec`` in a ``__main__`` that holds
+    ``RPR_defer``, in a bare ``python`` (``-S``: none of this environment's packages) whose
+    path holds a stub ``reaper_python`` and ``path``; ``before``: code run first (an
+    import another script made earlier in REAPER's session)."""
+    stub = resource / "stub"
+    stub.mkdir(exist_ok=True)
+    (stub / "reaper_python.py").write_text(REAPER_PYTHON_STUB)
+    code = ("import sys; sys.modules['__main__'].RPR_defer = lambda code: None; " + before
+            + "exec(open(sys.argv[1]).read(), {'__name__': '__main__'})")
+    env = {**os.environ, "RES": str(resource),
+           "PYTHONPATH": os.pathsep.join(map(str, [stub, *path]))}
+    return subprocess.run([python, "-S", "-c", code,
+                           str(resource / "Scripts" / "debleed" / script)],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=stub)

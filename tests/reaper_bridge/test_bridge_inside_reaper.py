@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fake_reaper import FakeReaper
-from reaper_helpers import configure, make_wav
+from reaper_helpers import configure, make_wav, run_installed_script
 
 from reaper_bridge import actions
 from reaper_bridge.install import install
@@ -295,6 +295,47 @@ def test_a_percent_sign_in_package_root_reaches_the_action(
     monkeypatch.setattr(actions, "main", ran.append)
     fake.run_script(lambda: debleed_boot.run("cancel"))
     assert ran == ["cancel"] and sys.path[-1] == root and fake.messages == []
+
+
+def _namesake_site(tmp_path: Path) -> Path:
+    """REAPER's Python's site-packages holding another project's ``denoiser`` package
+    (facebookresearch's speech enhancer is published under that name)."""
+    package = tmp_path / "site" / "denoiser"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('__version__ = "0.1.5"\n')
+    return package.parent
+
+
+def test_a_namesake_denoiser_in_reapers_python_does_not_hide_debleeds(tmp_path: Path) -> None:
+    """package_root went to the end of REAPER's path, so the namesake was imported in
+    place of debleed's ``denoiser`` and every action stopped saying debleed is not
+    installed. debleed's packages now come from package_root, which then goes to the end."""
+    resource = tmp_path / "res"
+    resource.mkdir()
+    install(str(resource))
+    done = run_installed_script(sys.executable, resource, "debleed_cancel.py",
+                                [_namesake_site(tmp_path)])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "MESSAGE BOX: No debleed job is running.\n"
+
+
+def test_a_namesake_denoiser_loaded_earlier_is_named(tmp_path: Path) -> None:
+    """Another script imported the namesake earlier in REAPER's session: Python keeps it
+    under that name whatever the path says, and the message names it instead of telling
+    the user to reinstall debleed (which cannot help)."""
+    resource = tmp_path / "res"
+    resource.mkdir()
+    install(str(resource))
+    site = _namesake_site(tmp_path)
+    done = run_installed_script(sys.executable, resource, "debleed_cancel.py", [site],
+                                before="import denoiser; ")
+    assert done.returncode == 0, done.stderr
+    root = load_settings(settings_path(str(resource))).package_root
+    assert done.stdout == (
+        f"MESSAGE BOX: debleed cannot load: another package named 'denoiser' "
+        f"({site / 'denoiser' / '__init__.py'}) is loaded in REAPER's Python in place of "
+        f"debleed's ({root}).\nRestart REAPER, or uninstall that package from REAPER's "
+        "Python.\n")
 
 
 @pytest.mark.parametrize("blocked,prefix", [("", ""), ("clean", "debleed: ")],
