@@ -7,13 +7,18 @@ nothing in REAPER's own Python is shadowed later, and runs the named action. Whe
 REAPER's Python is older than the bridge needs, the INI cannot be read or the bridge
 cannot be imported (or fails while importing) it says so and ends with a no-op defer,
 which keeps REAPER from adding a "ReaScript: Run" undo point for a script that changed
-nothing. To say so this file must itself run on such an old Python: no newer syntax, no
-newer library calls.
+nothing. To say so this file must itself run on such an old Python, 2.7 included: no
+newer syntax (no f-strings, no second star in a call, no annotations), no newer library
+calls or modules before the version check (tests/reaper_bridge/test_bridge_stdlib.py).
 """
 
-import configparser
 import os
 import sys
+
+try:
+    import configparser
+except ImportError:  # Python 2, which run() turns away before reading the INI
+    configparser = None
 
 #: The oldest Python the bridge runs on (tests/reaper_bridge/test_bridge_stdlib.py keeps
 #: its syntax and type hints to it); an older one is told so before anything is imported.
@@ -77,9 +82,10 @@ def _stop(message):
 
 def run(action):
     if sys.version_info < MIN_PYTHON:
+        versions = MIN_PYTHON + tuple(sys.version_info[:2])
         _stop("debleed needs Python {}.{} or later in REAPER, which runs Python {}.{}.\n"
               "Point REAPER at a newer Python library (Options > Preferences > Plug-ins > "
-              "ReaScript), then restart REAPER.".format(*MIN_PYTHON, *sys.version_info[:2]))
+              "ReaScript), then restart REAPER.".format(*versions))
         return
     from reaper_python import RPR_GetResourcePath
 
@@ -107,7 +113,7 @@ def run(action):
     except Exception as exc:  # a module REAPER's Python cannot run: a message, not a traceback
         _stop("debleed cannot load in REAPER's Python {}.{} ({}: {}).\n"
               "Run 'debleed reaper doctor' from the debleed environment.".format(
-                  *sys.version_info[:2], type(exc).__name__,
+                  sys.version_info[0], sys.version_info[1], type(exc).__name__,
                   (str(exc).splitlines() or [""])[0]))
         return
     actions.main(action)
