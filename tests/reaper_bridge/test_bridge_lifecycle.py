@@ -181,6 +181,7 @@ def test_an_item_the_worker_finds_silent_is_skipped_by_label(stub, tmp_path: Pat
     assert fake.undo == [("begin",), ("end", "debleed: debleed on 2 item(s)")]
 
 
+@pytest.mark.filterwarnings("ignore:.*a recording floor")  # white-noise tracks
 def test_the_worker_reports_a_silent_source_and_runs_the_others(tmp_path: Path,
                                                                 tiny_checkpoint: Path) -> None:
     from reaper_bridge import worker
