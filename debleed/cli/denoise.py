@@ -17,8 +17,8 @@ from .outputs import plan_outputs
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output .wav file (one input) or folder. Default: NAME.debleed.wav "
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Output .wav file (one input) or folder (a trailing / makes any name a folder). Default: NAME.debleed.wav "
                    "beside each input.")
 @click.option("--gate/--no-gate", "use_gate", default=None,
               help="Run the ReaGate-style pre-gate before the model. Default: on when a gate "
@@ -43,7 +43,7 @@ from .outputs import plan_outputs
                    "bleed. It keeps the hits and removes less bleed between them. 0: every bin.")
 @HISS_CUT_OPTION
 @user_errors
-def denoise(inputs: tuple[Path, ...], output: Path | None, use_gate: bool | None,
+def denoise(inputs: tuple[Path, ...], output: str | None, use_gate: bool | None,
             sidechain: Path | None, model: str | None, device: str, precision: str,
             input_max_hz: float, hiss_cut_hz: float | None, **options: Any) -> None:
     """Remove hi-hat, cymbal, kick and tom bleed from each snare track IN. Writes float32 WAV,

@@ -17,15 +17,15 @@ from .outputs import plan_outputs
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output .wav file (one input) or folder. Default: NAME.gate.wav beside "
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Output .wav file (one input) or folder (a trailing / makes any name a folder). Default: NAME.gate.wav beside "
                    "each input.")
 @click.option("--sidechain", type=click.Path(path_type=Path), default=None,
               help="Detector input instead of the track itself (trigger or another mic); same "
                    "sample rate, cut or padded to each input's length.")
 @gate_options
 @user_errors
-def gate(inputs: tuple[Path, ...], output: Path | None, sidechain: Path | None,
+def gate(inputs: tuple[Path, ...], output: str | None, sidechain: Path | None,
          **options: Any) -> None:
     """Gate each IN (ReaGate-style: threshold, hysteresis, attack, hold, release, pre-open,
     detector filters, range, wet). Writes float32 WAV, same rate, channels and length."""

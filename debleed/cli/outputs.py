@@ -6,6 +6,7 @@ that would write the same file, stop the command before anything is written.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,8 +17,11 @@ from denoiser.errors import ParameterError
 if TYPE_CHECKING:
     from denoiser.gate import GateConfig
 
+#: How an ``-o`` that names a folder may end (``/`` on every system, ``\\`` on Windows too).
+FOLDER_ENDS = ("/", os.sep)
 
-def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
+
+def plan_outputs(inputs: tuple[Path, ...], output: str | None, suffix: str,
                  sidechain: Path | None = None, gate: "GateConfig | None" = None,
                  need_sound: bool = True) -> list[tuple[Path, Path]]:
     """Pair each input with its output path.
@@ -32,22 +36,26 @@ def plan_outputs(inputs: tuple[Path, ...], output: Path | None, suffix: str,
     name without an extension (``-o cleaned``) is a folder whatever the number of inputs,
     and any other extension is refused, since what is written is float32 WAV whatever
     the name says; with several inputs a new ``-o`` with an extension is refused too (a
-    folder named ``take.wav`` is not what was meant). No output may be an input or the
-    sidechain: an earlier run's output that a wildcard picked up is named as such.
+    folder named ``take.wav`` is not what was meant). A trailing separator (``-o "Mix
+    v1.2/"``) names a folder whatever the name looks like: read as a path, the slash is
+    lost and "v1.2" looked like an extension. No output may be an input or the sidechain:
+    an earlier run's output that a wildcard picked up is named as such.
     """
     protect = () if sidechain is None else (sidechain,)
     for src in (*inputs, *protect):
         require_file(src)
+    folder = output is not None and output.endswith(FOLDER_ENDS)
+    output = None if output is None else Path(output)
     if output is None:
         targets = [src.with_name(src.stem + suffix) for src in inputs]
-    elif len(inputs) == 1 and output.suffix and not output.is_dir():
+    elif len(inputs) == 1 and output.suffix and not output.is_dir() and not folder:
         if output.suffix.lower() != ".wav":
             raise ParameterError(f"{output}: debleed writes float32 WAV; name the output .wav")
         targets = [output]
     else:
         if output.exists() and not output.is_dir():
             raise ParameterError(f"{output}: is a file; -o must name a folder here")
-        if output.suffix and not output.exists():  # -o take.wav meant a file, not a folder
+        if output.suffix and not output.exists() and not folder:  # -o take.wav: a file
             raise ParameterError(f"{output}: {len(inputs)} inputs write one file each; name "
                                  "a folder for -o (without an extension)")
         targets = [output / (src.stem + suffix) for src in inputs]

@@ -113,6 +113,18 @@ def test_many_inputs_into_a_folder(tmp_path, write_wav, drum_track, checkpoint):
     assert (tmp_path / "out" / "a.debleed.wav").is_file()
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_dotted_folder_with_a_trailing_slash_is_a_folder(tmp_path, write_wav, drum_track,
+                                                           checkpoint, count):
+    """``-o "Mix v1.2/"`` was read as a file named with the extension ".2/": refused for
+    one input ("name the output .wav") and for two ("name a folder")."""
+    inputs = [write_wav(tmp_path / f"{name}.wav", drum_track()) for name in "ab"[:count]]
+    result = run(checkpoint, *inputs, "-o", f"{tmp_path / 'Mix v1.2'}/")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "Mix v1.2").iterdir()) == [
+        f"{name}.debleed.wav" for name in "ab"[:count]]
+
+
 def test_bad_input_is_refused_and_nothing_written(bad_input, checkpoint, refused):
     refused(lambda: run(checkpoint, bad_input))
 
