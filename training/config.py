@@ -154,7 +154,7 @@ class TrainConfig:
         from .losses import CombinedLoss, check_on_segment
 
         try:
-            check_on_segment(CombinedLoss(self.loss, self.loss_options),
+            check_on_segment(CombinedLoss(self.loss, self.loss_options, sample_rate),
                              self.segment_samples(sample_rate))
         except ValueError as exc:
             raise ParameterError(f"train: {exc}") from None

@@ -30,6 +30,7 @@ on ``(batch, samples)`` waveforms, a shared ``reduction``, composed by weighting
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -37,6 +38,10 @@ import torch
 from torch import nn
 
 EPS = 1e-8
+# The constructor argument of a part that measures in hertz: ``CombinedLoss`` sets it to the
+# rate of the waveforms it scores; it is never one of ``--loss-options``.
+RATE_ARGUMENT = "sample_rate"
+DEFAULT_RATE = 48000  # the data's rate (training.config.DATA_RATE)
 
 
 def apply_reduction(values: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -265,7 +270,7 @@ class HighBandSegmentalSNRLoss(SegmentalSNRLoss):
 
     def __init__(self, frame: int = 960, hop: int = 480, reduction: str = "mean",
                  range_db: float = 40.0, floor_db: float = -80.0, ceiling_db: float = 40.0,
-                 cutoff_hz: float = 5000.0, sample_rate: int = 48000):
+                 cutoff_hz: float = 5000.0, sample_rate: int = DEFAULT_RATE):
         super().__init__(frame, hop, reduction, range_db, floor_db, ceiling_db)
         if not 0 < cutoff_hz < sample_rate / 2:
             raise ValueError(f"cutoff_hz must lie between 0 and {sample_rate / 2:g} Hz, "
@@ -354,10 +359,16 @@ LOSSES: dict[str, type[nn.Module]] = {
 
 class CombinedLoss(nn.Module):
     """Weighted sum of named losses, e.g. ``{"mrstft": 1.0, "snr": 0.05}``; ``options``
-    gives a part's constructor arguments, e.g. ``{"mrstft": {"floor_db": -70}}``."""
+    gives a part's constructor arguments, e.g. ``{"mrstft": {"floor_db": -70}}``.
+
+    ``sample_rate`` is the rate of the waveforms it scores, handed to every part that
+    measures in hertz (``hfsegsnr``'s 5 kHz cutoff). Why: built without it, such a part kept
+    48 kHz while the trainer scored at the model's rate, so for the 20 kHz thesis model its
+    "5 kHz" band began near 2.1 kHz."""
 
     def __init__(self, weights: dict[str, float],
-                 options: dict[str, dict[str, Any]] | None = None):
+                 options: dict[str, dict[str, Any]] | None = None,
+                 sample_rate: int = DEFAULT_RATE):
         super().__init__()
         options = options or {}
         unknown = sorted(set(weights) - set(LOSSES))
@@ -371,21 +382,32 @@ class CombinedLoss(nn.Module):
         unused = sorted(set(options) - set(weights))
         if unused:
             raise ValueError(f"options for losses that are not weighted: {unused}")
-        self.weights = dict(weights)
+        self.weights, self.sample_rate = dict(weights), sample_rate
         parts = {}
         for name in weights:
             given = options.get(name, {})
             values = given.values() if isinstance(given, dict) else ()
             if any(isinstance(v, float) and not math.isfinite(v) for v in values):
                 raise ValueError(f"loss {name}: options must be finite, not {given}")
+            if isinstance(given, dict) and RATE_ARGUMENT in given:
+                raise ValueError(f"loss {name}: {RATE_ARGUMENT} is not an option; losses are "
+                                 "scored at the model's rate")
             try:
-                parts[name] = LOSSES[name](**given)
+                parts[name] = LOSSES[name](**with_rate(LOSSES[name], given, sample_rate))
             except (TypeError, ValueError) as exc:  # ValueError: values it refuses
                 raise ValueError(f"loss {name}: bad options {given} ({exc})") from None
         self.parts = nn.ModuleDict(parts)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(w * self.parts[name](estimate, target) for name, w in self.weights.items())
+
+
+def with_rate(part: type[nn.Module], options: Any, sample_rate: int) -> Any:
+    """``options`` with ``sample_rate`` added where ``part`` measures in hertz; anything
+    else as given, for its constructor to refuse."""
+    if isinstance(options, dict) and RATE_ARGUMENT in inspect.signature(part).parameters:
+        return {**options, RATE_ARGUMENT: sample_rate}
+    return options
 
 
 def check_on_segment(loss: CombinedLoss, samples: int) -> None:

@@ -293,7 +293,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                                     else synth_data(kits, config, world))
         config = replace(config, data_identity=(dataset_identity(data) if data is not None
                                                 else {}))
-        loss = CombinedLoss(config.loss, config.loss_options)
+        loss = CombinedLoss(config.loss, config.loss_options, model.sample_rate)
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
         guard = (None if guard_loader is None
                  else TeacherGuard(guard_teacher(model, config), Flatten(guard_loader),

@@ -272,6 +272,29 @@ def test_combined_loss_rejects_bad_options(options: dict, message: str):
         CombinedLoss({"mrstft": 1.0}, options)
 
 
+def test_combined_loss_measures_hertz_at_the_rate_it_is_given():
+    """At a 20 kHz model's rate, ``hfsegsnr``'s band starts at 5 kHz, not at 5000 * 20/48
+    (about 2.1 kHz, where it started when the loss was built without the rate): a 3 kHz
+    error costs nothing there (the 40-dB ceiling, as no error does), a 7 kHz one does."""
+    rate = 20_000
+    t = torch.arange(rate) / rate
+    generator = torch.Generator().manual_seed(0)
+    clean = 0.3 * torch.randn(1, rate, generator=generator) * (torch.sin(2 * math.pi * 2 * t) > 0)
+    loss = CombinedLoss({"hfsegsnr": 1.0}, sample_rate=rate)
+    assert loss.parts["hfsegsnr"].sample_rate == rate
+    low, high = (0.05 * torch.sin(2 * math.pi * hz * t) for hz in (3000, 7000))
+    assert loss(clean + low, clean).item() == pytest.approx(-40.0, abs=0.01)
+    assert loss(clean + high, clean).item() > -30.0
+    assert CombinedLoss({"hfsegsnr": 1.0})(clean + low, clean).item() > -30.0  # at 48 kHz
+
+
+def test_the_rate_is_not_a_loss_option():
+    """The rate a loss is scored at is the model's; given as an option it could only
+    disagree with it."""
+    with pytest.raises(ValueError, match="sample_rate is not an option"):
+        CombinedLoss({"hfsegsnr": 1.0}, {"hfsegsnr": {"sample_rate": 20000}}, sample_rate=20000)
+
+
 @pytest.mark.parametrize("weights", [{"l1": 1.0}, {"mse": 1.0, "bogus": 0.1}, {}])
 def test_combined_loss_rejects_unknown_or_empty(weights: dict[str, float]):
     with pytest.raises(ValueError, match="unknown or empty"):

@@ -885,6 +885,46 @@ def test_validation_sisdr_leaves_clips_with_a_silent_target_out(dataset: Path, t
     assert math.isfinite(only_silent["valid_loss"]) and only_silent["valid_silent_clips"] == 1
 
 
+class LossSeen(Exception):
+    """Stops ``run_training`` at the trainer, with the loss it was given."""
+
+
+def test_the_training_loss_is_built_at_the_models_rate(dataset: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch):
+    """The trainer scores the loss at the model's rate; built without it, ``hfsegsnr`` kept
+    48 kHz and put a 20 kHz model's "5 kHz" band near 2.1 kHz."""
+    def trainer(model, loss, *_args, **_kwargs):
+        raise LossSeen(loss)
+
+    monkeypatch.setattr("training.run.Trainer", trainer)
+    config = replace(TINY, model="thesis-tiny", loss={"mrstft": 1.0, "hfsegsnr": 0.5})
+    with pytest.raises(LossSeen) as seen:
+        run_training(config, tmp_path / "run", data=dataset)
+    loss = seen.value.args[0]
+    assert loss.sample_rate == 20000 and loss.parts["hfsegsnr"].sample_rate == 20000
+
+
+def test_the_validation_loss_is_scored_at_the_models_rate(dataset: Path, tmp_path: Path):
+    """As the training loss is: scored at the 48 kHz of the inference path's output, a 20 kHz
+    model's validation loss sat ~13 % off its training loss for the same output, so the two
+    curves of loss.png could not be compared. SNR and SI-SDR stay at 48 kHz."""
+    folder = ClipFolder(dataset, "valid")
+    clip = folder.load(folder.clips[0])
+    config = replace(TINY, model="thesis-tiny")
+    model = build_model(config.model)
+    loss = CombinedLoss(config.loss, sample_rate=model.sample_rate)
+    trainer = Trainer(model, loss, config, [], [ValidClip(clip.noisy, clip.clean)], tmp_path,
+                      torch.device("cpu"))
+    measured = trainer.validate()
+    output = Denoiser(trainer.evaluated, "cpu", InferenceConfig(hiss_cut_hz=0.0)).denoise(
+        clip.noisy[None], DATA_RATE)
+    estimate, clean = torch.from_numpy(output), torch.from_numpy(clip.clean[None])
+    at_model_rate = float(loss(trainer.to_model_rate(estimate), trainer.to_model_rate(clean)))
+    assert measured["valid_loss"] == pytest.approx(at_model_rate, rel=1e-5)
+    assert abs(measured["valid_loss"] - float(loss(estimate, clean))) > 0.01 * abs(at_model_rate)
+    assert measured["valid_sisdr"] == pytest.approx(-float(SISDRLoss()(estimate, clean)), rel=1e-5)
+
+
 def test_validation_reads_the_network_whole_even_on_a_hissy_clip(dataset: Path, tmp_path: Path):
     """Validation measures the network itself: the engine's floor test would read a clip with
     a white floor only below 22.05 kHz and hide how the network meets the floor."""
