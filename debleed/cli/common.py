@@ -88,9 +88,15 @@ PLAIN_INTERVAL_S = 30.0  # without a terminal, a line per 10% or at least this o
 
 
 @contextmanager
-def progress(description: str, total: float = 1.0) -> Iterator[ProgressCallback]:
-    """Yield ``update(done, note)``; rich bar on a TTY, plain lines otherwise."""
-    if sys.stderr.isatty():
+def progress(description: str, total: float = 1.0,
+             shown: bool = True) -> Iterator[ProgressCallback]:
+    """Yield ``update(done, note)``; rich bar on a TTY, plain lines otherwise, nothing when
+    not ``shown``. Why not shown: under torchrun every rank shares the terminal, and a bar
+    opened by a rank that never updates it (all but the first) redrew its 0 % over the
+    first rank's."""
+    if not shown:
+        yield lambda done, note="": None
+    elif sys.stderr.isatty():
         from rich.console import Console
         from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)

@@ -122,7 +122,7 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, g
     config = config_with(saved if saved is not None else TrainConfig(), **overrides)
     if resume and data is None and not kits:  # the run's own data, as it was saved
         data, kits = resumed_data(config)
-    with progress("Training") as update:
+    with progress("Training", shown=is_first_process()) as update:
         best = run_training(config, run_dir, data, kits, resume, report=update, saved=saved)
     if is_first_process():
         click.echo(f"best checkpoint: {best}")
@@ -131,7 +131,8 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, g
 
 def is_first_process() -> bool:
     """Whether this is torchrun's rank 0, or the one process outside torchrun. Why: only
-    rank 0 writes the run's files, and under torchrun every rank printed its result line."""
+    rank 0 writes the run's files and reports progress, and under torchrun every rank
+    printed its result line and drew a progress bar."""
     from training.distributed import launched_world_size
 
     return launched_world_size() <= 1 or int(os.environ.get("RANK", "0")) == 0

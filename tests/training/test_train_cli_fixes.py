@@ -160,6 +160,39 @@ def test_only_the_first_torchrun_rank_prints_the_result(monkeypatch: pytest.Monk
     assert is_first_process() is prints
 
 
+@pytest.mark.parametrize("rank, bars", [("0", 1), ("1", 0)])
+def test_only_the_first_torchrun_rank_draws_a_progress_bar(
+        rank: str, bars: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture):
+    """On a terminal every rank drew a bar and only rank 0 moved its own, so rank 1's, at
+    0 %, redrew over it: now rank 0 alone opens one, and another rank's updates are no-ops."""
+    import sys
+
+    import rich.progress
+
+    opened = []
+
+    class Counted(rich.progress.Progress):
+        def __init__(self, *args, **kwargs):
+            opened.append(self)
+            super().__init__(*args, **kwargs)
+
+    def trained(config, run_dir, data, kits, resume, report, saved):
+        report(0.5, "epoch 1 loss 0.1234")
+        return Path(run_dir) / "best.pt"
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(rich.progress, "Progress", Counted)
+    monkeypatch.setattr("training.run.run_training", trained)
+    monkeypatch.setattr("training.distributed.end_worker_process", lambda: None)
+    cli.main(["train", str(tmp_path), "--out", str(tmp_path / "run")], standalone_mode=False)
+    _, err = capsys.readouterr()
+    assert len(opened) == bars
+    assert ("epoch 1 loss 0.1234" in err) is (rank == "0"), err
+
+
 def test_validation_changes_compare_the_data_not_its_path():
     """A run stores absolute paths: a checkout elsewhere names the same kits at another
     path (no change), and one folder may come to hold another dataset (a change)."""
