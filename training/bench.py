@@ -50,7 +50,7 @@ from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import THESIS_BASELINE, default_model_path
 
 from . import metrics, report
-from .targets import check_targets, targets_markdown
+from .targets import BEATS_LEGEND, check_targets, targets_markdown
 from .errors import KitError
 from .evaluate import denoise_mono, process_clip, score_systems
 from .oracles import IDEAL_MASK_FFT, IDEAL_MASK_HOP, ideal_mask, oracle_gate
@@ -586,6 +586,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
         f"range {min(thresholds):g} to {max(thresholds):g}; per clip: "
         + ", ".join(f"{t:g}" for t in thresholds), "",
         "## Against the oracle gate, the thesis baseline and the product targets", "",
+        BEATS_LEGEND, "",
         targets_markdown(result["targets"]), "",
     ]
     if shared:

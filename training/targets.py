@@ -30,6 +30,16 @@ IDEAL_ROW = "ideal mask (oracle)"  # reference only: the ceiling of a real mask
 PERFECT_ROW = "clean snare (perfect output)"  # reference only: the score of the right answer
 
 
+TIE = "tie"  # a "beats" verdict where neither mean is better
+# How a verdict reads in the table: bold marks a shortfall, which a tie is not.
+VERDICT_CELLS: dict[bool | str | None, str] = {True: "yes", False: "**no**", TIE: TIE,
+                                                None: "n/a"}
+# Said under the tables of the bench report.
+BEATS_LEGEND = ('The "beats" columns read yes where debleed\'s mean is better, **no** where '
+                "it is worse, tie where the two are equal (both lose 0 % of the hits, say), "
+                "n/a where either is undefined.")
+
+
 def _better(metric: str, ours: float, theirs: float) -> bool | None:
     if not (math.isfinite(ours) and math.isfinite(theirs)):
         return None
@@ -37,6 +47,15 @@ def _better(metric: str, ours: float, theirs: float) -> bool | None:
     if direction == 0:
         return abs(ours) < abs(theirs)
     return ours * direction > theirs * direction
+
+
+def _beats(metric: str, ours: float, theirs: float) -> bool | str | None:
+    """``_better``, or ``TIE`` where neither is better. Why: when debleed and the thesis
+    model both lost 0 % of the hits, the table said in bold that debleed does not beat it."""
+    better = _better(metric, ours, theirs)
+    if better is False and not _better(metric, theirs, ours):
+        return TIE
+    return better
 
 
 def check_targets(rows: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[dict[str, Any]]:
@@ -53,8 +72,8 @@ def check_targets(rows: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list
             "oracle_gate": mean(ORACLE_ROW, metric), "thesis": mean(THESIS_ROW, metric),
             "ideal_mask": mean(IDEAL_ROW, metric), "perfect": mean(PERFECT_ROW, metric),
         }
-        record["beats_oracle_gate"] = _better(metric, ours, record["oracle_gate"])
-        record["beats_thesis"] = _better(metric, ours, record["thesis"])
+        record["beats_oracle_gate"] = _beats(metric, ours, record["oracle_gate"])
+        record["beats_thesis"] = _beats(metric, ours, record["thesis"])
         # A gate can score better than the clean snare itself where a metric also rewards
         # removing the snare's own quiet decay; there no faithful output can beat it.
         record["oracle_gate_beats_perfect"] = _better(metric, record["oracle_gate"],
@@ -77,8 +96,8 @@ def check_targets(rows: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list
 
 
 def targets_markdown(records: list[dict[str, Any]]) -> str:
-    def flag(value: bool | None) -> str:
-        return "n/a" if value is None else ("yes" if value else "**no**")
+    def flag(value: bool | str | None) -> str:
+        return VERDICT_CELLS[value]
 
     def number(value: float) -> str:
         return "n/a" if not math.isfinite(value) else f"{value:.2f}"

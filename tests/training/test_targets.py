@@ -73,3 +73,18 @@ def test_undefined_oracle_gate_leaves_the_relative_target_undecided():
     assert record["target"] == "n/a" and record["target_met"] is None
     line = targets_markdown([record]).splitlines()[2]
     assert line.endswith("| yes | n/a | n/a |") and "nan" not in line
+
+
+def test_a_tie_reads_as_a_tie_not_a_shortfall():
+    """debleed and the thesis model both losing 0 % of the hits read as a bold "**no**" in
+    the "beats thesis" column; equal means are a tie, for a closest-to-zero metric too."""
+    table = rows(hits_lost_pct=0.0, hit_level_bias_db=0.5, delta_si_sdr=4.0)
+    table["thesis baseline"]["hit_level_bias_db"]["mean"] = -0.5
+    records = {r["metric"]: r for r in check_targets(table)}
+    assert records["hits_lost_pct"]["beats_thesis"] == "tie"
+    assert records["hit_level_bias_db"]["beats_thesis"] == "tie"      # |0.5| = |-0.5|
+    assert records["delta_si_sdr"]["beats_oracle_gate"] == "tie"      # 4 = 4
+    assert records["hit_level_error_db"]["beats_oracle_gate"] is True  # 0 < 10: still yes
+    markdown = targets_markdown(list(records.values()))
+    assert "| hits_lost_pct | 0.00 | 0.00 | 0.00 | n/a | n/a | tie | tie |  |  |" in markdown
+    assert "| delta_si_sdr | 4.00 | 4.00 | 0.00 | n/a | n/a | tie | yes |" in markdown
