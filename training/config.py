@@ -24,6 +24,12 @@ TRAIN_PRECISIONS = ("float32", "bfloat16")
 # 2048 samples) and of the models reflect half a window at each end, which needs more
 # samples than that even at the thesis model's 20 kHz.
 MIN_SEGMENT_SECONDS = 0.1
+# "adamw" decouples the weight decay from the gradient (Loshchilov and Hutter 2019);
+# "adam" (torch.optim.Adam) adds it to the gradient, an L2 penalty.
+OPTIMIZERS = ("adam", "adamw")
+# AdamW shrinks every weight by lr x weight_decay a step (Adam adds weight_decay x weight to
+# the gradient): far past 1 the decay, not the loss, sets the weights.
+MAX_WEIGHT_DECAY = 1.0
 # Seeds are offset (validation, guard, rank) and must stay within torch's 64-bit seed.
 SEED_LIMIT = 2**63
 # The rate of every dataset folder and kit the trainer reads (training/trainer.py).
@@ -41,12 +47,13 @@ class TrainConfig:
     # constructor arguments of a loss part, e.g. {"mrstft": {"floor_db": -70}}
     loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     lr: float = 1e-3
+    optimizer: str = "adamw"                 # one of OPTIMIZERS
     weight_decay: float = 1e-4
     batch_size: int = 16
     segment_seconds: float = 2.0
     steps_per_epoch: int = 200
     epochs: int = 50
-    grad_clip: float = 5.0
+    grad_clip: float = 5.0                   # the gradient's largest global norm, 0 = no clip
     plateau_patience: int = 3                # epochs without improvement before LR x factor
     plateau_factor: float = 0.5
     early_stop_patience: int = 8             # epochs without improvement before stopping
@@ -102,13 +109,19 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ParameterError(f"train: {name} must be > 0")
-        if self.grad_clip < 0 or self.num_workers < 0 or self.valid_clips < 1:
-            raise ParameterError("train: grad_clip, num_workers must be >= 0, valid_clips >= 1")
-        non_negative = ("weight_decay", "gain_jitter_db", "max_minutes", "threads",
-                        "plateau_patience")
+        if self.valid_clips < 1:
+            raise ParameterError(f"train: valid_clips = {self.valid_clips}: must be >= 1")
+        non_negative = ("weight_decay", "grad_clip", "num_workers", "gain_jitter_db",
+                        "max_minutes", "threads", "plateau_patience")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ParameterError(f"train: {name} = {getattr(self, name)}: must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ParameterError(f"train: optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                                 f"not {self.optimizer!r}")
+        if self.weight_decay > MAX_WEIGHT_DECAY:
+            raise ParameterError(f"train: weight_decay = {self.weight_decay}: must be at most "
+                                 f"{MAX_WEIGHT_DECAY:g} (typical: 1e-4 to 0.1)")
         if self.segment_seconds < MIN_SEGMENT_SECONDS:
             raise ParameterError(f"train: segment_seconds = {self.segment_seconds}: must be at "
                                  f"least {MIN_SEGMENT_SECONDS} s, the losses' longest window")

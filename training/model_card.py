@@ -48,6 +48,7 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         f"- debleed {info.get('debleed_version')}, torch {info.get('torch_version')}",
         f"- Loss: {config.get('loss')}, lr {config.get('lr')}, batch {config.get('batch_size')} x "
         f"{config.get('segment_seconds')} s, seed {config.get('seed')}",
+        optimizer_line(config),
         *synth_lines(config),
         *guard_lines(config),
         f"- Epochs run: {len(history)} x {config.get('steps_per_epoch')} steps; "
@@ -87,6 +88,17 @@ def describe_data(data: dict[str, Any]) -> str:
 def plural(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless one."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def optimizer_line(config: dict[str, Any]) -> str:
+    """How the weights were stepped: the optimizer, its decay, the gradient clip and the
+    plateau schedule, which the card did not name although ``train`` lets each be set.
+    A run saved before ``optimizer`` was kept trained with AdamW."""
+    clip = config.get("grad_clip")
+    return (f"- Optimizer: {config.get('optimizer', 'adamw')}, weight decay "
+            f"{config.get('weight_decay')}, gradient clip {clip if clip else 'none'}, lr x "
+            f"{config.get('plateau_factor')} after {config.get('plateau_patience')} epochs "
+            "without a better validation loss")
 
 
 def synth_lines(config: dict[str, Any]) -> list[str]:

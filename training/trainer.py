@@ -40,6 +40,11 @@ from .losses import SISDRLoss, SNRLoss
 from .metrics import nanmean
 
 StepReport = Callable[[float, str], None]  # (fraction of this run done, note)
+OPTIMIZER_CLASSES: dict[str, type[torch.optim.Adam]] = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}  # config.OPTIMIZERS
+# The parameter-group key that tells AdamW's decay from Adam's (torch keeps both in one
+# class): a state saved by one and loaded into the other keeps the saved one's.
+DECOUPLED = "decoupled_weight_decay"
 MAX_NONFINITE_IN_A_ROW = 20  # skipped steps before a run counts as diverged
 
 
@@ -97,9 +102,8 @@ class Trainer:
         if world.distributed:
             ids = [device.index] if device.type == "cuda" else None
             self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(
-            [p for p in self.model.parameters() if p.requires_grad], lr=config.lr,
-            weight_decay=config.weight_decay)
+        self.optimizer = build_optimizer(
+            [p for p in self.model.parameters() if p.requires_grad], config)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, **plateau_options(config))
         # BatchNorm statistics are averaged with the weights (use_buffers): an average of
@@ -290,16 +294,18 @@ class Trainer:
         return saved
 
     def apply_changed_optimizer_options(self, saved: TrainConfig) -> None:
-        """Give every parameter group the configuration's lr and weight decay where it
-        differs from the run's saved ``saved`` (``--resume --lr``). Why: the loaded optimizer
-        state carries the run's own, which silently won while config.json and the model card
-        claimed the new ones; an unchanged option keeps the saved group's value, which the
-        plateau schedule may have lowered."""
-        for name in ("lr", "weight_decay"):
-            value = getattr(self.config, name)
-            if value != getattr(saved, name):
-                for group in self.optimizer.param_groups:
-                    group[name] = value
+        """Give every parameter group the configuration's lr, weight decay and kind of decay
+        (``optimizer``) where it differs from the run's saved ``saved`` (``--resume --lr``).
+        Why: the loaded optimizer state carries the run's own, which silently won while
+        config.json and the model card claimed the new ones (an AdamW state loaded into
+        Adam went on decoupling its decay); an unchanged option keeps the saved group's
+        value, which the plateau schedule may have lowered. The moments carry over."""
+        changed = {name: getattr(self.config, name) for name in ("lr", "weight_decay")
+                   if getattr(self.config, name) != getattr(saved, name)}
+        if self.config.optimizer != saved.optimizer:
+            changed[DECOUPLED] = self.optimizer.defaults[DECOUPLED]
+        for group in self.optimizer.param_groups:
+            group.update(changed)
         # ReduceLROnPlateau reports this until its next step and lowers the groups' own lr.
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
@@ -380,6 +386,13 @@ class Trainer:
             if broadcast_flag(stop, self.world):
                 break
         return self.history
+
+
+def build_optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Adam:
+    """``config.optimizer`` over ``parameters``, with its lr and weight decay: plain
+    ``torch.optim.Adam`` adds the decay to the gradient, ``AdamW`` decouples it."""
+    return OPTIMIZER_CLASSES[config.optimizer](parameters, lr=config.lr,
+                                               weight_decay=config.weight_decay)
 
 
 def plateau_options(config: TrainConfig) -> dict[str, Any]:

@@ -80,6 +80,18 @@ def refuse_constant(name: str) -> float:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--segment-seconds", type=float, default=None)
 @click.option("--lr", type=float, default=None)
+@click.option("--optimizer", default=None, type=click.Choice(["adam", "adamw"]),
+              help="adamw: weight decay decoupled from the gradient; adam: plain Adam, the "
+                   "decay added to the gradient (L2) [default: adamw].")
+@click.option("--weight-decay", type=float, default=None,
+              help="Weight decay, 0 to 1; 0 = none [default: 1e-4].")
+@click.option("--grad-clip", type=float, default=None,
+              help="Largest global norm of the gradient; 0 = no clipping [default: 5].")
+@click.option("--plateau-patience", type=int, default=None,
+              help="Epochs without a better validation loss before the learning rate is "
+                   "lowered [default: 3].")
+@click.option("--plateau-factor", type=float, default=None,
+              help="What a plateau multiplies the learning rate by, in (0, 1) [default: 0.5].")
 @click.option("--valid-clips", type=int, default=None)
 @click.option("--keep-epochs", is_flag=True, default=None,
               help="Also save every epoch's weights as RUN/epochs/epoch_NNN.pt, to choose "

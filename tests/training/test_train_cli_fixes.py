@@ -208,3 +208,94 @@ def test_validation_changes_compare_the_data_not_its_path():
     assert first.validation_changes(swapped) == ["data"]
     assert first.validation_changes(moved) == []
     assert first.validation_changes(TrainConfig(data="/e/copy")) == ["data"]  # no identity: by path
+
+
+OPTIMIZER_OPTIONS = ["--optimizer", "adam", "--weight-decay", "0.01", "--grad-clip", "0.5",
+                     "--plateau-patience", "1", "--plateau-factor", "0.25"]
+
+
+def test_the_optimizer_options_train_and_are_recorded(dataset: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    """``train`` always stepped AdamW with a weight decay of 1e-4, clipped at 5 and lowered
+    the lr by half after 3 bad epochs, whatever the user wanted. Each is an option now, run
+    as given (plain Adam is ``torch.optim.Adam``) and kept with the run and its card."""
+    import training.trainer
+
+    norms, built = [], []
+    clip, build = torch.nn.utils.clip_grad_norm_, training.trainer.build_optimizer
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda parameters, norm: norms.append(norm) or clip(parameters, norm))
+    monkeypatch.setattr(training.trainer, "build_optimizer",
+                        lambda *args: built.append(build(*args)) or built[-1])
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(run), *TINY_OPTIONS,
+                                      *OPTIMIZER_OPTIONS])
+    assert result.exit_code == 0, result.output
+    assert type(built[0]) is torch.optim.Adam and norms == [0.5, 0.5]
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert all(g["weight_decay"] == 0.01 and not g["decoupled_weight_decay"]
+               for g in state["optimizer"]["param_groups"])
+    assert (state["scheduler"]["patience"], state["scheduler"]["factor"]) == (1, 0.25)
+    recorded = {"optimizer": "adam", "weight_decay": 0.01, "grad_clip": 0.5,
+                "plateau_patience": 1, "plateau_factor": 0.25}
+    for config in (json.loads((run / "config.json").read_text()),
+                   state["model"]["training_config"]):
+        assert {name: config[name] for name in recorded} == recorded
+    assert ("- Optimizer: adam, weight decay 0.01, gradient clip 0.5, lr x 0.25 after 1 "
+            "epochs without a better validation loss") in (run / "MODEL_CARD.md").read_text()
+
+
+def test_plain_adam_is_torch_adam_and_adamw_stays_the_default():
+    from training.trainer import build_optimizer
+
+    parameters = [torch.nn.Parameter(torch.zeros(3))]
+    adam = build_optimizer(parameters, TrainConfig(optimizer="adam", weight_decay=0.01))
+    assert type(adam) is torch.optim.Adam and adam.defaults["decoupled_weight_decay"] is False
+    assert adam.defaults["weight_decay"] == 0.01
+    assert type(build_optimizer(parameters, TrainConfig())) is torch.optim.AdamW
+
+
+def test_a_resume_with_another_optimizer_steps_with_it(dataset: Path, tmp_path: Path):
+    """As ``--resume --lr`` does: the loaded AdamW state kept decoupling its decay inside
+    Adam (torch tells the two by a flag of each parameter group), while config.json said
+    adam. The moments carry over; a later resume keeps the run's new options."""
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["train", str(dataset), "--out", str(run),
+                                    *TINY_OPTIONS]).exit_code == 0
+    resume = ["train", "--out", str(run), "--resume"]
+    result = CliRunner().invoke(cli, [*resume, "--epochs", "2", *OPTIMIZER_OPTIONS])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, [*resume, "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert all(g["weight_decay"] == 0.01 and not g["decoupled_weight_decay"]
+               for g in state["optimizer"]["param_groups"])
+    assert (state["scheduler"]["patience"], state["scheduler"]["factor"]) == (1, 0.25)
+    assert state["model"]["training_config"]["optimizer"] == "adam"
+    assert state["model"]["training_config"]["grad_clip"] == 0.5
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--weight-decay", "-0.1", "weight_decay = -0.1: must be >= 0"),
+    ("--weight-decay", "1e4", "weight_decay = 10000.0: must be at most 1"),
+    ("--weight-decay", "nan", "weight_decay = nan: must be a finite number"),
+    ("--grad-clip", "-1", "grad_clip = -1.0: must be >= 0"),
+    ("--grad-clip", "inf", "grad_clip = inf: must be a finite number"),
+    ("--plateau-patience", "-1", "plateau_patience = -1: must be >= 0"),
+    ("--plateau-factor", "1.5", "plateau_factor = 1.5: must be in (0, 1)"),
+    ("--plateau-factor", "0", "plateau_factor = 0.0: must be in (0, 1)")])
+def test_absurd_optimizer_options_are_one_error_line(dataset: Path, tmp_path: Path,
+                                                     option: str, value: str, message: str):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(run), *TINY_OPTIONS,
+                                      option, value])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: train: {message}"), lines
+    assert not run.exists()
+
+
+def test_an_unknown_optimizer_is_a_usage_error(dataset: Path, tmp_path: Path):
+    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(tmp_path / "run"),
+                                      "--optimizer", "sgd"])
+    assert result.exit_code == 2 and "'sgd' is not one of 'adam', 'adamw'" in result.output
