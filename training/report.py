@@ -53,9 +53,11 @@ LEGEND = """\
   snare in that window: hits the output has all but removed.
 - cymbal leakage (dB, lower is better): energy above 5 kHz of y - s over that of x - s
   inside the hit windows; a gate scores about 0.
-- tom/kick leakage (dB, lower is better): energy of y over that of x in the 100 ms after
-  kick/tom onsets that lie clear of any snare hit (200 ms guard), where the clean snare is
-  silent (as for bleed reduction); hi-hats struck there count too.
+- tom/kick leakage (dB, lower is better): energy of y over that of x where only kick or
+  toms sound: the 100 ms after kick/tom onsets that lie clear of any snare hit (200 ms
+  guard), less the samples where another piece struck before still rings (closed hi-hats
+  200 ms, open hi-hats 1 s, rides 1.5 s, crashes and chinas 2 s, anything else 0.5 s),
+  where the clean snare is silent (as for bleed reduction).
 """
 
 
