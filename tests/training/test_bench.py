@@ -16,7 +16,7 @@ from debleed.cli.main import cli
 from denoiser.checkpoint import save_checkpoint
 from denoiser.gate import GateConfig
 from denoiser.models import build_model
-from training import bench, metrics
+from training import bench, metrics, report
 from training.errors import KitError
 from training.oneshots import write_synthetic_kit
 from training.oracles import IDEAL_MASK_FFT, IDEAL_MASK_HOP
@@ -259,3 +259,13 @@ def test_floor_set_is_the_test_clips_plus_a_floor_and_leaves_the_rest_alone(setu
     # one step per clip of each set, ending at 1
     assert [note for _, note in floored_steps] == ["test clip 1", "floor clip 1", "held-out clip 1"]
     assert floored_steps[-1][0] == 1.0 and plain_steps[-1][0] == 1.0
+
+
+def test_each_quality_table_says_which_means_cover_fewer_clips():
+    """A table headed "40 clips" whose tom/kick mean rests on 19 of them read as if it
+    covered 40; evaluate said so under its table, bench did not."""
+    rows = {"debleed": {key: {"mean": 1.0, "median": 1.0, "count": 40} for key, _ in COLUMNS}}
+    assert bench._table({"rows": rows}, 40) == report.markdown_table(rows)
+    rows["debleed"]["tom_kick_leakage_db"]["count"] = 19
+    assert bench._table({"rows": rows}, 40) == (
+        report.markdown_table(rows) + "\nMeans over fewer of the 40 clips: tom/kick leakage dB 19.\n")
