@@ -198,8 +198,14 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
 
 def mel_spectrogram_db(samples: np.ndarray, sample_rate: int, n_fft: int = 2048,
                        hop: int = 512, n_mels: int = 128, fmin: float = 20.0) -> np.ndarray:
-    """Mel power spectrogram in dB (absolute, unnormalised: versions stay comparable)."""
-    _, _, spec = signal.stft(np.asarray(samples, dtype=np.float64), fs=sample_rate,
+    """Mel power spectrogram in dB (absolute, unnormalised: versions stay comparable).
+
+    A clip shorter than one frame is zero-padded to it: scipy shortened the frame to the
+    clip but kept the overlap, refused the pair, and ``evaluate --report`` ended in a
+    traceback on any clip under 2048 samples."""
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = np.pad(samples, (0, max(0, n_fft - samples.size)))
+    _, _, spec = signal.stft(samples, fs=sample_rate,
                              nperseg=n_fft, noverlap=n_fft - hop, boundary="zeros")
     power = np.abs(spec) ** 2
     mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, sample_rate / 2) @ power

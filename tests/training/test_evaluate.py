@@ -17,6 +17,7 @@ from debleed.cli.main import cli
 from denoiser.checkpoint import save_checkpoint
 from denoiser.models import build_model
 from training.evaluate import SYSTEMS, VERSIONS, folder_names
+from training.report import mel_spectrogram_db
 from training.oneshots import write_synthetic_kit
 from training.synth import SynthConfig, render_dataset
 
@@ -265,3 +266,13 @@ def test_means_over_fewer_clips_are_named_and_zero_is_not_negative():
                     f"{titles['ghost_level_error_db']} 1-2.")
     assert report.coverage_note({"model": {"delta_si_sdr": {"count": 4}}}, 4) == ""
     assert "| 0.00 / 9.00 |" in report.markdown_table(rows)
+
+
+@pytest.mark.parametrize("length", [1, 400, 2047, 2048])
+def test_a_clip_shorter_than_a_spectrogram_frame_still_gets_its_picture(length):
+    """scipy shortened the 2048-sample frame to such a clip but kept its 1536-sample
+    overlap and refused the pair: ``evaluate --report`` ended in a traceback."""
+    clip = np.cos(np.arange(length) * 0.3)
+    spectrogram = mel_spectrogram_db(clip, 48000)
+    assert spectrogram.shape[0] == 128 and np.isfinite(spectrogram).all()
+    assert spectrogram.max() > -120.0 + 20.0  # the clip is in it, not just the padding
