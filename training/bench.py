@@ -428,7 +428,7 @@ def speed_steps(config: BenchConfig) -> int:
     return devices * (3 + int(config.speed_baseline))
 
 
-def _load_kits(kits: Sequence[Path]) -> None:
+def preload_kits(kits: Sequence[Path]) -> None:
     """Load every kit before the first clip (``load_kit`` caches them for the renders): a
     kit that cannot serve, a held-out one without a snare say, fails in seconds, not after
     the whole test set has run."""
@@ -455,7 +455,7 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
         raise KitError(f"{config.kit}: test kit not installed (Debian package hydrogen-data "
                        "ships 'The Black Pearl 1.0'); pass --kit DIR to use another kit")
     heldout_kits = installed_heldout_kits(config) if config.heldout_clips > 0 else []
-    _load_kits([Path(config.kit), *heldout_kits])
+    preload_kits([Path(config.kit), *heldout_kits])
     debleed_path = model_path(config)
     if not Path(config.baseline).is_file():
         raise ModelError(f"{config.baseline}: thesis baseline checkpoint not found (--baseline PATH)")

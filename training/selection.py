@@ -23,8 +23,8 @@ import numpy as np
 from denoiser.engine import Denoiser
 
 from . import metrics
-from .bench import HELDOUT_SEED, BenchConfig, render_heldout_set
-from .evaluate import dataset_entries, denoise_mono, load_clip
+from .bench import HELDOUT_SEED, BenchConfig, preload_kits, render_heldout_set
+from .evaluate import check_clip, dataset_entries, denoise_mono, load_clip
 from .oneshots import one_shot
 
 COLUMNS: tuple[str, ...] = ("delta_si_sdr", "bleed_reduction_db", "hit_level_error_db",
@@ -70,6 +70,17 @@ def _clip_scores(denoiser: Denoiser, noisy: np.ndarray, clean: np.ndarray, meta:
     rate = meta["sample_rate"]
     return metrics.clip_metrics(noisy, clean, denoise_mono(denoiser, noisy, rate), rate,
                                 meta.get("onsets", []))  # as evaluate reads it
+
+
+def check_sets(tuning: Path | None, unseen: Path | None, kits: Sequence[Path]) -> None:
+    """Check every set before any model scores one: each clip's meta and WAV headers
+    (``check_clip``) and each held-out kit loaded. Why: a typo in ``--unseen`` or a kit
+    without a snare failed only after the reference had scored the sets before it."""
+    for folder in (tuning, unseen):
+        if folder is not None:
+            for entry in dataset_entries(folder, "all"):
+                check_clip(folder, entry)
+    preload_kits(kits)
 
 
 def dataset_means(denoiser: Denoiser, folder: Path) -> dict[str, float]:

@@ -60,13 +60,14 @@ def select(candidates: tuple[str, ...], reference: str, tuning: Path | None, uns
     from denoiser.engine import Denoiser, InferenceConfig
     from training.bench import BenchConfig, installed_heldout_kits
     from training.report import write_json
-    from training.selection import judge, score_model, scores_markdown
+    from training.selection import check_sets, judge, score_model, scores_markdown
 
     kits = list(heldout_kits) or installed_heldout_kits(BenchConfig())
     kits = kits if heldout_clips else []
     if json_path is not None:
         folders = tuple(folder for folder in (tuning, unseen, *kits) if folder is not None)
         _check_json_path(json_path, (reference, *candidates), folders)
+    check_sets(tuning, unseen, kits)
     names = [reference, *candidates]
     config = InferenceConfig(**hiss_cut(hiss_cut_hz))
     models = [Denoiser.load(None if path == "default" else path, device, config) for path in names]

@@ -4,10 +4,12 @@ C10, 0.13 dB short on one column), the probe on the shipped model, and ``debleed
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
 from debleed.cli.main import cli
@@ -202,3 +204,26 @@ def test_select_scores_clips_whose_meta_has_no_onsets(tuning_set):
     result = _select(tuning_set)
     assert result.exit_code == 0, result.output
     assert "tuning clips: ΔSI-SDR" in result.output
+
+
+@pytest.mark.parametrize("broken", ["unseen without a manifest", "unseen clip without clean",
+                                    "kit without a snare"])
+def test_select_checks_every_set_before_scoring_any(tuning_set, tmp_path, monkeypatch, broken):
+    """A bad later set (an empty --unseen folder, a clip missing its clean.wav, a held-out
+    kit without a snare) failed only after the reference had scored the sets before it."""
+    scored = []
+    monkeypatch.setattr("training.selection.dataset_means",
+                        lambda denoiser, folder: scored.append(folder) or {})
+    unseen, kit = tmp_path / "unseen", tmp_path / "kit"
+    unseen.mkdir()
+    kit.mkdir()
+    extra = ["--unseen", str(unseen)]
+    if broken == "unseen clip without clean":
+        shutil.copytree(tuning_set["data"], unseen, dirs_exist_ok=True)
+        next(unseen.glob("*/clean.wav")).unlink()
+    elif broken == "kit without a snare":
+        extra = ["--heldout-kit", str(kit), "--heldout-clips", "2"]
+        sf.write(kit / "kick.wav", np.hanning(4800).astype(np.float32), 48000)
+    result = _select(tuning_set, *extra)
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert scored == []
