@@ -49,12 +49,21 @@ def _new_sibling(path: Path, suffix: str, folder: bool = False) -> Path:
                 os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
             continue
-        except PermissionError:  # Windows: the name is a folder, or a file being deleted
+        except PermissionError as exc:  # Windows: the name is a folder, or a file being deleted
             if os.name == "nt" and os.access(path.parent, os.W_OK):
                 continue
-            raise
+            raise _naming(exc, path.parent) from None
+        except OSError as exc:  # a read-only or full folder: name it, not a hidden name
+            raise _naming(exc, path.parent) from None
         return candidate
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
+def _naming(exc: OSError, target: str | os.PathLike) -> OSError:
+    """``exc`` about ``target`` instead of a temporary name the user never gave and that is
+    gone by the time the error is read ("ro/.s.pt.124a7757.73bd1b48.tmp: Read-only file
+    system")."""
+    return type(exc)(exc.errno, exc.strerror, os.fspath(target))
 
 
 @contextmanager
@@ -74,9 +83,12 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
         remove_empty_folders(created)
+        if isinstance(exc, OSError) and exc.filename is not None \
+                and os.fsdecode(exc.filename) == os.fspath(tmp):
+            raise _naming(exc, path) from None
         raise
 
 

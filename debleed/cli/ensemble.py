@@ -35,7 +35,7 @@ def ensemble(members: tuple[str, ...], output: Path, combine: str, min_below_hz:
     STFT and one network per member. One power ensemble alone is combined again (its
     groups kept) with the cutoffs given.
     """
-    from denoiser.audio import ensure_not_input
+    from denoiser.audio import check_output_folder, ensure_not_input
     from denoiser.checkpoint import load_checkpoint, save_checkpoint
     from denoiser.errors import ParameterError
     from denoiser.models.ensemble import MaskEnsemble
@@ -46,6 +46,7 @@ def ensemble(members: tuple[str, ...], output: Path, combine: str, min_below_hz:
         raise ParameterError("an ensemble needs at least two member checkpoints "
                              "(or one power ensemble with --combine power)")
     ensure_not_input(output, tuple(paths))
+    check_output_folder(output.parent)  # before loading: a read-only folder fails at once
     loaded = [load_checkpoint(path) for path in paths]
     bag = MaskEnsemble.of([model for model, _ in loaded], combine, min_below_hz, min_above_hz)
     sources = [{"file": path.name, "model_name": info["model_name"],

@@ -37,7 +37,7 @@ def soup(models: tuple[str, ...], output: Path, weights: str | None) -> None:
     one basin of the loss. Networks trained from different starts average to noise; bag
     those with `debleed ensemble` instead. The soup costs what one network costs.
     """
-    from denoiser.audio import ensure_not_input
+    from denoiser.audio import check_output_folder, ensure_not_input
     from denoiser.checkpoint import load_checkpoint, save_checkpoint
     from denoiser.errors import ParameterError
     from denoiser.pretrained import default_model_path
@@ -47,6 +47,7 @@ def soup(models: tuple[str, ...], output: Path, weights: str | None) -> None:
     if len(paths) < 2:
         raise ParameterError("a soup needs at least two checkpoints")
     ensure_not_input(output, tuple(paths))
+    check_output_folder(output.parent)  # before loading: a read-only folder fails at once
     shares = soup_weights(len(paths), _weights(weights))
     loaded = [load_checkpoint(path) for path in paths]
     result = average([model for model, _ in loaded], shares)

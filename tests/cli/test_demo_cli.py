@@ -32,3 +32,13 @@ def test_demo_with_missing_model_writes_nothing(tmp_path):
                                       str(tmp_path / "absent.pt")])
     assert result.exit_code == 1 and result.output.startswith("Error:")
     assert not out.exists()
+
+
+def test_a_demo_whose_last_file_cannot_be_written_leaves_none(tmp_path):
+    """The noisy and clean files stayed behind when the denoised one failed."""
+    model = save_checkpoint(tmp_path / "tiny.pt", build_model("bandmask-tiny"))
+    out = tmp_path / "demo"
+    (out / "demo_noisy.debleed.wav").mkdir(parents=True)
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--model", str(model)])
+    assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1].startswith("Error:")
+    assert [path.name for path in out.iterdir()] == ["demo_noisy.debleed.wav"]

@@ -23,6 +23,8 @@ SF_ERR_SYSTEM = 2  # libsndfile's code for a failed system call (a full disk)
     ["demo", "--out", "{blocker}/demo"],
     ["bench", "--quick", "--out", "{blocker}/bench"],
     ["select", "default", "--heldout-clips", "0", "--json", "{blocker}/scores.json"],
+    ["soup", "default", "default", "-o", "{blocker}/soup.pt"],
+    ["ensemble", "default", "--combine", "power", "-o", "{blocker}/bag.pt"],
 ], ids=lambda command: command[0])
 def test_an_output_under_a_file_is_refused_in_one_line(tmp_path, write_wav, drum_track, refused,
                                                        command):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -72,3 +73,24 @@ def test_a_failed_write_removes_the_folders_it_made(tmp_path) -> None:
     with pytest.raises(OSError), atomic_output(tmp_path / "new" / "deeper" / "b.wav") as tmp:
         raise OSError("disk full")
     assert sorted(os.listdir(tmp_path / "new")) == ["a.wav"]
+
+
+def test_a_refused_write_names_the_output_not_its_temporary_name(tmp_path, monkeypatch) -> None:
+    """A read-only folder refusing the hidden temporary file, or a write to it failing,
+    was reported against that file ("ro/.s.pt.124a7757.73bd1b48.tmp: Read-only file
+    system"), a name the user never gave and that is gone when the error is read."""
+    target = tmp_path / "out" / "s.pt"
+    with pytest.raises(OSError) as caught:
+        with atomic_output(target) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(target))
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", path)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(OSError) as caught:
+        with atomic_output(target):
+            pass
+    assert (caught.value.errno, caught.value.filename) == (errno.EROFS, str(target.parent))
+    assert sorted(tmp_path.iterdir()) == []  # the folder made for it is gone too
