@@ -578,14 +578,16 @@ def _threshold_from_frames(frame_db: np.ndarray) -> float:
     floor_db = float(np.percentile(inside, AUTO_FLOOR_PERCENTILE))
     spacing = max(1, int(round(AUTO_MIN_PEAK_SPACING_MS / AUTO_FRAME_MS)))
     peak_at, _ = signal.find_peaks(frame_db, distance=spacing, prominence=AUTO_PEAK_PROMINENCE_DB)
-    levels = _without_low_strays(np.sort(frame_db[peak_at]))
+    every = np.sort(frame_db[peak_at])
+    levels = _without_low_strays(every)
     if levels.size == 0:  # steady signal: nothing stands out, keep the gate shut on it
         threshold = float(frame_db.max()) + AUTO_FLOOR_MARGIN_DB
     else:
         split = _three_class_split(levels)
         if split is None:
             split = _otsu_split(levels)
-        threshold = ((floor_db + float(levels[0])) / 2.0 if split is None
+        # No bleed cluster: every peak may be a hit, the soft ones of a crescendo too
+        threshold = ((floor_db + float(every[0])) / 2.0 if split is None
                      else _widest_gap_under(levels, split))
         threshold = max(threshold, floor_db + AUTO_FLOOR_MARGIN_DB)
     return float(np.clip(threshold, MIN_THRESHOLD_DB, 0.0))
@@ -593,10 +595,10 @@ def _threshold_from_frames(frame_db: np.ndarray) -> float:
 
 def _without_low_strays(levels: np.ndarray) -> np.ndarray:
     """The sorted peak ``levels`` (dB) from the lowest one that has company: at least
-    ``AUTO_MIN_CLUSTER_PEAKS`` peaks within ``AUTO_STRAY_RADIUS_DB``. One faint click under
-    the hi-hat bleed used to join the bleed's class and widen it, so the split that keeps
-    the ghost notes failed; the fallback then put the threshold by the click, and the whole
-    hi-hat through. Levels where no peak has company (a few hits) are returned whole."""
+    ``AUTO_MIN_CLUSTER_PEAKS`` peaks within ``AUTO_STRAY_RADIUS_DB``, for finding the
+    clusters. One faint click under the hi-hat bleed used to join the bleed's class and
+    widen it, so the split that keeps the ghost notes failed. Levels where no peak has
+    company (a few hits) are returned whole."""
     company = (np.searchsorted(levels, levels + AUTO_STRAY_RADIUS_DB, side="right")
                - np.searchsorted(levels, levels - AUTO_STRAY_RADIUS_DB, side="left"))
     clustered = np.flatnonzero(company >= AUTO_MIN_CLUSTER_PEAKS)
@@ -628,13 +630,14 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     between neighbouring peak levels from that cluster's median up to the next peak over it
     (with hits of every velocity, the clusters' boundary alone falls among the soft hits).
     Stray peaks under the lowest cluster (a click, a creak: peaks without two others within
-    3 dB) are left out first, or one of them spoils every split. Hi-hat bleed under ghost
-    notes and accents makes three clusters: Otsu's three-class split finds them (``_three_class_split``: used when
-    both of its boundaries part clearly distinct clusters), so the ghosts are kept. Otherwise
+    3 dB) are left out of the search for clusters, or one of them spoils every split.
+    Hi-hat bleed under ghost notes and accents makes three clusters: Otsu's three-class
+    split finds them (``_three_class_split``: used when both of its boundaries part clearly
+    distinct clusters), so the ghosts are kept. Otherwise
     Otsu's two-class split (maximum between-class variance) is used when it is clearly
     bimodal (between-class variance >= 80 % of the total, cluster means >= 3 dB apart).
-    Otherwise all peaks but the strays are taken as hits and the threshold goes halfway
-    between the noise floor (10th percentile of the frame levels, less any digital silence at the ends, so a
+    Otherwise all peaks are taken as hits and the threshold goes halfway between the noise
+    floor (10th percentile of the frame levels, less any digital silence at the ends, so a
     silent lead-in or a short sidechain's padding does not drag it to -200 dB) and the
     softest peak. It never sits less than 6 dB above that floor, and is clamped to [-120, 0]
     dBFS. A signal without any peak (a steady tone or wash) gets a threshold above its

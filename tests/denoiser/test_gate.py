@@ -319,6 +319,21 @@ def test_auto_threshold_is_not_moved_by_one_stray_peak(seed):
     assert energy_db(x[hat_only]) - energy_db(gated[hat_only]) > 20
 
 
+def test_auto_threshold_keeps_every_hit_of_a_crescendo_without_bleed(rng):
+    """Without bleed no split is found and every peak is a hit: the soft start of a
+    crescendo, each hit alone within 3 dB, must not be read as strays and gated out (the
+    stray filter is for finding clusters only)."""
+    levels_db = [-50, -45, -40, -35, -30, -25, -20, -15, -10, -6, -5, -4]
+    x = noise(rng, 0.25 * len(levels_db) + 0.5, -80)
+    onsets = [ms(60) + k * ms(250) for k in range(len(levels_db))]
+    for onset, level_db in zip(onsets, levels_db):
+        x[onset:onset + ms(150)] += snare(rng, 10 ** (level_db / 20))
+    gated = apply_gate(x, SR, GateConfig(auto=True, hold_ms=20, release_ms=20, range_db=-60))
+    for onset in onsets:
+        hit = slice(onset, onset + ms(60))
+        assert abs(energy_db(gated[hit]) - energy_db(x[hit])) < 1.0
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_auto_threshold_sits_in_the_gap_over_the_bleed_under_a_spread_of_hits(seed):
     """Hits of every velocity from -26 to -6 dBFS over hi-hat bleed at -35: Otsu's split
