@@ -302,7 +302,8 @@ class Trainer:
         value, which the plateau schedule may have lowered. The moments carry over."""
         changed = {name: getattr(self.config, name) for name in ("lr", "weight_decay")
                    if getattr(self.config, name) != getattr(saved, name)}
-        if self.config.optimizer != saved.optimizer:
+        # torch before 2.7 keeps Adam and AdamW apart by class, without this group key
+        if self.config.optimizer != saved.optimizer and DECOUPLED in self.optimizer.defaults:
             changed[DECOUPLED] = self.optimizer.defaults[DECOUPLED]
         for group in self.optimizer.param_groups:
             group.update(changed)

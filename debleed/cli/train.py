@@ -80,7 +80,7 @@ def refuse_constant(name: str) -> float:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--segment-seconds", type=float, default=None)
 @click.option("--lr", type=float, default=None)
-@click.option("--optimizer", default=None, type=click.Choice(["adam", "adamw"]),
+@click.option("--optimizer", default=None, type=click.Choice(["adam", "adamw"]),  # OPTIMIZERS
               help="adamw: weight decay decoupled from the gradient; adam: plain Adam, the "
                    "decay added to the gradient (L2) [default: adamw].")
 @click.option("--weight-decay", type=float, default=None,

@@ -299,3 +299,14 @@ def test_an_unknown_optimizer_is_a_usage_error(dataset: Path, tmp_path: Path):
     result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(tmp_path / "run"),
                                       "--optimizer", "sgd"])
     assert result.exit_code == 2 and "'sgd' is not one of 'adam', 'adamw'" in result.output
+
+
+def test_the_cli_offers_exactly_the_optimizers_the_trainer_builds():
+    """The CLI spells its choices out (importing the training config would slow every
+    command's start-up); they must stay the config's and the trainer's."""
+    from debleed.cli.train import train
+    from training.config import OPTIMIZERS
+    from training.trainer import OPTIMIZER_CLASSES
+
+    option = next(p for p in train.params if p.name == "optimizer")
+    assert tuple(option.type.choices) == OPTIMIZERS == tuple(OPTIMIZER_CLASSES)
