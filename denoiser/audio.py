@@ -121,7 +121,7 @@ def read_audio(path: str | os.PathLike) -> Audio:
         try:
             data = handle.read(dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+            raise AudioError(f"{path}: not a readable audio file ({sf_reason(exc)})") from None
         require_whole(data.shape[0], handle)
         return Audio(validate_samples(data.T, str(path)), handle.samplerate, handle.subtype,
                      broadcast_info(handle), channel_map(handle))
@@ -143,11 +143,18 @@ def sf_name(path: str | os.PathLike) -> str | bytes:
     return os.fsencode(path) if os.name == "posix" else os.fspath(path)
 
 
+def sf_reason(exc: Exception) -> str:
+    """What soundfile's error says went wrong, on one line, without its "Error opening
+    b'/the/path': " prefix: the path is named by the caller, and given to soundfile as
+    bytes (``sf_name``) it repeated it in bytes form."""
+    return (getattr(exc, "error_string", None) or str(exc)).splitlines()[0]
+
+
 def unwritable(path: str | os.PathLike, exc: Exception) -> AudioError:
     """libsndfile's failure to write (a full disk reads "System error.") as one line naming
     the folder: it is a RuntimeError, not the OSError the commands report, so it ended in a
     traceback."""
-    return AudioError(f"{Path(path).parent}: could not write the output there ({exc}); "
+    return AudioError(f"{Path(path).parent}: could not write the output there ({sf_reason(exc)}); "
                       "is the disk full?")
 
 
@@ -158,7 +165,7 @@ def open_track(src: Path) -> sf.SoundFile:
     try:
         handle = sf.SoundFile(sf_name(src))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{src}: not a readable audio file ({exc})") from None
+        raise AudioError(f"{src}: not a readable audio file ({sf_reason(exc)})") from None
     try:
         if handle.frames <= 0 or handle.channels <= 0:
             raise AudioError(f"{src}: is empty (zero samples)")
@@ -232,7 +239,8 @@ def scan(handle: sf.SoundFile) -> TrackLevels:
             total += np.sum(block, axis=0, dtype=np.float64)
             decoded += block.shape[0]
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file ({str(exc).splitlines()[0]})") from None
+        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file "
+                         f"({sf_reason(exc)})") from None
     require_whole(decoded, handle)
     mean = total / decoded
     offset = dc_offset(mean, np.maximum(high - mean, mean - low))

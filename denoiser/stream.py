@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import TrackLevels, ensure_not_input, open_track, open_wav_writer, require_sound, scan
+from .audio import (TrackLevels, ensure_not_input, open_track, open_wav_writer, require_sound,
+                    scan, sf_reason)
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
 from .outfiles import AUDIO_SUFFIX, atomic_output
@@ -58,7 +59,8 @@ def read_exactly(handle: sf.SoundFile, start: int, frames: int) -> np.ndarray:
         handle.seek(start)
         block = handle.read(frames, dtype="float32", always_2d=True).T
     except sf.LibsndfileError as exc:  # not to be taken for the output's write failing
-        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file ({exc}); export it again") from None
+        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file ({sf_reason(exc)}); "
+                         "export it again") from None
     if block.shape[1] != frames:
         raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file (frames {start}-{start + frames} "
                          f"do not decode after a seek); export it again")

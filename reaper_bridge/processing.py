@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from denoiser.audio import read_audio, sf_name, write_audio
+from denoiser.audio import read_audio, sf_name, sf_reason, write_audio
 from denoiser.errors import AudioError, ParameterError
 from denoiser.hiss_cut import hiss_cut
 
@@ -64,7 +64,7 @@ def slice_file(src: str, dst: str, start: int, frames: int, chanmode: int = 0,
     try:
         info = sf.info(sf_name(src))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{src}: not a readable audio file ({exc})") from None
+        raise AudioError(f"{src}: not a readable audio file ({sf_reason(exc)})") from None
     out = np.zeros((info.channels, frames), dtype=np.float32)
     first, last = max(start, 0), min(start + frames, info.frames)
     if last > first:

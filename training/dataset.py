@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from denoiser.audio import sf_name
+from denoiser.audio import sf_name, sf_reason
 
 from .errors import DatasetError
 from .manifest import SPLITS, check_clip_files, read_manifest
@@ -101,7 +101,7 @@ class ClipFolder(Dataset):
             data, rate = sf.read(sf_name(path), start=start, stop=None if stop < 0 else stop,
                                  dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise DatasetError(f"{path}: unreadable clip ({exc})") from None
+            raise DatasetError(f"{path}: unreadable clip ({sf_reason(exc)})") from None
         if rate != self.sample_rate:
             raise DatasetError(f"{path}: {rate} Hz, the manifest says {self.sample_rate} Hz")
         if not np.isfinite(data).all():  # a NaN batch would leave BatchNorm's statistics NaN

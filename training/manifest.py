@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import soundfile as sf
 
-from denoiser.audio import sf_name
+from denoiser.audio import sf_name, sf_reason
 from denoiser.outfiles import staging_folder, write_text_atomic
 
 from .errors import DatasetError
@@ -124,7 +124,7 @@ def check_clip_files(root: Path, entry: Mapping[str, Any], sample_rate: int | No
         try:
             info = sf.info(sf_name(path))
         except (OSError, RuntimeError) as exc:  # sf.LibsndfileError is a RuntimeError
-            raise DatasetError(f"{path}: unreadable clip ({str(exc).splitlines()[0]})") from None
+            raise DatasetError(f"{path}: unreadable clip ({sf_reason(exc)})") from None
         if sample_rate is not None and info.samplerate != sample_rate:
             raise DatasetError(f"{path}: {info.samplerate} Hz in a {sample_rate} Hz dataset")
         if mono and info.channels != 1:

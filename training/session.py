@@ -24,7 +24,7 @@ import soundfile as sf
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from denoiser.audio import read_audio, sf_name
+from denoiser.audio import read_audio, sf_name, sf_reason
 
 from .errors import DatasetError
 from .kits import AUDIO_SUFFIXES, SILENCE_PEAK, visible_files
@@ -168,7 +168,7 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
         try:
             info = sf.info(sf_name(path))
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise DatasetError(f"{path}: not a readable audio file ({exc})") from None
+            raise DatasetError(f"{path}: not a readable audio file ({sf_reason(exc)})") from None
         frames = int(info.frames * config.sample_rate / info.samplerate)
         lengths.append(frames)
         count = frames // clip

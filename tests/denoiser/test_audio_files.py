@@ -12,9 +12,10 @@ import pytest
 import soundfile as sf
 
 from denoiser import audio, outfiles
-from denoiser.audio import wav_container, write_audio
+from denoiser.audio import read_audio, wav_container, write_audio
 from denoiser.checkpoint import save_checkpoint
 from denoiser.engine import Denoiser
+from denoiser.errors import AudioError
 from denoiser.models import build_model
 from training.errors import DatasetError
 from training.manifest import staged_output
@@ -129,3 +130,13 @@ def test_a_wav_without_its_pad_byte_is_read_whole(tmp_path, rng):
     assert size == 3 * 4_801 and len(data) == chunk + 8 + size + 1  # then the pad byte
     path.write_bytes(data[:-1])
     assert audio.read_audio(path).samples.shape == (1, 4_801)
+
+
+def test_an_unreadable_file_is_named_once_as_text(tmp_path):
+    """Opened by its bytes (``sf_name``), soundfile's message repeated the path as
+    b'/the/path' after the one the error already gave."""
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    with pytest.raises(AudioError) as caught:
+        read_audio(text)
+    assert str(caught.value) == f"{text}: not a readable audio file (Format not recognised.)"
