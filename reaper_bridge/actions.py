@@ -285,13 +285,10 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
         shutil.rmtree(work_dir, ignore_errors=True)
         api.ShowMessageBox(error_text(exc), TITLE, 0)
         return None
-    label = f"debleed: {'+'.join(variants)} on {len(plan.selection.takes)} item(s)"
-
     def success(result: dict[str, Any]) -> str:
         try:
             bridge.require_project(api, project)
-            return bridge.apply(api, plan, cache, label,
-                                silent=result.get("silent", ())).message()
+            return bridge.apply(api, plan, cache, silent=result.get("silent", ())).message()
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 

@@ -218,8 +218,13 @@ def _current(api: Any, then: TakeSource, gated: bool, keyed: bool, live: set[str
     return now
 
 
-def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
-          project: Any = 0, silent: Collection[str] = ()) -> Outcome:
+def undo_label(plan: Plan, items: int) -> str:
+    """The undo point's name: the variants, and how many items get takes."""
+    return f"debleed: {'+'.join(plan.variants)} on {items} item(s)"
+
+
+def apply(api: Any, plan: Plan, cache: MediaCache, project: Any = 0,
+          silent: Collection[str] = ()) -> Outcome:
     """Give every item its processed takes in one undo block; the last variant ends up
     active. Each take is read again first (see ``_current``): an item changed past what
     its file fits is skipped and named, the others get their takes. An item whose source
@@ -242,6 +247,14 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
     added = updated = 0
     skipped = list(plan.selection.skipped)
     unmade = {task.dst for task in plan.tasks if task.src in silent}
+    quiet = [index for index in range(len(plan.selection.takes))
+             if any(plan.outputs[(index, variant)] in unmade for variant in plan.variants)]
+    if len(quiet) == len(plan.selection.takes):  # as a selection of MIDI items only
+        discard(plan.tasks)
+        lines = summarise(skipped + [Skipped(plan.selection.takes[i].label, SILENT)
+                                     for i in quiet])
+        raise BridgeError("nothing to process: every selected item is silent: "
+                          + "; ".join(lines))
     enveloped: list[str] = []
     touched = False  # an item changed (set by add_variant_take's callback)
 
@@ -250,10 +263,11 @@ def apply(api: Any, plan: Plan, cache: MediaCache, undo_label: str,
         touched = True
 
     try:
-        with batched(api), UndoBlock(api, undo_label):
+        items = len(plan.selection.takes) - len(quiet)
+        with batched(api), UndoBlock(api, undo_label(plan, items)):
             live = project_items(api, project)
             for index, then in enumerate(plan.selection.takes):
-                if any(plan.outputs[(index, variant)] in unmade for variant in plan.variants):
+                if index in quiet:
                     skipped.append(Skipped(then.label, SILENT))
                     continue
                 tables: dict[str, Any] = {}  # the item's takes, read once for all variants
@@ -304,13 +318,10 @@ def denoise(api: Any, variants: tuple[str, ...], execute: Executor, settings_key
     with work_directory() as work_dir:
         tab = current_project(api)
         plan, cache = prepare(api, variants, settings_key, work_dir, project, sidechain_track)
-        labels = "+".join(plan.variants)
         try:
             silent = run_tasks(plan.tasks, execute, progress)
             require_project(api, tab)
-            return apply(api, plan, cache,
-                         f"debleed: {labels} on {len(plan.selection.takes)} item(s)", project,
-                         silent)
+            return apply(api, plan, cache, project, silent)
         except BaseException:
             discard(plan.tasks)
             raise

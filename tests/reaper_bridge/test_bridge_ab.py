@@ -53,7 +53,7 @@ def test_a_locked_item_is_skipped_also_when_locked_while_processing(
     plan, cache = prepare(api, ("debleed",), "", str(tmp_path / "work"))
     run_tasks(plan.tasks, executor_for({"debleed": halve}))
     later.lock = 1  # the user locks it while the worker runs
-    outcome = apply(api, plan, cache, "debleed: debleed on 1 item(s)")
+    outcome = apply(api, plan, cache)
     assert outcome.takes_added == 0 and [len(i.takes) for i in (locked, later)] == [1, 1]
     assert outcome.skipped == ["Snare @ 0.000 s: locked item: unlock it to process",
                                "Snare @ 1.000 s: changed while processing: locked item: unlock "
@@ -167,7 +167,7 @@ def test_the_new_take_keeps_the_originals_pan_law(fake: FakeReaper, api,
     plan, cache = prepare(api, ("debleed",), "", str(tmp_path / "work"))
     run_tasks(plan.tasks, executor_for({"debleed": halve}))
     rendered.values["D_PANLAW"] = 1.414
-    outcome = apply(api, plan, cache, "debleed: debleed on 2 item(s)")
+    outcome = apply(api, plan, cache)
     assert outcome.takes_added == 2 and outcome.skipped == []
     assert [(t.item.active.values["D_PAN"], t.item.active.values["D_PANLAW"])
             for t in (from_file, rendered)] == [(0.4, 0.5), (-0.3, 1.414)]

@@ -178,7 +178,7 @@ def test_an_item_the_worker_finds_silent_is_skipped_by_label(stub, tmp_path: Pat
     assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
     assert [t.name for t in tacet.takes] == ["Tacet"]
     assert sorted(os.listdir(fake.media_dir)) == [".debleed-cache.json", "snare.debleed.wav"]
-    assert fake.undo == [("begin",), ("end", "debleed: debleed on 2 item(s)")]
+    assert fake.undo == [("begin",), ("end", "debleed: debleed on 1 item(s)")]  # the silent one gets none
 
 
 @pytest.mark.filterwarnings("ignore:.*a recording floor")  # white-noise tracks

@@ -257,7 +257,7 @@ def test_a_take_moved_against_the_sidechain_while_processing_is_skipped(
     plan, cache = prepare(api, ("gate",), "", str(tmp_path / "work"), sidechain_track="Kick Trigger")
     run_tasks(plan.tasks, TaskExecutor(gate=GATE))
     item.position = 0.4
-    outcome = apply(api, plan, cache, "debleed: gate on 1 item(s)")
+    outcome = apply(api, plan, cache)
     assert outcome.takes_added == 0 and len(item.takes) == 1
     assert outcome.skipped == ["Snare @ 0.000 s: moved against the sidechain track while "
                                "processing; run the action again"]

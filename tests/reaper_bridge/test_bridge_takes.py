@@ -157,7 +157,25 @@ def test_silent_items_are_skipped_and_the_others_processed(fake: FakeReaper, api
     assert sorted(os.listdir(fake.media_dir)) == sorted(
         [".debleed-cache.json"] + [f"snare{i}.{slug}.wav" for i in range(2) for slug in ("gate", "debleed")])
     assert len(json.loads((Path(fake.media_dir) / ".debleed-cache.json").read_text())) == 4
-    assert fake.undo == [("begin",), ("end", "debleed: gate+debleed on 4 item(s)")]
+    assert fake.undo == [("begin",), ("end", "debleed: gate+debleed on 2 item(s)")]
+
+
+@pytest.mark.filterwarnings("ignore:.*a recording floor")
+def test_a_selection_of_silent_items_only_is_a_clear_error(fake: FakeReaper, api, tmp_path: Path,
+                                                          tiny_checkpoint: Path) -> None:
+    """As a selection of MIDI items only: no empty undo point named for items that got
+    nothing, no file left in the media folder."""
+    from reaper_bridge.processing import TaskExecutor
+
+    tacet = tmp_path / "tacet.wav"
+    sf.write(tacet, np.zeros(48000, np.float32), 48000, subtype="FLOAT")
+    item = fake.add_item(fake.add_track("Snare"), 6.0, 0.5)
+    fake.add_take(item, fake.file_source(str(tacet)), "Tacet")
+    with pytest.raises(BridgeError, match="nothing to process: every selected item is silent: "
+                                          r"Snare @ 6\.000 s: silent"):
+        denoise(api, ("gate", "debleed"), TaskExecutor(str(tiny_checkpoint), "cpu"))
+    assert fake.undo == [] and len(item.takes) == 1
+    assert not os.path.exists(fake.media_dir) or os.listdir(fake.media_dir) == []
 
 
 def test_only_midi_selected_is_a_clear_error(fake: FakeReaper, api) -> None:
@@ -486,7 +504,7 @@ def test_items_changed_while_processing_get_what_they_play_now(fake: FakeReaper,
     fake.RPR_DeleteTrackMediaItem(track.ptr, deleted.ptr)
     fake.add_take(switched, fake.file_source(str(make_wav(tmp_path / "b.wav", 1.0))), "B")
     unmapped.values["D_STARTOFFS"] = 0.1
-    outcome = apply(api, plan, cache, "debleed: debleed on 4 item(s)")
+    outcome = apply(api, plan, cache)
 
     assert outcome.takes_added == 1 and slipped.active.values["D_STARTOFFS"] == 0.7
     np.testing.assert_allclose(fake.play(slipped.active, 48000, 1, 0.0, 24000),
