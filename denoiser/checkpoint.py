@@ -25,12 +25,12 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_name", "model_kwargs", "state_dict")
 
 
-def _plain(value: Any) -> Any:
+def as_stored(value: Any) -> Any:
     """Tuples become lists so the checkpoint loads under ``weights_only``."""
     if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
+        return [as_stored(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): as_stored(v) for k, v in value.items()}
     return value
 
 
@@ -41,11 +41,11 @@ def serialize(model: DenoiserModel, training_config: dict | None = None,
         "debleed_version": __version__,
         "torch_version": str(torch.__version__),
         "model_name": model.name,
-        "model_kwargs": _plain(model.init_kwargs),
+        "model_kwargs": as_stored(model.init_kwargs),
         "sample_rate": model.sample_rate,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "training_config": _plain(training_config or {}),
-        "extra": _plain(extra or {}),
+        "training_config": as_stored(training_config or {}),
+        "extra": as_stored(extra or {}),
     }
 
 

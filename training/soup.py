@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
+from denoiser.checkpoint import as_stored
 from denoiser.errors import ModelError, ParameterError
 from denoiser.models import DenoiserModel
 
@@ -50,7 +51,9 @@ def soup(models: Sequence[DenoiserModel], weights: Sequence[float] | None = None
     shares = soup_weights(len(models), weights)
     first = models[0]
     for other in models[1:]:
-        if other.name != first.name or other.init_kwargs != first.init_kwargs:
+        # compared as a checkpoint stores them: a model loaded from one has lists where
+        # the same model built in memory has tuples, and was refused as another architecture
+        if other.name != first.name or as_stored(other.init_kwargs) != as_stored(first.init_kwargs):
             raise ModelError(f"cannot average a {other.name} {other.init_kwargs} with a "
                              f"{first.name} {first.init_kwargs}: a soup needs one architecture")
     states = [model.state_dict() for model in models]

@@ -76,3 +76,16 @@ def test_huge_weights_are_normalised_without_overflow():
     """1e308 + 1e308 is inf: every share came out 0."""
     assert soup_weights(2, [1e308, 1e308]) == pytest.approx([0.5, 0.5])
     assert soup_weights(3, [1e308, 0.0, 5e307]) == pytest.approx([2 / 3, 0.0, 1 / 3])
+
+
+def test_a_model_and_its_reloaded_checkpoint_are_one_architecture(tmp_path):
+    """Loaded from a checkpoint, an ensemble's member settings are lists where the one
+    built in memory has tuples; the literal comparison refused to average them."""
+    from denoiser.checkpoint import load_checkpoint, save_checkpoint
+    from denoiser.models.ensemble import MaskEnsemble
+
+    bag = MaskEnsemble.of([tiny(0), tiny(1)], "power")
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "bag.pt", bag))
+    halfway = soup([bag, loaded])
+    for mine, averaged in zip(bag.state_dict().values(), halfway.state_dict().values()):
+        assert torch.equal(mine, averaged)  # a model averaged with itself is itself
