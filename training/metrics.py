@@ -307,7 +307,7 @@ def tom_kick_regions_mask(onsets: Sequence[Mapping], sample_rate: int, length: i
     200-ms guard is longer than the 80-ms hit window on purpose: a snare body still sounds
     at 80 ms. Then every sample where another piece of bleed sounds is taken out:
     ``[onset - 2 ms, onset + ring]`` with the piece's ring time from
-    ``config.bleed_ring_ms``. Before 2026-12-07 hi-hats and cymbals struck there stayed
+    ``config.bleed_ring_ms``. Until 2026-12-06 hi-hats and cymbals struck there stayed
     in, and on the test kit they were most of the region's energy, so the column measured
     hi-hat removal as much as kick and tom removal. Longer snare tails, and hits struck
     before the clip, still ring in some regions; ``tom_kick_leakage_db`` keeps only the

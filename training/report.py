@@ -55,9 +55,9 @@ LEGEND = """\
   inside the hit windows; a gate scores about 0.
 - tom/kick leakage (dB, lower is better): energy of y over that of x where only kick or
   toms sound: the 100 ms after kick/tom onsets that lie clear of any snare hit (200 ms
-  guard), less the samples where another piece struck before still rings (closed hi-hats
-  200 ms, open hi-hats 1 s, rides 1.5 s, crashes and chinas 2 s, anything else 0.5 s),
-  where the clean snare is silent (as for bleed reduction).
+  guard), less the samples where another piece, struck before or in the region, rings
+  (closed hi-hats 200 ms, open hi-hats 1 s, rides 1.5 s, crashes and chinas 2 s, anything
+  else 0.5 s), where the clean snare is silent (as for bleed reduction).
 """
 
 

@@ -18,8 +18,8 @@ from .outputs import plan_outputs
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(), default=None,
-              help="Output .wav file (one input) or folder (a trailing / makes any name a folder). Default: NAME.debleed.wav "
-                   "beside each input.")
+              help="Output .wav file (one input) or folder (a trailing / makes any name a "
+                   "folder). Default: NAME.debleed.wav beside each input.")
 @click.option("--gate/--no-gate", "use_gate", default=None,
               help="Run the ReaGate-style pre-gate before the model. Default: on when a gate "
                    "option is given, off otherwise.")

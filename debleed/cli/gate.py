@@ -18,8 +18,8 @@ from .outputs import plan_outputs
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(), default=None,
-              help="Output .wav file (one input) or folder (a trailing / makes any name a folder). Default: NAME.gate.wav beside "
-                   "each input.")
+              help="Output .wav file (one input) or folder (a trailing / makes any name a "
+                   "folder). Default: NAME.gate.wav beside each input.")
 @click.option("--sidechain", type=click.Path(path_type=Path), default=None,
               help="Detector input instead of the track itself (trigger or another mic); same "
                    "sample rate, cut or padded to each input's length.")
