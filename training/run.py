@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from denoiser.checkpoint import load_checkpoint, load_package, rebuild
 from denoiser.engine import pick_device
-from denoiser.errors import ModelError, ParameterError
+from denoiser.errors import DebleedError, ModelError, ParameterError
 from denoiser.models import DenoiserModel, build_model
 from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import default_model_path
@@ -46,14 +46,28 @@ IDENTITY_FIELDS = ("source", "seed", "kits", "clip_seconds")
 
 
 class Flatten:
-    """(B, 1, T) loader batches -> (B, T) waveforms."""
+    """(B, 1, T) loader batches -> (B, T) waveforms; a worker's error as its own words."""
 
     def __init__(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]):
         self.loader = loader
 
     def __iter__(self):
-        for noisy, clean in self.loader:
-            yield noisy.flatten(0, 1), clean.flatten(0, 1)
+        try:
+            for noisy, clean in self.loader:
+                yield noisy.flatten(0, 1), clean.flatten(0, 1)
+        except DebleedError as exc:
+            raise _from_worker(exc) from None
+
+
+def _from_worker(exc: DebleedError) -> DebleedError:
+    """``exc`` with the message it had in the DataLoader worker that raised it. torch
+    re-raises it here as "Caught DatasetError in DataLoader worker process 0." followed by
+    the worker's traceback, whose last line alone names the clip: with ``--workers`` the
+    one-line error said which worker, not which of thousands of files, was broken."""
+    lines = str(exc).strip().splitlines()
+    if len(lines) < 2 or not lines[0].startswith("Caught "):
+        return exc
+    return type(exc)(lines[-1].split(": ", 1)[-1])  # "training.errors.DatasetError: <it>"
 
 
 class PassBatches(Sampler[list[int]]):

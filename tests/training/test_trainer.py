@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -275,6 +276,28 @@ def test_a_clip_holding_nan_is_refused_by_name(dataset: Path, tmp_path: Path):
     sf.write(clip / "noisy.wav", np.zeros(len(noisy) - 480, np.float32), rate, subtype="FLOAT")
     with pytest.raises(DatasetError, match="noisy.wav and clean.wav differ in length"):
         folder.load(entry)  # validation clips load whole: this was a traceback in the loss
+
+
+def test_a_bad_clip_read_by_a_loader_worker_is_named(dataset: Path, tmp_path: Path):
+    """With --workers torch re-raised the clip's error as "Caught DatasetError in
+    DataLoader worker process 0." and the worker's traceback: the one line shown named
+    the worker, not the file."""
+    import shutil
+
+    copy = tmp_path / "set"
+    shutil.copytree(dataset, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for clip in manifest["clips"]:
+        if clip["split"] != "train":
+            continue  # the validation clips are read in the main process
+        path = copy / clip["id"] / "noisy.wav"
+        noisy, rate = sf.read(path, dtype="float32")
+        noisy[len(noisy) // 2] = np.nan
+        sf.write(path, noisy, rate, subtype="FLOAT")
+    result = CliRunner().invoke(cli, tiny_cli_args(copy, tmp_path / "run") + ["--workers", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert re.fullmatch(rf"Error: {re.escape(str(copy))}/clip-\d+/noisy\.wav: contains NaN/inf "
+                        r"samples", result.stderr.strip().splitlines()[-1]), result.stderr
 
 
 def test_a_run_that_stays_nonfinite_stops_with_a_clear_error(dataset: Path, tmp_path: Path,
