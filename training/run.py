@@ -121,10 +121,10 @@ def folder_data(root: Path, config: TrainConfig, world: World):
                         generator=torch.Generator().manual_seed(config.seed),
                         persistent_workers=config.num_workers > 0)
     valid_set = ClipFolder(root, "valid")
-    entries = valid_set.clips[: config.valid_clips]
+    entries = spread(valid_set.clips, config.valid_clips)
     info = folder_info(root, train)
     if not entries:
-        entries = train.clips[: config.valid_clips]
+        entries = spread(train.clips, config.valid_clips)
         info["validation"] = "training clips: the dataset has no valid clips"
         if world.is_main:  # the rank that validates
             warnings.warn(f"{root}: no 'valid' clips, so validation and the choice of best.pt "
@@ -182,12 +182,24 @@ def guard_data(kits: Sequence[str], config: TrainConfig, world: World) -> DataLo
                         config.seed + GUARD_SEED_OFFSET, config.guard_batch_size)
 
 
+def spread(clips: Sequence[Any], count: int) -> list[Any]:
+    """``count`` of ``clips`` evenly spaced through them (all when there are no more).
+    Why not the first ``count``: a session manifest lists its clips take by take, so those
+    were all one song's, and best.pt, the plateau schedule and early stopping followed it."""
+    if len(clips) <= count:
+        return list(clips)
+    return [clips[i] for i in np.linspace(0, len(clips) - 1, count).round().astype(int)]
+
+
 def synth_loader(kits: Sequence[str], synth: SynthConfig, config: TrainConfig, world: World,
                  seed: int, batch_size: int) -> DataLoader:
     """An endless stream of on-the-fly (noisy, clean) segments, each rank its own share."""
     stream = SynthStream(kits, synth, config.segment_seconds, seed=seed, rank=world.rank,
                          world_size=world.size)
-    return DataLoader(stream, batch_size=batch_size, num_workers=config.num_workers)
+    # The worker seed from a generator of its own, not torch's global RNG, as folder_data:
+    # drawn from that, a resumed run's dropout masks were not the uninterrupted run's.
+    return DataLoader(stream, batch_size=batch_size, num_workers=config.num_workers,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 def seek(loader: DataLoader, batches_done: int, batch_size: int) -> None:

@@ -26,7 +26,7 @@ from training.errors import DatasetError, TrainingError
 from training.losses import CombinedLoss, SISDRLoss
 from training.oneshots import one_shot
 from training.distributed import World
-from training.run import batch_advice, run_training
+from training.run import batch_advice, run_training, spread
 from training.session import SessionConfig, build_session_dataset, plan_session
 from training.synth import SynthConfig, render_dataset
 from training.trainer import Trainer, ValidClip, run_fraction
@@ -1168,3 +1168,26 @@ def test_a_dataset_without_valid_clips_trains_with_a_warning(tmp_path: Path):
 ])
 def test_too_few_clips_for_a_batch_say_what_to_change(clips: int, processes: int, advice: str):
     assert batch_advice(clips, World(size=processes)) == advice
+
+
+def test_a_resumed_on_the_fly_run_with_dropout_is_the_uninterrupted_run(synthetic_kit_dir: Path,
+                                                                         tmp_path: Path):
+    """The on-the-fly loader drew its worker seed from torch's global RNG when its first
+    batch was taken: after a resume, at another point of that stream, so the thesis
+    model's dropout masks, and its weights, came out otherwise."""
+    config = replace(TINY, model="thesis-tiny", epochs=2, steps_per_epoch=2, batch_size=2)
+    kits = [str(synthetic_kit_dir)]
+    run_training(config, tmp_path / "straight", kits=kits)
+    run_training(replace(config, epochs=1), tmp_path / "halves", kits=kits)
+    run_training(config, tmp_path / "halves", kits=kits, resume=True)
+    a, b = (torch.load(tmp_path / run / "last.pt", weights_only=True)["model"]["state_dict"]
+            for run in ("straight", "halves"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_validation_clips_are_spread_through_the_split():
+    """A session manifest lists its clips take by take: the first 24 were one song's."""
+    clips = [f"take{t}-clip{c}" for t in range(3) for c in range(4)]
+    assert spread(clips, 3) == ["take0-clip0", "take1-clip2", "take2-clip3"]
+    assert spread(clips, 12) == clips and spread(clips, 40) == clips
+    assert len(set(spread(clips, 11))) == 11
