@@ -10,7 +10,7 @@ from typing import Any
 from denoiser.errors import ParameterError
 
 from .errors import DatasetError
-from .synth import SynthConfig, check_clip_seconds
+from .synth import CLIP_SECONDS, SynthConfig, check_clip_seconds
 
 
 # What the validation clips and the loss scored on them are made from: an epoch of a resumed
@@ -122,9 +122,11 @@ class TrainConfig:
         if self.weight_decay > MAX_WEIGHT_DECAY:
             raise ParameterError(f"train: weight_decay = {self.weight_decay}: must be at most "
                                  f"{MAX_WEIGHT_DECAY:g} (typical: 1e-4 to 0.1)")
-        if self.segment_seconds < MIN_SEGMENT_SECONDS:
+        if not MIN_SEGMENT_SECONDS <= self.segment_seconds <= CLIP_SECONDS[1]:
             raise ParameterError(f"train: segment_seconds = {self.segment_seconds}: must be at "
-                                 f"least {MIN_SEGMENT_SECONDS} s, the losses' longest window")
+                                 f"least {MIN_SEGMENT_SECONDS} s, the losses' longest window, "
+                                 f"and at most {CLIP_SECONDS[1]:g} s, the longest clip (96000 "
+                                 "asked the loss check for 37 GB)")
         if self.early_stop_patience < 1:  # 0 would stop after the first epoch, improving or not
             raise ParameterError(f"train: early_stop_patience = {self.early_stop_patience}: "
                                  "must be at least 1 epoch")

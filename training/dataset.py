@@ -20,6 +20,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from denoiser.audio import sf_name, sf_reason
 
+from .config import MIN_SEGMENT_SECONDS
 from .errors import DatasetError
 from .manifest import SPLITS, check_clip_files, read_manifest
 from .synth import Clip, SynthConfig, clip_seed, render_clip
@@ -83,7 +84,10 @@ class ClipFolder(Dataset):
         """A whole clip with its meta (bleed.wav optional: session datasets have one too).
         Its files are checked first as the training clips' are when the folder opens:
         validation clips load whole, and noisy and clean of two lengths were a traceback."""
-        check_clip_files(self.root, entry, self.sample_rate)
+        frames = check_clip_files(self.root, entry, self.sample_rate).frames
+        if frames < MIN_SEGMENT_SECONDS * self.sample_rate:  # the losses' longest window
+            raise DatasetError(f"{self.root / entry['id']}: {frames} samples, shorter than "
+                               f"{MIN_SEGMENT_SECONDS:g} s; it cannot be scored (remove it)")
         tracks = {}
         for track in TRACKS:
             path = self._path(entry, track)

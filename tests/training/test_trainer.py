@@ -300,6 +300,22 @@ def test_a_bad_clip_read_by_a_loader_worker_is_named(dataset: Path, tmp_path: Pa
                         r"samples", result.stderr.strip().splitlines()[-1]), result.stderr
 
 
+def test_a_validation_clip_too_short_to_score_is_refused_by_name(dataset: Path, tmp_path: Path):
+    """Training clips were checked against the segment when the folder opened, validation
+    clips not at all: a 1000-sample one ended the first epoch in a padding traceback."""
+    import shutil
+
+    copy = tmp_path / "set"
+    shutil.copytree(dataset, copy)
+    folder = ClipFolder(copy, None)
+    entry = folder.entries("valid")[0]
+    for track in ("noisy", "clean", "bleed"):
+        sf.write(copy / entry["id"] / f"{track}.wav", np.zeros(1000, np.float32), DATA_RATE,
+                 subtype="FLOAT")
+    with pytest.raises(DatasetError, match=rf"{entry['id']}: 1000 samples, shorter than 0.1 s"):
+        folder.load(entry)
+
+
 def test_a_run_that_stays_nonfinite_stops_with_a_clear_error(dataset: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr("training.run.CombinedLoss", NaNOnSomeSteps)
@@ -411,6 +427,7 @@ def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth:
     ({"max_minutes": math.inf}, {}, "max_minutes = inf"),
     ({"segment_seconds": math.inf}, {}, "segment_seconds = inf"),
     ({"segment_seconds": 0.001}, {}, "segment_seconds = 0.001: must be at least 0.1 s"),
+    ({"segment_seconds": 96000.0}, {}, "segment_seconds = 96000.0: .* at most 600 s"),
     ({"seed": -1}, {}, r"seed = -1: must be in \[0, 2\*\*63\)"),
     ({"seed": 2**64}, {}, "seed = "),
     ({"threads": -2}, {}, "threads = -2: must be >= 0"),
