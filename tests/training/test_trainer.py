@@ -1193,12 +1193,11 @@ def test_a_resumed_on_the_fly_run_with_dropout_is_the_uninterrupted_run(syntheti
     batch was taken: after a resume, at another point of that stream, so the thesis
     model's dropout masks, and its weights, came out otherwise."""
     config = replace(TINY, model="thesis-tiny", epochs=2, steps_per_epoch=2, batch_size=2)
-    kits = [str(synthetic_kit_dir)]
-    run_training(config, tmp_path / "straight", kits=kits)
-    run_training(replace(config, epochs=1), tmp_path / "halves", kits=kits)
-    run_training(config, tmp_path / "halves", kits=kits, resume=True)
-    a, b = (torch.load(tmp_path / run / "last.pt", weights_only=True)["model"]["state_dict"]
-            for run in ("straight", "halves"))
+    straight, halves, kits = tmp_path / "straight", tmp_path / "halves", [str(synthetic_kit_dir)]
+    run_training(config, straight, kits=kits)
+    run_training(replace(config, epochs=1), halves, kits=kits)
+    run_training(config, halves, kits=kits, resume=True)
+    a, b = weights(straight / "last.pt"), weights(halves / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
