@@ -147,7 +147,8 @@ def sf_reason(exc: Exception) -> str:
     """What soundfile's error says went wrong, on one line, without its "Error opening
     b'/the/path': " prefix: the path is named by the caller, and given to soundfile as
     bytes (``sf_name``) it repeated it in bytes form."""
-    return (getattr(exc, "error_string", None) or str(exc)).splitlines()[0]
+    text = getattr(exc, "error_string", None) or str(exc)
+    return next(iter(text.splitlines()), type(exc).__name__)
 
 
 def unwritable(path: str | os.PathLike, exc: Exception) -> AudioError:

@@ -639,7 +639,8 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     Otherwise all peaks are taken as hits and the threshold goes halfway between the noise
     floor (10th percentile of the frame levels, less any digital silence at the ends, so a
     silent lead-in or a short sidechain's padding does not drag it to -200 dB) and the
-    softest peak. It never sits less than 6 dB above that floor, and is clamped to [-120, 0]
+    softest peak (strays included: a soft hit may stand alone, so may a lone tom thump, which
+    then opens the gate too). It never sits less than 6 dB above that floor, and is clamped to [-120, 0]
     dBFS. A signal without any peak (a steady tone or wash) gets a threshold above its
     maximum.
     Limits: bleed as loud as the softest hits (ghost notes under a loud hi-hat) cannot be

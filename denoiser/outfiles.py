@@ -86,8 +86,8 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         remove_empty_folders(created)
-        if isinstance(exc, OSError) and exc.filename is not None \
-                and os.fsdecode(exc.filename) == os.fspath(tmp):
+        if isinstance(exc, OSError) and isinstance(exc.filename, (str, bytes, os.PathLike)) \
+                and os.fsdecode(exc.filename) == os.fspath(tmp):  # not a descriptor number
             raise _naming(exc, path) from None
         raise
 

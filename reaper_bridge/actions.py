@@ -285,6 +285,7 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
         shutil.rmtree(work_dir, ignore_errors=True)
         api.ShowMessageBox(error_text(exc), TITLE, 0)
         return None
+
     def success(result: dict[str, Any]) -> str:
         try:
             bridge.require_project(api, project)

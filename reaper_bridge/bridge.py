@@ -262,9 +262,9 @@ def apply(api: Any, plan: Plan, cache: MediaCache, project: Any = 0,
         nonlocal touched
         touched = True
 
+    given = 0  # items that got their takes: the undo point's count, set before it closes
     try:
-        items = len(plan.selection.takes) - len(quiet)
-        with batched(api), UndoBlock(api, undo_label(plan, items)):
+        with batched(api), UndoBlock(api, undo_label(plan, 0)) as block:
             live = project_items(api, project)
             for index, then in enumerate(plan.selection.takes):
                 if index in quiet:
@@ -284,6 +284,8 @@ def apply(api: Any, plan: Plan, cache: MediaCache, project: Any = 0,
                         updated += 1
                 if int(api.CountTakeEnvelopes(take.take)):
                     enveloped.append(take.label)
+                given += 1
+            block.description = undo_label(plan, given)
             api.Main_OnCommand(40047, 0)  # Peaks: build any missing peaks
     except BaseException:
         if touched:

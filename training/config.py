@@ -15,7 +15,12 @@ from .synth import CLIP_SECONDS, SynthConfig, check_clip_seconds
 
 # What the validation clips and the loss scored on them are made from: an epoch of a resumed
 # run that changes one of these cannot be compared with the best epoch before the change.
-VALIDATION_FIELDS = ("loss", "loss_options", "synth", "valid_clips", "seed", "data", "kits")
+VALIDATION_FIELDS = ("loss", "loss_options", "synth", "valid_clips", "seed", "data", "kits",
+                     "validation_version")
+# How validation is done (``TrainConfig.validation_version``): 2 since 2026-12-06, its clips
+# spread through the split (``run.spread``) and its loss scored at the model's rate. A run
+# saved before has no such field and reads as 1, so its resume picks best.pt afresh.
+VALIDATION_VERSION = 2
 
 # float16 would also need a gradient scaler; bfloat16 has float32's range and needs none.
 TRAIN_PRECISIONS = ("float32", "bfloat16")
@@ -61,6 +66,7 @@ class TrainConfig:
     ema_decay: float = 0.0                   # weight EMA per step (e.g. 0.999) for validation
                                              # and best.pt; 0 = the live weights
     valid_clips: int = 24
+    validation_version: int = VALIDATION_VERSION  # set by the code, not an option
     keep_epochs: bool = False                # also save every epoch's weights, for selection
                                              # after the run (RUN/epochs/epoch_NNN.pt)
     max_minutes: float = 0.0                 # wall-clock budget, 0 = none
@@ -210,7 +216,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{"validation_version": 1,
+                      **{k: v for k, v in data.items() if k in known}})
 
 
 #: The widest values a synth option may take, where "finite" is not bound enough: a pitch

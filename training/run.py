@@ -27,7 +27,7 @@ from denoiser.models import DenoiserModel, build_model
 from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import default_model_path
 
-from .config import TrainConfig
+from .config import VALIDATION_VERSION, TrainConfig
 from .dataset import ClipFolder, SynthStream
 from .distributed import World, broadcast_flag, init_world, shutdown, wait_for_all
 from .errors import TrainingError
@@ -64,10 +64,15 @@ def _from_worker(exc: DebleedError) -> DebleedError:
     re-raises it here as "Caught DatasetError in DataLoader worker process 0." followed by
     the worker's traceback, whose last line alone names the clip: with ``--workers`` the
     one-line error said which worker, not which of thousands of files, was broken."""
-    lines = str(exc).strip().splitlines()
-    if len(lines) < 2 or not lines[0].startswith("Caught "):
+    text = str(exc).rstrip()
+    name = f"\n{type(exc).__module__}.{type(exc).__qualname__}"  # the traceback's last line
+    if not text.startswith("Caught "):
         return exc
-    return type(exc)(lines[-1].split(": ", 1)[-1])  # "training.errors.DatasetError: <it>"
+    if text.endswith(name):  # raised without a message
+        return type(exc)()
+    if f"{name}: " not in text:
+        return exc
+    return type(exc)(text.rsplit(f"{name}: ", 1)[1].strip())
 
 
 class PassBatches(Sampler[list[int]]):
@@ -318,7 +323,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         loader, valid, data_info = (folder_data(Path(data), config, world) if data is not None
                                     else synth_data(kits, config, world))
         config = replace(config, data_identity=(dataset_identity(data) if data is not None
-                                                else {}))
+                                                else {}),
+                         validation_version=VALIDATION_VERSION)  # this code's, whatever saved
         loss = CombinedLoss(config.loss, config.loss_options, model.sample_rate)
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
         guard = (None if guard_loader is None

@@ -80,7 +80,9 @@ def check_sets(tuning: Path | None, unseen: Path | None, kits: Sequence[Path]) -
         if folder is not None:
             for entry in dataset_entries(folder, "all"):
                 check_clip(folder, entry)
-    preload_kits(kits)
+    with warnings.catch_warnings():  # a kit's skipped extras do not matter here
+        warnings.simplefilter("ignore")
+        preload_kits(kits)
 
 
 def dataset_means(denoiser: Denoiser, folder: Path) -> dict[str, float]:

@@ -94,3 +94,12 @@ def test_a_refused_write_names_the_output_not_its_temporary_name(tmp_path, monke
             pass
     assert (caught.value.errno, caught.value.filename) == (errno.EROFS, str(target.parent))
     assert sorted(tmp_path.iterdir()) == []  # the folder made for it is gone too
+
+
+def test_an_error_about_a_descriptor_passes_through_unchanged(tmp_path) -> None:
+    """An OSError whose filename is a descriptor number (os.chmod(fd) and the like) became
+    a TypeError when compared with the temporary name."""
+    with pytest.raises(OSError) as caught:
+        with atomic_output(tmp_path / "x.bin"):
+            raise OSError(errno.EBADF, "Bad file descriptor", 987)
+    assert (caught.value.errno, caught.value.filename) == (errno.EBADF, 987)

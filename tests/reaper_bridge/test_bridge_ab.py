@@ -58,6 +58,7 @@ def test_a_locked_item_is_skipped_also_when_locked_while_processing(
     assert outcome.skipped == ["Snare @ 0.000 s: locked item: unlock it to process",
                                "Snare @ 1.000 s: changed while processing: locked item: unlock "
                                "it to process"]
+    assert fake.undo[-1] == ("end", "debleed: debleed on 0 item(s)")  # named for what it holds
 
 
 def test_a_locked_tagged_item_is_still_exported(fake: FakeReaper, api, tmp_path: Path) -> None:

@@ -40,9 +40,9 @@ def test_two_runs_planned_at_once_get_their_own_files_and_cache_entries(
         assert os.path.getsize(plan.tasks[0].dst) == 0
 
     run_tasks(second.tasks, executor_for({"debleed": squash}))
-    apply(api, second, second_cache, "second")
+    apply(api, second, second_cache)
     run_tasks(first.tasks, executor_for({"debleed": halve}))
-    apply(api, first, first_cache, "first")
+    apply(api, first, first_cache)
     source = sf.read(wav, dtype="float32")[0]
     np.testing.assert_array_equal(sf.read(first.tasks[0].dst, dtype="float32")[0], source * 0.5)
     np.testing.assert_array_equal(sf.read(second.tasks[0].dst, dtype="float32")[0],

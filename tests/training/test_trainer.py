@@ -176,6 +176,24 @@ def test_resume_with_another_loss_chooses_best_afresh(dataset: Path, tmp_path: P
     assert state["optimizer"]["param_groups"][0]["lr"] == TINY.lr  # not halved
 
 
+def test_resuming_a_run_saved_before_the_validation_changed_chooses_best_afresh(
+        dataset: Path, tmp_path: Path):
+    """Since 2026-12-06 the validation clips are spread through the split and the loss is
+    scored at the model's rate: a run saved before validated otherwise, and its best loss
+    must not decide best.pt for epochs validated the new way."""
+    run = tmp_path / "run"
+    config = replace(TINY, epochs=1, valid_clips=1)
+    run_training(config, run, data=dataset)
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["model"]["training_config"]["validation_version"]  # as saved before the field
+    torch.save(state, run / "last.pt")
+    with pytest.warns(UserWarning, match="resume: validation_version changed"):
+        run_training(replace(config, epochs=2), run, data=dataset, resume=True)
+    assert load_checkpoint(run / "best.pt")[1]["extra"]["epoch"] == 2
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["validation_version"] == 2
+
+
 @pytest.mark.parametrize("steps_done, steps_planned, seconds, max_minutes, fraction", [
     (50, 200, 0.0, 0.0, 0.25),         # no clock: steps alone
     (50, 200, 30.0, 1.0, 0.5),         # the clock is further on: it decides
@@ -1207,3 +1225,23 @@ def test_validation_clips_are_spread_through_the_split():
     assert spread(clips, 3) == ["take0-clip0", "take1-clip2", "take2-clip3"]
     assert spread(clips, 12) == clips and spread(clips, 40) == clips
     assert len(set(spread(clips, 11))) == 11
+
+
+@pytest.mark.parametrize("message", ["/a/b.wav: two lines\nsecond: part", ""])
+def test_a_worker_error_comes_back_whole(message: str):
+    """Only the last line of torch's text was kept, cut at its first ": ": a message of two
+    lines came back as its last word, an empty one as the class name."""
+    from torch.utils.data import DataLoader, Dataset
+
+    from training.run import Flatten
+
+    class Broken(Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, index: int):
+            raise DatasetError(message)
+
+    with pytest.raises(DatasetError) as caught:
+        list(Flatten(DataLoader(Broken(), batch_size=2, num_workers=1)))
+    assert str(caught.value) == message.strip()
