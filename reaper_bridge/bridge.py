@@ -264,7 +264,8 @@ def apply(api: Any, plan: Plan, cache: MediaCache, project: Any = 0,
 
     given = 0  # items that got their takes: the undo point's count, set before it closes
     try:
-        with batched(api), UndoBlock(api, undo_label(plan, 0)) as block:
+        planned = len(plan.selection.takes) - len(quiet)  # named so if it fails partway
+        with batched(api), UndoBlock(api, undo_label(plan, planned)) as block:
             live = project_items(api, project)
             for index, then in enumerate(plan.selection.takes):
                 if index in quiet:
