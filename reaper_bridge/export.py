@@ -65,6 +65,12 @@ def tag_of(text: str) -> str | None:
     return None
 
 
+#: How much of an item's label an exported file name keeps: the number before it keeps names
+#: unique, and a long track name made the whole export fail past the file system's limit
+#: (255 bytes a name; on Windows 260 characters a path, staging folder included).
+EXPORT_STEM_CHARS = 60
+
+
 @dataclass
 class ExportPlan:
     """Tasks and renders write into ``staging``; ``finish`` moves their files into place."""
@@ -76,6 +82,7 @@ class ExportPlan:
     renders: list[tuple[TakeSource, str]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    project: str = ""  # the exporting project's media folder ("" if it has none yet)
 
     def counts(self) -> dict[str, int]:
         return {tag: sum(1 for e in self.entries if e["tag"] == tag) for tag in TAGS}
@@ -135,16 +142,38 @@ def _resolved(out_dir: str, name: str) -> str:
     return os.path.normcase(os.path.realpath(os.path.join(out_dir, name)))
 
 
+def _previous_manifest(out_dir: str) -> dict[str, Any]:
+    """The previous export's manifest, or ``{}`` when there is none or it is unreadable."""
+    try:
+        with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as handle:
+            previous = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return previous if isinstance(previous, dict) else {}
+
+
+def _refuse_another_projects(plan: ExportPlan) -> None:
+    """A re-export replaces the previous one, so an ``export_dir`` shared by several
+    projects lost each one's export to the next, with the same file names. The manifest
+    names its project (media folder): another's is refused. Older manifests name none."""
+    previous = str(_previous_manifest(plan.out_dir).get("project") or "")
+    same = os.path.normcase(os.path.realpath(previous)) == os.path.normcase(
+        os.path.realpath(plan.project))
+    if previous and plan.project and not same:
+        raise BridgeError(f"{plan.out_dir} holds the training export of another project "
+                          f"({previous}); exporting here would replace it: set export_dir to "
+                          "a folder of this project's own")
+
+
 def _previous_files(out_dir: str) -> set[str]:
     """The files the previous export's manifest lists, as real paths: only those directly
     in ``clean/`` or ``bleed/``, so a tampered or foreign manifest cannot make a re-export
     delete a file elsewhere."""
     folders = {_resolved(out_dir, tag) for tag in TAGS}
     try:
-        with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as handle:
-            previous = json.load(handle)
-        paths = {_resolved(out_dir, str(entry["file"])) for entry in previous.get("files", [])}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        paths = {_resolved(out_dir, str(entry["file"]))
+                 for entry in _previous_manifest(out_dir).get("files", [])}
+    except (TypeError, KeyError):
         return set()
     return {path for path in paths if os.path.dirname(path) in folders}
 
@@ -198,7 +227,7 @@ def _add_take(api: Any, plan: ExportPlan, number: int, tag: str, item: Any) -> N
     if isinstance(take, Skipped):
         plan.skipped.append(take)
         return
-    name = f"{tag}/{number:04d}_{safe_stem(take.label)}.wav"
+    name = f"{tag}/{number:04d}_{safe_stem(take.label)[:EXPORT_STEM_CHARS]}.wav"
     dst = os.path.join(plan.staging, name)
     if _sliceable(take):
         plan.tasks.append(Task("slice", take.file, dst,
@@ -220,6 +249,9 @@ def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
         raise BridgeError("nothing tagged: put [clean] or [bleed] in a track name or an item note")
     plan = _begin(out_dir)
     try:
+        with contextlib.suppress(BridgeError):  # an unsaved project: nothing to compare
+            plan.project = project_media_dir(api, project)
+        _refuse_another_projects(plan)
         for number, (tag, item) in enumerate(tagged):
             _add_take(api, plan, number, tag, item)
         if not plan.entries:
@@ -237,6 +269,14 @@ def render_fallbacks(api: Any, plan: ExportPlan) -> None:
         render_take(api, take, path, gain=take.gain)
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether two names are one file (a case-insensitive disk: ``snare`` is ``Snare``)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def finish(plan: ExportPlan) -> str:
     """Replace the previous export with this one, then end the plan however that went.
     Every new file is moved in before any stale one is deleted, so a failure part-way
@@ -244,13 +284,17 @@ def finish(plan: ExportPlan) -> str:
     try:
         staged_manifest = os.path.join(plan.staging, MANIFEST)
         with open(staged_manifest, "w", encoding="utf-8") as handle:
-            json.dump({"files": plan.entries, "counts": plan.counts()}, handle, indent=1)
+            json.dump({"project": plan.project, "files": plan.entries, "counts": plan.counts()},
+                      handle, indent=1)
         new = sorted(entry["file"] for entry in plan.entries)
         for name in new:
             dst = os.path.join(plan.out_dir, name)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             os.replace(os.path.join(plan.staging, name), dst)
+        moved = [os.path.join(plan.out_dir, name) for name in new]
         for stale in _previous_files(plan.out_dir) - {_resolved(plan.out_dir, n) for n in new}:
+            if any(_same_file(stale, path) for path in moved):
+                continue  # a disk that ignores case: the old spelling names a new file
             with contextlib.suppress(OSError):
                 os.remove(stale)
         path = os.path.join(plan.out_dir, MANIFEST)

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from .items import BridgeError, TakeSource, track_name
+from .rpr import is_null
 from .wavio import Rendered, render_track
 
 #: Channels of a rendered key: the gate's detector takes the loudest channel, so a stereo
@@ -35,7 +36,19 @@ def find_track(api: Any, name: str, project: Any = 0) -> str:
     if len(found) > 1:
         raise BridgeError(f"{len(found)} tracks are named {name!r}; the sidechain track must be "
                           "unique")
+    if _all_midi(api, found[0]):
+        raise BridgeError(f"sidechain track {name!r} holds only MIDI: REAPER reads it before "
+                          "its FX, where a MIDI trigger is silence and the gate would shut on "
+                          "every hit; render the trigger to audio, or key from an audio track")
     return found[0]
+
+
+def _all_midi(api: Any, track: str) -> bool:
+    """Whether every item on ``track`` plays a MIDI take (an empty track is not: it is a
+    silent key, which the docs describe)."""
+    takes = [api.GetActiveTake(api.GetTrackMediaItem(track, i))
+             for i in range(int(api.CountTrackMediaItems(track)))]
+    return bool(takes) and all(not is_null(t) and api.TakeIsMIDI(t) for t in takes)
 
 
 def keyable(take: TakeSource) -> TakeSource:

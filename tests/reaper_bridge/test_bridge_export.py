@@ -357,3 +357,61 @@ def test_reversed_and_section_looping_takes_are_exported_as_they_play(fake: Fake
     first_pass = sf.read(out / plan.entries[0]["file"], dtype="float32")[0]
     half = int(0.5 * rate)
     np.testing.assert_allclose(first_pass[:half], first_pass[half:2 * half], atol=1e-6)
+
+
+def test_an_export_folder_holding_another_projects_export_is_refused(fake: FakeReaper, api,
+                                                                     tmp_path: Path) -> None:
+    """An export_dir shared by several projects lost each project's export to the next one,
+    which reused its file names; the manifest now names its project."""
+    session(fake, tmp_path)
+    out = tmp_path / "shared"
+    export_session(api, str(out), TaskExecutor())
+    before = files(out)
+    assert json.loads((out / MANIFEST).read_text())["project"] == fake.media_dir
+    fake.media_dir = str(tmp_path / "another song")
+    with pytest.raises(BridgeError, match=r"holds the training export of another project .*"
+                                          "set export_dir to a folder of this project's own"):
+        export_session(api, str(out), TaskExecutor())
+    assert files(out) == before
+
+
+def test_a_long_track_name_is_cut_in_the_file_name(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """A 300-character track name made the whole export fail past the name limit."""
+    clean = make_wav(tmp_path / "clean.wav", 1.0)
+    track = fake.add_track("snare " * 50 + "[clean]")
+    fake.add_take(fake.add_item(track, 0.0, 0.5), fake.file_source(str(clean)), "c")
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    [name] = [p.name for p in (out / "clean").glob("*.wav")]
+    assert name.startswith("0000_snare_snare") and len(name) == len("0000_") + 60 + len(".wav")
+
+
+def test_a_track_renamed_in_case_only_keeps_its_export_on_a_case_blind_disk(
+        fake: FakeReaper, api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a disk that ignores case (macOS's default), the previous export's "snare" file
+    and the new "Snare" one are one file: removing the stale name deleted the new export.
+    The disk is imitated: names are compared and removed case-blind."""
+    clean = make_wav(tmp_path / "clean.wav", 1.0)
+    track = fake.add_track("snare [clean]")
+    fake.add_take(fake.add_item(track, 0.0, 0.5), fake.file_source(str(clean)), "c")
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    track.name = "Snare [clean]"
+    real_remove = os.remove
+
+    def blind_remove(path: str) -> None:
+        name = os.path.basename(path).casefold()
+        folder = Path(path).parent
+        newest = max((p for p in folder.iterdir() if p.name.casefold() == name),
+                      key=lambda p: p.stat().st_mtime_ns)
+        real_remove(newest)
+
+    def blind_same(a: str, b: str) -> bool:
+        return os.path.normpath(a).casefold() == os.path.normpath(b).casefold()
+
+    monkeypatch.setattr(os, "remove", blind_remove)
+    monkeypatch.setattr(os.path, "samefile", blind_same)
+    export_session(api, str(out), TaskExecutor())
+    listed_files = [entry["file"] for entry in json.loads((out / MANIFEST).read_text())["files"]]
+    assert listed_files == ["clean/0000_Snare_clean_0.000_s.wav"]
+    assert (out / listed_files[0]).is_file()

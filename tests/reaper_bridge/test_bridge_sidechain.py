@@ -160,14 +160,19 @@ def test_a_looped_take_is_rendered_and_keyed_over_every_pass(fake: FakeReaper, a
     assert heard.size and heard[0] == pytest.approx(1.45 - 0.003, abs=0.002) and heard[-1] < 1.7
 
 
-@pytest.mark.parametrize("name,message", [("Nope", "not found"), ("Dup", "2 tracks")])
-def test_missing_or_ambiguous_sidechain_track_changes_nothing(
+@pytest.mark.parametrize("name,message", [
+    ("Nope", "not found"), ("Dup", "2 tracks"),
+    # REAPER reads the key before the track's FX: a MIDI trigger there is silence, and every
+    # gated take came out shut, with a success message
+    ("Trigger", "sidechain track 'Trigger' holds only MIDI")])
+def test_missing_ambiguous_or_midi_sidechain_track_changes_nothing(
         fake: FakeReaper, api, tmp_path: Path, name: str, message: str) -> None:
     item = fake.add_item(fake.add_track("Snare"), 0.0, 1.0)
     fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", steady_bleed(1.0)))),
                   "Snare")
     fake.add_track("Dup")
     fake.add_track("dup")
+    fake.add_take(fake.add_item(fake.add_track("Trigger"), 0.0, 1.0), fake.midi_source(), "MIDI")
     with pytest.raises(BridgeError, match=message):
         denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track=name)
     assert len(item.takes) == 1 and fake.undo == [] and not any(Path(fake.media_dir).iterdir())
