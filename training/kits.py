@@ -23,7 +23,7 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -491,7 +491,22 @@ def _add_to_group(groups: dict[str, tuple[str, list[Path]]], name: str,
 def _finish(kit: Kit) -> Kit:
     if not any(inst.category in SNARE_CATEGORIES for inst in kit.instruments):
         raise KitError(f"{kit.path}: kit {kit.name!r} has no snare instrument")
-    return kit
+    return _bare_sticks_beside_a_side_stick(kit)
+
+
+def _bare_sticks_beside_a_side_stick(kit: Kit) -> Kit:
+    """A bare "Stick" is the side stick of most Hydrogen kits (GMRockKit, the Millo kits),
+    but in a kit that also names one ("Rim Click", "Side Stick") it is something else:
+    ForzeeStereo's "Stick", sticks clicked together with no drum body, played in half of
+    its side-stick hits, into the clean snare target. There it is percussion ("other")."""
+    explicit = any(_SIDESTICK.search(inst.name.lower()) for inst in kit.instruments)
+    if not explicit:
+        return kit
+
+    def bare(inst: Instrument) -> bool:
+        return inst.category == "sidestick" and not _SIDESTICK.search(inst.name.lower())
+    return replace(kit, instruments=tuple(replace(inst, category="other") if bare(inst) else inst
+                                          for inst in kit.instruments))
 
 
 @functools.lru_cache(maxsize=16)

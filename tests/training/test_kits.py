@@ -368,3 +368,21 @@ def test_test_kit_is_recognised(tmp_path):
     kit = load_kit(write_synthetic_kit(tmp_path / "k", velocities=(1.0,),
                                        name="The Black Pearl 1.0"))
     assert kit.is_test_kit
+
+
+@pytest.mark.parametrize("with_rim_click", [False, True])
+def test_a_bare_stick_is_the_side_stick_unless_the_kit_names_one(tmp_path, with_rim_click):
+    """GMRockKit's "Stick" is its side stick; ForzeeStereo has a "Rim Click" too, and its
+    "Stick" (sticks clicked together) was played as half its side-stick hits, into the
+    clean snare target."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    sf.write(folder / "snare.wav", one_shot("snare", 190, 0.16, 0.5, 1.0), 48000)
+    sf.write(folder / "stick.wav", one_shot("snare", 900, 0.03, 0.5, 0.6), 48000)
+    if with_rim_click:
+        sf.write(folder / "rim click.wav", one_shot("snare", 400, 0.05, 0.5, 0.6), 48000)
+    kit = load_kit(folder)
+    side_sticks = [inst.name for inst in kit.by_category("sidestick")]
+    assert side_sticks == (["rim click"] if with_rim_click else ["stick"])
+    assert [inst.category for inst in kit.instruments if inst.name == "stick"] == [
+        "other" if with_rim_click else "sidestick"]
