@@ -123,7 +123,10 @@ def read_audio(path: str | os.PathLike) -> Audio:
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
             raise AudioError(f"{path}: not a readable audio file ({sf_reason(exc)})") from None
         require_whole(data.shape[0], handle)
-        return Audio(validate_samples(data.T, str(path)), handle.samplerate, handle.subtype,
+        # channels in rows of their own: reduced along time, the transposed view of the
+        # interleaved frames ran ~20x slower (a 10-minute stereo gate took 4 s, not 0.4)
+        samples = np.ascontiguousarray(data.T)
+        return Audio(validate_samples(samples, str(path)), handle.samplerate, handle.subtype,
                      broadcast_info(handle), channel_map(handle))
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from denoiser.audio import read_audio, write_audio
-from denoiser.gate import apply_gate, sidechain_detector
+from denoiser.stream import gate_file
 
 from .common import progress, user_errors
 from .gate_options import gate_config, gate_options, pop_gate_options
@@ -30,15 +29,9 @@ def gate(inputs: tuple[Path, ...], output: str | None, sidechain: Path | None,
     """Gate each IN (ReaGate-style: threshold, hysteresis, attack, hold, release, pre-open,
     detector filters, range, wet). Writes float32 WAV, same rate, channels and length."""
     config = gate_config(pop_gate_options(options))
-    protect = (sidechain,) if sidechain is not None else ()
     jobs = plan_outputs(inputs, output, ".gate.wav", sidechain, config, need_sound=False)
-    key = read_audio(sidechain) if sidechain is not None else None
     with progress("gate", total=len(jobs)) as update:
         for done, (src, dst) in enumerate(jobs, start=1):
-            audio = read_audio(src)
-            detector = None if key is None else sidechain_detector(key, sidechain, audio, src)
-            gated = apply_gate(audio.samples, audio.sample_rate, config, sidechain=detector)
-            write_audio(dst, gated, audio.sample_rate, protect=(src, *protect),
-                        broadcast=audio.broadcast, layout=audio.channel_map)
+            gate_file(config, src, dst, sidechain)  # streamed: memory is one block
             update(done, src.name)
             click.echo(str(dst))

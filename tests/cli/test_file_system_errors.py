@@ -48,13 +48,13 @@ import debleed.cli.gate
 from denoiser.outfiles import atomic_output
 from denoiser.outfiles import AUDIO_SUFFIX
 
-def stuck(dst, *args, **kwargs):  # a write that is still going when the run is killed
+def stuck(config, src, dst, *args, **kwargs):  # a write still going when the run is killed
     with atomic_output(dst, AUDIO_SUFFIX) as tmp:
         tmp.write_bytes(b"half a take")
         print("writing", flush=True)
         time.sleep(60)
 
-debleed.cli.gate.write_audio = stuck
+debleed.cli.gate.gate_file = stuck
 from debleed.cli.main import cli
 cli(["gate", sys.argv[1], "-o", sys.argv[2]])
 """

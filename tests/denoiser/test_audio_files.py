@@ -140,3 +140,11 @@ def test_an_unreadable_file_is_named_once_as_text(tmp_path):
     with pytest.raises(AudioError) as caught:
         read_audio(text)
     assert str(caught.value) == f"{text}: not a readable audio file (Format not recognised.)"
+
+
+def test_read_audio_gives_each_channel_a_row_of_its_own(tmp_path):
+    """A transposed view of the interleaved frames made every reduction along time (the
+    gate's DC offset, its peaks) about 20 times slower on stereo files."""
+    sf.write(tmp_path / "stereo.wav", np.zeros((4800, 2), np.float32), 48000, subtype="FLOAT")
+    samples = read_audio(tmp_path / "stereo.wav").samples
+    assert samples.shape == (2, 4800) and samples.flags.c_contiguous
