@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from scipy import ndimage, signal
@@ -301,10 +301,25 @@ class GateCurve:
                    np.float32(1.0 - config.wet * (1.0 - floor)))
 
     def gain(self, begin: int = 0, stop: int | None = None) -> np.ndarray:
-        """Gain ``(stop - begin,)`` float32 of samples ``[begin, stop)``: module doc step 5."""
+        """Gain ``(stop - begin,)`` float32 of samples ``[begin, stop)``: module doc step 5.
+
+        Worked out from the stretches that reach the span only: the one before them (whose
+        end sets how far the first has to open) and the one after (which cuts the last's
+        release). Over every stretch of the file, a chattering gate (no hold, no attack, a
+        threshold at the noise: millions of stretches) cost each streamed block the whole
+        file's work, 86 s and 3 GB for 20 minutes."""
         stop = self.total if stop is None else stop
         if not 0 <= begin <= stop <= self.total:
             raise ValueError(f"span [{begin}, {stop}) is outside the curve's [0, {self.total})")
+        first = max(int(np.searchsorted(self.ends, begin - self.release, "right")) - 1, 0)
+        last = int(np.searchsorted(self.starts, stop, "left")) + 1
+        if first > 0 or last < self.starts.size:
+            near = replace(self, starts=self.starts[first:last], ends=self.ends[first:last])
+            return near._span_gain(begin, stop)
+        return self._span_gain(begin, stop)
+
+    def _span_gain(self, begin: int, stop: int) -> np.ndarray:
+        """``gain`` from every stretch the curve holds."""
         # Only the first start can be before the signal (later ones follow an end >= 1): its
         # attack ramp runs from there, and only its samples from 0 on are written.
         in_file = np.maximum(self.starts, 0)
