@@ -158,8 +158,8 @@ def unwritable(path: str | os.PathLike, exc: Exception) -> AudioError:
     """libsndfile's failure to write (a full disk reads "System error.") as one line naming
     the folder: it is a RuntimeError, not the OSError the commands report, so it ended in a
     traceback."""
-    return AudioError(f"{Path(path).parent}: could not write the output there ({sf_reason(exc)}); "
-                      "is the disk full?")
+    return AudioError(f"{Path(path).parent}: could not write the output there "
+                      f"({sf_reason(exc)}); is the disk full?")
 
 
 def open_track(src: Path) -> sf.SoundFile:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 from scipy import ndimage, signal
 
-from .audio import Audio, dc_offset_of, validate_rate, validate_samples
+from .audio import dc_offset_of, validate_rate, validate_samples
 from .errors import AudioError, ParameterError
 
 MIN_THRESHOLD_DB = -120.0
@@ -313,10 +313,8 @@ class GateCurve:
             raise ValueError(f"span [{begin}, {stop}) is outside the curve's [0, {self.total})")
         first = max(int(np.searchsorted(self.ends, begin - self.release, "right")) - 1, 0)
         last = int(np.searchsorted(self.starts, stop, "left")) + 1
-        if first > 0 or last < self.starts.size:
-            near = replace(self, starts=self.starts[first:last], ends=self.ends[first:last])
-            return near._span_gain(begin, stop)
-        return self._span_gain(begin, stop)
+        near = replace(self, starts=self.starts[first:last], ends=self.ends[first:last])
+        return near._span_gain(begin, stop)
 
     def _span_gain(self, begin: int, stop: int) -> np.ndarray:
         """``gain`` from every stretch the curve holds."""
@@ -648,16 +646,16 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     3 dB) are left out of the search for clusters, or one of them spoils every split.
     Hi-hat bleed under ghost notes and accents makes three clusters: Otsu's three-class
     split finds them (``_three_class_split``: used when both of its boundaries part clearly
-    distinct clusters), so the ghosts are kept. Otherwise
-    Otsu's two-class split (maximum between-class variance) is used when it is clearly
-    bimodal (between-class variance >= 80 % of the total, cluster means >= 3 dB apart).
+    distinct clusters), so the ghosts are kept. Otherwise Otsu's two-class split (maximum
+    between-class variance) is used when it is clearly bimodal (between-class variance
+    >= 80 % of the total, cluster means >= 3 dB apart).
     Otherwise all peaks are taken as hits and the threshold goes halfway between the noise
     floor (10th percentile of the frame levels, less any digital silence at the ends, so a
     silent lead-in or a short sidechain's padding does not drag it to -200 dB) and the
     softest peak (strays included: a soft hit may stand alone, so may a lone tom thump, which
-    then opens the gate too). It never sits less than 6 dB above that floor, and is clamped to [-120, 0]
-    dBFS. A signal without any peak (a steady tone or wash) gets a threshold above its
-    maximum.
+    then opens the gate too). It never sits less than 6 dB above that floor, and is clamped
+    to [-120, 0] dBFS. A signal without any peak (a steady tone or wash) gets a threshold
+    above its maximum.
     Limits: bleed as loud as the softest hits (ghost notes under a loud hi-hat) cannot be
     separated by level, nor can a few hits of random velocities be told from clusters; of
     two bleed sources at clearly different levels (hi-hat, and louder kick or tom bleed),
@@ -689,18 +687,6 @@ def require_same_rate(key_name: object, key_rate: int, track_name: object,
     if key_rate != track_rate:
         raise AudioError(f"{key_name}: sidechain at {key_rate} Hz but {track_name} is at "
                          f"{track_rate} Hz; they must match")
-
-
-def sidechain_detector(key: Audio, key_name: object, track: Audio,
-                       track_name: object) -> np.ndarray:
-    """The sidechain ``key`` as the detector for ``track``: at the track's rate
-    (``require_same_rate``), cut or zero-padded to its length (a trigger shorter than the
-    track leaves the gate shut past its end, as silence on ReaGate's sidechain input would)."""
-    require_same_rate(key_name, key.sample_rate, track_name, track.sample_rate)
-    fitted = np.zeros((key.channels, track.frames), dtype=np.float32)
-    length = min(key.frames, track.frames)
-    fitted[:, :length] = key.samples[:, :length]
-    return fitted
 
 
 def apply_gate(samples: np.ndarray, sample_rate: int, config: GateConfig,

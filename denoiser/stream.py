@@ -62,8 +62,8 @@ def read_exactly(handle: sf.SoundFile, start: int, frames: int) -> np.ndarray:
         raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file ({sf_reason(exc)}); "
                          "export it again") from None
     if block.shape[1] != frames:
-        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file (frames {start}-{start + frames} "
-                         f"do not decode after a seek); export it again")
+        raise AudioError(f"{os.fsdecode(handle.name)}: damaged audio file (frames "
+                         f"{start}-{start + frames} do not decode after a seek); export it again")
     return block
 
 

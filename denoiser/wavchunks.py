@@ -64,8 +64,8 @@ def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
     struct.pack_into("=I", data, _HISTORY_SIZE_AT, kept)
     if not sf._snd.sf_command(handle._file, _SFC_SET_BROADCAST_INFO,
                               sf._ffi.from_buffer(data), len(data)):
-        warnings.warn(f"{os.fsdecode(handle.name)}: the input's bext chunk (BWF time reference) was "
-                      "refused by libsndfile and is left out", stacklevel=2)
+        warnings.warn(f"{os.fsdecode(handle.name)}: the input's bext chunk (BWF time "
+                      "reference) was refused by libsndfile and is left out", stacklevel=2)
 
 
 def channel_map(handle: sf.SoundFile) -> tuple[int, ...] | None:
@@ -86,8 +86,9 @@ def set_channel_map(handle: sf.SoundFile, layout: tuple[int, ...]) -> None:
     metadata, not a reason to fail the output."""
     ids = sf._ffi.new("int[]", list(layout))
     if not sf._snd.sf_command(handle._file, _SFC_SET_CHANNEL_MAP_INFO, ids, sf._ffi.sizeof(ids)):
-        warnings.warn(f"{os.fsdecode(handle.name)}: the input's channel layout {layout} has no WAV channel "
-                      f"mask; the default for {handle.channels} channels is written", stacklevel=2)
+        warnings.warn(f"{os.fsdecode(handle.name)}: the input's channel layout {layout} has no "
+                      f"WAV channel mask; the default for {handle.channels} channels is written",
+                      stacklevel=2)
 
 
 def omit_peak_chunk(handle: sf.SoundFile) -> None:

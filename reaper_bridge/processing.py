@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from denoiser.audio import read_audio, sf_name, sf_reason, write_audio
+from denoiser.audio import sf_name, sf_reason, write_audio
 from denoiser.errors import AudioError, ParameterError
 from denoiser.hiss_cut import hiss_cut
 
@@ -102,15 +102,11 @@ class TaskExecutor:
             return slice_file(task.src, task.dst, task.start, task.frames, task.chanmode,
                               task.gain)
         sidechain = task.sidechain or None
-        if task.variant == "gate":
-            from denoiser.gate import apply_gate, sidechain_detector
+        if task.variant == "gate":  # streamed, as `debleed gate` gates a file
+            from denoiser.stream import gate_file
 
-            audio = read_audio(task.src)
-            detector = (None if sidechain is None
-                        else sidechain_detector(read_audio(sidechain), sidechain, audio, task.src))
-            gated = apply_gate(audio.samples, audio.sample_rate, self.gate, sidechain=detector)
-            return write_audio(task.dst, gated, audio.sample_rate, protect=(task.src,),
-                               broadcast=audio.broadcast, layout=audio.channel_map)
+            return gate_file(self.gate, Path(task.src), Path(task.dst),
+                             None if sidechain is None else Path(sidechain))
         if task.variant in ("debleed", "debleed+gate"):
             gate = self.gate if task.variant == "debleed+gate" else None
             return Path(self.denoiser.denoise_file(task.src, task.dst, gate=gate, progress=report,

@@ -559,16 +559,8 @@ def _floor_markdown(floor: dict[str, Any]) -> list[str]:
         f"{floor['export_bits']}-bit export's dither lie under every one, and the plain test "
         "clips have neither. Scored like the first table; the targets stay on the plain test "
         "kit.", "",
-        _table(floor["quality"], clips),
+        report.table_with_coverage(floor["quality"]["rows"], clips),
     ]
-
-
-def _table(quality: dict[str, Any], clips: int) -> str:
-    """A quality table with, under it, the columns whose means cover fewer than its
-    ``clips`` (``report.coverage_note``, as ``evaluate`` prints): tom/kick leakage rests on
-    19 of the 40 test clips, which a table headed "40 clips" did not say."""
-    note = report.coverage_note(quality["rows"], clips)
-    return report.markdown_table(quality["rows"]) + (f"\n{note}\n" if note else "")
 
 
 def bench_markdown(result: dict[str, Any]) -> str:
@@ -587,7 +579,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
         f"## Quality ({test_set['clips']} clips of {test_set['clip_seconds']:g} s, "
         f"kit `{Path(test_set['kit']).name}`, seed {test_set['seed']})",
         "", "Cells are mean / median over clips (n/a: undefined on every clip).", "",
-        _table(result["quality"], test_set["clips"]),
+        report.table_with_coverage(result["quality"]["rows"], test_set["clips"]),
         report.LEGEND,
         f"Oracle gate thresholds (dB, grid {result['config']['oracle_thresholds_db'][0]:g} to "
         f"{result['config']['oracle_thresholds_db'][-1]:g}): median {np.median(thresholds):g}, "
@@ -612,7 +604,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
             f"## Held-out kits ({heldout['clips']} clips of {test_set['clip_seconds']:g} s, "
             f"kits {', '.join(f'`{k}`' for k in heldout['kits'])}, seed {heldout['seed']})", "",
             _heldout_intro(sharing), "",
-            _table(held, heldout["clips"]), "",
+            report.table_with_coverage(held["rows"], heldout["clips"]), "",
             targets_markdown(held["targets"]), "",
         ]
     lines += [

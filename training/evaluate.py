@@ -68,8 +68,7 @@ class Evaluation:
     info: dict[str, Any]
 
     def markdown(self) -> str:
-        note = report.coverage_note(self.aggregate, self.info["clips"])
-        return report.markdown_table(self.aggregate) + (f"\n{note}\n" if note else "")
+        return report.table_with_coverage(self.aggregate, self.info["clips"])
 
 
 def denoise_mono(denoiser: Denoiser, samples: np.ndarray, sample_rate: int,

@@ -10,8 +10,7 @@ import soundfile as sf
 from fake_reaper import FakeReaper, Track
 from reaper_helpers import halve
 
-from denoiser.audio import Audio
-from denoiser.gate import GateConfig, apply_gate, sidechain_detector
+from denoiser.gate import GateConfig, apply_gate
 from reaper_bridge import actions
 from reaper_bridge.bridge import denoise, executor_for
 from reaper_bridge.items import BridgeError
@@ -52,11 +51,9 @@ def trigger_track(fake: FakeReaper, tmp_path: Path, position: float, at: float,
 def expected_gate(snare: np.ndarray, key_start: int, key: np.ndarray, key_frames: int) -> np.ndarray:
     """The whole snare file gated by a key that holds ``key`` from ``key_start`` and is
     ``key_frames`` long: what the bridge must render, zero-padded like the CLI's sidechain."""
-    detector = np.zeros((2, key_frames), np.float32)
-    detector[:, key_start:key_start + key.shape[1]] = key
-    padded = sidechain_detector(Audio(detector, RATE), "key", Audio(snare.astype(np.float32), RATE),
-                                "snare")
-    return apply_gate(snare, RATE, GateConfig(**GATE), sidechain=padded)
+    detector = np.zeros((2, max(key_frames, snare.shape[-1])), np.float32)
+    detector[:, key_start:key_start + key.shape[1]] = key  # past its end: silence
+    return apply_gate(snare, RATE, GateConfig(**GATE), sidechain=detector[:, :snare.shape[-1]])
 
 
 def test_gate_take_is_keyed_by_the_sidechain_track(fake: FakeReaper, api, tmp_path: Path) -> None:

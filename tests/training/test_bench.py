@@ -265,7 +265,7 @@ def test_each_quality_table_says_which_means_cover_fewer_clips():
     """A table headed "40 clips" whose tom/kick mean rests on 19 of them read as if it
     covered 40; evaluate said so under its table, bench did not."""
     rows = {"debleed": {key: {"mean": 1.0, "median": 1.0, "count": 40} for key, _ in COLUMNS}}
-    assert bench._table({"rows": rows}, 40) == report.markdown_table(rows)
+    assert report.table_with_coverage(rows, 40) == report.markdown_table(rows)
     rows["debleed"]["tom_kick_leakage_db"]["count"] = 19
-    assert bench._table({"rows": rows}, 40) == (
+    assert report.table_with_coverage(rows, 40) == (
         report.markdown_table(rows) + "\nMeans over fewer of the 40 clips: tom/kick leakage dB 19.\n")
