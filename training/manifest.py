@@ -66,23 +66,35 @@ def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
 
 
 @contextmanager
-def staged_output(out: Path) -> Iterator[Path]:
-    """A hidden folder beside ``out`` to write a dataset into, renamed to ``out`` when the
-    block ends and removed if it fails: a dataset appears whole or not at all (a NaN in
-    the last take must not leave half a dataset that trains). A folder that already holds
-    files is refused, so a new dataset is never mixed into an old one. The missing parent
-    folders made for the staging folder are removed again on failure, when still empty
-    (``staging_folder``): a failed command leaves the disk as it found it."""
+def staged_output(out: Path, marker: str = MANIFEST) -> Iterator[Path]:
+    """A hidden folder to write a dataset into, moved to ``out`` when the block ends and
+    removed if it fails: a dataset appears whole or not at all (a NaN in the last take must
+    not leave half a dataset that trains). A folder that already holds files is refused, so
+    a new dataset is never mixed into an old one. The missing parent folders made for the
+    staging folder are removed again on failure, when still empty (``staging_folder``): a
+    failed command leaves the disk as it found it.
+
+    A new ``out`` is staged beside it and renamed into place. An existing empty ``out`` is
+    staged inside it and its contents moved up, ``marker`` (the file that makes the folder
+    a dataset or a kit) last: such a folder may be a mount point or a link to another disk,
+    which can be neither removed nor renamed over, and whose disk is the one the user chose
+    for the data (staged beside it, hours of clips were written to the parent's disk and
+    then thrown away at the final rename)."""
     out = Path(os.path.abspath(out))  # "." cannot be removed or renamed over; its full name can
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: is a file, not a folder; choose a new --out")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
-    with staging_folder(out) as staging:
+    if not out.is_dir():
+        with staging_folder(out) as staging:
+            yield staging
+            os.replace(staging, out)
+        return
+    with staging_folder(out / marker) as staging:  # a hidden folder inside ``out``
         yield staging
-        if out.is_dir():
-            out.rmdir()  # empty (checked above); Windows cannot rename over a folder
-        os.replace(staging, out)
+        for child in sorted(staging.iterdir(), key=lambda child: child.name == marker):
+            os.replace(child, out / child.name)
+        staging.rmdir()
 
 
 def write_manifest(root: Path, header: dict, clips: list[dict]) -> Path:

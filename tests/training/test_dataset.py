@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 from dataclasses import replace
 
 import mido
@@ -14,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from training.dataset import ClipFolder, SynthStream
 from training.errors import DatasetError
-from training.manifest import assign_splits, read_manifest
+from training.manifest import MANIFEST, assign_splits, read_manifest, staged_output
 from training.synth import SynthConfig, render_dataset
 
 CONFIG = SynthConfig(clip_seconds=1.5, preroll_seconds=0.5)
@@ -175,6 +177,39 @@ def test_an_interrupted_render_leaves_no_dataset(synthetic_kit_dir, tmp_path, jo
     assert [p.name for p in tmp_path.iterdir()] == ["data"] and not any(out.iterdir())
     root = render_dataset([synthetic_kit_dir], out, hours=3 * 1.5 / 3600, seed=4, config=CONFIG)
     assert len(read_manifest(root)["clips"]) == 3 and root == out
+
+
+def test_an_empty_out_folder_keeps_its_identity(tmp_path):
+    """An existing empty --out (a mount point, a link to a big disk) is filled in place:
+    staged beside it and renamed over it, a mount point could not be removed and a link
+    was replaced (ENOTDIR), after every clip had been rendered. The manifest comes last, so
+    a half-moved folder is no dataset."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    link = tmp_path / "data"
+    link.symlink_to(disk, target_is_directory=True)
+    inode = disk.stat().st_ino
+    with staged_output(link) as staging:
+        (staging / "clip-00000").mkdir()
+        (staging / MANIFEST).write_text("{}")
+        (staging / "z.txt").write_text("z")
+
+    assert link.is_symlink() and disk.stat().st_ino == inode
+    assert sorted(p.name for p in disk.iterdir()) == ["clip-00000", MANIFEST, "z.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "disk"]
+
+
+def test_an_empty_out_folder_gets_its_manifest_last(tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    out.mkdir()
+    moved: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr("training.manifest.os.replace",
+                        lambda src, dst: (moved.append(Path(dst).name), real_replace(src, dst)))
+    with staged_output(out) as staging:
+        for name in (MANIFEST, "a.txt", "z.txt"):
+            (staging / name).write_text(name)
+    assert moved[-1] == MANIFEST and sorted(moved) == sorted([MANIFEST, "a.txt", "z.txt"])
 
 
 @pytest.mark.parametrize("manifest", ['[]', '"clips"', '{"clips": [{"id": 7, "split": "valid"}]}',
