@@ -8,6 +8,7 @@ by the model, not by disk space. Both yield float32 tensors shaped ``(1, samples
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from itertools import islice
@@ -66,7 +67,9 @@ class ClipFolder(Dataset):
                 frames = check_clip_files(self.root, entry, self.sample_rate).frames
                 if frames < self.segment:
                     raise DatasetError(f"{self._path(entry, 'noisy')}: clip shorter than "
-                                       f"the {segment_seconds} s segment")
+                                       f"the {segment_seconds} s segment; train with a "
+                                       "--segment-seconds of at most "
+                                       f"{math.floor(frames / self.sample_rate * 100) / 100:g}")
                 if random_segments:
                     self.items.append((index, frames - self.segment))
                 else:
