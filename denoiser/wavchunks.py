@@ -1,4 +1,5 @@
-"""WAV chunks libsndfile writes or reads beside the samples, through its command interface.
+"""WAV chunks libsndfile writes or reads beside the samples, through its command interface
+or, where it falls short, in the file's own bytes.
 
 Three jobs: carry a Broadcast WAV (BWF, EBU Tech 3285) ``bext`` chunk from an input to its
 output, carry the speaker layout a WAVE_FORMAT_EXTENSIBLE ``fmt `` chunk gives its channels,
@@ -15,6 +16,8 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import soundfile as sf
 
@@ -28,24 +31,76 @@ _SFC_SET_CHANNEL_MAP_INFO = 0x1101
 # time reference) end in a uint32 history length at 604, the coding history starts at 608.
 _HISTORY_SIZE_AT = 604
 _HISTORY_AT = 608
+# In the file, the fixed fields take 602 bytes, the time reference starting at 338.
+_FIXED_BYTES = 602
+_REFERENCE_AT = 338
+# The file's fields from the time reference on (version, UMID, loudness, reserved), as
+# struct formats: "<" in the file, "=" (no padding) in SF_BROADCAST_INFO.
+_NUMBERS = "IIH64s5h180s"
 # libsndfile skips, on reading, a bext chunk over 10 KiB (602 bytes of fixed fields and the
 # coding history); what is written leaves room below that for the line libsndfile adds.
 _CHUNK_MAX = 10240
-_HISTORY_MAX = _CHUNK_MAX - 602 - 160
-_HEADER_SCAN_BYTES = 1 << 16
+_HISTORY_MAX = _CHUNK_MAX - _FIXED_BYTES - 160
+_UNKNOWN_SIZE = 0xFFFFFFFF  # an RF64 data chunk's size field: its ds64 counts it
 
 
 def broadcast_info(handle: sf.SoundFile) -> bytes | None:
     """The ``bext`` chunk of an open WAV/RF64 as libsndfile's ``SF_BROADCAST_INFO`` bytes,
-    or ``None`` when it has none (any other format, a plain WAV, or a chunk over 10 KiB,
-    which libsndfile skips)."""
+    or ``None`` when it has none (any other format, or a plain WAV). libsndfile skips a
+    chunk over 10 KiB (a coding history of some hundred lines, which editing chains write):
+    that one is read from the file itself, or the output would lose its time reference."""
     size = _HISTORY_AT + _CHUNK_MAX
     buffer = sf._ffi.new("char[]", size)
     if not sf._snd.sf_command(handle._file, _SFC_GET_BROADCAST_INFO, buffer, size):
-        return None
+        if handle.format not in ("WAV", "WAVEX", "RF64"):
+            return None
+        with open(handle.name, "rb") as file:
+            return _long_broadcast_info(file)
     raw = bytes(sf._ffi.buffer(buffer))
     (history,) = struct.unpack_from("=I", raw, _HISTORY_SIZE_AT)
     return raw[: _HISTORY_AT + min(history, _CHUNK_MAX)]
+
+
+def _long_broadcast_info(file: BinaryIO) -> bytes | None:
+    """A ``bext`` chunk over libsndfile's 10 KiB in ``file`` (a RIFF or RF64 WAV) as
+    ``broadcast_info`` gives one: the fixed fields, its numbers in the host's byte order,
+    and the first 10 KiB of the coding history, which ``set_broadcast_info`` cuts to whole
+    lines. ``None`` when there is none; a shorter one libsndfile did not read is damaged."""
+    for tag, start, size in _chunks(file):
+        if tag == b"bext" and size > _CHUNK_MAX:
+            file.seek(start)
+            chunk = file.read(_FIXED_BYTES + _CHUNK_MAX)
+            if len(chunk) < _FIXED_BYTES:
+                return None
+            history = chunk[_FIXED_BYTES:]
+            numbers = struct.unpack_from("<" + _NUMBERS, chunk, _REFERENCE_AT)
+            return (chunk[:_REFERENCE_AT] + b"\0\0" + struct.pack("=" + _NUMBERS, *numbers)
+                    + struct.pack("=I", len(history)) + history)
+    return None
+
+
+def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
+    """Each chunk of a RIFF or RF64 WAV ``file`` as its id, the offset of its data and its
+    size, those after the audio included (some editors append their ``bext`` there). An
+    RF64's audio size is in its ``ds64``. The walk stops at the end of the file or at an
+    id that is not four printable characters: padding or damage, not a chunk."""
+    file.seek(0)
+    head = file.read(12)
+    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return
+    position, audio_size = 12, None
+    while True:
+        file.seek(position)
+        header = file.read(8)
+        if len(header) < 8 or not all(32 <= byte < 127 for byte in header[:4]):
+            return
+        tag, (size,) = header[:4], struct.unpack_from("<I", header, 4)
+        if tag == b"ds64":  # its RIFF size, then its data size
+            audio_size = struct.unpack("<8xQ", file.read(16))[0]
+        elif tag == b"data" and size == _UNKNOWN_SIZE and audio_size is not None:
+            size = audio_size
+        yield tag, position + 8, size
+        position += 8 + size + (size & 1)
 
 
 def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
@@ -101,15 +156,9 @@ def zero_peak_time(path: str | os.PathLike) -> None:
     """Zero the write time in ``path``'s ``PEAK`` chunk, if it has one. libsndfile's RF64
     writer adds the chunk even when told not to, and its timestamp would make the same
     samples give other bytes on every run; the peak values themselves stay."""
-    with open(path, "r+b") as handle:
-        head = handle.read(_HEADER_SCAN_BYTES)
-        position = 12
-        while position + 8 <= len(head):
-            tag, size = head[position:position + 4], struct.unpack_from("<I", head, position + 4)[0]
-            if tag == b"data":
-                return
+    with open(path, "r+b") as file:
+        for tag, start, _ in _chunks(file):
             if tag == b"PEAK":
-                handle.seek(position + 12)  # after the tag, size and version fields
-                handle.write(b"\0\0\0\0")
+                file.seek(start + 4)  # after the version field
+                file.write(b"\0\0\0\0")
                 return
-            position += 8 + size + (size & 1)

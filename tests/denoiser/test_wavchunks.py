@@ -105,6 +105,62 @@ def test_a_long_coding_history_is_cut_at_a_line_to_stay_readable(tmp_path):
                for line in history.split(b"\r\n")[:-1])
 
 
+def file_bext(history: bytes) -> bytes:
+    """A ``bext`` chunk's data as the file holds it (602 bytes of fixed fields, no padding
+    before the time reference), with a UMID and loudness values to carry."""
+    fields = bytearray(602)
+    fields[:17] = b"Snare top, take 3"
+    fields[256:262] = b"REAPER"
+    fields[320:338] = b"2026-12-0110:11:12"
+    struct.pack_into("<IIH", fields, 338, REFERENCE & 0xFFFFFFFF, REFERENCE >> 32, 2)
+    fields[348:356] = bytes(range(1, 9))
+    struct.pack_into("<5h", fields, 412, -2300, 700, -100, -1800, -2000)
+    return bytes(fields) + history
+
+
+def with_chunk(path: Path, tag: bytes, data: bytes) -> Path:
+    """``path`` (as libsndfile wrote it) with a chunk put before its audio, as a recorder
+    places its ``bext``, and its RIFF size (an RF64's, in its ds64) counting it."""
+    content = bytearray(path.read_bytes())
+    at = content.index(b"data")
+    chunk = tag + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+    content[at:at] = chunk
+    if content[:4] == b"RF64":
+        size_at = content.index(b"ds64") + 8
+        struct.pack_into("<Q", content, size_at,
+                         struct.unpack_from("<Q", content, size_at)[0] + len(chunk))
+    else:
+        struct.pack_into("<I", content, 4, len(content) - 8)
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("container", ["WAV", "RF64"])
+def test_a_bext_chunk_libsndfile_skips_is_read_from_the_file(tmp_path, rng, container):
+    """A coding history of a few hundred lines (an editing chain's) takes the chunk past
+    10 KiB, which libsndfile skips on reading: the chunk is read from the file itself, so
+    the outputs still land at the take's time reference, with its oldest history lines."""
+    lines = [b"A=PCM,F=48000,W=24,T=pass %04d\r\n" % n for n in range(400)]  # 12.4 KB
+    samples = (0.3 * rng.standard_normal((2, 24_000))).astype(np.float32)
+    short = tmp_path / "short.wav"  # the same fields as libsndfile reads them, for comparison
+    sf.write(short, samples.T, 48_000, subtype="PCM_24", format=container)
+    expected = bext_of(with_chunk(short, b"bext", file_bext(lines[0])))
+    src = tmp_path / "in.wav"
+    sf.write(src, samples.T, 48_000, subtype="PCM_24", format=container)
+    info = bext_of(with_chunk(src, b"bext", file_bext(b"".join(lines))))
+    assert info is not None and time_reference(info) == REFERENCE
+    assert info[:604] == expected[:604]  # every fixed field, laid out as libsndfile does
+    assert info[608:] == b"".join(lines)[:10_240]
+    np.testing.assert_array_equal(sf.read(src, dtype="float32")[0].T, read_audio(src).samples)
+    for out in denoised_and_gated(src, tmp_path):
+        info = bext_of(out)
+        assert info is not None and time_reference(info) == REFERENCE
+        assert info.startswith(b"Snare top, take 3\0")
+        history = info[608:].rstrip(b"\0").split(b"\r\n")
+        assert len(history) > 250 and b"libsndfile" in history[-2] and history[-1] == b""
+        assert [line + b"\r\n" for line in history[:-2]] == lines[:len(history) - 2]
+
+
 def test_rf64_outputs_carry_no_write_time(tmp_path, monkeypatch, rng):
     """libsndfile's RF64 writer adds a PEAK chunk even when told not to, stamped with the
     write time; the stamp is zeroed, so two runs a second apart give the same bytes."""
