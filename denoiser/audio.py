@@ -16,6 +16,7 @@ import errno
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ import soundfile as sf
 
 from .errors import AudioError, SilentAudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
-from .wavchunks import (broadcast_info, channel_map, omit_peak_chunk, set_broadcast_info,
-                        set_channel_map, zero_peak_time)
+from .wavchunks import (broadcast_info, channel_map, channel_mask, omit_peak_chunk,
+                        set_broadcast_info, set_channel_mask, zero_peak_time)
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -333,25 +334,35 @@ def wav_container(frames: int, channels: int, subtype: str = "FLOAT",
 def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
                     subtype: str = "FLOAT", broadcast: bytes | None = None,
                     layout: tuple[int, ...] | None = None) -> Iterator[sf.SoundFile]:
-    """A WAV (RF64 past 4 GiB) open for writing ``frames`` frames, with the input's BWF
-    ``bext`` chunk and speaker ``layout`` (``wavchunks.channel_map``) if it had them, and
-    without a timestamped PEAK chunk: the write time would make the same samples give other
-    bytes on every run (datasets and outputs must be reproducible). RF64 gets the chunk
-    anyway, with its time zeroed once closed."""
+    """A WAV (RF64 past 4 GiB) open for writing ``frames`` frames, that becomes ``path``
+    when the block ends (``atomic_output``), with the input's BWF ``bext`` chunk and
+    speaker ``layout`` (``wavchunks.channel_map``) if it had them, and without a
+    timestamped PEAK chunk: the write time would make the same samples give other bytes on
+    every run (datasets and outputs must be reproducible). RF64 gets the chunk anyway, with
+    its time zeroed once closed. The layout's channel mask is written once closed too, as
+    libsndfile refuses one naming fewer speakers than there are channels. Warnings name
+    ``path``, never the hidden temporary file that is gone when they are read."""
     container = wav_container(frames, channels, subtype, extensible=layout is not None)
-    try:
-        with sf.SoundFile(sf_name(path), "w", int(sample_rate), channels, subtype,
-                          format=container) as handle:
-            omit_peak_chunk(handle)
-            if broadcast is not None:
-                set_broadcast_info(handle, broadcast)
-            if layout is not None:
-                set_channel_map(handle, layout)
-            yield handle
-    except sf.LibsndfileError as exc:  # the body's reads raise AudioError, never this
-        raise unwritable(path, exc) from None
-    if container == "RF64":
-        zero_peak_time(path)
+    mask = None if layout is None else channel_mask(layout)
+    with atomic_output(path, AUDIO_SUFFIX) as tmp:
+        try:
+            with sf.SoundFile(sf_name(tmp), "w", int(sample_rate), channels, subtype,
+                              format=container) as handle:
+                omit_peak_chunk(handle)
+                if broadcast is not None and not set_broadcast_info(handle, broadcast):
+                    warnings.warn(f"{path}: the input's bext chunk (BWF time reference) was "
+                                  "refused by libsndfile and is left out", stacklevel=3)
+                yield handle
+        except sf.LibsndfileError as exc:  # the body's reads raise AudioError, never this
+            raise unwritable(path, exc) from None
+        if container == "RF64":
+            zero_peak_time(tmp)
+        if mask is not None:
+            set_channel_mask(tmp, mask)
+    if layout is not None and mask is None:
+        warnings.warn(f"{path}: the input's channel layout {layout} (libsndfile's speaker "
+                      "ids) has no WAV channel mask, which names speakers in one fixed "
+                      f"order; the default for {channels} channels is written", stacklevel=3)
 
 
 def existing_ancestor(path: str | os.PathLike) -> Path:
@@ -388,9 +399,8 @@ def write_audio(
     """
     path = ensure_not_input(path, protect)
     data = validate_samples(samples, str(path))
-    with atomic_output(path, AUDIO_SUFFIX) as tmp, \
-            open_wav_writer(tmp, sample_rate, data.shape[0], data.shape[1], subtype,
-                            broadcast, layout) as handle:
+    with open_wav_writer(path, sample_rate, data.shape[0], data.shape[1], subtype,
+                         broadcast, layout) as handle:
         handle.write(data.T)
     return path
 

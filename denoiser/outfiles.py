@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-#: Suffix of a temporary audio output (``write_audio``, ``denoise_file``).
+#: Suffix of a temporary audio output (``audio.open_wav_writer``).
 AUDIO_SUFFIX = ".tmp.wav"
 #: A RIFF WAV counts its bytes in 32 bits: past 4 GiB (3.1 h of 48-kHz stereo float32)
 #: readers cut it short, so larger outputs are RF64 (EBU Tech 3306), the 64-bit WAV that

@@ -30,7 +30,6 @@ from .audio import (TrackLevels, ensure_not_input, open_track, open_wav_writer, 
                     scan, sf_reason)
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
-from .outfiles import AUDIO_SUFFIX, atomic_output
 from .wavchunks import broadcast_info, channel_map
 
 if TYPE_CHECKING:
@@ -137,10 +136,8 @@ def gate_file(gate: "GateConfig", src: Path, dst: Path, sidechain: Path | None =
     with contextlib.ExitStack() as stack:
         handle = stack.enter_context(open_track(src))
         curve = pre_gate_curve(gate, handle, scan(handle), sidechain, stack)
-        with atomic_output(dst, AUDIO_SUFFIX) as tmp, \
-                open_wav_writer(tmp, handle.samplerate, handle.channels, handle.frames,
-                                broadcast=broadcast_info(handle),
-                                layout=channel_map(handle)) as out:
+        with open_wav_writer(dst, handle.samplerate, handle.channels, handle.frames,
+                             broadcast=broadcast_info(handle), layout=channel_map(handle)) as out:
             for start in range(0, handle.frames, block):
                 stop = min(handle.frames, start + block)
                 out.write((read_exactly(handle, start, stop - start)
@@ -170,10 +167,8 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                              overlap=int(0.05 * rate),
                              context=int(config.block_margin_seconds * rate),
                              align=denoiser.alignment(rate))
-        with atomic_output(dst, AUDIO_SUFFIX) as tmp, \
-                open_wav_writer(tmp, rate, channels, frames,
-                                broadcast=broadcast_info(handle),
-                                layout=channel_map(handle)) as out:
+        with open_wav_writer(dst, rate, channels, frames, broadcast=broadcast_info(handle),
+                             layout=channel_map(handle)) as out:
             tail = np.zeros((channels, 0), dtype=np.float32)
             for index, block in enumerate(blocks):
                 # the offset goes before the gate, which would otherwise key it in and out

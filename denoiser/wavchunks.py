@@ -13,9 +13,9 @@ surround or multi-microphone file that lost its channel mask is read with a gues
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
-import warnings
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -26,7 +26,6 @@ _SFC_SET_ADD_PEAK_CHUNK = 0x1050
 _SFC_GET_BROADCAST_INFO = 0x10F0
 _SFC_SET_BROADCAST_INFO = 0x10F1
 _SFC_GET_CHANNEL_MAP_INFO = 0x1100
-_SFC_SET_CHANNEL_MAP_INFO = 0x1101
 # SF_BROADCAST_INFO's C layout: the fixed fields (with two bytes of padding before the
 # time reference) end in a uint32 history length at 604, the coding history starts at 608.
 _HISTORY_SIZE_AT = 604
@@ -41,6 +40,12 @@ _NUMBERS = "IIH64s5h180s"
 # coding history); what is written leaves room below that for the line libsndfile adds.
 _CHUNK_MAX = 10240
 _HISTORY_MAX = _CHUNK_MAX - _FIXED_BYTES - 160
+# A WAV channel mask's bits in order, as libsndfile's SF_CHANNEL_MAP ids (wavlike.c): front
+# left, right, centre, LFE, back left, right, front left and right of centre, back centre,
+# side left, right, top centre, top front left, centre, right, top back left, centre, right.
+_MASK_SPEAKERS = (2, 3, 4, 11, 9, 10, 12, 13, 8, 14, 15, 16, 17, 19, 18, 20, 22, 21)
+_FMT_MASK_AT = 20  # dwChannelMask in a WAVE_FORMAT_EXTENSIBLE fmt chunk's data
+_EXTENSIBLE = 0xFFFE
 _UNKNOWN_SIZE = 0xFFFFFFFF  # an RF64 data chunk's size field: its ds64 counts it
 
 
@@ -103,12 +108,12 @@ def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
         position += 8 + size + (size & 1)
 
 
-def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
+def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> bool:
     """Give a WAV/RF64 open for writing, before its first sample, the ``bext`` chunk
     ``info`` (from ``broadcast_info``). libsndfile appends a line to its coding history
     ("A=PCM,F=...,T=libsndfile-..."), as BWF asks of each process that writes the file.
-    The chunk is metadata: one libsndfile refuses is left out with a warning, not a
-    reason to fail the output."""
+    Returns whether libsndfile took the chunk: it is metadata, and the caller, which knows
+    the output's name (``handle`` may be a temporary file), warns when it did not."""
     (history,) = struct.unpack_from("=I", info, _HISTORY_SIZE_AT)
     text = info[_HISTORY_AT:_HISTORY_AT + history].rstrip(b"\0")
     if len(text) > _HISTORY_MAX:  # the oldest lines are the recording's own: keep those
@@ -117,16 +122,15 @@ def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> None:
     kept = len(text)
     data = bytearray((info[:_HISTORY_AT] + text).ljust(_HISTORY_AT + 256, b"\0"))
     struct.pack_into("=I", data, _HISTORY_SIZE_AT, kept)
-    if not sf._snd.sf_command(handle._file, _SFC_SET_BROADCAST_INFO,
-                              sf._ffi.from_buffer(data), len(data)):
-        warnings.warn(f"{os.fsdecode(handle.name)}: the input's bext chunk (BWF time "
-                      "reference) was refused by libsndfile and is left out", stacklevel=2)
+    return bool(sf._snd.sf_command(handle._file, _SFC_SET_BROADCAST_INFO,
+                                   sf._ffi.from_buffer(data), len(data)))
 
 
 def channel_map(handle: sf.SoundFile) -> tuple[int, ...] | None:
     """The speaker of each channel of an open file, as libsndfile's ``SF_CHANNEL_MAP_*``
-    ids (read from a WAVE_FORMAT_EXTENSIBLE channel mask), or ``None`` when the file names
-    none: a plain WAV, FLAC, or an extensible one whose mask is 0 ("unassigned")."""
+    ids (read from a WAVE_FORMAT_EXTENSIBLE channel mask; 0 for a channel past the mask's
+    bits), or ``None`` when the file names none: a plain WAV, FLAC, or an extensible one
+    whose mask is 0 ("unassigned")."""
     layout = sf._ffi.new("int[]", handle.channels)
     if not sf._snd.sf_command(handle._file, _SFC_GET_CHANNEL_MAP_INFO, layout,
                               sf._ffi.sizeof(layout)):
@@ -134,16 +138,35 @@ def channel_map(handle: sf.SoundFile) -> tuple[int, ...] | None:
     return tuple(layout)
 
 
-def set_channel_map(handle: sf.SoundFile, layout: tuple[int, ...]) -> None:
-    """Give a WAVEX/RF64 open for writing, before its first sample, the channel mask of
-    ``layout`` (from ``channel_map``, one id a channel). A layout no mask can express
-    leaves libsndfile's default for the channel count, with a warning: the layout is
-    metadata, not a reason to fail the output."""
-    ids = sf._ffi.new("int[]", list(layout))
-    if not sf._snd.sf_command(handle._file, _SFC_SET_CHANNEL_MAP_INFO, ids, sf._ffi.sizeof(ids)):
-        warnings.warn(f"{os.fsdecode(handle.name)}: the input's channel layout {layout} has no "
-                      f"WAV channel mask; the default for {handle.channels} channels is written",
-                      stacklevel=2)
+def channel_mask(layout: tuple[int, ...]) -> int | None:
+    """The WAVE_FORMAT_EXTENSIBLE ``dwChannelMask`` naming ``layout``'s speakers (from
+    ``channel_map``; ``SF_CHANNEL_MAP_INVALID``, 0, for a channel past the mask's bits),
+    or ``None`` when no mask can: a mask names the first channels in its bit order, so a
+    speaker out of that order, one no bit stands for (an Apple layout's) or an unnamed
+    channel before a named one has none. libsndfile's own command refuses a mask that
+    names fewer speakers than there are channels (4 channels, the front pair named), so
+    ``set_channel_mask`` writes it."""
+    named = tuple(itertools.takewhile(bool, layout))
+    if any(layout[len(named):]) or not set(named) <= set(_MASK_SPEAKERS):
+        return None
+    bits = [_MASK_SPEAKERS.index(speaker) for speaker in named]
+    return sum(1 << bit for bit in bits) if bits == sorted(set(bits)) else None
+
+
+def set_channel_mask(path: str | os.PathLike, mask: int) -> None:
+    """Write ``mask`` into the WAVE_FORMAT_EXTENSIBLE ``fmt `` chunk of ``path``, a WAVEX or
+    RF64 that libsndfile has closed (with its default mask for the channel count)."""
+    with open(path, "r+b") as file:
+        for tag, start, size in _chunks(file):
+            if tag == b"fmt ":
+                file.seek(start)
+                (format_tag,) = struct.unpack("<H", file.read(2))
+                if format_tag != _EXTENSIBLE or size < _FMT_MASK_AT + 4:
+                    raise ValueError(f"{os.fsdecode(path)}: no extensible fmt chunk to hold "
+                                     "a channel mask")
+                file.seek(start + _FMT_MASK_AT)
+                file.write(struct.pack("<I", mask))
+                return
 
 
 def omit_peak_chunk(handle: sf.SoundFile) -> None:

@@ -5,6 +5,7 @@ RF64 outputs are byte-reproducible despite libsndfile's PEAK."""
 from __future__ import annotations
 
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from denoiser import audio
 from denoiser.audio import read_audio, write_audio
 from denoiser.engine import Denoiser
 from denoiser.models import build_model
-from denoiser.wavchunks import broadcast_info, set_broadcast_info, set_channel_map
+from denoiser.wavchunks import (broadcast_info, channel_map, channel_mask, set_broadcast_info,
+                                set_channel_mask)
 
 # libsndfile's SF_CHANNEL_MAP ids, in channel mask bit order (sndfile.h, wavlike.c).
 LEFT, RIGHT, CENTER, LFE, REAR_LEFT, REAR_RIGHT, SIDE_LEFT, SIDE_RIGHT = 2, 3, 4, 11, 9, 10, 14, 15
@@ -201,19 +203,23 @@ def fmt_of(path: Path) -> tuple[int, int | None]:
     return tag, mask
 
 
-def write_extensible(path: Path, samples: np.ndarray, layout: tuple[int, ...]) -> Path:
-    """A WAVE_FORMAT_EXTENSIBLE file whose channel mask says ``layout``, as a DAW exports one."""
-    with sf.SoundFile(path, "w", 48_000, samples.shape[0], "PCM_24", format="WAVEX") as handle:
-        set_channel_map(handle, layout)
-        handle.write(samples.T)
+def write_extensible(path: Path, samples: np.ndarray, mask: int) -> Path:
+    """A WAVE_FORMAT_EXTENSIBLE file whose channel mask is ``mask``, as a DAW exports one."""
+    sf.write(path, samples.T, 48_000, "PCM_24", format="WAVEX")
+    set_channel_mask(path, mask)
     return path
 
 
 def denoised_and_gated(src: Path, folder: Path) -> tuple[Path, Path]:
-    """The outputs of both writers: the streaming denoiser and the whole-file gate."""
-    denoised = Denoiser(build_model("identity"), "cpu").denoise_file(src, folder / "d.wav")
+    """The outputs of both writers, the streaming denoiser and the gate command, which
+    carry the input's chunks without a warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        denoised = Denoiser(build_model("identity"), "cpu").denoise_file(src, folder / "d.wav")
     result = CliRunner().invoke(cli, ["gate", str(src), "-o", str(folder / "g.wav")])
     assert result.exit_code == 0, result.output
+    said = [str(w.message) for w in caught] + [result.output]
+    assert not any("the input's" in text for text in said), said  # its chunk or layout
     return denoised, folder / "g.wav"
 
 
@@ -222,17 +228,51 @@ def denoised_and_gated(src: Path, folder: Path) -> tuple[Path, Path]:
     ((LEFT, RIGHT, CENTER, LFE, SIDE_LEFT, SIDE_RIGHT), 0x60F),  # 5.1 with side surrounds
     ((LEFT, RIGHT), 0x3),
     ((SIDE_LEFT, SIDE_RIGHT), 0x600),                            # a surround pair alone
+    ((LEFT, RIGHT, 0, 0), 0x3),        # the front pair named, two channels left unnamed
+    ((LEFT, 0), 0x1),
+    ((LEFT, CENTER, 0), 0x5),
 ])
 def test_the_outputs_keep_an_extensible_inputs_channel_mask(tmp_path, rng, layout, mask):
     """Readers place each channel by the mask: an output in a plain ``fmt `` (or with the
-    default mask for its channel count) plays a surround stem on the wrong speakers."""
+    default mask for its channel count) plays a surround stem on the wrong speakers. A
+    mask may name fewer speakers than there are channels; the default for the count in its
+    place (0x33 for four) named the unnamed ones surrounds."""
     samples = (0.3 * rng.standard_normal((len(layout), 24_000))).astype(np.float32)
-    src = write_extensible(tmp_path / "in.wav", samples, layout)
-    assert fmt_of(src) == (EXTENSIBLE, mask)
+    src = write_extensible(tmp_path / "in.wav", samples, mask)
+    assert fmt_of(src) == (EXTENSIBLE, mask) and read_audio(src).channel_map == layout
     for out in denoised_and_gated(src, tmp_path):
         assert fmt_of(out) == (EXTENSIBLE, mask)
         assert read_audio(out).channel_map == layout
         assert sf.info(out).subtype == "FLOAT" and sf.info(out).frames == 24_000
+
+
+def test_channel_masks_name_speakers_in_their_bit_order(tmp_path):
+    """Each of the 18 bits libsndfile reads maps back to itself; a layout out of the bits'
+    order, with an unnamed channel before a named one, or a speaker no bit stands for
+    (libsndfile's MONO, 1) has no mask."""
+    for bit in range(18):
+        path = write_extensible(tmp_path / f"bit{bit}.wav", np.zeros((1, 10)), 1 << bit)
+        with sf.SoundFile(path) as handle:
+            assert channel_mask(channel_map(handle)) == 1 << bit
+    assert channel_mask((LEFT, RIGHT, CENTER, LFE, SIDE_LEFT, SIDE_RIGHT)) == 0x60F
+    assert channel_mask((LEFT, RIGHT, 0, 0)) == 0x3 and channel_mask((0, 0)) == 0
+    assert channel_mask((RIGHT, LEFT)) is None and channel_mask((0, LEFT)) is None
+    assert channel_mask((1,)) is None
+
+
+def test_warnings_name_the_output_not_its_temporary_file(tmp_path, monkeypatch):
+    """An output is written to a hidden temporary file renamed over it at the end: a
+    warning naming that file named one the user never gave, gone by the time it is read."""
+    out = tmp_path / "out.wav"
+    monkeypatch.setattr(audio, "set_broadcast_info", lambda handle, info: False)  # refused
+    with pytest.warns(UserWarning) as caught:
+        write_audio(out, np.ones((2, 480)) * 0.1, 48_000, broadcast=bwf_info(),
+                    layout=(RIGHT, LEFT))  # out of the mask's bit order: no mask says it
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2 and all(text.startswith(f"{out}: ") for text in messages)
+    assert "bext chunk" in messages[0] and "(3, 2)" in messages[1]
+    assert fmt_of(out) == (EXTENSIBLE, 0x3) and bext_of(out) is None
+    assert [path.name for path in tmp_path.iterdir()] == ["out.wav"]
 
 
 def test_plain_inputs_give_plain_outputs_up_to_two_channels(tmp_path, rng):
@@ -255,7 +295,7 @@ def test_an_rf64_output_keeps_the_channel_mask(tmp_path, monkeypatch, rng):
     monkeypatch.setattr(audio, "WAV_LIMIT_BYTES", 1_000)
     layout = (LEFT, RIGHT, CENTER, LFE, SIDE_LEFT, SIDE_RIGHT)
     samples = (0.1 * rng.standard_normal((6, 900))).astype(np.float32)
-    src = write_extensible(tmp_path / "in.wav", samples, layout)
+    src = write_extensible(tmp_path / "in.wav", samples, 0x60F)
     out = write_audio(tmp_path / "out.wav", samples, 48_000, layout=read_audio(src).channel_map)
     assert out.read_bytes()[:4] == b"RF64" and fmt_of(out) == (EXTENSIBLE, 0x60F)
     np.testing.assert_array_equal(sf.read(out, dtype="float32")[0].T, samples)
