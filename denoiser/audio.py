@@ -27,8 +27,8 @@ import soundfile as sf
 
 from .errors import AudioError, SilentAudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
-from .wavchunks import (broadcast_info, channel_map, channel_mask, omit_peak_chunk,
-                        set_broadcast_info, set_channel_mask, zero_peak_time)
+from .wavchunks import (broadcast_chunk_bytes, broadcast_info, channel_map, channel_mask,
+                        omit_peak_chunk, set_broadcast_info, set_channel_mask, zero_peak_time)
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -320,11 +320,16 @@ def ensure_not_input(path: str | os.PathLike, inputs: tuple[str | os.PathLike, .
 
 
 def wav_container(frames: int, channels: int, subtype: str = "FLOAT",
-                  extensible: bool = False) -> str:
+                  extensible: bool = False, broadcast: bytes | None = None) -> str:
     """``"RF64"`` for audio a RIFF header cannot count (its ``fmt `` is always extensible),
     else ``"WAVEX"`` (WAVE_FORMAT_EXTENSIBLE) for a speaker layout or more than two channels,
-    as Microsoft asks of those, else the plain ``"WAV"`` every reader takes."""
+    as Microsoft asks of those, else the plain ``"WAV"`` every reader takes. The RIFF's
+    count includes the ``bext`` chunk written for ``broadcast`` (up to 10 KiB, beyond the
+    room ``WAV_LIMIT_BYTES`` leaves for libsndfile's own chunks): uncounted, audio just
+    under the limit made a file over 4 GiB whose size field wrapped."""
     size = frames * channels * SUBTYPE_BYTES.get(subtype, 8)
+    if broadcast is not None:
+        size += broadcast_chunk_bytes(broadcast)
     if size > WAV_LIMIT_BYTES:
         return "RF64"
     return "WAVEX" if extensible or channels > 2 else "WAV"
@@ -342,7 +347,8 @@ def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
     its time zeroed once closed. The layout's channel mask is written once closed too, as
     libsndfile refuses one naming fewer speakers than there are channels. Warnings name
     ``path``, never the hidden temporary file that is gone when they are read."""
-    container = wav_container(frames, channels, subtype, extensible=layout is not None)
+    container = wav_container(frames, channels, subtype, extensible=layout is not None,
+                              broadcast=broadcast)
     mask = None if layout is None else channel_mask(layout)
     with atomic_output(path, AUDIO_SUFFIX) as tmp:
         try:

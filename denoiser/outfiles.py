@@ -20,7 +20,9 @@ from typing import Any
 AUDIO_SUFFIX = ".tmp.wav"
 #: A RIFF WAV counts its bytes in 32 bits: past 4 GiB (3.1 h of 48-kHz stereo float32)
 #: readers cut it short, so larger outputs are RF64 (EBU Tech 3306), the 64-bit WAV that
-#: REAPER reads. Less than 2**32 by room for the header's chunks.
+#: REAPER reads. Less than 2**32 by room for the header's own chunks (``fmt ``, ``fact``,
+#: the audio's chunk header); a carried ``bext``, up to 10 KiB, is counted beside the audio
+#: (``audio.wav_container``).
 WAV_LIMIT_BYTES = 2**32 - 1 - 4096
 
 

@@ -39,7 +39,8 @@ _NUMBERS = "IIH64s5h180s"
 # libsndfile skips, on reading, a bext chunk over 10 KiB (602 bytes of fixed fields and the
 # coding history); what is written leaves room below that for the line libsndfile adds.
 _CHUNK_MAX = 10240
-_HISTORY_MAX = _CHUNK_MAX - _FIXED_BYTES - 160
+_LINE_MAX = 160
+_HISTORY_MAX = _CHUNK_MAX - _FIXED_BYTES - _LINE_MAX
 # A WAV channel mask's bits in order, as libsndfile's SF_CHANNEL_MAP ids (wavlike.c): front
 # left, right, centre, LFE, back left, right, front left and right of centre, back centre,
 # side left, right, top centre, top front left, centre, right, top back left, centre, right.
@@ -108,20 +109,35 @@ def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
         position += 8 + size + (size & 1)
 
 
-def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> bool:
-    """Give a WAV/RF64 open for writing, before its first sample, the ``bext`` chunk
-    ``info`` (from ``broadcast_info``). libsndfile appends a line to its coding history
-    ("A=PCM,F=...,T=libsndfile-..."), as BWF asks of each process that writes the file.
-    Returns whether libsndfile took the chunk: it is metadata, and the caller, which knows
-    the output's name (``handle`` may be a temporary file), warns when it did not."""
+def broadcast_chunk_bytes(info: bytes) -> int:
+    """The most bytes the ``bext`` chunk that ``set_broadcast_info`` writes for ``info``
+    takes in the file: its header, fixed fields, the coding history as cut and the line
+    libsndfile adds. A RIFF WAV must count it beside the audio (``audio.wav_container``)."""
+    return 8 + _FIXED_BYTES + len(_kept_history(info)) + _LINE_MAX
+
+
+def _kept_history(info: bytes) -> bytes:
+    """The coding history of ``info`` that ``set_broadcast_info`` writes: past
+    ``_HISTORY_MAX`` the oldest lines, the recording's own, whole where it has line ends,
+    so the chunk with libsndfile's line stays under the 10 KiB it reads."""
     (history,) = struct.unpack_from("=I", info, _HISTORY_SIZE_AT)
     text = info[_HISTORY_AT:_HISTORY_AT + history].rstrip(b"\0")
-    if len(text) > _HISTORY_MAX:  # the oldest lines are the recording's own: keep those
+    if len(text) > _HISTORY_MAX:
         end = text.rfind(b"\r\n", 0, _HISTORY_MAX - 1)
         text = text[: end + 2] if end > 0 else text[:_HISTORY_MAX]  # whole lines if any
-    kept = len(text)
+    return text
+
+
+def set_broadcast_info(handle: sf.SoundFile, info: bytes) -> bool:
+    """Give a WAV/RF64 open for writing, before its first sample, the ``bext`` chunk
+    ``info`` (from ``broadcast_info``), its coding history cut by ``_kept_history``.
+    libsndfile appends a line to it ("A=PCM,F=...,T=libsndfile-..."), as BWF asks of each
+    process that writes the file. Returns whether libsndfile took the chunk: it is
+    metadata, and the caller, which knows the output's name (``handle`` may be a temporary
+    file), warns when it did not."""
+    text = _kept_history(info)
     data = bytearray((info[:_HISTORY_AT] + text).ljust(_HISTORY_AT + 256, b"\0"))
-    struct.pack_into("=I", data, _HISTORY_SIZE_AT, kept)
+    struct.pack_into("=I", data, _HISTORY_SIZE_AT, len(text))
     return bool(sf._snd.sf_command(handle._file, _SFC_SET_BROADCAST_INFO,
                                    sf._ffi.from_buffer(data), len(data)))
 

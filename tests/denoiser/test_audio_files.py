@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,24 @@ def test_the_container_follows_the_size():
     assert wav_container(10 * 60 * 96_000, 8) == "WAVEX"  # over two channels: extensible
     assert wav_container(48_000, 2, extensible=True) == "WAVEX"
     assert wav_container(48_000, 2) == "WAV"
+
+
+def test_a_carried_bext_counts_toward_the_riff_size(tmp_path):
+    """A RIFF counts its bytes in 32 bits. A Broadcast WAV's ``bext`` (up to 10 KiB with a
+    long coding history) was left out of the count: audio just under the limit made a
+    plain WAV past 4 GiB, whose size field wrapped. Every RIFF chosen now counts itself,
+    its header measured as written."""
+    history = b"A=PCM,F=48000,W=24,T=pass %04d\r\n"
+    info = bytearray(608) + b"".join(history % n for n in range(290))  # 9 KB of history
+    struct.pack_into("=I", info, 604, len(info) - 608)  # SF_BROADCAST_INFO's history size
+    written = write_audio(tmp_path / "a.wav", np.zeros((1, 100)), 48_000, broadcast=bytes(info))
+    header = written.stat().st_size - 400  # every byte but the audio's: over 9 KB
+    frames = np.arange(outfiles.WAV_LIMIT_BYTES // 4 - 3000, outfiles.WAV_LIMIT_BYTES // 4 + 1)
+    riff = 4 * frames + header - 8  # what a RIFF's size field would have to hold
+    plain = np.array([wav_container(int(n), 1, broadcast=bytes(info)) == "WAV" for n in frames])
+    assert wav_container(int(frames[-1]), 1) == "WAV" and riff[-1] > 2**32 - 1
+    assert plain.any() and riff[plain].max() <= 2**32 - 1
+    assert riff[~plain].min() > 2**32 - 8192  # RF64 only within a few KiB of the limit
 
 
 def test_past_the_limit_the_files_are_rf64_and_read_back_whole(tmp_path, monkeypatch, rng):
