@@ -94,6 +94,9 @@ def validate_samples(samples: np.ndarray, what: str = "audio") -> np.ndarray:
         raise AudioError(f"{what}: samples are not numeric")
     if np.issubdtype(array.dtype, np.complexfloating):
         raise AudioError(f"{what}: samples are complex; pass real audio")
+    if np.issubdtype(array.dtype, np.integer):  # full scale is 1.0: 16-bit's 1 read as 0 dBFS
+        raise AudioError(f"{what}: samples are {array.dtype} integers; pass floating-point "
+                         "audio with full scale at 1.0 (divide 16-bit samples by 32768)")
     array = array.astype(np.float32, copy=False)
     finite = np.isfinite(array)
     if not finite.all():

@@ -39,6 +39,12 @@ PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.floa
 # What a streamed block's margin needs beyond the model's own context: soxr's HQ filter
 # reaches a few milliseconds either side of each sample.
 RESAMPLER_MARGIN_SECONDS = 0.05
+#: The lowest rate the shipped model's training material came at (its kits are 44.1- and
+#: 48-kHz libraries). A slower track reaches the model with nothing above half its rate,
+#: a snare without its wires and stick, which it reads as kick or tom bleed: on the test
+#: kit, hits came out 0.8 dB down at 44.1 kHz, 2.9 dB at 32 kHz, 5 at 22.05 kHz and all
+#: but silent at 8 kHz (docs/model.md, "Other rates").
+LOWEST_TRAINED_RATE = 44_100
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,16 @@ class Denoiser:
         so blocks of a file see exactly the frames a whole-file pass would."""
         hop = getattr(self.model, "hop", 1)
         return Fraction(hop * sample_rate, self.sample_rate).numerator
+
+    @staticmethod
+    def low_rate_note(sample_rate: int) -> str | None:
+        """Why a track at ``sample_rate`` comes out with its hits taken down, for a warning,
+        or ``None`` at the rates the model was trained at (``LOWEST_TRAINED_RATE`` up)."""
+        if sample_rate >= LOWEST_TRAINED_RATE:
+            return None
+        return (f"{sample_rate} Hz: with nothing above {sample_rate / 2000:g} kHz, a snare "
+                "sounds to the model like kick or tom bleed, and its hits come out "
+                f"quieter (trained at {LOWEST_TRAINED_RATE / 1000:g} kHz and up)")
 
     def hiss_cut_applies(self, sample_rate: int) -> bool:
         """Whether a track at ``sample_rate`` reaches the model with its own band above the

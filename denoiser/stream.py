@@ -160,6 +160,9 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
         gain = denoiser.gains_for(levels.peak)
         offset = levels.offset.astype(np.float32)[:, None]
         floor = hears_floor(denoiser, handle, offset, gain)
+        low_rate = denoiser.low_rate_note(rate)
+        if low_rate is not None:
+            warnings.warn(f"{src}: {low_rate}", stacklevel=2)
         curve = (None if gate is None
                  else pre_gate_curve(gate, handle, levels, sidechain, stack))
         config = denoiser.config

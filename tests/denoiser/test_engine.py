@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -384,6 +385,38 @@ def test_a_low_but_real_rate_is_resampled_and_kept():
     out = denoiser.denoise(samples, 22_050)
     assert out.shape == samples.shape
     assert np.max(np.abs(out - samples)) < 1e-4
+
+
+@pytest.mark.parametrize("rate,warned", [(22_050, True), (32_000, True), (44_100, False),
+                                         (96_000, False)])
+def test_a_rate_under_the_trained_ones_is_named_once_per_file(tmp_path, rate, warned):
+    """Under 44.1 kHz the track has no wires or stick for the model to hear, and its hits
+    come out quieter (8 kHz: all but silent), so the file's output says so, once, not once
+    per streamed block."""
+    denoiser = Denoiser(build_model("identity"), "cpu")
+    denoiser.config = replace(denoiser.config, block_seconds=1.0, block_margin_seconds=0.5)
+    t = np.arange(3 * rate) / rate
+    sf.write(tmp_path / "in.wav", (0.3 * np.sin(2 * np.pi * 190 * t)).astype(np.float32), rate)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        denoiser.denoise_file(tmp_path / "in.wav", tmp_path / "out.wav")
+    said = [str(w.message) for w in caught if "kick or tom bleed" in str(w.message)]
+    assert said == ([f"{tmp_path / 'in.wav'}: {rate} Hz: with nothing above {rate / 2000:g} "
+                     "kHz, a snare sounds to the model like kick or tom bleed, and its hits "
+                     "come out quieter (trained at 44.1 kHz and up)"] if warned else [])
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint8])
+def test_integer_samples_are_refused_not_read_as_full_scale_steps(dtype):
+    """int16 from scipy or soundfile(dtype='int16') was taken as floats: one step of 16 bits
+    was full scale, so the gate's dBFS threshold sat 90 dB too low and never closed, and
+    the denoiser returned samples near 16000."""
+    samples = (np.random.default_rng(2).normal(0, 3000, (1, 4800))).astype(dtype)
+    with pytest.raises(AudioError, match=f"samples are {np.dtype(dtype)} integers; pass "
+                                         "floating-point audio with full scale at 1.0"):
+        Denoiser(build_model("identity"), "cpu").denoise(samples, 48_000)
+    with pytest.raises(AudioError, match="integers"):
+        apply_gate(samples, 48_000, GateConfig())
 
 
 def test_input_max_hz_cuts_a_copy_of_the_model_and_refuses_models_without_bins():
