@@ -224,10 +224,16 @@ def detect_onsets(samples: np.ndarray, sample_rate: int, rise_db: float = 12.0,
     candidate of each run is kept if it lies at least ``gap_ms`` after the last onset kept.
     The floor is relative to ``samples``, so give it a whole take (``take_onsets``): an
     excerpt without hits has its floor at the noise, where hum passes for hits.
+
+    The frames are measured about the take's mean: a DC offset (a preamp or converter's,
+    -40 dBFS is common) lifts every quiet frame to its level, and a ghost note that stood
+    12 dB above the noise no longer stands 12 dB above the offset (half of a take's ghost
+    notes went missing). Only detection sees the centred take; the clips keep their DC.
     """
     hop = max(1, int(0.001 * sample_rate))
     frames = samples[: samples.size // hop * hop].reshape(-1, hop)
-    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-20)
+    mean = float(np.mean(frames, dtype=np.float64)) if frames.size else 0.0
+    level = 10 * np.log10(np.mean((frames.astype(np.float64) - mean) ** 2, axis=1) + 1e-20)
     if level.size < 12:
         return np.zeros(0, dtype=np.int64)
     history = sliding_window_view(np.concatenate([np.full(10, level[0]), level]), 10)[:-1]

@@ -76,6 +76,21 @@ def test_detect_onsets_finds_quiet_hits_after_loud_ones():
     assert detect_onsets(np.zeros(rate, np.float32), rate).size == 0
 
 
+def test_detect_onsets_finds_ghost_notes_over_a_dc_offset():
+    """A backbeat with ghost notes (velocity 40, about -17 dB) between its hits, a -80 dBFS
+    noise floor and a -40 dBFS DC offset: measured about zero, the offset filled every
+    quiet frame and half the hits (the ghost notes) were lost."""
+    rate = 48000
+    times = [0.25 + 0.5 * k for k in range(8)]
+    ghost = (40 / 127) ** 1.7
+    take = sum(snare_take(4.5, rate, [t]) * (0.5 if k % 2 else 0.5 * ghost)
+               for k, t in enumerate(times))
+    take = take + 1e-4 * np.random.default_rng(0).standard_normal(take.size)
+    for offset in (0.0, 0.01):
+        found = detect_onsets((take + offset).astype(np.float32), rate)
+        assert found / rate == pytest.approx(times, abs=0.003)
+
+
 def noise_bursts(rate: int, hits: list[float]) -> np.ndarray:
     """One second of silence with a 15 ms decaying noise burst at each hit time (s)."""
     n = int(0.015 * rate)
