@@ -6,15 +6,18 @@ clean excerpt plus any bleed excerpt, at a random relative level, is a realistic
 snare-mic clip whose answer is known. Takes may differ in length, rate and channel count:
 everything is converted to mono 48 kHz; bleed takes shorter than a clip are looped.
 Onsets for meta.json come from an energy onset detector run on the clean take. All clips
-of one clean take share a split, so validation is on takes the model never trained on.
+of one clean take share a split, so validation is on takes the model never trained on, and
+the bleed is split too (``bleed_split``): validation clips draw theirs from bleed takes, or
+a stretch of the one bleed take, that training clips never hear.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePath
@@ -28,7 +31,8 @@ from denoiser.audio import read_audio, sf_name, sf_reason
 
 from .errors import DatasetError
 from .kits import AUDIO_SUFFIXES, SILENCE_PEAK, visible_files
-from .manifest import assign_splits, split_order, staged_output, write_manifest
+from .manifest import (assign_splits, split_order, staged_output, valid_count,
+                       write_manifest)
 from .synth import CLIP_SECONDS, Clip, check_clip_seconds, write_clip
 
 SESSION_RATE = 48000
@@ -36,6 +40,7 @@ ANTIPHASE_DB = 40.0  # a mono mix this far below its loudest channel is channels
 #: A take peaking under this is a muted export: 16-bit dither alone reaches -90 dBFS, above
 #: the -100 dBFS that marks a silent kit sample (``SILENCE_PEAK``).
 TAKE_SILENCE_PEAK = 10 ** (-80 / 20)
+BLEED_SPLIT_STREAM = 0xB1EED  # the seeded order of bleed takes, apart from the clean takes'
 
 
 @dataclass(frozen=True)
@@ -294,15 +299,40 @@ def take_name(path: PurePath, folder: PurePath) -> str:
     return path.relative_to(folder).as_posix()
 
 
-def make_session_clip(plan: SessionPlan, job: int, seed: int, config: SessionConfig) -> Clip:
-    """Clip ``job`` of the plan, seeded: clean excerpt + random bleed excerpt and level."""
+@dataclass(frozen=True)
+class BleedPart:
+    """Bleed audio that clips of one split draw from: bleed take ``take`` (an index into
+    ``SessionPlan.bleed``) from sample ``start`` to ``stop`` (None: to its end)."""
+
+    take: int
+    start: int = 0
+    stop: int | None = None
+
+
+@dataclass(frozen=True)
+class BleedSplit:
+    """The bleed each split's clips draw from, and how the splits were kept apart: "take"
+    (whole bleed takes per split), "time" (disjoint stretches of the one bleed take) or
+    "none" (no validation clips, or one bleed take too short for a clip per split)."""
+
+    parts: dict[str, tuple[BleedPart, ...]]
+    by: str
+
+
+def make_session_clip(plan: SessionPlan, job: int, seed: int, config: SessionConfig,
+                      bleed_parts: Sequence[BleedPart] | None = None) -> Clip:
+    """Clip ``job`` of the plan, seeded: clean excerpt + random bleed excerpt and level.
+    The bleed comes from one of ``bleed_parts`` (its split's share of the bleed, from
+    ``bleed_split``), by default from any whole bleed take."""
     rng = np.random.default_rng([seed, job])
     take_index, start = plan.jobs[job]
     n = int(round(config.clip_seconds * config.sample_rate))
     take = load_take(str(plan.clean[take_index]), config.sample_rate)
     clean = take[start:start + n]
-    bleed_path = plan.bleed[int(rng.integers(len(plan.bleed)))]
-    bleed_take = load_take(str(bleed_path), config.sample_rate)
+    parts = bleed_parts or [BleedPart(take) for take in range(len(plan.bleed))]
+    part = parts[int(rng.integers(len(parts)))]
+    bleed_path = plan.bleed[part.take]
+    bleed_take = load_take(str(bleed_path), config.sample_rate)[part.start:part.stop]
     offset = int(rng.integers(0, max(1, bleed_take.size - n + 1)))
     bleed = np.resize(np.roll(bleed_take, -offset), n)  # loops takes shorter than a clip
     gain_db = float(rng.uniform(*config.bleed_gain_db))
@@ -319,7 +349,7 @@ def make_session_clip(plan: SessionPlan, job: int, seed: int, config: SessionCon
         "clean_take": take_name(plan.clean[take_index], plan.folders[0]),
         "clean_start": round(start / config.sample_rate, 4),
         "bleed_take": take_name(bleed_path, plan.folders[1]),
-        "bleed_start": round(offset / config.sample_rate, 4),
+        "bleed_start": round((part.start + offset) / config.sample_rate, 4),
         "bleed_gain_db": round(gain_db, 2),
         "onsets": [{"time": round(int(o) / config.sample_rate, 6), "sample": int(o),
                     "instrument": "snare", "velocity": int(v), "target": True}
@@ -347,11 +377,12 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
     for take in plan.clean + plan.bleed:  # (no resampling: load_take does that per clip)
         mono_take(str(take))
     splits = session_splits(plan, seed, valid_fraction)
+    bleed = bleed_split(plan, splits, seed, config)
     width = max(5, len(str(len(plan.jobs) - 1)))
     rows = []
     with staged_output(out) as staging:
         for job, clip_split in enumerate(splits):
-            clip = make_session_clip(plan, job, seed, config)
+            clip = make_session_clip(plan, job, seed, config, bleed.parts[clip_split])
             clip_id = f"session-{job:0{width}d}"
             write_clip(clip, staging / clip_id)
             rows.append({"id": clip_id, "split": clip_split,
@@ -367,7 +398,7 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
                   "clean_audio": {"takes": audio.takes, "short_takes": audio.short_takes,
                                   "seconds": round(audio.seconds, 3),
                                   "used_seconds": round(audio.used_seconds, 3)},
-                  "bleed_takes": len(plan.bleed),
+                  "bleed_takes": len(plan.bleed), "bleed_split_by": bleed.by,
                   "config": json.loads(json.dumps(config.__dict__))}
         write_manifest(staging, header, rows)
     return out
@@ -400,3 +431,38 @@ def session_splits(plan: SessionPlan, seed: int, valid_fraction: float) -> list[
     if not valid and valid_fraction > 0:
         valid.add(min(order, key=lambda take: clips[take]))  # the first smallest, seeded
     return ["valid" if take in valid else "train" for take, _ in plan.jobs]
+
+
+def bleed_split(plan: SessionPlan, splits: Sequence[str], seed: int,
+                config: SessionConfig) -> BleedSplit:
+    """The bleed each split draws from (``splits``: each clip's, from ``session_splits``).
+
+    Drawn from every bleed take, a validation clip held the very bleed audio of training
+    clips (sample for sample when the take is shorter than a clip), so the validation loss
+    measured removing bleed the model had learnt. With two or more bleed takes, whole takes
+    are assigned, seeded, each split at least one, validation about its share of the clips.
+    One bleed take is cut in two, validation its last stretch (that share of it, at least a
+    clip), when it holds a clip for each split; else both splits draw from all of it, and
+    a warning says validation is on training bleed.
+    """
+    whole = tuple(BleedPart(take) for take in range(len(plan.bleed)))
+    if "valid" not in splits:
+        return BleedSplit({"train": whole}, "none")
+    share = splits.count("valid") / len(splits)
+    if len(plan.bleed) >= 2:
+        order = np.random.default_rng([seed, BLEED_SPLIT_STREAM]).permutation(len(plan.bleed))
+        valid = set(order[:valid_count(len(plan.bleed), share)].tolist())
+        return BleedSplit({"train": tuple(part for part in whole if part.take not in valid),
+                           "valid": tuple(part for part in whole if part.take in valid)},
+                          "take")
+    clip = int(round(config.clip_seconds * config.sample_rate))
+    length = load_take(str(plan.bleed[0]), config.sample_rate).size
+    if length < 2 * clip:
+        warnings.warn(f"{plan.bleed[0]}: the one bleed take is shorter than two "
+                      f"{config.clip_seconds:g} s clips, so validation clips draw their bleed "
+                      "from the audio training clips hear; give a longer bleed take, or more "
+                      "of them, to validate on bleed training never hears", stacklevel=2)
+        return BleedSplit({"train": whole, "valid": whole}, "none")
+    cut = length - min(max(clip, round(share * length)), length - clip)
+    return BleedSplit({"train": (BleedPart(0, 0, cut),), "valid": (BleedPart(0, cut),)},
+                      "time")

@@ -97,7 +97,7 @@ def session(clean_dir: Path, bleed_dir: Path, out: Path, seed: int, clip_seconds
     given = {} if clip_seconds is None else {"clip_seconds": clip_seconds}
     config = SessionConfig(clips_per_take=clips_per_take, **given)
     plan = plan_session(clean_dir, bleed_dir, config)
-    with progress("Pairing takes", total=max(1, len(plan.jobs))) as update:
+    with warnings_after(), progress("Pairing takes", total=max(1, len(plan.jobs))) as update:
         root = build_session_dataset(plan, out, seed, config, valid_fraction=valid_fraction,
                                      progress=update)
     click.echo(f"{root}: {len(plan.jobs)} clips ({plan.audio.used_seconds / 3600:.2f} h)")

@@ -221,6 +221,9 @@ def test_session_that_uses_its_audio_names_no_option(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[-1] == ("clean audio: 3.0 s of 3.0 s used; 0 of 2 takes "
                                               "shorter than one 1 s clip")
+    # the 1 s bleed take cannot give each split a clip of its own: said on one line
+    assert f"Warning: {bleed / 'bleed.wav'}: the one bleed take is shorter than two 1 s " \
+        "clips" in result.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["split_by"] == "take"
     # the 1-clip take: the 2-clip take would make 2 of 3 clips validation

@@ -16,9 +16,10 @@ from training.manifest import read_manifest
 from training.oneshots import one_shot
 from training.dataset import ClipFolder
 from training.run import folder_info
-from training.session import (CleanAudio, SessionConfig, SessionPlan, build_session_dataset,
-                              detect_onsets, make_session_clip, mono_take, plan_session,
-                              session_splits, take_name)
+from training.session import (BleedPart, CleanAudio, SessionConfig, SessionPlan,
+                              bleed_split, build_session_dataset, detect_onsets,
+                              make_session_clip, mono_take, plan_session, session_splits,
+                              take_name)
 from training.synth import CLIP_SECONDS, Clip, write_clip
 
 
@@ -451,6 +452,80 @@ def test_a_single_take_is_split_by_clip(tmp_path, session_dirs):
                                                    config=config))
     assert manifest["split_by"] == "clip"
     assert [c["split"] for c in manifest["clips"]].count("valid") == 1
+
+
+def takes_and_bleed(tmp_path: Path, bleed_seconds: tuple[float, ...]) -> tuple[Path, Path]:
+    """Five 2 s clean takes and bleed takes of the given lengths (noise, a take each)."""
+    clean, bleed = tmp_path / "clean", tmp_path / "bleed"
+    clean.mkdir()
+    bleed.mkdir()
+    for k in range(5):
+        sf.write(clean / f"take{k}.wav", snare_take(2.0, 48000, [0.1, 0.6, 1.1, 1.6]), 48000)
+    rng = np.random.default_rng(0)
+    for k, seconds in enumerate(bleed_seconds):
+        sf.write(bleed / f"song{k}.wav", 0.1 * rng.standard_normal(int(seconds * 48000)),
+                 48000, subtype="FLOAT")
+    return clean, bleed
+
+
+def bleed_by_split(out: Path) -> dict[str, set[str]]:
+    clips = read_manifest(out)["clips"]
+    return {split: {c["bleed_take"] for c in clips if c["split"] == split}
+            for split in ("train", "valid")}
+
+
+def test_validation_clips_draw_bleed_from_their_own_bleed_takes(tmp_path):
+    """Three bleed takes, five clean takes: every clip drew its bleed from any bleed take,
+    so validation clips held training bleed sample for sample. Bleed takes are split too,
+    seeded, at least one per split, and the same seed gives the same bytes."""
+    clean, bleed = takes_and_bleed(tmp_path, (0.8, 0.8, 0.8))
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean, bleed, config)
+    outs = [build_session_dataset(plan, tmp_path / f"out{k}", seed=3, config=config)
+            for k in range(2)]
+    by_split = bleed_by_split(outs[0])
+    assert by_split["valid"] and by_split["train"]
+    assert not by_split["valid"] & by_split["train"], by_split
+    assert by_split["valid"] | by_split["train"] == {"song0.wav", "song1.wav", "song2.wav"}
+    assert read_manifest(outs[0])["bleed_split_by"] == "take"
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
+    assert all((outs[0] / f).read_bytes() == (outs[1] / f).read_bytes() for f in files)
+    splits = [session_splits(plan, seed, 0.2) for seed in range(6)]
+    valid_takes = {bleed_split(plan, split, seed, config).parts["valid"]
+                   for seed, split in enumerate(splits)}
+    assert len(valid_takes) > 1  # the seed chooses
+
+
+def test_one_long_bleed_take_is_cut_in_two_for_the_splits(tmp_path):
+    """One 4 s bleed take and 1 s clips: validation clips (one take of five, a fifth of the
+    clips) draw from its last 1 s, training clips from the first 3 s, never overlapping."""
+    clean, bleed = takes_and_bleed(tmp_path, (4.0,))
+    config = SessionConfig(clip_seconds=1.0)
+    out = build_session_dataset(plan_session(clean, bleed, config), tmp_path / "out", seed=1,
+                                config=config)
+    assert read_manifest(out)["bleed_split_by"] == "time"
+    starts: dict[str, list[float]] = {"train": [], "valid": []}
+    for clip in read_manifest(out)["clips"]:
+        meta = json.loads((out / clip["id"] / "meta.json").read_text())
+        starts[clip["split"]].append(meta["bleed_start"])
+    assert len(starts["valid"]) == 2 and len(starts["train"]) == 8
+    assert all(start == 3.0 for start in starts["valid"])  # the last clip-long stretch
+    assert all(0.0 <= start <= 2.0 for start in starts["train"])  # ends by 3 s
+    assert len(set(starts["train"])) > 1
+
+
+def test_one_short_bleed_take_is_shared_with_a_warning(tmp_path):
+    """A bleed take shorter than two clips cannot give each split its own: both draw from
+    all of it, and a warning says validation hears training bleed."""
+    clean, bleed = takes_and_bleed(tmp_path, (1.5,))
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean, bleed, config)
+    with pytest.warns(UserWarning, match="song0.wav: the one bleed take is shorter than two "
+                                         "1 s clips, so validation clips draw their bleed"):
+        out = build_session_dataset(plan, tmp_path / "out", seed=1, config=config)
+    assert read_manifest(out)["bleed_split_by"] == "none"
+    assert bleed_split(plan, ["train"] * 10, 1, config).parts == {
+        "train": (BleedPart(0),)}  # no validation clips: nothing to keep apart, no warning
 
 
 def plan_of(*clips: int) -> SessionPlan:
