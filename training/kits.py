@@ -138,6 +138,7 @@ _RIMSHOT = re.compile(r"rim[\s_\-]?shot")
 _SIDESTICK = re.compile(r"(?:side|cross)[\s_\-]?stick|rim[\s_\-]?click")
 _KICK = re.compile(r"kick|bass[\s_\-]?drum")
 _TOM = re.compile(r"(?<!cus|bot)tom|floor")  # "HiTom", "Tom1", not "Custom" or "Bottom"
+_CYMBAL = re.compile(r"ride|bell|cup|crash|splash|cymbal|cym")
 
 
 def _stroke(low: str, tokens: set[str], snare: bool) -> str | None:
@@ -158,7 +159,9 @@ def classify_name(text: str) -> str | None:
     Order matters: "China" before cymbals, "cowbell" before "bell", a named snare before
     anything else drum-like, its stroke (rimshot, side stick) before the plain snare. Without
     "snare" a tom or kick wins over a stroke word: "floor_tom_rimshot" and "Tom Rim" are
-    toms (a rimshot is a snare category, so a tom there would play as the snare).
+    toms (a rimshot is a snare category, so a tom there would play as the snare). A bare
+    "OH" is an open hi-hat only where no drum or cymbal is named: multi-mic packs call the
+    overhead mic "OH", and "Tom_OH" and "Crash_OH" are a tom and a crash.
     """
     low = text.lower()
     tokens = set(re.findall(r"[a-z]+", low))
@@ -176,7 +179,10 @@ def classify_name(text: str) -> str | None:
         return stroke
     if is_kick:
         return "kick"
-    if re.search(r"hi-?hat|hat", low) or tokens & {"hh", "hihat", "oh", "ch", "ph"}:
+    hat_tokens = {"hh", "hihat", "ch", "ph"}
+    if not (_TOM.search(low) or _CYMBAL.search(low) or tokens & {"cy", "cr"}):
+        hat_tokens.add("oh")
+    if re.search(r"hi-?hat|hat", low) or tokens & hat_tokens:
         if any(word in low for word in _HAT_OPEN) or tokens & _HAT_OPEN_TOKENS:
             return "hihat_open"
         if any(word in low for word in _HAT_PEDAL) or "ph" in tokens:
@@ -420,6 +426,51 @@ _NUMBERED_PIECE = re.compile(r"(?:tom|crash|ride|china|splash|cym(?:bal)?)[\s_\-
                              re.IGNORECASE)
 
 
+# Mic positions in one-shot names, closest first, "" for a name without one: a multi-mic
+# sample pack names each drum's samples "Snare_Top_01", "Snare_OH_01", "Snare_Room_01".
+_SHOT_MICS = (("close", "direct", "main", "top"), ("",), ("bottom", "btm"),
+              ("oh", "overhead", "overheads", "ovh"),
+              ("room", "rooms", "amb", "ambience", "ambient", "far"))
+_SHOT_MIC_WORD = re.compile(
+    r"[\s_\-.]*(?<![a-z])(" + "|".join(word for words in _SHOT_MICS for word in words if word)
+    + r")(?![a-z])", re.IGNORECASE)
+# The mic words that make a kit a multi-mic one, where "OH" is the overhead: not "top" or
+# "main", which also name a hi-hat's top cymbal or a main ride.
+_MIC_KIT_WORDS = frozenset(word for words in _SHOT_MICS for word in words) - {
+    "", "oh", "top", "main"}
+
+
+def _shot_mic_rank(mic: str) -> int:
+    """How far the mic ``mic`` (a ``_SHOT_MICS`` word, "" for none) is: 0 for a close mic."""
+    return next(rank for rank, words in enumerate(_SHOT_MICS) if mic in words)
+
+
+def _mic_words(name: str) -> set[str]:
+    """The mic-position words (``_SHOT_MICS``) in a one-shot name, in lower case."""
+    return {match.group(1).lower() for match in _SHOT_MIC_WORD.finditer(name)}
+
+
+def _split_mic(name: str, mic_kit: bool) -> tuple[str, str, str]:
+    """A one-shot name less its mic-position word, that word in lower case ("" for none)
+    and as spelled. "OH" is the overhead in a kit whose names use other mic words
+    (``mic_kit``) or beside a drum that is no hi-hat ("Snare_OH"); else it is an open
+    hi-hat ("HH_OH"), as is "OH" beside another mic word ("HH_OH_Close"). A name that
+    would keep no letter ("Room_01") keeps its mic word: it names no piece."""
+    found = _mic_words(name)
+    words = found - {"oh"}
+    if not words and "oh" in found:
+        hat = (classify_name(name) or "").startswith("hihat")
+        words = {"oh"} if mic_kit or not hat else set()
+    if not words:
+        return name, "", ""
+    mic = min(words, key=lambda word: (_shot_mic_rank(word), word))
+    match = next(m for m in _SHOT_MIC_WORD.finditer(name) if m.group(1).lower() == mic)
+    rest = (name[:match.start()] + name[match.end():]).strip(" _-.")
+    if not re.search(r"[a-z]", rest, re.IGNORECASE):
+        return name, "", ""
+    return rest, mic, match.group(1)
+
+
 def _instrument_name(stem: str) -> str:
     """The instrument a one-shot file belongs to: its stem less one layer suffix. A number
     after a tom or cymbal names a piece of its own (``tom1``, ``crash-2``); after anything
@@ -452,7 +503,9 @@ def _load_folder(folder: Path) -> Kit:
     regardless of case, ``_add_to_group``). Layers of one instrument are ordered by peak
     level and share the velocity range evenly. Numbered toms and cymbals (``tom1.wav``,
     ``crash2.wav``) are separate instruments, not layers; numbered snares, kicks and hi-hats
-    are layers (see ``_instrument_name``).
+    are layers (see ``_instrument_name``). A mic word in a name (``Snare_Top_01``,
+    ``Snare_OH_01``) names the mic, not the piece, and each piece is read through its
+    closest mic only (``_split_mic``, ``_closest_mics``).
 
     A folder of Hydrogen kits is refused: read as one-shots, each whole kit would become
     one instrument, cymbals and all, and could land in the clean snare target."""
@@ -460,16 +513,22 @@ def _load_folder(folder: Path) -> Kit:
     if kits:
         raise KitError(f"{folder}: holds Hydrogen kits ({', '.join(kits)}), not one-shots; "
                        "pass each kit folder on its own (one --kit per kit)")
-    groups: dict[str, tuple[str, list[Path]]] = {}
-    for path in _visible(folder):
+    entries = [(path, path.name if path.is_dir() else path.stem) for path in _visible(folder)]
+    mic_kit = any(_mic_words(name) & _MIC_KIT_WORDS for _, name in entries)
+    groups: _ShotGroups = {}
+    for path, name in entries:
         if path.is_dir():
             files = [p for p in _visible(path) if p.suffix.lower() in AUDIO_SUFFIXES]
             if files:
-                _add_to_group(groups, path.name, files)
+                piece, mic, spelled = _split_mic(name, mic_kit)
+                _add_to_group(groups, piece, (mic, spelled), files)
         elif path.suffix.lower() in AUDIO_SUFFIXES:
-            _add_to_group(groups, _instrument_name(path.stem), [path])
+            piece, mic, spelled = _split_mic(_instrument_name(name), mic_kit)
+            # a layer number may follow the mic word or come before it: "Snare_01_Top"
+            _add_to_group(groups, _instrument_name(piece) if mic else piece, (mic, spelled),
+                          [path])
     instruments = []
-    for name, files in groups.values():
+    for name, files in _closest_mics(groups, folder):
         peaks = [float(np.max(np.abs(_load_sample(f)))) for f in files]
         order = [files[i] for i in np.argsort(peaks, kind="stable")]
         edges = np.linspace(0.0, 1.0, len(order) + 1)
@@ -480,12 +539,42 @@ def _load_folder(folder: Path) -> Kit:
     return _finish(Kit(folder.name, folder, tuple(instruments)))
 
 
-def _add_to_group(groups: dict[str, tuple[str, list[Path]]], name: str,
+# One-shots by (piece, mic word): the piece as first spelled, the mic word as spelled, files.
+_ShotGroups = dict[tuple[str, str], tuple[str, str, list[Path]]]
+
+
+def _add_to_group(groups: _ShotGroups, name: str, mic: tuple[str, str],
                   files: list[Path]) -> None:
-    """Add ``files`` to the instrument ``name``, matched case-insensitively and shown as
+    """Add ``files`` to the instrument ``name`` recorded by the mic ``mic`` (its word in
+    lower case and as spelled, "" for none), matched case-insensitively and shown as
     first spelled: ``Snare_soft.wav``, ``snare_med.wav`` and ``SNARE_hard.wav`` were three
     snares of one layer each, not one snare with three velocity layers."""
-    groups.setdefault(name.casefold(), (name, []))[1].extend(files)
+    groups.setdefault((name.casefold(), mic[0]), (name, mic[1], []))[2].extend(files)
+
+
+def _closest_mics(groups: _ShotGroups, folder: Path) -> list[tuple[str, list[Path]]]:
+    """Each piece's name and one-shots, from its closest mic (``_SHOT_MICS``) only.
+
+    A multi-mic pack's "Snare_Top", "Snare_OH" and "Snare_Room" were three snares, and
+    clips took overhead and room snares (the whole kit ringing in them) as the clean
+    target. As Hydrogen kits are read through their close mic component, each piece keeps
+    the one-shots of its closest mic, and a warning names the mics left out."""
+    pieces: dict[str, list[tuple[str, str, str, list[Path]]]] = {}
+    for (key, mic), (name, spelled, files) in groups.items():
+        pieces.setdefault(key, []).append((mic, name, spelled, files))
+    kept, notes = [], []
+    for variants in pieces.values():
+        variants.sort(key=lambda variant: _shot_mic_rank(variant[0]))  # stable: first kept
+        _, name, _, files = variants[0]
+        kept.append((name, files))
+        if len(variants) > 1:
+            mics = [repr(spelled) if spelled else "the files without a mic word"
+                    for _, _, spelled, _ in variants]
+            notes.append(f"{name!r} from {mics[0]}, not {', '.join(mics[1:])}")
+    if notes:
+        warnings.warn(f"{folder}: one-shots of one piece from several mics; only the "
+                      f"closest mic's are used: {'; '.join(notes)}", stacklevel=3)
+    return kept
 
 
 def _finish(kit: Kit) -> Kit:

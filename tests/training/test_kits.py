@@ -53,6 +53,9 @@ def test_synthetic_kit_categories(synthetic_kit):
     ("Chopstick snare", "snare"), ("Snare Rim", "rimshot"), ("SD rimshot", "rimshot"),
     ("Snare Side Stick", "sidestick"), ("Snare Cross Stick", "sidestick"),
     ("Pearl Side Stick", "sidestick"),
+    # "OH" is an open hi-hat only where no tom or cymbal is named (multi-mic packs' overhead)
+    ("Tom_OH", "tom"), ("Crash_OH_01", "crash"), ("Ride OH", "ride"), ("HH_OH", "hihat_open"),
+    ("OH", "hihat_open"),
 ])
 def test_classify_name(name, category):
     assert classify_name(name) == category
@@ -120,6 +123,51 @@ def test_folder_numbered_toms_and_cymbals_are_pieces_and_names_keep_letters(tmp_
     layers = {inst.name: len(inst.layers) for inst in load_kit(folder).instruments}
     assert layers == {"tom1": 1, "tom2": 1, "tom3": 1, "crash1": 1, "crash2": 1,
                       "Floor Tom": 1, "Kick_Drum": 1, "snare": 2, "hihat": 2, "ride": 1}
+
+
+def write_shots(folder, stems):
+    """A one-shot per stem (``folder/stem.wav``), louder down the list."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = {"snare": ("snare", 190), "kick": ("kick", 55), "tom": ("tom", 120)}
+    for index, stem in enumerate(stems):
+        kind, tune = next((v for k, v in kinds.items() if k in stem.lower()), ("metal", 6000))
+        sf.write(folder / f"{stem}.wav",
+                 one_shot(kind, tune, 0.1, 0.3, 0.3 + 0.05 * index, seed=index), 48000)
+
+
+def test_a_multi_mic_folder_keeps_each_pieces_closest_mic(tmp_path):
+    """Snare_Top, Snare_OH and Snare_Room were three snares, and most clips took an
+    overhead or room snare as the clean target. Each piece keeps its closest mic (top or
+    close, else overhead before room), layer numbers before or after the mic word, and a
+    warning names what was left out; in a multi-mic kit "OH" is the overhead, so
+    HiHat_OH is a closed hi-hat heard from above and Tom_OH a tom."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare_Top_01", "Snare_02_Top", "Snare_OH_01", "Snare_OH_02",
+                         "Snare_Room_01", "Kick_Close_01", "Kick_Room_01", "Tom_OH_01",
+                         "Tom_Room_01", "HiHat_OH_01"])
+    with pytest.warns(UserWarning, match="one-shots of one piece from several mics") as caught:
+        kit = load_kit(folder)
+    shown = {inst.name: (inst.category, [layer.source for layer in inst.layers])
+             for inst in kit.instruments}
+    assert shown == {"Snare": ("snare", ["Snare_Top_01.wav", "Snare_02_Top.wav"]),
+                     "Kick": ("kick", ["Kick_Close_01.wav"]),
+                     "Tom": ("tom", ["Tom_OH_01.wav"]),
+                     "HiHat": ("hihat_closed", ["HiHat_OH_01.wav"])}
+    assert "'Snare' from 'Top', not 'OH', 'Room'" in str(caught[0].message)
+    assert "'Tom' from 'OH', not 'Room'" in str(caught[0].message)
+
+
+def test_oh_is_an_open_hat_in_a_single_mic_folder_but_not_beside_a_drum(tmp_path):
+    """Without other mic words "HH_OH" is the open hi-hat; "Snare_OH" is still a snare's
+    overhead, left out beside the snare without a mic word."""
+    folder = tmp_path / "shots"
+    write_shots(folder, ["snare", "Snare_OH", "hh_oh", "hh_ch", "kick"])
+    with pytest.warns(UserWarning, match="'snare' from the files without a mic word, not 'OH'"):
+        kit = load_kit(folder)
+    shown = {inst.name: (inst.category, [layer.source for layer in inst.layers])
+             for inst in kit.instruments}
+    assert shown == {"snare": ("snare", ["snare.wav"]), "hh_oh": ("hihat_open", ["hh_oh.wav"]),
+                     "hh_ch": ("hihat_closed", ["hh_ch.wav"]), "kick": ("kick", ["kick.wav"])}
 
 
 def test_folder_groups_one_shots_whose_names_differ_only_in_case(tmp_path):
