@@ -451,11 +451,10 @@ def _mic_words(name: str) -> set[str]:
 
 
 def _split_mic(name: str, mic_kit: bool) -> tuple[str, str, str]:
-    """A one-shot name less its mic-position word, that word in lower case ("" for none)
-    and as spelled. "OH" is the overhead in a kit whose names use other mic words
-    (``mic_kit``) or beside a drum that is no hi-hat ("Snare_OH"); else it is an open
-    hi-hat ("HH_OH"), as is "OH" beside another mic word ("HH_OH_Close"). A name that
-    would keep no letter ("Room_01") keeps its mic word: it names no piece."""
+    """A one-shot's name (or a folder's) less its mic-position word, that word in lower
+    case ("" for none) and as spelled. "OH" is the overhead in a kit whose names use other
+    mic words (``mic_kit``) or beside a drum that is no hi-hat ("Snare_OH"); else it is an
+    open hi-hat ("HH_OH"), as is "OH" beside another mic word ("HH_OH_Close")."""
     found = _mic_words(name)
     words = found - {"oh"}
     if not words and "oh" in found:
@@ -465,10 +464,7 @@ def _split_mic(name: str, mic_kit: bool) -> tuple[str, str, str]:
         return name, "", ""
     mic = min(words, key=lambda word: (_shot_mic_rank(word), word))
     match = next(m for m in _SHOT_MIC_WORD.finditer(name) if m.group(1).lower() == mic)
-    rest = (name[:match.start()] + name[match.end():]).strip(" _-.")
-    if not re.search(r"[a-z]", rest, re.IGNORECASE):
-        return name, "", ""
-    return rest, mic, match.group(1)
+    return (name[:match.start()] + name[match.end():]).strip(" _-."), mic, match.group(1)
 
 
 def _instrument_name(stem: str) -> str:
@@ -481,12 +477,6 @@ def _instrument_name(stem: str) -> str:
     return _LAYER_SUFFIX.sub("", stem) or stem
 
 
-def _visible(folder: Path) -> list[Path]:
-    """A folder's entries, sorted, without hidden ones: macOS leaves ``._name.wav``
-    AppleDouble companions beside copied files, which are metadata, not audio."""
-    return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
-
-
 def visible_files(folder: Path, suffixes: Collection[str]) -> list[Path]:
     """The files under ``folder`` (recursively, sorted) whose name ends in one of
     ``suffixes`` (lower case), hidden ones and those in hidden folders left out: macOS
@@ -497,36 +487,104 @@ def visible_files(folder: Path, suffixes: Collection[str]) -> list[Path]:
                   and path.is_file())  # a folder named like a file is searched, not read
 
 
+@dataclass(frozen=True)
+class _Shot:
+    """A one-shot file of a folder kit, named by its path in the kit less its suffix and
+    its mic word (``_split_mic``): ``where``, the folders ("" at the top), and ``name``,
+    the file's name less a layer suffix (``_instrument_name``)."""
+
+    path: Path
+    where: str
+    name: str
+    mic: str      # the mic word in lower case, "" for none
+    spelled: str  # the mic word as spelled
+
+
+def _read_shot(path: Path, folder: Path, mic_kit: bool) -> _Shot:
+    """A one-shot's names and mic: the mic word nearest the file, in its name or a
+    folder's (``Snare/Snare_Top_01.wav``, ``Kick/Room/01.wav``; a folder named by the mic
+    alone, ``Close/Snare_01.wav``, drops out of its path). A layer number may follow the
+    mic word or come before it: ``Snare_Top_01``, ``Snare_01_Top``. A one-shot that would
+    keep no letter in its path (``Room_01.wav``) keeps its mic word: it names no piece."""
+    parts = [*path.relative_to(folder).parent.parts, _instrument_name(path.stem)]
+    mic = spelled = ""
+    for index in reversed(range(len(parts))):
+        rest, word, as_spelled = _split_mic(parts[index], mic_kit)
+        kept = [*parts[:index], rest, *parts[index + 1:]]
+        if word and re.search(r"[a-z]", "".join(kept), re.IGNORECASE):
+            parts, mic, spelled = kept, word, as_spelled
+            break
+    name = _instrument_name(parts[-1]) if mic and parts[-1] else parts[-1]
+    return _Shot(path, "/".join(part for part in parts[:-1] if part), name, mic, spelled)
+
+
+def _in_context(name: str, where: str) -> str:
+    """A one-shot's name, behind its folders when it says nothing alone: ``Hats/Closed``."""
+    if where and not (name and classify_name(name)):
+        return f"{where}/{name}".rstrip("/")
+    return name
+
+
+def _is_bare(name: str) -> bool:
+    """Whether a one-shot's name is a layer's only: a number or a dynamics word."""
+    return not _LAYER_SUFFIX.sub("", f" {name}").strip()
+
+
+# Pieces a kit has one of, so differently named one-shots of one of them in a folder are
+# its layers ("Kick/kick_a.wav", "Kick/kick_b.wav"); a folder's toms, cymbals or
+# percussion with different names are different drums ("Toms/Tom 1.wav", "Floor Tom.wav").
+_ONE_PER_KIT = frozenset(("snare", "rimshot", "sidestick", "kick", "hihat_closed",
+                          "hihat_open", "hihat_pedal"))
+
+
+def _holds_one_piece(shots: Sequence[_Shot]) -> bool:
+    """Whether a subfolder's one-shots are layers of one piece: their names (less numbers,
+    dynamics and mic words; names that are only those left out) agree, or name one piece
+    a kit has one of (``_ONE_PER_KIT``), read behind the folder's name where they say
+    nothing alone. Read as one instrument, "Toms" made three drums velocity layers of one
+    tom and "Cymbals" played the ride as a loud crash."""
+    names = {shot.name.casefold() for shot in shots if not _is_bare(shot.name)}
+    if len(names) <= 1:
+        return True
+    roles = {classify_name(_in_context(name, shots[0].where)) for name in names} - {None}
+    return len(roles) == 1 and roles <= _ONE_PER_KIT
+
+
 def _load_folder(folder: Path) -> Kit:
     """A folder of one-shots named by instrument: ``snare_soft.wav``, ``snare-2.wav``,
-    ``kick.flac``... or subfolders named by instrument holding its layers (names matched
-    regardless of case, ``_add_to_group``). Layers of one instrument are ordered by peak
-    level and share the velocity range evenly. Numbered toms and cymbals (``tom1.wav``,
-    ``crash2.wav``) are separate instruments, not layers; numbered snares, kicks and hi-hats
-    are layers (see ``_instrument_name``). A mic word in a name (``Snare_Top_01``,
-    ``Snare_OH_01``) names the mic, not the piece, and each piece is read through its
-    closest mic only (``_split_mic``, ``_closest_mics``).
+    ``kick.flac``... (names matched regardless of case, ``_add_to_group``), at any depth.
+    A subfolder whose one-shots are layers of one piece (``_holds_one_piece``: ``Snare/``
+    with ``soft.wav`` and ``hard.wav``) is that instrument, named by its path
+    (``Cymbals/Crash``); the one-shots of any other are grouped by name as top-level ones
+    are (``Toms/`` with ``Tom 1.wav`` and ``Floor Tom.wav``). Layers of one instrument are
+    ordered by peak level and share the velocity range evenly. Numbered toms and cymbals
+    (``tom1.wav``, ``crash2.wav``) are separate instruments, not layers; numbered snares,
+    kicks and hi-hats are layers (see ``_instrument_name``). A mic word in a name or folder
+    (``Snare_Top_01``, ``Snare_OH_01``, ``Room/``) names the mic, not the piece, and each
+    piece is read through its closest mic only (``_split_mic``, ``_closest_mics``).
 
     A folder of Hydrogen kits is refused: read as one-shots, each whole kit would become
     one instrument, cymbals and all, and could land in the clean snare target."""
-    kits = sorted(path.name for path in folder.iterdir() if (path / "drumkit.xml").is_file())
+    kits = [xml.parent.relative_to(folder).as_posix()
+            for xml in visible_files(folder, (".xml",)) if xml.name == "drumkit.xml"]
     if kits:
         raise KitError(f"{folder}: holds Hydrogen kits ({', '.join(kits)}), not one-shots; "
                        "pass each kit folder on its own (one --kit per kit)")
-    entries = [(path, path.name if path.is_dir() else path.stem) for path in _visible(folder)]
-    mic_kit = any(_mic_words(name) & _MIC_KIT_WORDS for _, name in entries)
+    files = visible_files(folder, AUDIO_SUFFIXES)
+    mic_kit = any(_mic_words(path.relative_to(folder).with_suffix("").as_posix())
+                  & _MIC_KIT_WORDS for path in files)
+    shots = [_read_shot(path, folder, mic_kit) for path in files]
+    by_folder: dict[Path, list[_Shot]] = {}
+    for shot in shots:
+        by_folder.setdefault(shot.path.parent, []).append(shot)
+    one_piece = {parent for parent, members in by_folder.items()
+                 if parent != folder and _holds_one_piece(members)}
     groups: _ShotGroups = {}
-    for path, name in entries:
-        if path.is_dir():
-            files = [p for p in _visible(path) if p.suffix.lower() in AUDIO_SUFFIXES]
-            if files:
-                piece, mic, spelled = _split_mic(name, mic_kit)
-                _add_to_group(groups, piece, (mic, spelled), files)
-        elif path.suffix.lower() in AUDIO_SUFFIXES:
-            piece, mic, spelled = _split_mic(_instrument_name(name), mic_kit)
-            # a layer number may follow the mic word or come before it: "Snare_01_Top"
-            _add_to_group(groups, _instrument_name(piece) if mic else piece, (mic, spelled),
-                          [path])
+    for shot in shots:
+        # (a folder named by a mic word only, "Close/", names no piece)
+        whole = shot.path.parent in one_piece and bool(shot.where)
+        piece = shot.where if whole else _in_context(shot.name, shot.where)
+        _add_to_group(groups, piece, (shot.mic, shot.spelled), [shot.path])
     instruments = []
     for name, files in _closest_mics(groups, folder):
         peaks = [float(np.max(np.abs(_load_sample(f)))) for f in files]

@@ -126,13 +126,57 @@ def test_folder_numbered_toms_and_cymbals_are_pieces_and_names_keep_letters(tmp_
 
 
 def write_shots(folder, stems):
-    """A one-shot per stem (``folder/stem.wav``), louder down the list."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """A one-shot per stem (``folder/stem.wav``, in subfolders where the stem has a "/"),
+    louder down the list."""
     kinds = {"snare": ("snare", 190), "kick": ("kick", 55), "tom": ("tom", 120)}
     for index, stem in enumerate(stems):
         kind, tune = next((v for k, v in kinds.items() if k in stem.lower()), ("metal", 6000))
+        (folder / stem).parent.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"{stem}.wav",
                  one_shot(kind, tune, 0.1, 0.3, 0.3 + 0.05 * index, seed=index), 48000)
+
+
+def folder_instruments(folder):
+    return {inst.name: (inst.category, [layer.source for layer in inst.layers])
+            for inst in load_kit(folder).instruments}
+
+
+def test_a_subfolder_is_one_instrument_only_when_it_holds_one_piece(tmp_path):
+    """Read as one instrument each, "Toms" made three drums velocity layers of one tom and
+    "Cymbals" one crash whose loud layer was the ride. A subfolder is an instrument when
+    its files' names (less numbers and dynamics words) agree or name one piece a kit has
+    one of; else its files are grouped by name as top-level files are."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Toms/Tom 1", "Toms/Tom 2", "Toms/Floor Tom", "Cymbals/crash",
+                         "Cymbals/ride", "Cymbals/hihat closed", "Snare/soft", "Snare/hard",
+                         "Kick/kick_a", "Kick/kick_b", "Hats/Closed", "Hats/Open"])
+    assert folder_instruments(folder) == {
+        "crash": ("crash", ["crash.wav"]), "hihat closed": ("hihat_closed", ["hihat closed.wav"]),
+        "ride": ("ride", ["ride.wav"]), "Hats/Closed": ("hihat_closed", ["Closed.wav"]),
+        "Hats/Open": ("hihat_open", ["Open.wav"]), "Kick": ("kick", ["kick_a.wav", "kick_b.wav"]),
+        "Snare": ("snare", ["soft.wav", "hard.wav"]), "Floor Tom": ("tom", ["Floor Tom.wav"]),
+        "Tom 1": ("tom", ["Tom 1.wav"]), "Tom 2": ("tom", ["Tom 2.wav"])}
+
+
+def test_one_shots_in_deeper_folders_are_read(tmp_path):
+    """Pieces two levels down were dropped without a word; they are read, a piece's
+    folder named by its path (a file named by its mic alone is its layer), and a mic
+    folder ("Close/", "Room/") names the mic."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Cymbals/Crash/crash 1", "Cymbals/Ride/Close_01", "Hats/Closed/hh",
+                         "Hats/Open/hh", "Mics/Close/Snare_01", "Mics/Close/Kick_01",
+                         "Mics/Room/Snare_01", "Mics/Room/Kick_01"])
+    with pytest.warns(UserWarning, match="'Kick' from 'Close', not 'Room'; 'Snare' from "
+                                         "'Close', not 'Room'"):
+        shown = folder_instruments(folder)
+    assert shown == {
+        "Cymbals/Crash": ("crash", ["crash 1.wav"]), "Cymbals/Ride": ("ride", ["Close_01.wav"]),
+        "Hats/Closed": ("hihat_closed", ["hh.wav"]), "Hats/Open": ("hihat_open", ["hh.wav"]),
+        "Kick": ("kick", ["Kick_01.wav"]), "Snare": ("snare", ["Snare_01.wav"])}
+    (snare,) = load_kit(folder).by_category("snare")
+    close, room = (np.abs(sf.read(folder / "Mics" / mic / "Snare_01.wav")[0]).max()
+                   for mic in ("Close", "Room"))
+    assert snare.layers[0].peak == pytest.approx(close, rel=1e-6) != room
 
 
 def test_a_multi_mic_folder_keeps_each_pieces_closest_mic(tmp_path):
@@ -325,6 +369,10 @@ def test_folder_of_hydrogen_kits_is_refused(tmp_path):
     with pytest.raises(KitError, match="holds Hydrogen kits"):  # one-shots beside a kit too
         load_kit(parent)
     assert load_kit(parent / "KitA").name == "debleed synthetic kit"
+    outer = tmp_path / "outer"  # kits a folder further down are kits too, not one-shots
+    write_synthetic_kit(outer / "drumkits" / "KitC", velocities=(1.0,), seed=3)
+    with pytest.raises(KitError, match=r"holds Hydrogen kits \(drumkits/KitC\)"):
+        load_kit(outer)
 
 
 def test_old_style_drumkit_xml(tmp_path):
