@@ -261,7 +261,7 @@ def _quality(clips: Iterator[Any], config: BenchConfig, debleed: Denoiser, thesi
         chain = {key: clip.meta[key] for key in ("floor_dbfs", "bits") if key in clip.meta}
         per_clip.append({"seed": int(clip.meta["seed"]), "kit": clip.meta["kit"], **chain,
                          "oracle_threshold_db": threshold,
-                         "systems": score_systems(versions, rate, clip.meta.get("onsets", []), ROWS)})
+                         "systems": score_systems(versions, rate, clip.meta, ROWS)})
         noisy.append(clip.noisy)
         steps.step(f"{what} clip {index + 1}")
     thresholds = [c["oracle_threshold_db"] for c in per_clip]

@@ -94,12 +94,14 @@ def process_clip(denoiser: Denoiser, gate: GateConfig, noisy: np.ndarray,
                                           floor=floor)}
 
 
-def score_systems(versions: Mapping[str, np.ndarray], sample_rate: int,
-                  onsets: Sequence[Mapping], systems: Mapping[str, str] = SYSTEMS
-                  ) -> dict[str, dict[str, float]]:
-    """``clip_metrics`` of each system's version against ``versions["clean"]``."""
+def score_systems(versions: Mapping[str, np.ndarray], sample_rate: int, meta: Mapping,
+                  systems: Mapping[str, str] = SYSTEMS) -> dict[str, dict[str, float]]:
+    """``clip_metrics`` of each system's version against ``versions["clean"]``, with the
+    clip's ``onsets`` and ``onsets_before`` from its ``meta`` (a set written before the
+    latter existed has none)."""
     return {name: metrics.clip_metrics(versions["noisy"], versions["clean"], versions[version],
-                                       sample_rate, onsets)
+                                       sample_rate, meta.get("onsets", []),
+                                       earlier=meta.get("onsets_before", []))
             for name, version in systems.items()}
 
 
@@ -235,7 +237,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, config: EvaluateConfig = 
             rate = int(meta["sample_rate"])
             versions = {"noisy": noisy, "clean": clean,
                         **process_clip(denoiser, config.gate, noisy, rate)}
-            scores = score_systems(versions, rate, meta.get("onsets", []))
+            scores = score_systems(versions, rate, meta)
             clips.append({"id": entry["id"], "split": entry.get("split", ""), "systems": scores})
             if folder is not None:
                 links = _write_clip_files(folder, entry["id"], names[index], versions, rate)

@@ -69,7 +69,8 @@ def _means(rows: Sequence[dict[str, float]]) -> dict[str, float]:
 def _clip_scores(denoiser: Denoiser, noisy: np.ndarray, clean: np.ndarray, meta: dict) -> dict[str, float]:
     rate = meta["sample_rate"]
     return metrics.clip_metrics(noisy, clean, denoise_mono(denoiser, noisy, rate), rate,
-                                meta.get("onsets", []))  # as evaluate reads it
+                                meta.get("onsets", []),  # as evaluate reads it
+                                earlier=meta.get("onsets_before", []))
 
 
 def check_sets(tuning: Path | None, unseen: Path | None, kits: Sequence[Path]) -> None:

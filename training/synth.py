@@ -210,6 +210,10 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
     decay: dict[str, float | None] = {}
     variants: dict[tuple[str, int], np.ndarray] = {}
     onsets = []
+    # Pieces struck in the pre-roll that still ring when the clip starts: the metrics take
+    # their ring out of the "only toms or kick" regions, as they do for those listed in
+    # ``onsets`` (a ride struck 0.35 s before the clip filled a whole region of one).
+    rung_in = []
     # hi-hat articulations choke each other (Hydrogen's mute group): an open hat stops at
     # the next hat hit.
     hat_times = events.time[np.char.startswith(np.array(ROLES)[events.role], "hihat")]
@@ -261,8 +265,10 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
         if role == "hihat_open" and length < sample.size:
             piece[-240:] *= np.linspace(1, 0, min(240, length), dtype=np.float32)
         tracks[key][position:position + length] += piece
-        if 0 <= position - offset < n_out:
-            onsets.append({"time": round((position - offset) / sr, 6),
+        listed = (onsets if 0 <= position - offset < n_out
+                  else rung_in if position - offset < 0 < position + length - offset else None)
+        if listed is not None:
+            listed.append({"time": round((position - offset) / sr, 6),
                            "sample": position - offset, "instrument": role,
                            "kit_instrument": name, "velocity": velocity,
                            "target": role in SNARE_CATEGORIES})
@@ -295,6 +301,7 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
     info = {"paths": paths, "tuning_semitones": {k: round(v, 3) for k, v in tuning.items()},
             "room_level_db": round(snare_room_db, 2), "bleed_room_level_db": round(bleed_room_db, 2),
             "room_tone_db": round(tone_db, 2), "polarity": int(polarity), "onsets": onsets,
+            "onsets_before": rung_in,
             "snare_eq": bool(snare_eq),
             "procedural_snare_hz": (None if procedural is None
                                     else round(procedural.centroid_hz, 1)),

@@ -264,6 +264,25 @@ def test_tom_kick_leakage_counts_only_where_kick_or_tom_sound_alone(rng):
         assert kept != rings_over_the_kick  # a crash rings 2 s, a cowbell 0.5
 
 
+def test_pieces_struck_before_the_clip_ring_out_of_the_tom_kick_regions(rng):
+    """A ride struck 0.25 s before the clip still rings over a lone kick at 1.1 s: listed
+    in ``onsets_before`` (negative samples), it takes that region out. Unlisted, whole
+    regions of test clips measured ride or hi-hat removal, not kick removal."""
+    clean, kick, hat, onsets = _kick_under_hats(rng)
+    noisy, lone_kick = clean + kick + hat, onsets[2:]
+    ride = {"time": -0.25, "sample": -int(0.25 * SR), "instrument": "ride",
+            "velocity": 90, "target": False}
+    closed_hat = {**ride, "instrument": "hihat_closed"}  # rings 0.2 s: over by the kick
+    assert metrics.tom_kick_regions_mask(lone_kick, SR, noisy.size).sum() == int(0.1 * SR)
+    assert metrics.tom_kick_regions_mask(lone_kick, SR, noisy.size, earlier=[closed_hat]).sum() \
+        == int(0.1 * SR)
+    assert not metrics.tom_kick_regions_mask(lone_kick, SR, noisy.size, earlier=[ride]).any()
+    scores = metrics.clip_metrics(noisy, clean, clean + hat, SR, lone_kick, earlier=[ride])
+    assert math.isnan(scores["tom_kick_leakage_db"])
+    assert metrics.clip_metrics(noisy, clean, clean + hat, SR, lone_kick)[
+        "tom_kick_leakage_db"] == pytest.approx(-120.0)
+
+
 def test_clip_metrics_keys_and_input_scores(rng):
     clean, noisy, onsets = _snare_scene(rng)
     same = metrics.clip_metrics(noisy, clean, noisy, SR, onsets)

@@ -44,6 +44,25 @@ def test_every_style_renders_targets_and_bleed(synthetic_kit, style):
     assert all(o["sample"] == round(o["time"] * RATE) for o in onsets)
 
 
+def test_pieces_struck_in_the_preroll_that_ring_into_the_clip_are_listed(synthetic_kit):
+    """``onsets_before``: what the pre-roll struck that still sounds when the clip starts
+    (the metrics take its ring out of the tom/kick regions), at negative samples, never
+    among ``onsets``; without a pre-roll there is none."""
+    config = replace(SHORT, bleed_only_probability=0.0,
+                     groove=replace(GrooveConfig(), tacet_bar_probability=0.0))
+    listed = 0
+    for seed in range(4):
+        clip = render_clip(synthetic_kit, seed, config)
+        before = clip.meta["onsets_before"]
+        assert all(-RATE <= o["sample"] < 0 and o["sample"] == round(o["time"] * RATE)
+                   for o in before)
+        assert all(o["sample"] >= 0 for o in clip.meta["onsets"])
+        listed += len(before)
+        bare = render_clip(synthetic_kit, seed, replace(config, preroll_seconds=0.0))
+        assert bare.meta["onsets_before"] == []
+    assert listed > 0
+
+
 def test_onsets_match_energy_of_clean_track(synthetic_kit):
     # as recorded: a resonant snare bell can ring into a second energy rise of the
     # detector, which says nothing about the onset times under test
