@@ -59,7 +59,8 @@ class TrainConfig:
     steps_per_epoch: int = 200
     epochs: int = 50
     grad_clip: float = 5.0                   # the gradient's largest global norm, 0 = no clip
-    plateau_patience: int = 3                # epochs without improvement before LR x factor
+    plateau_patience: int = 3                # epochs without improvement before LR x factor,
+                                             # counted as for early stopping (>= 1)
     plateau_factor: float = 0.5
     early_stop_patience: int = 8             # epochs without improvement before stopping
     gain_jitter_db: float = 3.0              # random level change per training segment
@@ -118,7 +119,7 @@ class TrainConfig:
         if self.valid_clips < 1:
             raise ParameterError(f"train: valid_clips = {self.valid_clips}: must be >= 1")
         non_negative = ("weight_decay", "grad_clip", "num_workers", "gain_jitter_db",
-                        "max_minutes", "threads", "plateau_patience")
+                        "max_minutes", "threads")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ParameterError(f"train: {name} = {getattr(self, name)}: must be >= 0")
@@ -133,9 +134,11 @@ class TrainConfig:
                                  f"least {MIN_SEGMENT_SECONDS} s, the losses' longest window, "
                                  f"and at most {CLIP_SECONDS[1]:g} s, the longest clip (96000 "
                                  "asked the loss check for 37 GB)")
-        if self.early_stop_patience < 1:  # 0 would stop after the first epoch, improving or not
-            raise ParameterError(f"train: early_stop_patience = {self.early_stop_patience}: "
-                                 "must be at least 1 epoch")
+        # 0 would stop after the first epoch, or lower the rate after every one, improving or not
+        for name in ("early_stop_patience", "plateau_patience"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"train: {name} = {getattr(self, name)}: "
+                                     "must be at least 1 epoch")
         if not 0 <= self.seed < SEED_LIMIT:
             raise ParameterError(f"train: seed = {self.seed}: must be in [0, 2**63)")
         if not 0 < self.plateau_factor < 1:

@@ -402,8 +402,15 @@ def plateau_options(config: TrainConfig) -> dict[str, Any]:
     its validation loss is strictly below the best, as for best.pt and early stopping.
     Why absolute: the default relative threshold scales with the best loss, and for a
     negative one (SNR and SI-SDR losses) it took a slightly worse epoch for a better one,
-    so the schedule saw no plateau where early stopping did."""
-    return {"factor": config.plateau_factor, "patience": config.plateau_patience,
+    so the schedule saw no plateau where early stopping did.
+
+    The rate is lowered at the ``plateau_patience``-th bad epoch in a row, as the run stops
+    at the ``early_stop_patience``-th: torch lowers it only once more than its ``patience``
+    epochs were bad. Given ``plateau_patience`` itself, it waited one epoch longer than
+    the option, the help and the model card said, and with the defaults (3 and 8) the
+    second halving fell on the epoch that ended the run. A run saved before keeps its
+    count of bad epochs and lowers the rate by the corrected rule from its next epoch."""
+    return {"factor": config.plateau_factor, "patience": config.plateau_patience - 1,
             "threshold": 0.0, "threshold_mode": "abs"}
 
 

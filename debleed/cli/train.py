@@ -89,7 +89,7 @@ def refuse_constant(name: str) -> float:
               help="Largest global norm of the gradient; 0 = no clipping [default: 5].")
 @click.option("--plateau-patience", type=int, default=None,
               help="Epochs without a better validation loss before the learning rate is "
-                   "lowered [default: 3].")
+                   "lowered, counted as for --early-stop-patience (>= 1) [default: 3].")
 @click.option("--plateau-factor", type=float, default=None,
               help="What a plateau multiplies the learning rate by, in (0, 1) [default: 0.5].")
 @click.option("--valid-clips", type=int, default=None)

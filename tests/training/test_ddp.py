@@ -114,7 +114,7 @@ def reporting_fit(self, extra=None):
 
 
 def lowering_at_once(config, *args, **kwargs):
-    return run_training(replace(config, plateau_patience=0, plateau_factor=0.1), *args, **kwargs)
+    return run_training(replace(config, plateau_patience=1, plateau_factor=0.1), *args, **kwargs)
 
 
 Trainer.validate, Trainer.fit = rising, reporting_fit

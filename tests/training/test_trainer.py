@@ -162,7 +162,7 @@ def test_resume_with_another_loss_chooses_best_afresh(dataset: Path, tmp_path: P
     epochs with the saved best: the first resumed epoch becomes best.pt, and the plateau
     schedule does not count it as a bad epoch."""
     run = tmp_path / "run"
-    config = replace(TINY, epochs=1, valid_clips=1, loss={"snr": 1.0}, plateau_patience=0)
+    config = replace(TINY, epochs=1, valid_clips=1, loss={"snr": 1.0}, plateau_patience=1)
     run_training(config, run, data=dataset)
     assert torch.load(run / "last.pt", weights_only=True)["best"] < 0
     with pytest.warns(UserWarning, match="resume: loss changed"):
@@ -452,6 +452,7 @@ def test_bad_synth_options_raise(synthetic_kit_dir: Path, tmp_path: Path, synth:
     ({"gain_jitter_db": -1.0}, {}, "gain_jitter_db = -1.0: must be >= 0"),
     ({"early_stop_patience": -1}, {}, "early_stop_patience = -1: must be at least 1"),
     ({"early_stop_patience": 0}, {}, "early_stop_patience = 0: must be at least 1"),
+    ({"plateau_patience": 0}, {}, "plateau_patience = 0: must be at least 1"),
     ({"plateau_factor": 1.0}, {}, r"plateau_factor = 1.0: must be in \(0, 1\)"),
     ({"freeze": ["nothere"]}, {}, "no module 'nothere' to freeze"),
 ])
@@ -1021,6 +1022,53 @@ def test_the_plateau_schedule_counts_as_best_pt_does(tmp_path: Path):
     resumed.load_state(tmp_path / "last.pt")
     resumed.scheduler.step(-10.0)
     assert resumed.scheduler.num_bad_epochs == 1
+
+
+# Every epoch validates worse than the first, for ten epochs: the rate is lowered at the
+# second and fourth bad epochs, and the run stops at the fourth.
+PLATEAU = replace(TINY, epochs=10, steps_per_epoch=1, valid_clips=1, plateau_patience=2,
+                  early_stop_patience=4)
+
+
+def rising_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every epoch validate worse than the one before."""
+    validate = Trainer.validate
+    monkeypatch.setattr(Trainer, "validate",
+                        lambda self: {**validate(self), "valid_loss": float(self.epoch + 1)})
+
+
+def test_the_plateau_schedule_counts_bad_epochs_as_early_stopping_does(
+        dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``--plateau-patience 2`` lowers the rate at the second bad epoch in a row, as
+    ``--early-stop-patience 4`` stops at the fourth. Given the option as its ``patience``,
+    torch waited for a third (more than ``patience``), and with the defaults (3 and 8) the
+    second halving fell on the epoch that ended the run."""
+    rising_validation(monkeypatch)
+    run = tmp_path / "run"
+    run_training(PLATEAU, run, data=dataset)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["lr"] for h in history] == pytest.approx([3e-3, 3e-3, 3e-3, 1.5e-3, 1.5e-3])
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(7.5e-4)
+
+
+def test_a_run_saved_before_the_plateau_fix_resumes_on_the_corrected_schedule(
+        dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A state saved before the fix holds torch's ``patience`` equal to the option: the
+    resume lays the corrected one over it and keeps the count of bad epochs, so it lowers
+    the rate where an uninterrupted run does."""
+    rising_validation(monkeypatch)
+    run = tmp_path / "run"
+    run_training(replace(PLATEAU, epochs=2), run, data=dataset)   # one bad epoch so far
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["scheduler"]["num_bad_epochs"] == 1
+    state["scheduler"]["patience"] = PLATEAU.plateau_patience     # as saved before the fix
+    torch.save(state, run / "last.pt")
+    run_training(PLATEAU, run, data=dataset, resume=True)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["lr"] for h in history] == pytest.approx([3e-3, 3e-3, 3e-3, 1.5e-3, 1.5e-3])
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["scheduler"]["patience"] == PLATEAU.plateau_patience - 1
 
 
 def test_resume_with_a_new_lr_trains_with_it(dataset: Path, tmp_path: Path):
