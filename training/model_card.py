@@ -35,7 +35,10 @@ def describe_architecture(info: dict[str, Any]) -> str:
 
 
 def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, float]],
-                      data: dict[str, Any], parameters: int) -> str:
+                      steps: int, data: dict[str, Any], parameters: int) -> str:
+    """The card's Markdown. ``steps``: the training steps the run took in all (the trainer's
+    ``batches_done``), which ``--steps-per-epoch`` times the epochs misstates once a resume
+    changed it."""
     config = info.get("training_config", {})
     best = info.get("extra", {})  # best.pt's own record: after a resume that reset the best
     # (other validation clips or loss), the history's lowest loss may be another epoch's
@@ -46,13 +49,13 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         f"- Parameters: {parameters:,}",
         f"- Sample rate: {info.get('sample_rate')} Hz",
         f"- debleed {info.get('debleed_version')}, torch {info.get('torch_version')}",
-        f"- Loss: {config.get('loss')}, lr {config.get('lr')}, batch {config.get('batch_size')} x "
-        f"{config.get('segment_seconds')} s, seed {config.get('seed')}",
+        f"- Loss: {config.get('loss')}, lr {config.get('lr')}, batch "
+        f"{batch_text(config, history)} x {config.get('segment_seconds')} s, "
+        f"seed {config.get('seed')}",
         optimizer_line(config),
         *synth_lines(config),
         *guard_lines(config),
-        f"- Epochs run: {len(history)} x {config.get('steps_per_epoch')} steps; "
-        f"best epoch {best.get('epoch')}",
+        f"- Epochs run: {len(history)}, {plural(steps, 'step')}; best epoch {best.get('epoch')}",
         f"- Training data: {describe_data(data)}; {data.get('clips', 'n/a')} clips",
         "",
         f"## Validation ({data.get('validation', 'held-out clips of the training kits')}, "
@@ -65,6 +68,18 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         if key in best:
             lines.append(f"| {key} | {metric_text(key, best[key])} |")
     return "\n".join(lines) + "\n"
+
+
+def batch_text(config: dict[str, Any], history: list[dict[str, float]]) -> str:
+    """The segments of a training step, all processes together, and how they were split:
+    "4 (2 per process x 2 processes)", or each in turn where a resume changed them. An epoch
+    recorded before the history kept them counts as one process of ``config``'s batch."""
+    steps = [(row.get("global_batch", config.get("batch_size")), row.get("world_size", 1))
+             for row in history] or [(config.get("batch_size"), 1)]
+    turns = [kind for i, kind in enumerate(steps) if i == 0 or kind != steps[i - 1]]
+    return ", then ".join(f"{batch}" if processes == 1 else
+                          f"{batch} ({batch // processes} per process x {processes} processes)"
+                          for batch, processes in turns)
 
 
 def metric_text(key: str, value: float) -> str:

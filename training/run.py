@@ -358,7 +358,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
             write_history(run_dir, history)
             _, info = load_checkpoint(best)
             write_model_card(run_dir / "MODEL_CARD.md", name=run_dir.name, info=info,
-                             history=history, data=data_info,
+                             history=history, steps=trainer.batches_done, data=data_info,
                              parameters=model.parameter_count())
         wait_for_all(world)
         return best

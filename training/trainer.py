@@ -350,6 +350,7 @@ class Trainer:
                 record = {"epoch": self.epoch + 1, "train_loss": train_loss,
                           "skipped_steps": len(train_losses) - len(finite),
                           "lr": self.optimizer.param_groups[0]["lr"],
+                          **batch_record(config, self.world),
                           "seconds": time.monotonic() - epoch_start, **self.validate()}
             # Rank 0's validation loss for every rank. Why: each rank's schedule must lower
             # its lr with the others; stepped on rank 0 alone, only rank 0's did, and the
@@ -412,6 +413,14 @@ def plateau_options(config: TrainConfig) -> dict[str, Any]:
     count of bad epochs and lowers the rate by the corrected rule from its next epoch."""
     return {"factor": config.plateau_factor, "patience": config.plateau_patience - 1,
             "threshold": 0.0, "threshold_mode": "abs"}
+
+
+def batch_record(config: TrainConfig, world: World) -> dict[str, int]:
+    """An epoch's processes and segments per step, all processes together, for its history
+    row. Why per epoch: a resume may change both (another ``torchrun --nproc_per_node``,
+    another ``--batch-size``), and nothing recorded the processes, so the model card of
+    a two-process run gave one process's batch as the run's."""
+    return {"world_size": world.size, "global_batch": config.batch_size * world.size}
 
 
 def audio_rate(steps: int, config: TrainConfig, world: World, seconds: float) -> float:

@@ -60,6 +60,11 @@ def test_torchrun_two_cpu_processes(data: Path, tmp_path: Path):
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(h["train_loss"] == h["train_loss"] for h in history)   # not NaN
+    # both processes' segments: the card gave one process's batch as the run's
+    assert [(h["world_size"], h["global_batch"]) for h in history] == [(2, 4), (2, 4)]
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "- Epochs run: 2, 4 steps;" in card, card
+    assert ", batch 4 (2 per process x 2 processes) x 0.5 s," in card, card
 
 
 def test_torchrun_with_a_frozen_ensemble_member(data: Path, tmp_path: Path):

@@ -139,11 +139,28 @@ def test_the_model_card_keeps_the_digits_of_small_losses():
     best = {"epoch": 3, "valid_loss": 0.000152, "valid_snr": 5.2831, "valid_sisdr": -1.5,
             "valid_delta_sisdr": math.nan}
     card = render_model_card(name="mse", info={"model_name": "bandmask", "extra": best},
-                             history=[{}], data={"source": "set", "kits": ["k"], "clips": 6},
-                             parameters=10)
+                             history=[{}], steps=200,
+                             data={"source": "set", "kits": ["k"], "clips": 6}, parameters=10)
     for row in ("| valid_loss | 0.000152 |", "| valid_snr | +5.28 |",
                 "| valid_sisdr | -1.50 |", "| valid_delta_sisdr | nan |"):
         assert row in card, card
+
+
+def test_the_model_card_counts_the_steps_taken_and_every_processs_segments():
+    """The card multiplied every epoch by the current --steps-per-epoch (5 + 5 + 1 steps
+    read 3 x 1) and gave one process's batch as a torchrun run's. Each epoch's processes
+    and global batch are kept in its history row; an epoch recorded before counts as one
+    process."""
+    config = {"batch_size": 2, "segment_seconds": 0.5}
+    history = [{"epoch": 1}, {"epoch": 2, "world_size": 1, "global_batch": 2},
+               {"epoch": 3, "world_size": 2, "global_batch": 4}]
+    card = render_model_card(name="ddp", info={"training_config": config, "extra": {"epoch": 2}},
+                             history=history, steps=11, data={}, parameters=10)
+    assert "- Epochs run: 3, 11 steps; best epoch 2\n" in card, card
+    assert ", batch 2, then 4 (2 per process x 2 processes) x 0.5 s," in card, card
+    card = render_model_card(name="one", info={"training_config": config}, history=history[:2],
+                             steps=1, data={}, parameters=10)
+    assert "- Epochs run: 2, 1 step;" in card and ", batch 2 x 0.5 s," in card, card
 
 
 @pytest.mark.parametrize("environment, prints", [({}, True),

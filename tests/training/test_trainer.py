@@ -913,6 +913,20 @@ def test_the_model_card_names_the_epoch_best_pt_holds(dataset: Path, tmp_path: P
     assert f"| valid_loss | {info['extra']['valid_loss']:.4g} |" in card
 
 
+def test_the_model_card_counts_the_steps_of_a_resume_with_another_epoch_length(
+        dataset: Path, tmp_path: Path):
+    """Two epochs of 5 steps, resumed for one of 1: the card said "3 x 1 steps"."""
+    run = tmp_path / "run"
+    config = replace(TINY, epochs=2, steps_per_epoch=5, batch_size=2, valid_clips=1)
+    run_training(config, run, data=dataset)
+    run_training(replace(config, epochs=3, steps_per_epoch=1), run, data=dataset, resume=True)
+    assert torch.load(run / "last.pt", weights_only=True)["batches_done"] == 11
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "- Epochs run: 3, 11 steps;" in card and ", batch 2 x 0.5 s," in card, card
+    history = json.loads((run / "history.json").read_text())
+    assert [(h["world_size"], h["global_batch"]) for h in history] == [(1, 2)] * 3
+
+
 def tiny_trainer(run: Path, valid: list[ValidClip] | None = None,
                  config: TrainConfig = TINY) -> Trainer:
     """A trainer of a fresh tiny network, with no training data: for validation, the
