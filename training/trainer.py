@@ -29,7 +29,7 @@ from denoiser.checkpoint import save_checkpoint, serialize
 from denoiser.engine import Denoiser, InferenceConfig, mixed_precision, resample
 from denoiser.errors import ModelError, ParameterError
 from denoiser.models import DenoiserModel
-from denoiser.outfiles import atomic_output, write_text_atomic
+from denoiser.outfiles import atomic_output
 
 from .config import DATA_RATE, TrainConfig
 from .dataset import endless
@@ -38,6 +38,7 @@ from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import SISDRLoss, SNRLoss
 from .metrics import nanmean
+from .report import write_json
 
 StepReport = Callable[[float, str], None]  # (fraction of this run done, note)
 OPTIMIZER_CLASSES: dict[str, type[torch.optim.Adam]] = {
@@ -451,8 +452,19 @@ def run_fraction(steps_done: int, steps_planned: int, seconds: float,
 
 def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
     """``history.json`` and ``loss.png`` (train and validation loss per epoch, as the
-    thesis plotted them)."""
-    write_text_atomic(run_dir / "history.json", json.dumps(history, indent=2))
+    thesis plotted them). An undefined value (SI-SDR when every validation clip is
+    bleed-only, a loss when every step was skipped) is written as ``null``: as a bare
+    ``NaN`` it made the file something JSON is not, which strict readers (``jq``, a
+    browser's ``JSON.parse``) refuse."""
     from .plots import plot_history
 
+    write_json(run_dir / "history.json", history)
     plot_history(history, run_dir / "loss.png")
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """``history.json`` with its ``null`` values read back as NaN, as the run held them;
+    a file written before they were nulls, with bare ``NaN``, reads the same."""
+    rows = json.loads((Path(run_dir) / "history.json").read_text())
+    return [{key: math.nan if value is None else value for key, value in row.items()}
+            for row in rows]

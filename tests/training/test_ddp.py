@@ -16,6 +16,7 @@ from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.models import build_model
 from denoiser.models.ensemble import MaskEnsemble
 from training.synth import SynthConfig, render_dataset
+from training.trainer import read_history
 
 TIMEOUT_S = 240   # two interpreters importing torch on a busy 2-core machine
 
@@ -57,7 +58,7 @@ def test_torchrun_two_cpu_processes(data: Path, tmp_path: Path):
     torchrun_train(data, run, "--model", "bandmask-tiny")
     model, info = load_checkpoint(run / "best.pt")
     assert model.name == "bandmask" and info["training_config"]["epochs"] == 2
-    history = json.loads((run / "history.json").read_text())
+    history = read_history(run)
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(h["train_loss"] == h["train_loss"] for h in history)   # not NaN
     # both processes' segments: the card gave one process's batch as the run's

@@ -29,7 +29,7 @@ from training.distributed import World
 from training.run import batch_advice, run_training, spread
 from training.session import SessionConfig, build_session_dataset, plan_session
 from training.synth import SynthConfig, render_dataset
-from training.trainer import Trainer, ValidClip, run_fraction
+from training.trainer import Trainer, ValidClip, read_history, run_fraction
 
 CLIP_SECONDS = 2.0
 TINY = TrainConfig(model="bandmask-tiny", batch_size=3, segment_seconds=0.5, steps_per_epoch=4,
@@ -243,7 +243,7 @@ def test_a_nonfinite_step_is_skipped_and_the_run_goes_on(dataset: Path, tmp_path
     monkeypatch.setattr(NaNOnSomeSteps, "steps", {3})
     with pytest.warns(UserWarning, match="epoch 1: non-finite loss or gradient, step skipped"):
         run_training(replace(TINY, ema_decay=0.9), tmp_path / "run", data=dataset)
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    history = read_history(tmp_path / "run")
     assert [h["skipped_steps"] for h in history] == [1, 0]
     assert all(math.isfinite(h["train_loss"]) and math.isfinite(h["valid_loss"]) for h in history)
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
@@ -268,7 +268,7 @@ def test_a_skipped_step_leaves_the_batchnorm_statistics_as_they_were(
     monkeypatch.setattr(Trainer, "common_step", nan_on_the_third)
     with pytest.warns(UserWarning, match="epoch 1: non-finite loss or gradient, step skipped"):
         run_training(TINY, tmp_path / "run", data=dataset)
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    history = read_history(tmp_path / "run")
     assert [h["skipped_steps"] for h in history] == [1, 0]
     assert all(math.isfinite(h["valid_loss"]) for h in history)
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]["state_dict"]
@@ -373,13 +373,35 @@ def test_on_the_fly_synthesis_trains_and_resumes(synthetic_kit_dir: Path, tmp_pa
     config = replace(TINY, batch_size=2, steps_per_epoch=2, valid_clips=1)
     straight = run_training(config, tmp_path / "straight", kits=[str(synthetic_kit_dir)])
     assert straight.is_file()
-    history = json.loads((tmp_path / "straight" / "history.json").read_text())
+    history = read_history(tmp_path / "straight")
     assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["valid_loss"])) for h in history)
     assert "on-the-fly" in (tmp_path / "straight" / "MODEL_CARD.md").read_text()
     run_training(replace(config, epochs=1), tmp_path / "halves", kits=[str(synthetic_kit_dir)])
     run_training(config, tmp_path / "halves", kits=[str(synthetic_kit_dir)], resume=True)
     a, b = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "halves" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_history_json_holds_null_where_a_value_is_undefined(synthetic_kit_dir: Path,
+                                                           tmp_path: Path):
+    """With every validation clip bleed-only, SI-SDR is undefined (NaN): history.json held
+    a bare ``NaN``, which is not JSON. It holds ``null`` now, read back as NaN, and a file
+    written before, with ``NaN``, still reads."""
+    from debleed.cli.train import refuse_constant
+
+    run = tmp_path / "run"
+    synth = {"bleed_only_probability": 1.0, "clip_seconds": 2.0}
+    run_training(replace(TINY, batch_size=2, steps_per_epoch=1, epochs=1, valid_clips=1,
+                         synth=synth), run, kits=[str(synthetic_kit_dir)])
+    (row,) = json.loads((run / "history.json").read_text(), parse_constant=refuse_constant)
+    assert row["valid_sisdr"] is None and row["valid_delta_sisdr"] is None
+    assert row["valid_silent_clips"] == 1 and math.isfinite(row["valid_loss"])
+    (read,) = read_history(run)
+    assert math.isnan(read["valid_sisdr"]) and read["valid_loss"] == row["valid_loss"]
+    (run / "history.json").write_text(json.dumps([read]))  # as written before: bare NaN
+    assert "NaN" in (run / "history.json").read_text()
+    (old,) = read_history(run)
+    assert math.isnan(old["valid_sisdr"]) and old["valid_loss"] == row["valid_loss"]
 
 
 def test_synth_options_shape_on_the_fly_clips(synthetic_kit_dir: Path, tmp_path: Path):
