@@ -12,6 +12,14 @@ Cancelling asks the worker to stop (a ``cancel`` file in the job folder, which i
 between blocks) so it removes its half-written file itself; only a worker that does not
 stop within ``CANCEL_GRACE_SECONDS`` is terminated.
 
+REAPER stops calling a script's deferred code when the user terminates the script
+(*Actions > Running scripts*, or *Terminate instances* when the action is run again while
+it polls); then no tick would ever end the job. So each job gives ``RPR_atexit`` code
+(``exited``), which REAPER runs when the script ends, normally after the job's last tick,
+and after the user's termination when it is still registered: that kills the worker and
+ends the job as a cancel does. A job whose ticks stopped without that code running is
+ended by the next action (``_reclaim_stale``).
+
 REAPER adds a "ReaScript: Run" undo point after every script that neither opens an undo
 block nor calls ``defer``, so every action ends with a no-op ``defer`` (REAPER's documented
 way out): switching takes, cancelling or stopping on an error never buries the user's last
@@ -20,6 +28,7 @@ undo point; what changes the project has its own undo block.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -36,7 +45,7 @@ from denoiser.errors import DebleedError, error_text
 from . import bridge, export
 from .items import compare_next
 from .jobs import tasks_to_json
-from .rpr import defer, reaper_api
+from .rpr import at_exit, defer, reaper_api
 from .settings import BridgeSettings, load_settings, settings_path
 
 SECTION = "debleed"
@@ -50,6 +59,12 @@ CANCEL_GRACE_SECONDS = 10.0
 #: After ``terminate``, how long a worker may take to exit before it is killed: one stuck
 #: in native code may ignore SIGTERM, and the UI thread must never wait on it.
 KILL_GRACE_SECONDS = 2.0
+#: A job whose last tick is older than this was dropped by REAPER's defer loop, which runs
+#: each script's deferred code about 30 times a second: the next action ends it.
+STALE_SECONDS = 5.0
+#: How long ending an abandoned job waits for its killed worker to be gone, before it
+#: removes the files that worker wrote (a kill cannot be ignored; this is the OS's time).
+REAP_SECONDS = 1.0
 #: The deferred code that only keeps REAPER from adding its automatic undo point.
 NO_OP = "pass"
 Result = TypeVar("Result")
@@ -117,11 +132,13 @@ class WorkerJob:
                                    "from the debleed environment") from None
         self.last_decile = -1
         self.last_poll = 0.0
+        self.last_tick = time.monotonic()
         _NEXT_ID[0] += 1
         self.id = _NEXT_ID[0]
         JOBS[self.id] = self
         _ext(api, "cancel", "")
         _ext(api, "state", "running")
+        at_exit(f"import sys; sys.modules[{__name__!r}].exited({self.id})")
         self.defer()
 
     def defer(self) -> None:
@@ -135,7 +152,7 @@ class WorkerJob:
             return {}
 
     def tick(self) -> None:
-        now = time.monotonic()
+        now = self.last_tick = time.monotonic()
         if now - self.last_poll < POLL_SECONDS and self.process.poll() is None:
             self.defer()  # REAPER defers ~30 times a second; reading files that often is waste
             return
@@ -177,6 +194,15 @@ class WorkerJob:
             self.kill_deadline = now + KILL_GRACE_SECONDS
         elif now >= self.kill_deadline:
             self.process.kill()
+
+    def abandon(self, why: str) -> None:
+        """End a job no tick will end (``exited``, ``_reclaim_stale``), as a cancel does:
+        nobody is left to wait for an orderly stop, so the worker is killed, and once it is
+        gone its outputs (the temporary file it was writing included) are discarded."""
+        self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(REAP_SECONDS)
+        self.end(None, f"debleed: {why}; the job was stopped and nothing was changed.")
 
     def _failure(self, result: dict[str, Any]) -> str:
         """The worker's error, naming its log (which ``end`` then keeps) whenever the log
@@ -230,6 +256,26 @@ def tick(job_id: int) -> None:
         job.tick()
 
 
+def exited(job_id: int) -> None:
+    """Entry point of the job's ``RPR_atexit`` code, which REAPER runs when the script that
+    started the job ends: after the job's last tick (it is gone then: nothing to do), or
+    when the user terminated the script, which drops its pending ticks."""
+    job = JOBS.get(job_id)
+    if job is not None:
+        job.abandon("its script was terminated in REAPER")
+
+
+def _reclaim_stale() -> bool:
+    """End the jobs whose ticks stopped ``STALE_SECONDS`` ago without their atexit code
+    running; whether there was one. Left registered, such a job refused every later
+    action, and Cancel, which only asks a tick to stop it, did nothing."""
+    now = time.monotonic()
+    stale = [job for job in JOBS.values() if now - job.last_tick > STALE_SECONDS]
+    for job in stale:
+        job.abandon("its script stopped running in REAPER")
+    return bool(stale)
+
+
 def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
            on_success: Finish, on_failure: Callable[[], None],
            threads: int) -> WorkerJob | None:
@@ -263,6 +309,8 @@ def _show_outcome(api: Any, success: Finish) -> None:
 
 
 def _busy(api: Any) -> bool:
+    """Whether a job runs (and the user was told so); a stale one is ended first."""
+    _reclaim_stale()
     if JOBS:
         api.ShowMessageBox("A debleed job is already running; run 'debleed: Cancel' to stop it.", TITLE, 0)
         return True
@@ -346,6 +394,9 @@ def compare(api: Any) -> None:
 
 @_no_undo_point
 def cancel(api: Any) -> None:
+    """Ask the running job's tick to stop it; a job whose ticks stopped is ended here."""
+    if _reclaim_stale():
+        return
     if JOBS:
         _ext(api, "cancel", "1")
     else:

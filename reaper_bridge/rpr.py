@@ -85,6 +85,15 @@ def defer(code: str) -> None:
     sys.modules["__main__"].RPR_defer(code)
 
 
+def at_exit(code: str) -> None:
+    """Have REAPER run the Python ``code`` when the running script ends: when it finishes
+    (no deferred code left) or when the user terminates it, which drops its deferred code
+    (``RPR_atexit``: "Adds code to be executed when the script finishes or is ended by the
+    user"). A built-in of the script host in ``__main__``, as ``RPR_defer`` is (reapy's
+    ``at_exit`` calls it there); ``code`` runs in that namespace too."""
+    sys.modules["__main__"].RPR_atexit(code)
+
+
 def is_null(pointer: Any) -> bool:
     """True for REAPER's null pointers: ``None``, ``""`` or ``"(MediaItem*)0x0000000000000000"``."""
     if not pointer:

@@ -19,10 +19,17 @@ the object (in the project, not deleted), else 0, and the function then gets NUL
 module's *current* ``rpr_packp`` is looked up at each call, so a packer a client installs
 later (reapy does, ``RawRPR`` does) takes effect, as in REAPER.
 
-``RPR_defer`` is not in the module: in REAPER it is a built-in of the script host, set in
-the running script's ``__main__``. ``run_script`` and ``run_deferred`` provide it there,
-and ``run_script`` adds REAPER's automatic "ReaScript: Run" undo point to a run that
-neither calls it nor opens an undo block.
+``RPR_defer`` and ``RPR_atexit`` are not in the module: in REAPER they are built-ins of
+the script host, set in the running script's ``__main__`` (reapy's ``defer`` and
+``at_exit`` call them there). ``run_script`` and ``run_deferred`` provide them, and
+``run_script`` adds REAPER's automatic "ReaScript: Run" undo point to a run that neither
+calls ``RPR_defer`` nor opens an undo block. Each ``run_script`` is one running instance of
+a script (``ScriptRun``), as REAPER keeps them: the code it defers, from its own run or
+from its deferred code, is its own, and it runs until none is left. The code it gave
+``RPR_atexit`` runs then, "when the script finishes or is ended by the user" (REAPER's
+ReaScript documentation), and ``terminate`` is the user ending it (*Actions > Running
+scripts*, or *Terminate instances* when its action is run again): its pending deferred code
+is dropped and its atexit code runs.
 """
 
 from __future__ import annotations
@@ -111,6 +118,22 @@ class Item:
     all_takes_play: bool = False  # B_ALLTAKESPLAY
 
 
+@dataclass(eq=False)
+class ScriptRun:
+    """A running instance of a script: its name (what *Actions > Running scripts* lists)
+    and the code strings it gave ``RPR_atexit``, run once when it ends."""
+
+    name: str
+    atexit: list[str] = field(default_factory=list)
+
+
+class Deferred(str):
+    """A code string given to ``RPR_defer``, with the instance (``script``) that gave it:
+    compares and runs as the string itself."""
+
+    script: ScriptRun
+
+
 @dataclass
 class Track:
     ptr: str
@@ -175,7 +198,8 @@ class FakeReaper:
         self.refresh_depth = 0
         self.messages: list[str] = []
         self.console: list[str] = []
-        self.deferred: list[str] = []
+        self.deferred: list[Deferred] = []
+        self.running: ScriptRun | None = None  # the instance whose code runs now
         self.script_deferred = False  # the running script called RPR_defer
         self.script_undo_block = False  # ... or opened an undo block
         self.commands: list[int] = []
@@ -341,46 +365,87 @@ class FakeReaper:
             json.dump(self.snapshot(), handle)
 
     @contextlib.contextmanager
-    def _script_host(self) -> Iterator[None]:
-        """REAPER's Python host during a script run: ``RPR_defer`` in ``__main__``."""
+    def _script_host(self, script: ScriptRun) -> Iterator[None]:
+        """REAPER's Python host while ``script``'s code runs: ``RPR_defer`` and
+        ``RPR_atexit`` in ``__main__``, given to that instance."""
         main = sys.modules["__main__"]
-        had, previous = hasattr(main, "RPR_defer"), getattr(main, "RPR_defer", None)
-        main.RPR_defer = self.defer
+        saved = {name: getattr(main, name) for name in ("RPR_defer", "RPR_atexit")
+                 if hasattr(main, name)}
+        main.RPR_defer, main.RPR_atexit = self.defer, self.atexit
+        running, self.running = self.running, script
         try:
             yield
         finally:
-            if had:
-                main.RPR_defer = previous
-            else:
-                del main.RPR_defer
+            self.running = running
+            for name in ("RPR_defer", "RPR_atexit"):
+                if name in saved:
+                    setattr(main, name, saved[name])
+                else:
+                    delattr(main, name)
 
-    def run_script(self, script: Callable[[], Any]) -> Any:
-        """Run ``script`` as REAPER runs a ReaScript: when it ends having neither called
-        ``defer`` nor opened an undo block, REAPER adds a "ReaScript: Run" undo point (the
-        reason scripts that change nothing end with a no-op defer)."""
+    def run_script(self, script: Callable[[], Any], name: str = "script") -> Any:
+        """Run ``script`` as REAPER runs a ReaScript named ``name``: when it ends having
+        neither called ``defer`` nor opened an undo block, REAPER adds a "ReaScript: Run"
+        undo point (the reason scripts that change nothing end with a no-op defer); when
+        it deferred nothing, it has finished and its atexit code runs."""
         before = self._item_state()
         self.script_deferred = self.script_undo_block = False
+        run = ScriptRun(name)
         try:
-            with self._script_host():
+            with self._script_host(run):
                 return script()
         finally:
             if not (self.script_deferred or self.script_undo_block):
                 self.undo.append(("auto", AUTO_UNDO))
                 self.undo_points.append((AUTO_UNDO, before))
+            self._finish_if_done(run)
+
+    def run_next(self) -> None:
+        """Run the first pending deferred code string, as one cycle of REAPER's defer loop
+        does, in its instance; an instance left with nothing deferred has finished."""
+        code = self.deferred.pop(0)
+        with self._script_host(code.script):
+            exec(code, {})
+        self._finish_if_done(code.script)
 
     def run_deferred(self, limit: int = 100000, sleep: float = 0.02) -> int:
         """Run deferred code strings like REAPER's defer loop until none is left."""
         import time
 
         runs = 0
-        with self._script_host():
-            while self.deferred and runs < limit:
-                code = self.deferred.pop(0)
-                exec(code, {})
-                runs += 1
-                if self.deferred:
-                    time.sleep(sleep)
+        while self.deferred and runs < limit:
+            self.run_next()
+            runs += 1
+            if self.deferred:
+                time.sleep(sleep)
         return runs
+
+    def running_scripts(self) -> list[str]:
+        """The names of the running instances (those with deferred code pending), as
+        *Actions > Running scripts* lists them."""
+        return list(dict.fromkeys(code.script.name for code in self.deferred))
+
+    def terminate(self, name: str) -> None:
+        """The user ends the running instances of script ``name``: their deferred code is
+        dropped, never run, and their atexit code runs."""
+        ended = list(dict.fromkeys(code.script for code in self.deferred
+                                   if code.script.name == name))
+        if not ended:
+            raise ValueError(f"no running instance of {name!r}")
+        self.deferred = [code for code in self.deferred if code.script not in ended]
+        for run in ended:
+            self._run_atexit(run)
+
+    def _finish_if_done(self, run: ScriptRun) -> None:
+        if not any(code.script is run for code in self.deferred):
+            self._run_atexit(run)
+
+    def _run_atexit(self, run: ScriptRun) -> None:
+        """Run ``run``'s atexit code, once, in its namespace as REAPER does."""
+        codes, run.atexit = run.atexit, []
+        with self._script_host(run):
+            for code in codes:
+                exec(code, {})
 
     # -- the RPR_* module --------------------------------------------------------------
     def module(self) -> types.ModuleType:
@@ -828,9 +893,21 @@ class FakeReaper:
         self.console.append(message)
 
     def defer(self, code: str) -> None:
-        """``RPR_defer`` as ``run_script`` and ``run_deferred`` provide it."""
+        """``RPR_defer`` as ``run_script`` and ``run_deferred`` provide it: the code is the
+        running instance's."""
         self.script_deferred = True
-        self.deferred.append(code)
+        deferred = Deferred(code)
+        deferred.script = self._running()
+        self.deferred.append(deferred)
+
+    def atexit(self, code: str) -> None:
+        """``RPR_atexit`` as ``run_script`` and ``run_deferred`` provide it."""
+        self._running().atexit.append(code)
+
+    def _running(self) -> ScriptRun:
+        if self.running is None:
+            raise RuntimeError("RPR_defer and RPR_atexit exist only while a script runs")
+        return self.running
 
     def RPR_AddRemoveReaScript(self, add: bool, section: int, path: str, commit: bool) -> int:
         self.registered.append((add, section, path, commit))

@@ -73,13 +73,15 @@ def RPR_ShowMessageBox(message, title, kind):
 def run_installed_script(python: str, resource: Path, script: str, path: list[Path],
                          before: str = "") -> subprocess.CompletedProcess:
     """Run an installed action script as REAPER does: ``exec`` in a ``__main__`` that holds
-    ``RPR_defer``, in a bare ``python`` (``-S``: none of this environment's packages) whose
-    path holds a stub ``reaper_python`` and ``path``; ``before``: code run first (an
-    import another script made earlier in REAPER's session)."""
+    ``RPR_defer`` and ``RPR_atexit``, in a bare ``python`` (``-S``: none of this
+    environment's packages) whose path holds a stub ``reaper_python`` and ``path``;
+    ``before``: code run first (an import another script made earlier in REAPER's
+    session)."""
     stub = resource / "stub"
     stub.mkdir(exist_ok=True)
     (stub / "reaper_python.py").write_text(REAPER_PYTHON_STUB)
-    code = ("import sys; sys.modules['__main__'].RPR_defer = lambda code: None; " + before
+    code = ("import sys; sys.modules['__main__'].RPR_defer = lambda code: None; "
+            "sys.modules['__main__'].RPR_atexit = lambda code: None; " + before
             + "exec(open(sys.argv[1]).read(), {'__name__': '__main__'})")
     env = {**os.environ, "RES": str(resource),
            "PYTHONPATH": os.pathsep.join(map(str, [stub, *path]))}

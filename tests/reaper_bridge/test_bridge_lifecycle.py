@@ -1,6 +1,7 @@
 """The worker job's lifecycle inside a (fake) REAPER, with a stub worker: a worker that
 ignores SIGTERM, one that fails with a traceback, a media folder that is a file, a
-project switched while processing, a source the worker finds silent."""
+project switched while processing, a source the worker finds silent, a script the user
+terminates while it polls."""
 
 from __future__ import annotations
 
@@ -65,8 +66,11 @@ def stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     fake = FakeReaper(str(resource), str(media))
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.3)
     fake.add_take(item, fake.file_source(str(make_wav(tmp_path / "snare.wav", 0.5))), "Snare")
-    monkeypatch.setattr(actions, "JOBS", {})
-    return fake, RawRPR(fake.module()), item, monkeypatch
+    jobs: dict[int, actions.WorkerJob] = {}
+    monkeypatch.setattr(actions, "JOBS", jobs)
+    yield fake, RawRPR(fake.module()), item, monkeypatch
+    for job in jobs.values():  # a failed test must not leave its worker running
+        job.process.kill()
 
 
 def test_a_worker_ignoring_sigterm_is_killed_without_blocking(stub) -> None:
@@ -79,12 +83,11 @@ def test_a_worker_ignoring_sigterm_is_killed_without_blocking(stub) -> None:
     slowest = [0.0]
 
     def ticks() -> None:  # REAPER's defer loop; each tick must return at once (UI thread)
-        with fake._script_host():
-            while fake.deferred:
-                start = time.monotonic()
-                exec(fake.deferred.pop(0), {})
-                slowest[0] = max(slowest[0], time.monotonic() - start)
-                time.sleep(0.02)
+        while fake.deferred:
+            start = time.monotonic()
+            fake.run_next()
+            slowest[0] = max(slowest[0], time.monotonic() - start)
+            time.sleep(0.02)
 
     loop = threading.Thread(target=ticks, daemon=True)
     loop.start()
@@ -201,3 +204,83 @@ def test_the_worker_reports_a_silent_source_and_runs_the_others(tmp_path: Path,
                                                                  "silent": [str(tacet)]}
     assert sf.info(str(tmp_path / "snare.debleed.wav")).frames == 24000
     assert not (tmp_path / "tacet.debleed.wav").exists()
+
+
+DENOISE = "debleed_denoise_selected.py"
+
+
+def _left_behind(fake: FakeReaper, job: actions.WorkerJob) -> list[str]:
+    """What a job left: files in the media folder, its job folder."""
+    media = sorted(os.listdir(fake.media_dir)) if os.path.isdir(fake.media_dir) else []
+    return media + ([job.folder] if os.path.exists(job.folder) else [])
+
+
+@pytest.mark.parametrize("mode", ["hang", "ok"])
+def test_a_job_whose_script_the_user_terminates_ends_and_the_next_action_runs(
+        stub, mode: str) -> None:
+    """The user terminates the action's script while it polls (*Actions > Running
+    scripts*): REAPER drops its deferred ticks and runs its atexit code. No tick ended the
+    job: it stayed registered, every later action said a job was running, Cancel did
+    nothing, and the worker's output, the job folder and ExtState's ``running`` stayed.
+    Whether the worker still runs (``hang``) or had finished (``ok``), it is gone now and
+    so is everything the job made."""
+    fake, api, item, monkeypatch = stub
+    monkeypatch.setenv("STUB_MODE", mode)
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False), DENOISE)
+    if mode == "ok":
+        job.process.wait(30)  # finished, and terminated before a tick saw it
+    else:
+        fake.run_next()  # a tick
+    assert fake.run_script(lambda: actions.denoise_selected(api, with_gate=False)) is None
+    assert fake.messages == ["A debleed job is already running; run 'debleed: Cancel' to stop it."]
+    assert fake.running_scripts() == [DENOISE, "script"]  # the refused run's no-op defer
+
+    fake.terminate(DENOISE)
+    assert job.process.returncode is not None and not actions.JOBS
+    assert fake.messages[-1] == ("debleed: its script was terminated in REAPER; the job was "
+                                 "stopped and nothing was changed.")
+    assert fake.ext[("debleed", "state")] == "idle" and _left_behind(fake, job) == []
+    assert [t.name for t in item.takes] == ["Snare"] and fake.undo == []
+
+    fake.run_deferred()
+    monkeypatch.setenv("STUB_MODE", "ok")
+    assert fake.run_script(lambda: actions.denoise_selected(api, with_gate=False)) is not None
+    fake.run_deferred()
+    assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
+    assert len(fake.messages) == 2 and not actions.JOBS
+
+
+def test_a_job_that_ends_normally_leaves_its_atexit_code_nothing_to_do(stub) -> None:
+    """REAPER runs the atexit code after the job's last tick too, when the script
+    finishes: it must not touch the finished job's takes and files."""
+    fake, api, item, monkeypatch = stub
+    monkeypatch.setenv("STUB_MODE", "ok")
+    fake.run_script(lambda: actions.denoise_selected(api, with_gate=False), DENOISE)
+    fake.run_deferred()
+    assert fake.running_scripts() == [] and fake.messages == []
+    assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
+    assert sorted(os.listdir(fake.media_dir)) == [".debleed-cache.json", "snare.debleed.wav"]
+
+
+@pytest.mark.parametrize("action", ["cancel", "denoise"])
+def test_a_job_whose_ticks_stopped_is_ended_by_the_next_action(stub, action: str) -> None:
+    """Ticks that stopped without the atexit code running (REAPER dropped the deferred
+    code some other way) leave the job registered: after ``STALE_SECONDS`` without a tick,
+    Cancel or the next action ends it, and the next action then runs."""
+    fake, api, item, monkeypatch = stub
+    monkeypatch.setenv("STUB_MODE", "hang")
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False), DENOISE)
+    fake.deferred.clear()  # dropped, its atexit code not run
+    fake.run_script(lambda: actions.cancel(api))  # a second ago: still the running job's
+    assert actions.JOBS and fake.ext[("debleed", "cancel")] == "1" and fake.messages == []
+    job.last_tick -= actions.STALE_SECONDS
+    monkeypatch.setenv("STUB_MODE", "ok")
+    fake.run_script(lambda: actions.ACTIONS[action](api))
+    assert job.process.returncode is not None
+    assert fake.messages == ["debleed: its script stopped running in REAPER; the job was "
+                             "stopped and nothing was changed."]
+    assert fake.ext[("debleed", "state")] == ("idle" if action == "cancel" else "running")
+    fake.run_deferred()
+    assert not actions.JOBS and not os.path.exists(job.folder)
+    takes = ["Snare"] if action == "cancel" else ["Snare", "Snare [debleed]"]
+    assert [t.name for t in item.takes] == takes
