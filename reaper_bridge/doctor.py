@@ -23,7 +23,8 @@ from denoiser.errors import DebleedError
 
 from .install import KB_FILE, SCRIPTS, SUPPORT_FILES, kb_entries, read_kb, same_folder, scr_script
 from .rpr import distant_api
-from .settings import SCRIPTS_SUBDIR, BridgeSettings, SettingsError, load_settings, settings_path
+from .settings import (MAIN_KEYS, SCRIPTS_SUBDIR, BridgeSettings, SettingsError, load_settings,
+                       settings_path)
 
 #: Seconds the worker's Python gets to import the worker's modules (a cold disk is slow).
 IMPORT_TIMEOUT = 60.0
@@ -56,7 +57,8 @@ def run_checks(resource_path: str, timeout: float = 5.0) -> list[Check]:
     except SettingsError as exc:  # the other settings checks would only repeat it
         return checks + [Check("settings", False, str(exc))] + reaper
     python = _python_check(settings)
-    checks += [python, _package_root_check(settings.package_root), _gate_check(settings)]
+    checks += [python, _package_root_check(settings.package_root), _keys_check(settings),
+               _gate_check(settings)]
     checks += reaper
     if not python.ok:  # nothing would answer: each line would repeat the python FAIL
         return checks + [Check("device, precision, model", False, "not checked: the worker "
@@ -100,6 +102,16 @@ def _registration_check(resource_path: str, live: bool) -> Check:
                      required=False)
     return Check("actions registered", False, f"{kb_file} lacks {', '.join(missing)}: close "
                  "REAPER, run 'debleed reaper install', then start REAPER")
+
+
+def _keys_check(settings: BridgeSettings) -> Check:
+    """``[debleed]`` keys that nothing reads: a misspelt one (``devise = cpu``) left its
+    setting at the default without a word. Only a warning: the installer keeps keys it
+    does not know, as docs/reaper.md promises, so the user's own notes there are fine."""
+    if not settings.unknown:
+        return Check("settings keys", True, "every [debleed] key is one debleed reads")
+    return Check("settings keys", False, f"[debleed] {', '.join(settings.unknown)}: not read "
+                 f"by debleed (misspelt?); its keys are {', '.join(MAIN_KEYS)}", required=False)
 
 
 def _gate_check(settings: BridgeSettings) -> Check:

@@ -50,6 +50,14 @@ INI_NAME = "debleed.ini"
 PATH_KEYS: dict[str, tuple[str, ...]] = {"model": ("", "default"), "export_dir": ("",)}
 
 
+#: The ``[debleed]`` keys debleed reads. Another key there is kept (``save_settings``) but
+#: read by nothing: ``debleed reaper doctor`` warns of it, as a misspelt ``devise = cpu``.
+MAIN_KEYS = ("python", "package_root", "model", "device", "precision", "input_max_hz",
+             "hiss_cut_hz", "compare_variants", "export_dir", "sidechain_track")
+#: The sections debleed reads, by the names configparser gives them.
+SECTIONS = ("debleed", "gate")
+
+
 class SettingsError(DebleedError):
     """The settings INI cannot be read: the user edits it by hand, so say where it is wrong."""
 
@@ -76,6 +84,8 @@ class BridgeSettings:
     #: reinstall keeps the user's portable spelling rather than freezing today's absolute
     #: path into the file.
     as_written: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    #: The ``[debleed]`` keys not among ``MAIN_KEYS``, which nothing reads.
+    unknown: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def variants(self, with_gate: bool) -> tuple[str, ...]:
         """Variants an action renders; the last one becomes the active take."""
@@ -211,10 +221,8 @@ def load_settings(path: str) -> BridgeSettings:
     except (configparser.Error, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0]
         raise SettingsError(f"{path}: not a readable settings file ({reason})") from None
-    for name in parser.sections():  # configparser's section names are case-sensitive
-        if name != name.lower() and name.lower() in ("debleed", "gate"):
-            raise SettingsError(f"{path}: section [{name}] is read only as [{name.lower()}] "
-                                "(lower case); rename it")
+    for name in parser.sections():
+        _check_section_name(path, name)
     main = parser["debleed"] if parser.has_section("debleed") else {}
     gate = dict(parser["gate"]) if parser.has_section("gate") else {}
     written = {key: main.get(key, "") for key in PATH_KEYS}
@@ -229,7 +237,21 @@ def load_settings(path: str) -> BridgeSettings:
         compare_variants=_switch(path, "compare_variants", main.get("compare_variants", "")),
         sidechain_track=main.get("sidechain_track", "").strip(),
         gate=_gate_values(path, gate),
+        unknown=tuple(key for key in main if key not in MAIN_KEYS),
     )
+
+
+def _check_section_name(path: str, name: str) -> None:
+    """Refuse a section meant as one of ``SECTIONS`` that configparser names otherwise: its
+    names are case-sensitive and keep the spaces inside the brackets, so ``[Gate]`` or
+    ``[ gate ]`` was ignored whole, and a reinstall then wrote a second section."""
+    wanted = name.strip().lower()
+    if name == wanted or wanted not in SECTIONS:
+        return
+    how = [word for word, wrong in (("lower case", wanted != name.strip()),
+                                    ("no spaces", name != name.strip())) if wrong]
+    raise SettingsError(f"{path}: section [{name}] is read only as [{wanted}] "
+                        f"({', '.join(how)}); rename it")
 
 
 def _savable(path: str, key: str, value: str) -> str:
@@ -354,8 +376,9 @@ def _is_comment(line: str) -> bool:
 
 
 def _layout(lines: list[str]) -> _Layout:
-    """Sections and keys as ``configparser`` finds them, key names lower-cased as it
-    does: a line indented deeper than its key continues the key's value."""
+    """Sections and keys as ``configparser`` finds them: key names lower-cased and section
+    names as written between the brackets, spaces included, as it does; a line indented
+    deeper than its key continues the key's value."""
     layout, section, indent = _Layout(), "", 0
     key: tuple[str, str] | None = None
     for index, line in enumerate(lines):
@@ -369,7 +392,7 @@ def _layout(lines: list[str]) -> _Layout:
         header = _SECTION_LINE.match(_INLINE_COMMENT.sub("", body))
         entry = _KEY_LINE.match(body)
         if header:
-            section, key = header["name"].strip(), None
+            section, key = header["name"], None
             layout.headers[section] = index
         elif entry and entry["key"]:
             key, indent = (section, entry["key"].strip().lower()), depth

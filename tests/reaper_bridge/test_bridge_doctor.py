@@ -236,3 +236,24 @@ def test_a_device_probe_that_raises_keeps_the_model_line(monkeypatch, tiny_check
                                  "detail": "RuntimeError: CUDA error: no kernel image is available"}]
     assert answer["model"][0] is True and answer["model"][1].endswith(
         "parameters at 48000 Hz, reading up to 22050 Hz on hissy tracks")
+
+
+def test_a_key_debleed_does_not_read_is_a_warning_and_install_keeps_it(
+        tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """``devise = cpu`` (misspelt) left the device at auto without a word; doctor now
+    warns of it, and the installer still keeps it, as it keeps every key it does not know."""
+    from reaper_bridge.install import install
+    from reaper_bridge.settings import settings_path
+
+    resource = installed(tmp_path, tiny_checkpoint)
+    assert checks_of(resource)["settings keys"].line() == (
+        "[ok  ] settings keys: every [debleed] key is one debleed reads")
+    ini = Path(settings_path(str(resource)))
+    ini.write_text(ini.read_text().replace("[debleed]\n", "[debleed]\ndevise = cpu\n"))
+    install(str(resource))
+    assert "\ndevise = cpu\n" in ini.read_text()
+    check = checks_of(resource)["settings keys"]
+    assert not check.required and check.line().startswith(
+        "[warn] settings keys: [debleed] devise: not read by debleed (misspelt?); its keys "
+        "are python, package_root, model, device,")
+    assert failures(resource) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import stat
@@ -13,8 +14,8 @@ from fake_reaper import FakeReaper
 from reaper_bridge.install import SCRIPTS, command_id, install, kb_line, package_root
 from reaper_bridge.items import BridgeError
 from reaper_bridge.rpr import RawRPR
-from reaper_bridge.settings import (BridgeSettings, SettingsError, load_settings, save_settings,
-                                    settings_path)
+from reaper_bridge.settings import (BridgeSettings, SettingsError, _layout, load_settings,
+                                    save_settings, settings_path, split_lines)
 
 
 def scr_lines(resource: Path) -> list[str]:
@@ -79,9 +80,16 @@ def test_missing_resource_folder_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text,error", [
     ("[gate]\nthreshold_db = loud\n", r"\[gate\] threshold_db = 'loud' is not a number"),
     ("[debleed\npython = x\n", "not a readable settings file"),
+    ("[debleed]\ndevice = cpu\n\n[ gate ]   ; my snare gate\nthreshold_db = -20\n",
+     r"section \[ gate \] is read only as \[gate\] \(no spaces\); rename it"),
+    ("[ debleed ]\ndevice = cpu\n", r"section \[ debleed \] is read only as \[debleed\]"),
+    ("[ Gate]\nhold_ms = 20\n", r"read only as \[gate\] \(lower case, no spaces\)"),
 ])
 def test_a_malformed_ini_is_one_line_and_the_install_copies_nothing(tmp_path: Path, text: str,
                                                                     error: str) -> None:
+    """Among them a section meant as ours that configparser names otherwise: it keeps the
+    spaces inside the brackets, so ``[ gate ]`` was ignored whole and the install deleted
+    its keys, and ``python`` written under ``[ debleed ]`` never read back."""
     resource = tmp_path / "REAPER"
     ini = Path(settings_path(str(resource)))
     ini.parent.mkdir(parents=True)
@@ -398,3 +406,18 @@ def test_a_failed_replace_leaves_no_temporary_file(tmp_path: Path,
     assert modes and modes[0] & stat.S_IWUSR  # the temporary file was writable
     assert [p.name for p in tmp_path.iterdir()] == ["debleed.ini"]
     assert ini.read_text() == "[debleed]\ndevice = auto\n"
+
+
+@pytest.mark.parametrize("text", [
+    "[debleed]\ndevice = cpu\n[ gate ]  ; mine\nthreshold_db = -20\n",
+    " [ debleed ]\npython = x\n  continued\n[gate] ]\nhold_ms = 4\n[Gate]\nAuto = on\n",
+])
+def test_the_ini_editor_finds_the_sections_and_keys_configparser_finds(text: str) -> None:
+    """The editor stripped the spaces from ``[ gate ]``, which configparser keeps: it
+    edited as ``[gate]`` a section that is read as another."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
+    parser.read_string(text)
+    layout = _layout(split_lines(text)[0])
+    assert sorted(layout.headers) == sorted(parser.sections())
+    assert sorted(layout.keys) == sorted((name, key) for name in parser.sections()
+                                         for key in parser[name])
