@@ -94,10 +94,13 @@ def _ext(api: Any, key: str, value: str) -> None:
 
 
 class WorkerJob:
-    """A worker subprocess, its job folder, and what to do when it ends."""
+    """A worker subprocess, its job folder, and what to do when it ends. ``scratch`` is the
+    folder the action made for the job (renders and sidechain keys, an export's staging),
+    which the worker removes with the job folder when REAPER dies under it (``worker``)."""
 
     def __init__(self, api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
-                 on_success: Finish, on_failure: Callable[[], None], threads: int = 0):
+                 on_success: Finish, on_failure: Callable[[], None], threads: int = 0,
+                 scratch: str = ""):
         self.api = api
         self.on_success = on_success
         self.on_failure = on_failure
@@ -109,7 +112,7 @@ class WorkerJob:
         self.cancel_deadline: float | None = None
         self.kill_deadline: float | None = None
         job = {"tasks": tasks, "status": self.status, "result": self.result,
-               "cancel": self.cancel_file,
+               "cancel": self.cancel_file, "folder": self.folder, "scratch": scratch,
                "model": settings.model, "device": settings.device,
                "precision": settings.precision, "input_max_hz": settings.input_max_hz,
                "hiss_cut_hz": settings.hiss_cut_hz,
@@ -278,13 +281,13 @@ def _reclaim_stale() -> bool:
 
 def _start(api: Any, settings: BridgeSettings, tasks: list[dict[str, Any]],
            on_success: Finish, on_failure: Callable[[], None],
-           threads: int) -> WorkerJob | None:
+           threads: int, scratch: str) -> WorkerJob | None:
     """Start a worker, or show why it cannot start (and undo the preparation)."""
     try:
         if not settings.python:
             raise WorkerStartError("no worker python configured: run 'debleed reaper install' "
                                    "from the debleed environment")
-        return WorkerJob(api, settings, tasks, on_success, on_failure, threads)
+        return WorkerJob(api, settings, tasks, on_success, on_failure, threads, scratch)
     except (WorkerStartError, OSError) as exc:  # on_failure also releases an export's lock
         on_failure()
         api.ShowMessageBox(error_text(exc), TITLE, 0)
@@ -350,7 +353,7 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
         return None
     api.ShowConsoleMsg(f"debleed: processing {len(plan.tasks)} file(s) for "
                        f"{len(plan.selection.takes)} item(s)...\n")
-    return _start(api, settings, tasks_to_json(plan.tasks), success, failure, threads)
+    return _start(api, settings, tasks_to_json(plan.tasks), success, failure, threads, work_dir)
 
 
 @_no_undo_point
@@ -380,7 +383,7 @@ def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
         _show_outcome(api, success)
         return None
     return _start(api, settings, tasks_to_json(plan.tasks), success,
-                  lambda: export.abandon(plan), threads)
+                  lambda: export.abandon(plan), threads, plan.staging)
 
 
 @_no_undo_point

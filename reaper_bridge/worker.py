@@ -9,10 +9,12 @@ The action polls both with ``defer``. It cancels by creating the job's ``cancel`
 which the worker checks at every progress report, so the running task stops where its
 own clean-up runs (no half-written file is left); a SIGTERM, the action's last resort,
 is turned into the same orderly exit. A worker whose parent (REAPER) is gone stops the
-same way at its next report and removes every output of the job itself, since no action
-is left to add their takes or delete them. The parent is noticed by ``os.getppid()``
-changing, which POSIX does when it dies; on Windows it never changes, so there an
-orphaned worker runs to the end.
+same way at its next report and removes everything of the job itself, since no action
+is left to add takes of its outputs or delete them: the outputs, the job's ``scratch``
+folder (the action's renders and sidechain keys, hundreds of MB for long takes) and its
+job ``folder``, log included (no message will name it). The parent is noticed by
+``os.getppid()`` changing, which POSIX does when it dies; on Windows it never changes, so
+there an orphaned worker runs to the end.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -82,10 +85,19 @@ def run_job(job_path: str) -> int:
     else:
         write_text_atomic(result, json.dumps({"ok": True, "silent": sorted(silent)}))
         return 0
-    if orphaned(parent):  # no action is left to add takes of these files, or delete them
-        discard(tasks)
     write_text_atomic(result, json.dumps({"error": error}))
+    if orphaned(parent):  # no action is left to add takes of these files, or delete them
+        _remove_job(job, tasks)
     return 1
+
+
+def _remove_job(job: dict[str, Any], tasks: list[Task]) -> None:
+    """Remove everything the orphaned ``job`` made: its tasks' outputs, its ``scratch``
+    folder and its job ``folder`` (the result and log in it)."""
+    discard(tasks)
+    for folder in (job.get("scratch"), job.get("folder")):
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

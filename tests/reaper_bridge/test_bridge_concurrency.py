@@ -139,15 +139,20 @@ def test_the_worker_stops_when_its_parent_changes(monkeypatch) -> None:
 def test_an_orphaned_worker_stops_and_removes_the_jobs_files(tmp_path: Path, monkeypatch) -> None:
     """REAPER quit or crashed during the first task: the worker stops at its next report
     and removes every output of the job (finished and still claimed), which no action is
-    left to delete."""
+    left to delete, and the job's render folder (sidechain keys, accessor renders: hundreds
+    of MB for long takes) and job folder, which it used to leave in the temporary folder."""
     src = make_wav(tmp_path / "snare.wav", 0.2)
     outputs = [tmp_path / "a.debleed.wav", tmp_path / "b.debleed.wav"]
     for path in outputs:
         path.touch()  # claimed when planned
+    folder, scratch = tmp_path / "debleed-job-x", tmp_path / "debleed-render-x"
+    folder.mkdir()
+    make_wav(scratch / "key_000.wav", 0.2)
     tasks = [Task("slice", str(src), str(path), frames=4800) for path in outputs]
-    job = {"tasks": jobs.tasks_to_json(tasks), "status": str(tmp_path / "status.json"),
-           "result": str(tmp_path / "result.json"), "cancel": str(tmp_path / "cancel")}
-    (tmp_path / "job.json").write_text(json.dumps(job))
+    job = {"tasks": jobs.tasks_to_json(tasks), "status": str(folder / "status.json"),
+           "result": str(folder / "result.json"), "cancel": str(folder / "cancel"),
+           "folder": str(folder), "scratch": str(scratch)}
+    (folder / "job.json").write_text(json.dumps(job))
     parent, real_slice, gone = os.getppid(), processing.slice_file, []
 
     def slice_then_reaper_dies(*args, **kwargs):
@@ -157,10 +162,24 @@ def test_an_orphaned_worker_stops_and_removes_the_jobs_files(tmp_path: Path, mon
 
     monkeypatch.setattr(processing, "slice_file", slice_then_reaper_dies)
     monkeypatch.setattr(worker.os, "getppid", lambda: (parent + 1) if gone else parent)
-    assert worker.run_job(str(tmp_path / "job.json")) == 1
+    assert worker.run_job(str(folder / "job.json")) == 1
     assert len(gone) == 1  # the second task never ran
-    assert json.loads((tmp_path / "result.json").read_text())["error"] == worker.ORPHANED
-    assert not any(path.exists() for path in outputs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snare.wav"]
+
+
+def test_a_worker_whose_reaper_lives_keeps_its_folders(tmp_path: Path) -> None:
+    """Only an orphan removes the job and render folders: a failure the action reports
+    keeps both (the log is named in its message, the renders are the action's)."""
+    folder, scratch = tmp_path / "debleed-job-x", tmp_path / "debleed-render-x"
+    folder.mkdir()
+    scratch.mkdir()
+    job = {"tasks": jobs.tasks_to_json([Task("slice", str(tmp_path / "missing.wav"),
+                                             str(tmp_path / "a.wav"), frames=10)]),
+           "status": str(folder / "status.json"), "result": str(folder / "result.json"),
+           "folder": str(folder), "scratch": str(scratch)}
+    (folder / "job.json").write_text(json.dumps(job))
+    assert worker.run_job(str(folder / "job.json")) == 1
+    assert "error" in json.loads((folder / "result.json").read_text()) and scratch.is_dir()
 
 
 def test_a_deleted_result_keeps_its_number(tmp_path: Path) -> None:

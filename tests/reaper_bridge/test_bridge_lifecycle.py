@@ -284,3 +284,17 @@ def test_a_job_whose_ticks_stopped_is_ended_by_the_next_action(stub, action: str
     assert not actions.JOBS and not os.path.exists(job.folder)
     takes = ["Snare"] if action == "cancel" else ["Snare", "Snare [debleed]"]
     assert [t.name for t in item.takes] == takes
+
+
+def test_the_job_file_names_the_folders_an_orphaned_worker_removes(stub) -> None:
+    """The worker can remove only what its job file names: the render folder the action
+    made (here with no file: the take is read from its source) and the job folder."""
+    fake, api, item, monkeypatch = stub
+    monkeypatch.setenv("STUB_MODE", "ok")
+    job = fake.run_script(lambda: actions.denoise_selected(api, with_gate=False))
+    written = json.loads(Path(job.job_file).read_text())
+    assert written["folder"] == job.folder
+    assert os.path.basename(written["scratch"]).startswith("debleed-render-")
+    assert os.path.isdir(written["scratch"])
+    fake.run_deferred()
+    assert not os.path.exists(written["scratch"]) and not os.path.exists(job.folder)
