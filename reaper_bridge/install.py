@@ -15,18 +15,20 @@ in its own folder, and the requested folder would get no registration at all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .items import BridgeError
-from .settings import (SCRIPTS_SUBDIR, load_settings, save_settings, settings_path,
-                       split_lines, write_in_place)
+from .settings import (SCRIPTS_SUBDIR, check_writable, load_settings, save_settings,
+                       settings_path, split_lines, write_in_place)
 
 #: Script file -> action name shown in REAPER's action list (after "Custom: ").
 SCRIPTS: dict[str, str] = {
@@ -196,17 +198,21 @@ def install(resource_path: str, api: Any | None = None, python: str | None = Non
     settings = load_settings(ini)  # a malformed INI stops the install before any copy
     settings.python = python or sys.executable
     settings.package_root = package_root()
-    save_settings(ini, settings)  # so does a value the INI cannot hold
     scripts_dir = os.path.join(resource_path, SCRIPTS_SUBDIR)
-    source = scripts_source()
-    for name in (*SCRIPTS, *SUPPORT_FILES):
-        shutil.copyfile(source / name, os.path.join(scripts_dir, name))
     report = InstallReport(scripts_dir, ini)
     running = str(api.GetResourcePath()) if api is not None else resource_path
     if not same_folder(running, resource_path):
         report.kb_reason = (f"the running REAPER uses {running}, not {resource_path}: "
                             "registering through reaper-kb.ini instead")
         api = None
+    kb = os.path.join(resource_path, KB_FILE)
+    if api is None:
+        with _registering(kb):  # so does a reaper-kb.ini that cannot be written
+            check_writable(kb)
+    save_settings(ini, settings)  # so does a value the INI cannot hold
+    source = scripts_source()
+    for name in (*SCRIPTS, *SUPPORT_FILES):
+        shutil.copyfile(source / name, os.path.join(scripts_dir, name))
     if api is not None:
         names = list(SCRIPTS)
         for index, name in enumerate(names):
@@ -215,5 +221,19 @@ def install(resource_path: str, api: Any | None = None, python: str | None = Non
                 raise BridgeError(f"REAPER refused to register {name}")
             report.registered[SCRIPTS[name]] = cmd
     else:
-        report.kb_file = register_in_kb(resource_path, kb_entries())
+        with _registering(kb):
+            report.kb_file = register_in_kb(resource_path, kb_entries())
     return report
+
+
+@contextlib.contextmanager
+def _registering(kb: str) -> Iterator[None]:
+    """Turn an ``OSError`` on ``reaper-kb.ini`` into one line naming that file (and where
+    a link there points): the bare error named the folder of the link's target, a
+    read-only store, say, that the user would not know as REAPER's."""
+    try:
+        yield
+    except OSError as exc:
+        link = f" (it links to {os.path.realpath(kb)})" if os.path.islink(kb) else ""
+        raise BridgeError(f"cannot register the actions in {kb}: "
+                          f"{exc.strerror or exc}{link}") from None

@@ -35,12 +35,14 @@ import os
 import re
 import stat
 import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from denoiser import pretrained
 from denoiser.errors import DebleedError
 from denoiser.hiss_cut import HISS_CUT_HZ
-from denoiser.outfiles import atomic_output
+from denoiser.outfiles import atomic_output, missing_folders, remove_empty_folders
 
 SCRIPTS_SUBDIR = os.path.join("Scripts", "debleed")
 INI_NAME = "debleed.ini"
@@ -284,6 +286,21 @@ def write_in_place(path: str, text: str) -> str:
     if mode is not None:
         os.chmod(target, mode)
     return path
+
+
+def check_writable(path: str) -> None:
+    """Raise the ``OSError`` that ``write_in_place(path)`` would meet first (its folder, the
+    link's target's, refuses a new file: read-only, not a folder), having made and removed
+    what that step makes, so an install that writes several files refuses before it
+    writes any."""
+    folder = Path(os.path.realpath(path)).parent
+    created = missing_folders(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    finally:
+        remove_empty_folders(created)
 
 
 def _ini_values(path: str, settings: BridgeSettings) -> dict[str, dict[str, str]]:

@@ -421,3 +421,37 @@ def test_the_ini_editor_finds_the_sections_and_keys_configparser_finds(text: str
     assert sorted(layout.headers) == sorted(parser.sections())
     assert sorted(layout.keys) == sorted((name, key) for name in parser.sections()
                                          for key in parser[name])
+
+
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links and permission bits are POSIX's")
+@pytest.mark.parametrize("store, reason", [
+    pytest.param("read-only", "Permission denied",
+                 marks=pytest.mark.skipif(ROOT, reason="root writes into read-only folders")),
+    ("file/sub", "Not a directory"),  # a file where a folder should be: refuses root too
+])
+def test_a_reaper_kb_that_cannot_be_written_stops_the_install_before_it_writes(
+        tmp_path: Path, store: str, reason: str) -> None:
+    """reaper-kb.ini a link into a folder that refuses new files (a read-only store of a
+    configuration manager): the install wrote the scripts and debleed.ini, and only then
+    failed, naming the folder of the link's target, not reaper-kb.ini."""
+    resource, folder = tmp_path / "REAPER", tmp_path / store
+    resource.mkdir()
+    if store == "read-only":
+        folder.mkdir()
+        (folder / "reaper-kb.ini").write_text("KEY 1 65 40001 0\n")
+        folder.chmod(0o555)
+    else:
+        folder.parent.write_text("a file")
+    kb = resource / "reaper-kb.ini"
+    kb.symlink_to(folder / "reaper-kb.ini")
+    with pytest.raises(BridgeError) as caught:
+        install(str(resource))
+    assert str(caught.value) == (f"cannot register the actions in {kb}: {reason} (it links "
+                                 f"to {folder / 'reaper-kb.ini'})")
+    assert [p.name for p in resource.iterdir()] == ["reaper-kb.ini"]
+    if store == "read-only":
+        assert sorted(p.name for p in folder.iterdir()) == ["reaper-kb.ini"]
+        folder.chmod(0o755)
