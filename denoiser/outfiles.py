@@ -141,17 +141,24 @@ def remove_empty_folders(folders: list[Path]) -> None:
             return
 
 
-def exit_cleanly_on_sigterm() -> Any:
-    """Make SIGTERM raise ``SystemExit(143)`` in the main thread; return the handler it
-    replaces (``None`` off the main thread, where none can be set).
+def exit_cleanly_on_signals() -> dict[int, Any]:
+    """Make SIGTERM, and SIGHUP where the system has one, raise ``SystemExit(128 + signal)``
+    in the main thread; return the handlers replaced, by signal, to restore (none off the
+    main thread, where none can be set).
 
-    Python's default SIGTERM ends the process before any ``finally`` runs, so a killed
-    ``debleed denoise`` or bridge worker left its hidden temporary output behind (for a
-    long take, gigabytes); as an exception it unwinds through ``atomic_output``'s clean-up.
+    Python's default for both ends the process before any ``finally`` runs, so a killed
+    ``debleed denoise`` or bridge worker, or one whose terminal closed (an SSH session
+    dropped), left its hidden temporary output behind (for a long take, gigabytes); as an
+    exception it unwinds through ``atomic_output``'s clean-up. An ignored SIGHUP stays
+    ignored: a run started under ``nohup`` must go on when its terminal closes.
     """
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_exit)
+        return {}
+    replaced = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_exit)}
+    hangup = getattr(signal, "SIGHUP", None)  # Windows has none
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        replaced[hangup] = signal.signal(hangup, _raise_exit)
+    return replaced
 
 
 def _raise_exit(signum: int, frame: object) -> None:

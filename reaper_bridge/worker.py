@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from denoiser.errors import DebleedError
-from denoiser.outfiles import exit_cleanly_on_sigterm, write_text_atomic
+from denoiser.outfiles import exit_cleanly_on_signals, write_text_atomic
 
 from .bridge import run_tasks
 from .items import BridgeError
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m reaper_bridge.worker JOB.json", file=sys.stderr)
         return 2
-    exit_cleanly_on_sigterm()
+    exit_cleanly_on_signals()
     return run_job(args[0])
 
 

@@ -3,6 +3,7 @@ REAPER doctor start fast and do not import torch unless a command needs it."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import signal
 import sys
@@ -10,7 +11,7 @@ import sys
 import click
 
 from denoiser import __version__
-from denoiser.outfiles import exit_cleanly_on_sigterm
+from denoiser.outfiles import exit_cleanly_on_signals
 
 from .common import warnings_as_lines
 
@@ -52,9 +53,10 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context) -> None:
     """Remove hi-hat, cymbal, kick and tom bleed from snare close-mic tracks."""
     ctx.with_resource(warnings_as_lines())  # every command's warnings: one line each
-    previous = exit_cleanly_on_sigterm()  # a killed run removes its temporary output
-    if previous is not None:
-        ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
+    # A killed run, or one whose terminal closed, removes its temporary output.
+    for signum, handler in exit_cleanly_on_signals().items():
+        if handler is not None:  # None: a handler set outside Python, which cannot be restored
+            ctx.call_on_close(functools.partial(signal.signal, signum, handler))
     for stream in (sys.stdout, sys.stderr):
         # A Windows console piped to a file is cp1252: "ΔSI-SDR" must not end a finished
         # run with UnicodeEncodeError.

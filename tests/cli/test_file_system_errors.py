@@ -60,14 +60,38 @@ cli(["gate", sys.argv[1], "-o", sys.argv[2]])
 """
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="Windows' terminate runs no clean-up")
-def test_a_killed_run_leaves_no_temporary_output(tmp_path, write_wav, drum_track):
-    """SIGTERM (a job scheduler's stop, REAPER's cancel, ``kill``) used to end the
-    process before any clean-up ran, leaving the hidden temporary output behind."""
-    src = write_wav(tmp_path / "snare.wav", drum_track())
+def start_stuck_writer(tmp_path, src, **popen) -> subprocess.Popen:
+    """A ``debleed gate`` run that is writing its output when this returns."""
     run = subprocess.Popen([sys.executable, "-c", STUCK_WRITER, str(src), str(tmp_path / "out.wav")],
-                           stdout=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, text=True, **popen)
     assert run.stdout.readline().strip() == "writing"
+    return run
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows' terminate runs no clean-up")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, getattr(signal, "SIGHUP", None)],
+                         ids=["SIGTERM", "SIGHUP"])
+def test_a_killed_run_leaves_no_temporary_output(tmp_path, write_wav, drum_track, signum):
+    """SIGTERM (a job scheduler's stop, REAPER's cancel, ``kill``) and SIGHUP (the terminal
+    closed, an SSH session dropped) used to end the process before any clean-up ran,
+    leaving the hidden temporary output behind."""
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    run = start_stuck_writer(tmp_path, src)
+    run.send_signal(signum)
+    assert run.wait(timeout=30) == 128 + signum
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows")
+def test_a_run_under_nohup_outlives_its_terminal(tmp_path, write_wav, drum_track):
+    """``nohup`` ignores SIGHUP before starting the run: it must stay ignored, so the run goes
+    on when the terminal closes (here it is then stopped by SIGTERM)."""
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    run = start_stuck_writer(tmp_path, src,
+                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    run.send_signal(signal.SIGHUP)
+    with pytest.raises(subprocess.TimeoutExpired):
+        run.wait(timeout=2)
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=30) == 128 + signal.SIGTERM
     assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav"]
