@@ -59,12 +59,19 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def echo(line: str, err: bool = False) -> None:
+    """Print ``line`` to ``sys.stdout`` (``sys.stderr``) as it is now: while a progress bar
+    is open on a terminal that is the bar's redirection, which prints the line whole above
+    the bar. ``click.echo``'s own stream lookup writes past it, onto the bar's line."""
+    click.echo(line, file=sys.stderr if err else sys.stdout)
+
+
 @contextmanager
 def warnings_as_lines() -> Iterator[None]:
     """Show each warning as one ``Warning: ...`` line on stderr when it is raised, without
     Python's source-line echo. For warnings that must be seen before a long job ends."""
     def show(message: Warning | str, *_: Any, **__: Any) -> None:
-        click.echo(f"Warning: {message}", err=True)
+        echo(f"Warning: {message}", err=True)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -102,10 +109,12 @@ def progress(description: str, total: float = 1.0,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
         # On stderr, as the plain lines are: stdout carries only the output paths, which
-        # scripts read (``debleed gate *.wav > done.txt``).
+        # scripts read (``debleed gate *.wav > done.txt``), so a piped stdout is left alone;
+        # on a terminal its lines are printed above the bar, as stderr's are (``echo``).
         with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
-                      console=Console(stderr=True), transient=False) as bar:
+                      console=Console(stderr=True), transient=False,
+                      redirect_stdout=sys.stdout.isatty()) as bar:
             task = bar.add_task(description, total=total, note="")
 
             def update(done: float, note: str = "") -> None:

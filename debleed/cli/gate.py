@@ -9,7 +9,7 @@ import click
 
 from denoiser.stream import gate_file
 
-from .common import progress, user_errors
+from .common import echo, progress, user_errors
 from .gate_options import gate_config, gate_options, pop_gate_options
 from .outputs import plan_outputs
 
@@ -34,4 +34,4 @@ def gate(inputs: tuple[Path, ...], output: str | None, sidechain: Path | None,
         for done, (src, dst) in enumerate(jobs, start=1):
             gate_file(config, src, dst, sidechain)  # streamed: memory is one block
             update(done, src.name)
-            click.echo(str(dst))
+            echo(str(dst))

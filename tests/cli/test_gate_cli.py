@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,57 @@ def test_the_progress_bar_goes_to_stderr_on_a_terminal(capsys, monkeypatch):
         update(2, "b.wav")
     out, err = capsys.readouterr()
     assert out == "" and "gate" in err
+
+
+def screen_lines(text: str) -> list[str]:
+    """What a terminal shows of ``text``, line by line: a carriage return or rich's
+    erase-line starts the line again, other escape codes (colours, the cursor) show nothing."""
+    shown = (re.split(r"\r|\x1b\[2K", line)[-1] for line in text.split("\n"))
+    return [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line) for line in shown]
+
+
+def test_a_warning_raised_under_the_progress_bar_is_a_line_of_its_own(capsys, monkeypatch):
+    """``click.echo(err=True)`` wrote past rich's redirection of stderr, onto the end of the
+    bar's line: "denoise x.wav ━━━╺━━━ 50% 0:00:00 -:--:--  Warning: ..."."""
+    import sys
+    import warnings
+
+    from debleed.cli.common import progress, warnings_as_lines
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with warnings_as_lines(), progress("denoise x.wav", 1.0) as update:
+        update(0.5)
+        warnings.warn("x.wav: a recording floor above 22050 Hz")
+        update(1.0)
+    _, err = capsys.readouterr()
+    assert "Warning: x.wav: a recording floor above 22050 Hz" in screen_lines(err)
+
+
+def test_output_paths_on_a_terminal_are_lines_of_their_own(tmp_path, write_wav, drum_track,
+                                                           capsys, monkeypatch):
+    """Printed while the bar is open, each path was glued onto the bar's line."""
+    import sys
+
+    srcs = [write_wav(tmp_path / f"{name}.wav", drum_track()) for name in ("a", "b")]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(sys, "stdout", sys.stderr)  # one terminal shows both
+    cli.main(["gate", *map(str, srcs), "-o", str(tmp_path / "out")], standalone_mode=False)
+    shown = screen_lines(capsys.readouterr().err)
+    assert [line for line in shown if line.endswith(".gate.wav")] == [
+        str(tmp_path / "out" / "a.gate.wav"), str(tmp_path / "out" / "b.gate.wav")]
+
+
+def test_a_piped_stdout_gets_the_output_paths_alone_beside_a_bar(tmp_path, write_wav, drum_track,
+                                                                  capsys, monkeypatch):
+    """``debleed gate *.wav > done.txt`` on a terminal: the bar on stderr must not take the
+    paths from the pipe."""
+    import sys
+
+    src = write_wav(tmp_path / "a.wav", drum_track())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    cli.main(["gate", str(src)], standalone_mode=False)
+    out, err = capsys.readouterr()
+    assert out == f"{tmp_path / 'a.gate.wav'}\n" and "gate" in err
 
 
 def test_a_file_with_more_channels_than_a_track_holds_is_refused_as_a_file(tmp_path, refused):
