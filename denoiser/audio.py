@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioError, SilentAudioError
+from .errors import SILENT_PEAK, AudioError, SilentAudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
 from .wavchunks import (broadcast_chunk_bytes, broadcast_info, channel_map, channel_mask,
                         omit_peak_chunk, set_broadcast_info, set_channel_mask, zero_peak_time)
@@ -34,7 +34,6 @@ from .wavchunks import (broadcast_chunk_bytes, broadcast_info, channel_map, chan
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
 # resampled to the model's rate and back, so sessions at 22.05 or 32 kHz work too.
 SAMPLE_RATE_RANGE = (8_000, 768_000)
-SILENT_PEAK = 1e-7  # a peak this low is silence: there is nothing to level or denoise
 #: A channel's mean is taken for a DC offset, and removed, from this far under its peak up.
 #: A snare track's own mean (hits that decay lopsidedly) sits 60-70 dB under it; removing
 #: that would put a constant into digitally silent stretches (a gated or faded track),
@@ -296,6 +295,24 @@ def require_sound(levels: TrackLevels, path: str | os.PathLike) -> None:
     and levelling it would amplify nothing by infinity."""
     if float(levels.peak.max()) <= SILENT_PEAK:
         raise SilentAudioError(f"{path}: {silence_message('', np.abs(levels.offset))}")
+
+
+def require_key_sound(levels: TrackLevels, path: str | os.PathLike) -> None:
+    """An error when a gate's sidechain has no sample above silence (an empty trigger
+    export): it keys no hit, so the gate stays shut and the whole take came out silent,
+    with exit 0. Read as the detector reads a key, DC and all: ``offset`` plus the peak
+    about it bounds each channel's largest sample."""
+    if float(np.max(np.abs(levels.offset) + levels.peak)) <= SILENT_PEAK:
+        raise AudioError(f"{path}: the sidechain is silent: it would shut the gate over the "
+                         "whole take; key it from a track that plays the hits")
+
+
+def check_sidechain(path: Path) -> int:
+    """``check_track`` for a gate's sidechain, which is refused when silent
+    (``require_key_sound``). Returns the sample rate."""
+    with open_track(path) as handle:
+        require_key_sound(scan(handle), path)
+        return int(handle.samplerate)
 
 
 def silence_message(what: str, raw_peaks: np.ndarray | None = None) -> str:

@@ -10,6 +10,11 @@ class AudioError(DebleedError):
     """Audio that cannot be read, is empty, or holds no finite samples."""
 
 
+#: A peak this low is silence: there is nothing to level, denoise or key a gate with. Here,
+#: in the standard library, so that the REAPER bridge tests a rendered sidechain by it too.
+SILENT_PEAK = 1e-7
+
+
 class SilentAudioError(AudioError):
     """Audio with nothing to denoise: silence, or nothing but a DC offset. Its own class
     because the REAPER bridge skips such an item (as it skips a MIDI or empty one) instead

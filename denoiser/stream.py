@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .audio import (TrackLevels, ensure_not_input, open_track, open_wav_writer, require_sound,
-                    scan, sf_reason)
+from .audio import (TrackLevels, ensure_not_input, open_track, open_wav_writer,
+                    require_key_sound, require_sound, scan, sf_reason)
 from .chunking import plan_chunks
 from .errors import AudioError, ParameterError
 from .wavchunks import broadcast_info, channel_map
@@ -68,13 +68,13 @@ def read_exactly(handle: sf.SoundFile, start: int, frames: int) -> np.ndarray:
 
 def open_sidechain(path: Path, track: sf.SoundFile,
                    stack: contextlib.ExitStack) -> sf.SoundFile:
-    """The sidechain's handle (closed with ``stack``), checked finite and at the track's
-    rate."""
+    """The sidechain's handle (closed with ``stack``), checked at the track's rate, finite,
+    whole and not silent."""
     from .gate import require_same_rate
 
     key = stack.enter_context(open_track(path))
     require_same_rate(path, key.samplerate, os.fsdecode(track.name), track.samplerate)
-    scan(key)  # finite and whole
+    require_key_sound(scan(key), path)
     return key
 
 

@@ -22,7 +22,7 @@ from .items import (EPSILON, SUMMARY_LIMIT, TAKE_VALUES, BridgeError, Selection,
                     TakeSource, UndoBlock, add_variant_take, collect, describe_take,
                     list_labels, project_items, project_media_dir, summarise)
 from .jobs import GATED, MediaCache, Plan, Task, discard, plan_denoise, render_path
-from .sidechain import find_track, keyable, origin, render_keys
+from .sidechain import find_track, keyable, origin, render_keys, skip_silent_keys
 from .wavio import render_take
 
 #: ``process(src, dst)``: write the processed version of audio file ``src`` to ``dst``.
@@ -141,7 +141,8 @@ def prepare(api: Any, variants: tuple[str, ...], settings_key: str, work_dir: st
         if sidechain_track and gated:
             track = find_track(api, sidechain_track, project)
             selection.takes = [keyable(take) for take in selection.takes]
-            keys = render_keys(api, track, selection.takes, work_dir)
+            keys = skip_silent_keys(selection, render_keys(api, track, selection.takes, work_dir),
+                                    sidechain_track)
         renders = {index: render_take(api, take, render_path(work_dir, index, take))
                    for index, take in enumerate(selection.takes) if take.file is None}
         cache = MediaCache(project_media_dir(api, project))

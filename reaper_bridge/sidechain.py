@@ -16,7 +16,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from .items import BridgeError, TakeSource, track_name
+from .items import BridgeError, Selection, Skipped, TakeSource, track_name
 from .rpr import is_null
 from .wavio import Rendered, render_track
 
@@ -45,7 +45,7 @@ def find_track(api: Any, name: str, project: Any = 0) -> str:
 
 def _all_midi(api: Any, track: str) -> bool:
     """Whether every item on ``track`` plays a MIDI take (an empty track is not: it is a
-    silent key, which the docs describe)."""
+    silent key, ``skip_silent_keys``)."""
     takes = [api.GetActiveTake(api.GetTrackMediaItem(track, i))
              for i in range(int(api.CountTrackMediaItems(track)))]
     return bool(takes) and all(not is_null(t) and api.TakeIsMIDI(t) for t in takes)
@@ -84,3 +84,21 @@ def render_keys(api: Any, track: str, takes: list[TakeSource],
         key = render_track(api, track, first / rate, rate, KEY_CHANNELS, frames, path)
         keys.update((i, key) for i in members)
     return keys
+
+
+def skip_silent_keys(selection: Selection, keys: dict[int, Rendered],
+                     name: str) -> dict[int, Rendered]:
+    """Skip the takes whose key is silent (the sidechain track plays nothing over their
+    file: an empty trigger track, or one whose items lie elsewhere), as the library
+    refuses such a key: keyed by silence the gate stays shut, and the take came out silent
+    with a success message. Returns the kept takes' keys by their new index; refuses when
+    no take is left, as a MIDI-only track is refused."""
+    reason = f"sidechain track {name!r} is silent over it: the gate would shut it whole"
+    kept = [index for index in range(len(selection.takes)) if not keys[index].silent]
+    if not kept:
+        raise BridgeError(f"sidechain track {name!r} is silent over every selected item: the "
+                          "gate would shut them whole; key it from a track that plays the hits")
+    selection.skipped += [Skipped(take.label, reason) for index, take
+                          in enumerate(selection.takes) if keys[index].silent]
+    selection.takes = [selection.takes[index] for index in kept]
+    return {new: keys[old] for new, old in enumerate(kept)}

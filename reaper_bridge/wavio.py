@@ -15,6 +15,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
+from denoiser.errors import SILENT_PEAK
 from denoiser.outfiles import WAV_LIMIT_BYTES, atomic_output
 
 from .items import BridgeError, TakeSource
@@ -28,10 +29,12 @@ ACCESSOR_FAILED = "REAPER's audio accessor failed to read the audio"
 class Rendered:
     """A file rendered through the accessor, and a digest of its audio: renders are new
     files each run, so the cache keys them by what they hold (the same audio again reuses
-    the earlier result; a changed take or sidechain track is processed anew)."""
+    the earlier result; a changed take or sidechain track is processed anew). ``silent``:
+    no sample is above ``SILENT_PEAK`` (a sidechain track that plays nothing there)."""
 
     path: str
     digest: str
+    silent: bool
 
 
 def _ctypes_reader(api: Any) -> Any:
@@ -102,10 +105,12 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
     """Write ``total`` frames the accessor gives from ``start`` (its own time base) in
     ``channels``, of which the first ``keep`` (default and at most: all) go to the file,
     times ``gain``, to ``path`` atomically, then destroy the accessor. The file's bytes are
-    hashed as they are written, not read back."""
+    hashed as they are written, not read back, and its samples looked at until one is
+    above silence (for a sounding key, up to its first hit)."""
     read = _ctypes_reader(api) or _api_reader(api)
     keep = min(keep or channels, channels)  # the header must describe the data written
     sha = hashlib.sha1()
+    silent = True
     try:
         with atomic_output(path) as tmp, open(tmp, "wb") as handle:
             header = _header(keep, rate, total)
@@ -118,6 +123,8 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
                     samples = _first_channels(samples, channels, keep)
                 if gain != 1.0:
                     samples = array("f", (value * gain for value in samples))
+                if silent and samples:
+                    silent = max(samples) <= SILENT_PEAK and min(samples) >= -SILENT_PEAK
                 if sys.byteorder == "big":
                     samples.byteswap()
                 data = samples.tobytes()
@@ -125,7 +132,7 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
                 handle.write(data)
     finally:
         api.DestroyAudioAccessor(accessor)
-    return Rendered(path, sha.hexdigest()[:16])
+    return Rendered(path, sha.hexdigest()[:16], silent)
 
 
 def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES,

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from denoiser.audio import check_output_folder, check_track, ensure_not_input, require_file
+from denoiser.audio import (check_output_folder, check_sidechain, check_track, ensure_not_input,
+                            require_file)
 from denoiser.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -28,9 +29,9 @@ def plan_outputs(inputs: tuple[Path, ...], output: str | None, suffix: str,
 
     With several inputs each is read through first (``check_track``; ``need_sound``: a
     silent one is refused too) and checked against what depends on its rate (the gate's
-    detector filters below its Nyquist, the ``sidechain`` at its rate), so a bad last file
-    leaves no outputs of the first ones; a single input is checked by the command that
-    reads it, before it writes.
+    detector filters below its Nyquist, the ``sidechain`` at its rate and not silent), so
+    a bad last file leaves no outputs of the first ones; a single input is checked by the
+    command that reads it, before it writes.
 
     ``output`` is a ``.wav`` file for a single input, else a folder (made if missing): a
     name without an extension (``-o cleaned``) is a folder whatever the number of inputs,
@@ -91,7 +92,7 @@ def _check_batch(inputs: tuple[Path, ...], sidechain: Path | None, gate: "GateCo
                  need_sound: bool) -> None:
     from denoiser.gate import require_same_rate
 
-    key_rate = None if sidechain is None else check_track(sidechain, need_sound=False)
+    key_rate = None if sidechain is None else check_sidechain(sidechain)
     for src in inputs:
         rate = check_track(src, need_sound)
         if gate is not None:

@@ -71,18 +71,20 @@ def test_pre_gate_is_applied(tmp_path, write_wav, drum_track, checkpoint):
     assert np.abs(sf.read(str(tmp_path / "plain.wav"), dtype="float32")[0]).max() > 1e-4
 
 
-def test_sidechain_keys_the_pre_gate(tmp_path, write_wav, drum_track, checkpoint):
-    """``--sidechain`` turns the gate on and keys it: a silent trigger keeps it shut (zeros
-    out of the mask model), one that fires throughout keeps it open from the first sample
-    (the lookahead is latency-compensated), which is the ungated result."""
+def test_sidechain_keys_the_pre_gate(tmp_path, write_wav, drum_track, checkpoint, refused):
+    """``--sidechain`` turns the gate on and keys it: a silent trigger is refused (it kept
+    the gate shut and wrote a silent take, with exit 0), one that fires throughout keeps it
+    open from the first sample (the lookahead is latency-compensated), which is the ungated
+    result."""
     data = drum_track()
     src = write_wav(tmp_path / "snare.wav", data)
     silent = write_wav(tmp_path / "silent-trigger.wav", np.zeros_like(data))
-    firing = write_wav(tmp_path / "firing-trigger.wav", np.full_like(data, 0.9))
     options = ("--range-db", "-inf")
-    shut = run(checkpoint, src, "--sidechain", silent, *options, "-o", tmp_path / "shut.wav")
-    assert shut.exit_code == 0, shut.output
-    assert np.abs(sf.read(str(tmp_path / "shut.wav"), dtype="float32")[0]).max() < 1e-6
+    shut = refused(lambda: run(checkpoint, src, "--sidechain", silent, *options,
+                               "-o", tmp_path / "shut.wav"))
+    assert shut.stderr == (f"Error: {silent}: the sidechain is silent: it would shut the gate "
+                           "over the whole take; key it from a track that plays the hits\n")
+    firing = write_wav(tmp_path / "firing-trigger.wav", np.full_like(data, 0.9))
     keyed = run(checkpoint, src, "--sidechain", firing, *options, "-o", tmp_path / "open.wav")
     plain = run(checkpoint, src, "-o", tmp_path / "plain.wav")
     assert keyed.exit_code == 0 and plain.exit_code == 0, keyed.output + plain.output

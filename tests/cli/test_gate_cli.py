@@ -109,6 +109,16 @@ def test_sidechain_is_padded_to_the_input(tmp_path, rng, write_wav):
     assert np.abs(out.T[:, SR // 4:]).max() < 0.011  # closed after it, where the key is padding
 
 
+@pytest.mark.parametrize("inputs, options", [(1, []), (1, ["--auto"]), (2, [])],
+                         ids=["one", "auto", "batch"])
+def test_a_silent_sidechain_is_refused(tmp_path, write_wav, drum_track, refused, inputs, options):
+    """An empty trigger export shut the gate over every take: silent outputs, exit 0."""
+    srcs = [write_wav(tmp_path / f"snare{n}.wav", drum_track()) for n in range(inputs)]
+    side = write_wav(tmp_path / "trigger.wav", np.zeros((1, SR // 2), np.float32))
+    result = refused(lambda: run(*srcs, "--sidechain", side, *options, "-o", tmp_path / "out"))
+    assert f"Error: {side}: the sidechain is silent" in result.stderr
+
+
 def test_sidechain_at_another_rate_is_refused(tmp_path, write_wav, drum_track, refused):
     src = write_wav(tmp_path / "snare.wav", drum_track())
     side = write_wav(tmp_path / "trigger.wav", drum_track(), rate=44_100)

@@ -149,6 +149,51 @@ def test_the_gate_command_streams_the_file_as_the_whole_file_gates(tmp_path, rng
     assert np.max(np.abs(out.T - track)) > 0.01  # it did gate
 
 
+@pytest.mark.parametrize("auto", [False, True])
+@pytest.mark.parametrize("command", ["gate", "denoise"])
+def test_a_silent_sidechain_is_refused_and_nothing_written(tmp_path, rng, command, auto):
+    """An empty trigger export keys no hit: the gate stayed shut over the whole take, which
+    came out silent with no word of why. A key whose only sound is below silence (1e-8)
+    is as silent."""
+    from denoiser.errors import AudioError
+    from denoiser.stream import gate_file
+
+    src, key_path = tmp_path / "snare.wav", tmp_path / "trigger.wav"
+    sf.write(src, snare_every_quarter_second(rng).T, SR, subtype="FLOAT")
+    key = np.zeros((2, SR), np.float32)
+    key[0, 100] = 1e-8
+    sf.write(key_path, key.T, SR, subtype="FLOAT")
+    config = GateConfig(threshold_db=-30, range_db=float("-inf"), auto=auto)
+    if command == "gate":
+        run = lambda: gate_file(config, src, tmp_path / "out.wav", key_path)  # noqa: E731
+    else:
+        denoiser = Denoiser(build_model("identity"), "cpu", STREAM)
+        run = lambda: denoiser.denoise_file(src, tmp_path / "out.wav", gate=config,  # noqa: E731
+                                            sidechain=key_path)
+    with pytest.raises(AudioError) as refused:
+        run()
+    assert str(refused.value) == (f"{key_path}: the sidechain is silent: it would shut the "
+                                  "gate over the whole take; key it from a track that plays "
+                                  "the hits")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav", "trigger.wav"]
+
+
+def test_a_key_with_one_sample_above_silence_is_accepted(tmp_path, rng):
+    """Silence is every sample at most 1e-7 (the line a silent input is refused by): one
+    sample above it makes a key, gated by as ``apply_gate`` gates."""
+    from denoiser.stream import gate_file
+
+    src, key_path = tmp_path / "snare.wav", tmp_path / "trigger.wav"
+    track = snare_every_quarter_second(rng)
+    sf.write(src, track.T, SR, subtype="FLOAT")
+    key = np.zeros((1, track.shape[1]), np.float32)
+    key[0, SR] = 2e-7
+    sf.write(key_path, key.T, SR, subtype="FLOAT")
+    config = GateConfig(threshold_db=-30, range_db=-60)
+    out, _ = sf.read(gate_file(config, src, tmp_path / "out.wav", key_path), dtype="float32")
+    np.testing.assert_allclose(out.T, apply_gate(track, SR, config, sidechain=key), atol=1e-7)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_chattering_curve_read_in_spans_is_the_whole_curve(seed, monkeypatch):
     """A gate with no hold, attack or release chatters at the noise: its curve holds a

@@ -56,16 +56,22 @@ def test_denoise_compare_through_distant_api(distant: FakeReaper, tmp_path: Path
 
 
 def test_sidechain_track_option_keys_the_gate(distant: FakeReaper, tmp_path: Path) -> None:
-    """A silent trigger track keeps the pre-gate shut: the [gate] take is silence; a track
-    that is not there is one error line and no take."""
+    """A trigger track too quiet to open it (-60 dBFS) keeps the pre-gate shut: the [gate]
+    take is silence; a track that is not there, or silent (which would shut every take
+    whole), is one error line and no take."""
     add_snare(distant, tmp_path)
-    trigger = distant.add_item(distant.add_track("Trigger"), 0.0, 3.0, selected=False)
-    silent = make_wav(tmp_path / "trigger.wav", 3.0)
-    sf.write(silent, np.zeros(3 * 48000, np.float32), 48000, subtype="FLOAT")
-    distant.add_take(trigger, distant.file_source(str(silent)), "trigger")
+    for name, level in (("Trigger", 1e-3), ("Silent", 0.0)):
+        trigger = distant.add_item(distant.add_track(name), 0.0, 3.0, selected=False)
+        quiet = tmp_path / f"{name}.wav"
+        sf.write(quiet, level * np.random.default_rng(2).standard_normal(3 * 48000), 48000,
+                 subtype="FLOAT")
+        distant.add_take(trigger, distant.file_source(str(quiet)), "trigger")
     runner = CliRunner()
     missing = runner.invoke(cli, ["reaper", "denoise", "--gate", "--sidechain-track", "Nope"])
     assert missing.exit_code == 1 and "sidechain track 'Nope' not found" in missing.output
+    silent = runner.invoke(cli, ["reaper", "denoise", "--gate", "--sidechain-track", "Silent"])
+    assert silent.exit_code == 1
+    assert "sidechain track 'Silent' is silent over every selected item" in silent.output
     item = distant.tracks[0].items[0]
     assert len(item.takes) == 1
     result = runner.invoke(cli, ["reaper", "denoise", "--gate", "--compare-variants",

@@ -161,8 +161,11 @@ def test_a_looped_take_is_rendered_and_keyed_over_every_pass(fake: FakeReaper, a
     ("Nope", "not found"), ("Dup", "2 tracks"),
     # REAPER reads the key before the track's FX: a MIDI trigger there is silence, and every
     # gated take came out shut, with a success message
-    ("Trigger", "sidechain track 'Trigger' holds only MIDI")])
-def test_missing_ambiguous_or_midi_sidechain_track_changes_nothing(
+    ("Trigger", "sidechain track 'Trigger' holds only MIDI"),
+    # an empty trigger track keys no hit: every gated take came out silent, as with MIDI
+    ("Empty", "sidechain track 'Empty' is silent over every selected item: the gate would "
+              "shut them whole")])
+def test_missing_ambiguous_midi_or_empty_sidechain_track_changes_nothing(
         fake: FakeReaper, api, tmp_path: Path, name: str, message: str) -> None:
     item = fake.add_item(fake.add_track("Snare"), 0.0, 1.0)
     fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", steady_bleed(1.0)))),
@@ -170,9 +173,30 @@ def test_missing_ambiguous_or_midi_sidechain_track_changes_nothing(
     fake.add_track("Dup")
     fake.add_track("dup")
     fake.add_take(fake.add_item(fake.add_track("Trigger"), 0.0, 1.0), fake.midi_source(), "MIDI")
+    fake.add_track("Empty")
     with pytest.raises(BridgeError, match=message):
         denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track=name)
     assert len(item.takes) == 1 and fake.undo == [] and not any(Path(fake.media_dir).iterdir())
+
+
+def test_an_item_the_sidechain_track_is_silent_over_is_skipped(fake: FakeReaper, api,
+                                                               tmp_path: Path) -> None:
+    """The trigger plays over the first item only: the second, keyed by silence, would come
+    out silent whole. It is skipped and named, as the CLI refuses a silent --sidechain; the
+    first gets its take."""
+    wav = write(tmp_path / "snare.wav", steady_bleed(1.0))
+    track = fake.add_track("Snare")
+    first, second = fake.add_item(track, 0.0, 0.5), fake.add_item(track, 5.0, 0.5)
+    fake.add_take(first, fake.file_source(str(wav)), "A")
+    fake.add_take(second, fake.file_source(str(wav)), "B")
+    trigger_track(fake, tmp_path, position=0.0, at=0.25)
+    outcome = denoise(api, ("debleed", "gate"), executor_for({"debleed": halve, "gate": halve}),
+                      sidechain_track="Kick Trigger")
+    assert (outcome.takes_added, outcome.files_processed) == (2, 2)
+    assert [take.name for take in first.takes] == ["A", "A [debleed]", "A [gate]"]
+    assert len(second.takes) == 1
+    assert outcome.skipped == ["Snare @ 5.000 s: sidechain track 'Kick Trigger' is silent over "
+                               "it: the gate would shut it whole"]
 
 
 def test_ungated_variant_ignores_the_sidechain_track(fake: FakeReaper, api, tmp_path: Path) -> None:
@@ -197,8 +221,8 @@ def test_settings_keep_the_sidechain_track(tmp_path: Path) -> None:
 def test_installed_gate_action_passes_the_key_to_the_worker(tmp_path: Path,
                                                             tiny_checkpoint: Path) -> None:
     """Inside REAPER: the INI names the track, the action renders the key, the worker
-    subprocess gates with it before the model. A silent trigger keeps the gate shut, so the
-    [debleed+gate] take is silence although the snare file is loud."""
+    subprocess gates with it before the model. A trigger too quiet to open it (-60 dBFS)
+    keeps the gate shut, so the [debleed+gate] take is silence although the snare is loud."""
     from reaper_bridge.install import install
     from reaper_bridge.rpr import RawRPR
 
@@ -214,9 +238,9 @@ def test_installed_gate_action_passes_the_key_to_the_worker(tmp_path: Path,
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.5)
     loud = 0.5 * np.random.default_rng(1).standard_normal((1, RATE // 2))
     fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", loud))), "Snare")
-    silent = fake.add_item(fake.add_track("Trig"), 0.0, 0.5, selected=False)
-    fake.add_take(silent, fake.file_source(str(write(tmp_path / "trig.wav", np.zeros((1, RATE // 2))))),
-                  "trigger")
+    quiet = fake.add_item(fake.add_track("Trig"), 0.0, 0.5, selected=False)
+    hum = 1e-3 * np.random.default_rng(2).standard_normal((1, RATE // 2))
+    fake.add_take(quiet, fake.file_source(str(write(tmp_path / "trig.wav", hum))), "trigger")
     api = RawRPR(fake.module())
     fake.run_script(lambda: actions.denoise_selected(api, with_gate=True, threads=1))
     fake.run_deferred()
