@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import DebleedError
+
 #: Suffix of a temporary audio output (``audio.open_wav_writer``).
 AUDIO_SUFFIX = ".tmp.wav"
 #: A RIFF WAV counts its bytes in 32 bits: past 4 GiB (3.1 h of 48-kHz stereo float32)
@@ -95,11 +97,13 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
 
 
 @contextmanager
-def staging_folder(out: Path) -> Iterator[Path]:
+def staging_folder(out: Path, builds: Path | None = None) -> Iterator[Path]:
     """A new, empty hidden folder beside ``out``, with the permissions ``mkdir`` would give,
-    to build ``out`` in before the caller moves it into place (a dataset, a report), inside
-    the block. If the block fails the folder is removed, and so are the missing parents made
-    for it while they are still empty: a failed command leaves the disk as it found it."""
+    to build ``builds`` (default ``out``) in before the caller moves it into place (a
+    dataset, a report), inside the block. If the block fails the folder is removed, and so
+    are the missing parents made for it while they are still empty: a failed command leaves
+    the disk as it found it. An error that names a path in the folder names it under
+    ``builds`` instead (``_staged_as``)."""
     out = out.absolute()
     created = missing_folders(out.parent)
     staging: Path | None = None
@@ -107,11 +111,29 @@ def staging_folder(out: Path) -> Iterator[Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = _new_sibling(out, ".tmp", folder=True)
         yield staging
-    except BaseException:
+    except BaseException as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
         remove_empty_folders(created)
-        raise
+        renamed = exc if staging is None else _staged_as(exc, staging, (builds or out).absolute())
+        if renamed is exc:
+            raise
+        raise renamed from None
+
+
+def _staged_as(exc: BaseException, staging: Path, builds: Path) -> BaseException:
+    """``exc`` naming the path under ``builds`` where it names one in ``staging``, a hidden
+    folder the user never gave and that is gone by the time the error is read ("data/.rep.
+    e0bb8bf2.ec81d862.tmp/clips/clip-00000: could not write the output there"). The file
+    system's errors carry the path as their file name; debleed's own (``DebleedError``, a
+    one-line message) in their text."""
+    if isinstance(exc, OSError) and isinstance(exc.filename, (str, os.PathLike)):
+        name = Path(exc.filename)
+        if name.is_relative_to(staging):
+            return _naming(exc, builds / name.relative_to(staging))
+    if isinstance(exc, DebleedError) and str(staging) in str(exc):
+        return type(exc)(str(exc).replace(str(staging), str(builds)))
+    return exc
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -90,7 +90,7 @@ def staged_output(out: Path, marker: str = MANIFEST) -> Iterator[Path]:
             yield staging
             os.replace(staging, out)
         return
-    with staging_folder(out / marker) as staging:  # a hidden folder inside ``out``
+    with staging_folder(out / marker, builds=out) as staging:  # a hidden folder in ``out``
         yield staging
         for child in sorted(staging.iterdir(), key=lambda child: child.name == marker):
             os.replace(child, out / child.name)

@@ -437,8 +437,14 @@ def check_disk_space(out: Path, clips: int, config: SynthConfig) -> None:
     existing = existing_ancestor(out)
     free = shutil.disk_usage(existing).free
     if need > free:
-        raise DatasetError(f"{clips} clips need about {need / 1e9:,.1f} GB; "
-                           f"{existing} has {free / 1e9:,.1f} GB free")
+        raise DatasetError(f"{clips} clips need about {disk_size(need)}; "
+                           f"{existing} has {disk_size(free)} free")
+
+
+def disk_size(size: float) -> str:
+    """``size`` bytes in GB, or below 1 GB in MB: a small dataset on a nearly full disk
+    read "need about 0.0 GB; ... has 0.0 GB free"."""
+    return f"{size / 1e9:,.1f} GB" if size >= 1e9 else f"{size / 1e6:,.1f} MB"
 
 
 def write_clip(clip: Clip, folder: str | Path) -> Path:

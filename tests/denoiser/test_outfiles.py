@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from denoiser.outfiles import atomic_output
+from denoiser.outfiles import atomic_output, staging_folder
 
 
 def test_importing_it_loads_no_third_party_package() -> None:
@@ -103,3 +103,41 @@ def test_an_error_about_a_descriptor_passes_through_unchanged(tmp_path) -> None:
         with atomic_output(tmp_path / "x.bin"):
             raise OSError(errno.EBADF, "Bad file descriptor", 987)
     assert (caught.value.errno, caught.value.filename) == (errno.EBADF, 987)
+
+
+def test_a_staged_build_that_fails_names_the_path_under_its_output(tmp_path) -> None:
+    """A report or dataset built in a hidden folder beside ``out`` reported a full disk
+    against that folder ("data/.rep.e0bb8bf2.ec81d862.tmp/clips/clip-00000: could not
+    write ..."), a name the user never gave and that is gone when the error is read."""
+    from denoiser.errors import AudioError
+
+    out = tmp_path / "rep"
+    with pytest.raises(OSError) as caught:
+        with staging_folder(out) as staging:
+            raise OSError(errno.ENOSPC, "No space left on device", str(staging / "clips" / "a"))
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(out / "clips" / "a"))
+    with pytest.raises(AudioError) as caught:
+        with staging_folder(out) as staging:
+            raise AudioError(f"{staging / 'clips'}: could not write the output there")
+    assert str(caught.value) == f"{out / 'clips'}: could not write the output there"
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_folder_staged_inside_its_output_names_that_output(tmp_path) -> None:
+    """An existing empty ``out`` (a mount point) is built in a hidden folder inside it,
+    whose contents become its own: an error names ``out``, not ``out/manifest.json``."""
+    out = tmp_path / "data"
+    out.mkdir()
+    with pytest.raises(OSError) as caught:
+        with staging_folder(out / "manifest.json", builds=out) as staging:
+            raise OSError(errno.ENOSPC, "No space left on device", str(staging / "clip-00000"))
+    assert caught.value.filename == str(out / "clip-00000")
+    assert list(out.iterdir()) == []
+
+
+def test_an_error_about_another_path_passes_a_staged_build_unchanged(tmp_path) -> None:
+    elsewhere = OSError(errno.ENOENT, "No such file or directory", str(tmp_path / "kit"))
+    with pytest.raises(OSError) as caught:
+        with staging_folder(tmp_path / "rep"):
+            raise elsewhere
+    assert caught.value is elsewhere

@@ -276,3 +276,23 @@ def test_a_clip_shorter_than_a_spectrogram_frame_still_gets_its_picture(length):
     spectrogram = mel_spectrogram_db(clip, 48000)
     assert spectrogram.shape[0] == 128 and np.isfinite(spectrogram).all()
     assert spectrogram.max() > -120.0 + 20.0  # the clip is in it, not just the padding
+
+
+def test_a_full_disk_under_the_report_names_the_report_folder(setup, tmp_path, monkeypatch):
+    """The report is built in a hidden folder beside ``--report``: a full disk was reported
+    against that folder, gone by the time the error is read."""
+    import soundfile as sf
+
+    def disk_full(self, data):
+        raise sf.LibsndfileError(2)  # libsndfile's failed system call
+
+    monkeypatch.setattr(sf.SoundFile, "write", disk_full)
+    report = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(setup["data"]),
+                                      "--split", "all", "--limit", "1", "--report", str(report)])
+    assert result.exit_code == 1
+    clip = sorted(p.name for p in setup["data"].iterdir() if p.is_dir())[0]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {report / 'clips' / clip}: could not write the output there (System error.); "
+        "is the disk full?")
+    assert list(tmp_path.iterdir()) == []

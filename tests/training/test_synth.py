@@ -363,3 +363,30 @@ def test_a_kit_without_a_side_stick_plays_them_on_its_snare(tmp_path, procedural
     assert stick / hit == pytest.approx(10 ** (MicConfig().sidestick_gain_db / 20), rel=0.02)
     assert info["instruments"]["sidestick"] == [player]
 
+
+
+def test_a_small_dataset_on_a_nearly_full_disk_is_sized_in_mb(tmp_path, monkeypatch):
+    """Below 1 GB the sizes read "need about 0.0 GB; ... has 0.0 GB free"."""
+    import shutil
+    from collections import namedtuple
+
+    from training.synth import check_disk_space
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 ** 12, 0, 1_000_000))
+    with pytest.raises(DatasetError) as refused:  # 3 float32 WAVs of 48 000 samples + meta
+        check_disk_space(tmp_path / "out", 4, SynthConfig(clip_seconds=1.0))
+    assert str(refused.value) == f"4 clips need about 2.4 MB; {tmp_path} has 1.0 MB free"
+
+
+def test_a_dataset_past_a_gigabyte_is_sized_in_gb(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from training.synth import check_disk_space
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 ** 12, 0, 3 * 10 ** 9))
+    with pytest.raises(DatasetError) as refused:
+        check_disk_space(tmp_path / "out", 10_000, SynthConfig(clip_seconds=4.0))
+    assert str(refused.value) == f"10000 clips need about 23.2 GB; {tmp_path} has 3.0 GB free"
