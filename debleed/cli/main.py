@@ -7,6 +7,7 @@ import functools
 import importlib
 import signal
 import sys
+from typing import Any
 
 import click
 
@@ -30,6 +31,11 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+#: The exit status of a run stopped by Ctrl-C: 128 + SIGINT, as a shell reports a process
+#: the signal ended, so a script tells it from bad input's 1 (click's own Abort exits 1).
+INTERRUPTED = 128 + signal.SIGINT
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use (click's documented pattern)."""
 
@@ -45,6 +51,17 @@ class LazyGroup(click.Group):
             module_name, attr = self.lazy[name].split(":")
             return getattr(importlib.import_module(module_name), attr)
         return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; Ctrl-C, once the command's own clean-up has run (the
+        temporary output removed), prints click's ``Aborted!`` and exits ``INTERRUPTED``."""
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, click.Abort) as exc:
+            # the blank line closes the terminal's ^C echo, as click's does
+            click.echo("\nAborted!" if isinstance(exc, KeyboardInterrupt) else "Aborted!",
+                       err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from None
 
 
 @click.group(cls=LazyGroup, lazy=SUBCOMMANDS)

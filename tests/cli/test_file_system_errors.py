@@ -63,23 +63,29 @@ cli(["gate", sys.argv[1], "-o", sys.argv[2]])
 def start_stuck_writer(tmp_path, src, **popen) -> subprocess.Popen:
     """A ``debleed gate`` run that is writing its output when this returns."""
     run = subprocess.Popen([sys.executable, "-c", STUCK_WRITER, str(src), str(tmp_path / "out.wav")],
-                           stdout=subprocess.PIPE, text=True, **popen)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     assert run.stdout.readline().strip() == "writing"
     return run
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows' terminate runs no clean-up")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, getattr(signal, "SIGHUP", None)],
-                         ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("signum",
+                         [signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT"])
 def test_a_killed_run_leaves_no_temporary_output(tmp_path, write_wav, drum_track, signum):
     """SIGTERM (a job scheduler's stop, REAPER's cancel, ``kill``) and SIGHUP (the terminal
     closed, an SSH session dropped) used to end the process before any clean-up ran,
-    leaving the hidden temporary output behind."""
+    leaving the hidden temporary output behind. Each run exits 128 + the signal, as a
+    shell reports it: Ctrl-C (SIGINT) exited 1, as bad input does."""
     src = write_wav(tmp_path / "snare.wav", drum_track())
-    run = start_stuck_writer(tmp_path, src)
+    # a test run in the background inherits an ignored SIGINT, which Python then keeps
+    run = start_stuck_writer(tmp_path, src,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     run.send_signal(signum)
     assert run.wait(timeout=30) == 128 + signum
     assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav"]
+    if signum == signal.SIGINT:
+        assert run.stderr.read() == "\nAborted!\n"
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows")
