@@ -188,9 +188,11 @@ def denoise_file(denoiser: "Denoiser", src: Path, dst: Path, gate: "GateConfig |
                 out.write(result[:, :keep].T)
                 tail = result[:, keep:]
     if floor:  # the output removes less bleed than the model can: say why, once it is written
+        # named as the command line and the REAPER bridge's INI spell it: both reach here
         warnings.warn(f"{src}: a recording floor (hiss, dither) above "
                       f"{denoiser.config.hiss_cut_hz:g} Hz: read only below it "
-                      "(hiss_cut_hz 0 reads the whole band)", stacklevel=2)
+                      "(--hiss-cut-hz 0, the REAPER bridge's hiss_cut_hz = 0, reads the whole "
+                      "band)", stacklevel=2)
     return dst
 
 

@@ -311,7 +311,8 @@ def test_hiss_cut_hz_reads_a_hissy_track_cut_by_default(tmp_path, write_wav, dru
     assert result.exit_code == 0, result.output
     assert [line for line in result.stderr.splitlines() if "recording floor" in line] == [
         f"Warning: {twin}: a recording floor (hiss, dither) above 22050 Hz: read only below "
-        "it (hiss_cut_hz 0 reads the whole band)" for twin in twins]
+        "it (--hiss-cut-hz 0, the REAPER bridge's hiss_cut_hz = 0, reads the whole band)"
+        for twin in twins]
     for bad in ("-1", "nan", "24000"):
         assert "hiss_cut_hz" in refused(lambda: run(checkpoint, src, "-o", tmp_path / "x.wav",
                                                     "--hiss-cut-hz", bad)).stderr
