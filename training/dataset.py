@@ -27,6 +27,10 @@ from .manifest import SPLITS, check_clip_files, read_manifest
 from .synth import Clip, SynthConfig, clip_seed, render_clip
 
 TRACKS = ("noisy", "clean", "bleed")
+#: The crop of an on-the-fly clip draws from its own stream of the clip's seed: drawn from
+#: the stream that renders the clip, its first number also chose the clip's kit, so with
+#: a segment that does not divide the clip each kit's crops started in its own stretch.
+CROP_STREAM = 0xC409
 
 
 def endless(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -187,7 +191,8 @@ class SynthStream(IterableDataset):
         while True:
             seed = clip_seed(self.seed, index)
             clip = render_clip(kits, seed, self.config)
-            yield from islice(self._segments(clip, np.random.default_rng(seed)), skip, None)
+            crops = np.random.default_rng([seed, CROP_STREAM])
+            yield from islice(self._segments(clip, crops), skip, None)
             skip = 0
             index += stride
 

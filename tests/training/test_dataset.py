@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader
 
 from training.dataset import ClipFolder, SynthStream
 from training.errors import DatasetError
+from training.kits import load_kit
 from training.manifest import MANIFEST, assign_splits, read_manifest, staged_output
-from training.synth import SynthConfig, render_dataset
+from training.synth import SynthConfig, clip_seed, render_clip, render_dataset
 
 CONFIG = SynthConfig(clip_seconds=1.5, preroll_seconds=0.5)
 
@@ -147,6 +148,28 @@ def test_synth_stream_workers_are_distinct_and_reproducible(synthetic_kit_dir):
     assert not torch.equal(batches[0][0], batches[1][0])
     single = next(iter(SynthStream([synthetic_kit_dir], CONFIG, seed=9)))
     assert single[0].shape == (1, int(1.5 * 48000))
+
+
+def test_synth_stream_crops_do_not_follow_the_kit_choice(synthetic_kit_dir):
+    """With a segment that does not divide the clip, the crop's start is free within the
+    slack. It was the first draw of the stream that chose the clip's kit, so each kit's
+    crops started in its own part of the slack (with two kits, the first kit's in the
+    first half)."""
+    kits = [synthetic_kit_dir, synthetic_kit_dir]
+    stream = iter(SynthStream(kits, CONFIG, segment_seconds=0.4, seed=9))
+    segment, loaded = int(0.4 * 48000), [load_kit(path) for path in kits]
+    starts: dict[int, list[int]] = {0: [], 1: []}
+    for index in range(40):
+        first = next(stream)[0][0].numpy()
+        next(stream), next(stream)  # three segments a clip
+        seed = clip_seed(9, index)
+        noisy = render_clip(loaded, seed, CONFIG).noisy
+        windows = np.lib.stride_tricks.sliding_window_view(noisy, segment)
+        start = int(np.flatnonzero((windows == first).all(axis=1))[0])
+        starts[int(np.random.default_rng(seed).integers(2))].append(start)  # as render_clip
+    slack = int(1.5 * 48000) - 3 * segment
+    for kit in (0, 1):
+        assert min(starts[kit]) < slack / 3 and max(starts[kit]) > 2 * slack / 3
 
 
 @pytest.mark.parametrize("workers", [0, 2])
