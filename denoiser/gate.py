@@ -14,11 +14,17 @@ stereo track gates in a fraction of a second.
    ``scipy.signal`` second-order sections), reduced to mono with the maximum of ``|x|`` over
    channels (one gain curve drives every channel, so the stereo image is kept), and optionally
    averaged by a trailing RMS window.
-2. Hysteresis: the gate opens where the level reaches the threshold and closes only where it
-   falls below threshold + hysteresis; in between it keeps its state. On the time-ordered list
-   of "above" and "below" runs this is a forward fill: only a change of event kind counts.
-3. Hold: each open stretch ends ``hold`` after its last open sample; overlapping stretches are
-   merged (``np.maximum.accumulate`` of the interval ends).
+2. Hold: the level the decision reads is the detector's highest over the last ``hold``
+   (a trailing maximum), so the gate stays open until the level has stayed under the close
+   level for the whole hold, as any gate's hold counter does: every sample at or above it
+   restarts the count.
+3. Hysteresis: the gate opens where that level reaches the threshold and closes only where
+   it falls below threshold + hysteresis; in between it keeps its state. On the time-ordered
+   list of "above" and "below" runs this is a forward fill: only a change of event kind
+   counts. (Held before the hysteresis, not after: a peak detector's level dips to zero at
+   every zero crossing, and each dip used to close the gate, start the hold, and leave
+   reopening to the open threshold, so with the default peak detector the hysteresis did
+   nothing.)
 4. Pre-open (lookahead): each open stretch starts ``lookahead`` earlier; closing is not
    anticipated, so tails are never cut short. As in REAPER, where the lookahead latency is
    compensated, a stretch may start before the file: a hit at sample 0 is not faded in.
@@ -93,7 +99,8 @@ class GateConfig:
     as in ReaGate; a ~100 Hz high-pass keeps kick bleed from opening the gate, at the cost of a
     causal IIR pass over every channel (the most expensive step of the gate). ``rms_ms`` 0 is a
     peak detector: the level then dips at every zero crossing and the hold time bridges those
-    dips. ``range_db`` is the gain while closed (``-inf`` = silence). ``wet`` mixes gated (1)
+    dips (counted from the last sample above the close level, so the hysteresis holds).
+    ``range_db`` is the gain while closed (``-inf`` = silence). ``wet`` mixes gated (1)
     and untouched (0) audio. ``auto`` replaces ``threshold_db`` by ``auto_threshold_db`` of the
     detector signal.
     """
@@ -377,7 +384,8 @@ class _Decision:
         self.open_at = np.float32(10.0 ** (threshold_db / 20.0))
         self.close_below = (np.float32(10.0 ** ((threshold_db + config.hysteresis_db) / 20.0))
                             if config.hysteresis_db < 0.0 else None)
-        self.hold = _samples(config.hold_ms, sample_rate)  # open while t - last open <= hold
+        self.hold = _samples(config.hold_ms, sample_rate)
+        self.past = np.zeros(self.hold, dtype=np.float32)  # the level's last ``hold`` samples
         self.position = 0
         self.is_open = False
         self.done: list[tuple[np.ndarray, np.ndarray]] = []
@@ -386,18 +394,27 @@ class _Decision:
 
     def feed(self, level: np.ndarray) -> None:
         """Take the next ``(T,)`` samples of the level."""
-        starts, ends = self._open_runs(level)
+        starts, ends = self._open_runs(self._held(level))
         starts, ends = _merge(np.concatenate((self.last[0], starts + self.position)),
-                              np.concatenate((self.last[1],
-                                              np.minimum(ends + self.position + self.hold,
-                                                         self.total))))
+                              np.concatenate((self.last[1], ends + self.position)))
         if starts.size > 1:
             self.done.append((starts[:-1], ends[:-1]))
         self.last = (starts[-1:], ends[-1:])
         self.position += level.size
 
+    def _held(self, level: np.ndarray) -> np.ndarray:
+        """The level's trailing maximum over ``hold + 1`` samples (step 2 of the module
+        doc), the previous pieces' last samples included (the file starts from silence)."""
+        if not self.hold:
+            return level
+        joined = np.concatenate((self.past, level.astype(np.float32, copy=False)))
+        self.past = joined[-self.hold:]
+        # window [t - hold, t]; ndimage's origin shifts its centred window that far back
+        return ndimage.maximum_filter1d(joined, self.hold + 1, origin=self.hold // 2)[self.hold:]
+
     def _open_runs(self, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where the gate is open in this piece (hysteresis, no hold), in its own indices.
+        """Where the gate is open in this piece (``level`` held, hysteresis applied), in its
+        own indices.
 
         Working on runs rather than on every sample keeps the state machine at a few passes
         over the level. Above and below runs never overlap: in time order, the gate opens at

@@ -63,14 +63,20 @@ def test_bleed_below_threshold_is_attenuated_by_exactly_the_range(rng, range_db)
     assert energy_db(y) - energy_db(x) == pytest.approx(range_db, abs=0.5)
 
 
-def test_hysteresis_prevents_chatter_around_threshold():
+@pytest.mark.parametrize("rms_ms,hold_ms", [(10, 0), (0, 2)])
+def test_hysteresis_prevents_chatter_around_threshold(rms_ms, hold_ms):
+    """With the RMS detector, and with the default peak detector, whose level dips to zero
+    at every zero crossing: each dip used to close the gate and leave reopening to the
+    threshold, so there the hysteresis changed nothing (7 openings at -10 dB as at 0)."""
     t = np.arange(2 * SR) / SR
     threshold = -20.0
     # RMS level wobbling +-3 dB around the threshold, 4 times a second
     level_db = threshold + 3 * np.sin(2 * np.pi * 4 * t)
     x = (np.sqrt(2) * 10 ** (level_db / 20) * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    common = dict(threshold_db=threshold, rms_ms=10, attack_ms=0.5, hold_ms=0, release_ms=5,
-                  lookahead_ms=0)
+    if not rms_ms:  # the peak of a sine is sqrt(2) x its RMS: the same crossings
+        threshold += 20 * np.log10(np.sqrt(2))
+    common = dict(threshold_db=threshold, rms_ms=rms_ms, attack_ms=0.5, hold_ms=hold_ms,
+                  release_ms=5, lookahead_ms=0)
     chatter = gate_gain(x, SR, GateConfig(hysteresis_db=0, **common))
     steady = gate_gain(x, SR, GateConfig(hysteresis_db=-10, **common))
     assert upward_crossings(chatter) >= 7
@@ -385,7 +391,8 @@ def test_settings_checked_against_the_sample_rate_and_sidechain_length():
 
 def reference_gain(level: np.ndarray, config: GateConfig) -> np.ndarray:
     """The gate written as the plain per-sample state machine a hardware gate runs (slow,
-    for a short signal only): the vectorized gate must match it sample for sample. The
+    for a short signal only): the vectorized gate must match it sample for sample. Open, it
+    closes once the level has stayed under threshold + hysteresis for longer than the hold. The
     lookahead is latency-compensated as in REAPER: the machine starts ``lookahead`` samples
     before the file (closed), so a hit at sample 0 may find the gate already opening."""
     open_at = 10 ** (config.threshold_db / 20)
@@ -393,15 +400,15 @@ def reference_gain(level: np.ndarray, config: GateConfig) -> np.ndarray:
     hold, lookahead = ms(config.hold_ms), ms(config.lookahead_ms)
     attack, release = max(1, ms(config.attack_ms)), max(1, ms(config.release_ms))
     held = np.zeros(level.size, bool)
-    is_open, last_open = False, -10**9
+    is_open, last_loud = False, -10**9
     for t, value in enumerate(level):
         if value >= open_at:
             is_open = True
-        elif value < close_below:
+        if is_open and value >= close_below:  # the hold counter restarts
+            last_loud = t
+        if t - last_loud > hold:
             is_open = False
-        if is_open:
-            last_open = t
-        held[t] = t - last_open <= hold
+        held[t] = is_open
     held = np.concatenate((np.zeros(lookahead, bool), held))  # the time before the file
     pre_open = held.copy()
     for t in np.flatnonzero(held):
