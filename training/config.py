@@ -218,9 +218,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """A saved run's config. A run saved with ``plateau_patience`` 0 (accepted until
+        2026-12-07, when the count was one short) lowered the rate at the first bad epoch,
+        which is 1 now: read so, its resume keeps its schedule instead of being refused."""
         known = {f.name for f in fields(cls)}
-        return cls(**{"validation_version": 1,
-                      **{k: v for k, v in data.items() if k in known}})
+        saved = {k: v for k, v in data.items() if k in known}
+        if saved.get("plateau_patience") == 0:
+            saved["plateau_patience"] = 1
+        return cls(**{"validation_version": 1, **saved})
 
 
 #: The widest values a synth option may take, where "finite" is not bound enough: a pitch

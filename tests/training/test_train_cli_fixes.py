@@ -210,6 +210,21 @@ def test_only_the_first_torchrun_rank_draws_a_progress_bar(
     assert ("epoch 1 loss 0.1234" in err) is (rank == "0"), err
 
 
+def test_a_run_saved_with_plateau_patience_0_resumes_as_1(dataset: Path, tmp_path: Path):
+    """0 was accepted until the count was corrected, and lowered the rate at the first bad
+    epoch, which 1 does now: the resume of such a run was refused with an error about an
+    option the user had not typed."""
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(run), *TINY_OPTIONS])
+    assert result.exit_code == 0, result.output
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["model"]["training_config"]["plateau_patience"] = 0  # as the old code saved it
+    torch.save(state, run / "last.pt")
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["plateau_patience"] == 1
+
+
 def test_validation_changes_compare_the_data_not_its_path():
     """A run stores absolute paths: a checkout elsewhere names the same kits at another
     path (no change), and one folder may come to hold another dataset (a change)."""
