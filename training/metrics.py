@@ -388,8 +388,8 @@ def clip_metrics(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray, sam
     ``ghost_level_error_db``, ``ghost_level_bias_db``, ``hits_lost_pct``, ``hit_level_error_in_db``,
     ``ghost_level_error_in_db``, ``cymbal_leakage_db``, ``tom_kick_leakage_db``.
     ``earlier``: the pieces struck before the clip that ring into it (``onsets_before``),
-    for the tom/kick regions. Bleed reduction and the two leakages have no ``_in`` twin: they compare ``y`` with
-    ``x``, so the input scores 0 dB on them by definition.
+    for the tom/kick regions. Bleed reduction and the two leakages have no ``_in`` twin:
+    they compare ``y`` with ``x``, so the input scores 0 dB on them by definition.
     """
     x, s, y = _mono(noisy, "noisy"), _mono(clean, "clean"), _mono(estimate, "estimate")
     _same_length(x, s, y)

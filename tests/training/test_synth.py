@@ -364,7 +364,6 @@ def test_a_kit_without_a_side_stick_plays_them_on_its_snare(tmp_path, procedural
     assert info["instruments"]["sidestick"] == [player]
 
 
-
 def test_a_small_dataset_on_a_nearly_full_disk_is_sized_in_mb(tmp_path, monkeypatch):
     """Below 1 GB the sizes read "need about 0.0 GB; ... has 0.0 GB free"."""
     import shutil
