@@ -110,10 +110,11 @@ def progress(description: str, total: float = 1.0,
 
         # On stderr, as the plain lines are: stdout carries only the output paths, which
         # scripts read (``debleed gate *.wav > done.txt``), so a piped stdout is left alone;
-        # on a terminal its lines are printed above the bar, as stderr's are (``echo``).
+        # on a terminal its lines are printed above the bar, as stderr's are (``echo``),
+        # soft-wrapped: rich broke a long path at a space, and a copied path held a newline.
         with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
-                      console=Console(stderr=True), transient=False,
+                      console=Console(stderr=True, soft_wrap=True), transient=False,
                       redirect_stdout=sys.stdout.isatty()) as bar:
             task = bar.add_task(description, total=total, note="")
 

@@ -269,6 +269,21 @@ def test_output_paths_on_a_terminal_are_lines_of_their_own(tmp_path, write_wav, 
         str(tmp_path / "out" / "a.gate.wav"), str(tmp_path / "out" / "b.gate.wav")]
 
 
+def test_a_long_output_path_on_a_narrow_terminal_stays_one_line(tmp_path, write_wav, drum_track,
+                                                                capsys, monkeypatch):
+    """rich broke a path wider than the terminal at a space, so a path copied from the
+    terminal held a newline; the terminal's own soft wrap keeps it one line."""
+    import sys
+
+    src = write_wav(tmp_path / "a.wav", drum_track())
+    out = tmp_path / "Big Band 2024 sessions" / "Snare top take 03 (room) final mix.wav"
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(sys, "stdout", sys.stderr)
+    cli.main(["gate", str(src), "-o", str(out)], standalone_mode=False)
+    assert str(out) in screen_lines(capsys.readouterr().err)
+
+
 def test_a_piped_stdout_gets_the_output_paths_alone_beside_a_bar(tmp_path, write_wav, drum_track,
                                                                   capsys, monkeypatch):
     """``debleed gate *.wav > done.txt`` on a terminal: the bar on stderr must not take the
