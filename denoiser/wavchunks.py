@@ -75,7 +75,7 @@ def _long_broadcast_info(file: BinaryIO) -> bytes | None:
     for tag, start, size in _chunks(file):
         if tag == b"bext" and size > _CHUNK_MAX:
             file.seek(start)
-            chunk = file.read(_FIXED_BYTES + _CHUNK_MAX)
+            chunk = file.read(min(size, _FIXED_BYTES + _CHUNK_MAX))  # not the next chunk
             if len(chunk) < _FIXED_BYTES:
                 return None
             history = chunk[_FIXED_BYTES:]

@@ -163,6 +163,18 @@ def test_a_bext_chunk_libsndfile_skips_is_read_from_the_file(tmp_path, rng, cont
         assert [line + b"\r\n" for line in history[:-2]] == lines[:len(history) - 2]
 
 
+def test_a_bext_chunk_just_over_the_limit_ends_where_it_ends(tmp_path, rng):
+    """A chunk of 10241-10841 bytes: the read took 602 + 10240 bytes whatever its size, so
+    its history ran on into the next chunk's header and the samples."""
+    history = b"".join(b"A=PCM,F=48000,W=24,T=pass %04d\r\n" % n for n in range(310))
+    assert 10_240 < 602 + len(history) < 602 + 10_240
+    src = tmp_path / "in.wav"
+    sf.write(src, (0.3 * rng.standard_normal((24_000, 1))).astype(np.float32), 48_000,
+             subtype="PCM_24")
+    info = bext_of(with_chunk(src, b"bext", file_bext(history)))
+    assert info is not None and info[608:] == history
+
+
 def test_rf64_outputs_carry_no_write_time(tmp_path, monkeypatch, rng):
     """libsndfile's RF64 writer adds a PEAK chunk even when told not to, stamped with the
     write time; the stamp is zeroed, so two runs a second apart give the same bytes."""
