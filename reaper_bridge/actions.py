@@ -198,14 +198,15 @@ class WorkerJob:
         elif now >= self.kill_deadline:
             self.process.kill()
 
-    def abandon(self, why: str) -> None:
+    def abandon(self, why: str, box: bool = True) -> None:
         """End a job no tick will end (``exited``, ``_reclaim_stale``), as a cancel does:
         nobody is left to wait for an orderly stop, so the worker is killed, and once it is
-        gone its outputs (the temporary file it was writing included) are discarded."""
+        gone its outputs (the temporary file it was writing included) are discarded.
+        ``box``: say so in a message box, not only on the console."""
         self.process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(REAP_SECONDS)
-        self.end(None, f"debleed: {why}; the job was stopped and nothing was changed.")
+        self.end(None, f"debleed: {why}; the job was stopped and nothing was changed.", box)
 
     def _failure(self, result: dict[str, Any]) -> str:
         """The worker's error, naming its log (which ``end`` then keeps) whenever the log
@@ -231,15 +232,16 @@ class WorkerJob:
         else:
             self.end(message, None)
 
-    def end(self, message: str | None, error: str | None) -> None:
+    def end(self, message: str | None, error: str | None, box: bool = True) -> None:
         JOBS.pop(self.id, None)
         _ext(self.api, "state", "idle")
         _ext(self.api, "cancel", "")
         if error is not None:
             self.on_failure()
+        if error is not None and box:
             self.api.ShowMessageBox(error, TITLE, 0)
         else:
-            self.api.ShowConsoleMsg((message or "") + "\n")
+            self.api.ShowConsoleMsg((error or message or "") + "\n")
         keep_log = error is not None and "log:" in error
         if not keep_log:
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -264,8 +266,8 @@ def exited(job_id: int) -> None:
     started the job ends: after the job's last tick (it is gone then: nothing to do), or
     when the user terminated the script, which drops its pending ticks."""
     job = JOBS.get(job_id)
-    if job is not None:
-        job.abandon("its script was terminated in REAPER")
+    if job is not None:  # on the console: REAPER may be quitting, with no one to click OK
+        job.abandon("its script was terminated in REAPER", box=False)
 
 
 def _reclaim_stale() -> bool:
