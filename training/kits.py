@@ -542,8 +542,12 @@ def _holds_one_piece(shots: Sequence[_Shot]) -> bool:
     dynamics and mic words; names that are only those left out) agree, or name one piece
     a kit has one of (``_ONE_PER_KIT``), read behind the folder's name where they say
     nothing alone. Read as one instrument, "Toms" made three drums velocity layers of one
-    tom and "Cymbals" played the ride as a loud crash."""
-    names = {shot.name.casefold() for shot in shots if not _is_bare(shot.name)}
+    tom and "Cymbals" played the ride as a loud crash. A number after a tom or cymbal is a
+    layer's here ("Crash/crash_01.wav", "crash_02.wav"), except in a folder named in the
+    plural ("Toms/Tom 1.wav", "Tom 2.wav"): that holds several, numbered as at the top."""
+    plural = re.search(r"s[^a-z]*$", shots[0].where, re.IGNORECASE)
+    names = {(shot.name if plural else _LAYER_SUFFIX.sub("", shot.name)).casefold()
+             for shot in shots if not _is_bare(shot.name)}
     if len(names) <= 1:
         return True
     roles = {classify_name(_in_context(name, shots[0].where)) for name in names} - {None}
@@ -556,10 +560,11 @@ def _load_folder(folder: Path) -> Kit:
     A subfolder whose one-shots are layers of one piece (``_holds_one_piece``: ``Snare/``
     with ``soft.wav`` and ``hard.wav``) is that instrument, named by its path
     (``Cymbals/Crash``); the one-shots of any other are grouped by name as top-level ones
-    are (``Toms/`` with ``Tom 1.wav`` and ``Floor Tom.wav``). Layers of one instrument are
-    ordered by peak level and share the velocity range evenly. Numbered toms and cymbals
-    (``tom1.wav``, ``crash2.wav``) are separate instruments, not layers; numbered snares,
-    kicks and hi-hats are layers (see ``_instrument_name``). A mic word in a name or folder
+    are, within the folder (``Toms/`` with ``Tom 1.wav`` and ``Floor Tom.wav``). Layers of
+    one instrument are ordered by peak level and share the velocity range evenly. Numbered
+    toms and cymbals (``tom1.wav``, ``crash2.wav``) are separate instruments, not layers,
+    except in a folder of one piece (``Crash/crash_01.wav``); numbered snares, kicks and
+    hi-hats are layers (see ``_instrument_name``). A mic word in a name or folder
     (``Snare_Top_01``, ``Snare_OH_01``, ``Room/``) names the mic, not the piece, and each
     piece is read through its closest mic only (``_split_mic``, ``_closest_mics``).
 
@@ -582,9 +587,12 @@ def _load_folder(folder: Path) -> Kit:
     groups: _ShotGroups = {}
     for shot in shots:
         # (a folder named by a mic word only, "Close/", names no piece)
-        whole = shot.path.parent in one_piece and bool(shot.where)
-        piece = shot.where if whole else _in_context(shot.name, shot.where)
-        _add_to_group(groups, piece, (shot.mic, shot.spelled), [shot.path])
+        if shot.path.parent in one_piece and shot.where:
+            piece = name = shot.where
+        else:  # keyed by its folders too: "A/tom_01.wav" and "B/tom_01.wav" are two drums
+            piece = "/".join(filter(None, (shot.where, shot.name)))
+            name = _in_context(shot.name, shot.where)
+        _add_to_group(groups, piece, name, (shot.mic, shot.spelled), [shot.path])
     instruments = []
     for name, files in _closest_mics(groups, folder):
         peaks = [float(np.max(np.abs(_load_sample(f)))) for f in files]
@@ -597,17 +605,18 @@ def _load_folder(folder: Path) -> Kit:
     return _finish(Kit(folder.name, folder, tuple(instruments)))
 
 
-# One-shots by (piece, mic word): the piece as first spelled, the mic word as spelled, files.
+# One-shots by (piece, mic word): the piece's name as first spelled, the mic word as
+# spelled, files. A piece is its path in the kit, less mic words and layer suffixes.
 _ShotGroups = dict[tuple[str, str], tuple[str, str, list[Path]]]
 
 
-def _add_to_group(groups: _ShotGroups, name: str, mic: tuple[str, str],
+def _add_to_group(groups: _ShotGroups, piece: str, name: str, mic: tuple[str, str],
                   files: list[Path]) -> None:
-    """Add ``files`` to the instrument ``name`` recorded by the mic ``mic`` (its word in
-    lower case and as spelled, "" for none), matched case-insensitively and shown as
-    first spelled: ``Snare_soft.wav``, ``snare_med.wav`` and ``SNARE_hard.wav`` were three
-    snares of one layer each, not one snare with three velocity layers."""
-    groups.setdefault((name.casefold(), mic[0]), (name, mic[1], []))[2].extend(files)
+    """Add ``files`` to the piece ``piece`` (shown as ``name``) recorded by the mic ``mic``
+    (its word in lower case and as spelled, "" for none), matched case-insensitively and
+    shown as first spelled: ``Snare_soft.wav``, ``snare_med.wav`` and ``SNARE_hard.wav``
+    were three snares of one layer each, not one snare with three velocity layers."""
+    groups.setdefault((piece.casefold(), mic[0]), (name, mic[1], []))[2].extend(files)
 
 
 def _closest_mics(groups: _ShotGroups, folder: Path) -> list[tuple[str, list[Path]]]:

@@ -158,6 +158,33 @@ def test_a_subfolder_is_one_instrument_only_when_it_holds_one_piece(tmp_path):
         "Tom 1": ("tom", ["Tom 1.wav"]), "Tom 2": ("tom", ["Tom 2.wav"])}
 
 
+def test_a_piece_folder_of_numbered_layers_is_one_piece_and_folders_keep_drums_apart(tmp_path):
+    """Numbers after tom/crash/ride name pieces at the top level (tom1, tom2), so
+    Crash/crash_01..03 was three one-layer crashes and tom_01 joined "Tom Hi/tom_01" and
+    "Tom Floor/tom_01", two drums, as layers of one. In a folder the numbers are layers,
+    except in one named in the plural (Toms/), and files of different folders are
+    different pieces: Rack Toms/Tom 1 and Floor Toms/Tom 1 are two toms."""
+    folder = tmp_path / "pack"
+    write_shots(folder, [f"{piece}/{name}_{k:02d}" for piece, name, count in (
+        ("Snare", "snare", 3), ("Kick", "kick", 2), ("Crash", "crash", 3), ("Ride", "ride", 2),
+        ("Tom Hi", "tom", 3), ("Tom Floor", "tom", 3)) for k in range(1, count + 1)])
+    assert folder_instruments(folder) == {
+        "Crash": ("crash", ["crash_01.wav", "crash_02.wav", "crash_03.wav"]),
+        "Kick": ("kick", ["kick_01.wav", "kick_02.wav"]), "Ride": ("ride", ["ride_01.wav",
+                                                                          "ride_02.wav"]),
+        "Snare": ("snare", ["snare_01.wav", "snare_02.wav", "snare_03.wav"]),
+        "Tom Floor": ("tom", ["tom_01.wav", "tom_02.wav", "tom_03.wav"]),
+        "Tom Hi": ("tom", ["tom_01.wav", "tom_02.wav", "tom_03.wav"])}
+    toms = tmp_path / "toms"
+    write_shots(toms, ["Snare/snare", "Rack Toms/Tom 1", "Rack Toms/Tom 2", "Floor Toms/Tom 1",
+                       "Floor Toms/Tom 2"])
+    # write_shots makes the i-th one-shot peak at 0.3 + 0.05 i: the peaks tell the files apart
+    shown = sorted((inst.name, [round(layer.peak, 3) for layer in inst.layers])
+                   for inst in load_kit(toms).instruments)
+    assert shown == [("Snare", [0.3]), ("Tom 1", [0.35]), ("Tom 1", [0.45]), ("Tom 2", [0.4]),
+                     ("Tom 2", [0.5])]
+
+
 def test_one_shots_in_deeper_folders_are_read(tmp_path):
     """Pieces two levels down were dropped without a word; they are read, a piece's
     folder named by its path (a file named by its mic alone is its layer), and a mic
