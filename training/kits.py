@@ -434,8 +434,12 @@ _SHOT_MICS = (("close", "direct", "main", "top"), ("",), ("bottom", "btm"),
 _SHOT_MIC_WORD = re.compile(
     r"[\s_\-.]*(?<![a-z])(" + "|".join(word for words in _SHOT_MICS for word in words if word)
     + r")(?![a-z])", re.IGNORECASE)
-# The mic words that make a kit a multi-mic one, where "OH" is the overhead: not "top" or
-# "main", which also name a hi-hat's top cymbal or a main ride.
+# Mic words that beside a hi-hat name its articulation: "HH_Close" is a closed hi-hat and
+# "HH_OH" an open one, unless the kit names its mics elsewhere (``_split_mic``).
+_HAT_WORDS = frozenset(("close", "oh"))
+# The mic words that make a kit a multi-mic one, where a hi-hat's "close" and "OH" are
+# mics: "close" where it names no articulation ("Kick_Close"), not "OH" itself, nor "top"
+# or "main", which also name a hi-hat's top cymbal or a main ride.
 _MIC_KIT_WORDS = frozenset(word for words in _SHOT_MICS for word in words) - {
     "", "oh", "top", "main"}
 
@@ -452,14 +456,14 @@ def _mic_words(name: str) -> set[str]:
 
 def _split_mic(name: str, mic_kit: bool) -> tuple[str, str, str]:
     """A one-shot's name (or a folder's) less its mic-position word, that word in lower
-    case ("" for none) and as spelled. "OH" is the overhead in a kit whose names use other
-    mic words (``mic_kit``) or beside a drum that is no hi-hat ("Snare_OH"); else it is an
-    open hi-hat ("HH_OH"), as is "OH" beside another mic word ("HH_OH_Close")."""
-    found = _mic_words(name)
-    words = found - {"oh"}
-    if not words and "oh" in found:
-        hat = (classify_name(name) or "").startswith("hihat")
-        words = {"oh"} if mic_kit or not hat else set()
+    case ("" for none) and as spelled. Beside a hi-hat, "close" and "OH" name the
+    articulation ("HH_Close", "HH_OH"), as they do beside another mic word ("HH_OH_Room"),
+    and the mic only in a kit whose names use other mic words (``mic_kit``: there
+    "HiHat_OH" is a closed hi-hat heard from above); beside any other drum "OH" is its
+    overhead ("Snare_OH")."""
+    words = found = _mic_words(name)
+    if (classify_name(name) or "").startswith("hihat"):
+        words = found - _HAT_WORDS or (found if mic_kit else set())
     if not words:
         return name, "", ""
     mic = min(words, key=lambda word: (_shot_mic_rank(word), word))
@@ -576,8 +580,7 @@ def _load_folder(folder: Path) -> Kit:
         raise KitError(f"{folder}: holds Hydrogen kits ({', '.join(kits)}), not one-shots; "
                        "pass each kit folder on its own (one --kit per kit)")
     files = visible_files(folder, AUDIO_SUFFIXES)
-    mic_kit = any(_mic_words(path.relative_to(folder).with_suffix("").as_posix())
-                  & _MIC_KIT_WORDS for path in files)
+    mic_kit = any(_read_shot(path, folder, False).mic in _MIC_KIT_WORDS for path in files)
     shots = [_read_shot(path, folder, mic_kit) for path in files]
     by_folder: dict[Path, list[_Shot]] = {}
     for shot in shots:

@@ -241,6 +241,26 @@ def test_oh_is_an_open_hat_in_a_single_mic_folder_but_not_beside_a_drum(tmp_path
                      "hh_ch": ("hihat_closed", ["hh_ch.wav"]), "kick": ("kick", ["kick.wav"])}
 
 
+def test_close_and_oh_beside_a_hat_are_its_articulation_unless_the_kit_names_mics(tmp_path):
+    """"close" counted as a mic word, so HH_Close made the kit a multi-mic one, HH_OH
+    became its overhead and the kit lost its open hi-hat. Beside a hi-hat "close" and "OH"
+    are the articulation; they are mics only where other names use mic words."""
+    folder = tmp_path / "shots"
+    write_shots(folder, ["Kick", "Snare", "HH_Close", "HH_OH"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mic is left out
+        shown = folder_instruments(folder)
+    assert shown == {"Kick": ("kick", ["Kick.wav"]), "Snare": ("snare", ["Snare.wav"]),
+                     "HH_Close": ("hihat_closed", ["HH_Close.wav"]),
+                     "HH_OH": ("hihat_open", ["HH_OH.wav"])}
+    miked = tmp_path / "miked"
+    write_shots(miked, ["Snare_Close", "Snare_Room", "HH_Close", "HH_OH"])
+    with pytest.warns(UserWarning, match="'HH' from 'Close', not 'OH'"):
+        shown = folder_instruments(miked)
+    assert shown == {"Snare": ("snare", ["Snare_Close.wav"]),
+                     "HH": ("hihat_closed", ["HH_Close.wav"])}
+
+
 def test_folder_groups_one_shots_whose_names_differ_only_in_case(tmp_path):
     """Snare_soft, snare_med and SNARE_hard were three snares of one layer each; grouped
     case-insensitively they are one snare with three layers, named as first spelled."""
