@@ -434,14 +434,14 @@ _SHOT_MICS = (("close", "direct", "main", "top"), ("",), ("bottom", "btm"),
 _SHOT_MIC_WORD = re.compile(
     r"[\s_\-.]*(?<![a-z])(" + "|".join(word for words in _SHOT_MICS for word in words if word)
     + r")(?![a-z])", re.IGNORECASE)
-# Mic words that beside a hi-hat name its articulation: "HH_Close" is a closed hi-hat and
-# "HH_OH" an open one, unless the kit names its mics elsewhere (``_split_mic``).
-_HAT_WORDS = frozenset(("close", "oh"))
-# The mic words that make a kit a multi-mic one, where a hi-hat's "close" and "OH" are
-# mics: "close" where it names no articulation ("Kick_Close"), not "OH" itself, nor "top"
-# or "main", which also name a hi-hat's top cymbal or a main ride.
+# Mic words that beside a hi-hat name its articulation or its top cymbal: "HH_Close" is a
+# closed hi-hat, "HH_OH" an open one, unless the kit names its mics elsewhere (``_split_mic``).
+_HAT_WORDS = frozenset(("close", "oh", "top"))
+# The mic words that make a kit a multi-mic one, where a hi-hat's "close", "OH" and "top"
+# are mics: each beside anything but a hi-hat ("Kick_Close", "Snare_Top"), except "OH"
+# itself and "main", which also names a main ride.
 _MIC_KIT_WORDS = frozenset(word for words in _SHOT_MICS for word in words) - {
-    "", "oh", "top", "main"}
+    "", "oh", "main"}
 
 
 def _shot_mic_rank(mic: str) -> int:
@@ -454,15 +454,17 @@ def _mic_words(name: str) -> set[str]:
     return {match.group(1).lower() for match in _SHOT_MIC_WORD.finditer(name)}
 
 
-def _split_mic(name: str, mic_kit: bool) -> tuple[str, str, str]:
-    """A one-shot's name (or a folder's) less its mic-position word, that word in lower
-    case ("" for none) and as spelled. Beside a hi-hat, "close" and "OH" name the
-    articulation ("HH_Close", "HH_OH"), as they do beside another mic word ("HH_OH_Room"),
-    and the mic only in a kit whose names use other mic words (``mic_kit``: there
-    "HiHat_OH" is a closed hi-hat heard from above); beside any other drum "OH" is its
-    overhead ("Snare_OH")."""
+def _split_mic(name: str, where: str, mic_kit: bool) -> tuple[str, str, str]:
+    """A one-shot's name (or a folder's, in the folders ``where``) less its mic-position
+    word, that word in lower case ("" for none) and as spelled. Beside a hi-hat, read
+    behind its folders where the name is only mic words ("Hats/OH"), "close", "OH" and
+    "top" name the articulation or top cymbal ("HH_Close", "HH_OH"), as they do beside
+    another mic word ("HH_OH_Room"), and the mic only in a kit whose names use other mic
+    words (``mic_kit``: there "HiHat_OH" is a closed hi-hat heard from above); beside any
+    other drum "OH" is its overhead ("Snare_OH", "Snare/OH")."""
     words = found = _mic_words(name)
-    if (classify_name(name) or "").startswith("hihat"):
+    beside = _in_context(_SHOT_MIC_WORD.sub("", name), where)
+    if (classify_name(beside) or "").startswith("hihat"):
         words = found - _HAT_WORDS or (found if mic_kit else set())
     if not words:
         return name, "", ""
@@ -513,7 +515,7 @@ def _read_shot(path: Path, folder: Path, mic_kit: bool) -> _Shot:
     parts = [*path.relative_to(folder).parent.parts, _instrument_name(path.stem)]
     mic = spelled = ""
     for index in reversed(range(len(parts))):
-        rest, word, as_spelled = _split_mic(parts[index], mic_kit)
+        rest, word, as_spelled = _split_mic(parts[index], "/".join(parts[:index]), mic_kit)
         kept = [*parts[:index], rest, *parts[index + 1:]]
         if word and re.search(r"[a-z]", "".join(kept), re.IGNORECASE):
             parts, mic, spelled = kept, word, as_spelled

@@ -261,6 +261,28 @@ def test_close_and_oh_beside_a_hat_are_its_articulation_unless_the_kit_names_mic
                      "HH": ("hihat_closed", ["HH_Close.wav"])}
 
 
+def test_a_mic_folder_under_a_piece_folder_is_that_pieces_mic(tmp_path):
+    """Snare/OH/ was read alone, as an open hi-hat's name, so Snare/OH became a second
+    snare, the overhead one a clean target. A mic folder under a piece's folder is that
+    piece's mic ("top" beside a drum makes the kit a multi-mic one, where HH/OH is the
+    hi-hat's overhead); under Hats/, OH/ and CH/ are articulations where no mic is named."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare/Top/01", "Snare/Top/02", "Snare/OH/01", "Snare/OH/02",
+                         "Kick/Top/01", "Kick/OH/01", "HH/Top/01", "HH/OH/01"])
+    with pytest.warns(UserWarning, match="'Snare' from 'Top', not 'OH'"):
+        kit = load_kit(folder)
+    # write_shots makes the i-th one-shot peak at 0.3 + 0.05 i: the peaks tell the files apart
+    shown = {inst.name: (inst.category, [round(layer.peak, 3) for layer in inst.layers])
+             for inst in kit.instruments}
+    assert shown == {"Snare": ("snare", [0.3, 0.35]), "Kick": ("kick", [0.5]),
+                     "HH": ("hihat_closed", [0.6])}
+    hats = tmp_path / "hats"
+    write_shots(hats, ["Snare/01", "Hats/OH/01", "Hats/CH/01"])
+    assert folder_instruments(hats) == {"Snare": ("snare", ["01.wav"]),
+                                        "Hats/OH": ("hihat_open", ["01.wav"]),
+                                        "Hats/CH": ("hihat_closed", ["01.wav"])}
+
+
 def test_folder_groups_one_shots_whose_names_differ_only_in_case(tmp_path):
     """Snare_soft, snare_med and SNARE_hard were three snares of one layer each; grouped
     case-insensitively they are one snare with three layers, named as first spelled."""
