@@ -297,22 +297,45 @@ def require_sound(levels: TrackLevels, path: str | os.PathLike) -> None:
         raise SilentAudioError(f"{path}: {silence_message('', np.abs(levels.offset))}")
 
 
-def require_key_sound(levels: TrackLevels, path: str | os.PathLike) -> None:
-    """An error when a gate's sidechain has no sample above silence (an empty trigger
-    export): it keys no hit, so the gate stays shut and the whole take came out silent,
-    with exit 0. Read as the detector reads a key, DC and all: ``offset`` plus the peak
-    about it bounds each channel's largest sample."""
-    if float(np.max(np.abs(levels.offset) + levels.peak)) <= SILENT_PEAK:
-        raise AudioError(f"{path}: the sidechain is silent: it would shut the gate over the "
-                         "whole take; key it from a track that plays the hits")
+def require_key_sound(levels: TrackLevels, key: sf.SoundFile, frames: int,
+                      path: str | os.PathLike, track: str | os.PathLike) -> None:
+    """An error when a gate's sidechain has no sample above silence over the ``frames`` of
+    ``track`` it keys (the detector reads no further): an empty trigger export, or one
+    whose hits all lie past the track's end, keys no hit, so the gate stays shut and the
+    whole take came out silent, with exit 0. ``levels``, the key's scan, tells a key silent
+    throughout (DC and all: ``offset`` plus the peak about it bounds each channel's largest
+    sample, as the detector reads a key); a key longer than the track is read on up to its
+    first sample above silence."""
+    anywhere = float(np.max(np.abs(levels.offset) + levels.peak)) > SILENT_PEAK
+    if anywhere and (key.frames <= frames or _sounds_before(key, frames)):
+        return
+    over = (f" over the first {frames / key.samplerate:.3f} s, the length of {track} (its "
+            "sound comes later)") if anywhere else ""
+    raise AudioError(f"{path}: the sidechain is silent{over}: it would shut the gate over the "
+                     "whole take; key it from a track that plays the hits")
 
 
-def check_sidechain(path: Path) -> int:
-    """``check_track`` for a gate's sidechain, which is refused when silent
-    (``require_key_sound``). Returns the sample rate."""
-    with open_track(path) as handle:
-        require_key_sound(scan(handle), path)
-        return int(handle.samplerate)
+def _sounds_before(handle: sf.SoundFile, frames: int) -> bool:
+    """Whether any of the first ``frames`` samples of ``handle`` is above silence; reading
+    stops at the block that holds one."""
+    handle.seek(0)
+    return any(float(np.abs(block).max()) > SILENT_PEAK for block in
+               handle.blocks(blocksize=SCAN_BLOCK, frames=min(frames, handle.frames),
+                             dtype="float32", always_2d=True))
+
+
+def check_sidechain(path: Path, tracks: tuple[Path, ...]) -> None:
+    """Refuse a gate's sidechain as ``open_sidechain`` refuses it for each of ``tracks`` it
+    keys (unreadable, NaN/inf, at another rate, silent over the track's length) without
+    writing anything: a batch checks it before its first output. The key is scanned once."""
+    from .gate import require_same_rate
+
+    with open_track(path) as key:
+        levels = scan(key)
+        for track in tracks:
+            with open_track(track) as handle:
+                require_same_rate(path, key.samplerate, track, handle.samplerate)
+                require_key_sound(levels, key, handle.frames, path, track)
 
 
 def silence_message(what: str, raw_peaks: np.ndarray | None = None) -> str:

@@ -69,12 +69,13 @@ def read_exactly(handle: sf.SoundFile, start: int, frames: int) -> np.ndarray:
 def open_sidechain(path: Path, track: sf.SoundFile,
                    stack: contextlib.ExitStack) -> sf.SoundFile:
     """The sidechain's handle (closed with ``stack``), checked at the track's rate, finite,
-    whole and not silent."""
+    whole and not silent over the track's length."""
     from .gate import require_same_rate
 
     key = stack.enter_context(open_track(path))
-    require_same_rate(path, key.samplerate, os.fsdecode(track.name), track.samplerate)
-    require_key_sound(scan(key), path)
+    name = os.fsdecode(track.name)
+    require_same_rate(path, key.samplerate, name, track.samplerate)
+    require_key_sound(scan(key), key, track.frames, path, name)
     return key
 
 

@@ -29,9 +29,9 @@ def plan_outputs(inputs: tuple[Path, ...], output: str | None, suffix: str,
 
     With several inputs each is read through first (``check_track``; ``need_sound``: a
     silent one is refused too) and checked against what depends on its rate (the gate's
-    detector filters below its Nyquist, the ``sidechain`` at its rate and not silent), so
-    a bad last file leaves no outputs of the first ones; a single input is checked by the
-    command that reads it, before it writes.
+    detector filters below its Nyquist, the ``sidechain`` at its rate and not silent over
+    its length), so a bad last file leaves no outputs of the first ones; a single input is
+    checked by the command that reads it, before it writes.
 
     ``output`` is a ``.wav`` file for a single input, else a folder (made if missing): a
     name without an extension (``-o cleaned``) is a folder whatever the number of inputs,
@@ -90,12 +90,9 @@ def _key(path: Path) -> str:
 
 def _check_batch(inputs: tuple[Path, ...], sidechain: Path | None, gate: "GateConfig | None",
                  need_sound: bool) -> None:
-    from denoiser.gate import require_same_rate
-
-    key_rate = None if sidechain is None else check_sidechain(sidechain)
     for src in inputs:
         rate = check_track(src, need_sound)
         if gate is not None:
             gate.validate(rate)
-        if key_rate is not None:
-            require_same_rate(sidechain, key_rate, src, rate)
+    if sidechain is not None:
+        check_sidechain(sidechain, inputs)

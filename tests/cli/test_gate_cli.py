@@ -119,6 +119,24 @@ def test_a_silent_sidechain_is_refused(tmp_path, write_wav, drum_track, refused,
     assert f"Error: {side}: the sidechain is silent" in result.stderr
 
 
+@pytest.mark.parametrize("lengths", [(0.5,), (1.0, 0.5)], ids=["one", "batch"])
+def test_a_sidechain_silent_over_an_input_s_length_is_refused(tmp_path, write_wav, drum_track,
+                                                             refused, lengths):
+    """The key is read over each input's length only: a trigger whose one hit lies past the
+    end of an input keys nothing there, and that output came out silent, exit 0. In a
+    batch the key sounds over the first (longer) input but not the second."""
+    srcs = [write_wav(tmp_path / f"snare{n}.wav", drum_track(seconds=seconds))
+            for n, seconds in enumerate(lengths)]
+    key = np.zeros((1, SR), np.float32)
+    key[0, int(0.75 * SR):int(0.76 * SR)] = 0.8
+    side = write_wav(tmp_path / "trigger.wav", key)
+    result = refused(lambda: run(*srcs, "--sidechain", side, "-o", tmp_path / "out"))
+    assert result.stderr == (f"Error: {side}: the sidechain is silent over the first 0.500 s, "
+                             f"the length of {srcs[-1]} (its sound comes later): it would shut "
+                             "the gate over the whole take; key it from a track that plays the "
+                             "hits\n")
+
+
 def test_sidechain_at_another_rate_is_refused(tmp_path, write_wav, drum_track, refused):
     src = write_wav(tmp_path / "snare.wav", drum_track())
     side = write_wav(tmp_path / "trigger.wav", drum_track(), rate=44_100)

@@ -194,6 +194,52 @@ def test_a_key_with_one_sample_above_silence_is_accepted(tmp_path, rng):
     np.testing.assert_allclose(out.T, apply_gate(track, SR, config, sidechain=key), atol=1e-7)
 
 
+@pytest.mark.parametrize("command", ["gate", "denoise"])
+def test_a_key_that_sounds_only_past_the_track_is_refused(tmp_path, rng, command):
+    """The detector reads the key over the track's length alone: a trigger whose only hit
+    comes on the sample after the track's last keys nothing there, and the take came out
+    silent with exit 0 (the key was refused only when silent throughout)."""
+    from denoiser.errors import AudioError
+    from denoiser.stream import gate_file
+
+    src, key_path = tmp_path / "snare.wav", tmp_path / "trigger.wav"
+    sf.write(src, snare_every_quarter_second(rng)[:, :SR].T, SR, subtype="FLOAT")
+    key = np.zeros((1, 2 * SR), np.float32)
+    key[0, SR] = 0.8
+    sf.write(key_path, key.T, SR, subtype="FLOAT")
+    config = GateConfig(threshold_db=-30, range_db=float("-inf"))
+    with pytest.raises(AudioError) as refused:
+        if command == "gate":
+            gate_file(config, src, tmp_path / "out.wav", key_path)
+        else:
+            Denoiser(build_model("identity"), "cpu", STREAM).denoise_file(
+                src, tmp_path / "out.wav", gate=config, sidechain=key_path)
+    assert str(refused.value) == (f"{key_path}: the sidechain is silent over the first 1.000 s, "
+                                  f"the length of {src} (its sound comes later): it would shut "
+                                  "the gate over the whole take; key it from a track that plays "
+                                  "the hits")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav", "trigger.wav"]
+
+
+def test_a_longer_key_that_sounds_on_the_track_s_last_sample_is_accepted(tmp_path, rng):
+    """What the key holds past the track's end is no part of the check either way: one hit
+    on the last sample the track keys is a key, gated as ``apply_gate`` gates with the key
+    cut to the track."""
+    from denoiser.stream import gate_file
+
+    src, key_path = tmp_path / "snare.wav", tmp_path / "trigger.wav"
+    track = snare_every_quarter_second(rng)[:, :SR]
+    sf.write(src, track.T, SR, subtype="FLOAT")
+    key = np.zeros((1, 2 * SR), np.float32)
+    key[0, SR - 1] = 0.8
+    sf.write(key_path, key.T, SR, subtype="FLOAT")
+    config = GateConfig(threshold_db=-30, range_db=-60)
+    out, _ = sf.read(gate_file(config, src, tmp_path / "out.wav", key_path), dtype="float32")
+    expected = apply_gate(track, SR, config, sidechain=key[:, :SR])
+    np.testing.assert_allclose(out.T, expected, atol=1e-7)
+    assert np.abs(out.T[:, -1] - track[:, -1]).max() < 1e-6  # the lookahead opened it there
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_chattering_curve_read_in_spans_is_the_whole_curve(seed, monkeypatch):
     """A gate with no hold, attack or release chatters at the noise: its curve holds a
