@@ -66,6 +66,15 @@ def origin(take: TakeSource) -> float:
     return take.position - (take.source_offset if take.file is not None else 0.0)
 
 
+def played_frames(take: TakeSource) -> tuple[int, int]:
+    """The frames ``[start, stop)`` of the take's key (which starts at ``origin``) that its
+    item plays: the rest of the processed file is never heard."""
+    rate = take.sample_rate
+    first = int(round(origin(take) * rate))
+    return (max(0, int(round(take.position * rate)) - first),
+            int(round((take.position + take.length) * rate)) - first)
+
+
 def render_keys(api: Any, track: str, takes: list[TakeSource],
                 work_dir: str) -> dict[int, Rendered]:
     """Render one key per distinct (file, origin, rate) among ``takes`` (by index): long
@@ -78,8 +87,7 @@ def render_keys(api: Any, track: str, takes: list[TakeSource],
         groups.setdefault((source, first, take.sample_rate), []).append(index)
     keys: dict[int, Rendered] = {}
     for number, ((_, first, rate), members) in enumerate(groups.items()):
-        end = max(takes[i].position + takes[i].length for i in members)
-        frames = max(1, int(round(end * rate)) - first)
+        frames = max(1, max(played_frames(takes[i])[1] for i in members))
         path = os.path.join(work_dir, f"key_{number:03d}.wav")
         key = render_track(api, track, first / rate, rate, KEY_CHANNELS, frames, path)
         keys.update((i, key) for i in members)
@@ -88,17 +96,21 @@ def render_keys(api: Any, track: str, takes: list[TakeSource],
 
 def skip_silent_keys(selection: Selection, keys: dict[int, Rendered],
                      name: str) -> dict[int, Rendered]:
-    """Skip the takes whose key is silent (the sidechain track plays nothing over their
-    file: an empty trigger track, or one whose items lie elsewhere), as the library
-    refuses such a key: keyed by silence the gate stays shut, and the take came out silent
-    with a success message. Returns the kept takes' keys by their new index; refuses when
-    no take is left, as a MIDI-only track is refused."""
+    """Skip the takes whose key is silent over what their item plays (``played_frames``:
+    an empty trigger track, or one whose items lie elsewhere, before the item on the
+    file's timeline included), as the library refuses a key silent over the track: keyed
+    by silence the gate stays shut, and the played part came out silent with a success
+    message. The key of a file two items play is one, so each item is judged by its own
+    frames of it. Returns the kept takes' keys by their new index; refuses when no take is
+    left, as a MIDI-only track is refused."""
     reason = f"sidechain track {name!r} is silent over it: the gate would shut it whole"
-    kept = [index for index in range(len(selection.takes)) if not keys[index].silent]
+    heard = [keys[index].sounds(*played_frames(take))
+             for index, take in enumerate(selection.takes)]
+    kept = [index for index, sounds in enumerate(heard) if sounds]
     if not kept:
         raise BridgeError(f"sidechain track {name!r} is silent over every selected item: the "
                           "gate would shut them whole; key it from a track that plays the hits")
-    selection.skipped += [Skipped(take.label, reason) for index, take
-                          in enumerate(selection.takes) if keys[index].silent]
+    selection.skipped += [Skipped(take.label, reason) for take, sounds
+                          in zip(selection.takes, heard) if not sounds]
     selection.takes = [selection.takes[index] for index in kept]
     return {new: keys[old] for new, old in enumerate(kept)}

@@ -12,6 +12,7 @@ import hashlib
 import struct
 import sys
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ from .items import BridgeError, TakeSource
 from .rpr import pack_pointer
 
 BLOCK_FRAMES = 65536
+#: ``Rendered.sound`` is noted in stretches this long: shorter than the gate's default hold
+#: (40 ms), so a hit that close outside an item, taken for sound inside it, holds the gate
+#: open into the item anyway; ten minutes are 60,000 tests.
+SOUND_SECONDS = 0.01
 ACCESSOR_FAILED = "REAPER's audio accessor failed to read the audio"
 
 
@@ -29,12 +34,17 @@ ACCESSOR_FAILED = "REAPER's audio accessor failed to read the audio"
 class Rendered:
     """A file rendered through the accessor, and a digest of its audio: renders are new
     files each run, so the cache keys them by what they hold (the same audio again reuses
-    the earlier result; a changed take or sidechain track is processed anew). ``silent``:
-    no sample is above ``SILENT_PEAK`` (a sidechain track that plays nothing there)."""
+    the earlier result; a changed take or sidechain track is processed anew). ``sound``:
+    the ``[start, stop)`` frame spans, in ``SOUND_SECONDS`` stretches, where a sample is
+    above ``SILENT_PEAK`` (where a sidechain track plays something)."""
 
     path: str
     digest: str
-    silent: bool
+    sound: tuple[tuple[int, int], ...]
+
+    def sounds(self, start: int, stop: int) -> bool:
+        """Whether a sample of frames ``[start, stop)`` is above silence (to the stretch)."""
+        return any(begin < stop and end > start for begin, end in self.sound)
 
 
 def _ctypes_reader(api: Any) -> Any:
@@ -105,12 +115,13 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
     """Write ``total`` frames the accessor gives from ``start`` (its own time base) in
     ``channels``, of which the first ``keep`` (default and at most: all) go to the file,
     times ``gain``, to ``path`` atomically, then destroy the accessor. The file's bytes are
-    hashed as they are written, not read back, and its samples looked at until one is
-    above silence (for a sounding key, up to its first hit)."""
+    hashed as they are written, not read back, and where they sound noted
+    (``_sounding``)."""
     read = _ctypes_reader(api) or _api_reader(api)
     keep = min(keep or channels, channels)  # the header must describe the data written
     sha = hashlib.sha1()
-    silent = True
+    stretch = max(1, int(rate * SOUND_SECONDS))
+    sound: list[tuple[int, int]] = []
     try:
         with atomic_output(path) as tmp, open(tmp, "wb") as handle:
             header = _header(keep, rate, total)
@@ -123,8 +134,10 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
                     samples = _first_channels(samples, channels, keep)
                 if gain != 1.0:
                     samples = array("f", (value * gain for value in samples))
-                if silent and samples:
-                    silent = max(samples) <= SILENT_PEAK and min(samples) >= -SILENT_PEAK
+                for span in _sounding(samples, keep, first, stretch):
+                    if sound and sound[-1][1] == span[0]:
+                        span = (sound.pop()[0], span[1])
+                    sound.append(span)
                 if sys.byteorder == "big":
                     samples.byteswap()
                 data = samples.tobytes()
@@ -132,7 +145,22 @@ def _render(api: Any, accessor: str, start: float, rate: int, channels: int, tot
                 handle.write(data)
     finally:
         api.DestroyAudioAccessor(accessor)
-    return Rendered(path, sha.hexdigest()[:16], silent)
+    return Rendered(path, sha.hexdigest()[:16], tuple(sound))
+
+
+def _sounding(samples: array, channels: int, start: int,
+              stretch: int) -> Iterator[tuple[int, int]]:
+    """The frame spans of each ``stretch`` frames of interleaved ``samples`` (frame
+    ``start`` on) that hold a sample above silence. Pure Python must stay cheap beside
+    reading the key: digital silence is one comparison of bytes, and a sounding stretch is
+    read up to its first loud sample."""
+    frames = len(samples) // channels
+    zeros = bytes(samples.itemsize * stretch * channels)
+    for offset in range(0, frames, stretch):
+        part = samples[offset * channels:(offset + stretch) * channels]
+        if (part.tobytes() != zeros[:len(part) * samples.itemsize]
+                and any(value > SILENT_PEAK or value < -SILENT_PEAK for value in part)):
+            yield start + offset, start + min(offset + stretch, frames)
 
 
 def render_take(api: Any, take: TakeSource, path: str, block: int = BLOCK_FRAMES,

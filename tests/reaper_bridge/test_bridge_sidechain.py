@@ -199,6 +199,64 @@ def test_an_item_the_sidechain_track_is_silent_over_is_skipped(fake: FakeReaper,
                                "it: the gate would shut it whole"]
 
 
+def test_an_item_is_judged_by_the_key_it_plays_not_the_file_s(fake: FakeReaper, api,
+                                                               tmp_path: Path) -> None:
+    """Two items play one file from one origin (project 0.5 s), so they share one key,
+    which sounds: the trigger hits at 0.75 s, inside the first item and before the second.
+    The second, keyed by silence over all it plays, came out silent there with a success
+    message; it is skipped and named, and the first gets its take."""
+    snare = 0.5 * np.random.default_rng(0).standard_normal((1, 3 * RATE))
+    wav = write(tmp_path / "snare.wav", snare)
+    track = fake.add_track("Snare")
+    first, second = fake.add_item(track, 0.5, 1.0), fake.add_item(track, 2.0, 1.0)
+    fake.add_take(first, fake.file_source(str(wav)), "A")
+    fake.add_take(second, fake.file_source(str(wav)), "B", D_STARTOFFS=1.5)
+    trigger_track(fake, tmp_path, position=0.5, at=0.25)
+    outcome = denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track="Kick Trigger")
+    assert (outcome.takes_added, outcome.files_processed) == (1, 1)
+    assert [take.name for take in first.takes] == ["A", "A [gate]"]
+    assert len(second.takes) == 1
+    assert outcome.skipped == ["Snare @ 2.000 s: sidechain track 'Kick Trigger' is silent over "
+                               "it: the gate would shut it whole"]
+    gated = sf.read(first.active.source.filename, dtype="float32", always_2d=True)[0].T
+    hit = slice(int(0.25 * RATE), int(0.26 * RATE))
+    np.testing.assert_allclose(gated[:, hit], snare[:, hit], atol=1e-6)
+
+
+def test_a_trigger_before_the_only_item_changes_nothing(fake: FakeReaper, api,
+                                                         tmp_path: Path) -> None:
+    """The key sounds on the file's timeline (its first sample at project 0.5 s, the hit at
+    0.75 s) but not over the item (2-3 s): one message, as for an empty track."""
+    item = fake.add_item(fake.add_track("Snare"), 2.0, 1.0)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "snare.wav", steady_bleed(3.0)))),
+                  "Snare", D_STARTOFFS=1.5)
+    trigger_track(fake, tmp_path, position=0.5, at=0.25)
+    with pytest.raises(BridgeError, match="sidechain track 'Kick Trigger' is silent over every "
+                                          "selected item"):
+        denoise(api, ("gate",), TaskExecutor(gate=GATE), sidechain_track="Kick Trigger")
+    assert len(item.takes) == 1 and fake.undo == [] and not any(Path(fake.media_dir).iterdir())
+
+
+def test_a_rendered_key_notes_where_it_sounds_to_10_ms(fake: FakeReaper, api,
+                                                      tmp_path: Path) -> None:
+    """``Rendered.sound``: the 480-frame stretches that hold a sample above 1e-7 of either
+    sign, joined across the seams of the accessor's reads (every 1000 frames here); 1e-8
+    is silence."""
+    from reaper_bridge.sidechain import find_track
+    from reaper_bridge.wavio import render_track
+
+    data = np.zeros((1, RATE))
+    data[0, 11976:12456] = 0.8  # across the read at 12000
+    data[0, 30500] = -1e-6
+    data[0, 40000] = 1e-8
+    item = fake.add_item(fake.add_track("Trig"), 0.0, 1.0, selected=False)
+    fake.add_take(item, fake.file_source(str(write(tmp_path / "trig.wav", data))), "trigger")
+    key = render_track(api, find_track(api, "Trig"), 0.0, RATE, 2, RATE,
+                       str(tmp_path / "key.wav"), block=1000)
+    assert key.sound == ((11960, 12480), (30480, 30960))
+    assert key.sounds(12479, 12480) and not key.sounds(12480, 30480)
+
+
 def test_ungated_variant_ignores_the_sidechain_track(fake: FakeReaper, api, tmp_path: Path) -> None:
     """Only gated variants need the key: a missing track does not stop a plain denoise."""
     item = fake.add_item(fake.add_track("Snare"), 0.0, 1.0)
