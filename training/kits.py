@@ -550,10 +550,17 @@ def _holds_one_piece(shots: Sequence[_Shot]) -> bool:
     nothing alone. Read as one instrument, "Toms" made three drums velocity layers of one
     tom and "Cymbals" played the ride as a loud crash. A number after a tom or cymbal is a
     layer's here ("Crash/crash_01.wav", "crash_02.wav"), except in a folder named in the
-    plural ("Toms/Tom 1.wav", "Tom 2.wav"): that holds several, numbered as at the top."""
+    plural ("Toms/Tom 1.wav", "Tom 2.wav"): that holds several, numbered as at the top. Only
+    a number ``_instrument_name`` kept as a piece's is read so: one it left after taking a
+    layer's off is the piece's own ("Crash/Crash_16_01.wav" and "Crash_18_01.wav" are two
+    crashes, "Tom/tom1_01.wav" and "tom2_01.wav" two toms)."""
     plural = re.search(r"s[^a-z]*$", shots[0].where, re.IGNORECASE)
-    names = {(shot.name if plural else _LAYER_SUFFIX.sub("", shot.name)).casefold()
-             for shot in shots if not _is_bare(shot.name)}
+
+    def piece(shot: _Shot) -> str:
+        layered = not plural and _NUMBERED_PIECE.search(shot.path.stem)
+        return (_LAYER_SUFFIX.sub("", shot.name) if layered else shot.name).casefold()
+
+    names = {piece(shot) for shot in shots if not _is_bare(shot.name)}
     if len(names) <= 1:
         return True
     roles = {classify_name(_in_context(name, shots[0].where)) for name in names} - {None}

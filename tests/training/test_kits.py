@@ -185,6 +185,20 @@ def test_a_piece_folder_of_numbered_layers_is_one_piece_and_folders_keep_drums_a
                      ("Tom 2", [0.5])]
 
 
+def test_a_pieces_own_number_before_a_layer_number_keeps_pieces_apart(tmp_path):
+    """The folder rule took a second number off: Crash_16_01 and Crash_18_01 (a 16" and an
+    18" crash, layer 01) became one crash, tom1_01 and tom2_01 one tom."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare/snare_01", "Crash/Crash_16_01", "Crash/Crash_16_02",
+                         "Crash/Crash_18_01", "Crash/Crash_18_02", "Tom/tom1_01", "Tom/tom1_02",
+                         "Tom/tom2_01"])
+    shown = folder_instruments(folder)
+    assert {name: files for name, (_, files) in shown.items() if name != "Snare"} == {
+        "Crash_16": ["Crash_16_01.wav", "Crash_16_02.wav"],
+        "Crash_18": ["Crash_18_01.wav", "Crash_18_02.wav"],
+        "tom1": ["tom1_01.wav", "tom1_02.wav"], "tom2": ["tom2_01.wav"]}
+
+
 def test_one_shots_in_deeper_folders_are_read(tmp_path):
     """Pieces two levels down were dropped without a word; they are read, a piece's
     folder named by its path (a file named by its mic alone is its layer), and a mic
