@@ -35,6 +35,10 @@ CACHE_NAME = ".debleed-cache.json"
 LOCK_TIMEOUT_SECONDS = 10.0
 SLUGS = {"gate": "gate", "debleed": "debleed", "debleed+gate": "debleed-gate"}
 GATED = frozenset({"gate", "debleed+gate"})  # the variants a sidechain keys
+#: The pre-gate's algorithm (``denoiser.gate``), in gated variants' cache keys: raise it when
+#: the same settings gate differently, or a run reuses takes the old gate made. 2 since
+#: 2026-12-07, when the hold began to restart above threshold + hysteresis.
+GATE_VERSION = 2
 #: ``<stem>.<slug>.wav`` or ``<stem>.<slug>-<n>.wav``: a name ``MediaCache.unique_path``
 #: gives (the longest slug first: ``x.debleed-gate.wav`` is no numbered ``debleed``).
 _OUTPUT_NAME = re.compile(
@@ -237,6 +241,8 @@ def plan_denoise(selection: Selection, variants: tuple[str, ...], cache: MediaCa
                 src_key = (source, variant, sidechain)
                 if src_key not in by_source:
                     salt = settings_key if key is None else f"{settings_key}|key:{key.digest}"
+                    if variant in GATED:
+                        salt += f"|gate:{GATE_VERSION}"
                     cache_key = (f"{variant}|{salt}|{source}" if render is not None
                                  else MediaCache.key(src, variant, salt))
                     cached = cache.lookup(cache_key)

@@ -107,6 +107,27 @@ def test_ungated_takes_reuse_the_cache_whatever_the_sidechain_track(distant: Fak
     assert "0 file(s) processed, 1 reused from cache" in run(*keyed)
 
 
+def test_gated_takes_of_an_older_gate_are_made_again(distant: FakeReaper, tmp_path: Path,
+                                                     monkeypatch) -> None:
+    """The gate's hold changed (2026-12-07) and the cache key did not, so a gated take of the
+    old gate was reused for the same settings; ungated takes are still reused."""
+    from reaper_bridge import jobs
+
+    add_snare(distant, tmp_path)
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, ["reaper", "denoise", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "1 file(s) processed, 0 reused" in run("--gate")
+    assert "1 file(s) processed, 0 reused" in run()
+    monkeypatch.setattr(jobs, "GATE_VERSION", jobs.GATE_VERSION + 1)
+    assert "1 file(s) processed, 0 reused" in run("--gate")
+    assert "0 file(s) processed, 1 reused from cache" in run()
+
+
 def test_no_compare_variants_overrides_the_ini(distant: FakeReaper, tmp_path: Path) -> None:
     """``compare_variants = true`` in the INI could not be turned off from the command line."""
     _edit_settings(Path(distant.resource_path), compare_variants=True)
