@@ -76,10 +76,11 @@ def staged_output(out: Path, marker: str = MANIFEST) -> Iterator[Path]:
 
     A new ``out`` is staged beside it and renamed into place. An existing empty ``out`` is
     staged inside it and its contents moved up, ``marker`` (the file that makes the folder
-    a dataset or a kit) last, so a move cut short leaves no dataset that reads: such a folder may be a mount point or a link to another disk,
-    which can be neither removed nor renamed over, and whose disk is the one the user chose
-    for the data (staged beside it, hours of clips were written to the parent's disk and
-    then thrown away at the final rename)."""
+    a dataset or a kit) last, so a move cut short leaves no dataset that reads. Such a
+    folder may be a mount point or a link to another disk, which can be neither removed nor
+    renamed over, and whose disk is the one the user chose for the data (staged beside it,
+    hours of clips were written to the parent's disk and then thrown away at the final
+    rename)."""
     out = Path(os.path.abspath(out))  # "." cannot be removed or renamed over; its full name can
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: is a file, not a folder; choose a new --out")
