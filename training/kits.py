@@ -520,6 +520,12 @@ def _read_shot(path: Path, folder: Path, mic_kit: bool) -> _Shot:
         if word and re.search(r"[a-z]", "".join(kept), re.IGNORECASE):
             parts, mic, spelled = kept, word, as_spelled
             break
+    # the same mic named again by a folder above ("Snare/Snare OH/snare_oh_01.wav"): that
+    # folder is the mic's too, or each mic's folder would make a piece of its own
+    for index in range(len(parts) - 1):
+        rest, word, _ = _split_mic(parts[index], "/".join(parts[:index]), mic_kit)
+        if mic and word == mic and rest:
+            parts[index] = rest
     name = _instrument_name(parts[-1]) if mic and parts[-1] else parts[-1]
     return _Shot(path, "/".join(part for part in parts[:-1] if part), name, mic, spelled)
 

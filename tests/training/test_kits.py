@@ -199,6 +199,20 @@ def test_a_pieces_own_number_before_a_layer_number_keeps_pieces_apart(tmp_path):
         "tom1": ["tom1_01.wav", "tom1_02.wav"], "tom2": ["tom2_01.wav"]}
 
 
+def test_a_mic_named_by_the_file_and_its_folder_is_one_mic_of_the_piece(tmp_path):
+    """Snare/Snare OH/snare_oh_01.wav: the mic word was taken off the file's name only, so
+    each mic's folder made a snare of its own and the overhead and room ones were targets."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare/Snare Top/snare_top_01", "Snare/Snare Top/snare_top_02",
+                         "Snare/Snare OH/snare_oh_01", "Snare/Snare Room/snare_room_01",
+                         "Kick/Kick OH/kick_oh_01", "Kick/Kick Room/kick_room_01"])
+    with pytest.warns(UserWarning, match="only the closest mic's are used"):
+        shown = folder_instruments(folder)
+    snares = {name: files for name, (role, files) in shown.items() if role == "snare"}
+    assert list(snares.values()) == [["snare_top_01.wav", "snare_top_02.wav"]]
+    assert sum(role == "kick" for role, _ in shown.values()) == 1
+
+
 def test_one_shots_in_deeper_folders_are_read(tmp_path):
     """Pieces two levels down were dropped without a word; they are read, a piece's
     folder named by its path (a file named by its mic alone is its layer), and a mic
