@@ -42,8 +42,9 @@ def read_midi(path: str | Path) -> Events:
     try:
         midi = mido.MidiFile(str(path))
     except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
-        raise DatasetError(f"{path}: not a readable MIDI file ({exc})") from None
+        raise DatasetError(f"{path}: not a readable MIDI file ({_reason(exc)})") from None
     _refuse_asynchronous(path, midi)
+    _refuse_timecode(path, midi)
     now = 0.0
     hits: list[tuple[float, int, int]] = []
     for message in midi:
@@ -59,6 +60,25 @@ def read_midi(path: str | Path) -> Events:
     roles = np.array([ROLE[GM_NOTES[int(n)][0]] for n in notes], np.int8)
     toms = np.array([GM_NOTES[int(n)][1] for n in notes], np.int8)
     return Events(time.astype(np.float64), roles, velocity.astype(np.int16), toms).sorted()
+
+
+def _reason(exc: Exception) -> str:
+    """Why mido could not read a file: its message, else what the error means. An empty or
+    truncated file raises a bare ``EOFError``, and the error read "not a readable MIDI
+    file ()"."""
+    if str(exc):
+        return str(exc)
+    return "the file ends early" if isinstance(exc, EOFError) else type(exc).__name__
+
+
+def _refuse_timecode(path: Path, midi: mido.MidiFile) -> None:
+    """Refuse a header whose time division is not a positive count of ticks per beat. An
+    SMPTE division (frames per second and ticks per frame, which mido reads as a negative
+    count) gave negative hit times in reverse order, and 0 a ZeroDivisionError traceback."""
+    if midi.ticks_per_beat <= 0:
+        raise DatasetError(f"{path}: its header gives {midi.ticks_per_beat} ticks per beat "
+                           "(an SMPTE time-code division, or a broken header); save it with "
+                           "a tempo-based division (ticks per quarter note)")
 
 
 def _refuse_asynchronous(path: Path, midi: mido.MidiFile) -> None:

@@ -109,3 +109,26 @@ def test_a_midi_folder_copied_from_a_mac_skips_its_hidden_files(tmp_path):
     (folder / ".Trashes" / "old.mid").write_bytes(groove.read_bytes())
     assert midi_files([folder]) == [groove]
     assert [ROLES[r] for r in read_midi(groove).role] == ["kick", "snare"]
+
+
+@pytest.mark.parametrize("division, ticks", [(b"\xe7\x28", r"-\d+"), (b"\x00\x00", "0")],
+                         ids=["smpte", "zero"])
+def test_a_time_division_that_is_not_ticks_per_beat_is_refused(tmp_path, division, ticks):
+    """An SMPTE division (-25 fps, 40 ticks per frame: mido reads a negative count) gave
+    hits at negative times in reverse order, and 0 ticks per beat a ZeroDivisionError."""
+    raw = bytearray(write_midi(tmp_path / "good.mid", [(0, 36, 100), (1, 38, 110)]).read_bytes())
+    raw[12:14] = division  # the header's division field
+    (tmp_path / "bad.mid").write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match=rf"bad.mid: its header gives {ticks} ticks per "
+                                           r"beat \(an SMPTE time-code division"):
+        read_midi(tmp_path / "bad.mid")
+
+
+@pytest.mark.parametrize("size", [0, 10, 30])
+def test_an_empty_or_truncated_midi_file_says_why(tmp_path, size):
+    """mido raises a bare EOFError for these, and the error read "... MIDI file ()"."""
+    raw = write_midi(tmp_path / "good.mid", [(0, 36, 100), (1, 38, 110)]).read_bytes()
+    (tmp_path / "cut.mid").write_bytes(raw[:size])
+    with pytest.raises(DatasetError, match=r"cut.mid: not a readable MIDI file \(the file "
+                                           r"ends early\)$"):
+        read_midi(tmp_path / "cut.mid")
