@@ -7,6 +7,9 @@ snare-mic model exactly like a generated groove.
 
 from __future__ import annotations
 
+import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import mido
@@ -17,6 +20,9 @@ from .grooves import ROLE, Events
 from .kits import visible_files
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
+DEFAULT_TEMPO = 500_000  # microseconds per beat before a file sets one: 120 BPM
+#: A track name that says it holds the drums ("Drums", "Drum Kit", "Percussion", "drumkit").
+DRUM_TRACK = re.compile(r"drum|perc|\bkit\b", re.IGNORECASE)
 #: MIDI file type 2 (asynchronous): each track is a pattern of its own, with its own tempo,
 #: not a part of one performance, so mido refuses to merge them into one timeline.
 ASYNCHRONOUS_TYPE = 2
@@ -33,10 +39,11 @@ GM_NOTES: dict[int, tuple[str, int]] = {
 
 
 def read_midi(path: str | Path) -> Events:
-    """Drum hits of a MIDI file in seconds (tempo map applied by mido).
+    """Drum hits of a MIDI file in seconds (its tempo map applied).
 
-    Notes on channel 10 are used when there are any (a full arrangement), else every
-    channel (a drum-only file exported on another channel). Unmapped keys are skipped.
+    Notes on channel 10 are used when there are any (a full arrangement), else those of the
+    file's one track and channel (a drum-only file exported on another channel), or of the
+    one track named as drums (``_drum_notes``). Unmapped keys are skipped.
     """
     path = Path(path)
     try:
@@ -45,21 +52,79 @@ def read_midi(path: str | Path) -> Events:
         raise DatasetError(f"{path}: not a readable MIDI file ({_reason(exc)})") from None
     _refuse_asynchronous(path, midi)
     _refuse_timecode(path, midi)
-    now = 0.0
-    hits: list[tuple[float, int, int]] = []
-    for message in midi:
-        now += message.time
-        if message.type == "note_on" and message.velocity > 0:
-            hits.append((now, message.channel, message.note, message.velocity))
-    if any(channel == DRUM_CHANNEL for _, channel, _, _ in hits):
-        hits = [hit for hit in hits if hit[1] == DRUM_CHANNEL]
-    hits = [hit for hit in hits if hit[2] in GM_NOTES]
-    if not hits:
+    timed = list(_timed(midi))
+    notes = np.array([(tick, track, message.channel, message.note, message.velocity)
+                      for tick, track, message in timed
+                      if message.type == "note_on" and message.velocity > 0], np.int64)
+    if notes.size:
+        notes = _drum_notes(path, midi, notes)
+        notes = notes[np.isin(notes[:, 3], list(GM_NOTES))]
+    if not notes.size:
         raise DatasetError(f"{path}: no General MIDI drum notes found")
-    time, _, notes, velocity = (np.array(column) for column in zip(*hits))
-    roles = np.array([ROLE[GM_NOTES[int(n)][0]] for n in notes], np.int8)
-    toms = np.array([GM_NOTES[int(n)][1] for n in notes], np.int8)
-    return Events(time.astype(np.float64), roles, velocity.astype(np.int16), toms).sorted()
+    time = _seconds(notes[:, 0], timed, midi.ticks_per_beat)
+    roles = np.array([ROLE[GM_NOTES[int(n)][0]] for n in notes[:, 3]], np.int8)
+    toms = np.array([GM_NOTES[int(n)][1] for n in notes[:, 3]], np.int8)
+    return Events(time, roles, notes[:, 4].astype(np.int16), toms).sorted()
+
+
+def _timed(midi: mido.MidiFile) -> Iterator[tuple[int, int, mido.Message]]:
+    """Every message with its tick from the file's start and its track's index, track by
+    track: a note must be known by its track (``_drum_notes``), which mido's merged
+    playback forgets."""
+    for index, track in enumerate(midi.tracks):
+        tick = 0
+        for message in track:
+            tick += message.time
+            yield tick, index, message
+
+
+def _seconds(ticks: np.ndarray, timed: list[tuple[int, int, mido.Message]],
+             ticks_per_beat: int) -> np.ndarray:
+    """``ticks`` in seconds through the tempo map, as mido's playback times them: 120 BPM
+    until the first tempo change, and where several tracks change it at one tick, the
+    last track's change holds."""
+    changes = sorted([(0, DEFAULT_TEMPO)] + [(tick, message.tempo) for tick, _, message in timed
+                                             if message.type == "set_tempo"],
+                     key=lambda change: change[0])  # stable: a tick's last change comes last
+    at, tempo = (np.array(column, np.float64) for column in zip(*changes))
+    last = np.r_[at[1:] != at[:-1], True]
+    at, per_tick = at[last], tempo[last] / (1e6 * ticks_per_beat)
+    start = np.r_[0.0, np.cumsum(np.diff(at) * per_tick[:-1])]
+    index = np.searchsorted(at, ticks, side="right") - 1
+    return start[index] + (ticks - at[index]) * per_tick[index]
+
+
+def _drum_notes(path: Path, midi: mido.MidiFile, notes: np.ndarray) -> np.ndarray:
+    """The drums among ``notes`` (rows of tick, track, channel, key, velocity): channel 10's,
+    else those of the file's only track and channel, else the one track named as drums
+    (with a warning). Others are refused: read together, an eighth-note bass on channel 2
+    became 96 snare hits (its E2 and D2 are GM snare keys)."""
+    drums = notes[:, 2] == DRUM_CHANNEL
+    if drums.any():
+        return notes[drums]
+    tracks = np.unique(notes[:, 1])
+    if len(np.unique(notes[:, 1:3], axis=0)) == 1:
+        return notes
+    named = [track for track in tracks if DRUM_TRACK.search(midi.tracks[track].name)]
+    if len(named) == 1:
+        others = ", ".join(_track_label(midi, track) for track in tracks if track != named[0])
+        warnings.warn(f"{path}: no notes on channel 10; only track "
+                      f"{_track_label(midi, named[0])} is read as the drums, not {others}",
+                      stacklevel=3)
+        return notes[notes[:, 1] == named[0]]
+    channels = np.unique(notes[:, 2])
+    raise DatasetError(f"{path}: no notes on channel 10 (General MIDI drums) but notes on "
+                       f"channel{'s' * (len(channels) > 1)} "
+                       f"{', '.join(str(channel + 1) for channel in channels)} in "
+                       f"track{'s' * (len(tracks) > 1)} "
+                       f"{', '.join(_track_label(midi, track) for track in tracks)}; put the "
+                       "drums on channel 10 or export the drum track alone")
+
+
+def _track_label(midi: mido.MidiFile, track: int) -> str:
+    """A track as a DAW shows it: its name, else its number from 1."""
+    name = midi.tracks[track].name
+    return repr(name) if name else f"#{track + 1}"
 
 
 def _reason(exc: Exception) -> str:

@@ -132,3 +132,50 @@ def test_an_empty_or_truncated_midi_file_says_why(tmp_path, size):
     with pytest.raises(DatasetError, match=r"cut.mid: not a readable MIDI file \(the file "
                                            r"ends early\)$"):
         read_midi(tmp_path / "cut.mid")
+
+
+def _daw_export(path, drum_name="", bass_name="Bass", bass_channel=1):
+    """Four beats of kick and snare on channel 1 in a track of their own, and an eighth-note
+    bass line (E2, D2: GM snare keys 40 and 38) on ``bass_channel``."""
+    midi = mido.MidiFile(type=1)
+    for name, channel, notes, step in ((drum_name, 0, (36, 38), 480),
+                                       (bass_name, bass_channel, (40, 38), 240)):
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name=name)])
+        for k in range(1920 // step):
+            note = notes[k % 2]
+            track += [mido.Message("note_on", channel=channel, note=note, velocity=90),
+                      mido.Message("note_on", channel=channel, note=note, velocity=0, time=step)]
+        midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+@pytest.mark.parametrize("bass_channel, channels", [(1, "channels 1, 2"), (0, "channel 1")])
+def test_notes_of_several_instruments_without_channel_10_are_refused(tmp_path, bass_channel,
+                                                                      channels):
+    """Read together, the bass's eighths became 8 snare hits beside the drummer's 2 (96 in
+    the audit's 16-bar song), on a channel of their own or, as DAWs export every track,
+    on the drums' channel 1."""
+    path = _daw_export(tmp_path / "song.mid", bass_channel=bass_channel)
+    with pytest.raises(DatasetError, match=rf"song.mid: no notes on channel 10 \(General MIDI "
+                                           rf"drums\) but notes on {channels} in tracks #1, "
+                                           "'Bass'; put the drums on channel 10 or export the "
+                                           "drum track alone$"):
+        read_midi(path)
+
+
+@pytest.mark.parametrize("bass_channel", [1, 0])
+@pytest.mark.parametrize("name", ["Drums", "Drum Kit", "Percussion"])
+def test_a_track_named_as_drums_is_read_alone_with_a_warning(tmp_path, name, bass_channel):
+    path = _daw_export(tmp_path / "song.mid", drum_name=name, bass_channel=bass_channel)
+    with pytest.warns(UserWarning, match=rf"no notes on channel 10; only track '{name}' is "
+                                         "read as the drums, not 'Bass'"):
+        events = read_midi(path)
+    assert [ROLES[r] for r in events.role] == ["kick", "snare", "kick", "snare"]
+    assert events.time == pytest.approx([0.0, 0.5, 1.0, 1.5])
+
+
+def test_a_drum_only_file_on_another_channel_is_read_whole(tmp_path):
+    """One track on one channel (not 10) is a drum track exported alone."""
+    path = write_midi(tmp_path / "g.mid", [(0, 36, 100), (1, 38, 110), (1.5, 40, 90)], channel=3)
+    assert [ROLES[r] for r in read_midi(path).role] == ["kick", "snare", "snare"]
