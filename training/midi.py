@@ -20,7 +20,9 @@ from .grooves import ROLE, Events
 from .kits import visible_files
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
-DEFAULT_TEMPO = 500_000  # microseconds per beat before a file sets one: 120 BPM
+# What holds until a file says otherwise, as MIDI defines it: 120 BPM and 4/4.
+DEFAULT_TEMPO = mido.MetaMessage("set_tempo", tempo=500_000)
+DEFAULT_METER = mido.MetaMessage("time_signature", numerator=4, denominator=4)
 #: A track name that says it holds the drums ("Drums", "Drum Kit", "Percussion", "drumkit").
 DRUM_TRACK = re.compile(r"drum|perc|\bkit\b", re.IGNORECASE)
 #: MIDI file type 2 (asynchronous): each track is a pattern of its own, with its own tempo,
@@ -45,6 +47,13 @@ def read_midi(path: str | Path) -> Events:
     file's one track and channel (a drum-only file exported on another channel), or of the
     one track named as drums (``_drum_notes``). Unmapped keys are skipped.
     """
+    return read_performance(path)[0]
+
+
+def read_performance(path: str | Path) -> tuple[Events, float | None]:
+    """A MIDI file's drum hits (``read_midi``) and its bar length in seconds, where it keeps
+    one tempo and one time signature (None where either changes): a groove loop shorter
+    than a clip is played over and over at its bar length."""
     path = Path(path)
     try:
         midi = mido.MidiFile(str(path))
@@ -61,10 +70,12 @@ def read_midi(path: str | Path) -> Events:
         notes = notes[np.isin(notes[:, 3], list(GM_NOTES))]
     if not notes.size:
         raise DatasetError(f"{path}: no General MIDI drum notes found")
-    time = _seconds(notes[:, 0], timed, midi.ticks_per_beat)
+    tempo = _changes(timed, "set_tempo", DEFAULT_TEMPO)
+    time = _seconds(notes[:, 0], tempo, midi.ticks_per_beat)
     roles = np.array([ROLE[GM_NOTES[int(n)][0]] for n in notes[:, 3]], np.int8)
     toms = np.array([GM_NOTES[int(n)][1] for n in notes[:, 3]], np.int8)
-    return Events(time, roles, notes[:, 4].astype(np.int16), toms).sorted()
+    events = Events(time, roles, notes[:, 4].astype(np.int16), toms).sorted()
+    return events, _bar_seconds(tempo, _changes(timed, "time_signature", DEFAULT_METER))
 
 
 def _timed(midi: mido.MidiFile) -> Iterator[tuple[int, int, mido.Message]]:
@@ -78,20 +89,39 @@ def _timed(midi: mido.MidiFile) -> Iterator[tuple[int, int, mido.Message]]:
             yield tick, index, message
 
 
-def _seconds(ticks: np.ndarray, timed: list[tuple[int, int, mido.Message]],
-             ticks_per_beat: int) -> np.ndarray:
-    """``ticks`` in seconds through the tempo map, as mido's playback times them: 120 BPM
-    until the first tempo change, and where several tracks change it at one tick, the
-    last track's change holds."""
-    changes = sorted([(0, DEFAULT_TEMPO)] + [(tick, message.tempo) for tick, _, message in timed
-                                             if message.type == "set_tempo"],
+def _changes(timed: list[tuple[int, int, mido.Message]], kind: str,
+             default: mido.MetaMessage) -> list[tuple[int, mido.MetaMessage]]:
+    """The ``kind`` meta messages (tempo, time signature) as (tick, message) in the order
+    mido's playback meets them, ``default`` holding until the first: where several tracks
+    give one at a tick, the last track's holds, so only it is kept."""
+    changes = sorted([(0, default)] + [(tick, message) for tick, _, message in timed
+                                       if message.type == kind],
                      key=lambda change: change[0])  # stable: a tick's last change comes last
-    at, tempo = (np.array(column, np.float64) for column in zip(*changes))
-    last = np.r_[at[1:] != at[:-1], True]
-    at, per_tick = at[last], tempo[last] / (1e6 * ticks_per_beat)
+    return [change for change, after in zip(changes, changes[1:] + [(-1, default)])
+            if change[0] != after[0]]
+
+
+def _seconds(ticks: np.ndarray, tempo: list[tuple[int, mido.MetaMessage]],
+             ticks_per_beat: int) -> np.ndarray:
+    """``ticks`` in seconds through the ``tempo`` changes (``_changes``), as mido's playback
+    times them."""
+    at = np.array([tick for tick, _ in tempo], np.float64)
+    per_tick = np.array([message.tempo for _, message in tempo]) / (1e6 * ticks_per_beat)
     start = np.r_[0.0, np.cumsum(np.diff(at) * per_tick[:-1])]
     index = np.searchsorted(at, ticks, side="right") - 1
     return start[index] + (ticks - at[index]) * per_tick[index]
+
+
+def _bar_seconds(tempo: list[tuple[int, mido.MetaMessage]],
+                 meter: list[tuple[int, mido.MetaMessage]]) -> float | None:
+    """One bar in seconds where the file keeps one tempo and one time signature, else None
+    (bars then differ in length, and a bar line cannot be placed by the clock alone)."""
+    tempos = {message.tempo for _, message in tempo}
+    meters = {(message.numerator, message.denominator) for _, message in meter}
+    if len(tempos) > 1 or len(meters) > 1:
+        return None
+    [(beats, unit)] = meters
+    return beats * 4 / unit * tempos.pop() / 1e6
 
 
 def _drum_notes(path: Path, midi: mido.MidiFile, notes: np.ndarray) -> np.ndarray:

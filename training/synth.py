@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
 from .manifest import (assign_splits, check_valid_fraction, staged_output, valid_count,
                        write_manifest)
-from .midi import midi_files, read_midi
+from .midi import midi_files, read_performance
 from .modaldrums import TOM_RANGES, modal_drum_instrument
 from .recording import add_recording_chain
 from .snaremic import (MicConfig, add_room, bleed_path, family, mic_eq, pitch_shift,
@@ -83,13 +84,20 @@ class Clip:
 
 @dataclass(frozen=True)
 class Performance:
-    """A recorded groove (a MIDI file's drum hits, ``training.midi.read_midi``) and the
-    part of it, the hits at ``[start, stop)`` seconds, that clips take windows from."""
+    """A recorded groove (a MIDI file's drum hits, ``training.midi.read_performance``), the
+    part of it, the hits at ``[start, stop)`` seconds, that clips take windows from, and
+    its bar length, at which a part shorter than a clip loops."""
 
     events: Events
     name: str | None = None  # the MIDI file's name, for meta.json
     start: float = 0.0
     stop: float = math.inf
+    bar: float | None = None  # one bar (s) where the file keeps its tempo and meter: loops
+
+
+#: A window of a performance starts at most this long before its part's first hit and ends
+#: at most this long after its last (for its ring).
+HIT_MARGIN_SECONDS = 0.5
 
 
 def split_performance(performance: Performance, valid_fraction: float) -> dict[str, Performance]:
@@ -329,8 +337,9 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
 
     With ``performances`` (``Performance`` parts, or whole ``training.midi.read_midi``
     event lists of real drum tracks) the groove is a random clip-long window of one of
-    them instead of a generated one; meta.json then records ``midi_file`` and
-    ``midi_start``, the window's start in the performance (s).
+    them that holds some of its hits, instead of a generated one; meta.json then records
+    ``midi_file``, ``midi_start``, the window's start in the performance (s), and
+    ``midi_loop``, the bars it loops (``_bar_loop``) or None.
     """
     kits = [kits] if isinstance(kits, Kit) else list(kits)
     if not kits:
@@ -344,13 +353,14 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
         # By position, not identity: one kit given twice is one cached object.
         others = kits[:chosen] + kits[chosen + 1:]
         bleed_kit = others[int(rng.integers(len(others)))]
-    midi: dict[str, str | float | None] = {}
+    midi: dict[str, str | float | list[float] | None] = {}
     if performances:
         performance = performances[int(rng.integers(len(performances)))]
         if isinstance(performance, Events):
             performance = Performance(performance)
-        groove, start = _performance_window(performance, rng, config)
-        midi = {"midi_file": performance.name, "midi_start": round(start, 6)}
+        groove, start, loop = _performance_window(performance, rng, config)
+        midi = {"midi_file": performance.name, "midi_start": round(start, 6),
+                "midi_loop": loop and [round(edge, 6) for edge in loop]}
     else:
         groove = generate_groove(rng, -config.preroll_seconds, config.clip_seconds,
                                  config.groove, style=style)
@@ -364,21 +374,92 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
 
 
 def _performance_window(performance: Performance, rng: np.random.Generator,
-                        config: SynthConfig) -> tuple[Groove, float]:
-    """A random window of a performance's part, shifted so the clip starts at 0, and the
-    window's start in the performance (s). It hears the part's hits only (so a validation
-    window shares no hit with a training window of the same performance), and lies
-    inside the part when the part is a clip long."""
-    events = performance.events
-    part = events.select((events.time >= performance.start) & (events.time < performance.stop))
-    last = float(part.time.max()) if len(part) else performance.start
-    end = min(performance.stop, last + 0.5)
-    start = float(rng.uniform(performance.start,
-                              max(performance.start, end - config.clip_seconds)))
-    window = part.select((part.time >= start - config.preroll_seconds)
-                         & (part.time < start + config.clip_seconds))
+                        config: SynthConfig
+                        ) -> tuple[Groove, float, tuple[float, float] | None]:
+    """A random window of a performance's part that holds some of its hits, shifted so the
+    clip starts at 0; the window's start in the performance (s); and the loop it plays.
+
+    It hears the part's hits only (so a validation window shares no hit with a training
+    window of the same performance). A part shorter than a clip plays over and over at its
+    bar length where the file gives one (``_bar_loop``): a pack of 8-s groove loops gave
+    10-s clips whose last 4 s were silent."""
+    part, low, end = _part(performance)
+    clip = config.clip_seconds
+    loop = _bar_loop(performance, part) if _shorter(performance, clip) else None
+    if loop is None:
+        hits, high = part, max(low, end - clip)
+    else:
+        low, high = loop
+        hits = _repeat(part.select(part.time < high), high - low, config.preroll_seconds, clip)
+    start = _start_with_hits(hits.time, low, high, clip, rng)
+    window = hits.select((hits.time >= start - config.preroll_seconds)
+                         & (hits.time < start + clip))
     shifted = Events(window.time - start, window.role, window.velocity, window.tom)
-    return Groove(shifted, None, "midi", []), start
+    return Groove(shifted, None, "midi", []), start, loop
+
+
+def _part(performance: Performance) -> tuple[Events, float, float]:
+    """The part's hits (in time order) and the stretch its windows may cover: from
+    ``HIT_MARGIN_SECONDS`` before its first hit to as long after its last, within the part.
+    Drawn from the part's start, a song's 40-s intro gave 4 of 9 windows no hit, and
+    ``_finish`` raised their room tone by 45-54 dB to a clip's level."""
+    events = performance.events
+    part = events.select((events.time >= performance.start)
+                         & (events.time < performance.stop)).sorted()
+    if not len(part):
+        raise DatasetError(f"{performance.name or 'a performance'}: no hit in "
+                           f"[{performance.start:g}, {performance.stop:g}) s to take clips from")
+    low = max(performance.start, float(part.time[0]) - HIT_MARGIN_SECONDS)
+    end = min(performance.stop, float(part.time[-1]) + HIT_MARGIN_SECONDS)
+    return part, low, end
+
+
+def _bar_loop(performance: Performance, part: Events) -> tuple[float, float] | None:
+    """The part as a loop of whole bars, ``[start, end)`` s, or None without a bar length.
+
+    It runs from the bar line at or before the part's first hit to the bar line after its
+    last, or to the bar line nearest a validation cut that comes first (the earlier at a
+    tie: a training part cut halfway into its file's last bar loops the bars before it,
+    not half a bar of silence), and is at least a bar long."""
+    if performance.bar is None:
+        return None
+    bar = performance.bar
+    grid = 1e-6  # hit times are sums of floats: 5.9999999 s lies on the bar line at 6 s
+    first, last, cut = float(part.time[0]), float(part.time[-1]), performance.stop
+    start = bar * math.floor(first / bar + grid)
+    end = bar * (math.floor(last / bar + grid) + 1)
+    if math.isfinite(cut):
+        end = min(end, bar * math.ceil(cut / bar - 0.5 - grid))
+    return start, max(start + bar, end)
+
+
+def _repeat(events: Events, period: float, before: float, after: float) -> Events:
+    """``events`` (within one ``period``) played every ``period`` s, from at least
+    ``before`` s ahead of them to ``after`` s past their period's end: a window anywhere in
+    the first period, its pre-roll included, hears the loop throughout."""
+    shifts = period * np.arange(-math.ceil(before / period), math.ceil(after / period) + 1)
+    count = shifts.size
+    return Events((events.time[None, :] + shifts[:, None]).ravel(), np.tile(events.role, count),
+                  np.tile(events.velocity, count), np.tile(events.tom, count))
+
+
+def _start_with_hits(times: np.ndarray, low: float, high: float, clip: float,
+                     rng: np.random.Generator) -> float:
+    """A clip's start in ``[low, high]``, uniform among the starts whose clip holds one of
+    the hits at ``times`` (sorted): where redrawing an empty window until one holds a hit
+    ends, in one draw. A clip from ``s`` holds the hit at ``t`` when ``t - clip < s <= t``;
+    these stretches are merged where they overlap, one is picked by its length and the
+    start placed in it. With ``low == high`` (a short part that cannot loop) it is ``low``."""
+    left, right = np.maximum(times - clip, low), np.minimum(times, high)
+    keep = right >= left
+    left, right = left[keep], right[keep]
+    new = np.r_[True, left[1:] > np.maximum.accumulate(right)[:-1]]
+    first = np.flatnonzero(new)
+    left, right = left[first], np.maximum.reduceat(right, first)
+    ends = np.cumsum(right - left)
+    at = rng.uniform(0.0, ends[-1])
+    index = min(int(np.searchsorted(ends, at, side="right")), ends.size - 1)
+    return float(right[index] - (ends[index] - at))
 
 
 def _assemble(kit: Kit, groove: Groove, rng: np.random.Generator, config: SynthConfig,
@@ -463,13 +544,17 @@ def write_clip(clip: Clip, folder: str | Path) -> Path:
 _WORKER: dict = {}
 
 
-def performance_parts(midi_paths: Sequence[str], valid_fraction: float | None
-                      ) -> dict[str, list[Performance]]:
+def performance_parts(midi_paths: Sequence[str], valid_fraction: float | None,
+                      clip_seconds: float) -> dict[str, list[Performance]]:
     """Each split's parts of the MIDI performances: every file's first hits for training
     and its last for validation (``split_performance``), or, with ``valid_fraction``
-    None (a test set), the whole files for test."""
-    whole = [Performance(read_midi(path), Path(path).name) for path in midi_paths]
+    None (a test set), the whole files for test. A file with a part shorter than a clip
+    that cannot loop is named in a warning (``_warn_unlooped``)."""
+    whole = [Performance(events, Path(path).name, bar=bar)
+             for path in midi_paths for events, bar in [read_performance(path)]]
     if valid_fraction is None:
+        for performance in whole:
+            _warn_unlooped({"test": performance}, clip_seconds)
         return {"test": whole}
     parts = [split_performance(performance, valid_fraction) for performance in whole]
     splits = {split: [part[split] for part in parts if _holds_hits(part[split])]
@@ -480,7 +565,29 @@ def performance_parts(midi_paths: Sequence[str], valid_fraction: float | None
         raise DatasetError(f"MIDI {', '.join(Path(p).name for p in midi_paths)}: too few hits "
                            f"at distinct times to give the {' and '.join(empty)} split its own "
                            "part; give longer performances")
+    for part in parts:
+        _warn_unlooped(part, clip_seconds)
     return splits
+
+
+def _warn_unlooped(parts: dict[str, Performance], clip_seconds: float) -> None:
+    """Warn, in one line per file, that its parts shorter than a clip will not loop: its
+    tempo or time signature changes, so no bar length says where a loop would end, and
+    its clips end in silence after its hits (``_performance_window``)."""
+    short = [split for split, part in parts.items()
+             if part.bar is None and _holds_hits(part) and _shorter(part, clip_seconds)]
+    if short:
+        name = next(iter(parts.values())).name
+        warnings.warn(f"{name}: its {' and '.join(short)} part{'s' * (len(short) > 1)} "
+                      f"last{'s' * (len(short) == 1)} less than a {clip_seconds:g} s clip and "
+                      "cannot loop, its tempo or time signature changing: those clips end in "
+                      "silence", stacklevel=3)
+
+
+def _shorter(performance: Performance, clip_seconds: float) -> bool:
+    """Whether the stretch a part's windows may cover (``_part``) is shorter than a clip."""
+    _, low, end = _part(performance)
+    return end - low < clip_seconds
 
 
 def _holds_hits(performance: Performance) -> bool:
@@ -536,7 +643,8 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     midi_paths = [str(path) for path in midi_files(list(midi))] if midi else []
     # A bad file or too short a performance fails here, before anything is written: in a
     # worker's initializer the pool would start a new worker for each that failed, forever.
-    performances = performance_parts(midi_paths, None if split == "test" else valid_fraction)
+    performances = performance_parts(midi_paths, None if split == "test" else valid_fraction,
+                                     config.clip_seconds)
     n = clip_count(hours, config.clip_seconds)
     check_disk_space(out, n, config)
     width = max(5, len(str(n - 1)))

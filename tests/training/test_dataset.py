@@ -263,7 +263,9 @@ def _snare_performance(path, hits):
 def test_midi_validation_clips_replay_no_training_hit(synthetic_kit_dir, tmp_path):
     """Train and valid clips were windows of the same performance drawn clip by clip (a
     valid clip shared seven snare hits with a train clip). Each file's last hits are now
-    validation's alone, and meta.json says which file and where the window starts."""
+    validation's alone, and meta.json says which file and where the window starts. The
+    validation part, shorter than a clip, loops at its 4-s bar (60 BPM, 4/4), so its
+    windows may start before it in the file and still hear only its hits."""
     midi = _snare_performance(tmp_path / "groove.mid", 16)  # 4 s; the last 3 hits validate
     config = replace(CONFIG, bleed_only_probability=0.0)
     root = render_dataset([synthetic_kit_dir], tmp_path / "set", hours=10 * 1.5 / 3600,
@@ -277,10 +279,114 @@ def test_midi_validation_clips_replay_no_training_hit(synthetic_kit_dir, tmp_pat
     for meta in metas["train"] + metas["valid"]:
         assert meta["midi_file"] == "groove.mid" and meta["style"] == "midi"
         for onset in meta["onsets"]:  # hit k (velocity 10 + k) is at k/4 s in the file
-            assert meta["midi_start"] + onset["time"] == pytest.approx(
+            assert (meta["midi_start"] + onset["time"]) % 4 == pytest.approx(
                 (onset["velocity"] - 10) / 4, abs=1e-4)
     starts = {split: [meta["midi_start"] for meta in metas[split]] for split in metas}
-    assert max(starts["train"]) + CONFIG.clip_seconds <= min(starts["valid"]) == 3.25
+    assert max(starts["train"]) + CONFIG.clip_seconds <= 3.25
+    assert [meta["midi_loop"] for meta in metas["train"]] == [None] * 8
+    assert [meta["midi_loop"] for meta in metas["valid"]] == [[0.0, 4.0]] * 2
+
+
+def _groove(path, beats, starts=(0,), tempo_change=None):
+    """A 4/4 GM groove at 120 BPM, ``beats`` beats from each of ``starts`` (beats): kick and
+    snare on the beats, hi-hats on the eighths, each hit with its own velocity (10 + its
+    index), so a clip's onsets name the hits it replays. ``tempo_change``: (beat, bpm)."""
+    hits = sorted([(start + k, 36 if k % 2 == 0 else 38) for start in starts
+                   for k in range(beats)]
+                  + [(start + k / 2, 42) for start in starts for k in range(2 * beats)])
+    midi = mido.MidiFile(ticks_per_beat=480)
+    messages = [(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120)))]
+    if tempo_change:
+        messages.append((tempo_change[0] * 480,
+                         mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_change[1]))))
+    messages += [(round(beat * 480), mido.Message("note_on", channel=9, note=note,
+                                                  velocity=10 + k))
+                 for k, (beat, note) in enumerate(hits)]
+    messages.sort(key=lambda item: item[0])
+    track = mido.MidiTrack()
+    now = 0
+    for tick, message in messages:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+def _metas(root):
+    """Each split's clips' meta.json, in manifest order."""
+    metas = {}
+    for entry in read_manifest(root)["clips"]:
+        metas.setdefault(entry["split"], []).append(
+            json.loads((root / entry["id"] / "meta.json").read_text()))
+    return metas
+
+
+def test_midi_windows_are_drawn_where_the_drums_play(synthetic_kit_dir, tmp_path):
+    """Windows were drawn anywhere in a part: a song whose drums enter after a 40-s intro
+    gave 4 of 9 training clips no hit, only room tone raised 45-54 dB to a clip's level.
+    A window now starts at most 0.5 s before its part's first hit, and one that would hold
+    no hit (here in a 20-s break) is drawn again."""
+    song = _groove(tmp_path / "song.mid", 8, starts=(40, 88))  # drums at 20-24 and 44-48 s
+    config = replace(CONFIG, bleed_only_probability=0.0)
+    root = render_dataset([synthetic_kit_dir], tmp_path / "set", hours=40 * 1.5 / 3600,
+                          seed=3, config=config, midi=[song])
+    metas = _metas(root)
+    assert len(metas["train"]) == 32
+    for meta in metas["train"] + metas["valid"]:
+        assert meta["onsets"] and meta["midi_loop"] is None
+        assert meta["midi_start"] >= 19.5
+    starts = [meta["midi_start"] for meta in metas["train"]]
+    assert min(starts) < 22 and max(starts) > 40  # both stretches of drums are heard
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_midi_parts_shorter_than_a_clip_loop_at_their_bar(synthetic_kit_dir, tmp_path, jobs):
+    """A pack of 8-s groove loops with 10-s clips gave training clips whose last 4 s were
+    silent and validation clips about 85 % silence. Here 2-bar loops (4 s at 120 BPM) and
+    5-s clips: each part loops at its 2-s bar, so hits run through every clip (a gap of
+    at most an eighth in training, half a bar in validation, whose part is the second bar's
+    second half), and still no validation clip hears a training hit."""
+    loops = tmp_path / "loops"
+    loops.mkdir()
+    for name in ("a.mid", "b.mid"):
+        _groove(loops / name, 8)
+    config = replace(CONFIG, clip_seconds=5.0, bleed_only_probability=0.0)
+    root = render_dataset([synthetic_kit_dir], tmp_path / "set", hours=10 * 5.0 / 3600,
+                          seed=2, config=config, midi=[loops], jobs=jobs)
+    metas = _metas(root)
+    widest = {"train": 0.25, "valid": 1.25}
+    for split, loop in (("train", [0.0, 2.0]), ("valid", [2.0, 4.0])):
+        for meta in metas[split]:
+            times = [0.0] + sorted(o["time"] for o in meta["onsets"]) + [5.0]
+            assert meta["midi_loop"] == loop and loop[0] <= meta["midi_start"] <= loop[1]
+            assert max(np.diff(times)) <= widest[split] + 1e-3
+    heard = {split: {o["velocity"] for meta in metas[split] for o in meta["onsets"]}
+             for split in metas}
+    assert heard["valid"] == set(range(10 + 18, 10 + 24)) and not heard["train"] & heard["valid"]
+    if jobs == 2:  # the same bytes as one process
+        single = render_dataset([synthetic_kit_dir], tmp_path / "one", hours=10 * 5.0 / 3600,
+                                seed=2, config=config, midi=[loops])
+        for clip in read_manifest(root)["clips"]:
+            for name in ("noisy.wav", "meta.json"):
+                assert ((root / clip["id"] / name).read_bytes()
+                        == (single / clip["id"] / name).read_bytes())
+
+
+def test_a_short_part_that_cannot_loop_is_named_once(synthetic_kit_dir, tmp_path):
+    """A tempo change leaves no bar length to loop at: one warning line per file, and its
+    windows start where its part does."""
+    path = _groove(tmp_path / "rubato.mid", 8, tempo_change=(4, 100))
+    config = replace(CONFIG, clip_seconds=5.0, bleed_only_probability=0.0)
+    with pytest.warns(UserWarning) as caught:
+        root = render_dataset([synthetic_kit_dir], tmp_path / "set", hours=6 * 5.0 / 3600,
+                              seed=2, config=config, midi=[path])
+    assert [str(w.message) for w in caught] == [
+        "rubato.mid: its train and valid parts last less than a 5 s clip and cannot loop, its "
+        "tempo or time signature changing: those clips end in silence"]
+    metas = _metas(root)
+    assert {meta["midi_start"] for meta in metas["train"]} == {0.0}
+    assert all(meta["midi_loop"] is None for meta in metas["train"] + metas["valid"])
 
 
 @pytest.mark.parametrize("fraction, hits, valid_from", [

@@ -179,3 +179,31 @@ def test_a_drum_only_file_on_another_channel_is_read_whole(tmp_path):
     """One track on one channel (not 10) is a drum track exported alone."""
     path = write_midi(tmp_path / "g.mid", [(0, 36, 100), (1, 38, 110), (1.5, 40, 90)], channel=3)
     assert [ROLES[r] for r in read_midi(path).role] == ["kick", "snare", "snare"]
+
+
+@pytest.mark.parametrize("meta, bar", [
+    ([], 2.0),  # MIDI's defaults: 120 BPM, 4/4
+    ([(0, "set_tempo", {"tempo": mido.bpm2tempo(90)}),
+      (0, "time_signature", {"numerator": 3, "denominator": 4})], 2.0),
+    ([(0, "time_signature", {"numerator": 6, "denominator": 8})], 1.5),
+    ([(0, "set_tempo", {"tempo": mido.bpm2tempo(90)}),
+      (960, "set_tempo", {"tempo": mido.bpm2tempo(100)})], None),
+    ([(1920, "time_signature", {"numerator": 3, "denominator": 4})], None)])
+def test_a_midi_file_gives_its_bar_length_where_tempo_and_meter_hold(tmp_path, meta, bar):
+    """A groove loop shorter than a clip loops at its bar length, which only a file of one
+    tempo and one time signature gives."""
+    from training.midi import read_performance
+
+    midi = mido.MidiFile()
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    messages = [(tick, mido.MetaMessage(kind, **values)) for tick, kind, values in meta]
+    messages += [(480 * k, mido.Message("note_on", channel=9, note=36, velocity=100))
+                 for k in range(8)]
+    now = 0
+    for tick, message in sorted(messages, key=lambda item: item[0]):
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi.save(tmp_path / "g.mid")
+    events, seconds = read_performance(tmp_path / "g.mid")
+    assert len(events) == 8 and seconds == (None if bar is None else pytest.approx(bar))
