@@ -41,7 +41,8 @@ def dataset() -> None:
                    "(default 0.15): more snares far from the kit's own tuning.")
 @click.option("--procedural-snare-probability", type=FiniteRange(0.0, 1.0), default=None,
               help="Share of clips whose snare and toms are random membrane-model drums "
-                   "(snare 140-480 Hz, body decay 40-350 ms) instead of the kit's (default 0).")
+                   "(snare drawn at 140-480 Hz, then re-tuned like every piece; body decay "
+                   "40-350 ms) instead of the kit's (default 0).")
 @click.option("--floor-probability", type=FiniteRange(0.0, 1.0), default=None,
               help="Share of clips given a preamp's white noise floor, -110 to -66 dBFS "
                    "(default 0): real tracks are never digitally silent between hits.")

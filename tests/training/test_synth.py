@@ -389,3 +389,29 @@ def test_a_dataset_past_a_gigabyte_is_sized_in_gb(tmp_path, monkeypatch):
     with pytest.raises(DatasetError) as refused:
         check_disk_space(tmp_path / "out", 10_000, SynthConfig(clip_seconds=4.0))
     assert str(refused.value) == f"10000 clips need about 23.2 GB; {tmp_path} has 3.0 GB free"
+
+
+def test_data_docs_say_what_train_synth_sets_and_how_procedural_snares_sound():
+    """docs/data.md said ``train --synth`` "sets the same options as `dataset synth`", which
+    has --midi and --as-recorded (and the snare EQ) that it cannot set, and that procedural
+    snares are "tuned 140-480 Hz", while every piece is then re-tuned by up to +-3
+    semitones (+-6 with wide pitch)."""
+    import ast
+    from pathlib import Path
+
+    from denoiser.errors import ParameterError
+    from training.config import synth_config_with
+    from training.modaldrums import ModalDrumRanges
+
+    text = " ".join((Path(__file__).parents[2] / "docs" / "data.md").read_text().split())
+    sentence = text[text.index("--synth JSON`"):text.index("`training.dataset.ClipFolder`")]
+    with pytest.raises(ParameterError) as refused:
+        synth_config_with({"midi": ["groove.mid"]})
+    known = ast.literal_eval(str(refused.value).split("known: ")[1])
+    assert [name for name in known if f"`{name}`" not in sentence] == []
+    assert all(word in sentence for word in ("`midi`", "`as_recorded`", "snare EQ"))
+    low, high = ModalDrumRanges().fundamental_hz
+    config = SynthConfig()
+    for span in (config.pitch_semitones, config.wide_pitch_semitones):
+        sounding = f"{low * 2 ** (-span / 12):.0f}-{high * 2 ** (span / 12):.0f} Hz"
+        assert sounding in text
