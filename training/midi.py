@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import DatasetError
 from .grooves import ROLE, Events
-from .kits import visible_files
+from .kits import classify_name, visible_files
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 # What holds until a file says otherwise, as MIDI defines it: 120 BPM and 4/4.
@@ -126,8 +126,8 @@ def _bar_seconds(tempo: list[tuple[int, mido.MetaMessage]],
 
 def _drum_notes(path: Path, midi: mido.MidiFile, notes: np.ndarray) -> np.ndarray:
     """The drums among ``notes`` (rows of tick, track, channel, key, velocity): channel 10's,
-    else those of the file's only track and channel, else the one track named as drums
-    (with a warning). Others are refused: read together, an eighth-note bass on channel 2
+    else those of the file's only track and channel, else all of them where every track is
+    named by a kit piece, else the one track named as drums (with a warning). Others are refused: read together, an eighth-note bass on channel 2
     became 96 snare hits (its E2 and D2 are GM snare keys)."""
     drums = notes[:, 2] == DRUM_CHANNEL
     if drums.any():
@@ -135,6 +135,8 @@ def _drum_notes(path: Path, midi: mido.MidiFile, notes: np.ndarray) -> np.ndarra
     tracks = np.unique(notes[:, 1])
     if len(np.unique(notes[:, 1:3], axis=0)) == 1:
         return notes
+    if all(classify_name(midi.tracks[track].name) for track in tracks):
+        return notes  # a track per drum ("Kick", "Snare", "Hi-Hat"), as some DAWs export
     named = [track for track in tracks if DRUM_TRACK.search(midi.tracks[track].name)]
     if len(named) == 1:
         others = ", ".join(_track_label(midi, track) for track in tracks if track != named[0])

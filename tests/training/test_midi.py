@@ -175,6 +175,20 @@ def test_a_track_named_as_drums_is_read_alone_with_a_warning(tmp_path, name, bas
     assert events.time == pytest.approx([0.0, 0.5, 1.0, 1.5])
 
 
+def test_a_track_per_drum_without_channel_10_is_read_whole(tmp_path):
+    """A DAW's export of one track per piece, named by the piece, on channels 1 and 2: the
+    drums, not a band to refuse."""
+    midi = mido.MidiFile(type=1)
+    for name, channel, note in (("Kick", 0, 36), ("Snare", 0, 38), ("Hi-Hat", 1, 42)):
+        midi.tracks.append(mido.MidiTrack([
+            mido.MetaMessage("track_name", name=name),
+            mido.Message("note_on", channel=channel, note=note, velocity=90),
+            mido.Message("note_on", channel=channel, note=note, velocity=0, time=240)]))
+    midi.save(tmp_path / "split.mid")
+    assert sorted(ROLES[r] for r in read_midi(tmp_path / "split.mid").role) == [
+        "hihat_closed", "kick", "snare"]
+
+
 def test_a_drum_only_file_on_another_channel_is_read_whole(tmp_path):
     """One track on one channel (not 10) is a drum track exported alone."""
     path = write_midi(tmp_path / "g.mid", [(0, 36, 100), (1, 38, 110), (1.5, 40, 90)], channel=3)
