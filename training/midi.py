@@ -121,23 +121,34 @@ def _bar_seconds(tempo: list[tuple[int, mido.MetaMessage]],
     if len(tempos) > 1 or len(meters) > 1:
         return None
     [(beats, unit)] = meters
-    return beats * 4 / unit * tempos.pop() / 1e6
+    bar = beats * 4 / unit * tempos.pop() / 1e6
+    return bar if bar > 0 else None  # a tempo or a meter of 0: a broken header, no bar
 
 
 def _drum_notes(path: Path, midi: mido.MidiFile, notes: np.ndarray) -> np.ndarray:
     """The drums among ``notes`` (rows of tick, track, channel, key, velocity): channel 10's,
-    else those of the file's only track and channel, else all of them where every track is
-    named by a kit piece, else the one track named as drums (with a warning). Others are refused: read together, an eighth-note bass on channel 2
-    became 96 snare hits (its E2 and D2 are GM snare keys)."""
+    else those of the file's only track and channel, else all of them where every track
+    keeps to one channel and is named by a kit piece or as drums ("Kick", "Snare", "Perc";
+    "Drums Verse", "Drums Chorus"), else the one track named as drums among others (with a
+    warning).
+    Others are refused: read together, an eighth-note bass on channel 2 became 96 snare
+    hits (its E2 and D2 are GM snare keys)."""
     drums = notes[:, 2] == DRUM_CHANNEL
     if drums.any():
         return notes[drums]
     tracks = np.unique(notes[:, 1])
     if len(np.unique(notes[:, 1:3], axis=0)) == 1:
         return notes
-    if all(classify_name(midi.tracks[track].name) for track in tracks):
-        return notes  # a track per drum ("Kick", "Snare", "Hi-Hat"), as some DAWs export
-    named = [track for track in tracks if DRUM_TRACK.search(midi.tracks[track].name)]
+
+    def drum_track(track: int) -> bool:  # a track of a bass and drums has two channels
+        name = midi.tracks[track].name
+        return (bool(classify_name(name) or DRUM_TRACK.search(name))
+                and len(np.unique(notes[notes[:, 1] == track, 2])) == 1)
+
+    named = [track for track in tracks if drum_track(track)]
+    if len(named) == len(tracks):
+        return notes  # a track per drum, as some DAWs export, or the drums in sections
+    named = [track for track in named if DRUM_TRACK.search(midi.tracks[track].name)]
     if len(named) == 1:
         others = ", ".join(_track_label(midi, track) for track in tracks if track != named[0])
         warnings.warn(f"{path}: no notes on channel 10; only track "

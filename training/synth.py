@@ -390,7 +390,10 @@ def _performance_window(performance: Performance, rng: np.random.Generator,
         hits, high = part, max(low, end - clip)
     else:
         low, high = loop
-        hits = _repeat(part.select(part.time < high), high - low, config.preroll_seconds, clip)
+        # a hit on the loop's end bar line is the next pass's first: kept, the seam played
+        # it twice, as float rounding put it a hair under the line or not
+        kept = part.time < high - BAR_GRID * performance.bar
+        hits = _repeat(part.select(kept), high - low, config.preroll_seconds, clip)
     start = _start_with_hits(hits.time, low, high, clip, rng)
     window = hits.select((hits.time >= start - config.preroll_seconds)
                          & (hits.time < start + clip))
@@ -414,6 +417,11 @@ def _part(performance: Performance) -> tuple[Events, float, float]:
     return part, low, end
 
 
+#: Bar lines are placed to this fraction of a bar: hit times are sums of floats, so a hit
+#: at 5.9999999 s lies on the bar line at 6 s.
+BAR_GRID = 1e-6
+
+
 def _bar_loop(performance: Performance, part: Events) -> tuple[float, float] | None:
     """The part as a loop of whole bars, ``[start, end)`` s, or None without a bar length.
 
@@ -423,8 +431,7 @@ def _bar_loop(performance: Performance, part: Events) -> tuple[float, float] | N
     not half a bar of silence), and is at least a bar long."""
     if performance.bar is None:
         return None
-    bar = performance.bar
-    grid = 1e-6  # hit times are sums of floats: 5.9999999 s lies on the bar line at 6 s
+    bar, grid = performance.bar, BAR_GRID
     first, last, cut = float(part.time[0]), float(part.time[-1]), performance.stop
     start = bar * math.floor(first / bar + grid)
     end = bar * (math.floor(last / bar + grid) + 1)

@@ -189,6 +189,39 @@ def test_a_track_per_drum_without_channel_10_is_read_whole(tmp_path):
         "hihat_closed", "kick", "snare"]
 
 
+def _tracks(path, tracks):
+    """A type-1 file of ``(name, [(channel, key), ...])`` tracks, a note each quarter."""
+    midi = mido.MidiFile(type=1)
+    for name, notes in tracks:
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name=name)])
+        for channel, note in notes:
+            track += [mido.Message("note_on", channel=channel, note=note, velocity=90),
+                      mido.Message("note_on", channel=channel, note=note, velocity=0, time=480)]
+        midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+def test_drum_tracks_beside_a_perc_or_in_sections_are_all_read(tmp_path):
+    """A track per drum beside one named "Perc" was read as "Perc" alone (no snare left),
+    and the drums in two tracks "Drums Verse" and "Drums Chorus" were refused."""
+    perc = _tracks(tmp_path / "perc.mid", [("Kick", [(0, 36)]), ("Snare", [(1, 38)]),
+                                           ("Perc", [(3, 56)])])
+    assert sorted(ROLES[r] for r in read_midi(perc).role) == ["kick", "other", "snare"]
+    sections = _tracks(tmp_path / "sections.mid", [("Drums Verse", [(0, 36), (0, 38)]),
+                                                   ("Drums Chorus", [(0, 38), (0, 36)])])
+    assert sorted(ROLES[r] for r in read_midi(sections).role) == ["kick"] * 2 + ["snare"] * 2
+
+
+def test_one_track_of_drums_and_bass_on_two_channels_is_refused(tmp_path):
+    """A type-0 song named "Drums" with its bass on channel 2 was read whole, the bass's
+    notes as snare hits, and the warning named nothing it left out."""
+    path = _tracks(tmp_path / "song.mid", [("Drums", [(0, 36), (1, 40), (0, 38), (1, 38)])])
+    with pytest.raises(DatasetError, match="no notes on channel 10 .* channels 1, 2 in track "
+                                           "'Drums'; put the drums on channel 10"):
+        read_midi(path)
+
+
 def test_a_drum_only_file_on_another_channel_is_read_whole(tmp_path):
     """One track on one channel (not 10) is a drum track exported alone."""
     path = write_midi(tmp_path / "g.mid", [(0, 36, 100), (1, 38, 110), (1.5, 40, 90)], channel=3)
@@ -202,7 +235,10 @@ def test_a_drum_only_file_on_another_channel_is_read_whole(tmp_path):
     ([(0, "time_signature", {"numerator": 6, "denominator": 8})], 1.5),
     ([(0, "set_tempo", {"tempo": mido.bpm2tempo(90)}),
       (960, "set_tempo", {"tempo": mido.bpm2tempo(100)})], None),
-    ([(1920, "time_signature", {"numerator": 3, "denominator": 4})], None)])
+    ([(1920, "time_signature", {"numerator": 3, "denominator": 4})], None),
+    # broken headers: a bar of 0 s divided by zero where the file looped
+    ([(0, "time_signature", {"numerator": 0, "denominator": 4})], None),
+    ([(0, "set_tempo", {"tempo": 0})], None)])
 def test_a_midi_file_gives_its_bar_length_where_tempo_and_meter_hold(tmp_path, meta, bar):
     """A groove loop shorter than a clip loops at its bar length, which only a file of one
     tempo and one time signature gives."""
