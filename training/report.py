@@ -84,12 +84,19 @@ def check_report_folder(out: Path, folders: Sequence[str], marker: str) -> None:
     """Refuse ``out`` when it holds one of ``folders`` (which a report replaces whole) but
     not ``marker``, a file every such report writes beside them: that folder is then not an
     earlier report's (a dataset copied there, say), and a report never deletes what it did
-    not make."""
+    not make. One of ``folders`` that is a link or a file is refused whatever the marker:
+    a folder cannot be renamed over it, and the report's other files, moved in before it
+    failed, mixed one checkpoint's scores with another's."""
+    for name in folders:
+        folder = out / name
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise DatasetError(f"{folder}: a link or a file where the report writes its "
+                               f"{name} folder; move it, or choose another report folder")
     if (out / marker).is_file():
         return
     for name in folders:
         folder = out / name
-        if folder.is_dir() and not folder.is_symlink():
+        if folder.is_dir():
             raise DatasetError(f"{folder}: not made by an earlier report (no {out / marker}); "
                                "refusing to replace it, choose another report folder")
 
@@ -106,8 +113,8 @@ def staged_report(out: Path, marker: str) -> Iterator[Path]:
         yield staging
         check_report_folder(out, [c.name for c in staging.iterdir() if c.is_dir()], marker)
         out.mkdir(exist_ok=True)
-        for child in staging.iterdir():
-            target = out / child.name
+        for child in sorted(staging.iterdir(), key=lambda child: not child.is_dir()):
+            target = out / child.name  # folders first: the files say the report is whole
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)  # an earlier report's clips/: none of them may linger
             os.replace(child, target)

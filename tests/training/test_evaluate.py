@@ -219,6 +219,32 @@ def test_a_clips_folder_no_report_made_is_not_replaced(setup, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging left
 
 
+@pytest.mark.parametrize("kind", ["link", "file"])
+def test_a_clips_link_or_file_is_refused_before_scoring_and_nothing_is_written(setup, tmp_path,
+                                                                                kind):
+    """An earlier report's clips/ moved to another disk and linked back: the rerun moved its
+    clips.csv in, then failed on clips/ ("Not a directory"), leaving one checkpoint's CSV
+    beside another's JSON and HTML; a plain file there left a stray clips.csv."""
+    report = tmp_path / "report"
+    report.mkdir()
+    if kind == "link":
+        (tmp_path / "elsewhere").mkdir()
+        (report / "clips").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        (report / "index.html").write_text("earlier")
+    else:
+        (report / "clips").write_text("mine")
+    before = sorted(p.name for p in report.iterdir())
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(setup["data"]),
+                                      "--split", "all", "--limit", "1", "--report", str(report)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"Error: {report / 'clips'}: a link or a file where the "
+                                     "report writes its clips folder; move it, or choose "
+                                     "another report folder")
+    assert sorted(p.name for p in report.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == (
+        ["elsewhere", "report"] if kind == "link" else ["report"])
+
+
 def test_clip_ids_of_one_safe_name_get_their_own_folders(setup, tmp_path):
     """ "a b" and "a_b" both read as a_b on disk: the second clip's files overwrote the first's."""
     first, second = _first_ids(setup, 2)
