@@ -164,9 +164,19 @@ def no_worse(column: str, candidate: float, reference: float) -> bool:
     return candidate >= reference if column in HIGHER_IS_BETTER else candidate <= reference
 
 
+def versus(candidate: float, reference: float) -> str:
+    """``"c vs r"`` to two decimals, or to as many more (up to six) as tell the two apart:
+    a column lost by 0.002 dB read "5.49 vs 5.49", a failure its evidence did not show."""
+    for digits in range(2, 7):
+        shown = f"{candidate:.{digits}f}", f"{reference:.{digits}f}"
+        if shown[0] != shown[1]:
+            break
+    return " vs ".join(shown)
+
+
 def _columns_verdict(condition: str, columns: Sequence[str], candidate: dict[str, float],
                      reference: dict[str, float]) -> Verdict:
-    worse = [f"{c} {candidate[c]:.2f} vs {reference[c]:.2f}" for c in columns
+    worse = [f"{c} {versus(candidate[c], reference[c])}" for c in columns
              if not no_worse(c, candidate[c], reference[c])]
     return Verdict(condition, not worse, "; ".join(worse) or "no column worse")
 
@@ -181,7 +191,7 @@ def judge(candidate: Scores, reference: Scores, rule: SelectionRule = SelectionR
         verdicts.append(_columns_verdict("unseen snares: ΔSI-SDR and hits no worse", UNSEEN_GUARDED,
                                          candidate.sets["unseen"], reference.sets["unseen"]))
     if candidate.probe and reference.probe:
-        low = [f"{hz:g} Hz {c:.2f} vs {r:.2f}" for hz, c, r in zip(PROBE_HZ, candidate.probe, reference.probe)
+        low = [f"{hz:g} Hz {versus(c, r)}" for hz, c, r in zip(PROBE_HZ, candidate.probe, reference.probe)
                if c < r - rule.probe_margin_db]
         verdicts.append(Verdict(f"probe: within {rule.probe_margin_db:g} dB", not low,
                                 "; ".join(low) or "every hit within the margin"))
@@ -190,7 +200,7 @@ def judge(candidate: Scores, reference: Scores, rule: SelectionRule = SelectionR
         # The allowance added to the candidate, then no_worse: NaN on both sides passes.
         verdicts.append(Verdict(f"tuning clips: ΔSI-SDR at most {rule.tuning_loss_db:g} dB lower",
                                 no_worse("delta_si_sdr", c + rule.tuning_loss_db, r),
-                                f"{c:.2f} vs {r:.2f}"))
+                                versus(c, r)))
     return verdicts
 
 

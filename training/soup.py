@@ -41,6 +41,10 @@ def soup_weights(count: int, weights: Sequence[float] | None) -> list[float]:
     return [w / sum(scaled) for w in scaled]
 
 
+def _a(name: str) -> str:
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def soup(models: Sequence[DenoiserModel], weights: Sequence[float] | None = None) -> DenoiserModel:
     """A new model (eval mode) whose floating-point weights and buffers are the weighted
     average of ``models``'; counters (BatchNorm's ``num_batches_tracked``) come from the
@@ -53,9 +57,16 @@ def soup(models: Sequence[DenoiserModel], weights: Sequence[float] | None = None
     for other in models[1:]:
         # compared as a checkpoint stores them: a model loaded from one has lists where
         # the same model built in memory has tuples, and was refused as another architecture
-        if other.name != first.name or as_stored(other.init_kwargs) != as_stored(first.init_kwargs):
-            raise ModelError(f"cannot average a {other.name} {other.init_kwargs} with a "
-                             f"{first.name} {first.init_kwargs}: a soup needs one architecture")
+        if other.name != first.name:
+            raise ModelError(f"cannot average {_a(other.name)} with {_a(first.name)}: a soup "
+                             "needs one architecture")
+        mine, theirs = as_stored(first.init_kwargs), as_stored(other.init_kwargs)
+        differ = sorted(key for key in {*mine, *theirs} if mine.get(key) != theirs.get(key))
+        if differ:  # named alone: the whole settings made a line of a thousand characters
+            raise ModelError(f"cannot average these {first.name} models: they differ in "
+                             + ", ".join(f"{key} ({mine.get(key)!r} vs {theirs.get(key)!r})"
+                                         for key in differ)
+                             + "; a soup needs one architecture")
     states = [model.state_dict() for model in models]
     averaged = {}
     for key, value in states[0].items():

@@ -43,6 +43,13 @@ def test_one_heldout_column_a_tenth_of_a_db_worse_fails():
     assert all(v.passed for v in others)
 
 
+def test_a_column_lost_by_less_than_a_hundredth_shows_the_digits_that_lose_it():
+    """The verdict read "hit_level_error_db 5.49 vs 5.49": a failure its evidence hid."""
+    unseen = {**UNSEEN, "hit_level_error_db": UNSEEN["hit_level_error_db"] + 0.0017}
+    _, verdict, *_ = judge(scores(unseen=unseen), scores())
+    assert not verdict.passed and verdict.detail == "hit_level_error_db 1.302 vs 1.300"
+
+
 def test_a_column_undefined_on_both_sides_is_no_worse_and_on_one_side_fails():
     """A set without ghost notes has no ghost error for either model: a candidate equal
     to the reference used to fail on 'nan vs nan'."""

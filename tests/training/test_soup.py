@@ -57,6 +57,12 @@ def test_different_architectures_are_refused():
     wider = build_model("bandmask", n_fft=256, hop=64, channels=32, dilations=(1, 2))
     with pytest.raises(ModelError, match="one architecture"):
         soup([tiny(0), wider])
+    # the settings that differ, alone: the whole settings of both made a 785-character line
+    faster = build_model("bandmask-tiny", sample_rate=44_100)
+    with pytest.raises(ModelError, match=r"^cannot average these bandmask models: they differ "
+                                         r"in sample_rate \(48000 vs 44100\); a soup needs one "
+                                         r"architecture$"):
+        soup([tiny(0), faster])
     with pytest.raises(ParameterError, match="at least two"):
         soup([tiny(0)])
 
