@@ -14,6 +14,8 @@ place, and must give the same instruments with the same categories as the origin
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -79,14 +81,17 @@ def _instrument_xml(parent: ET.Element, index: int, instrument: Instrument, fold
                     max_layers: int | None, bits: int) -> int:
     element = ET.SubElement(parent, "instrument")
     ET.SubElement(element, "id").text = str(index)
-    ET.SubElement(element, "name").text = instrument.name
+    ET.SubElement(element, "name").text = _xml_text(instrument.name)
     component = ET.SubElement(element, "instrumentComponent")
     ET.SubElement(component, "component_id").text = "0"
     kept = thin_layers(instrument.layers, max_layers)
     for number, (layer, low, high) in enumerate(kept):
         # The source's stem stays in the name: a kit whose instrument names say nothing is
         # classified by its file names (training.kits.classify_name); digits add no words.
-        filename = f"{index:03d}-{number:02d}-{Path(layer.source).stem}.flac"
+        # ASCII: a Latin-1 name read on a UTF-8 system cannot be written by name
+        stem = re.sub(r"[^\w.-]+", "_", os.fsencode(Path(layer.source).stem)
+                      .decode("ascii", "replace"), flags=re.ASCII)
+        filename = f"{index:03d}-{number:02d}-{stem}.flac"
         gain = _write_layer(folder, filename, layer.samples, bits)
         node = ET.SubElement(component, "layer")
         ET.SubElement(node, "filename").text = filename
@@ -96,8 +101,16 @@ def _instrument_xml(parent: ET.Element, index: int, instrument: Instrument, fold
     return len(kept)
 
 
+def _xml_text(name: str) -> str:
+    """``name`` as XML can hold it: a file name that is not UTF-8 (an old archive's Latin-1,
+    read with surrogate escapes) is read as Latin-1, which it most likely was."""
+    if any("\udc80" <= char <= "\udcff" for char in name):
+        return name.encode("utf-8", "surrogateescape").decode("latin-1")
+    return name
+
+
 def _same_instruments(original: Kit, packed: Kit) -> None:
-    before = [(inst.name, inst.category) for inst in original.instruments]
+    before = [(_xml_text(inst.name), inst.category) for inst in original.instruments]
     after = [(inst.name, inst.category) for inst in packed.instruments]
     if before != after:
         changed = sorted(set(before) ^ set(after))
@@ -128,9 +141,9 @@ def pack_kit(source: str | Path, out_dir: str | Path, max_layers: int | None = N
     kit = load_kit(source)
     with staged_output(target) as staging:
         root = ET.Element("drumkit_info", xmlns=HYDROGEN_NS)
-        ET.SubElement(root, "name").text = kit.name
-        ET.SubElement(root, "info").text = (f"Packed by debleed from {kit.path.name}: mono "
-                                            f"{KIT_RATE} Hz FLAC, tails trimmed.")
+        ET.SubElement(root, "name").text = _xml_text(kit.name)
+        ET.SubElement(root, "info").text = (f"Packed by debleed from {_xml_text(kit.path.name)}: "
+                                            f"mono {KIT_RATE} Hz FLAC, tails trimmed.")
         instruments = ET.SubElement(root, "instrumentList")
         layers = sum(_instrument_xml(instruments, index, instrument, staging, max_layers, bits)
                      for index, instrument in enumerate(kit.instruments))

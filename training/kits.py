@@ -19,6 +19,7 @@ reuse one tom sample at several pitches for their different toms.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -281,9 +282,12 @@ def _float(element: ET.Element, tag: str, default: float, where: str) -> float:
     if text is None or not text.strip():
         return default
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise KitError(f"{where}: <{tag}> is not a number: {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):  # <pitch>inf</pitch> resampled for ever
+        raise KitError(f"{where}: <{tag}> is not a number: {text!r}")
+    return value
 
 
 def _is_placeholder(filename: str) -> bool:
@@ -396,8 +400,9 @@ def _load_hydrogen(xml_path: Path) -> Kit:
     folder = xml_path.parent
     try:
         root = ET.parse(xml_path).getroot()
-    except ET.ParseError as exc:
-        raise KitError(f"{xml_path}: malformed drumkit.xml ({exc})") from None
+    except (ET.ParseError, LookupError, ValueError) as exc:  # also an encoding Python lacks
+        raise KitError(f"{xml_path}: malformed drumkit.xml ({exc}); re-save it as UTF-8 if "
+                       "its encoding is named") from None
     _strip_namespaces(root)
     if root.tag != "drumkit_info":
         raise KitError(f"{xml_path}: not a Hydrogen drumkit (root <{root.tag}>)")

@@ -99,6 +99,27 @@ def test_packing_is_all_or_nothing(synthetic_kit_dir, tmp_path):
 
 
 
+def test_one_shots_named_in_latin_1_are_packed_under_ascii_names(tmp_path):
+    """A name read on a UTF-8 system from an old archive (caisse claire \xe9) loads, and
+    packing it raised a UnicodeEncodeError traceback: the packed name is made ASCII."""
+    import os
+
+    import soundfile as sf
+
+    folder = tmp_path / "oneshots"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in (b"snare_caisse_claire_\xe9.wav", b"kick.wav", b"hihat.wav"):
+        noise = rng.standard_normal(4800) * np.exp(-np.arange(4800) / 800)
+        sf.write(folder / "tmp.wav", (0.5 * noise).astype(np.float32), 48_000)
+        os.rename(folder / "tmp.wav", os.fsencode(folder) + b"/" + name)  # not UTF-8
+    packed = pack_kit(folder, tmp_path / "out").path
+    names = [path.name for path in packed.iterdir()]
+    assert all(name.isascii() for name in names) and any("caisse_claire_" in n for n in names)
+    assert [i.category for i in load_kit(packed).instruments] == [
+        i.category for i in load_kit(folder).instruments]
+
+
 def test_a_kit_is_never_packed_into_itself(synthetic_kit_dir):
     """A packed copy inside a one-shot folder made it read as a folder of Hydrogen kits,
     which synth then refused: the user's kit was unusable until they found the copy."""

@@ -531,6 +531,30 @@ def test_malformed_xml_is_a_kit_error(tmp_path):
         load_kit(kit_dir)
 
 
+@pytest.mark.parametrize("declared", ["ANSI", "Shift_JIS"])
+def test_an_xml_encoding_python_cannot_read_is_a_kit_error(tmp_path, declared):
+    """An unknown (LookupError) or multi-byte (ValueError) declared encoding was a traceback."""
+    kit_dir = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    xml = kit_dir / "drumkit.xml"
+    text = xml.read_text(encoding="utf-8").split("?>", 1)[-1]
+    xml.write_text(f'<?xml version="1.0" encoding="{declared}"?>{text}', encoding="utf-8")
+    with pytest.raises(KitError, match="malformed drumkit.xml .*re-save it as UTF-8"):
+        load_kit(kit_dir)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_a_number_that_is_not_finite_is_a_kit_error(tmp_path, value):
+    """<pitch>inf</pitch> resampled for ever; a NaN gain dropped every layer, and the kit
+    was said to have no snare."""
+    kit_dir = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
+    xml = kit_dir / "drumkit.xml"
+    text = xml.read_text(encoding="utf-8")
+    assert "<gain>" in text
+    xml.write_text(text.replace("<gain>1</gain>", f"<gain>{value}</gain>", 1), encoding="utf-8")
+    with pytest.raises(KitError, match=f"<gain> is not a number: '{value}'"):
+        load_kit(kit_dir)
+
+
 def test_missing_sample_is_a_kit_error(tmp_path):
     kit_dir = write_synthetic_kit(tmp_path / "kit", velocities=(1.0,))
     (kit_dir / "snare_1.wav").unlink()
