@@ -44,8 +44,9 @@ def read_midi(path: str | Path) -> Events:
     """Drum hits of a MIDI file in seconds (its tempo map applied).
 
     Notes on channel 10 are used when there are any (a full arrangement), else those of the
-    file's one track and channel (a drum-only file exported on another channel), or of the
-    one track named as drums (``_drum_notes``). Unmapped keys are skipped.
+    file's one track and channel (a drum-only file exported on another channel), of tracks
+    that are all drums by their names, or of the one track named as drums among others
+    (``_drum_notes``). Unmapped keys are skipped.
     """
     return read_performance(path)[0]
 
