@@ -527,9 +527,9 @@ def _read_shot(path: Path, folder: Path, mic_kit: bool) -> _Shot:
             break
     # the same mic named again by a folder above ("Snare/Snare OH/snare_oh_01.wav"): that
     # folder is the mic's too, or each mic's folder would make a piece of its own
-    for index in range(len(parts) - 1):
+    for index in range(len(parts) - 1) if mic else ():
         rest, word, _ = _split_mic(parts[index], "/".join(parts[:index]), mic_kit)
-        if mic and word == mic and rest:
+        if word == mic and rest:
             parts[index] = rest
     name = _instrument_name(parts[-1]) if mic and parts[-1] else parts[-1]
     return _Shot(path, "/".join(part for part in parts[:-1] if part), name, mic, spelled)

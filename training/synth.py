@@ -385,7 +385,7 @@ def _performance_window(performance: Performance, rng: np.random.Generator,
     10-s clips whose last 4 s were silent."""
     part, low, end = _part(performance)
     clip = config.clip_seconds
-    loop = _bar_loop(performance, part) if _shorter(performance, clip) else None
+    loop = _bar_loop(performance, part) if end - low < clip else None  # ``_shorter``'s test
     if loop is None:
         hits, high = part, max(low, end - clip)
     else:
