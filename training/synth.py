@@ -391,8 +391,11 @@ def _performance_window(performance: Performance, rng: np.random.Generator,
     else:
         low, high = loop
         # a hit on the loop's end bar line is the next pass's first: kept, the seam played
-        # it twice, as float rounding put it a hair under the line or not
-        kept = part.time < high - BAR_GRID * performance.bar
+        # it twice, as float rounding put it a hair under the line or not; one on its start
+        # line is this pass's first, and the hits before it (a validation part's start moved
+        # to the bar line after its cut) are dropped
+        edge = BAR_GRID * performance.bar
+        kept = (part.time >= low - edge) & (part.time < high - edge)
         hits = _repeat(part.select(kept), high - low, config.preroll_seconds, clip)
     start = _start_with_hits(hits.time, low, high, clip, rng)
     window = hits.select((hits.time >= start - config.preroll_seconds)
@@ -426,17 +429,24 @@ def _bar_loop(performance: Performance, part: Events) -> tuple[float, float] | N
     """The part as a loop of whole bars, ``[start, end)`` s, or None without a bar length.
 
     It runs from the bar line at or before the part's first hit to the bar line after its
-    last, or to the bar line nearest a validation cut that comes first (the earlier at a
-    tie: a training part cut halfway into its file's last bar loops the bars before it,
-    not half a bar of silence), and is at least a bar long."""
+    last. A cut bounding the part mid-bar (its file's hits beyond it are the other part's)
+    moves an edge inward to the bar line nearest the cut: a validation part (``start`` past
+    the file's start at 0) loops from there, keeping its last hit's bar (from the bar line
+    before it, one cut at 7.25 s into 2-s bars played 1.25 s of silence every pass), and a
+    training part (a finite ``stop``) loops to there. A tie goes inside, the later line for
+    a start and the earlier for a stop: either part drops half a bar of its hits rather
+    than loop half a bar of silence where the other's hits were. It is at least a bar long."""
     if performance.bar is None:
         return None
     bar, grid = performance.bar, BAR_GRID
-    first, last, cut = float(part.time[0]), float(part.time[-1]), performance.stop
+    first, last = float(part.time[0]), float(part.time[-1])
     start = bar * math.floor(first / bar + grid)
     end = bar * (math.floor(last / bar + grid) + 1)
-    if math.isfinite(cut):
-        end = min(end, bar * math.ceil(cut / bar - 0.5 - grid))
+    if performance.start > 0:
+        start = min(max(start, bar * math.floor(performance.start / bar + 0.5 + grid)),
+                    end - bar)
+    if math.isfinite(performance.stop):
+        end = min(end, bar * math.ceil(performance.stop / bar - 0.5 - grid))
     return start, max(start + bar, end)
 
 

@@ -410,6 +410,68 @@ def test_a_short_part_that_cannot_loop_is_named_once(synthetic_kit_dir, tmp_path
     assert all(meta["midi_loop"] is None for meta in metas["train"] + metas["valid"])
 
 
+def _sixteenths(hits=40, bar=2.0):
+    """A performance of ``hits`` snare hits a 16th apart at 120 BPM in 4/4 (2-s bars): hit
+    k at k/4 s with velocity 10 + k, so a window's hits name themselves."""
+    from training.grooves import ROLE, Events
+    from training.synth import Performance
+
+    k = np.arange(hits)
+    events = Events(k / 4, np.full(hits, ROLE["snare"], np.int8), (10 + k).astype(np.int16),
+                    np.full(hits, -1, np.int8))
+    return Performance(events, "p.mid", bar=bar)
+
+
+@pytest.mark.parametrize("n_valid, loop, dropped, longest", [
+    (11, (8.0, 10.0), {39, 40, 41}, 0.25),  # cut at 7.25 s, 5/8 into the bar [6, 8)
+    (12, (8.0, 10.0), {38, 39, 40, 41}, 0.25),  # cut at 7 s, halfway: a tie goes inside
+    (14, (6.0, 10.0), set(), 0.75)])  # cut at 6.5 s, a quarter in: the line before is nearer
+def test_a_validation_loop_starts_at_the_bar_line_nearest_its_cut(n_valid, loop, dropped,
+                                                                   longest):
+    """A validation part (40 16ths in 2-s bars, the last ``n_valid`` validating) lasts less
+    than a 5-s clip and loops. From the bar line before its cut at 7.25 s, each pass of
+    [6, 10) began with 1.25 s of silence where the training part's hits were; it now loops
+    from the bar line nearest the cut, so no gap is longer than a 16th (but for the
+    quarter bar of silence a cut a quarter into its bar keeps), dropping the part's hits
+    before that line. No validation window hears a training window's hit."""
+    from training.synth import _performance_window, split_performance
+
+    parts = split_performance(_sixteenths(), n_valid / 40)
+    config = replace(CONFIG, clip_seconds=5.0)
+    heard = {}
+    for split, part in parts.items():
+        heard[split] = set()
+        for seed in range(20):
+            groove, start, played = _performance_window(part, np.random.default_rng(seed),
+                                                        config)
+            times = groove.events.time[groove.events.time >= 0]
+            heard[split] |= set(groove.events.velocity.tolist())
+            if split == "valid":
+                assert played == loop and loop[0] <= start <= loop[1]
+                gaps = np.diff(np.r_[0.0, np.sort(times), config.clip_seconds])
+                assert gaps.max() <= longest + 1e-9
+    cut = parts["valid"].start
+    assert heard["valid"] == {10 + k for k in range(40) if k / 4 >= cut} - dropped
+    assert not heard["train"] & heard["valid"] and max(heard["train"]) < 10 + 4 * cut
+
+
+@pytest.mark.parametrize("start, stop, loop", [
+    (0.0, float("inf"), (0.0, 10.0)),  # a whole file: from its first hit's bar line
+    (0.0, 3.25, (0.0, 4.0)), (0.0, 3.0, (0.0, 2.0)), (0.0, 1.0, (0.0, 2.0)),  # training
+    (7.25, float("inf"), (8.0, 10.0)), (7.0, float("inf"), (8.0, 10.0)),  # validation
+    (6.5, float("inf"), (6.0, 10.0)), (9.25, float("inf"), (8.0, 10.0))])
+def test_a_cut_moves_its_loop_edge_to_the_nearest_bar_line_inside(start, stop, loop):
+    """40 16ths in 2-s bars cut at ``start`` or ``stop``: a validation part loops from the
+    bar line nearest its cut (the later at a tie, 7 s) but keeps its last hit's bar (cut at
+    9.25 s, the nearest line, 10 s, is past its hits); a training part loops to the bar
+    line nearest its cut (the earlier at a tie, 3 s) and at least a bar; a whole file loops
+    from the bar line before its first hit to the one after its last, as before."""
+    from training.synth import _bar_loop, _part
+
+    performance = replace(_sixteenths(), start=start, stop=stop)
+    assert _bar_loop(performance, _part(performance)[0]) == loop
+
+
 @pytest.mark.parametrize("fraction, hits, valid_from", [
     (0.2, 16, 3.25), (0.2, 2, 0.25), (0.0, 16, float("inf"))])
 def test_split_performance_keeps_a_hit_each_side(tmp_path, fraction, hits, valid_from):
