@@ -432,12 +432,17 @@ _NUMBERED_PIECE = re.compile(r"(?:tom|crash|ride|china|splash|cym(?:bal)?)[\s_\-
 
 
 # Mic positions in one-shot names, closest first, "" for a name without one: a multi-mic
-# sample pack names each drum's samples "Snare_Top_01", "Snare_OH_01", "Snare_Room_01".
-_SHOT_MICS = (("close", "direct", "main", "top"), ("",), ("bottom", "btm"),
-              ("oh", "overhead", "overheads", "ovh"),
+# sample pack names each drum's samples "Snare_Top_01", "Snare_OH_01", "Snare_Room_01",
+# and a kick's "Kick In" and "Kick Out" (or "Kick/Inside/", "Kick/Outside/"). A snare mic
+# hears the kick through its shell and front head, as the outside mic does, not at the
+# beater inside it; a sub-kick mic, like a snare's bottom one, hears only part of the drum.
+_SHOT_MICS = (("close", "direct", "main", "top"), ("out", "outside"), ("in", "inside"), ("",),
+              ("bottom", "btm", "sub"), ("oh", "overhead", "overheads", "ovh"),
               ("room", "rooms", "amb", "ambience", "ambient", "far"))
+# (a size's "in" is no mic: "Floor Tom 16in", "Kick 22 in")
 _SHOT_MIC_WORD = re.compile(
-    r"[\s_\-.]*(?<![a-z])(" + "|".join(word for words in _SHOT_MICS for word in words if word)
+    r"[\s_\-.]*(?<![a-z])(" + "|".join(r"(?<!\d)(?<!\d )in" if word == "in" else word
+                                        for words in _SHOT_MICS for word in words if word)
     + r")(?![a-z])", re.IGNORECASE)
 # Mic words that beside a hi-hat name its articulation or its top cymbal: "HH_Close" is a
 # closed hi-hat, "HH_OH" an open one, unless the kit names its mics elsewhere (``_split_mic``).

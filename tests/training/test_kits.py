@@ -311,6 +311,30 @@ def test_a_mic_folder_under_a_piece_folder_is_that_pieces_mic(tmp_path):
                                         "Hats/CH": ("hihat_closed", ["01.wav"])}
 
 
+def test_a_kicks_in_out_and_sub_mics_are_mics_of_one_kick(tmp_path):
+    """Kick/In/ and Kick/Out/ (or "Kick In/", "Kick/Inside/", "Kick_Sub_01") were two or
+    three kicks, each a piece the grooves played. They are mics of one kick, read through
+    the outside one, which hears the drum as a snare mic does; a size's "in" is no mic."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare/snare_01", "Kick/In/kick_01", "Kick/In/kick_02",
+                         "Kick/Out/kick_01", "Kick/Out/kick_02", "Kick/Sub/kick_01",
+                         "Toms/Floor Tom 14in", "Toms/Floor Tom 16 in"])
+    with pytest.warns(UserWarning, match="'Kick' from 'Out', not 'In', 'Sub'"):
+        kit = load_kit(folder)
+    # write_shots makes the i-th one-shot peak at 0.3 + 0.05 i: the peaks tell the files apart
+    shown = {inst.name: (inst.category, [round(layer.peak, 3) for layer in inst.layers])
+             for inst in kit.instruments}
+    assert shown == {"Snare": ("snare", [0.3]), "Kick": ("kick", [0.45, 0.5]),
+                     "Floor Tom 14in": ("tom", [0.6]), "Floor Tom 16 in": ("tom", [0.65])}
+    for index, spelled in enumerate((["Kick In/kick_01", "Kick Out/kick_01"],
+                                     ["Kick/Inside/kick_01", "Kick/Outside/kick_01"])):
+        pack = tmp_path / f"spelled{index}"
+        write_shots(pack, ["Snare/snare_01", *spelled])
+        with pytest.warns(UserWarning, match="'Kick' from 'Out(side)?', not 'In(side)?'"):
+            kicks = load_kit(pack).by_category("kick")
+        assert [[round(layer.peak, 3) for layer in kick.layers] for kick in kicks] == [[0.4]]
+
+
 def test_folder_groups_one_shots_whose_names_differ_only_in_case(tmp_path):
     """Snare_soft, snare_med and SNARE_hard were three snares of one layer each; grouped
     case-insensitively they are one snare with three layers, named as first spelled."""
