@@ -427,7 +427,7 @@ _LAYER_SUFFIX = re.compile(
     r"[\s_\-.]+(?:soft(?:est)?|med(?:ium)?|hard(?:est)?|loud|ghost|[pfm]+)$|[\s_\-.]*\d+$",
     re.IGNORECASE)
 # Pieces that kits number as distinct drums: tom1, tom2 are two toms, not two layers.
-_NUMBERED_PIECE = re.compile(r"(?:tom|crash|ride|china|splash|cym(?:bal)?)[\s_\-.]*\d+$",
+_NUMBERED_PIECE = re.compile(r"(tom|crash|ride|china|splash|cym(?:bal)?)[\s_\-.]*\d+$",
                              re.IGNORECASE)
 
 
@@ -559,21 +559,34 @@ _ONE_PER_KIT = frozenset(("snare", "rimshot", "sidestick", "kick", "hihat_closed
                           "hihat_open", "hihat_pedal"))
 
 
+def _numbered_layer(stem: str, where: str) -> bool:
+    """Whether a one-shot named ``stem`` in the folders ``where`` ends in a layer's number
+    after a tom or cymbal word: "Crash/crash_01.wav" and "crash_02.wav" are one crash, "Tom
+    Hi/tom_01.wav" and "Toms/Hi/tom_01.wav" one tom's layers. The number is a piece's, as at
+    the top, in a folder named in the plural ("Toms/Tom 1.wav", "Tom 2.wav": two toms), and
+    where the name spells its folder's and adds the drum that folder lacks: "Toms/Rack/Rack
+    Tom 1.wav" and "Rack Tom 2.wav" were one rack tom with two layers. Only a number
+    ``_instrument_name`` kept as a piece's is read so: one it left after taking a layer's
+    off is the piece's own ("Crash/Crash_16_01.wav" and "Crash_18_01.wav" are two crashes,
+    "Tom/tom1_01.wav" and "tom2_01.wav" two toms)."""
+    match = _NUMBERED_PIECE.search(stem)
+    if match is None or re.search(r"s[^a-z]*$", where, re.IGNORECASE):
+        return False
+    folder = set(re.findall(r"[a-z]+", where.rpartition("/")[2].lower()))
+    spelled = set(re.findall(r"[a-z]+", stem[:match.start()].lower()))
+    return not (folder and folder <= spelled and match.group(1).lower() not in folder)
+
+
 def _holds_one_piece(shots: Sequence[_Shot]) -> bool:
     """Whether a subfolder's one-shots are layers of one piece: their names (less numbers,
     dynamics and mic words; names that are only those left out) agree, or name one piece
     a kit has one of (``_ONE_PER_KIT``), read behind the folder's name where they say
     nothing alone. Read as one instrument, "Toms" made three drums velocity layers of one
-    tom and "Cymbals" played the ride as a loud crash. A number after a tom or cymbal is a
-    layer's here ("Crash/crash_01.wav", "crash_02.wav"), except in a folder named in the
-    plural ("Toms/Tom 1.wav", "Tom 2.wav"): that holds several, numbered as at the top. Only
-    a number ``_instrument_name`` kept as a piece's is read so: one it left after taking a
-    layer's off is the piece's own ("Crash/Crash_16_01.wav" and "Crash_18_01.wav" are two
-    crashes, "Tom/tom1_01.wav" and "tom2_01.wav" two toms)."""
-    plural = re.search(r"s[^a-z]*$", shots[0].where, re.IGNORECASE)
+    tom and "Cymbals" played the ride as a loud crash. A number after a tom or cymbal is
+    mostly a layer's here (``_numbered_layer``)."""
 
     def piece(shot: _Shot) -> str:
-        layered = not plural and _NUMBERED_PIECE.search(shot.path.stem)
+        layered = _numbered_layer(shot.path.stem, shot.where)
         return (_LAYER_SUFFIX.sub("", shot.name) if layered else shot.name).casefold()
 
     names = {piece(shot) for shot in shots if not _is_bare(shot.name)}

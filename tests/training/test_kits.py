@@ -185,6 +185,26 @@ def test_a_piece_folder_of_numbered_layers_is_one_piece_and_folders_keep_drums_a
                      ("Tom 2", [0.5])]
 
 
+def test_numbered_files_spelling_their_folder_and_a_drum_are_pieces(tmp_path):
+    """Toms/Rack/Rack Tom 1.wav and Rack Tom 2.wav were one rack tom with two velocity
+    layers, since only a folder named in the plural numbers pieces. A name that spells its
+    folder's and adds the drum the folder lacks numbers pieces too; where the folder names
+    the piece (Crash/crash_01) or the names do not spell it (Hi/tom_01) the numbers are
+    layers, and numbered piece folders (Floor Tom 14in/, Floor Tom 16in/) stay pieces."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare/snare_01", "Toms/Rack/Rack Tom 1", "Toms/Rack/Rack Tom 2",
+                         "Toms/Hi/tom_01", "Toms/Hi/tom_02", "Cymbals/Crash/crash_01",
+                         "Cymbals/Crash/crash_02", "Cymbals/Crash/crash_03",
+                         "Toms/Floor/Floor Tom 14in/01", "Toms/Floor/Floor Tom 14in/02",
+                         "Toms/Floor/Floor Tom 16in/01"])
+    assert {name: files for name, (_, files) in folder_instruments(folder).items()} == {
+        "Snare": ["snare_01.wav"], "Rack Tom 1": ["Rack Tom 1.wav"],
+        "Rack Tom 2": ["Rack Tom 2.wav"], "Toms/Hi": ["tom_01.wav", "tom_02.wav"],
+        "Cymbals/Crash": ["crash_01.wav", "crash_02.wav", "crash_03.wav"],
+        "Toms/Floor/Floor Tom 14in": ["01.wav", "02.wav"],
+        "Toms/Floor/Floor Tom 16in": ["01.wav"]}
+
+
 def test_a_pieces_own_number_before_a_layer_number_keeps_pieces_apart(tmp_path):
     """The folder rule took a second number off: Crash_16_01 and Crash_18_01 (a 16" and an
     18" crash, layer 01) became one crash, tom1_01 and tom2_01 one tom."""
