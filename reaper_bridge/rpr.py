@@ -50,9 +50,11 @@ class RawRPR:
     the project. A source just made by ``PCM_Source_CreateFromFile`` is in no take yet, so
     ``SetMediaItemTake_Source(take, new_source)`` silently does nothing and returns false
     (a REAPER bug, reapy issue #38), and a source no take plays any more could never be
-    destroyed. So the wrapped module's ``rpr_packp`` is replaced by ``pack_pointer``, which
-    skips that check, as reapy does when it is imported: the bridge behaves the same with
-    and without reapy. The replacement lasts for REAPER's Python session, for every script
+    destroyed. Nor does ``ValidatePtr`` know any audio accessor (``ValidatePtr2``'s
+    documentation lists the types it supports), so an accessor render would read nothing
+    and never destroy its accessor. So the wrapped module's ``rpr_packp`` is replaced by
+    ``pack_pointer``, which skips that check, as reapy does when it is imported: the bridge
+    behaves the same with and without reapy. The replacement lasts for REAPER's Python session, for every script
     (the same as after any script imported reapy); the bridge itself never passes a pointer
     to a deleted object (``project_items``).
     """

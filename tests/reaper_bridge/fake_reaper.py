@@ -15,9 +15,11 @@ and ``GetActiveTake`` give NULL for it.
 
 Pointer arguments go through the module's ``rpr_packp`` as in REAPER's ``reaper_python``:
 it parses ``"(Type*)0xHEX"`` and returns the address only when ``RPR_ValidatePtr`` knows
-the object (in the project, not deleted), else 0, and the function then gets NULL. The
-module's *current* ``rpr_packp`` is looked up at each call, so a packer a client installs
-later (reapy does, ``RawRPR`` does) takes effect, as in REAPER.
+the object (in the project, not deleted), else 0, and the function then gets NULL. As
+REAPER's, ``RPR_ValidatePtr`` knows only the types ``ValidatePtr2``'s documentation lists,
+so through REAPER's own packer an audio accessor is always NULL: it is never read and
+never destroyed. The module's *current* ``rpr_packp`` is looked up at each call, so a
+packer a client installs later (reapy does, ``RawRPR`` does) takes effect, as in REAPER.
 
 ``RPR_defer`` and ``RPR_atexit`` are not in the module: in REAPER they are built-ins of
 the script host, set in the running script's ``__main__`` (reapy's ``defer`` and
@@ -54,6 +56,12 @@ POINTER = re.compile(r"\((\w+\*|HWND)\)0x([0-9A-F]{16})")
 
 def null(kind: str) -> str:
     return f"({kind})0x{0:016X}"
+
+
+def is_null_pointer(ptr: Any) -> bool:
+    """Whether ``ptr`` is a pointer string whose address is 0."""
+    match = POINTER.fullmatch(str(ptr))
+    return match is not None and int(match[2], 16) == 0
 
 
 class NullPointer(ValueError):
@@ -146,8 +154,9 @@ TAKE_DEFAULTS = {"D_STARTOFFS": 0.0, "D_PLAYRATE": 1.0, "B_PPITCH": 1.0, "D_PITC
                  "I_PITCHMODE": -1.0, "I_CHANMODE": 0.0, "D_VOL": 1.0, "D_PAN": 0.0,
                  "D_PANLAW": -1.0}
 AUTO_UNDO = "ReaScript: Run"
-#: Functions whose pointer parameter REAPER's binding declares ``void*`` (packed unchecked).
-VOID_POINTER_ARGS = frozenset({"RPR_GetAudioAccessorSamples", "RPR_DestroyAudioAccessor"})
+#: Functions whose pointer parameter REAPER's binding packs as ``void*`` (any pointer type
+#: parses; REAPER's packer still asks ``ValidatePtr``, which knows no ``void*``).
+VOID_POINTER_ARGS = frozenset({"RPR_GetAudioAccessorSamples"})
 #: What a function returning a pointer gives for a NULL argument: a NULL of this type.
 POINTER_RESULTS = {
     "RPR_GetTrackMediaItem": "MediaItem*", "RPR_GetMediaItem_Track": "MediaTrack*",
@@ -510,8 +519,10 @@ class FakeReaper:
         """Whether the object at ``pointer`` is one of ``kind`` in the project: tracks,
         items and takes in it and not deleted, the project itself, and sources a take in
         it plays (or their parents). A source just made by ``PCM_Source_CreateFromFile``
-        is in no take yet, so it is not valid (reapy issue #38). Other types (audio
-        accessors, ``void*``) are not checked: REAPER's answer for them is not known."""
+        is in no take yet, so it is not valid (reapy issue #38). ``ValidatePtr2``'s
+        documentation: "Supported types are: ReaProject*, MediaTrack*, MediaItem*,
+        MediaItem_Take*, TrackEnvelope* and PCM_source*", so any other type (an audio
+        accessor, ``void*``) is not valid."""
         ptr = self.addresses.get(int(pointer))
         if ptr is None or ptr in self.destroyed:
             return False
@@ -528,7 +539,7 @@ class FakeReaper:
             return any(source is obj for source in self._project_sources())
         # Take envelopes are only counted (the bridge hands none to REAPER); whether
         # REAPER validates one as a TrackEnvelope* is not known, track ones are not modelled.
-        return kind != "TrackEnvelope*"
+        return False
 
     def _takes(self) -> list[Take]:
         """The project's takes, less the empty ones."""
@@ -545,8 +556,7 @@ class FakeReaper:
         return sources
 
     def _get(self, ptr: str, kind: type) -> Any:
-        match = POINTER.fullmatch(str(ptr))
-        if match is not None and int(match[2], 16) == 0:
+        if is_null_pointer(ptr):
             raise NullPointer(f"NULL {kind.__name__} pointer {ptr!r}")
         if str(ptr) in self.destroyed:
             raise ValueError(f"use of destroyed pointer {ptr!r} (REAPER would crash)")
@@ -800,28 +810,39 @@ class FakeReaper:
         return self._ptr("AudioAccessor*", self._get(track, Track))
 
     def RPR_DestroyAudioAccessor(self, accessor: str) -> None:
+        """Nothing for NULL (what REAPER's own packer makes of any accessor)."""
         self.objects.pop(accessor, None)
 
     def RPR_GetAudioAccessorSamples(self, accessor: str, rate: int, channels: int, start: float,
                                     frames: int, buffer: list) -> tuple:
-        """A track accessor gives what the track plays, in project time. A take accessor
-        gives what the take plays from the item start, its played channels packed from
-        channel 0 and the other requested channels silent; it must be asked for at least
-        the source's channel count (SWS BR_Loudness: asking a mono-mode take of a stereo
-        source for one channel does not work), else it fails: -1, nothing filled."""
+        """REAPER's Python binding special-cases this function: ``(retval, buffer)``, the
+        buffer overwritten from the binding's own zeroed one (see ``_accessor_samples``)."""
+        result, data = self._accessor_samples(accessor, rate, channels, start, frames)
+        buffer[:] = [0.0] * (frames * channels) if data is None else data.T.reshape(-1).tolist()
+        return (result, buffer)
+
+    def _accessor_samples(self, accessor: str, rate: int, channels: int, start: float,
+                          frames: int) -> tuple[int, np.ndarray | None]:
+        """``(retval, samples (channels, frames) or None)``. A track accessor gives what the
+        track plays, in project time. A take accessor gives what the take plays from the
+        item start, its played channels packed from channel 0 and the other requested
+        channels silent; it must be asked for at least the source's channel count (SWS
+        BR_Loudness: asking a mono-mode take of a stereo source for one channel does not
+        work), else it fails: -1, nothing filled. What REAPER returns for a NULL accessor
+        is not documented: the fake says 0, no audio (the quietest answer, so a test must
+        look at the samples), nothing filled."""
+        if is_null_pointer(accessor):
+            return 0, None
         source = self.objects.get(str(accessor))
         if isinstance(source, Track):  # project time, as REAPER's track accessors read
-            data = self.play_track(source, rate, channels, start, frames)
-        else:  # take time from the item start
-            take = self._get(accessor, Take)
-            if channels < take.source.channels:
-                return (-1, buffer)
-            played = self.played(take, rate, start, frames)[:channels]  # what fits
-            data = np.zeros((channels, frames))
-            data[:len(played)] = played
-        # REAPER's Python binding special-cases this function: (retval, filled buffer).
-        buffer[:] = data.T.reshape(-1).tolist()
-        return (1, buffer)
+            return 1, self.play_track(source, rate, channels, start, frames)
+        take = self._get(accessor, Take)  # take time from the item start
+        if channels < take.source.channels:
+            return -1, None
+        played = self.played(take, rate, start, frames)[:channels]  # what fits
+        data = np.zeros((channels, frames))
+        data[:len(played)] = played
+        return 1, data
 
     def _item_state(self) -> dict[str, tuple[list[Take | None], Take | None]]:
         """Each item's takes, FX chains included (copied: a later edit must not reach the

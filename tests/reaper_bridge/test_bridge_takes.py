@@ -623,6 +623,38 @@ def test_the_fake_hands_null_for_pointers_reaper_does_not_validate(fake: FakeRea
         module.RPR_GetActiveTake(item.ptr)
 
 
+def test_a_render_reads_and_destroys_its_accessor_though_reapers_packer_makes_it_null(
+        fake: FakeReaper, tmp_path: Path) -> None:
+    """REAPER's ``ValidatePtr`` supports no audio accessor (``ValidatePtr2``'s documentation
+    lists the types it does), so its own ``rpr_packp`` hands every accessor function NULL:
+    a render would read silence and leave its accessor alive. The bridge packs pointers
+    unchecked (``RawRPR``, ``pack_pointer``): the take is read, and the accessor destroyed."""
+    from reaper_bridge.items import describe_take
+    from reaper_bridge.rpr import RawRPR
+
+    module = fake.module()
+    path, samples = _channels_file(tmp_path, channels=2)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.25)
+    take = fake.add_take(item, fake.file_source(str(path)), "Snare", D_PLAYRATE=1.5)
+    accessor = module.RPR_CreateTakeAudioAccessor(take.ptr)
+    assert module.rpr_packp("AudioAccessor*", accessor) == 0
+    assert module.rpr_packp("void*", accessor) == 0  # how GetAudioAccessorSamples packs it
+    assert module.RPR_GetAudioAccessorSamples(accessor, 48000, 2, 0.0, 2, [0.5] * 4) == (
+        0, [0.0] * 4)
+    module.RPR_DestroyAudioAccessor(accessor)
+    assert accessor in fake.objects  # REAPER got NULL and destroyed nothing
+    fake.RPR_DestroyAudioAccessor(accessor)
+
+    api = RawRPR(module)
+    rendered = wavio.render_take(api, describe_take(api, item.ptr), str(tmp_path / "r.wav"),
+                                 block=5000)
+    data = sf.read(rendered.path, dtype="float32", always_2d=True)[0].T
+    np.testing.assert_allclose(data, resampled(samples, 12000, 1.5), atol=1e-6)
+    assert fake.calls["RPR_CreateTakeAudioAccessor"] == 2
+    assert fake.calls["RPR_DestroyAudioAccessor"] == 2
+    assert not [ptr for ptr in fake.objects if ptr.startswith("(AudioAccessor*)")]
+
+
 @pytest.mark.parametrize("rerun", [False, True], ids=["new-take", "existing-take"])
 def test_a_source_reaper_refuses_leaves_every_take_as_before(
         fake: FakeReaper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rerun: bool) -> None:
