@@ -25,7 +25,17 @@ def fake(tmp_path: Path) -> FakeReaper:
 
 @pytest.fixture
 def api(fake: FakeReaper) -> RawRPR:
+    """The raw API on the fake without REAPER's ctypes function table: the bridge reads
+    the audio accessor through ``RPR_GetAudioAccessorSamples``, as through reapy's
+    distant API."""
     return RawRPR(fake.module())
+
+
+@pytest.fixture
+def ctypes_api(fake: FakeReaper) -> RawRPR:
+    """The raw API on the fake with REAPER's ctypes function table: the bridge reads the
+    audio accessor through ``_ft``, as it does inside REAPER."""
+    return RawRPR(fake.module(function_table=True))
 
 
 @pytest.fixture(scope="session")

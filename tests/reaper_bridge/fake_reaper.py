@@ -21,6 +21,12 @@ so through REAPER's own packer an audio accessor is always NULL: it is never rea
 never destroyed. The module's *current* ``rpr_packp`` is looked up at each call, so a
 packer a client installs later (reapy does, ``RawRPR`` does) takes effect, as in REAPER.
 
+``module(function_table=True)`` adds REAPER's ctypes function table ``_ft`` with
+``GetAudioAccessorSamples`` alone, a C-callable function of the binding's signature that
+fills the ``double`` buffer it is given: the path the bridge reads the accessor by inside
+REAPER. Without the table the bridge reads through ``RPR_GetAudioAccessorSamples``, as
+through reapy's distant API; tests choose the path by the argument.
+
 ``RPR_defer`` and ``RPR_atexit`` are not in the module: in REAPER they are built-ins of
 the script host, set in the running script's ``__main__`` (reapy's ``defer`` and
 ``at_exit`` call them there). ``run_script`` and ``run_deferred`` provide them, and
@@ -37,6 +43,7 @@ is dropped and its atexit code runs.
 from __future__ import annotations
 
 import contextlib
+import ctypes as ct
 import json
 import os
 import re
@@ -157,6 +164,11 @@ AUTO_UNDO = "ReaScript: Run"
 #: Functions whose pointer parameter REAPER's binding packs as ``void*`` (any pointer type
 #: parses; REAPER's packer still asks ``ValidatePtr``, which knows no ``void*``).
 VOID_POINTER_ARGS = frozenset({"RPR_GetAudioAccessorSamples"})
+#: ``GetAudioAccessorSamples`` as ``reaper_python`` declares it for its ``_ft`` address.
+SAMPLES_FUNCTION = ct.CFUNCTYPE(ct.c_int, ct.c_uint64, ct.c_int, ct.c_int, ct.c_double,
+                                ct.c_int, ct.c_void_p)
+#: ``calls`` key of the reads through ``_ft`` (the ``RPR_`` function's are its own name).
+FT_SAMPLES = "_ft:GetAudioAccessorSamples"
 #: What a function returning a pointer gives for a NULL argument: a NULL of this type.
 POINTER_RESULTS = {
     "RPR_GetTrackMediaItem": "MediaItem*", "RPR_GetMediaItem_Track": "MediaTrack*",
@@ -457,7 +469,9 @@ class FakeReaper:
                 exec(code, {})
 
     # -- the RPR_* module --------------------------------------------------------------
-    def module(self) -> types.ModuleType:
+    def module(self, function_table: bool = False) -> types.ModuleType:
+        """The ``reaper_python`` module; ``function_table``: with REAPER's ``_ft`` (see the
+        module docstring), so the bridge reads the accessor through ctypes."""
         module = types.ModuleType("reaper_python")
         for name in dir(self):
             if name.startswith("RPR_"):
@@ -474,7 +488,23 @@ class FakeReaper:
             return address if module.RPR_ValidatePtr(address, kind) else 0
 
         module.rpr_packp = rpr_packp
+        if function_table:
+            module._ft_functions = [SAMPLES_FUNCTION(self._ft_samples)]  # alive with the module
+            module._ft = {"GetAudioAccessorSamples":
+                          ct.cast(module._ft_functions[0], ct.c_void_p).value}
         return module
+
+    def _ft_samples(self, address: int, rate: int, channels: int, start: float, frames: int,
+                    buffer: int) -> int:
+        """``GetAudioAccessorSamples`` called through ``_ft``: the accessor is the address
+        itself (no packer), and the samples go interleaved into the ``double`` buffer."""
+        self.calls[FT_SAMPLES] = self.calls.get(FT_SAMPLES, 0) + 1
+        result, data = self._accessor_samples(self.addresses.get(address, null("AudioAccessor*")),
+                                              rate, channels, start, frames)
+        if data is not None:
+            out = np.ctypeslib.as_array((ct.c_double * (frames * channels)).from_address(buffer))
+            out[:] = data.T.reshape(-1)
+        return result
 
     def _counted(self, module: types.ModuleType, name: str, func: Any) -> Any:
         """``func`` as the module's function: counted, and its pointer arguments packed

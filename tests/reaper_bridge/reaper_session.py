@@ -1,9 +1,10 @@
 """Run a debleed ReaScript as REAPER would, on the fake REAPER, in a fresh interpreter.
 
-``python reaper_session.py SCENARIO.json OUT.json``. The fake's module becomes
-``reaper_python`` and ``__main__.obj`` is set, which is how python-reapy recognises
-REAPER's embedded interpreter; so ``import reapy`` here is the real reapy 0.10.0 running
-"inside REAPER" on the fake. A subprocess keeps that global state out of the test run.
+``python reaper_session.py SCENARIO.json OUT.json``. The fake's module, with REAPER's
+ctypes function table, becomes ``reaper_python`` and ``__main__.obj`` is set, which is how
+python-reapy recognises REAPER's embedded interpreter; so ``import reapy`` here is the real
+reapy 0.10.0 running "inside REAPER" on the fake. A subprocess keeps that global state out
+of the test run.
 
 Scenario keys: ``resource``, ``media``, ``items`` (``[{"file", "position", "length",
 "name", "values"}]`` on one track), ``script`` (file in Scripts/debleed to run),
@@ -31,7 +32,7 @@ def main(scenario_path: str, out_path: str) -> None:
     for spec in scenario["items"]:
         item = fake.add_item(track, spec["position"], spec["length"])
         fake.add_take(item, fake.file_source(spec["file"]), spec["name"], **spec.get("values", {}))
-    sys.modules["reaper_python"] = fake.module()
+    sys.modules["reaper_python"] = fake.module(function_table=True)
     __main__.obj = object()
     if not scenario.get("reapy", True):
         sys.modules["reapy"] = None  # import reapy raises ImportError

@@ -623,16 +623,20 @@ def test_the_fake_hands_null_for_pointers_reaper_does_not_validate(fake: FakeRea
         module.RPR_GetActiveTake(item.ptr)
 
 
+@pytest.mark.parametrize("function_table", [False, True], ids=["rpr", "ctypes"])
 def test_a_render_reads_and_destroys_its_accessor_though_reapers_packer_makes_it_null(
-        fake: FakeReaper, tmp_path: Path) -> None:
+        fake: FakeReaper, tmp_path: Path, function_table: bool) -> None:
     """REAPER's ``ValidatePtr`` supports no audio accessor (``ValidatePtr2``'s documentation
     lists the types it does), so its own ``rpr_packp`` hands every accessor function NULL:
     a render would read silence and leave its accessor alive. The bridge packs pointers
-    unchecked (``RawRPR``, ``pack_pointer``): the take is read, and the accessor destroyed."""
+    unchecked (``RawRPR``, ``pack_pointer``): the take is read, and the accessor destroyed,
+    through either read."""
+    from fake_reaper import FT_SAMPLES
+
     from reaper_bridge.items import describe_take
     from reaper_bridge.rpr import RawRPR
 
-    module = fake.module()
+    module = fake.module(function_table=function_table)
     path, samples = _channels_file(tmp_path, channels=2)
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.25)
     take = fake.add_take(item, fake.file_source(str(path)), "Snare", D_PLAYRATE=1.5)
@@ -650,6 +654,7 @@ def test_a_render_reads_and_destroys_its_accessor_though_reapers_packer_makes_it
                                  block=5000)
     data = sf.read(rendered.path, dtype="float32", always_2d=True)[0].T
     np.testing.assert_allclose(data, resampled(samples, 12000, 1.5), atol=1e-6)
+    assert (FT_SAMPLES in fake.calls) is function_table  # the read the test chose
     assert fake.calls["RPR_CreateTakeAudioAccessor"] == 2
     assert fake.calls["RPR_DestroyAudioAccessor"] == 2
     assert not [ptr for ptr in fake.objects if ptr.startswith("(AudioAccessor*)")]
@@ -722,44 +727,52 @@ def test_channel_modes_are_denoised_as_they_play(fake: FakeReaper, api, tmp_path
     assert sf.info(rendered.item.active.source.filename).channels == played
 
 
-def test_the_ctypes_accessor_read_raises_on_reapers_error(fake: FakeReaper, tmp_path: Path) -> None:
+def test_the_ctypes_accessor_read_raises_on_reapers_error(fake: FakeReaper, ctypes_api,
+                                                         tmp_path: Path) -> None:
     """Inside REAPER the samples are read through ``reaper_python``'s ctypes function table:
     its -1 (here a request for fewer channels than the source has) was taken as audio."""
-    import ctypes as ct
+    from fake_reaper import FT_SAMPLES
 
     from reaper_bridge.items import describe_take
-    from reaper_bridge.rpr import RawRPR
 
-    proto = ct.CFUNCTYPE(ct.c_int, ct.c_uint64, ct.c_int, ct.c_int, ct.c_double, ct.c_int,
-                         ct.c_void_p)
-
-    requested: list[int] = []
-
-    def samples(address: int, rate: int, channels: int, start: float, frames: int,
-                buffer: int) -> int:
-        requested.append(channels)
-        accessor = fake.addresses[address]
-        result, filled = fake.RPR_GetAudioAccessorSamples(accessor, rate, channels, start, frames,
-                                                          [0.0] * (frames * channels))
-        ct.memmove(buffer, (ct.c_double * len(filled))(*filled), 8 * len(filled))
-        return result
-
-    function = proto(samples)
-    module = fake.module()
-    module._ft = {"GetAudioAccessorSamples": ct.cast(function, ct.c_void_p).value}
-    api = RawRPR(module)
     path, source = _channels_file(tmp_path, channels=2)
     item = fake.add_item(fake.add_track("Snare"), 0.0, 0.25)
     take = fake.add_take(item, fake.file_source(str(path)), "right", I_CHANMODE=4, D_PLAYRATE=1.5)
-    rendered = wavio.render_take(api, describe_take(api, item.ptr), str(tmp_path / "r.wav"),
-                                 block=5000)
+    rendered = wavio.render_take(ctypes_api, describe_take(ctypes_api, item.ptr),
+                                 str(tmp_path / "r.wav"), block=5000)
     data = sf.read(rendered.path, dtype="float32", always_2d=True)[0].T
     np.testing.assert_allclose(data, resampled(source[1:], 12000, 1.5), atol=1e-6)
-    assert requested == [2, 2, 2]  # through ctypes, the source's channels, in three blocks
-    read = wavio._ctypes_reader(api)
-    accessor = api.CreateTakeAudioAccessor(take.ptr)
+    # through ctypes alone, asking for the source's channels, in three blocks
+    assert fake.calls[FT_SAMPLES] == 3 and "RPR_GetAudioAccessorSamples" not in fake.calls
+    read = wavio._ctypes_reader(ctypes_api)
+    accessor = ctypes_api.CreateTakeAudioAccessor(take.ptr)
     with pytest.raises(BridgeError, match="audio accessor failed"):
         read(accessor, 48000, 1, 0.0, 100)
+
+
+def test_the_ctypes_read_renders_each_channel_of_the_take_in_its_place(
+        fake: FakeReaper, api, ctypes_api, tmp_path: Path) -> None:
+    """The ctypes read (inside REAPER) fills a ``double`` buffer the accessor interleaves:
+    a 3-channel take at 1.5x from 0.1 s in, read in blocks that do not divide it, must be
+    written as the take plays it, each channel where it belongs, and byte for byte as the
+    read through ``RPR_GetAudioAccessorSamples`` (reapy's distant API) writes it."""
+    from fake_reaper import FT_SAMPLES
+
+    from reaper_bridge.items import describe_take
+
+    path, samples = _channels_file(tmp_path, channels=3)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.25)
+    fake.add_take(item, fake.file_source(str(path)), "Snare", D_STARTOFFS=0.1, D_PLAYRATE=1.5)
+    take = describe_take(ctypes_api, item.ptr)
+    through_ft = wavio.render_take(ctypes_api, take, str(tmp_path / "ft.wav"), block=5000)
+    data, rate = sf.read(through_ft.path, dtype="float32", always_2d=True)
+    assert rate == 48000 and data.shape == (12000, 3)
+    np.testing.assert_allclose(data.T, resampled(samples, 12000, 1.5, offset=4800), atol=1e-6)
+    assert fake.calls[FT_SAMPLES] == 3 and "RPR_GetAudioAccessorSamples" not in fake.calls
+    through_rpr = wavio.render_take(api, take, str(tmp_path / "rpr.wav"), block=5000)
+    assert fake.calls["RPR_GetAudioAccessorSamples"] == 3 and fake.calls[FT_SAMPLES] == 3
+    assert Path(through_rpr.path).read_bytes() == Path(through_ft.path).read_bytes()
+    assert through_rpr.digest == through_ft.digest
 
 
 def test_a_stereo_pair_mode_of_a_mono_source_is_rendered_as_a_valid_pair(
