@@ -16,6 +16,7 @@ import errno
 import numbers
 import os
 import re
+import shlex
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,8 @@ import soundfile as sf
 from .errors import SILENT_PEAK, AudioError, SilentAudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
 from .wavchunks import (broadcast_chunk_bytes, broadcast_info, channel_map, channel_mask,
-                        omit_peak_chunk, set_broadcast_info, set_channel_mask, zero_peak_time)
+                        omit_peak_chunk, set_broadcast_info, set_channel_mask,
+                        unfinished_audio_bytes, zero_peak_time)
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -166,8 +168,9 @@ def unwritable(path: str | os.PathLike, exc: Exception) -> AudioError:
 
 
 def open_track(src: Path) -> sf.SoundFile:
-    """An open handle on ``src``, refused if it is missing, unreadable, empty or at an odd
-    rate: what ``read_audio`` reads whole and the streaming path block by block."""
+    """An open handle on ``src``, refused if it is missing, unreadable, empty (told from
+    a recording never finalised by ``empty_message``) or at an odd rate: what
+    ``read_audio`` reads whole and the streaming path block by block."""
     require_file(src)
     try:
         handle = sf.SoundFile(sf_name(src))
@@ -175,7 +178,7 @@ def open_track(src: Path) -> sf.SoundFile:
         raise AudioError(f"{src}: not a readable audio file ({sf_reason(exc)})") from None
     try:
         if handle.frames <= 0 or handle.channels <= 0:
-            raise AudioError(f"{src}: is empty (zero samples)")
+            raise AudioError(empty_message(src))
         if handle.channels > MAX_CHANNELS:
             raise AudioError(f"{src}: has {handle.channels} channels; debleed handles at "
                              f"most {MAX_CHANNELS}")
@@ -188,6 +191,18 @@ def open_track(src: Path) -> sf.SoundFile:
         handle.close()
         raise
     return handle
+
+
+def empty_message(src: Path) -> str:
+    """Why ``src`` reads as no samples. A WAV whose recorder crashed before finalising it
+    (``unfinished_audio_bytes``) holds its audio after a header counting none: called
+    empty, the user took the take for lost, when a repaired header reads it whole."""
+    after = unfinished_audio_bytes(src)
+    if after == 0:
+        return f"{src}: is empty (zero samples)"
+    return (f"{src}: its header counts no samples though {after} bytes follow the data "
+            "chunk's header (a recording never finalised); export it again, or repair the "
+            f"header (e.g. sox --ignore-length {shlex.quote(src.name)} repaired.wav)")
 
 
 #: libsndfile's log lines for a file that holds less than its header counts: a WAV's or
@@ -204,9 +219,13 @@ def cut_short(handle: sf.SoundFile) -> str | None:
 
     libsndfile reads a WAV or AIFF cut short (a half-finished copy or download) as the
     frames that are there and only logs the mismatch, so ``frames`` already counts what
-    decodes and ``require_whole`` cannot see it. A header counting less than is there (a
-    recorder that crashed before writing its sizes), or one byte more (a missing pad
-    byte), reads whole and is accepted."""
+    decodes and ``require_whole`` cannot see it. Accepted and read whole: a size of
+    0xFFFFFFFF (a streaming writer's "unknown": read to the end of the file) and one byte
+    more than is there (a missing pad byte). A header counting less than is there (a
+    recorder that updates its sizes every few seconds and crashed before the last update)
+    is accepted too, but reads only the audio it counts, as a DAW reads it; the rest is
+    left out without a warning. One counting none reads as empty, which ``open_track``
+    refuses, naming the bytes that follow (``empty_message``)."""
     log = handle.extra_info
     chunk = _SHORT_CHUNK.search(log)
     if chunk and int(chunk[2]) + 1 < int(chunk[1]) != _UNKNOWN_SIZE:

@@ -109,6 +109,25 @@ def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
         position += 8 + size + (size & 1)
 
 
+def unfinished_audio_bytes(path: str | os.PathLike) -> int:
+    """The bytes after the ``data`` chunk's header of a RIFF or RF64 WAV whose header counts
+    none of them (its data size 0, its RIFF size short of the file's end), else 0: a
+    recorder or DAW that crashed before finalising the file leaves its sizes 0 with the
+    audio after them, and libsndfile reads that as empty. A finalised empty WAV, chunks
+    after its audio (an editor's ``bext``) included, gives 0."""
+    with open(path, "rb") as file:
+        length = os.fstat(file.fileno()).st_size
+        file.seek(4)
+        riff = int.from_bytes(file.read(4), "little")
+        for tag, start, size in _chunks(file):
+            if tag == b"ds64":  # an RF64's RIFF size
+                file.seek(start)
+                riff = int.from_bytes(file.read(8), "little")
+            elif tag == b"data":
+                return length - start if size == 0 and 8 + riff < length else 0
+    return 0
+
+
 def broadcast_chunk_bytes(info: bytes) -> int:
     """The most bytes the ``bext`` chunk that ``set_broadcast_info`` writes for ``info``
     takes in the file: its header, fixed fields, the coding history as cut and the line

@@ -138,6 +138,56 @@ def test_a_file_cut_short_is_refused(tmp_path, rng, container):
         audio.read_audio(cut)
 
 
+@pytest.mark.parametrize("container", ["WAV", "RF64"])
+def test_a_recording_never_finalised_is_not_called_empty(tmp_path, rng, container):
+    """A recorder or DAW that crashed before finalising a WAV leaves its sizes 0 (an RF64's
+    in its ds64) with the audio after them: libsndfile reads no frames, and the take was
+    reported "is empty (zero samples)", as if lost. The error names the bytes there and
+    the repair; a truly empty WAV, and one with a chunk after its empty audio, stay empty."""
+    path = tmp_path / "take 1.wav"
+    sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype="PCM_24",
+             format=container)
+    data = bytearray(path.read_bytes())
+    chunk = data.index(b"data")
+    assert len(data) - chunk - 8 == 3 * 4_800
+    if container == "RF64":
+        struct.pack_into("<QQQ", data, data.index(b"ds64") + 8, 0, 0, 0)
+    else:
+        struct.pack_into("<I", data, 4, 0)
+        struct.pack_into("<I", data, chunk + 4, 0)
+    path.write_bytes(data)
+    with pytest.raises(AudioError) as caught:
+        read_audio(path)
+    assert str(caught.value) == (
+        f"{path}: its header counts no samples though 14400 bytes follow the data chunk's "
+        "header (a recording never finalised); export it again, or repair the header "
+        "(e.g. sox --ignore-length 'take 1.wav' repaired.wav)")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0), 48_000, subtype="PCM_24")
+    with pytest.raises(AudioError, match=r"empty\.wav: is empty \(zero samples\)$"):
+        read_audio(empty)
+    tagged = bytearray(empty.read_bytes() + b"LIST\x04\x00\x00\x00INFO")  # counted by RIFF
+    struct.pack_into("<I", tagged, 4, len(tagged) - 8)
+    empty.write_bytes(tagged)
+    with pytest.raises(AudioError, match=r"empty\.wav: is empty \(zero samples\)$"):
+        read_audio(empty)
+
+
+def test_a_header_counting_less_than_the_file_holds_reads_what_it_counts(tmp_path, rng):
+    """What ``cut_short`` says of such headers: 0xFFFFFFFF (a streaming writer's "unknown")
+    reads to the end of the file; a smaller count (a recorder that crashed between two
+    updates of its sizes) reads the audio it counts, as a DAW does, and the rest not."""
+    path = tmp_path / "rec.wav"
+    sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype="PCM_24")
+    data = bytearray(path.read_bytes())
+    chunk = data.index(b"data")
+    for size, frames in ((0xFFFFFFFF, 4_800), (3 * 3_200, 3_200)):
+        struct.pack_into("<I", data, 4, 0xFFFFFFFF if size == 0xFFFFFFFF else chunk + size)
+        struct.pack_into("<I", data, chunk + 4, size)
+        path.write_bytes(data)
+        assert read_audio(path).frames == frames
+
+
 def test_a_wav_without_its_pad_byte_is_read_whole(tmp_path, rng):
     """A data chunk of odd size is followed by a pad byte that some writers leave out: the
     file holds every sample and is no cut file."""
