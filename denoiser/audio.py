@@ -45,6 +45,8 @@ OFFSET_FLOOR_DB = -50.0
 MAX_CHANNELS = 128  # a REAPER track's most; more is a (samples, channels) array passed as-is
 SCAN_BLOCK = 1 << 20  # frames per block when a file is read through in pieces
 SUBTYPE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+#: The subtypes that hold samples past full scale (1.0); every other one clips them.
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 
 @dataclass(frozen=True)
@@ -397,18 +399,39 @@ def wav_container(frames: int, channels: int, subtype: str = "FLOAT",
     return "WAVEX" if extensible or channels > 2 else "WAV"
 
 
+@dataclass
+class WavOutput:
+    """An open output's ``write``, keeping the peak of what an integer ``subtype`` is given:
+    it clips samples past full scale, silently, so ``open_wav_writer`` reports them once
+    the file is written. A block's peak is two reductions, no copy."""
+
+    handle: sf.SoundFile
+    subtype: str
+    peak: float = 0.0
+
+    def write(self, frames: np.ndarray) -> None:
+        """Write ``frames`` (samples, channels), as ``sf.SoundFile.write``."""
+        if (self.subtype not in FLOAT_SUBTYPES and frames.size
+                and np.issubdtype(frames.dtype, np.floating)):  # integers are not scaled
+            self.peak = max(self.peak, float(np.max(frames)), -float(np.min(frames)))
+        self.handle.write(frames)
+
+
 @contextmanager
 def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
                     subtype: str = "FLOAT", broadcast: bytes | None = None,
-                    layout: tuple[int, ...] | None = None) -> Iterator[sf.SoundFile]:
+                    layout: tuple[int, ...] | None = None) -> Iterator[WavOutput]:
     """A WAV (RF64 past 4 GiB) open for writing ``frames`` frames, that becomes ``path``
     when the block ends (``atomic_output``), with the input's BWF ``bext`` chunk and
     speaker ``layout`` (``wavchunks.channel_map``) if it had them, and without a
     timestamped PEAK chunk: the write time would make the same samples give other bytes on
     every run (datasets and outputs must be reproducible). RF64 gets the chunk anyway, with
     its time zeroed once closed. The layout's channel mask is written once closed too, as
-    libsndfile refuses one naming fewer speakers than there are channels. Warnings name
-    ``path``, never the hidden temporary file that is gone when they are read."""
+    libsndfile refuses one naming fewer speakers than there are channels. An integer
+    ``subtype`` clips samples past full scale: a warning gives the overshoot in dB, once
+    for the whole file however many blocks were written (the commands write float32,
+    which keeps them; a library caller asking for PCM gets this). Warnings name ``path``,
+    never the hidden temporary file that is gone when they are read."""
     container = wav_container(frames, channels, subtype, extensible=layout is not None,
                               broadcast=broadcast)
     mask = None if layout is None else channel_mask(layout)
@@ -420,7 +443,8 @@ def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
                 if broadcast is not None and not set_broadcast_info(handle, broadcast):
                     warnings.warn(f"{path}: the input's bext chunk (BWF time reference) was "
                                   "refused by libsndfile and is left out", stacklevel=3)
-                yield handle
+                output = WavOutput(handle, subtype)
+                yield output
         except sf.LibsndfileError as exc:  # the body's reads raise AudioError, never this
             raise unwritable(path, exc) from None
         if container == "RF64":
@@ -431,6 +455,10 @@ def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
         warnings.warn(f"{path}: the input's channel layout {layout} (libsndfile's speaker "
                       "ids) has no WAV channel mask, which names speakers in one fixed "
                       f"order; the default for {channels} channels is written", stacklevel=3)
+    if output.peak > 1.0:
+        warnings.warn(f"{path}: the audio peaks {20 * np.log10(output.peak):.3g} dB over full "
+                      f"scale, which {subtype} cannot hold: those samples are clipped (scale "
+                      "it under 1.0, or write FLOAT)", stacklevel=3)
 
 
 def existing_ancestor(path: str | os.PathLike) -> Path:
@@ -463,7 +491,8 @@ def write_audio(
     channel mask (the input's ``Audio.broadcast`` and ``Audio.channel_map``).
 
     ``protect`` lists input files that must never be overwritten: writing over one is an
-    error, not a silent data loss.
+    error, not a silent data loss. An integer ``subtype`` (``"PCM_24"``) clips samples past
+    full scale, with a warning (``open_wav_writer``).
     """
     path = ensure_not_input(path, protect)
     data = validate_samples(samples, str(path))

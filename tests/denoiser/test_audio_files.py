@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from denoiser import audio, outfiles
-from denoiser.audio import read_audio, wav_container, write_audio
+from denoiser.audio import open_wav_writer, read_audio, wav_container, write_audio
 from denoiser.checkpoint import save_checkpoint
 from denoiser.engine import Denoiser
 from denoiser.errors import AudioError
@@ -217,3 +218,25 @@ def test_read_audio_gives_each_channel_a_row_of_its_own(tmp_path):
     sf.write(tmp_path / "stereo.wav", np.zeros((4800, 2), np.float32), 48000, subtype="FLOAT")
     samples = read_audio(tmp_path / "stereo.wav").samples
     assert samples.shape == (2, 4800) and samples.flags.c_contiguous
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32"])
+def test_an_integer_subtype_warns_once_of_the_samples_it_clips(tmp_path, subtype):
+    """A PCM file cannot hold a sample past full scale: 1.3 was written as 1.0 without a
+    word. Written whole or block by block, the file is named with the overshoot in dB,
+    once; float files keep such samples, and PCM under full scale is quiet."""
+    tone = np.sin(2 * np.pi * 100 * np.arange(4_800) / 48_000).astype(np.float32)[None]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        whole = write_audio(tmp_path / "whole.wav", 1.3 * tone, 48_000, subtype=subtype)
+        with open_wav_writer(tmp_path / "blocks.wav", 48_000, 1, 3 * 4_800, subtype) as out:
+            for gain in (0.5, 1.3, 1.1):  # two blocks over it, the louder first
+                out.write((gain * tone).T)
+        write_audio(tmp_path / "quiet.wav", 0.89 * tone, 48_000, subtype=subtype)
+        floats = write_audio(tmp_path / "float.wav", 1.3 * tone, 48_000)
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / name}: the audio peaks 2.28 dB over full scale, which {subtype} cannot "
+        "hold: those samples are clipped (scale it under 1.0, or write FLOAT)"
+        for name in ("whole.wav", "blocks.wav")]
+    assert read_audio(whole).samples.max() <= 1.0
+    assert read_audio(floats).samples.max() == pytest.approx(1.3)
