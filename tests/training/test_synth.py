@@ -16,8 +16,8 @@ from training.kits import load_kit
 from training.oneshots import one_shot
 from training.session import detect_onsets
 from training.snaremic import MicConfig, bleed_path, pitch_shift
-from training.synth import (SynthConfig, clip_count, clip_seed, render_clip, render_dataset,
-                            render_events, write_clip)
+from training.synth import (SynthConfig, _finish, clip_count, clip_seed, render_clip,
+                            render_dataset, render_events, write_clip)
 
 RATE = 48000
 SHORT = SynthConfig(clip_seconds=2.0, preroll_seconds=1.0)
@@ -140,6 +140,30 @@ def test_bleed_only_clip(synthetic_kit):
     assert np.max(np.abs(clip.clean)) < 1e-6
     assert np.max(np.abs(clip.bleed)) > 0.05
     assert not any(o["target"] for o in clip.meta["onsets"])
+
+
+def test_a_clip_without_snare_is_levelled_as_if_a_full_snare_hit_were_there():
+    """The same bleed, scaled with a full snare hit beside it and alone, gets the same gain:
+    a tacet passage of a track the engine levels whole keeps its bleed under the snare's
+    peaks. Scaled to its own peak, the bleed alone came out 20 dB louder here."""
+    bleed = (0.1 * np.sin(np.arange(RATE) * 0.05)).astype(np.float32)
+    bleed[:200] = 0.0
+    hit = np.zeros(RATE, np.float32)
+    hit[100] = 1.0  # a full snare hit's peak before output scaling
+    _, _, with_snare, gain = _finish(hit, bleed, np.random.default_rng(3), SHORT)
+    _, clean, alone, gain_alone = _finish(np.zeros(RATE, np.float32), bleed,
+                                          np.random.default_rng(3), SHORT)
+    assert gain_alone == pytest.approx(gain) and -12.0 <= gain <= -1.0
+    assert np.array_equal(alone, with_snare) and not np.any(clean)
+
+
+def test_bleed_only_clips_keep_their_bleed_under_a_snare_hits_level(synthetic_kit):
+    config = replace(SHORT, bleed_only_probability=1.0)
+    for seed in range(6):
+        clip = render_clip(synthetic_kit, seed, config)
+        gain = clip.meta["output_gain_db"]
+        assert -12.0 <= gain <= -1.0  # the drawn peak level of a full snare hit
+        assert np.max(np.abs(clip.bleed)) < 10 ** (gain / 20)
 
 
 @pytest.mark.parametrize("semitones", [-3.0, 3.0, 7.0])
