@@ -175,6 +175,37 @@ def _piece_key(role: str, label: str) -> str:
     return "hihat" if role.startswith("hihat") else label
 
 
+@dataclass(frozen=True)
+class _Hit:
+    """A hit as placed on its piece's track: where its one-shot's hit sounds and where the
+    one-shot ends (samples from the clip's start, before the piece's bleed path), and its
+    meta.json fields."""
+
+    key: str  # the piece's track (``_piece_key``)
+    attack: int
+    end: int
+    fields: dict
+
+
+def _list_hits(hits: Sequence[_Hit], delays: dict[str, float], n_out: int,
+               sample_rate: int) -> tuple[list[dict], list[dict]]:
+    """meta.json's ``onsets``, the hits that sound inside the clip, and ``onsets_before``,
+    those sounding before it that still ring at its start (the metrics take their ring out
+    of the "only toms or kick" regions: a ride struck 0.35 s before the clip filled a whole
+    region of one). Each is marked where it sounds: its one-shot's attack (``Layer.lead``),
+    for a bleed piece after its path's delay. Marked where its one-shot's file starts, a hit
+    came up to 19 ms (a snare) and 49 ms (a kick) early, before SPEC 5's hit window."""
+    onsets, rung_in = [], []
+    for hit in hits:
+        delay = int(round(delays.get(hit.key, 0.0)))
+        start = hit.attack + delay
+        listed = (onsets if 0 <= start < n_out
+                  else rung_in if start < 0 < hit.end + delay else None)
+        if listed is not None:
+            listed.append({"time": round(start / sample_rate, 6), "sample": start, **hit.fields})
+    return onsets, rung_in
+
+
 def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: SynthConfig,
                   start: float, duration: float, bleed_kit: Kit | None = None
                   ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -217,11 +248,7 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
     tuning: dict[str, float] = {}
     decay: dict[str, float | None] = {}
     variants: dict[tuple[str, int], np.ndarray] = {}
-    onsets = []
-    # Pieces struck in the pre-roll that still ring when the clip starts: the metrics take
-    # their ring out of the "only toms or kick" regions, as they do for those listed in
-    # ``onsets`` (a ride struck 0.35 s before the clip filled a whole region of one).
-    rung_in = []
+    hits: list[_Hit] = []
     # hi-hat articulations choke each other (Hydrogen's mute group): an open hat stops at
     # the next hat hit.
     hat_times = events.time[np.char.startswith(np.array(ROLES)[events.role], "hihat")]
@@ -273,13 +300,11 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
         if role == "hihat_open" and length < sample.size:
             piece[-240:] *= np.linspace(1, 0, min(240, length), dtype=np.float32)
         tracks[key][position:position + length] += piece
-        listed = (onsets if 0 <= position - offset < n_out
-                  else rung_in if position - offset < 0 < position + length - offset else None)
-        if listed is not None:
-            listed.append({"time": round((position - offset) / sr, 6),
-                           "sample": position - offset, "instrument": role,
-                           "kit_instrument": name, "velocity": velocity,
-                           "target": role in SNARE_CATEGORIES})
+        # the one-shot's lead-in is resampled with it: 2**(-st/12) as long
+        attack = position + int(round(layer.lead * 2 ** (-tuning[name] / 12)))
+        hits.append(_Hit(key, attack - offset, position + length - offset,
+                         {"instrument": role, "kit_instrument": name, "velocity": velocity,
+                          "target": role in SNARE_CATEGORIES}))
 
     ir = room_ir(rng, sr, mic)
     snare_room_db = float(rng.uniform(*mic.room_level_db))
@@ -287,11 +312,13 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
     clean = tracks.pop("snare", np.zeros(total, np.float32))
     bleed = np.zeros(total, np.float32)
     paths = {}
+    delays: dict[str, float] = {}  # samples
     for key in sorted(tracks):
         gain_db = float(rng.uniform(*mic.gain_db[families[key]]))
         delay_ms = float(rng.uniform(*mic.delay_ms))
         sos = random_colouring(rng, sr, mic)
-        bleed += bleed_path(tracks[key], sos, gain_db, delay_ms / 1000.0 * sr)
+        delays[key] = delay_ms / 1000.0 * sr
+        bleed += bleed_path(tracks[key], sos, gain_db, delays[key])
         paths[key] = {"gain_db": round(gain_db, 2), "delay_ms": round(delay_ms, 3)}
     clean = add_room(clean, ir, snare_room_db)
     bleed = add_room(bleed, ir, bleed_room_db)
@@ -306,6 +333,7 @@ def render_events(kit: Kit, events: Events, rng: np.random.Generator, config: Sy
     snare_filter = np.vstack([eq, snare_colouring(rng, sr, mic)]) if snare_eq else eq
     clean = (polarity * sosfilt(snare_filter, clean)[offset:offset + n_out]).astype(np.float32)
     bleed = (polarity * sosfilt(eq, bleed)[offset:offset + n_out]).astype(np.float32)
+    onsets, rung_in = _list_hits(hits, delays, n_out, sr)
     info = {"paths": paths, "tuning_semitones": {k: round(v, 3) for k, v in tuning.items()},
             "room_level_db": round(snare_room_db, 2), "bleed_room_level_db": round(bleed_room_db, 2),
             "room_tone_db": round(tone_db, 2), "polarity": int(polarity), "onsets": onsets,

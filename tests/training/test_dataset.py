@@ -278,9 +278,11 @@ def test_midi_validation_clips_replay_no_training_hit(synthetic_kit_dir, tmp_pat
     assert len(metas["valid"]) == 2 and not train & valid and valid == {23, 24, 25}
     for meta in metas["train"] + metas["valid"]:
         assert meta["midi_file"] == "groove.mid" and meta["style"] == "midi"
-        for onset in meta["onsets"]:  # hit k (velocity 10 + k) is at k/4 s in the file
+        # hit k (velocity 10 + k) is struck at k/4 s in the file; its onset marks where it
+        # sounds, at the one-shot's attack (a fraction of a ms into the re-tuned file)
+        for onset in meta["onsets"]:
             assert (meta["midi_start"] + onset["time"]) % 4 == pytest.approx(
-                (onset["velocity"] - 10) / 4, abs=1e-4)
+                (onset["velocity"] - 10) / 4, abs=1e-3)
     starts = {split: [meta["midi_start"] for meta in metas[split]] for split in metas}
     assert max(starts["train"]) + CONFIG.clip_seconds <= 3.25
     assert [meta["midi_loop"] for meta in metas["train"]] == [None] * 8

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 
 from training.errors import KitError
-from training.kits import (KIT_RATE, Instrument, Layer, classify_features, classify_name,
-                           load_kit, spectral_features, trim_tail)
+from training.kits import (KIT_RATE, Instrument, Layer, attack_sample, classify_features,
+                           classify_name, load_kit, spectral_features, trim_tail)
 from training.oneshots import one_shot, write_synthetic_kit
 
 
@@ -418,6 +418,17 @@ def test_hydrogen_layer_pitch_is_applied(tmp_path):
     assert octave.size == pytest.approx(plain.size / 2, abs=2)
     assert toms["tomhi2"].centroid_hz > 1.5 * toms["tomhi1"].centroid_hz
     assert np.array_equal(offset, octave)
+
+
+def test_a_layers_lead_is_where_its_hit_sounds():
+    """A one-shot's file may start with silence and a faint lead-in before its hit: the
+    layer's ``lead`` is the hit's first sample within 30 dB of its peak."""
+    hit = one_shot("snare", 190, 0.16, 0.5, 1.0)
+    lead_in = np.zeros(960, np.float32)
+    lead_in[480:] = 0.005  # -46 dB re the hit's peak: a previous hit's tail, noise
+    layer = Layer(np.concatenate([lead_in, hit]), 0.0, 1.0, "late.wav")
+    assert layer.lead == 960 + attack_sample(hit) and attack_sample(hit) < 24
+    assert Layer(np.zeros(100, np.float32), 0.0, 1.0, "silent.wav").lead == 0
 
 
 def _multi_mic_kit(folder, components, snare_parts, extra=""):

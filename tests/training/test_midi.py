@@ -70,11 +70,12 @@ def test_midi_rendering_places_snare_hits(synthetic_kit, tmp_path):
     clip = render_clip(synthetic_kit, 0, config, performances=[events])
     assert clip.meta["style"] == "midi" and clip.meta["bpm"] is None
     snares = [o for o in clip.meta["onsets"] if o["target"]]
-    assert [o["time"] for o in snares] == pytest.approx([0.6, 1.8])  # beats 1 and 3 at 100 BPM
+    # beats 1 and 3 at 100 BPM, marked where the one-shot's attack sounds (under a ms in)
+    assert [o["time"] for o in snares] == pytest.approx([0.6, 1.8], abs=1e-3)
     detected = detect_onsets(clip.clean, RATE)
     assert np.abs(detected / RATE - np.array([0.6, 1.8])).max() < 0.003
     kick = [o for o in clip.meta["onsets"] if o["instrument"] == "kick"]
-    assert [o["time"] for o in kick] == pytest.approx([0.0, 1.2])
+    assert [o["time"] for o in kick] == pytest.approx([0.0, 1.2], abs=0.004)  # + its path
 
 
 def test_not_a_midi_file(tmp_path):
