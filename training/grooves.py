@@ -83,24 +83,48 @@ class Groove:
 
 
 class _Builder:
-    """Collects event arrays bar by bar, concatenated once at the end."""
+    """Collects event arrays bar by bar, concatenated once at the end. Beside each hit's
+    time, role, velocity and tom it keeps the time of the main hit it is a flam's grace
+    note of (NaN for any other hit), so that humanising moves the two together."""
 
     def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.parts: list[tuple[np.ndarray, ...]] = []
 
     def add(self, role: str, times: np.ndarray | float, velocities: np.ndarray | float,
-            tom: np.ndarray | int = -1) -> None:
+            tom: np.ndarray | int = -1, mains: np.ndarray | None = None) -> None:
         times = np.atleast_1d(np.asarray(times, dtype=np.float64))
         shape = times.shape
         self.parts.append((times, np.full(shape, ROLE[role], np.int8),
                            np.broadcast_to(np.asarray(velocities, np.float64), shape).copy(),
-                           np.broadcast_to(np.asarray(tom, np.int8), shape).copy()))
+                           np.broadcast_to(np.asarray(tom, np.int8), shape).copy(),
+                           np.full(shape, np.nan) if mains is None else np.asarray(mains)))
 
-    def events(self) -> Events:
+    def events(self) -> tuple[Events, np.ndarray]:
+        """The hits, and for each the index of the main hit it is a flam's grace note of
+        (``_leaders``)."""
         if not self.parts:
-            return Events.empty()
-        time, role, velocity, tom = (np.concatenate(column) for column in zip(*self.parts))
-        return Events(time, role, velocity.astype(np.int16), tom)
+            return Events.empty(), np.zeros(0, np.int64)
+        time, role, velocity, tom, mains = (np.concatenate(column) for column in zip(*self.parts))
+        events = Events(time, role, velocity.astype(np.int16), tom)
+        return events, _leaders(events, mains)
+
+
+def _leaders(events: Events, mains: np.ndarray) -> np.ndarray:
+    """For each hit, the index of the main hit it is a flam's grace note of, -1 for none: the
+    first snare hit at that time that is no grace note itself. A fill that replaced the
+    main hit may have put its own snare hit there, which the grace note then leads into;
+    where it put a tom, the grace note has none."""
+    leaders = np.full(len(events), -1, np.int64)
+    grace = np.flatnonzero(~np.isnan(mains))
+    candidates = np.flatnonzero(events.is_target & np.isnan(mains))
+    if grace.size == 0 or candidates.size == 0:
+        return leaders
+    order = candidates[np.argsort(events.time[candidates], kind="stable")]
+    times = events.time[order]
+    at = np.minimum(np.searchsorted(times, mains[grace]), times.size - 1)
+    found = times[at] == mains[grace]
+    leaders[grace[found]] = order[at[found]]
+    return leaders
 
 
 @dataclass
@@ -150,7 +174,8 @@ def _snare(b: _Builder, rng: np.random.Generator, times: np.ndarray, feel: _Feel
     velocity = _vel(rng, 95, 127, times.size) * feel.intensity
     b.add(role, times, velocity)
     flams = times[rng.random(times.size) < config.flam_probability]
-    b.add("snare", flams - rng.uniform(0.015, 0.035, flams.size), _vel(rng, 25, 50, flams.size))
+    b.add("snare", flams - rng.uniform(0.015, 0.035, flams.size), _vel(rng, 25, 50, flams.size),
+          mains=flams)
 
 
 def _kick(b: _Builder, rng: np.random.Generator, start: float, feel: _Feel, must: list[float],
@@ -306,9 +331,9 @@ def generate_groove(rng: np.random.Generator, start: float, stop: float,
             trimmed = _Builder()
             bar_fn(trimmed, rng, bar_start, feel, config)
             keep_until = bar_start + (4.0 - beats) * beat - 1e-9
-            for times, role, velocity, tom in trimmed.parts:
-                mask = times < keep_until
-                builder.parts.append((times[mask], role[mask], velocity[mask], tom[mask]))
+            for part in trimmed.parts:
+                mask = part[0] < keep_until
+                builder.parts.append(tuple(column[mask] for column in part))
             _fill(builder, rng, bar_start, feel, beats)
         else:
             bar_fn(builder, rng, bar_start, feel, config)
@@ -319,19 +344,27 @@ def generate_groove(rng: np.random.Generator, start: float, stop: float,
                         _vel(rng, 95, 125))
         if rng.random() < config.tacet_bar_probability:
             for index in range(before, len(builder.parts)):
-                times, role, velocity, tom = builder.parts[index]
-                keep = ~np.isin(role, TARGET_ROLES)
-                builder.parts[index] = (times[keep], role[keep], velocity[keep], tom[keep])
+                part = builder.parts[index]
+                keep = ~np.isin(part[1], TARGET_ROLES)
+                builder.parts[index] = tuple(column[keep] for column in part)
             tacet.append((bar_start, bar_start + bar_seconds))
-    events = _humanise(builder.events(), rng, config)
+    events = _humanise(*builder.events(), rng, config)
     events = events.select((events.time >= start) & (events.time < stop)).sorted()
     return Groove(events, bpm, style, tacet)
 
 
-def _humanise(events: Events, rng: np.random.Generator, config: GrooveConfig) -> Events:
-    """Timing and velocity jitter; ghost notes stay ghost notes (<= 45)."""
+def _humanise(events: Events, leaders: np.ndarray, rng: np.random.Generator,
+              config: GrooveConfig) -> Events:
+    """Timing and velocity jitter; ghost notes stay ghost notes (<= 45), and a flam's grace
+    note moves with its main hit (``leaders``, ``_Builder.events``), keeping its 15-35 ms
+    gap. Jittered alone, a third of the flams left 15-35 ms and 1 % put the grace note after
+    its main hit. Every hit still draws its own jitter, so the draws, and every groove
+    without a flam, are as before."""
     sigma = rng.uniform(*config.timing_jitter_ms) / 1000.0
-    time = events.time + rng.normal(0.0, sigma, len(events))
+    jitter = rng.normal(0.0, sigma, len(events))
+    follows = leaders >= 0
+    jitter[follows] = jitter[leaders[follows]]
+    time = events.time + jitter
     ghost = events.velocity <= GHOST_MAX_VELOCITY
     velocity = events.velocity + rng.normal(0.0, config.velocity_jitter, len(events))
     velocity = np.where(ghost, np.clip(velocity, 5, GHOST_MAX_VELOCITY), np.clip(velocity, 46, 127))

@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from training.errors import DatasetError
-from training.grooves import GHOST_MAX_VELOCITY, ROLE, Events, GrooveConfig, STYLES, generate_groove
+from training.grooves import (GHOST_MAX_VELOCITY, ROLE, Events, GrooveConfig, STYLES, _humanise,
+                              generate_groove)
 from training.kits import load_kit
 from training.oneshots import one_shot
 from training.session import detect_onsets
@@ -150,6 +151,37 @@ def test_ghost_notes_are_quiet(synthetic_kit):
     ghost_db = 20 * np.log10(np.median([g for g, _ in ghost]))
     loud_db = 20 * np.log10(np.median([g for g, _ in loud]))
     assert ghost_db < loud_db - 8.0
+
+
+def test_a_flams_grace_note_keeps_its_gap_before_its_main_hit():
+    """A flam's grace note is placed 15-35 ms before its main hit and moves with it when
+    humanised: jittered alone (10 ms here), half the flams left that gap and some put the
+    grace note after the main hit."""
+    config = replace(GrooveConfig(), flam_probability=1.0, roll_probability=0.0,
+                     fill_probability=0.0, tacet_bar_probability=0.0, ghost_probability=0.0,
+                     timing_jitter_ms=(10.0, 10.0))
+    gaps = []
+    for seed in range(10):
+        events = generate_groove(np.random.default_rng(seed), -2.0, 10.0, config,
+                                 style="backbeat").events
+        snare = events.select(events.is_target)
+        close = np.diff(snare.time) < 0.1  # a grace note and its main hit, in time order
+        assert np.all(snare.velocity[:-1][close] <= snare.velocity[1:][close])
+        gaps.extend(np.diff(snare.time)[close])
+    assert len(gaps) >= 100 and 0.015 - 1e-9 <= min(gaps) and max(gaps) <= 0.035 + 1e-9
+
+
+def test_humanising_a_flam_draws_as_before():
+    """The grace note takes its main hit's jitter, not a draw of its own: every other hit
+    gets the jitter it got before, so grooves without flams render as they did."""
+    events = Events(np.array([0.5, 0.98, 1.0]), np.array([ROLE["hihat_closed"], ROLE["snare"],
+                    ROLE["snare"]], np.int8), np.array([90, 30, 110], np.int16),
+                    np.full(3, -1, np.int8))
+    alone = _humanise(events, np.array([-1, -1, -1]), np.random.default_rng(5), GrooveConfig())
+    flam = _humanise(events, np.array([-1, 2, -1]), np.random.default_rng(5), GrooveConfig())
+    assert np.array_equal(flam.time[[0, 2]], alone.time[[0, 2]])
+    assert np.array_equal(flam.velocity, alone.velocity)
+    assert flam.time[2] - flam.time[1] == pytest.approx(0.02) != alone.time[2] - alone.time[1]
 
 
 def test_tacet_bars_have_a_silent_target(synthetic_kit):
