@@ -602,10 +602,42 @@ class UndoBlock:
 
 @dataclass
 class _Family:
-    """An item's original take and its processed variants, by variant (None = original)."""
+    """An item's original take and its processed variants, by variant (None = original),
+    and the take it plays."""
 
-    current: str | None
+    item: str
+    active: str
     takes: dict[str | None, str]
+
+    @property
+    def in_cycle(self) -> bool:
+        """Whether it plays one of its family (not a linked take renamed without its tag)."""
+        return self.active in self.takes.values()
+
+    @property
+    def current(self) -> str | None:
+        """The variant it plays (``None`` = the original); only when ``in_cycle``."""
+        return next(variant for variant, take in self.takes.items() if take == self.active)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What compare switched the selection to (``variant``, ``None`` = the original) and
+    the items that kept their take, with why: they lack that take."""
+
+    variant: str | None
+    stayed: tuple[Skipped, ...] = ()
+
+    def message(self) -> str:
+        """``now playing: [debleed]``, then the items that stayed, summarised as the
+        denoise action's skipped items are (``summarise``)."""
+        name = "original" if self.variant is None else VARIANT_TAGS[self.variant]
+        text = f"now playing: {name}"
+        if self.stayed:
+            head = ("Kept their take:" if len(self.stayed) <= SUMMARY_LIMIT
+                    else f"{len(self.stayed)} items kept their take:")
+            text += f"\n{head}\n" + "\n".join(f"  {line}" for line in summarise(self.stayed))
+        return text
 
 
 def _family(api: Any, item: str, active: str) -> _Family:
@@ -618,35 +650,50 @@ def _family(api: Any, item: str, active: str) -> _Family:
     original = takes.original_of(active)
     family: dict[str | None, str] = {} if original is None else {None: original}
     family.update(takes.variants(active))
-    current = next((variant for variant, take in family.items() if take == active), None)
-    return _Family(current, family)
+    return _Family(item, active, family)
 
 
-def compare_next(api: Any, project: Any = 0) -> str | None:
+def _next_variant(families: Sequence[_Family]) -> str | None:
+    """The variant compare switches to. The cycle is every variant any family has, in
+    ``VARIANT_TAGS`` order after the original; where it stands is what the family with
+    the most takes plays (the first of them in the selection: it follows the most of the
+    cycle), or, where every family plays a take outside its family, before the first
+    variant. The next variant that would switch some item is taken, so every press is
+    heard, and where that family lacks the next variant (it stays put) the cycle still
+    moves on instead of going back to the same variant on every press."""
+    cycle = [v for v in (None, *VARIANT_TAGS) if any(v in f.takes for f in families)]
+    playing = sorted((f for f in families if f.in_cycle), key=lambda f: -len(f.takes))
+    start = cycle.index(playing[0].current) + 1 if playing else int(None in cycle)
+    # a family with two takes is there (the caller checks): some variant switches it
+    return next(v for v in cycle[start:] + cycle[:start]
+                if any(v in f.takes and f.takes[v] != f.active for f in families))
+
+
+def compare_next(api: Any, project: Any = 0) -> Comparison:
     """Cycle the selected items' active takes: original -> gate -> debleed -> debleed+gate.
 
-    The first item with processed takes decides the next variant, and every selected
-    item switches to its take of that variant when it has one, so an A/B stays in step
-    across a multi-item selection. Takes are grouped by their link to the original (see
-    ``_family``), not by name. No undo point: switching back and forth must not bury
-    the denoise action's own undo point ("keep or undo"). Returns the variant now
-    active (``None`` = the original).
+    The cycle is every variant any selected item has, so none is out of reach whichever
+    item comes first (``_next_variant``); every item switches to its take of the next
+    variant, so an A/B stays in step across a multi-item selection, and an item without
+    one keeps its take and is named in the result. Takes are grouped by their link to the
+    original (see ``_family``), not by name. No undo point: switching back and forth must
+    not bury the denoise action's own undo point ("keep or undo").
     """
     families: list[_Family] = []
     for item in target_items(api, project):
         active = api.GetActiveTake(item)
         if not is_null(active):
             families.append(_family(api, item, active))
-    leader = next((f for f in families if len(f.takes) > 1), None)
-    if leader is None:
+    if not any(len(f.takes) > 1 for f in families):
         raise BridgeError("no selected item has a debleed take to compare")
-    present = [v for v in (None, *VARIANT_TAGS) if v in leader.takes]
-    # An active take outside the cycle (a linked take renamed without its tag) goes on to
-    # the first variant, whether or not the original is still there.
-    after = present.index(leader.current) + 1 if leader.current in present else 0
-    target = present[after % len(present)]
+    target = _next_variant(families)
+    stayed: list[Skipped] = []
     for family in families:
-        if target in family.takes:
-            api.SetActiveTake(family.takes[target])
+        take = family.takes.get(target)
+        if take is None:
+            lacking = "original take" if target is None else f"{VARIANT_TAGS[target]} take"
+            stayed.append(Skipped(item_label(api, family.item), f"no {lacking}"))
+        elif take != family.active:
+            api.SetActiveTake(take)
     api.UpdateArrange()
-    return target
+    return Comparison(target, tuple(stayed))

@@ -133,8 +133,7 @@ def compare(timeout: float) -> None:
     from reaper_bridge.items import compare_next
 
     api, _ = _connect(timeout)
-    variant = compare_next(api)
-    click.echo(f"now playing: {variant or 'original'}")
+    click.echo(compare_next(api).message())
 
 
 @reaper.command()

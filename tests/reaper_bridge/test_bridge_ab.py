@@ -211,7 +211,7 @@ def test_empty_takes_are_never_handed_to_reaper(fake: FakeReaper, tmp_path: Path
     denoise(api, ("debleed+gate",), executor_for({"debleed+gate": squash}))
     outcome = denoise(api, ("debleed+gate",), executor_for({"debleed+gate": halve}), "other")
     assert outcome.takes_updated == 1
-    assert compare_next(api) is None and item.active is original
+    assert compare_next(api).variant is None and item.active is original
     assert null_takes == []
     assert fake.RPR_Undo_DoUndo2(0) == 1 and item.takes[0] is None
 
@@ -229,9 +229,9 @@ def test_compare_follows_the_link_after_the_original_is_renamed(fake: FakeReaper
     denoise(api, ("debleed",), executor_for({"debleed": halve}))
     assert [t.name for t in item.takes] == ["Snare top", "Snare [debleed+gate]",
                                             "Snare top [debleed]"]
-    assert [compare_next(api) for _ in range(3)] == ["debleed+gate", None, "debleed"]
+    assert [compare_next(api).variant for _ in range(3)] == ["debleed+gate", None, "debleed"]
     fake.RPR_SetActiveTake(item.takes[1].ptr)  # from the variant whose name went stale
-    assert compare_next(api) is None and item.active is original
+    assert compare_next(api).variant is None and item.active is original
 
 
 def test_compare_keeps_two_same_named_originals_apart(fake: FakeReaper, api,
@@ -244,7 +244,7 @@ def test_compare_keeps_two_same_named_originals_apart(fake: FakeReaper, api,
     second = fake.add_take(item, fake.file_source(str(wav)), "Snare", D_STARTOFFS=0.3)
     denoise(api, ("debleed",), executor_for({"debleed": halve}))
     assert item.active.ext == {"debleed_source": second.guid}
-    assert compare_next(api) is None and item.active is second
+    assert compare_next(api).variant is None and item.active is second
     fake.RPR_SetActiveTake(first.ptr)
     with pytest.raises(BridgeError, match="no selected item has a debleed take"):
         compare_next(api)
@@ -259,7 +259,7 @@ def test_compare_groups_unlinked_takes_of_older_runs_by_name(fake: FakeReaper, a
     denoise(api, tuple(processors), executor_for(processors))
     for take in item.takes:
         take.ext.clear()
-    assert [compare_next(api) for _ in range(3)] == [None, "gate", "debleed"]
+    assert [compare_next(api).variant for _ in range(3)] == [None, "gate", "debleed"]
     fake.RPR_SetActiveTake(item.takes[0].ptr)
     item.takes[0].name = "Snare top"  # unlinked, a rename loses them: nothing to compare
     with pytest.raises(BridgeError, match="no selected item has a debleed take"):

@@ -128,6 +128,27 @@ def test_gated_takes_of_an_older_gate_are_made_again(distant: FakeReaper, tmp_pa
     assert "0 file(s) processed, 1 reused from cache" in run()
 
 
+def test_compare_names_the_items_that_kept_their_take(distant: FakeReaper, api,
+                                                      tmp_path: Path) -> None:
+    """``now playing: X`` was printed even where a selected item had no X take and kept
+    playing its own; such items are now named."""
+    from reaper_helpers import halve
+
+    from reaper_bridge.bridge import denoise, executor_for
+
+    add_snare(distant, tmp_path)
+    plain = distant.add_item(distant.tracks[0], 2.0, 0.4)
+    distant.add_take(plain, distant.file_source(str(tmp_path / "snare.wav")), "Snare")
+    plain.selected = False
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    plain.selected = True
+    runner = CliRunner()
+    outputs = [runner.invoke(cli, ["reaper", "compare"]).output for _ in range(2)]
+    assert outputs == ["now playing: original\n",
+                       "now playing: [debleed]\nKept their take:\n"
+                       "  Snare @ 2.000 s: no [debleed] take\n"]
+
+
 def test_no_compare_variants_overrides_the_ini(distant: FakeReaper, tmp_path: Path) -> None:
     """``compare_variants = true`` in the INI could not be turned off from the command line."""
     _edit_settings(Path(distant.resource_path), compare_variants=True)

@@ -245,12 +245,92 @@ def test_compare_cycles_original_and_variants(fake: FakeReaper, api, tmp_path: P
     processors = {"gate": halve, "debleed": squash, "debleed+gate": squash}
     denoise(api, ("gate", "debleed", "debleed+gate"), executor_for(processors))
     assert [i.active.name for i in items] == ["Snare [debleed+gate]"] * 2
-    seen = [compare_next(api) for _ in range(4)]
+    seen = [compare_next(api).variant for _ in range(4)]
     assert seen == [None, "gate", "debleed", "debleed+gate"]
     assert [i.active.name for i in items] == ["Snare [debleed+gate]"] * 2
     compare_next(api)
     assert [i.active.name for i in items] == ["Snare"] * 2
     assert fake.undo == [("begin",), ("end", "debleed: gate+debleed+debleed+gate on 2 item(s)")]
+
+
+def _select(fake: FakeReaper, *items) -> None:
+    for track in fake.tracks:
+        for item in track.items:
+            item.selected = item in items
+
+
+def test_compare_cycles_every_variant_any_selected_item_has(fake: FakeReaper, api,
+                                                            tmp_path: Path) -> None:
+    """The first processed item alone decided the cycle: with [debleed+gate] on four items
+    and [debleed] on the last two, [debleed] was never reached. The cycle is the variants
+    any selected item has; an item lacking the next one keeps its take and is named."""
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    track = fake.add_track("Snare")
+    items = [fake.add_item(track, 0.5 * k, 0.4) for k in range(4)]
+    for item in items:
+        fake.add_take(item, fake.file_source(str(wav)), "Snare", D_STARTOFFS=0.5 * item.position)
+    processors = {"debleed": squash, "debleed+gate": squash}
+    denoise(api, ("debleed+gate",), executor_for(processors))
+    _select(fake, *items[2:])
+    denoise(api, ("debleed",), executor_for(processors))
+    _select(fake, *items)
+    playing = []
+    for _ in range(4):
+        comparison = compare_next(api)
+        playing.append((comparison.variant, [i.active.name for i in items],
+                        [s.label for s in comparison.stayed]))
+    assert playing == [
+        ("debleed+gate", ["Snare [debleed+gate]"] * 4, []),
+        (None, ["Snare"] * 4, []),
+        ("debleed", ["Snare", "Snare", "Snare [debleed]", "Snare [debleed]"],
+         ["Snare @ 0.000 s", "Snare @ 0.500 s"]),
+        ("debleed+gate", ["Snare [debleed+gate]"] * 4, [])]
+    compare_next(api)
+    assert compare_next(api).message() == ("now playing: [debleed]\nKept their take:\n"
+                                           "  Snare @ 0.000 s: no [debleed] take\n"
+                                           "  Snare @ 0.500 s: no [debleed] take")
+
+
+def test_compare_returns_to_the_original_where_the_first_item_lost_its_own(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """The first item's original deleted by hand: the cycle left it out, so no selected
+    item could go back to its original. Now the others do, and the first keeps its take."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    track = fake.add_track("Snare")
+    first, second = (fake.add_item(track, p, 0.4) for p in (0.0, 0.5))
+    for item in (first, second):
+        fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    processors = {"debleed": squash, "debleed+gate": squash}
+    denoise(api, tuple(processors), executor_for(processors))
+    del first.takes[0]  # Take > Delete active take, on the original
+    seen = [(c.variant, first.active.name, second.active.name, [s.reason for s in c.stayed])
+            for c in (compare_next(api) for _ in range(3))]
+    assert seen == [(None, "Snare [debleed+gate]", "Snare", ["no original take"]),
+                    ("debleed", "Snare [debleed]", "Snare [debleed]", []),
+                    ("debleed+gate", "Snare [debleed+gate]", "Snare [debleed+gate]", [])]
+
+
+def test_compare_passes_over_a_variant_that_switches_no_item(fake: FakeReaper, api,
+                                                             tmp_path: Path) -> None:
+    """One item with [debleed], one with [gate]: from the first item's original, [gate]
+    is next, but once the second item plays it, going there again would change nothing
+    and hold the cycle on the same two takes; it moves on to [debleed]."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    track = fake.add_track("Snare")
+    first, second = (fake.add_item(track, p, 0.4) for p in (0.0, 0.5))
+    for item in (first, second):
+        fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    _select(fake, first)
+    denoise(api, ("debleed",), executor_for({"debleed": squash}))
+    _select(fake, second)
+    denoise(api, ("gate",), executor_for({"gate": halve}))
+    _select(fake, first, second)
+    seen = [(c.variant, first.active.name, second.active.name)
+            for c in (compare_next(api) for _ in range(4))]
+    assert seen == [(None, "Snare", "Snare"),
+                    ("gate", "Snare", "Snare [gate]"),
+                    ("debleed", "Snare [debleed]", "Snare [gate]"),
+                    (None, "Snare", "Snare")]
 
 
 def test_compare_without_processed_takes_is_an_error(fake: FakeReaper, api, tmp_path: Path) -> None:
@@ -352,7 +432,7 @@ def test_rerun_with_other_settings_points_the_same_take_at_the_new_result(
     data, _ = sf.read(newest, dtype="float32")
     source, _ = sf.read(wav, dtype="float32")
     np.testing.assert_array_equal(data, source * np.abs(source))  # the second run's result
-    assert compare_next(api) is None and compare_next(api) == "debleed"
+    assert compare_next(api).variant is None and compare_next(api).variant == "debleed"
     assert item.active.source.filename == newest
     assert fake.RPR_Undo_DoUndo2(0) == 1
     assert item.takes[0].ptr == original.ptr and item.takes[1].source.filename == first
