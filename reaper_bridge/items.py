@@ -380,6 +380,12 @@ def _input_take(api: Any, item: str, take: str,
     return None if original is None else (original, takes.names[original])
 
 
+def _locked(api: Any, item: str) -> bool:
+    """Whether the user locked the item (``C_LOCK`` & 1) to keep it as it is: neither
+    a new take nor a switch of its active take (compare), though ReaScript could."""
+    return bool(int(api.GetMediaItemInfo_Value(item, "C_LOCK")) & 1)
+
+
 def _refuses_new_take(api: Any, item: str) -> str | None:
     """Why a processed take must not be added to ``item``, or ``None``.
 
@@ -389,7 +395,7 @@ def _refuses_new_take(api: Any, item: str) -> str | None:
     takes to compare them would change nothing audible; that flag is the user's, so the
     item is skipped rather than the flag turned off.
     """
-    if int(api.GetMediaItemInfo_Value(item, "C_LOCK")) & 1:
+    if _locked(api, item):
         return "locked item: unlock it to process"
     if api.GetMediaItemInfo_Value(item, "B_ALLTAKESPLAY"):
         return ("the item plays all its takes at once: turn \"Play all takes\" off for it "
@@ -603,11 +609,12 @@ class UndoBlock:
 @dataclass
 class _Family:
     """An item's original take and its processed variants, by variant (None = original),
-    and the take it plays."""
+    the take it plays, and whether the item is locked (compare leaves it as it is)."""
 
     item: str
     active: str
     takes: dict[str | None, str]
+    locked: bool
 
     @property
     def in_cycle(self) -> bool:
@@ -650,7 +657,7 @@ def _family(api: Any, item: str, active: str) -> _Family:
     original = takes.original_of(active)
     family: dict[str | None, str] = {} if original is None else {None: original}
     family.update(takes.variants(active))
-    return _Family(item, active, family)
+    return _Family(item, active, family, _locked(api, item))
 
 
 def _next_variant(families: Sequence[_Family]) -> str | None:
@@ -676,21 +683,30 @@ def compare_next(api: Any, project: Any = 0) -> Comparison:
     item comes first (``_next_variant``); every item switches to its take of the next
     variant, so an A/B stays in step across a multi-item selection, and an item without
     one keeps its take and is named in the result. Takes are grouped by their link to the
-    original (see ``_family``), not by name. No undo point: switching back and forth must
-    not bury the denoise action's own undo point ("keep or undo").
+    original (see ``_family``), not by name. A locked item keeps its take (the denoise
+    action refuses it too) and is named where it has debleed takes and plays another than
+    the selection now does. No undo point: switching back and forth must not bury the
+    denoise action's own undo point ("keep or undo").
     """
     families: list[_Family] = []
     for item in target_items(api, project):
         active = api.GetActiveTake(item)
         if not is_null(active):
             families.append(_family(api, item, active))
-    if not any(len(f.takes) > 1 for f in families):
-        raise BridgeError("no selected item has a debleed take to compare")
-    target = _next_variant(families)
+    free = [f for f in families if not f.locked]
+    if not any(len(f.takes) > 1 for f in free):
+        held = [item_label(api, f.item) for f in families if f.locked and len(f.takes) > 1]
+        raise BridgeError("no selected item has a debleed take to compare" + (
+            f"; locked items are left alone: {list_labels(held)}" if held else ""))
+    target = _next_variant(free)
     stayed: list[Skipped] = []
     for family in families:
         take = family.takes.get(target)
-        if take is None:
+        if family.locked:
+            if len(family.takes) > 1 and take != family.active:
+                stayed.append(Skipped(item_label(api, family.item),
+                                      "locked item: unlock it to compare"))
+        elif take is None:
             lacking = "original take" if target is None else f"{VARIANT_TAGS[target]} take"
             stayed.append(Skipped(item_label(api, family.item), f"no {lacking}"))
         elif take != family.active:

@@ -61,6 +61,31 @@ def test_a_locked_item_is_skipped_also_when_locked_while_processing(
     assert fake.undo[-1] == ("end", "debleed: debleed on 0 item(s)")  # named for what it holds
 
 
+
+def test_compare_leaves_a_locked_item_alone_and_names_it(fake: FakeReaper, api,
+                                                         tmp_path: Path) -> None:
+    """Compare switched a locked item's take, which the denoise action refuses to touch;
+    it now keeps its take and is named, and a selection whose debleed takes are all on
+    locked items says so."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    track = fake.add_track("Snare")
+    locked, free = (fake.add_item(track, p, 0.4) for p in (0.0, 1.0))
+    for item in (locked, free):
+        fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    locked.lock = 1
+    comparison = compare_next(api)
+    assert (locked.active.name, free.active.name) == ("Snare [debleed]", "Snare")
+    assert comparison.message() == ("now playing: original\nKept their take:\n"
+                                    "  Snare @ 0.000 s: locked item: unlock it to compare")
+    assert compare_next(api).variant == "debleed" and locked.active.name == "Snare [debleed]"
+    free.selected = False
+    with pytest.raises(BridgeError, match=r"no selected item has a debleed take to compare; "
+                                          r"locked items are left alone: Snare @ 0\.000 s"):
+        compare_next(api)
+    assert locked.active.name == "Snare [debleed]"
+
+
 def test_a_locked_tagged_item_is_still_exported(fake: FakeReaper, api, tmp_path: Path) -> None:
     wav = make_wav(tmp_path / "clean.wav", 1.0)
     item = fake.add_item(fake.add_track("Snare [clean]"), 0.0, 0.5, lock=1, all_takes_play=True)
