@@ -103,22 +103,32 @@ def check_report_folder(out: Path, folders: Sequence[str], marker: str) -> None:
 
 @contextmanager
 def staged_report(out: Path, marker: str) -> Iterator[Path]:
-    """A hidden folder beside ``out`` to write a report into. Its files replace those of the
-    same names in ``out`` only when the block ends, and it is removed if the block fails:
-    a report is whole or absent (a NaN in the last clip must not leave half a report),
-    while other files the user keeps in ``out`` stay. A folder is replaced only as
+    """A hidden folder to write a report into. Its files replace those of the same names in
+    ``out`` only when the block ends, and it is removed if the block fails: a report is
+    whole or absent (a NaN in the last clip must not leave half a report), while other
+    files the user keeps in ``out`` stay. A folder is replaced only as
     ``check_report_folder`` allows (checked before anything moves). The missing parent
-    folders made for it are removed again on failure, when still empty (``staging_folder``)."""
-    with staging_folder(out) as staging:
+    folders made for it are removed again on failure, when still empty (``staging_folder``).
+
+    An existing ``out`` (through a link too) is staged inside it, as ``staged_output``
+    stages a dataset, and its entries moved up: it may be a mount point or a link to
+    another disk (a Docker bind mount), which a folder beside it could not move into
+    (EXDEV, after every clip was scored), and ``--report .`` needs no writable parent. A
+    new ``out`` is staged beside it and renamed into place."""
+    if not out.is_dir():
+        with staging_folder(out) as staging:
+            yield staging
+            os.replace(staging, out)
+        return
+    with staging_folder(out / marker, builds=out) as staging:  # a hidden folder in ``out``
         yield staging
         check_report_folder(out, [c.name for c in staging.iterdir() if c.is_dir()], marker)
-        out.mkdir(exist_ok=True)
         for child in sorted(staging.iterdir(), key=lambda child: not child.is_dir()):
             target = out / child.name  # folders first: the files say the report is whole
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)  # an earlier report's clips/: none of them may linger
             os.replace(child, target)
-    shutil.rmtree(staging, ignore_errors=True)  # emptied into ``out``
+        staging.rmdir()
 
 
 def _cell(value: float | None, digits: int = 2) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -243,6 +245,63 @@ def test_a_clips_link_or_file_is_refused_before_scoring_and_nothing_is_written(s
     assert sorted(p.name for p in report.iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == (
         ["elsewhere", "report"] if kind == "link" else ["report"])
+
+
+REPORT_ENTRIES = ["aggregate.json", "aggregate.md", "clips", "clips.csv", "clips.json",
+                  "index.html"]
+
+
+def _another_disk(monkeypatch, disk: Path) -> None:
+    """Make ``os.replace`` fail with EXDEV between ``disk`` and any other folder, as it does
+    across a mount point (a Docker bind mount, a link to another drive)."""
+    replace, disk = os.replace, Path(os.path.realpath(disk))
+
+    def across(src, dst, **kwargs):
+        if (Path(os.path.realpath(src)).is_relative_to(disk)
+                != Path(os.path.realpath(dst)).is_relative_to(disk)):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(src), None, str(dst))
+        return replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", across)
+
+
+@pytest.mark.parametrize("through", ["mount point", "link"])
+def test_a_report_folder_on_another_disk_takes_the_report(setup, tmp_path, monkeypatch, through):
+    """The report was built beside --report and moved in at the end: into a mount point or
+    a link to another disk that failed with EXDEV, after every clip was scored."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    report = disk if through == "mount point" else tmp_path / "report"
+    if through == "link":
+        report.symlink_to(disk, target_is_directory=True)
+    _another_disk(monkeypatch, disk)
+    for _ in range(2):  # a new report, then one that replaces it
+        result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(setup["data"]),
+                                          "--split", "all", "--limit", "1",
+                                          "--report", str(report)])
+        assert result.exit_code == 0, result.output
+        assert sorted(p.name for p in disk.iterdir()) == REPORT_ENTRIES
+    assert len(_strict_json(disk / "clips.json")["clips"]) == 1
+
+
+def test_a_report_into_the_working_folder_needs_no_writable_parent(setup, tmp_path, monkeypatch):
+    """``--report .`` in a folder the user may write, under one they may not, was refused
+    naming the parent, where the report was staged."""
+    report = tmp_path / "report"
+    report.mkdir()
+    mkdir = os.mkdir
+
+    def read_only_parent(path, *args, **kwargs):
+        if Path(path).absolute().parent == tmp_path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", read_only_parent)
+    monkeypatch.chdir(report)
+    result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(setup["data"]),
+                                      "--split", "all", "--limit", "1", "--report", "."])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in report.iterdir()) == REPORT_ENTRIES
 
 
 def test_clip_ids_of_one_safe_name_get_their_own_folders(setup, tmp_path):
