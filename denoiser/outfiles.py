@@ -11,7 +11,7 @@ import shutil
 import signal
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,68 @@ def _staged_as(exc: BaseException, staging: Path, builds: Path) -> BaseException
     if isinstance(exc, DebleedError) and str(staging) in str(exc):
         return type(exc)(str(exc).replace(str(staging), str(builds)))
     return exc
+
+
+def replace_entries(out: Path, sources: Sequence[Path]) -> None:
+    """Move ``sources`` (files or folders on ``out``'s file system) into ``out`` under their
+    names, together: ``out`` then holds all of them or, when a move fails, the entries it
+    held before, as they were. Outputs that belong together (a report's pages and its
+    clips' audio) were moved in one by one, and a move cut short (a file another program
+    holds, on Windows) left one run's files beside another's.
+
+    An entry of another kind (a folder where a file goes, a file or a link where a folder
+    goes) is refused before anything moves: it is not an earlier output. The old entries
+    are moved into a hidden folder in ``out`` first, the new ones in next, and the old
+    ones deleted last, a folder whole: the caller vouches that such a folder is its own.
+    A move that fails is undone in reverse; what cannot be moved back stays in the hidden
+    folder, never deleted."""
+    targets = [out / source.name for source in sources]
+    for source, target in zip(sources, targets):
+        _check_kind(source, target)
+    old = [target for target in targets if os.path.lexists(target)]
+    aside: Path | None = None
+    moves: list[tuple[Path, Path, Path]] = []  # (from, to, the name an error gives)
+    if old:
+        aside = _new_sibling(old[0], ".old", folder=True)
+        moves = [(target, aside / target.name, target) for target in old]
+    moves += [(source, target, target) for source, target in zip(sources, targets)]
+    done: list[tuple[Path, Path]] = []
+    try:
+        for source, destination, shown in moves:
+            try:
+                os.replace(source, destination)
+            except OSError as exc:
+                raise _naming(exc, shown) from None
+            done.append((source, destination))
+    except BaseException:
+        _undo(done)
+        if aside is not None:
+            remove_empty_folders([aside])
+        raise
+    if aside is not None:
+        shutil.rmtree(aside)
+
+
+def _check_kind(source: Path, target: Path) -> None:
+    """Refuse to move ``source`` onto a ``target`` of another kind (a link counts as a
+    file): a file cannot be renamed over a folder, and a folder named as an output file
+    (``aggregate.md/``) is the user's, not an earlier output to delete."""
+    if not os.path.lexists(target):
+        return
+    folder = target.is_dir() and not target.is_symlink()
+    if source.is_dir() != folder:
+        code = errno.EISDIR if folder else errno.ENOTDIR
+        raise OSError(code, os.strerror(code), str(target))
+
+
+def _undo(moves: list[tuple[Path, Path]]) -> None:
+    """Move each ``(source, destination)`` of ``moves`` back, the last first; one that
+    fails is left where it is, so nothing is lost, and the rest still go back."""
+    for source, destination in reversed(moves):
+        try:
+            os.replace(destination, source)
+        except OSError:
+            continue
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

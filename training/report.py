@@ -12,7 +12,6 @@ import html
 import json
 import math
 import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from denoiser.outfiles import staging_folder, write_text_atomic
+from denoiser.outfiles import replace_entries, staging_folder, write_text_atomic
 
 from .errors import DatasetError
 
@@ -80,18 +79,24 @@ def write_json(path: Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
-def check_report_folder(out: Path, folders: Sequence[str], marker: str) -> None:
+def check_report_folder(out: Path, folders: Sequence[str], marker: str,
+                        files: Sequence[str] = ()) -> None:
     """Refuse ``out`` when it holds one of ``folders`` (which a report replaces whole) but
     not ``marker``, a file every such report writes beside them: that folder is then not an
     earlier report's (a dataset copied there, say), and a report never deletes what it did
     not make. One of ``folders`` that is a link or a file is refused whatever the marker:
     a folder cannot be renamed over it, and the report's other files, moved in before it
-    failed, mixed one checkpoint's scores with another's."""
+    failed, mixed one checkpoint's scores with another's. So is a folder named as one of
+    ``files`` (``aggregate.md/``): a user's, which the report deleted whole."""
     for name in folders:
         folder = out / name
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             raise DatasetError(f"{folder}: a link or a file where the report writes its "
                                f"{name} folder; move it, or choose another report folder")
+    for name in files:
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            raise DatasetError(f"{out / name}: a folder where the report writes its {name} "
+                               "file; move it, or choose another report folder")
     if (out / marker).is_file():
         return
     for name in folders:
@@ -106,8 +111,11 @@ def staged_report(out: Path, marker: str) -> Iterator[Path]:
     """A hidden folder to write a report into. Its files replace those of the same names in
     ``out`` only when the block ends, and it is removed if the block fails: a report is
     whole or absent (a NaN in the last clip must not leave half a report), while other
-    files the user keeps in ``out`` stay. A folder is replaced only as
-    ``check_report_folder`` allows (checked before anything moves). The missing parent
+    files the user keeps in ``out`` stay. The new entries replace the old ones together
+    (``replace_entries``): a move cut short (on Windows, clips.csv open in a spreadsheet)
+    leaves the earlier report as it was, never one run's pages over another's audio. A
+    folder is replaced only as ``check_report_folder`` allows (checked before anything
+    moves), and only the earlier report's marked ``clips/`` is deleted. The missing parent
     folders made for it are removed again on failure, when still empty (``staging_folder``).
 
     An existing ``out`` (through a link too) is staged inside it, as ``staged_output``
@@ -122,12 +130,10 @@ def staged_report(out: Path, marker: str) -> Iterator[Path]:
         return
     with staging_folder(out / marker, builds=out) as staging:  # a hidden folder in ``out``
         yield staging
-        check_report_folder(out, [c.name for c in staging.iterdir() if c.is_dir()], marker)
-        for child in sorted(staging.iterdir(), key=lambda child: not child.is_dir()):
-            target = out / child.name  # folders first: the files say the report is whole
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)  # an earlier report's clips/: none of them may linger
-            os.replace(child, target)
+        entries = sorted(staging.iterdir(), key=lambda child: not child.is_dir())
+        check_report_folder(out, [c.name for c in entries if c.is_dir()], marker,
+                            [c.name for c in entries if not c.is_dir()])
+        replace_entries(out, entries)  # folders first: the files say the report is whole
         staging.rmdir()
 
 

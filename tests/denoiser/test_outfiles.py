@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from denoiser.outfiles import atomic_output, staging_folder
+from denoiser.outfiles import atomic_output, replace_entries, staging_folder
 
 
 def test_importing_it_loads_no_third_party_package() -> None:
@@ -141,3 +141,97 @@ def test_an_error_about_another_path_passes_a_staged_build_unchanged(tmp_path) -
         with staging_folder(tmp_path / "rep"):
             raise elsewhere
     assert caught.value is elsewhere
+
+
+def _two_runs(tmp_path):
+    """An output folder holding a run's ``a.json``, ``b.md`` and ``clips/`` and a file of
+    the user's, and a staging folder holding the next run's three."""
+    out, staged = tmp_path / "out", tmp_path / "out" / ".staged"
+    (out / "clips").mkdir(parents=True)
+    (out / "clips" / "x.wav").write_text("old clip")
+    (out / "a.json").write_text("old a")
+    (out / "b.md").write_text("old b")
+    (out / "notes.txt").write_text("mine")
+    (staged / "clips").mkdir(parents=True)
+    (staged / "clips" / "y.wav").write_text("new clip")
+    (staged / "a.json").write_text("new a")
+    (staged / "b.md").write_text("new b")
+    return out, [staged / "clips", staged / "a.json", staged / "b.md"]
+
+
+def _contents(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_entries_are_replaced_together_and_the_old_folder_goes(tmp_path) -> None:
+    out, sources = _two_runs(tmp_path)
+    replace_entries(out, sources)
+    assert _contents(out) == {"a.json": "new a", "b.md": "new b", "clips/y.wav": "new clip",
+                              "notes.txt": "mine"}
+    assert sorted(p.name for p in out.iterdir()) == [".staged", "a.json", "b.md", "clips",
+                                                     "notes.txt"]
+
+
+@pytest.mark.parametrize("stuck", ["b.md", "clips"])
+def test_a_move_cut_short_leaves_the_old_entries_as_they_were(tmp_path, monkeypatch,
+                                                               stuck) -> None:
+    """One entry that cannot be replaced (on Windows a file open in another program) left
+    the entries moved before it beside the old ones: one run's pages over another's audio,
+    the old audio already deleted."""
+    out, sources = _two_runs(tmp_path)
+    before, staged = _contents(out), _contents(sources[0].parent)
+    replace = os.replace
+
+    def held(src, dst, **kwargs):
+        if out / stuck in (src, dst):
+            raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+        return replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", held)
+    with pytest.raises(PermissionError) as caught:
+        replace_entries(out, sources)
+    assert caught.value.filename == str(out / stuck) and caught.value.filename2 is None
+    assert _contents(out) == before  # the staged entries are back in their folder
+    assert _contents(sources[0].parent) == staged
+    assert sorted(p.name for p in out.iterdir()) == [".staged", "a.json", "b.md", "clips",
+                                                     "notes.txt"]
+
+
+def test_a_move_in_that_fails_puts_the_old_entries_back(tmp_path, monkeypatch) -> None:
+    out, sources = _two_runs(tmp_path)
+    before = _contents(out)
+    replace = os.replace
+
+    def full(src, dst, **kwargs):
+        if src == sources[-1]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+        return replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError) as caught:
+        replace_entries(out, sources)
+    assert caught.value.filename == str(out / "b.md")
+    assert _contents(out) == before
+
+
+@pytest.mark.parametrize("name, code", [("b.md", errno.EISDIR), ("clips", errno.ENOTDIR)])
+def test_an_entry_of_another_kind_is_refused_before_anything_moves(tmp_path, name,
+                                                                    code) -> None:
+    """A folder named as an output file (a user's ``aggregate.md/``) was deleted whole."""
+    out, sources = _two_runs(tmp_path)
+    victim = out / name
+    if victim.is_dir():
+        import shutil
+
+        shutil.rmtree(victim)
+        victim.write_text("mine")
+    else:
+        victim.unlink()
+        victim.mkdir()
+        (victim / "notes.txt").write_text("mine")
+    before = _contents(out)
+    with pytest.raises(OSError) as caught:
+        replace_entries(out, sources)
+    assert (caught.value.errno, caught.value.filename) == (code, str(victim))
+    assert _contents(out) == before

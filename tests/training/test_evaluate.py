@@ -304,6 +304,54 @@ def test_a_report_into_the_working_folder_needs_no_writable_parent(setup, tmp_pa
     assert sorted(p.name for p in report.iterdir()) == REPORT_ENTRIES
 
 
+def test_a_report_move_cut_short_keeps_the_earlier_report_whole(setup, tmp_path, monkeypatch):
+    """A report file that cannot be replaced (on Windows, index.html open in a browser that
+    locks it) stopped the move part-way: the earlier report's clips/ already deleted and
+    replaced, clips.json and clips.csv the new run's, index.html the old one's."""
+    report = tmp_path / "report"
+    args = ["evaluate", str(setup["checkpoint"]), str(setup["data"]), "--split", "all",
+            "--limit", "1", "--report", str(report)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    before = {str(p.relative_to(report)): p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    replace = os.replace
+
+    def locked(src, dst, **kwargs):
+        if report / "index.html" in (Path(src), Path(dst)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+        return replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", locked)
+    torch.manual_seed(1)
+    other = save_checkpoint(tmp_path / "other.pt", build_model("bandmask-tiny"))
+    result = CliRunner().invoke(cli, ["evaluate", str(other), *args[2:]])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {report / 'index.html'}: Permission denied")
+    after = {str(p.relative_to(report)): p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in report.iterdir()) == REPORT_ENTRIES  # nothing hidden left
+
+
+def test_a_folder_named_as_a_report_file_is_refused_and_kept(setup, tmp_path):
+    """Any folder bearing a report file's name was deleted whole when the report moved in."""
+    report = tmp_path / "report"
+    args = ["evaluate", str(setup["checkpoint"]), str(setup["data"]), "--split", "all",
+            "--limit", "1", "--report", str(report)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    (report / "aggregate.md").unlink()
+    (report / "aggregate.md").mkdir()
+    (report / "aggregate.md" / "notes.txt").write_text("mine")
+    index = (report / "index.html").read_bytes()
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {report / 'aggregate.md'}: a folder where the report writes its aggregate.md "
+        "file; move it, or choose another report folder")
+    assert (report / "aggregate.md" / "notes.txt").read_text() == "mine"
+    assert (report / "index.html").read_bytes() == index
+    assert sorted(p.name for p in report.iterdir()) == REPORT_ENTRIES
+
+
 def test_clip_ids_of_one_safe_name_get_their_own_folders(setup, tmp_path):
     """ "a b" and "a_b" both read as a_b on disk: the second clip's files overwrote the first's."""
     first, second = _first_ids(setup, 2)
