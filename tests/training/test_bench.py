@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -269,3 +271,28 @@ def test_each_quality_table_says_which_means_cover_fewer_clips():
     rows["debleed"]["tom_kick_leakage_db"]["count"] = 19
     assert report.table_with_coverage(rows, 40) == (
         report.markdown_table(rows) + "\nMeans over fewer of the 40 clips: tom/kick leakage dB 19.\n")
+
+
+def test_a_bench_md_that_cannot_be_replaced_keeps_the_last_runs_pair(setup, tmp_path,
+                                                                     monkeypatch):
+    """bench.json and bench.md were two writes: a bench.md that could not be replaced (on
+    Windows, open in an editor that locks it) left this run's JSON beside the last run's
+    Markdown."""
+    monkeypatch.setattr(bench, "_speed", lambda config, pieces, steps: [])
+    monkeypatch.setattr(bench, "speed_steps", lambda config: 0)
+    out = tmp_path / "out"
+    bench.run_bench(_tiny_config(setup, heldout_clips=0), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    replace = os.replace
+
+    def locked(src, dst, **kwargs):
+        if out / "bench.md" in (Path(src), Path(dst)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+        return replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", locked)
+    with pytest.raises(PermissionError) as caught:
+        bench.run_bench(_tiny_config(setup, heldout_clips=0, clips=2), out)
+    assert caught.value.filename == str(out / "bench.md")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert json.loads(before["bench.json"])["config"]["clips"] == 1
