@@ -13,34 +13,37 @@ from pathlib import Path
 
 from denoiser.audio import check_output_folder, write_audio
 from denoiser.engine import Denoiser
-from denoiser.outfiles import missing_folders, remove_empty_folders
+from denoiser.outfiles import replace_entries, staging_folder
 
 from .kits import load_kit
 from .oneshots import write_synthetic_kit
 from .synth import SynthConfig, render_clip
 
 DEMO_CONFIG = replace(SynthConfig(clip_seconds=8.0), bleed_only_probability=0.0)
+#: What a demo writes: the clip, its bleed-free truth, and the clip denoised.
+DEMO_FILES = ("demo_noisy.wav", "demo_clean.wav", "demo_noisy.debleed.wav")
 
 
 def run_demo(out: str | Path, seed: int = 0, model: str | Path | None = None,
              progress: Callable[[float], None] | None = None) -> tuple[Path, Path, Path]:
     """Write ``demo_noisy.wav``, ``demo_clean.wav`` and ``demo_noisy.debleed.wav`` into
-    ``out``; return their paths (noisy, clean, denoised)."""
+    ``out``; return their paths (noisy, clean, denoised).
+
+    The three are rendered in a hidden folder inside ``out`` and replace an earlier demo's
+    together (``replace_entries``) once the last is written: a demo that fails (an error
+    or Ctrl-C while denoising) leaves the earlier three as they were, or nothing, never a
+    new seed's clip beside the old one's denoised file."""
     out = Path(out)
     check_output_folder(out)
     denoiser = Denoiser.load(model)  # fail on a missing model before writing anything
     with tempfile.TemporaryDirectory(prefix="debleed-demo-kit-") as kit_dir:
         kit = load_kit(write_synthetic_kit(Path(kit_dir) / "kit", seed=seed))
         clip = render_clip(kit, seed, DEMO_CONFIG, style="funk")
-    new = [path for path in (out / "demo_noisy.wav", out / "demo_clean.wav") if not path.exists()]
-    created = missing_folders(out)
-    try:
-        noisy = write_audio(out / "demo_noisy.wav", clip.noisy[None], clip.meta["sample_rate"])
-        clean = write_audio(out / "demo_clean.wav", clip.clean[None], clip.meta["sample_rate"])
-        denoised = denoiser.denoise_file(noisy, out / "demo_noisy.debleed.wav", progress=progress)
-    except BaseException:  # a failed demo leaves no half of itself behind
-        for path in new:
-            path.unlink(missing_ok=True)
-        remove_empty_folders(created)
-        raise
-    return noisy, clean, Path(denoised)
+    with staging_folder(out / DEMO_FILES[-1], builds=out) as staging:
+        noisy, clean, denoised = (staging / name for name in DEMO_FILES)
+        write_audio(noisy, clip.noisy[None], clip.meta["sample_rate"])
+        write_audio(clean, clip.clean[None], clip.meta["sample_rate"])
+        denoiser.denoise_file(noisy, denoised, progress=progress)
+        replace_entries(out, [noisy, clean, denoised])
+        staging.rmdir()
+    return out / DEMO_FILES[0], out / DEMO_FILES[1], out / DEMO_FILES[2]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
 from debleed.cli.main import cli
 from denoiser.checkpoint import save_checkpoint
+from denoiser.engine import Denoiser
 from denoiser.models import build_model
+from training.demo import run_demo
 
 
 def test_demo_renders_and_denoises(tmp_path):
@@ -42,3 +45,21 @@ def test_a_demo_whose_last_file_cannot_be_written_leaves_none(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--model", str(model)])
     assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1].startswith("Error:")
     assert [path.name for path in out.iterdir()] == ["demo_noisy.debleed.wav"]
+
+
+def test_a_demo_stopped_while_denoising_keeps_the_earlier_three(tmp_path, monkeypatch):
+    """Ctrl-C (or an error) while denoising had already replaced demo_noisy.wav and
+    demo_clean.wav with the new seed's, beside the old seed's demo_noisy.debleed.wav."""
+    model = save_checkpoint(tmp_path / "tiny.pt", build_model("bandmask-tiny"))
+    out = tmp_path / "demo"
+    run_demo(out, seed=0, model=model)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Denoiser, "denoise_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(out, seed=1, model=model)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert len(before) == 3
