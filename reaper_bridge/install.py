@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from denoiser.outfiles import replace_entries, staging_folder
+
 from .items import BridgeError
 from .settings import (SCRIPTS_SUBDIR, check_writable, load_settings, save_settings,
                        settings_path, split_lines, write_in_place)
@@ -209,10 +211,8 @@ def install(resource_path: str, api: Any | None = None, python: str | None = Non
     if api is None:
         with _registering(kb):  # so does a reaper-kb.ini that cannot be written
             check_writable(kb)
-    save_settings(ini, settings)  # so does a value the INI cannot hold
-    source = scripts_source()
-    for name in (*SCRIPTS, *SUPPORT_FILES):
-        shutil.copyfile(source / name, os.path.join(scripts_dir, name))
+    with _staged_scripts(Path(scripts_dir)):  # so does a folder refusing them, or a full disk
+        save_settings(ini, settings)  # so does a value the INI cannot hold
     if api is not None:
         names = list(SCRIPTS)
         for index, name in enumerate(names):
@@ -224,6 +224,23 @@ def install(resource_path: str, api: Any | None = None, python: str | None = Non
         with _registering(kb):
             report.kb_file = register_in_kb(resource_path, kb_entries())
     return report
+
+
+@contextlib.contextmanager
+def _staged_scripts(scripts_dir: Path) -> Iterator[None]:
+    """Copy the scripts into a hidden folder in ``scripts_dir``, run the block (which saves
+    the settings), then replace the installed scripts with them together
+    (``replace_entries``): a script that cannot be replaced (on Windows, one an editor or
+    a virus scanner holds open) leaves every installed one as it was. Copied in place one
+    by one after the settings were saved, such a script stopped the install with the new
+    action scripts beside the old bootstrap, and a script being rewritten read short."""
+    names = (*SCRIPTS, *SUPPORT_FILES)
+    with staging_folder(scripts_dir / SUPPORT_FILES[0], builds=scripts_dir) as staging:
+        for name in names:
+            shutil.copyfile(scripts_source() / name, staging / name)
+        yield
+        replace_entries(scripts_dir, [staging / name for name in names])
+        staging.rmdir()
 
 
 @contextlib.contextmanager

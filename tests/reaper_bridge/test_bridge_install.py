@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import configparser
+import errno
 import os
 import re
+import shutil
 import stat
 from pathlib import Path
 
 import pytest
 from fake_reaper import FakeReaper
 
-from reaper_bridge.install import SCRIPTS, command_id, install, kb_line, package_root
+from reaper_bridge.install import SCRIPTS, SUPPORT_FILES, command_id, install, kb_line, package_root
 from reaper_bridge.items import BridgeError
 from reaper_bridge.rpr import RawRPR
 from reaper_bridge.settings import (BridgeSettings, SettingsError, _layout, load_settings,
@@ -455,3 +457,44 @@ def test_a_reaper_kb_that_cannot_be_written_stops_the_install_before_it_writes(
     if store == "read-only":
         assert sorted(p.name for p in folder.iterdir()) == ["reaper-kb.ini"]
         folder.chmod(0o755)
+
+
+def test_a_script_that_cannot_be_replaced_leaves_every_installed_one_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scripts were copied in place one by one: one that could not be replaced (on
+    Windows, held open by an editor or a virus scanner) stopped the install with the new
+    action scripts beside the old bootstrap."""
+    resource = tmp_path / "REAPER"
+    resource.mkdir()
+    install(str(resource))
+    scripts = resource / "Scripts" / "debleed"
+    names = [*SCRIPTS, *SUPPORT_FILES]
+    for name in names:
+        (scripts / name).write_text("# an earlier version\n")
+    inode = (scripts / names[0]).stat().st_ino
+    held, replace, copyfile = scripts / SUPPORT_FILES[0], os.replace, shutil.copyfile
+
+    def refuse(src, dst) -> None:  # neither renamed, nor renamed over, nor written
+        if held in (Path(src), Path(dst)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+
+    def locked_replace(src, dst) -> None:
+        refuse(src, dst)
+        replace(src, dst)
+
+    def locked_copy(src, dst):
+        refuse(src, dst)
+        return copyfile(src, dst)
+
+    monkeypatch.setattr(os, "replace", locked_replace)
+    monkeypatch.setattr(shutil, "copyfile", locked_copy)
+    with pytest.raises(PermissionError) as caught:
+        install(str(resource))
+    assert caught.value.filename == str(held)
+    assert {name: (scripts / name).read_text() for name in names} == {
+        name: "# an earlier version\n" for name in names}
+    assert sorted(p.name for p in scripts.iterdir()) == sorted([*names, "debleed.ini"])
+    monkeypatch.undo()
+    install(str(resource))  # renamed into place, never rewritten where a reader sees it short
+    assert (scripts / names[0]).stat().st_ino != inode
+    assert "an earlier version" not in (scripts / names[0]).read_text()
