@@ -78,8 +78,8 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
     (``_new_sibling``)."""
     path = Path(path)
     created = missing_folders(path.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # making them may fail part-way (a name too long): the ones made go again
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = _new_sibling(path, suffix)
     except BaseException:
         remove_empty_folders(created)
@@ -217,10 +217,12 @@ def remove_empty_folders(folders: list[Path]) -> None:
     """Remove ``folders`` (deepest first) while they are empty: a folder that something
     else has put a file into since is kept, and so are the folders above it."""
     for folder in folders:
+        if not os.path.lexists(folder):  # False, not an error, for a name too long
+            continue  # never made (mkdir failed at or above it) or already gone
         try:
             folder.rmdir()
         except FileNotFoundError:
-            continue  # never made (mkdir failed below it) or already gone
+            continue  # gone meanwhile
         except OSError:
             return
 

@@ -75,6 +75,22 @@ def test_a_failed_write_removes_the_folders_it_made(tmp_path) -> None:
     assert sorted(os.listdir(tmp_path / "new")) == ["a.wav"]
 
 
+def test_folders_made_before_a_refused_one_are_removed(tmp_path) -> None:
+    """The folders were made outside the clean-up's scope, and the clean-up stopped at the
+    first folder it could not remove, one never made: ``-o new/<300 characters>/out.wav``
+    failed on the long name and left ``new/`` behind."""
+    with pytest.raises(OSError) as caught:
+        with atomic_output(tmp_path / "new" / ("x" * 300) / "out.wav"):
+            pass
+    assert caught.value.errno == errno.ENAMETOOLONG
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(OSError) as caught:  # a report or dataset staged there, the same
+        with staging_folder(tmp_path / "new" / ("x" * 300) / "report"):
+            pass
+    assert caught.value.errno == errno.ENAMETOOLONG
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_refused_write_names_the_output_not_its_temporary_name(tmp_path, monkeypatch) -> None:
     """A read-only folder refusing the hidden temporary file, or a write to it failing,
     was reported against that file ("ro/.s.pt.124a7757.73bd1b48.tmp: Read-only file
