@@ -152,17 +152,49 @@ def _previous_manifest(out_dir: str) -> dict[str, Any]:
     return previous if isinstance(previous, dict) else {}
 
 
+def _same_folder(a: str, b: str) -> bool:
+    """Whether two paths name one folder, whatever their spelling or links."""
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _project_from_export(out_dir: str, project: str) -> str:
+    """``project`` relative to ``out_dir`` ("" without a project, or on another Windows
+    drive): moving or renaming a folder holding both keeps it, so ``<media>/debleed-training``
+    of a moved project still names its own media folder (``..``)."""
+    if not project:
+        return ""
+    try:
+        return os.path.relpath(os.path.realpath(project), os.path.realpath(out_dir))
+    except ValueError:  # Windows: no relative path from one drive to another
+        return ""
+
+
+def _names_project(out_dir: str, previous: dict[str, Any], project: str) -> bool:
+    """Whether the previous manifest names ``project``: by its absolute path (older
+    manifests have only that), or by its path relative to ``out_dir``. Neither can be
+    another project's media folder at the time of the check."""
+    recorded = [str(previous.get("project") or "")]
+    relative = str(previous.get("project_from_export") or "")
+    if relative:
+        recorded.append(os.path.join(out_dir, relative))
+    return any(path and _same_folder(path, project) for path in recorded)
+
+
 def _refuse_another_projects(plan: ExportPlan) -> None:
     """A re-export replaces the previous one, so an ``export_dir`` shared by several
     projects lost each one's export to the next, with the same file names. The manifest
-    names its project (media folder): another's is refused. Older manifests name none."""
-    previous = str(_previous_manifest(plan.out_dir).get("project") or "")
-    same = os.path.normcase(os.path.realpath(previous)) == os.path.normcase(
-        os.path.realpath(plan.project))
-    if previous and plan.project and not same:
+    names its project (media folder, see ``_names_project``): another's is refused, saying
+    how to go on. The oldest manifests name none."""
+    previous = _previous_manifest(plan.out_dir)
+    recorded = str(previous.get("project") or "")
+    if recorded and plan.project and not _names_project(plan.out_dir, previous, plan.project):
         raise BridgeError(f"{plan.out_dir} holds the training export of another project "
-                          f"({previous}); exporting here would replace it: set export_dir to "
-                          "a folder of this project's own")
+                          f"({recorded}); exporting here would replace it. If that export is "
+                          "not wanted (or is this project's from before it moved), delete its "
+                          f"clean, bleed and {MANIFEST} and export again; to keep it, export "
+                          "this project elsewhere: clear export_dir in debleed.ini (each "
+                          "project then exports into its own media folder) or run 'debleed "
+                          "reaper export --out DIR'")
 
 
 def _previous_files(out_dir: str) -> set[str]:
@@ -284,8 +316,9 @@ def finish(plan: ExportPlan) -> str:
     try:
         staged_manifest = os.path.join(plan.staging, MANIFEST)
         with open(staged_manifest, "w", encoding="utf-8") as handle:
-            json.dump({"project": plan.project, "files": plan.entries, "counts": plan.counts()},
-                      handle, indent=1)
+            json.dump({"project": plan.project,
+                       "project_from_export": _project_from_export(plan.out_dir, plan.project),
+                       "files": plan.entries, "counts": plan.counts()}, handle, indent=1)
         new = sorted(entry["file"] for entry in plan.entries)
         for name in new:
             dst = os.path.join(plan.out_dir, name)

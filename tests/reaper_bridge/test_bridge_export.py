@@ -16,7 +16,7 @@ from reaper_helpers import make_wav, resampled
 from denoiser.errors import AudioError
 from reaper_bridge.bridge import run_tasks
 from reaper_bridge.export import (LOCK, MANIFEST, STAGING_PREFIX, export_session, finish,
-                                  plan_export, render_fallbacks, tag_of)
+                                  out_dir_for, plan_export, render_fallbacks, tag_of)
 from reaper_bridge.filelock import try_lock
 from reaper_bridge.items import BridgeError
 from reaper_bridge.processing import TaskExecutor
@@ -370,9 +370,53 @@ def test_an_export_folder_holding_another_projects_export_is_refused(fake: FakeR
     assert json.loads((out / MANIFEST).read_text())["project"] == fake.media_dir
     fake.media_dir = str(tmp_path / "another song")
     with pytest.raises(BridgeError, match=r"holds the training export of another project .*"
-                                          "set export_dir to a folder of this project's own"):
+                                          r"delete its clean, bleed and export.json .* clear "
+                                          r"export_dir in debleed.ini .*--out DIR"):
         export_session(api, str(out), TaskExecutor())
     assert files(out) == before
+
+
+def test_a_moved_project_re_exports_into_its_own_folder(fake: FakeReaper, api,
+                                                        tmp_path: Path) -> None:
+    """export.json named its project by absolute path only: once the project folder was
+    moved or renamed (an archive, a synced drive mounted elsewhere), every re-export into
+    its own <media>/debleed-training was refused as another project's. It now also names
+    the project relative to the export folder, which a move keeps."""
+    session(fake, tmp_path)
+    export_session(api, out_dir_for(api), TaskExecutor())
+    moved = tmp_path / "archive" / "project renamed"
+    moved.parent.mkdir()
+    os.rename(tmp_path / "project", moved)
+    fake.media_dir = str(moved / "Media")
+    out = Path(out_dir_for(api))
+    export_session(api, str(out), TaskExecutor())
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["project"] == fake.media_dir and manifest["project_from_export"] == ".."
+    assert sorted(listed(out)) == sorted(f for f in files(out) if f.endswith(".wav"))
+    assert len(listed(out)) == 3
+
+
+def test_an_older_export_json_names_its_project_by_absolute_path(fake: FakeReaper, api,
+                                                                 tmp_path: Path) -> None:
+    """A manifest written before ``project_from_export`` is still read: its project
+    re-exports in place; after a move the refusal says how to go on."""
+    session(fake, tmp_path)
+    out = Path(out_dir_for(api))
+
+    def export_with_an_older_manifest() -> None:
+        export_session(api, str(out), TaskExecutor())
+        manifest = json.loads((out / MANIFEST).read_text())
+        del manifest["project_from_export"]
+        (out / MANIFEST).write_text(json.dumps(manifest))
+
+    export_with_an_older_manifest()
+    export_with_an_older_manifest()
+    os.rename(tmp_path / "project", tmp_path / "moved")
+    fake.media_dir = str(tmp_path / "moved" / "Media")
+    out = Path(out_dir_for(api))
+    with pytest.raises(BridgeError, match=r"or is this project's from before it moved\), "
+                                          "delete its clean, bleed and export.json"):
+        export_session(api, str(out), TaskExecutor())
 
 
 def test_a_long_track_name_is_cut_in_the_file_name(fake: FakeReaper, api, tmp_path: Path) -> None:
