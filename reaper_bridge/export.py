@@ -107,9 +107,23 @@ class ExportPlan:
 
     def message(self) -> str:
         counts = self.counts()
-        clip = self.clip_seconds()
         text = (f"debleed: exported {counts['clean']} clean and {counts['bleed']} bleed file(s) "
-                f"to {self.out_dir}\nNext: debleed dataset session --clean "
+                f"to {self.out_dir}\n{self.next_step()}")
+        if self.skipped:
+            text += "\nSkipped:\n" + "\n".join(f"  {line}" for line in summarise(self.skipped))
+        return text
+
+    def next_step(self) -> str:
+        """The ``debleed dataset session`` command to run, or what it still lacks: it needs
+        clean and bleed takes, and the command printed for an export of one tag failed on
+        the other's missing folder."""
+        missing = [tag for tag, count in self.counts().items() if not count]
+        if missing:
+            return (f"No [{missing[0]}] take was exported, and 'debleed dataset session' needs "
+                    f"clean and bleed takes: tag some [{missing[0]}] and export again, or give "
+                    f"its --{missing[0]} another export's {missing[0]} folder")
+        clip = self.clip_seconds()
+        text = (f"Next: debleed dataset session --clean "
                 f"\"{os.path.join(self.out_dir, 'clean')}\" --bleed "
                 f"\"{os.path.join(self.out_dir, 'bleed')}\""
                 + (f" --clip-seconds {clip}" if clip is not None else "") + " --out DATASET")
@@ -118,8 +132,6 @@ class ExportPlan:
             text += (f"\n(--clip-seconds {clip}: the shortest clean take is {shown:g} s, and a "
                      f"clean take shorter than one clip, {SESSION_CLIP_SECONDS:g} s by default, "
                      "gives none)")
-        if self.skipped:
-            text += "\nSkipped:\n" + "\n".join(f"  {line}" for line in summarise(self.skipped))
         return text
 
 

@@ -317,6 +317,24 @@ def test_next_hint_gives_a_clip_length_the_shortest_clean_take_fits(
         assert f"shortest clean take is {seconds / 2:g} s" in plan.message()
 
 
+@pytest.mark.parametrize("tag, missing", [("clean", "bleed"), ("bleed", "clean")])
+def test_an_export_of_one_tag_says_the_other_is_needed(fake: FakeReaper, api, tmp_path: Path,
+                                                       tag: str, missing: str) -> None:
+    """With only [clean] takes (or only [bleed]) the export suggested a ``dataset session``
+    command that failed on its missing folder; it now says which takes are still needed."""
+    wav = make_wav(tmp_path / "take.wav", 2.0)
+    fake.add_take(fake.add_item(fake.add_track(f"Snare [{tag}]"), 0.0, 1.0),
+                  fake.file_source(str(wav)), "t")
+    out = tmp_path / "export"
+    plan = export_session(api, str(out), TaskExecutor())
+    message = plan.message()
+    assert plan.counts() == {tag: 1, missing: 0} and (out / tag).is_dir()
+    assert "Next:" not in message and "session --" not in message and not (out / missing).exists()
+    assert (f"No [{missing}] take was exported, and 'debleed dataset session' needs clean and "
+            f"bleed takes: tag some [{missing}] and export again, or give its --{missing} "
+            f"another export's {missing} folder") in message
+
+
 def test_the_next_hint_runs_and_uses_every_clean_take(fake: FakeReaper, api,
                                                       tmp_path: Path) -> None:
     """The hinted command, run as printed, cuts a clip from every clean take (2 s and 1 s)."""
