@@ -46,6 +46,9 @@ STALE_STAGING_SECONDS = 86400.0
 #: standard library only, so it cannot import ``training``): a clean take shorter than one
 #: clip gives no clip at all.
 SESSION_CLIP_SECONDS = 10.0
+#: ``debleed dataset session``'s shortest ``--clip-seconds`` (``training.synth.CLIP_SECONDS``,
+#: repeated for the same reason): a clean take shorter than this gives no clip at all.
+SESSION_SHORTEST_CLIP = 0.5
 #: Far below a sample at any rate: a take REAPER measures as 6.9999999 s is exported as
 #: exactly 7 s of samples, so it still holds one 7 s clip.
 LENGTH_TOLERANCE = 1e-6
@@ -87,23 +90,28 @@ class ExportPlan:
     def counts(self) -> dict[str, int]:
         return {tag: sum(1 for e in self.entries if e["tag"] == tag) for tag in TAGS}
 
+    def clean_seconds(self) -> list[float]:
+        """The clean takes' lengths (within ``LENGTH_TOLERANCE``)."""
+        return [float(e["length"]) + LENGTH_TOLERANCE for e in self.entries
+                if e["tag"] == "clean"]
+
     def shortest_clean_seconds(self) -> float | None:
         """The shortest clean take's length (within ``LENGTH_TOLERANCE``), if any."""
-        lengths = [float(e["length"]) for e in self.entries if e["tag"] == "clean"]
-        return min(lengths) + LENGTH_TOLERANCE if lengths else None
+        return min(self.clean_seconds(), default=None)
 
-    def clip_seconds(self) -> int | None:
+    def clip_seconds(self) -> float | None:
         """The ``--clip-seconds`` to suggest, or None when the default suits every clean take.
 
         Why: ``debleed dataset session`` cuts each clean take into whole clips of
         ``SESSION_CLIP_SECONDS`` by default, so a shorter take (a short sound-check) would
-        give nothing. The suggestion is the shortest clean take rounded down to a whole
-        second, so it gives at least one clip, and at least 1 s (shorter clips hold hardly
-        a hit)."""
+        give nothing. The suggestion is the shortest clean take rounded down to 0.1 s, so
+        it gives at least one clip, and at least ``SESSION_SHORTEST_CLIP``, which the
+        command refuses to go below (whole seconds, at least 1, gave single hits under a
+        second no clip at all)."""
         shortest = self.shortest_clean_seconds()
         if shortest is None or shortest >= SESSION_CLIP_SECONDS:
             return None
-        return max(1, math.floor(shortest))
+        return max(SESSION_SHORTEST_CLIP, math.floor(shortest * 10) / 10)
 
     def message(self) -> str:
         counts = self.counts()
@@ -122,14 +130,23 @@ class ExportPlan:
             return (f"No [{missing[0]}] take was exported, and 'debleed dataset session' needs "
                     f"clean and bleed takes: tag some [{missing[0]}] and export again, or give "
                     f"its --{missing[0]} another export's {missing[0]} folder")
+        lengths = self.clean_seconds()
+        if max(lengths) < SESSION_SHORTEST_CLIP:
+            return (f"No command to run: every clean take is shorter than "
+                    f"{SESSION_SHORTEST_CLIP:g} s (the longest is {max(lengths):.3g} s), the "
+                    "shortest clip 'debleed dataset session' cuts, so it would give no clip: "
+                    "tag longer clean takes (several hits each) and export again")
         clip = self.clip_seconds()
         text = (f"Next: debleed dataset session --clean "
                 f"\"{os.path.join(self.out_dir, 'clean')}\" --bleed "
                 f"\"{os.path.join(self.out_dir, 'bleed')}\""
-                + (f" --clip-seconds {clip}" if clip is not None else "") + " --out DATASET")
-        if clip is not None:
-            shown = math.floor(self.shortest_clean_seconds() * 10) / 10  # never above the take
-            text += (f"\n(--clip-seconds {clip}: the shortest clean take is {shown:g} s, and a "
+                + (f" --clip-seconds {clip:g}" if clip is not None else "") + " --out DATASET")
+        short = sum(length < clip for length in lengths) if clip is not None else 0
+        if short:
+            text += (f"\n(--clip-seconds {clip:g}, the shortest it takes: {short} of "
+                     f"{len(lengths)} clean takes are shorter and give no clip)")
+        elif clip is not None:
+            text += (f"\n(--clip-seconds {clip:g}: the shortest clean take is {clip:g} s, and a "
                      f"clean take shorter than one clip, {SESSION_CLIP_SECONDS:g} s by default, "
                      "gives none)")
         return text

@@ -299,13 +299,13 @@ def _next_command(message: str) -> list[str]:
     return shlex.split(line[len("Next: "):])
 
 
-@pytest.mark.parametrize("seconds, suggested", [(20.0, None), (2.0, "1"), (17.0, "8"),
-                                                (1.0, "1")])
+@pytest.mark.parametrize("seconds, suggested", [(20.0, None), (2.0, "1"), (17.0, "8.5"),
+                                                (1.0, "0.5")])
 def test_next_hint_gives_a_clip_length_the_shortest_clean_take_fits(
         fake: FakeReaper, api, tmp_path: Path, seconds: float, suggested: str | None) -> None:
     """``debleed dataset session`` skips clean takes shorter than its 10 s default clip, so
     the hint adds ``--clip-seconds``: the shortest clean take (here the note-tagged one,
-    ``seconds / 2`` long) rounded down to whole seconds, at least 1; none when all fit."""
+    ``seconds / 2`` long) rounded down to 0.1 s; none when all fit."""
     session(fake, tmp_path, seconds=seconds)
     plan = export_session(api, str(tmp_path / "export"), TaskExecutor())
     command = _next_command(plan.message())
@@ -350,6 +350,51 @@ def test_the_next_hint_runs_and_uses_every_clean_take(fake: FakeReaper, api,
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert len(manifest["clips"]) == 3  # 2 from the 2 s take, 1 from the 1 s take
+
+
+def _hits(fake: FakeReaper, tmp_path: Path, lengths: tuple[float, ...]) -> None:
+    """Clean takes of ``lengths`` (single hits cut as items) and a 2 s bleed take."""
+    wav = make_wav(tmp_path / "snare.wav", 2.0 * len(lengths))
+    snare = fake.add_track("Snare [clean]")
+    for k, length in enumerate(lengths):
+        fake.add_take(fake.add_item(snare, 2.0 * k, length), fake.file_source(str(wav)), "s",
+                      D_STARTOFFS=2.0 * k)
+    fake.add_take(fake.add_item(fake.add_track("Kit [bleed]"), 0.0, 2.0),
+                  fake.file_source(str(make_wav(tmp_path / "kit.wav", 2.0, seed=3))), "k")
+
+
+@pytest.mark.parametrize("lengths, suggested, note, clips", [
+    ((0.6, 0.75, 0.9), "0.6", "the shortest clean take is 0.6 s", 3),
+    ((0.3, 0.8, 1.2), "0.5", "the shortest it takes: 1 of 3 clean takes are shorter", 3)])
+def test_the_hint_for_takes_under_a_second_is_a_clip_length_the_command_takes(
+        fake: FakeReaper, api, tmp_path: Path, lengths: tuple[float, ...], suggested: str,
+        note: str, clips: int) -> None:
+    """Clean takes under a second (single hits) got ``--clip-seconds 1``, from which
+    ``dataset session`` cuts no clip; the hint is now the shortest take floored to 0.1 s,
+    at least the command's shortest clip (0.5 s), and the command runs as printed."""
+    from click.testing import CliRunner
+
+    from debleed.cli.main import cli
+
+    _hits(fake, tmp_path, lengths)
+    plan = export_session(api, str(tmp_path / "export"), TaskExecutor())
+    command = [str(tmp_path / "data") if word == "DATASET" else word
+               for word in _next_command(plan.message())]
+    assert command[command.index("--clip-seconds") + 1] == suggested and note in plan.message()
+    result = CliRunner().invoke(cli, command[1:])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((tmp_path / "data" / "manifest.json").read_text())["clips"]) == clips
+
+
+def test_clean_takes_too_short_for_any_clip_get_no_command(fake: FakeReaper, api,
+                                                           tmp_path: Path) -> None:
+    """Takes all shorter than the shortest clip give none at any ``--clip-seconds``: no
+    command is printed, and the message says so."""
+    _hits(fake, tmp_path, (0.2, 0.45))
+    message = export_session(api, str(tmp_path / "export"), TaskExecutor()).message()
+    assert "Next:" not in message and "session --" not in message
+    assert ("every clean take is shorter than 0.5 s (the longest is 0.45 s), the shortest clip "
+            "'debleed dataset session' cuts, so it would give no clip") in message
 
 
 def test_reversed_and_section_looping_takes_are_exported_as_they_play(fake: FakeReaper, api,
