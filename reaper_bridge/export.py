@@ -8,11 +8,12 @@ plays, into ``DIR/clean/`` and ``DIR/bleed/``, with ``DIR/export.json`` recordin
 each file came from. Standard library only.
 
 An export is written into a hidden staging folder of its own inside ``DIR`` and replaces
-the previous export only once every file is done, so a failed or cancelled re-export leaves
-the previous one whole. A lock on a file in ``DIR``, held from planning to the end, refuses
-a second export into the same folder (the REAPER action's and the CLI's run in different
-processes, so the action's job registry cannot see the other); the operating system
-releases it when its process ends, so a crash leaves no lock behind.
+the previous export's ``clean/``, ``bleed/`` and manifest whole, once every file is done,
+so a failed or cancelled re-export leaves the previous one whole. A lock on a file in
+``DIR``, held from planning to the end, refuses a second export into the same folder (the
+REAPER action's and the CLI's run in different processes, so the action's job registry
+cannot see the other); the operating system releases it when its process ends, so a crash
+leaves no lock behind.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ EXPORT_STEM_CHARS = 60
 
 @dataclass
 class ExportPlan:
-    """Tasks and renders write into ``staging``; ``finish`` moves their files into place."""
+    """Tasks and renders write into ``staging``; ``finish`` moves its folders into place."""
 
     out_dir: str
     staging: str
@@ -228,8 +229,8 @@ def _refuse_another_projects(plan: ExportPlan) -> None:
 
 def _previous_files(out_dir: str) -> set[str]:
     """The files the previous export's manifest lists, as real paths: only those directly
-    in ``clean/`` or ``bleed/``, so a tampered or foreign manifest cannot make a re-export
-    delete a file elsewhere."""
+    in ``clean/`` or ``bleed/``, where an export writes, so a tampered or foreign manifest
+    cannot pass a file of the user's below them for the export's (``_refuse_unlisted``)."""
     folders = {_resolved(out_dir, tag) for tag in TAGS}
     try:
         paths = {_resolved(out_dir, str(entry["file"]))
@@ -237,6 +238,31 @@ def _previous_files(out_dir: str) -> set[str]:
     except (TypeError, KeyError):
         return set()
     return {path for path in paths if os.path.dirname(path) in folders}
+
+
+def _refuse_unlisted(out_dir: str) -> None:
+    """An export replaces ``clean/`` and ``bleed/`` whole, so a visible file there that
+    the previous manifest does not list stops it: a previous export's whose export.json
+    was deleted or is unreadable (kept, it would mix into this one's takes), or one of the
+    user's (it would be deleted). Hidden files (.DS_Store, ._ companions) go with the
+    folders: the system writes them, ``dataset session`` reads none. A file where a
+    folder goes is refused as ``os.makedirs`` would (it was, once moving in began)."""
+    listed = _previous_files(out_dir)
+    unlisted = []
+    for tag in TAGS:
+        top = os.path.join(out_dir, tag)
+        if os.path.lexists(top) and not os.path.isdir(top):
+            raise BridgeError(f"{top}: is a file, not a folder")
+        for folder, folders, names in os.walk(top):
+            folders[:] = [name for name in folders if not name.startswith(".")]
+            paths = (os.path.join(folder, name) for name in names if not name.startswith("."))
+            unlisted += [path for path in paths if _resolved(out_dir, path) not in listed]
+    if unlisted:
+        raise BridgeError(f"{out_dir} holds {len(unlisted)} file(s) in clean or bleed that no "
+                          f"{MANIFEST} there lists ({os.path.relpath(min(unlisted), out_dir)}"
+                          f"{', ...' if len(unlisted) > 1 else ''}); an export replaces those "
+                          "folders whole: move the files elsewhere, or delete them, and "
+                          "export again")
 
 
 def _sliceable(take: TakeSource) -> bool:
@@ -313,6 +339,7 @@ def plan_export(api: Any, out_dir: str, project: Any = 0) -> ExportPlan:
         with contextlib.suppress(BridgeError):  # an unsaved project: nothing to compare
             plan.project = project_media_dir(api, project)
         _refuse_another_projects(plan)
+        _refuse_unlisted(out_dir)
         for number, (tag, item) in enumerate(tagged):
             _add_take(api, plan, number, tag, item)
         if not plan.entries:
@@ -330,40 +357,48 @@ def render_fallbacks(api: Any, plan: ExportPlan) -> None:
         render_take(api, take, path, gain=take.gain)
 
 
-def _same_file(a: str, b: str) -> bool:
-    """Whether two names are one file (a case-insensitive disk: ``snare`` is ``Snare``)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def finish(plan: ExportPlan) -> str:
     """Replace the previous export with this one, then end the plan however that went.
-    Every new file is moved in before any stale one is deleted, so a failure part-way
-    deletes nothing; the manifest, written first into staging, replaces the old one last."""
+    The manifest is written into staging first and moves in with the folders; files
+    added to ``clean/`` or ``bleed/`` since planning stop it as they stopped planning."""
     try:
-        staged_manifest = os.path.join(plan.staging, MANIFEST)
-        with open(staged_manifest, "w", encoding="utf-8") as handle:
+        with open(os.path.join(plan.staging, MANIFEST), "w", encoding="utf-8") as handle:
             json.dump({"project": plan.project,
                        "project_from_export": _project_from_export(plan.out_dir, plan.project),
                        "files": plan.entries, "counts": plan.counts()}, handle, indent=1)
-        new = sorted(entry["file"] for entry in plan.entries)
-        for name in new:
-            dst = os.path.join(plan.out_dir, name)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            os.replace(os.path.join(plan.staging, name), dst)
-        moved = [os.path.join(plan.out_dir, name) for name in new]
-        for stale in _previous_files(plan.out_dir) - {_resolved(plan.out_dir, n) for n in new}:
-            if any(_same_file(stale, path) for path in moved):
-                continue  # a disk that ignores case: the old spelling names a new file
-            with contextlib.suppress(OSError):
-                os.remove(stale)
-        path = os.path.join(plan.out_dir, MANIFEST)
-        os.replace(staged_manifest, path)
-        return path
+        _refuse_unlisted(plan.out_dir)
+        _swap_in(plan)
+        return os.path.join(plan.out_dir, MANIFEST)
     finally:
         abandon(plan)
+
+
+def _swap_in(plan: ExportPlan) -> None:
+    """Put the staged ``clean/``, ``bleed/`` and manifest in place of the previous ones,
+    whole. Files moved in one by one, and a failure part-way (Windows refuses to replace
+    a file REAPER or a player has open) left two exports mixed in one folder. Each step
+    renames within ``out_dir``, and a failure undoes the steps before it; the previous
+    export waits in a hidden folder of its own (so ``abandon`` cannot delete it if undoing
+    fails too), deleted once everything is in place."""
+    aside = tempfile.mkdtemp(dir=plan.out_dir, prefix=STAGING_PREFIX)
+    moves = []
+    for name in (*TAGS, MANIFEST):
+        current, staged = os.path.join(plan.out_dir, name), os.path.join(plan.staging, name)
+        if os.path.lexists(current):
+            moves.append((current, os.path.join(aside, name)))
+        if os.path.lexists(staged):  # no folder for a tag this export has no take of
+            moves.append((staged, current))
+    done: list[tuple[str, str]] = []
+    try:
+        for src, dst in moves:
+            os.rename(src, dst)
+            done.append((src, dst))
+    except BaseException:
+        for src, dst in reversed(done):
+            os.rename(dst, src)
+        os.rmdir(aside)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def abandon(plan: ExportPlan) -> None:

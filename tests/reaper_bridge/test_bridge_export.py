@@ -134,24 +134,98 @@ def test_a_crashed_exports_lock_and_staging_are_cleared(fake: FakeReaper, api,
     assert not (out / LOCK).exists() and (out / MANIFEST).is_file()
 
 
-def test_a_failure_while_moving_files_in_deletes_nothing(fake: FakeReaper, api,
-                                                         tmp_path: Path) -> None:
-    """Stale files were deleted before the new ones were moved in: a failure part-way
-    lost files the previous export.json still listed."""
+def test_a_re_export_blocked_by_an_open_clip_leaves_the_previous_export_whole(
+        fake: FakeReaper, api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Windows a clip of the previous export open in REAPER or a player can be neither
+    replaced nor moved with its folder. Files moved in one by one left clean/ holding both
+    exports, mixed, beside the old export.json; the folders now move whole or not at all.
+    The open file is imitated: renames that replace it or move a folder holding it fail."""
     session(fake, tmp_path)
     out = tmp_path / "export"
     export_session(api, str(out), TaskExecutor())
     before = files(out)
-    fake.tracks[1].items[1].notes = ""  # clean/0002_* becomes stale
+    fake.tracks[0].items[0].position = 0.25  # the re-export names this clip anew
+    opened = str(out / "clean" / "0002_Snare_top_bleed_5.000_s.wav")
+    real_rename, real_replace = os.rename, os.replace
+
+    def refuse(rename):
+        def blocked(src: str, dst: str) -> None:
+            if opened in (str(dst), str(src)) or opened.startswith(str(src) + os.sep):
+                raise PermissionError(13, "being used by another process", str(src))
+            rename(src, dst)
+        return blocked
+
+    monkeypatch.setattr(os, "rename", refuse(real_rename))
+    monkeypatch.setattr(os, "replace", refuse(real_replace))
+    with pytest.raises(PermissionError):
+        export_session(api, str(out), TaskExecutor())
+    assert files(out) == before
+    assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
+
+
+@pytest.mark.parametrize("refused", ["clean", "bleed", MANIFEST])
+def test_a_failure_while_moving_in_puts_the_previous_export_back(
+        fake: FakeReaper, api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        refused: str) -> None:
+    """Whichever step of the swap fails, the steps before it are undone: the previous
+    folders and export.json are back, byte for byte, and nothing is left staged."""
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    before = files(out)
+    fake.tracks[1].items[1].notes = ""  # clean/0002_* goes, bleed/0002_* comes
     plan = plan_export(api, str(out))
     render_fallbacks(api, plan)
     run_tasks(plan.tasks, TaskExecutor(), None)
-    last = max(e["file"] for e in plan.entries)
-    os.remove(os.path.join(plan.staging, last))  # moving the last file in fails
-    with pytest.raises(FileNotFoundError):
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        if src == os.path.join(plan.staging, refused):
+            raise PermissionError(13, "refused", src)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(PermissionError):
         finish(plan)
-    assert set(before) <= set(files(out)) and files(out)["export.json"] == before["export.json"]
+    assert files(out) == before
     assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
+
+
+def test_files_no_export_json_lists_stop_the_export(fake: FakeReaper, api,
+                                                    tmp_path: Path) -> None:
+    """An export replaces clean/ and bleed/ whole. With export.json deleted or unreadable,
+    the previous export's files were never removed and mixed into the next; a file of the
+    user's there would now be deleted. Either stops the export before anything is
+    written; hidden files (.DS_Store) are the system's and go with the folder."""
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    (out / "clean" / ".DS_Store").write_bytes(b"finder")
+    export_session(api, str(out), TaskExecutor())
+    assert not (out / "clean" / ".DS_Store").exists()
+    (out / MANIFEST).unlink()
+    before = files(out)
+    with pytest.raises(BridgeError, match=rf"{out} holds 3 file\(s\) in clean or bleed that no "
+                                          rf"{MANIFEST} there lists \(bleed/0001_Snare_top_bleed_"
+                                          r"0.000_s.wav, ...\); an export replaces those folders "
+                                          "whole: move the files elsewhere, or delete them"):
+        export_session(api, str(out), TaskExecutor())
+    assert files(out) == before and not list(out.glob(f"{STAGING_PREFIX}*"))
+
+    # A manifest naming a file below clean/ (a tampered one) does not make it the export's.
+    other = tmp_path / "other"
+    export_session(api, str(other), TaskExecutor())
+    manifest = json.loads((other / MANIFEST).read_text())
+    manifest["files"].append({"file": "clean/sub/mine.wav"})
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    (out / "clean" / "sub").mkdir()
+    (out / "clean" / "sub" / "mine.wav").write_bytes(b"keep me")
+    with pytest.raises(BridgeError, match=r"holds 1 file\(s\) .* \(clean/sub/mine.wav\)"):
+        export_session(api, str(out), TaskExecutor())
+    assert (out / "clean" / "sub" / "mine.wav").read_bytes() == b"keep me"
+    (out / "clean" / "sub" / "mine.wav").unlink()
+    export_session(api, str(out), TaskExecutor())
+    assert files(out).keys() == files(other).keys()
 
 
 def test_a_tampered_manifest_deletes_nothing_outside_clean_and_bleed(fake: FakeReaper, api,
@@ -159,21 +233,19 @@ def test_a_tampered_manifest_deletes_nothing_outside_clean_and_bleed(fake: FakeR
     session(fake, tmp_path)
     out = tmp_path / "export"
     export_session(api, str(out), TaskExecutor())
-    victims = [tmp_path / "victim.txt", tmp_path / "absolute.txt", out / "clean" / "sub" / "x.wav",
-               tmp_path / "through_clean.txt"]
+    victims = [tmp_path / "victim.txt", tmp_path / "absolute.txt", tmp_path / "through_clean.txt"]
     for victim in victims:
-        victim.parent.mkdir(parents=True, exist_ok=True)
         victim.write_text("keep me")
     manifest = json.loads((out / "export.json").read_text())
     kept = manifest["files"][0]["file"]
     manifest["files"] += [{"file": "../victim.txt"}, {"file": str(victims[1])},
-                          {"file": "clean/sub/x.wav"}, {"file": "clean/../../through_clean.txt"},
+                          {"file": "clean/../../through_clean.txt"},
                           {"file": kept.replace("/", "/./")}]  # another spelling of a new file
     (out / "export.json").write_text(json.dumps(manifest))
     export_session(api, str(out), TaskExecutor())
     assert all(victim.read_text() == "keep me" for victim in victims)
     assert (out / kept).is_file() and sorted(listed(out)) == sorted(
-        f for f in files(out) if f.endswith(".wav") and "sub" not in f)
+        f for f in files(out) if f.endswith(".wav"))
 
 
 def test_nothing_tagged_is_a_clear_error(fake: FakeReaper, api, tmp_path: Path) -> None:
