@@ -81,6 +81,21 @@ def frozen_modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
     return frozen
 
 
+def frozen_parameters(model: nn.Module, names: Sequence[str]) -> list[str]:
+    """The parameters inside the submodules ``names`` (``--freeze``), by name, sorted: those
+    the optimizer leaves out. Why by parameter: its state lists the trained ones by position
+    alone, so it belongs to that set, however the names spell it (``members`` or
+    ``members.0`` and ``members.1`` of a two-member bag are one set)."""
+    modules = dict(model.named_modules())
+    return sorted({f"{name}.{parameter}" for name in names if name in modules
+                   for parameter, _ in modules[name].named_parameters()})
+
+
+def freeze_option(names: Sequence[str]) -> str:
+    """``names`` as the --freeze options that give them, for messages."""
+    return " ".join(f"--freeze {name}" for name in names) if names else "no --freeze"
+
+
 class Trainer:
     def __init__(self, model: DenoiserModel, loss: nn.Module, config: TrainConfig,
                  batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -99,6 +114,7 @@ class Trainer:
         self.guard = None if guard is None else guard.to(device)
         # Before DDP: it records at construction which parameters will receive gradients.
         self.frozen = frozen_modules(self.model, config.freeze)
+        self.frozen_parameters = frozen_parameters(self.model, config.freeze)
         self.network: nn.Module = self.model
         if world.distributed:
             ids = [device.index] if device.type == "cuda" else None
@@ -241,6 +257,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs,
             "batches_done": self.batches_done,
+            "frozen_parameters": self.frozen_parameters,  # those the optimizer state leaves out
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
@@ -275,6 +292,7 @@ class Trainer:
                              f"({str(exc).splitlines()[0]}); resume it with the run's own "
                              "--model, --model-kwargs and --init") from None
         saved = TrainConfig.from_dict(state["model"]["training_config"])
+        self.check_same_freeze(state, saved)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict({**state["scheduler"], **plateau_options(self.config)})
         self.apply_changed_optimizer_options(saved)
@@ -293,6 +311,24 @@ class Trainer:
         if device_rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(device_rng[0], self.device)
         return saved
+
+    def check_same_freeze(self, state: dict[str, Any], saved: TrainConfig) -> None:
+        """Refuse a resume whose --freeze leaves other parameters to train than the run's
+        (``saved``). Why: the optimizer state holds one entry per trained parameter, by
+        position; loaded over another set it was a 40-line torch error, or, the same shapes
+        (members.0 for members.1 of a bag), one member's Adam moments silently stepping the
+        other, and the resume no longer gives an uninterrupted run's weights. A state saved
+        before it kept the set is judged by the --freeze its configuration recorded (none
+        before --freeze existed)."""
+        trained_frozen = state.get("frozen_parameters",
+                                   frozen_parameters(self.model, saved.freeze))
+        if trained_frozen != self.frozen_parameters:
+            raise ParameterError(
+                f"resume: the run was trained with {freeze_option(saved.freeze)}, not "
+                f"{freeze_option(self.config.freeze)}, and its optimizer state fits only the "
+                "parameters it trained; resume it with its own --freeze (leave --freeze "
+                f"out), or start a new run with --init {self.run_dir / 'best.pt'} and the "
+                "new --freeze")
 
     def apply_changed_optimizer_options(self, saved: TrainConfig) -> None:
         """Give every parameter group the configuration's lr, weight decay and kind of decay

@@ -74,7 +74,8 @@ def refuse_constant(name: str) -> float:
 @click.option("--init", default=None,
               help='Start from this checkpoint\'s weights ("default": the shipped model).')
 @click.option("--freeze", multiple=True,
-              help="Keep this submodule fixed, e.g. members.0 of an ensemble; repeatable.")
+              help="Keep this submodule fixed, e.g. members.0 of an ensemble; repeatable; "
+                   "a --resume keeps the run's.")
 @click.option("--epochs", type=int, default=None)
 @click.option("--steps-per-epoch", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)

@@ -804,6 +804,48 @@ def test_frozen_member_stays_fixed_while_the_other_learns(trained: Path, dataset
                      data=dataset)
 
 
+def test_a_resume_that_changes_the_freeze_is_refused_in_one_line(dataset: Path,
+                                                                 tmp_path: Path):
+    """The optimizer state holds the moments of the parameters the run trained, by position:
+    a resume with another --freeze was a 40-line torch error (a group of another size) or,
+    members of one shape swapped, one member's moments stepping the other without a word.
+    Both are refused before the run folder changes; a state saved before the set was kept is
+    judged by its configuration's --freeze; another spelling of the same set resumes."""
+    from denoiser.models import build_model
+    from denoiser.models.ensemble import MaskEnsemble
+
+    torch.manual_seed(4)
+    bag = MaskEnsemble.of([build_model("bandmask-tiny"), build_model("bandmask-tiny")], "learned")
+    start = save_checkpoint(tmp_path / "bag.pt", bag)
+    config = replace(TINY, init=str(start), freeze=["members.0"], epochs=1, steps_per_epoch=1,
+                     valid_clips=1)
+    run = tmp_path / "run"
+    run_training(config, run, data=dataset)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--epochs", "2",
+                                      "--freeze", "members.1"])
+    assert result.exit_code == 1 and result.output.splitlines() == [
+        "Error: resume: the run was trained with --freeze members.0, not --freeze members.1, "
+        "and its optimizer state fits only the parameters it trained; resume it with its own "
+        f"--freeze (leave --freeze out), or start a new run with --init {run / 'best.pt'} and "
+        "the new --freeze"], result.output
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+    with pytest.raises(ParameterError, match="trained with --freeze members.0, not no --freeze"):
+        run_training(replace(config, epochs=2, freeze=[]), run, data=dataset, resume=True)
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["frozen_parameters"]  # as saved before the set was kept
+    torch.save(state, run / "last.pt")
+    with pytest.raises(ParameterError, match="members.0, not --freeze members.1, and its"):
+        run_training(replace(config, epochs=2, freeze=["members.1"]), run, data=dataset,
+                     resume=True)
+    run_training(replace(config, epochs=2), run, data=dataset, resume=True)
+    both = replace(config, freeze=["members.1", "members.0"])
+    run_training(both, tmp_path / "both", data=dataset)
+    run_training(replace(both, epochs=2, freeze=["members"]), tmp_path / "both", data=dataset,
+                 resume=True)
+    assert len(json.loads((tmp_path / "both" / "history.json").read_text())) == 2
+
+
 def test_learned_selector_trains_with_the_members_frozen(trained: Path, dataset: Path,
                                                          tmp_path: Path):
     from denoiser.models import build_model
