@@ -37,7 +37,8 @@ from .manifest import read_manifest
 from .model_card import write_model_card
 from .synth import SynthConfig, render_clip
 from .config import DATA_RATE
-from .trainer import StepReport, Trainer, ValidClip, seed_everything, write_history
+from .trainer import (StepReport, Trainer, ValidClip, read_state, seed_everything,
+                      write_history)
 
 VALID_SEED_OFFSET = 1_000_003
 GUARD_SEED_OFFSET = 2_000_029  # the guard's clips are never the training stream's
@@ -250,6 +251,27 @@ def guard_teacher(model: DenoiserModel, config: TrainConfig) -> DenoiserModel:
     return teacher
 
 
+def run_teacher(model: DenoiserModel, config: TrainConfig, state: dict[str, Any] | None,
+                run_dir: Path) -> DenoiserModel:
+    """The guard's teacher: the one a resumed run kept in its ``state`` (``last.pt``), unless
+    this resume names another ``--guard-teacher``; else, for a new run or a state saved
+    before teachers were kept, ``guard_teacher``'s. Why kept: rebuilt from the file at
+    ``--init`` or ``--guard-teacher``, a resume held the network to whatever that file held
+    by then (a best.pt its own run had rewritten, another debleed's shipped model), and its
+    weights were no longer an uninterrupted run's. The whole teacher, not a hash of it: a
+    model is a few MB beside last.pt's optimizer moments, and a resume then needs neither
+    the file nor its old contents."""
+    if state is None or "guard_teacher" not in state:
+        return guard_teacher(model, config)
+    saved = with_absolute_paths(TrainConfig.from_dict(state["model"]["training_config"]))
+    if saved.guard_teacher != config.guard_teacher:
+        return guard_teacher(model, config)
+    try:
+        return rebuild(state["guard_teacher"])
+    except ModelError as exc:
+        raise ModelError(f"{run_dir / 'last.pt'}: its guard's teacher: {exc}") from None
+
+
 def check_model_runs(model, config: TrainConfig) -> None:
     """One training-mode forward pass of a copy of ``model`` on a zero segment (CPU, no
     gradient, the global RNG untouched): ``--model-kwargs`` that build a network which
@@ -310,6 +332,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     if resume:  # before anything is built or written: last.pt's weights fit no other network
         check_same_network(config, saved if saved is not None else saved_config(run_dir),
                            run_dir)
+    state = read_state(last_state(run_dir)) if resume else None
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
@@ -328,13 +351,14 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         loss = CombinedLoss(config.loss, config.loss_options, model.sample_rate)
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
         guard = (None if guard_loader is None
-                 else TeacherGuard(guard_teacher(model, config), Flatten(guard_loader),
+                 else TeacherGuard(run_teacher(model, config, state, run_dir),
+                                   Flatten(guard_loader),
                                    config.guard_weight,
                                    config.guard_high_band, config.guard_ducking))
         trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world,
                           report, guard)
         if resume:
-            saved_state = with_absolute_paths(trainer.load_state(last_state(run_dir)))
+            saved_state = with_absolute_paths(trainer.load_state(last_state(run_dir), state))
             changed = saved_state.validation_changes(config)
             if changed:
                 trainer.restart_selection()

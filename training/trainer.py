@@ -262,6 +262,9 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
             **({} if self.ema is None else {"ema": self.ema.state_dict()}),
+            # the teacher itself: a resume rebuilding it from its file held the network to
+            # whatever that file held by then (run.run_teacher)
+            **({} if self.guard is None else {"guard_teacher": serialize(self.guard.teacher)}),
         }
 
     def _rng_states(self) -> tuple[Any, ...]:
@@ -282,9 +285,11 @@ class Trainer:
         with atomic_output(self.run_dir / "last.pt") as tmp:  # no stray temp file if interrupted
             torch.save(state, tmp)
 
-    def load_state(self, path: Path) -> TrainConfig:
-        """Continue from a saved state; returns the configuration it was trained with."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    def load_state(self, path: Path, state: dict[str, Any] | None = None) -> TrainConfig:
+        """Continue from a saved state; returns the configuration it was trained with.
+        ``state``: ``read_state(path)`` when the caller has read it already (``run_training``
+        takes the guard's teacher from it), so the file is not unpickled twice."""
+        state = read_state(path) if state is None else state
         try:  # e.g. --init changed to a checkpoint of another network
             self.model.load_state_dict(state["model"]["state_dict"])
         except RuntimeError as exc:
@@ -425,6 +430,11 @@ class Trainer:
             if broadcast_flag(stop, self.world):
                 break
         return self.history
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A training state (``last.pt``) as ``Trainer.save_state`` wrote it, on the CPU."""
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def build_optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Adam:

@@ -224,6 +224,51 @@ def test_a_guarded_run_resumes_to_the_same_weights(teacher: Path, synthetic_kit_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_guarded_resume_keeps_its_teacher_when_the_file_changes(
+        synthetic_kit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The teacher is kept in last.pt: rebuilt from --init's file, a resume after that file
+    was rewritten (the run it came from went on) held the network to the new model, and the
+    weights were not an uninterrupted run's. Another --guard-teacher named on a resume is
+    the one used; a state saved before teachers were kept reads the file, as it did."""
+    import training.run
+
+    start, other = tmp_path / "start.pt", tmp_path / "other.pt"
+    torch.manual_seed(1)
+    save_checkpoint(start, build_model("bandmask-tiny"))
+    torch.manual_seed(2)
+    rewritten = save_checkpoint(other, build_model("bandmask-tiny")).read_bytes()
+    config = replace(TINY, init=str(start), epochs=2, steps_per_epoch=2, guard_weight=1.0,
+                     guard_batch_size=1)
+    kits = [str(synthetic_kit_dir)]
+    run_training(config, tmp_path / "straight", kits=kits)
+    run_training(replace(config, epochs=1), tmp_path / "halves", kits=kits)
+    start.write_bytes(rewritten)
+    run_training(config, tmp_path / "halves", kits=kits, resume=True)
+    a, b = (torch.load(tmp_path / run / "last.pt", weights_only=True)["model"]["state_dict"]
+            for run in ("straight", "halves"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    seen = []
+
+    class Recording(TeacherGuard):
+        def __init__(self, model, *args, **kwargs):
+            seen.append({k: v.clone() for k, v in model.state_dict().items()})
+            super().__init__(model, *args, **kwargs)
+
+    monkeypatch.setattr(training.run, "TeacherGuard", Recording)
+    run_training(replace(config, epochs=3, steps_per_epoch=1, guard_teacher=str(other)),
+                 tmp_path / "halves", kits=kits, resume=True)
+    state = torch.load(tmp_path / "halves" / "last.pt", weights_only=True)
+    del state["guard_teacher"]  # as saved before teachers were kept
+    torch.save(state, tmp_path / "halves" / "last.pt")
+    run_training(replace(config, epochs=4, steps_per_epoch=1, guard_teacher=""),
+                 tmp_path / "halves", kits=kits, resume=True)
+    named, read = seen
+    rewritten_weights = load_checkpoint(other)[0].state_dict()
+    for weights in (named, read):
+        assert all(torch.equal(weights[k], v) for k, v in rewritten_weights.items())
+
+
 @pytest.mark.parametrize("change, message", [
     ({"guard_weight": 1.0, "init": ""}, "the guard needs --init"),
     ({"guard_weight": 1.0, "guard_batch_size": 0}, "guard batch of at least 1"),
