@@ -216,10 +216,15 @@ def seek(loader: DataLoader, batches_done: int, batch_size: int) -> None:
         loader.batch_sampler.position = batches_done
 
 
-def initial_model(config: TrainConfig):
+def initial_model(config: TrainConfig, state: dict[str, Any] | None = None):
     """A fresh model from the preset, or a checkpoint's (fine-tuning, e.g. on session data);
-    with ``init``, ``model_kwargs`` grow the checkpoint's model (new parts start fresh)."""
-    if not config.init:
+    with ``init``, ``model_kwargs`` grow the checkpoint's model (new parts start fresh). A
+    resumed run's (``state``: its last.pt) is rebuilt from the model package there, which
+    holds its name, arguments and every weight; ``init`` only records where it started.
+    Why: built from ``init`` again, a run could not resume once that file was gone."""
+    if state is not None:
+        model = rebuild(state["model"])
+    elif not config.init:
         model = build_model(config.model, **config.model_kwargs)
     else:
         model = init_model(config)
@@ -252,24 +257,40 @@ def guard_teacher(model: DenoiserModel, config: TrainConfig) -> DenoiserModel:
 
 
 def run_teacher(model: DenoiserModel, config: TrainConfig, state: dict[str, Any] | None,
-                run_dir: Path) -> DenoiserModel:
+                run_dir: Path, seed: int) -> DenoiserModel:
     """The guard's teacher: the one a resumed run kept in its ``state`` (``last.pt``), unless
-    this resume names another ``--guard-teacher``; else, for a new run or a state saved
-    before teachers were kept, ``guard_teacher``'s. Why kept: rebuilt from the file at
-    ``--init`` or ``--guard-teacher``, a resume held the network to whatever that file held
-    by then (a best.pt its own run had rewritten, another debleed's shipped model), and its
-    weights were no longer an uninterrupted run's. The whole teacher, not a hash of it: a
-    model is a few MB beside last.pt's optimizer moments, and a resume then needs neither
-    the file nor its old contents."""
-    if state is None or "guard_teacher" not in state:
+    this resume names another ``--guard-teacher``; else ``guard_teacher``'s, of ``model`` for
+    a new run, of ``--init``'s model as the run started (``started_model``) for a state that
+    kept none (saved before teachers were kept, or without the guard). Why kept: rebuilt
+    from the file at ``--init`` or ``--guard-teacher``, a resume held the network to whatever
+    that file held by then (a best.pt its own run had rewritten, another debleed's shipped
+    model), and its weights were no longer an uninterrupted run's. The whole teacher, not a
+    hash of it: a model is a few MB beside last.pt's optimizer moments, and a resume then
+    needs neither the file nor its old contents."""
+    if state is None:
         return guard_teacher(model, config)
     saved = with_absolute_paths(TrainConfig.from_dict(state["model"]["training_config"]))
-    if saved.guard_teacher != config.guard_teacher:
-        return guard_teacher(model, config)
-    try:
-        return rebuild(state["guard_teacher"])
-    except ModelError as exc:
-        raise ModelError(f"{run_dir / 'last.pt'}: its guard's teacher: {exc}") from None
+    if "guard_teacher" in state and saved.guard_teacher == config.guard_teacher:
+        try:
+            return rebuild(state["guard_teacher"])
+        except ModelError as exc:
+            raise ModelError(f"{run_dir / 'last.pt'}: its guard's teacher: {exc}") from None
+    return guard_teacher(model if config.guard_teacher else started_model(config, seed), config)
+
+
+def started_model(config: TrainConfig, seed: int) -> DenoiserModel:
+    """``--init``'s model as a run started from it: the parts ``model_kwargs`` grow drawn
+    from ``seed`` (the run's, for this process), as ``initial_model`` drew them after
+    ``seed_everything``. For the guard of a resumed state that kept no teacher: a resumed
+    network is last.pt's own, not the model the guard holds it to."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            return init_model(config)
+        except ModelError as exc:
+            raise ModelError(f"{exc} (the guard's teacher: last.pt, saved before debleed kept "
+                             "the teacher in it, holds only the network; put the file back "
+                             "to resume)") from None
 
 
 def check_model_runs(model, config: TrainConfig) -> None:
@@ -341,7 +362,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         device = torch.device("cuda", world.local_rank)
     try:
         seed_everything(config.seed + world.rank)
-        model = initial_model(config)
+        model = initial_model(config, state)
         config.check_losses(model.sample_rate)  # the trainer scores them at the model's rate
         loader, valid, data_info = (folder_data(Path(data), config, world) if data is not None
                                     else synth_data(kits, config, world))
@@ -351,7 +372,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         loss = CombinedLoss(config.loss, config.loss_options, model.sample_rate)
         guard_loader = guard_data(kits, config, world) if config.guard_weight else None
         guard = (None if guard_loader is None
-                 else TeacherGuard(run_teacher(model, config, state, run_dir),
+                 else TeacherGuard(run_teacher(model, config, state, run_dir,
+                                               config.seed + world.rank),
                                    Flatten(guard_loader),
                                    config.guard_weight,
                                    config.guard_high_band, config.guard_ducking))
@@ -399,9 +421,10 @@ def last_state(run_dir: str | Path) -> Path:
 
 
 def check_same_network(config: TrainConfig, saved: TrainConfig, run_dir: str | Path) -> None:
-    """Refuse to resume a run with another ``model`` or ``model_kwargs`` than it was trained
-    with (``saved``, from ``saved_config``), naming those: its weights would not load (or,
-    same-shaped, would load into a network the run never trained)."""
+    """Refuse to resume a run with another ``model``, ``model_kwargs`` or ``init`` than it was
+    trained with (``saved``, from ``saved_config``), naming those: its weights would not load
+    (or, same-shaped, would load into a network the run never trained); and the network is
+    last.pt's own (``initial_model``), so another ``init`` would be recorded, not used."""
     trained = (saved.model, as_saved(saved.model_kwargs))
     if (config.model, as_saved(config.model_kwargs)) != trained:
         raise ParameterError(
@@ -409,6 +432,17 @@ def check_same_network(config: TrainConfig, saved: TrainConfig, run_dir: str | P
             f"'{json.dumps(saved.model_kwargs)}', not --model {config.model} --model-kwargs "
             f"'{json.dumps(config.model_kwargs)}'; resume it with the same ones, or leave "
             "them out")
+    started = absolute_checkpoint(saved.init)
+    if config.init != started:
+        raise ParameterError(
+            f"{run_dir}: the run started from {init_option(started)}, not "
+            f"{init_option(config.init)}; a resume continues the network in its last.pt: "
+            "leave --init out, or start a new run from that checkpoint")
+
+
+def init_option(init: str) -> str:
+    """An ``init`` as the option that gives it, for messages."""
+    return f"--init {init}" if init else "no --init"
 
 
 def as_saved(value: Any) -> Any:

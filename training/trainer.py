@@ -27,7 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from denoiser.checkpoint import save_checkpoint, serialize
 from denoiser.engine import Denoiser, InferenceConfig, mixed_precision, resample
-from denoiser.errors import ModelError, ParameterError
+from denoiser.errors import ParameterError
 from denoiser.models import DenoiserModel
 from denoiser.outfiles import atomic_output
 
@@ -288,14 +288,10 @@ class Trainer:
     def load_state(self, path: Path, state: dict[str, Any] | None = None) -> TrainConfig:
         """Continue from a saved state; returns the configuration it was trained with.
         ``state``: ``read_state(path)`` when the caller has read it already (``run_training``
-        takes the guard's teacher from it), so the file is not unpickled twice."""
+        builds the network and the guard's teacher from it), so the file is not unpickled
+        twice."""
         state = read_state(path) if state is None else state
-        try:  # e.g. --init changed to a checkpoint of another network
-            self.model.load_state_dict(state["model"]["state_dict"])
-        except RuntimeError as exc:
-            raise ModelError(f"{path}: its weights do not fit the network built to resume it "
-                             f"({str(exc).splitlines()[0]}); resume it with the run's own "
-                             "--model, --model-kwargs and --init") from None
+        self.model.load_state_dict(state["model"]["state_dict"])
         saved = TrainConfig.from_dict(state["model"]["training_config"])
         self.check_same_freeze(state, saved)
         self.optimizer.load_state_dict(state["optimizer"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -267,6 +268,39 @@ def test_a_guarded_resume_keeps_its_teacher_when_the_file_changes(
     rewritten_weights = load_checkpoint(other)[0].state_dict()
     for weights in (named, read):
         assert all(torch.equal(weights[k], v) for k, v in rewritten_weights.items())
+
+
+def test_a_guarded_state_without_its_teacher_resumes_to_the_same_weights(
+        synthetic_kit_dir: Path, tmp_path: Path):
+    """A state saved before teachers were kept: the network resumes from last.pt, and the
+    guard holds it to --init's model as the run started, its grown parts drawn from the
+    run's seed as they were, so the weights, and the teacher last.pt keeps from then on, are
+    an uninterrupted run's; with that file gone, the one error line says why it is needed."""
+    start = tmp_path / "start.pt"
+    torch.manual_seed(3)
+    save_checkpoint(start, build_model("bandmask-tiny"))
+    config = replace(TINY, init=str(start), model_kwargs={"floor_input": True}, epochs=2,
+                     steps_per_epoch=2, guard_weight=1.0, guard_batch_size=1)
+    kits = [str(synthetic_kit_dir)]
+    run_training(config, tmp_path / "straight", kits=kits)
+    run_training(replace(config, epochs=1), tmp_path / "halves", kits=kits)
+    last = tmp_path / "halves" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["guard_teacher"]  # as saved before teachers were kept
+    torch.save(state, last)
+    saved = start.read_bytes()
+    start.unlink()
+    with pytest.raises(ModelError, match=re.escape(
+            f"{start}: no such checkpoint (the guard's teacher: last.pt, saved before debleed "
+            "kept the teacher in it, holds only the network; put the file back to resume)")):
+        run_training(config, tmp_path / "halves", kits=kits, resume=True)
+    start.write_bytes(saved)
+    run_training(config, tmp_path / "halves", kits=kits, resume=True)
+    a, b = (torch.load(tmp_path / run / "last.pt", weights_only=True)
+            for run in ("straight", "halves"))
+    for part in ("model", "guard_teacher"):  # the teacher's fresh floor branch included
+        assert all(torch.equal(a[part]["state_dict"][k], v)
+                   for k, v in b[part]["state_dict"].items()), part
 
 
 @pytest.mark.parametrize("change, message", [

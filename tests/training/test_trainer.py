@@ -642,20 +642,37 @@ def test_cli_resume_with_another_network_is_one_error_line(dataset: Path, tmp_pa
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
 
 
-def test_resume_from_an_init_of_another_network_is_a_model_error(dataset: Path, tmp_path: Path):
-    """--init changed on resume to a checkpoint of another network: the saved weights do not
-    load into it, which is a user error, and the run folder keeps its config.json."""
-    from denoiser.errors import ModelError
+def test_a_run_from_an_init_resumes_after_that_file_is_gone(dataset: Path, tmp_path: Path):
+    """last.pt holds the network's name, arguments and every weight, but a resume built the
+    network from --init's file again (grown by --model-kwargs) and failed, "no such
+    checkpoint", once that file was moved or deleted. It now resumes from last.pt alone to
+    an uninterrupted run's weights, --init kept as the record of where the run started;
+    another --init, which would be recorded but not used, is refused before the run folder
+    changes."""
     from denoiser.models import build_model
 
-    run = tmp_path / "run"
-    run_training(replace(TINY, epochs=1, steps_per_epoch=1, valid_clips=1), run, data=dataset)
-    before = {path.name: path.read_bytes() for path in run.iterdir()}
-    other = save_checkpoint(tmp_path / "thesis.pt", build_model("thesis-tiny"))
-    with pytest.raises(ModelError, match="its weights do not fit the network built to resume"):
-        run_training(replace(TINY, epochs=2, steps_per_epoch=1, valid_clips=1, init=str(other)),
-                     run, data=dataset, resume=True)
-    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+    torch.manual_seed(6)
+    start = save_checkpoint(tmp_path / "start.pt", build_model("bandmask-tiny"))
+    config = replace(TINY, init=str(start), model_kwargs={"frame_gate": True}, epochs=2,
+                     steps_per_epoch=1, valid_clips=1)
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    run_training(config, straight, data=dataset)
+    run_training(replace(config, epochs=1), halves, data=dataset)
+    start.unlink()
+    result = CliRunner().invoke(cli, ["train", "--out", str(halves), "--resume", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    a, b = weights(straight / "last.pt"), weights(halves / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((halves / "config.json").read_text())["init"] == str(start)
+    before = {path.name: path.read_bytes() for path in halves.iterdir()}
+    other = save_checkpoint(tmp_path / "other.pt", build_model("bandmask-tiny"))
+    result = CliRunner().invoke(cli, ["train", "--out", str(halves), "--resume", "--epochs", "3",
+                                      "--init", str(other)])
+    assert result.exit_code == 1 and result.output.splitlines() == [
+        f"Error: {halves}: the run started from --init {start}, not --init {other}; a resume "
+        "continues the network in its last.pt: leave --init out, or start a new run from "
+        "that checkpoint"], result.output
+    assert {path.name: path.read_bytes() for path in halves.iterdir()} == before
 
 
 DIVERGING = replace(TINY, epochs=2, steps_per_epoch=1, valid_clips=1,
