@@ -8,7 +8,7 @@ import click
 
 from denoiser.hiss_cut import hiss_cut
 
-from .common import HISS_CUT_OPTION, progress, user_errors
+from .common import HISS_CUT_OPTION, NonEmptyPath, progress, user_errors
 
 
 def _unique(kits: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -22,18 +22,19 @@ def _unique(kits: tuple[Path, ...]) -> tuple[Path, ...]:
 
 @click.command()
 @click.option("--quick", is_flag=True, help="A subset (6 clips, short speed files) in about two minutes.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench_out"),
+@click.option("--out", type=NonEmptyPath(file_okay=False, path_type=Path),
+              default=Path("bench_out"),
               show_default=True, help="Folder for bench.json and bench.md.")
-@click.option("--kit", type=click.Path(path_type=Path), default=None,
+@click.option("--kit", type=NonEmptyPath(path_type=Path), default=None,
               help="Drum kit of the test set [default: The Black Pearl 1.0].")
-@click.option("--model", type=click.Path(path_type=Path), default=None,
+@click.option("--model", type=NonEmptyPath(path_type=Path), default=None,
               help="debleed checkpoint [default: the shipped model].")
-@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+@click.option("--baseline", type=NonEmptyPath(path_type=Path), default=None,
               help="Thesis-style baseline checkpoint [default: the shipped one].")
 @click.option("--clips", type=click.IntRange(min=1), default=None,
               help="Number of test clips [default: 40, quick: 6].")
 @click.option("--heldout-kit", "heldout_kits", multiple=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
               help="Kit of the held-out set; repeatable [default: Millo_MultiLayered3 and "
                    "BJA_Pacific where installed].")
 @click.option("--heldout-clips", type=click.IntRange(min=0), default=None,

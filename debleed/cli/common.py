@@ -32,6 +32,18 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+class NonEmptyPath(click.Path):
+    """``click.Path`` that refuses the empty string, the type of every file or folder option
+    and argument. ``Path("")`` is ``Path(".")``: ``-o ''`` replaced the current folder
+    ("Device or resource busy", after the work) and ``reaper install --resource-path ''``
+    installed into it. Without ``path_type`` the value stays a string ("default" models)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (str, bytes)) and not value:
+            self.fail("an empty path; give a file or folder name.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 #: The engine's floor test, for every command that runs the model (None: the engine's default).
 HISS_CUT_OPTION = click.option(
     "--hiss-cut-hz", type=float, default=None,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import FiniteRange, progress, user_errors, warnings_after
+from .common import FiniteRange, NonEmptyPath, progress, user_errors, warnings_after
 
 if TYPE_CHECKING:  # imported when the command runs: the CLI starts without numpy
     from training.session import CleanAudio
@@ -20,9 +20,9 @@ def dataset() -> None:
 
 @dataset.command()
 @click.option("--kit", "kits", multiple=True, required=True,
-              type=click.Path(exists=True, path_type=Path),
+              type=NonEmptyPath(exists=True, path_type=Path),
               help="Hydrogen kit folder (drumkit.xml) or folder of one-shots; repeatable.")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
+@click.option("--out", required=True, type=NonEmptyPath(path_type=Path),
               help="New (or empty) dataset folder.")
 @click.option("--hours", required=True, type=FiniteRange(min=0.0, min_open=True),
               help="Total audio to render.")
@@ -34,7 +34,7 @@ def dataset() -> None:
               help="Mark every clip 'test' (required for the public test kit).")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes.")
-@click.option("--midi", "midi", multiple=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--midi", "midi", multiple=True, type=NonEmptyPath(exists=True, path_type=Path),
               help="General MIDI drum file or folder: use real performances as grooves.")
 @click.option("--wide-pitch-probability", type=FiniteRange(0.0, 1.0), default=None,
               help="Share of kit pieces tuned up to +-6 semitones instead of +-3 "
@@ -76,12 +76,12 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
 
 @dataset.command()
 @click.option("--clean", "clean_dir", required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
               help="Folder of clean snare takes.")
 @click.option("--bleed", "bleed_dir", required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
               help="Folder of bleed-only takes (snare mic with the snare silent).")
-@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=NonEmptyPath(path_type=Path))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--clip-seconds", default=None, type=float,
               help="Length of each clip in seconds (default 10).")
@@ -124,8 +124,8 @@ def clean_audio_line(audio: CleanAudio) -> str:
 
 
 @dataset.command("pack-kit")
-@click.argument("kits", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("kits", nargs=-1, required=True, type=NonEmptyPath(exists=True, path_type=Path))
+@click.option("--out", required=True, type=NonEmptyPath(file_okay=False, path_type=Path),
               help="Folder to pack into; each kit becomes OUT/<its folder name>.")
 @click.option("--max-layers", type=click.IntRange(min=1), default=None,
               help="Keep at most this many velocity layers per instrument [default: all].")

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import click
 
-from .common import progress, user_errors
+from .common import NonEmptyPath, progress, user_errors
 
 
 @click.command()
 @click.option("--out", default=".", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for the three WAVs.")
+              type=NonEmptyPath(file_okay=False, path_type=Path), help="Folder for the three WAVs.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which groove and mix.")
-@click.option("--model", default=None, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--model", default=None, type=NonEmptyPath(dir_okay=False, path_type=Path),
               help="Checkpoint to use instead of the shipped model.")
 @user_errors
 def demo(out: Path, seed: int, model: Path | None) -> None:

@@ -10,25 +10,25 @@ import click
 from denoiser.errors import ParameterError
 from denoiser.hiss_cut import hiss_cut
 
-from .common import HISS_CUT_OPTION, progress, user_errors
+from .common import HISS_CUT_OPTION, NonEmptyPath, progress, user_errors
 from .gate_options import gate_config, gate_options, option_flags, pop_gate_options
 from .outputs import plan_outputs
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(), default=None,
+@click.argument("inputs", nargs=-1, required=True, type=NonEmptyPath(path_type=Path))
+@click.option("-o", "--output", type=NonEmptyPath(), default=None,
               help="Output .wav file (one input) or folder (a trailing / makes any name a "
                    "folder). Default: NAME.debleed.wav beside each input.")
 @click.option("--gate/--no-gate", "use_gate", default=None,
               help="Run the ReaGate-style pre-gate before the model. Default: on when a gate "
                    "option is given, off otherwise.")
-@click.option("--sidechain", type=click.Path(path_type=Path), default=None,
+@click.option("--sidechain", type=NonEmptyPath(path_type=Path), default=None,
               help="Pre-gate detector input instead of the track itself (trigger or another "
                    "mic); same sample rate, cut or padded to each input's length. Turns the "
                    "gate on.")
 @gate_options
-@click.option("--model", default=None,
+@click.option("--model", type=NonEmptyPath(), default=None,
               help="Checkpoint file. Default: the model shipped with debleed.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from .common import FiniteRange, user_errors
+from .common import FiniteRange, NonEmptyPath, user_errors
 
 
 @click.command()
-@click.argument("members", nargs=-1, required=True)
-@click.option("-o", "--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("members", nargs=-1, required=True, type=NonEmptyPath())
+@click.option("-o", "--out", "output", required=True,
+              type=NonEmptyPath(dir_okay=False, path_type=Path),
               help="Checkpoint to write (never one of the members).")
 @click.option("--combine", type=click.Choice(["max", "mean", "learned", "power"]), default="max",
               show_default=True,

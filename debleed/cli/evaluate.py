@@ -8,13 +8,13 @@ import click
 
 from denoiser.hiss_cut import hiss_cut
 
-from .common import HISS_CUT_OPTION, progress, user_errors
+from .common import HISS_CUT_OPTION, NonEmptyPath, progress, user_errors
 
 
 @click.command()
-@click.argument("checkpoint")
-@click.argument("data", type=click.Path(path_type=Path))
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.argument("checkpoint", type=NonEmptyPath())
+@click.argument("data", type=NonEmptyPath(path_type=Path))
+@click.option("--report", "report_dir", type=NonEmptyPath(file_okay=False, path_type=Path),
               default=None, help="Write CSV/JSON/Markdown, spectrograms, audio and index.html here.")
 @click.option("--split", type=click.Choice(["valid", "test", "all"]), default="valid", show_default=True,
               help="Which clips of the dataset's manifest to score.")

@@ -9,17 +9,17 @@ import click
 
 from denoiser.stream import gate_file
 
-from .common import echo, progress, user_errors
+from .common import NonEmptyPath, echo, progress, user_errors
 from .gate_options import gate_config, gate_options, pop_gate_options
 from .outputs import plan_outputs
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(), default=None,
+@click.argument("inputs", nargs=-1, required=True, type=NonEmptyPath(path_type=Path))
+@click.option("-o", "--output", type=NonEmptyPath(), default=None,
               help="Output .wav file (one input) or folder (a trailing / makes any name a "
                    "folder). Default: NAME.gate.wav beside each input.")
-@click.option("--sidechain", type=click.Path(path_type=Path), default=None,
+@click.option("--sidechain", type=NonEmptyPath(path_type=Path), default=None,
               help="Detector input instead of the track itself (trigger or another mic); same "
                    "sample rate, cut or padded to each input's length.")
 @gate_options

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from debleed.cli.common import FiniteRange, progress, user_errors
+from debleed.cli.common import FiniteRange, NonEmptyPath, progress, user_errors
 
 TIMEOUT = click.option("--timeout", type=FiniteRange(min=0.1, max=3600.0), default=5.0,
                        show_default=True, help="Seconds to wait for REAPER to answer.")
@@ -26,7 +26,7 @@ def _resource(path: Path | None) -> str:
 
 
 @reaper.command()
-@click.option("--resource-path", type=click.Path(path_type=Path), default=None,
+@click.option("--resource-path", type=NonEmptyPath(path_type=Path), default=None,
               help="REAPER's resource folder (default: the OS default).")
 @click.option("--connect/--no-connect", default=True, show_default=True,
               help="Register through a running REAPER (reapy) before falling back to reaper-kb.ini.")
@@ -51,7 +51,7 @@ def install(resource_path: Path | None, connect: bool, timeout: float) -> None:
 
 
 @reaper.command()
-@click.option("--resource-path", type=click.Path(path_type=Path), default=None)
+@click.option("--resource-path", type=NonEmptyPath(path_type=Path), default=None)
 @TIMEOUT
 @user_errors
 def doctor(resource_path: Path | None, timeout: float) -> None:
@@ -77,7 +77,7 @@ def _connect(timeout: float):
 @click.option("--compare-variants/--no-compare-variants", default=None,
               help="Also add the other two variants' takes ([gate], [debleed] or "
                    "[debleed+gate]) for A/B (default: the INI's compare_variants).")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--model", type=NonEmptyPath(exists=True, dir_okay=False), default=None,
               help="Checkpoint (default: the INI's, else the shipped model).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
@@ -137,7 +137,7 @@ def compare(timeout: float) -> None:
 
 
 @reaper.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=NonEmptyPath(file_okay=False, path_type=Path), default=None,
               help="Export folder (default: the INI's export_dir, else <media>/debleed-training).")
 @TIMEOUT
 @user_errors

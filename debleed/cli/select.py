@@ -9,7 +9,7 @@ import click
 
 from denoiser.hiss_cut import hiss_cut
 
-from .common import HISS_CUT_OPTION, progress, user_errors
+from .common import HISS_CUT_OPTION, NonEmptyPath, progress, user_errors
 
 
 def _check_json_path(json_path: Path, models: tuple[str, ...], folders: tuple[Path, ...]) -> None:
@@ -30,19 +30,19 @@ def _check_json_path(json_path: Path, models: tuple[str, ...], folders: tuple[Pa
 
 
 @click.command()
-@click.argument("candidates", nargs=-1, required=True)
-@click.option("--reference", default="default", show_default=True,
+@click.argument("candidates", nargs=-1, required=True, type=NonEmptyPath())
+@click.option("--reference", type=NonEmptyPath(), default="default", show_default=True,
               help='The model to beat ("default": the shipped one).')
-@click.option("--tuning", type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--tuning", type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
               help="Fresh clips of the training kits (debleed dataset synth --as-recorded).")
-@click.option("--unseen", type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--unseen", type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
               help="Clips of a kit no model was trained or tested on (e.g. VariBreaks).")
 @click.option("--heldout-kit", "heldout_kits", multiple=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
               help="Kit of the held-out set; repeatable [default: the benchmark's, where installed].")
 @click.option("--heldout-clips", type=click.IntRange(min=0), default=36, show_default=True,
               help="0 skips the held-out set.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_path", type=NonEmptyPath(dir_okay=False, path_type=Path),
               help="Also write every model's scores and the verdicts here.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @HISS_CUT_OPTION

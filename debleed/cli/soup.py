@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import user_errors
+from .common import NonEmptyPath, user_errors
 
 
 def _weights(value: str | None) -> list[float] | None:
@@ -23,8 +23,9 @@ def _weights(value: str | None) -> list[float] | None:
 
 
 @click.command()
-@click.argument("models", nargs=-1, required=True)
-@click.option("-o", "--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("models", nargs=-1, required=True, type=NonEmptyPath())
+@click.option("-o", "--out", "output", required=True,
+              type=NonEmptyPath(dir_okay=False, path_type=Path),
               help="Checkpoint to write (never one of the models).")
 @click.option("--weights", help="One weight per model, comma-separated (normalised to sum "
                                 "to 1) [default: equal].")

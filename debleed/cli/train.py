@@ -9,7 +9,7 @@ import os
 
 import click
 
-from .common import progress, user_errors
+from .common import NonEmptyPath, progress, user_errors
 
 
 def json_object(option: str, text: str | None) -> dict | None:
@@ -34,10 +34,10 @@ def refuse_constant(name: str) -> float:
 
 
 @click.command()
-@click.argument("data", required=False, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+@click.argument("data", required=False, type=NonEmptyPath(exists=True, file_okay=False))
+@click.option("--out", "run_dir", required=True, type=NonEmptyPath(file_okay=False),
               help="Run folder: checkpoints, history.json, loss.png, model card.")
-@click.option("--kit", "kits", multiple=True, type=click.Path(exists=True),
+@click.option("--kit", "kits", multiple=True, type=NonEmptyPath(exists=True),
               help="Synthesise training clips on the fly from these kits instead of DATA.")
 @click.option("--model", default=None,
               help="Model preset (bandmask, bandmask-complex, thesis, ...); not with --init, "
@@ -66,12 +66,12 @@ def refuse_constant(name: str) -> float:
 @click.option("--guard-ducking", type=float, default=None,
               help="With --guard-weight: also charge every frame of the guard's clips left "
                    "quieter than their clean snare, with this weight; 0 = off.")
-@click.option("--guard-teacher", default=None,
+@click.option("--guard-teacher", type=NonEmptyPath(), default=None,
               help='With --guard-weight: hold the network to this checkpoint\'s output '
                    '("default": the shipped model) instead of the --init model as it starts.')
 @click.option("--guard-batch-size", type=int, default=None,
               help="Segments of guard clips per step [default: 4].")
-@click.option("--init", default=None,
+@click.option("--init", type=NonEmptyPath(), default=None,
               help='Start from this checkpoint\'s weights ("default": the shipped model).')
 @click.option("--freeze", multiple=True,
               help="Keep this submodule fixed, e.g. members.0 of an ensemble; repeatable; "
