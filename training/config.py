@@ -10,7 +10,7 @@ from typing import Any
 from denoiser.errors import ParameterError
 
 from .errors import DatasetError
-from .synth import CLIP_SECONDS, SynthConfig, check_clip_seconds
+from .synth import CLIP_SECONDS, SynthConfig
 
 
 # What the validation clips and the loss scored on them are made from: an epoch of a resumed
@@ -228,63 +228,21 @@ class TrainConfig:
         return cls(**{"validation_version": 1, **saved})
 
 
-#: The widest values a synth option may take, where "finite" is not bound enough: a pitch
-#: shift of 300 semitones asked for terabytes, a pre-roll of 1e6 s generated a groove for
-#: days, a peak of -1000 dBFS made silent clips. Each is far past anything a kit or a
-#: recording does.
-SYNTH_LIMITS: dict[str, tuple[float, float]] = {
-    "preroll_seconds": (0.0, 10.0), "pitch_semitones": (0.0, 24.0),
-    "wide_pitch_semitones": (0.0, 24.0), "velocity_exponent": (0.0, 8.0),
-    "decay_seconds": (0.0, 10.0), "peak_dbfs": (-60.0, 0.0), "floor_dbfs": (-160.0, 0.0)}
-
-
 def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConfig:
-    """``SynthConfig`` with ``options`` applied. Only its number and range fields can be set.
-    A number must be finite and >= 0 (they are all magnitudes: seconds, semitones,
-    exponents); a probability must also be <= 1. A range is ``[low, high]`` with low <= high
-    and keeps its default's sign: seconds stay > 0 (a decay of 0 s would divide by zero),
-    peak levels stay <= 0 dBFS. Both stay within ``SYNTH_LIMITS``."""
+    """``SynthConfig`` with ``options`` applied. Only its number and range fields can be set,
+    each as ``SynthConfig.validate`` allows (the checks ``render_dataset`` makes too); a
+    range is given as ``[low, high]`` (JSON has no tuples)."""
     numbers = {f.name for f in fields(SynthConfig)
                if f.type in ("float", "int") and f.name != "sample_rate"}
-    ranges = {f.name: f.default for f in fields(SynthConfig) if f.type == "tuple[float, float]"}
-    known = numbers | set(ranges)
+    ranges = {f.name for f in fields(SynthConfig) if f.type == "tuple[float, float]"}
+    known = numbers | ranges
     unknown = sorted(set(options) - known)
     if unknown:
         raise ParameterError(f"train: unknown {what} option {unknown}; known: {sorted(known)}")
-    for name, value in options.items():
-        if name in ranges:
-            _check_range(name, value, positive=min(ranges[name]) > 0, what=what)
-            low, high = SYNTH_LIMITS.get(name, (-math.inf, math.inf))
-            if not low <= value[0] <= value[1] <= high:
-                raise ParameterError(f"train: {what} option {name} = {value!r}: must lie "
-                                     f"within [{low:g}, {high:g}]")
-            continue
-        upper = 1.0 if name.endswith("probability") else SYNTH_LIMITS.get(name, (0, math.inf))[1]
-        if not (_is_number(value) and math.isfinite(value) and 0 <= value <= upper):
-            wanted = ("a probability in [0, 1]" if name.endswith("probability") else
-                      "a finite number >= 0" if upper == math.inf else
-                      f"a number in [0, {upper:g}]")
-            raise ParameterError(f"train: {what} option {name} = {value!r}: must be {wanted}")
-    if "clip_seconds" in options:  # the range ``dataset synth`` enforces
-        try:
-            check_clip_seconds(options["clip_seconds"])
-        except DatasetError as exc:
-            raise ParameterError(f"train: {what} option clip_seconds: {exc}") from None
-    options = {name: tuple(float(v) for v in value) if name in ranges else value
-               for name, value in options.items()}
-    return replace(SynthConfig(), **options)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_range(name: str, value: Any, positive: bool, what: str) -> None:
-    """A ``[low, high]`` option: two finite numbers, low <= high, on its default's side of 0."""
-    pair = isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_number, value))
-    ordered = pair and all(map(math.isfinite, value)) and value[0] <= value[1]
-    signed = ordered and (value[0] > 0 if positive else value[1] <= 0)
-    if not signed:
-        side = "> 0" if positive else "<= 0"
-        raise ParameterError(f"train: {what} option {name} = {value!r}: must be [low, high], "
-                             f"finite, low <= high, both {side}")
+    config = replace(SynthConfig(), **options)
+    try:
+        config.validate(f"train: {what} option")
+    except DatasetError as exc:  # the clip length, in ``dataset synth``'s words
+        raise ParameterError(f"train: {what} option clip_seconds: {exc}") from None
+    return replace(config, **{name: tuple(float(v) for v in options[name])
+                              for name in ranges & set(options)})

@@ -18,13 +18,15 @@ import shutil
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio
+from denoiser.errors import ParameterError
 from denoiser.outfiles import write_text_atomic
 
+from .bounds import check_number, check_range
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
@@ -35,6 +37,16 @@ from .modaldrums import TOM_RANGES, modal_drum_instrument
 from .recording import add_recording_chain
 from .snaremic import (MicConfig, add_room, bleed_path, family, mic_eq, pitch_shift,
                        random_colouring, room_ir, room_tone, snare_colouring, sosfilt)
+
+
+#: The widest values a synth setting may take, where "finite" is not bound enough: a pitch
+#: shift of 300 semitones asked for terabytes, a pre-roll of 1e6 s generated a groove for
+#: days, a peak of -1000 dBFS made silent clips and one of +25 dBFS clips far past full
+#: scale. Each is far past anything a kit or a recording does.
+SYNTH_LIMITS: dict[str, tuple[float, float]] = {
+    "preroll_seconds": (0.0, 10.0), "pitch_semitones": (0.0, 24.0),
+    "wide_pitch_semitones": (0.0, 24.0), "velocity_exponent": (0.0, 8.0),
+    "decay_seconds": (0.0, 10.0), "peak_dbfs": (-60.0, 0.0), "floor_dbfs": (-160.0, 0.0)}
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,30 @@ class SynthConfig:
     quantise_probability: float = 0.0      # whole clip: exported to 16 bits with dither
     groove: GrooveConfig = field(default_factory=GrooveConfig)
     mic: MicConfig = field(default_factory=MicConfig)
+
+    def validate(self, what: str = "synth:") -> "SynthConfig":
+        """Return ``self`` or raise naming the first value no clip can be rendered with
+        (``what`` begins the message: ``train --synth`` names its option).
+
+        The rate is the kits' (their one-shots are not resampled), the clip length within
+        ``CLIP_SECONDS``. Every other number is a magnitude (seconds, semitones, an
+        exponent): finite, >= 0, a probability <= 1, the rest within ``SYNTH_LIMITS``. A
+        range is ``[low, high]``, low <= high, on its default's side of 0 (a decay of 0 s
+        divides by zero; a peak above 0 dBFS clips), within ``SYNTH_LIMITS``."""
+        if self.sample_rate != KIT_RATE:
+            raise ParameterError(f"{what} sample_rate = {self.sample_rate!r}: must be {KIT_RATE}, "
+                                 "the kits' rate (their one-shots are not resampled)")
+        check_clip_seconds(self.clip_seconds)
+        for spec in fields(self):
+            name, value = spec.name, getattr(self, spec.name)
+            if spec.type == "tuple[float, float]":
+                sign = "> 0" if min(spec.default) > 0 else "<= 0"
+                check_range(what, name, value, SYNTH_LIMITS.get(name, (-math.inf, math.inf)), sign)
+            elif spec.type == "float" and name != "clip_seconds":
+                high = 1.0 if name.endswith("probability") else \
+                    SYNTH_LIMITS.get(name, (0.0, math.inf))[1]
+                check_number(what, name, value, 0.0, high)
+        return self
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -384,6 +420,8 @@ def render_clip(kits: Kit | Sequence[Kit], seed: int, config: SynthConfig = Synt
     ``midi_file``, ``midi_start``, the window's start in the performance (s), and
     ``midi_loop``, the bars it loops (``_bar_loop``) or None.
     """
+    check_seed(seed)
+    config.validate()
     kits = [kits] if isinstance(kits, Kit) else list(kits)
     if not kits:
         raise KitError("no kit given to render from")
@@ -560,6 +598,13 @@ def check_clip_seconds(seconds: float) -> None:
         raise DatasetError(f"--clip-seconds must be between {low:g} and {high:g}, got {seconds}")
 
 
+def check_seed(seed: int) -> None:
+    """Refuse a seed numpy cannot take (a negative one failed inside the first clip's
+    ``SeedSequence``, a float or a bool would seed other clips than the number says)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ParameterError(f"seed = {seed!r}: must be a whole number >= 0")
+
+
 def clip_count(hours: float, clip_seconds: float) -> int:
     """How many clips ``hours`` of audio is (at least one); the clip length is checked first,
     since it divides."""
@@ -693,7 +738,8 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
     if split not in (None, "test"):
         raise DatasetError(f"split must be 'test' or automatic, got {split!r}")
     check_valid_fraction(valid_fraction)  # a test set has no use for it, but 7 is no fraction
-    check_clip_seconds(config.clip_seconds)
+    check_seed(seed)
+    config.validate()
     paths = [str(path) for path in kit_paths]  # what was given: an .xml is not its folder
     kits = [load_kit(path) for path in paths]
     if not kits:

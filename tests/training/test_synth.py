@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from denoiser.errors import ParameterError
 from training.errors import DatasetError
 from training.grooves import (GHOST_MAX_VELOCITY, ROLE, Events, GrooveConfig, STYLES, _humanise,
                               generate_groove)
@@ -389,6 +390,48 @@ def test_render_dataset_refuses_absurd_sizes(synthetic_kit_dir, tmp_path, hours,
     with pytest.raises(DatasetError, match=message):
         render_dataset([synthetic_kit_dir], tmp_path / "out", hours, seed=0, config=config)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sample_rate": 7}, r"synth: sample_rate = 7: must be 48000, the kits' rate"),
+    ({"pitch_semitones": 300.0}, r"synth: pitch_semitones = 300.0: must be a number in \[0, 24\]"),
+    ({"preroll_seconds": float("nan")}, r"preroll_seconds = nan: must be a number in \[0, 10\]"),
+    ({"bleed_only_probability": 2.0}, r"bleed_only_probability = 2.0: must be a probability in "
+                                      r"\[0, 1\]"),
+    ({"velocity_exponent": True}, r"velocity_exponent = True: must be a number in \[0, 8\]"),
+    ({"decay_seconds": (0.0, 0.0)}, r"decay_seconds = \(0.0, 0.0\): must be \[low, high\], "
+                                    "finite, low <= high, both > 0"),
+    ({"peak_dbfs": (20.0, 30.0)}, r"peak_dbfs = \(20.0, 30.0\): .* both <= 0"),
+    ({"peak_dbfs": (-1.0, -12.0)}, r"peak_dbfs = \(-1.0, -12.0\): .* low <= high"),
+    ({"floor_dbfs": (-200.0, -100.0)}, r"floor_dbfs = \(-200.0, -100.0\): must lie within "
+                                       r"\[-160, 0\]"),
+])
+def test_render_dataset_and_render_clip_refuse_a_config_no_clip_can_have(
+        synthetic_kit, synthetic_kit_dir, tmp_path, change, message):
+    """Unchecked from Python, these failed inside the first clip (a MemoryError for 300
+    semitones) or rendered NaN clips (a 0 s decay) and clips peaking at +25 dBFS."""
+    config = replace(SHORT, **change)
+    with pytest.raises(ParameterError, match=message):
+        render_dataset([synthetic_kit_dir], tmp_path / "out", 2 / 3600, seed=0, config=config)
+    with pytest.raises(ParameterError, match=message):
+        render_clip(synthetic_kit, 0, config)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_a_seed_numpy_cannot_take_is_refused_before_rendering(synthetic_kit_dir, tmp_path, seed):
+    with pytest.raises(ParameterError, match=f"seed = {seed!r}: must be a whole number >= 0"):
+        render_dataset([synthetic_kit_dir], tmp_path / "out", 2 / 3600, seed=seed, config=SHORT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_configs_debleed_renders_with_are_valid():
+    from training.bench import BenchConfig, synth_config
+    from training.demo import DEMO_CONFIG
+
+    for config in (SynthConfig(), SynthConfig().as_recorded(), DEMO_CONFIG, SHORT,
+                   synth_config(BenchConfig()), synth_config(BenchConfig(), floor=True)):
+        assert config.validate() is config
 
 
 def test_clip_count_of_more_hours_than_a_float_holds_is_an_error():

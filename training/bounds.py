@@ -1,0 +1,65 @@
+"""Range checks shared by the settings dataclasses' ``validate`` methods (``SynthConfig``,
+``SessionConfig``, ``MetricConfig``, ``BenchConfig``).
+
+Each refusal is one ``ParameterError`` line naming the field, its value and what it may
+be. NaN compares false with every bound and an infinity passes a one-sided one, so each
+check asks for a finite number before its bounds: unchecked, such values rendered NaN
+clips, scored silent NaN or asked for terabytes, often after minutes of work.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from denoiser.errors import ParameterError
+
+
+def is_number(value: Any) -> bool:
+    """A real number; ``True`` is an int to Python but a mistake as a setting."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_number(what: str, name: str, value: Any, low: float, high: float = math.inf,
+                 low_open: bool = False) -> None:
+    """Refuse ``value`` unless it is a finite number in ``[low, high]`` (``(low, high]``
+    with ``low_open``). ``what`` begins the message, e.g. "synth:"."""
+    finite = is_number(value) and math.isfinite(value)
+    if not (finite and (low < value if low_open else low <= value) and value <= high):
+        raise ParameterError(f"{what} {name} = {value!r}: must be "
+                             f"{_interval(name, low, high, low_open)}")
+
+
+def check_whole(what: str, name: str, value: Any, low: int, high: float = math.inf) -> None:
+    """Refuse ``value`` unless it is an integer in ``[low, high]`` (a count: 2.0 clips
+    would fail later in ``range``)."""
+    if not (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and low <= value <= high):
+        upper = f" and <= {high:g}" if high < math.inf else ""
+        raise ParameterError(f"{what} {name} = {value!r}: must be a whole number >= {low}{upper}")
+
+
+def check_range(what: str, name: str, value: Any, limits: tuple[float, float],
+                sign: str = "") -> None:
+    """Refuse a ``[low, high]`` setting unless it is two finite numbers, low <= high, on
+    ``sign``'s side of 0 ("> 0", "<= 0", "": either), within ``limits``."""
+    pair = isinstance(value, (list, tuple)) and len(value) == 2 and all(map(is_number, value))
+    ordered = pair and all(map(math.isfinite, value)) and value[0] <= value[1]
+    signed = ordered and {"> 0": value[0] > 0, "<= 0": value[1] <= 0, "": True}[sign]
+    if not signed:
+        side = f", both {sign}" if sign else ""
+        raise ParameterError(f"{what} {name} = {value!r}: must be [low, high], finite, "
+                             f"low <= high{side}")
+    low, high = limits
+    if not low <= value[0] <= value[1] <= high:
+        raise ParameterError(f"{what} {name} = {value!r}: must lie within [{low:g}, {high:g}]")
+
+
+def _interval(name: str, low: float, high: float, low_open: bool) -> str:
+    """What a number may be, in words: "a probability in [0, 1]", "a number in (0, 10]"."""
+    if name.endswith("probability") and (low, high, low_open) == (0, 1, False):
+        return "a probability in [0, 1]"
+    if high == math.inf:
+        return f"a finite number {'>' if low_open else '>='} {low:g}"
+    return f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
