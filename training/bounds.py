@@ -22,13 +22,14 @@ def is_number(value: Any) -> bool:
 
 
 def check_number(what: str, name: str, value: Any, low: float, high: float = math.inf,
-                 low_open: bool = False) -> None:
-    """Refuse ``value`` unless it is a finite number in ``[low, high]`` (``(low, high]``
-    with ``low_open``). ``what`` begins the message, e.g. "synth:"."""
+                 low_open: bool = False, high_open: bool = False) -> None:
+    """Refuse ``value`` unless it is a finite number in ``[low, high]`` (either end open
+    with ``low_open``/``high_open``). ``what`` begins the message, e.g. "synth:"."""
     finite = is_number(value) and math.isfinite(value)
-    if not (finite and (low < value if low_open else low <= value) and value <= high):
+    if not (finite and (low < value if low_open else low <= value)
+            and (value < high if high_open else value <= high)):
         raise ParameterError(f"{what} {name} = {value!r}: must be "
-                             f"{_interval(name, low, high, low_open)}")
+                             f"{_interval(name, low, high, low_open, high_open)}")
 
 
 def check_whole(what: str, name: str, value: Any, low: int, high: float = math.inf) -> None:
@@ -36,8 +37,8 @@ def check_whole(what: str, name: str, value: Any, low: int, high: float = math.i
     would fail later in ``range``)."""
     if not (isinstance(value, numbers.Integral) and not isinstance(value, bool)
             and low <= value <= high):
-        upper = f" and <= {high:g}" if high < math.inf else ""
-        raise ParameterError(f"{what} {name} = {value!r}: must be a whole number >= {low}{upper}")
+        wanted = f"in [{low}, {high:g}]" if high < math.inf else f">= {low}"
+        raise ParameterError(f"{what} {name} = {value!r}: must be a whole number {wanted}")
 
 
 def check_range(what: str, name: str, value: Any, limits: tuple[float, float],
@@ -56,10 +57,10 @@ def check_range(what: str, name: str, value: Any, limits: tuple[float, float],
         raise ParameterError(f"{what} {name} = {value!r}: must lie within [{low:g}, {high:g}]")
 
 
-def _interval(name: str, low: float, high: float, low_open: bool) -> str:
+def _interval(name: str, low: float, high: float, low_open: bool, high_open: bool) -> str:
     """What a number may be, in words: "a probability in [0, 1]", "a number in (0, 10]"."""
-    if name.endswith("probability") and (low, high, low_open) == (0, 1, False):
+    if name.endswith("probability") and (low, high, low_open, high_open) == (0, 1, False, False):
         return "a probability in [0, 1]"
     if high == math.inf:
         return f"a finite number {'>' if low_open else '>='} {low:g}"
-    return f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
+    return f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"

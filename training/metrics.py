@@ -33,8 +33,17 @@ from scipy.ndimage import uniform_filter1d
 
 from denoiser.errors import ParameterError
 
+from .bounds import check_number, check_whole
+from .kits import KIT_RATE
+
 # Relative floor of every energy ratio: 1e-12 caps a ratio at +-120 dB.
 RELATIVE_EPS = 1e-12
+# The longest window, ring or envelope a setting may ask for: no drum rings longer, and an
+# envelope of 1e12 ms asked for terabytes.
+MAX_WINDOW_MS = 10_000.0
+# The lowest level threshold, re the clip's peak: the floor of every ratio (RELATIVE_EPS).
+MIN_LEVEL_DB = -120.0
+MAX_FILTER_ORDER = 16
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,32 @@ class MetricConfig:
         ("hihat_closed", 200.0), ("hihat_pedal", 200.0), ("hihat", 1000.0), ("ride", 1500.0),
         ("crash", 2000.0), ("china", 2000.0), ("splash", 2000.0))
     other_ring_ms: float = 500.0  # any other piece (a cowbell, a tambourine, a bleed snare)
+
+    def validate(self) -> "MetricConfig":
+        """Return ``self`` or raise ``ParameterError`` naming the first window or threshold
+        no clip can be scored with. Unchecked, a hit window ending before it starts or a
+        cymbal cutoff above the datasets' Nyquist frequency scored NaN without a word, a
+        NaN or infinite window failed converting to samples, and a 0 ms envelope was no
+        envelope. Windows are > 0 ms (lead-ins and rings >= 0), all at most
+        ``MAX_WINDOW_MS``; levels lie between ``MIN_LEVEL_DB`` and the clip's peak."""
+        what = "metrics:"
+        for name in ("envelope_ms", "hit_post_ms", "tom_kick_window_ms"):
+            check_number(what, name, getattr(self, name), 0.0, MAX_WINDOW_MS, low_open=True)
+        for name in ("hit_pre_ms", "snare_guard_ms", "other_ring_ms"):
+            check_number(what, name, getattr(self, name), 0.0, MAX_WINDOW_MS)
+        for name in ("silence_db", "lost_hit_db"):
+            check_number(what, name, getattr(self, name), MIN_LEVEL_DB, 0.0)
+        check_whole(what, "ghost_max_velocity", self.ghost_max_velocity, 0, 127)
+        check_number(what, "cymbal_cutoff_hz", self.cymbal_cutoff_hz, 1.0, KIT_RATE / 2,
+                     high_open=True)
+        check_whole(what, "cymbal_filter_order", self.cymbal_filter_order, 1, MAX_FILTER_ORDER)
+        for entry in self.bleed_ring_ms:
+            if not (isinstance(entry, (tuple, list)) and len(entry) == 2
+                    and isinstance(entry[0], str)):
+                raise ParameterError(f"{what} bleed_ring_ms entry {entry!r}: must be an "
+                                     "(instrument name prefix, ms) pair")
+            check_number(what, f"bleed_ring_ms[{entry[0]!r}]", entry[1], 0.0, MAX_WINDOW_MS)
+        return self
 
 
 DEFAULT_CONFIG = MetricConfig()
@@ -391,6 +426,7 @@ def clip_metrics(noisy: np.ndarray, clean: np.ndarray, estimate: np.ndarray, sam
     for the tom/kick regions. Bleed reduction and the two leakages have no ``_in`` twin:
     they compare ``y`` with ``x``, so the input scores 0 dB on them by definition.
     """
+    config.validate()
     x, s, y = _mono(noisy, "noisy"), _mono(clean, "clean"), _mono(estimate, "estimate")
     _same_length(x, s, y)
     scores = np.stack([y, x])

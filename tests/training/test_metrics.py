@@ -297,6 +297,34 @@ def test_clip_metrics_keys_and_input_scores(rng):
     assert set(perfect) == set(same) and all(isinstance(v, float) for v in perfect.values())
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"envelope_ms": 0.0}, r"metrics: envelope_ms = 0.0: must be a number in \(0, 10000\]"),
+    ({"envelope_ms": -10.0}, r"envelope_ms = -10.0: must be a number in \(0, 10000\]"),
+    ({"envelope_ms": math.nan}, r"envelope_ms = nan: must be"),
+    ({"envelope_ms": 1e12}, r"envelope_ms = 1000000000000.0: must be"),
+    ({"hit_post_ms": -5.0}, r"hit_post_ms = -5.0: must be a number in \(0, 10000\]"),
+    ({"hit_pre_ms": math.nan}, r"hit_pre_ms = nan: must be a number in \[0, 10000\]"),
+    ({"silence_db": 20.0}, r"silence_db = 20.0: must be a number in \[-120, 0\]"),
+    ({"cymbal_cutoff_hz": 30000.0}, r"cymbal_cutoff_hz = 30000.0: must be a number in "
+                                    r"\[1, 24000\)"),
+    ({"cymbal_cutoff_hz": 0.0}, r"cymbal_cutoff_hz = 0.0: must be"),
+    ({"cymbal_filter_order": 0}, r"cymbal_filter_order = 0: must be a whole number in \[1, 16\]"),
+    ({"ghost_max_velocity": 45.5}, r"ghost_max_velocity = 45.5: must be a whole number in "
+                                   r"\[0, 127\]"),
+    ({"tom_kick_window_ms": math.inf}, r"tom_kick_window_ms = inf: must be"),
+    ({"bleed_ring_ms": (("ride", -1.0),)}, r"bleed_ring_ms\['ride'\] = -1.0: must be"),
+    ({"bleed_ring_ms": ("ride",)}, r"bleed_ring_ms entry 'ride': must be an \(instrument"),
+])
+def test_clip_metrics_refuses_a_config_no_clip_can_be_scored_with(rng, change, message):
+    """Unchecked, a hit window ending before it starts and a cutoff above Nyquist scored
+    NaN without a word, and NaN, infinite or 1e12-ms windows failed deep inside."""
+    clean, noisy, onsets = _snare_scene(rng)
+    assert metrics.MetricConfig().validate() == metrics.DEFAULT_CONFIG
+    with pytest.raises(ParameterError, match=message):
+        metrics.clip_metrics(noisy, clean, clean, SR, onsets,
+                             config=metrics.MetricConfig(**change))
+
+
 def test_metrics_reject_multichannel_and_mismatched(rng):
     with pytest.raises(ParameterError):
         metrics.bleed_reduction_db(np.zeros((2, 10)), np.zeros((2, 10)), np.zeros((2, 10)), SR)
