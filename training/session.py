@@ -27,15 +27,22 @@ import soundfile as sf
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from denoiser.audio import read_audio, sf_name, sf_reason
+from denoiser.audio import SAMPLE_RATE_RANGE, read_audio, sf_name, sf_reason
 
+from .bounds import check_number, check_range, check_whole
 from .errors import DatasetError
 from .kits import AUDIO_SUFFIXES, SILENCE_PEAK, visible_files
 from .manifest import (assign_splits, split_order, staged_output, valid_count,
                        write_manifest)
-from .synth import CLIP_SECONDS, Clip, check_clip_seconds, write_clip
+from .synth import (CLIP_SECONDS, SYNTH_LIMITS, Clip, check_clip_seconds, check_seed,
+                    write_clip)
 
 SESSION_RATE = 48000
+#: The widest bleed gain (dB re as recorded): -60 dB is no bleed, +24 dB bleed drowning
+#: the snare; (1e6, 1e6) overflowed to infinite clips.
+BLEED_GAIN_LIMITS_DB = (-60.0, 24.0)
+#: The longest gap between onsets: a hit a second at the least.
+MAX_ONSET_GAP_MS = 1000.0
 ANTIPHASE_DB = 40.0  # a mono mix this far below its loudest channel is channels cancelling
 #: A take peaking under this is a muted export: 16-bit dither alone reaches -90 dBFS, above
 #: the -100 dBFS that marks a silent kit sample (``SILENCE_PEAK``).
@@ -55,6 +62,24 @@ class SessionConfig:
     onset_rise_db: float = 12.0      # energy rise within 10 ms that marks a hit
     onset_floor_db: float = -45.0    # ignore rises quieter than this re the take's peak
     onset_gap_ms: float = 25.0       # at most one onset per gap (flams are 15-35 ms)
+
+    def validate(self) -> "SessionConfig":
+        """Return ``self`` or raise naming the first setting no clip can be cut with.
+        Unchecked, a 7 Hz rate and a reversed bleed gain failed inside numpy, a gain of
+        1e6 dB overflowed, peaks of +20 to +30 dBFS were written as they came, and 0 clips
+        per take was reported as takes too short. The rate is one ``read_audio`` takes,
+        the clip length within ``CLIP_SECONDS``, the peak within ``SynthConfig``'s limits."""
+        what = "session:"
+        check_whole(what, "sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE)
+        check_clip_seconds(self.clip_seconds)
+        if self.clips_per_take is not None:
+            check_whole(what, "clips_per_take", self.clips_per_take, 1)
+        check_range(what, "bleed_gain_db", self.bleed_gain_db, BLEED_GAIN_LIMITS_DB)
+        check_range(what, "peak_dbfs", self.peak_dbfs, SYNTH_LIMITS["peak_dbfs"], "<= 0")
+        check_number(what, "onset_rise_db", self.onset_rise_db, 0.0, 60.0, low_open=True)
+        check_number(what, "onset_floor_db", self.onset_floor_db, -120.0, 0.0)
+        check_number(what, "onset_gap_ms", self.onset_gap_ms, 0.0, MAX_ONSET_GAP_MS)
+        return self
 
 
 @dataclass(frozen=True)
@@ -162,7 +187,7 @@ def load_take(path: str, sample_rate: int = SESSION_RATE) -> np.ndarray:
 def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
                  config: SessionConfig = SessionConfig()) -> SessionPlan:
     """List the takes and cut the clean ones into clip-long excerpts (reads headers only)."""
-    check_clip_seconds(config.clip_seconds)
+    config.validate()
     _refuse_overlap(Path(clean_dir), Path(bleed_dir))
     clean, bleed = _audio_files(Path(clean_dir), "clean"), _audio_files(Path(bleed_dir), "bleed")
     clip = int(round(config.clip_seconds * config.sample_rate))
@@ -365,6 +390,8 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
 
     Every take is read (and checked) before anything is written, so a silent or broken
     take late in the list costs a one-line error, not a long build thrown away."""
+    check_seed(seed)
+    config.validate()
     out = Path(out)
     target = out.resolve()
     for folder in plan.folders:

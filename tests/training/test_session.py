@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from denoiser.errors import AudioError
+from denoiser.errors import AudioError, ParameterError
 from training.errors import DatasetError
 from training.manifest import read_manifest
 from training.oneshots import one_shot
@@ -222,6 +222,36 @@ def test_clip_length_has_the_synthetic_datasets_limits(session_dirs, seconds):
         plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=seconds))
     plan = plan_session(clean_dir, bleed_dir, SessionConfig(clip_seconds=CLIP_SECONDS[0]))
     assert len(plan.jobs) == 5 + 2  # 2.5 s and 1.2 s takes in 0.5 s clips
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sample_rate": 7}, r"session: sample_rate = 7: must be a whole number in \[8000, 768000\]"),
+    ({"clips_per_take": 0}, r"session: clips_per_take = 0: must be a whole number >= 1"),
+    ({"bleed_gain_db": (6.0, -12.0)}, r"bleed_gain_db = \(6.0, -12.0\): must be \[low, high\], "
+                                      "finite, low <= high"),
+    ({"bleed_gain_db": (1e6, 1e6)}, r"bleed_gain_db = \(1000000.0, 1000000.0\): must lie within "
+                                    r"\[-60, 24\]"),
+    ({"peak_dbfs": (20.0, 30.0)}, r"peak_dbfs = \(20.0, 30.0\): .* both <= 0"),
+    ({"peak_dbfs": (-90.0, -80.0)}, r"peak_dbfs = \(-90.0, -80.0\): must lie within \[-60, 0\]"),
+    ({"onset_rise_db": float("nan")}, r"onset_rise_db = nan: must be a number in \(0, 60\]"),
+    ({"onset_floor_db": 10.0}, r"onset_floor_db = 10.0: must be a number in \[-120, 0\]"),
+    ({"onset_gap_ms": -1.0}, r"onset_gap_ms = -1.0: must be a number in \[0, 1000\]"),
+])
+def test_a_config_no_clip_can_be_cut_with_is_refused_before_any_work(session_dirs, tmp_path,
+                                                                     change, message):
+    """Unchecked, a 7 Hz rate and a reversed gain failed inside numpy, 1e6 dB overflowed,
+    clips peaking at +25 dBFS were written, and 0 clips per take read as takes too short."""
+    clean_dir, bleed_dir = session_dirs
+    good = SessionConfig(clip_seconds=1.0)
+    bad = SessionConfig(**{"clip_seconds": 1.0, **change})
+    with pytest.raises(ParameterError, match=message):
+        plan_session(clean_dir, bleed_dir, bad)
+    plan = plan_session(clean_dir, bleed_dir, good)
+    with pytest.raises(ParameterError, match=message):
+        build_session_dataset(plan, tmp_path / "out", 0, bad)
+    with pytest.raises(ParameterError, match=r"seed = -1: must be a whole number >= 0"):
+        build_session_dataset(plan, tmp_path / "out", -1, good)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("inside", ["clean", "clean/ds", "bleed/sub/ds"])
