@@ -44,12 +44,13 @@ from denoiser import __version__
 from denoiser.audio import check_output_folder, read_audio, write_audio
 from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ModelError, ParameterError
-from denoiser.gate import GateConfig
+from denoiser.gate import MIN_THRESHOLD_DB, GateConfig
 from denoiser.hiss_cut import HISS_CUT_HZ
 from denoiser.outfiles import replace_entries, staging_folder, write_text_atomic
 from denoiser.pretrained import THESIS_BASELINE, default_model_path
 
 from . import metrics, report
+from .bounds import check_number, check_whole
 from .targets import BEATS_LEGEND, check_targets, targets_markdown
 from .errors import KitError
 from .evaluate import denoise_mono, process_clip, score_systems
@@ -73,6 +74,10 @@ TRAINING_KITS: tuple[Path, ...] = tuple(DRUMKITS / name for name in (
     "GMRockKit", "ForzeeStereo", "Millo-Drums_v.1", "Millo_MultiLayered2",
     "ColomboAcousticDrumkit", "rumpf_kit_z01_h2"))  # SPEC 4
 ORACLE_THRESHOLDS_DB: tuple[float, ...] = tuple(float(t) for t in range(-60, -4, 2))  # -60..-6
+# The speed files' shortest and longest length (s): the model is warmed up on one second of
+# its file, and an hour is six times the default process file (the tiling holds it in memory).
+SPEED_SECONDS = (1.0, 3600.0)
+MAX_SPEED_RUNS = 100
 
 # Row name -> audio version of the clip it scores.
 ROWS: dict[str, str] = {
@@ -121,6 +126,34 @@ class BenchConfig:
     # rows time the engine as shipped.
     hiss_cut_hz: float = HISS_CUT_HZ
     quick: bool = False
+
+    def validate(self) -> "BenchConfig":
+        """Return ``self`` or raise naming the first setting the benchmark cannot run with.
+        Unchecked, a clip length of 0 or -5 s, 0 speed runs or a 0 s speed file failed after
+        the quality runs, minutes in. Clips are within ``CLIP_SECONDS``, the speed files
+        within ``SPEED_SECONDS``, the oracle's thresholds the gate's; the gate and the hiss
+        cut are checked as the engine checks them."""
+        from .synth import CLIP_SECONDS
+
+        what = "bench:"
+        check_whole(what, "clips", self.clips, 1)
+        check_whole(what, "heldout_clips", self.heldout_clips, 0)
+        check_number(what, "clip_seconds", self.clip_seconds, *CLIP_SECONDS)
+        for name in ("seed", "heldout_seed"):
+            check_whole(what, name, getattr(self, name), 0)
+        for name in ("model_speed_seconds", "process_speed_seconds"):
+            check_number(what, name, getattr(self, name), *SPEED_SECONDS)
+        check_whole(what, "model_speed_runs", self.model_speed_runs, 1, MAX_SPEED_RUNS)
+        for name in ("floor_probability", "quantise_probability"):
+            check_number(what, name, getattr(self, name), 0.0, 1.0)
+        if not self.oracle_thresholds_db:
+            raise ParameterError(f"{what} oracle_thresholds_db is empty: give the oracle gate "
+                                 "at least one threshold")
+        for threshold in self.oracle_thresholds_db:
+            check_number(what, "oracle_thresholds_db", threshold, MIN_THRESHOLD_DB, 0.0)
+        self.gate.validate()
+        InferenceConfig(hiss_cut_hz=self.hiss_cut_hz).validate()
+        return self
 
     @classmethod
     def quick_config(cls, **overrides: Any) -> "BenchConfig":
@@ -447,10 +480,9 @@ def _model_facts(name: str, path: Path, denoiser: Denoiser) -> dict[str, Any]:
 def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
               progress: Progress | None = None) -> dict[str, Any]:
     """Run the benchmark; write ``bench.json`` and ``bench.md`` into ``out`` (if given)."""
+    config.validate()
     if out is not None:
         check_output_folder(out)
-    if config.clips < 1:
-        raise ParameterError(f"the benchmark needs at least one clip, not {config.clips}")
     if not Path(config.kit).is_dir():
         raise KitError(f"{config.kit}: test kit not installed (Debian package hydrogen-data "
                        "ships 'The Black Pearl 1.0'); pass --kit DIR to use another kit")

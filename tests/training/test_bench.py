@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from debleed.cli.main import cli
 from denoiser.checkpoint import save_checkpoint
+from denoiser.errors import ParameterError
 from denoiser.gate import GateConfig
 from denoiser.models import build_model
 from training import bench, metrics, report
@@ -171,6 +172,36 @@ def _tiny_config(setup, **overrides) -> bench.BenchConfig:
                                 "baseline": setup["baseline"], "clips": 1, "clip_seconds": 1.0,
                                 "device": "cpu", "oracle_thresholds_db": (-40.0, -20.0),
                                 "heldout_clips": 1, **overrides})
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"clip_seconds": 0.0}, r"bench: clip_seconds = 0.0: must be a number in \[0.5, 600\]"),
+    ({"clip_seconds": -5.0}, r"bench: clip_seconds = -5.0: must be"),
+    ({"clips": 0}, r"bench: clips = 0: must be a whole number >= 1"),
+    ({"model_speed_runs": 0}, r"bench: model_speed_runs = 0: must be a whole number in \[1, 100\]"),
+    ({"model_speed_seconds": 0.0}, r"bench: model_speed_seconds = 0.0: must be a number in "
+                                   r"\[1, 3600\]"),
+    ({"process_speed_seconds": float("inf")}, r"bench: process_speed_seconds = inf: must be"),
+    ({"seed": -1}, r"bench: seed = -1: must be a whole number >= 0"),
+    ({"floor_probability": 1.5}, r"bench: floor_probability = 1.5: must be a probability"),
+    ({"oracle_thresholds_db": ()}, r"bench: oracle_thresholds_db is empty"),
+    ({"oracle_thresholds_db": (-40.0, 6.0)}, r"bench: oracle_thresholds_db = 6.0: must be a "
+                                             r"number in \[-120, 0\]"),
+    ({"gate": GateConfig(attack_ms=-1.0)}, r"gate attack -1.0 ms is outside"),
+])
+def test_a_setting_the_benchmark_cannot_run_with_is_refused_before_any_work(
+        setup, tmp_path, monkeypatch, change, message):
+    """A clip length of 0 s, 0 speed runs or a 0 s speed file failed only after the
+    quality runs, minutes in."""
+    monkeypatch.setattr(bench, "preload_kits", lambda kits: pytest.fail("a kit was loaded"))
+    with pytest.raises(ParameterError, match=message):
+        bench.run_bench(_tiny_config(setup, **change), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_benchmarks_own_settings_are_valid(setup):
+    for config in (bench.BenchConfig(), bench.BenchConfig.quick_config(), _tiny_config(setup)):
+        assert config.validate() is config
 
 
 def test_heldout_kit_sharing_a_training_sample_is_reported(setup, tmp_path, monkeypatch):
