@@ -77,6 +77,7 @@ ORACLE_THRESHOLDS_DB: tuple[float, ...] = tuple(float(t) for t in range(-60, -4,
 # The speed files' shortest and longest length (s): the model is warmed up on one second of
 # its file, and an hour is six times the default process file (the tiling holds it in memory).
 SPEED_SECONDS = (1.0, 3600.0)
+SPEED_RATE = 48000  # the speed files', the test clips' (training.kits.KIT_RATE)
 MAX_SPEED_RUNS = 100
 
 # Row name -> audio version of the clip it scores.
@@ -278,10 +279,12 @@ def _stft_of(denoiser: Denoiser) -> tuple[int, int]:
 
 
 def _quality(clips: Iterator[Any], config: BenchConfig, debleed: Denoiser, thesis: Denoiser,
-             steps: _Steps, what: str) -> dict[str, Any]:
+             steps: _Steps, what: str, keep_samples: int = 0) -> dict[str, Any]:
     """Score every system of ``ROWS`` on ``clips``: aggregated rows, oracle thresholds,
-    per-clip scores, and the noisy clips (the speed runs reuse them)."""
-    per_clip, noisy = [], []
+    per-clip scores, and the noisy audio of the first clips, until it holds
+    ``keep_samples`` (the speed runs reuse it, ``speed_samples``). Every clip's was kept:
+    1.9 MB a 10-s clip, 8 GB for 2000 clips, of which a speed file takes ten minutes."""
+    per_clip, noisy, held = [], [], 0
     for index, clip in enumerate(clips):
         rate = int(clip.meta["sample_rate"])
         oracle, threshold = oracle_gate(clip.noisy, clip.clean, rate, config.gate,
@@ -295,7 +298,9 @@ def _quality(clips: Iterator[Any], config: BenchConfig, debleed: Denoiser, thesi
         per_clip.append({"seed": int(clip.meta["seed"]), "kit": clip.meta["kit"], **chain,
                          "oracle_threshold_db": threshold,
                          "systems": score_systems(versions, rate, clip.meta, ROWS)})
-        noisy.append(clip.noisy)
+        if held < keep_samples:
+            noisy.append(clip.noisy)
+            held += clip.noisy.size
         steps.step(f"{what} clip {index + 1}")
     thresholds = [c["oracle_threshold_db"] for c in per_clip]
     return {
@@ -419,6 +424,14 @@ def _speed_process(model: Path, audio_path: Path, seconds: float, device: str,
             "peak_rss_mib": peak, "gpu_peak_mib": None}
 
 
+def speed_samples(config: BenchConfig) -> int:
+    """Samples of the longer speed file: as much of the test clips' noisy audio as the speed
+    runs read. The first clips that hold this many give both files byte for byte what all
+    the clips gave: a file no longer than those clips is their first samples, and when all
+    the clips together are shorter, all are kept and tiled."""
+    return int(round(max(config.model_speed_seconds, config.process_speed_seconds) * SPEED_RATE))
+
+
 def _long_file(path: Path, pieces: Sequence[np.ndarray], seconds: float, rate: int,
                subtype: str) -> Path:
     """Tile the test clips' noisy audio to ``seconds`` (real drum content, not noise)."""
@@ -429,7 +442,7 @@ def _long_file(path: Path, pieces: Sequence[np.ndarray], seconds: float, rate: i
 
 
 def _speed(config: BenchConfig, pieces: Sequence[np.ndarray], steps: _Steps) -> list[dict[str, Any]]:
-    rate = 48000
+    rate = SPEED_RATE
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     models = [("debleed", model_path(config))]
     if config.speed_baseline:
@@ -497,7 +510,8 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
     started = time.perf_counter()
     steps = _Steps(config.clips * (1 + int(config.floor_set))
                    + (config.heldout_clips if heldout_kits else 0) + speed_steps(config), progress)
-    quality = _quality(render_test_set(config), config, debleed, thesis, steps, "test")
+    quality = _quality(render_test_set(config), config, debleed, thesis, steps, "test",
+                       speed_samples(config))
     pieces = quality.pop("noisy")
     floor = _floor(config, debleed, thesis, steps) if config.floor_set else None
     heldout = None

@@ -204,6 +204,32 @@ def test_the_benchmarks_own_settings_are_valid(setup):
         assert config.validate() is config
 
 
+@pytest.mark.parametrize("process_seconds, kept", [(2.5, 3), (6.0, 4)])
+def test_the_speed_files_keep_only_the_clips_they_need_and_the_same_bytes(
+        setup, tmp_path, monkeypatch, process_seconds, kept):
+    """Every test clip's noisy audio was held for the speed files (1.9 MB a 10-s clip, 8 GB
+    for 2000 clips): the first clips that fill the longer file are kept, and both files are
+    the bytes that all the clips gave."""
+    seen = {}
+
+    def speed(config, pieces, steps):
+        seen["pieces"] = list(pieces)
+        return []
+
+    monkeypatch.setattr(bench, "_speed", speed)
+    config = _tiny_config(setup, clips=4, heldout_clips=0, floor_set=False,
+                          model_speed_seconds=1.0, process_speed_seconds=process_seconds)
+    bench.run_bench(config, None)
+    assert len(seen["pieces"]) == kept
+    every_clip = [clip.noisy for clip in bench.render_test_set(config)]
+    assert len(every_clip) == 4 and all(p.size == bench.SPEED_RATE for p in every_clip)
+    for seconds, subtype in ((1.0, "FLOAT"), (process_seconds, "PCM_24")):
+        files = [bench._long_file(tmp_path / f"{name}.wav", pieces, seconds, bench.SPEED_RATE,
+                                  subtype).read_bytes()
+                 for name, pieces in (("kept", seen["pieces"]), ("all", every_clip))]
+        assert files[0] == files[1]
+
+
 def test_heldout_kit_sharing_a_training_sample_is_reported(setup, tmp_path, monkeypatch):
     """The report called the held-out kits sample-free without counting: a held-out kit
     whose snare is a training kit's one-shot is named, and not called unheard."""
