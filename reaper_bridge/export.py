@@ -50,6 +50,9 @@ SESSION_CLIP_SECONDS = 10.0
 #: ``debleed dataset session``'s shortest ``--clip-seconds`` (``training.synth.CLIP_SECONDS``,
 #: repeated for the same reason): a clean take shorter than this gives no clip at all.
 SESSION_SHORTEST_CLIP = 0.5
+#: The files ``debleed dataset session`` reads (``training.kits.AUDIO_SUFFIXES``, repeated
+#: for the same reason): only one of these in ``clean/`` or ``bleed/`` can mix into a dataset.
+SESSION_AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
 #: Far below a sample at any rate: a take REAPER measures as 6.9999999 s is exported as
 #: exactly 7 s of samples, so it still holds one 7 s clip.
 LENGTH_TOLERANCE = 1e-6
@@ -240,13 +243,22 @@ def _previous_files(out_dir: str) -> set[str]:
     return {path for path in paths if os.path.dirname(path) in folders}
 
 
+def _session_reads(name: str) -> bool:
+    """Whether ``dataset session`` reads a file so named (``training.kits.visible_files``):
+    a visible one with an audio suffix."""
+    suffix = os.path.splitext(name)[1].lower()
+    return not name.startswith(".") and suffix in SESSION_AUDIO_SUFFIXES
+
+
 def _refuse_unlisted(out_dir: str) -> None:
-    """An export replaces ``clean/`` and ``bleed/`` whole, so a visible file there that
-    the previous manifest does not list stops it: a previous export's whose export.json
-    was deleted or is unreadable (kept, it would mix into this one's takes), or one of the
-    user's (it would be deleted). Hidden files (.DS_Store, ._ companions) go with the
-    folders: the system writes them, ``dataset session`` reads none. A file where a
-    folder goes is refused as ``os.makedirs`` would (it was, once moving in began)."""
+    """An export replaces ``clean/`` and ``bleed/`` whole, so an audio file there that
+    ``dataset session`` would read and the previous manifest does not list stops it: a
+    previous export's whose export.json was deleted or is unreadable (kept, it would mix
+    into this one's takes), or one of the user's (it would be deleted). Any other file goes
+    with the folders: the system and REAPER write them beside the clips (.DS_Store, ._
+    companions, Thumbs.db, the ``.reapeaks`` peaks of a clip played), and refused, they
+    stopped every re-export after a listen. A file where a folder goes is refused as
+    ``os.makedirs`` would (it was, once moving in began)."""
     listed = _previous_files(out_dir)
     unlisted = []
     for tag in TAGS:
@@ -255,11 +267,12 @@ def _refuse_unlisted(out_dir: str) -> None:
             raise BridgeError(f"{top}: is a file, not a folder")
         for folder, folders, names in os.walk(top):
             folders[:] = [name for name in folders if not name.startswith(".")]
-            paths = (os.path.join(folder, name) for name in names if not name.startswith("."))
+            paths = (os.path.join(folder, name) for name in names if _session_reads(name))
             unlisted += [path for path in paths if _resolved(out_dir, path) not in listed]
     if unlisted:
-        raise BridgeError(f"{out_dir} holds {len(unlisted)} file(s) in clean or bleed that no "
-                          f"{MANIFEST} there lists ({os.path.relpath(min(unlisted), out_dir)}"
+        first = os.path.relpath(min(unlisted), out_dir)
+        raise BridgeError(f"{out_dir} holds {len(unlisted)} audio file(s) in clean or bleed "
+                          f"that no {MANIFEST} there lists ({first}"
                           f"{', ...' if len(unlisted) > 1 else ''}); an export replaces those "
                           "folders whole: move the files elsewhere, or delete them, and "
                           "export again")

@@ -259,14 +259,18 @@ def test_session_clip_length_default_is_session_configs(tmp_path, monkeypatch):
 
 def test_session_help_and_the_reaper_export_state_session_configs_clip_length():
     """The 10-s default is also written in the help text and in the REAPER bridge's
-    export check (a standard-library module that cannot import training), as is the
-    shortest clip: both must say what ``SessionConfig`` and ``CLIP_SECONDS`` do."""
-    from reaper_bridge.export import SESSION_CLIP_SECONDS, SESSION_SHORTEST_CLIP
+    export check (a standard-library module that cannot import training), as are the
+    shortest clip and the audio suffixes read: all must say what ``SessionConfig``,
+    ``CLIP_SECONDS`` and ``AUDIO_SUFFIXES`` do."""
+    from reaper_bridge.export import (SESSION_AUDIO_SUFFIXES, SESSION_CLIP_SECONDS,
+                                      SESSION_SHORTEST_CLIP)
+    from training.kits import AUDIO_SUFFIXES
     from training.session import SessionConfig
     from training.synth import CLIP_SECONDS
 
     default = SessionConfig().clip_seconds
     assert SESSION_CLIP_SECONDS == default and SESSION_SHORTEST_CLIP == CLIP_SECONDS[0]
+    assert SESSION_AUDIO_SUFFIXES == AUDIO_SUFFIXES
     result = CliRunner().invoke(cli, ["dataset", "session", "--help"])
     assert result.exit_code == 0, result.output
     assert f"(default {default:g})" in " ".join(result.output.split())

@@ -205,8 +205,8 @@ def test_files_no_export_json_lists_stop_the_export(fake: FakeReaper, api,
     assert not (out / "clean" / ".DS_Store").exists()
     (out / MANIFEST).unlink()
     before = files(out)
-    with pytest.raises(BridgeError, match=rf"{out} holds 3 file\(s\) in clean or bleed that no "
-                                          rf"{MANIFEST} there lists \(bleed/0001_Snare_top_bleed_"
+    with pytest.raises(BridgeError, match=rf"{out} holds 3 audio file\(s\) in clean or bleed "
+                                          rf"that no {MANIFEST} there lists \(bleed/0001_Snare_top_bleed_"
                                           r"0.000_s.wav, ...\); an export replaces those folders "
                                           "whole: move the files elsewhere, or delete them"):
         export_session(api, str(out), TaskExecutor())
@@ -220,12 +220,34 @@ def test_files_no_export_json_lists_stop_the_export(fake: FakeReaper, api,
     (out / MANIFEST).write_text(json.dumps(manifest))
     (out / "clean" / "sub").mkdir()
     (out / "clean" / "sub" / "mine.wav").write_bytes(b"keep me")
-    with pytest.raises(BridgeError, match=r"holds 1 file\(s\) .* \(clean/sub/mine.wav\)"):
+    with pytest.raises(BridgeError, match=r"holds 1 audio file\(s\) .* \(clean/sub/mine.wav\)"):
         export_session(api, str(out), TaskExecutor())
     assert (out / "clean" / "sub" / "mine.wav").read_bytes() == b"keep me"
     (out / "clean" / "sub" / "mine.wav").unlink()
     export_session(api, str(out), TaskExecutor())
     assert files(out).keys() == files(other).keys()
+
+
+def test_files_dataset_session_does_not_read_go_with_the_folders(fake: FakeReaper, api,
+                                                               tmp_path: Path) -> None:
+    """REAPER writes a peak file beside each clip it plays (``.wav.reapeaks``) and Windows
+    writes Thumbs.db and desktop.ini: ``dataset session`` reads none of them, so they
+    stopped every re-export after a listen. They go with the folders; an unlisted audio
+    file still stops the export, whatever the case of its suffix."""
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    clip = out / listed(out)[0]
+    system = [Path(f"{clip}.reapeaks"), out / "clean" / "Thumbs.db", out / "bleed" / "desktop.ini"]
+    for path in system:
+        path.write_bytes(b"system")
+    export_session(api, str(out), TaskExecutor())
+    assert not any(path.exists() for path in system)
+    assert sorted(files(out)) == sorted([*listed(out), MANIFEST])
+    (out / "bleed" / "mine.FLAC").write_bytes(b"keep me")
+    with pytest.raises(BridgeError, match=r"holds 1 audio file\(s\) .* \(bleed/mine.FLAC\)"):
+        export_session(api, str(out), TaskExecutor())
+    assert (out / "bleed" / "mine.FLAC").read_bytes() == b"keep me"
 
 
 def test_a_tampered_manifest_deletes_nothing_outside_clean_and_bleed(fake: FakeReaper, api,
