@@ -390,15 +390,18 @@ def export_training(api: Any, threads: int = 0) -> WorkerJob | None:
 
 @_no_undo_point
 def compare(api: Any) -> None:
-    """Switch takes without an undo point: an A/B must not bury the denoise run's. What
-    plays now, and the items that kept their take, go to the console as the denoise
-    action's outcome does (a message box on every press would stop the A/B)."""
+    """Switch takes without an undo point: an A/B must not bury the denoise run's. Items
+    that kept their take go to the console with what plays now, as the denoise action's
+    outcome does (a message box on every press would stop the A/B); a press that switched
+    every item writes nothing, since writing opens or raises the console over the arrange
+    view on every press of a listen. An error, nothing switched, gets a message box."""
     try:
         comparison = compare_next(api)
     except DebleedError as exc:
         api.ShowMessageBox(str(exc), TITLE, 0)
     else:
-        api.ShowConsoleMsg(f"debleed: {comparison.message()}\n")
+        if comparison.stayed:
+            api.ShowConsoleMsg(f"debleed: {comparison.message()}\n")
 
 
 @_no_undo_point

@@ -626,6 +626,12 @@ class _Family:
         """The variant it plays (``None`` = the original); only when ``in_cycle``."""
         return next(variant for variant, take in self.takes.items() if take == self.active)
 
+    @property
+    def processed(self) -> bool:
+        """Whether it has a debleed take: only then can lacking a variant be news (an item
+        never processed, or a MIDI one, lacks them all and plays what it always did)."""
+        return any(variant is not None for variant in self.takes)
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -682,11 +688,12 @@ def compare_next(api: Any, project: Any = 0) -> Comparison:
     The cycle is every variant any selected item has, so none is out of reach whichever
     item comes first (``_next_variant``); every item switches to its take of the next
     variant, so an A/B stays in step across a multi-item selection, and an item without
-    one keeps its take and is named in the result. Takes are grouped by their link to the
-    original (see ``_family``), not by name. A locked item keeps its take (the denoise
-    action refuses it too) and is named where it has debleed takes and plays another than
-    the selection now does. No undo point: switching back and forth must not bury the
-    denoise action's own undo point ("keep or undo").
+    one keeps its take and is named in the result where it has debleed takes (one never
+    processed is not news). Takes are grouped by their link to the original (see
+    ``_family``), not by name. A locked item keeps its take (the denoise action refuses it
+    too) and is named where it has debleed takes and plays another than the selection now
+    does. No undo point: switching back and forth must not bury the denoise action's own
+    undo point ("keep or undo").
     """
     families: list[_Family] = []
     for item in target_items(api, project):
@@ -703,12 +710,13 @@ def compare_next(api: Any, project: Any = 0) -> Comparison:
     for family in families:
         take = family.takes.get(target)
         if family.locked:
-            if len(family.takes) > 1 and take != family.active:
+            if family.processed and take != family.active:
                 stayed.append(Skipped(item_label(api, family.item),
                                       "locked item: unlock it to compare"))
         elif take is None:
-            lacking = "original take" if target is None else f"{VARIANT_TAGS[target]} take"
-            stayed.append(Skipped(item_label(api, family.item), f"no {lacking}"))
+            if family.processed:
+                lacking = "original take" if target is None else f"{VARIANT_TAGS[target]} take"
+                stayed.append(Skipped(item_label(api, family.item), f"no {lacking}"))
         elif take != family.active:
             api.SetActiveTake(take)
     api.UpdateArrange()

@@ -131,17 +131,22 @@ def test_gated_takes_of_an_older_gate_are_made_again(distant: FakeReaper, tmp_pa
 def test_compare_names_the_items_that_kept_their_take(distant: FakeReaper, api,
                                                       tmp_path: Path) -> None:
     """``now playing: X`` was printed even where a selected item had no X take and kept
-    playing its own; such items are now named."""
+    playing its own; such items are now named, those never processed are not."""
     from reaper_helpers import halve
 
     from reaper_bridge.bridge import denoise, executor_for
 
     add_snare(distant, tmp_path)
-    plain = distant.add_item(distant.tracks[0], 2.0, 0.4)
-    distant.add_take(plain, distant.file_source(str(tmp_path / "snare.wav")), "Snare")
-    plain.selected = False
-    denoise(api, ("debleed",), executor_for({"debleed": halve}))
-    plain.selected = True
+    gated, plain = (distant.add_item(distant.tracks[0], p, 0.4) for p in (2.0, 3.0))
+    for item in (gated, plain):
+        distant.add_take(item, distant.file_source(str(tmp_path / "snare.wav")), "Snare")
+        item.selected = False
+    processors = executor_for({"debleed": halve, "debleed+gate": halve})
+    denoise(api, ("debleed",), processors)
+    distant.tracks[0].items[0].selected, gated.selected = False, True
+    denoise(api, ("debleed+gate",), processors)
+    for item in distant.tracks[0].items:
+        item.selected = True
     runner = CliRunner()
     outputs = [runner.invoke(cli, ["reaper", "compare"]).output for _ in range(2)]
     assert outputs == ["now playing: original\n",

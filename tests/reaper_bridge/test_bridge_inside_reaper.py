@@ -202,11 +202,12 @@ def test_missing_worker_python_is_one_message(tmp_path: Path, tiny_checkpoint: P
     assert not actions.JOBS and fake.deferred == [actions.NO_OP] and fake.undo == []
 
 
-def test_compare_action_says_what_plays_and_which_items_stayed(fake: FakeReaper, api,
-                                                               tmp_path: Path) -> None:
+def test_compare_action_says_which_items_stayed_and_is_quiet_otherwise(fake: FakeReaper, api,
+                                                                      tmp_path: Path) -> None:
     """The compare action said nothing when it worked: an item without the take the others
-    switched to went on playing its own unnoticed. Now the console says what plays and
-    names that item; still no undo point."""
+    switched to went on playing its own unnoticed. The console now names that item, with
+    what plays; a press that switched every item says nothing, since writing to the
+    console opens or raises it over the arrange view during an A/B. Still no undo point."""
     from fake_reaper import AUTO_UNDO
     from reaper_helpers import halve
 
@@ -214,19 +215,25 @@ def test_compare_action_says_what_plays_and_which_items_stayed(fake: FakeReaper,
 
     wav = make_wav(tmp_path / "snare.wav", 1.0)
     track = fake.add_track("Snare")
-    plain, processed = (fake.add_item(track, p, 0.3) for p in (0.0, 0.5))
-    for item in (plain, processed):
+    gated, processed, plain = (fake.add_item(track, p, 0.3) for p in (0.0, 0.5, 1.0))
+    for item in (gated, processed, plain):
         fake.add_take(item, fake.file_source(str(wav)), "Snare")
-    plain.selected = False
-    denoise(api, ("debleed",), executor_for({"debleed": halve}))
-    plain.selected = True
+        item.selected = False
+    processors = executor_for({"debleed": halve, "debleed+gate": halve})
+    for item, variant in ((gated, "debleed+gate"), (processed, "debleed")):
+        item.selected = True
+        denoise(api, (variant,), processors)
+        item.selected = False
+    for item in (gated, processed, plain):
+        item.selected = True
     undo = list(fake.undo)
-    for _ in range(2):
-        fake.run_script(lambda: actions.compare(api))
-    assert fake.console == ["debleed: now playing: original\n",
-                            "debleed: now playing: [debleed]\nKept their take:\n"
+    fake.run_script(lambda: actions.compare(api))
+    assert [i.active.name for i in (gated, processed, plain)] == ["Snare"] * 3
+    assert fake.console == []
+    fake.run_script(lambda: actions.compare(api))
+    assert fake.console == ["debleed: now playing: [debleed]\nKept their take:\n"
                             "  Snare @ 0.000 s: no [debleed] take\n"]
-    assert processed.active.name == "Snare [debleed]" and plain.active.name == "Snare"
+    assert processed.active.name == "Snare [debleed]" and gated.active.name == "Snare"
     assert fake.messages == [] and fake.undo == undo and ("auto", AUTO_UNDO) not in fake.undo
 
 

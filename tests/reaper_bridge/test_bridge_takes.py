@@ -291,6 +291,35 @@ def test_compare_cycles_every_variant_any_selected_item_has(fake: FakeReaper, ap
                                            "  Snare @ 0.500 s: no [debleed] take")
 
 
+def test_compare_names_only_processed_items_that_lack_the_variant(fake: FakeReaper, api,
+                                                                  tmp_path: Path) -> None:
+    """Every never-processed item in the selection (a track's other items, a MIDI item)
+    was named on every press as keeping its take for want of one it was never meant to
+    have. Only items with debleed takes, locked or not, that lack the one now playing are."""
+    wav = make_wav(tmp_path / "snare.wav", 3.0)
+    track = fake.add_track("Snare")
+    items = [fake.add_item(track, 0.5 * k, 0.4) for k in range(4)]
+    for item in items:
+        fake.add_take(item, fake.file_source(str(wav)), "Snare", D_STARTOFFS=0.5 * item.position)
+    midi = fake.add_item(track, 2.5, 0.4)
+    fake.add_take(midi, fake.midi_source(), "Groove")
+    processors = {"debleed": squash, "debleed+gate": squash}
+    _select(fake, items[0])
+    denoise(api, ("debleed",), executor_for(processors))
+    _select(fake, items[1])
+    denoise(api, ("debleed+gate",), executor_for(processors))
+    items[3].lock = 1
+    _select(fake, *items, midi)
+    messages = [compare_next(api).message() for _ in range(3)]
+    assert messages == ["now playing: original",
+                        "now playing: [debleed]\nKept their take:\n"
+                        "  Snare @ 0.500 s: no [debleed] take",
+                        "now playing: [debleed+gate]\nKept their take:\n"
+                        "  Snare @ 0.000 s: no [debleed+gate] take"]
+    assert [i.active.name for i in items] == ["Snare [debleed]", "Snare [debleed+gate]",
+                                              "Snare", "Snare"]
+
+
 def test_compare_returns_to_the_original_where_the_first_item_lost_its_own(
         fake: FakeReaper, api, tmp_path: Path) -> None:
     """The first item's original deleted by hand: the cycle left it out, so no selected
