@@ -250,6 +250,15 @@ def _session_reads(name: str) -> bool:
     return not name.startswith(".") and suffix in SESSION_AUDIO_SUFFIXES
 
 
+def _link_target(out_dir: str, tag: str) -> str | None:
+    """The folder ``tag`` (``clean`` or ``bleed``) points to when it is a link (or a Windows
+    junction) to one elsewhere, a bigger disk say; None when it is a folder or missing."""
+    top = os.path.join(out_dir, tag)
+    real = os.path.realpath(top)
+    here = os.path.join(os.path.realpath(out_dir), tag)
+    return real if os.path.normcase(real) != os.path.normcase(here) else None
+
+
 def _refuse_unlisted(out_dir: str) -> None:
     """An export replaces ``clean/`` and ``bleed/`` whole, so an audio file there that
     ``dataset session`` would read and the previous manifest does not list stops it: a
@@ -264,7 +273,9 @@ def _refuse_unlisted(out_dir: str) -> None:
     for tag in TAGS:
         top = os.path.join(out_dir, tag)
         if os.path.lexists(top) and not os.path.isdir(top):
-            raise BridgeError(f"{top}: is a file, not a folder")
+            target = _link_target(out_dir, tag)
+            raise BridgeError(f"{top}: is a file, not a folder" if target is None else
+                              f"{top}: links to {target}, which is not a folder")
         for folder, folders, names in os.walk(top):
             folders[:] = [name for name in folders if not name.startswith(".")]
             paths = (os.path.join(folder, name) for name in names if _session_reads(name))
@@ -299,14 +310,17 @@ def _lock(out_dir: str) -> HeldLock:
 
 
 def _remove_crashed_staging(out_dir: str) -> None:
-    """Remove staging folders crashed exports left over a day ago. While this export holds
-    the lock no other one writes into ``out_dir``, but a network file system may lock for
-    its own machine only, so a younger one is left: it may be another machine's."""
-    for entry in os.scandir(out_dir):
-        with contextlib.suppress(OSError):
-            if (entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)
-                    and time.time() - entry.stat().st_mtime > STALE_STAGING_SECONDS):
-                shutil.rmtree(entry.path, ignore_errors=True)
+    """Remove staging folders crashed exports left over a day ago, in ``out_dir`` and in a
+    folder ``clean`` or ``bleed`` links to (``_swap_linked``). While this export holds the
+    lock no other one writes into ``out_dir``, but a network file system may lock for its
+    own machine only, so a younger one is left: it may be another machine's."""
+    linked = (_link_target(out_dir, tag) for tag in TAGS)
+    for folder in [out_dir, *(target for target in linked if target and os.path.isdir(target))]:
+        for entry in os.scandir(folder):
+            with contextlib.suppress(OSError):
+                if (entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)
+                        and time.time() - entry.stat().st_mtime > STALE_STAGING_SECONDS):
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _begin(out_dir: str) -> ExportPlan:
@@ -390,17 +404,27 @@ def _swap_in(plan: ExportPlan) -> None:
     """Put the staged ``clean/``, ``bleed/`` and manifest in place of the previous ones,
     whole. Files moved in one by one, and a failure part-way (Windows refuses to replace
     a file REAPER or a player has open) left two exports mixed in one folder. Each step
-    renames within ``out_dir``, and a failure undoes the steps before it; the previous
-    export waits in a hidden folder of its own (so ``abandon`` cannot delete it if undoing
+    is a rename on one file system, and a failure undoes the steps before it; the previous
+    export waits in hidden folders of its own (so ``abandon`` cannot delete it if undoing
     fails too), deleted once everything is in place."""
-    aside = tempfile.mkdtemp(dir=plan.out_dir, prefix=STAGING_PREFIX)
+    asides = [tempfile.mkdtemp(dir=plan.out_dir, prefix=STAGING_PREFIX)]
     moves = []
-    for name in (*TAGS, MANIFEST):
-        current, staged = os.path.join(plan.out_dir, name), os.path.join(plan.staging, name)
-        if os.path.lexists(current):
-            moves.append((current, os.path.join(aside, name)))
-        if os.path.lexists(staged):  # no folder for a tag this export has no take of
-            moves.append((staged, current))
+    try:
+        for name in (*TAGS, MANIFEST):
+            current, staged = os.path.join(plan.out_dir, name), os.path.join(plan.staging, name)
+            target = _link_target(plan.out_dir, name) if name in TAGS else None
+            if target is not None:
+                asides.append(tempfile.mkdtemp(dir=target, prefix=STAGING_PREFIX))
+                moves += _swap_linked(target, staged, asides[-1])
+                continue
+            if os.path.lexists(current):
+                moves.append((current, os.path.join(asides[0], name)))
+            if os.path.lexists(staged):  # no folder for a tag this export has no take of
+                moves.append((staged, current))
+    except BaseException:  # nothing has moved yet: the hidden folders hold only copies
+        for aside in asides:
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
     done: list[tuple[str, str]] = []
     try:
         for src, dst in moves:
@@ -409,9 +433,31 @@ def _swap_in(plan: ExportPlan) -> None:
     except BaseException:
         for src, dst in reversed(done):
             os.rename(dst, src)
-        os.rmdir(aside)
+        for aside in asides:  # each is empty again, or holds a copy of staged files
+            shutil.rmtree(aside, ignore_errors=True)
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    for aside in asides:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _swap_linked(target: str, staged: str, aside: str) -> list[tuple[str, str]]:
+    """The renames that swap the entries of ``target``, the folder a linked ``clean`` or
+    ``bleed`` points to (another disk, say), for the staged ones, and the link stays: it
+    was renamed away and deleted, and the export landed in a folder of its own on the
+    export folder's disk. ``aside`` is a hidden folder in ``target``, so every rename
+    stays on ``target``'s file system, mount point or not: the staged files move (or are
+    copied, from another disk) into ``aside/new`` first, and the previous entries go to
+    ``aside/old``."""
+    incoming, old = os.path.join(aside, "new"), os.path.join(aside, "old")
+    if os.path.lexists(staged):
+        shutil.move(staged, incoming)  # a rename on one disk, else a copy
+    else:
+        os.mkdir(incoming)  # this export has no take of the tag: the folder is emptied
+    os.mkdir(old)
+    previous = sorted(set(os.listdir(target)) - {os.path.basename(aside)})
+    return ([(os.path.join(target, name), os.path.join(old, name)) for name in previous]
+            + [(os.path.join(incoming, name), os.path.join(target, name))
+               for name in sorted(os.listdir(incoming))])
 
 
 def abandon(plan: ExportPlan) -> None:

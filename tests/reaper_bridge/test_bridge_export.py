@@ -191,6 +191,65 @@ def test_a_failure_while_moving_in_puts_the_previous_export_back(
     assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
 
 
+def test_linked_clean_and_bleed_folders_stay_links_and_are_replaced_whole(
+        fake: FakeReaper, api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """clean/ and bleed/ as links to folders on another disk: the swap moved the links
+    aside, deleted them and put folders of its own in their place, so the export landed
+    on the export folder's disk. The links stay and the folders they point to get the
+    new files, by renames on that disk only (a rename across disks fails here as the
+    system fails it), and a failure part-way leaves the previous export whole."""
+    session(fake, tmp_path)
+    out, disk = tmp_path / "export", tmp_path / "disk"
+    out.mkdir()
+    for tag in ("clean", "bleed"):
+        (disk / tag).mkdir(parents=True)
+        (out / tag).symlink_to(disk / tag)
+    real_rename = os.rename
+
+    def one_disk(src: str, dst: str) -> None:
+        on_disk = [os.path.realpath(os.path.dirname(p)).startswith(str(disk)) for p in (src, dst)]
+        if on_disk[0] != on_disk[1]:
+            raise OSError(18, "Invalid cross-device link", str(src))
+        real_rename(src, dst)
+
+    def held(root: Path) -> list[str]:
+        return sorted(os.path.relpath(os.path.join(d, n), root)
+                      for d, _, names in os.walk(root) for n in names)
+
+    crashed = disk / "clean" / f"{STAGING_PREFIX}crashed"  # a swap there cut short a day ago
+    crashed.mkdir()
+    os.utime(crashed, (time.time() - 2 * 86400,) * 2)
+    monkeypatch.setattr(os, "rename", one_disk)
+    export_session(api, str(out), TaskExecutor())
+    assert not crashed.exists()
+    fake.tracks[0].items[0].position = 0.25  # the re-export names this clip anew
+    export_session(api, str(out), TaskExecutor())
+    assert (out / "clean").is_symlink() and (out / "bleed").is_symlink()
+    assert held(disk) == sorted(listed(out)) and held(out) == [MANIFEST]
+    assert (disk / listed(out)[0]).read_bytes()[:4] == b"RIFF"
+
+    before = {path: (disk / path).read_bytes() for path in held(disk)}
+    fake.tracks[0].items[0].position = 0.5
+    opened = str(disk / "bleed" / "0001_Snare_top_bleed_0.000_s.wav")
+
+    def blocked(src: str, dst: str) -> None:
+        if opened in (str(src), str(dst)):
+            raise PermissionError(13, "being used by another process", str(src))
+        one_disk(src, dst)
+
+    monkeypatch.setattr(os, "rename", blocked)
+    with pytest.raises(PermissionError):
+        export_session(api, str(out), TaskExecutor())
+    assert {path: (disk / path).read_bytes() for path in held(disk)} == before
+    assert (out / "clean").is_symlink() and held(out) == [MANIFEST]
+    for path in before:
+        (disk / path).unlink()
+    (disk / "bleed").rmdir()  # the disk not mounted: the link names the folder it lacks
+    with pytest.raises(BridgeError, match=f"bleed: links to {disk / 'bleed'}, which is not a "
+                                          "folder"):
+        export_session(api, str(out), TaskExecutor())
+
+
 def test_files_no_export_json_lists_stop_the_export(fake: FakeReaper, api,
                                                     tmp_path: Path) -> None:
     """An export replaces clean/ and bleed/ whole. With export.json deleted or unreadable,
