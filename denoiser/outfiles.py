@@ -10,6 +10,7 @@ import secrets
 import shutil
 import signal
 import threading
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -148,7 +149,9 @@ def replace_entries(out: Path, sources: Sequence[Path]) -> None:
     are moved into a hidden folder in ``out`` first, the new ones in next, and the old
     ones deleted last, a folder whole: the caller vouches that such a folder is its own.
     A move that fails is undone in reverse; what cannot be moved back stays in the hidden
-    folder, never deleted."""
+    folder, never deleted. Once every new entry is in, the replacement stands: an old one
+    that cannot be deleted stays in the hidden folder, named by a warning
+    (``discard_replaced``)."""
     targets = [out / source.name for source in sources]
     for source, target in zip(sources, targets):
         _check_kind(source, target)
@@ -173,7 +176,20 @@ def replace_entries(out: Path, sources: Sequence[Path]) -> None:
             remove_empty_folders([aside])
         raise
     if aside is not None:
-        shutil.rmtree(aside)
+        discard_replaced(aside)
+
+
+def discard_replaced(folder: str | os.PathLike) -> None:
+    """Delete ``folder``, the hidden one a replacement put the old entries in, as far as it
+    goes. Every new entry is in place by then, so a failure here (on Windows a file another
+    program opened with delete sharing stays listed, and its folder cannot be removed) is
+    no failure of the command: raised, it reported outputs replaced as not, and left the
+    folder without a word on what it was. A one-line warning names what is left."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if os.path.lexists(folder):
+        warnings.warn(f"{os.fspath(folder)}: the replaced entries could not all be deleted "
+                      "from this hidden folder (a file another program holds?); delete it",
+                      stacklevel=3)
 
 
 def _check_kind(source: Path, target: Path) -> None:

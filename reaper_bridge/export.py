@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from denoiser.outfiles import discard_replaced
+
 from .bridge import Executor, Progress, run_tasks
 from .filelock import HeldLock, busy_message, release, try_lock
 from .items import (EPSILON, BridgeError, Skipped, TakeSource, describe_take, item_notes,
@@ -406,7 +408,8 @@ def _swap_in(plan: ExportPlan) -> None:
     a file REAPER or a player has open) left two exports mixed in one folder. Each step
     is a rename on one file system, and a failure undoes the steps before it; the previous
     export waits in hidden folders of its own (so ``abandon`` cannot delete it if undoing
-    fails too), deleted once everything is in place."""
+    fails too), deleted once everything is in place, as far as that goes
+    (``discard_replaced``: the export has succeeded by then)."""
     asides = [tempfile.mkdtemp(dir=plan.out_dir, prefix=STAGING_PREFIX)]
     moves = []
     try:
@@ -437,7 +440,7 @@ def _swap_in(plan: ExportPlan) -> None:
             shutil.rmtree(aside, ignore_errors=True)
         raise
     for aside in asides:
-        shutil.rmtree(aside, ignore_errors=True)
+        discard_replaced(aside)
 
 
 def _swap_linked(target: str, staged: str, aside: str) -> list[tuple[str, str]]:

@@ -189,6 +189,32 @@ def test_entries_are_replaced_together_and_the_old_folder_goes(tmp_path) -> None
                                                      "notes.txt"]
 
 
+def test_old_entries_that_cannot_be_deleted_warn_and_the_replacement_stands(
+        tmp_path, monkeypatch) -> None:
+    """Once every new entry is in place the replacement has succeeded: an old entry that
+    cannot be deleted (on Windows a file another program opened with delete sharing stays
+    listed, so its folder cannot be removed) raised out of the command as if it had
+    failed. It is now left in the hidden folder, which a one-line warning names."""
+    out, sources = _two_runs(tmp_path)
+    unlink = os.unlink
+
+    def held(path, *args, **kwargs):
+        if os.fspath(path) == "x.wav":  # the old clip, deleted relative to its folder
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", held)
+    with pytest.warns(UserWarning) as caught:
+        replace_entries(out, sources)
+    left = [p for p in out.iterdir() if p.name.endswith(".old")]
+    assert [str(w.message) for w in caught] == [
+        f"{left[0]}: the replaced entries could not all be deleted from this hidden folder "
+        "(a file another program holds?); delete it"]
+    assert _contents(left[0]) == {"clips/x.wav": "old clip"}
+    assert {k: v for k, v in _contents(out).items() if not k.startswith(".")} == {
+        "a.json": "new a", "b.md": "new b", "clips/y.wav": "new clip", "notes.txt": "mine"}
+
+
 @pytest.mark.parametrize("stuck", ["b.md", "clips"])
 def test_a_move_cut_short_leaves_the_old_entries_as_they_were(tmp_path, monkeypatch,
                                                                stuck) -> None:

@@ -250,6 +250,35 @@ def test_linked_clean_and_bleed_folders_stay_links_and_are_replaced_whole(
         export_session(api, str(out), TaskExecutor())
 
 
+def test_a_previous_clip_that_cannot_be_deleted_warns_and_the_export_stands(
+        fake: FakeReaper, api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the new folders are in place the export has succeeded: a previous clip that
+    cannot be deleted (on Windows, one a player opened with delete sharing) stays in the
+    hidden folder, named by one warning line as ``replace_entries`` does, and the next
+    export clears it once it is a day old."""
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    fake.tracks[0].items[0].position = 0.25
+    old = Path(listed(out)[0]).name
+    unlink = os.unlink
+
+    def held(path, *args, **kwargs):
+        if os.path.basename(os.fspath(path)) == old:
+            raise PermissionError(13, "being used by another process", os.fspath(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", held)
+    with pytest.warns(UserWarning) as caught:
+        export_session(api, str(out), TaskExecutor())
+    left = list(out.glob(f"{STAGING_PREFIX}*"))
+    assert [str(w.message) for w in caught] == [
+        f"{left[0]}: the replaced entries could not all be deleted from this hidden folder "
+        "(a file another program holds?); delete it"]
+    assert [p.relative_to(left[0]).as_posix() for p in left[0].rglob("*.wav")] == [f"clean/{old}"]
+    assert f"clean/{old}" not in listed(out) and (out / listed(out)[0]).is_file()
+
+
 def test_files_no_export_json_lists_stop_the_export(fake: FakeReaper, api,
                                                     tmp_path: Path) -> None:
     """An export replaces clean/ and bleed/ whole. With export.json deleted or unreadable,
