@@ -460,11 +460,17 @@ _NUMBERED_PIECE = re.compile(r"(tom|crash|ride|china|splash|cym(?:bal)?)[\s_\-.]
 _SHOT_MICS = (("close", "direct", "main", "top"), ("out", "outside"), ("in", "inside"), ("",),
               ("bottom", "btm", "sub"), ("oh", "overhead", "overheads", "ovh"),
               ("room", "rooms", "amb", "ambience", "ambient", "far"))
-# (a size's "in" is no mic: "Floor Tom 16in", "Kick 22 in")
 _SHOT_MIC_WORD = re.compile(
-    r"[\s_\-.]*(?<![a-z])(" + "|".join(r"(?<!\d)(?<!\d )in" if word == "in" else word
-                                        for words in _SHOT_MICS for word in words if word)
+    r"[\s_\-.]*(?<![a-z])(" + "|".join(word for words in _SHOT_MICS for word in words if word)
     + r")(?![a-z])", re.IGNORECASE)
+# What comes before an "in" or "out" that names no mic: a number makes "in" a size,
+# whatever separates them or none ("Floor Tom 16in", "Floor_Tom_16_in", "Kick-22-in",
+# "Tom.12.in"), and a fill's or a fade's "in" and "out" name the part ("Fill In",
+# "Crash Fade In", "Crash Fade Out"). Separators are many or none: a fixed-width
+# lookbehind in ``_SHOT_MIC_WORD`` only knew a space or none.
+_FILL_OR_FADE = r"(?<![a-z])(?:fill|fade)[\s_\-.]*$"
+_NOT_A_MIC = {"in": re.compile(r"\d[\s_\-.]*$|" + _FILL_OR_FADE, re.IGNORECASE),
+              "out": re.compile(_FILL_OR_FADE, re.IGNORECASE)}
 # Mic words that beside a hi-hat name its articulation or its top cymbal: "HH_Close" is a
 # closed hi-hat, "HH_OH" an open one, unless the kit names its mics elsewhere (``_split_mic``).
 _HAT_WORDS = frozenset(("close", "oh", "top"))
@@ -480,9 +486,17 @@ def _shot_mic_rank(mic: str) -> int:
     return next(rank for rank, words in enumerate(_SHOT_MICS) if mic in words)
 
 
-def _mic_words(name: str) -> set[str]:
-    """The mic-position words (``_SHOT_MICS``) in a one-shot name, in lower case."""
-    return {match.group(1).lower() for match in _SHOT_MIC_WORD.finditer(name)}
+def _is_mic(match: re.Match[str]) -> bool:
+    """Whether a ``_SHOT_MIC_WORD`` match in a name names a mic: not the "in" of a size
+    or the "in" or "out" of a fill or a fade (``_NOT_A_MIC``, read before the word)."""
+    not_a_mic = _NOT_A_MIC.get(match.group(1).lower())
+    return not_a_mic is None or not not_a_mic.search(match.string, 0, match.start(1))
+
+
+def _mic_matches(name: str) -> list[re.Match[str]]:
+    """The mic-position words (``_SHOT_MICS``) in a one-shot name, with what separates
+    each from the word before it."""
+    return [match for match in _SHOT_MIC_WORD.finditer(name) if _is_mic(match)]
 
 
 def _split_mic(name: str, where: str, mic_kit: bool) -> tuple[str, str, str]:
@@ -493,14 +507,16 @@ def _split_mic(name: str, where: str, mic_kit: bool) -> tuple[str, str, str]:
     another mic word ("HH_OH_Room"), and the mic only in a kit whose names use other mic
     words (``mic_kit``: there "HiHat_OH" is a closed hi-hat heard from above); beside any
     other drum "OH" is its overhead ("Snare_OH", "Snare/OH")."""
-    words = found = _mic_words(name)
-    beside = _in_context(_SHOT_MIC_WORD.sub("", name), where)
+    matches = _mic_matches(name)
+    words = found = {match.group(1).lower() for match in matches}
+    beside = _in_context(_SHOT_MIC_WORD.sub(lambda m: "" if _is_mic(m) else m.group(0), name),
+                         where)
     if (classify_name(beside) or "").startswith("hihat"):
         words = found - _HAT_WORDS or (found if mic_kit else set())
     if not words:
         return name, "", ""
     mic = min(words, key=lambda word: (_shot_mic_rank(word), word))
-    match = next(m for m in _SHOT_MIC_WORD.finditer(name) if m.group(1).lower() == mic)
+    match = next(m for m in matches if m.group(1).lower() == mic)
     return (name[:match.start()] + name[match.end():]).strip(" _-."), mic, match.group(1)
 
 

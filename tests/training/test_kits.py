@@ -355,6 +355,39 @@ def test_a_kicks_in_out_and_sub_mics_are_mics_of_one_kick(tmp_path):
         assert [[round(layer.peak, 3) for layer in kick.layers] for kick in kicks] == [[0.4]]
 
 
+@pytest.mark.parametrize("name, split", [
+    ("Floor Tom 16in", ("Floor Tom 16in", "", "")), ("Kick 22 in", ("Kick 22 in", "", "")),
+    ("Floor_Tom_16_in", ("Floor_Tom_16_in", "", "")), ("Kick-22-in", ("Kick-22-in", "", "")),
+    ("Tom.12.in", ("Tom.12.in", "", "")), ("Tom 12 inch", ("Tom 12 inch", "", "")),
+    ("Fill In", ("Fill In", "", "")), ("Crash_Fade_In", ("Crash_Fade_In", "", "")),
+    ("Crash Fade Out", ("Crash Fade Out", "", "")),
+    ("Kick In", ("Kick", "in", "In")), ("Kick_22_Out", ("Kick_22", "out", "Out")),
+    ("Kick-In-02", ("Kick-02", "in", "In")), ("Snare Fill Top", ("Snare Fill", "top", "Top"))])
+def test_a_size_and_a_fill_or_fade_in_or_out_are_no_mics(name, split):
+    """"An 'in' after a number is a size" held with a space or none between: with "_",
+    "-" or "." (file names often have no spaces) Floor_Tom_16_in was read as the tom's
+    inside mic; and "Fill In", "Crash Fade In" and "Crash Fade Out" as in and out mics."""
+    from training.kits import _split_mic
+
+    assert _split_mic(name, "", False) == split
+
+
+def test_sizes_and_fades_keep_their_pieces_apart(tmp_path):
+    """Read as mics, "Crash Fade In" and "Crash Fade Out" were one crash heard through
+    its outside mic, and "Floor_Tom_16_in" a tom named "Floor_Tom_16" that made the
+    folder a multi-mic kit; they are pieces of their own, named in full."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare/snare_01", "Kick/kick_01", "Toms/Floor_Tom_16_in",
+                         "Toms/Rack-12-in", "Toms/Tom.10.in", "Crash Fade In", "Crash Fade Out"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kit = load_kit(folder)
+    assert {inst.name: inst.category for inst in kit.instruments if inst.category == "tom"} == {
+        "Floor_Tom_16_in": "tom", "Toms/Rack-12-in": "tom", "Tom.10.in": "tom"}
+    assert sorted(inst.name for inst in kit.instruments if "Fade" in inst.name) == [
+        "Crash Fade In", "Crash Fade Out"]
+
+
 def test_folder_groups_one_shots_whose_names_differ_only_in_case(tmp_path):
     """Snare_soft, snare_med and SNARE_hard were three snares of one layer each; grouped
     case-insensitively they are one snare with three layers, named as first spelled."""
