@@ -110,11 +110,12 @@ def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
 
 
 def unfinished_audio_bytes(path: str | os.PathLike) -> int:
-    """The bytes after the ``data`` chunk's header of a RIFF or RF64 WAV whose header counts
-    none of them (its data size 0, its RIFF size short of the file's end), else 0: a
-    recorder or DAW that crashed before finalising the file leaves its sizes 0 with the
-    audio after them, and libsndfile reads that as empty. A finalised empty WAV, chunks
-    after its audio (an editor's ``bext``) included, gives 0."""
+    """The bytes after the ``data`` chunk's header of a RIFF or RF64 WAV whose header was
+    never updated (its data size 0, its RIFF size 0 or short of the data chunk's header),
+    else 0: a recorder or DAW that crashed before finalising the file leaves its sizes 0
+    with the audio after them, and libsndfile reads that as empty. A finalised empty WAV
+    gives 0, with chunks after its audio (an editor's ``bext``) or bytes past what its RIFF
+    size counts (a tag appended without updating it): its RIFF size reaches its audio."""
     with open(path, "rb") as file:
         length = os.fstat(file.fileno()).st_size
         file.seek(4)
@@ -124,7 +125,7 @@ def unfinished_audio_bytes(path: str | os.PathLike) -> int:
                 file.seek(start)
                 riff = int.from_bytes(file.read(8), "little")
             elif tag == b"data":
-                return length - start if size == 0 and 8 + riff < length else 0
+                return length - start if size == 0 and 8 + riff < start else 0
     return 0
 
 

@@ -167,9 +167,14 @@ def test_a_recording_never_finalised_is_not_called_empty(tmp_path, rng, containe
     sf.write(empty, np.zeros(0), 48_000, subtype="PCM_24")
     with pytest.raises(AudioError, match=r"empty\.wav: is empty \(zero samples\)$"):
         read_audio(empty)
-    tagged = bytearray(empty.read_bytes() + b"LIST\x04\x00\x00\x00INFO")  # counted by RIFF
+    finalised = empty.read_bytes()
+    tagged = bytearray(finalised + b"LIST\x04\x00\x00\x00INFO")  # counted by RIFF
     struct.pack_into("<I", tagged, 4, len(tagged) - 8)
     empty.write_bytes(tagged)
+    with pytest.raises(AudioError, match=r"empty\.wav: is empty \(zero samples\)$"):
+        read_audio(empty)
+    # a tag appended past what RIFF counts (an ID3 tagger): the header was finalised
+    empty.write_bytes(finalised + b"ID3\x04" + bytes(200))
     with pytest.raises(AudioError, match=r"empty\.wav: is empty \(zero samples\)$"):
         read_audio(empty)
 
