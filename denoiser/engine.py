@@ -23,7 +23,7 @@ import torch
 from .audio import SILENT_PEAK, dc_offset_of, silence_message, validate_rate, validate_samples
 from .checkpoint import load_checkpoint
 from .chunking import plan_chunks
-from .errors import ModelError, ParameterError, SilentAudioError
+from .errors import ModelError, NonFiniteOutputError, ParameterError, SilentAudioError
 from .models import DenoiserModel
 from .hiss import QuietBands, has_top_band_floor
 from .hiss_cut import HISS_CUT_HZ, REFERENCE_BAND_HZ
@@ -312,8 +312,8 @@ class Denoiser:
         result = apply_model(model, torch.from_numpy(at_model_rate), segment, overlap,
                              self.device, progress, self.config.precision).numpy()
         if not np.isfinite(result).all():  # finite weights can still overflow
-            raise ModelError("the model's output holds NaN/inf: this checkpoint cannot "
-                             "process this audio")
+            raise NonFiniteOutputError("the model's output holds NaN/inf: this checkpoint "
+                                       "cannot process this audio")
         return (resample(result, self.sample_rate, sample_rate, length) / gain).reshape(shape)
 
     def _floor_at_model_rate(self, levelled: np.ndarray) -> bool:

@@ -25,6 +25,11 @@ class ModelError(DebleedError):
     """A checkpoint that is missing, corrupt, or from an incompatible version."""
 
 
+class NonFiniteOutputError(ModelError):
+    """A model whose output holds NaN/inf for some audio. Its own class because training's
+    validation reads it as weights that diverged, not as a broken checkpoint."""
+
+
 class ParameterError(DebleedError):
     """A setting outside its meaningful range (negative times, absurd thresholds...)."""
 

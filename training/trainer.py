@@ -27,7 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from denoiser.checkpoint import save_checkpoint, serialize
 from denoiser.engine import Denoiser, InferenceConfig, mixed_precision, resample
-from denoiser.errors import ParameterError
+from denoiser.errors import NonFiniteOutputError, ParameterError
 from denoiser.models import DenoiserModel
 from denoiser.outfiles import atomic_output
 
@@ -229,12 +229,22 @@ class Trainer:
         Why: against a silent target SI-SDR is -80 dB (its gain 0) whatever the output, so
         each such clip only dragged the mean towards -80 dB. The loss and SNR keep them:
         their energy floors make them grade the bleed left in such a clip. The network is read
-        whole (no floor test): validation measures what it learned, floors included."""
+        whole (no floor test): validation measures what it learned, floors included.
+
+        Weights whose output for a clip holds NaN/inf end validation there with a NaN loss,
+        on which ``fit`` stops the run as diverged. Why not the engine's error: it blamed the
+        checkpoint ("cannot process this audio") where a lower --lr is the cure, and raised
+        on rank 0 alone it would leave the other ranks waiting for its loss."""
         denoiser = Denoiser(self.evaluated, self.device, InferenceConfig(hiss_cut_hz=0.0))
         snr, sisdr = SNRLoss(reduction="none"), SISDRLoss(reduction="none")
         losses, snrs, sisdrs, gains = [], [], [], []
         for clip in self.valid:
-            estimate = torch.from_numpy(denoiser.denoise(clip.noisy[None], DATA_RATE))
+            try:
+                estimate = torch.from_numpy(denoiser.denoise(clip.noisy[None], DATA_RATE))
+            except NonFiniteOutputError:
+                losses.append(math.nan)
+                snrs.append(math.nan)
+                break
             clean = torch.from_numpy(clip.clean[None])
             noisy = torch.from_numpy(clip.noisy[None])
             with torch.no_grad():

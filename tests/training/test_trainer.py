@@ -691,10 +691,38 @@ def test_a_run_whose_validation_is_not_finite_stops_with_a_clear_error(dataset: 
     assert sorted(path.name for path in run.iterdir()) == ["config.json"]
 
 
-def test_cli_never_names_a_best_checkpoint_of_a_diverged_run(dataset: Path, tmp_path: Path):
+def test_weights_that_overflow_in_validation_are_a_diverged_run(dataset: Path, tmp_path: Path):
+    """``--lr 1e4``: the first step leaves weights whose validation output holds NaN/inf.
+    The inference engine's "this checkpoint cannot process this audio" ended the run, never
+    the trainer's advice; it is a non-finite validation loss, and the folder is left as by
+    any divergence in the first epoch: config.json, no checkpoint of those weights."""
     run = tmp_path / "run"
-    result = CliRunner().invoke(cli, tiny_cli_args(dataset, run)
-                                + ["--loss", json.dumps(DIVERGING.loss)])
+    with pytest.raises(TrainingError, match=r"validation loss after epoch 1 \(step 1\) is not "
+                                            "finite: the run diverged; train it with a lower --lr"):
+        run_training(replace(DIVERGING, loss=TINY.loss, lr=1e4), run, data=dataset)
+    assert sorted(path.name for path in run.iterdir()) == ["config.json"]
+
+
+def test_a_run_that_diverges_in_validation_later_keeps_its_checkpoints(dataset: Path,
+                                                                       tmp_path: Path):
+    """A resume at ``--lr 1e4`` whose epoch validates to NaN/inf stops as diverged and
+    leaves best.pt and last.pt of the epoch before as they were, for a resume at a lower
+    --lr (best.pt is never replaced by weights that validate to NaN)."""
+    run = tmp_path / "run"
+    config = replace(TINY, epochs=1, steps_per_epoch=1, valid_clips=1)
+    run_training(config, run, data=dataset)
+    before = {name: (run / name).read_bytes() for name in ("best.pt", "last.pt")}
+    with pytest.raises(TrainingError, match=r"validation loss after epoch 2 \(step 2\) is not "
+                                            "finite: the run diverged"):
+        run_training(replace(config, epochs=2, lr=1e4), run, data=dataset, resume=True)
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize("diverging", [["--loss", json.dumps(DIVERGING.loss)], ["--lr", "1e8"]])
+def test_cli_never_names_a_best_checkpoint_of_a_diverged_run(dataset: Path, tmp_path: Path,
+                                                             diverging: list[str]):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, tiny_cli_args(dataset, run) + diverging)
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "the run diverged" in errors[0], result.output
