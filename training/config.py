@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,21 @@ MAX_WEIGHT_DECAY = 1.0
 SEED_LIMIT = 2**63
 # The rate of every dataset folder and kit the trainer reads (training/trainer.py).
 DATA_RATE = 48000
+# Bytes of one sample of a training pair: noisy and clean, float32.
+PAIR_BYTES = 2 * 4
+# A training step holds its batch's waveforms many times over (copies at the model's rate,
+# the losses' STFTs, the network's activations and their gradients): one CPU step of 2 s
+# segments peaked at 73-89 times them for bandmask, 155 for thesis. A batch whose waveforms
+# take more than the machine's memory over this factor can be stepped by no preset; it lies
+# below those so that nothing else is refused, on a GPU (whose memory holds the activations
+# there) as long as the machine has half the GPU's memory.
+STEP_MEMORY_FACTOR = 32
+# On-the-fly synthesis renders its validation clips once and keeps them all run, beside the
+# training: they may take at most this share of the machine's memory.
+VALID_MEMORY_SHARE = 0.25
+# The memory assumed where the system does not say (``os.sysconf`` is POSIX's): a large
+# workstation's, so that only what none could hold is refused.
+ASSUMED_MEMORY = 256 * 2**30
 
 
 @dataclass
@@ -161,6 +177,7 @@ class TrainConfig:
         if self.guard_weight and (not self.init or self.guard_batch_size < 1):
             raise ParameterError("train: the guard needs --init (its teacher) and a guard "
                                  "batch of at least 1")
+        self.check_batch_memory()
         if self.precision not in TRAIN_PRECISIONS:
             raise ParameterError(f"train: precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
                                  f"not {self.precision!r}")
@@ -182,6 +199,38 @@ class TrainConfig:
                              self.segment_samples(sample_rate))
         except ValueError as exc:
             raise ParameterError(f"train: {exc}") from None
+
+    def check_batch_memory(self) -> None:
+        """Refuse a batch that no training step could hold in this machine's memory
+        (``STEP_MEMORY_FACTOR``), the guard's segments included: they ride in the same
+        forward pass. Why: with --kit, where no clip count bounds a batch, --batch-size and
+        --guard-batch-size 1e9 ended in a MemoryError traceback once the loader began."""
+        memory = machine_memory()
+        most = memory // (self.segment_samples(DATA_RATE) * PAIR_BYTES * STEP_MEMORY_FACTOR)
+        why = (f"fit a training step in this machine's {gib(memory)} (a step holds about "
+               f"{STEP_MEMORY_FACTOR} times its segments' waveforms)")
+        if self.batch_size > most:
+            raise ParameterError(f"train: batch_size = {self.batch_size}: at most {most} "
+                                 f"segments of {self.segment_seconds:g} s {why}")
+        if self.guard_weight and self.batch_size + self.guard_batch_size > most:
+            raise ParameterError(f"train: guard_batch_size = {self.guard_batch_size}: at most "
+                                 f"{most - self.batch_size} beside batch_size "
+                                 f"{self.batch_size}: {most} segments of "
+                                 f"{self.segment_seconds:g} s {why}")
+
+    def check_validation_memory(self) -> None:
+        """Refuse more validation clips of on-the-fly synthesis than ``VALID_MEMORY_SHARE``
+        of this machine's memory holds: they are rendered at the start and kept all run.
+        Why: --kit --valid-clips 1000000 rendered clips (3.8 MB each) until the machine ran
+        out of memory. A dataset folder's are bounded by the clips it has."""
+        synth, memory = self.synth_config(), machine_memory()
+        clip = int(round(synth.clip_seconds * synth.sample_rate)) * PAIR_BYTES
+        most = int(memory * VALID_MEMORY_SHARE) // clip
+        if self.valid_clips > most:
+            raise ParameterError(f"train: valid_clips = {self.valid_clips}: at most {most} "
+                                 f"validation clips of {synth.clip_seconds:g} s fit "
+                                 f"{VALID_MEMORY_SHARE:.0%} of this machine's {gib(memory)} "
+                                 "(on-the-fly synthesis keeps them in memory all run)")
 
     def segment_samples(self, sample_rate: int) -> int:
         """Samples in one training segment at ``sample_rate``: segments are cut at the 48 kHz
@@ -226,6 +275,22 @@ class TrainConfig:
         if saved.get("plateau_patience") == 0:
             saved["plateau_patience"] = 1
         return cls(**{"validation_version": 1, **saved})
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory, or ``ASSUMED_MEMORY`` where the system does not say. The
+    whole memory, not what is free now: the bounds refuse what can never run, and a run
+    should not be refused for what other programs hold at the moment."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return ASSUMED_MEMORY
+    return memory if memory > 0 else ASSUMED_MEMORY
+
+
+def gib(size: int) -> str:
+    """``size`` bytes in GiB, for messages."""
+    return f"{size / 2**30:.1f} GiB"
 
 
 def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConfig:

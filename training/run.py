@@ -170,6 +170,7 @@ def folder_info(root: Path, train: ClipFolder) -> dict[str, Any]:
 def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
     from .kits import load_kit, refuse_test_kits
 
+    config.check_validation_memory()  # before a kit is loaded or a clip rendered
     loaded = [load_kit(k) for k in kits]
     refuse_test_kits(loaded)  # the guard synthesises from the same kits
     synth = config.synth_config()

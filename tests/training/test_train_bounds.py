@@ -1,0 +1,85 @@
+"""``debleed train`` options that had no upper bound: a batch or a validation set larger
+than the machine's memory ended in a MemoryError traceback or rendered clips until the
+machine ran out. They are one error line now, before the run folder is made. The machine's
+size is patched here, so nothing is ever allocated at the absurd sizes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from debleed.cli.main import cli
+from denoiser.checkpoint import save_checkpoint
+from denoiser.errors import ParameterError
+from denoiser.models import build_model
+from training import config as config_module
+from training.config import ASSUMED_MEMORY, TrainConfig, machine_memory
+
+# 0.5 s segments at 48 kHz, noisy and clean float32, 32 times over: 6,144,000 bytes a segment
+SEGMENT = TrainConfig(segment_seconds=0.5, threads=1)
+MEMORY = 2**30  # 174 such segments; 69 ten-second validation clips in its quarter
+
+
+@pytest.fixture
+def small_machine(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(config_module, "machine_memory", lambda: MEMORY)
+    return MEMORY
+
+
+def test_the_machines_memory_is_read_from_the_system(monkeypatch: pytest.MonkeyPatch):
+    if hasattr(os, "sysconf"):
+        assert machine_memory() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    monkeypatch.delattr(os, "sysconf", raising=False)  # Windows has none
+    assert machine_memory() == ASSUMED_MEMORY
+
+
+def test_a_batch_no_training_step_could_hold_is_refused(small_machine: int):
+    replace(SEGMENT, batch_size=174).validate()
+    with pytest.raises(ParameterError, match=r"^train: batch_size = 175: at most 174 segments "
+                                             r"of 0\.5 s fit a training step in this machine's "
+                                             r"1\.0 GiB"):
+        replace(SEGMENT, batch_size=175).validate()
+
+
+def test_the_guards_segments_count_with_the_batch(small_machine: int):
+    guarded = replace(SEGMENT, init="default", guard_weight=1.0, batch_size=100)
+    replace(guarded, guard_batch_size=74).validate()
+    with pytest.raises(ParameterError, match=r"^train: guard_batch_size = 75: at most 74 beside "
+                                             "batch_size 100"):
+        replace(guarded, guard_batch_size=75).validate()
+    # without the guard its batch is never drawn
+    replace(guarded, guard_weight=0.0, guard_batch_size=10**9).validate()
+
+
+KIT_OPTIONS = ["--epochs", "1", "--steps-per-epoch", "1",
+               "--batch-size", "2", "--segment-seconds", "0.5", "--valid-clips", "1",
+               "--threads", "1", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("memory, options, message", [
+    (64 * 2**20, ["--model", "bandmask-tiny", "--batch-size", "11"],
+     "train: batch_size = 11: at most 10 segments of 0.5 s fit a training step"),
+    (64 * 2**20, ["--init", "TINY", "--guard-weight", "1", "--guard-batch-size", "9"],
+     "train: guard_batch_size = 9: at most 8 beside batch_size 2"),
+    (64 * 2**20, ["--model", "bandmask-tiny", "--valid-clips", "5"],
+     "train: valid_clips = 5: at most 4 validation clips of 10 s")])
+def test_cli_refuses_what_the_machine_cannot_hold_before_making_the_run(
+        synthetic_kit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        memory: int, options: list[str], message: str):
+    """On-the-fly data (--kit) has no clip count to bound a batch, and renders every
+    validation clip up front: --batch-size or --guard-batch-size 1e9 ended in a MemoryError
+    traceback, --valid-clips 1000000 ran the machine out of memory."""
+    monkeypatch.setattr(config_module, "machine_memory", lambda: memory)
+    tiny = save_checkpoint(tmp_path / "tiny.pt", build_model("bandmask-tiny"))
+    options = [str(tiny) if option == "TINY" else option for option in options]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--kit", str(synthetic_kit_dir), "--out", str(run),
+                                      *KIT_OPTIONS, *options])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {message}"), result.output
+    assert "Traceback" not in result.output and not run.exists()
