@@ -52,6 +52,11 @@ STEP_MEMORY_FACTOR = 32
 # On-the-fly synthesis renders its validation clips once and keeps them all run, beside the
 # training: they may take at most this share of the machine's memory.
 VALID_MEMORY_SHARE = 0.25
+# Loader processes (--workers) and torch threads (--threads) per CPU core at most: more only
+# wait for each other, each worker a process with its own copy of the data pipeline; a few
+# per core leave room for workers that wait on a disk. --workers 100000 began starting that
+# many processes, and --threads 1000000 ran libgomp out of memory.
+MAX_PER_CORE = 4
 # The memory assumed where the system does not say (``os.sysconf`` is POSIX's): a large
 # workstation's, so that only what none could hold is refused.
 ASSUMED_MEMORY = 256 * 2**30
@@ -139,6 +144,12 @@ class TrainConfig:
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ParameterError(f"train: {name} = {getattr(self, name)}: must be >= 0")
+        cores = os.cpu_count() or 1  # None where it cannot tell
+        for flag, value in (("--workers", self.num_workers), ("--threads", self.threads)):
+            if value > MAX_PER_CORE * cores:
+                raise ParameterError(f"train: {flag} {value}: at most {MAX_PER_CORE * cores}, "
+                                     f"{MAX_PER_CORE} per CPU core ({cores} "
+                                     f"core{'s' * (cores != 1)}): more only wait for each other")
         if self.optimizer not in OPTIMIZERS:
             raise ParameterError(f"train: optimizer must be one of {', '.join(OPTIMIZERS)}, "
                                  f"not {self.optimizer!r}")

@@ -83,3 +83,33 @@ def test_cli_refuses_what_the_machine_cannot_hold_before_making_the_run(
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and errors[0].startswith(f"Error: {message}"), result.output
     assert "Traceback" not in result.output and not run.exists()
+
+
+@pytest.mark.parametrize("option", ["num_workers", "threads"])
+def test_workers_and_threads_are_at_most_four_per_core(monkeypatch: pytest.MonkeyPatch,
+                                                       option: str):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    replace(SEGMENT, **{option: 8}).validate()
+    flag = "--workers" if option == "num_workers" else "--threads"
+    with pytest.raises(ParameterError, match=f"^train: {flag} 9: at most 8, 4 per CPU core "
+                                             r"\(2 cores\)"):
+        replace(SEGMENT, **{option: 9}).validate()
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # cannot tell: counted as one
+    with pytest.raises(ParameterError, match=f"^train: {flag} 5: at most 4"):
+        replace(SEGMENT, **{option: 5}).validate()
+
+
+@pytest.mark.parametrize("option", ["--workers", "--threads"])
+def test_cli_refuses_more_workers_or_threads_than_the_cores_before_making_the_run(
+        synthetic_kit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str):
+    """--threads 1000000 ran libgomp out of memory (or crashed it); --workers 100000 began
+    starting that many loader processes and took the machine down to a load of 900."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--kit", str(synthetic_kit_dir), "--out", str(run),
+                                      "--model", "bandmask-tiny", *KIT_OPTIONS, option, "5"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: train: {option} 5: at most 4, 4 per CPU core (1 core): more "
+                      "only wait for each other"], result.output
+    assert not run.exists()
