@@ -42,6 +42,10 @@ EPS = 1e-8
 # rate of the waveforms it scores; it is never one of ``--loss-options``.
 RATE_ARGUMENT = "sample_rate"
 DEFAULT_RATE = 48000  # the data's rate (training.config.DATA_RATE)
+# The widest level or ratio a dB option (``floor_db``, ``range_db``, ``ceiling_db``) may give:
+# past any audio's (24-bit PCM spans 144 dB) and within float32's, whose smallest normal
+# energy lies near -380 dB. ``floor_db`` 1e12 overflowed ``10 ** (floor_db / 20)``.
+DB_LIMIT = 300
 
 
 def apply_reduction(values: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -389,17 +393,29 @@ class CombinedLoss(nn.Module):
             values = given.values() if isinstance(given, dict) else ()
             if any(isinstance(v, float) and not math.isfinite(v) for v in values):
                 raise ValueError(f"loss {name}: options must be finite, not {given}")
+            check_db_options(name, given)
             if isinstance(given, dict) and RATE_ARGUMENT in given:
                 raise ValueError(f"loss {name}: {RATE_ARGUMENT} is not an option; losses are "
                                  "scored at the model's rate")
             try:
                 parts[name] = LOSSES[name](**with_rate(LOSSES[name], given, sample_rate))
-            except (TypeError, ValueError) as exc:  # ValueError: values it refuses
+            # ValueError: values it refuses; ArithmeticError: values its maths cannot take
+            # (a ComplexSpectralLoss power of 1000 overflows math.gamma)
+            except (TypeError, ValueError, ArithmeticError) as exc:
                 raise ValueError(f"loss {name}: bad options {given} ({exc})") from None
         self.parts = nn.ModuleDict(parts)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(w * self.parts[name](estimate, target) for name, w in self.weights.items())
+
+
+def check_db_options(name: str, options: Any) -> None:
+    """Refuse a dB option (its name ends in ``_db``) of loss part ``name`` outside
+    ``[-DB_LIMIT, DB_LIMIT]``; anything else is left for the part's constructor to refuse."""
+    for key, value in options.items() if isinstance(options, dict) else ():
+        if key.endswith("_db") and isinstance(value, (int, float)) and abs(value) > DB_LIMIT:
+            raise ValueError(f"loss {name}: {key} = {value:g}: a dB option must lie within "
+                             f"[-{DB_LIMIT}, {DB_LIMIT}] dB")
 
 
 def with_rate(part: type[nn.Module], options: Any, sample_rate: int) -> Any:

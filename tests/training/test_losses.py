@@ -272,6 +272,28 @@ def test_combined_loss_rejects_bad_options(options: dict, message: str):
         CombinedLoss({"mrstft": 1.0}, options)
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"mrstft": {"floor_db": 1e12}}, r"loss mrstft: floor_db = 1e\+12: a dB option must lie "
+                                     r"within \[-300, 300\] dB"),
+    ({"snr": {"floor_db": -301}}, r"loss snr: floor_db = -301: a dB option must lie within"),
+    ({"segsnr": {"ceiling_db": 1e5}}, r"loss segsnr: ceiling_db = 100000: a dB option"),
+    ({"complex": {"power": 1000}}, r"loss complex: bad options \{'power': 1000\} "
+                                   r"\(math range error\)")])
+def test_loss_options_past_any_level_are_refused_in_one_line(options: dict, message: str):
+    """``{"mrstft": {"floor_db": 1e12}}`` overflowed ``10 ** (floor_db / 20)``, and a power
+    of 1000 ``math.gamma``: an OverflowError traceback, past the ``ValueError`` that
+    ``TrainConfig.validate`` words as one line."""
+    with pytest.raises(ValueError, match=message):
+        CombinedLoss(dict.fromkeys(options, 1.0), options)
+
+
+def test_a_db_option_at_its_limit_is_taken():
+    loss = CombinedLoss({"snr": 1.0, "envelope": 1.0},
+                        {"snr": {"floor_db": -300}, "envelope": {"floor_db": 300.0}})
+    assert loss.parts["snr"].floor == pytest.approx(1e-30)
+    assert loss.parts["envelope"].floor == pytest.approx(1e30)
+
+
 def test_combined_loss_measures_hertz_at_the_rate_it_is_given():
     """At a 20 kHz model's rate, ``hfsegsnr``'s band starts at 5 kHz, not at 5000 * 20/48
     (about 2.1 kHz, where it started when the loss was built without the rate): a 3 kHz
@@ -343,7 +365,8 @@ def test_ducking_counts_lost_level_only():
     ({"mrstft": {"fft_sizes": [65536]}}, "longer than"),
     ({"envelope": {"frame": 480.5}}, "frame"),
     ({"envelope": {"frame": 0}}, "frame"),
-    ({"mrstft": {"reduction": "none"}}, "one value per item")])
+    ({"mrstft": {"reduction": "none"}}, "one value per item"),
+    ({"mrstft": {"floor_db": 1e12}}, "^train: loss mrstft: floor_db = 1e\\+12: a dB option")])
 def test_loss_options_that_cannot_train_are_refused_by_the_config(options, message):
     """They used to pass validation and fail (or train on NaN) once training had started."""
     from denoiser.errors import ParameterError
