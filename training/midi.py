@@ -7,6 +7,7 @@ snare-mic model exactly like a generated groove.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Iterator
@@ -29,6 +30,13 @@ DRUM_TRACK = re.compile(r"drum|perc|\bkit\b", re.IGNORECASE)
 #: not a part of one performance, so mido refuses to merge them into one timeline.
 ASYNCHRONOUS_TYPE = 2
 MIDI_SUFFIXES = (".mid", ".midi")
+#: The fastest quarter note a file may set. Played music stays far below (blast beats and
+#: speedcore reach 250-400 BPM); the rest leaves room for a file written at double or
+#: quadruple time. Faster is a broken tempo map: a groove loops at its bar length, and a
+#: tempo of 1 microsecond a beat made a bar of 4 that ``dataset synth`` looped without end.
+#: No slowest: a slow tempo only spreads hits out (notation exports slow down for fermatas),
+#: and MIDI's 24-bit tempo stops at 3.6 BPM.
+MAX_BPM = 1000
 # GM percussion key map -> (role, tom index 0 = high .. 3 = floor)
 GM_NOTES: dict[int, tuple[str, int]] = {
     35: ("kick", -1), 36: ("kick", -1), 37: ("sidestick", -1), 38: ("snare", -1),
@@ -72,6 +80,7 @@ def read_performance(path: str | Path) -> tuple[Events, float | None]:
     if not notes.size:
         raise DatasetError(f"{path}: no General MIDI drum notes found")
     tempo = _changes(timed, "set_tempo", DEFAULT_TEMPO)
+    _refuse_fast_tempo(path, tempo)
     time = _seconds(notes[:, 0], tempo, midi.ticks_per_beat)
     roles = np.array([ROLE[GM_NOTES[int(n)][0]] for n in notes[:, 3]], np.int8)
     toms = np.array([GM_NOTES[int(n)][1] for n in notes[:, 3]], np.int8)
@@ -123,7 +132,18 @@ def _bar_seconds(tempo: list[tuple[int, mido.MetaMessage]],
         return None
     [(beats, unit)] = meters
     bar = beats * 4 / unit * tempos.pop() / 1e6
-    return bar if bar > 0 else None  # a tempo or a meter of 0: a broken header, no bar
+    return bar if bar > 0 else None  # a meter of 0: a broken header, no bar
+
+
+def _refuse_fast_tempo(path: Path, tempo: list[tuple[int, mido.MetaMessage]]) -> None:
+    """Refuse a tempo (``_changes``, so a change inside the file too) faster than
+    ``MAX_BPM``, naming it, its ``set_tempo`` value and its tick."""
+    for tick, message in tempo:
+        if message.tempo < mido.bpm2tempo(MAX_BPM):
+            bpm = mido.tempo2bpm(message.tempo) if message.tempo else math.inf
+            raise DatasetError(f"{path}: a tempo of {bpm:.0f} BPM (set_tempo {message.tempo}) "
+                               f"at tick {tick} is faster than {MAX_BPM} BPM, no "
+                               "performance's; fix the file's tempo map")
 
 
 def _drum_notes(path: Path, midi: mido.MidiFile, notes: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import mido
@@ -237,9 +238,10 @@ def test_a_drum_only_file_on_another_channel_is_read_whole(tmp_path):
     ([(0, "set_tempo", {"tempo": mido.bpm2tempo(90)}),
       (960, "set_tempo", {"tempo": mido.bpm2tempo(100)})], None),
     ([(1920, "time_signature", {"numerator": 3, "denominator": 4})], None),
-    # broken headers: a bar of 0 s divided by zero where the file looped
+    # a broken header: a bar of 0 s divided by zero where the file looped
     ([(0, "time_signature", {"numerator": 0, "denominator": 4})], None),
-    ([(0, "set_tempo", {"tempo": 0})], None)])
+    # the slowest tempo MIDI can write, 16.8 s a quarter note: slow, not a runaway loop
+    ([(0, "set_tempo", {"tempo": 2**24 - 1})], 4 * (2**24 - 1) / 1e6)])
 def test_a_midi_file_gives_its_bar_length_where_tempo_and_meter_hold(tmp_path, meta, bar):
     """A groove loop shorter than a clip loops at its bar length, which only a file of one
     tempo and one time signature gives."""
@@ -258,3 +260,42 @@ def test_a_midi_file_gives_its_bar_length_where_tempo_and_meter_hold(tmp_path, m
     midi.save(tmp_path / "g.mid")
     events, seconds = read_performance(tmp_path / "g.mid")
     assert len(events) == 8 and seconds == (None if bar is None else pytest.approx(bar))
+
+
+FAST = "faster than 1000 BPM, no performance's; fix the file's tempo map"
+
+
+@pytest.mark.parametrize("tempo, change, message", [
+    (1, None, "a tempo of 60000000 BPM (set_tempo 1) at tick 0 is " + FAST),
+    (0, None, "a tempo of inf BPM (set_tempo 0) at tick 0 is " + FAST),
+    (120, 1001, "a tempo of 1001 BPM (set_tempo 59940) at tick 1920 is " + FAST)])
+def test_a_tempo_faster_than_any_performance_is_refused_by_name(tmp_path, tempo, change,
+                                                                message):
+    """A tempo of 1 microsecond a beat made a bar of 4, and ``dataset synth --midi`` looped it
+    to fill each clip without end; a tempo change later in the file counts as well."""
+    from training.midi import read_performance
+
+    path = write_midi(tmp_path / "fast.mid", [(b, 38, 100) for b in range(8)], tempo_bpm=120,
+                      tempo_change=None if change is None else (4, change))
+    if change is None:
+        midi = mido.MidiFile(path)
+        midi.tracks[0][0] = midi.tracks[0][0].copy(tempo=tempo)  # below what bpm2tempo gives
+        midi.save(path)
+    with pytest.raises(DatasetError, match=f"^{re.escape(str(path))}: {re.escape(message)}$"):
+        read_performance(path)
+
+
+def test_the_fastest_tempo_taken_is_1000_bpm(tmp_path):
+    path = write_midi(tmp_path / "g.mid", [(b, 38, 100) for b in range(8)], tempo_bpm=1000)
+    assert read_midi(path).time[1] == pytest.approx(0.06)
+
+
+def test_dataset_synth_refuses_a_runaway_tempo_before_writing(synthetic_kit_dir, tmp_path):
+    from training.synth import render_dataset
+
+    path = write_midi(tmp_path / "fast.mid", [(b, 38, 100) for b in range(8)], tempo_bpm=1200)
+    out = tmp_path / "set"
+    with pytest.raises(DatasetError, match=r"a tempo of 1200 BPM \(set_tempo 50000\)"):
+        render_dataset([synthetic_kit_dir], out, hours=2 / 3600, seed=0,
+                       config=SynthConfig(clip_seconds=1.0), midi=[str(path)])
+    assert not out.exists()
