@@ -68,6 +68,11 @@ def start_stuck_writer(tmp_path, src, **popen) -> subprocess.Popen:
     return run
 
 
+def _default_handler(signum: int) -> None:
+    """Give the child the default action for ``signum``, whatever the test run ignores."""
+    signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows' terminate runs no clean-up")
 @pytest.mark.parametrize("signum",
                          [signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT],
@@ -78,9 +83,9 @@ def test_a_killed_run_leaves_no_temporary_output(tmp_path, write_wav, drum_track
     leaving the hidden temporary output behind. Each run exits 128 + the signal, as a
     shell reports it: Ctrl-C (SIGINT) exited 1, as bad input does."""
     src = write_wav(tmp_path / "snare.wav", drum_track())
-    # a test run in the background inherits an ignored SIGINT, which Python then keeps
-    run = start_stuck_writer(tmp_path, src,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # a test run in the background inherits an ignored SIGINT, and one under nohup an
+    # ignored SIGHUP, which Python then keeps (and the run rightly honours, see below)
+    run = start_stuck_writer(tmp_path, src, preexec_fn=lambda: _default_handler(signum))
     run.send_signal(signum)
     assert run.wait(timeout=30) == 128 + signum
     assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav"]
