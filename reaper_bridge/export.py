@@ -152,7 +152,8 @@ class ExportPlan:
             text += (f"\n(--clip-seconds {clip:g}, the shortest it takes: {short} of "
                      f"{len(lengths)} clean takes are shorter and give no clip)")
         elif clip is not None:
-            text += (f"\n(--clip-seconds {clip:g}: the shortest clean take is {clip:g} s, and a "
+            text += (f"\n(--clip-seconds {clip:g}: the shortest clean take is "
+                     f"{min(lengths):.3g} s, and a "
                      f"clean take shorter than one clip, {SESSION_CLIP_SECONDS:g} s by default, "
                      "gives none)")
         return text

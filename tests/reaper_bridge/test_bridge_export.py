@@ -482,12 +482,13 @@ def _next_command(message: str) -> list[str]:
 
 
 @pytest.mark.parametrize("seconds, suggested", [(20.0, None), (2.0, "1"), (17.0, "8.5"),
-                                                (1.0, "0.5")])
+                                                (1.0, "0.5"), (9.3, "4.6")])
 def test_next_hint_gives_a_clip_length_the_shortest_clean_take_fits(
         fake: FakeReaper, api, tmp_path: Path, seconds: float, suggested: str | None) -> None:
     """``debleed dataset session`` skips clean takes shorter than its 10 s default clip, so
     the hint adds ``--clip-seconds``: the shortest clean take (here the note-tagged one,
-    ``seconds / 2`` long) rounded down to 0.1 s; none when all fit."""
+    ``seconds / 2`` long) rounded down to 0.1 s; none when all fit. The note gives that
+    take's own length (4.65 s read 4.6 s, the suggestion's)."""
     session(fake, tmp_path, seconds=seconds)
     plan = export_session(api, str(tmp_path / "export"), TaskExecutor())
     command = _next_command(plan.message())
