@@ -463,13 +463,16 @@ _SHOT_MICS = (("close", "direct", "main", "top"), ("out", "outside"), ("in", "in
 _SHOT_MIC_WORD = re.compile(
     r"[\s_\-.]*(?<![a-z])(" + "|".join(word for words in _SHOT_MICS for word in words if word)
     + r")(?![a-z])", re.IGNORECASE)
-# What comes before an "in" or "out" that names no mic: a number makes "in" a size,
-# whatever separates them or none ("Floor Tom 16in", "Floor_Tom_16_in", "Kick-22-in",
-# "Tom.12.in"), and a fill's or a fade's "in" and "out" name the part ("Fill In",
-# "Crash Fade In", "Crash Fade Out"). Separators are many or none: a fixed-width
-# lookbehind in ``_SHOT_MIC_WORD`` only knew a space or none.
+# What comes before an "in" or "out" that names no mic: a drum's size in inches makes
+# "in" a size, a number right before it ("Floor Tom 16in", "Tom 8in") or one of two
+# digits, 10 to 99, whatever separates them ("Floor_Tom_16_in", "Kick-22-in",
+# "Tom.12.in"); a fill's or a fade's "in" and "out" name the part ("Fill In", "Crash Fade
+# In", "Crash Fade Out"). A single digit or a 0-led number apart from it is a layer's or
+# a piece's ("Kick_1_In", "Tom2_In", "Kick_01_In"), and "In" the mic. Separators are many
+# or none: a fixed-width lookbehind in ``_SHOT_MIC_WORD`` only knew a space or none.
+_SIZE = r"\d$|(?<!\d)[1-9]\d[\s_\-.]+$"
 _FILL_OR_FADE = r"(?<![a-z])(?:fill|fade)[\s_\-.]*$"
-_NOT_A_MIC = {"in": re.compile(r"\d[\s_\-.]*$|" + _FILL_OR_FADE, re.IGNORECASE),
+_NOT_A_MIC = {"in": re.compile(f"{_SIZE}|{_FILL_OR_FADE}", re.IGNORECASE),
               "out": re.compile(_FILL_OR_FADE, re.IGNORECASE)}
 # Mic words that beside a hi-hat name its articulation or its top cymbal: "HH_Close" is a
 # closed hi-hat, "HH_OH" an open one, unless the kit names its mics elsewhere (``_split_mic``).

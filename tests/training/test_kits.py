@@ -362,7 +362,11 @@ def test_a_kicks_in_out_and_sub_mics_are_mics_of_one_kick(tmp_path):
     ("Fill In", ("Fill In", "", "")), ("Crash_Fade_In", ("Crash_Fade_In", "", "")),
     ("Crash Fade Out", ("Crash Fade Out", "", "")),
     ("Kick In", ("Kick", "in", "In")), ("Kick_22_Out", ("Kick_22", "out", "Out")),
-    ("Kick-In-02", ("Kick-02", "in", "In")), ("Snare Fill Top", ("Snare Fill", "top", "Top"))])
+    ("Kick-In-02", ("Kick-02", "in", "In")), ("Snare Fill Top", ("Snare Fill", "top", "Top")),
+    ("Tom 8in", ("Tom 8in", "", "")), ("Kick_1_In", ("Kick_1", "in", "In")),
+    ("Kick1_In", ("Kick1", "in", "In")), ("Tom2_In", ("Tom2", "in", "In")),
+    ("Kick 1 In", ("Kick 1", "in", "In")), ("Kick_01_In", ("Kick_01", "in", "In")),
+    ("Kick_100_In", ("Kick_100", "in", "In"))])
 def test_a_size_and_a_fill_or_fade_in_or_out_are_no_mics(name, split):
     """"An 'in' after a number is a size" held with a space or none between: with "_",
     "-" or "." (file names often have no spaces) Floor_Tom_16_in was read as the tom's
@@ -386,6 +390,20 @@ def test_sizes_and_fades_keep_their_pieces_apart(tmp_path):
         "Floor_Tom_16_in": "tom", "Toms/Rack-12-in": "tom", "Tom.10.in": "tom"}
     assert sorted(inst.name for inst in kit.instruments if "Fade" in inst.name) == [
         "Crash Fade In", "Crash Fade Out"]
+
+
+def test_a_numbered_kicks_in_mic_is_no_size(tmp_path):
+    """Read as a size, the "In" of Kick_1_In and Kick_2_In made each a kick of its own,
+    played beside the kick read from the Out mics, with no warning; a layer's single
+    digit makes no size, so they are the in mics of the one kick read from its Out mics."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare_Top", "Kick_1_In", "Kick_1_Out", "Kick_2_In", "Kick_2_Out"])
+    with pytest.warns(UserWarning, match="'Kick' from 'Out', not 'In'"):
+        kit = load_kit(folder)
+    # write_shots makes the i-th one-shot peak at 0.3 + 0.05 i: the peaks tell the files apart
+    shown = {inst.name: (inst.category, [round(layer.peak, 3) for layer in inst.layers])
+             for inst in kit.instruments}
+    assert shown == {"Snare": ("snare", [0.3]), "Kick": ("kick", [0.4, 0.5])}
 
 
 def test_folder_groups_one_shots_whose_names_differ_only_in_case(tmp_path):
