@@ -80,7 +80,7 @@ def read_performance(path: str | Path) -> tuple[Events, float | None]:
     if not notes.size:
         raise DatasetError(f"{path}: no General MIDI drum notes found")
     tempo = _changes(timed, "set_tempo", DEFAULT_TEMPO)
-    _refuse_fast_tempo(path, tempo)
+    _refuse_fast_tempo(path, tempo, int(notes[:, 0].max()))
     time = _seconds(notes[:, 0], tempo, midi.ticks_per_beat)
     roles = np.array([ROLE[GM_NOTES[int(n)][0]] for n in notes[:, 3]], np.int8)
     toms = np.array([GM_NOTES[int(n)][1] for n in notes[:, 3]], np.int8)
@@ -135,11 +135,14 @@ def _bar_seconds(tempo: list[tuple[int, mido.MetaMessage]],
     return bar if bar > 0 else None  # a meter of 0: a broken header, no bar
 
 
-def _refuse_fast_tempo(path: Path, tempo: list[tuple[int, mido.MetaMessage]]) -> None:
+def _refuse_fast_tempo(path: Path, tempo: list[tuple[int, mido.MetaMessage]],
+                       last_hit: int) -> None:
     """Refuse a tempo (``_changes``, so a change inside the file too) faster than
-    ``MAX_BPM``, naming it, its ``set_tempo`` value and its tick."""
+    ``MAX_BPM`` that is in force at or before the last drum hit's tick ``last_hit``,
+    naming it, its ``set_tempo`` value and its tick. One after the last hit times no hit
+    and is let be: refused, it stopped a whole ``dataset synth --midi`` build."""
     for tick, message in tempo:
-        if message.tempo < mido.bpm2tempo(MAX_BPM):
+        if tick <= last_hit and message.tempo < mido.bpm2tempo(MAX_BPM):
             bpm = mido.tempo2bpm(message.tempo) if message.tempo else math.inf
             raise DatasetError(f"{path}: a tempo of {bpm:.0f} BPM (set_tempo {message.tempo}) "
                                f"at tick {tick} is faster than {MAX_BPM} BPM, no "

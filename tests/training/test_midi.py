@@ -285,6 +285,28 @@ def test_a_tempo_faster_than_any_performance_is_refused_by_name(tmp_path, tempo,
         read_performance(path)
 
 
+@pytest.mark.parametrize("tempo", [1, 0])
+def test_a_fast_tempo_after_the_last_hit_is_let_be(tmp_path, tempo):
+    """A set_tempo of 1 or 0 after the last hit (beat 7, at 3.5 s) times no hit, yet it
+    refused the file, and one such file stopped a ``dataset synth --midi`` build; a
+    tempo on the last hit's tick still counts."""
+    from training.midi import read_performance
+
+    path = write_midi(tmp_path / "late.mid", [(b, 38, 100) for b in range(8)],
+                      tempo_change=(9, 120))
+    midi = mido.MidiFile(path)
+    [index] = [i for i, message in enumerate(midi.tracks[0]) if message.type == "set_tempo"
+               and i > 0]
+    midi.tracks[0][index] = midi.tracks[0][index].copy(tempo=tempo)
+    midi.save(path)
+    events, bar = read_performance(path)
+    assert events.time.tolist() == pytest.approx([0.5 * b for b in range(8)]) and bar is None
+    on_last = write_midi(tmp_path / "on_last.mid", [(b, 38, 100) for b in range(8)],
+                         tempo_change=(7, 1200))
+    with pytest.raises(DatasetError, match="a tempo of 1200 BPM .* at tick 3360 is "):
+        read_performance(on_last)
+
+
 def test_the_fastest_tempo_taken_is_1000_bpm(tmp_path):
     path = write_midi(tmp_path / "g.mid", [(b, 38, 100) for b in range(8)], tempo_bpm=1000)
     assert read_midi(path).time[1] == pytest.approx(0.06)
