@@ -33,6 +33,17 @@ def refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows; give a finite number")
 
 
+#: The ``--guard-teacher`` word for the --init model as the run starts: ``TrainConfig``'s
+#: "" (no other checkpoint), which a resume could clear a saved teacher to only with
+#: ``--guard-teacher ''``, an empty path every file option refuses (``NonEmptyPath``).
+STARTING_TEACHER = "init"
+
+
+def teacher_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--guard-teacher``'s value as ``TrainConfig`` keeps it: ``STARTING_TEACHER`` is ""."""
+    return "" if value == STARTING_TEACHER else value
+
+
 @click.command()
 @click.argument("data", required=False, type=NonEmptyPath(exists=True, file_okay=False))
 @click.option("--out", "run_dir", required=True, type=NonEmptyPath(file_okay=False),
@@ -66,9 +77,11 @@ def refuse_constant(name: str) -> float:
 @click.option("--guard-ducking", type=float, default=None,
               help="With --guard-weight: also charge every frame of the guard's clips left "
                    "quieter than their clean snare, with this weight; 0 = off.")
-@click.option("--guard-teacher", type=NonEmptyPath(), default=None,
+@click.option("--guard-teacher", type=NonEmptyPath(), default=None, callback=teacher_option,
               help='With --guard-weight: hold the network to this checkpoint\'s output '
-                   '("default": the shipped model) instead of the --init model as it starts.')
+                   '("default": the shipped model) instead of the --init model as it starts '
+                   '("init": a new run\'s default, and with --resume it replaces the saved '
+                   'teacher; a file named init is ./init).')
 @click.option("--guard-batch-size", type=int, default=None,
               help="Segments of guard clips per step [default: 4].")
 @click.option("--init", type=NonEmptyPath(), default=None,

@@ -47,6 +47,7 @@ def test_every_path_parameter_refuses_the_empty_string(name, command):
     ["reaper", "install", "--resource-path", "", "--no-connect"],
     ["denoise", "snare.wav", "-o", ""],
     ["train", "--kit", ".", "--init", "", "--out", "run"],
+    ["train", "--out", "run", "--resume", "--guard-teacher", ""],
     ["demo", "--out", ""],
 ], ids=lambda args: " ".join(repr(a) if a == "" else a for a in args))
 def test_an_empty_path_is_a_one_line_usage_error_and_writes_nothing(tmp_path, monkeypatch, args):

@@ -404,3 +404,8 @@ def test_cli_passes_the_guard_options(teacher: Path, synthetic_kit_dir: Path, tm
             saved["guard_ducking"], saved["guard_teacher"]) == (
         0.5, 1, {"wide_pitch_probability": 1}, 2.0, os.path.abspath(teacher))
     assert f"against the output of {os.path.abspath(teacher)}" in (run / "MODEL_CARD.md").read_text()
+    # '' is an empty path to every file option; the word "init" clears the saved teacher
+    resumed = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--epochs", "2",
+                                       "--guard-teacher", "init"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((run / "config.json").read_text())["guard_teacher"] == ""
