@@ -451,14 +451,16 @@ def _swap_linked(target: str, staged: str, aside: str) -> list[tuple[str, str]]:
     export folder's disk. ``aside`` is a hidden folder in ``target``, so every rename
     stays on ``target``'s file system, mount point or not: the staged files move (or are
     copied, from another disk) into ``aside/new`` first, and the previous entries go to
-    ``aside/old``."""
+    ``aside/old``, but for hidden staging folders: another swap's, or a crashed one's
+    younger than a day, which ``_remove_crashed_staging`` keeps for a day (swept into
+    ``aside/old`` they were deleted at once)."""
     incoming, old = os.path.join(aside, "new"), os.path.join(aside, "old")
     if os.path.lexists(staged):
         shutil.move(staged, incoming)  # a rename on one disk, else a copy
     else:
         os.mkdir(incoming)  # this export has no take of the tag: the folder is emptied
     os.mkdir(old)
-    previous = sorted(set(os.listdir(target)) - {os.path.basename(aside)})
+    previous = sorted(name for name in os.listdir(target) if not name.startswith(STAGING_PREFIX))
     return ([(os.path.join(target, name), os.path.join(old, name)) for name in previous]
             + [(os.path.join(incoming, name), os.path.join(target, name))
                for name in sorted(os.listdir(incoming))])

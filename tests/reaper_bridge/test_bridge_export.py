@@ -250,6 +250,29 @@ def test_linked_clean_and_bleed_folders_stay_links_and_are_replaced_whole(
         export_session(api, str(out), TaskExecutor())
 
 
+def test_a_linked_folders_young_staging_folder_is_left_for_a_day(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """A hidden staging folder younger than a day in the folder a linked clean/ points to
+    (a killed swap's, holding the previous export in old/) went into this swap's old/ with
+    the previous clips and was deleted at once; it is left, as beside an unlinked one,
+    until the export after it is a day old."""
+    session(fake, tmp_path)
+    out, disk = tmp_path / "export", tmp_path / "disk"
+    out.mkdir()
+    (disk / "clean").mkdir(parents=True)
+    (out / "clean").symlink_to(disk / "clean")
+    young = disk / "clean" / f"{STAGING_PREFIX}killed" / "old" / "previous_take.wav"
+    young.parent.mkdir(parents=True)
+    young.write_bytes(b"RIFF previous export")
+    export_session(api, str(out), TaskExecutor())
+    assert young.read_bytes() == b"RIFF previous export"
+    assert sorted(p.name for p in (disk / "clean").iterdir() if p.suffix == ".wav") == sorted(
+        os.path.basename(name) for name in listed(out) if name.startswith("clean/"))
+    os.utime(young.parents[1], (time.time() - 2 * 86400,) * 2)
+    export_session(api, str(out), TaskExecutor())
+    assert not young.parents[1].exists()
+
+
 def test_a_previous_clip_that_cannot_be_deleted_warns_and_the_export_stands(
         fake: FakeReaper, api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once the new folders are in place the export has succeeded: a previous clip that
