@@ -170,7 +170,6 @@ def folder_info(root: Path, train: ClipFolder) -> dict[str, Any]:
 def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
     from .kits import load_kit, refuse_test_kits
 
-    config.check_validation_memory()  # before a kit is loaded or a clip rendered
     loaded = [load_kit(k) for k in kits]
     refuse_test_kits(loaded)  # the guard synthesises from the same kits
     synth = config.synth_config()
@@ -327,9 +326,10 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
 
     ``saved``: with ``resume``, ``saved_config(run_dir)`` when the caller has read it
     already (the CLI does, to continue with the run's options), so ``last.pt`` is not
-    unpickled twice; read here when not given.
+    unpickled twice; read here when not given. An option a refusal names is marked as the
+    run's saved value where the resume kept it from ``saved`` (``TrainConfig.option``).
     """
-    config.validate()
+    config.validate(saved if resume else None)
     if data is None and not kits:
         raise ParameterError("train: give a dataset folder or --kit folders to train on")
     if data is not None and kits:
@@ -340,6 +340,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     if data is not None and config.guard_weight:
         raise ParameterError("train: the guard synthesises its clips from --kit folders; "
                              "it cannot run on a dataset folder")
+    if data is None:  # before a kit is loaded or a clip rendered
+        config.check_validation_memory(saved if resume else None)
     config = with_absolute_paths(replace(config, data=str(data) if data is not None else "",
                                          kits=[str(kit) for kit in kits]))
     run_dir = Path(run_dir)

@@ -39,7 +39,7 @@ def test_the_machines_memory_is_read_from_the_system(monkeypatch: pytest.MonkeyP
 
 def test_a_batch_no_training_step_could_hold_is_refused(small_machine: int):
     replace(SEGMENT, batch_size=174).validate()
-    with pytest.raises(ParameterError, match=r"^train: batch_size = 175: at most 174 segments "
+    with pytest.raises(ParameterError, match=r"^train: --batch-size 175: at most 174 segments "
                                              r"of 0\.5 s fit a training step in this machine's "
                                              r"1\.0 GiB"):
         replace(SEGMENT, batch_size=175).validate()
@@ -48,8 +48,8 @@ def test_a_batch_no_training_step_could_hold_is_refused(small_machine: int):
 def test_the_guards_segments_count_with_the_batch(small_machine: int):
     guarded = replace(SEGMENT, init="default", guard_weight=1.0, batch_size=100)
     replace(guarded, guard_batch_size=74).validate()
-    with pytest.raises(ParameterError, match=r"^train: guard_batch_size = 75: at most 74 beside "
-                                             "batch_size 100"):
+    with pytest.raises(ParameterError, match=r"^train: --guard-batch-size 75: at most 74 "
+                                             "beside --batch-size 100"):
         replace(guarded, guard_batch_size=75).validate()
     # without the guard its batch is never drawn
     replace(guarded, guard_weight=0.0, guard_batch_size=10**9).validate()
@@ -62,11 +62,11 @@ KIT_OPTIONS = ["--epochs", "1", "--steps-per-epoch", "1",
 
 @pytest.mark.parametrize("memory, options, message", [
     (64 * 2**20, ["--model", "bandmask-tiny", "--batch-size", "11"],
-     "train: batch_size = 11: at most 10 segments of 0.5 s fit a training step"),
+     "train: --batch-size 11: at most 10 segments of 0.5 s fit a training step"),
     (64 * 2**20, ["--init", "TINY", "--guard-weight", "1", "--guard-batch-size", "9"],
-     "train: guard_batch_size = 9: at most 8 beside batch_size 2"),
+     "train: --guard-batch-size 9: at most 8 beside --batch-size 2"),
     (64 * 2**20, ["--model", "bandmask-tiny", "--valid-clips", "5"],
-     "train: valid_clips = 5: at most 4 validation clips of 10 s")])
+     "train: --valid-clips 5: at most 4 validation clips of 10 s")])
 def test_cli_refuses_what_the_machine_cannot_hold_before_making_the_run(
         synthetic_kit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         memory: int, options: list[str], message: str):
@@ -113,3 +113,36 @@ def test_cli_refuses_more_workers_or_threads_than_the_cores_before_making_the_ru
     assert errors == [f"Error: train: {option} 5: at most 4, 4 per CPU core (1 core): more "
                       "only wait for each other"], result.output
     assert not run.exists()
+
+
+@pytest.mark.parametrize("option, field, saved, typed, message", [
+    ("--workers", "num_workers", 14, None, "--workers 14 (this run's saved value): at most 8"),
+    ("--workers", "num_workers", 14, 9, "--workers 9: at most 8"),
+    ("--threads", "threads", None, 9, "--threads 9: at most 8"),
+    ("--batch-size", "batch_size", 11, None,
+     "--batch-size 11 (this run's saved value): at most 10 segments of 0.5 s"),
+    ("--valid-clips", "valid_clips", 5, None,
+     "--valid-clips 5 (this run's saved value): at most 4 validation clips of 10 s")])
+def test_a_resumes_refusal_says_when_the_value_is_the_runs_saved_one(
+        synthetic_kit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str,
+        field: str, saved: int | None, typed: int | None, message: str):
+    """A run saved with --workers 14 on a 16-core machine, resumed on a 2-core one without
+    --workers, was refused as "--workers 14", an option never typed; and the batch and
+    validation bounds named fields ("batch_size = 11") where the rest name options."""
+    import torch
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--kit", str(synthetic_kit_dir), "--out", str(run),
+                                      "--model", "bandmask-tiny", *KIT_OPTIONS])
+    assert result.exit_code == 0, result.output
+    if saved is not None:  # saved as on a bigger machine
+        state = torch.load(run / "last.pt", weights_only=True)
+        state["model"]["training_config"][field] = saved
+        torch.save(state, run / "last.pt")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(config_module, "machine_memory", lambda: 64 * 2**20)
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--epochs", "2",
+                                      *([option, str(typed)] if typed is not None else [])])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: train: {message}"), result.output
