@@ -12,7 +12,7 @@ import signal
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,25 @@ def staging_folder(out: Path, builds: Path | None = None) -> Iterator[Path]:
         if renamed is exc:
             raise
         raise renamed from None
+
+
+@contextmanager
+def staged_into(out: Path, marker: str, move_up: Callable[[Path], None]) -> Iterator[Path]:
+    """A hidden folder (``staging_folder``) to build ``out``'s contents in. A new ``out`` is
+    staged beside it and renamed into place when the block ends. An existing one is staged
+    inside it, in a folder named after ``marker`` (the file that makes ``out`` what it is),
+    and ``move_up`` moves the staged entries into ``out``: it may be a mount point or a link
+    to another disk, which can be neither renamed over nor moved into from a folder beside
+    it (EXDEV, after all the work), and ``.`` needs no writable parent that way."""
+    if not out.is_dir():
+        with staging_folder(out) as staging:
+            yield staging
+            os.replace(staging, out)
+        return
+    with staging_folder(out / marker, builds=out) as staging:  # a hidden folder in ``out``
+        yield staging
+        move_up(staging)
+        staging.rmdir()
 
 
 def _staged_as(exc: BaseException, staging: Path, builds: Path) -> BaseException:

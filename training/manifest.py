@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from denoiser.audio import sf_name, sf_reason
-from denoiser.outfiles import staging_folder, write_text_atomic
+from denoiser.outfiles import staged_into, write_text_atomic
 
 from .errors import DatasetError
 
@@ -86,16 +86,13 @@ def staged_output(out: Path, marker: str = MANIFEST) -> Iterator[Path]:
         raise DatasetError(f"{out}: is a file, not a folder; choose a new --out")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose a new --out")
-    if not out.is_dir():
-        with staging_folder(out) as staging:
-            yield staging
-            os.replace(staging, out)
-        return
-    with staging_folder(out / marker, builds=out) as staging:  # a hidden folder in ``out``
-        yield staging
+
+    def move_up(staging: Path) -> None:
         for child in sorted(staging.iterdir(), key=lambda child: child.name == marker):
             os.replace(child, out / child.name)
-        staging.rmdir()
+
+    with staged_into(out, marker, move_up) as staging:
+        yield staging
 
 
 def write_manifest(root: Path, header: dict, clips: list[dict]) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from denoiser.outfiles import replace_entries, staging_folder, write_text_atomic
+from denoiser.outfiles import replace_entries, staged_into, write_text_atomic
 
 from .errors import DatasetError
 
@@ -123,18 +122,15 @@ def staged_report(out: Path, marker: str) -> Iterator[Path]:
     another disk (a Docker bind mount), which a folder beside it could not move into
     (EXDEV, after every clip was scored), and ``--report .`` needs no writable parent. A
     new ``out`` is staged beside it and renamed into place."""
-    if not out.is_dir():
-        with staging_folder(out) as staging:
-            yield staging
-            os.replace(staging, out)
-        return
-    with staging_folder(out / marker, builds=out) as staging:  # a hidden folder in ``out``
-        yield staging
+
+    def move_up(staging: Path) -> None:
         entries = sorted(staging.iterdir(), key=lambda child: not child.is_dir())
         check_report_folder(out, [c.name for c in entries if c.is_dir()], marker,
                             [c.name for c in entries if not c.is_dir()])
         replace_entries(out, entries)  # folders first: the files say the report is whole
-        staging.rmdir()
+
+    with staged_into(out, marker, move_up) as staging:
+        yield staging
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
