@@ -153,7 +153,7 @@ class ExportPlan:
                      f"{len(lengths)} clean takes are shorter and give no clip)")
         elif clip is not None:
             text += (f"\n(--clip-seconds {clip:g}: the shortest clean take is "
-                     f"{min(lengths):.3g} s, and a "
+                     f"{math.floor(min(lengths) * 100) / 100:g} s, and a "
                      f"clean take shorter than one clip, {SESSION_CLIP_SECONDS:g} s by default, "
                      "gives none)")
         return text

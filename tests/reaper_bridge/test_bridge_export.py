@@ -504,14 +504,17 @@ def _next_command(message: str) -> list[str]:
     return shlex.split(line[len("Next: "):])
 
 
-@pytest.mark.parametrize("seconds, suggested", [(20.0, None), (2.0, "1"), (17.0, "8.5"),
-                                                (1.0, "0.5"), (9.3, "4.6")])
+@pytest.mark.parametrize("seconds, suggested, shortest", [
+    (20.0, None, None), (2.0, "1", "1"), (17.0, "8.5", "8.5"), (1.0, "0.5", "0.5"),
+    (9.3, "4.6", "4.65"), (19.99, "9.9", "9.99")])
 def test_next_hint_gives_a_clip_length_the_shortest_clean_take_fits(
-        fake: FakeReaper, api, tmp_path: Path, seconds: float, suggested: str | None) -> None:
+        fake: FakeReaper, api, tmp_path: Path, seconds: float, suggested: str | None,
+        shortest: str | None) -> None:
     """``debleed dataset session`` skips clean takes shorter than its 10 s default clip, so
     the hint adds ``--clip-seconds``: the shortest clean take (here the note-tagged one,
     ``seconds / 2`` long) rounded down to 0.1 s; none when all fit. The note gives that
-    take's own length (4.65 s read 4.6 s, the suggestion's)."""
+    take's own length, cut to 0.01 s (4.65 s read 4.6 s, the suggestion's; 9.995 s, rounded,
+    read 9.99 s as 10 s, past the suggestion)."""
     session(fake, tmp_path, seconds=seconds)
     plan = export_session(api, str(tmp_path / "export"), TaskExecutor())
     command = _next_command(plan.message())
@@ -520,7 +523,7 @@ def test_next_hint_gives_a_clip_length_the_shortest_clean_take_fits(
         assert "--clip-seconds" not in command and "--clip-seconds" not in plan.message()
     else:
         assert command[command.index("--clip-seconds") + 1] == suggested
-        assert f"shortest clean take is {seconds / 2:g} s" in plan.message()
+        assert f"shortest clean take is {shortest} s" in plan.message()
 
 
 @pytest.mark.parametrize("tag, missing", [("clean", "bleed"), ("bleed", "clean")])
