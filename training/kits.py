@@ -54,7 +54,7 @@ def attack_sample(samples: np.ndarray, threshold_db: float = ATTACK_DB) -> int:
     peak (0 for a silent one).
 
     Files start with silence, noise or a faint lead-in before their hit (rumpf_kit_z01_h2's
-    snares up to 19 ms, a kick 49 ms; ForzeeStereo's about 7 ms), and meta.json's onsets
+    snares up to 19 ms, a kick 49 ms; ForzeeStereo's snares 6.6 ms, its kick 12 ms), and meta.json's onsets
     mark the hit, which the metrics' windows open 2 ms ahead of. From the -30 dB point, no
     snare, kick or tom layer of the nine acoustic Hydrogen kits has more than 0.03 % (-37 dB)
     of its window's energy ahead of the window; from -20 dB a soft first stroke fell ahead
