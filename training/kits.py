@@ -468,9 +468,12 @@ _SHOT_MIC_WORD = re.compile(
 # digits, 10 to 99, whatever separates them ("Floor_Tom_16_in", "Kick-22-in",
 # "Tom.12.in"); a fill's or a fade's "in" and "out" name the part ("Fill In", "Crash Fade
 # In", "Crash Fade Out"). A single digit or a 0-led number apart from it is a layer's or
-# a piece's ("Kick_1_In", "Tom2_In", "Kick_01_In"), and "In" the mic. Separators are many
-# or none: a fixed-width lookbehind in ``_SHOT_MIC_WORD`` only knew a space or none.
+# a piece's ("Kick_1_In", "Tom2_In", "Kick_01_In"), and "In" the mic, unless another mic
+# word follows it: a one-shot has one mic, so "Tom 8 in_OH" and "Snare 14x6.5 in_Bottom"
+# name a size (``_AFTER_A_NUMBER``). Separators are many or none: a fixed-width
+# lookbehind in ``_SHOT_MIC_WORD`` only knew a space or none.
 _SIZE = r"\d$|(?<!\d)[1-9]\d[\s_\-.]+$"
+_AFTER_A_NUMBER = re.compile(r"\d[\s_\-.]*$")
 _FILL_OR_FADE = r"(?<![a-z])(?:fill|fade)[\s_\-.]*$"
 _NOT_A_MIC = {"in": re.compile(f"{_SIZE}|{_FILL_OR_FADE}", re.IGNORECASE),
               "out": re.compile(_FILL_OR_FADE, re.IGNORECASE)}
@@ -491,9 +494,14 @@ def _shot_mic_rank(mic: str) -> int:
 
 def _is_mic(match: re.Match[str]) -> bool:
     """Whether a ``_SHOT_MIC_WORD`` match in a name names a mic: not the "in" of a size
-    or the "in" or "out" of a fill or a fade (``_NOT_A_MIC``, read before the word)."""
-    not_a_mic = _NOT_A_MIC.get(match.group(1).lower())
-    return not_a_mic is None or not not_a_mic.search(match.string, 0, match.start(1))
+    or the "in" or "out" of a fill or a fade (``_NOT_A_MIC``, read before the word), nor
+    an "in" after a number with a mic named after it (one-shots have one mic)."""
+    word, name, start = match.group(1).lower(), match.string, match.start(1)
+    not_a_mic = _NOT_A_MIC.get(word)
+    if not_a_mic is not None and not_a_mic.search(name, 0, start):
+        return False
+    return not (word == "in" and _AFTER_A_NUMBER.search(name, 0, start)
+                and any(_is_mic(later) for later in _SHOT_MIC_WORD.finditer(name, match.end())))
 
 
 def _mic_matches(name: str) -> list[re.Match[str]]:

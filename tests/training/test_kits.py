@@ -366,7 +366,9 @@ def test_a_kicks_in_out_and_sub_mics_are_mics_of_one_kick(tmp_path):
     ("Tom 8in", ("Tom 8in", "", "")), ("Kick_1_In", ("Kick_1", "in", "In")),
     ("Kick1_In", ("Kick1", "in", "In")), ("Tom2_In", ("Tom2", "in", "In")),
     ("Kick 1 In", ("Kick 1", "in", "In")), ("Kick_01_In", ("Kick_01", "in", "In")),
-    ("Kick_100_In", ("Kick_100", "in", "In"))])
+    ("Kick_100_In", ("Kick_100", "in", "In")), ("Tom 8 in_OH", ("Tom 8 in", "oh", "OH")),
+    ("Snare 14x6.5 in_Bottom", ("Snare 14x6.5 in", "bottom", "Bottom")),
+    ("Kick_1_In_02", ("Kick_1_02", "in", "In"))])
 def test_a_size_and_a_fill_or_fade_in_or_out_are_no_mics(name, split):
     """"An 'in' after a number is a size" held with a space or none between: with "_",
     "-" or "." (file names often have no spaces) Floor_Tom_16_in was read as the tom's
@@ -404,6 +406,24 @@ def test_a_numbered_kicks_in_mic_is_no_size(tmp_path):
     shown = {inst.name: (inst.category, [round(layer.peak, 3) for layer in inst.layers])
              for inst in kit.instruments}
     assert shown == {"Snare": ("snare", [0.3]), "Kick": ("kick", [0.4, 0.5])}
+
+
+def test_an_in_before_another_mic_word_is_a_size(tmp_path):
+    """Read as the inside mic, the "in" of Tom 8 in_OH and Snare 14x6.5 in_Bottom (a
+    single digit or a decimal before it) made a second tom played from its overhead file
+    and a second snare from its bottom mic, with no warning; a one-shot has one mic, so
+    with another mic word after it that "in" is a size and each drum is one, closest mic."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare_Top", "Tom 8 in_Close", "Tom 8 in_OH",
+                         "Snare 14x6.5 in_Top", "Snare 14x6.5 in_Bottom"])
+    with pytest.warns(UserWarning, match="'Tom 8 in' from 'Close', not 'OH'") as caught:
+        kit = load_kit(folder)
+    assert "'Snare 14x6.5 in' from 'Top', not 'Bottom'" in str(caught[0].message)
+    # write_shots makes the i-th one-shot peak at 0.3 + 0.05 i: the peaks tell the files apart
+    shown = {inst.name: (inst.category, [round(layer.peak, 3) for layer in inst.layers])
+             for inst in kit.instruments}
+    assert shown == {"Snare": ("snare", [0.3]), "Tom 8 in": ("tom", [0.35]),
+                     "Snare 14x6.5 in": ("snare", [0.45])}
 
 
 def test_folder_groups_one_shots_whose_names_differ_only_in_case(tmp_path):
