@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -130,10 +131,9 @@ class TrainConfig:
     # run trained on it: ``--resume`` refuses the folder at ``data`` if it now holds another.
     data_identity: dict[str, Any] = field(default_factory=dict)
 
-    def validate(self, saved: "TrainConfig | None" = None) -> "TrainConfig":
-        """Refuse what no run could train with, in one line each. ``saved``: a resumed run's
-        saved configuration, whose values this one kept unless the command line gave
-        others (``option``)."""
+    def validate(self, kept: Collection[str] = ()) -> "TrainConfig":
+        """Refuse what no run could train with, in one line each. ``kept``: the fields a
+        resume kept from its saved run (``kept_from``), so marked (``option``)."""
         for spec in fields(self):  # NaN passes every comparison below, inf most of them
             value = getattr(self, spec.name)
             if spec.type == "float" and not math.isfinite(value):
@@ -152,7 +152,7 @@ class TrainConfig:
         cores = os.cpu_count() or 1  # None where it cannot tell
         for name in ("num_workers", "threads"):
             if getattr(self, name) > MAX_PER_CORE * cores:
-                raise ParameterError(f"train: {self.option(name, saved)}: at most "
+                raise ParameterError(f"train: {self.option(name, kept)}: at most "
                                      f"{MAX_PER_CORE * cores}, "
                                      f"{MAX_PER_CORE} per CPU core ({cores} "
                                      f"core{'s' * (cores != 1)}): more only wait for each other")
@@ -194,7 +194,7 @@ class TrainConfig:
         if self.guard_weight and (not self.init or self.guard_batch_size < 1):
             raise ParameterError("train: the guard needs --init (its teacher) and a guard "
                                  "batch of at least 1")
-        self.check_batch_memory(saved)
+        self.check_batch_memory(kept)
         if self.precision not in TRAIN_PRECISIONS:
             raise ParameterError(f"train: precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
                                  f"not {self.precision!r}")
@@ -217,47 +217,56 @@ class TrainConfig:
         except ValueError as exc:
             raise ParameterError(f"train: {exc}") from None
 
-    def option(self, name: str, saved: "TrainConfig | None" = None) -> str:
-        """The field ``name`` as its ``train`` option is typed (``--workers 14``), marked as
-        this run's saved value where it is ``saved``'s (a resume's, ``validate``). Why: a run
-        saved with --workers 14 on a 16-core machine, resumed on a 2-core one, was refused
-        as if --workers 14 had been typed, and errors named some options by field
-        (``batch_size = 175``), others by flag."""
-        value = getattr(self, name)
-        kept = saved is not None and getattr(saved, name) == value
-        return (f"{OPTION_NAMES.get(name, '--' + name.replace('_', '-'))} {value}"
-                + (" (this run's saved value)" if kept else ""))
+    def kept_from(self, saved: "TrainConfig | None",
+                  typed: Collection[str] = ()) -> frozenset[str]:
+        """The fields whose values a resume kept from its saved configuration ``saved``:
+        those not ``typed`` (the options its command line gave) that hold ``saved``'s value.
+        Why ``typed``: a saved value typed again (``--resume --workers 14``) is the user's,
+        and was marked as saved, as if never typed."""
+        if saved is None:
+            return frozenset()
+        return frozenset(spec.name for spec in fields(self) if spec.name not in typed
+                         and getattr(saved, spec.name) == getattr(self, spec.name))
 
-    def check_batch_memory(self, saved: "TrainConfig | None" = None) -> None:
+    def option(self, name: str, kept: Collection[str] = ()) -> str:
+        """The field ``name`` as its ``train`` option is typed (``--workers 14``), marked as
+        this run's saved value where a resume ``kept`` it (``kept_from``). Why: a run saved
+        with --workers 14 on a 16-core machine, resumed on a 2-core one, was refused as if
+        --workers 14 had been typed, and errors named some options by field
+        (``batch_size = 175``), others by flag."""
+        return (f"{OPTION_NAMES.get(name, '--' + name.replace('_', '-'))} {getattr(self, name)}"
+                + (" (this run's saved value)" if name in kept else ""))
+
+    def check_batch_memory(self, kept: Collection[str] = ()) -> None:
         """Refuse a batch that no training step could hold in this machine's memory
         (``STEP_MEMORY_FACTOR``), the guard's segments included: they ride in the same
         forward pass. Why: with --kit, where no clip count bounds a batch, --batch-size and
         --guard-batch-size 1e9 ended in a MemoryError traceback once the loader began.
-        ``saved`` as for ``validate``."""
+        ``kept`` as for ``validate``."""
         memory = machine_memory()
         most = memory // (self.segment_samples(DATA_RATE) * PAIR_BYTES * STEP_MEMORY_FACTOR)
         why = (f"fit a training step in this machine's {gib(memory)} (a step holds about "
                f"{STEP_MEMORY_FACTOR} times its segments' waveforms)")
         if self.batch_size > most:
-            raise ParameterError(f"train: {self.option('batch_size', saved)}: at most {most} "
+            raise ParameterError(f"train: {self.option('batch_size', kept)}: at most {most} "
                                  f"segments of {self.segment_seconds:g} s {why}")
         if self.guard_weight and self.batch_size + self.guard_batch_size > most:
-            raise ParameterError(f"train: {self.option('guard_batch_size', saved)}: at most "
+            raise ParameterError(f"train: {self.option('guard_batch_size', kept)}: at most "
                                  f"{most - self.batch_size} beside "
-                                 f"{self.option('batch_size', saved)}: {most} segments of "
+                                 f"{self.option('batch_size', kept)}: {most} segments of "
                                  f"{self.segment_seconds:g} s {why}")
 
-    def check_validation_memory(self, saved: "TrainConfig | None" = None) -> None:
+    def check_validation_memory(self, kept: Collection[str] = ()) -> None:
         """Refuse more validation clips of on-the-fly synthesis than ``VALID_MEMORY_SHARE``
         of this machine's memory holds: they are rendered at the start and kept all run.
         Why: --kit --valid-clips 1000000 rendered clips (3.8 MB each) until the machine ran
-        out of memory. A dataset folder's are bounded by the clips it has. ``saved`` as for
+        out of memory. A dataset folder's are bounded by the clips it has. ``kept`` as for
         ``validate``."""
         synth, memory = self.synth_config(), machine_memory()
         clip = int(round(synth.clip_seconds * synth.sample_rate)) * PAIR_BYTES
         most = int(memory * VALID_MEMORY_SHARE) // clip
         if self.valid_clips > most:
-            raise ParameterError(f"train: {self.option('valid_clips', saved)}: at most {most} "
+            raise ParameterError(f"train: {self.option('valid_clips', kept)}: at most {most} "
                                  f"validation clips of {synth.clip_seconds:g} s fit "
                                  f"{VALID_MEMORY_SHARE:.0%} of this machine's {gib(memory)} "
                                  "(on-the-fly synthesis keeps them in memory all run)")

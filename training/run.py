@@ -11,7 +11,7 @@ import copy
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -321,15 +321,29 @@ def model_name(config: TrainConfig) -> str:
 
 def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | None = None,
                  kits: Sequence[str] = (), resume: bool = False,
-                 report: StepReport | None = None, saved: TrainConfig | None = None) -> Path:
+                 report: StepReport | None = None, saved: TrainConfig | None = None,
+                 typed: Collection[str] = ()) -> Path:
     """Train and return the path of the best checkpoint (``RUN/best.pt``).
 
     ``saved``: with ``resume``, ``saved_config(run_dir)`` when the caller has read it
     already (the CLI does, to continue with the run's options), so ``last.pt`` is not
-    unpickled twice; read here when not given. An option a refusal names is marked as the
-    run's saved value where the resume kept it from ``saved`` (``TrainConfig.option``).
+    unpickled twice; read here when not given, before any check. An option a refusal
+    names is marked as the run's saved value where the resume kept it from ``saved``:
+    its value, and not among the ``typed`` fields (the CLI's given options;
+    ``TrainConfig.kept_from``).
     """
-    config.validate(saved if resume else None)
+    run_dir = Path(run_dir)
+    if (run_dir / "best.pt").exists() and not (run_dir / "last.pt").exists():
+        # interrupted while saving its first epoch; before last.pt is read for a resume
+        raise ParameterError(f"{run_dir}: holds best.pt but no last.pt (a run interrupted in "
+                             "its first epoch's save): nothing to resume; move best.pt away "
+                             "or train into another folder")
+    if not resume:
+        saved = None
+    elif saved is None:
+        saved = saved_config(run_dir)
+    kept = config.kept_from(saved, typed)
+    config.validate(kept)
     if data is None and not kits:
         raise ParameterError("train: give a dataset folder or --kit folders to train on")
     if data is not None and kits:
@@ -341,21 +355,15 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         raise ParameterError("train: the guard synthesises its clips from --kit folders; "
                              "it cannot run on a dataset folder")
     if data is None:  # before a kit is loaded or a clip rendered
-        config.check_validation_memory(saved if resume else None)
+        config.check_validation_memory(kept)
     config = with_absolute_paths(replace(config, data=str(data) if data is not None else "",
                                          kits=[str(kit) for kit in kits]))
-    run_dir = Path(run_dir)
     earlier = [name for name in ("last.pt", "best.pt") if (run_dir / name).exists()]
-    if earlier == ["best.pt"]:  # interrupted while saving its first epoch
-        raise ParameterError(f"{run_dir}: holds best.pt but no last.pt (a run interrupted in "
-                             "its first epoch's save): nothing to resume; move best.pt away "
-                             "or train into another folder")
     if earlier and not resume:  # hours of training must not go to a forgotten --resume
         raise ParameterError(f"{run_dir}: holds a run already ({', '.join(earlier)}); continue "
                              "it with --resume or train into another folder")
-    if resume:  # before anything is built or written: last.pt's weights fit no other network
-        check_same_network(config, saved if saved is not None else saved_config(run_dir),
-                           run_dir)
+    if saved is not None:  # before anything is built or written: last.pt's weights fit
+        check_same_network(config, saved, run_dir)  # no other network
     state = read_state(last_state(run_dir)) if resume else None
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -149,7 +149,8 @@ def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, g
     if resume and data is None and not kits:  # the run's own data, as it was saved
         data, kits = resumed_data(config)
     with progress("Training", shown=is_first_process()) as update:
-        best = run_training(config, run_dir, data, kits, resume, report=update, saved=saved)
+        best = run_training(config, run_dir, data, kits, resume, report=update, saved=saved,
+                            typed={name for name, value in overrides.items() if value is not None})
     if is_first_process():
         click.echo(f"best checkpoint: {best}")
     end_worker_process()

@@ -118,6 +118,7 @@ def test_cli_refuses_more_workers_or_threads_than_the_cores_before_making_the_ru
 @pytest.mark.parametrize("option, field, saved, typed, message", [
     ("--workers", "num_workers", 14, None, "--workers 14 (this run's saved value): at most 8"),
     ("--workers", "num_workers", 14, 9, "--workers 9: at most 8"),
+    ("--workers", "num_workers", 14, 14, "--workers 14: at most 8"),
     ("--threads", "threads", None, 9, "--threads 9: at most 8"),
     ("--batch-size", "batch_size", 11, None,
      "--batch-size 11 (this run's saved value): at most 10 segments of 0.5 s"),
@@ -128,7 +129,8 @@ def test_a_resumes_refusal_says_when_the_value_is_the_runs_saved_one(
         field: str, saved: int | None, typed: int | None, message: str):
     """A run saved with --workers 14 on a 16-core machine, resumed on a 2-core one without
     --workers, was refused as "--workers 14", an option never typed; and the batch and
-    validation bounds named fields ("batch_size = 11") where the rest name options."""
+    validation bounds named fields ("batch_size = 11") where the rest name options; and
+    the saved value typed again (--workers 14) was marked as saved, as if never typed."""
     import torch
 
     run = tmp_path / "run"
@@ -146,3 +148,24 @@ def test_a_resumes_refusal_says_when_the_value_is_the_runs_saved_one(
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and errors[0].startswith(f"Error: train: {message}"), result.output
+
+
+def test_a_python_resume_marks_the_saved_values_without_being_given_them(
+        synthetic_kit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """run_training(resume=True) without ``saved`` read the run's saved configuration only
+    after the refusal, so it never marked a saved value as the run's, as the CLI does."""
+    import torch
+
+    from training.run import run_training, saved_config
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--kit", str(synthetic_kit_dir), "--out", str(run),
+                                      "--model", "bandmask-tiny", *KIT_OPTIONS])
+    assert result.exit_code == 0, result.output
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["model"]["training_config"]["num_workers"] = 14  # saved as on a bigger machine
+    torch.save(state, run / "last.pt")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with pytest.raises(ParameterError, match=r"^train: --workers 14 \(this run's saved "
+                                             r"value\): at most 8"):
+        run_training(saved_config(run), run, kits=[str(synthetic_kit_dir)], resume=True)

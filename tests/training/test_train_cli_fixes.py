@@ -194,7 +194,7 @@ def test_only_the_first_torchrun_rank_draws_a_progress_bar(
             opened.append(self)
             super().__init__(*args, **kwargs)
 
-    def trained(config, run_dir, data, kits, resume, report, saved):
+    def trained(config, run_dir, data, kits, resume, report, saved, typed):
         report(0.5, "epoch 1 loss 0.1234")
         return Path(run_dir) / "best.pt"
 
