@@ -61,8 +61,10 @@ MAX_PER_CORE = 4
 # The memory assumed where the system does not say (``os.sysconf`` is POSIX's): a large
 # workstation's, so that only what none could hold is refused.
 ASSUMED_MEMORY = 256 * 2**30
-# The ``train`` options whose names are not their fields' with "-" for "_".
+# The ``train`` options whose names are not their fields' with "-" for "_", and the fields
+# no option sets by name, named as fields (``TrainConfig.option``).
 OPTION_NAMES = {"num_workers": "--workers"}
+NO_OPTION = frozenset(("gain_jitter_db", "validation_version", "data", "kits", "data_identity"))
 
 
 @dataclass
@@ -137,18 +139,19 @@ class TrainConfig:
         for spec in fields(self):  # NaN passes every comparison below, inf most of them
             value = getattr(self, spec.name)
             if spec.type == "float" and not math.isfinite(value):
-                raise ParameterError(f"train: {spec.name} = {value}: must be a finite number")
+                raise ParameterError(f"train: {self.option(spec.name, kept)}: "
+                                     "must be a finite number")
         positive = ("lr", "batch_size", "segment_seconds", "steps_per_epoch", "epochs")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ParameterError(f"train: {name} must be > 0")
+                raise ParameterError(f"train: {self.option(name, kept)}: must be > 0")
         if self.valid_clips < 1:
-            raise ParameterError(f"train: valid_clips = {self.valid_clips}: must be >= 1")
+            raise ParameterError(f"train: {self.option('valid_clips', kept)}: must be >= 1")
         non_negative = ("weight_decay", "grad_clip", "num_workers", "gain_jitter_db",
                         "max_minutes", "threads")
         for name in non_negative:
             if getattr(self, name) < 0:
-                raise ParameterError(f"train: {name} = {getattr(self, name)}: must be >= 0")
+                raise ParameterError(f"train: {self.option(name, kept)}: must be >= 0")
         cores = os.cpu_count() or 1  # None where it cannot tell
         for name in ("num_workers", "threads"):
             if getattr(self, name) > MAX_PER_CORE * cores:
@@ -157,32 +160,32 @@ class TrainConfig:
                                      f"{MAX_PER_CORE} per CPU core ({cores} "
                                      f"core{'s' * (cores != 1)}): more only wait for each other")
         if self.optimizer not in OPTIMIZERS:
-            raise ParameterError(f"train: optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                                 f"not {self.optimizer!r}")
+            raise ParameterError(f"train: {self.option('optimizer', kept)}: must be one of "
+                                 f"{', '.join(OPTIMIZERS)}")
         if self.weight_decay > MAX_WEIGHT_DECAY:
-            raise ParameterError(f"train: weight_decay = {self.weight_decay}: must be at most "
+            raise ParameterError(f"train: {self.option('weight_decay', kept)}: must be at most "
                                  f"{MAX_WEIGHT_DECAY:g} (typical: 1e-4 to 0.1)")
         if not MIN_SEGMENT_SECONDS <= self.segment_seconds <= CLIP_SECONDS[1]:
-            raise ParameterError(f"train: segment_seconds = {self.segment_seconds}: must be at "
+            raise ParameterError(f"train: {self.option('segment_seconds', kept)}: must be at "
                                  f"least {MIN_SEGMENT_SECONDS} s, the losses' longest window, "
                                  f"and at most {CLIP_SECONDS[1]:g} s, the longest clip (96000 "
                                  "asked the loss check for 37 GB)")
         # 0 would stop after the first epoch, or lower the rate after every one, improving or not
         for name in ("early_stop_patience", "plateau_patience"):
             if getattr(self, name) < 1:
-                raise ParameterError(f"train: {name} = {getattr(self, name)}: "
-                                     "must be at least 1 epoch")
+                raise ParameterError(f"train: {self.option(name, kept)}: must be at least 1 epoch")
         if not 0 <= self.seed < SEED_LIMIT:
-            raise ParameterError(f"train: seed = {self.seed}: must be in [0, 2**63)")
+            raise ParameterError(f"train: {self.option('seed', kept)}: must be in [0, 2**63)")
         if not 0 < self.plateau_factor < 1:
-            raise ParameterError(f"train: plateau_factor = {self.plateau_factor}: must be in "
+            raise ParameterError(f"train: {self.option('plateau_factor', kept)}: must be in "
                                  "(0, 1), the factor that lowers the learning rate")
         if not 0 <= self.ema_decay < 1:
-            raise ParameterError(f"train: ema_decay = {self.ema_decay}: must be in [0, 1)")
+            raise ParameterError(f"train: {self.option('ema_decay', kept)}: must be in [0, 1)")
         for name in ("guard_weight", "guard_high_band", "guard_ducking"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ParameterError(f"train: {name} = {value}: must be a finite number >= 0")
+                raise ParameterError(f"train: {self.option(name, kept)}: "
+                                     "must be a finite number >= 0")
         for option, value in (("--guard-high-band", self.guard_high_band),
                               ("--guard-ducking", self.guard_ducking)):
             if value and not self.guard_weight:
@@ -196,8 +199,8 @@ class TrainConfig:
                                  "batch of at least 1")
         self.check_batch_memory(kept)
         if self.precision not in TRAIN_PRECISIONS:
-            raise ParameterError(f"train: precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
-                                 f"not {self.precision!r}")
+            raise ParameterError(f"train: {self.option('precision', kept)}: must be one of "
+                                 f"{', '.join(TRAIN_PRECISIONS)}")
         self.check_losses(DATA_RATE)
         self.synth_config()
         self.guard_synth_config()
@@ -233,9 +236,12 @@ class TrainConfig:
         this run's saved value where a resume ``kept`` it (``kept_from``). Why: a run saved
         with --workers 14 on a 16-core machine, resumed on a 2-core one, was refused as if
         --workers 14 had been typed, and errors named some options by field
-        (``batch_size = 175``), others by flag."""
-        return (f"{OPTION_NAMES.get(name, '--' + name.replace('_', '-'))} {getattr(self, name)}"
-                + (" (this run's saved value)" if name in kept else ""))
+        (``valid_clips = 0``), others by flag. A field no option sets (``NO_OPTION``) is
+        named as a field: ``gain_jitter_db = -1.0``."""
+        value = getattr(self, name)
+        typed = (f"{name} = {value}" if name in NO_OPTION
+                 else f"{OPTION_NAMES.get(name, '--' + name.replace('_', '-'))} {value}")
+        return typed + (" (this run's saved value)" if name in kept else "")
 
     def check_batch_memory(self, kept: Collection[str] = ()) -> None:
         """Refuse a batch that no training step could hold in this machine's memory

@@ -6,7 +6,7 @@ size is patched here, so nothing is ever allocated at the absurd sizes."""
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -169,3 +169,30 @@ def test_a_python_resume_marks_the_saved_values_without_being_given_them(
     with pytest.raises(ParameterError, match=r"^train: --workers 14 \(this run's saved "
                                              r"value\): at most 8"):
         run_training(saved_config(run), run, kits=[str(synthetic_kit_dir)], resume=True)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"valid_clips": 0}, "--valid-clips 0: must be >= 1"),
+    ({"num_workers": -1}, "--workers -1: must be >= 0"),
+    ({"epochs": 0}, "--epochs 0: must be > 0"),
+    ({"lr": float("nan")}, "--lr nan: must be a finite number"),
+    ({"optimizer": "sgd"}, "--optimizer sgd: must be one of"),
+    ({"early_stop_patience": 0}, "--early-stop-patience 0: must be at least 1 epoch"),
+    ({"guard_weight": -1.0}, "--guard-weight -1.0: must be a finite number >= 0"),
+    ({"gain_jitter_db": -1.0}, "gain_jitter_db = -1.0: must be >= 0")])  # no option sets it
+def test_every_refusal_names_the_option_as_typed(change: dict, message: str):
+    """--valid-clips 0 was refused as "valid_clips = 0" and --workers -1 as "num_workers =
+    -1", while --valid-clips 5 past the memory bound named the option: each names it now."""
+    with pytest.raises(ParameterError) as caught:
+        replace(SEGMENT, **change).validate()
+    assert str(caught.value).startswith(f"train: {message}")
+
+
+def test_the_options_named_are_the_train_commands():
+    """An option a refusal names is one ``debleed train`` takes, so it can be typed."""
+    from debleed.cli.train import train
+
+    given = {flag for param in train.params for flag in param.opts}
+    named = {field.name: TrainConfig().option(field.name).split(" ")[0]
+             for field in fields(TrainConfig) if field.name not in config_module.NO_OPTION}
+    assert {name: flag for name, flag in named.items() if flag not in given} == {}
