@@ -141,6 +141,19 @@ def staged_into(out: Path, marker: str, move_up: Callable[[Path], None]) -> Iter
         staging.rmdir()
 
 
+@contextmanager
+def replaced_together(out: Path, names: Sequence[str]) -> Iterator[Path]:
+    """A hidden folder in ``out`` to write the entries ``names`` into; when the block ends
+    they replace ``out``'s entries of those names together (``replace_entries``), and if it
+    fails nothing in ``out`` changes (``staging_folder``). For outputs that belong together
+    (a benchmark's JSON and Markdown, a demo's three files, the installed scripts): written
+    one after the other, a failure part-way left one run's files beside another's."""
+    with staging_folder(out / names[0], builds=out) as staging:
+        yield staging
+        replace_entries(out, [staging / name for name in names])
+        staging.rmdir()
+
+
 def _staged_as(exc: BaseException, staging: Path, builds: Path) -> BaseException:
     """``exc`` naming the path under ``builds`` where it names one in ``staging``, a hidden
     folder the user never gave and that is gone by the time the error is read ("data/.rep.

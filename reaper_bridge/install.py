@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from denoiser.outfiles import replace_entries, staging_folder
+from denoiser.outfiles import replaced_together
 
 from .items import BridgeError
 from .settings import (SCRIPTS_SUBDIR, check_writable, load_settings, save_settings,
@@ -230,17 +230,15 @@ def install(resource_path: str, api: Any | None = None, python: str | None = Non
 def _staged_scripts(scripts_dir: Path) -> Iterator[None]:
     """Copy the scripts into a hidden folder in ``scripts_dir``, run the block (which saves
     the settings), then replace the installed scripts with them together
-    (``replace_entries``): a script that cannot be replaced (on Windows, one an editor or
+    (``replaced_together``): a script that cannot be replaced (on Windows, one an editor or
     a virus scanner holds open) leaves every installed one as it was. Copied in place one
     by one after the settings were saved, such a script stopped the install with the new
     action scripts beside the old bootstrap, and a script being rewritten read short."""
-    names = (*SCRIPTS, *SUPPORT_FILES)
-    with staging_folder(scripts_dir / SUPPORT_FILES[0], builds=scripts_dir) as staging:
+    names = (*SUPPORT_FILES, *SCRIPTS)
+    with replaced_together(scripts_dir, names) as staging:
         for name in names:
             shutil.copyfile(scripts_source() / name, staging / name)
         yield
-        replace_entries(scripts_dir, [staging / name for name in names])
-        staging.rmdir()
 
 
 @contextlib.contextmanager

@@ -46,7 +46,7 @@ from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ModelError, ParameterError
 from denoiser.gate import MIN_THRESHOLD_DB, GateConfig
 from denoiser.hiss_cut import HISS_CUT_HZ
-from denoiser.outfiles import replace_entries, staging_folder, write_text_atomic
+from denoiser.outfiles import replaced_together, write_text_atomic
 from denoiser.pretrained import THESIS_BASELINE, default_model_path
 
 from . import metrics, report
@@ -551,14 +551,12 @@ def run_bench(config: BenchConfig, out: str | Path | None = "bench_out",
 
 def write_bench(out: Path, result: dict[str, Any]) -> None:
     """Write ``bench.json`` and ``bench.md`` into ``out`` together: built in a hidden folder
-    inside it, they replace the last run's pair at once (``replace_entries``), so a failure
+    inside it, they replace the last run's pair at once (``replaced_together``), so a failure
     leaves that pair as it was. Written one after the other, a ``bench.md`` that could not
     be replaced left this run's JSON beside the last run's Markdown."""
-    with staging_folder(out / "bench.json", builds=out) as staging:
+    with replaced_together(out, ("bench.json", "bench.md")) as staging:
         report.write_json(staging / "bench.json", result)
         write_text_atomic(staging / "bench.md", bench_markdown(result))
-        replace_entries(out, [staging / "bench.json", staging / "bench.md"])
-        staging.rmdir()
 
 
 def _floor(config: BenchConfig, debleed: Denoiser, thesis: Denoiser,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from denoiser.audio import check_output_folder, write_audio
 from denoiser.engine import Denoiser
-from denoiser.outfiles import replace_entries, staging_folder
+from denoiser.outfiles import replaced_together
 
 from .kits import load_kit
 from .oneshots import write_synthetic_kit
@@ -30,7 +30,7 @@ def run_demo(out: str | Path, seed: int = 0, model: str | Path | None = None,
     ``out``; return their paths (noisy, clean, denoised).
 
     The three are rendered in a hidden folder inside ``out`` and replace an earlier demo's
-    together (``replace_entries``) once the last is written: a demo that fails (an error
+    together (``replaced_together``) once the last is written: a demo that fails (an error
     or Ctrl-C while denoising) leaves the earlier three as they were, or nothing, never a
     new seed's clip beside the old one's denoised file."""
     out = Path(out)
@@ -39,11 +39,9 @@ def run_demo(out: str | Path, seed: int = 0, model: str | Path | None = None,
     with tempfile.TemporaryDirectory(prefix="debleed-demo-kit-") as kit_dir:
         kit = load_kit(write_synthetic_kit(Path(kit_dir) / "kit", seed=seed))
         clip = render_clip(kit, seed, DEMO_CONFIG, style="funk")
-    with staging_folder(out / DEMO_FILES[-1], builds=out) as staging:
+    with replaced_together(out, DEMO_FILES) as staging:
         noisy, clean, denoised = (staging / name for name in DEMO_FILES)
         write_audio(noisy, clip.noisy[None], clip.meta["sample_rate"])
         write_audio(clean, clip.clean[None], clip.meta["sample_rate"])
         denoiser.denoise_file(noisy, denoised, progress=progress)
-        replace_entries(out, [noisy, clean, denoised])
-        staging.rmdir()
     return out / DEMO_FILES[0], out / DEMO_FILES[1], out / DEMO_FILES[2]
