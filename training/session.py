@@ -390,7 +390,7 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
 
     Every take is read (and checked) before anything is written, so a silent or broken
     take late in the list costs a one-line error, not a long build thrown away."""
-    check_seed(seed)
+    check_seed(seed, "session:")
     config.validate()
     out = Path(out)
     target = out.resolve()

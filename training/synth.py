@@ -26,7 +26,7 @@ from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio
 from denoiser.errors import ParameterError
 from denoiser.outfiles import write_text_atomic
 
-from .bounds import check_number, check_range
+from .bounds import check_number, check_range, check_whole
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
@@ -598,11 +598,10 @@ def check_clip_seconds(seconds: float) -> None:
         raise DatasetError(f"--clip-seconds must be between {low:g} and {high:g}, got {seconds}")
 
 
-def check_seed(seed: int) -> None:
+def check_seed(seed: int, what: str = "synth:") -> None:
     """Refuse a seed numpy cannot take (a negative one failed inside the first clip's
     ``SeedSequence``, a float or a bool would seed other clips than the number says)."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ParameterError(f"seed = {seed!r}: must be a whole number >= 0")
+    check_whole(what, "seed", seed, 0)
 
 
 def clip_count(hours: float, clip_seconds: float) -> int:
