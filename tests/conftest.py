@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from training.oneshots import write_synthetic_kit
+
+
+@pytest.fixture
+def held_open(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """``held_open(path)``: ``os.replace`` then refuses to move a file onto or from ``path``,
+    as Windows refuses a file another program holds open (an editor, a browser)."""
+
+    def hold(path: Path) -> None:
+        replace = os.replace
+
+        def locked(src, dst, **kwargs):
+            if path in (Path(src), Path(dst)):
+                raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+            return replace(src, dst, **kwargs)
+
+        monkeypatch.setattr(os, "replace", locked)
+
+    return hold
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -331,7 +329,7 @@ def test_each_quality_table_says_which_means_cover_fewer_clips():
 
 
 def test_a_bench_md_that_cannot_be_replaced_keeps_the_last_runs_pair(setup, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, held_open):
     """bench.json and bench.md were two writes: a bench.md that could not be replaced (on
     Windows, open in an editor that locks it) left this run's JSON beside the last run's
     Markdown."""
@@ -340,14 +338,7 @@ def test_a_bench_md_that_cannot_be_replaced_keeps_the_last_runs_pair(setup, tmp_
     out = tmp_path / "out"
     bench.run_bench(_tiny_config(setup, heldout_clips=0), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    replace = os.replace
-
-    def locked(src, dst, **kwargs):
-        if out / "bench.md" in (Path(src), Path(dst)):
-            raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dst))
-        return replace(src, dst, **kwargs)
-
-    monkeypatch.setattr(os, "replace", locked)
+    held_open(out / "bench.md")
     with pytest.raises(PermissionError) as caught:
         bench.run_bench(_tiny_config(setup, heldout_clips=0, clips=2), out)
     assert caught.value.filename == str(out / "bench.md")

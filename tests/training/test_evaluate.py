@@ -304,7 +304,7 @@ def test_a_report_into_the_working_folder_needs_no_writable_parent(setup, tmp_pa
     assert sorted(p.name for p in report.iterdir()) == REPORT_ENTRIES
 
 
-def test_a_report_move_cut_short_keeps_the_earlier_report_whole(setup, tmp_path, monkeypatch):
+def test_a_report_move_cut_short_keeps_the_earlier_report_whole(setup, tmp_path, held_open):
     """A report file that cannot be replaced (on Windows, index.html open in a browser that
     locks it) stopped the move part-way: the earlier report's clips/ already deleted and
     replaced, clips.json and clips.csv the new run's, index.html the old one's."""
@@ -313,14 +313,7 @@ def test_a_report_move_cut_short_keeps_the_earlier_report_whole(setup, tmp_path,
             "--limit", "1", "--report", str(report)]
     assert CliRunner().invoke(cli, args).exit_code == 0
     before = {str(p.relative_to(report)): p.read_bytes() for p in report.rglob("*") if p.is_file()}
-    replace = os.replace
-
-    def locked(src, dst, **kwargs):
-        if report / "index.html" in (Path(src), Path(dst)):
-            raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dst))
-        return replace(src, dst, **kwargs)
-
-    monkeypatch.setattr(os, "replace", locked)
+    held_open(report / "index.html")
     torch.manual_seed(1)
     other = save_checkpoint(tmp_path / "other.pt", build_model("bandmask-tiny"))
     result = CliRunner().invoke(cli, ["evaluate", str(other), *args[2:]])
