@@ -334,8 +334,10 @@ def denoise_selected(api: Any, with_gate: bool, threads: int = 0) -> WorkerJob |
         project = bridge.current_project(api)
         plan, cache = bridge.prepare(api, variants, settings.cache_key(), work_dir,
                                      sidechain_track=settings.sidechain_track)
-    except (DebleedError, OSError) as exc:  # OSError: a media folder that is a file...
+    except BaseException as exc:  # a bug or Ctrl+C too: the folder goes before it propagates
         shutil.rmtree(work_dir, ignore_errors=True)
+        if not isinstance(exc, (DebleedError, OSError)):  # OSError: a media folder that is a file...
+            raise
         api.ShowMessageBox(error_text(exc), TITLE, 0)
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,18 @@ sys.path.insert(0, str(Path(__file__).parent))  # the fake and helpers, for ever
 from fake_reaper import FakeReaper  # noqa: E402
 
 from reaper_bridge.rpr import RawRPR  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def private_tempdir(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's job and render folders, and its workers' temporary files, in a folder of
+    its own: a job that fails keeps its folder for its log, by design, and the system's
+    temporary folder gathered one per run of such a test."""
+    folder = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
 
 
 @pytest.fixture

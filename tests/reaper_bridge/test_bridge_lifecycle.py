@@ -301,3 +301,19 @@ def test_the_job_file_names_the_folders_an_orphaned_worker_removes(stub) -> None
     assert os.path.isdir(written["scratch"])
     fake.run_deferred()
     assert not os.path.exists(written["scratch"]) and not os.path.exists(job.folder)
+
+
+def test_an_unexpected_error_while_planning_leaves_no_render_folder(stub) -> None:
+    """A bug in planning propagates (its traceback is the only trace of it), but the render
+    folder made for the job goes first: nothing else would ever remove it."""
+    fake, api, item, monkeypatch = stub
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planning bug")
+
+    monkeypatch.setattr(actions.bridge, "prepare", broken)
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "debleed-render-*")))
+    with pytest.raises(RuntimeError, match="planning bug"):
+        fake.run_script(lambda: actions.denoise_selected(api, with_gate=False))
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "debleed-render-*"))) == before
+    assert fake.undo == [] and not actions.JOBS
