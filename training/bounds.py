@@ -1,5 +1,5 @@
 """Range checks shared by the settings dataclasses' ``validate`` methods (``SynthConfig``,
-``SessionConfig``, ``MetricConfig``, ``BenchConfig``).
+``GrooveConfig``, ``MicConfig``, ``SessionConfig``, ``MetricConfig``, ``BenchConfig``).
 
 Each refusal is one ``ParameterError`` line naming the field, its value and what it may
 be. NaN compares false with every bound and an infinity passes a one-sided one, so each
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Collection
+from dataclasses import fields
 from typing import Any
 
 from denoiser.errors import ParameterError
@@ -55,6 +57,34 @@ def check_range(what: str, name: str, value: Any, limits: tuple[float, float],
     low, high = limits
     if not low <= value[0] <= value[1] <= high:
         raise ParameterError(f"{what} {name} = {value!r}: must lie within [{low:g}, {high:g}]")
+
+
+def check_fields(what: str, config: Any, limits: dict[str, tuple[float, float]],
+                 prefix: str = "") -> None:
+    """Check a nested settings dataclass's numbers (a probability in [0, 1], any other within
+    ``limits``, else >= 0) and ``[low, high]`` ranges (within ``limits``, either side of 0:
+    a limit above 0 keeps out a 0 that divides or filters at 0 Hz), each named with
+    ``prefix`` (``mic.``) as a user reaches it. Dict fields are the caller's to check."""
+    for spec in fields(config):
+        name, value = prefix + spec.name, getattr(config, spec.name)
+        if spec.type == "tuple[float, float]":
+            check_range(what, name, value, limits[spec.name])
+        elif spec.type == "float":
+            low, high = (0.0, 1.0) if spec.name.endswith("probability") else \
+                limits.get(spec.name, (0.0, math.inf))
+            check_number(what, name, value, low, high)
+
+
+def check_keys(what: str, name: str, value: Any, known: Collection[str],
+               every: bool = False) -> None:
+    """Refuse a mapping setting unless it is a dict whose keys are among ``known`` (all of
+    them with ``every``: code looks each up), not empty: a misspelt key was ignored or
+    failed as a KeyError deep in a render."""
+    keys = set(value) if isinstance(value, dict) else None
+    if keys is None or not keys or not keys <= set(known) or (every and keys != set(known)):
+        wanted = "all" if every else "some"
+        raise ParameterError(f"{what} {name} = {value!r}: must be a dict with {wanted} of "
+                             f"the keys {', '.join(known)}")
 
 
 def _interval(name: str, low: float, high: float, low_open: bool, high_open: bool) -> str:

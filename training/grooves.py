@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from denoiser.errors import ParameterError
 
+from .bounds import check_fields, check_keys, check_number
 from .kits import CATEGORIES, SNARE_CATEGORIES
 
 ROLES = CATEGORIES
@@ -24,6 +26,13 @@ TARGET_ROLES = np.array([ROLE[name] for name in SNARE_CATEGORIES])
 GHOST_MAX_VELOCITY = 45
 STYLES = ("backbeat", "shuffle", "halftime", "funk", "linear", "blast", "swell", "fills")
 N_TOMS = 4
+
+#: The widest values a groove setting may take (probabilities are [0, 1]). Unchecked, a
+#: tempo of 0 divided by zero, one of 1e9 built bars for days, a timing jitter of 1e9 ms
+#: threw every hit out of the clip (silent clips); all are far past a drummer's.
+GROOVE_LIMITS: dict[str, tuple[float, float]] = {
+    "bpm_range": (10.0, 600.0), "timing_jitter_ms": (0.0, 100.0),
+    "velocity_jitter": (0.0, 127.0), "style_weights": (0.0, 1e6)}
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,21 @@ class GrooveConfig:
     sidestick_probability: float = 0.1  # per clip: backbeats are side sticks
     timing_jitter_ms: tuple[float, float] = (1.5, 10.0)   # per-clip sigma range
     velocity_jitter: float = 7.0
+
+    def validate(self, what: str = "synth:", prefix: str = "groove.") -> "GrooveConfig":
+        """Return ``self`` or raise naming the first setting (``groove.bpm_range``) no
+        groove can be built with: numbers and ranges within ``GROOVE_LIMITS``, style
+        weights of known styles, finite, >= 0, one of them > 0 (a style is drawn in
+        proportion to its weight; an unknown one failed as a KeyError mid-render)."""
+        check_fields(what, self, GROOVE_LIMITS, prefix)
+        name = prefix + "style_weights"
+        check_keys(what, name, self.style_weights, STYLES)
+        for style, weight in self.style_weights.items():
+            check_number(what, f"{name}[{style!r}]", weight, *GROOVE_LIMITS["style_weights"])
+        if not sum(self.style_weights.values()) > 0:
+            raise ParameterError(f"{what} {name} = {self.style_weights!r}: "
+                                 "must weigh some style above 0")
+        return self
 
 
 @dataclass

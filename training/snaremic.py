@@ -19,6 +19,25 @@ import numpy as np
 import soxr
 from scipy import signal
 
+from .bounds import check_fields, check_keys, check_range
+
+#: The gain families of ``MicConfig.gain_db``, one per kind of bleed source (``family``).
+FAMILIES = ("hihat", "cymbal", "kick", "tom", "other")
+
+#: The widest values a snare-mic setting may take (probabilities are [0, 1]); a frequency,
+#: delay, decay or Q stays above 0. Unchecked, a room decay of 0 failed in a reshape and
+#: one of 1e7 ms asked for 25 GiB, a low-pass above 24 kHz failed in scipy, a delay of 1e7
+#: ms moved all bleed out of the clip (a silent one); all are far past any studio's.
+MIC_LIMITS: dict[str, tuple[float, float]] = {
+    "gain_db": (-120.0, 12.0), "delay_ms": (0.05, 50.0), "low_shelf_db": (-40.0, 40.0),
+    "high_shelf_db": (-40.0, 40.0), "lowpass_hz": (20.0, 20000.0),
+    "room_decay_ms": (1.0, 500.0), "room_level_db": (-120.0, 12.0),
+    "bleed_room_extra_db": (-40.0, 40.0), "room_tone_db": (-160.0, 0.0),
+    "mic_eq_db": (-40.0, 40.0), "snare_eq_db": (-40.0, 40.0),
+    "snare_eq_hz": (20.0, 20000.0), "snare_eq_q": (0.1, 20.0),
+    "dry_snare_hz": (20.0, 20000.0), "sidestick_gain_db": (-40.0, 20.0),
+    "rimshot_gain_db": (-40.0, 20.0)}
+
 
 @dataclass(frozen=True)
 class MicConfig:
@@ -46,6 +65,17 @@ class MicConfig:
     dry_snare_hz: tuple[float, float] = (1500.0, 5000.0)  # drawn log-uniformly
     sidestick_gain_db: float = -6.0
     rimshot_gain_db: float = 3.0
+
+    def validate(self, what: str = "synth:", prefix: str = "mic.") -> "MicConfig":
+        """Return ``self`` or raise naming the first setting (``mic.delay_ms``) no clip can
+        be rendered with: numbers and ranges within ``MIC_LIMITS``, a gain range for every
+        family in ``FAMILIES`` (each bleed source looks its family up)."""
+        check_fields(what, self, MIC_LIMITS, prefix)
+        name = prefix + "gain_db"
+        check_keys(what, name, self.gain_db, FAMILIES, every=True)
+        for kind, gains in self.gain_db.items():
+            check_range(what, f"{name}[{kind!r}]", gains, MIC_LIMITS["gain_db"])
+        return self
 
 
 DENORMAL_GUARD = np.float32(1e-30)

@@ -80,7 +80,10 @@ class SynthConfig:
         ``CLIP_SECONDS``. Every other number is a magnitude (seconds, semitones, an
         exponent): finite, >= 0, a probability <= 1, the rest within ``SYNTH_LIMITS``. A
         range is ``[low, high]``, low <= high, on its default's side of 0 (a decay of 0 s
-        divides by zero; a peak above 0 dBFS clips), within ``SYNTH_LIMITS``."""
+        divides by zero; a peak above 0 dBFS clips), within ``SYNTH_LIMITS``. The nested
+        ``groove`` and ``mic`` are checked by their own ``validate`` (``GROOVE_LIMITS``,
+        ``MIC_LIMITS``), named as ``groove.bpm_range``: unchecked, theirs failed deep in a
+        render or rendered silent clips."""
         if self.sample_rate != KIT_RATE:
             raise ParameterError(f"{what} sample_rate = {self.sample_rate!r}: must be {KIT_RATE}, "
                                  "the kits' rate (their one-shots are not resampled)")
@@ -94,6 +97,11 @@ class SynthConfig:
                 high = 1.0 if name.endswith("probability") else \
                     SYNTH_LIMITS.get(name, (0.0, math.inf))[1]
                 check_number(what, name, value, 0.0, high)
+        for name, kind in (("groove", GrooveConfig), ("mic", MicConfig)):
+            nested = getattr(self, name)
+            if not isinstance(nested, kind):
+                raise ParameterError(f"{what} {name} = {nested!r}: must be a {kind.__name__}")
+            nested.validate(what, f"{name}.")
         return self
 
     def to_dict(self) -> dict:

@@ -418,6 +418,65 @@ def test_render_dataset_and_render_clip_refuse_a_config_no_clip_can_have(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"groove": replace(GrooveConfig(), bpm_range=(220.0, 60.0))},
+     r"^synth: groove.bpm_range = \(220.0, 60.0\): must be \[low, high\], finite, low <= high$"),
+    ({"groove": replace(GrooveConfig(), bpm_range=(0.0, 0.0))},
+     r"^synth: groove.bpm_range = \(0.0, 0.0\): must lie within \[10, 600\]$"),
+    ({"groove": replace(GrooveConfig(), ghost_probability=-1.0)},
+     r"^synth: groove.ghost_probability = -1.0: must be a probability in \[0, 1\]$"),
+    ({"groove": replace(GrooveConfig(), velocity_jitter=float("nan"))},
+     r"^synth: groove.velocity_jitter = nan: must be a number in \[0, 127\]$"),
+    ({"groove": replace(GrooveConfig(), timing_jitter_ms=(1e9, 1e9))},
+     r"^synth: groove.timing_jitter_ms = .*: must lie within \[0, 100\]$"),
+    ({"groove": replace(GrooveConfig(), style_weights={"polka": 1.0})},
+     r"^synth: groove.style_weights = \{'polka': 1.0\}: must be a dict with some of the keys "
+     r"backbeat, shuffle"),
+    ({"groove": replace(GrooveConfig(), style_weights={"funk": 0.0})},
+     r"^synth: groove.style_weights = \{'funk': 0.0\}: must weigh some style above 0$"),
+    ({"groove": replace(GrooveConfig(), style_weights={"funk": -1.0})},
+     r"^synth: groove.style_weights\['funk'\] = -1.0: must be a number in \[0, 1e\+06\]$"),
+    ({"mic": replace(MicConfig(), lowpass_probability=-0.5)},
+     r"^synth: mic.lowpass_probability = -0.5: must be a probability in \[0, 1\]$"),
+    ({"mic": replace(MicConfig(), room_decay_ms=(1e7, 1e7))},
+     r"^synth: mic.room_decay_ms = .*: must lie within \[1, 500\]$"),
+    ({"mic": replace(MicConfig(), lowpass_hz=(30000.0, 40000.0))},
+     r"^synth: mic.lowpass_hz = .*: must lie within \[20, 20000\]$"),
+    ({"mic": replace(MicConfig(), mic_eq_db="loud")},
+     r"^synth: mic.mic_eq_db = 'loud': must be \[low, high\]"),
+    ({"mic": replace(MicConfig(), sidestick_gain_db=float("nan"))},
+     r"^synth: mic.sidestick_gain_db = nan: must be a number in \[-40, 20\]$"),
+    ({"mic": replace(MicConfig(), gain_db={"kick": (-30.0, -15.0)})},
+     r"^synth: mic.gain_db = \{'kick': .*\}: must be a dict with all of the keys hihat, cymbal"),
+    ({"mic": replace(MicConfig(), gain_db={**MicConfig().gain_db, "tom": (float("nan"),) * 2})},
+     r"^synth: mic.gain_db\['tom'\] = \(nan, nan\): must be \[low, high\]"),
+    ({"mic": {"lowpass_probability": 0.1}},
+     r"^synth: mic = \{'lowpass_probability': 0.1\}: must be a MicConfig$"),
+])
+def test_nested_groove_and_mic_settings_are_checked_before_rendering(
+        synthetic_kit, synthetic_kit_dir, tmp_path, change, message):
+    """Unchecked, these failed deep in a render (a ValueError from numpy for a reversed
+    tempo range, a ZeroDivisionError for 0 bpm, a KeyError for an unknown style or a missing
+    gain family, a 25 GiB MemoryError for a 1e7 ms room) or rendered without a word (a
+    negative probability, a NaN jitter, a jitter that threw every hit out of the clip)."""
+    config = replace(SHORT, **change)
+    with pytest.raises(ParameterError, match=message):
+        render_dataset([synthetic_kit_dir], tmp_path / "out", 2 / 3600, seed=0, config=config)
+    with pytest.raises(ParameterError, match=message):
+        render_clip(synthetic_kit, 0, config)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nested_settings_at_their_limits_still_render(synthetic_kit):
+    """The limits refuse only what no clip can have: no jitter, the slowest and fastest
+    tempo, a short room and one style are clips as before."""
+    config = replace(SHORT, groove=replace(GrooveConfig(), timing_jitter_ms=(0.0, 0.0),
+                                           bpm_range=(10.0, 600.0), style_weights={"funk": 1.0}),
+                     mic=replace(MicConfig(), room_decay_ms=(1.0, 1.0), delay_ms=(0.05, 50.0)))
+    clip = render_clip(synthetic_kit, 1, config)
+    assert clip.meta["style"] == "funk" and np.all(np.isfinite(clip.noisy))
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, True])
 def test_a_seed_numpy_cannot_take_is_refused_before_rendering(synthetic_kit_dir, tmp_path, seed):
     with pytest.raises(ParameterError, match=f"seed = {seed!r}: must be a whole number >= 0"):
