@@ -467,11 +467,13 @@ _SHOT_MIC_WORD = re.compile(
 # "in" a size, a number right before it ("Floor Tom 16in", "Tom 8in") or one of two
 # digits, 10 to 99, whatever separates them ("Floor_Tom_16_in", "Kick-22-in",
 # "Tom.12.in"); a fill's or a fade's "in" and "out" name the part ("Fill In", "Crash Fade
-# In", "Crash Fade Out"). A single digit or a 0-led number apart from it is a layer's or
-# a piece's ("Kick_1_In", "Tom2_In", "Kick_01_In"), and "In" the mic, unless another mic
-# word follows it: a one-shot has one mic, so "Tom 8 in_OH" and "Snare 14x6.5 in_Bottom"
-# name a size (``_AFTER_A_NUMBER``). Separators are many or none: a fixed-width
-# lookbehind in ``_SHOT_MIC_WORD`` only knew a space or none.
+# In", "Crash Fade Out"). A single digit or a 0-led number apart from it may be a size
+# ("Tom 8 in", "Tom_6_in") or a layer's or a piece's ("Kick_1_In", "Tom2_In",
+# "Kick_01_In"): there "in" is the mic only in a kit whose other names use mic words
+# (``_split_mic``'s ``mic_kit``: "Kick_1_In" beside "Kick_1_Out"), and not even there
+# where another mic word follows it: a one-shot has one mic, so "Tom 8 in_OH" and "Snare
+# 14x6.5 in_Bottom" name a size (``_AFTER_A_NUMBER``). Separators are many or none: a
+# fixed-width lookbehind in ``_SHOT_MIC_WORD`` only knew a space or none.
 _SIZE = r"\d$|(?<!\d)[1-9]\d[\s_\-.]+$"
 _AFTER_A_NUMBER = re.compile(r"\d[\s_\-.]*$")
 _FILL_OR_FADE = r"(?<![a-z])(?:fill|fade)[\s_\-.]*$"
@@ -492,22 +494,25 @@ def _shot_mic_rank(mic: str) -> int:
     return next(rank for rank, words in enumerate(_SHOT_MICS) if mic in words)
 
 
-def _is_mic(match: re.Match[str]) -> bool:
+def _is_mic(match: re.Match[str], mic_kit: bool) -> bool:
     """Whether a ``_SHOT_MIC_WORD`` match in a name names a mic: not the "in" of a size
     or the "in" or "out" of a fill or a fade (``_NOT_A_MIC``, read before the word), nor
-    an "in" after a number with a mic named after it (one-shots have one mic)."""
+    an "in" after a number outside a ``mic_kit`` or with a mic named after it (one-shots
+    have one mic). Read as the mic, the size of a lone "Tom 8 in" made its folder a
+    multi-mic kit, whose "HH_Close" and "HH_OH" were then one hi-hat, the open one lost."""
     word, name, start = match.group(1).lower(), match.string, match.start(1)
     not_a_mic = _NOT_A_MIC.get(word)
     if not_a_mic is not None and not_a_mic.search(name, 0, start):
         return False
     return not (word == "in" and _AFTER_A_NUMBER.search(name, 0, start)
-                and any(_is_mic(later) for later in _SHOT_MIC_WORD.finditer(name, match.end())))
+                and (not mic_kit or any(_is_mic(later, mic_kit)
+                                        for later in _SHOT_MIC_WORD.finditer(name, match.end()))))
 
 
-def _mic_matches(name: str) -> list[re.Match[str]]:
+def _mic_matches(name: str, mic_kit: bool) -> list[re.Match[str]]:
     """The mic-position words (``_SHOT_MICS``) in a one-shot name, with what separates
     each from the word before it."""
-    return [match for match in _SHOT_MIC_WORD.finditer(name) if _is_mic(match)]
+    return [match for match in _SHOT_MIC_WORD.finditer(name) if _is_mic(match, mic_kit)]
 
 
 def _split_mic(name: str, where: str, mic_kit: bool) -> tuple[str, str, str]:
@@ -517,11 +522,12 @@ def _split_mic(name: str, where: str, mic_kit: bool) -> tuple[str, str, str]:
     "top" name the articulation or top cymbal ("HH_Close", "HH_OH"), as they do beside
     another mic word ("HH_OH_Room"), and the mic only in a kit whose names use other mic
     words (``mic_kit``: there "HiHat_OH" is a closed hi-hat heard from above); beside any
-    other drum "OH" is its overhead ("Snare_OH", "Snare/OH")."""
-    matches = _mic_matches(name)
+    other drum "OH" is its overhead ("Snare_OH", "Snare/OH"). An "in" after a single digit
+    is the mic only in a ``mic_kit`` too ("Kick_1_In"), a size elsewhere ("Tom 8 in")."""
+    matches = _mic_matches(name, mic_kit)
     words = found = {match.group(1).lower() for match in matches}
-    beside = _in_context(_SHOT_MIC_WORD.sub(lambda m: "" if _is_mic(m) else m.group(0), name),
-                         where)
+    beside = _in_context(_SHOT_MIC_WORD.sub(lambda m: "" if _is_mic(m, mic_kit) else m.group(0),
+                                            name), where)
     if (classify_name(beside) or "").startswith("hihat"):
         words = found - _HAT_WORDS or (found if mic_kit else set())
     if not words:

@@ -372,10 +372,36 @@ def test_a_kicks_in_out_and_sub_mics_are_mics_of_one_kick(tmp_path):
 def test_a_size_and_a_fill_or_fade_in_or_out_are_no_mics(name, split):
     """"An 'in' after a number is a size" held with a space or none between: with "_",
     "-" or "." (file names often have no spaces) Floor_Tom_16_in was read as the tom's
-    inside mic; and "Fill In", "Crash Fade In" and "Crash Fade Out" as in and out mics."""
+    inside mic; and "Fill In", "Crash Fade In" and "Crash Fade Out" as in and out mics.
+    Read in a kit whose other names use mic words: outside one, see the next test."""
     from training.kits import _split_mic
 
-    assert _split_mic(name, "", False) == split
+    assert _split_mic(name, "", True) == split
+
+
+@pytest.mark.parametrize("name", ["Tom 8 in", "Tom_8_in", "Splash 8 in", "Tom 6 in",
+                                  "Kick 1 In", "Kick_01_In"])
+def test_an_in_after_a_number_is_a_size_outside_a_multi_mic_kit(name):
+    """After a single digit or a 0-led number "in" is a size or a numbered drum's inside
+    mic; in a kit whose names use no other mic word it is a size, as "Tom 10 in" is."""
+    from training.kits import _split_mic
+
+    assert _split_mic(name, "", False) == (name, "", "")
+    assert _split_mic("Kick In", "", False) == ("Kick", "in", "In")
+
+
+def test_a_lone_tom_8_in_leaves_the_hi_hats_apart(tmp_path):
+    """Read as the inside mic, the "in" of "Tom 8 in" (its size) made the folder a multi-mic
+    kit, so "HH_Close" and "HH_OH", a closed and an open hi-hat, were one hi-hat read from
+    its close mic, the open one dropped with a warning, and the tom was named "Tom 8"."""
+    folder = tmp_path / "pack"
+    write_shots(folder, ["Snare", "Kick", "Tom 8 in", "Tom 10 in", "HH_Close", "HH_OH"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kit = load_kit(folder)
+    assert {inst.name: inst.category for inst in kit.instruments} == {
+        "Snare": "snare", "Kick": "kick", "Tom 8 in": "tom", "Tom 10 in": "tom",
+        "HH_Close": "hihat_closed", "HH_OH": "hihat_open"}
 
 
 def test_sizes_and_fades_keep_their_pieces_apart(tmp_path):
