@@ -30,7 +30,7 @@ from .errors import SILENT_PEAK, AudioError, SilentAudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
 from .wavchunks import (broadcast_chunk_bytes, broadcast_info, channel_map, channel_mask,
                         omit_peak_chunk, set_broadcast_info, set_channel_mask,
-                        unfinished_audio_bytes, zero_peak_time)
+                        uncounted_audio_bytes, unfinished_audio_bytes, zero_peak_time)
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -192,7 +192,25 @@ def open_track(src: Path) -> sf.SoundFile:
     except AudioError:
         handle.close()
         raise
+    warn_uncounted(src, handle)
     return handle
+
+
+def warn_uncounted(src: Path, handle: sf.SoundFile) -> None:
+    """Warn, once per file, where ``src`` holds audio past what its header counts
+    (``wavchunks.uncounted_audio_bytes``): it is read as its header says, as a DAW reads
+    it, so the output lines up with the item there, but the take's tail was dropped from
+    the output without a word."""
+    frame_bytes = handle.channels * SUBTYPE_BYTES.get(handle.subtype, 0)
+    if not frame_bytes or handle.format not in ("WAV", "WAVEX", "RF64"):
+        return
+    left_out = uncounted_audio_bytes(src) // frame_bytes
+    if left_out:
+        warnings.warn(f"{src}: its header counts {handle.frames / handle.samplerate:.3f} s, but "
+                      f"{left_out / handle.samplerate:.3f} s more audio follow it uncounted (a "
+                      "recording whose header was last updated before it stopped); only the "
+                      "counted audio is read, as a DAW reads it: to keep the rest, repair the "
+                      f"header (e.g. sox --ignore-length {shlex.quote(src.name)} repaired.wav)")
 
 
 def empty_message(src: Path) -> str:
@@ -225,8 +243,8 @@ def cut_short(handle: sf.SoundFile) -> str | None:
     0xFFFFFFFF (a streaming writer's "unknown": read to the end of the file) and one byte
     more than is there (a missing pad byte). A header counting less than is there (a
     recorder that updates its sizes every few seconds and crashed before the last update)
-    is accepted too, but reads only the audio it counts, as a DAW reads it; the rest is
-    left out without a warning. One counting none reads as empty, which ``open_track``
+    is accepted too, but reads only the audio it counts, as a DAW reads it; ``open_track``
+    warns how much is left out (``warn_uncounted``). One counting none reads as empty, which ``open_track``
     refuses, naming the bytes that follow (``empty_message``)."""
     log = handle.extra_info
     chunk = _SHORT_CHUNK.search(log)

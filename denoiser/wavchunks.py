@@ -129,6 +129,32 @@ def unfinished_audio_bytes(path: str | os.PathLike) -> int:
     return 0
 
 
+#: How the tags some taggers append to a WAV without counting them begin (ID3v2, ID3v1,
+#: APE): bytes after the audio that are no audio.
+_TAG_MAGIC = (b"ID3", b"TAG", b"APETAGEX")
+
+
+def uncounted_audio_bytes(path: str | os.PathLike) -> int:
+    """The bytes after the ``data`` chunk of a RIFF or RF64 WAV that no chunk holds and no
+    appended tag (``_TAG_MAGIC``) begins, else 0: audio its header does not count. A
+    recorder that updates its sizes every few seconds and crashed before the last update
+    leaves them so; libsndfile, as a DAW, reads only the counted audio. Chunks after the
+    audio (an editor's ``bext``) are walked over; a size of 0xFFFFFFFF ("unknown") reads
+    to the end of the file, so nothing is left after it."""
+    with open(path, "rb") as file:
+        length = os.fstat(file.fileno()).st_size
+        end = None
+        for tag, start, size in _chunks(file):
+            if start + size > length + 1:  # no chunk: it would run past the file
+                break
+            if tag == b"data" or end is not None:
+                end = start + size + (size & 1)
+        if end is None or end >= length:
+            return 0
+        file.seek(end)
+        return 0 if file.read(8).startswith(_TAG_MAGIC) else length - end
+
+
 def broadcast_chunk_bytes(info: bytes) -> int:
     """The most bytes the ``bext`` chunk that ``set_broadcast_info`` writes for ``info``
     takes in the file: its header, fixed fields, the coding history as cut and the line

@@ -182,7 +182,8 @@ def test_a_recording_never_finalised_is_not_called_empty(tmp_path, rng, containe
 def test_a_header_counting_less_than_the_file_holds_reads_what_it_counts(tmp_path, rng):
     """What ``cut_short`` says of such headers: 0xFFFFFFFF (a streaming writer's "unknown")
     reads to the end of the file; a smaller count (a recorder that crashed between two
-    updates of its sizes) reads the audio it counts, as a DAW does, and the rest not."""
+    updates of its sizes) reads the audio it counts, as a DAW does, and the rest not
+    (with a warning: ``test_audio_past_what_the_header_counts_is_named_once``)."""
     path = tmp_path / "rec.wav"
     sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype="PCM_24")
     data = bytearray(path.read_bytes())
@@ -192,6 +193,55 @@ def test_a_header_counting_less_than_the_file_holds_reads_what_it_counts(tmp_pat
         struct.pack_into("<I", data, chunk + 4, size)
         path.write_bytes(data)
         assert read_audio(path).frames == frames
+
+
+@pytest.mark.parametrize("container", ["WAV", "RF64"])
+def test_audio_past_what_the_header_counts_is_named_once(tmp_path, rng, container):
+    """A header counting 3200 of the 4800 frames there (a recorder that crashed between two
+    updates of its sizes) read the 3200 and dropped the rest without a word: the output was
+    a third shorter than the take. It is still read as counted, as a DAW reads it, but a
+    warning names the file and the seconds left out, once however often it is opened."""
+    path = tmp_path / "take 2.wav"
+    sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype="PCM_24",
+             format=container)
+    data = bytearray(path.read_bytes())
+    chunk = data.index(b"data")
+    if container == "RF64":  # its sizes in the ds64: RIFF, data, frames
+        struct.pack_into("<QQQ", data, data.index(b"ds64") + 8, chunk + 3 * 3_200,
+                         3 * 3_200, 3_200)
+    else:
+        struct.pack_into("<I", data, 4, chunk + 3 * 3_200)
+        struct.pack_into("<I", data, chunk + 4, 3 * 3_200)
+    path.write_bytes(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        assert read_audio(path).frames == 3_200
+        assert read_audio(path).frames == 3_200
+    assert [str(w.message) for w in caught] == [
+        f"{path}: its header counts 0.067 s, but 0.033 s more audio follow it uncounted (a "
+        "recording whose header was last updated before it stopped); only the counted audio "
+        "is read, as a DAW reads it: to keep the rest, repair the header (e.g. sox "
+        "--ignore-length 'take 2.wav' repaired.wav)"]
+
+
+def test_what_follows_a_whole_data_chunk_is_no_uncounted_audio(tmp_path, rng):
+    """A chunk RIFF counts after the audio (an editor's LIST), an ID3 tag appended past it,
+    a missing pad byte and a size of 0xFFFFFFFF ("unknown": read to the end) leave no
+    audio out, and warn of none."""
+    path = tmp_path / "rec.wav"
+    sf.write(path, 0.1 * rng.standard_normal(4_801), 48_000, subtype="PCM_24")
+    whole = path.read_bytes()
+    chunk = whole.index(b"data")
+    listed = bytearray(whole + b"LIST\x04\x00\x00\x00INFO")
+    struct.pack_into("<I", listed, 4, len(listed) - 8)
+    unknown = bytearray(whole[:-1])
+    struct.pack_into("<I", unknown, 4, 0xFFFFFFFF)
+    struct.pack_into("<I", unknown, chunk + 4, 0xFFFFFFFF)
+    for data in (listed, whole + b"ID3\x04" + bytes(200), whole[:-1], unknown):
+        path.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert read_audio(path).frames == 4_801
 
 
 def test_a_wav_without_its_pad_byte_is_read_whole(tmp_path, rng):
