@@ -19,8 +19,9 @@ from typing import Any
 from denoiser.errors import SilentAudioError
 
 from .items import (EPSILON, SUMMARY_LIMIT, TAKE_VALUES, BridgeError, Selection, Skipped,
-                    TakeSource, UndoBlock, add_variant_take, collect, describe_take,
-                    list_labels, project_items, project_media_dir, summarise)
+                    SoleSelection, TakeSource, UndoBlock, add_variant_take, collect,
+                    copy_take_envelopes, describe_take, list_labels, project_items,
+                    project_media_dir, summarise)
 from .jobs import GATED, MediaCache, Plan, Task, discard, plan_denoise, render_path
 from .sidechain import find_track, keyable, origin, render_keys, skip_silent_keys
 from .wavio import render_take
@@ -43,8 +44,9 @@ SILENT = "silent"
 class Outcome:
     """What an action did, for the one message shown to the user. ``skips``: the items
     left alone and why (``skipped``: as ``label: reason`` lines); ``enveloped``: the
-    items given takes whose original has take envelopes, which the new takes lack. Both
-    hold every item; the message summarises them (``items.summarise``)."""
+    items given takes that lack some of their original's take envelopes, as ``label
+    (envelope, ...)``: those REAPER did not let the bridge copy. Both hold every item;
+    the message summarises them (``items.summarise``)."""
 
     takes_added: int
     takes_updated: int
@@ -66,7 +68,7 @@ class Outcome:
                 f"{self.files_processed} file(s) processed, {self.files_cached} reused from cache.")
         if self.enveloped:
             names = (", ".join(self.enveloped) if full else list_labels(self.enveloped))
-            text += ("\nTake envelopes are not copied to the new takes: " + names
+            text += ("\nSome take envelopes could not be copied to the new takes: " + names
                      + "; copy them by hand for a like-for-like A/B.")
         if self.note:
             text += f"\n{self.note}"
@@ -241,10 +243,12 @@ def apply(api: Any, plan: Plan, cache: MediaCache, project: Any = 0,
     it. The cache records the new files only after that, so it never names a file a failed
     run deleted.
 
-    Take envelopes (volume, pan, mute, pitch...) belong to the original take and neither
-    the files nor the accessor renders apply them, so the new takes play without them; a
-    take's envelope can only be created through actions or the item's state chunk, so
-    they are not copied: the outcome names the items whose original has any."""
+    Neither the files nor the accessor renders apply the original's take envelopes
+    (volume, pan, mute, pitch, take FX parameters), so each new take gets copies of them
+    (``copy_take_envelopes``); the outcome names the items with any REAPER did not let it
+    copy. REAPER makes a take's volume, pan, mute or pitch envelope only through actions
+    on the selected items' active takes, so the item is selected alone for them, and the
+    user's selection is given back before the undo block closes."""
     added = updated = 0
     skipped = list(plan.selection.skipped)
     unmade = {task.dst for task in plan.tasks if task.src in silent}
@@ -266,7 +270,8 @@ def apply(api: Any, plan: Plan, cache: MediaCache, project: Any = 0,
     given = 0  # items that got their takes: the undo point's count, set before it closes
     try:
         planned = len(plan.selection.takes) - len(quiet)  # named so if it fails partway
-        with batched(api), UndoBlock(api, undo_label(plan, planned)) as block:
+        with batched(api), UndoBlock(api, undo_label(plan, planned)) as block, \
+                SoleSelection(api, project) as solo:
             live = project_items(api, project)
             for index, then in enumerate(plan.selection.takes):
                 if index in quiet:
@@ -277,6 +282,7 @@ def apply(api: Any, plan: Plan, cache: MediaCache, project: Any = 0,
                 if isinstance(take, Skipped):
                     skipped.append(take)
                     continue
+                missed: dict[str, None] = {}  # the envelopes not copied, in order, once each
                 for variant in plan.variants:
                     output = plan.outputs[(index, variant)]
                     if add_variant_take(api, take, output, variant, rendered=take.file is None,
@@ -284,8 +290,10 @@ def apply(api: Any, plan: Plan, cache: MediaCache, project: Any = 0,
                         added += 1
                     else:
                         updated += 1
-                if int(api.CountTakeEnvelopes(take.take)):
-                    enveloped.append(take.label)
+                    missed.update(dict.fromkeys(copy_take_envelopes(
+                        api, take.take, api.GetActiveTake(take.item), take.item, solo)))
+                if missed:
+                    enveloped.append(f"{take.label} ({', '.join(missed)})")
                 given += 1
             block.description = undo_label(plan, given)
             api.Main_OnCommand(40047, 0)  # Peaks: build any missing peaks

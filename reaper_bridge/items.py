@@ -40,6 +40,12 @@ TAKE_VALUES = ("D_STARTOFFS", "D_PLAYRATE", "B_PPITCH", "D_PITCH", "I_PITCHMODE"
                "I_CHANMODE", "D_VOL", "D_PAN", "D_PANLAW")
 #: Take extension data of a processed take: the GUID of the take it was made from.
 SOURCE_LINK = "P_EXT:debleed_source"
+#: The take envelopes ReaScript names (``GetTakeEnvelopeByName``) and the action that makes
+#: each on the selected items' active takes ("Take: Toggle take volume envelope"...): no
+#: ReaScript call creates one (take FX parameter envelopes have ``TakeFX_GetEnvelope``).
+TAKE_ENVELOPES = {"Volume": 40693, "Pan": 40694, "Mute": 40695, "Pitch": 41612}
+#: What REAPER's Python binding allocates for a string it fills (``rpr_packs``: 4 MiB).
+CHUNK_BUFFER = 4 * 1024 * 1024
 EPSILON = 1e-9
 
 
@@ -515,6 +521,118 @@ def _clear_stretch_markers(api: Any, take: str) -> None:
     count = int(api.GetTakeNumStretchMarkers(take))
     if count:
         api.DeleteTakeStretchMarkers(take, 0, count)
+
+
+class SoleSelection:
+    """Selects one item at a time for an action that works on every selected item, and
+    gives the user's selection back once, on leaving the ``with`` block: REAPER's take
+    envelope actions act on all the selected items' active takes. The selection is read
+    and cleared only the first time an item is selected, so a run that needs no action
+    leaves it alone."""
+
+    def __init__(self, api: Any, project: Any = 0):
+        self.api = api
+        self.project = project
+        self.saved: list[str] | None = None
+        self.current: str | None = None
+
+    def select(self, item: str) -> None:
+        if self.saved is None:
+            self.saved = [self.api.GetSelectedMediaItem(self.project, i)
+                          for i in range(int(self.api.CountSelectedMediaItems(self.project)))]
+            self.api.SelectAllMediaItems(self.project, False)
+        elif self.current is not None:
+            self.api.SetMediaItemSelected(self.current, False)
+        self.api.SetMediaItemSelected(item, True)
+        self.current = item
+
+    def __enter__(self) -> "SoleSelection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is None:
+            return
+        if self.current is not None:
+            self.api.SetMediaItemSelected(self.current, False)
+        for item in self.saved:
+            self.api.SetMediaItemSelected(item, True)
+        self.saved = self.current = None
+
+
+def envelope_chunk(api: Any, envelope: str) -> str | None:
+    """The envelope's state chunk (``<VOLENV`` ... ``>``), or ``None`` when REAPER gives
+    none whole (refused, or longer than the binding's buffer: cut short)."""
+    result = api.GetEnvelopeStateChunk(envelope, "", CHUNK_BUFFER, False)
+    chunk = str(result[2]).rstrip()
+    return chunk if result[0] and chunk.startswith("<") and chunk.endswith(">") else None
+
+
+def _without_id(chunk: str) -> str:
+    """``chunk`` less its ``EGUID`` line: the copy keeps the envelope's own ID instead of
+    sharing the original's (SWS strips every ID line before it sets an object's state)."""
+    return "\n".join(line for line in chunk.splitlines()
+                     if not line.strip().startswith("EGUID "))
+
+
+def _bypassed(chunk: str) -> str:
+    """``chunk`` made inactive, hidden and disarmed (the first field of ``ACT``, ``VIS``
+    and ``ARM``): an envelope that changes nothing, for one ReaScript cannot delete."""
+    lines = []
+    for line in chunk.splitlines():
+        fields = line.split()
+        if fields and fields[0] in ("ACT", "VIS", "ARM"):
+            line = " ".join([fields[0], "0", *fields[2:]])
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _take_envelope(api: Any, take: str, item: str, name: str, solo: SoleSelection) -> str:
+    """``take``'s volume, pan, mute or pitch envelope (``name``), made first when it has
+    none by the action that toggles it, run with ``item`` (whose active take ``take`` is)
+    the only item selected; NULL when REAPER makes none."""
+    envelope = api.GetTakeEnvelopeByName(take, name)
+    if is_null(envelope) and name in TAKE_ENVELOPES:
+        solo.select(item)
+        api.Main_OnCommand(TAKE_ENVELOPES[name], 0)
+        envelope = api.GetTakeEnvelopeByName(take, name)
+    return envelope
+
+
+def copy_take_envelopes(api: Any, original: str, variant: str, item: str,
+                        solo: SoleSelection) -> list[str]:
+    """Give ``variant`` (``item``'s active take) the take envelopes of ``original``:
+    volume, pan, mute, pitch and take FX parameter envelopes, with the same points,
+    shapes and active, visible and armed state, each replacing the one ``variant`` has (a
+    reused take's, from an earlier run). A volume, pan, mute or pitch envelope the
+    original no longer has is left inactive and hidden (``_bypassed``). Neither the
+    processed files nor the renders apply take envelopes, so without them an A/B would
+    compare the original's rides with a take that has none. FX parameter envelopes need
+    ``variant``'s FX chain to be the original's (``_copy_fx``). Returns the names of the
+    envelopes REAPER did not let it copy, for the user to copy by hand."""
+    count = int(api.CountTakeEnvelopes(original))
+    if not count and not int(api.CountTakeEnvelopes(variant)):
+        return []
+    missed: list[str] = []
+    copied: set[str] = set()
+    for index in range(count):
+        envelope = api.GetTakeEnvelope(original, index)
+        name = str(api.GetEnvelopeName(envelope, "", 512)[2])
+        _, _, fx, param = api.Envelope_GetParentTake(envelope, 0, 0)
+        if int(fx) >= 0:
+            target = api.TakeFX_GetEnvelope(variant, int(fx), int(param), True)
+        else:
+            target = _take_envelope(api, variant, item, name, solo)
+            copied.add(name)
+        chunk = envelope_chunk(api, envelope)
+        if (chunk is None or is_null(target)
+                or not api.SetEnvelopeStateChunk(target, _without_id(chunk), False)):
+            missed.append(name)
+    for name in TAKE_ENVELOPES.keys() - copied:
+        stale = api.GetTakeEnvelopeByName(variant, name)
+        chunk = None if is_null(stale) else envelope_chunk(api, stale)
+        if chunk is not None:
+            api.SetEnvelopeStateChunk(stale, _bypassed(chunk), False)
+    return missed
 
 
 def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,

@@ -7,8 +7,9 @@ value), and pointers formatted as REAPER formats them (``"(MediaItem*)0x00000000
 null = all zeros). Playback is modelled where the tests need it: an audio accessor
 returns what a take plays (offset, playrate, sections, stretch markers, loop source,
 channel mode; neither take nor item volume) from the real files on disk, or what a track
-plays (its items mixed, in project time). Take FX and take envelopes are listed (their
-names), not played; like REAPER's accessors, the fake's reads are before take FX.
+plays (its items mixed, in project time). Take FX are listed (their names) and take
+envelopes kept as their state chunks hold them (points, shapes, active, visible, armed),
+neither played; like REAPER's accessors, the fake's reads are before take FX and envelopes.
 
 An item's take list may hold an empty take (``None``): REAPER counts it, but ``GetTake``
 and ``GetActiveTake`` give NULL for it.
@@ -89,18 +90,85 @@ class Source:
     samples: np.ndarray | None = None  # UNMAPPED sources keep their audio here
 
 
-@dataclass
-class FX:
-    """A take FX: what the tests look at (REAPER's copy carries the whole plug-in state)."""
+@dataclass(frozen=True)
+class Point:
+    """An envelope point: ``PT time value shape`` in the chunk (tension: its 8th field)."""
 
-    name: str
-    enabled: bool = True
+    time: float
+    value: float
+    shape: int = 0
+    tension: float = 0.0
 
 
 @dataclass
 class Envelope:
+    """A take envelope as its state chunk holds it (ReaTeam's "State Chunk Definitions":
+    ``EGUID``, ``ACT``, ``VIS``, ``ARM``, ``DEFSHAPE``, ``PT`` lines). ``name``: "Volume",
+    "Pan", "Mute" or "Pitch" (a take's own, in ``Take.envelopes``), or for a take FX
+    parameter's (``param``, kept in that FX's ``envelopes`` as REAPER keeps ``PARMENV``
+    in the FX's chunk) what ``GetEnvelopeName`` gives, "<parameter> / <FX>"."""
+
     ptr: str
-    name: str  # "Volume", "Pan", "Mute", "Pitch", or a take FX parameter's
+    name: str
+    param: int | None = None
+    guid: str = ""
+    active: bool = True
+    visible: bool = True
+    armed: bool = False
+    shape: int = 0  # DEFSHAPE: the default shape of new points
+    points: list[Point] = field(default_factory=list)
+
+    @property
+    def tag(self) -> str:
+        return "PARMENV" if self.param is not None else TAKE_ENVELOPE_TAGS[self.name]
+
+    def chunk(self) -> str:
+        """The state chunk REAPER writes for it (``GetEnvelopeStateChunk``)."""
+        head = (f"<PARMENV {self.param} 0.000000 1.000000 0.500000" if self.param is not None
+                else f"<{self.tag}")
+        lines = [head, f"EGUID {self.guid}", f"ACT {int(self.active)} -1",
+                 f"VIS {int(self.visible)} 1 1", "LANEHEIGHT 0 0", f"ARM {int(self.armed)}",
+                 f"DEFSHAPE {self.shape} -1 -1"]
+        lines += [f"PT {p.time!r} {p.value!r} {p.shape}"
+                  + (f" 0 0 0 {p.tension!r}" if p.tension else "") for p in self.points]
+        return "\n".join(lines + [">"])
+
+    def set_chunk(self, chunk: str) -> bool:
+        """Take the state of ``chunk`` (``SetEnvelopeStateChunk``); false, unchanged, for
+        one that is no whole chunk of this envelope's type (and parameter). Its ``EGUID``,
+        when it has one, becomes the envelope's."""
+        lines = [line.strip() for line in chunk.strip().splitlines()]
+        head = lines[0].split() if lines else []
+        if (not head or head[0] != "<" + self.tag or lines[-1] != ">"
+                or (self.param is not None
+                    and (len(head) < 2 or head[1].split(":")[0] != str(self.param)))):
+            return False
+        points = []
+        for fields in (line.split() for line in lines[1:-1]):
+            key, values = fields[0], fields[1:]
+            if key == "EGUID":
+                self.guid = values[0]
+            elif key in ("ACT", "VIS", "ARM"):
+                setattr(self, {"ACT": "active", "VIS": "visible", "ARM": "armed"}[key],
+                        values[0] != "0")
+            elif key == "DEFSHAPE":
+                self.shape = int(values[0])
+            elif key == "PT":
+                points.append(Point(float(values[0]), float(values[1]),
+                                    int(values[2]) if len(values) > 2 else 0,
+                                    float(values[6]) if len(values) > 6 else 0.0))
+        self.points = points
+        return True
+
+
+@dataclass
+class FX:
+    """A take FX: what the tests look at (REAPER's copy carries the whole plug-in state),
+    and its parameter envelopes by parameter index."""
+
+    name: str
+    enabled: bool = True
+    envelopes: dict[int, Envelope] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,7 +182,7 @@ class Take:
     ext: dict[str, str] = field(default_factory=dict)  # P_EXT:<key> values
     markers: list[tuple[float, float]] = field(default_factory=list)  # (pos, srcpos), sorted
     fx: list[FX] = field(default_factory=list)  # the take FX chain, in order
-    envelopes: list[Envelope] = field(default_factory=list)
+    envelopes: list[Envelope] = field(default_factory=list)  # volume, pan, mute, pitch
 
 
 @dataclass
@@ -157,6 +225,13 @@ class Track:
     items: list[Item] = field(default_factory=list)
 
 
+#: The chunk tags of a take's own envelopes, by the name ``GetTakeEnvelopeByName`` takes.
+TAKE_ENVELOPE_TAGS = {"Volume": "VOLENV", "Pan": "PANENV", "Mute": "MUTEENV",
+                      "Pitch": "PITCHENV"}
+#: The actions "Take: Toggle take volume/pan/mute/pitch envelope", by command ID, and the
+#: value of the point a new envelope gets (SWS builds its default take envelopes alike).
+TOGGLE_TAKE_ENVELOPE = {40693: ("Volume", 1.0), 40694: ("Pan", 0.0), 40695: ("Mute", 1.0),
+                        41612: ("Pitch", 0.0)}
 TAKE_DEFAULTS = {"D_STARTOFFS": 0.0, "D_PLAYRATE": 1.0, "B_PPITCH": 1.0, "D_PITCH": 0.0,
                  "I_PITCHMODE": -1.0, "I_CHANMODE": 0.0, "D_VOL": 1.0, "D_PAN": 0.0,
                  "D_PANLAW": -1.0}
@@ -175,7 +250,8 @@ POINTER_RESULTS = {
     "RPR_GetTake": "MediaItem_Take*", "RPR_GetActiveTake": "MediaItem_Take*",
     "RPR_AddTakeToMediaItem": "MediaItem_Take*", "RPR_GetMediaItemTake_Source": "PCM_source*",
     "RPR_GetMediaSourceParent": "PCM_source*", "RPR_CreateTakeAudioAccessor": "AudioAccessor*",
-    "RPR_CreateTrackAudioAccessor": "AudioAccessor*",
+    "RPR_CreateTrackAudioAccessor": "AudioAccessor*", "RPR_GetTakeEnvelope": "TrackEnvelope*",
+    "RPR_GetTakeEnvelopeByName": "TrackEnvelope*", "RPR_TakeFX_GetEnvelope": "TrackEnvelope*",
 }
 #: Functions with out-parameters and no return value: their tuple is the arguments back.
 VOID_TUPLES = frozenset({"RPR_GetProjectPathEx", "RPR_GetMediaSourceFileName",
@@ -297,10 +373,28 @@ class FakeReaper:
         take.fx.append(fx)
         return fx
 
-    def add_take_envelope(self, take: Take, name: str) -> Envelope:
-        envelope = Envelope("", name)
+    def _envelope(self, name: str, param: int | None, points: tuple[tuple[float, ...], ...],
+                  **state: Any) -> Envelope:
+        envelope = Envelope("", name, param, points=[Point(*p) for p in points], **state)
         envelope.ptr = self._ptr("TrackEnvelope*", envelope)
+        envelope.guid = self._guid()
+        return envelope
+
+    def add_take_envelope(self, take: Take, name: str,
+                          points: tuple[tuple[float, ...], ...] = ((0.0, 1.0),),
+                          **state: Any) -> Envelope:
+        """The take's volume, pan, mute or pitch envelope ``name``, with ``points``
+        (``(time, value[, shape[, tension]])``) and ``state`` (``active``, ``visible``...)."""
+        envelope = self._envelope(name, None, points, **state)
         take.envelopes.append(envelope)
+        return envelope
+
+    def add_fx_envelope(self, fx: FX, param: int,
+                        points: tuple[tuple[float, ...], ...] = ((0.0, 0.5),),
+                        **state: Any) -> Envelope:
+        """The envelope of ``fx``'s parameter ``param`` (see ``add_take_envelope``)."""
+        envelope = self._envelope(f"Param {param + 1} / {fx.name}", param, points, **state)
+        fx.envelopes[param] = envelope
         return envelope
 
     # -- playback model ----------------------------------------------------------------
@@ -567,8 +661,8 @@ class FakeReaper:
             return any(take is obj for take in self._takes())
         if kind == "PCM_source*":
             return any(source is obj for source in self._project_sources())
-        # Take envelopes are only counted (the bridge hands none to REAPER); whether
-        # REAPER validates one as a TrackEnvelope* is not known, track ones are not modelled.
+        if kind == "TrackEnvelope*":  # take ones; track envelopes are not modelled
+            return any(e is obj for take in self._takes() for e in self._take_envelopes(take))
         return False
 
     def _takes(self) -> list[Take]:
@@ -653,6 +747,13 @@ class FakeReaper:
         obj.track.items.remove(obj)
         self.destroyed.update([obj.ptr, *(t.ptr for t in obj.takes if t is not None)])
         return True
+
+    def RPR_SetMediaItemSelected(self, item: str, selected: bool) -> None:
+        self._get(item, Item).selected = bool(selected)
+
+    def RPR_SelectAllMediaItems(self, proj: Any, selected: bool) -> None:
+        for item in self._items():
+            item.selected = bool(selected)
 
     def RPR_GetMediaItem_Track(self, item: str) -> str:
         return self._get(item, Item).track.ptr
@@ -766,22 +867,84 @@ class FakeReaper:
     def RPR_TakeFX_CopyToTake(self, src_take: str, src_fx: int, dest_take: str, dest_fx: int,
                               is_move: bool) -> None:
         """Copy (or move) FX ``src_fx`` to position ``dest_fx`` of ``dest_take``'s chain (at
-        its end past the last); an index out of range does nothing."""
+        its end past the last); an index out of range does nothing. Whether REAPER's copy
+        carries the FX's parameter envelopes is not documented: the fake's has none (the
+        bridge copies them itself, replacing any the copy has), a move keeps them."""
         source, dest = self._get(src_take, Take), self._get(dest_take, Take)
         if not 0 <= src_fx < len(source.fx):
             return
-        fx = source.fx.pop(src_fx) if is_move else replace(source.fx[src_fx])
+        fx = source.fx.pop(src_fx) if is_move else replace(source.fx[src_fx], envelopes={})
         dest.fx.insert(dest_fx, fx)
 
     def RPR_TakeFX_Delete(self, take: str, fx: int) -> bool:
+        """Its parameter envelopes go with it (REAPER keeps them in the FX's chunk)."""
         chain = self._get(take, Take).fx
         if not 0 <= fx < len(chain):
             return False
+        self.destroyed.update(envelope.ptr for envelope in chain[fx].envelopes.values())
         del chain[fx]
         return True
 
+    @staticmethod
+    def _take_envelopes(take: Take) -> list[Envelope]:
+        """The take's envelopes as ``GetTakeEnvelope`` indexes them: its own, then its FX's
+        parameter envelopes by FX and parameter (REAPER's order is not documented)."""
+        return take.envelopes + [fx.envelopes[param] for fx in take.fx
+                                 for param in sorted(fx.envelopes)]
+
     def RPR_CountTakeEnvelopes(self, take: str) -> int:
-        return len(self._get(take, Take).envelopes)
+        return len(self._take_envelopes(self._get(take, Take)))
+
+    def RPR_GetTakeEnvelope(self, take: str, index: int) -> str:
+        envelopes = self._take_envelopes(self._get(take, Take))
+        return envelopes[index].ptr if 0 <= index < len(envelopes) else null("TrackEnvelope*")
+
+    def RPR_GetTakeEnvelopeByName(self, take: str, name: str) -> str:
+        """The take's "Volume", "Pan", "Mute" or "Pitch" envelope, hidden or not; NULL when
+        it has none."""
+        found = next((e for e in self._get(take, Take).envelopes if e.name == name), None)
+        return found.ptr if found else null("TrackEnvelope*")
+
+    def RPR_GetEnvelopeName(self, envelope: str, buf: str, size: int) -> tuple:
+        return (True, envelope, self._get(envelope, Envelope).name[:size - 1], size)
+
+    def _envelope_parent(self, envelope: Envelope) -> tuple[Take, int, int]:
+        """The project take holding ``envelope``, and its FX and parameter index (-1, -1
+        for the take's own envelopes)."""
+        for take in self._takes():
+            if any(e is envelope for e in take.envelopes):
+                return take, -1, -1
+            for index, fx in enumerate(take.fx):
+                if any(e is envelope for e in fx.envelopes.values()):
+                    return take, index, int(envelope.param)
+        raise ValueError(f"envelope {envelope.ptr!r} is in no take of the project")
+
+    def RPR_Envelope_GetParentTake(self, envelope: str, index: int, index2: int) -> tuple:
+        """``(take, envelope, fx index, parameter index)``: "If FX, indexOut set to FX
+        index, index2Out set to parameter index, otherwise -1"."""
+        take, fx, param = self._envelope_parent(self._get(envelope, Envelope))
+        return (take.ptr, envelope, fx, param)
+
+    def RPR_TakeFX_GetEnvelope(self, take: str, fx: int, param: int, create: bool) -> str:
+        """The envelope of parameter ``param`` of FX ``fx``, made (active and visible, one
+        point) when it has none and ``create``; NULL for an FX out of range."""
+        chain = self._get(take, Take).fx
+        if not 0 <= fx < len(chain) or param < 0:
+            return null("TrackEnvelope*")
+        found = chain[fx].envelopes.get(param)
+        if found is None and create:
+            found = self.add_fx_envelope(chain[fx], param, visible=True)
+        return found.ptr if found else null("TrackEnvelope*")
+
+    def RPR_GetEnvelopeStateChunk(self, envelope: str, buf: str, size: int,
+                                  isundo: bool) -> tuple:
+        """``(retval, env, chunk, size, isundo)``; a chunk past ``size`` is cut to fit the
+        buffer (what REAPER answers then is not documented: the fake says true)."""
+        chunk = self._get(envelope, Envelope).chunk()
+        return (True, envelope, chunk[:max(size - 1, 0)], size, isundo)
+
+    def RPR_SetEnvelopeStateChunk(self, envelope: str, chunk: str, isundo: bool) -> bool:
+        return self._get(envelope, Envelope).set_chunk(chunk)
 
     def RPR_GetTakeName(self, take: str) -> str:
         return self._get(take, Take).name
@@ -875,13 +1038,16 @@ class FakeReaper:
         return 1, data
 
     def _item_state(self) -> dict[str, tuple[list[Take | None], Take | None]]:
-        """Each item's takes, FX chains included (copied: a later edit must not reach the
-        saved state); empty takes stay empty."""
+        """Each item's takes, FX chains and envelopes included (copied: a later edit must not
+        reach the saved state); empty takes stay empty."""
         state = {}
         for item in self._items():
             copies = [None if t is None else
                       replace(t, values=dict(t.values), ext=dict(t.ext), markers=list(t.markers),
-                              fx=[replace(f) for f in t.fx], envelopes=list(t.envelopes))
+                              fx=[replace(f, envelopes={p: replace(e, points=list(e.points))
+                                                        for p, e in f.envelopes.items()})
+                                  for f in t.fx],
+                              envelopes=[replace(e, points=list(e.points)) for e in t.envelopes])
                       for t in item.takes]
             active = next((c for c, t in zip(copies, item.takes) if t is item.active), None)
             state[item.ptr] = (copies, active)
@@ -917,6 +1083,9 @@ class FakeReaper:
                     take.source = Source(**{**take.source.__dict__, "ptr": ""})
                     take.source.ptr = self._ptr("PCM_source*", take.source)
                 self.objects[take.ptr] = take
+                for envelope in self._take_envelopes(take):  # REAPER rebuilds them too
+                    self.objects[envelope.ptr] = envelope
+                    self.destroyed.discard(envelope.ptr)
             item.takes, item.active = takes, active
         self.undo.append(("undo", description))
         return 1
@@ -928,7 +1097,19 @@ class FakeReaper:
         pass
 
     def RPR_Main_OnCommand(self, command: int, flag: int) -> None:
+        """Recorded; "Take: Toggle take volume/pan/mute/pitch envelope" act on every
+        selected item's active take: one without that envelope gets it (active, visible
+        and armed, one point, as SWS builds them), one with it has it shown or hidden."""
         self.commands.append(command)
+        if command not in TOGGLE_TAKE_ENVELOPE:
+            return
+        name, value = TOGGLE_TAKE_ENVELOPE[command]
+        for take in (i.active for i in self._items() if i.selected and i.active is not None):
+            found = next((e for e in take.envelopes if e.name == name), None)
+            if found is None:
+                self.add_take_envelope(take, name, ((0.0, value),), armed=True)
+            else:
+                found.visible = not found.visible
 
     def RPR_GetExtState(self, section: str, key: str) -> str:
         return self.ext.get((section, key), "")

@@ -1,6 +1,6 @@
 """What makes the new take a fair A/B against its original, on the fake REAPER: items it
-must not be added to, what it copies from the original (take FX, pan law), what it says
-it does not copy (take envelopes), empty takes, and compare's grouping by link."""
+must not be added to, what it copies from the original (take FX, take envelopes, pan
+law), what it says it could not copy, empty takes, and compare's grouping by link."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_reaper import FakeReaper, null
+from fake_reaper import FakeReaper, Point, null
 from reaper_helpers import halve, make_wav, squash
 
 from reaper_bridge.bridge import apply, denoise, executor_for, prepare, run_tasks
@@ -156,26 +156,129 @@ def test_a_failed_run_undoes_the_fx_it_copied(fake: FakeReaper, api, tmp_path: P
     assert _fx(restored) == [("VST: ReaEQ (Cockos)", True)] and first.active.ptr == original.ptr
 
 
-def test_the_message_names_the_items_whose_take_envelopes_are_not_copied(
+def _envelopes(take) -> list[tuple]:
+    """A take's envelopes as the tests compare them: name, state and points, its FX
+    parameter envelopes after its own."""
+    fx = [e for f in take.fx for _, e in sorted(f.envelopes.items())]
+    return [(e.name, e.param, e.active, e.visible, e.armed, e.shape, e.points)
+            for e in take.envelopes + fx]
+
+
+def _enveloped_item(fake: FakeReaper, track, position: float, wav: Path):
+    """An item whose take has a volume ride (a dip with a slow and a bezier shape), a
+    bypassed, hidden pan envelope and an envelope on its EQ's fourth parameter."""
+    take = fake.add_take(fake.add_item(track, position, 0.4), fake.file_source(str(wav)), "s")
+    fake.add_take_envelope(take, "Volume", ((0.0, 1.0), (0.1, 0.25, 2), (0.3, 1.0, 5, 0.4)),
+                           visible=True, armed=True, shape=2)
+    fake.add_take_envelope(take, "Pan", ((0.0, -0.5),), active=False, visible=False)
+    eq = fake.add_take_fx(take, "VST: ReaEQ (Cockos)")
+    fake.add_fx_envelope(eq, 3, ((0.0, 0.2), (0.2, 0.9, 1)))
+    return take
+
+
+def test_every_new_take_gets_the_originals_take_envelopes(fake: FakeReaper, api,
+                                                          tmp_path: Path) -> None:
+    """A clip-gain ride ducking the bleed played on the original only, so the A/B
+    compared it with a take that lacked it. Each variant take now has the same take
+    envelopes (points, shapes, active, visible, armed; its FX's parameter envelopes too),
+    each its own (not the original's ID), the original's untouched; the user's selection
+    is as it was, and the item selected with it got no envelope from the action that
+    made them."""
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    track = fake.add_track("Snare")
+    original = _enveloped_item(fake, track, 0.0, wav)
+    before = _envelopes(original)
+    plain = fake.add_take(fake.add_item(track, 1.0, 0.4), fake.file_source(str(wav)), "p")
+    elsewhere = fake.add_item(track, 2.0, 0.4, selected=False)
+    fake.add_take(elsewhere, fake.file_source(str(wav)), "e")
+    outcome = denoise(api, ("gate", "debleed"), executor_for({"gate": halve, "debleed": squash}))
+    assert outcome.takes_added == 4 and outcome.enveloped == []
+    assert "envelope" not in outcome.message()
+    variants = original.item.takes[1:]
+    assert [t.name for t in variants] == ["s [gate]", "s [debleed]"]
+    for variant in variants:
+        assert _envelopes(variant) == before
+        ids = {e.guid for e in variant.envelopes + list(variant.fx[0].envelopes.values())}
+        assert len(ids) == 3 and not ids & {e.guid for e in original.envelopes}
+    assert _envelopes(original) == before
+    assert [t.envelopes for t in plain.item.takes] == [[], [], []]
+    assert [i.selected for i in track.items] == [True, True, False]
+
+
+def test_a_rerun_replaces_the_variant_takes_envelopes(fake: FakeReaper, api,
+                                                     tmp_path: Path) -> None:
+    """Running again after the ride was redrawn and the pan envelope removed: the reused
+    take has the new ride in its one volume envelope, and the pan envelope it was given
+    (which ReaScript cannot delete) is bypassed and hidden, so it changes nothing."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    original = _enveloped_item(fake, fake.add_track("Snare"), 0.0, wav)
+    denoise(api, ("debleed",), executor_for({"debleed": halve}), "first")
+    variant = original.item.active
+    original.envelopes[0].points = [Point(0.0, 0.5), Point(0.2, 1.0, 0)]
+    del original.envelopes[1]
+    assert denoise(api, ("debleed",), executor_for({"debleed": squash}),
+                   "second").takes_updated == 1
+    assert original.item.active is variant and len(original.item.takes) == 2
+    assert [e.name for e in variant.envelopes] == ["Volume", "Pan"]
+    assert _envelopes(variant)[0] == _envelopes(original)[0]
+    assert variant.envelopes[0].points == [Point(0.0, 0.5), Point(0.2, 1.0, 0)]
+    assert (variant.envelopes[1].active, variant.envelopes[1].visible) == (False, False)
+    assert _envelopes(variant)[2:] == _envelopes(original)[1:]  # one EQ envelope, as before
+
+
+def test_undo_removes_the_takes_and_the_envelopes_with_them(fake: FakeReaper, api,
+                                                           tmp_path: Path) -> None:
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    original = _enveloped_item(fake, fake.add_track("Snare"), 0.0, wav)
+    before = _envelopes(original)
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    assert fake.RPR_Undo_DoUndo2(0) == 1
+    assert [t.ptr for t in original.item.takes] == [original.ptr]
+    assert _envelopes(original.item.active) == before and original.item.selected
+
+
+def test_a_failed_run_gives_the_selection_back_and_undoes_the_envelopes(
         fake: FakeReaper, api, tmp_path: Path) -> None:
-    """A take envelope (a clip-gain ride ducking the bleed, a pitch envelope) plays on the
-    original only: the result message names those items, and only those."""
+    """All or nothing covers the envelopes, and the item selection the envelope actions
+    changed is the user's again."""
+    wav = make_wav(tmp_path / "snare.wav", 1.0)
+    track = fake.add_track("Snare")
+    original = _enveloped_item(fake, track, 0.0, wav)
+    refused = fake.add_item(track, 1.0, 0.4)
+    fake.add_take(refused, fake.file_source(str(wav)), "b")
+    fake.refuse_takes.add(refused.ptr)
+    aside = fake.add_item(track, 2.0, 0.4, selected=False)
+    fake.add_take(aside, fake.file_source(str(wav)), "c")
+    with pytest.raises(BridgeError, match="REAPER refused to add a take"):
+        denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    assert [t.ptr for t in original.item.takes] == [original.ptr]
+    assert [i.selected for i in track.items] == [True, True, False]
+
+
+def test_the_message_names_the_envelopes_reaper_did_not_let_it_copy(
+        fake: FakeReaper, tmp_path: Path) -> None:
+    """Where REAPER makes no envelope for the action (the pitch one here), that envelope
+    is named with its item, the others are copied."""
     wav = make_wav(tmp_path / "snare.wav", 2.0)
     track = fake.add_track("Snare")
     takes = [fake.add_take(fake.add_item(track, p, 0.4), fake.file_source(str(wav)), "s")
              for p in (0.0, 1.0, 2.0)]
     fake.add_take_envelope(takes[0], "Volume")
-    fake.add_take_envelope(takes[2], "Pitch")
+    fake.add_take_envelope(takes[2], "Pitch", ((0.0, 2.0),))
     fake.add_take_envelope(takes[2], "Mute")
-    message = denoise(api, ("debleed",), executor_for({"debleed": halve})).message()
-    assert message.splitlines()[1] == ("Take envelopes are not copied to the new takes: "
-                                       "Snare @ 0.000 s, Snare @ 2.000 s; copy them by hand "
-                                       "for a like-for-like A/B.")
-    assert [t.envelopes for t in (i.active for i in track.items)] == [[], [], []]
-    for take in takes:
-        take.envelopes.clear()
-        fake.RPR_SetActiveTake(take.ptr)
-    assert "envelope" not in denoise(api, ("debleed",), executor_for({"debleed": halve})).message()
+    run_command = fake.RPR_Main_OnCommand
+
+    def no_pitch_envelope(command: int, flag: int) -> None:
+        if command != 41612:
+            run_command(command, flag)
+
+    fake.RPR_Main_OnCommand = no_pitch_envelope  # type: ignore[method-assign]
+    outcome = denoise(RawRPR(fake.module()), ("debleed",), executor_for({"debleed": halve}))
+    assert outcome.message().splitlines()[1] == (
+        "Some take envelopes could not be copied to the new takes: Snare @ 2.000 s (Pitch); "
+        "copy them by hand for a like-for-like A/B.")
+    assert [[e.name for e in i.active.envelopes] for i in track.items] == [["Volume"], [],
+                                                                           ["Mute"]]
 
 
 def test_the_new_take_keeps_the_originals_pan_law(fake: FakeReaper, api,
@@ -312,6 +415,51 @@ def test_the_fake_models_the_take_fx_and_item_calls_the_bridge_makes(
     assert module.RPR_GetMediaItemInfo_Value(item.ptr, "C_LOCK") == 0.0
     assert module.RPR_GetMediaItemInfo_Value(item.ptr, "B_ALLTAKESPLAY") == 0.0
     assert module.RPR_GetMediaItemTakeInfo_Value(take.ptr, "D_PANLAW") == -1.0
+
+
+def test_the_fake_models_the_take_envelope_calls_the_bridge_makes(
+        fake: FakeReaper, tmp_path: Path) -> None:
+    """Through REAPER's own pointer packer: a take envelope's chunk and its round trip, a
+    chunk of another type refused, NULL answers, FX parameter envelopes made on demand
+    and gone with their FX, and the toggle action on the selected items' active takes."""
+    module = fake.module()
+    track = fake.add_track("Snare")
+    item, other = fake.add_item(track, 0.0, 0.4), fake.add_item(track, 1.0, 0.4, selected=False)
+    source = fake.file_source(str(make_wav(tmp_path / "s.wav", 0.5)))
+    take, aside = fake.add_take(item, source, "s"), fake.add_take(other, source, "o")
+    volume = fake.add_take_envelope(take, "Volume", ((0.0, 1.0), (0.2, 0.5, 5, -0.3)))
+    retval, _, chunk, _, _ = module.RPR_GetEnvelopeStateChunk(volume.ptr, "", 4096, False)
+    assert retval and chunk.startswith(f"<VOLENV\nEGUID {volume.guid}\nACT 1 -1\nVIS 1 1 1")
+    assert chunk.endswith("\nPT 0.0 1.0 0\nPT 0.2 0.5 5 0 0 0 -0.3\n>")
+    assert module.RPR_GetEnvelopeStateChunk(volume.ptr, "", 20, False)[2] == chunk[:19]
+    assert not module.RPR_SetEnvelopeStateChunk(volume.ptr, "<PANENV\nPT 0 1 0\n>", False)
+    assert module.RPR_SetEnvelopeStateChunk(
+        volume.ptr, chunk.replace("ACT 1", "ACT 0").replace("PT 0.0 1.0 0\n", ""), False)
+    assert not volume.active and volume.points == [Point(0.2, 0.5, 5, -0.3)]
+    assert module.RPR_GetEnvelopeName(volume.ptr, "", 64)[2] == "Volume"
+    assert module.RPR_Envelope_GetParentTake(volume.ptr, 0, 0) == (take.ptr, volume.ptr, -1, -1)
+    assert module.RPR_GetTakeEnvelopeByName(take.ptr, "Pitch") == null("TrackEnvelope*")
+    assert module.RPR_GetEnvelopeStateChunk(null("TrackEnvelope*"), "", 64, False)[0] == 0
+    assert not module.RPR_SetEnvelopeStateChunk(null("TrackEnvelope*"), chunk, False)
+
+    fake.add_take_fx(take, "VST: ReaEQ (Cockos)")
+    assert module.RPR_TakeFX_GetEnvelope(take.ptr, 0, 2, False) == null("TrackEnvelope*")
+    assert module.RPR_TakeFX_GetEnvelope(take.ptr, 1, 2, True) == null("TrackEnvelope*")
+    made = module.RPR_TakeFX_GetEnvelope(take.ptr, 0, 2, True)
+    assert module.RPR_TakeFX_GetEnvelope(take.ptr, 0, 2, True) == made
+    assert module.RPR_CountTakeEnvelopes(take.ptr) == 2
+    assert module.RPR_GetTakeEnvelope(take.ptr, 1) == made
+    assert module.RPR_Envelope_GetParentTake(made, 0, 0) == (take.ptr, made, 0, 2)
+    assert module.RPR_GetEnvelopeName(made, "", 64)[2] == "Param 3 / VST: ReaEQ (Cockos)"
+    assert module.RPR_TakeFX_Delete(take.ptr, 0)
+    assert module.RPR_CountTakeEnvelopes(take.ptr) == 1
+    assert module.RPR_GetEnvelopeName(made, "", 64)[0] == 0  # gone with its FX: NULL
+
+    module.RPR_Main_OnCommand(41612, 0)
+    assert [e.name for e in take.envelopes] == ["Volume", "Pitch"] and aside.envelopes == []
+    module.RPR_SelectAllMediaItems(0, True)
+    module.RPR_SetMediaItemSelected(item.ptr, False)
+    assert (item.selected, other.selected) == (False, True)
 
 
 def test_a_failure_after_the_first_take_was_added_is_undone(fake: FakeReaper,

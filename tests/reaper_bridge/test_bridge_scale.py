@@ -62,11 +62,12 @@ def test_summary_groups_reasons_and_caps_their_number() -> None:
 
 
 def test_the_envelope_line_is_cut_short() -> None:
-    outcome = Outcome(20, 0, 1, 0, [], enveloped=[f"Snare @ {n}.000 s" for n in range(20)])
+    outcome = Outcome(20, 0, 1, 0, [],
+                      enveloped=[f"Snare @ {n}.000 s (Pitch)" for n in range(20)])
     line = outcome.message().splitlines()[1]
-    assert line.endswith("Snare @ 7.000 s, ... and 12 more; copy them by hand for a "
+    assert line.endswith("Snare @ 7.000 s (Pitch), ... and 12 more; copy them by hand for a "
                          "like-for-like A/B.")
-    assert "Snare @ 19.000 s" in outcome.message(full=True)
+    assert "Snare @ 19.000 s (Pitch)" in outcome.message(full=True)
 
 
 def test_claiming_many_names_for_one_stem_costs_linear_claims(tmp_path: Path,
