@@ -574,6 +574,18 @@ def _without_id(chunk: str) -> str:
                      if not line.strip().startswith("EGUID "))
 
 
+def _scaling(chunk: str | None) -> str | None:
+    """The ``VOLTYPE`` line of ``chunk`` ("" without one; ``None`` for no chunk). REAPER
+    may make a volume envelope with fader scaling (``VOLTYPE 1``, a preference), and
+    nothing documents whether setting a chunk without the line resets it: the same points
+    read with another scaling play at another gain, so a copy whose scaling reads back
+    unlike its original's counts as not copied."""
+    if chunk is None:
+        return None
+    return next((line.strip() for line in chunk.splitlines()
+                 if line.strip().startswith("VOLTYPE")), "")
+
+
 def _bypassed(chunk: str) -> str:
     """``chunk`` made inactive, hidden and disarmed (the first field of ``ACT``, ``VIS``
     and ``ARM``): an envelope that changes nothing, for one ReaScript cannot delete."""
@@ -625,7 +637,8 @@ def copy_take_envelopes(api: Any, original: str, variant: str, item: str,
             copied.add(name)
         chunk = envelope_chunk(api, envelope)
         if (chunk is None or is_null(target)
-                or not api.SetEnvelopeStateChunk(target, _without_id(chunk), False)):
+                or not api.SetEnvelopeStateChunk(target, _without_id(chunk), False)
+                or _scaling(envelope_chunk(api, target)) != _scaling(chunk)):
             missed.append(name)
     for name in TAKE_ENVELOPES.keys() - copied:
         stale = api.GetTakeEnvelopeByName(variant, name)

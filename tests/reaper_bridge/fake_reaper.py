@@ -116,6 +116,7 @@ class Envelope:
     visible: bool = True
     armed: bool = False
     shape: int = 0  # DEFSHAPE: the default shape of new points
+    scaling: int = 0  # VOLTYPE: 1 for a volume envelope with fader scaling (a preference)
     points: list[Point] = field(default_factory=list)
 
     @property
@@ -128,7 +129,7 @@ class Envelope:
                 else f"<{self.tag}")
         lines = [head, f"EGUID {self.guid}", f"ACT {int(self.active)} -1",
                  f"VIS {int(self.visible)} 1 1", "LANEHEIGHT 0 0", f"ARM {int(self.armed)}",
-                 f"DEFSHAPE {self.shape} -1 -1"]
+                 f"DEFSHAPE {self.shape} -1 -1"] + ([f"VOLTYPE {self.scaling}"] * bool(self.scaling))
         lines += [f"PT {p.time!r} {p.value!r} {p.shape}"
                   + (f" 0 0 0 {p.tension!r}" if p.tension else "") for p in self.points]
         return "\n".join(lines + [">"])
@@ -153,6 +154,8 @@ class Envelope:
                         values[0] != "0")
             elif key == "DEFSHAPE":
                 self.shape = int(values[0])
+            elif key == "VOLTYPE":  # a chunk without it leaves it: REAPER documents neither
+                self.scaling = int(values[0])
             elif key == "PT":
                 points.append(Point(float(values[0]), float(values[1]),
                                     int(values[2]) if len(values) > 2 else 0,
@@ -300,6 +303,7 @@ class FakeReaper:
         self.script_deferred = False  # the running script called RPR_defer
         self.script_undo_block = False  # ... or opened an undo block
         self.commands: list[int] = []
+        self.volume_scaling = 0  # VOLTYPE of the volume envelopes the toggle action makes
         self.registered: list[tuple[bool, int, str, bool]] = []
         self.calls: dict[str, int] = {}
 
@@ -1107,7 +1111,8 @@ class FakeReaper:
         for take in (i.active for i in self._items() if i.selected and i.active is not None):
             found = next((e for e in take.envelopes if e.name == name), None)
             if found is None:
-                self.add_take_envelope(take, name, ((0.0, value),), armed=True)
+                made = self.add_take_envelope(take, name, ((0.0, value),), armed=True)
+                made.scaling = self.volume_scaling if name == "Volume" else 0
             else:
                 found.visible = not found.visible
 

@@ -521,3 +521,23 @@ def test_a_failure_destroying_a_reused_takes_old_source_is_undone(fake: FakeReap
                 "second")
     assert [t.name for t in item.takes] == ["Snare", "Snare [debleed]"]
     assert item.takes[1].source.filename == first
+
+
+def test_a_volume_envelope_made_with_another_scaling_is_named(fake: FakeReaper,
+                                                             tmp_path: Path) -> None:
+    """REAPER may make a take volume envelope with fader scaling (a preference), and no
+    document says a chunk without ``VOLTYPE`` resets it (the fake keeps it): the copy would
+    read the same points at another gain, so it is named for copying by hand. An original
+    with that scaling copies silently."""
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    track = fake.add_track("Snare")
+    takes = [fake.add_take(fake.add_item(track, p, 0.4), fake.file_source(str(wav)), "s")
+             for p in (0.0, 1.0)]
+    fake.add_take_envelope(takes[0], "Volume", ((0.0, 0.5), (0.2, 1.0)))
+    fake.add_take_envelope(takes[1], "Volume", ((0.0, 0.5),)).scaling = 1
+    fake.volume_scaling = 1
+    outcome = denoise(RawRPR(fake.module()), ("debleed",), executor_for({"debleed": halve}))
+    assert outcome.message().splitlines()[1] == (
+        "Some take envelopes could not be copied to the new takes: Snare @ 0.000 s (Volume); "
+        "copy them by hand for a like-for-like A/B.")
+    assert [i.active.envelopes[0].scaling for i in track.items] == [1, 1]
