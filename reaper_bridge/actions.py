@@ -43,12 +43,11 @@ from typing import Any, TypeVar
 from denoiser.errors import DebleedError, error_text
 
 from . import bridge, export
-from .items import compare_next
+from .items import SECTION, compare_next
 from .jobs import tasks_to_json
 from .rpr import at_exit, defer, reaper_api
 from .settings import BridgeSettings, load_settings, settings_path
 
-SECTION = "debleed"
 TITLE = "debleed"
 #: Jobs in flight, by id; the deferred code string finds them here. Module state lives
 #: as long as REAPER's interpreter, so a second action sees a running job.

@@ -46,6 +46,11 @@ SOURCE_LINK = "P_EXT:debleed_source"
 TAKE_ENVELOPES = {"Volume": 40693, "Pan": 40694, "Mute": 40695, "Pitch": 41612}
 #: What REAPER's Python binding allocates for a string it fills (``rpr_packs``: 4 MiB).
 CHUNK_BUFFER = 4 * 1024 * 1024
+#: The ExtState section of the bridge's state in REAPER (kept for the session, not in the
+#: project): the actions' job state, and under ``COMPARED`` the variant compare switched
+#: the selection to last.
+SECTION = "debleed"
+COMPARED = "compare"
 EPSILON = 1e-9
 
 
@@ -748,16 +753,6 @@ class _Family:
     locked: bool
 
     @property
-    def in_cycle(self) -> bool:
-        """Whether it plays one of its family (not a linked take renamed without its tag)."""
-        return self.active in self.takes.values()
-
-    @property
-    def current(self) -> str | None:
-        """The variant it plays (``None`` = the original); only when ``in_cycle``."""
-        return next(variant for variant, take in self.takes.items() if take == self.active)
-
-    @property
     def processed(self) -> bool:
         """Whether it has a debleed take: only then can lacking a variant be news (an item
         never processed, or a MIDI one, lacks them all and plays what it always did)."""
@@ -797,34 +792,67 @@ def _family(api: Any, item: str, active: str) -> _Family:
     return _Family(item, active, family, _locked(api, item))
 
 
-def _next_variant(families: Sequence[_Family]) -> str | None:
-    """The variant compare switches to. The cycle is every variant any family has, in
-    ``VARIANT_TAGS`` order after the original; where it stands is what the family with
-    the most takes plays (the first of them in the selection: it follows the most of the
-    cycle), or, where every family plays a take outside its family, before the first
-    variant. The next variant that would switch some item is taken, so every press is
-    heard, and where that family lacks the next variant (it stays put) the cycle still
-    moves on instead of going back to the same variant on every press."""
-    cycle = [v for v in (None, *VARIANT_TAGS) if any(v in f.takes for f in families)]
-    playing = sorted((f for f in families if f.in_cycle), key=lambda f: -len(f.takes))
-    start = cycle.index(playing[0].current) + 1 if playing else int(None in cycle)
+def _kept_take(family: _Family, cycle: list[str | None], position: str | None) -> str:
+    """The take ``family`` plays once compare has switched the selection to ``position``
+    (in ``cycle``): its take of that variant, else the one it kept, its take of the last
+    variant before it in the cycle (going round past the original)."""
+    index = cycle.index(position)
+    return next(family.takes[v] for v in cycle[index::-1] + cycle[:index:-1]
+                if v in family.takes)
+
+
+def _position(families: Sequence[_Family], cycle: list[str | None], last: str) -> str | None:
+    """Where the cycle stands: the variant compare switched the selection to last, read
+    from what the items play. Items holding different variants keep a take where they
+    lack one, so the variant any single item plays can be behind; the position is the
+    one after which the most items play what they do now (all of them, unless the user
+    switched some by hand). Two can fit alike, when the items' variants fall into two
+    runs of the cycle that none spans (one item with the original and ``[gate]``, one
+    with only ``[debleed]`` and ``[debleed+gate]``: both rest on their second take after
+    ``[gate]`` and after ``[debleed+gate]``); then the one compare last switched to
+    (``last``, from ExtState) tells them apart, else the cycle starts before its first
+    variant."""
+    start = cycle[0] if None in cycle else cycle[-1]
+
+    def fit(position: str | None) -> tuple[int, bool, bool]:
+        fitting = sum(f.active == _kept_take(f, cycle, position) for f in families)
+        return fitting, _state_name(position) == last, position == start
+
+    return max(cycle, key=fit)
+
+
+def _state_name(variant: str | None) -> str:
+    """How ExtState records a variant compare switched to."""
+    return "original" if variant is None else variant
+
+
+def _next_variant(families: Sequence[_Family], last: str) -> str | None:
+    """The variant compare switches to: the next one after where the cycle stands
+    (``_position``) that would switch some item, so every press is heard. The cycle is
+    every variant an item that can switch (two takes or more) has, in ``VARIANT_TAGS``
+    order after the original, so every such item meets each of its takes once per cycle
+    and the selection is back where it started after one."""
+    switching = [f for f in families if len(f.takes) > 1]
+    cycle = [v for v in (None, *VARIANT_TAGS) if any(v in f.takes for f in switching)]
+    start = cycle.index(_position(switching, cycle, last)) + 1
     # a family with two takes is there (the caller checks): some variant switches it
     return next(v for v in cycle[start:] + cycle[:start]
-                if any(v in f.takes and f.takes[v] != f.active for f in families))
+                if any(v in f.takes and f.takes[v] != f.active for f in switching))
 
 
 def compare_next(api: Any, project: Any = 0) -> Comparison:
     """Cycle the selected items' active takes: original -> gate -> debleed -> debleed+gate.
 
-    The cycle is every variant any selected item has, so none is out of reach whichever
-    item comes first (``_next_variant``); every item switches to its take of the next
-    variant, so an A/B stays in step across a multi-item selection, and an item without
-    one keeps its take and is named in the result where it has debleed takes (one never
-    processed is not news). Takes are grouped by their link to the original (see
-    ``_family``), not by name. A locked item keeps its take (the denoise action refuses it
-    too) and is named where it has debleed takes and plays another than the selection now
-    does. No undo point: switching back and forth must not bury the denoise action's own
-    undo point ("keep or undo").
+    The cycle is every variant any selected item has, so none is out of reach
+    (``_next_variant``); every item switches to its take of the next variant, so an A/B
+    stays in step across a multi-item selection, and an item without one keeps its take
+    and is named in the result where it has debleed takes (one never processed is not
+    news). The variant switched to is kept in ExtState (``COMPARED``) for the next press
+    to tell apart positions the takes alone cannot (``_position``). Takes are grouped by
+    their link to the original (see ``_family``), not by name. A locked item keeps its
+    take (the denoise action refuses it too) and is named where it has debleed takes and
+    plays another than the selection now does. No undo point: switching back and forth
+    must not bury the denoise action's own undo point ("keep or undo").
     """
     families: list[_Family] = []
     for item in target_items(api, project):
@@ -836,7 +864,8 @@ def compare_next(api: Any, project: Any = 0) -> Comparison:
         held = [item_label(api, f.item) for f in families if f.locked and len(f.takes) > 1]
         raise BridgeError("no selected item has a debleed take to compare" + (
             f"; locked items are left alone: {list_labels(held)}" if held else ""))
-    target = _next_variant(free)
+    target = _next_variant(free, str(api.GetExtState(SECTION, COMPARED)))
+    api.SetExtState(SECTION, COMPARED, _state_name(target), False)
     stayed: list[Skipped] = []
     for family in families:
         take = family.takes.get(target)

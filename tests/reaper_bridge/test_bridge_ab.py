@@ -541,3 +541,83 @@ def test_a_volume_envelope_made_with_another_scaling_is_named(fake: FakeReaper,
         "Some take envelopes could not be copied to the new takes: Snare @ 0.000 s (Volume); "
         "copy them by hand for a like-for-like A/B.")
     assert [i.active.envelopes[0].scaling for i in track.items] == [1, 1]
+
+
+def _processed(fake: FakeReaper, api, tmp_path: Path, *variant_sets: tuple[str, ...]) -> list:
+    """One "Snare" item per set, each processed to those variants alone (the last plays),
+    then all selected."""
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    track = fake.add_track("Snare")
+    items = [fake.add_item(track, 0.5 * k, 0.4) for k in range(len(variant_sets))]
+    for item in items:
+        fake.add_take(item, fake.file_source(str(wav)), "Snare")
+    for item, variants in zip(items, variant_sets):
+        for other in items:
+            other.selected = other is item
+        denoise(api, variants, executor_for({v: halve for v in variants}))
+    for item in items:
+        item.selected = True
+    return items
+
+
+def _pressed(api, items: list, presses: int) -> list[tuple[str | None, list[str]]]:
+    """What ``presses`` compare presses switched to, with each item's take after each."""
+    return [(compare_next(api).variant, [i.active.name.removeprefix("Snare ") for i in items])
+            for _ in range(presses)]
+
+
+def test_compare_cycles_an_item_without_original_that_shares_no_variant(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """One item with [gate], one whose original was deleted with [debleed] and
+    [debleed+gate]: the cycle stood where the first item played, which never moved while
+    the second switched, so it went [debleed], [debleed+gate], [debleed] ... forever and
+    the first item never reached its original. Both rest on their last take after
+    [gate] and after [debleed+gate] alike; the variant compare switched to last tells
+    which, and every press goes on round the cycle."""
+    gated, lost = _processed(fake, api, tmp_path, ("gate",), ("debleed", "debleed+gate"))
+    del lost.takes[0]  # Take > Delete active take, on the original
+    start = [i.active.name for i in (gated, lost)]
+    comparisons = [compare_next(api) for _ in range(4)]
+    assert [c.message() for c in comparisons] == [
+        "now playing: [debleed]\nKept their take:\n  Snare @ 0.000 s: no [debleed] take",
+        "now playing: [debleed+gate]\nKept their take:\n"
+        "  Snare @ 0.000 s: no [debleed+gate] take",
+        "now playing: original\nKept their take:\n  Snare @ 0.500 s: no original take",
+        "now playing: [gate]\nKept their take:\n  Snare @ 0.500 s: no [gate] take"]
+    assert [i.active.name for i in (gated, lost)] == start
+    assert _pressed(api, [gated, lost], 8) == 2 * [
+        ("debleed", ["[gate]", "[debleed]"]),
+        ("debleed+gate", ["[gate]", "[debleed+gate]"]),
+        (None, ["Snare", "[debleed+gate]"]),
+        ("gate", ["[gate]", "[debleed+gate]"])]
+
+
+def test_compare_cycles_items_that_share_only_some_variants(fake: FakeReaper, api,
+                                                            tmp_path: Path) -> None:
+    """[gate] on one item, [debleed] on a second, [debleed] and [debleed+gate] on a third
+    whose original was deleted: from the first item's [gate] the cycle went to [debleed]
+    and [debleed+gate] and back, so the first two items never left their processed take."""
+    items = _processed(fake, api, tmp_path, ("gate",), ("debleed",),
+                       ("debleed", "debleed+gate"))
+    del items[2].takes[0]
+    assert _pressed(api, items, 8) == 2 * [
+        (None, ["Snare", "Snare", "[debleed+gate]"]),
+        ("gate", ["[gate]", "Snare", "[debleed+gate]"]),
+        ("debleed", ["[gate]", "[debleed]", "[debleed]"]),
+        ("debleed+gate", ["[gate]", "[debleed]", "[debleed+gate]"])]
+
+
+def test_compare_cycles_past_a_locked_item(fake: FakeReaper, api, tmp_path: Path) -> None:
+    """A locked item with every variant is left out of the cycle; of the two it leaves,
+    one with [debleed+gate] and one without its original holding [gate] and [debleed],
+    the cycle went [gate], [debleed], [gate] ... after the first press, so the first of
+    them kept its original and never reached its [debleed+gate]."""
+    locked, gated, lost = _processed(fake, api, tmp_path, ("gate", "debleed", "debleed+gate"),
+                                     ("debleed+gate",), ("gate", "debleed"))
+    del lost.takes[0]
+    locked.lock = 1
+    assert _pressed(api, [locked, gated, lost], 8) == 2 * [
+        (None, ["[debleed+gate]", "Snare", "[debleed]"]),
+        ("gate", ["[debleed+gate]", "Snare", "[gate]"]),
+        ("debleed", ["[debleed+gate]", "Snare", "[debleed]"]),
+        ("debleed+gate", ["[debleed+gate]", "[debleed+gate]", "[debleed]"])]
