@@ -67,6 +67,19 @@ def broadcast(value: float, world: World) -> float:
     return float(tensor.item())
 
 
+def broadcast_module(module: torch.nn.Module, world: World) -> None:
+    """Give ``module`` rank 0's weights and buffers on every rank, in place. Why: DDP does
+    this at construction for the network it wraps, not for a module beside it such as the
+    guard's teacher, whose parts ``--model-kwargs`` grew each rank drew from its own seed,
+    so the ranks held their networks to different teachers."""
+    if not world.distributed:
+        return
+    for tensor in module.state_dict().values():
+        dense = tensor.contiguous()  # a channels-last convolution's weight is not
+        dist.broadcast(dense, src=0)
+        tensor.copy_(dense)
+
+
 def broadcast_flag(flag: bool, world: World) -> bool:
     """Rank 0's decision (e.g. early stop) for every rank."""
     return bool(broadcast(1.0 if flag else 0.0, world))

@@ -281,8 +281,9 @@ def run_teacher(model: DenoiserModel, config: TrainConfig, state: dict[str, Any]
 def started_model(config: TrainConfig, seed: int) -> DenoiserModel:
     """``--init``'s model as a run started from it: the parts ``model_kwargs`` grow drawn
     from ``seed`` (the run's, for this process), as ``initial_model`` drew them after
-    ``seed_everything``. For the guard of a resumed state that kept no teacher: a resumed
-    network is last.pt's own, not the model the guard holds it to."""
+    ``seed_everything`` (under torchrun the trainer then gives every rank rank 0's). For
+    the guard of a resumed state that kept no teacher: a resumed network is last.pt's own,
+    not the model the guard holds it to."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:

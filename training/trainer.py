@@ -33,7 +33,8 @@ from denoiser.outfiles import atomic_output
 
 from .config import DATA_RATE, TrainConfig
 from .dataset import endless
-from .distributed import World, average, broadcast, broadcast_flag, gather
+from .distributed import (World, average, broadcast, broadcast_flag, broadcast_module,
+                          gather)
 from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import SISDRLoss, SNRLoss
@@ -112,6 +113,8 @@ class Trainer:
         self.world = world
         self.report = report
         self.guard = None if guard is None else guard.to(device)
+        if self.guard is not None:  # DDP gives the network rank 0's weights, not it
+            broadcast_module(self.guard.teacher, world)
         # Before DDP: it records at construction which parameters will receive gradients.
         self.frozen = frozen_modules(self.model, config.freeze)
         self.frozen_parameters = frozen_parameters(self.model, config.freeze)

@@ -34,13 +34,14 @@ def data(synthetic_kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
                           valid_fraction=0.2)
 
 
-def torchrun_train(data: Path, run: Path, *options: str,
+def torchrun_train(data: Path | None, run: Path, *options: str,
                    program: tuple[str, ...] = ("-m", "debleed.cli.main")
                    ) -> subprocess.CompletedProcess:
-    """``debleed train`` in two gloo processes, tiny steps; ``program`` runs the CLI."""
+    """``debleed train`` in two gloo processes, tiny steps; ``program`` runs the CLI; no
+    ``data``: ``options`` name --kit folders."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-               *program, "train", str(data), "--out", str(run),
+               *program, "train", *([] if data is None else [str(data)]), "--out", str(run),
                "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "2",
                "--segment-seconds", "0.5", "--valid-clips", "1", "--threads", "1",
                "--device", "cpu", *options]
@@ -148,3 +149,50 @@ def test_every_rank_lowers_its_lr_with_rank_0(data: Path, tmp_path: Path):
     # broadcasts rank 0's at the next forward pass
     assert all(torch.equal(value, ranks[1]["parameters"][name])
                for name, value in ranks[0]["parameters"].items())
+
+
+REPORTING_TEACHER = """
+import sys
+
+import torch
+
+from debleed.cli.main import cli
+from training.trainer import Trainer
+
+out = sys.argv.pop(1)
+fit = Trainer.fit
+
+
+def reporting_fit(self, extra=None):
+    torch.save({"teacher": self.guard.teacher.state_dict(), "network": self.model.state_dict()},
+               f"{out}/rank{self.world.rank}.pt")
+    return fit(self, extra)
+
+
+Trainer.fit = reporting_fit
+sys.argv[0] = "debleed"
+cli()
+"""
+
+
+def test_every_rank_holds_its_network_to_rank_0s_teacher(synthetic_kit_dir: Path,
+                                                         tmp_path: Path):
+    """The guard's teacher is the --init model grown by --model-kwargs (here a third
+    residual block, drawn at random): each rank drew it from its own seed, and DDP, which
+    gives the network rank 0's weights, never saw the teacher, so rank 1 held its network
+    to another model than the one it started as, whose output differed."""
+    torch.manual_seed(3)
+    start = save_checkpoint(tmp_path / "start.pt", build_model("bandmask-tiny"))
+    script, report = tmp_path / "teacher.py", tmp_path / "report"
+    script.write_text(REPORTING_TEACHER)
+    report.mkdir()
+    torchrun_train(None, tmp_path / "run", "--kit", str(synthetic_kit_dir), "--init", str(start),
+                   "--model-kwargs", '{"dilations": [1, 2, 4]}', "--guard-weight", "1",
+                   "--guard-batch-size", "1", "--epochs", "1", "--steps-per-epoch", "1",
+                   program=(str(script), str(report)))
+    ranks = [torch.load(report / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    network = ranks[0]["network"]  # as every rank starts: DDP's broadcast of rank 0's
+    assert "blocks.2.body.0.weight" in network
+    for rank in ranks:
+        assert rank["teacher"].keys() == network.keys()
+        assert all(torch.equal(rank["teacher"][name], value) for name, value in network.items())
