@@ -34,11 +34,14 @@ def check_number(what: str, name: str, value: Any, low: float, high: float = mat
                              f"{_interval(name, low, high, low_open, high_open)}")
 
 
+def is_whole(value: Any) -> bool:
+    """An integer; not ``True``, nor 2.0, which would fail later in ``range``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_whole(what: str, name: str, value: Any, low: int, high: float = math.inf) -> None:
-    """Refuse ``value`` unless it is an integer in ``[low, high]`` (a count: 2.0 clips
-    would fail later in ``range``)."""
-    if not (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and low <= value <= high):
+    """Refuse ``value`` unless it is an integer in ``[low, high]`` (a count, ``is_whole``)."""
+    if not (is_whole(value) and low <= value <= high):
         wanted = f"in [{low}, {high:g}]" if high < math.inf else f">= {low}"
         raise ParameterError(f"{what} {name} = {value!r}: must be a whole number {wanted}")
 

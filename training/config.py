@@ -11,6 +11,7 @@ from typing import Any
 
 from denoiser.errors import ParameterError
 
+from .bounds import is_number, is_whole
 from .errors import DatasetError
 from .synth import CLIP_SECONDS, SynthConfig
 
@@ -138,15 +139,21 @@ class TrainConfig:
         resume kept from its saved run (``kept_from``), so marked (``option``)."""
         for spec in fields(self):  # NaN passes every comparison below, inf most of them
             value = getattr(self, spec.name)
-            if spec.type == "float" and not math.isfinite(value):
+            if spec.type == "float" and not (is_number(value) and math.isfinite(value)):
                 raise ParameterError(f"train: {self.option(spec.name, kept)}: "
                                      "must be a finite number")
+            if spec.type == "int" and not is_whole(value):
+                raise ParameterError(f"train: {self.option(spec.name, kept)}: "
+                                     "must be a whole number")
         positive = ("lr", "batch_size", "segment_seconds", "steps_per_epoch", "epochs")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ParameterError(f"train: {self.option(name, kept)}: must be > 0")
-        if self.valid_clips < 1:
-            raise ParameterError(f"train: {self.option('valid_clips', kept)}: must be >= 1")
+        # a guard batch of none is none whether the guard runs or not; a saved run's
+        # validation version is 1 or more (``from_dict``)
+        for name in ("valid_clips", "guard_batch_size", "validation_version"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"train: {self.option(name, kept)}: must be >= 1")
         non_negative = ("weight_decay", "grad_clip", "num_workers", "gain_jitter_db",
                         "max_minutes", "threads")
         for name in non_negative:
@@ -194,9 +201,8 @@ class TrainConfig:
         if self.guard_teacher and not self.guard_weight:
             raise ParameterError("train: --guard-teacher is the guard's teacher: it needs "
                                  "--guard-weight > 0")
-        if self.guard_weight and (not self.init or self.guard_batch_size < 1):
-            raise ParameterError("train: the guard needs --init (its teacher) and a guard "
-                                 "batch of at least 1")
+        if self.guard_weight and not self.init:
+            raise ParameterError("train: the guard needs --init (its teacher)")
         self.check_batch_memory(kept)
         if self.precision not in TRAIN_PRECISIONS:
             raise ParameterError(f"train: {self.option('precision', kept)}: must be one of "

@@ -5,6 +5,7 @@ size is patched here, so nothing is ever allocated at the absurd sizes."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import fields, replace
 from pathlib import Path
@@ -196,3 +197,44 @@ def test_the_options_named_are_the_train_commands():
     named = {field.name: TrainConfig().option(field.name).split(" ")[0]
              for field in fields(TrainConfig) if field.name not in config_module.NO_OPTION}
     assert {name: flag for name, flag in named.items() if flag not in given} == {}
+
+
+COUNTS = [spec.name for spec in fields(TrainConfig) if spec.type == "int"]
+NUMBERS = [spec.name for spec in fields(TrainConfig) if spec.type == "float"]
+
+
+@pytest.mark.parametrize("name", COUNTS)
+@pytest.mark.parametrize("value", [math.nan, math.inf, 2.5, True])
+def test_a_count_is_a_whole_number(name: str, value: float):
+    """From Python, or a saved run's options on a resume, a count compared only with its
+    bounds, which NaN passes and inf one-sided ones: --epochs nan trained no epoch and then
+    found no best.pt, --epochs inf never stopped, --steps-per-epoch 2.5 failed in range()
+    with a traceback once the data was loaded, and True counted 1."""
+    config = replace(SEGMENT, **{name: value})
+    with pytest.raises(ParameterError) as caught:
+        config.validate()
+    assert str(caught.value).startswith(f"train: {config.option(name)}: must be a whole number")
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+def test_a_number_is_not_true(name: str):
+    """True passed as 1 (--lr True trained at a rate of 1): a bool as a number is a mistake,
+    as the other settings' checks (training/bounds.py) hold."""
+    config = replace(SEGMENT, **{name: True})
+    with pytest.raises(ParameterError) as caught:
+        config.validate()
+    assert str(caught.value).startswith(f"train: {config.option(name)}: must be a finite number")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"guard_batch_size": 0}, "--guard-batch-size 0: must be >= 1"),
+    ({"guard_batch_size": -3, "guard_weight": 1.0, "init": "default"},
+     "--guard-batch-size -3: must be >= 1"),
+    ({"validation_version": 0}, "validation_version = 0: must be >= 1")])
+def test_a_guard_batch_and_a_validation_version_are_at_least_1(change: dict, message: str):
+    """--guard-batch-size 0 passed without --guard-weight, and was refused with it only as
+    "a guard batch of at least 1", without the option; a saved run's validation version
+    (1 or 2) was never checked."""
+    with pytest.raises(ParameterError) as caught:
+        replace(SEGMENT, **change).validate()
+    assert str(caught.value).startswith(f"train: {message}")
