@@ -1,5 +1,6 @@
 """Range checks shared by the settings dataclasses' ``validate`` methods (``SynthConfig``,
-``GrooveConfig``, ``MicConfig``, ``SessionConfig``, ``MetricConfig``, ``BenchConfig``).
+``GrooveConfig``, ``MicConfig``, ``SessionConfig``, ``MetricConfig``, ``BenchConfig``,
+``TrainConfig``).
 
 Each refusal is one ``ParameterError`` line naming the field, its value and what it may
 be. NaN compares false with every bound and an infinity passes a one-sided one, so each
@@ -24,14 +25,18 @@ def is_number(value: Any) -> bool:
 
 
 def check_number(what: str, name: str, value: Any, low: float, high: float = math.inf,
-                 low_open: bool = False, high_open: bool = False) -> None:
+                 low_open: bool = False, high_open: bool = False, *, shown: str = "",
+                 why: str = "") -> None:
     """Refuse ``value`` unless it is a finite number in ``[low, high]`` (either end open
-    with ``low_open``/``high_open``). ``what`` begins the message, e.g. "synth:"."""
+    with ``low_open``/``high_open``). ``what`` begins the message, e.g. "synth:"; ``shown``
+    names the setting there instead of ``name = value`` (e.g. as its option is typed), and
+    ``why`` follows the bounds."""
     finite = is_number(value) and math.isfinite(value)
     if not (finite and (low < value if low_open else low <= value)
             and (value < high if high_open else value <= high)):
-        raise ParameterError(f"{what} {name} = {value!r}: must be "
-                             f"{_interval(name, low, high, low_open, high_open)}")
+        raise ParameterError(f"{what} {shown or f'{name} = {value!r}'}: must be "
+                             f"{_interval(name, low, high, low_open, high_open)}"
+                             f"{_because(why)}")
 
 
 def is_whole(value: Any) -> bool:
@@ -39,11 +44,15 @@ def is_whole(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_whole(what: str, name: str, value: Any, low: int, high: float = math.inf) -> None:
-    """Refuse ``value`` unless it is an integer in ``[low, high]`` (a count, ``is_whole``)."""
+def check_whole(what: str, name: str, value: Any, low: int, high: float = math.inf, *,
+                shown: str = "", why: str = "") -> None:
+    """Refuse ``value`` unless it is an integer in ``[low, high]`` (a count, ``is_whole``);
+    ``what``, ``shown`` and ``why`` as for ``check_number``."""
     if not (is_whole(value) and low <= value <= high):
-        wanted = f"in [{low}, {high:g}]" if high < math.inf else f">= {low}"
-        raise ParameterError(f"{what} {name} = {value!r}: must be a whole number {wanted}")
+        top = high if isinstance(high, int) else f"{high:g}"  # a seed's 2**63 - 1 exactly
+        wanted = f"in [{low}, {top}]" if high < math.inf else f">= {low}"
+        raise ParameterError(f"{what} {shown or f'{name} = {value!r}'}: must be a whole "
+                             f"number {wanted}{_because(why)}")
 
 
 def check_range(what: str, name: str, value: Any, limits: tuple[float, float],
@@ -97,3 +106,8 @@ def _interval(name: str, low: float, high: float, low_open: bool, high_open: boo
     if high == math.inf:
         return f"a finite number {'>' if low_open else '>='} {low:g}"
     return f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def _because(why: str) -> str:
+    """``why`` as the end of a refusal: ", " before it, nothing without it."""
+    return f", {why}" if why else ""

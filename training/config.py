@@ -11,7 +11,7 @@ from typing import Any
 
 from denoiser.errors import ParameterError
 
-from .bounds import is_number, is_whole
+from .bounds import check_number, check_whole
 from .errors import DatasetError
 from .synth import CLIP_SECONDS, SynthConfig
 
@@ -62,6 +62,41 @@ MAX_PER_CORE = 4
 # The memory assumed where the system does not say (``os.sysconf`` is POSIX's): a large
 # workstation's, so that only what none could hold is refused.
 ASSUMED_MEMORY = 256 * 2**30
+# Each number field's bounds: low, high and what else a refusal says (``bounds.check_number``'s
+# options; a count, an int field, is checked by ``check_whole``). Patience 0 would stop after
+# the first epoch, or lower the rate after every one, improving or not; a guard batch of none
+# is none whether the guard runs or not; a saved run's validation version is 1 or more
+# (``TrainConfig.from_dict``).
+NUMBER_BOUNDS: dict[str, tuple[float, float, dict[str, Any]]] = {
+    "lr": (0.0, math.inf, {"low_open": True}),
+    "weight_decay": (0.0, MAX_WEIGHT_DECAY, {"why": "typically 1e-4 to 0.1"}),
+    "batch_size": (1, math.inf, {}),
+    "segment_seconds": (MIN_SEGMENT_SECONDS, CLIP_SECONDS[1],
+                        {"why": "seconds from the losses' longest window to the longest clip "
+                                "(96000 asked the loss check for 37 GB)"}),
+    "steps_per_epoch": (1, math.inf, {}),
+    "epochs": (1, math.inf, {}),
+    "grad_clip": (0.0, math.inf, {}),
+    "plateau_patience": (1, math.inf,
+                         {"why": "epochs without improvement before the rate is lowered"}),
+    "plateau_factor": (0.0, 1.0, {"low_open": True, "high_open": True,
+                                  "why": "the factor that lowers the learning rate"}),
+    "early_stop_patience": (1, math.inf,
+                            {"why": "epochs without improvement before the run stops"}),
+    "gain_jitter_db": (0.0, math.inf, {}),
+    "ema_decay": (0.0, 1.0, {"high_open": True}),
+    "valid_clips": (1, math.inf, {}),
+    "validation_version": (1, math.inf, {}),
+    "max_minutes": (0.0, math.inf, {}),
+    "seed": (0, SEED_LIMIT - 1, {}),
+    "num_workers": (0, math.inf, {}),
+    "threads": (0, math.inf, {}),
+    "guard_weight": (0.0, math.inf, {}),
+    "guard_batch_size": (1, math.inf, {}),
+    "guard_high_band": (0.0, math.inf, {}),
+    "guard_ducking": (0.0, math.inf, {}),
+}
+PER_CORE = ("num_workers", "threads")  # also at most MAX_PER_CORE per CPU core
 # The ``train`` options whose names are not their fields' with "-" for "_", and the fields
 # no option sets by name, named as fields (``TrainConfig.option``).
 OPTION_NAMES = {"num_workers": "--workers"}
@@ -137,62 +172,10 @@ class TrainConfig:
     def validate(self, kept: Collection[str] = ()) -> "TrainConfig":
         """Refuse what no run could train with, in one line each. ``kept``: the fields a
         resume kept from its saved run (``kept_from``), so marked (``option``)."""
-        for spec in fields(self):  # NaN passes every comparison below, inf most of them
-            value = getattr(self, spec.name)
-            if spec.type == "float" and not (is_number(value) and math.isfinite(value)):
-                raise ParameterError(f"train: {self.option(spec.name, kept)}: "
-                                     "must be a finite number")
-            if spec.type == "int" and not is_whole(value):
-                raise ParameterError(f"train: {self.option(spec.name, kept)}: "
-                                     "must be a whole number")
-        positive = ("lr", "batch_size", "segment_seconds", "steps_per_epoch", "epochs")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ParameterError(f"train: {self.option(name, kept)}: must be > 0")
-        # a guard batch of none is none whether the guard runs or not; a saved run's
-        # validation version is 1 or more (``from_dict``)
-        for name in ("valid_clips", "guard_batch_size", "validation_version"):
-            if getattr(self, name) < 1:
-                raise ParameterError(f"train: {self.option(name, kept)}: must be >= 1")
-        non_negative = ("weight_decay", "grad_clip", "num_workers", "gain_jitter_db",
-                        "max_minutes", "threads")
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise ParameterError(f"train: {self.option(name, kept)}: must be >= 0")
-        cores = os.cpu_count() or 1  # None where it cannot tell
-        for name in ("num_workers", "threads"):
-            if getattr(self, name) > MAX_PER_CORE * cores:
-                raise ParameterError(f"train: {self.option(name, kept)}: at most "
-                                     f"{MAX_PER_CORE * cores}, "
-                                     f"{MAX_PER_CORE} per CPU core ({cores} "
-                                     f"core{'s' * (cores != 1)}): more only wait for each other")
+        self.check_numbers(kept)
         if self.optimizer not in OPTIMIZERS:
             raise ParameterError(f"train: {self.option('optimizer', kept)}: must be one of "
                                  f"{', '.join(OPTIMIZERS)}")
-        if self.weight_decay > MAX_WEIGHT_DECAY:
-            raise ParameterError(f"train: {self.option('weight_decay', kept)}: must be at most "
-                                 f"{MAX_WEIGHT_DECAY:g} (typical: 1e-4 to 0.1)")
-        if not MIN_SEGMENT_SECONDS <= self.segment_seconds <= CLIP_SECONDS[1]:
-            raise ParameterError(f"train: {self.option('segment_seconds', kept)}: must be at "
-                                 f"least {MIN_SEGMENT_SECONDS} s, the losses' longest window, "
-                                 f"and at most {CLIP_SECONDS[1]:g} s, the longest clip (96000 "
-                                 "asked the loss check for 37 GB)")
-        # 0 would stop after the first epoch, or lower the rate after every one, improving or not
-        for name in ("early_stop_patience", "plateau_patience"):
-            if getattr(self, name) < 1:
-                raise ParameterError(f"train: {self.option(name, kept)}: must be at least 1 epoch")
-        if not 0 <= self.seed < SEED_LIMIT:
-            raise ParameterError(f"train: {self.option('seed', kept)}: must be in [0, 2**63)")
-        if not 0 < self.plateau_factor < 1:
-            raise ParameterError(f"train: {self.option('plateau_factor', kept)}: must be in "
-                                 "(0, 1), the factor that lowers the learning rate")
-        if not 0 <= self.ema_decay < 1:
-            raise ParameterError(f"train: {self.option('ema_decay', kept)}: must be in [0, 1)")
-        for name in ("guard_weight", "guard_high_band", "guard_ducking"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ParameterError(f"train: {self.option(name, kept)}: "
-                                     "must be a finite number >= 0")
         for option, value in (("--guard-high-band", self.guard_high_band),
                               ("--guard-ducking", self.guard_ducking)):
             if value and not self.guard_weight:
@@ -211,6 +194,23 @@ class TrainConfig:
         self.synth_config()
         self.guard_synth_config()
         return self
+
+    def check_numbers(self, kept: Collection[str] = ()) -> None:
+        """Refuse a number field outside its ``NUMBER_BOUNDS`` (``bounds.check_number``, a
+        count's ``check_whole``), and --workers or --threads past ``MAX_PER_CORE`` of this
+        machine's cores; each named as typed (``option``, ``kept`` as for ``validate``)."""
+        cores = os.cpu_count() or 1  # None where it cannot tell
+        per_core = (f"{MAX_PER_CORE} per CPU core ({cores} core{'s' * (cores != 1)}): "
+                    "more only wait for each other")
+        for spec in fields(self):
+            if spec.type not in ("int", "float"):
+                continue
+            low, high, options = NUMBER_BOUNDS[spec.name]
+            if spec.name in PER_CORE:
+                high, options = min(high, MAX_PER_CORE * cores), {**options, "why": per_core}
+            check = check_whole if spec.type == "int" else check_number
+            check("train:", spec.name, getattr(self, spec.name), low, high,
+                  shown=self.option(spec.name, kept), **options)
 
     def check_losses(self, sample_rate: int) -> None:
         """Refuse unknown or empty losses, options they do not take, and options that cannot

@@ -305,7 +305,7 @@ def test_a_guarded_state_without_its_teacher_resumes_to_the_same_weights(
 
 @pytest.mark.parametrize("change, message", [
     ({"guard_weight": 1.0, "init": ""}, "the guard needs --init"),
-    ({"guard_weight": 1.0, "guard_batch_size": 0}, "--guard-batch-size 0: must be >= 1"),
+    ({"guard_weight": 1.0, "guard_batch_size": 0}, "--guard-batch-size 0: must be a whole number >= 1"),
     ({"guard_weight": -1.0}, "--guard-weight -1.0: must be a finite number >= 0"),
     ({"guard_weight": float("nan")}, "--guard-weight nan"),
     ({"guard_weight": 1.0, "guard_high_band": -0.5}, "--guard-high-band -0.5: must be"),

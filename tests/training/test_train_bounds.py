@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -92,11 +93,12 @@ def test_workers_and_threads_are_at_most_four_per_core(monkeypatch: pytest.Monke
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     replace(SEGMENT, **{option: 8}).validate()
     flag = "--workers" if option == "num_workers" else "--threads"
-    with pytest.raises(ParameterError, match=f"^train: {flag} 9: at most 8, 4 per CPU core "
-                                             r"\(2 cores\)"):
+    with pytest.raises(ParameterError, match=f"^train: {flag} 9: must be a whole number in "
+                                             r"\[0, 8\], 4 per CPU core \(2 cores\)"):
         replace(SEGMENT, **{option: 9}).validate()
     monkeypatch.setattr(os, "cpu_count", lambda: None)  # cannot tell: counted as one
-    with pytest.raises(ParameterError, match=f"^train: {flag} 5: at most 4"):
+    with pytest.raises(ParameterError, match=f"^train: {flag} 5: must be a whole number in "
+                                             r"\[0, 4\], 4 per CPU core \(1 core\)"):
         replace(SEGMENT, **{option: 5}).validate()
 
 
@@ -111,16 +113,17 @@ def test_cli_refuses_more_workers_or_threads_than_the_cores_before_making_the_ru
                                       "--model", "bandmask-tiny", *KIT_OPTIONS, option, "5"])
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert errors == [f"Error: train: {option} 5: at most 4, 4 per CPU core (1 core): more "
-                      "only wait for each other"], result.output
+    assert errors == [f"Error: train: {option} 5: must be a whole number in [0, 4], 4 per CPU "
+                      "core (1 core): more only wait for each other"], result.output
     assert not run.exists()
 
 
 @pytest.mark.parametrize("option, field, saved, typed, message", [
-    ("--workers", "num_workers", 14, None, "--workers 14 (this run's saved value): at most 8"),
-    ("--workers", "num_workers", 14, 9, "--workers 9: at most 8"),
-    ("--workers", "num_workers", 14, 14, "--workers 14: at most 8"),
-    ("--threads", "threads", None, 9, "--threads 9: at most 8"),
+    ("--workers", "num_workers", 14, None,
+     "--workers 14 (this run's saved value): must be a whole number in [0, 8]"),
+    ("--workers", "num_workers", 14, 9, "--workers 9: must be a whole number in [0, 8]"),
+    ("--workers", "num_workers", 14, 14, "--workers 14: must be a whole number in [0, 8]"),
+    ("--threads", "threads", None, 9, "--threads 9: must be a whole number in [0, 8]"),
     ("--batch-size", "batch_size", 11, None,
      "--batch-size 11 (this run's saved value): at most 10 segments of 0.5 s"),
     ("--valid-clips", "valid_clips", 5, None,
@@ -168,19 +171,21 @@ def test_a_python_resume_marks_the_saved_values_without_being_given_them(
     torch.save(state, run / "last.pt")
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     with pytest.raises(ParameterError, match=r"^train: --workers 14 \(this run's saved "
-                                             r"value\): at most 8"):
+                                             r"value\): must be a whole number in \[0, 8\]"):
         run_training(saved_config(run), run, kits=[str(synthetic_kit_dir)], resume=True)
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"valid_clips": 0}, "--valid-clips 0: must be >= 1"),
-    ({"num_workers": -1}, "--workers -1: must be >= 0"),
-    ({"epochs": 0}, "--epochs 0: must be > 0"),
-    ({"lr": float("nan")}, "--lr nan: must be a finite number"),
+    ({"valid_clips": 0}, "--valid-clips 0: must be a whole number >= 1"),
+    ({"num_workers": -1}, "--workers -1: must be a whole number in [0, "),
+    ({"epochs": 0}, "--epochs 0: must be a whole number >= 1"),
+    ({"lr": float("nan")}, "--lr nan: must be a finite number > 0"),
     ({"optimizer": "sgd"}, "--optimizer sgd: must be one of"),
-    ({"early_stop_patience": 0}, "--early-stop-patience 0: must be at least 1 epoch"),
+    ({"early_stop_patience": 0}, "--early-stop-patience 0: must be a whole number >= 1, "
+                                 "epochs without improvement before the run stops"),
     ({"guard_weight": -1.0}, "--guard-weight -1.0: must be a finite number >= 0"),
-    ({"gain_jitter_db": -1.0}, "gain_jitter_db = -1.0: must be >= 0")])  # no option sets it
+    ({"gain_jitter_db": -1.0},  # no option sets it
+     "gain_jitter_db = -1.0: must be a finite number >= 0")])
 def test_every_refusal_names_the_option_as_typed(change: dict, message: str):
     """--valid-clips 0 was refused as "valid_clips = 0" and --workers -1 as "num_workers =
     -1", while --valid-clips 5 past the memory bound named the option: each names it now."""
@@ -223,14 +228,15 @@ def test_a_number_is_not_true(name: str):
     config = replace(SEGMENT, **{name: True})
     with pytest.raises(ParameterError) as caught:
         config.validate()
-    assert str(caught.value).startswith(f"train: {config.option(name)}: must be a finite number")
+    assert re.match(f"train: {re.escape(config.option(name))}: must be a (finite )?number",
+                    str(caught.value))
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"guard_batch_size": 0}, "--guard-batch-size 0: must be >= 1"),
+    ({"guard_batch_size": 0}, "--guard-batch-size 0: must be a whole number >= 1"),
     ({"guard_batch_size": -3, "guard_weight": 1.0, "init": "default"},
-     "--guard-batch-size -3: must be >= 1"),
-    ({"validation_version": 0}, "validation_version = 0: must be >= 1")])
+     "--guard-batch-size -3: must be a whole number >= 1"),
+    ({"validation_version": 0}, "validation_version = 0: must be a whole number >= 1")])
 def test_a_guard_batch_and_a_validation_version_are_at_least_1(change: dict, message: str):
     """--guard-batch-size 0 passed without --guard-weight, and was refused with it only as
     "a guard batch of at least 1", without the option; a saved run's validation version
@@ -238,3 +244,56 @@ def test_a_guard_batch_and_a_validation_version_are_at_least_1(change: dict, mes
     with pytest.raises(ParameterError) as caught:
         replace(SEGMENT, **change).validate()
     assert str(caught.value).startswith(f"train: {message}")
+
+
+GUARDED = {"init": "default", "guard_weight": 1.0}
+HUGE_MEMORY = 2**40  # 178956 segments of 0.5 s, a 600 s segment too
+NAN, INF = math.nan, math.inf
+# Each number field: (the rest of the config, values accepted, values refused): the
+# boundaries, a step past them, NaN, inf and True, with four cores to a machine of 2 CPUs.
+NUMBER_BOUNDS = {
+    "lr": ({}, [1e-12, 10.0], [0.0, -1e-3, NAN, INF, -INF, True]),
+    "weight_decay": ({}, [0.0, 1.0], [-1e-9, 1.0 + 1e-9, NAN, INF, True]),
+    "batch_size": ({}, [1, 178956], [0, -1, 178957, NAN, INF, 2.5, True]),
+    "segment_seconds": ({"batch_size": 1}, [0.1, 600.0], [0.0, 0.0999, 600.001, NAN, INF]),
+    "steps_per_epoch": ({}, [1, 10**9], [0, -1, NAN, INF, 2.5, True]),
+    "epochs": ({}, [1, 10**9], [0, -1, NAN, INF, 2.5, True]),
+    "grad_clip": ({}, [0.0, 1e9], [-1e-9, NAN, INF, True]),
+    "plateau_patience": ({}, [1, 10**6], [0, -1, NAN, INF, 1.5, True]),
+    "plateau_factor": ({}, [1e-9, 1 - 1e-9], [0.0, 1.0, -0.5, NAN, INF, True]),
+    "early_stop_patience": ({}, [1, 10**6], [0, -1, NAN, INF, 1.5, True]),
+    "gain_jitter_db": ({}, [0.0, 1e9], [-1e-9, NAN, INF, True]),
+    "ema_decay": ({}, [0.0, 1 - 1e-9], [-1e-9, 1.0, NAN, INF, True]),
+    "valid_clips": ({}, [1, 10**6], [0, -1, NAN, INF, 2.5, True]),
+    "validation_version": ({}, [1, 2], [0, NAN, INF, 1.5, True]),
+    "max_minutes": ({}, [0.0, 1e9], [-1e-9, NAN, INF, True]),
+    "seed": ({}, [0, 2**63 - 1], [-1, 2**63, NAN, INF, 1.5, True]),
+    "num_workers": ({}, [0, 8], [-1, 9, NAN, INF, 2.5, True]),
+    "threads": ({}, [0, 8], [-1, 9, NAN, INF, 2.5, True]),
+    "guard_weight": ({"init": "default"}, [0.0, 1e9], [-1e-9, NAN, INF, True]),
+    "guard_batch_size": (GUARDED, [1, 178956 - 16], [0, -1, 178956 - 15, NAN, INF, 2.5, True]),
+    "guard_high_band": (GUARDED, [0.0, 1e9], [-1e-9, NAN, INF, True]),
+    "guard_ducking": (GUARDED, [0.0, 1e9], [-1e-9, NAN, INF, True]),
+}
+
+
+def test_every_number_field_has_its_bounds_pinned():
+    assert sorted(NUMBER_BOUNDS) == sorted(COUNTS + NUMBERS)
+
+
+@pytest.mark.parametrize("name, rest, value, accepted", [
+    (name, rest, value, accepted) for name, (rest, good, bad) in NUMBER_BOUNDS.items()
+    for values, accepted in ((good, True), (bad, False)) for value in values])
+def test_each_number_field_accepts_its_bounds_and_refuses_past_them(
+        monkeypatch: pytest.MonkeyPatch, name: str, rest: dict, value: float, accepted: bool):
+    """Which values validate takes, pinned: the bounds moved onto training/bounds.py's
+    helpers (2026-12-07) take the same ones."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(config_module, "machine_memory", lambda: HUGE_MEMORY)
+    monkeypatch.setattr(TrainConfig, "check_losses", lambda self, rate: None)  # 600 s: GBs
+    config = replace(SEGMENT, **{**rest, name: value})
+    if accepted:
+        config.validate()
+    else:
+        with pytest.raises(ParameterError, match=f"^train: {re.escape(config.option(name))}: "):
+            config.validate()

@@ -310,14 +310,17 @@ def test_a_resume_with_another_optimizer_steps_with_it(dataset: Path, tmp_path: 
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--weight-decay", "-0.1", "--weight-decay -0.1: must be >= 0"),
-    ("--weight-decay", "1e4", "--weight-decay 10000.0: must be at most 1"),
-    ("--weight-decay", "nan", "--weight-decay nan: must be a finite number"),
-    ("--grad-clip", "-1", "--grad-clip -1.0: must be >= 0"),
-    ("--grad-clip", "inf", "--grad-clip inf: must be a finite number"),
-    ("--plateau-patience", "0", "--plateau-patience 0: must be at least 1 epoch"),
-    ("--plateau-factor", "1.5", "--plateau-factor 1.5: must be in (0, 1)"),
-    ("--plateau-factor", "0", "--plateau-factor 0.0: must be in (0, 1)")])
+    ("--weight-decay", "-0.1", "--weight-decay -0.1: must be a number in [0, 1], typically "
+     "1e-4 to 0.1"),
+    ("--weight-decay", "1e4", "--weight-decay 10000.0: must be a number in [0, 1]"),
+    ("--weight-decay", "nan", "--weight-decay nan: must be a number in [0, 1]"),
+    ("--grad-clip", "-1", "--grad-clip -1.0: must be a finite number >= 0"),
+    ("--grad-clip", "inf", "--grad-clip inf: must be a finite number >= 0"),
+    ("--plateau-patience", "0", "--plateau-patience 0: must be a whole number >= 1, epochs "
+     "without improvement"),
+    ("--plateau-factor", "1.5", "--plateau-factor 1.5: must be a number in (0, 1), the factor "
+     "that lowers the learning rate"),
+    ("--plateau-factor", "0", "--plateau-factor 0.0: must be a number in (0, 1)")])
 def test_absurd_optimizer_options_are_one_error_line(dataset: Path, tmp_path: Path,
                                                      option: str, value: str, message: str):
     run = tmp_path / "run"
