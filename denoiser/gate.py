@@ -43,6 +43,7 @@ as whole, its gain kept as the open stretches (``GateCurve``), a few numbers per
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 
@@ -53,6 +54,12 @@ from .audio import dc_offset_of, validate_rate, validate_samples
 from .errors import AudioError, ParameterError
 
 MIN_THRESHOLD_DB = -120.0
+# Highest threshold (dBFS), set by hand or picked by ``auto``. Not 0: a 32-bit float take (a
+# render, a glued item, an "apply FX" take) keeps its peaks over full scale, and its auto
+# threshold sits as far over 0 as its hits do (clamped to 0, the gate stayed open on the
+# bleed of a take at +18 dBFS). +24 dBFS is 16 full-scale tracks summed in phase, hotter
+# than a take is kept; above it the auto threshold warns (``_threshold_from_frames``).
+MAX_THRESHOLD_DB = 24.0
 MAX_LOOKAHEAD_MS = 100.0
 MAX_HYSTERESIS_DB = 60.0
 MAX_TIME_MS = 10_000.0
@@ -102,7 +109,8 @@ class GateConfig:
     dips (counted from the last sample above the close level, so the hysteresis holds).
     ``range_db`` is the gain while closed (``-inf`` = silence). ``wet`` mixes gated (1)
     and untouched (0) audio. ``auto`` replaces ``threshold_db`` by ``auto_threshold_db`` of the
-    detector signal.
+    detector signal. ``threshold_db`` may sit over full scale, up to ``MAX_THRESHOLD_DB``: a
+    32-bit float take may peak there.
     """
 
     threshold_db: float = -30.0
@@ -138,9 +146,9 @@ class GateConfig:
                 raise ParameterError(f"gate {field.name} must be a number, got {value!r}")
             if math.isinf(value) and field.name != "range_db":
                 raise ParameterError(f"gate {field.name} must be finite, got {value}")
-        if not MIN_THRESHOLD_DB <= self.threshold_db <= 0.0:
+        if not MIN_THRESHOLD_DB <= self.threshold_db <= MAX_THRESHOLD_DB:
             raise ParameterError(f"gate threshold {self.threshold_db} dB is outside "
-                                 f"[{MIN_THRESHOLD_DB:g}, 0] dBFS")
+                                 f"[{MIN_THRESHOLD_DB:g}, {MAX_THRESHOLD_DB:+g}] dBFS")
         if not -MAX_HYSTERESIS_DB <= self.hysteresis_db <= 0.0:
             raise ParameterError(f"gate hysteresis {self.hysteresis_db} dB must be between "
                                  f"-{MAX_HYSTERESIS_DB:g} and 0 (the gate closes below "
@@ -504,11 +512,13 @@ def _streamed_levels(read: Callable[[int, int], np.ndarray], total: int, channel
 
 
 def streamed_auto_threshold_db(read: Callable[[int, int], np.ndarray], total: int,
-                               channels: int, sample_rate: int, config: GateConfig) -> float:
+                               channels: int, sample_rate: int, config: GateConfig,
+                               source: object = None) -> float:
     """``auto_threshold_db`` of a detector signal read piece by piece, as
     ``streamed_gate_curve`` reads it: the statistics it needs are the level's 5-ms frame
     peaks, so memory stays at one piece and a number per frame, where holding the whole
-    signal took 1.8 GB for ten minutes of an 8-channel 96-kHz track."""
+    signal took 1.8 GB for ten minutes of an 8-channel 96-kHz track. ``source`` (the
+    file read) names the take in the warning of a threshold at ``MAX_THRESHOLD_DB``."""
     levels = _streamed_levels(read, total, channels, sample_rate, config)
     frame = _frame_samples(validate_rate(sample_rate, "gate"))
     peaks, carry = [], np.zeros(0, dtype=np.float32)
@@ -519,7 +529,7 @@ def streamed_auto_threshold_db(read: Callable[[int, int], np.ndarray], total: in
         carry = level[whole:]
     if carry.size:  # the last frame, short: zero-padded as _frame_peaks_db pads it
         peaks.append(np.array([max(float(carry.max()), 0.0)], dtype=np.float32))
-    return _threshold_from_frames(_peaks_db(np.concatenate(peaks)))
+    return _threshold_from_frames(_peaks_db(np.concatenate(peaks)), source)
 
 
 def _frame_samples(sample_rate: int) -> int:
@@ -610,7 +620,7 @@ def _threshold_from_level(level: np.ndarray, sample_rate: int) -> float:
     return _threshold_from_frames(_frame_peaks_db(level, sample_rate))
 
 
-def _threshold_from_frames(frame_db: np.ndarray) -> float:
+def _threshold_from_frames(frame_db: np.ndarray, source: object = None) -> float:
     # Digital silence at the ends (a lead-in, a short sidechain's padding) is no floor; in
     # between (a trigger track's gaps) it is the floor, and the threshold goes low.
     audible = np.flatnonzero(frame_db > AUTO_DIGITAL_SILENCE_DB)
@@ -630,7 +640,19 @@ def _threshold_from_frames(frame_db: np.ndarray) -> float:
         threshold = ((floor_db + float(every[0])) / 2.0 if split is None
                      else _widest_gap_under(levels, split))
         threshold = max(threshold, floor_db + AUTO_FLOOR_MARGIN_DB)
-    return float(np.clip(threshold, MIN_THRESHOLD_DB, 0.0))
+    if threshold >= MAX_THRESHOLD_DB:
+        _warn_top_threshold(float(frame_db.max()), source)
+    return float(np.clip(threshold, MIN_THRESHOLD_DB, MAX_THRESHOLD_DB))
+
+
+def _warn_top_threshold(peak_db: float, source: object) -> None:
+    """One line (naming ``source`` when known) for an auto threshold held at
+    ``MAX_THRESHOLD_DB``: under the take's bleed, the gate opens on it, and that must not
+    pass for a gated take."""
+    where = "" if source is None else f"{source}: "
+    warnings.warn(f"{where}the auto threshold stopped at its top, {MAX_THRESHOLD_DB:+g} dBFS, "
+                  f"under a take peaking at {peak_db:+.1f} dBFS: the gate may stay open on "
+                  "the bleed; turn the take down before gating it", stacklevel=2)
 
 
 def _without_low_strays(levels: np.ndarray) -> np.ndarray:
@@ -681,8 +703,9 @@ def auto_threshold_db(samples: np.ndarray, sample_rate: int, config: GateConfig)
     silent lead-in or a short sidechain's padding does not drag it to -200 dB) and the
     softest peak (strays included: a soft hit may stand alone, so may a lone tom thump, which
     then opens the gate too). It never sits less than 6 dB above that floor, and is clamped
-    to [-120, 0] dBFS. A signal without any peak (a steady tone or wash) gets a threshold
-    above its maximum.
+    to [-120, +24] dBFS (``MIN_THRESHOLD_DB``, ``MAX_THRESHOLD_DB``: a float take may peak
+    over full scale, and its threshold with it), with a warning where it reaches the top.
+    A signal without any peak (a steady tone or wash) gets a threshold above its maximum.
     Limits: bleed as loud as the softest hits (ghost notes under a loud hi-hat) cannot be
     separated by level, nor can a few hits of random velocities be told from clusters; of
     two bleed sources at clearly different levels (hi-hat, and louder kick or tom bleed),

@@ -100,7 +100,8 @@ def pre_gate_curve(gate: "GateConfig", track: sf.SoundFile, levels: TrackLevels,
         return read_range(detector, begin, stop, offset)
 
     if gate.auto:
-        threshold = streamed_auto_threshold_db(read, track.frames, detector.channels, rate, gate)
+        threshold = streamed_auto_threshold_db(read, track.frames, detector.channels, rate, gate,
+                                               os.fsdecode(detector.name))
         gate = replace(gate, threshold_db=threshold, auto=False)
     return streamed_gate_curve(read, track.frames, detector.channels, rate, gate)
 

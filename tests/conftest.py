@@ -36,6 +36,30 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+def _hat_bleed_take(seconds: float = 2.0, rate: int = 48_000) -> np.ndarray:
+    """``(1, T)`` peaking at 1.0: snare-like hits every 500 ms, hi-hat bursts 20 dB under
+    them every 125 ms in between, on a noise floor 74 dB under the hits."""
+    rng = np.random.default_rng(7)
+    slot, hit, burst = rate // 8, np.arange(rate * 150 // 1000) / rate, np.arange(rate // 16)
+    take = 10 ** (-74 / 20) * rng.standard_normal(int(seconds * rate))
+    for n, onset in enumerate(range(slot // 2, take.size - hit.size, slot)):
+        if n % 4 == 0:
+            sound, level = (np.sin(2 * np.pi * 190 * hit) + 0.6 * rng.standard_normal(hit.size)
+                            ) * np.exp(-hit / 0.03), 1.0
+        else:
+            sound, level = rng.standard_normal(burst.size) * np.exp(-burst / (rate / 125)), 0.1
+        take[onset:onset + sound.size] += level * sound / np.abs(sound).max()
+    return (take / np.abs(take).max())[None]
+
+
+@pytest.fixture
+def hat_bleed_take() -> Callable[[float], np.ndarray]:
+    """``make(peak_db)``: the same float32 take of hits over hi-hat bleed (``(1, T)``, 48 kHz),
+    scaled to peak at ``peak_db`` dBFS, above full scale too (a float render)."""
+    base = _hat_bleed_take()
+    return lambda peak_db: (10 ** (peak_db / 20) * base).astype(np.float32)
+
+
 @pytest.fixture
 def kit_missing_an_extra(tmp_path: Path) -> Path:
     """A synthetic kit whose drumkit.xml names a cowbell sample that is not there (kits in

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from denoiser.gate import GateConfig
+from denoiser.gate import MAX_THRESHOLD_DB, MIN_THRESHOLD_DB, GateConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,7 +21,8 @@ _DEFAULTS = GateConfig()
 
 # (option flag, GateConfig field, help)
 GATE_OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("--threshold-db", "threshold_db", "Open at this detector level (dBFS)."),
+    ("--threshold-db", "threshold_db", f"Open at this detector level (dBFS, "
+     f"{MIN_THRESHOLD_DB:g} to {MAX_THRESHOLD_DB:+g}: a float take may peak over 0)."),
     ("--hysteresis-db", "hysteresis_db", "Close below threshold + this (dB, <= 0)."),
     ("--attack-ms", "attack_ms", "Opening ramp (ms)."),
     ("--hold-ms", "hold_ms", "Stay open this long after the level drops (ms)."),

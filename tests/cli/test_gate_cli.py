@@ -155,12 +155,55 @@ def test_missing_input_stops_before_any_output(tmp_path, write_wav, drum_track, 
 
 
 @pytest.mark.parametrize("option", [
-    ("--attack-ms", "-5"), ("--lookahead-ms", "500"), ("--threshold-db", "12"), ("--wet", "2"),
+    ("--attack-ms", "-5"), ("--lookahead-ms", "500"), ("--threshold-db", "30"), ("--wet", "2"),
     ("--hysteresis-db", "3"), ("--hpf-hz", "30000"), ("--rms-ms", "nan"),
 ])
 def test_absurd_parameter_is_a_user_error(tmp_path, write_wav, drum_track, refused, option):
     src = write_wav(tmp_path / "snare.wav", drum_track())
     refused(lambda: run(src, *option))
+
+
+def test_auto_gates_a_float_take_over_full_scale_as_it_gates_one_under_it(tmp_path, write_wav,
+                                                                          hat_bleed_take):
+    """A float render peaking at +18 dBFS was gated at a threshold clamped to 0 dBFS, under
+    its bleed: the bleed between the hits came out 0.1 dB down instead of 80. The same take
+    at -6 dBFS and at +18 dBFS is now gated alike, 24 dB apart, the bleed 80 dB down."""
+    cold = write_wav(tmp_path / "cold.wav", hat_bleed_take(-6.0))
+    hot = write_wav(tmp_path / "hot.wav", hat_bleed_take(18.0))
+    result = run(cold, hot, "--auto", "-o", tmp_path / "out")
+    assert result.exit_code == 0 and "Warning" not in result.stderr, result.output
+    out_cold, out_hot = (sf.read(str(tmp_path / "out" / f"{name}.gate.wav"), dtype="float32")[0]
+                         for name in ("cold", "hot"))
+    np.testing.assert_allclose(out_hot / 10 ** (24 / 20), out_cold, rtol=1e-5, atol=1e-9)
+    hat = slice(int(0.3125 * SR), int(0.3625 * SR))  # a hi-hat burst clear of the hits
+    bleed = sf.read(str(hot), dtype="float32")[0][hat]
+    assert 20 * np.log10(np.abs(bleed).max() / np.abs(out_hot[hat]).max()) > 79
+
+
+def test_auto_at_the_top_threshold_warns_once_naming_the_file(tmp_path, write_wav,
+                                                                hat_bleed_take):
+    """Hits at +40 dBFS put the bleed over the highest threshold the gate takes (+24
+    dBFS): the output is written, with one line saying the gate stays open on the bleed."""
+    src = write_wav(tmp_path / "hot.wav", hat_bleed_take(40.0))
+    result = run(src, "--auto")
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("Warning")]
+    assert warned == [f"Warning: {src}: the auto threshold stopped at its top, +24 dBFS, under "
+                      "a take peaking at +40.0 dBFS: the gate may stay open on the bleed; turn "
+                      "the take down before gating it"]
+    assert (tmp_path / "hot.gate.wav").exists()
+
+
+@pytest.mark.parametrize("threshold, message", [
+    ("6", None), ("30", "Error: gate threshold 30.0 dB is outside [-120, +24] dBFS\n")])
+def test_a_threshold_over_full_scale_is_taken_up_to_the_top(tmp_path, write_wav, drum_track,
+                                                           refused, threshold, message):
+    """A float take may peak over 0 dBFS, so may its threshold; +30 dBFS is past any take."""
+    src = write_wav(tmp_path / "snare.wav", drum_track())
+    if message is None:
+        assert run(src, "--threshold-db", threshold).exit_code == 0
+    else:
+        assert refused(lambda: run(src, "--threshold-db", threshold)).stderr == message
 
 
 def test_never_writes_over_an_input(tmp_path, write_wav, drum_track, refused):

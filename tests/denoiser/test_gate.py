@@ -227,6 +227,43 @@ def test_auto_threshold_ignores_digital_silence(rng, silence_s):
     assert -55 < alone < -15
 
 
+def test_auto_threshold_follows_a_float_take_above_full_scale(hat_bleed_take):
+    """A 32-bit float take (a render, a glued item) may peak over 0 dBFS: the threshold was
+    clamped to 0 dBFS, 24 dB under the hits of this take at +18 dBFS, and the gate stayed
+    open on its bleed. It sits where it sits at -6 dBFS, 24 dB higher."""
+    cold, hot = hat_bleed_take(-6.0), hat_bleed_take(18.0)
+    below = auto_threshold_db(cold, SR, GateConfig())
+    assert -26 + 3 < below < -6 - 3
+    assert auto_threshold_db(hot, SR, GateConfig()) == pytest.approx(below + 24, abs=0.01)
+    config = GateConfig(auto=True, hold_ms=20, release_ms=20)
+    np.testing.assert_allclose(apply_gate(hot, SR, config) / 10 ** (24 / 20),
+                               apply_gate(cold, SR, config), rtol=1e-5, atol=1e-9)
+
+
+def test_auto_threshold_at_its_top_bound_warns(hat_bleed_take):
+    """Hits at +40 dBFS put the bleed over the highest threshold (+24 dBFS): the gate opens
+    on it, and says so rather than gating nothing without a word."""
+    with pytest.warns(UserWarning) as caught:
+        threshold = auto_threshold_db(hat_bleed_take(40.0), SR, GateConfig())
+    assert threshold == 24.0
+    assert [str(w.message) for w in caught] == [
+        "the auto threshold stopped at its top, +24 dBFS, under a take peaking at +40.0 dBFS: "
+        "the gate may stay open on the bleed; turn the take down before gating it"]
+
+
+@pytest.mark.parametrize("threshold, accepted", [(6.0, True), (24.0, True), (30.0, False),
+                                                 (-120.0, True), (-121.0, False)])
+def test_a_manual_threshold_may_sit_above_full_scale_up_to_the_top_bound(threshold, accepted):
+    config = GateConfig(threshold_db=threshold)
+    if accepted:
+        assert config.validate() is config
+    else:
+        with pytest.raises(ParameterError) as refused:
+            config.validate()
+        assert str(refused.value) == (f"gate threshold {threshold} dB is outside [-120, +24] "
+                                      "dBFS")
+
+
 HAT_DB, GHOST_DB = -22.6, -14.5
 
 
@@ -366,7 +403,7 @@ def test_auto_threshold_sits_in_the_gap_over_the_bleed_under_a_spread_of_hits(se
 
 @pytest.mark.parametrize("changes", [
     {"attack_ms": -5}, {"hold_ms": -1}, {"release_ms": -0.1}, {"lookahead_ms": 150},
-    {"threshold_db": 3}, {"threshold_db": -130}, {"threshold_db": float("nan")},
+    {"threshold_db": 30}, {"threshold_db": -130}, {"threshold_db": float("nan")},
     {"hysteresis_db": 2}, {"range_db": 6}, {"wet": 1.5}, {"wet": -0.1}, {"rms_ms": -2},
     {"detector_hpf_hz": 500, "detector_lpf_hz": 200}, {"detector_lpf_hz": -100},
     {"attack_ms": float("inf")}, {"auto": "yes"}, {"wet": True},

@@ -120,6 +120,28 @@ def test_the_streamed_auto_threshold_is_the_whole_signals(rng, rms_ms):
     assert -45 < streamed < -5
 
 
+def test_the_streamed_auto_threshold_follows_a_float_take_above_full_scale(tmp_path,
+                                                                          hat_bleed_take):
+    """The pre-gate of ``denoise --gate --auto`` on a float take at +18 dBFS: the threshold
+    was clamped to 0 dBFS (and re-validated so), 24 dB under the take, and the gate let
+    its bleed through. It is the one of the take at -6 dBFS, 24 dB higher."""
+    takes = {name: hat_bleed_take(peak) for name, peak in (("cold", -6.0), ("hot", 18.0))}
+    threshold = {name: streamed_auto_threshold_db(lambda begin, stop, x=x: x[:, begin:stop],
+                                                  x.shape[1], 1, SR, GateConfig(auto=True))
+                 for name, x in takes.items()}
+    assert threshold["hot"] == pytest.approx(threshold["cold"] + 24, abs=0.01)
+    denoiser = Denoiser(build_model("identity"), "cpu", STREAM)
+    out = {}
+    for name, x in takes.items():
+        src = tmp_path / f"{name}.wav"
+        sf.write(src, x.T, SR, subtype="FLOAT")
+        dst = denoiser.denoise_file(src, tmp_path / f"{name}.out.wav", gate=GateConfig(auto=True))
+        out[name] = sf.read(dst, dtype="float32")[0]
+    np.testing.assert_allclose(out["hot"] / 10 ** (24 / 20), out["cold"], rtol=1e-4, atol=1e-8)
+    hat = slice(int(0.3125 * SR), int(0.3625 * SR))  # a hi-hat burst clear of the hits
+    assert np.abs(out["hot"][hat]).max() < 1e-3 * np.abs(takes["hot"][0, hat]).max()
+
+
 @pytest.mark.parametrize("keyed", [False, True])
 @pytest.mark.parametrize("auto", [False, True])
 def test_the_gate_command_streams_the_file_as_the_whole_file_gates(tmp_path, rng, keyed, auto):

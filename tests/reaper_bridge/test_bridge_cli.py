@@ -266,6 +266,8 @@ BREAKAGES = {
                   "precision must be one of"),
     "gate-key": (lambda r: _edit_settings(r, gate={"loudness": 3.0}), "gate settings: ",
                  "unknown gate setting(s) loudness"),
+    "gate-threshold": (lambda r: _edit_settings(r, gate={"threshold_db": 30.0}), "gate settings: ",
+                       "gate threshold 30.0 dB is outside [-120, +24] dBFS"),
     "python": (_python_without_the_bridge, "worker python: ",
                "cannot import reaper_bridge.processing (ModuleNotFoundError"),
     "boot-deleted": (lambda r: (r / "Scripts" / "debleed" / "debleed_boot.py").unlink(),
