@@ -579,6 +579,23 @@ def _without_id(chunk: str) -> str:
                      if not line.strip().startswith("EGUID "))
 
 
+def _retimed(chunk: str, stretch: float) -> str:
+    """``chunk`` with each point's time (the first field of a ``PT`` line) times
+    ``stretch``. A take envelope's time is the time into the item times the take's
+    playrate (SWS's BR_EnvelopeUtil, OSARA's envelope commands convert so), and a rendered
+    take plays at playrate 1 where its original may not: unscaled, a copied ride would
+    play at other moments than the original's."""
+    if abs(stretch - 1.0) < EPSILON:
+        return chunk
+    lines = []
+    for line in chunk.splitlines():
+        fields = line.split()
+        if len(fields) > 1 and fields[0] == "PT":
+            line = " ".join(["PT", repr(float(fields[1]) * stretch), *fields[2:]])
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _scaling(chunk: str | None) -> str | None:
     """The ``VOLTYPE`` line of ``chunk`` ("" without one; ``None`` for no chunk). REAPER
     may make a volume envelope with fader scaling (``VOLTYPE 1``, a preference), and
@@ -623,7 +640,8 @@ def copy_take_envelopes(api: Any, original: str, variant: str, item: str,
     reused take's, from an earlier run). A volume, pan, mute or pitch envelope the
     original no longer has is left inactive and hidden (``_bypassed``). Neither the
     processed files nor the renders apply take envelopes, so without them an A/B would
-    compare the original's rides with a take that has none. FX parameter envelopes need
+    compare the original's rides with a take that has none. Point times follow the
+    takes' playrates (``_retimed``). FX parameter envelopes need
     ``variant``'s FX chain to be the original's (``_copy_fx``). Returns the names of the
     envelopes REAPER did not let it copy, for the user to copy by hand."""
     count = int(api.CountTakeEnvelopes(original))
@@ -631,6 +649,8 @@ def copy_take_envelopes(api: Any, original: str, variant: str, item: str,
         return []
     missed: list[str] = []
     copied: set[str] = set()
+    stretch = (float(api.GetMediaItemTakeInfo_Value(variant, "D_PLAYRATE"))
+               / float(api.GetMediaItemTakeInfo_Value(original, "D_PLAYRATE")))
     for index in range(count):
         envelope = api.GetTakeEnvelope(original, index)
         name = str(api.GetEnvelopeName(envelope, "", 512)[2])
@@ -642,7 +662,8 @@ def copy_take_envelopes(api: Any, original: str, variant: str, item: str,
             copied.add(name)
         chunk = envelope_chunk(api, envelope)
         if (chunk is None or is_null(target)
-                or not api.SetEnvelopeStateChunk(target, _without_id(chunk), False)
+                or not api.SetEnvelopeStateChunk(target, _retimed(_without_id(chunk), stretch),
+                                                 False)
                 or _scaling(envelope_chunk(api, target)) != _scaling(chunk)):
             missed.append(name)
     for name in TAKE_ENVELOPES.keys() - copied:

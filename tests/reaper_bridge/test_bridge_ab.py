@@ -621,3 +621,25 @@ def test_compare_cycles_past_a_locked_item(fake: FakeReaper, api, tmp_path: Path
         ("gate", ["[debleed+gate]", "Snare", "[gate]"]),
         ("debleed", ["[debleed+gate]", "Snare", "[debleed]"]),
         ("debleed+gate", ["[debleed+gate]", "[debleed+gate]", "[debleed]"])]
+
+
+def test_a_rendered_takes_envelopes_keep_their_moments_at_another_playrate(
+        fake: FakeReaper, tmp_path: Path) -> None:
+    """A take envelope's time is the time into the item times the take's playrate; a
+    rendered take plays at playrate 1, so its copies are retimed: copied as they were, the
+    original's ride at 1.5x landed 1.5 times later in the item, past its end at the last."""
+    item = fake.add_item(fake.add_track("Snare"), 1.0, 0.25)
+    samples = np.random.default_rng(3).standard_normal((1, 48000)).astype(np.float32) * 0.1
+    original = fake.add_take(item, fake.unmapped_source(samples, 48000), "Snare", D_PLAYRATE=1.5)
+    ride = ((0.0, 1.0), (0.15, 0.1), (0.30, 0.1), (0.31, 1.0))
+    fake.add_take_envelope(original, "Volume", ride)
+    outcome = denoise(RawRPR(fake.module()), ("debleed",), executor_for({"debleed": halve}))
+    variant = item.active
+    assert variant.values["D_PLAYRATE"] == 1.0 and outcome.enveloped == []
+
+    def moments(take) -> list[float]:
+        rate = take.values["D_PLAYRATE"]
+        return [item.position + point.time / rate for point in take.envelopes[0].points]
+
+    assert moments(variant) == pytest.approx(moments(original), abs=1e-12)
+    assert moments(original) == pytest.approx([1.0, 1.1, 1.2, 1.0 + 0.31 / 1.5])
