@@ -16,6 +16,7 @@ bridge finds an item's original and its variants again even after either is rena
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -847,6 +848,14 @@ def _state_name(variant: str | None) -> str:
     return "original" if variant is None else variant
 
 
+def _selection_key(families: Sequence[_Family]) -> str:
+    """What names a selection's takes in the ExtState kept for compare: ExtState is one
+    store for every project tab, so a press on another selection in between must not
+    count as this one's last."""
+    takes = sorted(str(take) for family in families for take in family.takes.values())
+    return hashlib.sha1("|".join(takes).encode("utf-8")).hexdigest()[:16]
+
+
 def _next_variant(families: Sequence[_Family], last: str) -> str | None:
     """The variant compare switches to: the next one after where the cycle stands
     (``_position``) that would switch some item, so every press is heard. The cycle is
@@ -868,11 +877,12 @@ def compare_next(api: Any, project: Any = 0) -> Comparison:
     (``_next_variant``); every item switches to its take of the next variant, so an A/B
     stays in step across a multi-item selection, and an item without one keeps its take
     and is named in the result where it has debleed takes (one never processed is not
-    news). The variant switched to is kept in ExtState (``COMPARED``) for the next press
-    to tell apart positions the takes alone cannot (``_position``). Takes are grouped by
-    their link to the original (see ``_family``), not by name. A locked item keeps its
-    take (the denoise action refuses it too) and is named where it has debleed takes and
-    plays another than the selection now does. No undo point: switching back and forth
+    news). The variant switched to is kept in ExtState (``COMPARED``), with the selection
+    it was switched for, for that selection's next press to tell apart positions the takes
+    alone cannot (``_position``). Takes are grouped by their link to the original (see
+    ``_family``), not by name. A locked item keeps its take (the denoise action refuses it
+    too) and is named where it has debleed takes and plays another than the selection now
+    does. No undo point: switching back and forth
     must not bury the denoise action's own undo point ("keep or undo").
     """
     families: list[_Family] = []
@@ -885,8 +895,10 @@ def compare_next(api: Any, project: Any = 0) -> Comparison:
         held = [item_label(api, f.item) for f in families if f.locked and len(f.takes) > 1]
         raise BridgeError("no selected item has a debleed take to compare" + (
             f"; locked items are left alone: {list_labels(held)}" if held else ""))
-    target = _next_variant(free, str(api.GetExtState(SECTION, COMPARED)))
-    api.SetExtState(SECTION, COMPARED, _state_name(target), False)
+    selection = _selection_key(free)
+    stored, _, last = str(api.GetExtState(SECTION, COMPARED)).rpartition(" ")
+    target = _next_variant(free, last if stored == selection else "")
+    api.SetExtState(SECTION, COMPARED, f"{selection} {_state_name(target)}", False)
     stayed: list[Skipped] = []
     for family in families:
         take = family.takes.get(target)

@@ -643,3 +643,24 @@ def test_a_rendered_takes_envelopes_keep_their_moments_at_another_playrate(
 
     assert moments(variant) == pytest.approx(moments(original), abs=1e-12)
     assert moments(original) == pytest.approx([1.0, 1.1, 1.2, 1.0 + 0.31 / 1.5])
+
+
+def test_a_compare_press_on_another_selection_leaves_this_ones_round(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """ExtState is one store for every project tab: the variant another selection's press
+    switched to between two presses here used to stand for this selection's last, and the
+    second item skipped its [debleed] that round."""
+    gated, lost = _processed(fake, api, tmp_path, ("gate",), ("debleed", "debleed+gate"))
+    del lost.takes[0]
+    other = fake.add_item(fake.tracks[0], 5.0, 0.4)
+    fake.add_take(other, fake.file_source(str(make_wav(tmp_path / "other.wav", 1.0))), "Other")
+    rounds = _pressed(api, [gated, lost], 4)
+    for item in (gated, lost):
+        item.selected = False
+    other.selected = True
+    denoise(api, ("debleed+gate",), executor_for({"debleed+gate": halve}))
+    assert [compare_next(api).variant for _ in range(2)] == [None, "debleed+gate"]
+    other.selected = False
+    for item in (gated, lost):
+        item.selected = True
+    assert _pressed(api, [gated, lost], 4) == rounds
