@@ -52,9 +52,19 @@ def serialize(model: DenoiserModel, training_config: dict | None = None,
 def save_checkpoint(path: str | os.PathLike, model: DenoiserModel,
                     training_config: dict | None = None, extra: dict | None = None) -> Path:
     """Write atomically: a crash mid-save leaves the previous checkpoint intact."""
+    return save_atomic(path, serialize(model, training_config, extra))
+
+
+def save_atomic(path: str | os.PathLike, package: dict[str, Any]) -> Path:
+    """``torch.save`` ``package`` to ``path`` atomically (``atomic_output``), serialised in
+    memory first. Why: torch's own file writer reports a full disk as a ``RuntimeError``
+    ("[enforce fail at inline_container.cc:672] . unexpected pos ..."), which no caller
+    takes for the file system's refusal (``debleed train`` ended in a 47-line traceback);
+    from a buffer only the file write can fail, with the ``OSError`` every command reports
+    in one line."""
     path = Path(path)
     buffer = io.BytesIO()
-    torch.save(serialize(model, training_config, extra), buffer)
+    torch.save(package, buffer)
     with atomic_output(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
     return path

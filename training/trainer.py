@@ -25,11 +25,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from denoiser.checkpoint import save_checkpoint, serialize
+from denoiser.checkpoint import save_atomic, save_checkpoint, serialize
 from denoiser.engine import Denoiser, InferenceConfig, mixed_precision, resample
 from denoiser.errors import NonFiniteOutputError, ParameterError
 from denoiser.models import DenoiserModel
-from denoiser.outfiles import atomic_output
 
 from .config import DATA_RATE, TrainConfig
 from .dataset import endless
@@ -294,9 +293,7 @@ class Trainer:
         ranks = gather(self._rng_states(), self.world)
         if not self.world.is_main:
             return
-        state = {**self.state(), "rank_rngs": ranks}
-        with atomic_output(self.run_dir / "last.pt") as tmp:  # no stray temp file if interrupted
-            torch.save(state, tmp)
+        save_atomic(self.run_dir / "last.pt", {**self.state(), "rank_rngs": ranks})
 
     def load_state(self, path: Path, state: dict[str, Any] | None = None) -> TrainConfig:
         """Continue from a saved state; returns the configuration it was trained with.
