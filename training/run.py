@@ -335,10 +335,11 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
     """
     run_dir = Path(run_dir)
     if (run_dir / "best.pt").exists() and not (run_dir / "last.pt").exists():
-        # interrupted while saving its first epoch; before last.pt is read for a resume
-        raise ParameterError(f"{run_dir}: holds best.pt but no last.pt (a run interrupted in "
-                             "its first epoch's save): nothing to resume; move best.pt away "
-                             "or train into another folder")
+        # a run saves last.pt before best.pt, so this best.pt is no stopped run's (its last.pt
+        # deleted, a model copied in): before last.pt is read for a resume
+        raise ParameterError(f"{run_dir}: holds best.pt but no last.pt, which a run saves "
+                             "first: nothing to resume; move best.pt away or train into "
+                             "another folder")
     if not resume:
         saved = None
     elif saved is None:
@@ -391,8 +392,10 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                                    config.guard_high_band, config.guard_ducking))
         trainer = Trainer(model, loss, config, Flatten(loader), valid, run_dir, device, world,
                           report, guard)
+        extra = {"data": data_info}  # saved with each checkpoint
         if resume:
             saved_state = with_absolute_paths(trainer.load_state(last_state(run_dir), state))
+            trainer.finish_saving(extra)  # before best.pt may be chosen afresh
             changed = saved_state.validation_changes(config)
             if changed:
                 trainer.restart_selection()
@@ -405,7 +408,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         if world.is_main:  # only now: a refused start leaves the run folder as it was
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-        history = trainer.fit(extra={"data": data_info})
+        history = trainer.fit(extra)
         best = run_dir / "best.pt"
         # Never name a best.pt that is not there (a resume with no epochs left of a run that
         # saved none); on every rank, or the others would wait for rank 0 at the barrier.

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from denoiser.checkpoint import save_atomic, save_checkpoint, serialize
+from denoiser.checkpoint import load_package, save_atomic, save_checkpoint, serialize
 from denoiser.engine import Denoiser, InferenceConfig, mixed_precision, resample
 from denoiser.errors import NonFiniteOutputError, ParameterError
 from denoiser.models import DenoiserModel
@@ -131,6 +131,7 @@ class Trainer:
                                   use_buffers=True) if config.ema_decay else None)
         self.history: list[dict[str, float]] = []
         self.best = math.inf
+        self.best_epoch: int | None = None  # the epoch best.pt holds, once one was the best
         self.bad_epochs = 0
         self.nonfinite_in_a_row = 0
         self.epoch = 0
@@ -267,7 +268,8 @@ class Trainer:
             "model": serialize(self.model, self.config.to_dict()),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs,
+            "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
             "batches_done": self.batches_done,
             "frozen_parameters": self.frozen_parameters,  # those the optimizer state leaves out
             "history": self.history,
@@ -308,6 +310,7 @@ class Trainer:
         self.scheduler.load_state_dict({**state["scheduler"], **plateau_options(self.config)})
         self.apply_changed_optimizer_options(saved)
         self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
+        self.best_epoch = state.get("best_epoch")  # states saved before it was kept: None
         self.batches_done = int(state.get("batches_done",  # states saved before it was kept
                                           self.epoch * self.config.steps_per_epoch))
         self.history = list(state["history"])
@@ -363,9 +366,29 @@ class Trainer:
         resume that changes the validation clips or the loss, the saved best was measured
         on other clips; against it, a better network could fail to replace ``best.pt`` and
         the schedule would halve the learning rate for epochs that were not worse."""
-        self.best, self.bad_epochs = math.inf, 0
+        self.best, self.best_epoch, self.bad_epochs = math.inf, None, 0
         self.scheduler.best = self.scheduler.mode_worse
         self.scheduler.num_bad_epochs = 0
+
+    def save_best(self, extra: dict[str, Any] | None) -> None:
+        """Save the weights of the epoch just ended, the best so far, as ``best.pt``, with
+        that epoch's record (``history``) and the run's ``extra`` (its data)."""
+        save_checkpoint(self.run_dir / "best.pt", self.evaluated, self.config.to_dict(),
+                        {**(extra or {}), **self.history[-1]})
+
+    def finish_saving(self, extra: dict[str, Any] | None) -> None:
+        """On a resume, write the ``best.pt`` of the epoch ``last.pt`` holds when the run
+        stopped before it was written (a Ctrl-C, a full disk). An epoch saves ``last.pt``
+        first. Why: saved the other way round, a run stopped between the two saves of its
+        first epoch left a ``best.pt`` with no ``last.pt``, which neither ``--resume`` (nothing
+        to resume) nor a new run (the folder holds a run) would take; now every stop leaves
+        a folder one of them continues, and this save completes the one it cut short."""
+        if not self.world.is_main or self.best_epoch is None or self.best_epoch != self.epoch:
+            return
+        best = self.run_dir / "best.pt"
+        if best.is_file() and load_package(best).get("extra", {}).get("epoch") == self.epoch:
+            return
+        self.save_best(extra)
 
     # -- the loop --------------------------------------------------------------------
     def fit(self, extra: dict[str, Any] | None = None) -> list[dict[str, float]]:
@@ -414,23 +437,25 @@ class Trainer:
                     f"{self.batches_done}) is not finite: the run "
                     "diverged; train it with a lower --lr or smaller --loss weights")
             self.scheduler.step(valid_loss)
+            improved = False
             if self.world.is_main:
                 self.history.append(record)
-                saved = {**(extra or {}), "epoch": self.epoch + 1, **record}
                 if config.keep_epochs:
                     save_checkpoint(epoch_path(self.run_dir, self.epoch + 1), self.evaluated,
-                                    config.to_dict(), saved)
-                if record["valid_loss"] < self.best:
-                    self.best, self.bad_epochs = record["valid_loss"], 0
-                    save_checkpoint(self.run_dir / "best.pt", self.evaluated, config.to_dict(),
-                                    saved)
+                                    config.to_dict(), {**(extra or {}), **record})
+                improved = record["valid_loss"] < self.best
+                if improved:
+                    self.best, self.best_epoch, self.bad_epochs = (record["valid_loss"],
+                                                                   self.epoch + 1, 0)
                 else:
                     self.bad_epochs += 1
                 stop = self.bad_epochs >= config.early_stop_patience
                 if config.max_minutes and time.monotonic() - started > config.max_minutes * 60:
                     stop = True
             self.epoch += 1
-            self.save_state()
+            self.save_state()  # before best.pt: see finish_saving
+            if improved:
+                self.save_best(extra)
             if self.world.is_main:
                 write_history(self.run_dir, self.history)
             if broadcast_flag(stop, self.world):

@@ -3,6 +3,7 @@ run folder is complete, checkpoints round-trip, resume is exact, the CLI works."
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -735,10 +736,23 @@ def test_cli_never_names_a_best_checkpoint_of_a_diverged_run(dataset: Path, tmp_
 
 def test_a_resume_with_nothing_left_to_train_and_no_best_is_an_error(dataset: Path,
                                                                      tmp_path: Path):
+    """last.pt records the epoch best.pt holds: when that is its own, the best.pt a stop cut
+    short (here deleted) is written again from it (``Trainer.finish_saving``); a state that
+    does not say (saved before debleed kept it) leaves none, and the resume says so."""
     run = tmp_path / "run"
     config = replace(TINY, epochs=1, steps_per_epoch=1, valid_clips=1)
     run_training(config, run, data=dataset)
+    best = (run / "best.pt").read_bytes()
     (run / "best.pt").unlink()
+    run_training(config, run, data=dataset, resume=True)
+    old, new = (torch.load(package, weights_only=True)
+                for package in (io.BytesIO(best), run / "best.pt"))
+    assert new.keys() == old.keys() and all(new[k] == old[k] for k in old if k != "state_dict")
+    assert all(torch.equal(new["state_dict"][k], v) for k, v in old["state_dict"].items())
+    (run / "best.pt").unlink()
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["best_epoch"]
+    torch.save(state, run / "last.pt")
     with pytest.raises(TrainingError, match="best.pt: no epoch of this run was saved as the best"
                        "; train it for more --epochs"):
         run_training(config, run, data=dataset, resume=True)
@@ -982,16 +996,52 @@ def test_training_on_the_public_test_kit_is_refused(synthetic_kit_dir: Path, tmp
     assert not (tmp_path / "run").exists()
 
 
-def test_a_first_epoch_interrupted_in_its_save_says_what_to_do(trained: Path, dataset: Path,
-                                                               tmp_path: Path):
-    """best.pt is saved before last.pt: a Ctrl-C between them left a folder that neither a
-    new run nor --resume would take, each with a misleading reason."""
+def test_a_best_pt_without_last_pt_says_what_to_do(trained: Path, dataset: Path,
+                                                   tmp_path: Path):
+    """A run saves last.pt before best.pt, so a best.pt alone is no stopped run's (its
+    last.pt deleted, a model copied in): neither a new run, which would replace it, nor
+    --resume takes the folder, and the one line says why."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "best.pt").write_bytes((trained / "best.pt").read_bytes())
     for resume in (False, True):
-        with pytest.raises(ParameterError, match="best.pt but no last.pt"):
+        with pytest.raises(ParameterError, match="best.pt but no last.pt, which a run saves "
+                                                 "first: nothing to resume; move best.pt away"):
             run_training(TINY, run, data=dataset, resume=resume)
+
+
+@pytest.mark.parametrize("stopped", ["last.pt", "best.pt"])
+def test_a_run_stopped_in_its_first_epochs_saves_goes_on(dataset: Path, tmp_path: Path,
+                                                         monkeypatch, stopped: str):
+    """A Ctrl-C or a full disk in either save of the first epoch. best.pt was saved before
+    last.pt, and a stop between them left a folder that neither --resume ("nothing to
+    resume") nor a new run ("holds best.pt but no last.pt") would take: the user had to
+    move best.pt away. last.pt is saved first now: the folder holds no run, and a new one
+    starts, or a state that --resume continues, writing the best.pt the stop cut short;
+    either way to an unbroken run's checkpoints."""
+    import denoiser.checkpoint as checkpoint
+
+    config = replace(TINY, epochs=1, steps_per_epoch=1, valid_clips=1)
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    run_training(config, straight, data=dataset)
+    real = checkpoint.atomic_output
+
+    def stopping(path: Path, *args: str):
+        if Path(path).name == stopped:
+            raise KeyboardInterrupt
+        return real(path, *args)
+
+    monkeypatch.setattr(checkpoint, "atomic_output", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, run, data=dataset)
+    monkeypatch.undo()
+    run_training(config, run, data=dataset, resume=(run / "last.pt").exists())
+    for name in ("best.pt", "last.pt"):
+        a, b = (torch.load(folder / name, weights_only=True) for folder in (straight, run))
+        a, b = (package.get("model", package) for package in (a, b))
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    infos = [load_checkpoint(folder / "best.pt")[1]["extra"] for folder in (straight, run)]
+    assert [(i["epoch"], i["valid_loss"]) for i in infos] == [(1, infos[0]["valid_loss"])] * 2
 
 
 def test_an_interrupted_state_save_leaves_no_temporary_file(dataset: Path, tmp_path: Path,
@@ -1008,12 +1058,12 @@ def test_an_interrupted_state_save_leaves_no_temporary_file(dataset: Path, tmp_p
     monkeypatch.setattr(Path, "write_bytes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_training(replace(TINY, epochs=1), tmp_path / "run", data=dataset)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "config.json"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json"]
 
 
 def test_a_full_disk_while_the_state_is_saved_is_one_error_line(dataset: Path, tmp_path: Path):
     """The disk fills while last.pt is written: here a 64 KiB limit on a file's size, under
-    which best.pt (38 KB) fits and last.pt (120 KB) does not, so the kernel fails the write
+    which best.pt (38 KB) would fit and last.pt (120 KB) does not, so the kernel fails the write
     (EFBIG, as a full disk does with ENOSPC; Python ignores SIGXFSZ). torch's file writer
     reports that as a RuntimeError ("[enforce fail at inline_container.cc:672] . unexpected
     pos ..."), and ``debleed train`` ended in a 47-line traceback; it is the file system's
@@ -1034,7 +1084,7 @@ def test_a_full_disk_while_the_state_is_saved_is_one_error_line(dataset: Path, t
     errors = [line for line in done.stderr.splitlines() if not line.startswith("Training")]
     assert done.returncode == 1 and errors == [
         f"Error: [Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}"], done.stderr
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # a new run may start
 
 
 def test_the_model_card_names_the_epoch_best_pt_holds(dataset: Path, tmp_path: Path):
