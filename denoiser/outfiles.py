@@ -27,6 +27,9 @@ AUDIO_SUFFIX = ".tmp.wav"
 #: the audio's chunk header); a carried ``bext``, up to 10 KiB, is counted beside the audio
 #: (``audio.wav_container``).
 WAV_LIMIT_BYTES = 2**32 - 1 - 4096
+#: Errors of a write that concern the file written, never one read in the same block: a
+#: full disk, a file past the size limit, a full quota (``atomic_output``).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 def hidden_prefix(name: str) -> str:
@@ -76,7 +79,10 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
     """A temporary file beside ``path`` that becomes ``path`` when the block ends and is
     removed if it fails, so nobody ever reads half a file, with the folders it made for it
     (when they are still empty). It gets the permissions a plain ``open`` would give
-    (``_new_sibling``)."""
+    (``_new_sibling``). An ``OSError`` naming the temporary file names ``path`` instead, and
+    so does a failed ``write()``'s, which names no file: a full disk said only "[Errno 28]
+    No space left on device" of a checkpoint, a report or a manifest (``WRITE_ERRNOS``:
+    a nameless error of another kind may be a read's, of an input)."""
     path = Path(path)
     created = missing_folders(path.parent)
     try:  # making them may fail part-way (a name too long): the ones made go again
@@ -91,8 +97,10 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         remove_empty_folders(created)
-        if isinstance(exc, OSError) and isinstance(exc.filename, (str, bytes, os.PathLike)) \
-                and os.fsdecode(exc.filename) == os.fspath(tmp):  # not a descriptor number
+        if isinstance(exc, OSError) and (
+                (exc.filename is None and exc.errno in WRITE_ERRNOS)
+                or (isinstance(exc.filename, (str, bytes, os.PathLike))  # not a descriptor
+                    and os.fsdecode(exc.filename) == os.fspath(tmp))):
             raise _naming(exc, path) from None
         raise
 

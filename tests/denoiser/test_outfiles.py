@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from denoiser.outfiles import atomic_output, replace_entries, staging_folder
+from denoiser.outfiles import atomic_output, replace_entries, staging_folder, write_text_atomic
 
 
 def test_importing_it_loads_no_third_party_package() -> None:
@@ -57,6 +57,28 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path) -> 
         raise RuntimeError("disk full")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["index.json"]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
+def test_a_full_disk_names_the_output(tmp_path, monkeypatch, code: int) -> None:
+    """A ``write()`` the disk refuses raises an OSError naming no file: a checkpoint, a
+    benchmark, a report or a manifest on a full disk said only "[Errno 28] No space left
+    on device". It names the output (not the hidden temporary file), which is left as it
+    was; a nameless error of another kind may be a read's, of an input, and stays as it is."""
+    path = tmp_path / "aggregate.json"
+    path.write_text("old")
+
+    def refused(self, text: str, encoding: str | None = None) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(type(path), "write_text", refused)
+    with pytest.raises(OSError) as caught:
+        write_text_atomic(path, "new")
+    assert (caught.value.errno, caught.value.filename) == (code, str(path))
+    assert f"{path}" in str(caught.value) and os.listdir(tmp_path) == ["aggregate.json"]
+    with pytest.raises(OSError) as caught, atomic_output(path):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+    assert caught.value.filename is None and path.read_text() == "old"
 
 
 def test_a_failed_write_removes_the_folders_it_made(tmp_path) -> None:

@@ -1067,7 +1067,7 @@ def test_a_full_disk_while_the_state_is_saved_is_one_error_line(dataset: Path, t
     (EFBIG, as a full disk does with ENOSPC; Python ignores SIGXFSZ). torch's file writer
     reports that as a RuntimeError ("[enforce fail at inline_container.cc:672] . unexpected
     pos ..."), and ``debleed train`` ended in a 47-line traceback; it is the file system's
-    error now, in one line, and no temporary file is left."""
+    error now, in one line naming last.pt, and no temporary file is left."""
     import errno
     import os
     import subprocess
@@ -1083,7 +1083,7 @@ def test_a_full_disk_while_the_state_is_saved_is_one_error_line(dataset: Path, t
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (2**16, 2**16)))
     errors = [line for line in done.stderr.splitlines() if not line.startswith("Training")]
     assert done.returncode == 1 and errors == [
-        f"Error: [Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}"], done.stderr
+        f"Error: {run / 'last.pt'}: {os.strerror(errno.EFBIG)}"], done.stderr
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # a new run may start
 
 
