@@ -17,6 +17,7 @@ import numbers
 import os
 import re
 import shlex
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,12 +162,20 @@ def sf_reason(exc: Exception) -> str:
     return next(iter(text.splitlines()), type(exc).__name__)
 
 
-def unwritable(path: str | os.PathLike, exc: Exception) -> AudioError:
-    """libsndfile's failure to write (a full disk reads "System error.") as one line naming
-    the folder: it is a RuntimeError, not the OSError the commands report, so it ended in a
-    traceback."""
-    return AudioError(f"{Path(path).parent}: could not write the output there "
-                      f"({sf_reason(exc)}); is the disk full?")
+def unwritable(path: str | os.PathLike, exc: Exception, left: int) -> AudioError:
+    """libsndfile's failure to write as one line naming the output file, absolute (an
+    output beside the input was named by its folder as typed: "."): it is a RuntimeError,
+    not the OSError the commands report, so it ended in a traceback. Its "System error."
+    hides the system's reason, so a full disk is named only when the folder's free space
+    is below the ``left`` bytes the write still had to go; a guess after every failure
+    sent users with room to spare looking for it (a file-size limit, an I/O error)."""
+    path = Path(path).absolute()
+    message = f"{path}: could not write the output ({sf_reason(exc)})"
+    try:
+        full = shutil.disk_usage(path.parent).free < left
+    except OSError:  # the folder itself is gone: nothing to say of its disk
+        full = False
+    return AudioError(f"{message}; no space left on the device" if full else message)
 
 
 def open_track(src: Path) -> sf.SoundFile:
@@ -401,6 +410,11 @@ def ensure_not_input(path: str | os.PathLike, inputs: tuple[str | os.PathLike, .
     return path
 
 
+def audio_bytes(frames: int, channels: int, subtype: str) -> int:
+    """The bytes of ``frames`` frames of ``subtype`` audio (an unknown subtype counts 8)."""
+    return frames * channels * SUBTYPE_BYTES.get(subtype, 8)
+
+
 def wav_container(frames: int, channels: int, subtype: str = "FLOAT",
                   extensible: bool = False, broadcast: bytes | None = None) -> str:
     """``"RF64"`` for audio a RIFF header cannot count (its ``fmt `` is always extensible),
@@ -409,7 +423,7 @@ def wav_container(frames: int, channels: int, subtype: str = "FLOAT",
     count includes the ``bext`` chunk written for ``broadcast`` (up to 10 KiB, beyond the
     room ``WAV_LIMIT_BYTES`` leaves for libsndfile's own chunks): uncounted, audio just
     under the limit made a file over 4 GiB whose size field wrapped."""
-    size = frames * channels * SUBTYPE_BYTES.get(subtype, 8)
+    size = audio_bytes(frames, channels, subtype)
     if broadcast is not None:
         size += broadcast_chunk_bytes(broadcast)
     if size > WAV_LIMIT_BYTES:
@@ -464,7 +478,8 @@ def open_wav_writer(path: Path, sample_rate: int, channels: int, frames: int,
                 output = WavOutput(handle, subtype)
                 yield output
         except sf.LibsndfileError as exc:  # the body's reads raise AudioError, never this
-            raise unwritable(path, exc) from None
+            left = audio_bytes(frames, channels, subtype) - tmp.stat().st_size
+            raise unwritable(path, exc, left) from None
         if container == "RF64":
             zero_peak_time(tmp)
         if mask is not None:
@@ -492,7 +507,19 @@ def check_output_folder(folder: str | os.PathLike) -> None:
     if not existing.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
+        code = errno.EROFS if on_read_only_file_system(existing) else errno.EACCES
+        raise OSError(code, os.strerror(code), str(existing))  # EACCES: a PermissionError
+
+
+def on_read_only_file_system(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only. Why: ``os.access`` says only
+    that it cannot be written, and "Permission denied" sent the user to the folder's
+    permissions, which no ``chmod`` fixes there. Windows has no ``statvfs``: False."""
+    statvfs = getattr(os, "statvfs", None)
+    try:
+        return statvfs is not None and bool(statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def write_audio(

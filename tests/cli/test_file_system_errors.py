@@ -4,6 +4,7 @@ in every writing command, never a traceback."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,23 +109,34 @@ def test_a_run_under_nohup_outlives_its_terminal(tmp_path, write_wav, drum_track
     assert sorted(path.name for path in tmp_path.iterdir()) == ["snare.wav"]
 
 
-@pytest.mark.parametrize("command", [["gate", "{src}"], ["denoise", "{src}"]],
-                         ids=lambda command: command[0])
-def test_a_full_disk_is_one_line(tmp_path, write_wav, drum_track, monkeypatch, command):
-    """libsndfile reports a write the disk refuses as "System error." in a RuntimeError,
-    not an OSError: it ended every writing command in a traceback. (The progress line of
-    the work done before the write may come first.)"""
-    src = write_wav(tmp_path / "snare.wav", drum_track())
+@pytest.mark.parametrize("free, reason", [(None, ""), (0, "; no space left on the device")],
+                         ids=["room", "full"])
+@pytest.mark.parametrize("command, output", [("gate", "snare.gate.wav"),
+                                             ("denoise", "snare.debleed.wav")],
+                         ids=["gate", "denoise"])
+def test_a_failed_write_is_one_line(tmp_path, write_wav, drum_track, monkeypatch, command,
+                                    output, free, reason):
+    """libsndfile reports a write the system refuses as "System error." in a RuntimeError,
+    not an OSError: it ended every writing command in a traceback. The line names the
+    output file, absolute (beside an input in the current folder it named the folder "."),
+    and says the disk is full only when its free space is short of what was left to write
+    (here made 0): "is the disk full?" after every failure sent users with room to spare
+    (a file-size limit, an I/O error) looking for it. (The progress line of the work done
+    before the write may come first.)"""
+    write_wav(tmp_path / "snare.wav", drum_track())
+    monkeypatch.chdir(tmp_path)
 
     def disk_full(self, data):
         raise sf.LibsndfileError(SF_ERR_SYSTEM)
 
     monkeypatch.setattr(sf.SoundFile, "write", disk_full)
-    result = CliRunner().invoke(cli, [part.format(src=src) for part in command])
+    if free is not None:
+        usage = shutil.disk_usage
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(path)._replace(free=free))
+    result = CliRunner().invoke(cli, [command, "snare.wav"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.strip().splitlines()[-1] == (
-        f"Error: {tmp_path}: could not write the output there (System error.); "
-        "is the disk full?")
+        f"Error: {tmp_path / output}: could not write the output (System error.){reason}")
     assert [path.name for path in tmp_path.iterdir()] == ["snare.wav"]
 
 

@@ -295,3 +295,22 @@ def test_an_integer_subtype_warns_once_of_the_samples_it_clips(tmp_path, subtype
         for name in ("whole.wav", "blocks.wav")]
     assert read_audio(whole).samples.max() <= 1.0
     assert read_audio(floats).samples.max() == pytest.approx(1.3)
+
+
+@pytest.mark.skipif(not hasattr(os, "statvfs"), reason="no statvfs on Windows")
+@pytest.mark.parametrize("flags, code", [(0, "EACCES"), (getattr(os, "ST_RDONLY", 1), "EROFS")])
+def test_an_unwritable_output_folder_says_why(tmp_path, monkeypatch, flags: int, code: str):
+    """A folder on a read-only file system (a mounted image, a write-protected card) was
+    reported as "Permission denied", which sent the user to its permissions; it says
+    "Read-only file system", naming the folder that exists, and a folder the user may not
+    write still says "Permission denied"."""
+    import errno
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_flag=flags))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(OSError) as caught:
+        audio.check_output_folder(tmp_path / "new" / "out")
+    number = getattr(errno, code)
+    assert (caught.value.errno, caught.value.strerror, caught.value.filename) == (
+        number, os.strerror(number), str(tmp_path))
