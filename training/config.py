@@ -24,6 +24,12 @@ VALIDATION_FIELDS = ("loss", "loss_options", "synth", "valid_clips", "seed", "da
 # spread through the split (``run.spread``) and its loss scored at the model's rate. A run
 # saved before has no such field and reads as 1, so its resume picks best.pt afresh.
 VALIDATION_VERSION = 2
+# Which seeds the on-the-fly stream renders its clips from (``TrainConfig.stream_version``,
+# ``dataset.stream_clip_seed``): 2 since 2026-12-07, a seed domain of its own. Version 1's
+# clip k was clip k of ``dataset synth`` with the same seed, its validation clips included.
+# A run saved before has no such field and reads as 1, so its resume renders what it would
+# have rendered uninterrupted.
+STREAM_VERSION = 2
 
 # float16 would also need a gradient scaler; bfloat16 has float32's range and needs none.
 TRAIN_PRECISIONS = ("float32", "bfloat16")
@@ -66,7 +72,7 @@ ASSUMED_MEMORY = 256 * 2**30
 # options; a count, an int field, is checked by ``check_whole``). Patience 0 would stop after
 # the first epoch, or lower the rate after every one, improving or not; a guard batch of none
 # is none whether the guard runs or not; a saved run's validation version is 1 or more
-# (``TrainConfig.from_dict``).
+# (``TrainConfig.from_dict``), and its stream version one this code can render.
 NUMBER_BOUNDS: dict[str, tuple[float, float, dict[str, Any]]] = {
     "lr": (0.0, math.inf, {"low_open": True}),
     "weight_decay": (0.0, MAX_WEIGHT_DECAY, {"why": "typically 1e-4 to 0.1"}),
@@ -87,6 +93,7 @@ NUMBER_BOUNDS: dict[str, tuple[float, float, dict[str, Any]]] = {
     "ema_decay": (0.0, 1.0, {"high_open": True}),
     "valid_clips": (1, math.inf, {}),
     "validation_version": (1, math.inf, {}),
+    "stream_version": (1, STREAM_VERSION, {"why": "the seed schemes of the on-the-fly stream"}),
     "max_minutes": (0.0, math.inf, {}),
     "seed": (0, SEED_LIMIT - 1, {}),
     "num_workers": (0, math.inf, {}),
@@ -100,7 +107,8 @@ PER_CORE = ("num_workers", "threads")  # also at most MAX_PER_CORE per CPU core
 # The ``train`` options whose names are not their fields' with "-" for "_", and the fields
 # no option sets by name, named as fields (``TrainConfig.option``).
 OPTION_NAMES = {"num_workers": "--workers"}
-NO_OPTION = frozenset(("gain_jitter_db", "validation_version", "data", "kits", "data_identity"))
+NO_OPTION = frozenset(("gain_jitter_db", "validation_version", "stream_version", "data", "kits",
+                       "data_identity"))
 
 
 @dataclass
@@ -130,6 +138,7 @@ class TrainConfig:
                                              # and best.pt; 0 = the live weights
     valid_clips: int = 24
     validation_version: int = VALIDATION_VERSION  # set by the code, not an option
+    stream_version: int = STREAM_VERSION     # set by the code: a new run's, a resume's saved
     keep_epochs: bool = False                # also save every epoch's weights, for selection
                                              # after the run (RUN/epochs/epoch_NNN.pt)
     max_minutes: float = 0.0                 # wall-clock budget, 0 = none
@@ -320,12 +329,13 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """A saved run's config. A run saved with ``plateau_patience`` 0 (accepted until
         2026-12-07, when the count was one short) lowered the rate at the first bad epoch,
-        which is 1 now: read so, its resume keeps its schedule instead of being refused."""
+        which is 1 now: read so, its resume keeps its schedule instead of being refused.
+        Saved before they were kept, the validation and stream versions read as 1."""
         known = {f.name for f in fields(cls)}
         saved = {k: v for k, v in data.items() if k in known}
         if saved.get("plateau_patience") == 0:
             saved["plateau_patience"] = 1
-        return cls(**{"validation_version": 1, **saved})
+        return cls(**{"validation_version": 1, "stream_version": 1, **saved})
 
 
 def machine_memory() -> int:

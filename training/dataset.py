@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from denoiser.audio import sf_name, sf_reason
 
-from .config import MIN_SEGMENT_SECONDS
+from .config import MIN_SEGMENT_SECONDS, STREAM_VERSION
 from .errors import DatasetError
 from .manifest import SPLITS, check_clip_files, read_manifest
 from .synth import Clip, SynthConfig, clip_seed, render_clip
@@ -31,6 +31,23 @@ TRACKS = ("noisy", "clean", "bleed")
 #: the stream that renders the clip, its first number also chose the clip's kit, so with
 #: a segment that does not divide the clip each kit's crops started in its own stretch.
 CROP_STREAM = 0xC409
+#: The spawn key of the on-the-fly stream's clip seeds (``stream_clip_seed``).
+STREAM_KEY = 0x57EA
+
+
+def stream_clip_seed(seed: int, index: int, version: int = STREAM_VERSION) -> int:
+    """The seed clip ``index`` of an on-the-fly stream seeded ``seed`` renders from.
+
+    Version 1 (runs saved before 2026-12-07) used ``clip_seed(seed, index)``, which is clip
+    ``index`` of ``dataset synth --seed seed``: ``train --kit K`` trained on the very clips
+    of the dataset of the same kits and seed, its validation clips included, and
+    ``evaluate`` on that dataset scored audio the run had trained on. Version 2 adds
+    ``STREAM_KEY`` as SeedSequence's spawn key, appended after the entropy padded to four
+    words, so no dataset clip's ``[seed, index]`` spells the same entropy."""
+    if version == 1:
+        return clip_seed(seed, index)
+    sequence = np.random.SeedSequence([seed, index], spawn_key=(STREAM_KEY,))
+    return int(sequence.generate_state(1, np.uint32)[0])
 
 
 def endless(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -147,15 +164,16 @@ class ClipFolder(Dataset):
 class SynthStream(IterableDataset):
     """Endless on-the-fly clips from drum kits, as (noisy, clean) segments.
 
-    Clip ``k`` of the global stream uses ``clip_seed(seed, k)``; DataLoader workers (and
-    distributed ranks) take interleaved indices, so the stream is reproducible and no
-    two workers ever render the same clip. Each clip yields
+    Clip ``k`` of the global stream uses ``stream_clip_seed(seed, k, version)``, never a
+    clip of ``dataset synth --seed seed`` (``version`` 1: a run saved before, which did);
+    DataLoader workers (and distributed ranks) take interleaved indices, so the stream is
+    reproducible and no two workers ever render the same clip. Each clip yields
     ``clip_seconds // segment_seconds`` non-overlapping segments at a random phase.
     """
 
     def __init__(self, kit_paths: Sequence[str | Path], config: SynthConfig = SynthConfig(),
                  segment_seconds: float | None = None, seed: int = 0, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, version: int = STREAM_VERSION):
         self.kit_paths = [str(p) for p in kit_paths]
         if not self.kit_paths:
             raise DatasetError("SynthStream needs at least one kit")
@@ -164,7 +182,7 @@ class SynthStream(IterableDataset):
         self.config = config
         self.segment = None if segment_seconds is None else int(
             round(segment_seconds * config.sample_rate))
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.seed, self.rank, self.world_size, self.version = seed, rank, world_size, version
         self.batches_done, self.batch_size = 0, 1
 
     def seek(self, batches_done: int, batch_size: int) -> None:
@@ -189,7 +207,7 @@ class SynthStream(IterableDataset):
         index += clips * stride
         kits = [load_kit(path) for path in self.kit_paths]
         while True:
-            seed = clip_seed(self.seed, index)
+            seed = stream_clip_seed(self.seed, index, self.version)
             clip = render_clip(kits, seed, self.config)
             crops = np.random.default_rng([seed, CROP_STREAM])
             yield from islice(self._segments(clip, crops), skip, None)

@@ -27,7 +27,7 @@ from denoiser.models import DenoiserModel, build_model
 from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import default_model_path
 
-from .config import VALIDATION_VERSION, TrainConfig
+from .config import STREAM_VERSION, VALIDATION_VERSION, TrainConfig
 from .dataset import ClipFolder, SynthStream
 from .distributed import World, broadcast_flag, init_world, shutdown, wait_for_all
 from .errors import TrainingError
@@ -201,7 +201,7 @@ def synth_loader(kits: Sequence[str], synth: SynthConfig, config: TrainConfig, w
                  seed: int, batch_size: int) -> DataLoader:
     """An endless stream of on-the-fly (noisy, clean) segments, each rank its own share."""
     stream = SynthStream(kits, synth, config.segment_seconds, seed=seed, rank=world.rank,
-                         world_size=world.size)
+                         world_size=world.size, version=config.stream_version)
     # The worker seed from a generator of its own, not torch's global RNG, as folder_data:
     # drawn from that, a resumed run's dropout masks were not the uninterrupted run's.
     return DataLoader(stream, batch_size=batch_size, num_workers=config.num_workers,
@@ -358,8 +358,12 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                              "it cannot run on a dataset folder")
     if data is None:  # before a kit is loaded or a clip rendered
         config.check_validation_memory(kept)
+    # The stream's seeds are the saved run's, so a resume renders what the run would have
+    # rendered uninterrupted (version 1 before it was kept); a new run's are this code's.
     config = with_absolute_paths(replace(config, data=str(data) if data is not None else "",
-                                         kits=[str(kit) for kit in kits]))
+                                         kits=[str(kit) for kit in kits],
+                                         stream_version=(saved.stream_version if saved is not None
+                                                         else STREAM_VERSION)))
     earlier = [name for name in ("last.pt", "best.pt") if (run_dir / name).exists()]
     if earlier and not resume:  # hours of training must not go to a forgotten --resume
         raise ParameterError(f"{run_dir}: holds a run already ({', '.join(earlier)}); continue "

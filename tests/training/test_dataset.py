@@ -11,10 +11,11 @@ from dataclasses import replace
 import mido
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from training.dataset import ClipFolder, SynthStream
+from training.dataset import ClipFolder, SynthStream, stream_clip_seed
 from training.errors import DatasetError
 from training.kits import load_kit
 from training.manifest import MANIFEST, assign_splits, read_manifest, staged_output
@@ -93,7 +94,6 @@ def test_training_and_evaluation_refuse_a_broken_clip_in_the_same_words(
         tmp_path, dataset_dir, damage, message):
     """One header check (``check_clip_files``) serves the dataset and ``debleed evaluate``:
     they used to word a clean.wav cut short differently, and evaluate named no file."""
-    import soundfile as sf
 
     from training.evaluate import check_clip
 
@@ -118,7 +118,6 @@ def test_training_and_evaluation_refuse_a_broken_clip_in_the_same_words(
 def test_clip_file_check_rates_and_channels(tmp_path):
     """The dataset's rate when given, else the two files' rates must agree; ``mono`` (for
     evaluation, which reads the first channel only) refuses a stereo file, naming it."""
-    import soundfile as sf
 
     from training.manifest import ClipFormat, check_clip_files
 
@@ -162,7 +161,7 @@ def test_synth_stream_crops_do_not_follow_the_kit_choice(synthetic_kit_dir):
     for index in range(40):
         first = next(stream)[0][0].numpy()
         next(stream), next(stream)  # three segments a clip
-        seed = clip_seed(9, index)
+        seed = stream_clip_seed(9, index)
         noisy = render_clip(loaded, seed, CONFIG).noisy
         windows = np.lib.stride_tricks.sliding_window_view(noisy, segment)
         start = int(np.flatnonzero((windows == first).all(axis=1))[0])
@@ -170,6 +169,28 @@ def test_synth_stream_crops_do_not_follow_the_kit_choice(synthetic_kit_dir):
     slack = int(1.5 * 48000) - 3 * segment
     for kit in (0, 1):
         assert min(starts[kit]) < slack / 3 and max(starts[kit]) > 2 * slack / 3
+
+
+def test_the_stream_never_trains_on_a_clip_of_the_dataset_of_its_seed(synthetic_kit_dir,
+                                                                       dataset_dir):
+    """``train --kit K --seed 4`` rendered clip k of ``dataset synth --kit K --seed 4``
+    (both from ``clip_seed(4, k)``), so ``evaluate`` on that dataset's validation clips
+    scored audio the run trained on. No segment of the stream is now found in any clip of
+    the dataset, and no stream seed is a dataset clip's; a run saved before (version 1)
+    keeps its stream."""
+    clips = [np.asarray(sf.read(dataset_dir / entry["id"] / "noisy.wav", dtype="float32")[0])
+             for entry in read_manifest(dataset_dir)["clips"]]
+    stream = iter(SynthStream([synthetic_kit_dir], CONFIG, segment_seconds=0.5, seed=4))
+    segment = int(0.5 * 48000)
+    for _ in range(3 * len(clips)):  # the stream's first ten clips, three segments each
+        trained = next(stream)[0][0].numpy()
+        assert not any((np.lib.stride_tricks.sliding_window_view(clip, segment)
+                        == trained).all(axis=1).any() for clip in clips)
+    dataset_seeds = {clip_seed(seed, index) for seed in range(4) for index in range(2000)}
+    stream_seeds = {stream_clip_seed(seed, index) for seed in range(4) for index in range(2000)}
+    assert not dataset_seeds & stream_seeds
+    assert [stream_clip_seed(4, k, version=1) for k in range(3)] == [clip_seed(4, k)
+                                                                     for k in range(3)]
 
 
 @pytest.mark.parametrize("workers", [0, 2])

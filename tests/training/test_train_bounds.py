@@ -266,6 +266,7 @@ NUMBER_BOUNDS = {
     "ema_decay": ({}, [0.0, 1 - 1e-9], [-1e-9, 1.0, NAN, INF, True]),
     "valid_clips": ({}, [1, 10**6], [0, -1, NAN, INF, 2.5, True]),
     "validation_version": ({}, [1, 2], [0, NAN, INF, 1.5, True]),
+    "stream_version": ({}, [1, 2], [0, 3, NAN, INF, 1.5, True]),
     "max_minutes": ({}, [0.0, 1e9], [-1e-9, NAN, INF, True]),
     "seed": ({}, [0, 2**63 - 1], [-1, 2**63, NAN, INF, 1.5, True]),
     "num_workers": ({}, [0, 8], [-1, 9, NAN, INF, 2.5, True]),

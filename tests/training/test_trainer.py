@@ -27,6 +27,7 @@ from training.errors import DatasetError, TrainingError
 from training.losses import CombinedLoss, SISDRLoss
 from training.oneshots import one_shot
 from training.distributed import World
+from training import run as run_module
 from training.run import batch_advice, run_training, spread
 from training.session import SessionConfig, build_session_dataset, plan_session
 from training.synth import SynthConfig, render_dataset
@@ -381,6 +382,31 @@ def test_on_the_fly_synthesis_trains_and_resumes(synthetic_kit_dir: Path, tmp_pa
     run_training(config, tmp_path / "halves", kits=[str(synthetic_kit_dir)], resume=True)
     a, b = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "halves" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_saved_before_the_stream_had_its_own_seeds_resumes_on_its_stream(
+        synthetic_kit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Since 2026-12-07 the stream renders from seeds of its own (version 2), no longer the
+    clips of ``dataset synth`` with the run's seed (version 1). A run saved before keeps
+    version 1 on a resume (its last.pt holds no version): its weights are those of an
+    uninterrupted version-1 run, bit for bit, and a new run is on version 2."""
+    config = replace(TINY, batch_size=2, steps_per_epoch=2, valid_clips=1)
+    kits = [str(synthetic_kit_dir)]
+    with monkeypatch.context() as old_code:  # the code before: every run on version 1
+        old_code.setattr(run_module, "STREAM_VERSION", 1)
+        run_training(config, tmp_path / "straight", kits=kits)
+        run_training(replace(config, epochs=1), tmp_path / "halves", kits=kits)
+    state = torch.load(tmp_path / "halves" / "last.pt", weights_only=True)
+    del state["model"]["training_config"]["stream_version"]  # as saved before the field
+    torch.save(state, tmp_path / "halves" / "last.pt")
+    run_training(config, tmp_path / "halves", kits=kits, resume=True)
+    a, b = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "halves" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "halves" / "config.json").read_text())["stream_version"] == 1
+    run_training(config, tmp_path / "new", kits=kits)
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["stream_version"] == 2
+    c = weights(tmp_path / "new" / "last.pt")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_history_json_holds_null_where_a_value_is_undefined(synthetic_kit_dir: Path,
@@ -792,8 +818,6 @@ def test_cli_resume_unpickles_last_pt_once(dataset: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch):
     """The CLI reads the run's options from last.pt and hands them to run_training, whose
     network check used to unpickle the whole state a second time."""
-    import training.run as run_module
-
     run = tmp_path / "run"
     assert CliRunner().invoke(cli, tiny_cli_args(dataset, run)).exit_code == 0
     reads: list[Path] = []
