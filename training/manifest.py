@@ -25,6 +25,11 @@ SPLITS = ("train", "valid", "test")
 MANIFEST = "manifest.json"
 # The files of a clip that training and evaluation read (bleed.wav is optional).
 CLIP_TRACKS = ("noisy", "clean")
+# How a new dataset's train/valid split is drawn, recorded in its manifest: 2 since 2026-12-07,
+# each clip's (a session take's) split a function of the seed and the clip (take) alone. A
+# manifest without it was split by version 1, a seeded permutation of all the clips (takes).
+SPLIT_VERSION = 2
+SPLIT_STREAM = 0x5B1  # the seed's stream of the split, apart from the clips'
 
 
 class ClipFormat(NamedTuple):
@@ -39,15 +44,8 @@ def check_valid_fraction(valid_fraction: float) -> None:
         raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
 
 
-def split_order(n: int, seed: int, valid_fraction: float) -> list[int]:
-    """``0 .. n-1`` in the seeded order a split draws its validation part from (clips, or
-    a session's takes), once ``valid_fraction`` is checked: the same seed, the same split."""
-    check_valid_fraction(valid_fraction)
-    return np.random.default_rng([seed, 0x5B1]).permutation(n).tolist()
-
-
 def valid_count(n: int, valid_fraction: float) -> int:
-    """How many of ``n`` items (clips, a performance's hits) validate: ``valid_fraction``
+    """How many of ``n`` items (a performance's hits, bleed takes) validate: ``valid_fraction``
     of them, rounded, but two or more keep at least one of each (with a fraction above
     0): rounding alone would leave two clips no validation clip (0.4 rounds to 0), and
     training would then validate on its training audio."""
@@ -57,12 +55,29 @@ def valid_count(n: int, valid_fraction: float) -> int:
     return n_valid
 
 
+def split_phase(seed: int) -> float:
+    """Where in [0, 1) the seed starts ``assign_splits``' count of validation clips."""
+    return float(np.random.default_rng([seed, SPLIT_STREAM]).random())
+
+
 def assign_splits(n: int, seed: int, valid_fraction: float) -> list[str]:
-    """Deterministic train/valid split: the first ``valid_count`` clips of ``split_order``
-    are the validation clips (80/20 by default, as in the thesis)."""
-    order = split_order(n, seed, valid_fraction)
-    valid = set(order[:valid_count(n, valid_fraction)])
-    return ["valid" if i in valid else "train" for i in range(n)]
+    """Deterministic train/valid split, clip ``i``'s a function of the seed, ``i`` and the
+    fraction alone: it validates when ``phase + i * valid_fraction`` passes a whole number
+    by the next clip (``split_phase``), so the first ``n`` clips hold ``n * valid_fraction``
+    validation clips rounded up or down (80/20 by default, as in the thesis), spread through
+    them. Why not a seeded permutation of all ``n`` (split version 1): rendering more hours
+    with the same seed kept each clip's audio and re-drew its split, so a model trained on
+    the smaller set validated on clips it had trained on in the larger one.
+
+    Two clips or more keep one of each with a fraction above 0 (``n * valid_fraction``
+    below one validation clip, or a fraction near 1): the last clip takes the split that
+    is missing. Only then does a clip's split depend on ``n``."""
+    check_valid_fraction(valid_fraction)
+    steps = np.floor(np.arange(n + 1) * valid_fraction + split_phase(seed))
+    valid = np.diff(steps) > 0
+    if n and (valid.all() or (n > 1 and valid_fraction > 0 and not valid.any())):
+        valid[-1] = not valid[-1]
+    return np.where(valid, "valid", "train").tolist()
 
 
 @contextmanager

@@ -42,8 +42,9 @@ from .trainer import (StepReport, Trainer, ValidClip, read_state, seed_everythin
 
 VALID_SEED_OFFSET = 1_000_003
 GUARD_SEED_OFFSET = 2_000_029  # the guard's clips are never the training stream's
-# The manifest fields that tell one dataset folder from another (with its clip count).
-IDENTITY_FIELDS = ("source", "seed", "kits", "clip_seconds")
+# The manifest fields that tell one dataset folder from another (with its clip count): a
+# render of the same seed with another split version validates on other clips.
+IDENTITY_FIELDS = ("source", "seed", "split_version", "kits", "clip_seconds")
 
 
 class Flatten:

@@ -13,6 +13,7 @@ a stretch of the one bleed take, that training clips never hear.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -32,8 +33,8 @@ from denoiser.audio import SAMPLE_RATE_RANGE, read_audio, sf_name, sf_reason
 from .bounds import check_number, check_range, check_whole
 from .errors import DatasetError
 from .kits import AUDIO_SUFFIXES, SILENCE_PEAK, visible_files
-from .manifest import (assign_splits, split_order, staged_output, valid_count,
-                       write_manifest)
+from .manifest import (SPLIT_STREAM, SPLIT_VERSION, assign_splits, check_valid_fraction,
+                       staged_output, valid_count, write_manifest)
 from .synth import (CLIP_SECONDS, SYNTH_LIMITS, Clip, check_clip_seconds, check_seed,
                     write_clip)
 
@@ -421,6 +422,7 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
         audio = plan.audio
         header = {"version": 1, "source": "session", "sample_rate": config.sample_rate,
                   "clip_seconds": config.clip_seconds, "seed": seed,
+                  "split_version": SPLIT_VERSION,
                   "split_by": "take" if plan.split_by_take else "clip",
                   "clean_audio": {"takes": audio.takes, "short_takes": audio.short_takes,
                                   "seconds": round(audio.seconds, 3),
@@ -431,32 +433,46 @@ def build_session_dataset(plan: SessionPlan, out: str | Path, seed: int,
     return out
 
 
+def take_draw(seed: int, name: str) -> float:
+    """A clean take's seeded draw in [0, 1), from the seed and the take's name alone
+    (``take_name``): which takes a session holds, and in what order, do not change it."""
+    digest = hashlib.sha256(f"{SPLIT_STREAM}:{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def session_splits(plan: SessionPlan, seed: int, valid_fraction: float) -> list[str]:
     """Each planned clip's split. With two or more takes giving clips, whole takes are
     assigned: a validation clip from a training take shares its snare, tuning and room
     with the training audio, so the validation loss would flatter the model and pick
     ``best.pt`` on seen audio. With one take only, its clips are split one by one
-    (``plan.split_by_take`` says which).
+    (``plan.split_by_take`` says which; ``assign_splits``).
 
-    Validation takes are chosen by their share of the clips, not by a count of takes (two
-    takes made one of them, perhaps the one holding most clips, validation whatever the
-    fraction): in a seeded order, each take joins validation if its clips keep validation
-    within ``valid_fraction`` of all clips. If none fits, the smallest take is the one
-    (a fraction above 0 keeps a validation take); a fraction below 1 keeps a training take.
+    A take validates when its draw (``take_draw``) is below ``valid_fraction`` and its
+    clips keep validation within ``valid_fraction`` of all clips, takes of lower draws
+    first: chosen by their share of the clips, not by a count of takes (two takes made one
+    of them, perhaps the one holding most clips, validation whatever the fraction). If none
+    fits, the smallest take is the one (a fraction above 0 keeps a validation take); a
+    fraction below 1 keeps a training take. Why draws of the names, not a seeded
+    permutation of the takes (split version 1): a session given more takes with the same
+    seed re-drew every take's split, and a model trained on the smaller set validated on
+    takes it had trained on. A take now keeps its split unless these bounds decide.
     """
     if not plan.split_by_take:
         return assign_splits(len(plan.jobs), seed, valid_fraction)
-    takes = plan.clip_takes
-    order = [takes[i] for i in split_order(len(takes), seed, valid_fraction)]
+    check_valid_fraction(valid_fraction)
+    draws = {take: take_draw(seed, take_name(plan.clean[take], plan.folders[0]))
+             for take in plan.clip_takes}
+    order = sorted(draws, key=draws.__getitem__)
     clips = Counter(take for take, _ in plan.jobs)
     budget = valid_fraction * len(plan.jobs) + 1e-9  # (0.29 * 100 is 28.999...)
     valid: set[int] = set()
     for take in order:
-        fits = sum(clips[t] for t in valid) + clips[take] <= budget
+        fits = draws[take] < valid_fraction and (
+            sum(clips[t] for t in valid) + clips[take] <= budget)
         if fits and len(valid) < len(order) - 1:
             valid.add(take)
     if not valid and valid_fraction > 0:
-        valid.add(min(order, key=lambda take: clips[take]))  # the first smallest, seeded
+        valid.add(min(order, key=lambda take: clips[take]))  # the first smallest by draw
     return ["valid" if take in valid else "train" for take, _ in plan.jobs]
 
 

@@ -30,8 +30,8 @@ from .bounds import check_number, check_range, check_whole
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
-from .manifest import (assign_splits, check_valid_fraction, staged_output, valid_count,
-                       write_manifest)
+from .manifest import (SPLIT_VERSION, assign_splits, check_valid_fraction, staged_output,
+                       valid_count, write_manifest)
 from .midi import midi_files, read_performance
 from .modaldrums import TOM_RANGES, modal_drum_instrument
 from .recording import add_recording_chain
@@ -783,7 +783,7 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
                     progress(len(rows), rows[-1]["id"])
         header = {"version": 1, "source": "synth", "sample_rate": config.sample_rate,
                   "clip_seconds": config.clip_seconds, "seed": seed,
-                  "kits": [kit.name for kit in kits],
+                  "split_version": SPLIT_VERSION, "kits": [kit.name for kit in kits],
                   "midi": [Path(path).name for path in midi_paths], "config": config.to_dict()}
         write_manifest(staging, header, rows)
     return out

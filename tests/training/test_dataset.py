@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -37,6 +38,7 @@ def test_manifest_and_split(dataset_dir):
     assert splits == assign_splits(10, 4, 0.2)
     assert assign_splits(10, 5, 0.2) != splits or assign_splits(10, 6, 0.2) != splits
     assert manifest["sample_rate"] == 48000 and manifest["clip_seconds"] == 1.5
+    assert manifest["split_version"] == 2
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7])
@@ -47,7 +49,34 @@ def test_a_small_dataset_keeps_a_validation_clip(seed):
     counts = [assign_splits(n, seed, 0.2).count("valid") for n in (1, 2, 3, 10, 100)]
     assert counts == [0, 1, 1, 2, 20]
     for n in range(3, 400):
-        assert assign_splits(n, seed, 0.2).count("valid") == round(n * 0.2), n
+        assert assign_splits(n, seed, 0.2).count("valid") in (n // 5, -(-n // 5), 1), n
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.25, 0.5, 0.9])
+def test_more_clips_of_a_seed_keep_the_splits_of_the_first(fraction):
+    """Rendering more hours with the same seed keeps every clip's audio: the seeded
+    permutation of all the clips gave them other splits (the first 7 of 14 clips: one
+    valid clip became a training clip and a training clip a valid one), so a model trained
+    on the smaller set validated on clips it had trained on. Every clip common to ``n``
+    and ``2n`` clips now keeps its split, once ``n`` holds a validation and a training
+    clip by the fraction alone (fewer, the last clip is made the missing one)."""
+    for seed in range(20):
+        for n in range(math.ceil(max(1 / fraction, 1 / (1 - fraction))), 60):
+            assert assign_splits(n, seed, fraction) == assign_splits(2 * n, seed, fraction)[:n]
+
+
+def test_a_grown_dataset_keeps_its_clips_splits(synthetic_kit_dir, dataset_dir, tmp_path):
+    """The audit's case: half the clips of ``dataset_dir`` (same seed, fewer hours) are
+    its first five clips, byte for byte, each in the split it has there."""
+    small = render_dataset([synthetic_kit_dir], tmp_path / "small", hours=5 * 1.5 / 3600,
+                           seed=4, config=CONFIG)
+    grown = {c["id"]: c["split"] for c in read_manifest(dataset_dir)["clips"]}
+    clips = read_manifest(small)["clips"]
+    assert [c["split"] for c in clips].count("valid") == 1
+    for clip in clips:
+        assert clip["split"] == grown[clip["id"]]
+        assert (small / clip["id"] / "noisy.wav").read_bytes() == (
+            dataset_dir / clip["id"] / "noisy.wav").read_bytes()
 
 
 def test_clip_folder_segments(dataset_dir):

@@ -563,7 +563,8 @@ def plan_of(*clips: int) -> SessionPlan:
     jobs = [(take, k) for take, n in enumerate(clips) for k in range(n)]
     audio = CleanAudio(takes=len(clips), short_takes=0, seconds=float(len(jobs)),
                        used_seconds=float(len(jobs)), capped_seconds=0.0, clip_seconds=1.0)
-    return SessionPlan([Path(f"take{k}.wav") for k in range(len(clips))], [Path("b.wav")],
+    return SessionPlan([Path("clean") / f"take{k}.wav" for k in range(len(clips))],
+                       [Path("bleed") / "b.wav"],
                        jobs, (Path("clean"), Path("bleed")), audio)
 
 
@@ -598,6 +599,23 @@ def test_validation_takes_stay_within_the_fraction(seed):
 def test_the_smallest_take_validates_when_every_take_exceeds_the_fraction():
     plan = plan_of(5, 3, 4)
     assert valid_takes(plan, session_splits(plan, 0, 0.1)) == [1]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_takes_split_follows_its_name_not_its_place(seed):
+    """A seeded permutation of the takes' places gave a session listing the same takes in
+    another order (or with more takes, which the command finds sorted among them) other
+    validation takes. Each take's draw comes from its name: listed backwards, every take
+    keeps its split."""
+    sizes = (3, 1, 2, 2, 1, 3, 2, 1, 1, 4)
+    forward = plan_of(*sizes)
+    backward = plan_of(*sizes)
+    backward.clean.reverse()
+    backward.jobs[:] = [(len(sizes) - 1 - take, k) for take, k in forward.jobs]
+    names = {take: take_name(path, forward.folders[0]) for take, path in enumerate(forward.clean)}
+    back = {take: take_name(path, backward.folders[0]) for take, path in enumerate(backward.clean)}
+    assert ({names[t] for t in valid_takes(forward, session_splits(forward, seed, 0.2))}
+            == {back[t] for t in valid_takes(backward, session_splits(backward, seed, 0.2))})
 
 
 def test_a_seed_gives_the_same_take_split():

@@ -20,7 +20,7 @@ from denoiser.models import build_model
 from denoiser.models.ensemble import MaskEnsemble
 from training.config import TrainConfig
 from training.model_card import render_model_card
-from training.run import run_training
+from training.run import dataset_identity, resumed_data, run_training
 from training.synth import SynthConfig, render_dataset
 from training.trainer import frozen_modules
 
@@ -90,6 +90,23 @@ def test_a_resume_refuses_a_data_folder_that_holds_another_dataset_now(dataset: 
     assert error_lines(result.output) == [f"Error: resume: {data}, the run's data, is not "
                                           "there; give DATA or --kit to resume it on data "
                                           "elsewhere"]
+
+
+def test_a_resume_refuses_its_folder_rendered_again_with_another_split(dataset: Path,
+                                                                        tmp_path: Path):
+    """A run trained on a dataset split the old way (split version 1, no ``split_version``
+    in its manifest) is not resumed on the same seed rendered again: the same clips, but
+    other validation clips (docs/data.md)."""
+    data = shutil.copytree(dataset, tmp_path / "data")
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert dataset_identity(data)["split_version"] == 2
+    old = {name: value for name, value in manifest.items() if name != "split_version"}
+    (data / "manifest.json").write_text(json.dumps(old))
+    run = TrainConfig(data=str(data), data_identity=dataset_identity(data))
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ParameterError, match=r"holds another dataset \(split_version 2\) "
+                                             r"than the run was trained on \(split_version none\)"):
+        resumed_data(run)
 
 
 def test_a_run_that_stored_a_relative_data_path_resumes_from_its_folder(
