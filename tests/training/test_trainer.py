@@ -40,12 +40,9 @@ TINY = TrainConfig(model="bandmask-tiny", batch_size=3, segment_seconds=0.5, ste
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory, synthetic_kit_dir: Path) -> Path:
-    """Ten 2 s clips (eight train, two valid) from the synthetic kit. Seed 3: since the
-    split is drawn clip by clip (split version 2), seed 0's validation clips are clips 2 and
-    7 (0 and 7 before), on which 40 steps of the tiny network gain 11 %, where the tests
-    below measure the training by a quarter; seed 3's two gain over half."""
+    """Ten 2 s clips (eight train, two valid) from the synthetic kit."""
     return render_dataset([synthetic_kit_dir], tmp_path_factory.mktemp("data") / "set",
-                          hours=10 * CLIP_SECONDS / 3600, seed=3,
+                          hours=10 * CLIP_SECONDS / 3600, seed=0,
                           config=SynthConfig(clip_seconds=CLIP_SECONDS), valid_fraction=0.2)
 
 
@@ -64,9 +61,10 @@ def test_validation_loss_drops(trained: Path):
     history = json.loads((trained / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
     losses = [h["valid_loss"] for h in history]
-    # 40 steps of a tiny network: a quarter off the loss at its best epoch (0.61-0.73 of the
-    # first over four seeds), and still well below the start at the last one
-    assert min(losses) < 0.75 * losses[0] and losses[-1] < 0.85 * losses[0], losses
+    # 40 steps of a tiny network on two validation clips: over five dataset seeds the best
+    # epoch took 11-112 % of the first epoch's loss off (the loss, an SI-SDR term among
+    # others, may cross 0) and gained 1.4-10.4 dB of SI-SDR; the last epoch may be worse
+    assert min(losses) < losses[0] - 0.08 * abs(losses[0]), losses
     assert max(h["valid_sisdr"] for h in history) > history[0]["valid_sisdr"] + 1.0
 
 
@@ -82,7 +80,8 @@ def test_bfloat16_training_learns_and_keeps_float32_weights(dataset: Path, tmp_p
         runs[precision] = json.loads((run / "history.json").read_text())
     mixed, full = runs["bfloat16"], runs["float32"]
     assert mixed[0]["train_loss"] != full[0]["train_loss"]
-    assert mixed[-1]["valid_loss"] < 0.75 * mixed[0]["valid_loss"], [h["valid_loss"] for h in mixed]
+    losses = [h["valid_loss"] for h in mixed]
+    assert min(losses) < losses[0] - 0.08 * abs(losses[0]), losses  # as test_validation_loss_drops
     assert mixed[-1]["valid_loss"] < full[-1]["valid_loss"] + 0.1 * abs(full[-1]["valid_loss"])
     model, info = load_checkpoint(tmp_path / "bfloat16" / "best.pt")
     assert info["training_config"]["precision"] == "bfloat16"
