@@ -161,6 +161,15 @@ class ClipFolder(Dataset):
         return torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]
 
 
+def clip_segments(config: SynthConfig, segment_seconds: float | None) -> int:
+    """The segments of ``segment_seconds`` an on-the-fly clip of ``config`` yields (its
+    whole self for None; a segment longer than the clip makes the clip that long)."""
+    if segment_seconds is None:
+        return 1
+    clip = max(config.clip_seconds, segment_seconds)
+    return int(round(clip * config.sample_rate)) // int(round(segment_seconds * config.sample_rate))
+
+
 class SynthStream(IterableDataset):
     """Endless on-the-fly clips from drum kits, as (noisy, clean) segments.
 
@@ -180,15 +189,39 @@ class SynthStream(IterableDataset):
         if segment_seconds is not None and segment_seconds > config.clip_seconds:
             config = replace(config, clip_seconds=float(segment_seconds))
         self.config = config
+        self.segment_seconds = segment_seconds
         self.segment = None if segment_seconds is None else int(
             round(segment_seconds * config.sample_rate))
         self.seed, self.rank, self.world_size, self.version = seed, rank, world_size, version
-        self.batches_done, self.batch_size = 0, 1
+        self.batches_done, self.batch_size, self.first_clip = 0, 1, 0
 
-    def seek(self, batches_done: int, batch_size: int) -> None:
-        """Continue after ``batches_done`` loader batches (a resumed training run): the
-        skipped clips are not rendered, the rest of the stream is unchanged."""
-        self.batches_done, self.batch_size = batches_done, batch_size
+    @property
+    def segments_per_clip(self) -> int:
+        """The segments each clip of the stream yields."""
+        return clip_segments(self.config, self.segment_seconds)
+
+    def seek(self, batches_done: int, batch_size: int, first_clip: int = 0) -> None:
+        """Continue after ``batches_done`` loader batches (a resumed training run) of a
+        stream that starts at clip ``first_clip`` of the global stream (``clips_after``):
+        the skipped clips are not rendered, the rest of the stream is unchanged."""
+        self.batches_done, self.batch_size, self.first_clip = batches_done, batch_size, first_clip
+
+    @staticmethod
+    def clips_after(first_clip: int, batches: int, layout: dict[str, int]) -> int:
+        """The first clip of the global stream past every segment that ``batches`` loader
+        batches drew from a stream started at ``first_clip`` with ``layout`` (its
+        ``batch_size``, ``segments_per_clip``, ``workers`` and ``world_size``; run.py's
+        ``loader_layout``). Each of the workers of every process takes every
+        ``workers x world_size``-th clip, and the one furthest on has served
+        ceil(batches / workers) batches: its clips, the one it drew from last included,
+        all lie before the returned one. Why: a resume that changes the layout cannot
+        continue by batches, and seeking by the new batch size or segment length re-trained
+        the clips the run had used (100 steps at batch 64 resumed at 16 started at clip 320,
+        not 1280)."""
+        workers = layout["workers"]
+        segments = -(-batches // workers) * layout["batch_size"]
+        clips = -(-segments // layout["segments_per_clip"])
+        return first_clip + clips * workers * layout["world_size"]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from .kits import load_kit
@@ -199,11 +232,9 @@ class SynthStream(IterableDataset):
         # so after a seek worker w continues the share of the worker whose turn it is.
         worker = (worker + self.batches_done) % workers
         stride = workers * self.world_size
-        index = self.rank * workers + worker
+        index = self.first_clip + self.rank * workers + worker
         skip = (self.batches_done - worker + workers - 1) // workers * self.batch_size
-        per_clip = (1 if self.segment is None else
-                    int(round(self.config.clip_seconds * self.config.sample_rate)) // self.segment)
-        clips, skip = divmod(max(skip, 0), per_clip)
+        clips, skip = divmod(max(skip, 0), self.segments_per_clip)
         index += clips * stride
         kits = [load_kit(path) for path in self.kit_paths]
         while True:

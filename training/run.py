@@ -28,7 +28,7 @@ from denoiser.outfiles import write_text_atomic
 from denoiser.pretrained import default_model_path
 
 from .config import STREAM_VERSION, VALIDATION_VERSION, TrainConfig
-from .dataset import ClipFolder, SynthStream
+from .dataset import ClipFolder, SynthStream, clip_segments
 from .distributed import World, broadcast_flag, init_world, shutdown, wait_for_all
 from .errors import TrainingError
 from .guard import TeacherGuard
@@ -82,23 +82,42 @@ class PassBatches(Sampler[list[int]]):
 
     Pass ``p`` is a permutation seeded by ``(seed, p)`` and split across DDP ranks, so
     every pass reshuffles (what ``DistributedSampler.set_epoch`` is for) and ``position``
-    (batches served so far) alone says where the stream is: a resumed run sets it and
-    continues with exactly the batches an uninterrupted run would have drawn, without
-    reading the skipped audio. Each item is ``(clip index, draw)``, the draw fixing where
-    the random crop starts: drawn here, the crops of a resumed run are the same too, which
-    they were not when each DataLoader worker drew them (its generator restarts).
+    (batches served so far, after ``first``) alone says where the stream is: a resumed run
+    sets it and continues with exactly the batches an uninterrupted run would have drawn,
+    without reading the skipped audio. Each item is ``(clip index, draw)``, the draw fixing
+    where the random crop starts: drawn here, the crops of a resumed run are the same too,
+    which they were not when each DataLoader worker drew them (its generator restarts).
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, world: World):
         self.size, self.batch_size, self.seed, self.world = size, batch_size, seed, world
         self.per_pass = size // world.size // batch_size
         self.position = 0
+        self.first = 0  # batches of these passes before the mark the stream starts at
 
     def __len__(self) -> int:
         return self.per_pass
 
+    def seek(self, mark: Sequence[int], batches: int) -> None:
+        """Continue ``batches`` batches after ``mark``: a pass and how many items of its
+        order all processes together had used there (``mark_after``)."""
+        self.first = pass_batch(mark, self.per_pass, self.batch_size * self.world.size)
+        self.position = batches
+
+    @staticmethod
+    def mark_after(mark: Sequence[int], batches: int, layout: dict[str, int]) -> list[int]:
+        """The pass, and the items of its order all processes together had used, after
+        ``batches`` batches from ``mark`` at ``layout`` (its ``clips``, ``batch_size`` and
+        ``world_size``; ``loader_layout``). Why: a resume at another batch size or process
+        count has other passes, and seeking by them went back to an earlier pass and
+        trained its clips again, with the same crops; it continues this one past them."""
+        step = layout["batch_size"] * layout["world_size"]
+        per_pass = max(layout["clips"] // step, 1)  # a run saved before, resumed on fewer clips
+        index, start = divmod(pass_batch(mark, per_pass, step) + batches, per_pass)
+        return [index, start * step]
+
     def __iter__(self):
-        index, start = divmod(self.position, self.per_pass)
+        index, start = divmod(self.first + self.position, self.per_pass)
         state = np.random.SeedSequence([self.seed, index]).generate_state(1, np.uint64)[0]
         generator = torch.Generator().manual_seed(int(state))
         order = torch.randperm(self.size, generator=generator)
@@ -110,6 +129,14 @@ class PassBatches(Sampler[list[int]]):
                                 draws[mine].view(shape)[start:].tolist()):
             self.position += 1
             yield list(zip(batch, crops))
+
+
+def pass_batch(mark: Sequence[int], per_pass: int, step: int) -> int:
+    """The batches of ``step`` items (all processes' together), ``per_pass`` to a pass,
+    before ``mark`` (a pass, and the items of its order used). A batch partly used counts
+    as used: no item is drawn twice, and the few others in it wait for the next pass."""
+    index, used = mark
+    return index * per_pass + min(-(-used // step), per_pass)
 
 
 def folder_data(root: Path, config: TrainConfig, world: World):
@@ -209,12 +236,73 @@ def synth_loader(kits: Sequence[str], synth: SynthConfig, config: TrainConfig, w
                       generator=torch.Generator().manual_seed(seed))
 
 
-def seek(loader: DataLoader, batches_done: int, batch_size: int) -> None:
-    """Position a fresh loader after ``batches_done`` batches (resume)."""
+def loader_layout(loader: DataLoader) -> dict[str, int]:
+    """What decides which data a number of ``loader``'s batches has used: a resume that
+    changes any of it (``--batch-size``, ``--segment-seconds``, ``--workers``, the process
+    count, the dataset's clips) cannot continue by counting batches (``data_position``)."""
     if isinstance(loader.dataset, SynthStream):
-        loader.dataset.seek(batches_done, batch_size)
+        return {"batch_size": loader.batch_size,
+                "segments_per_clip": loader.dataset.segments_per_clip,
+                "workers": max(loader.num_workers, 1), "world_size": loader.dataset.world_size}
+    batches = loader.batch_sampler
+    return {"clips": batches.size, "batch_size": batches.batch_size,
+            "world_size": batches.world.size}
+
+
+def start_position(loader: DataLoader, layout: dict[str, int] | None = None) -> dict[str, Any]:
+    """The start of ``loader``'s data, its steps counted at ``layout`` (its own for None)."""
+    return {"mark": 0 if isinstance(loader.dataset, SynthStream) else [0, 0], "since": 0,
+            "layout": loader_layout(loader) if layout is None else layout}
+
+
+def data_position(loader: DataLoader, saved: dict[str, Any], batches_done: int) -> dict[str, Any]:
+    """Where ``loader``'s data continues after ``batches_done`` steps: a mark in units no
+    batch size, segment length or process count changes (an on-the-fly stream's clip, a
+    dataset folder's pass and the items used of it), the ``layout`` its steps are counted
+    at from there, and ``since``, the step the mark was set at. The ``saved`` position
+    (``kept_position``) is kept while the layout is the same, so a resume is exact; with
+    another the mark moves past everything the run used. Why: a resume at batch 16 of a
+    run that trained at 64 sought by 16 and re-trained three quarters of its clips."""
+    layout = loader_layout(loader)
+    if saved["layout"] == layout:
+        return saved
+    after = (SynthStream.clips_after if isinstance(loader.dataset, SynthStream)
+             else PassBatches.mark_after)
+    return {"mark": after(saved["mark"], batches_done - saved["since"], saved["layout"]),
+            "since": batches_done, "layout": layout}
+
+
+def kept_position(loader: DataLoader, name: str, state: dict[str, Any] | None,
+                  world: World) -> dict[str, Any]:
+    """Where ``loader``, the run's ``name`` data ("train", "guard"), stood when ``state``
+    (last.pt) was saved: the position it kept; the start for a new run (None) or data the
+    run did not have. A state saved before positions were kept counted its steps from the
+    start at the layout of its configuration and last epoch (its batch, segment, workers
+    and processes), which the old seek took this resume's for."""
+    if state is None:
+        return start_position(loader)
+    if "data_positions" in state:
+        return state["data_positions"].get(name, start_position(loader))
+    run = TrainConfig.from_dict(state["model"]["training_config"])
+    guard = name == "guard"
+    history = state["history"]
+    layout = {**loader_layout(loader),
+              "batch_size": run.guard_batch_size if guard else run.batch_size,
+              "world_size": history[-1].get("world_size", world.size) if history else world.size}
+    if isinstance(loader.dataset, SynthStream):
+        synth = run.guard_synth_config() if guard else run.synth_config()
+        layout.update(segments_per_clip=clip_segments(synth, run.segment_seconds),
+                      workers=max(run.num_workers, 1))
+    return start_position(loader, layout)
+
+
+def seek(loader: DataLoader, position: dict[str, Any], batches_done: int) -> None:
+    """Position a fresh loader after ``batches_done`` steps, at ``position`` (``data_position``)."""
+    batches = batches_done - position["since"]
+    if isinstance(loader.dataset, SynthStream):
+        loader.dataset.seek(batches, loader.batch_size, first_clip=position["mark"])
     else:
-        loader.batch_sampler.position = batches_done
+        loader.batch_sampler.seek(position["mark"], batches)
 
 
 def initial_model(config: TrainConfig, state: dict[str, Any] | None = None):
@@ -407,9 +495,11 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                 warnings.warn(f"resume: {', '.join(changed)} changed, so the validation loss "
                               "is measured afresh; best.pt is chosen again from the next epoch",
                               stacklevel=2)
-            seek(loader, trainer.batches_done, config.batch_size)
-            if guard_loader is not None:
-                seek(guard_loader, trainer.batches_done, config.guard_batch_size)
+        for name, each in {"train": loader, "guard": guard_loader}.items():
+            if each is not None:
+                trainer.data_positions[name] = position = data_position(
+                    each, kept_position(each, name, state, world), trainer.batches_done)
+                seek(each, position, trainer.batches_done)
         if world.is_main:  # only now: a refused start leaves the run folder as it was
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))

@@ -136,6 +136,8 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.epoch = 0
         self.batches_done = 0  # what a resume seeks past, whatever --steps-per-epoch becomes
+        # where each loader's data stands, for a resume at another batch size (run.data_position)
+        self.data_positions: dict[str, dict[str, Any]] = {}
         self.rng = np.random.default_rng([config.seed, world.rank])
 
     @property
@@ -270,7 +272,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
-            "batches_done": self.batches_done,
+            "batches_done": self.batches_done, "data_positions": self.data_positions,
             "frozen_parameters": self.frozen_parameters,  # those the optimizer state leaves out
             "history": self.history,
             "torch_rng": torch.get_rng_state(),

@@ -20,7 +20,7 @@ from training.dataset import ClipFolder, SynthStream, stream_clip_seed
 from training.errors import DatasetError
 from training.kits import load_kit
 from training.manifest import MANIFEST, assign_splits, read_manifest, staged_output
-from training.synth import SynthConfig, clip_seed, render_clip, render_dataset
+from training.synth import Clip, SynthConfig, clip_seed, render_clip, render_dataset
 
 CONFIG = SynthConfig(clip_seconds=1.5, preroll_seconds=0.5)
 
@@ -233,6 +233,35 @@ def test_synth_stream_seek_resumes_exactly(synthetic_kit_dir, workers):
                                                       num_workers=workers))]
     for (n1, c1), (n2, c2) in zip(unbroken[3:], resumed):
         assert torch.equal(n1, n2) and torch.equal(c1, c2)
+
+
+def test_synth_stream_goes_on_past_the_clips_another_layout_used(synthetic_kit_dir,
+                                                                monkeypatch):
+    """Two processes of two workers drew 5 batches of 3 segments each (three a clip); a
+    stream at batch 2 in one process, started at ``clips_after``, draws none of their clips
+    and leaves out at most one clip of each worker. Seeking it by 5 batches of 2 re-drew
+    most of them. Each clip is rendered as its index, to tell them apart."""
+    import training.dataset
+
+    samples = int(CONFIG.clip_seconds * CONFIG.sample_rate)
+    index = {stream_clip_seed(2, k): k for k in range(200)}
+    monkeypatch.setattr(training.dataset, "render_clip", lambda kits, seed, config: Clip(
+        np.full(samples, index[seed], np.float32), *np.zeros((2, samples), np.float32), {}))
+
+    def clips(stream: SynthStream, batch_size: int, workers: int) -> set[int]:
+        loader = DataLoader(stream, batch_size=batch_size, num_workers=workers)
+        return {int(noisy[0, 0]) for _, (noisy, _) in zip(range(5), loader) for noisy in noisy}
+
+    used = set().union(*(clips(SynthStream([synthetic_kit_dir], CONFIG, 0.5, seed=2, rank=rank,
+                                           world_size=2), 3, 2) for rank in (0, 1)))
+    first = SynthStream.clips_after(0, 5, {"batch_size": 3, "segments_per_clip": 3,
+                                           "workers": 2, "world_size": 2})
+    resumed = SynthStream([synthetic_kit_dir], CONFIG, 0.5, seed=2)
+    resumed.seek(0, 2, first_clip=first)
+    # each process's first worker served 3 batches (clips 0, 4, 8 and 2, 6, 10), the
+    # second 2 (1, 5 and 3, 7): 9 and 11 are left out
+    assert used == {*range(9), 10} and first == 12
+    assert min(clips(resumed, 2, 0)) == first
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -160,6 +160,54 @@ def test_resume_is_exact_with_workers_and_another_epoch_length(dataset: Path, tm
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("kept", [True, False])
+def test_a_resume_at_a_smaller_batch_goes_on_past_the_clips_used(
+        synthetic_kit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bool):
+    """On-the-fly clips of two segments: 2 steps at batch 4 train on clips 0-3, and a resume
+    at batch 1 starts at clip 4. It sought by the new batch size (2 steps of 1 segment) and
+    trained on clip 1 again; a second resume at that batch size continues exactly. A last.pt
+    saved before positions were kept (not ``kept``) is counted at its config's batch."""
+    import training.dataset
+    from training.dataset import stream_clip_seed
+
+    drawn: list[int] = []
+    render = training.dataset.render_clip
+    monkeypatch.setattr(training.dataset, "render_clip",
+                        lambda kits, seed, config: drawn.append(seed) or render(kits, seed, config))
+    config = replace(TINY, epochs=1, steps_per_epoch=2, batch_size=4, valid_clips=1,
+                     synth={"clip_seconds": 2 * TINY.segment_seconds})
+    run, kits = tmp_path / "run", [str(synthetic_kit_dir)]
+    index = {stream_clip_seed(config.seed, k): k for k in range(20)}
+    for epochs, batch_size, clips in [(1, 4, [0, 1, 2, 3]), (2, 1, [4]), (3, 1, [5])]:
+        if epochs == 2 and not kept:
+            state = torch.load(run / "last.pt", weights_only=True)
+            torch.save({k: v for k, v in state.items() if k != "data_positions"}, run / "last.pt")
+        drawn.clear()
+        run_training(replace(config, epochs=epochs, batch_size=batch_size), run, kits=kits,
+                     resume=epochs > 1)
+        assert [index[seed] for seed in drawn] == clips
+
+
+def test_a_resume_at_a_smaller_batch_goes_on_past_the_pass_used(
+        dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Eight training clips: 3 steps at batch 2 use six of the first pass's, and a resume at
+    batch 1 trains on the other two, then the second pass. It sought by the new batch size
+    (3 of the first pass's 8 batches) and trained on three of the six again, with the same
+    crops."""
+    used: list[tuple[int, int]] = []
+    get = ClipFolder.__getitem__
+    monkeypatch.setattr(ClipFolder, "__getitem__",
+                        lambda self, item: used.append(item) or get(self, item))
+    config = replace(TINY, epochs=1, steps_per_epoch=3, batch_size=2, valid_clips=1)
+    run = tmp_path / "run"
+    run_training(config, run, data=dataset)
+    first = list(used)
+    used.clear()
+    run_training(replace(config, epochs=2, batch_size=1), run, data=dataset, resume=True)
+    assert len(first) == 6 and len(used) == 3 and not set(first) & set(used)
+    assert sorted(index for index, _ in first + used[:2]) == list(range(8))
+
+
 def test_resume_with_another_loss_chooses_best_afresh(dataset: Path, tmp_path: Path):
     """A resume that changes what the validation loss measures (here the loss itself, from
     SNR, which is negative, to multi-resolution STFT, which is positive) cannot compare its
@@ -853,6 +901,24 @@ def test_pass_batches_shard_reshuffle_and_seek():
     resumed = PassBatches(10, 2, seed=5, world=World(0, 2))
     resumed.position = 3                             # one batch into the second pass
     assert sum(list(resumed), []) == second[2:]      # the same clips and the same crops
+
+
+def test_pass_batches_go_on_past_the_items_another_layout_used():
+    """Two processes drew one batch of 2 each, four items of the first pass: one process at
+    batch 1, started at ``mark_after``, draws the six others of that pass, then the next."""
+    from training.distributed import World
+    from training.run import PassBatches
+
+    used = [index for rank in (0, 1)
+            for index, _ in next(iter(PassBatches(10, 2, seed=5, world=World(rank, 2))))]
+    mark = PassBatches.mark_after([0, 0], 1, {"clips": 10, "batch_size": 2, "world_size": 2})
+    resumed = PassBatches(10, 1, seed=5, world=World())
+    resumed.seek(mark, 0)
+    rest = [index for batch in resumed for index, _ in batch]
+    assert mark == [0, 4] and len(rest) == 6 and sorted(used + rest) == list(range(10))
+    second = PassBatches(10, 1, seed=5, world=World())
+    second.position = 10
+    assert list(resumed) == list(second)  # then the next pass, as a run at batch 1 draws it
 
 
 def test_init_with_model_kwargs_fine_tunes_a_grown_model(trained: Path, dataset: Path,
