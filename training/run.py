@@ -500,17 +500,21 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
                 trainer.data_positions[name] = position = data_position(
                     each, kept_position(each, name, state, world), trainer.batches_done)
                 seek(each, position, trainer.batches_done)
-        if world.is_main:  # only now: a refused start leaves the run folder as it was
+        finished = trainer.finished() if resume else ""
+        if finished:  # nothing to train: config.json keeps the options the run trained with
+            if world.is_main:
+                warnings.warn(f"resume: {finished}", stacklevel=2)
+        elif world.is_main:  # only now: a refused start leaves the run folder as it was
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-        history = trainer.fit(extra)
+        history = trainer.history if finished else trainer.fit(extra)
         best = run_dir / "best.pt"
         # Never name a best.pt that is not there (a resume with no epochs left of a run that
         # saved none); on every rank, or the others would wait for rank 0 at the barrier.
         if broadcast_flag(world.is_main and not best.is_file(), world):
             raise TrainingError(f"{best}: no epoch of this run was saved as the best; "
                                 "train it for more --epochs")
-        if world.is_main:
+        if world.is_main:  # a finished run's as it left them, or completed where a stop cut them
             write_history(run_dir, history)
             _, info = load_checkpoint(best)
             write_model_card(run_dir / "MODEL_CARD.md", name=run_dir.name, info=info,

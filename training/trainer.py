@@ -392,6 +392,26 @@ class Trainer:
             return
         self.save_best(extra)
 
+    def finished(self) -> str:
+        """Why a resumed run has no epoch left to train, in words ("" when it has one): its
+        ``epochs`` are done, or its last ``early_stop_patience`` epochs validated no better
+        than its best (as ``fit`` stops). Why early stopping too: ``fit`` tests it only after
+        an epoch, so every --resume of a run that had stopped early trained one more epoch,
+        lowered the rate again and rewrote last.pt and history.json (a wrapper re-issuing
+        --resume after preemptions added epochs for ever). A larger --early-stop-patience
+        continues such a run, as a larger --epochs continues one that trained its epochs."""
+        patience = self.config.early_stop_patience
+        if self.bad_epochs >= patience:
+            return (f"the run stopped early at epoch {self.epoch} "
+                    f"({epoch_count(self.bad_epochs)} without a better validation loss, "
+                    f"--early-stop-patience {patience}); nothing to resume: give a larger "
+                    "--early-stop-patience to train on")
+        if self.epoch >= self.config.epochs:
+            return (f"the run has trained {epoch_count(self.epoch)} (--epochs "
+                    f"{self.config.epochs}); nothing to resume: give a larger --epochs to "
+                    "train on")
+        return ""
+
     # -- the loop --------------------------------------------------------------------
     def fit(self, extra: dict[str, Any] | None = None) -> list[dict[str, float]]:
         config = self.config
@@ -463,6 +483,11 @@ class Trainer:
             if broadcast_flag(stop, self.world):
                 break
         return self.history
+
+
+def epoch_count(count: int) -> str:
+    """``count`` epochs, in words ("1 epoch", "4 epochs")."""
+    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def read_state(path: Path) -> dict[str, Any]:

@@ -126,9 +126,9 @@ def teacher_option(ctx: click.Context, param: click.Parameter, value: str | None
                    "native bfloat16) [default: float32].")
 @click.option("--resume", is_flag=True,
               help="Continue from RUN/last.pt with the options and data it was trained "
-                   "with; options given here override them, e.g. a larger --epochs, and so "
-                   "do DATA or --kit (the run's data folder is refused if it now holds "
-                   "another dataset).")
+                   "with; options given here override them, e.g. a larger --epochs (a larger "
+                   "--early-stop-patience for a run that stopped early), and so do DATA or "
+                   "--kit (the run's data folder is refused if it now holds another dataset).")
 @user_errors
 def train(data, run_dir, kits, model, model_kwargs, loss, loss_options, synth, guard_synth,
           freeze, resume, **options) -> None:

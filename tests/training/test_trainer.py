@@ -820,7 +820,8 @@ def test_a_resume_with_nothing_left_to_train_and_no_best_is_an_error(dataset: Pa
     run_training(config, run, data=dataset)
     best = (run / "best.pt").read_bytes()
     (run / "best.pt").unlink()
-    run_training(config, run, data=dataset, resume=True)
+    with pytest.warns(UserWarning, match="resume: the run has trained 1 epoch"):
+        run_training(config, run, data=dataset, resume=True)
     old, new = (torch.load(package, weights_only=True)
                 for package in (io.BytesIO(best), run / "best.pt"))
     assert new.keys() == old.keys() and all(new[k] == old[k] for k in old if k != "state_dict")
@@ -830,7 +831,8 @@ def test_a_resume_with_nothing_left_to_train_and_no_best_is_an_error(dataset: Pa
     del state["best_epoch"]
     torch.save(state, run / "last.pt")
     with pytest.raises(TrainingError, match="best.pt: no epoch of this run was saved as the best"
-                       "; train it for more --epochs"):
+                       "; train it for more --epochs"), pytest.warns(
+            UserWarning, match=r"resume: the run has trained 1 epoch \(--epochs 1\); nothing"):
         run_training(config, run, data=dataset, resume=True)
 
 
@@ -1344,6 +1346,36 @@ def test_the_plateau_schedule_counts_bad_epochs_as_early_stopping_does(
     assert [h["lr"] for h in history] == pytest.approx([3e-3, 3e-3, 3e-3, 1.5e-3, 1.5e-3])
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(7.5e-4)
+
+
+@pytest.mark.parametrize("epochs, message, more", [
+    (10, "the run stopped early at epoch 5 (4 epochs without a better validation loss, "
+         "--early-stop-patience 4); nothing to resume: give a larger --early-stop-patience to "
+         "train on", ["--early-stop-patience", "5"]),
+    (3, "the run has trained 3 epochs (--epochs 3); nothing to resume: give a larger --epochs "
+        "to train on", ["--epochs", "4"]),
+])
+def test_a_resume_of_a_finished_run_changes_nothing(dataset: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, epochs: int,
+                                                    message: str, more: list[str]):
+    """A run that stopped early, resumed as it is twice (a wrapper re-issuing --resume after
+    preemptions): one line says so, it exits 0, and the run folder stays byte for byte. Each
+    such resume trained one more epoch, lowered the rate again and rewrote last.pt and
+    history.json. A run that trained its --epochs says so alike; a larger
+    --early-stop-patience, or --epochs, trains on."""
+    rising_validation(monkeypatch)
+    run = tmp_path / "run"
+    run_training(replace(PLATEAU, epochs=epochs), run, data=dataset)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    for _ in range(2):
+        result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume"])
+        assert result.exit_code == 0, result.output
+        assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+        assert [line for line in result.output.splitlines() if line.startswith("Warning:")] == [
+            f"Warning: resume: {message}"]
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", *more])
+    assert result.exit_code == 0 and "Warning:" not in result.output, result.output
+    assert len(read_history(run)) == len(json.loads(before["history.json"])) + 1
 
 
 def test_a_run_saved_before_the_plateau_fix_resumes_on_the_corrected_schedule(
