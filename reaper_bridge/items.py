@@ -639,7 +639,8 @@ def copy_take_envelopes(api: Any, original: str, variant: str, item: str,
     volume, pan, mute, pitch and take FX parameter envelopes, with the same points,
     shapes and active, visible and armed state, each replacing the one ``variant`` has (a
     reused take's, from an earlier run). A volume, pan, mute or pitch envelope the
-    original no longer has is left inactive and hidden (``_bypassed``). Neither the
+    original no longer has, and one that could not be copied, is left inactive and hidden
+    (``_bypass``). Neither the
     processed files nor the renders apply take envelopes, so without them an A/B would
     compare the original's rides with a take that has none. Point times follow the
     takes' playrates (``_retimed``). FX parameter envelopes need
@@ -667,12 +668,18 @@ def copy_take_envelopes(api: Any, original: str, variant: str, item: str,
                                                  False)
                 or _scaling(envelope_chunk(api, target)) != _scaling(chunk)):
             missed.append(name)
+            _bypass(api, target)  # a reused take's old ride, or one at another scaling
     for name in TAKE_ENVELOPES.keys() - copied:
-        stale = api.GetTakeEnvelopeByName(variant, name)
-        chunk = None if is_null(stale) else envelope_chunk(api, stale)
-        if chunk is not None:
-            api.SetEnvelopeStateChunk(stale, _bypassed(chunk), False)
+        _bypass(api, api.GetTakeEnvelopeByName(variant, name))
     return missed
+
+
+def _bypass(api: Any, envelope: str) -> None:
+    """Leave ``envelope`` (if any) inactive and hidden (``_bypassed``): a take had better
+    play no envelope than a wrong one until the user copies the right one by hand."""
+    chunk = None if is_null(envelope) else envelope_chunk(api, envelope)
+    if chunk is not None:
+        api.SetEnvelopeStateChunk(envelope, _bypassed(chunk), False)
 
 
 def add_variant_take(api: Any, source: TakeSource, path: str, variant: str,

@@ -541,6 +541,31 @@ def test_a_volume_envelope_made_with_another_scaling_is_named(fake: FakeReaper,
         "Some take envelopes could not be copied to the new takes: Snare @ 0.000 s (Volume); "
         "copy them by hand for a like-for-like A/B.")
     assert [i.active.envelopes[0].scaling for i in track.items] == [1, 1]
+    # the mis-scaled copy plays nothing until copied by hand; the other plays its ride
+    assert [i.active.envelopes[0].active for i in track.items] == [False, True]
+    assert [i.active.envelopes[0].visible for i in track.items] == [False, True]
+
+
+def test_a_reused_takes_old_ride_is_bypassed_when_its_new_copy_is_refused(
+        fake: FakeReaper, tmp_path: Path) -> None:
+    """A rerun whose copy REAPER refuses (a chunk past the binding's buffer reads so too)
+    used to leave the first run's ride on the reused take, active: a wrong envelope plays
+    worse than none."""
+    wav = make_wav(tmp_path / "snare.wav", 2.0)
+    item = fake.add_item(fake.add_track("Snare"), 0.0, 0.4)
+    original = fake.add_take(item, fake.file_source(str(wav)), "s")
+    fake.add_take_envelope(original, "Pitch", ((0.0, 0.0), (0.2, 7.0)))
+    api = RawRPR(fake.module())
+    denoise(api, ("debleed",), executor_for({"debleed": halve}))
+    variant = item.active
+    assert [p.value for p in variant.envelopes[0].points] == [0.0, 7.0]
+    item.active = original
+    original.envelopes[0].points = [Point(0.0, 0.0)]
+    fake.RPR_SetEnvelopeStateChunk = lambda envelope, chunk, isundo: (  # type: ignore
+        "ACT 0" in chunk and fake._get(envelope, type(original.envelopes[0])).set_chunk(chunk))
+    outcome = denoise(RawRPR(fake.module()), ("debleed",), executor_for({"debleed": halve}))
+    assert item.active is variant and outcome.enveloped == ["Snare @ 0.000 s (Pitch)"]
+    assert not variant.envelopes[0].active and not variant.envelopes[0].visible
 
 
 def _processed(fake: FakeReaper, api, tmp_path: Path, *variant_sets: tuple[str, ...]) -> list:
