@@ -489,6 +489,18 @@ _MIC_KIT_WORDS = frozenset(word for words in _SHOT_MICS for word in words) - {
     "", "oh", "main"}
 
 
+def _names_mics(folder: Path, files: list[Path]) -> bool:
+    """Whether the one-shots in ``folder`` name their mics (``_split_mic``'s ``mic_kit``):
+    one names a ``_MIC_KIT_WORDS`` mic, or one names a drum's overhead ("Kick_1_OH": an
+    "OH" beside a hi-hat is its articulation, never read as a mic here) while another's
+    "In" after a number reads as the inside mic once mics are named ("Kick_1_In"): left
+    out, the kick's OH file became a kick of its own, played as if close-miked."""
+    loose = [_read_shot(path, folder, False).mic for path in files]
+    if any(mic in _MIC_KIT_WORDS for mic in loose):
+        return True
+    return "oh" in loose and any(_read_shot(path, folder, True).mic == "in" for path in files)
+
+
 def _shot_mic_rank(mic: str) -> int:
     """How far the mic ``mic`` (a ``_SHOT_MICS`` word, "" for none) is: 0 for a close mic."""
     return next(rank for rank, words in enumerate(_SHOT_MICS) if mic in words)
@@ -672,7 +684,7 @@ def _load_folder(folder: Path) -> Kit:
         raise KitError(f"{folder}: holds Hydrogen kits ({', '.join(kits)}), not one-shots; "
                        "pass each kit folder on its own (one --kit per kit)")
     files = visible_files(folder, AUDIO_SUFFIXES)
-    mic_kit = any(_read_shot(path, folder, False).mic in _MIC_KIT_WORDS for path in files)
+    mic_kit = _names_mics(folder, files)
     shots = [_read_shot(path, folder, mic_kit) for path in files]
     by_folder: dict[Path, list[_Shot]] = {}
     for shot in shots:

@@ -755,3 +755,24 @@ def test_a_bare_stick_is_the_side_stick_unless_the_kit_names_one(tmp_path, with_
     assert side_sticks == (["rim click"] if with_rim_click else ["stick"])
     assert [inst.category for inst in kit.instruments if inst.name == "stick"] == [
         "other" if with_rim_click else "sidestick"]
+
+
+@pytest.mark.parametrize("names, piece", [
+    (["Snare_1", "Kick_1_In", "Kick_1_OH"], "Kick"),
+    (["Kick_1", "Snare_1", "Tom2_In", "Tom2_OH", "HH_Closed"], "Tom2"),
+])
+def test_a_numbered_drums_in_mic_beside_its_overhead_is_one_drum(tmp_path, names, piece):
+    """An "In" after a number is the inside mic only in a kit that names its mics, and
+    "OH" did not count as naming one (beside a hi-hat it is the open articulation): the
+    drum's overhead file became a drum of its own, played as if close-miked, beside one
+    named "Kick_1_In". Beside a drum "OH" names its overhead: one drum, closest mic."""
+    folder = tmp_path / "pack"
+    write_shots(folder, names)
+    with pytest.warns(UserWarning, match=f"'{piece}' from 'In', not 'OH'"):
+        kit = load_kit(folder)
+    inside = next(i for i, name in enumerate(names) if name.endswith("_In"))
+    category = "kick" if piece == "Kick" else "tom"
+    # write_shots makes the i-th one-shot peak at 0.3 + 0.05 i: the peaks tell the files apart
+    assert [(inst.name, [round(layer.peak, 3) for layer in inst.layers])
+            for inst in kit.instruments if inst.category == category] == [
+        (piece, [round(0.3 + 0.05 * inside, 3)])]
