@@ -330,11 +330,15 @@ class TrainConfig:
         """A saved run's config. A run saved with ``plateau_patience`` 0 (accepted until
         2026-12-07, when the count was one short) lowered the rate at the first bad epoch,
         which is 1 now: read so, its resume keeps its schedule instead of being refused.
-        Saved before they were kept, the validation and stream versions read as 1."""
+        Saved before they were kept, the validation and stream versions read as 1. A guard
+        batch of 0 in a run without the guard (accepted there until 2026-12-07) was never
+        used: it reads as the default, so the run resumes without a flag to mend it."""
         known = {f.name for f in fields(cls)}
         saved = {k: v for k, v in data.items() if k in known}
         if saved.get("plateau_patience") == 0:
             saved["plateau_patience"] = 1
+        if saved.get("guard_batch_size") == 0 and not saved.get("guard_weight"):
+            saved["guard_batch_size"] = cls.guard_batch_size
         return cls(**{"validation_version": 1, "stream_version": 1, **saved})
 
 

@@ -242,6 +242,15 @@ def test_a_run_saved_with_plateau_patience_0_resumes_as_1(dataset: Path, tmp_pat
     assert json.loads((run / "config.json").read_text())["plateau_patience"] == 1
 
 
+def test_a_run_saved_with_an_unused_guard_batch_of_0_reads_as_the_default():
+    """0 was accepted without the guard until every count was checked: such a run's resume
+    was refused over a batch it never drew. With the guard on, 0 was always refused."""
+    assert TrainConfig.from_dict({"guard_batch_size": 0}).validate().guard_batch_size == 4
+    guarded = TrainConfig.from_dict({"guard_batch_size": 0, "guard_weight": 0.5})
+    with pytest.raises(ParameterError, match="guard-batch-size 0"):
+        guarded.validate()
+
+
 def test_validation_changes_compare_the_data_not_its_path():
     """A run stores absolute paths: a checkout elsewhere names the same kits at another
     path (no change), and one folder may come to hold another dataset (a change)."""
