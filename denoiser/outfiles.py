@@ -305,3 +305,30 @@ def exit_cleanly_on_signals() -> dict[int, Any]:
 
 def _raise_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def leave_signals_to_parent() -> None:
+    """Set a worker process's signals (a ``multiprocessing`` pool's) so that the command that
+    started it alone acts on them: Ctrl-C (SIGINT) and a closed terminal (SIGHUP) are
+    ignored, and SIGTERM ends the worker quietly, with status 0.
+
+    A terminal sends its signals to every process of the run, as ``kill -- -PGID``, systemd
+    and SLURM send theirs, and forked workers kept the command's handlers: each printed a
+    KeyboardInterrupt traceback. The command ends its workers as it stops, with SIGTERM
+    (``Pool.terminate``), so that one cannot be ignored. A second SIGTERM, arriving while
+    the first unwinds, ends the worker at once: raised too, in a clean-up (a WAV being
+    closed), it printed "Exception ignored"; ignored, a worker left waiting on a lock the
+    stopping pool held never ended, nor did the run.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    hangup = getattr(signal, "SIGHUP", None)  # Windows has none
+    if hangup is not None:
+        signal.signal(hangup, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _end_quietly)
+
+
+def _end_quietly(signum: int, frame: object) -> None:
+    """Raise ``SystemExit(0)``, so the worker's clean-up runs; the same signal again ends
+    it outright (the system's default action), whatever that clean-up waits on."""
+    signal.signal(signum, signal.SIG_DFL)
+    raise SystemExit(0)

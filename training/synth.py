@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio
 from denoiser.errors import ParameterError
-from denoiser.outfiles import write_text_atomic
+from denoiser.outfiles import leave_signals_to_parent, write_text_atomic
 
 from .bounds import check_number, check_range, check_whole
 from .errors import DatasetError, KitError
@@ -710,6 +710,10 @@ def _holds_hits(performance: Performance) -> bool:
 
 def _init_worker(out: Path, kit_paths: list[str], config: SynthConfig,
                  performances: dict[str, list[Performance]]) -> None:
+    """Set up a render worker: its signals left to ``render_dataset``, which terminates the
+    pool and removes the unfinished dataset (Ctrl-C printed a traceback per worker), and
+    the kits and settings every clip it renders reads."""
+    leave_signals_to_parent()
     _WORKER.update(kits=[load_kit(path) for path in kit_paths], config=config, out=out,
                    performances=performances)
 
