@@ -327,6 +327,21 @@ def leave_signals_to_parent() -> None:
     signal.signal(signal.SIGTERM, _end_quietly)
 
 
+def end_quietly_on_signals() -> None:
+    """Make SIGINT, SIGHUP and SIGTERM end this worker process quietly, with status 0 (a
+    second one at once): a DataLoader worker's, whose command shuts it down as it stops.
+
+    Not ``leave_signals_to_parent``'s ignoring: a worker kept going while the command
+    stopped, and the command, interrupted while it took a batch from it, reset the
+    connection the worker sent it on, which the worker's thread reported in a traceback.
+    Status 0, not the command's 129 or 143: torch reports a worker that ended otherwise as
+    crashed ("DataLoader worker (pid N) exited unexpectedly", 21 lines).
+    """
+    for name in ("SIGINT", "SIGHUP", "SIGTERM"):
+        if hasattr(signal, name):  # Windows has no SIGHUP
+            signal.signal(getattr(signal, name), _end_quietly)
+
+
 def _end_quietly(signum: int, frame: object) -> None:
     """Raise ``SystemExit(0)``, so the worker's clean-up runs; the same signal again ends
     it outright (the system's default action), whatever that clean-up waits on."""

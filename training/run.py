@@ -24,7 +24,7 @@ from denoiser.checkpoint import load_checkpoint, load_package, rebuild
 from denoiser.engine import pick_device
 from denoiser.errors import DebleedError, ModelError, ParameterError
 from denoiser.models import DenoiserModel, build_model
-from denoiser.outfiles import write_text_atomic
+from denoiser.outfiles import end_quietly_on_signals, write_text_atomic
 from denoiser.pretrained import default_model_path
 
 from .config import STREAM_VERSION, VALIDATION_VERSION, TrainConfig
@@ -153,7 +153,8 @@ def folder_data(root: Path, config: TrainConfig, world: World):
     # torch's global RNG would shift the random crops of a resumed run.
     loader = DataLoader(train, batch_sampler=batches, num_workers=config.num_workers,
                         generator=torch.Generator().manual_seed(config.seed),
-                        persistent_workers=config.num_workers > 0)
+                        persistent_workers=config.num_workers > 0,
+                        worker_init_fn=start_worker)
     valid_set = ClipFolder(root, "valid")
     entries = spread(valid_set.clips, config.valid_clips)
     info = folder_info(root, train)
@@ -233,7 +234,19 @@ def synth_loader(kits: Sequence[str], synth: SynthConfig, config: TrainConfig, w
     # The worker seed from a generator of its own, not torch's global RNG, as folder_data:
     # drawn from that, a resumed run's dropout masks were not the uninterrupted run's.
     return DataLoader(stream, batch_size=batch_size, num_workers=config.num_workers,
-                      generator=torch.Generator().manual_seed(seed))
+                      generator=torch.Generator().manual_seed(seed), worker_init_fn=start_worker)
+
+
+def start_worker(worker_id: int) -> None:
+    """A DataLoader worker's first act: end quietly on SIGINT, SIGHUP and SIGTERM
+    (``end_quietly_on_signals``), leaving the run's exit status to the training process,
+    which shuts its workers down as it stops. Forked with its handlers, every worker of a
+    run stopped by SIGHUP (its terminal closed) or SIGTERM to its process group (systemd,
+    SLURM's scancel, ``kill -- -PGID``) ended with status 129 or 143, which torch reported
+    in 21 lines ("Exception ignored in ... _MultiProcessingDataLoaderIter.__del__ ...
+    DataLoader worker (pid N) exited unexpectedly"), and could leave its ``pymp-*`` folder
+    in $TMPDIR."""
+    end_quietly_on_signals()
 
 
 def loader_layout(loader: DataLoader) -> dict[str, int]:
