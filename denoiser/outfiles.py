@@ -325,6 +325,31 @@ def leave_signals_to_parent() -> None:
     if hangup is not None:
         signal.signal(hangup, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _end_quietly)
+    if hasattr(signal, "pthread_sigmask"):  # held while the pool forked it (signals_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _held_signals())
+
+
+def _held_signals() -> set[int]:
+    return {getattr(signal, name) for name in ("SIGINT", "SIGHUP", "SIGTERM")
+            if hasattr(signal, name)}
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGHUP and SIGTERM while a pool forks its workers, to deliver them as
+    the block ends: a signal that reached a worker between its fork and its
+    ``leave_signals_to_parent`` ran the command's handler in it, and the pool could wait
+    on it for ever. Forked workers start with them held, and that function lets them in
+    once its handlers are set. Where the system has no signal masks, nothing is held."""
+    if not hasattr(signal, "pthread_sigmask") or (
+            threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _held_signals())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def end_quietly_on_signals() -> None:

@@ -11,6 +11,7 @@ few tens of milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio
 from denoiser.errors import ParameterError
-from denoiser.outfiles import leave_signals_to_parent, write_text_atomic
+from denoiser.outfiles import leave_signals_to_parent, signals_held, write_text_atomic
 
 from .bounds import check_number, check_range, check_whole
 from .errors import DatasetError, KitError
@@ -774,7 +775,10 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
         rows = []
         if jobs > 1:
             context = multiprocessing.get_context(START_METHOD)
-            with context.Pool(jobs, _init_worker, (staging, *worker)) as pool:
+            with contextlib.ExitStack() as stack:
+                with signals_held():  # till the workers have their own handlers
+                    pool = stack.enter_context(
+                        context.Pool(jobs, _init_worker, (staging, *worker)))
                 for row in pool.imap(_render_one, jobs_list, chunksize=4):
                     rows.append(row)
                     if progress:

@@ -299,3 +299,30 @@ def test_an_entry_of_another_kind_is_refused_before_anything_moves(tmp_path, nam
         replace_entries(out, sources)
     assert (caught.value.errno, caught.value.filename) == (code, str(victim))
     assert _contents(out) == before
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "pthread_sigmask"), reason="no signal masks")
+def test_a_signal_while_a_pool_forks_waits_for_the_workers_handlers() -> None:
+    """A signal that reached a worker between its fork and its handlers ran the command's
+    handler in it; held while the pool forks, it reaches the command as the block ends and
+    each worker once ``leave_signals_to_parent`` has set its own."""
+    script = """
+import os, signal, sys
+from denoiser.outfiles import leave_signals_to_parent, signals_held
+caught = []
+signal.signal(signal.SIGINT, lambda *a: caught.append("command"))
+with signals_held():
+    child = os.fork()
+    if child == 0:
+        os.kill(os.getpid(), signal.SIGINT)  # pending: the command's handler must not run
+        leave_signals_to_parent()  # ignores SIGINT, then lets it in
+        held = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        os._exit(3 if held else 0)
+    os.kill(os.getpid(), signal.SIGINT)
+    inside = list(caught)
+_, status = os.waitpid(child, 0)
+print(inside, caught, os.waitstatus_to_exitcode(status))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split("\n")[0] == "[] ['command'] 0", done.stdout + done.stderr
