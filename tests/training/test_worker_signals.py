@@ -98,13 +98,15 @@ def test_synth_workers_leave_a_group_signal_to_the_command(synthetic_kit_dir, tm
     "Process ForkPoolWorker-N:" and a 20-line KeyboardInterrupt traceback above "Aborted!";
     under SIGTERM the pool's own SIGTERM, ending a worker that was closing a WAV after the
     first, printed "Exception ignored in: SoundFile.__del__ ... SystemExit: 143"."""
+    # 540 clips, rendered in 10 s or more: 90 took 1.6 s, which a loaded CI machine's lag
+    # in reading the first progress line let the run finish before its workers were seen
     for attempt in range(ATTEMPTS):
         tmp = tmp_path / f"tmp{attempt}"
         tmp.mkdir()
         out = tmp_path / f"set{attempt}"
         status, stderr, pids = signal_group_when_busy(
             ["dataset", "synth", "--kit", str(synthetic_kit_dir), "--out", str(out),
-             "--hours", "0.05", "--clip-seconds", "2", "--seed", "1", "--jobs", "2"],
+             "--hours", "0.3", "--clip-seconds", "2", "--seed", "1", "--jobs", "2"],
             "Rendering clips", signum, tmp)
         assert_stopped_cleanly(status, stderr, pids, signum, tmp)
         assert not out.exists()
