@@ -491,14 +491,16 @@ _MIC_KIT_WORDS = frozenset(word for words in _SHOT_MICS for word in words) - {
 
 def _names_mics(folder: Path, files: list[Path]) -> bool:
     """Whether the one-shots in ``folder`` name their mics (``_split_mic``'s ``mic_kit``):
-    one names a ``_MIC_KIT_WORDS`` mic, or one names a drum's overhead ("Kick_1_OH": an
-    "OH" beside a hi-hat is its articulation, never read as a mic here) while another's
-    "In" after a number reads as the inside mic once mics are named ("Kick_1_In"): left
-    out, the kick's OH file became a kick of its own, played as if close-miked."""
-    loose = [_read_shot(path, folder, False).mic for path in files]
-    if any(mic in _MIC_KIT_WORDS for mic in loose):
+    one names a ``_MIC_KIT_WORDS`` mic, or, read as mics, one drum's files name its inside
+    mic and its overhead ("Kick_1_In" beside "Kick_1_OH": left out, the kick's OH file
+    became a kick of its own, played as if close-miked). Not an "In" and an "OH" of two
+    pieces: "Tom 8 in" (a size) beside "Crash_OH" or "Tom 8 in_OH" names no mic."""
+    if any(_read_shot(path, folder, False).mic in _MIC_KIT_WORDS for path in files):
         return True
-    return "oh" in loose and any(_read_shot(path, folder, True).mic == "in" for path in files)
+    read = [_read_shot(path, folder, True) for path in files]
+    pieces = {mic: {(shot.where, shot.name) for shot in read if shot.mic == mic}
+              for mic in ("in", "oh")}
+    return bool(pieces["in"] & pieces["oh"])
 
 
 def _shot_mic_rank(mic: str) -> int:

@@ -776,3 +776,22 @@ def test_a_numbered_drums_in_mic_beside_its_overhead_is_one_drum(tmp_path, names
     assert [(inst.name, [round(layer.peak, 3) for layer in inst.layers])
             for inst in kit.instruments if inst.category == category] == [
         (piece, [round(0.3 + 0.05 * inside, 3)])]
+
+
+@pytest.mark.parametrize("names, toms, hats", [
+    (["Kick", "Snare", "Tom 8 in", "Tom 8 in_OH"], ["Tom 8 in"], []),
+    (["Kick", "Snare", "Snare OH", "Tom 8 in", "HH_Close", "HH_OH"], ["Tom 8 in"],
+     ["hihat_closed", "hihat_open"]),
+    (["Kick", "Snare", "Tom_6_in", "Crash_OH", "HH_Closed", "HH_OH"], ["Tom_6_in"],
+     ["hihat_closed", "hihat_open"]),
+])
+def test_an_in_and_an_oh_of_two_pieces_name_no_mics(tmp_path, names, toms, hats):
+    """An "In" after a number and an "OH" make a folder name its mics only on one drum:
+    "Tom 8 in" (a size) beside another piece's OH had the folder read as a multi-mic kit,
+    its HH_OH a closed hi-hat from above and Tom 8 in_OH a tom of its own."""
+    folder = tmp_path / "pack"
+    write_shots(folder, names)
+    kit = load_kit(folder)
+    assert sorted(inst.name for inst in kit.instruments if inst.category == "tom") == toms
+    assert sorted(inst.category for inst in kit.instruments
+                  if inst.category.startswith("hihat")) == hats
