@@ -30,6 +30,11 @@ WAV_LIMIT_BYTES = 2**32 - 1 - 4096
 #: Errors of a write that concern the file written, never one read in the same block: a
 #: full disk, a file past the size limit, a full quota (``atomic_output``).
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+#: What a terminal, ``kill -- -PGID`` or a job scheduler sends a whole run, workers included
+#: (Windows has no SIGHUP): its workers leave them to the command (``leave_signals_to_parent``,
+#: ``end_quietly_on_signals``, ``signals_held``).
+WORKER_SIGNALS = frozenset(getattr(signal, name) for name in ("SIGINT", "SIGHUP", "SIGTERM")
+                           if hasattr(signal, name))
 
 
 def hidden_prefix(name: str) -> str:
@@ -320,18 +325,10 @@ def leave_signals_to_parent() -> None:
     closed), it printed "Exception ignored"; ignored, a worker left waiting on a lock the
     stopping pool held never ended, nor did the run.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    hangup = getattr(signal, "SIGHUP", None)  # Windows has none
-    if hangup is not None:
-        signal.signal(hangup, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _end_quietly)
+    for signum in WORKER_SIGNALS:
+        signal.signal(signum, _end_quietly if signum == signal.SIGTERM else signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # held while the pool forked it (signals_held)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _held_signals())
-
-
-def _held_signals() -> set[int]:
-    return {getattr(signal, name) for name in ("SIGINT", "SIGHUP", "SIGTERM")
-            if hasattr(signal, name)}
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
 
 
 @contextmanager
@@ -345,7 +342,7 @@ def signals_held() -> Iterator[None]:
             threading.current_thread() is not threading.main_thread()):
         yield
         return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _held_signals())
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
     try:
         yield
     finally:
@@ -362,9 +359,8 @@ def end_quietly_on_signals() -> None:
     Status 0, not the command's 129 or 143: torch reports a worker that ended otherwise as
     crashed ("DataLoader worker (pid N) exited unexpectedly", 21 lines).
     """
-    for name in ("SIGINT", "SIGHUP", "SIGTERM"):
-        if hasattr(signal, name):  # Windows has no SIGHUP
-            signal.signal(getattr(signal, name), _end_quietly)
+    for signum in WORKER_SIGNALS:
+        signal.signal(signum, _end_quietly)
 
 
 def _end_quietly(signum: int, frame: object) -> None:

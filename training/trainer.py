@@ -38,6 +38,7 @@ from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import SISDRLoss, SNRLoss
 from .metrics import nanmean
+from .model_card import plural
 from .report import write_json
 
 StepReport = Callable[[float, str], None]  # (fraction of this run done, note)
@@ -403,11 +404,11 @@ class Trainer:
         patience = self.config.early_stop_patience
         if self.bad_epochs >= patience:
             return (f"the run stopped early at epoch {self.epoch} "
-                    f"({epoch_count(self.bad_epochs)} without a better validation loss, "
+                    f"({plural(self.bad_epochs, 'epoch')} without a better validation loss, "
                     f"--early-stop-patience {patience}); nothing to resume: give a larger "
                     "--early-stop-patience to train on")
         if self.epoch >= self.config.epochs:
-            return (f"the run has trained {epoch_count(self.epoch)} (--epochs "
+            return (f"the run has trained {plural(self.epoch, 'epoch')} (--epochs "
                     f"{self.config.epochs}); nothing to resume: give a larger --epochs to "
                     "train on")
         return ""
@@ -483,11 +484,6 @@ class Trainer:
             if broadcast_flag(stop, self.world):
                 break
         return self.history
-
-
-def epoch_count(count: int) -> str:
-    """``count`` epochs, in words ("1 epoch", "4 epochs")."""
-    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def read_state(path: Path) -> dict[str, Any]:
