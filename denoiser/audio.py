@@ -218,8 +218,8 @@ def warn_uncounted(src: Path, handle: sf.SoundFile) -> None:
         warnings.warn(f"{src}: its header counts {handle.frames / handle.samplerate:.3f} s, but "
                       f"{left_out / handle.samplerate:.3f} s more audio follow it uncounted (a "
                       "recording whose header was last updated before it stopped); only the "
-                      "counted audio is read, as a DAW reads it: to keep the rest, repair the "
-                      f"header (e.g. sox --ignore-length {shlex.quote(src.name)} repaired.wav)")
+                      "counted audio is read, as a DAW reads it: to keep the rest, "
+                      f"{header_repair(src)}")
 
 
 def empty_message(src: Path) -> str:
@@ -230,8 +230,14 @@ def empty_message(src: Path) -> str:
     if after == 0:
         return f"{src}: is empty (zero samples)"
     return (f"{src}: its header counts no samples though {after} bytes follow the data "
-            "chunk's header (a recording never finalised); export it again, or repair the "
-            f"header (e.g. sox --ignore-length {shlex.quote(src.name)} repaired.wav)")
+            "chunk's header (a recording never finalised); export it again, or "
+            f"{header_repair(src)}")
+
+
+def header_repair(src: Path) -> str:
+    """How to make a WAV's header count all its audio, for the messages of one that counts
+    less (``warn_uncounted``) or none (``empty_message``)."""
+    return f"repair the header (e.g. sox --ignore-length {shlex.quote(src.name)} repaired.wav)"
 
 
 #: libsndfile's log lines for a file that holds less than its header counts: a WAV's or
