@@ -206,12 +206,13 @@ def open_track(src: Path) -> sf.SoundFile:
 
 
 def warn_uncounted(src: Path, handle: sf.SoundFile) -> None:
-    """Warn, once per file, where ``src`` holds audio past what its header counts
-    (``wavchunks.uncounted_audio_bytes``): it is read as its header says, as a DAW reads
-    it, so the output lines up with the item there, but the take's tail was dropped from
-    the output without a word."""
+    """Warn, once per file, where ``src``, a WAV or an AIFF/AIFF-C, holds audio past what
+    its header counts (``wavchunks.uncounted_audio_bytes``): it is read as its header
+    says, as a DAW reads it, so the output lines up with the item there, but the take's
+    tail was dropped from the output without a word. A Wave64 is not looked at:
+    libsndfile reads its audio to the end of the file whatever its header counts."""
     frame_bytes = handle.channels * SUBTYPE_BYTES.get(handle.subtype, 0)
-    if not frame_bytes or handle.format not in ("WAV", "WAVEX", "RF64"):
+    if not frame_bytes or handle.format not in ("WAV", "WAVEX", "RF64", "AIFF"):
         return
     left_out = uncounted_audio_bytes(src) // frame_bytes
     if left_out:

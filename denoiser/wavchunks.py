@@ -86,13 +86,18 @@ def _long_broadcast_info(file: BinaryIO) -> bytes | None:
 
 
 def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
-    """Each chunk of a RIFF or RF64 WAV ``file`` as its id, the offset of its data and its
-    size, those after the audio included (some editors append their ``bext`` there). An
-    RF64's audio size is in its ``ds64``. The walk stops at the end of the file or at an
-    id that is not four printable characters: padding or damage, not a chunk."""
+    """Each chunk of a RIFF or RF64 WAV, or of an AIFF or AIFF-C ``file`` (the same walk,
+    its sizes big-endian), as its id, the offset of its data and its size, those after
+    the audio included (some editors append their ``bext`` there, an AIFF its ``ID3 ``).
+    An RF64's audio size is in its ``ds64``. The walk stops at the end of the file or at
+    an id that is not four printable characters: padding or damage, not a chunk."""
     file.seek(0)
     head = file.read(12)
-    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        size_format = "<I"
+    elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        size_format = ">I"
+    else:
         return
     position, audio_size = 12, None
     while True:
@@ -100,7 +105,7 @@ def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
         header = file.read(8)
         if len(header) < 8 or not all(32 <= byte < 127 for byte in header[:4]):
             return
-        tag, (size,) = header[:4], struct.unpack_from("<I", header, 4)
+        tag, (size,) = header[:4], struct.unpack_from(size_format, header, 4)
         if tag == b"ds64":  # its RIFF size, then its data size
             audio_size = struct.unpack("<8xQ", file.read(16))[0]
         elif tag == b"data" and size == _UNKNOWN_SIZE and audio_size is not None:
@@ -132,22 +137,26 @@ def unfinished_audio_bytes(path: str | os.PathLike) -> int:
 #: How the tags some taggers append to a WAV without counting them begin (ID3v2, ID3v1,
 #: APE): bytes after the audio that are no audio.
 _TAG_MAGIC = (b"ID3", b"TAG", b"APETAGEX")
+#: The chunk that holds the samples: a WAV's, an AIFF's.
+_AUDIO_CHUNKS = (b"data", b"SSND")
 
 
 def uncounted_audio_bytes(path: str | os.PathLike) -> int:
-    """The bytes after the ``data`` chunk of a RIFF or RF64 WAV that no chunk holds and no
-    appended tag (``_TAG_MAGIC``) begins, else 0: audio its header does not count. A
-    recorder that updates its sizes every few seconds and crashed before the last update
-    leaves them so; libsndfile, as a DAW, reads only the counted audio. Chunks after the
-    audio (an editor's ``bext``) are walked over; a size of 0xFFFFFFFF ("unknown") reads
-    to the end of the file, so nothing is left after it."""
+    """The bytes after the audio chunk (``_AUDIO_CHUNKS``) of a RIFF or RF64 WAV, or of an
+    AIFF or AIFF-C, that no chunk holds and no appended tag (``_TAG_MAGIC``) begins, else
+    0: audio its header does not count. A recorder that updates its sizes every few
+    seconds and crashed before the last update leaves them so; libsndfile, as a DAW,
+    reads only the counted audio (an AIFF's as its ``SSND`` size counts, whatever its
+    ``COMM`` frame count says). Chunks after the audio (an editor's ``bext``, an AIFF's
+    ``ID3 `` or ``MARK``) and the pad byte of an odd-sized chunk are walked over; a size
+    of 0xFFFFFFFF ("unknown") reads to the end of the file, so nothing is left after it."""
     with open(path, "rb") as file:
         length = os.fstat(file.fileno()).st_size
         end = None
         for tag, start, size in _chunks(file):
             if start + size > length + 1:  # no chunk: it would run past the file
                 break
-            if tag == b"data" or end is not None:
+            if tag in _AUDIO_CHUNKS or end is not None:
                 end = start + size + (size & 1)
         if end is None or end >= length:
             return 0

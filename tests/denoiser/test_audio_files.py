@@ -244,6 +244,97 @@ def test_what_follows_a_whole_data_chunk_is_no_uncounted_audio(tmp_path, rng):
             assert read_audio(path).frames == 4_801
 
 
+def aiff_counting(data: bytes, frames: int, frame_bytes: int) -> bytearray:
+    """``data``, an AIFF or AIFF-C as libsndfile writes it (its sound data chunk last, no
+    offset), with its sizes counting ``frames``: FORM, COMM's frame count, SSND's."""
+    counted = bytearray(data)
+    ssnd = counted.index(b"SSND")
+    struct.pack_into(">I", counted, 4, ssnd + 16 + frames * frame_bytes - 8)
+    struct.pack_into(">I", counted, counted.index(b"COMM") + 10, frames)
+    struct.pack_into(">I", counted, ssnd + 4, 8 + frames * frame_bytes)
+    return counted
+
+
+@pytest.mark.parametrize(("subtype", "form"), [("PCM_24", b"AIFF"), ("FLOAT", b"AIFC")])
+def test_audio_past_what_an_aiff_header_counts_is_named_once(tmp_path, rng, subtype, form):
+    """An AIFF or AIFF-C whose sizes count 3200 of its 4800 frames (its recorder crashed
+    between two updates) read the 3200 without a word, as WAVs did: the tail of the take
+    was gone from the output. The same warning as a WAV's names the seconds left out."""
+    path = tmp_path / "take 3.aif"
+    sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype=subtype, format="AIFF")
+    data = path.read_bytes()
+    assert data[8:12] == form
+    frame_bytes = audio.SUBTYPE_BYTES[subtype]
+    path.write_bytes(aiff_counting(data, 3_200, frame_bytes))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        assert read_audio(path).frames == 3_200
+        assert read_audio(path).frames == 3_200
+    assert [str(w.message) for w in caught] == [
+        f"{path}: its header counts 0.067 s, but 0.033 s more audio follow it uncounted (a "
+        "recording whose header was last updated before it stopped); only the counted audio "
+        "is read, as a DAW reads it: to keep the rest, repair the header (e.g. sox "
+        "--ignore-length 'take 3.aif' repaired.wav)"]
+    # COMM still counting all 4800: libsndfile reads what SSND counts, so the same 3200
+    only_ssnd = bytearray(data)
+    struct.pack_into(">I", only_ssnd, data.index(b"SSND") + 4, 8 + 3_200 * frame_bytes)
+    path.write_bytes(only_ssnd)
+    with pytest.warns(UserWarning, match=r"counts 0\.067 s, but 0\.033 s more audio"):
+        assert read_audio(path).frames == 3_200
+
+
+def test_what_follows_a_whole_ssnd_chunk_is_no_uncounted_audio(tmp_path, rng):
+    """An AIFF chunk after the audio (an ID3 tag's, markers), an ID3 tag appended past what
+    FORM counts, the pad byte after an odd-sized SSND or its absence, and a COMM frame
+    count under SSND's (libsndfile reads what SSND counts) leave no audio out, and warn
+    of none; nor does a well-formed AIFF-C."""
+    path = tmp_path / "rec.aiff"
+    sf.write(path, 0.1 * rng.standard_normal(4_801), 48_000, subtype="PCM_24", format="AIFF")
+    whole = path.read_bytes()
+    ssnd = whole.index(b"SSND")
+    assert len(whole) == ssnd + 8 + 8 + 3 * 4_801 + 1  # libsndfile counts the pad byte
+    odd = bytearray(whole)  # SSND counting its bytes only, the pad byte after it
+    struct.pack_into(">I", odd, ssnd + 4, 8 + 3 * 4_801)
+
+    def followed(chunk: bytes) -> bytearray:
+        data = bytearray(odd + chunk)
+        struct.pack_into(">I", data, 4, len(data) - 8)
+        return data
+
+    tagged = followed(b"ID3 \x00\x00\x00\x0bID3\x04" + bytes(7) + b"\x00")
+    marked = followed(b"MARK\x00\x00\x00\x02\x00\x00")
+    short_comm = bytearray(odd)
+    struct.pack_into(">I", short_comm, whole.index(b"COMM") + 10, 3_200)
+    for data in (whole, odd, odd[:-1], tagged, marked, odd + b"ID3\x04" + bytes(200),
+                 short_comm):
+        path.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert read_audio(path).frames == 4_801
+    aifc = tmp_path / "rec.aifc"
+    sf.write(aifc, 0.1 * rng.standard_normal(4_801), 48_000, subtype="FLOAT", format="AIFF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_audio(aifc).frames == 4_801
+
+
+def test_a_wave64_is_read_to_its_end_whatever_its_header_counts(tmp_path, rng):
+    """libsndfile reads a Wave64's audio to the end of the file, not to its data chunk's
+    size: one whose sizes count 3200 of its 4800 frames loses nothing, so nothing is
+    warned of (``warn_uncounted`` does not look at Wave64s); a well-formed one neither."""
+    path = tmp_path / "rec.w64"
+    sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype="PCM_24", format="W64")
+    data = bytearray(path.read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_audio(path).frames == 4_800
+        chunk = data.index(b"data")  # its GUID's first bytes, then a 64-bit size
+        struct.pack_into("<Q", data, 16, chunk + 24 + 3 * 3_200)
+        struct.pack_into("<Q", data, chunk + 16, 24 + 3 * 3_200)
+        path.write_bytes(data)
+        assert read_audio(path).frames == 4_800
+
+
 def test_a_wav_without_its_pad_byte_is_read_whole(tmp_path, rng):
     """A data chunk of odd size is followed by a pad byte that some writers leave out: the
     file holds every sample and is no cut file."""
