@@ -13,6 +13,8 @@ from denoiser.errors import ParameterError
 
 from .bounds import check_number, check_whole
 from .errors import DatasetError
+from .grooves import GrooveConfig
+from .snaremic import MicConfig
 from .synth import CLIP_SECONDS, SynthConfig
 
 
@@ -149,14 +151,15 @@ class TrainConfig:
     precision: str = "float32"               # "bfloat16": the forward pass under autocast
                                              # (tensor cores on a GPU); loss, weights float32
     # SynthConfig fields for on-the-fly synthesis (--kit), e.g. {"procedural_snare_probability":
-    # 0.25}; empty = the dataset defaults. Unused when training on a dataset folder.
-    synth: dict[str, float] = field(default_factory=dict)
+    # 0.25} or {"groove": {"roll_probability": 0.25}}; empty = the dataset defaults. Unused
+    # when training on a dataset folder.
+    synth: dict[str, Any] = field(default_factory=dict)
     # The teacher guard (training/guard.py), with --init and --kit: each step also charges
     # the student's output on a small batch of ``guard_synth`` clips (``synth`` with these
     # options on top) against the frozen starting model's, times ``guard_weight``; 0 = off.
     guard_weight: float = 0.0
     guard_batch_size: int = 4
-    guard_synth: dict[str, float] = field(
+    guard_synth: dict[str, Any] = field(
         default_factory=lambda: {"procedural_snare_probability": 1.0})
     # With the guard: also hold the training batch's band above 5 kHz inside the snare's hits
     # to the teacher's output, times this weight (training/guard.py); 0 = off.
@@ -302,8 +305,13 @@ class TrainConfig:
         return synth_config_with(self.synth)
 
     def guard_synth_config(self) -> SynthConfig:
-        """The guard's clips: the run's synthesis with ``guard_synth`` on top."""
-        return synth_config_with({**self.synth, **self.guard_synth}, "guard synth")
+        """The guard's clips: the run's synthesis with ``guard_synth`` on top, setting by
+        setting, inside ``groove`` and ``mic`` too: a guard that changes one groove setting
+        keeps the run's others."""
+        nested = {name: {**self.synth[name], **self.guard_synth[name]} for name in NESTED_SYNTH
+                  if isinstance(self.synth.get(name), dict)
+                  and isinstance(self.guard_synth.get(name), dict)}
+        return synth_config_with({**self.synth, **self.guard_synth, **nested}, "guard synth")
 
     def validation_changes(self, other: "TrainConfig") -> list[str]:
         """The ``VALIDATION_FIELDS`` in which ``other`` differs from this configuration.
@@ -359,20 +367,66 @@ def gib(size: int) -> str:
 
 
 def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConfig:
-    """``SynthConfig`` with ``options`` applied. Only its number and range fields can be set,
+    """``SynthConfig`` with ``options`` applied. Its number and range fields can be set,
     each as ``SynthConfig.validate`` allows (the checks ``render_dataset`` makes too); a
-    range is given as ``[low, high]`` (JSON has no tuples)."""
+    range is given as ``[low, high]`` (JSON has no tuples). ``groove`` and ``mic`` take an
+    object of the groove generator's and the snare mic's settings (``nested_with``): a round
+    that aims at one kind of passage (a roll's soft first stroke on a loud kick) has to weigh
+    its grooves, and only Python could."""
     numbers = {f.name for f in fields(SynthConfig)
                if f.type in ("float", "int") and f.name != "sample_rate"}
     ranges = {f.name for f in fields(SynthConfig) if f.type == "tuple[float, float]"}
-    known = numbers | ranges
+    known = numbers | ranges | set(NESTED_SYNTH)
     unknown = sorted(set(options) - known)
     if unknown:
         raise ParameterError(f"train: unknown {what} option {unknown}; known: {sorted(known)}")
-    config = replace(SynthConfig(), **options)
+    nested = {name: nested_with(kind(), options[name], f"{what} option {name}")
+              for name, kind in NESTED_SYNTH.items() if name in options}
+    config = replace(SynthConfig(), **{**options, **nested})
     try:
         config.validate(f"train: {what} option")
     except DatasetError as exc:  # the clip length, in ``dataset synth``'s words
         raise ParameterError(f"train: {what} option clip_seconds: {exc}") from None
-    return replace(config, **{name: tuple(float(v) for v in options[name])
-                              for name in ranges & set(options)})
+    return replace(config, **{name: as_range(options[name]) for name in ranges & set(options)},
+                   **{name: with_ranges(value) for name, value in nested.items()})
+
+
+#: ``--synth``'s nested settings: the option's name and the dataclass it sets.
+NESTED_SYNTH: dict[str, type] = {"groove": GrooveConfig, "mic": MicConfig}
+
+
+def nested_with(default: Any, options: Any, what: str) -> Any:
+    """``default`` (a ``GrooveConfig`` or ``MicConfig``) with ``options``, a JSON object of
+    its fields, applied. A dict setting (``style_weights``, ``gain_db``) names only the keys
+    it changes, the rest keep their defaults: ``{"style_weights": {"swell": 3}}`` weighs one
+    style up rather than removing seven. Values are checked by ``SynthConfig.validate``."""
+    if not isinstance(options, dict):
+        raise ParameterError(f"train: {what} = {options!r}: must be a JSON object of "
+                             f"{type(default).__name__} settings")
+    known = {spec.name for spec in fields(default)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ParameterError(f"train: unknown {what} setting {unknown}; known: {sorted(known)}")
+    values = {}
+    for name, value in options.items():
+        current = getattr(default, name)
+        values[name] = {**current, **value} if isinstance(current, dict) and isinstance(
+            value, dict) else value
+    return replace(default, **values)
+
+
+def with_ranges(config: Any) -> Any:
+    """A validated nested setting with its JSON ranges as tuples, those in dicts too
+    (``gain_db``), as its defaults hold them."""
+    return replace(config, **{spec.name: ({key: as_range(item) for key, item in value.items()}
+                                          if isinstance(value, dict) else as_range(value))
+                              for spec in fields(config)
+                              for value in [getattr(config, spec.name)]})
+
+
+def as_range(value: Any) -> Any:
+    """A validated JSON ``[low, high]`` as the ``(low, high)`` of floats the synthesiser's
+    ranges are; anything else as it is."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return tuple(float(item) for item in value)
+    return value

@@ -498,8 +498,41 @@ def test_synth_options_shape_on_the_fly_clips(synthetic_kit_dir: Path, tmp_path:
     assert "- Synthesis options: {'procedural_snare_probability': 1.0}" in card
 
 
+def test_synth_groove_and_mic_settings_reach_the_clips(synthetic_kit_dir: Path, tmp_path: Path):
+    """--synth's ``groove`` and ``mic`` objects set the groove generator and the snare mic of
+    the training stream and the validation clips; a dict setting changes only its keys."""
+    from training.config import synth_config_with
+    from training.run import synth_data
+
+    synth = {"groove": {"tacet_bar_probability": 1.0, "style_weights": {"swell": 3.0},
+                        "bpm_range": [90, 100]},
+             "mic": {"gain_db": {"kick": [-20, -10]}}}
+    config = replace(TINY, batch_size=2, steps_per_epoch=1, epochs=1, valid_clips=2, synth=synth)
+    loader, valid, _ = synth_data([str(synthetic_kit_dir)], config, World(0, 1))
+    groove, mic = loader.dataset.config.groove, loader.dataset.config.mic
+    assert groove.style_weights == {**SynthConfig().groove.style_weights, "swell": 3.0}
+    assert groove.bpm_range == (90.0, 100.0) and mic.delay_ms == SynthConfig().mic.delay_ms
+    assert mic.gain_db == {**SynthConfig().mic.gain_db, "kick": (-20.0, -10.0)}
+    assert all(not clip.clean.any() and clip.noisy.any() for clip in valid)  # every bar tacet
+    _, plain, _ = synth_data([str(synthetic_kit_dir)], replace(config, synth={}), World(0, 1))
+    assert all(clip.clean.any() for clip in plain)
+    assert synth_config_with(json.loads(json.dumps(synth))) == loader.dataset.config  # a resume
+    guard = replace(config, guard_synth={"groove": {"bpm_range": [60, 70]}}).guard_synth_config()
+    assert guard.groove.bpm_range == (60.0, 70.0) and guard.groove.tacet_bar_probability == 1.0
+    run_training(config, tmp_path / "run", kits=[str(synthetic_kit_dir)])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["synth"] == synth
+
+
 @pytest.mark.parametrize("synth, message", [
     ({"nope": 1}, "unknown synth option"),
+    ({"groove": 3}, r"synth option groove = 3: must be a JSON object of GrooveConfig settings"),
+    ({"groove": {"swing": 1}}, r"unknown synth option groove setting \['swing'\]"),
+    ({"groove": {"ghost_probability": 1.5}}, r"groove.ghost_probability = 1.5: must be a "
+                                             r"probability in \[0, 1\]"),
+    ({"groove": {"style_weights": {"polka": 1}}}, r"groove.style_weights = .*must be a dict"),
+    ({"mic": {"gain_db": {"kick": [1, "x"]}}}, r"mic.gain_db\['kick'\] = \[1, 'x'\]: must be "
+                                              r"\[low, high\]"),
+    ({"mic": {"delay_ms": [3.0, 1.0]}}, r"mic.delay_ms = \[3.0, 1.0\]: must be \[low, high\]"),
     ({"sample_rate": 44100}, "unknown synth option"),
     ({"procedural_snare_probability": 1.5}, r"must be a probability in \[0, 1\]"),
     ({"pitch_semitones": "3"}, r"must be a number in \[0, 24\]"),
