@@ -31,7 +31,8 @@ from .errors import SILENT_PEAK, AudioError, SilentAudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
 from .wavchunks import (broadcast_chunk_bytes, broadcast_info, channel_map, channel_mask,
                         omit_peak_chunk, set_broadcast_info, set_channel_mask,
-                        uncounted_audio_bytes, unfinished_audio_bytes, zero_peak_time)
+                        uncounted_audio_bytes, unfinished_audio_bytes, wave64_audio_bytes,
+                        zero_peak_time)
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -181,13 +182,15 @@ def unwritable(path: str | os.PathLike, exc: Exception, left: int) -> AudioError
 def open_track(src: Path) -> sf.SoundFile:
     """An open handle on ``src``, refused if it is missing, unreadable, empty (told from
     a recording never finalised by ``empty_message``) or at an odd rate: what
-    ``read_audio`` reads whole and the streaming path block by block."""
+    ``read_audio`` reads whole and the streaming path block by block. Its ``frames`` are
+    those its header counts (``count_wave64``), so every read stops there."""
     require_file(src)
     try:
         handle = sf.SoundFile(sf_name(src))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{src}: not a readable audio file ({sf_reason(exc)})") from None
     try:
+        count_wave64(src, handle)
         if handle.frames <= 0 or handle.channels <= 0:
             raise AudioError(empty_message(src))
         if handle.channels > MAX_CHANNELS:
@@ -205,16 +208,37 @@ def open_track(src: Path) -> sf.SoundFile:
     return handle
 
 
-def warn_uncounted(src: Path, handle: sf.SoundFile) -> None:
-    """Warn, once per file, where ``src``, a WAV or an AIFF/AIFF-C, holds audio past what
-    its header counts (``wavchunks.uncounted_audio_bytes``): it is read as its header
-    says, as a DAW reads it, so the output lines up with the item there, but the take's
-    tail was dropped from the output without a word. A Wave64 is not looked at:
-    libsndfile reads its audio to the end of the file whatever its header counts."""
-    frame_bytes = handle.channels * SUBTYPE_BYTES.get(handle.subtype, 0)
-    if not frame_bytes or handle.format not in ("WAV", "WAVEX", "RF64", "AIFF"):
+def frame_bytes(handle: sf.SoundFile) -> int:
+    """The bytes one frame of ``handle`` takes in the file, or 0 for a subtype whose
+    frames have no fixed size in ``SUBTYPE_BYTES`` (compressed, 8-bit)."""
+    return handle.channels * SUBTYPE_BYTES.get(handle.subtype, 0)
+
+
+def count_wave64(src: Path, handle: sf.SoundFile) -> None:
+    """Make ``handle``, open on ``src``, read no more frames than a Wave64's data chunk
+    counts (``wavchunks.wave64_audio_bytes``). libsndfile reads a Wave64 to the end of
+    the file, so a chunk a DAW writes after the audio (``list``, ``levl``, ``bext``) was
+    read as noise at the end of the take, and the output came out longer than it.
+    soundfile's reads and blocks stop at ``frames`` (its own count of the frames there,
+    which it updates itself after writes), so this one count caps every reader; a header
+    counting more than is there leaves libsndfile's count."""
+    size = frame_bytes(handle)
+    if handle.format != "W64" or not size:
         return
-    left_out = uncounted_audio_bytes(src) // frame_bytes
+    counted = wave64_audio_bytes(src)
+    if counted is not None and counted // size < handle.frames:
+        handle._info.frames = counted // size
+
+
+def warn_uncounted(src: Path, handle: sf.SoundFile) -> None:
+    """Warn, once per file, where ``src``, a WAV, an AIFF/AIFF-C or a Wave64, holds audio
+    past what its header counts (``wavchunks.uncounted_audio_bytes``): it is read as its
+    header says, as a DAW reads it, so the output lines up with the item there, but the
+    take's tail was dropped from the output without a word."""
+    size = frame_bytes(handle)
+    if not size or handle.format not in ("WAV", "WAVEX", "RF64", "AIFF", "W64"):
+        return
+    left_out = uncounted_audio_bytes(src) // size
     if left_out:
         warnings.warn(f"{src}: its header counts {handle.frames / handle.samplerate:.3f} s, but "
                       f"{left_out / handle.samplerate:.3f} s more audio follow it uncounted (a "

@@ -48,6 +48,13 @@ _MASK_SPEAKERS = (2, 3, 4, 11, 9, 10, 12, 13, 8, 14, 15, 16, 17, 19, 18, 20, 22,
 _FMT_MASK_AT = 20  # dwChannelMask in a WAVE_FORMAT_EXTENSIBLE fmt chunk's data
 _EXTENSIBLE = 0xFFFE
 _UNKNOWN_SIZE = 0xFFFFFFFF  # an RF64 data chunk's size field: its ds64 counts it
+# A Wave64's chunk ids are GUIDs, stored as RIFF/WAVE GUIDs are (their first three fields
+# little-endian): its header's riff and wave, which take its first 40 bytes, and its data.
+_W64_RIFF = bytes.fromhex("726966662e91cf11a5d628db04c10000")
+_W64_WAVE = bytes.fromhex("77617665f3acd3118cd100c04f8edb8a")
+_W64_DATA = bytes.fromhex("64617461f3acd3118cd100c04f8edb8a")
+_W64_START = 40
+_W64_HEADER = 24  # a Wave64 chunk's GUID and its 64-bit size
 
 
 def broadcast_info(handle: sf.SoundFile) -> bytes | None:
@@ -72,7 +79,7 @@ def _long_broadcast_info(file: BinaryIO) -> bytes | None:
     ``broadcast_info`` gives one: the fixed fields, its numbers in the host's byte order,
     and the first 10 KiB of the coding history, which ``set_broadcast_info`` cuts to whole
     lines. ``None`` when there is none; a shorter one libsndfile did not read is damaged."""
-    for tag, start, size in _chunks(file):
+    for tag, start, size, _ in _chunks(file):
         if tag == b"bext" and size > _CHUNK_MAX:
             file.seek(start)
             chunk = file.read(min(size, _FIXED_BYTES + _CHUNK_MAX))  # not the next chunk
@@ -85,14 +92,18 @@ def _long_broadcast_info(file: BinaryIO) -> bytes | None:
     return None
 
 
-def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
-    """Each chunk of a RIFF or RF64 WAV, or of an AIFF or AIFF-C ``file`` (the same walk,
-    its sizes big-endian), as its id, the offset of its data and its size, those after
-    the audio included (some editors append their ``bext`` there, an AIFF its ``ID3 ``).
-    An RF64's audio size is in its ``ds64``. The walk stops at the end of the file or at
-    an id that is not four printable characters: padding or damage, not a chunk."""
+def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int, int]]:
+    """Each chunk of a RIFF or RF64 WAV, of an AIFF or AIFF-C (the same walk, its sizes
+    big-endian) or of a Wave64 ``file`` (``_wave64_chunks``), as its id, the offset of its
+    data, its size and the offset after it (its padding included), those after the audio
+    included (some editors append their ``bext`` there, an AIFF its ``ID3 ``). An RF64's
+    audio size is in its ``ds64``. The walk stops at the end of the file or at an id that
+    is not four printable characters: padding or damage, not a chunk."""
     file.seek(0)
-    head = file.read(12)
+    head = file.read(_W64_START)
+    if head[:16] == _W64_RIFF and head[24:] == _W64_WAVE:
+        yield from _wave64_chunks(file, struct.unpack_from("<Q", head, 16)[0])
+        return
     if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
         size_format = "<I"
     elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
@@ -110,8 +121,45 @@ def _chunks(file: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
             audio_size = struct.unpack("<8xQ", file.read(16))[0]
         elif tag == b"data" and size == _UNKNOWN_SIZE and audio_size is not None:
             size = audio_size
-        yield tag, position + 8, size
-        position += 8 + size + (size & 1)
+        after = position + 8 + size + (size & 1)
+        yield tag, position + 8, size, after
+        position = after
+
+
+def _wave64_chunks(file: BinaryIO, riff: int) -> Iterator[tuple[bytes, int, int, int]]:
+    """The chunks of a Wave64 whose riff size is ``riff``, after its header, as ``_chunks``
+    gives them, each id a 16-byte GUID: a chunk's 64-bit size counts its own 24-byte header
+    (``_W64_HEADER``), and the next chunk starts at the next multiple of 8. A data chunk
+    counting no audio in a file whose riff size falls short of it (a recorder that crashed
+    before finalising the file; libsndfile's own leaves both so) is given the rest of the
+    file, as libsndfile reads it: the take is all there. The walk stops at the end of the
+    file or at a size under a header's: padding or damage (audio a short data size leaves
+    uncounted), not a chunk."""
+    length = file.seek(0, os.SEEK_END)
+    position = _W64_START
+    while True:
+        file.seek(position)
+        header = file.read(_W64_HEADER)
+        if len(header) < _W64_HEADER:
+            return
+        guid, (size,) = header[:16], struct.unpack_from("<Q", header, 16)
+        if size < _W64_HEADER:
+            return
+        start, size = position + _W64_HEADER, size - _W64_HEADER
+        if guid == _W64_DATA and size == 0 and riff < start:
+            size = length - start
+        position = start + (size + 7) // 8 * 8
+        yield guid, start, size, position
+
+
+def wave64_audio_bytes(path: str | os.PathLike) -> int | None:
+    """The bytes of audio a Wave64's data chunk counts (``_wave64_chunks``), or ``None``
+    for any other file. libsndfile reads a Wave64's audio from the data chunk to the end
+    of the file, whatever the chunk's size says, so a chunk after it (a DAW's ``list``,
+    ``levl``, ``marker`` or ``bext``) was read as audio: noise at the end, and an output
+    longer than the take; ``audio.open_track`` reads only these bytes."""
+    with open(path, "rb") as file:
+        return next((size for tag, _, size, _ in _chunks(file) if tag == _W64_DATA), None)
 
 
 def unfinished_audio_bytes(path: str | os.PathLike) -> int:
@@ -125,7 +173,7 @@ def unfinished_audio_bytes(path: str | os.PathLike) -> int:
         length = os.fstat(file.fileno()).st_size
         file.seek(4)
         riff = int.from_bytes(file.read(4), "little")
-        for tag, start, size in _chunks(file):
+        for tag, start, size, _ in _chunks(file):
             if tag == b"ds64":  # an RF64's RIFF size
                 file.seek(start)
                 riff = int.from_bytes(file.read(8), "little")
@@ -137,27 +185,28 @@ def unfinished_audio_bytes(path: str | os.PathLike) -> int:
 #: How the tags some taggers append to a WAV without counting them begin (ID3v2, ID3v1,
 #: APE): bytes after the audio that are no audio.
 _TAG_MAGIC = (b"ID3", b"TAG", b"APETAGEX")
-#: The chunk that holds the samples: a WAV's, an AIFF's.
-_AUDIO_CHUNKS = (b"data", b"SSND")
+#: The chunk that holds the samples: a WAV's, an AIFF's, a Wave64's.
+_AUDIO_CHUNKS = (b"data", b"SSND", _W64_DATA)
 
 
 def uncounted_audio_bytes(path: str | os.PathLike) -> int:
-    """The bytes after the audio chunk (``_AUDIO_CHUNKS``) of a RIFF or RF64 WAV, or of an
-    AIFF or AIFF-C, that no chunk holds and no appended tag (``_TAG_MAGIC``) begins, else
-    0: audio its header does not count. A recorder that updates its sizes every few
-    seconds and crashed before the last update leaves them so; libsndfile, as a DAW,
-    reads only the counted audio (an AIFF's as its ``SSND`` size counts, whatever its
-    ``COMM`` frame count says). Chunks after the audio (an editor's ``bext``, an AIFF's
-    ``ID3 `` or ``MARK``) and the pad byte of an odd-sized chunk are walked over; a size
-    of 0xFFFFFFFF ("unknown") reads to the end of the file, so nothing is left after it."""
+    """The bytes after the audio chunk (``_AUDIO_CHUNKS``) of a RIFF or RF64 WAV, of an
+    AIFF or AIFF-C or of a Wave64, that no chunk holds and no appended tag (``_TAG_MAGIC``)
+    begins, else 0: audio its header does not count. A recorder that updates its sizes
+    every few seconds and crashed before the last update leaves them so; libsndfile, as a
+    DAW, reads only the counted audio (an AIFF's as its ``SSND`` size counts, whatever its
+    ``COMM`` frame count says; a Wave64's as ``audio.open_track`` caps it). Chunks after
+    the audio (an editor's ``bext``, an AIFF's ``ID3 `` or ``MARK``, a Wave64's ``list``)
+    and the padding of a chunk are walked over; a size of 0xFFFFFFFF ("unknown") reads to
+    the end of the file, so nothing is left after it."""
     with open(path, "rb") as file:
         length = os.fstat(file.fileno()).st_size
         end = None
-        for tag, start, size in _chunks(file):
+        for tag, start, size, after in _chunks(file):
             if start + size > length + 1:  # no chunk: it would run past the file
                 break
             if tag in _AUDIO_CHUNKS or end is not None:
-                end = start + size + (size & 1)
+                end = after
         if end is None or end >= length:
             return 0
         file.seek(end)
@@ -228,7 +277,7 @@ def set_channel_mask(path: str | os.PathLike, mask: int) -> None:
     """Write ``mask`` into the WAVE_FORMAT_EXTENSIBLE ``fmt `` chunk of ``path``, a WAVEX or
     RF64 that libsndfile has closed (with its default mask for the channel count)."""
     with open(path, "r+b") as file:
-        for tag, start, size in _chunks(file):
+        for tag, start, size, _ in _chunks(file):
             if tag == b"fmt ":
                 file.seek(start)
                 (format_tag,) = struct.unpack("<H", file.read(2))
@@ -251,7 +300,7 @@ def zero_peak_time(path: str | os.PathLike) -> None:
     writer adds the chunk even when told not to, and its timestamp would make the same
     samples give other bytes on every run; the peak values themselves stay."""
     with open(path, "r+b") as file:
-        for tag, start, _ in _chunks(file):
+        for tag, start, _, _ in _chunks(file):
             if tag == b"PEAK":
                 file.seek(start + 4)  # after the version field
                 file.write(b"\0\0\0\0")

@@ -318,21 +318,89 @@ def test_what_follows_a_whole_ssnd_chunk_is_no_uncounted_audio(tmp_path, rng):
         assert read_audio(aifc).frames == 4_801
 
 
-def test_a_wave64_is_read_to_its_end_whatever_its_header_counts(tmp_path, rng):
-    """libsndfile reads a Wave64's audio to the end of the file, not to its data chunk's
-    size: one whose sizes count 3200 of its 4800 frames loses nothing, so nothing is
-    warned of (``warn_uncounted`` does not look at Wave64s); a well-formed one neither."""
-    path = tmp_path / "rec.w64"
+#: The GUID of a Wave64's list chunk, as the file holds it (libsndfile's w64.c).
+W64_LIST = bytes.fromhex("7473696c912fcf11a5d628db04c10000")
+
+
+def wave64_followed(data: bytes, chunk: bytes, counted: bool = True) -> bytearray:
+    """``data``, a Wave64 as libsndfile writes it (its data chunk last, not padded), with
+    ``chunk`` after the audio at the next multiple of 8, as a DAW writes its ``list`` or
+    ``levl`` there; its riff size counting it, unless not ``counted``."""
+    followed = bytearray(bytes(data) + bytes(-len(data) % 8) + chunk)
+    if counted:
+        struct.pack_into("<Q", followed, 16, len(followed))
+    return followed
+
+
+@pytest.mark.parametrize(("subtype", "frames", "noise"),
+                         [("PCM_16", 4_800, 28), ("PCM_24", 4_801, 20)])
+def test_a_chunk_after_a_wave64s_audio_is_not_read_as_audio(tmp_path, rng, subtype, frames,
+                                                            noise):
+    """libsndfile reads a Wave64's audio to the end of the file, whatever its data chunk
+    counts: a 56-byte list chunk after the audio (REAPER and other DAWs write one) read
+    as 28 frames of noise at 16 bits (20 at 24, with the padding after an odd-sized data
+    chunk), and the output was that much longer than the take. The data chunk's count is
+    read, whole, scanned and streamed, and a chunk after it, counted by the riff size or
+    not, is no audio left out: nothing is warned of."""
+    path = tmp_path / "take.w64"
+    sf.write(path, 0.1 * rng.standard_normal(frames), 48_000, subtype=subtype, format="W64")
+    whole = path.read_bytes()
+    written = sf.read(path, dtype="float32", always_2d=True)[0].T  # as the subtype holds them
+    chunk = W64_LIST + struct.pack("<Q", 56) + b"INFOISFT" + bytes(24)
+    path.write_bytes(wave64_followed(whole, chunk))
+    with sf.SoundFile(path) as handle:  # what libsndfile alone makes of it
+        assert handle.frames == frames + noise
+    twin = write_audio(tmp_path / "twin.wav", written, 48_000)
+    denoiser = Denoiser(build_model("identity"), "cpu")
+    expected = read_audio(denoiser.denoise_file(twin, tmp_path / "twin out.wav")).samples
+    for data in (wave64_followed(whole, chunk), wave64_followed(whole, chunk, counted=False),
+                 wave64_followed(whole, b"levl" + bytes(12) + struct.pack("<Q", 24))):
+        path.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            np.testing.assert_array_equal(read_audio(path).samples, written)
+            assert audio.check_track(path) == 48_000  # scan reads the counted frames whole
+            out = denoiser.denoise_file(path, tmp_path / "out.wav")
+        np.testing.assert_array_equal(read_audio(out).samples, expected)
+
+
+def test_audio_past_what_a_wave64_header_counts_is_named_once(tmp_path, rng):
+    """A Wave64 whose sizes count 3200 of its 4800 frames (a recorder that crashed between
+    two updates of its sizes) is read as counted, as a WAV is, now that its count is
+    read: the same warning names the seconds left out, once. One whose header was never
+    finalised (libsndfile's own leaves its riff size 0, its data chunk counting none) is
+    read to its end, as libsndfile reads it, without a word: nothing is left out; a
+    finalised empty one stays empty, a chunk after its data chunk or not."""
+    path = tmp_path / "take 4.w64"
     sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype="PCM_24", format="W64")
     data = bytearray(path.read_bytes())
+    chunk = data.index(b"data")  # its GUID's first bytes, then a 64-bit size
+    assert data[chunk:chunk + 16] == bytes.fromhex("64617461f3acd3118cd100c04f8edb8a")
+    struct.pack_into("<Q", data, 16, chunk + 24 + 3 * 3_200)
+    struct.pack_into("<Q", data, chunk + 16, 24 + 3 * 3_200)
+    path.write_bytes(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        assert read_audio(path).frames == 3_200
+        assert read_audio(path).frames == 3_200
+    assert [str(w.message) for w in caught] == [
+        f"{path}: its header counts 0.067 s, but 0.033 s more audio follow it uncounted (a "
+        "recording whose header was last updated before it stopped); only the counted audio "
+        "is read, as a DAW reads it: to keep the rest, repair the header (e.g. sox "
+        "--ignore-length 'take 4.w64' repaired.wav)"]
+    struct.pack_into("<Q", data, 16, 0)
+    struct.pack_into("<Q", data, chunk + 16, 24)
+    path.write_bytes(data)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_audio(path).frames == 4_800
-        chunk = data.index(b"data")  # its GUID's first bytes, then a 64-bit size
-        struct.pack_into("<Q", data, 16, chunk + 24 + 3 * 3_200)
-        struct.pack_into("<Q", data, chunk + 16, 24 + 3 * 3_200)
-        path.write_bytes(data)
-        assert read_audio(path).frames == 4_800
+    empty = tmp_path / "empty.w64"
+    sf.write(empty, np.zeros(0), 48_000, subtype="PCM_24", format="W64")
+    listed = wave64_followed(empty.read_bytes(), W64_LIST + struct.pack("<Q", 32) + b"INFOISFT")
+    for data in (empty.read_bytes(), listed):
+        empty.write_bytes(data)
+        with pytest.raises(AudioError, match=r"empty\.w64: is empty \(zero samples\)$"):
+            read_audio(empty)
 
 
 def test_a_wav_without_its_pad_byte_is_read_whole(tmp_path, rng):
