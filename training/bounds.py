@@ -72,15 +72,19 @@ def check_range(what: str, name: str, value: Any, limits: tuple[float, float],
 
 
 def check_fields(what: str, config: Any, limits: dict[str, tuple[float, float]],
-                 prefix: str = "") -> None:
-    """Check a nested settings dataclass's numbers (a probability in [0, 1], any other within
-    ``limits``, else >= 0) and ``[low, high]`` ranges (within ``limits``, either side of 0:
-    a limit above 0 keeps out a 0 that divides or filters at 0 Hz), each named with
-    ``prefix`` (``mic.``) as a user reaches it. Dict fields are the caller's to check."""
+                 prefix: str = "", *, signed: bool = False, skip: Collection[str] = ()) -> None:
+    """Check a settings dataclass's numbers (a probability in [0, 1], any other within
+    ``limits``, else >= 0) and ``[low, high]`` ranges (within ``limits``; with ``signed``
+    on their default's side of 0, > 0 or <= 0, where the limits alone let in a 0 that
+    divides or a level that clips), each named with ``prefix`` (``mic.``) as a user reaches
+    it. Dict, int and nested fields and those in ``skip`` are the caller's to check."""
     for spec in fields(config):
         name, value = prefix + spec.name, getattr(config, spec.name)
+        if spec.name in skip:
+            continue
         if spec.type == "tuple[float, float]":
-            check_range(what, name, value, limits[spec.name])
+            sign = ("> 0" if min(spec.default) > 0 else "<= 0") if signed else ""
+            check_range(what, name, value, limits[spec.name], sign)
         elif spec.type == "float":
             low, high = (0.0, 1.0) if spec.name.endswith("probability") else \
                 limits.get(spec.name, (0.0, math.inf))

@@ -19,7 +19,7 @@ import shutil
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio
 from denoiser.errors import ParameterError
 from denoiser.outfiles import leave_signals_to_parent, signals_held, write_text_atomic
 
-from .bounds import check_number, check_range, check_whole
+from .bounds import check_fields, check_whole
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
@@ -89,15 +89,7 @@ class SynthConfig:
             raise ParameterError(f"{what} sample_rate = {self.sample_rate!r}: must be {KIT_RATE}, "
                                  "the kits' rate (their one-shots are not resampled)")
         check_clip_seconds(self.clip_seconds)
-        for spec in fields(self):
-            name, value = spec.name, getattr(self, spec.name)
-            if spec.type == "tuple[float, float]":
-                sign = "> 0" if min(spec.default) > 0 else "<= 0"
-                check_range(what, name, value, SYNTH_LIMITS.get(name, (-math.inf, math.inf)), sign)
-            elif spec.type == "float" and name != "clip_seconds":
-                high = 1.0 if name.endswith("probability") else \
-                    SYNTH_LIMITS.get(name, (0.0, math.inf))[1]
-                check_number(what, name, value, 0.0, high)
+        check_fields(what, self, SYNTH_LIMITS, signed=True, skip=("clip_seconds",))
         for name, kind in (("groove", GrooveConfig), ("mic", MicConfig)):
             nested = getattr(self, name)
             if not isinstance(nested, kind):

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from denoiser.errors import ParameterError
+from training.bounds import check_fields
 from training.errors import DatasetError
 from training.grooves import (GHOST_MAX_VELOCITY, ROLE, Events, GrooveConfig, STYLES, _humanise,
                               generate_groove)
@@ -18,8 +19,8 @@ from training.kits import load_kit
 from training.oneshots import one_shot
 from training.session import detect_onsets
 from training.snaremic import MicConfig, bleed_path, pitch_shift
-from training.synth import (SynthConfig, _finish, clip_count, clip_seed, render_clip,
-                            render_dataset, render_events, write_clip)
+from training.synth import (SYNTH_LIMITS, SynthConfig, _finish, clip_count, clip_seed,
+                            render_clip, render_dataset, render_events, write_clip)
 
 RATE = 48000
 SHORT = SynthConfig(clip_seconds=2.0, preroll_seconds=1.0)
@@ -452,6 +453,16 @@ def test_render_dataset_and_render_clip_refuse_a_config_no_clip_can_have(
     with pytest.raises(ParameterError, match=message):
         render_clip(synthetic_kit, 0, config)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_fields_leaves_a_skipped_field_to_the_caller():
+    """``SynthConfig.validate`` checks its clip length with ``check_clip_seconds`` (its own
+    bounds and message), so the shared field check passes over it when told to."""
+    config = replace(SHORT, clip_seconds=-1.0)
+    check_fields("synth:", config, SYNTH_LIMITS, signed=True, skip=("clip_seconds",))
+    with pytest.raises(ParameterError, match=r"^synth: clip_seconds = -1.0: must be a finite "
+                                             r"number >= 0$"):
+        check_fields("synth:", config, SYNTH_LIMITS, signed=True)
 
 
 def test_nested_settings_at_their_limits_still_render(synthetic_kit):
