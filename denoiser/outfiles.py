@@ -184,31 +184,47 @@ def _staged_as(exc: BaseException, staging: Path, builds: Path) -> BaseException
 
 def replace_entries(out: Path, sources: Sequence[Path]) -> None:
     """Move ``sources`` (files or folders on ``out``'s file system) into ``out`` under their
-    names, together: ``out`` then holds all of them or, when a move fails, the entries it
-    held before, as they were. Outputs that belong together (a report's pages and its
-    clips' audio) were moved in one by one, and a move cut short (a file another program
-    holds, on Windows) left one run's files beside another's.
+    names, together (``replace_paths``): ``out`` then holds all of them or, when a move
+    fails, the entries it held before, as they were. Outputs that belong together (a
+    report's pages and its clips' audio) were moved in one by one, and a move cut short (a
+    file another program holds, on Windows) left one run's files beside another's.
 
     An entry of another kind (a folder where a file goes, a file or a link where a folder
-    goes) is refused before anything moves: it is not an earlier output. The old entries
-    are moved into a hidden folder in ``out`` first, the new ones in next, and the old
-    ones deleted last, a folder whole: the caller vouches that such a folder is its own.
-    A move that fails is undone in reverse; what cannot be moved back stays in the hidden
-    folder, never deleted. Once every new entry is in, the replacement stands: an old one
-    that cannot be deleted stays in the hidden folder, named by a warning
-    (``discard_replaced``)."""
+    goes) is refused before anything moves: it is not an earlier output. An old folder
+    replaced is deleted whole: the caller vouches that it is its own."""
     targets = [out / source.name for source in sources]
     for source, target in zip(sources, targets):
         _check_kind(source, target)
-    old = [target for target in targets if os.path.lexists(target)]
-    aside: Path | None = None
+    replace_paths(list(zip(sources, targets)))
+
+
+def _old_folder(entry: Path) -> Path:
+    """A new hidden folder beside ``entry`` to move it and its neighbours aside into."""
+    return _new_sibling(entry, ".old", folder=True)
+
+
+def replace_paths(replacements: Sequence[tuple[Path | None, Path]],
+                  hidden: Callable[[Path], Path] = _old_folder) -> None:
+    """Put each ``(source, target)`` of ``replacements`` in place, all together or none: a
+    ``None`` source removes what is at its target. The entries at the targets are moved
+    into a hidden folder first (one a folder of targets, ``hidden`` of its first entry
+    makes it), the sources in next, and the old entries deleted last, a folder whole. Each
+    move is a rename: a source must be on its target's file system, and ``hidden``'s folder
+    too. A move that fails is undone in reverse and raised naming its target, not a hidden
+    name; what cannot be moved back stays in the hidden folder, never deleted. Once every
+    source is in, the replacement stands: an old entry that cannot be deleted stays in the
+    hidden folder, named by a warning (``discard_replaced``)."""
+    asides: dict[Path, Path] = {}
     moves: list[tuple[Path, Path, Path]] = []  # (from, to, the name an error gives)
-    if old:
-        aside = _new_sibling(old[0], ".old", folder=True)
-        moves = [(target, aside / target.name, target) for target in old]
-    moves += [(source, target, target) for source, target in zip(sources, targets)]
     done: list[tuple[Path, Path]] = []
     try:
+        for _, target in replacements:
+            if os.path.lexists(target):
+                if target.parent not in asides:
+                    asides[target.parent] = hidden(target)
+                moves.append((target, asides[target.parent] / target.name, target))
+        moves += [(source, target, target) for source, target in replacements
+                  if source is not None]
         for source, destination, shown in moves:
             try:
                 os.replace(source, destination)
@@ -217,10 +233,10 @@ def replace_entries(out: Path, sources: Sequence[Path]) -> None:
             done.append((source, destination))
     except BaseException:
         _undo(done)
-        if aside is not None:
+        for aside in asides.values():
             remove_empty_folders([aside])
         raise
-    if aside is not None:
+    for aside in asides.values():
         discard_replaced(aside)
 
 

@@ -26,9 +26,10 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from denoiser.outfiles import discard_replaced
+from denoiser.outfiles import replace_paths
 
 from .bridge import Executor, Progress, run_tasks
 from .filelock import HeldLock, busy_message, release, try_lock
@@ -314,9 +315,9 @@ def _lock(out_dir: str) -> HeldLock:
 
 def _remove_crashed_staging(out_dir: str) -> None:
     """Remove staging folders crashed exports left over a day ago, in ``out_dir`` and in a
-    folder ``clean`` or ``bleed`` links to (``_swap_linked``). While this export holds the
-    lock no other one writes into ``out_dir``, but a network file system may lock for its
-    own machine only, so a younger one is left: it may be another machine's."""
+    folder ``clean`` or ``bleed`` links to (``_linked_replacements``). While this export
+    holds the lock no other one writes into ``out_dir``, but a network file system may lock
+    for its own machine only, so a younger one is left: it may be another machine's."""
     linked = (_link_target(out_dir, tag) for tag in TAGS)
     for folder in [out_dir, *(target for target in linked if target and os.path.isdir(target))]:
         for entry in os.scandir(folder):
@@ -405,65 +406,56 @@ def finish(plan: ExportPlan) -> str:
 
 def _swap_in(plan: ExportPlan) -> None:
     """Put the staged ``clean/``, ``bleed/`` and manifest in place of the previous ones,
-    whole. Files moved in one by one, and a failure part-way (Windows refuses to replace
-    a file REAPER or a player has open) left two exports mixed in one folder. Each step
-    is a rename on one file system, and a failure undoes the steps before it; the previous
-    export waits in hidden folders of its own (so ``abandon`` cannot delete it if undoing
-    fails too), deleted once everything is in place, as far as that goes
-    (``discard_replaced``: the export has succeeded by then)."""
-    asides = [tempfile.mkdtemp(dir=plan.out_dir, prefix=STAGING_PREFIX)]
-    moves = []
+    whole (``replace_paths``). Files moved in one by one, and a failure part-way (Windows
+    refuses to replace a file REAPER or a player has open) left two exports mixed in one
+    folder. The previous export waits in staging folders of its own (``_staging_beside``),
+    deleted once everything is in place, as far as that goes (the export has succeeded by
+    then). A tag this export has no take of has no staged folder: its old one goes."""
+    incoming: list[str] = []  # a linked tag's staged files, moved to its folder's disk
     try:
+        replacements: list[tuple[Path | None, Path]] = []
         for name in (*TAGS, MANIFEST):
             current, staged = os.path.join(plan.out_dir, name), os.path.join(plan.staging, name)
             target = _link_target(plan.out_dir, name) if name in TAGS else None
             if target is not None:
-                asides.append(tempfile.mkdtemp(dir=target, prefix=STAGING_PREFIX))
-                moves += _swap_linked(target, staged, asides[-1])
-                continue
-            if os.path.lexists(current):
-                moves.append((current, os.path.join(asides[0], name)))
-            if os.path.lexists(staged):  # no folder for a tag this export has no take of
-                moves.append((staged, current))
-    except BaseException:  # nothing has moved yet: the hidden folders hold only copies
-        for aside in asides:
-            shutil.rmtree(aside, ignore_errors=True)
-        raise
-    done: list[tuple[str, str]] = []
-    try:
-        for src, dst in moves:
-            os.rename(src, dst)
-            done.append((src, dst))
-    except BaseException:
-        for src, dst in reversed(done):
-            os.rename(dst, src)
-        for aside in asides:  # each is empty again, or holds a copy of staged files
-            shutil.rmtree(aside, ignore_errors=True)
-        raise
-    for aside in asides:
-        discard_replaced(aside)
+                incoming.append(tempfile.mkdtemp(dir=target, prefix=STAGING_PREFIX))
+                replacements += _linked_replacements(target, staged, incoming[-1])
+            else:
+                replacements.append((Path(staged) if os.path.lexists(staged) else None,
+                                     Path(current)))
+        replace_paths(replacements, _staging_beside)
+    finally:  # empty once moved in; after a failure, copies of staged files
+        for folder in incoming:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-def _swap_linked(target: str, staged: str, aside: str) -> list[tuple[str, str]]:
-    """The renames that swap the entries of ``target``, the folder a linked ``clean`` or
-    ``bleed`` points to (another disk, say), for the staged ones, and the link stays: it
-    was renamed away and deleted, and the export landed in a folder of its own on the
-    export folder's disk. ``aside`` is a hidden folder in ``target``, so every rename
-    stays on ``target``'s file system, mount point or not: the staged files move (or are
-    copied, from another disk) into ``aside/new`` first, and the previous entries go to
-    ``aside/old``, but for hidden staging folders: another swap's, or a crashed one's
-    younger than a day, which ``_remove_crashed_staging`` keeps for a day (swept into
-    ``aside/old`` they were deleted at once)."""
-    incoming, old = os.path.join(aside, "new"), os.path.join(aside, "old")
+def _staging_beside(entry: Path) -> Path:
+    """A staging folder beside ``entry`` for the previous export's entries: ``abandon``
+    cannot delete it if undoing a failed swap fails too, and ``_remove_crashed_staging``
+    clears it a day after a crash."""
+    return Path(tempfile.mkdtemp(dir=entry.parent, prefix=STAGING_PREFIX))
+
+
+def _linked_replacements(target: str, staged: str,
+                         folder: str) -> list[tuple[Path | None, Path]]:
+    """What replaces the entries of ``target``, the folder a linked ``clean`` or ``bleed``
+    points to (another disk, say), and the link stays: it was renamed away and deleted, and
+    the export landed in a folder of its own on the export folder's disk. ``folder`` is a
+    staging folder in ``target``, so every rename stays on ``target``'s file system, mount
+    point or not: the staged files move (or are copied, from another disk) into
+    ``folder/new`` first. Every previous entry goes, but for hidden staging folders:
+    another swap's, or a crashed one's younger than a day, which ``_remove_crashed_staging``
+    keeps for a day (swept aside with the clips they were deleted at once)."""
+    incoming = os.path.join(folder, "new")
     if os.path.lexists(staged):
         shutil.move(staged, incoming)  # a rename on one disk, else a copy
     else:
         os.mkdir(incoming)  # this export has no take of the tag: the folder is emptied
-    os.mkdir(old)
-    previous = sorted(name for name in os.listdir(target) if not name.startswith(STAGING_PREFIX))
-    return ([(os.path.join(target, name), os.path.join(old, name)) for name in previous]
-            + [(os.path.join(incoming, name), os.path.join(target, name))
-               for name in sorted(os.listdir(incoming))])
+    new = sorted(os.listdir(incoming))
+    previous = sorted(name for name in set(os.listdir(target)) - set(new)
+                      if not name.startswith(STAGING_PREFIX))
+    return ([(None, Path(target, name)) for name in previous]
+            + [(Path(incoming, name), Path(target, name)) for name in new])
 
 
 def abandon(plan: ExportPlan) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -67,6 +68,21 @@ def test_export_writes_clean_and_bleed_folders(fake: FakeReaper, api, tmp_path: 
     assert [p.name for p in sorted((out / "bleed").glob("*.wav"))] == [
         "0001_Snare_top_bleed_0.000_s.wav", "0002_Snare_top_bleed_5.000_s.wav"]
     assert not list((out / "clean").glob("0002_*"))
+
+
+def test_a_re_export_with_no_take_of_a_tag_removes_its_previous_folder(
+        fake: FakeReaper, api, tmp_path: Path) -> None:
+    """The previous export's bleed/ goes with the rest when no [bleed] take is left: kept,
+    its clips sat beside an export.json that no longer lists them."""
+    session(fake, tmp_path)
+    out = tmp_path / "export"
+    export_session(api, str(out), TaskExecutor())
+    assert len(list((out / "bleed").glob("*.wav"))) == 1
+    fake.tracks[1].items[0].notes = "[clean]"  # the one [bleed] take left is now clean
+    plan = export_session(api, str(out), TaskExecutor())
+    assert plan.counts() == {"clean": 3, "bleed": 0} and not (out / "bleed").exists()
+    assert sorted(files(out)) == sorted([MANIFEST, *listed(out)]) and len(listed(out)) == 3
+    assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
 
 
 def test_a_failed_re_export_leaves_the_previous_export_whole(fake: FakeReaper, api,
@@ -177,15 +193,15 @@ def test_a_failure_while_moving_in_puts_the_previous_export_back(
     plan = plan_export(api, str(out))
     render_fallbacks(api, plan)
     run_tasks(plan.tasks, TaskExecutor(), None)
-    real_rename = os.rename
+    real_replace = os.replace
 
-    def rename(src: str, dst: str) -> None:
-        if src == os.path.join(plan.staging, refused):
-            raise PermissionError(13, "refused", src)
-        real_rename(src, dst)
+    def replace(src: str, dst: str) -> None:
+        if os.fspath(src) == os.path.join(plan.staging, refused):
+            raise PermissionError(13, "refused", os.fspath(src))
+        real_replace(src, dst)
 
-    monkeypatch.setattr(os, "rename", rename)
-    with pytest.raises(PermissionError):
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(PermissionError, match=re.escape(f"refused: '{out / refused}'")):
         finish(plan)
     assert files(out) == before
     assert not list(out.glob(f"{STAGING_PREFIX}*")) and not (out / LOCK).exists()
@@ -204,13 +220,16 @@ def test_linked_clean_and_bleed_folders_stay_links_and_are_replaced_whole(
     for tag in ("clean", "bleed"):
         (disk / tag).mkdir(parents=True)
         (out / tag).symlink_to(disk / tag)
-    real_rename = os.rename
+    real_rename, real_replace = os.rename, os.replace
 
-    def one_disk(src: str, dst: str) -> None:
-        on_disk = [os.path.realpath(os.path.dirname(p)).startswith(str(disk)) for p in (src, dst)]
-        if on_disk[0] != on_disk[1]:
-            raise OSError(18, "Invalid cross-device link", str(src))
-        real_rename(src, dst)
+    def on_one_disk(rename):  # shutil.move renames, the swap replaces
+        def one_disk(src: str, dst: str) -> None:
+            on_disk = [os.path.realpath(os.path.dirname(p)).startswith(str(disk))
+                       for p in (src, dst)]
+            if on_disk[0] != on_disk[1]:
+                raise OSError(18, "Invalid cross-device link", str(src))
+            rename(src, dst)
+        return one_disk
 
     def held(root: Path) -> list[str]:
         return sorted(os.path.relpath(os.path.join(d, n), root)
@@ -219,7 +238,8 @@ def test_linked_clean_and_bleed_folders_stay_links_and_are_replaced_whole(
     crashed = disk / "clean" / f"{STAGING_PREFIX}crashed"  # a swap there cut short a day ago
     crashed.mkdir()
     os.utime(crashed, (time.time() - 2 * 86400,) * 2)
-    monkeypatch.setattr(os, "rename", one_disk)
+    monkeypatch.setattr(os, "rename", on_one_disk(real_rename))
+    monkeypatch.setattr(os, "replace", on_one_disk(real_replace))
     export_session(api, str(out), TaskExecutor())
     assert not crashed.exists()
     fake.tracks[0].items[0].position = 0.25  # the re-export names this clip anew
@@ -235,9 +255,9 @@ def test_linked_clean_and_bleed_folders_stay_links_and_are_replaced_whole(
     def blocked(src: str, dst: str) -> None:
         if opened in (str(src), str(dst)):
             raise PermissionError(13, "being used by another process", str(src))
-        one_disk(src, dst)
+        on_one_disk(real_replace)(src, dst)
 
-    monkeypatch.setattr(os, "rename", blocked)
+    monkeypatch.setattr(os, "replace", blocked)
     with pytest.raises(PermissionError):
         export_session(api, str(out), TaskExecutor())
     assert {path: (disk / path).read_bytes() for path in held(disk)} == before
