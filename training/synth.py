@@ -27,7 +27,7 @@ from denoiser.audio import SUBTYPE_BYTES, existing_ancestor, write_audio
 from denoiser.errors import ParameterError
 from denoiser.outfiles import leave_signals_to_parent, signals_held, write_text_atomic
 
-from .bounds import check_fields, check_whole
+from .bounds import check_fields, check_whole, is_number
 from .errors import DatasetError, KitError
 from .grooves import ROLES, Events, Groove, GrooveConfig, generate_groove
 from .kits import KIT_RATE, SNARE_CATEGORIES, Instrument, Kit, load_kit, refuse_test_kits
@@ -593,9 +593,10 @@ CLIP_SECONDS = (0.5, 600.0)  # shortest and longest clip of any dataset, synthet
 
 def check_clip_seconds(seconds: float) -> None:
     """Refuse a clip length outside ``CLIP_SECONDS`` (NaN included): shorter clips hold
-    hardly a hit and turn a session into thousands of tiny files, longer ones are a typo."""
+    hardly a hit and turn a session into thousands of tiny files, longer ones are a typo.
+    A number only: ``True`` passed as one second and ``"10"`` failed as a TypeError."""
     low, high = CLIP_SECONDS
-    if not low <= seconds <= high:
+    if not (is_number(seconds) and low <= seconds <= high):
         raise DatasetError(f"--clip-seconds must be between {low:g} and {high:g}, got {seconds}")
 
 

@@ -384,6 +384,8 @@ def test_a_short_decay_range_shortens_the_snare(synthetic_kit):
     (float("inf"), SHORT, "--hours must be a positive finite number"),
     (0.001, replace(SHORT, clip_seconds=0.1), "--clip-seconds must be between 0.5 and 600"),
     (0.001, replace(SHORT, clip_seconds=float("nan")), "--clip-seconds must be between"),
+    (0.001, replace(SHORT, clip_seconds=True), "--clip-seconds must be between 0.5 and 600, got True"),
+    (0.001, replace(SHORT, clip_seconds="10"), "--clip-seconds must be between 0.5 and 600, got 10"),
 ])
 def test_render_dataset_refuses_absurd_sizes(synthetic_kit_dir, tmp_path, hours, config, message):
     """NaN or infinite hours used to crash converting the clip count; clips shorter than
