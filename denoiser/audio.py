@@ -183,14 +183,13 @@ def open_track(src: Path) -> sf.SoundFile:
     """An open handle on ``src``, refused if it is missing, unreadable, empty (told from
     a recording never finalised by ``empty_message``) or at an odd rate: what
     ``read_audio`` reads whole and the streaming path block by block. Its ``frames`` are
-    those its header counts (``count_wave64``), so every read stops there."""
+    those its header counts (``open_counted``), so every read stops there."""
     require_file(src)
     try:
-        handle = sf.SoundFile(sf_name(src))
+        handle = open_counted(src)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{src}: not a readable audio file ({sf_reason(exc)})") from None
     try:
-        count_wave64(src, handle)
         if handle.frames <= 0 or handle.channels <= 0:
             raise AudioError(empty_message(src))
         if handle.channels > MAX_CHANNELS:
@@ -205,6 +204,21 @@ def open_track(src: Path) -> sf.SoundFile:
         handle.close()
         raise
     warn_uncounted(src, handle)
+    return handle
+
+
+def open_counted(src: str | os.PathLike) -> sf.SoundFile:
+    """An open handle on ``src`` whose ``frames`` are those its header counts
+    (``count_wave64``), with none of ``open_track``'s checks: for the readers that take a
+    file's length from its header or read a part of it (a REAPER item's slice of its
+    source, a session take's length). Opened with soundfile alone, a Wave64's chunk after
+    its audio was read as audio there; soundfile's errors are the caller's to word."""
+    handle = sf.SoundFile(sf_name(src))
+    try:
+        count_wave64(Path(src), handle)
+    except BaseException:
+        handle.close()
+        raise
     return handle
 
 

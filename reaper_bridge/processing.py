@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from denoiser.audio import sf_name, sf_reason, write_audio
+from denoiser.audio import open_counted, sf_reason, write_audio
 from denoiser.errors import AudioError, ParameterError
 from denoiser.hiss_cut import hiss_cut
+from denoiser.stream import read_exactly
 
 from .items import mode_channels
 from .jobs import Task
@@ -60,18 +61,21 @@ def slice_file(src: str, dst: str, start: int, frames: int, chanmode: int = 0,
                gain: float = 1.0) -> Path:
     """Copy ``frames`` samples of ``src`` from ``start`` (zero-padded outside the file),
     through channel mode ``chanmode`` and times ``gain`` (take times item volume, negative
-    when the polarity is flipped): what a take with playrate 1 plays."""
+    when the polarity is flipped): what a take with playrate 1 plays. The file ends where
+    its header says (``open_counted``), as REAPER plays it: a Wave64's chunk after its
+    audio (a DAW's ``list``) was sliced as noise where the item runs past that end."""
     try:
-        info = sf.info(sf_name(src))
+        handle = open_counted(src)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{src}: not a readable audio file ({sf_reason(exc)})") from None
-    out = np.zeros((info.channels, frames), dtype=np.float32)
-    first, last = max(start, 0), min(start + frames, info.frames)
-    if last > first:
-        data = sf.read(sf_name(src), start=first, stop=last, dtype="float32", always_2d=True)[0]
-        out[:, first - start:last - start] = data.T
+    with handle:
+        out = np.zeros((handle.channels, frames), dtype=np.float32)
+        first, last = max(start, 0), min(start + frames, handle.frames)
+        if last > first:
+            out[:, first - start:last - start] = read_exactly(handle, first, last - first)
+        rate = handle.samplerate
     played = channel_mode(out, chanmode) * np.float32(gain)
-    return write_audio(dst, played, info.samplerate, protect=(src,))
+    return write_audio(dst, played, rate, protect=(src,))
 
 
 class TaskExecutor:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from training.oneshots import write_synthetic_kit
 
@@ -71,3 +73,27 @@ def kit_missing_an_extra(tmp_path: Path) -> Path:
         "</instrumentList>")
     (kit / "drumkit.xml").write_text(xml)
     return kit
+
+
+#: A 56-byte Wave64 list chunk: its GUID as the file holds it (libsndfile's w64.c), a size
+#: counting its 24-byte header, then an INFO list.
+_W64_LIST = (bytes.fromhex("7473696c912fcf11a5d628db04c10000") + struct.pack("<Q", 56)
+             + b"INFOISFT" + bytes(24))
+
+
+@pytest.fixture
+def listed_wave64() -> Callable[[Path, np.ndarray, int], Path]:
+    """``write(path, samples, rate)``: ``samples`` ((frames,) or (frames, channels)) as a
+    16-bit Wave64 at ``path`` with a list chunk after its audio, counted by its riff size,
+    as REAPER and other DAWs write one. libsndfile alone reads that chunk as audio: 28
+    frames of noise after a mono take's end (``audio.open_counted`` reads none of it)."""
+
+    def write(path: Path, samples: np.ndarray, rate: int) -> Path:
+        sf.write(path, samples, rate, subtype="PCM_16", format="W64")
+        data = path.read_bytes()
+        listed = bytearray(data + bytes(-len(data) % 8) + _W64_LIST)
+        struct.pack_into("<Q", listed, 16, len(listed))
+        path.write_bytes(listed)
+        return path
+
+    return write

@@ -20,6 +20,7 @@ from reaper_bridge.export import (LOCK, MANIFEST, STAGING_PREFIX, export_session
                                   out_dir_for, plan_export, render_fallbacks, tag_of)
 from reaper_bridge.filelock import try_lock
 from reaper_bridge.items import BridgeError
+from reaper_bridge.jobs import Task
 from reaper_bridge.processing import TaskExecutor
 
 
@@ -497,6 +498,24 @@ def test_a_stereo_pair_mode_of_a_mono_source_renders_a_valid_pair(fake: FakeReap
     assert data.shape == (2, 24000)
     np.testing.assert_array_equal(data[0], source[0, 12000:36000])
     np.testing.assert_array_equal(data[1], np.zeros(24000))
+
+
+def test_a_slice_past_a_wave64s_end_is_silence_not_its_list_chunk(tmp_path: Path,
+                                                                   listed_wave64) -> None:
+    """A slice reads its source's length from the header: libsndfile alone reads a
+    Wave64 to the end of the file, so the list chunk a DAW writes after the audio was 28
+    frames of noise where a slice ran past the take's end, which must be silence."""
+    take = (0.3 * np.random.default_rng(5).standard_normal(24000)).astype(np.float32)
+    src = listed_wave64(tmp_path / "snare.w64", take, 48000)
+    with sf.SoundFile(src) as handle:
+        assert handle.frames == 24028  # what libsndfile alone makes of it
+    held = sf.read(src, frames=24000, dtype="float32")[0]  # as 16 bits hold the take
+    dst = TaskExecutor()(Task("slice", str(src), str(tmp_path / "out.wav"), start=20000,
+                              frames=8000), lambda _: None)
+    sliced, rate = sf.read(dst, dtype="float32")
+    assert (sliced.shape, rate) == ((8000,), 48000)
+    np.testing.assert_array_equal(sliced[:4000], held[20000:])
+    np.testing.assert_array_equal(sliced[4000:], np.zeros(4000, np.float32))
 
 
 def test_item_volume_is_exported_with_take_volume(fake: FakeReaper, api, tmp_path: Path) -> None:
