@@ -28,7 +28,7 @@ import soundfile as sf
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from denoiser.audio import SAMPLE_RATE_RANGE, read_audio, sf_name, sf_reason
+from denoiser.audio import SAMPLE_RATE_RANGE, open_counted, read_audio, sf_reason
 
 from .bounds import check_number, check_range, check_whole
 from .errors import DatasetError
@@ -197,10 +197,10 @@ def plan_session(clean_dir: str | Path, bleed_dir: str | Path,
     capped = 0
     for index, path in enumerate(clean):
         try:
-            info = sf.info(sf_name(path))
+            with open_counted(path) as handle:  # as load_take reads it: a Wave64 as counted
+                frames = int(handle.frames * config.sample_rate / handle.samplerate)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise DatasetError(f"{path}: not a readable audio file ({sf_reason(exc)})") from None
-        frames = int(info.frames * config.sample_rate / info.samplerate)
         lengths.append(frames)
         count = frames // clip
         if config.clips_per_take is not None:

@@ -436,6 +436,25 @@ def test_the_plan_counts_the_clean_audio_the_clips_leave_out(tmp_path, session_d
     assert not capped.audio.shorter_clips_help  # the cap is the user's, not the clip length's
 
 
+def test_a_wave64_take_is_planned_as_long_as_it_is_read(tmp_path, session_dirs,
+                                                         listed_wave64):
+    """The plan counted a take's frames with libsndfile alone, which reads a Wave64 (here
+    under a .wav name: libsndfile goes by the content) to the end of the file: the list
+    chunk a DAW writes after the audio made a take 10 frames short of 2 s 18 frames over
+    it, and planned a second 1 s clip that ``load_take``, reading the take as counted,
+    could not fill: a traceback (shapes 47990 and 48000) building the dataset."""
+    _, bleed_dir = session_dirs
+    clean = tmp_path / "w64"
+    clean.mkdir()
+    take = listed_wave64(clean / "take.wav", snare_take(2.0, 48000, [0.1, 1.1])[:-10], 48000)
+    config = SessionConfig(clip_seconds=1.0)
+    plan = plan_session(clean, bleed_dir, config)
+    assert plan.jobs == [(0, 0)]
+    assert plan.audio.seconds == pytest.approx(95_990 / 48_000)
+    assert mono_take(str(take))[0].size == 95_990
+    assert make_session_clip(plan, 0, seed=3, config=config).clean.shape == (48_000,)
+
+
 def test_takes_all_shorter_than_a_clip_name_the_option(session_dirs):
     clean_dir, bleed_dir = session_dirs
     with pytest.raises(DatasetError, match=re.escape(
