@@ -55,7 +55,8 @@ SESSION_CLIP_SECONDS = 10.0
 SESSION_SHORTEST_CLIP = 0.5
 #: The files ``debleed dataset session`` reads (``training.kits.AUDIO_SUFFIXES``, repeated
 #: for the same reason): only one of these in ``clean/`` or ``bleed/`` can mix into a dataset.
-SESSION_AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
+SESSION_AUDIO_SUFFIXES = (".wav", ".bwf", ".rf64", ".w64", ".flac", ".aif", ".aiff", ".aifc",
+                          ".ogg")
 #: Far below a sample at any rate: a take REAPER measures as 6.9999999 s is exported as
 #: exactly 7 s of samples, so it still holds one 7 s clip.
 LENGTH_TOLERANCE = 1e-6

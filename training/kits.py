@@ -37,7 +37,8 @@ from .errors import DatasetError, KitError
 from .snaremic import pitch_shift
 
 KIT_RATE = 48000
-AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".bwf", ".rf64", ".w64", ".flac", ".aif", ".aiff", ".aifc",
+                  ".ogg")
 SNARE_CATEGORIES = ("snare", "rimshot", "sidestick")
 CATEGORIES = (
     "snare", "rimshot", "sidestick", "kick", "hihat_closed", "hihat_open", "hihat_pedal",

@@ -455,6 +455,20 @@ def test_a_wave64_take_is_planned_as_long_as_it_is_read(tmp_path, session_dirs,
     assert make_session_clip(plan, 0, seed=3, config=config).clean.shape == (48_000,)
 
 
+@pytest.mark.parametrize("suffix", [".w64", ".aifc", ".rf64", ".bwf"])
+def test_takes_a_daw_records_to_other_containers_are_read(tmp_path, session_dirs, suffix):
+    """A session folder of REAPER recordings can hold Wave64 (.w64), RF64 and Broadcast Wave
+    (.bwf) takes, and AIFF-C from other DAWs; they were skipped as if not audio, so a folder
+    of them gave no clean take."""
+    _, bleed_dir = session_dirs
+    clean = tmp_path / "takes"
+    clean.mkdir()
+    kind = {".w64": "W64", ".aifc": "AIFF", ".rf64": "RF64", ".bwf": "WAV"}[suffix]
+    sf.write(clean / f"take{suffix}", snare_take(2.0, 48000, [0.1, 1.1]), 48000, format=kind)
+    plan = plan_session(clean, bleed_dir, SessionConfig(clip_seconds=1.0))
+    assert plan.jobs == [(0, 0), (0, 48000)]
+
+
 def test_takes_all_shorter_than_a_clip_name_the_option(session_dirs):
     clean_dir, bleed_dir = session_dirs
     with pytest.raises(DatasetError, match=re.escape(
