@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from denoiser.errors import AudioError, ParameterError
-from denoiser.gate import GateConfig, apply_gate, auto_threshold_db, gate_gain
+from denoiser.gate import GateConfig, apply_gate, auto_threshold_db, detector_level, gate_gain
 
 SR = 48_000
 
@@ -83,6 +83,36 @@ def test_hysteresis_prevents_chatter_around_threshold(rms_ms, hold_ms):
     assert upward_crossings(steady) == 1
     first_open = int(np.argmax(steady > 0.5))
     assert np.all(steady[first_open + ms(1):] == 1.0)
+
+
+def square_burst(peak: float) -> np.ndarray:
+    """A tenth of a second of silence with a 10-ms burst of ``peak`` at 50 ms."""
+    x = np.zeros((1, SR // 10), np.float32)
+    x[0, ms(50):ms(60)] = peak
+    return x
+
+
+def test_rms_detector_is_a_trailing_window():
+    """The RMS level at t averages the window that ends at t, as a real-time gate's can
+    only: a centred window heard a hit half a window early, so with no lookahead the gate
+    opened before it."""
+    x = square_burst(0.5)
+    config = GateConfig(rms_ms=10, threshold_db=-30, lookahead_ms=0, attack_ms=0, hold_ms=0,
+                        release_ms=0)
+    window = ms(config.rms_ms)
+    trailing = np.sqrt(np.convolve(x[0] ** 2, np.ones(window) / window)[:x.shape[1]])
+    np.testing.assert_allclose(detector_level(x, SR, config), trailing, atol=1e-6)
+    gain = gate_gain(x, SR, config)
+    np.testing.assert_allclose(gain[:ms(50) + 1], 10 ** (config.range_db / 20), rtol=1e-6)
+    assert gain[ms(50) + 1] == 1.0  # open once the window's mean reaches -30 dBFS
+
+
+def test_a_level_exactly_at_the_threshold_opens_the_gate():
+    """The gate opens where the level reaches the threshold: a burst at exactly 0 dBFS
+    under a 0 dBFS threshold passes whole."""
+    gain = gate_gain(square_burst(1.0), SR, GateConfig(threshold_db=0, hysteresis_db=0,
+                                                       lookahead_ms=0, attack_ms=0))
+    np.testing.assert_array_equal(gain[ms(50):ms(60)], 1.0)
 
 
 def test_hold_keeps_the_gate_open_for_the_hold_time():
@@ -424,6 +454,14 @@ def test_settings_checked_against_the_sample_rate_and_sidechain_length():
         apply_gate(np.zeros((1, 100), np.float32), SR, GateConfig(),
                    sidechain=np.zeros((1, 99), np.float32))
     assert GateConfig().validate(SR) == GateConfig()
+
+
+@pytest.mark.parametrize("field", ["detector_hpf_hz", "detector_lpf_hz"])
+def test_a_detector_filter_exactly_at_nyquist_is_a_parameter_error(field):
+    """Nyquist itself is no cutoff either: scipy's filter design refused it with a
+    ValueError, which the commands reported as a traceback."""
+    with pytest.raises(ParameterError, match=r"not below Nyquist \(24000 Hz\)"):
+        apply_gate(np.zeros((1, 100), np.float32), SR, GateConfig(**{field: SR / 2}))
 
 
 def reference_gain(level: np.ndarray, config: GateConfig) -> np.ndarray:
