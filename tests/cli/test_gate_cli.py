@@ -145,7 +145,7 @@ def test_sidechain_at_another_rate_is_refused(tmp_path, write_wav, drum_track, r
 
 
 def test_bad_input_is_refused_and_nothing_written(bad_input, refused):
-    refused(lambda: run(bad_input))
+    assert str(bad_input) in refused(lambda: run(bad_input)).stderr
 
 
 def test_missing_input_stops_before_any_output(tmp_path, write_wav, drum_track, refused):

@@ -4,6 +4,7 @@ with the permissions the umask gives."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import struct
 import warnings
@@ -414,6 +415,66 @@ def test_a_wav_without_its_pad_byte_is_read_whole(tmp_path, rng):
     assert size == 3 * 4_801 and len(data) == chunk + 8 + size + 1  # then the pad byte
     path.write_bytes(data[:-1])
     assert audio.read_audio(path).samples.shape == (1, 4_801)
+
+
+@pytest.mark.parametrize(("subtype", "width"), [("PCM_24", 3), ("PCM_S8", 1)])
+def test_an_aiff_without_its_pad_byte_is_read_whole(tmp_path, rng, subtype, width):
+    """The same of an AIFF's SSND chunk (its offset and block size, then the samples) of odd
+    size: libsndfile counts the pad byte in the chunk's size, so the file without it reads
+    one byte short of its header, and holds every sample."""
+    path = tmp_path / "odd.aiff"
+    sf.write(path, 0.1 * rng.standard_normal(4_801), 48_000, subtype=subtype, format="AIFF")
+    samples = audio.read_audio(path).samples[:, :4_801]  # 8-bit: its COMM counts the pad too
+    data = path.read_bytes()
+    chunk = data.index(b"SSND")
+    size = int.from_bytes(data[chunk + 4:chunk + 8], "big")
+    assert size == 8 + width * 4_801 + 1 and len(data) == chunk + 8 + size  # the pad last
+    path.write_bytes(data[:-1])
+    np.testing.assert_array_equal(audio.read_audio(path).samples, samples)
+
+
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="this libsndfile has no MP3")
+def test_a_cut_mp3_is_refused_by_name(tmp_path, rng):
+    """An MP3 cut in half decodes fewer frames than its header counts: the error names the
+    file, so the user knows which take of a batch to export again."""
+    whole = tmp_path / "whole.mp3"
+    sf.write(whole, 0.1 * rng.standard_normal(96_000), 48_000, format="MP3")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match=rf"^{re.escape(str(cut))}: damaged audio file \(its "
+                                         r"header counts 96000 frames, \d+ decode\)"):
+        read_audio(cut)
+
+
+@pytest.mark.skipif(not hasattr(os, "link"), reason="no hard links here")
+def test_an_output_that_is_a_hard_link_to_an_input_is_refused(tmp_path):
+    """A hard link (a session folder copied with ``cp -l``) is the input under another
+    name: its path differs, its file is the input's, so it is refused as the input's own
+    path is, and nothing is written."""
+    src = write_audio(tmp_path / "take.wav", np.full((1, 480), 0.25, np.float32), 48_000)
+    before = src.read_bytes()
+    alias = tmp_path / "alias.wav"
+    os.link(src, alias)
+    with pytest.raises(AudioError, match=r"alias\.wav: refusing to overwrite an input file$"):
+        write_audio(alias, np.zeros((1, 480), np.float32), 48_000, protect=(src,))
+    assert src.read_bytes() == before and os.path.samefile(src, alias)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alias.wav", "take.wav"]
+
+
+@pytest.mark.parametrize(("rate", "accepted"), [(7_999, False), (8_000, True),
+                                               (768_000, True), (768_001, False)])
+def test_the_rate_ranges_bounds_are_read_and_past_them_refused(tmp_path, rate, accepted):
+    """8 kHz (a telephone-rate stem) and 768 kHz bound the rates a snare track can come at
+    and are read as any between; a header's rate past them is a broken file's."""
+    path = tmp_path / "take.wav"
+    sf.write(path, np.full(480, 0.25, np.float32), rate, subtype="FLOAT")
+    if accepted:
+        assert read_audio(path).sample_rate == rate
+    else:
+        with pytest.raises(AudioError, match=rf"take\.wav: sample rate {rate} Hz is outside "
+                                             "8000-768000 Hz$"):
+            read_audio(path)
 
 
 def test_an_unreadable_file_is_named_once_as_text(tmp_path):
