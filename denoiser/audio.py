@@ -32,7 +32,7 @@ from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
 from .wavchunks import (broadcast_chunk_bytes, broadcast_info, channel_map, channel_mask,
                         omit_peak_chunk, set_broadcast_info, set_channel_mask,
                         uncounted_audio_bytes, unfinished_audio_bytes, wave64_audio_bytes,
-                        zero_peak_time)
+                        wave64_audio_end, zero_peak_time)
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -295,19 +295,34 @@ def cut_short(handle: sf.SoundFile) -> str | None:
     frames that are there and only logs the mismatch, so ``frames`` already counts what
     decodes and ``require_whole`` cannot see it. Accepted and read whole: a size of
     0xFFFFFFFF (a streaming writer's "unknown": read to the end of the file) and one byte
-    more than is there (a missing pad byte). A header counting less than is there (a
-    recorder that updates its sizes every few seconds and crashed before the last update)
-    is accepted too, but reads only the audio it counts, as a DAW reads it; ``open_track``
+    more than is there (a missing pad byte; a Wave64's padding to a multiple of 8 bytes:
+    ``padding_only``). A header counting less than is there (a recorder that updates its
+    sizes every few seconds and crashed before the last update) is accepted too, but
+    reads only the audio it counts, as a DAW reads it; ``open_track``
     warns how much is left out (``warn_uncounted``). One counting none reads as empty, which ``open_track``
     refuses, naming the bytes that follow (``empty_message``)."""
     log = handle.extra_info
     chunk = _SHORT_CHUNK.search(log)
-    if chunk and int(chunk[2]) + 1 < int(chunk[1]) != _UNKNOWN_SIZE:
+    if (chunk and int(chunk[2]) < int(chunk[1]) != _UNKNOWN_SIZE
+            and not padding_only(handle, int(chunk[1]) - int(chunk[2]))):
         return f"its header counts {chunk[1]} bytes, {chunk[2]} are there"
     ds64 = _SHORT_DS64.search(log)
     if ds64 and int(ds64[1]) < int(ds64[2]):
         return f"its header counts {ds64[2]} frames, {ds64[1]} are there"
     return None
+
+
+def padding_only(handle: sf.SoundFile, missing: int) -> bool:
+    """Whether the ``missing`` bytes a file's header counts beyond it are padding, not
+    audio: a WAV's or AIFF's one pad byte after an odd-sized chunk; a Wave64's padding of
+    its audio to a multiple of 8 (up to 7 bytes), with the audio its data chunk counts all
+    there (``wavchunks.wave64_audio_end``). libsndfile writes a Wave64 unpadded: a byte
+    short of its end is the last frame's, which was dropped without a word as a pad byte."""
+    if handle.format != "W64":
+        return missing <= 1
+    path = os.fsdecode(handle.name)
+    end = wave64_audio_end(path)
+    return end is not None and end <= os.path.getsize(path) and missing <= -end % 8
 
 
 @dataclass(frozen=True)

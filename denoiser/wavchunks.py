@@ -158,8 +158,23 @@ def wave64_audio_bytes(path: str | os.PathLike) -> int | None:
     of the file, whatever the chunk's size says, so a chunk after it (a DAW's ``list``,
     ``levl``, ``marker`` or ``bext``) was read as audio: noise at the end, and an output
     longer than the take; ``audio.open_track`` reads only these bytes."""
+    data = _wave64_data(path)
+    return None if data is None else data[1]
+
+
+def wave64_audio_end(path: str | os.PathLike) -> int | None:
+    """The offset just past the audio a Wave64's data chunk counts, its padding to a
+    multiple of 8 not included, or ``None`` for any other file: a Wave64 that reaches it
+    holds all its audio, whatever padding its riff size counts past it."""
+    data = _wave64_data(path)
+    return None if data is None else data[0] + data[1]
+
+
+def _wave64_data(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The offset and size of a Wave64's audio (``_wave64_chunks``), or ``None``."""
     with open(path, "rb") as file:
-        return next((size for tag, _, size, _ in _chunks(file) if tag == _W64_DATA), None)
+        return next(((start, size) for tag, start, size, _ in _chunks(file)
+                     if tag == _W64_DATA), None)
 
 
 def unfinished_audio_bytes(path: str | os.PathLike) -> int:

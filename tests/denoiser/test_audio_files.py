@@ -404,6 +404,33 @@ def test_audio_past_what_a_wave64_header_counts_is_named_once(tmp_path, rng):
             read_audio(empty)
 
 
+@pytest.mark.parametrize("missing", [1, 2, 5])
+def test_a_wave64_without_its_padding_is_read_whole(tmp_path, rng, missing):
+    """A Wave64's data chunk of 4801 24-bit frames is padded with 5 bytes to a multiple of
+    8, which some writers count in the riff size and leave out: the file holds every
+    sample. Without 2 to 5 of those bytes it was refused as cut short."""
+    path = tmp_path / "odd.w64"
+    sf.write(path, 0.1 * rng.standard_normal(4_801), 48_000, subtype="PCM_24", format="W64")
+    written = read_audio(path).samples
+    padded = wave64_followed(path.read_bytes(), b"")
+    assert len(padded) == path.stat().st_size + 5
+    path.write_bytes(padded[:-missing])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_audio(path).samples, written)
+
+
+def test_a_wave64_short_of_a_byte_of_its_audio_is_refused(tmp_path, rng):
+    """libsndfile's own Wave64 ends with its audio, unpadded: a byte fewer is no missing
+    pad but part of the last frame, which was dropped without a word."""
+    path = tmp_path / "cut.w64"
+    sf.write(path, 0.1 * rng.standard_normal(4_801), 48_000, subtype="PCM_24", format="W64")
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(AudioError, match=r"cut\.w64: damaged audio file \(cut short: its "
+                                         r"header counts 14507 bytes, 14506 are there\)"):
+        read_audio(path)
+
+
 def test_a_wav_without_its_pad_byte_is_read_whole(tmp_path, rng):
     """A data chunk of odd size is followed by a pad byte that some writers leave out: the
     file holds every sample and is no cut file."""
