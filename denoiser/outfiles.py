@@ -348,16 +348,24 @@ def leave_signals_to_parent() -> None:
 
 
 @contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold SIGINT, SIGHUP and SIGTERM while a pool forks its workers, to deliver them as
-    the block ends: a signal that reached a worker between its fork and its
-    ``leave_signals_to_parent`` ran the command's handler in it, and the pool could wait
-    on it for ever. Forked workers start with them held, and that function lets them in
-    once its handlers are set. Where the system has no signal masks, nothing is held."""
+def signals_held(start_method: str) -> Iterator[None]:
+    """Hold SIGINT, SIGHUP and SIGTERM while a pool starts its workers by ``start_method``,
+    to deliver them as the block ends: a signal that reached a worker between its start and
+    its ``leave_signals_to_parent`` ran the command's handler in it, and the pool could
+    wait on it for ever. Workers start with them held, and that function lets them in once
+    its handlers are set. Where the system has no signal masks, nothing is held.
+
+    Any start method but fork needs multiprocessing's resource tracker, which is started
+    here, before the hold: started inside it (by the pool's first lock), it let SIGINT
+    and SIGTERM in again as it spawned its process, so every worker took them at once."""
     if not hasattr(signal, "pthread_sigmask") or (
             threading.current_thread() is not threading.main_thread()):
         yield
         return
+    if start_method != "fork":
+        from multiprocessing import resource_tracker  # not for the bridge, which has no pools
+
+        resource_tracker.ensure_running()
     before = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
     try:
         yield

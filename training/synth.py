@@ -769,7 +769,7 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
         if jobs > 1:
             context = multiprocessing.get_context(START_METHOD)
             with contextlib.ExitStack() as stack:
-                with signals_held():  # till the workers have their own handlers
+                with signals_held(START_METHOD):  # till the workers have their own handlers
                     pool = stack.enter_context(
                         context.Pool(jobs, _init_worker, (staging, *worker)))
                 for row in pool.imap(_render_one, jobs_list, chunksize=4):

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from denoiser.outfiles import atomic_output, replace_entries, staging_folder, write_text_atomic
+from denoiser.outfiles import (WORKER_SIGNALS, atomic_output, replace_entries, staging_folder,
+                               write_text_atomic)
 
 
 def test_importing_it_loads_no_third_party_package() -> None:
@@ -311,7 +312,7 @@ import os, signal, sys
 from denoiser.outfiles import leave_signals_to_parent, signals_held
 caught = []
 signal.signal(signal.SIGINT, lambda *a: caught.append("command"))
-with signals_held():
+with signals_held("fork"):
     child = os.fork()
     if child == 0:
         os.kill(os.getpid(), signal.SIGINT)  # pending: the command's handler must not run
@@ -326,3 +327,29 @@ print(inside, caught, os.waitstatus_to_exitcode(status))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.split("\n")[0] == "[] ['command'] 0", done.stdout + done.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "pthread_sigmask"), reason="no signal masks")
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_a_pool_that_spawns_its_workers_starts_them_with_the_signals_held(start_method) -> None:
+    """Spawned workers (macOS's ``dataset synth --jobs``) took SIGINT and SIGTERM at once:
+    the pool's first lock started multiprocessing's resource tracker inside the hold, and it
+    let both in again in the command as it spawned its process. The command holds all three
+    until the pool has started, and so does a worker until it sets its handlers."""
+    script = f"""
+import multiprocessing, signal
+from denoiser.outfiles import WORKER_SIGNALS, signals_held
+def held(mask): return sorted(s for s in mask if s in WORKER_SIGNALS)
+if __name__ == "__main__":
+    with signals_held({start_method!r}):
+        pool = multiprocessing.get_context({start_method!r}).Pool(1)
+        command = held(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    worker = held(pool.apply(signal.pthread_sigmask, (signal.SIG_BLOCK, [])))  # as it started
+    pool.close()  # not terminate: its SIGTERM waits, held, as no handler lets it in
+    pool.join()
+    print(len(command), len(worker), len(held(signal.pthread_sigmask(signal.SIG_BLOCK, []))))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    held = str(len(WORKER_SIGNALS))  # 3; 1 (SIGHUP) as the tracker let the others in
+    assert done.stdout.split() == [held, held, "0"], done.stdout + done.stderr
