@@ -343,17 +343,18 @@ def leave_signals_to_parent() -> None:
     """
     for signum in WORKER_SIGNALS:
         signal.signal(signum, _end_quietly if signum == signal.SIGTERM else signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # held while the pool forked it (signals_held)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+    _let_signals_in()
 
 
 @contextmanager
 def signals_held(start_method: str) -> Iterator[None]:
-    """Hold SIGINT, SIGHUP and SIGTERM while a pool starts its workers by ``start_method``,
-    to deliver them as the block ends: a signal that reached a worker between its start and
-    its ``leave_signals_to_parent`` ran the command's handler in it, and the pool could
-    wait on it for ever. Workers start with them held, and that function lets them in once
-    its handlers are set. Where the system has no signal masks, nothing is held.
+    """Hold SIGINT, SIGHUP and SIGTERM while a pool or a DataLoader starts its workers by
+    ``start_method``, to deliver them as the block ends: a signal that reached a worker
+    between its start and its own handlers (``leave_signals_to_parent``,
+    ``end_quietly_on_signals``) ran the command's handler in it, and a pool could wait on
+    it for ever. Workers start with them held, and those functions let them in once the
+    handlers are set. Where the system has no signal masks, or off the main thread, nothing
+    is held.
 
     Any start method but fork needs multiprocessing's resource tracker, which is started
     here, before the hold: started inside it (by the pool's first lock), it let SIGINT
@@ -385,6 +386,14 @@ def end_quietly_on_signals() -> None:
     """
     for signum in WORKER_SIGNALS:
         signal.signal(signum, _end_quietly)
+    _let_signals_in()
+
+
+def _let_signals_in() -> None:
+    """Let SIGINT, SIGHUP and SIGTERM into a worker that started with them held
+    (``signals_held``), once its own handlers are set: one sent meanwhile is handled now."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
 
 
 def _end_quietly(signum: int, frame: object) -> None:

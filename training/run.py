@@ -24,7 +24,7 @@ from denoiser.checkpoint import load_checkpoint, load_package, rebuild
 from denoiser.engine import pick_device
 from denoiser.errors import DebleedError, ModelError, ParameterError
 from denoiser.models import DenoiserModel, build_model
-from denoiser.outfiles import end_quietly_on_signals, write_text_atomic
+from denoiser.outfiles import end_quietly_on_signals, signals_held, write_text_atomic
 from denoiser.pretrained import default_model_path
 
 from .config import STREAM_VERSION, VALIDATION_VERSION, TrainConfig
@@ -151,10 +151,9 @@ def folder_data(root: Path, config: TrainConfig, world: World):
     batches = PassBatches(len(train), config.batch_size, config.seed, world)
     # The loader's own generator only seeds worker processes: drawing that seed from
     # torch's global RNG would shift the random crops of a resumed run.
-    loader = DataLoader(train, batch_sampler=batches, num_workers=config.num_workers,
-                        generator=torch.Generator().manual_seed(config.seed),
-                        persistent_workers=config.num_workers > 0,
-                        worker_init_fn=start_worker)
+    loader = RunLoader(train, batch_sampler=batches, num_workers=config.num_workers,
+                       generator=torch.Generator().manual_seed(config.seed),
+                       persistent_workers=config.num_workers > 0)
     valid_set = ClipFolder(root, "valid")
     entries = spread(valid_set.clips, config.valid_clips)
     info = folder_info(root, train)
@@ -233,19 +232,40 @@ def synth_loader(kits: Sequence[str], synth: SynthConfig, config: TrainConfig, w
                          world_size=world.size, version=config.stream_version)
     # The worker seed from a generator of its own, not torch's global RNG, as folder_data:
     # drawn from that, a resumed run's dropout masks were not the uninterrupted run's.
-    return DataLoader(stream, batch_size=batch_size, num_workers=config.num_workers,
-                      generator=torch.Generator().manual_seed(seed), worker_init_fn=start_worker)
+    return RunLoader(stream, batch_size=batch_size, num_workers=config.num_workers,
+                     generator=torch.Generator().manual_seed(seed))
+
+
+class RunLoader(DataLoader):
+    """A training run's DataLoader, whose workers leave the signals a whole run is sent to
+    the training process (``start_worker``). They start with those signals held
+    (``signals_held``, as each iterator starts its workers: every pass without persistent
+    workers) till ``start_worker`` has set their handlers: one that reached a worker
+    between its fork and them ran the training process's handler in it. The two go
+    together: a worker that never let them in could not be ended by SIGTERM, and the
+    loader's shut-down waited on it for ever."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, worker_init_fn=start_worker, **kwargs)
+
+    def __iter__(self):
+        if self.num_workers == 0:
+            return super().__iter__()
+        context = self.multiprocessing_context or torch.multiprocessing  # torch's default
+        with signals_held(context.get_start_method()):
+            return super().__iter__()
 
 
 def start_worker(worker_id: int) -> None:
     """A DataLoader worker's first act: end quietly on SIGINT, SIGHUP and SIGTERM
     (``end_quietly_on_signals``), leaving the run's exit status to the training process,
-    which shuts its workers down as it stops. Forked with its handlers, every worker of a
-    run stopped by SIGHUP (its terminal closed) or SIGTERM to its process group (systemd,
-    SLURM's scancel, ``kill -- -PGID``) ended with status 129 or 143, which torch reported
-    in 21 lines ("Exception ignored in ... _MultiProcessingDataLoaderIter.__del__ ...
-    DataLoader worker (pid N) exited unexpectedly"), and could leave its ``pymp-*`` folder
-    in $TMPDIR."""
+    which shuts its workers down as it stops, and let them in, held since the worker
+    started (``RunLoader``). Forked with its handlers, every worker of a run stopped by
+    SIGHUP (its terminal closed) or SIGTERM to its process group (systemd, SLURM's
+    scancel, ``kill -- -PGID``) ended with status 129 or 143, which torch reported in 21
+    lines ("Exception ignored in ... _MultiProcessingDataLoaderIter.__del__ ... DataLoader
+    worker (pid N) exited unexpectedly"), and could leave its ``pymp-*`` folder in
+    $TMPDIR."""
     end_quietly_on_signals()
 
 

@@ -13,7 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from torch.utils.data import Dataset
 
+from denoiser.outfiles import WORKER_SIGNALS, end_quietly_on_signals
+from training import run
 from training.synth import SynthConfig, render_dataset
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -142,3 +146,57 @@ def test_train_workers_leave_a_group_signal_to_the_command(dataset, synthetic_ki
          "--segment-seconds", "0.5", "--valid-clips", "1", "--threads", "1", "--device", "cpu",
          "--workers", "2"], "Training", signum, tmp)
     assert_stopped_cleanly(status, stderr, pids, signum, tmp)
+
+
+def _held() -> list[float]:
+    """1 for each of the signals a whole run is sent that this thread holds, 0 for the others."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    return [float(signum in mask) for signum in sorted(WORKER_SIGNALS)]
+
+
+_AT_START: list[float] = []  # a worker's ``_held()`` as ``start_worker`` began
+
+
+class _Masks(Dataset):
+    """Items of (what the worker held as it started, what it holds now), one value a signal."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.tensor([_AT_START]), torch.tensor([_held()])
+
+
+class _Refused(list):
+    """A batch sampler that fails as the iterator, its workers started, asks for its first
+    batches."""
+
+    def __iter__(self):
+        raise ValueError("no batches")
+        yield
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["new-workers", "persistent"])
+def test_a_dataloader_worker_holds_the_signals_till_its_handlers_are_set(persistent,
+                                                                         monkeypatch) -> None:
+    """A signal that reached a ``train --workers`` DataLoader worker between its fork and
+    ``start_worker`` ran the training process's handler in it. Held in the training process
+    while each pass's iterator forks its workers (once, with persistent workers), a worker
+    starts with all three held, and ``start_worker`` lets them in; the training process's
+    mask is its own again after every pass, and after an iterator that failed to start."""
+    def observed() -> None:
+        _AT_START[:] = _held()
+        end_quietly_on_signals()
+
+    monkeypatch.setattr(run, "end_quietly_on_signals", observed)  # forked workers see it
+    before = _held()
+    loader = run.RunLoader(_Masks(), batch_size=2, num_workers=2, persistent_workers=persistent)
+    for _ in range(2):
+        batches = list(loader)
+        assert len(batches) == 2 and _held() == before
+        for at_start, now in batches:
+            assert at_start.tolist() == [[[1.0] * len(WORKER_SIGNALS)]] * 2
+            assert now.tolist() == [[[0.0] * len(WORKER_SIGNALS)]] * 2
+    with pytest.raises(ValueError, match="no batches"):
+        iter(run.RunLoader(_Masks(), batch_sampler=_Refused(), num_workers=1))
+    assert _held() == before
