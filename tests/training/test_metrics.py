@@ -142,6 +142,36 @@ def test_hit_level_error_separates_ghost_notes(rng):
     assert metrics.hit_level_error_db(clean, 0.4 * clean, SR, onsets)["hits_lost_pct"] == 100.0
 
 
+def test_a_hit_at_the_ghost_bound_is_a_ghost(rng):
+    """SPEC 5: ghost notes are velocity <= 45, the bound included: a hit at exactly 45
+    halved scores a ghost error of 6.02 dB; at 46 it is a main hit and the clip has no
+    ghost."""
+    clean, _, onsets = _snare_scene(rng)
+    for velocity, ghost_error in ((45, 6.02), (46, math.nan)):
+        bounded = [{**o, "velocity": velocity} if o["velocity"] == 30 else o for o in onsets]
+        result = metrics.hit_level_error_db(clean, 0.5 * clean, SR, bounded)
+        assert result["ghost_level_error_db"] == pytest.approx(ghost_error, abs=0.01, nan_ok=True)
+        assert result["hit_level_error_db"] == pytest.approx(6.02, abs=0.01)
+
+
+@pytest.mark.parametrize("offset, inside", [
+    (-56, False),  # 3.5 ms before the onset
+    (-33, False), (-32, True),  # the window opens 2 ms (32 samples) before it...
+    (-16, True),  # 1 ms before
+    (1279, True), (1280, False)])  # ... and closes 80 ms (1280 samples) after it
+def test_a_hit_window_spans_2_ms_before_its_onset_to_80_after(rng, offset, inside):
+    """A click as loud as the whole hit raises its level 3.01 dB inside the window
+    ``[onset - 2 ms, onset + 80 ms)`` and not at all outside it."""
+    clean, _, onsets = _snare_scene(rng)
+    loud = onsets[:1]
+    start = loud[0]["sample"]
+    energy = np.sum(clean[start - 32:start + 1280] ** 2)
+    clicked = clean.copy()
+    clicked[start + offset] += math.sqrt(energy)
+    errors, _ = metrics.hit_level_errors_db(clean, clicked, SR, loud)
+    assert errors[0] == pytest.approx(10 * math.log10(2.0) if inside else 0.0, abs=1e-9)
+
+
 def test_hit_level_error_without_ghosts_or_hits_is_nan(rng):
     clean, _, onsets = _snare_scene(rng)
     loud_only = [o for o in onsets if o["velocity"] > 45]
@@ -262,6 +292,17 @@ def test_tom_kick_leakage_counts_only_where_kick_or_tom_sound_alone(rng):
         struck = {**onsets[1], "instrument": instrument, "sample": int(0.2 * SR), "time": 0.2}
         kept = bool(metrics.tom_kick_regions_mask(lone_kick + [struck], SR, noisy.size).any())
         assert kept != rings_over_the_kick  # a crash rings 2 s, a cowbell 0.5
+
+
+def test_other_bleed_takes_out_2_ms_before_its_onset_from_a_tom_kick_region():
+    """Other bleed sounds from 2 ms before its onset (as a hit window opens), so a closed
+    hat struck 50 ms into a kick's region ends that region 32 samples (2 ms at 16 kHz)
+    before the hat's onset."""
+    kick, hat = 1000, 1000 + int(0.05 * SR)
+    onsets = [{"sample": kick, "instrument": "kick", "target": False},
+              {"sample": hat, "instrument": "hihat_closed", "target": False}]
+    region = np.flatnonzero(metrics.tom_kick_regions_mask(onsets, SR, SR))
+    assert (region[0], region[-1] + 1, region.size) == (kick, hat - 32, hat - 32 - kick)
 
 
 def test_pieces_struck_before_the_clip_ring_out_of_the_tom_kick_regions(rng):
