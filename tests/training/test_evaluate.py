@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from debleed.cli.main import cli
 from denoiser.checkpoint import save_checkpoint
 from denoiser.models import build_model
-from training.evaluate import SYSTEMS, VERSIONS, folder_names
+from training.evaluate import SYSTEMS, VERSIONS, folder_names, score_systems
 from training.report import mel_spectrogram_db
 from training.oneshots import write_synthetic_kit
 from training.synth import SynthConfig, render_dataset
@@ -373,6 +373,23 @@ def test_a_meta_json_that_is_not_an_object_is_one_line(setup, tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", str(setup["checkpoint"]), str(data)])
     assert result.exit_code == 1 and "meta.json: clip metadata must be a JSON object" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_scores_take_the_ring_of_pieces_struck_before_the_clip_out_of_the_tom_kick_regions():
+    """evaluate gives the metrics a clip's ``onsets_before``: a crash struck before the
+    clip rings over its lone kick, so no sample is kick alone and tom/kick leakage is
+    undefined (NaN). Without them the crash's ring was scored as kick leakage (-20 dB
+    here)."""
+    rng = np.random.default_rng(0)
+    noisy = 0.1 * rng.standard_normal(48000)
+    versions = {"noisy": noisy, "clean": np.zeros_like(noisy), "denoised": 0.1 * noisy}
+    kick = {"sample": 12000, "instrument": "kick", "target": False}
+    crash = {"sample": -100, "instrument": "crash", "target": False}
+    rung_in = score_systems(versions, 48000, {"onsets": [kick], "onsets_before": [crash]},
+                            {"model": "denoised"})
+    assert math.isnan(rung_in["model"]["tom_kick_leakage_db"])
+    alone = score_systems(versions, 48000, {"onsets": [kick]}, {"model": "denoised"})
+    assert alone["model"]["tom_kick_leakage_db"] == pytest.approx(-20.0)
 
 
 def test_means_over_fewer_clips_are_named_and_zero_is_not_negative():
