@@ -328,6 +328,25 @@ def test_each_quality_table_says_which_means_cover_fewer_clips():
         report.markdown_table(rows) + "\nMeans over fewer of the 40 clips: tom/kick leakage dB 19.\n")
 
 
+def test_the_speed_tables_rtf_range_is_the_lowest_to_the_highest_run():
+    """bench.md gives each speed row its median RTF and, as "RTF range", its slowest and
+    fastest timed runs, whatever order they ran in."""
+    result = {
+        "date": "2026-01-01", "machine": {"debleed": "x"},
+        "config": {"quick": True, "oracle_thresholds_db": [-60.0, -10.0]},
+        "test_set": {"shared_layers_with_training_kits": [0, 1], "clips": 1,
+                     "clip_seconds": 1.0, "kit": "k", "seed": 0},
+        "quality": {"oracle_thresholds_db": [-40.0], "rows": {}}, "targets": [], "models": [],
+        "speed": [{"what": "model alone", "model": "debleed", "device": "cpu", "threads": 1,
+                   "audio_seconds": 60, "runs": 3, "wall_seconds": 1.0, "rtf": 60.0,
+                   "rtf_runs": [60.0, 50.0, 70.0], "peak_rss_mib": 100.0, "gpu_peak_mib": None}],
+    }
+    rows = [line for line in bench.bench_markdown(result).splitlines()
+            if line.startswith("| model alone |")]
+    assert rows == ["| model alone | debleed | cpu | 1 | 60 | 3 | 1.00 | 60.0 | 50.0-70.0 | "
+                    "100 | n/a |"]
+
+
 def test_a_bench_md_that_cannot_be_replaced_keeps_the_last_runs_pair(setup, tmp_path,
                                                                      monkeypatch, held_open):
     """bench.json and bench.md were two writes: a bench.md that could not be replaced (on
