@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 from training.dataset import ClipFolder, SynthStream, stream_clip_seed
 from training.errors import DatasetError
 from training.kits import load_kit
-from training.manifest import MANIFEST, assign_splits, read_manifest, staged_output
+from training.manifest import (MANIFEST, assign_splits, read_manifest, staged_output,
+                               valid_count)
 from training.synth import Clip, SynthConfig, clip_seed, render_clip, render_dataset
 
 CONFIG = SynthConfig(clip_seconds=1.5, preroll_seconds=0.5)
@@ -553,11 +554,20 @@ def test_a_cut_moves_its_loop_edge_to_the_nearest_bar_line_inside(start, stop, l
     assert _bar_loop(performance, _part(performance)[0]) == loop
 
 
+@pytest.mark.parametrize("n, fraction, valid", [
+    (10, 0.2, 2), (2, 0.4, 1), (2, 0.9, 1), (3, 0.9, 2), (5, 0.0, 0)])
+def test_valid_count_keeps_one_of_each_split_of_two_or_more(n, fraction, valid):
+    """``valid_fraction`` of ``n`` items, rounded, but with two or more items and a
+    fraction above 0 at least one validates and at least one trains."""
+    assert valid_count(n, fraction) == valid
+
+
 @pytest.mark.parametrize("fraction, hits, valid_from", [
-    (0.2, 16, 3.25), (0.2, 2, 0.25), (0.0, 16, float("inf"))])
+    (0.2, 16, 3.25), (0.2, 2, 0.25), (0.9, 2, 0.25), (0.0, 16, float("inf"))])
 def test_split_performance_keeps_a_hit_each_side(tmp_path, fraction, hits, valid_from):
     """A performance validates on its last ``valid_count`` hits: at least one of each with
-    two or more hits and a fraction above 0, and none at a fraction of 0."""
+    two or more hits and a fraction above 0 (0.9 of two hits rounds to both, and one is
+    kept to train), and none at a fraction of 0."""
     from training.midi import read_midi
     from training.synth import Performance, split_performance
 
