@@ -155,6 +155,24 @@ def test_ghost_notes_are_quiet(synthetic_kit):
     assert ghost_db < loud_db - 8.0
 
 
+def test_ghost_notes_are_drawn_in_the_ghost_class():
+    """Ghost notes are drawn at velocity <= 45, SPEC 5's ghost class, so that the ghost
+    error scores them: with flams, rolls, fills and velocity jitter off, a backbeat's snare
+    hits are mains (76 or more) or ghosts, none between."""
+    config = replace(GrooveConfig(), ghost_probability=0.5, flam_probability=0.0,
+                     roll_probability=0.0, fill_probability=0.0, velocity_jitter=0.0,
+                     rimshot_probability=0.0, sidestick_probability=0.0)
+    velocities = []
+    for seed in range(40):
+        events = generate_groove(np.random.default_rng(seed), 0.0, 8.0, config,
+                                 style="backbeat").events
+        velocities.append(events.velocity[events.role == ROLE["snare"]])
+    velocity = np.concatenate(velocities)
+    ghosts = velocity <= GHOST_MAX_VELOCITY
+    assert ghosts.sum() >= 100 and (~ghosts).sum() >= 100
+    assert velocity[~ghosts].min() >= 76
+
+
 def test_a_flams_grace_note_keeps_its_gap_before_its_main_hit():
     """A flam's grace note is placed 15-35 ms before its main hit and moves with it when
     humanised: jittered alone (10 ms here), half the flams left that gap and some put the
