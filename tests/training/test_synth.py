@@ -255,6 +255,21 @@ def test_bleed_only_clips_keep_their_bleed_under_a_snare_hits_level(synthetic_ki
         assert np.max(np.abs(clip.bleed)) < 10 ** (gain / 20)
 
 
+def test_a_polarity_flip_negates_the_whole_clip(synthetic_kit):
+    """The flip is the snare mic's: the same seed with flip probability 1 instead of 0 gives
+    the exact negation of the clip, snare and bleed alike, so ``noisy = clean + bleed``
+    still holds and the target stays the input's snare."""
+    def clip(flip: float):
+        return render_clip(synthetic_kit, 7, replace(
+            SHORT, mic=replace(MicConfig(), polarity_flip_probability=flip)))
+
+    kept, flipped = clip(0.0), clip(1.0)
+    assert (kept.meta["polarity"], flipped.meta["polarity"]) == (1, -1)
+    assert np.any(kept.clean) and np.any(kept.bleed)
+    for track in ("clean", "bleed", "noisy"):
+        assert np.array_equal(getattr(flipped, track), -getattr(kept, track)), track
+
+
 @pytest.mark.parametrize("semitones", [-3.0, 3.0, 7.0])
 def test_semitone_resampling_scales_duration(semitones):
     samples = np.random.default_rng(0).standard_normal(RATE).astype(np.float32)
@@ -559,22 +574,26 @@ def test_toms_named_alike_are_three_drums(tmp_path):
     assert played == {"Tom", "Tom #2", "Tom #3"}
 
 
+@pytest.mark.parametrize("role, gain_db", [("sidestick", MicConfig().sidestick_gain_db),
+                                           ("rimshot", MicConfig().rimshot_gain_db)])
 @pytest.mark.parametrize("procedural, player", [(1.0, "procedural snare"), (0.0, "Snare")])
-def test_a_kit_without_a_side_stick_plays_them_on_its_snare(tmp_path, procedural, player):
+def test_a_kit_without_a_side_stick_or_rimshot_plays_them_on_its_snare(tmp_path, procedural,
+                                                                       player, role, gain_db):
     """Side-stick backbeats (a tenth of the grooves, GM note 37) on a kit with no side
     stick (BJA_Pacific of the benchmark's held-out set, say) were dropped: the clip lost
     its backbeat. The snare plays them, at ``sidestick_gain_db`` below a hit, the procedural
-    one as it replaces the kit's snare in every articulation, or the kit's own."""
-    kit = _tom_kit(tmp_path / "kit", ("Tom", "Tom", "Tom"))  # no side stick
+    one as it replaces the kit's snare in every articulation, or the kit's own. A kit with
+    no rimshot plays its rimshots alike, ``rimshot_gain_db`` (+3 dB) above a hit."""
+    kit = _tom_kit(tmp_path / "kit", ("Tom", "Tom", "Tom"))  # no side stick, no rimshot
     config = SynthConfig(procedural_snare_probability=procedural, pitch_semitones=0.0,
                          wide_pitch_probability=0.0, decay_probability=0.0)
-    events = Events(np.array([0.2, 1.2]), np.array([ROLE["snare"], ROLE["sidestick"]], np.int8),
+    events = Events(np.array([0.2, 1.2]), np.array([ROLE["snare"], ROLE[role]], np.int8),
                     np.array([100, 100], np.int16), np.array([-1, -1], np.int8))
     clean, _, info = render_events(kit, events, np.random.default_rng(3), config, -0.5, 2.5)
-    assert [o["instrument"] for o in info["onsets"] if o["target"]] == ["snare", "sidestick"]
-    hit, stick = (np.max(np.abs(clean[int(t * RATE):int((t + 1.0) * RATE)])) for t in (0.2, 1.2))
-    assert stick / hit == pytest.approx(10 ** (MicConfig().sidestick_gain_db / 20), rel=0.02)
-    assert info["instruments"]["sidestick"] == [player]
+    assert [o["instrument"] for o in info["onsets"] if o["target"]] == ["snare", role]
+    hit, other = (np.max(np.abs(clean[int(t * RATE):int((t + 1.0) * RATE)])) for t in (0.2, 1.2))
+    assert other / hit == pytest.approx(10 ** (gain_db / 20), rel=0.02)
+    assert info["instruments"][role] == [player]
 
 
 def test_a_small_dataset_on_a_nearly_full_disk_is_sized_in_mb(tmp_path, monkeypatch):
