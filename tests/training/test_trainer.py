@@ -1333,6 +1333,25 @@ def test_validation_reads_the_network_whole_even_on_a_hissy_clip(dataset: Path, 
     assert abs(measured - sisdr_through(InferenceConfig())) > 1e-3
 
 
+def test_the_gain_jitter_scales_the_input_and_the_target_alike(tmp_path: Path):
+    """``gain_jitter_db`` changes each training segment's level, the input's and the
+    target's by the same gain: the target must stay the input's snare. A segment without
+    bleed (input == target) reaches the network and the loss as one signal, at a level
+    within 6 dB of its own."""
+    seen: dict[str, torch.Tensor] = {}
+    trainer = tiny_trainer(tmp_path, config=replace(TINY, gain_jitter_db=6.0))
+    trainer.network.register_forward_pre_hook(
+        lambda _module, args: seen.update(input=args[0].clone()))
+    trainer.loss.register_forward_pre_hook(
+        lambda _module, args: seen.update(target=args[1].clone()))
+    torch.manual_seed(0)
+    clean = 0.1 * torch.randn(TINY.batch_size, int(TINY.segment_seconds * DATA_RATE))
+    trainer.common_step(clean.clone(), clean.clone(), train=True)
+    assert torch.equal(seen["input"], seen["target"])
+    gains_db = 20 * torch.log10(seen["input"][:, :1] / clean[:, :1]).squeeze(1)
+    assert bool((gains_db.abs() <= 6.0 + 1e-4).all()) and bool((gains_db.abs() > 0.01).all())
+
+
 def test_the_plateau_schedule_counts_as_best_pt_does(tmp_path: Path):
     """An epoch is bad unless its validation loss is strictly below the best, as for best.pt
     and early stopping. The default relative threshold took a slightly worse negative loss
@@ -1364,6 +1383,28 @@ def rising_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     validate = Trainer.validate
     monkeypatch.setattr(Trainer, "validate",
                         lambda self: {**validate(self), "valid_loss": float(self.epoch + 1)})
+
+
+def flat_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every epoch validate exactly as well as the one before."""
+    validate = Trainer.validate
+    monkeypatch.setattr(Trainer, "validate", lambda self: {**validate(self), "valid_loss": 1.0})
+
+
+def test_a_tied_validation_loss_is_not_better(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An epoch is better only when its validation loss is strictly below the best (as the
+    plateau schedule counts it): a run whose validation loss stays flat stops at its third
+    tied epoch with ``--early-stop-patience 3``, and best.pt holds the first epoch."""
+    flat_validation(monkeypatch)
+    config = replace(TINY, epochs=8, steps_per_epoch=1, batch_size=2, early_stop_patience=3)
+    torch.manual_seed(0)
+    noisy, clean = (0.1 * torch.randn(2, int(TINY.segment_seconds * DATA_RATE)) for _ in range(2))
+    trainer = Trainer(build_model(config.model), CombinedLoss(config.loss), config,
+                      [(noisy, clean)], [ValidClip(noisy[0].numpy(), clean[0].numpy())],
+                      tmp_path, torch.device("cpu"))
+    history = trainer.fit()
+    assert (len(history), trainer.best_epoch, trainer.bad_epochs) == (4, 1, 3)
+    assert load_checkpoint(tmp_path / "best.pt")[1]["extra"]["epoch"] == 1
 
 
 def test_the_plateau_schedule_counts_bad_epochs_as_early_stopping_does(
