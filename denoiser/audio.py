@@ -29,10 +29,10 @@ import soundfile as sf
 
 from .errors import SILENT_PEAK, AudioError, SilentAudioError
 from .outfiles import AUDIO_SUFFIX, WAV_LIMIT_BYTES, atomic_output
-from .wavchunks import (broadcast_chunk_bytes, broadcast_info, channel_map, channel_mask,
-                        omit_peak_chunk, set_broadcast_info, set_channel_mask,
+from .wavchunks import (audio_end, broadcast_chunk_bytes, broadcast_info, channel_map,
+                        channel_mask, omit_peak_chunk, set_broadcast_info, set_channel_mask,
                         uncounted_audio_bytes, unfinished_audio_bytes, wave64_audio_bytes,
-                        wave64_audio_end, zero_peak_time)
+                        zero_peak_time)
 
 # Rates a snare track can come at. Below 8 kHz not even the stick's attack is left (the
 # model's work is 150 Hz to 20 kHz); above 768 kHz is beyond any DAW. Anything in between is
@@ -294,13 +294,14 @@ def cut_short(handle: sf.SoundFile) -> str | None:
     libsndfile reads a WAV or AIFF cut short (a half-finished copy or download) as the
     frames that are there and only logs the mismatch, so ``frames`` already counts what
     decodes and ``require_whole`` cannot see it. Accepted and read whole: a size of
-    0xFFFFFFFF (a streaming writer's "unknown": read to the end of the file) and one byte
-    more than is there (a missing pad byte; a Wave64's padding to a multiple of 8 bytes:
-    ``padding_only``). A header counting less than is there (a recorder that updates its
-    sizes every few seconds and crashed before the last update) is accepted too, but
-    reads only the audio it counts, as a DAW reads it; ``open_track``
-    warns how much is left out (``warn_uncounted``). One counting none reads as empty, which ``open_track``
-    refuses, naming the bytes that follow (``empty_message``)."""
+    0xFFFFFFFF (a streaming writer's "unknown": read to the end of the file) and padding
+    missing after audio all there (a WAV's or AIFF's pad byte after audio of odd size; a
+    Wave64's padding to a multiple of 8 bytes: ``padding_only``). A header counting less
+    than is there (a recorder that updates its sizes every few seconds and crashed before
+    the last update) is accepted too, but reads only the audio it counts, as a DAW reads
+    it; ``open_track`` warns how much is left out (``warn_uncounted``). One counting none
+    reads as empty, which ``open_track`` refuses, naming the bytes that follow
+    (``empty_message``)."""
     log = handle.extra_info
     chunk = _SHORT_CHUNK.search(log)
     if (chunk and int(chunk[2]) < int(chunk[1]) != _UNKNOWN_SIZE
@@ -314,15 +315,15 @@ def cut_short(handle: sf.SoundFile) -> str | None:
 
 def padding_only(handle: sf.SoundFile, missing: int) -> bool:
     """Whether the ``missing`` bytes a file's header counts beyond it are padding, not
-    audio: a WAV's or AIFF's one pad byte after an odd-sized chunk; a Wave64's padding of
-    its audio to a multiple of 8 (up to 7 bytes), with the audio its data chunk counts all
-    there (``wavchunks.wave64_audio_end``). libsndfile writes a Wave64 unpadded: a byte
-    short of its end is the last frame's, which was dropped without a word as a pad byte."""
-    if handle.format != "W64":
-        return missing <= 1
+    audio: a WAV's or AIFF's one pad byte after audio of odd size, a Wave64's padding of
+    its audio to a multiple of 8 (up to 7 bytes), with the audio its chunk counts all
+    there (``wavchunks.audio_end``). A byte missing was once taken for a pad byte
+    whatever the file: a 16-bit file (no pad) or a Wave64 as libsndfile writes it
+    (unpadded) a byte short, or a 24-bit one short of its pad and a byte of audio, lost
+    its last frame without a word."""
     path = os.fsdecode(handle.name)
-    end = wave64_audio_end(path)
-    return end is not None and end <= os.path.getsize(path) and missing <= -end % 8
+    audio = audio_end(path)
+    return audio is not None and audio[0] <= os.path.getsize(path) and missing <= audio[1]
 
 
 @dataclass(frozen=True)

@@ -158,23 +158,45 @@ def wave64_audio_bytes(path: str | os.PathLike) -> int | None:
     of the file, whatever the chunk's size says, so a chunk after it (a DAW's ``list``,
     ``levl``, ``marker`` or ``bext``) was read as audio: noise at the end, and an output
     longer than the take; ``audio.open_track`` reads only these bytes."""
-    data = _wave64_data(path)
-    return None if data is None else data[1]
-
-
-def wave64_audio_end(path: str | os.PathLike) -> int | None:
-    """The offset just past the audio a Wave64's data chunk counts, its padding to a
-    multiple of 8 not included, or ``None`` for any other file: a Wave64 that reaches it
-    holds all its audio, whatever padding its riff size counts past it."""
-    data = _wave64_data(path)
-    return None if data is None else data[0] + data[1]
-
-
-def _wave64_data(path: str | os.PathLike) -> tuple[int, int] | None:
-    """The offset and size of a Wave64's audio (``_wave64_chunks``), or ``None``."""
     with open(path, "rb") as file:
-        return next(((start, size) for tag, start, size, _ in _chunks(file)
-                     if tag == _W64_DATA), None)
+        return next((size for tag, _, size, _ in _chunks(file) if tag == _W64_DATA), None)
+
+
+def audio_end(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The offset just past the audio of a WAV's, an AIFF's or a Wave64's audio chunk, its
+    padding not included, and how many bytes of padding may follow it, or ``None`` for any
+    other file: one that reaches that end holds all its audio, whatever padding its sizes
+    count past it. A WAV's data chunk of odd size is followed by a pad byte, an AIFF's
+    SSND too (libsndfile counts it in the SSND's size: ``_aiff_pad``), a Wave64's audio
+    by padding to a multiple of 8; audio of even size in a WAV or AIFF has none."""
+    with open(path, "rb") as file:
+        chunks = {tag: (start, size) for tag, start, size, _ in _chunks(file)}
+        if _W64_DATA in chunks:
+            start, size = chunks[_W64_DATA]
+            return start + size, -(start + size) % 8
+        if b"data" in chunks:
+            start, size = chunks[b"data"]
+            return start + size, size & 1
+        if b"SSND" in chunks and b"COMM" in chunks:
+            start, size = chunks[b"SSND"]
+            counted = _aiff_pad(file, chunks[b"COMM"][0], start, size)
+            return start + size - counted, counted or size & 1
+    return None
+
+
+def _aiff_pad(file: BinaryIO, comm: int, ssnd: int, size: int) -> int:
+    """1 where an AIFF's SSND chunk (its data at ``ssnd``) counts the pad byte after its
+    samples in its ``size``, as libsndfile writes it, else 0: the samples (after its
+    offset and block size) a byte short of it are an odd number of bytes in whole frames
+    of its COMM (at ``comm``: channels, frames, bits per sample). A 16-bit AIFF's samples
+    are never odd, so one a byte short of its SSND's count lost a byte of audio; an 8-bit
+    mono one's even count cannot be told from an odd one and its pad, and reads as that."""
+    file.seek(comm)
+    channels, _, bits = struct.unpack(">hIh", file.read(8))
+    file.seek(ssnd)
+    samples = size - 8 - struct.unpack(">I", file.read(4))[0] - 1
+    frame = channels * -(-bits // 8)
+    return int(frame > 0 and samples > 0 and samples % 2 == 1 and samples % frame == 0)
 
 
 def unfinished_audio_bytes(path: str | os.PathLike) -> int:

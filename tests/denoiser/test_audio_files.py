@@ -460,6 +460,25 @@ def test_an_aiff_without_its_pad_byte_is_read_whole(tmp_path, rng, subtype, widt
     np.testing.assert_array_equal(audio.read_audio(path).samples, samples)
 
 
+@pytest.mark.parametrize(("container", "subtype", "frames", "cut", "counted", "there"),
+                         [("WAV", "PCM_16", 4_800, 1, 9_600, 9_599),
+                          ("AIFF", "PCM_16", 4_800, 1, 9_608, 9_607),
+                          ("WAV", "PCM_24", 4_801, 2, 14_403, 14_402)])
+def test_a_file_short_of_a_byte_of_its_audio_is_refused(tmp_path, rng, container, subtype,
+                                                        frames, cut, counted, there):
+    """A byte missing was taken for a missing pad byte whether or not the file has one: a
+    16-bit file (its audio of even size, no pad) cut by one byte, and a 24-bit one of
+    4801 frames cut by its pad and a byte of its audio, lost their last frame without a
+    word. Only a pad byte after audio of odd size, all of it there, may be missing."""
+    path = tmp_path / "cut.audio"
+    sf.write(path, 0.1 * rng.standard_normal(frames), 48_000, subtype=subtype,
+             format=container)
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(AudioError, match=rf"cut\.audio: damaged audio file \(cut short: its "
+                                         rf"header counts {counted} bytes, {there} are there\)"):
+        read_audio(path)
+
+
 @pytest.mark.skipif("MP3" not in sf.available_formats(), reason="this libsndfile has no MP3")
 def test_a_cut_mp3_is_refused_by_name(tmp_path, rng):
     """An MP3 cut in half decodes fewer frames than its header counts: the error names the
