@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
 import struct
 import warnings
@@ -214,15 +215,7 @@ def test_audio_past_what_the_header_counts_is_named_once(tmp_path, rng, containe
         struct.pack_into("<I", data, 4, chunk + 3 * 3_200)
         struct.pack_into("<I", data, chunk + 4, 3 * 3_200)
     path.write_bytes(data)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        assert read_audio(path).frames == 3_200
-        assert read_audio(path).frames == 3_200
-    assert [str(w.message) for w in caught] == [
-        f"{path}: its header counts 0.067 s, but 0.033 s more audio follow it uncounted (a "
-        "recording whose header was last updated before it stopped); only the counted audio "
-        "is read, as a DAW reads it: to keep the rest, repair the header (e.g. sox "
-        "--ignore-length 'take 2.wav' repaired.wav)"]
+    assert_reads_counted_once(path)
 
 
 def test_what_follows_a_whole_data_chunk_is_no_uncounted_audio(tmp_path, rng):
@@ -267,15 +260,7 @@ def test_audio_past_what_an_aiff_header_counts_is_named_once(tmp_path, rng, subt
     assert data[8:12] == form
     frame_bytes = audio.SUBTYPE_BYTES[subtype]
     path.write_bytes(aiff_counting(data, 3_200, frame_bytes))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        assert read_audio(path).frames == 3_200
-        assert read_audio(path).frames == 3_200
-    assert [str(w.message) for w in caught] == [
-        f"{path}: its header counts 0.067 s, but 0.033 s more audio follow it uncounted (a "
-        "recording whose header was last updated before it stopped); only the counted audio "
-        "is read, as a DAW reads it: to keep the rest, repair the header (e.g. sox "
-        "--ignore-length 'take 3.aif' repaired.wav)"]
+    assert_reads_counted_once(path)
     # COMM still counting all 4800: libsndfile reads what SSND counts, so the same 3200
     only_ssnd = bytearray(data)
     struct.pack_into(">I", only_ssnd, data.index(b"SSND") + 4, 8 + 3_200 * frame_bytes)
@@ -380,15 +365,7 @@ def test_audio_past_what_a_wave64_header_counts_is_named_once(tmp_path, rng):
     struct.pack_into("<Q", data, 16, chunk + 24 + 3 * 3_200)
     struct.pack_into("<Q", data, chunk + 16, 24 + 3 * 3_200)
     path.write_bytes(data)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        assert read_audio(path).frames == 3_200
-        assert read_audio(path).frames == 3_200
-    assert [str(w.message) for w in caught] == [
-        f"{path}: its header counts 0.067 s, but 0.033 s more audio follow it uncounted (a "
-        "recording whose header was last updated before it stopped); only the counted audio "
-        "is read, as a DAW reads it: to keep the rest, repair the header (e.g. sox "
-        "--ignore-length 'take 4.w64' repaired.wav)"]
+    assert_reads_counted_once(path)
     struct.pack_into("<Q", data, 16, 0)
     struct.pack_into("<Q", data, chunk + 16, 24)
     path.write_bytes(data)
@@ -580,3 +557,17 @@ def test_an_unwritable_output_folder_says_why(tmp_path, monkeypatch, flags: int,
     number = getattr(errno, code)
     assert (caught.value.errno, caught.value.strerror, caught.value.filename) == (
         number, os.strerror(number), str(tmp_path))
+
+
+def assert_reads_counted_once(path: Path) -> None:
+    """Two reads of ``path``, whose header counts 3200 of its 4800 frames at 48 kHz, give the
+    3200 and one warning naming the 0.033 s left out, with the repair advice."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        assert read_audio(path).frames == 3_200
+        assert read_audio(path).frames == 3_200
+    assert [str(w.message) for w in caught] == [
+        f"{path}: its header counts 0.067 s, but 0.033 s more audio follow it uncounted (a "
+        "recording whose header was last updated before it stopped); only the counted audio "
+        "is read, as a DAW reads it: to keep the rest, repair the header (e.g. sox "
+        f"--ignore-length {shlex.quote(path.name)} repaired.wav)"]
