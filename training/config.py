@@ -306,12 +306,9 @@ class TrainConfig:
 
     def guard_synth_config(self) -> SynthConfig:
         """The guard's clips: the run's synthesis with ``guard_synth`` on top, setting by
-        setting, inside ``groove`` and ``mic`` too: a guard that changes one groove setting
-        keeps the run's others."""
-        nested = {name: {**self.synth[name], **self.guard_synth[name]} for name in NESTED_SYNTH
-                  if isinstance(self.synth.get(name), dict)
-                  and isinstance(self.guard_synth.get(name), dict)}
-        return synth_config_with({**self.synth, **self.guard_synth, **nested}, "guard synth")
+        setting, inside ``groove`` and ``mic`` and their dicts too: a guard that changes one
+        style's weight keeps the run's other weights and settings."""
+        return synth_config_with(merged(self.synth, self.guard_synth, depth=3), "guard synth")
 
     def validation_changes(self, other: "TrainConfig") -> list[str]:
         """The ``VALIDATION_FIELDS`` in which ``other`` differs from this configuration.
@@ -395,6 +392,16 @@ def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConf
 NESTED_SYNTH: dict[str, type] = {"groove": GrooveConfig, "mic": MicConfig}
 
 
+def merged(base: dict[str, Any], top: dict[str, Any], depth: int) -> dict[str, Any]:
+    """``top`` over ``base`` key by key, the dicts both hold merged the same way down to
+    ``depth`` levels (``--synth``'s ``groove`` holds ``style_weights``: depth 3)."""
+    result = {**base, **top}
+    if depth > 1:
+        result.update({key: merged(base[key], top[key], depth - 1) for key in base.keys() & top.keys()
+                       if isinstance(base[key], dict) and isinstance(top[key], dict)})
+    return result
+
+
 def nested_with(default: Any, options: Any, what: str) -> Any:
     """``default`` (a ``GrooveConfig`` or ``MicConfig``) with ``options``, a JSON object of
     its fields, applied. A dict setting (``style_weights``, ``gain_db``) names only the keys
@@ -406,7 +413,7 @@ def nested_with(default: Any, options: Any, what: str) -> Any:
     known = {spec.name for spec in fields(default)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ParameterError(f"train: unknown {what} setting {unknown}; known: {sorted(known)}")
+        raise ParameterError(f"train: {what}: unknown setting {unknown}; known: {sorted(known)}")
     values = {}
     for name, value in options.items():
         current = getattr(default, name)

@@ -517,8 +517,12 @@ def test_synth_groove_and_mic_settings_reach_the_clips(synthetic_kit_dir: Path, 
     _, plain, _ = synth_data([str(synthetic_kit_dir)], replace(config, synth={}), World(0, 1))
     assert all(clip.clean.any() for clip in plain)
     assert synth_config_with(json.loads(json.dumps(synth))) == loader.dataset.config  # a resume
-    guard = replace(config, guard_synth={"groove": {"bpm_range": [60, 70]}}).guard_synth_config()
+    guard = replace(config, guard_synth={"groove": {"bpm_range": [60, 70],
+                                                    "style_weights": {"blast": 0}}}
+                    ).guard_synth_config()
     assert guard.groove.bpm_range == (60.0, 70.0) and guard.groove.tacet_bar_probability == 1.0
+    assert guard.groove.style_weights == {**SynthConfig().groove.style_weights, "swell": 3.0,
+                                          "blast": 0.0}
     run_training(config, tmp_path / "run", kits=[str(synthetic_kit_dir)])
     assert json.loads((tmp_path / "run" / "config.json").read_text())["synth"] == synth
 
@@ -526,7 +530,7 @@ def test_synth_groove_and_mic_settings_reach_the_clips(synthetic_kit_dir: Path, 
 @pytest.mark.parametrize("synth, message", [
     ({"nope": 1}, "unknown synth option"),
     ({"groove": 3}, r"synth option groove = 3: must be a JSON object of GrooveConfig settings"),
-    ({"groove": {"swing": 1}}, r"unknown synth option groove setting \['swing'\]"),
+    ({"groove": {"swing": 1}}, r"synth option groove: unknown setting \['swing'\]"),
     ({"groove": {"ghost_probability": 1.5}}, r"groove.ghost_probability = 1.5: must be a "
                                              r"probability in \[0, 1\]"),
     ({"groove": {"style_weights": {"polka": 1}}}, r"groove.style_weights = .*must be a dict"),
