@@ -397,7 +397,8 @@ def merged(base: dict[str, Any], top: dict[str, Any], depth: int) -> dict[str, A
     ``depth`` levels (``--synth``'s ``groove`` holds ``style_weights``: depth 3)."""
     result = {**base, **top}
     if depth > 1:
-        result.update({key: merged(base[key], top[key], depth - 1) for key in base.keys() & top.keys()
+        result.update({key: merged(base[key], top[key], depth - 1)
+                       for key in base.keys() & top.keys()
                        if isinstance(base[key], dict) and isinstance(top[key], dict)})
     return result
 
