@@ -46,7 +46,11 @@ SAMPLE_RATE_RANGE = (8_000, 768_000)
 OFFSET_FLOOR_DB = -50.0
 MAX_CHANNELS = 128  # a REAPER track's most; more is a (samples, channels) array passed as-is
 SCAN_BLOCK = 1 << 20  # frames per block when a file is read through in pieces
-SUBTYPE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+#: The bytes a sample of each uncompressed subtype takes, to size the frames a file is read
+#: in (``frame_bytes``) and the ones an output will take (``audio_bytes``). The 1-byte ones
+#: (8-bit, mu-law, A-law) were missing: a Wave64 of theirs was read past its audio.
+SUBTYPE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3,
+                 "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 #: The subtypes that hold samples past full scale (1.0); every other one clips them.
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
@@ -224,7 +228,7 @@ def open_counted(src: str | os.PathLike) -> sf.SoundFile:
 
 def frame_bytes(handle: sf.SoundFile) -> int:
     """The bytes one frame of ``handle`` takes in the file, or 0 for a subtype whose
-    frames have no fixed size in ``SUBTYPE_BYTES`` (compressed, 8-bit)."""
+    frames have no fixed size (compressed: FLAC, ADPCM, GSM, MP3; not in ``SUBTYPE_BYTES``)."""
     return handle.channels * SUBTYPE_BYTES.get(handle.subtype, 0)
 
 

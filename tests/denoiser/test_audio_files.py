@@ -269,6 +269,38 @@ def test_audio_past_what_an_aiff_header_counts_is_named_once(tmp_path, rng, subt
         assert read_audio(path).frames == 3_200
 
 
+@pytest.mark.parametrize(("container", "subtype"), [("WAV", "PCM_U8"), ("AIFF", "PCM_S8")])
+def test_audio_past_what_an_8_bit_header_counts_is_named_once(tmp_path, rng, container,
+                                                               subtype):
+    """An 8-bit WAV or AIFF whose sizes count 3200 of its 4800 frames read the 3200 without
+    a word, its frames (one byte a sample) left unsized: the same warning as a 16-bit
+    one's now names the seconds left out. Whole, 4801 frames (a pad byte after them) and a
+    chunk after the audio, it warns of nothing."""
+    path = tmp_path / "take 8.audio"
+    sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype=subtype,
+             format=container)
+    data = bytearray(path.read_bytes())
+    if container == "AIFF":
+        data = aiff_counting(data, 3_200, 1)
+    else:
+        chunk = data.index(b"data")
+        struct.pack_into("<I", data, 4, chunk + 3_200)
+        struct.pack_into("<I", data, chunk + 4, 3_200)
+    path.write_bytes(data)
+    assert_reads_counted_once(path)
+    sf.write(path, 0.1 * rng.standard_normal(4_801), 48_000, subtype=subtype,
+             format=container)
+    frames = sf.info(path).frames  # an 8-bit AIFF's COMM counts its pad byte as a frame
+    order = ">" if container == "AIFF" else "<"  # of the sizes
+    tag = b"MARK" if container == "AIFF" else b"LIST"
+    followed = bytearray(path.read_bytes() + tag + struct.pack(order + "I", 2) + bytes(2))
+    struct.pack_into(order + "I", followed, 4, len(followed) - 8)
+    path.write_bytes(followed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_audio(path).frames == frames
+
+
 def test_what_follows_a_whole_ssnd_chunk_is_no_uncounted_audio(tmp_path, rng):
     """An AIFF chunk after the audio (an ID3 tag's, markers), an ID3 tag appended past what
     FORM counts, the pad byte after an odd-sized SSND or its absence, and a COMM frame
@@ -319,15 +351,17 @@ def wave64_followed(data: bytes, chunk: bytes, counted: bool = True) -> bytearra
 
 
 @pytest.mark.parametrize(("subtype", "frames", "noise"),
-                         [("PCM_16", 4_800, 28), ("PCM_24", 4_801, 20)])
+                         [("PCM_16", 4_800, 28), ("PCM_24", 4_801, 20), ("PCM_U8", 4_800, 56),
+                          ("ULAW", 4_801, 63), ("ALAW", 4_800, 56)])
 def test_a_chunk_after_a_wave64s_audio_is_not_read_as_audio(tmp_path, rng, subtype, frames,
                                                             noise):
     """libsndfile reads a Wave64's audio to the end of the file, whatever its data chunk
     counts: a 56-byte list chunk after the audio (REAPER and other DAWs write one) read
     as 28 frames of noise at 16 bits (20 at 24, with the padding after an odd-sized data
-    chunk), and the output was that much longer than the take. The data chunk's count is
-    read, whole, scanned and streamed, and a chunk after it, counted by the riff size or
-    not, is no audio left out: nothing is warned of."""
+    chunk; 56 at 8 bits, mu-law and A-law, which were left uncapped), and the output was
+    that much longer than the take. The data chunk's count is read, whole, scanned and
+    streamed, and a chunk after it, counted by the riff size or not, is no audio left out:
+    nothing is warned of."""
     path = tmp_path / "take.w64"
     sf.write(path, 0.1 * rng.standard_normal(frames), 48_000, subtype=subtype, format="W64")
     whole = path.read_bytes()
