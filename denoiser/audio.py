@@ -298,18 +298,18 @@ def cut_short(handle: sf.SoundFile) -> str | None:
     libsndfile reads a WAV or AIFF cut short (a half-finished copy or download) as the
     frames that are there and only logs the mismatch, so ``frames`` already counts what
     decodes and ``require_whole`` cannot see it. Accepted and read whole: a size of
-    0xFFFFFFFF (a streaming writer's "unknown": read to the end of the file) and padding
+    0xFFFFFFFF (a streaming writer's "unknown": read to the end of the file) and bytes
     missing after audio all there (a WAV's or AIFF's pad byte after audio of odd size; a
-    Wave64's padding to a multiple of 8 bytes: ``padding_only``). A header counting less
-    than is there (a recorder that updates its sizes every few seconds and crashed before
-    the last update) is accepted too, but reads only the audio it counts, as a DAW reads
-    it; ``open_track`` warns how much is left out (``warn_uncounted``). One counting none
-    reads as empty, which ``open_track`` refuses, naming the bytes that follow
-    (``empty_message``)."""
+    Wave64's padding to a multiple of 8 bytes or a chunk after its audio, cut short:
+    ``audio_all_there``). A header counting less than is there (a recorder that updates
+    its sizes every few seconds and crashed before the last update) is accepted too, but
+    reads only the audio it counts, as a DAW reads it; ``open_track`` warns how much is
+    left out (``warn_uncounted``). One counting none reads as empty, which ``open_track``
+    refuses, naming the bytes that follow (``empty_message``)."""
     log = handle.extra_info
     chunk = _SHORT_CHUNK.search(log)
     if (chunk and int(chunk[2]) < int(chunk[1]) != _UNKNOWN_SIZE
-            and not padding_only(handle, int(chunk[1]) - int(chunk[2]))):
+            and not audio_all_there(handle)):
         return f"its header counts {chunk[1]} bytes, {chunk[2]} are there"
     ds64 = _SHORT_DS64.search(log)
     if ds64 and int(ds64[1]) < int(ds64[2]):
@@ -317,17 +317,18 @@ def cut_short(handle: sf.SoundFile) -> str | None:
     return None
 
 
-def padding_only(handle: sf.SoundFile, missing: int) -> bool:
-    """Whether the ``missing`` bytes a file's header counts beyond it are padding, not
-    audio: a WAV's or AIFF's one pad byte after audio of odd size, a Wave64's padding of
-    its audio to a multiple of 8 (up to 7 bytes), with the audio its chunk counts all
-    there (``wavchunks.audio_end``). A byte missing was once taken for a pad byte
-    whatever the file: a 16-bit file (no pad) or a Wave64 as libsndfile writes it
-    (unpadded) a byte short, or a 24-bit one short of its pad and a byte of audio, lost
-    its last frame without a word."""
+def audio_all_there(handle: sf.SoundFile) -> bool:
+    """Whether the bytes a file's header counts beyond its end are none of its audio: the
+    audio its chunk counts is all there (``wavchunks.audio_end``), and what is missing is
+    a WAV's or AIFF's pad byte after audio of odd size or, a Wave64's header counting the
+    whole file, its padding to a multiple of 8 or a chunk after the audio, cut short. A
+    byte missing was once taken for a pad byte whatever the file: a 16-bit file (no pad)
+    or a Wave64 as libsndfile writes it (unpadded) a byte short, or a 24-bit one short of
+    its pad and a byte of audio, lost its last frame without a word. A Wave64 cut inside
+    its list chunk, more than its padding short, was refused; a WAV cut so was read."""
     path = os.fsdecode(handle.name)
-    audio = audio_end(path)
-    return audio is not None and audio[0] <= os.path.getsize(path) and missing <= audio[1]
+    end = audio_end(path)
+    return end is not None and end <= os.path.getsize(path)
 
 
 @dataclass(frozen=True)

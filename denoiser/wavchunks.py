@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import string
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -55,6 +56,11 @@ _W64_WAVE = bytes.fromhex("77617665f3acd3118cd100c04f8edb8a")
 _W64_DATA = bytes.fromhex("64617461f3acd3118cd100c04f8edb8a")
 _W64_START = 40
 _W64_HEADER = 24  # a Wave64 chunk's GUID and its 64-bit size
+# How a Wave64 chunk's GUID ends (its last field, as stored): Microsoft's riff and list,
+# then Sony's own (wave, fmt, data, levl, bext, marker, summary list).
+_W64_ID_ENDS = (bytes.fromhex("28db04c10000"), bytes.fromhex("00c04f8edb8a"))
+# What a WAV's or AIFF's chunk id is spelt with ("LIST", "ID3 ", "_PMX", "(c) ").
+_ID_CHARACTERS = frozenset((string.ascii_letters + string.digits + " _()").encode())
 
 
 def broadcast_info(handle: sf.SoundFile) -> bytes | None:
@@ -162,25 +168,20 @@ def wave64_audio_bytes(path: str | os.PathLike) -> int | None:
         return next((size for tag, _, size, _ in _chunks(file) if tag == _W64_DATA), None)
 
 
-def audio_end(path: str | os.PathLike) -> tuple[int, int] | None:
-    """The offset just past the audio of a WAV's, an AIFF's or a Wave64's audio chunk, its
-    padding not included, and how many bytes of padding may follow it, or ``None`` for any
-    other file: one that reaches that end holds all its audio, whatever padding its sizes
-    count past it. A WAV's data chunk of odd size is followed by a pad byte, an AIFF's
-    SSND too (libsndfile counts it in the SSND's size: ``_aiff_pad``), a Wave64's audio
-    by padding to a multiple of 8; audio of even size in a WAV or AIFF has none."""
+def audio_end(path: str | os.PathLike) -> int | None:
+    """The offset just past the audio of a WAV's, an AIFF's or a Wave64's audio chunk, or
+    ``None`` for any other file: one that reaches it holds all its audio, whatever its
+    sizes count past it (a WAV's pad byte after a data chunk of odd size, a Wave64's
+    padding to a multiple of 8, a chunk after the audio cut short). An AIFF's SSND counts
+    its pad byte too where libsndfile wrote it (``_aiff_pad``), which is no audio."""
     with open(path, "rb") as file:
         chunks = {tag: (start, size) for tag, start, size, _ in _chunks(file)}
-        if _W64_DATA in chunks:
-            start, size = chunks[_W64_DATA]
-            return start + size, -(start + size) % 8
-        if b"data" in chunks:
-            start, size = chunks[b"data"]
-            return start + size, size & 1
+        for tag in (_W64_DATA, b"data"):
+            if tag in chunks:
+                return sum(chunks[tag])
         if b"SSND" in chunks and b"COMM" in chunks:
             start, size = chunks[b"SSND"]
-            counted = _aiff_pad(file, chunks[b"COMM"][0], start, size)
-            return start + size - counted, counted or size & 1
+            return start + size - _aiff_pad(file, chunks[b"COMM"][0], start, size)
     return None
 
 
@@ -224,6 +225,8 @@ def unfinished_audio_bytes(path: str | os.PathLike) -> int:
 _TAG_MAGIC = (b"ID3", b"TAG", b"APETAGEX")
 #: The chunk that holds the samples: a WAV's, an AIFF's, a Wave64's.
 _AUDIO_CHUNKS = (b"data", b"SSND", _W64_DATA)
+#: A chunk's header, by the bytes of its id: a WAV's or AIFF's, a Wave64's.
+_HEADER_BYTES = {4: 8, 16: _W64_HEADER}
 
 
 def uncounted_audio_bytes(path: str | os.PathLike) -> int:
@@ -235,19 +238,43 @@ def uncounted_audio_bytes(path: str | os.PathLike) -> int:
     ``COMM`` frame count says; a Wave64's as ``audio.open_track`` caps it). Chunks after
     the audio (an editor's ``bext``, an AIFF's ``ID3 `` or ``MARK``, a Wave64's ``list``)
     and the padding of a chunk are walked over; a size of 0xFFFFFFFF ("unknown") reads to
-    the end of the file, so nothing is left after it."""
+    the end of the file, so nothing is left after it. A chunk that runs past the end of
+    the file, or a header too short to hold its size, is a chunk cut short where its id
+    names one (``_chunk_id``): the audio is all there, and the cut chunk's bytes were
+    warned of as audio. Else it is audio, read as a chunk's header."""
     with open(path, "rb") as file:
         length = os.fstat(file.fileno()).st_size
-        end = None
+        end, id_bytes = None, 4
         for tag, start, size, after in _chunks(file):
-            if start + size > length + 1:  # no chunk: it would run past the file
+            if start + size > length + 1:  # past the end of the file
+                if end is None or _chunk_id(tag):
+                    return 0
                 break
             if tag in _AUDIO_CHUNKS or end is not None:
-                end = after
+                end, id_bytes = after, len(tag)
         if end is None or end >= length:
             return 0
         file.seek(end)
-        return 0 if file.read(8).startswith(_TAG_MAGIC) else length - end
+        rest = file.read(_HEADER_BYTES[id_bytes])
+        if rest.startswith(_TAG_MAGIC) or _cut_header(rest, id_bytes):
+            return 0
+        return length - end
+
+
+def _cut_header(rest: bytes, id_bytes: int) -> bool:
+    """Whether ``rest``, the end of a file after its chunks, whose ids take ``id_bytes``,
+    is a chunk's header cut short: a chunk id (``_chunk_id``) with less than its size."""
+    return id_bytes <= len(rest) < _HEADER_BYTES[id_bytes] and _chunk_id(rest[:id_bytes])
+
+
+def _chunk_id(tag: bytes) -> bool:
+    """Whether ``tag``, from ``_chunks``, names a chunk rather than being bytes of audio
+    read as one: a WAV's or AIFF's four letters, digits, spaces, "_" or "()" (four bytes
+    of noise are all of them about once in 200, printable, as ``_chunks`` asks, once in
+    50), a Wave64's GUID of a known family (``_W64_ID_ENDS``)."""
+    if len(tag) == 16:
+        return tag.endswith(_W64_ID_ENDS)
+    return set(tag) <= _ID_CHARACTERS
 
 
 def broadcast_chunk_bytes(info: bytes) -> int:

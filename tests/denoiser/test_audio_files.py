@@ -218,6 +218,22 @@ def test_audio_past_what_the_header_counts_is_named_once(tmp_path, rng, containe
     assert_reads_counted_once(path)
 
 
+def test_audio_read_as_a_chunk_past_the_end_is_still_uncounted_audio(tmp_path):
+    """A chunk running past the end of the file is one cut short only where its id names
+    a chunk: past a header counting 3200 of 4800 float frames, samples of 0.763 read as
+    an id "ABC?" (printable) and a size past the file, and are named as left out."""
+    path = tmp_path / "float.wav"
+    sample = np.frombuffer(b"ABC?", "<f4")[0]
+    sf.write(path, np.full(4_800, sample), 48_000, subtype="FLOAT")
+    data = bytearray(path.read_bytes())
+    chunk = data.index(b"data")
+    struct.pack_into("<I", data, 4, chunk + 4 * 3_200)
+    struct.pack_into("<I", data, chunk + 4, 4 * 3_200)
+    assert data[chunk + 8 + 4 * 3_200:][:8] == b"ABC?ABC?"
+    path.write_bytes(data)
+    assert_reads_counted_once(path)
+
+
 def test_what_follows_a_whole_data_chunk_is_no_uncounted_audio(tmp_path, rng):
     """A chunk RIFF counts after the audio (an editor's LIST), an ID3 tag appended past it,
     a missing pad byte and a size of 0xFFFFFFFF ("unknown": read to the end) leave no
@@ -413,6 +429,33 @@ def test_audio_past_what_a_wave64_header_counts_is_named_once(tmp_path, rng):
         empty.write_bytes(data)
         with pytest.raises(AudioError, match=r"empty\.w64: is empty \(zero samples\)$"):
             read_audio(empty)
+
+
+@pytest.mark.parametrize(("container", "cut"), [("WAV", 3), ("WAV", 15), ("AIFF", 5),
+                                                  ("W64", 3), ("W64", 20), ("W64", 40)])
+def test_a_file_cut_in_the_chunk_after_its_audio_is_read_whole(tmp_path, rng, container,
+                                                               cut):
+    """A file cut short inside the chunk after its audio (a DAW's list, an editor's ANNO),
+    its header included (15 bytes of a WAV's 20, 40 of a Wave64's 56: its id left), holds
+    every sample, and loses nothing a user hears: the cut chunk's bytes were taken for
+    audio its header leaves uncounted (a warning of "0.000 s" more, 0.001 s of a Wave64),
+    and a Wave64 more than its padding (7 bytes) short of its riff size was refused as
+    cut short. Each reads whole, warning of nothing."""
+    path = tmp_path / "take.audio"
+    sf.write(path, 0.1 * rng.standard_normal(481), 48_000, subtype="PCM_16", format=container)
+    written = read_audio(path).samples
+    if container == "W64":
+        data = wave64_followed(path.read_bytes(),
+                               W64_LIST + struct.pack("<Q", 56) + b"INFOISFT" + bytes(24))
+    else:
+        order, tag = (">", b"ANNO") if container == "AIFF" else ("<", b"LIST")
+        data = bytearray(path.read_bytes() + tag + struct.pack(order + "I", 12) + bytes(12))
+        struct.pack_into(order + "I", data, 4, len(data) - 8)
+    path.write_bytes(data[:-cut])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_audio(path).samples, written)
+        assert audio.check_track(path) == 48_000
 
 
 @pytest.mark.parametrize("missing", [1, 2, 5])
