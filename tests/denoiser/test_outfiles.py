@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from denoiser.outfiles import (WORKER_SIGNALS, atomic_output, replace_entries, staging_folder,
-                               write_text_atomic)
+from denoiser.outfiles import (WORKER_SIGNALS, atomic_output, replace_entries, replace_paths,
+                               staging_folder, write_text_atomic)
 
 
 def test_importing_it_loads_no_third_party_package() -> None:
@@ -278,6 +278,32 @@ def test_a_move_in_that_fails_puts_the_old_entries_back(tmp_path, monkeypatch) -
         replace_entries(out, sources)
     assert caught.value.filename == str(out / "b.md")
     assert _contents(out) == before
+
+
+def test_an_old_entry_that_cannot_be_moved_back_stays_in_the_hidden_folder(
+        tmp_path, monkeypatch) -> None:
+    """A move that fails is undone, and where putting an old entry back fails too (on
+    Windows a file another program opened meanwhile) it is left in the hidden folder,
+    never deleted with it: the user's only copy of it is there."""
+    out, new = tmp_path / "out", tmp_path / "new"
+    for folder, text in ((out, "old"), (new, "new")):
+        folder.mkdir()
+        for name in ("a.txt", "b.txt"):
+            (folder / name).write_text(f"{text} {name[0]}")
+    replace = os.replace
+
+    def held(src, dst, **kwargs):
+        if src == new / "b.txt" or (dst == out / "a.txt" and src.parent.name.endswith(".old")):
+            raise PermissionError(errno.EACCES, "Permission denied", str(src))
+        return replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", held)
+    with pytest.raises(PermissionError) as caught:
+        replace_paths([(new / "a.txt", out / "a.txt"), (new / "b.txt", out / "b.txt")])
+    assert caught.value.filename == str(out / "b.txt")
+    [aside] = [p.name for p in out.iterdir() if p.name.endswith(".old")]
+    assert _contents(tmp_path) == {f"out/{aside}/a.txt": "old a", "out/b.txt": "old b",
+                                   "new/a.txt": "new a", "new/b.txt": "new b"}
 
 
 @pytest.mark.parametrize("name, code", [("b.md", errno.EISDIR), ("clips", errno.ENOTDIR)])
