@@ -518,6 +518,24 @@ def test_a_slice_past_a_wave64s_end_is_silence_not_its_list_chunk(tmp_path: Path
     np.testing.assert_array_equal(sliced[4000:], np.zeros(4000, np.float32))
 
 
+def test_a_slice_past_the_end_of_a_cut_wave64_is_silence(tmp_path: Path) -> None:
+    """A Wave64 cut short inside its audio (a copy half done: 18000 of the 24000 frames
+    its data chunk counts) is read as the frames there, libsndfile's count, not its
+    header's, which would have the slice fail on frames that never decode: past them, as
+    past the end of any file, a slice is silence."""
+    take = (0.3 * np.random.default_rng(6).standard_normal(24000)).astype(np.float32)
+    src = tmp_path / "snare.w64"
+    sf.write(src, take, 48000, subtype="PCM_16", format="W64")
+    src.write_bytes(src.read_bytes()[:-2 * 6000])
+    held = sf.read(src, dtype="float32")[0]
+    assert held.shape == (18000,)
+    dst = TaskExecutor()(Task("slice", str(src), str(tmp_path / "out.wav"), start=16000,
+                              frames=4000), lambda _: None)
+    sliced = sf.read(dst, dtype="float32")[0]
+    np.testing.assert_array_equal(sliced[:2000], held[16000:])
+    np.testing.assert_array_equal(sliced[2000:], np.zeros(2000, np.float32))
+
+
 def test_item_volume_is_exported_with_take_volume(fake: FakeReaper, api, tmp_path: Path) -> None:
     """The accessor and a file slice leave out both volumes: an item at 0.5 with a take at
     0.8 plays its source at 0.4, which the export applied only 0.8 of."""
