@@ -8,6 +8,8 @@ import re
 import shlex
 import stat
 import struct
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -456,6 +458,26 @@ def test_a_file_cut_in_the_chunk_after_its_audio_is_read_whole(tmp_path, rng, co
         warnings.simplefilter("error")
         np.testing.assert_array_equal(read_audio(path).samples, written)
         assert audio.check_track(path) == 48_000
+
+
+def test_zeros_after_a_wave64s_audio_end_its_chunk_walk(tmp_path, rng):
+    """Zeros after a Wave64's audio read as a chunk whose size, 0, is under its own 24-byte
+    header: walked over, the walk never moved on and reading the file hung. It stops
+    there, and the 64 bytes are audio the header leaves uncounted (32 frames of silence),
+    named once. Read in a process of its own, so a hang fails rather than stalls."""
+    path = tmp_path / "zeros.w64"
+    sf.write(path, 0.1 * rng.standard_normal(4_800), 48_000, subtype="PCM_16", format="W64")
+    path.write_bytes(wave64_followed(path.read_bytes(), bytes(64)))
+    code = ("import sys, warnings\n"
+            "from denoiser.audio import read_audio\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    print(read_audio(sys.argv[1]).frames, *(str(w.message) for w in caught))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"4800 {path}: its header counts 0.100 s, but 0.001 s more "
+                                  "audio follow it uncounted")
 
 
 @pytest.mark.parametrize("missing", [1, 2, 5])
