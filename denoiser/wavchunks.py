@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import string
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -56,11 +55,6 @@ _W64_WAVE = bytes.fromhex("77617665f3acd3118cd100c04f8edb8a")
 _W64_DATA = bytes.fromhex("64617461f3acd3118cd100c04f8edb8a")
 _W64_START = 40
 _W64_HEADER = 24  # a Wave64 chunk's GUID and its 64-bit size
-# How a Wave64 chunk's GUID ends (its last field, as stored): Microsoft's riff and list,
-# then Sony's own (wave, fmt, data, levl, bext, marker, summary list).
-_W64_ID_ENDS = (bytes.fromhex("28db04c10000"), bytes.fromhex("00c04f8edb8a"))
-# What a WAV's or AIFF's chunk id is spelt with ("LIST", "ID3 ", "_PMX", "(c) ").
-_ID_CHARACTERS = frozenset((string.ascii_letters + string.digits + " _()").encode())
 
 
 def broadcast_info(handle: sf.SoundFile) -> bytes | None:
@@ -225,8 +219,6 @@ def unfinished_audio_bytes(path: str | os.PathLike) -> int:
 _TAG_MAGIC = (b"ID3", b"TAG", b"APETAGEX")
 #: The chunk that holds the samples: a WAV's, an AIFF's, a Wave64's.
 _AUDIO_CHUNKS = (b"data", b"SSND", _W64_DATA)
-#: A chunk's header, by the bytes of its id: a WAV's or AIFF's, a Wave64's.
-_HEADER_BYTES = {4: 8, 16: _W64_HEADER}
 
 
 def uncounted_audio_bytes(path: str | os.PathLike) -> int:
@@ -238,43 +230,43 @@ def uncounted_audio_bytes(path: str | os.PathLike) -> int:
     ``COMM`` frame count says; a Wave64's as ``audio.open_track`` caps it). Chunks after
     the audio (an editor's ``bext``, an AIFF's ``ID3 `` or ``MARK``, a Wave64's ``list``)
     and the padding of a chunk are walked over; a size of 0xFFFFFFFF ("unknown") reads to
-    the end of the file, so nothing is left after it. A chunk that runs past the end of
-    the file, or a header too short to hold its size, is a chunk cut short where its id
-    names one (``_chunk_id``): the audio is all there, and the cut chunk's bytes were
-    warned of as audio. Else it is audio, read as a chunk's header."""
+    the end of the file, so nothing is left after it. What follows, a chunk running past
+    the end of the file or a header too short to hold its size, is a chunk cut short
+    where the container's size (``_container_end``) counts past the end of the file: the
+    file was cut after its audio, which is all there. A crashed recorder's container size
+    stops at its counted audio (an AIFF's FORM may count the file, its SSND not all of
+    it), so what follows is audio, whatever its bytes spell: 8-bit and mu-law audio often
+    spell a chunk id, and telling a chunk by its id dropped the warning at one crash in
+    three."""
     with open(path, "rb") as file:
         length = os.fstat(file.fileno()).st_size
-        end, id_bytes = None, 4
+        end = None
         for tag, start, size, after in _chunks(file):
             if start + size > length + 1:  # past the end of the file
-                if end is None or _chunk_id(tag):
+                if end is None:
                     return 0
                 break
             if tag in _AUDIO_CHUNKS or end is not None:
-                end, id_bytes = after, len(tag)
-        if end is None or end >= length:
+                end = after
+        if end is None or end >= length or _container_end(file) > length:
             return 0
         file.seek(end)
-        rest = file.read(_HEADER_BYTES[id_bytes])
-        if rest.startswith(_TAG_MAGIC) or _cut_header(rest, id_bytes):
-            return 0
-        return length - end
+        return 0 if file.read(8).startswith(_TAG_MAGIC) else length - end
 
 
-def _cut_header(rest: bytes, id_bytes: int) -> bool:
-    """Whether ``rest``, the end of a file after its chunks, whose ids take ``id_bytes``,
-    is a chunk's header cut short: a chunk id (``_chunk_id``) with less than its size."""
-    return id_bytes <= len(rest) < _HEADER_BYTES[id_bytes] and _chunk_id(rest[:id_bytes])
-
-
-def _chunk_id(tag: bytes) -> bool:
-    """Whether ``tag``, from ``_chunks``, names a chunk rather than being bytes of audio
-    read as one: a WAV's or AIFF's four letters, digits, spaces, "_" or "()" (four bytes
-    of noise are all of them about once in 200, printable, as ``_chunks`` asks, once in
-    50), a Wave64's GUID of a known family (``_W64_ID_ENDS``)."""
-    if len(tag) == 16:
-        return tag.endswith(_W64_ID_ENDS)
-    return set(tag) <= _ID_CHARACTERS
+def _container_end(file: BinaryIO) -> int:
+    """The offset up to which a WAV's RIFF (an RF64's ``ds64``), an AIFF's FORM or a
+    Wave64's riff size counts the ``file``, 0 for any other file. A RIFF size of 0 (never
+    finalised) counts nothing past the header, one of 0xFFFFFFFF ("unknown") the file."""
+    file.seek(0)
+    head = file.read(_W64_START)
+    if head[:16] == _W64_RIFF:
+        return struct.unpack_from("<Q", head, 16)[0]
+    if head[:4] == b"RF64" and head[12:16] == b"ds64":
+        return 8 + struct.unpack_from("<Q", head, 20)[0]
+    if head[:4] in (b"RIFF", b"FORM"):
+        return 8 + struct.unpack_from("<I" if head[:4] == b"RIFF" else ">I", head, 4)[0]
+    return 0
 
 
 def broadcast_chunk_bytes(info: bytes) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from denoiser import audio, outfiles
+from denoiser import audio, outfiles, wavchunks
 from denoiser.audio import open_wav_writer, read_audio, wav_container, write_audio
 from denoiser.checkpoint import save_checkpoint
 from denoiser.engine import Denoiser
@@ -221,9 +221,10 @@ def test_audio_past_what_the_header_counts_is_named_once(tmp_path, rng, containe
 
 
 def test_audio_read_as_a_chunk_past_the_end_is_still_uncounted_audio(tmp_path):
-    """A chunk running past the end of the file is one cut short only where its id names
-    a chunk: past a header counting 3200 of 4800 float frames, samples of 0.763 read as
-    an id "ABC?" (printable) and a size past the file, and are named as left out."""
+    """A chunk running past the end of the file is one cut short only where the RIFF size
+    counts past the file: past a header counting 3200 of 4800 float frames, samples of
+    0.763 read as an id "ABC?" (printable) and a size past the file, and are named as
+    left out."""
     path = tmp_path / "float.wav"
     sample = np.frombuffer(b"ABC?", "<f4")[0]
     sf.write(path, np.full(4_800, sample), 48_000, subtype="FLOAT")
@@ -317,6 +318,32 @@ def test_audio_past_what_an_8_bit_header_counts_is_named_once(tmp_path, rng, con
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_audio(path).frames == frames
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "ULAW"])
+def test_8_bit_audio_spelling_a_chunk_id_is_still_uncounted_audio(tmp_path, subtype):
+    """8-bit and mu-law samples often spell a chunk id: after a header counting 20000 to
+    20479 of a 100 Hz tone's 48000 frames (a recorder's crash at each point), the uncounted
+    audio's first four bytes were letters and digits at 172 U8 (12 mu-law) of those 480,
+    taken for a chunk cut short, and the rest of the take was dropped without the warning.
+    The RIFF size stops at the counted audio, so every one is named, to its last byte."""
+    path = tmp_path / "tone.wav"
+    sf.write(path, 0.5 * np.sin(2 * np.pi * 100 * np.arange(48_000) / 48_000), 48_000,
+             subtype=subtype)
+    whole = path.read_bytes()
+    chunk = whole.index(b"data")
+    spelt = 0
+    for counted in range(20_000, 20_480):
+        data = bytearray(whole)
+        struct.pack_into("<I", data, 4, chunk + counted)
+        struct.pack_into("<I", data, chunk + 4, counted)
+        path.write_bytes(data)
+        end = chunk + 8 + counted + counted % 2  # its pad byte
+        spelt += whole[end:end + 4].isalnum()
+        assert wavchunks.uncounted_audio_bytes(path) == len(whole) - end
+    assert spelt == {"PCM_U8": 172, "ULAW": 12}[subtype]
+    with pytest.warns(UserWarning, match=r"counts 0\.427 s, but 0\.573 s more audio"):
+        assert read_audio(path).frames == 20_479
 
 
 def test_what_follows_a_whole_ssnd_chunk_is_no_uncounted_audio(tmp_path, rng):
