@@ -460,8 +460,9 @@ def test_audio_past_what_a_wave64_header_counts_is_named_once(tmp_path, rng):
             read_audio(empty)
 
 
-@pytest.mark.parametrize(("container", "cut"), [("WAV", 3), ("WAV", 15), ("AIFF", 5),
-                                                  ("W64", 3), ("W64", 20), ("W64", 40)])
+@pytest.mark.parametrize(("container", "cut"), [
+    ("WAV", 3), ("WAV", 15), ("WAV", 17), ("WAV", 19), ("AIFF", 5), ("AIFF", 18),
+    ("W64", 3), ("W64", 20), ("W64", 40), ("W64", 41), ("W64", 48)])
 def test_a_file_cut_in_the_chunk_after_its_audio_is_read_whole(tmp_path, rng, container,
                                                                cut):
     """A file cut short inside the chunk after its audio (a DAW's list, an editor's ANNO),
@@ -469,7 +470,9 @@ def test_a_file_cut_in_the_chunk_after_its_audio_is_read_whole(tmp_path, rng, co
     every sample, and loses nothing a user hears: the cut chunk's bytes were taken for
     audio its header leaves uncounted (a warning of "0.000 s" more, 0.001 s of a Wave64),
     and a Wave64 more than its padding (7 bytes) short of its riff size was refused as
-    cut short. Each reads whole, warning of nothing."""
+    cut short. Cut inside its id (1 to 3 bytes of a WAV's or AIFF's left, 8 to 15 of a
+    Wave64's GUID), it still warned of "0.000 s" more. Each reads whole, warning of
+    nothing: the container's size counts past the end of the file."""
     path = tmp_path / "take.audio"
     sf.write(path, 0.1 * rng.standard_normal(481), 48_000, subtype="PCM_16", format=container)
     written = read_audio(path).samples
