@@ -267,12 +267,15 @@ def _check_kind(source: Path, target: Path) -> None:
 
 def _undo(moves: list[tuple[Path, Path]]) -> None:
     """Move each ``(source, destination)`` of ``moves`` back, the last first; one that
-    fails is left where it is, so nothing is lost, and the rest still go back."""
+    fails is left where it is, so nothing is lost, and the rest still go back. A warning
+    names each one left and the folder it is in: an old entry left in the hidden folder
+    was there without a word, and the error raised names another target."""
     for source, destination in reversed(moves):
         try:
             os.replace(destination, source)
         except OSError:
-            continue
+            warnings.warn(f"{source}: could not be put back; it is in {destination.parent}",
+                          stacklevel=4)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -284,7 +285,8 @@ def test_an_old_entry_that_cannot_be_moved_back_stays_in_the_hidden_folder(
         tmp_path, monkeypatch) -> None:
     """A move that fails is undone, and where putting an old entry back fails too (on
     Windows a file another program opened meanwhile) it is left in the hidden folder,
-    never deleted with it: the user's only copy of it is there."""
+    never deleted with it: the user's only copy of it is there. It was left without a
+    word; one warning names it and the hidden folder it is in."""
     out, new = tmp_path / "out", tmp_path / "new"
     for folder, text in ((out, "old"), (new, "new")):
         folder.mkdir()
@@ -298,10 +300,13 @@ def test_an_old_entry_that_cannot_be_moved_back_stays_in_the_hidden_folder(
         return replace(src, dst, **kwargs)
 
     monkeypatch.setattr(os, "replace", held)
-    with pytest.raises(PermissionError) as caught:
+    with warnings.catch_warnings(record=True) as left, pytest.raises(PermissionError) as caught:
+        warnings.simplefilter("always")
         replace_paths([(new / "a.txt", out / "a.txt"), (new / "b.txt", out / "b.txt")])
     assert caught.value.filename == str(out / "b.txt")
     [aside] = [p.name for p in out.iterdir() if p.name.endswith(".old")]
+    assert [str(w.message) for w in left] == [
+        f"{out / 'a.txt'}: could not be put back; it is in {out / aside}"]
     assert _contents(tmp_path) == {f"out/{aside}/a.txt": "old a", "out/b.txt": "old b",
                                    "new/a.txt": "new a", "new/b.txt": "new b"}
 
