@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import warnings
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
@@ -265,8 +266,26 @@ def start_worker(worker_id: int) -> None:
     scancel, ``kill -- -PGID``) ended with status 129 or 143, which torch reported in 21
     lines ("Exception ignored in ... _MultiProcessingDataLoaderIter.__del__ ... DataLoader
     worker (pid N) exited unexpectedly"), and could leave its ``pymp-*`` folder in
-    $TMPDIR."""
+    $TMPDIR. Also ``quiet_lost_connections``."""
     end_quietly_on_signals()
+    quiet_lost_connections()
+
+
+def quiet_lost_connections() -> None:
+    """Drop a lost connection (``ConnectionError``: a broken pipe, a reset) that reaches
+    ``sys.excepthook`` without a traceback; any other error is reported as before. The
+    thread that hands a batch's shared memory to the training process (multiprocessing's
+    ``resource_sharer``, which reports its errors through ``sys.excepthook``) printed
+    "BrokenPipeError" or "ConnectionResetError" in 13-20 lines when a signal stopped the
+    training process halfway through taking a batch, in about one stop of three. The
+    training process reports its own end; a worker has nothing to add."""
+    report = sys.excepthook
+
+    def excepthook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        if not issubclass(kind, ConnectionError):
+            report(kind, error, trace)
+
+    sys.excepthook = excepthook
 
 
 def loader_layout(loader: DataLoader) -> dict[str, int]:

@@ -200,3 +200,28 @@ def test_a_dataloader_worker_holds_the_signals_till_its_handlers_are_set(persist
     with pytest.raises(ValueError, match="no batches"):
         iter(run.RunLoader(_Masks(), batch_sampler=_Refused(), num_workers=1))
     assert _held() == before
+
+
+def test_a_workers_lost_connection_ends_its_thread_without_a_traceback(monkeypatch):
+    """A DataLoader worker's thread that loses its connection to the training process (the
+    shared-memory handover's broken pipe when a signal stops that process halfway through
+    taking a batch, reported as multiprocessing's resource_sharer reports its errors)
+    ends without a traceback; any other error is still reported."""
+    import threading
+
+    reported: list[type] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, trace: reported.append(kind))
+    run.quiet_lost_connections()
+
+    def fail(error: Exception) -> None:
+        try:
+            raise error
+        except Exception:
+            sys.excepthook(*sys.exc_info())
+
+    for error in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset"),
+                  ValueError("a real bug")):
+        thread = threading.Thread(target=fail, args=(error,))
+        thread.start()
+        thread.join()
+    assert reported == [ValueError]
