@@ -415,12 +415,8 @@ def nested_with(default: Any, options: Any, what: str) -> Any:
     unknown = sorted(set(options) - known)
     if unknown:
         raise ParameterError(f"train: {what}: unknown setting {unknown}; known: {sorted(known)}")
-    values = {}
-    for name, value in options.items():
-        current = getattr(default, name)
-        values[name] = {**current, **value} if isinstance(current, dict) and isinstance(
-            value, dict) else value
-    return replace(default, **values)
+    current = {name: getattr(default, name) for name in options}
+    return replace(default, **merged(current, options, depth=2))
 
 
 def with_ranges(config: Any) -> Any:
