@@ -272,17 +272,18 @@ def start_worker(worker_id: int) -> None:
 
 
 def quiet_lost_connections() -> None:
-    """Drop a lost connection (``ConnectionError``: a broken pipe, a reset) that reaches
-    ``sys.excepthook`` without a traceback; any other error is reported as before. The
-    thread that hands a batch's shared memory to the training process (multiprocessing's
-    ``resource_sharer``, which reports its errors through ``sys.excepthook``) printed
-    "BrokenPipeError" or "ConnectionResetError" in 13-20 lines when a signal stopped the
-    training process halfway through taking a batch, in about one stop of three. The
-    training process reports its own end; a worker has nothing to add."""
+    """Drop a lost connection (``ConnectionError``: a broken pipe, a reset; ``EOFError``: the
+    peer gone before it answered the connection's challenge) that reaches ``sys.excepthook``
+    without a traceback; any other error is reported as before. The thread that hands a
+    batch's shared memory to the training process (multiprocessing's ``resource_sharer``,
+    which reports its errors through ``sys.excepthook``) printed "BrokenPipeError",
+    "ConnectionResetError" or "EOFError" in 13-20 lines when a signal stopped the training
+    process halfway through taking a batch, in about one stop of three. The training
+    process reports its own end; a worker has nothing to add."""
     report = sys.excepthook
 
     def excepthook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
-        if not issubclass(kind, ConnectionError):
+        if not issubclass(kind, (ConnectionError, EOFError)):
             report(kind, error, trace)
 
     sys.excepthook = excepthook
