@@ -46,6 +46,7 @@ class GrooveConfig:
     ghost_probability: float = 0.12     # per free 16th in styles that use ghost notes
     flam_probability: float = 0.08      # per main snare hit
     roll_probability: float = 0.08      # per bar: a snare roll replaces the last beat(s)
+    kick_ghost_probability: float = 0.0  # per kick: a ghost stroke struck with it
     fill_probability: float = 0.35      # per phrase end (every 4th bar)
     tacet_bar_probability: float = 0.1  # per bar: the snare rests, everything else plays
     rimshot_probability: float = 0.2    # per clip: backbeats are rimshots
@@ -311,6 +312,22 @@ def _fill(b: _Builder, rng: np.random.Generator, start: float, feel: _Feel,
     b.add("kick", times[::per_beat], _vel(rng, 80, 110, times[::per_beat].size))
 
 
+def _ghosts_on_kicks(b: _Builder, rng: np.random.Generator, probability: float,
+                    tacet: list[tuple[float, float]]) -> None:
+    """A ghost stroke (velocity <= 45) struck with each kick, with ``probability``: the
+    passage every network of the shipped bag removed (docs/model.md, forty-first round),
+    which the styles play only as a roll's first stroke on a bar's closing kick. None in a
+    tacet bar, where the snare rests, nor on a kick that a snare hit already shares."""
+    times = np.concatenate([part[0][part[1] == ROLE["kick"]] for part in b.parts] or [[]])
+    snares = np.concatenate([part[0][np.isin(part[1], TARGET_ROLES)] for part in b.parts]
+                            or [[]])
+    times = times[rng.random(times.size) < probability]
+    free = ~np.isin(np.round(times, 9), np.round(snares, 9))
+    for start, stop in tacet:
+        free &= (times < start) | (times >= stop)
+    b.add("snare", times[free], _vel(rng, 12, GHOST_MAX_VELOCITY, int(free.sum())))
+
+
 _BARS = {"backbeat": _bar_backbeat, "halftime": _bar_halftime, "shuffle": _bar_shuffle,
          "funk": _bar_funk, "linear": _bar_linear, "blast": _bar_blast, "swell": _bar_swell,
          "fills": _bar_backbeat}
@@ -372,6 +389,8 @@ def generate_groove(rng: np.random.Generator, start: float, stop: float,
                 keep = ~np.isin(part[1], TARGET_ROLES)
                 builder.parts[index] = tuple(column[keep] for column in part)
             tacet.append((bar_start, bar_start + bar_seconds))
+    if config.kick_ghost_probability > 0:  # off, it draws nothing: seeds keep their grooves
+        _ghosts_on_kicks(builder, rng, config.kick_ghost_probability, tacet)
     events = _humanise(*builder.events(), rng, config)
     events = events.select((events.time >= start) & (events.time < stop)).sorted()
     return Groove(events, bpm, style, tacet)
