@@ -363,27 +363,30 @@ def gib(size: int) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
-def synth_config_with(options: dict[str, Any], what: str = "synth") -> SynthConfig:
+def synth_config_with(options: dict[str, Any], what: str = "synth",
+                      command: str = "train") -> SynthConfig:
     """``SynthConfig`` with ``options`` applied. Its number and range fields can be set,
     each as ``SynthConfig.validate`` allows (the checks ``render_dataset`` makes too); a
     range is given as ``[low, high]`` (JSON has no tuples). ``groove`` and ``mic`` take an
     object of the groove generator's and the snare mic's settings (``nested_with``): a round
     that aims at one kind of passage (a roll's soft first stroke on a loud kick) has to weigh
-    its grooves, and only Python could."""
+    its grooves, and only Python could. ``command`` (``train``, ``dataset synth``) opens
+    each error's line."""
     numbers = {f.name for f in fields(SynthConfig)
                if f.type in ("float", "int") and f.name != "sample_rate"}
     ranges = {f.name for f in fields(SynthConfig) if f.type == "tuple[float, float]"}
     known = numbers | ranges | set(NESTED_SYNTH)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ParameterError(f"train: unknown {what} option {unknown}; known: {sorted(known)}")
-    nested = {name: nested_with(kind(), options[name], f"{what} option {name}")
+        raise ParameterError(f"{command}: unknown {what} option {unknown}; "
+                             f"known: {sorted(known)}")
+    nested = {name: nested_with(kind(), options[name], f"{command}: {what} option {name}")
               for name, kind in NESTED_SYNTH.items() if name in options}
     config = replace(SynthConfig(), **{**options, **nested})
     try:
-        config.validate(f"train: {what} option")
+        config.validate(f"{command}: {what} option")
     except DatasetError as exc:  # the clip length, in ``dataset synth``'s words
-        raise ParameterError(f"train: {what} option clip_seconds: {exc}") from None
+        raise ParameterError(f"{command}: {what} option clip_seconds: {exc}") from None
     return replace(config, **{name: as_range(options[name]) for name in ranges & set(options)},
                    **{name: with_ranges(value) for name, value in nested.items()})
 
@@ -409,12 +412,12 @@ def nested_with(default: Any, options: Any, what: str) -> Any:
     it changes, the rest keep their defaults: ``{"style_weights": {"swell": 3}}`` weighs one
     style up rather than removing seven. Values are checked by ``SynthConfig.validate``."""
     if not isinstance(options, dict):
-        raise ParameterError(f"train: {what} = {options!r}: must be a JSON object of "
+        raise ParameterError(f"{what} = {options!r}: must be a JSON object of "
                              f"{type(default).__name__} settings")
     known = {spec.name for spec in fields(default)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ParameterError(f"train: {what}: unknown setting {unknown}; known: {sorted(known)}")
+        raise ParameterError(f"{what}: unknown setting {unknown}; known: {sorted(known)}")
     current = {name: getattr(default, name) for name in options}
     return replace(default, **merged(current, options, depth=2))
 

@@ -4,6 +4,7 @@ line each, and long jobs get a progress bar on a terminal and plain lines otherw
 from __future__ import annotations
 
 import functools
+import json
 import math
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from denoiser.errors import DebleedError, error_text
+from denoiser.errors import DebleedError, ParameterError, error_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,3 +147,22 @@ def progress(description: str, total: float = 1.0,
                 click.echo(f"{description}: {percent:.0f}% {note}".rstrip(), err=True)
 
         yield update
+
+
+def json_object(option: str, text: str | None) -> dict | None:
+    """A JSON object option (None when not given); anything else is a user error."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text, parse_constant=refuse_constant)
+    except ValueError as exc:  # JSONDecodeError, or NaN/Infinity from refuse_constant
+        raise ParameterError(f"{option}: not JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(value, dict):
+        raise ParameterError(f"{option}: expected a JSON object, got {text!r}")
+    return value
+
+
+def refuse_constant(name: str) -> float:
+    """``json.loads`` takes NaN and Infinity, which standard JSON has not; as options they
+    slip past range checks (NaN compares false with everything) and fail deep in training."""
+    raise ValueError(f"{name} is not a number JSON allows; give a finite number")

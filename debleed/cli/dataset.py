@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import FiniteRange, NonEmptyPath, progress, user_errors, warnings_after
+from .common import FiniteRange, NonEmptyPath, json_object, progress, user_errors, warnings_after
 
 if TYPE_CHECKING:  # imported when the command runs: the CLI starts without numpy
     from training.session import CleanAudio
@@ -27,7 +27,7 @@ def dataset() -> None:
 @click.option("--hours", required=True, type=FiniteRange(min=0.0, min_open=True),
               help="Total audio to render.")
 @click.option("--seed", required=True, type=click.IntRange(min=0), help="Same seed, same bytes.")
-@click.option("--clip-seconds", default=10.0, show_default=True, type=float)
+@click.option("--clip-seconds", default=None, type=float, help="Length of each clip (default 10).")
 @click.option("--valid-fraction", default=0.2, show_default=True, type=float,
               help="Share of clips in the validation split.")
 @click.option("--split", type=click.Choice(["test"]), default=None,
@@ -51,27 +51,39 @@ def dataset() -> None:
 @click.option("--as-recorded", is_flag=True,
               help="Each kit as sampled: no snare EQ, no snare/bleed kit pairing "
                    "(for evaluation sets).")
+@click.option("--synth", "synth_options", default=None,
+              help='JSON object of synthesis options, as train --synth takes them, e.g. '
+                   '\'{"groove": {"kick_ghost_probability": 0.1}}\'.')
 @user_errors
-def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_seconds: float,
+def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_seconds: float | None,
           valid_fraction: float, split: str | None, jobs: int, midi: tuple[Path, ...],
           wide_pitch_probability: float | None, procedural_snare_probability: float | None,
           floor_probability: float | None, quantise_probability: float | None,
-          as_recorded: bool) -> None:
+          as_recorded: bool, synth_options: str | None) -> None:
     """Render synthetic snare close-mic clips (noisy = clean snare + bleed) from kits."""
-    from training.synth import SynthConfig, clip_count, render_dataset
+    from dataclasses import replace
 
-    given = {"wide_pitch_probability": wide_pitch_probability,
+    from denoiser.errors import ParameterError
+    from training.config import synth_config_with
+    from training.synth import clip_count, render_dataset
+
+    options = json_object("--synth", synth_options) or {}
+    given = {"clip_seconds": clip_seconds, "wide_pitch_probability": wide_pitch_probability,
              "procedural_snare_probability": procedural_snare_probability,
              "floor_probability": floor_probability, "quantise_probability": quantise_probability}
-    config = SynthConfig(clip_seconds=clip_seconds,
-                         **{name: value for name, value in given.items() if value is not None})
+    given = {name: value for name, value in given.items() if value is not None}
+    twice = sorted(given.keys() & options.keys())
+    if twice:
+        raise ParameterError(f"dataset synth: --{twice[0].replace('_', '-')} and --synth's "
+                             f"{twice[0]}: give it once")
+    config = replace(synth_config_with(options, command="dataset synth"), **given)
     if as_recorded:
         config = config.as_recorded()
-    total = clip_count(hours, clip_seconds)
+    total = clip_count(hours, config.clip_seconds)
     with warnings_after(), progress("Rendering clips", total=total) as update:
         root = render_dataset(kits, out, hours, seed, config, valid_fraction=valid_fraction,
                               split=split, jobs=jobs, progress=update, midi=midi)
-    click.echo(f"{root}: {total} clips ({total * clip_seconds / 3600:.2f} h)")
+    click.echo(f"{root}: {total} clips ({total * config.clip_seconds / 3600:.2f} h)")
 
 
 @dataset.command()

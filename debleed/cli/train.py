@@ -4,33 +4,11 @@ Multi-GPU: ``torchrun --nproc_per_node N -m debleed.cli.main train ...``."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import click
 
-from .common import NonEmptyPath, progress, user_errors
-
-
-def json_object(option: str, text: str | None) -> dict | None:
-    """A JSON object option (None when not given); anything else is a user error."""
-    from denoiser.errors import ParameterError
-
-    if text is None:
-        return None
-    try:
-        value = json.loads(text, parse_constant=refuse_constant)
-    except ValueError as exc:  # JSONDecodeError, or NaN/Infinity from refuse_constant
-        raise ParameterError(f"{option}: not JSON ({getattr(exc, 'msg', exc)})") from None
-    if not isinstance(value, dict):
-        raise ParameterError(f"{option}: expected a JSON object, got {text!r}")
-    return value
-
-
-def refuse_constant(name: str) -> float:
-    """``json.loads`` takes NaN and Infinity, which standard JSON has not; as options they
-    slip past range checks (NaN compares false with everything) and fail deep in training."""
-    raise ValueError(f"{name} is not a number JSON allows; give a finite number")
+from .common import NonEmptyPath, json_object, progress, user_errors
 
 
 #: The ``--guard-teacher`` word for the --init model as the run starts: ``TrainConfig``'s

@@ -318,3 +318,55 @@ def test_pack_kit_warns_about_a_missing_sample_in_one_line(kit_missing_an_extra,
     assert len(warnings) == 1 and warnings[0].startswith("Warning: "), result.output
     assert "warnings.warn(" not in result.output
     assert result.output.rstrip().splitlines()[-1].startswith("1 kits")
+
+
+def test_synth_takes_the_synthesis_options_train_takes(kit_dir, tmp_path):
+    """``--synth JSON`` sets what ``train --synth`` sets, so a set scored after a round can
+    hold the passage the round trained on: here a ghost stroke with every kick, recorded
+    in the manifest and played in the clips, and the clip length from the JSON."""
+    result = synth(tmp_path / "ghosts", kit_dir, "--synth",
+                   '{"groove": {"kick_ghost_probability": 1}, "bleed_only_probability": 0}')
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "ghosts" / "manifest.json").read_text())
+    assert manifest["config"]["groove"]["kick_ghost_probability"] == 1.0
+    assert manifest["config"]["groove"]["ghost_probability"] == 0.12  # the rest as defaults
+    on_kicks = 0
+    for entry in manifest["clips"]:
+        onsets = json.loads((tmp_path / "ghosts" / entry["id"] / "meta.json").read_text())["onsets"]
+        kicks = np.array([o["time"] for o in onsets if o["instrument"] == "kick"])
+        ghosts = [o["time"] for o in onsets if o["instrument"] == "snare" and o["velocity"] <= 45]
+        on_kicks += sum(bool(kicks.size) and np.abs(kicks - time).min() < 0.05 for time in ghosts)
+    assert on_kicks >= 3
+    result = CliRunner().invoke(cli, ["dataset", "synth", "--kit", str(kit_dir), "--out",
+                                      str(tmp_path / "long"), "--hours", str(4 / 3600), "--seed",
+                                      "3", "--synth", '{"clip_seconds": 2}'])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "long" / "manifest.json").read_text())
+    assert len(manifest["clips"]) == 2 and manifest["config"]["clip_seconds"] == 2.0
+
+
+def test_synth_help_states_synth_configs_clip_length():
+    """``--clip-seconds`` has no default of its own (``--synth`` may set the length), so
+    its help states ``SynthConfig``'s."""
+    from training.synth import SynthConfig
+
+    result = CliRunner().invoke(cli, ["dataset", "synth", "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"(default {SynthConfig().clip_seconds:g})" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--synth", '{"groove": {"kick_ghost_probability": 2}}'],
+     "dataset synth: synth option groove.kick_ghost_probability = 2: must be a probability"),
+    (["--synth", '{"sample_rate": 44100}'], "dataset synth: unknown synth option ['sample_rate']"),
+    (["--synth", '{"groove": {"kick": 1}}'],
+     "dataset synth: synth option groove: unknown setting ['kick']"),
+    (["--synth", "[1]"], "--synth: expected a JSON object"),
+    (["--synth", '{"floor_probability": 1}', "--floor-probability", "0.5"],
+     "dataset synth: --floor-probability and --synth's floor_probability: give it once"),
+    (["--synth", '{"clip_seconds": 2}'],
+     "dataset synth: --clip-seconds and --synth's clip_seconds: give it once")])
+def test_a_bad_synth_option_is_one_line_and_writes_nothing(kit_dir, tmp_path, extra, message):
+    result = synth(tmp_path / "out", kit_dir, *extra)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -464,7 +464,7 @@ def test_history_json_holds_null_where_a_value_is_undefined(synthetic_kit_dir: P
     """With every validation clip bleed-only, SI-SDR is undefined (NaN): history.json held
     a bare ``NaN``, which is not JSON. It holds ``null`` now, read back as NaN, and a file
     written before, with ``NaN``, still reads."""
-    from debleed.cli.train import refuse_constant
+    from debleed.cli.common import refuse_constant
 
     run = tmp_path / "run"
     synth = {"bleed_only_probability": 1.0, "clip_seconds": 2.0}
@@ -1550,7 +1550,7 @@ def test_an_infinite_model_sample_rate_is_a_model_error():
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_json_options_refuse_nan_and_infinity(constant: str):
-    from debleed.cli.train import json_object
+    from debleed.cli.common import json_object
 
     with pytest.raises(ParameterError, match=constant):
         json_object("--synth", f'{{"gain_jitter_db": {constant}}}')
