@@ -76,6 +76,9 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
     if twice:
         raise ParameterError(f"dataset synth: --{twice[0].replace('_', '-')} and --synth's "
                              f"{twice[0]}: give it once")
+    if midi and "groove" in options:
+        raise ParameterError("dataset synth: --synth's groove sets the generated grooves, which "
+                             "--midi replaces: give one of them")
     config = replace(synth_config_with(options, command="dataset synth"), **given)
     if as_recorded:
         config = config.as_recorded()

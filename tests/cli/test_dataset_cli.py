@@ -370,3 +370,16 @@ def test_a_bad_synth_option_is_one_line_and_writes_nothing(kit_dir, tmp_path, ex
     result = synth(tmp_path / "out", kit_dir, *extra)
     assert result.exit_code == 1 and message in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_groove_settings_with_midi_grooves_are_refused(kit_dir, tmp_path):
+    """``--midi`` replaces the generated grooves, so ``--synth``'s ``groove`` would set
+    nothing: refused in one line, before the MIDI file is read or a folder made."""
+    midi = tmp_path / "groove.mid"
+    midi.write_bytes(b"MThd")
+    result = synth(tmp_path / "out", kit_dir, "--midi", str(midi), "--synth",
+                   '{"groove": {"kick_ghost_probability": 0.5}}')
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == ("Error: dataset synth: --synth's groove sets the generated "
+                                     "grooves, which --midi replaces: give one of them")
+    assert not (tmp_path / "out").exists()
