@@ -312,20 +312,26 @@ def _fill(b: _Builder, rng: np.random.Generator, start: float, feel: _Feel,
     b.add("kick", times[::per_beat], _vel(rng, 80, 110, times[::per_beat].size))
 
 
-def _ghosts_on_kicks(b: _Builder, rng: np.random.Generator, probability: float,
-                    tacet: list[tuple[float, float]]) -> None:
-    """A ghost stroke (velocity <= 45) struck with each kick, with ``probability``: the
+def _ghosts_on_kicks(b: _Builder, rng: np.random.Generator, probability: float) -> None:
+    """A ghost stroke (velocity 12-45) struck with each kick, with ``probability``: the
     passage every network of the shipped bag removed (docs/model.md, forty-first round),
-    which the styles play only as a roll's first stroke on a bar's closing kick. None in a
-    tacet bar, where the snare rests, nor on a kick that a snare hit already shares."""
+    which the styles play only as a roll's first stroke on a bar's closing kick. None on a
+    kick that a snare hit (a rimshot, a side stick) already shares; ``generate_groove``
+    drops those that humanising leaves in a tacet bar."""
     times = np.concatenate([part[0][part[1] == ROLE["kick"]] for part in b.parts] or [[]])
     snares = np.concatenate([part[0][np.isin(part[1], TARGET_ROLES)] for part in b.parts]
                             or [[]])
     times = times[rng.random(times.size) < probability]
-    free = ~np.isin(np.round(times, 9), np.round(snares, 9))
+    times = times[~np.isin(np.round(times, 9), np.round(snares, 9))]
+    b.add("snare", times, _vel(rng, 12, GHOST_MAX_VELOCITY, times.size))
+
+
+def _resting(time: np.ndarray, tacet: list[tuple[float, float]]) -> np.ndarray:
+    """Which of the hits at ``time`` (s) fall in a tacet bar."""
+    inside = np.zeros(time.size, bool)
     for start, stop in tacet:
-        free &= (times < start) | (times >= stop)
-    b.add("snare", times[free], _vel(rng, 12, GHOST_MAX_VELOCITY, int(free.sum())))
+        inside |= (time >= start) & (time < stop)
+    return inside
 
 
 _BARS = {"backbeat": _bar_backbeat, "halftime": _bar_halftime, "shuffle": _bar_shuffle,
@@ -389,10 +395,14 @@ def generate_groove(rng: np.random.Generator, start: float, stop: float,
                 keep = ~np.isin(part[1], TARGET_ROLES)
                 builder.parts[index] = tuple(column[keep] for column in part)
             tacet.append((bar_start, bar_start + bar_seconds))
+    played = sum(part[0].size for part in builder.parts)  # the hits before the kicks' ghosts
     if config.kick_ghost_probability > 0:  # off, it draws nothing: seeds keep their grooves
-        _ghosts_on_kicks(builder, rng, config.kick_ghost_probability, tacet)
+        _ghosts_on_kicks(builder, rng, config.kick_ghost_probability)
     events = _humanise(*builder.events(), rng, config)
-    events = events.select((events.time >= start) & (events.time < stop)).sorted()
+    # A ghost on the kick that ends a tacet bar, humanised a few ms early, lay inside it.
+    added = np.arange(len(events)) >= played
+    keep = ~(added & _resting(events.time, tacet))
+    events = events.select(keep & (events.time >= start) & (events.time < stop)).sorted()
     return Groove(events, bpm, style, tacet)
 
 

@@ -204,23 +204,25 @@ def test_humanising_a_flam_draws_as_before():
     assert flam.time[2] - flam.time[1] == pytest.approx(0.02) != alone.time[2] - alone.time[1]
 
 
-def _kick_ghosts(probability: float, seeds: range) -> tuple[int, int, int]:
-    """Over ``seeds``' backbeat grooves without jitter, ghost notes, flams, rolls or fills:
-    (kicks that may take a ghost stroke, of those the ones struck with one, ghost strokes
-    found anywhere else)."""
+def _kick_ghosts(probability: float, seeds: range, style: str = "backbeat",
+                 rimshots: float = 0.0) -> tuple[int, int, int, np.ndarray]:
+    """Over ``seeds``' grooves of ``style`` without jitter, ghost notes, flams, rolls or
+    fills: (kicks that may take a ghost stroke, of those the ones struck with one, ghost
+    strokes found anywhere else, the strokes' velocities)."""
     config = replace(GrooveConfig(), kick_ghost_probability=probability, ghost_probability=0.0,
                      flam_probability=0.0, roll_probability=0.0, fill_probability=0.0,
-                     timing_jitter_ms=(0.0, 0.0), velocity_jitter=0.0, rimshot_probability=0.0,
-                     sidestick_probability=0.0, tacet_bar_probability=0.3)
+                     timing_jitter_ms=(0.0, 0.0), velocity_jitter=0.0,
+                     rimshot_probability=rimshots, sidestick_probability=0.0,
+                     tacet_bar_probability=0.3)
     free = struck = elsewhere = 0
+    velocities = []
     for seed in seeds:
-        groove = generate_groove(np.random.default_rng(seed), 0.0, 8.0, config,
-                                 style="backbeat")
+        groove = generate_groove(np.random.default_rng(seed), 0.0, 8.0, config, style=style)
         events = groove.events
         kicks = events.time[events.role == ROLE["kick"]]
-        snare = events.select(events.role == ROLE["snare"])
-        ghosts = snare.time[snare.velocity <= GHOST_MAX_VELOCITY]
-        mains = snare.time[snare.velocity > GHOST_MAX_VELOCITY]
+        ghost = (events.role == ROLE["snare"]) & (events.velocity <= GHOST_MAX_VELOCITY)
+        ghosts = events.time[ghost]
+        mains = events.time[events.is_target & ~ghost]
         resting = np.zeros(kicks.size, bool)
         for start, stop in groove.tacet:
             resting |= (kicks >= start) & (kicks < stop)
@@ -229,20 +231,26 @@ def _kick_ghosts(probability: float, seeds: range) -> tuple[int, int, int]:
         free += can.size
         struck += np.isin(np.round(can, 6), np.round(ghosts, 6)).sum()
         elsewhere += (~np.isin(np.round(ghosts, 6), np.round(can, 6))).sum()
-    return free, struck, elsewhere
+        velocities.append(events.velocity[ghost])
+    return free, struck, elsewhere, np.concatenate(velocities)
 
 
 def test_a_kick_can_take_a_soft_snare_stroke_struck_with_it():
     """``kick_ghost_probability``: the passage every shipped network removed (a roll's soft
     first stroke on a loud kick, docs/model.md's forty-first round) wherever a kick is
-    played: each kick takes a ghost stroke with that probability, never in a tacet bar
-    (the snare rests) nor on a main snare hit; at 0 (the default) no groove has one."""
-    free, struck, elsewhere = _kick_ghosts(1.0, range(20))
+    played: each kick takes a ghost stroke (velocity 12-45) with that probability, never
+    in a tacet bar (the snare rests) nor on a snare hit, a blast's rimshots included; at 0
+    (the default) no groove has one."""
+    free, struck, elsewhere, velocity = _kick_ghosts(1.0, range(20))
     assert free >= 100 and struck == free and elsewhere == 0
-    free, struck, elsewhere = _kick_ghosts(0.5, range(20))
+    assert velocity.min() >= 12 and velocity.max() <= 45
+    assert velocity.min() < 18 and velocity.max() > 39  # the whole ghost class
+    free, struck, elsewhere, _ = _kick_ghosts(0.5, range(20))
     assert 0.35 * free <= struck <= 0.65 * free and elsewhere == 0
-    free, struck, elsewhere = _kick_ghosts(0.0, range(20))
+    free, struck, elsewhere, _ = _kick_ghosts(0.0, range(20))
     assert free >= 100 and struck == 0 and elsewhere == 0
+    free, struck, elsewhere, _ = _kick_ghosts(1.0, range(10), style="blast", rimshots=1.0)
+    assert free >= 50 and struck == free and elsewhere == 0
 
 
 @pytest.mark.parametrize("seed, summary", [(0, (143, 660.048163, 11265)),
@@ -257,10 +265,13 @@ def test_default_grooves_are_the_ones_datasets_were_rendered_with(seed, summary)
         pytest.approx(summary, abs=1e-6)
 
 
-def test_tacet_bars_have_a_silent_target(synthetic_kit):
+@pytest.mark.parametrize("kick_ghosts", [0.0, 1.0])
+def test_tacet_bars_have_a_silent_target(synthetic_kit, kick_ghosts):
+    """The snare rests in a tacet bar, also where every kick takes a ghost stroke: the
+    stroke on the kick that ends the bar, humanised a few ms early, sounded inside it."""
     config = replace(SHORT, clip_seconds=8.0, bleed_only_probability=0.0,
                      groove=replace(GrooveConfig(), tacet_bar_probability=0.5,
-                                    bpm_range=(60.0, 90.0)))
+                                    bpm_range=(60.0, 90.0), kick_ghost_probability=kick_ghosts))
     found = 0
     for seed in range(10):
         clip = render_clip(synthetic_kit, seed, config, style="backbeat")
