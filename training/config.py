@@ -387,8 +387,8 @@ def synth_config_with(options: dict[str, Any], what: str = "synth",
         config.validate(f"{command}: {what} option")
     except DatasetError as exc:  # the clip length, in ``dataset synth``'s words
         raise ParameterError(f"{command}: {what} option clip_seconds: {exc}") from None
-    return replace(config, **{name: as_range(options[name]) for name in ranges & set(options)},
-                   **{name: with_ranges(value) for name, value in nested.items()})
+    return as_declared(replace(config, **{name: as_declared(value)
+                                          for name, value in nested.items()}))
 
 
 #: ``--synth``'s nested settings: the option's name and the dataclass it sets.
@@ -422,13 +422,21 @@ def nested_with(default: Any, options: Any, what: str) -> Any:
     return replace(default, **merged(current, options, depth=2))
 
 
-def with_ranges(config: Any) -> Any:
-    """A validated nested setting with its JSON ranges as tuples, those in dicts too
-    (``gain_db``), as its defaults hold them."""
-    return replace(config, **{spec.name: ({key: as_range(item) for key, item in value.items()}
-                                          if isinstance(value, dict) else as_range(value))
-                              for spec in fields(config)
-                              for value in [getattr(config, spec.name)]})
+def as_declared(config: Any) -> Any:
+    """A validated ``SynthConfig``, ``GrooveConfig`` or ``MicConfig`` with JSON's values as
+    its defaults hold them: ranges (``[low, high]``, in dicts too: ``gain_db``) as tuples of
+    floats, and whole numbers given to a float setting (``floor_probability``, a style's
+    weight) as floats, so that a manifest records ``--synth '{"floor_probability": 1}'`` as
+    ``--floor-probability 1`` does, 1.0."""
+    def declared(kind: Any, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: declared("float", item) for key, item in value.items()}
+        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return as_range(value)
+
+    return replace(config, **{spec.name: declared(spec.type, getattr(config, spec.name))
+                              for spec in fields(config)})
 
 
 def as_range(value: Any) -> Any:

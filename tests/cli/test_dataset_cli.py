@@ -343,6 +343,21 @@ def test_synth_takes_the_synthesis_options_train_takes(kit_dir, tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "long" / "manifest.json").read_text())
     assert len(manifest["clips"]) == 2 and manifest["config"]["clip_seconds"] == 2.0
+    assert result.output.rstrip().endswith("2 clips (0.00 h)")
+
+
+def test_a_setting_given_as_a_flag_or_in_the_json_is_recorded_alike(kit_dir, tmp_path):
+    """JSON's whole numbers are recorded as the float settings they set: the manifest of
+    ``--synth '{"floor_probability": 1}'`` said 1 where ``--floor-probability 1``'s said 1.0."""
+    flags = synth(tmp_path / "flags", kit_dir, "--floor-probability", "1")
+    given = synth(tmp_path / "json", kit_dir, "--synth",
+                  '{"floor_probability": 1, "groove": {"style_weights": {"swell": 3}}}')
+    assert flags.exit_code == 0 and given.exit_code == 0, flags.output + given.output
+    config = json.loads((tmp_path / "json" / "manifest.json").read_text())["config"]
+    assert isinstance(config["groove"]["style_weights"]["swell"], float)
+    config["groove"]["style_weights"]["swell"] = 0.6  # the flags' default weight
+    expected = json.loads((tmp_path / "flags" / "manifest.json").read_text())["config"]
+    assert json.dumps(config) == json.dumps(expected)
 
 
 def test_synth_help_states_synth_configs_clip_length():
