@@ -81,6 +81,12 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
                              "--midi replaces: give one of them")
     config = replace(synth_config_with(options, command="dataset synth"), **given)
     if as_recorded:
+        in_json = {"cross_kit_probability": options,
+                   "mic.snare_eq_probability": options.get("mic", {})}
+        twice = [name for name, where in in_json.items() if name.split(".")[-1] in where]
+        if twice:
+            raise ParameterError(f"dataset synth: --as-recorded sets --synth's {twice[0]} to 0: "
+                                 "give it once")
         config = config.as_recorded()
     total = clip_count(hours, config.clip_seconds)
     with warnings_after(), progress("Rendering clips", total=total) as update:

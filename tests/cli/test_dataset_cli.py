@@ -380,7 +380,11 @@ def test_synth_help_states_synth_configs_clip_length():
     (["--synth", '{"floor_probability": 1}', "--floor-probability", "0.5"],
      "dataset synth: --floor-probability and --synth's floor_probability: give it once"),
     (["--synth", '{"clip_seconds": 2}'],
-     "dataset synth: --clip-seconds and --synth's clip_seconds: give it once")])
+     "dataset synth: --clip-seconds and --synth's clip_seconds: give it once"),
+    (["--synth", '{"cross_kit_probability": 0.5}', "--as-recorded"],
+     "dataset synth: --as-recorded sets --synth's cross_kit_probability to 0: give it once"),
+    (["--as-recorded", "--synth", '{"mic": {"snare_eq_probability": 1}}'],
+     "dataset synth: --as-recorded sets --synth's mic.snare_eq_probability to 0: give it once")])
 def test_a_bad_synth_option_is_one_line_and_writes_nothing(kit_dir, tmp_path, extra, message):
     result = synth(tmp_path / "out", kit_dir, *extra)
     assert result.exit_code == 1 and message in result.output, result.output
