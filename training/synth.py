@@ -776,6 +776,10 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
                     rows.append(row)
                     if progress:
                         progress(len(rows), row["id"])
+                # Ended by their sentinels, not by the SIGTERM the pool's exit sends: one
+                # that came just before a worker blocked on the task lock went unheard.
+                pool.close()
+                pool.join()
         else:
             _init_worker(staging, *worker)
             for job in jobs_list:

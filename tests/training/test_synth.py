@@ -16,6 +16,7 @@ from training.errors import DatasetError
 from training.grooves import (GHOST_MAX_VELOCITY, ROLE, Events, GrooveConfig, STYLES, _humanise,
                               generate_groove)
 from training.kits import load_kit
+from training.manifest import read_manifest
 from training.oneshots import one_shot
 from training.session import detect_onsets
 from training.snaremic import MicConfig, bleed_path, pitch_shift
@@ -711,3 +712,24 @@ def test_data_docs_say_what_train_synth_sets_and_how_procedural_snares_sound():
     for span in (config.pitch_semitones, config.wide_pitch_semitones):
         sounding = f"{low * 2 ** (-span / 12):.0f}-{high * 2 ** (span / 12):.0f} Hz"
         assert sounding in text
+
+
+def test_a_finished_render_lets_its_workers_end_without_a_signal(synthetic_kit_dir, tmp_path,
+                                                                monkeypatch):
+    """``render_dataset(jobs=2)`` that rendered every clip closes its pool and waits for the
+    workers to take their end-of-work sentinel, so none is sent SIGTERM: a worker that took
+    it just before blocking on the pool's task lock slept through it, and the run waited on
+    it for ever after its last clip (2 runs of 6 of ``dataset synth --jobs 2``)."""
+    import multiprocessing.process
+
+    terminated: list[int] = []
+    terminate = multiprocessing.process.BaseProcess.terminate
+
+    def record(process: multiprocessing.process.BaseProcess) -> None:
+        terminated.append(process.pid)
+        terminate(process)
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "terminate", record)
+    out = render_dataset([synthetic_kit_dir], tmp_path / "set", hours=6 * 1.0 / 3600, seed=1,
+                         config=replace(SHORT, clip_seconds=1.0), jobs=2)
+    assert len(read_manifest(out)["clips"]) == 6 and terminated == []
