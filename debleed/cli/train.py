@@ -30,11 +30,13 @@ def teacher_option(ctx: click.Context, param: click.Parameter, value: str | None
               help="Synthesise training clips on the fly from these kits instead of DATA.")
 @click.option("--model", default=None,
               help="Model preset (bandmask, bandmask-complex, thesis, ...); not with --init, "
-                   "whose checkpoint is the model.")
+                   "whose checkpoint is the model [default: bandmask].")
 @click.option("--model-kwargs", default=None,
               help="JSON object overriding the preset's arguments; with --init, grows the "
                    "checkpoint's model (e.g. '{\"frame_gate\": true}').")
-@click.option("--loss", default=None, help='JSON weights, e.g. \'{"mrstft": 1, "snr": 0.05}\' or \'{"mse": 1}\'.')
+@click.option("--loss", default=None,
+              help='JSON weights, e.g. \'{"mse": 1}\' (the thesis\'s) '
+                   '[default: \'{"mrstft": 1, "envelope": 0.5, "snr": 0.05}\'].')
 @click.option("--loss-options", default=None,
               help='JSON object of a loss part\'s arguments, e.g. \'{"mrstft": {"floor_db": -70}}\'.')
 @click.option("--synth", default=None,
@@ -44,17 +46,17 @@ def teacher_option(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--guard-weight", type=float, default=None,
               help="With --init and --kit: also hold the network to the --init model's output "
                    "(or --guard-teacher's) on clips of --guard-synth, with this weight; "
-                   "0 = off.")
+                   "0 = off [default: 0].")
 @click.option("--guard-synth", default=None,
               help='JSON synthesis options of the guard\'s clips, on top of --synth '
                    '[default: \'{"procedural_snare_probability": 1}\'].')
 @click.option("--guard-high-band", type=float, default=None,
               help="With --guard-weight: also hold the training clips' band above 5 kHz "
                    "inside the snare hits to the --init model's output, with this weight; "
-                   "0 = off.")
+                   "0 = off [default: 0].")
 @click.option("--guard-ducking", type=float, default=None,
               help="With --guard-weight: also charge every frame of the guard's clips left "
-                   "quieter than their clean snare, with this weight; 0 = off.")
+                   "quieter than their clean snare, with this weight; 0 = off [default: 0].")
 @click.option("--guard-teacher", type=NonEmptyPath(), default=None, callback=teacher_option,
               help='With --guard-weight: hold the network to this checkpoint\'s output '
                    '("default": the shipped model) instead of the --init model as it starts '
@@ -67,11 +69,14 @@ def teacher_option(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--freeze", multiple=True,
               help="Keep this submodule fixed, e.g. members.0 of an ensemble; repeatable; "
                    "a --resume keeps the run's.")
-@click.option("--epochs", type=int, default=None)
-@click.option("--steps-per-epoch", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--segment-seconds", type=float, default=None)
-@click.option("--lr", type=float, default=None)
+@click.option("--epochs", type=int, default=None, help="Most epochs to run [default: 50].")
+@click.option("--steps-per-epoch", type=int, default=None,
+              help="Training steps between validations [default: 200].")
+@click.option("--batch-size", type=int, default=None,
+              help="Segments per step, per process [default: 16].")
+@click.option("--segment-seconds", type=float, default=None,
+              help="Length of each training segment [default: 2].")
+@click.option("--lr", type=float, default=None, help="Learning rate [default: 1e-3].")
 @click.option("--optimizer", default=None, type=click.Choice(["adam", "adamw"]),  # OPTIMIZERS
               help="adamw: weight decay decoupled from the gradient; adam: plain Adam, the "
                    "decay added to the gradient (L2) [default: adamw].")
@@ -84,21 +89,28 @@ def teacher_option(ctx: click.Context, param: click.Parameter, value: str | None
                    "lowered, counted as for --early-stop-patience (>= 1) [default: 3].")
 @click.option("--plateau-factor", type=float, default=None,
               help="What a plateau multiplies the learning rate by, in (0, 1) [default: 0.5].")
-@click.option("--valid-clips", type=int, default=None)
+@click.option("--valid-clips", type=int, default=None,
+              help="Validation clips scored each epoch [default: 24].")
 @click.option("--keep-epochs", is_flag=True, default=None,
               help="Also save every epoch's weights as RUN/epochs/epoch_NNN.pt, to choose "
                    "among them afterwards on other clips than the validation ones.")
 @click.option("--ema-decay", type=float, default=None,
               help="Validate and keep as best.pt an exponential moving average of the weights "
-                   "(e.g. 0.999 per step); 0 = off.")
+                   "(e.g. 0.999 per step); 0 = off [default: 0].")
 @click.option("--max-minutes", type=float, default=None,
-              help="Wall-time budget: the run stops at the end of the first epoch past it.")
+              help="Wall-time budget: the run stops at the end of the first epoch past it; "
+                   "0 = none [default: 0].")
 @click.option("--early-stop-patience", type=int, default=None,
-              help="Epochs without a better validation loss before the run stops (>= 1).")
-@click.option("--seed", type=int, default=None)
-@click.option("--workers", "num_workers", type=int, default=None)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
-@click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
+              help="Epochs without a better validation loss before the run stops (>= 1) "
+                   "[default: 8].")
+@click.option("--seed", type=int, default=None,
+              help="Seeds the weights, the data order and the clips synthesised [default: 0].")
+@click.option("--workers", "num_workers", type=int, default=None,
+              help="DataLoader worker processes; 0 = in the training process [default: 0].")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads; 0 = torch's choice [default: 0].")
+@click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="auto: cuda where a GPU is, else cpu [default: auto].")
 @click.option("--precision", default=None, type=click.Choice(["float32", "bfloat16"]),
               help="bfloat16: mixed-precision training steps (GPU tensor cores, or a CPU with "
                    "native bfloat16) [default: float32].")

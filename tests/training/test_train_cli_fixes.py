@@ -373,3 +373,36 @@ def test_the_cli_offers_exactly_the_optimizers_the_trainer_builds():
 
     option = next(p for p in train.params if p.name == "optimizer")
     assert tuple(option.type.choices) == OPTIMIZERS == tuple(OPTIMIZER_CLASSES)
+
+
+def test_train_help_states_every_default_train_config_holds():
+    """Each option of a ``TrainConfig`` setting with a default to state (a number, a name, a
+    JSON object) says it as ``[default: X]``, and X is ``TrainConfig``'s: ``--epochs``,
+    ``--batch-size``, ``--lr`` and seven more stated none, nor did the docs."""
+    import json
+    import re
+    from dataclasses import fields
+
+    from debleed.cli.train import train
+    from training.config import TrainConfig
+
+    defaults = TrainConfig()
+    names = {spec.name for spec in fields(TrainConfig)}
+    checked = 0
+    for param in train.params:
+        if param.name not in names or getattr(param, "is_flag", False):
+            continue
+        value = getattr(defaults, param.name)
+        if value in ("", [], {}):
+            continue  # nothing to state: no data, no teacher, no frozen part, no options
+        found = re.search(r"\[default: (.+)\]", " ".join((param.help or "").split()))
+        assert found, f"--{param.name}: help states no default"
+        stated = found.group(1).strip("'")
+        if isinstance(value, dict):
+            assert json.loads(stated) == value, param.name
+        elif isinstance(value, str):
+            assert stated == value, param.name
+        else:
+            assert float(stated) == value, param.name
+        checked += 1
+    assert checked >= 25
