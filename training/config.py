@@ -391,6 +391,31 @@ def synth_config_with(options: dict[str, Any], what: str = "synth",
                                           for name, value in nested.items()}))
 
 
+def dataset_synth_config(options: dict[str, Any], flags: dict[str, Any], as_recorded: bool,
+                         midi: bool) -> SynthConfig:
+    """``dataset synth``'s ``SynthConfig``: its ``--synth`` JSON ``options``, the settings
+    given as flags of their own (``flags``: ``clip_seconds``, ``floor_probability`` ...) and
+    ``--as-recorded``. A setting given twice is refused rather than one copy winning in
+    silence, as is a ``groove`` beside ``--midi``, whose performances replace the grooves it
+    would set."""
+    what = "dataset synth:"
+    twice = sorted(flags.keys() & options.keys())
+    if twice:
+        raise ParameterError(f"{what} --{twice[0].replace('_', '-')} and --synth's {twice[0]}: "
+                             "give it once")
+    if midi and "groove" in options:
+        raise ParameterError(f"{what} --synth's groove sets the generated grooves, which --midi "
+                             "replaces: give one of them")
+    config = replace(synth_config_with(options, command="dataset synth"), **flags)
+    if not as_recorded:
+        return config
+    in_json = {"cross_kit_probability": options, "mic.snare_eq_probability": options.get("mic", {})}
+    twice = [name for name, where in in_json.items() if name.split(".")[-1] in where]
+    if twice:
+        raise ParameterError(f"{what} --as-recorded sets --synth's {twice[0]} to 0: give it once")
+    return config.as_recorded()
+
+
 #: ``--synth``'s nested settings: the option's name and the dataclass it sets.
 NESTED_SYNTH: dict[str, type] = {"groove": GrooveConfig, "mic": MicConfig}
 

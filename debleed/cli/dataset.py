@@ -61,33 +61,15 @@ def synth(kits: tuple[Path, ...], out: Path, hours: float, seed: int, clip_secon
           floor_probability: float | None, quantise_probability: float | None,
           as_recorded: bool, synth_options: str | None) -> None:
     """Render synthetic snare close-mic clips (noisy = clean snare + bleed) from kits."""
-    from dataclasses import replace
-
-    from denoiser.errors import ParameterError
-    from training.config import synth_config_with
+    from training.config import dataset_synth_config
     from training.synth import clip_count, render_dataset
 
-    options = json_object("--synth", synth_options) or {}
-    given = {"clip_seconds": clip_seconds, "wide_pitch_probability": wide_pitch_probability,
+    flags = {"clip_seconds": clip_seconds, "wide_pitch_probability": wide_pitch_probability,
              "procedural_snare_probability": procedural_snare_probability,
              "floor_probability": floor_probability, "quantise_probability": quantise_probability}
-    given = {name: value for name, value in given.items() if value is not None}
-    twice = sorted(given.keys() & options.keys())
-    if twice:
-        raise ParameterError(f"dataset synth: --{twice[0].replace('_', '-')} and --synth's "
-                             f"{twice[0]}: give it once")
-    if midi and "groove" in options:
-        raise ParameterError("dataset synth: --synth's groove sets the generated grooves, which "
-                             "--midi replaces: give one of them")
-    config = replace(synth_config_with(options, command="dataset synth"), **given)
-    if as_recorded:
-        in_json = {"cross_kit_probability": options,
-                   "mic.snare_eq_probability": options.get("mic", {})}
-        twice = [name for name, where in in_json.items() if name.split(".")[-1] in where]
-        if twice:
-            raise ParameterError(f"dataset synth: --as-recorded sets --synth's {twice[0]} to 0: "
-                                 "give it once")
-        config = config.as_recorded()
+    given = {name: value for name, value in flags.items() if value is not None}
+    config = dataset_synth_config(json_object("--synth", synth_options) or {}, given,
+                                  as_recorded=as_recorded, midi=bool(midi))
     total = clip_count(hours, config.clip_seconds)
     with warnings_after(), progress("Rendering clips", total=total) as update:
         root = render_dataset(kits, out, hours, seed, config, valid_fraction=valid_fraction,
