@@ -15,10 +15,14 @@ import contextlib
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
+import os
 import shutil
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -724,6 +728,31 @@ def _render_one(job: tuple[int, str, int, str]) -> dict:
             "split": split}
 
 
+def _terminate(pool: multiprocessing.pool.Pool, others: Collection[int]) -> None:
+    """``pool.terminate()``, sending SIGTERM again each second to each of its workers (the
+    children whose pids are not in ``others``) not yet ended. ``terminate`` sends one,
+    which a worker slept through when it came just before the worker blocked on the pool's
+    task lock (its Python handler had no chance to run), and then waited on it for ever: 4
+    runs of 30 failing at once with 4 workers. A second one interrupts that wait."""
+    workers = [child for child in multiprocessing.active_children() if child.pid not in others]
+    done = threading.Event()
+
+    def resend() -> None:
+        while not done.wait(1.0):
+            for worker in workers:
+                if not multiprocessing.connection.wait([worker.sentinel], 0):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.pid, signal.SIGTERM)
+
+    thread = threading.Thread(target=resend, name="pool-sigterm", daemon=True)
+    thread.start()
+    try:
+        pool.terminate()
+    finally:
+        done.set()
+        thread.join()
+
+
 def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: float, seed: int,
                    config: SynthConfig = SynthConfig(), valid_fraction: float = 0.2,
                    split: str | None = None, jobs: int = 1,
@@ -768,18 +797,21 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
         rows = []
         if jobs > 1:
             context = multiprocessing.get_context(START_METHOD)
-            with contextlib.ExitStack() as stack:
-                with signals_held(START_METHOD):  # till the workers have their own handlers
-                    pool = stack.enter_context(
-                        context.Pool(jobs, _init_worker, (staging, *worker)))
+            others = {child.pid for child in multiprocessing.active_children()}
+            with signals_held(START_METHOD):  # till the workers have their own handlers
+                pool = context.Pool(jobs, _init_worker, (staging, *worker))
+            try:
                 for row in pool.imap(_render_one, jobs_list, chunksize=4):
                     rows.append(row)
                     if progress:
                         progress(len(rows), row["id"])
-                # Ended by their sentinels, not by the SIGTERM the pool's exit sends: one
-                # that came just before a worker blocked on the task lock went unheard.
-                pool.close()
-                pool.join()
+            except BaseException:  # a failed clip, Ctrl-C, the command's SIGTERM or SIGHUP
+                _terminate(pool, others)
+                raise
+            # Ended by their sentinels, not by SIGTERM, which a worker could sleep through
+            # (``_terminate``): the run hung after its last clip in 2 runs of 6.
+            pool.close()
+            pool.join()
         else:
             _init_worker(staging, *worker)
             for job in jobs_list:

@@ -4,6 +4,10 @@ determinism, files."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -733,3 +737,48 @@ def test_a_finished_render_lets_its_workers_end_without_a_signal(synthetic_kit_d
     out = render_dataset([synthetic_kit_dir], tmp_path / "set", hours=6 * 1.0 / 3600, seed=1,
                          config=replace(SHORT, clip_seconds=1.0), jobs=2)
     assert len(read_manifest(out)["clips"]) == 6 and terminated == []
+
+
+def test_a_failed_render_ends_a_worker_that_slept_through_the_pools_sigterm(tmp_path):
+    """A worker fails a clip: ``render_dataset(jobs=2)`` ends its pool and raises. A worker
+    that took the pool's one SIGTERM just before blocking on the pool's task lock slept
+    through it (its Python handler never ran) and the run waited on it for ever (4 of 30
+    runs failing at once with --jobs 4); SIGTERM is sent again until every worker has
+    ended. Here each worker ignores the first SIGTERM, as such a worker does."""
+    script = f"""
+import errno, signal, sys
+from dataclasses import replace
+import training.synth as synth
+from denoiser import outfiles
+from training.oneshots import write_synthetic_kit
+
+def deaf_to_the_first_sigterm():
+    outfiles.leave_signals_to_parent()
+    signal.signal(signal.SIGTERM, lambda *_: signal.signal(signal.SIGTERM, outfiles._end_quietly))
+
+render = synth._render_one
+def fail_from_the_fourth(job):
+    if job[0] >= 3:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return render(job)
+
+synth.leave_signals_to_parent = deaf_to_the_first_sigterm
+synth._render_one = fail_from_the_fourth
+kit = write_synthetic_kit({str(tmp_path / "kit")!r}, velocities=(1.0,))
+try:
+    synth.render_dataset([kit], {str(tmp_path / "set")!r}, hours=12 / 3600, seed=1,
+                         config=replace(synth.SynthConfig(), clip_seconds=1.0), jobs=2)
+except OSError as exc:
+    print("raised:", exc)
+"""
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:  # hung: end it and its workers, then fail
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert out.strip() == "raised: [Errno 28] No space left on device", err
+    assert not (tmp_path / "set").exists()
