@@ -47,7 +47,7 @@ def one_shot(kind: str, tune: float, decay: float, length: float, velocity: floa
     n = int(length * rate)
     t = np.arange(n) / rate
     env = _decay(n, rate, decay)
-    bright = 2000 + 8000 * velocity
+    bright = min(2000 + 8000 * velocity, rate / 2.2)  # under Nyquist at any rate offered
     if kind in ("snare", "rimshot"):
         body = sum(a * np.sin(2 * np.pi * tune * f * t) for a, f in ((1.0, 1.0), (0.5, 1.6)))
         wires = signal.sosfilt(signal.butter(2, [1500, min(bright + 4000, rate / 2.2)],

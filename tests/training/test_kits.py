@@ -795,3 +795,12 @@ def test_an_in_and_an_oh_of_two_pieces_name_no_mics(tmp_path, names, toms, hats)
     assert sorted(inst.name for inst in kit.instruments if inst.category == "tom") == toms
     assert sorted(inst.category for inst in kit.instruments
                   if inst.category.startswith("hihat")) == hats
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_a_synthetic_kit_at_a_low_rate_is_written_and_loads(tmp_path, rate):
+    """``write_synthetic_kit`` offers ``sample_rate`` for resampling tests: below 22 kHz its
+    brightness filter (up to 10 kHz) passed Nyquist and scipy refused it."""
+    kit = load_kit(write_synthetic_kit(tmp_path / "low", sample_rate=rate, velocities=(1.0,)))
+    assert sf.info(str(next((tmp_path / "low").glob("*.wav")))).samplerate == rate
+    assert kit.name == "debleed synthetic kit"
