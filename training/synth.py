@@ -730,18 +730,19 @@ def _render_one(job: tuple[int, str, int, str]) -> dict:
 
 def _terminate(pool: multiprocessing.pool.Pool, others: Collection[int]) -> None:
     """``pool.terminate()``, sending SIGTERM again each second to each of its workers (the
-    children whose pids are not in ``others``) not yet ended. ``terminate`` sends one,
-    which a worker slept through when it came just before the worker blocked on the pool's
-    task lock (its Python handler had no chance to run), and then waited on it for ever: 4
-    runs of 30 failing at once with 4 workers. A second one interrupts that wait."""
-    workers = [child for child in multiprocessing.active_children() if child.pid not in others]
+    children whose pids are not in ``others``, read again each time: the pool may have
+    replaced one) not yet ended. ``terminate`` sends one, which a worker slept through when
+    it came just before the worker blocked on the pool's task lock (its Python handler had
+    no chance to run), and then waited on it for ever: 4 runs of 30 failing at once with 4
+    workers. A second one interrupts that wait."""
     done = threading.Event()
 
     def resend() -> None:
         while not done.wait(1.0):
-            for worker in workers:
-                if not multiprocessing.connection.wait([worker.sentinel], 0):
-                    with contextlib.suppress(ProcessLookupError):
+            for worker in multiprocessing.active_children():
+                if worker.pid not in others and not multiprocessing.connection.wait(
+                        [worker.sentinel], 0):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(worker.pid, signal.SIGTERM)
 
     thread = threading.Thread(target=resend, name="pool-sigterm", daemon=True)
@@ -805,13 +806,13 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
                     rows.append(row)
                     if progress:
                         progress(len(rows), row["id"])
+                # Ended by their sentinels, not by SIGTERM, which a worker could sleep
+                # through (``_terminate``): the run hung after its last clip in 2 runs of 6.
+                pool.close()
+                pool.join()
             except BaseException:  # a failed clip, Ctrl-C, the command's SIGTERM or SIGHUP
                 _terminate(pool, others)
                 raise
-            # Ended by their sentinels, not by SIGTERM, which a worker could sleep through
-            # (``_terminate``): the run hung after its last clip in 2 runs of 6.
-            pool.close()
-            pool.join()
         else:
             _init_worker(staging, *worker)
             for job in jobs_list:

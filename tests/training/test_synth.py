@@ -744,9 +744,12 @@ def test_a_failed_render_ends_a_worker_that_slept_through_the_pools_sigterm(tmp_
     that took the pool's one SIGTERM just before blocking on the pool's task lock slept
     through it (its Python handler never ran) and the run waited on it for ever (4 of 30
     runs failing at once with --jobs 4); SIGTERM is sent again until every worker has
-    ended. Here each worker ignores the first SIGTERM, as such a worker does."""
+    ended. Here each worker ignores the first SIGTERM, as such a worker does, and is busy
+    with a slow clip as the run fails (the first clip fails at once), so that the stopping
+    pool holds the task lock before either worker asks it for more: without the second
+    SIGTERM both then wait on that lock for ever, every time."""
     script = f"""
-import errno, signal, sys
+import errno, signal, sys, time
 from dataclasses import replace
 import training.synth as synth
 from denoiser import outfiles
@@ -757,13 +760,14 @@ def deaf_to_the_first_sigterm():
     signal.signal(signal.SIGTERM, lambda *_: signal.signal(signal.SIGTERM, outfiles._end_quietly))
 
 render = synth._render_one
-def fail_from_the_fourth(job):
-    if job[0] >= 3:
+def fail_the_first(job):
+    if job[0] == 0:
         raise OSError(errno.ENOSPC, "No space left on device")
+    time.sleep(0.5)
     return render(job)
 
 synth.leave_signals_to_parent = deaf_to_the_first_sigterm
-synth._render_one = fail_from_the_fourth
+synth._render_one = fail_the_first
 kit = write_synthetic_kit({str(tmp_path / "kit")!r}, velocities=(1.0,))
 try:
     synth.render_dataset([kit], {str(tmp_path / "set")!r}, hours=12 / 3600, seed=1,
