@@ -409,7 +409,8 @@ def dataset_synth_config(options: dict[str, Any], flags: dict[str, Any], as_reco
     config = replace(synth_config_with(options, command="dataset synth"), **flags)
     if not as_recorded:
         return config
-    in_json = {"cross_kit_probability": options, "mic.snare_eq_probability": options.get("mic", {})}
+    in_json = {"cross_kit_probability": options,
+               "mic.snare_eq_probability": options.get("mic", {})}
     twice = [name for name, where in in_json.items() if name.split(".")[-1] in where]
     if twice:
         raise ParameterError(f"{what} --as-recorded sets --synth's {twice[0]} to 0: give it once")

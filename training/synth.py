@@ -16,6 +16,7 @@ import json
 import math
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.pool
 import os
 import shutil
 import signal

@@ -332,7 +332,8 @@ def test_synth_takes_the_synthesis_options_train_takes(kit_dir, tmp_path):
     assert manifest["config"]["groove"]["ghost_probability"] == 0.12  # the rest as defaults
     on_kicks = 0
     for entry in manifest["clips"]:
-        onsets = json.loads((tmp_path / "ghosts" / entry["id"] / "meta.json").read_text())["onsets"]
+        meta = tmp_path / "ghosts" / entry["id"] / "meta.json"
+        onsets = json.loads(meta.read_text())["onsets"]
         kicks = np.array([o["time"] for o in onsets if o["instrument"] == "kick"])
         ghosts = [o["time"] for o in onsets if o["instrument"] == "snare" and o["velocity"] <= 45]
         on_kicks += sum(bool(kicks.size) and np.abs(kicks - time).min() < 0.05 for time in ghosts)
