@@ -409,12 +409,26 @@ def dataset_synth_config(options: dict[str, Any], flags: dict[str, Any], as_reco
     config = replace(synth_config_with(options, command="dataset synth"), **flags)
     if not as_recorded:
         return config
-    in_json = {"cross_kit_probability": options,
-               "mic.snare_eq_probability": options.get("mic", {})}
-    twice = [name for name, where in in_json.items() if name.split(".")[-1] in where]
+    default = _dotted(SynthConfig().to_dict())
+    recorded = _dotted(SynthConfig().as_recorded().to_dict())
+    twice = sorted(name for name in _dotted(options) if recorded.get(name) != default.get(name))
     if twice:
-        raise ParameterError(f"{what} --as-recorded sets --synth's {twice[0]} to 0: give it once")
+        raise ParameterError(f"{what} --as-recorded sets --synth's {twice[0]} to "
+                             f"{recorded[twice[0]]:g}: give it once")
     return config.as_recorded()
+
+
+def _dotted(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``settings`` flat, a nested dict's keys named by their path (``mic.snare_eq_probability``):
+    what ``--as-recorded`` sets is read off ``SynthConfig.as_recorded`` this way, not listed
+    again beside it."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 #: ``--synth``'s nested settings: the option's name and the dataclass it sets.
