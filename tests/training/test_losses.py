@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from training.losses import (CombinedLoss, ComplexSpectralLoss, DuckingLoss, EnvelopeLoss,
-                             HighBandSegmentalSNRLoss, MSELoss, MultiResolutionSTFTLoss,
-                             SegmentalSNRLoss, SISDRLoss, SNRLoss)
+import numpy as np
+
+from training.losses import (LOSSES, CombinedLoss, ComplexSpectralLoss, DuckingLoss, EnvelopeLoss,
+                             HighBandSegmentalSNRLoss, HitLevelLoss, MSELoss,
+                             MultiResolutionSTFTLoss, SegmentalSNRLoss, SISDRLoss, SNRLoss)
+from training.metrics import hit_level_errors_db
 
 SR = 48_000
 
@@ -116,7 +121,7 @@ def test_complex_loss_of_bleed_alone_is_bounded_by_the_floor():
 
 
 @pytest.mark.parametrize("name", ["mse", "sisdr", "snr", "mrstft", "envelope", "ducking", "complex",
-                                  "segsnr", "hfsegsnr"])
+                                  "segsnr", "hfsegsnr", "hitlevel"])
 def test_silent_target_gives_a_finite_loss(name: str):
     target = torch.zeros(2, SR // 2)
     estimate = 0.05 * torch.randn(2, SR // 2, generator=torch.Generator().manual_seed(3))
@@ -173,6 +178,129 @@ def test_segmental_snr_charges_bleed_under_hits_but_not_between_them():
     loss = SegmentalSNRLoss()
     assert loss(target + between, target).item() == pytest.approx(loss(target, target).item(), abs=1e-3)
     assert loss(target + under, target).item() > loss(target, target).item() + 5
+
+
+HIT_SPACING = SR // 4  # 0.25 s between hits 0.2 s long: no window holds two
+
+
+def hits_at_levels(levels_db: list[float], rate: int = SR) -> tuple[torch.Tensor, list[dict]]:
+    """A target of one 0.2-s hit per level, ``HIT_SPACING`` apart from 0.1 s on, and its
+    onsets as the metrics take them: ``(1, T)``, ``[{"sample", "target"}]``."""
+    hit = snare_like(batch=1, seconds=0.2 * rate / SR)[0]  # 0.2 s at ``rate``
+    starts = [rate // 10 + i * HIT_SPACING * rate // SR for i in range(len(levels_db))]
+    target = torch.zeros(1, starts[-1] + rate // 2)
+    for start, level in zip(starts, levels_db):
+        target[0, start:start + hit.numel()] = hit * 10 ** (level / 20)
+    return target, [{"sample": start, "target": True} for start in starts]
+
+
+def scaled_hits(target: torch.Tensor, gains: list[float], rate: int = SR) -> torch.Tensor:
+    """``target`` with its i-th hit (of ``hits_at_levels``) scaled by ``gains[i]``."""
+    estimate = target.clone()
+    for i, gain in enumerate(gains):
+        start = rate // 10 + i * HIT_SPACING * rate // SR
+        estimate[0, start:start + HIT_SPACING * rate // SR] *= gain
+    return estimate
+
+
+def test_hit_level_loss_is_the_metrics_mean_hit_level_error():
+    """Hits from a backbeat down to a ghost 35 dB under it, each ducked by its own gain: the
+    loss finds all four hits in the target alone and scores them as ``hit_level_errors_db``
+    does, |20 log10 g| each whatever the hit's level, so the ghost's 6 dB weigh as much as
+    the backbeat's 6 dB. A lost hit costs the 40-dB cap."""
+    target, onsets = hits_at_levels([0.0, -10.0, -25.0, -35.0])
+    gains = [0.5, 1.0, 0.8, 0.5]
+    estimate = scaled_hits(target, gains)
+    loss = HitLevelLoss()
+    assert loss.onsets(target).sum().item() == 4
+    errors, _ = hit_level_errors_db(target[0].numpy(), estimate[0].numpy(), SR, onsets)
+    expected = np.mean(np.abs(20 * np.log10(gains)))
+    assert np.mean(np.abs(errors)) == pytest.approx(expected, abs=1e-3)
+    assert loss(estimate, target).item() == pytest.approx(expected, abs=0.01)
+    assert loss(target, target).item() == pytest.approx(0.0, abs=1e-4)
+    lost_ghost = scaled_hits(target, [1.0, 1.0, 1.0, 0.0])
+    lost_backbeat = scaled_hits(target, [0.0, 1.0, 1.0, 1.0])
+    assert loss(lost_ghost, target).item() == pytest.approx(40.0 / 4, abs=0.01)
+    assert loss(lost_backbeat, target).item() == pytest.approx(40.0 / 4, abs=0.01)
+
+
+def test_hit_level_loss_charges_bleed_under_a_hit_as_the_metric_does():
+    """Kick-like bleed 6 dB over a ghost note raises its window's level; the loss reads the
+    same level error as the metric (within the few milliseconds by which their windows
+    differ), and bleed between the hits costs nothing."""
+    target, onsets = hits_at_levels([0.0, -30.0])
+    t = torch.arange(SR // 5) / SR
+    kick = torch.sin(2 * math.pi * 60 * t) * torch.exp(-t / 0.05)
+    ghost = slice(SR // 10 + HIT_SPACING, SR // 10 + HIT_SPACING + SR // 5)
+    kick = kick * (target[0, ghost].norm() / kick.norm()) * 10 ** (6 / 20)
+    under, between = target.clone(), target.clone()
+    under[0, ghost] += kick
+    between[0, SR // 10 + HIT_SPACING + SR // 4:][:kick.numel()] += kick
+    errors, _ = hit_level_errors_db(target[0].numpy(), under[0].numpy(), SR, onsets)
+    loss = HitLevelLoss()
+    assert errors[1] > 5.0
+    assert loss(under, target).item() == pytest.approx(np.mean(np.abs(errors)), abs=0.2)
+    assert loss(between, target).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_hit_level_loss_finds_each_hit_once_wherever_it_starts_in_a_frame():
+    """A hit starting in a frame's last samples rises in that frame and again in the next
+    (frames overlap by half); it is still one hit, counted once, from its first frame."""
+    target, _ = hits_at_levels([0.0, -20.0])
+    loss = HitLevelLoss()
+    for delay in range(0, 2 * loss.hop, 10):
+        shifted = torch.roll(target, delay, dims=-1)
+        found = loss.onsets(shifted)[0].nonzero()[:, 0] * loss.hop
+        onsets = torch.tensor([SR // 10, SR // 10 + HIT_SPACING]) + delay
+        assert found.numel() == 2, delay
+        assert ((onsets - found >= 0) & (onsets - found < loss.frame)).all(), delay
+
+
+def test_hit_level_loss_finds_no_hit_in_a_decay_or_under_its_floor():
+    """A segment that starts inside a hit's decay, or holds only a hit quieter than the
+    -70 dBFS floor, scores 0 whatever the estimate does: no hit starts there."""
+    target, _ = hits_at_levels([0.0])
+    decay = target[:, SR // 10 + SR // 50:]
+    quiet = target * 10 ** (-80 / 20)
+    loss = HitLevelLoss()
+    assert loss.onsets(decay).sum().item() == 0 and loss.onsets(quiet).sum().item() == 0
+    assert loss(torch.zeros_like(decay), decay).item() == 0.0
+    assert loss(torch.zeros_like(quiet), quiet).item() == 0.0
+
+
+def test_hit_level_loss_pulls_a_lost_ghost_back_up():
+    """The gradient of a removed ghost note's window points towards the ghost: a step down
+    it raises the estimate's level there."""
+    target, _ = hits_at_levels([0.0, -30.0])
+    estimate = scaled_hits(target, [1.0, 0.01]).requires_grad_(True)
+    loss = HitLevelLoss()
+    loss(estimate, target).backward()
+    ghost = slice(SR // 10 + HIT_SPACING, SR // 10 + HIT_SPACING + SR // 20)
+    before = estimate[0, ghost].detach().square().sum()
+    stepped = estimate.detach() - 1e-3 * estimate.grad / estimate.grad.abs().max()
+    assert stepped[0, ghost].square().sum() > 1.5 * before
+    assert loss(stepped, target).item() < loss(estimate, target).item()
+
+
+def test_hit_level_loss_windows_follow_the_rate():
+    """Built by ``CombinedLoss`` at 20 kHz its windows last the same milliseconds: a hit
+    halved reads 6.02 dB there too."""
+    rate = 20000
+    target, _ = hits_at_levels([0.0, -20.0], rate)
+    part = CombinedLoss({"hitlevel": 1.0}, sample_rate=rate).parts["hitlevel"]
+    assert (part.frame, part.hop, part.post) == (100, 50, 1600)
+    assert part(scaled_hits(target, [0.5, 0.5], rate), target).item() == pytest.approx(6.02, abs=0.02)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"post_ms": 1.0}, r"post_ms \(1.0\) must be at least frame_ms \(5.0\)"),
+    ({"hop_ms": 0.001}, r"\['hop_ms'\] must each last at least one sample at 48000 Hz"),
+    ({"rise_db": 0}, r"rise_db > 0"),
+    ({"range_db": 500}, r"range_db = 500: a dB option"),
+])
+def test_hit_level_loss_refuses_absurd_options(options: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        CombinedLoss({"hitlevel": 1.0}, {"hitlevel": options})
 
 
 def band(seconds: float, low_hz: float, high_hz: float, seed: int) -> torch.Tensor:
@@ -374,3 +502,11 @@ def test_loss_options_that_cannot_train_are_refused_by_the_config(options, messa
 
     with pytest.raises(ParameterError, match=message):
         TrainConfig(loss_options=options, segment_seconds=0.5).validate()
+
+
+def test_readme_names_every_loss_part():
+    """The README's list of what ``--loss`` may weight is the list ``CombinedLoss`` knows."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    listed = re.search(r"`--loss` weights any of (.+?) \(training/losses.py", readme, re.S)
+    assert listed, "the README's list of loss parts is gone"
+    assert set(re.findall(r"`(\w+)`", listed.group(1))) == set(LOSSES)
