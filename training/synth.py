@@ -17,13 +17,14 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.pool
+import multiprocessing.process
 import os
 import shutil
 import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -755,6 +756,44 @@ def _terminate(pool: multiprocessing.pool.Pool, others: Collection[int]) -> None
         thread.join()
 
 
+def _pool_workers(others: Collection[int]) -> dict[int, multiprocessing.process.BaseProcess]:
+    """The running children whose pids are not in ``others``: the pool's workers."""
+    return {child.pid: child for child in multiprocessing.active_children()
+            if child.pid not in others}
+
+
+def _rows_while_workers_live(pool: multiprocessing.pool.Pool,
+                             jobs: Sequence[tuple[int, str, int, str]],
+                             workers: dict[int, multiprocessing.process.BaseProcess],
+                             others: Collection[int]) -> Iterator[dict]:
+    """``pool.imap(_render_one, jobs)``'s rows, raising ``DatasetError`` once one of the
+    pool's ``workers`` (those it started with, and each it starts in a dead one's place) has
+    ended otherwise than quietly (status 0: its end on the command's own signal).
+
+    Why: a worker killed alone (the kernel's out-of-memory killer sends SIGKILL) is replaced
+    by the pool, but the clips it held are not handed out again, and the run waited for
+    them for ever."""
+    # One clip a task: in chunks, imap's rows come as a generator, without next(timeout).
+    rows = pool.imap(_render_one, jobs)
+    while True:
+        workers.update(_pool_workers(others))
+        dead = sorted((pid, worker.exitcode) for pid, worker in workers.items()
+                      if worker.exitcode not in (None, 0))
+        if dead:
+            pid, code = dead[0]
+            how = (f"was killed by {signal.Signals(-code).name}" if code < 0
+                   else f"ended with status {code}")
+            raise DatasetError(f"render worker {pid} {how} before its clips were done "
+                               "(out of memory? try fewer --jobs or shorter clips)")
+        try:
+            row = rows.next(timeout=1.0)
+        except StopIteration:
+            return
+        except multiprocessing.TimeoutError:
+            continue
+        yield row
+
+
 def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: float, seed: int,
                    config: SynthConfig = SynthConfig(), valid_fraction: float = 0.2,
                    split: str | None = None, jobs: int = 1,
@@ -802,8 +841,9 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
             others = {child.pid for child in multiprocessing.active_children()}
             with signals_held(START_METHOD):  # till the workers have their own handlers
                 pool = context.Pool(jobs, _init_worker, (staging, *worker))
+            workers = _pool_workers(others)
             try:
-                for row in pool.imap(_render_one, jobs_list, chunksize=4):
+                for row in _rows_while_workers_live(pool, jobs_list, workers, others):
                     rows.append(row)
                     if progress:
                         progress(len(rows), row["id"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -785,4 +786,45 @@ except OSError as exc:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
     assert out.strip() == "raised: [Errno 28] No space left on device", err
+    assert not (tmp_path / "set").exists()
+
+
+def test_a_render_whose_worker_is_killed_fails_instead_of_waiting_for_ever(tmp_path):
+    """A worker killed alone mid-clip (SIGKILL, as the out-of-memory killer sends it): the
+    pool starts another in its place but never hands out the clips it held, and
+    ``render_dataset(jobs=2)`` waited for them for ever. It now stops within a second or so,
+    with a one-line error naming the signal, and leaves no dataset behind."""
+    script = f"""
+import os, signal
+from dataclasses import replace
+import training.synth as synth
+from training.errors import DatasetError
+from training.oneshots import write_synthetic_kit
+
+render = synth._render_one
+def killed_at_the_third(job):
+    if job[0] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return render(job)
+
+synth._render_one = killed_at_the_third
+kit = write_synthetic_kit({str(tmp_path / "kit")!r}, velocities=(1.0,))
+try:
+    synth.render_dataset([kit], {str(tmp_path / "set")!r}, hours=12 / 3600, seed=1,
+                         config=replace(synth.SynthConfig(), clip_seconds=1.0), jobs=2)
+except DatasetError as exc:
+    print("raised:", exc)
+"""
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:  # hung: end it and its workers, then fail
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert re.fullmatch(r"raised: render worker \d+ was killed by SIGKILL before its clips "
+                        r"were done \(out of memory\? try fewer --jobs or shorter clips\)\n",
+                        out), (out, err)
     assert not (tmp_path / "set").exists()
