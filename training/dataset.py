@@ -2,7 +2,9 @@
 
 ``ClipFolder`` reads a dataset folder (``manifest.json`` + clip folders) from disk;
 ``SynthStream`` renders clips on the fly from drum kits, endlessly, so training is bound
-by the model, not by disk space. Both yield float32 tensors shaped ``(1, samples)``.
+by the model, not by disk space. Both yield float32 tensors shaped ``(1, samples)``; with
+``hits=True`` a third, 1 at each sample where a snare hit of the clip's meta starts (what
+the ``hitlevel`` loss scores).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from denoiser.audio import sf_name, sf_reason
 from .config import MIN_SEGMENT_SECONDS, STREAM_VERSION
 from .errors import DatasetError
 from .manifest import SPLITS, check_clip_files, read_manifest
+from .metrics import target_onset_samples
 from .synth import Clip, SynthConfig, clip_seed, render_clip
 
 TRACKS = ("noisy", "clean", "bleed")
@@ -50,6 +53,15 @@ def stream_clip_seed(seed: int, index: int, version: int = STREAM_VERSION) -> in
     return int(sequence.generate_state(1, np.uint32)[0])
 
 
+def hit_marks(starts: np.ndarray, first: int, samples: int) -> torch.Tensor:
+    """``(1, samples)`` float32, 1 at each of ``starts`` (hit onsets in a clip's samples)
+    that falls in the segment from sample ``first``, else 0."""
+    marks = torch.zeros(1, samples)
+    inside = starts[(starts >= first) & (starts < first + samples)] - first
+    marks[0, torch.from_numpy(inside)] = 1.0
+    return marks
+
+
 def endless(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``batches`` pass after pass, for as many steps as a run takes. Lazy: the first pass
@@ -65,11 +77,13 @@ class ClipFolder(Dataset):
     crop of clip ``i`` (offset from torch's RNG, which DataLoader seeds per worker);
     without ``random_segments`` (validation) the clips are tiled into fixed,
     non-overlapping segments so every run scores the same audio. Without
-    ``segment_seconds`` an item is a whole clip.
+    ``segment_seconds`` an item is a whole clip. ``hits`` adds the item's hit marks
+    (``hit_marks``), from each clip's ``meta.json``, read when the folder opens.
     """
 
     def __init__(self, root: str | Path, split: str | None = "train",
-                 segment_seconds: float | None = None, random_segments: bool = True):
+                 segment_seconds: float | None = None, random_segments: bool = True,
+                 hits: bool = False):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         if split is not None and split not in SPLITS:
@@ -80,6 +94,7 @@ class ClipFolder(Dataset):
         self.segment = (None if segment_seconds is None
                         else int(round(segment_seconds * self.sample_rate)))
         self.random_segments = random_segments
+        self.onsets = [self.hit_starts(entry) for entry in self.clips] if hits else None
         self.items: list[tuple[int, int]] = []
         if self.segment is not None:
             for index, entry in enumerate(self.clips):
@@ -100,6 +115,16 @@ class ClipFolder(Dataset):
     def entries(self, split: str | None = None) -> list[dict]:
         """Manifest entries of ``split`` (all clips for None)."""
         return [c for c in self.manifest["clips"] if split is None or c["split"] == split]
+
+    def hit_starts(self, entry: dict) -> np.ndarray:
+        """The samples where the clip's snare hits start, from its ``meta.json``."""
+        path = self.root / entry["id"] / "meta.json"
+        try:
+            onsets = json.loads(path.read_text(encoding="utf-8"))["onsets"]
+            return target_onset_samples(onsets, self.sample_rate)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(f"{path}: no readable snare onsets, which the hitlevel loss "
+                               f"scores ({type(exc).__name__}: {exc})") from None
 
     def _path(self, entry: dict, track: str) -> Path:
         return self.root / entry["id"] / f"{track}.wav"
@@ -139,7 +164,7 @@ class ClipFolder(Dataset):
     def __len__(self) -> int:
         return len(self.items) if self.segment is not None else len(self.clips)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, ...]:
         """Clip ``item``, or ``(index, draw)``: a random crop then starts at ``draw`` modulo
         the room the clip leaves, so the (seeded, seekable) sampler decides it, not the
         process that reads the clip."""
@@ -158,7 +183,11 @@ class ClipFolder(Dataset):
             stop = start + self.segment
         noisy = self._read(self._path(entry, "noisy"), start, stop)
         clean = self._read(self._path(entry, "clean"), start, stop)
-        return torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]
+        pair = torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]
+        if self.onsets is None:
+            return pair
+        clip_index = index if self.segment is None else self.items[index][0]
+        return (*pair, hit_marks(self.onsets[clip_index], start, noisy.size))
 
 
 def clip_segments(config: SynthConfig, segment_seconds: float | None) -> int:
@@ -182,7 +211,7 @@ class SynthStream(IterableDataset):
 
     def __init__(self, kit_paths: Sequence[str | Path], config: SynthConfig = SynthConfig(),
                  segment_seconds: float | None = None, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, version: int = STREAM_VERSION):
+                 world_size: int = 1, version: int = STREAM_VERSION, hits: bool = False):
         self.kit_paths = [str(p) for p in kit_paths]
         if not self.kit_paths:
             raise DatasetError("SynthStream needs at least one kit")
@@ -193,6 +222,7 @@ class SynthStream(IterableDataset):
         self.segment = None if segment_seconds is None else int(
             round(segment_seconds * config.sample_rate))
         self.seed, self.rank, self.world_size, self.version = seed, rank, world_size, version
+        self.hits = hits
         self.batches_done, self.batch_size, self.first_clip = 0, 1, 0
 
     @property
@@ -223,7 +253,7 @@ class SynthStream(IterableDataset):
         clips = -(-segments // layout["segments_per_clip"])
         return first_clip + clips * workers * layout["world_size"]
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         from .kits import load_kit
 
         info = get_worker_info()
@@ -246,13 +276,14 @@ class SynthStream(IterableDataset):
             index += stride
 
     def _segments(self, clip: Clip, rng: np.random.Generator
-                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                  ) -> Iterator[tuple[torch.Tensor, ...]]:
         noisy, clean = torch.from_numpy(clip.noisy), torch.from_numpy(clip.clean)
-        if self.segment is None:
-            yield noisy[None], clean[None]
-            return
-        count = noisy.numel() // self.segment
-        start = int(rng.integers(0, noisy.numel() - count * self.segment + 1))
+        starts = (target_onset_samples(clip.meta["onsets"], self.config.sample_rate)
+                  if self.hits else None)
+        length = noisy.numel() if self.segment is None else self.segment
+        count = 1 if self.segment is None else noisy.numel() // self.segment
+        start = int(rng.integers(0, noisy.numel() - count * length + 1)) if self.segment else 0
         for k in range(count):
-            a = start + k * self.segment
-            yield noisy[None, a:a + self.segment], clean[None, a:a + self.segment]
+            a = start + k * length
+            pair = noisy[None, a:a + length], clean[None, a:a + length]
+            yield pair if starts is None else (*pair, hit_marks(starts, a, length))

@@ -226,6 +226,12 @@ def _target_onsets(onsets: Sequence[Mapping]) -> list[Mapping]:
     return [o for o in onsets if o.get("target", False)]
 
 
+def target_onset_samples(onsets: Sequence[Mapping], sample_rate: int) -> np.ndarray:
+    """Where the target's hits start, in samples: the hits the level metrics score, and
+    the ``hitlevel`` loss with them."""
+    return _onset_samples(_target_onsets(onsets), sample_rate)
+
+
 def _window_bounds(starts: np.ndarray, pre_ms: float, post_ms: float, sample_rate: int,
                    length: int) -> tuple[np.ndarray, np.ndarray]:
     """``[start - pre, start + post)`` clipped to ``[0, length]``, as two int arrays."""

@@ -33,7 +33,8 @@ from .dataset import ClipFolder, SynthStream, clip_segments
 from .distributed import World, broadcast_flag, init_world, shutdown, wait_for_all
 from .errors import TrainingError
 from .guard import TeacherGuard
-from .losses import CombinedLoss
+from .losses import CombinedLoss, weights_need_hits
+from .metrics import target_onset_samples
 from .manifest import read_manifest
 from .model_card import write_model_card
 from .synth import SynthConfig, render_clip
@@ -49,15 +50,16 @@ IDENTITY_FIELDS = ("source", "seed", "split_version", "kits", "clip_seconds")
 
 
 class Flatten:
-    """(B, 1, T) loader batches -> (B, T) waveforms; a worker's error as its own words."""
+    """(B, 1, T) loader batches (noisy, clean and, where the loss scores them, hit marks)
+    -> (B, T) tensors; a worker's error as its own words."""
 
-    def __init__(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(self, loader: Iterable[tuple[torch.Tensor, ...]]):
         self.loader = loader
 
     def __iter__(self):
         try:
-            for noisy, clean in self.loader:
-                yield noisy.flatten(0, 1), clean.flatten(0, 1)
+            for batch in self.loader:
+                yield tuple(tensor.flatten(0, 1) for tensor in batch)
         except DebleedError as exc:
             raise _from_worker(exc) from None
 
@@ -141,7 +143,8 @@ def pass_batch(mark: Sequence[int], per_pass: int, step: int) -> int:
 
 
 def folder_data(root: Path, config: TrainConfig, world: World):
-    train = ClipFolder(root, "train", config.segment_seconds, random_segments=True)
+    train = ClipFolder(root, "train", config.segment_seconds, random_segments=True,
+                       hits=weights_need_hits(config.loss))
     if train.sample_rate != DATA_RATE:  # the trainer reads every clip as 48 kHz
         raise ParameterError(f"{root}: clips at {train.sample_rate} Hz; training datasets are "
                              f"{DATA_RATE} Hz (make one with debleed dataset synth/session)")
@@ -167,7 +170,7 @@ def folder_data(root: Path, config: TrainConfig, world: World):
                           "unheard audio; build the dataset from two or more clips (two or "
                           "more takes for a session) with a --valid-fraction above 0",
                           stacklevel=2)
-    valid = [ValidClip(c.noisy, c.clean) for c in map(valid_set.load, entries)]
+    valid = [valid_clip(c, DATA_RATE) for c in map(valid_set.load, entries)]
     return loader, valid, info
 
 
@@ -202,12 +205,20 @@ def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
     loaded = [load_kit(k) for k in kits]
     refuse_test_kits(loaded)  # the guard synthesises from the same kits
     synth = config.synth_config()
-    loader = synth_loader(kits, synth, config, world, config.seed, config.batch_size)
-    valid = [ValidClip(c.noisy, c.clean) for c in (
+    loader = synth_loader(kits, synth, config, world, config.seed, config.batch_size,
+                          hits=weights_need_hits(config.loss))
+    valid = [valid_clip(c, DATA_RATE) for c in (
         render_clip(loaded, config.seed + VALID_SEED_OFFSET + i, synth)
         for i in range(config.valid_clips))]
     return loader, valid, {"source": "on-the-fly synthesis", "kits": [Path(k).name for k in kits],
                            "clips": "unbounded"}
+
+
+def valid_clip(clip: Any, sample_rate: int) -> ValidClip:
+    """A validation clip with the samples where its snare hits start (none where its meta
+    names none)."""
+    onsets = target_onset_samples(clip.meta.get("onsets", []), sample_rate)
+    return ValidClip(clip.noisy, clip.clean, onsets)
 
 
 def guard_data(kits: Sequence[str], config: TrainConfig, world: World) -> DataLoader:
@@ -227,10 +238,11 @@ def spread(clips: Sequence[Any], count: int) -> list[Any]:
 
 
 def synth_loader(kits: Sequence[str], synth: SynthConfig, config: TrainConfig, world: World,
-                 seed: int, batch_size: int) -> DataLoader:
-    """An endless stream of on-the-fly (noisy, clean) segments, each rank its own share."""
+                 seed: int, batch_size: int, hits: bool = False) -> DataLoader:
+    """An endless stream of on-the-fly (noisy, clean) segments, each rank its own share,
+    with their hit marks where ``hits``."""
     stream = SynthStream(kits, synth, config.segment_seconds, seed=seed, rank=world.rank,
-                         world_size=world.size, version=config.stream_version)
+                         world_size=world.size, version=config.stream_version, hits=hits)
     # The worker seed from a generator of its own, not torch's global RNG, as folder_data:
     # drawn from that, a resumed run's dropout masks were not the uninterrupted run's.
     return RunLoader(stream, batch_size=batch_size, num_workers=config.num_workers,

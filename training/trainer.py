@@ -16,7 +16,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,12 @@ from denoiser.errors import NonFiniteOutputError, ParameterError
 from denoiser.models import DenoiserModel
 
 from .config import DATA_RATE, TrainConfig
-from .dataset import endless
+from .dataset import endless, hit_marks
 from .distributed import (World, average, broadcast, broadcast_flag, broadcast_module,
                           gather)
 from .errors import TrainingError
 from .guard import TeacherGuard
-from .losses import SISDRLoss, SNRLoss
+from .losses import SISDRLoss, SNRLoss, needs_hits
 from .metrics import nanmean
 from .model_card import plural
 from .report import write_json
@@ -54,6 +54,7 @@ MAX_NONFINITE_IN_A_ROW = 20  # skipped steps before a run counts as diverged
 class ValidClip:
     noisy: np.ndarray   # (T,) at DATA_RATE
     clean: np.ndarray
+    onsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # hit starts
 
 
 def seed_everything(seed: int) -> None:
@@ -105,6 +106,7 @@ class Trainer:
                  guard: TeacherGuard | None = None):
         self.model = model.to(device)
         self.loss = loss.to(device)
+        self.loss_needs_hits = needs_hits(loss)
         self.config = config
         self.batches = batches
         self.valid = list(valid)
@@ -155,14 +157,33 @@ class Trainer:
             return wave
         return torch.from_numpy(resample(wave.numpy(), DATA_RATE, rate))
 
-    def common_step(self, noisy: torch.Tensor, clean: torch.Tensor, train: bool) -> float:
+    def hits_at_model_rate(self, hits: torch.Tensor | None, samples: int) -> torch.Tensor | None:
+        """Hit marks at DATA_RATE (``dataset.hit_marks``) moved to the nearest of the
+        ``samples`` samples at the model's rate."""
+        if hits is None or self.model.sample_rate == DATA_RATE:
+            return hits
+        item, sample = hits.nonzero(as_tuple=True)
+        moved = torch.zeros(hits.shape[0], samples)
+        at = (sample * self.model.sample_rate / DATA_RATE).round().long().clamp_max(samples - 1)
+        moved[item, at] = 1.0
+        return moved
+
+    def common_step(self, noisy: torch.Tensor, clean: torch.Tensor, train: bool,
+                    hits: torch.Tensor | None = None) -> float:
+        """One step on a batch (``hits``: its snare hits' marks, where the loss scores
+        them), the loss's value returned."""
         noisy, clean = self.to_model_rate(noisy), self.to_model_rate(clean)
+        if self.loss_needs_hits and hits is None:
+            raise TrainingError("the loss scores snare hits (hitlevel), but the batches name "
+                                "none: build the data with hits=True")
+        hits = self.hits_at_model_rate(hits, clean.shape[-1])
         if train and self.config.gain_jitter_db:
             gains = 10 ** (self.rng.uniform(-1, 1, size=(noisy.shape[0], 1))
                            * self.config.gain_jitter_db / 20)
             gains = torch.from_numpy(gains.astype(np.float32))
             noisy, clean = noisy * gains, clean * gains
         noisy, clean = noisy.to(self.device), clean.to(self.device)
+        hits = None if hits is None else hits.to(self.device)
         guarded = guarded_clean = None
         if train and self.guard is not None:
             guarded, guarded_clean = (self.to_model_rate(wave).to(self.device)
@@ -181,7 +202,7 @@ class Trainer:
             inputs = noisy if guarded is None else torch.cat([noisy, guarded])
             with mixed_precision(self.device, self.config.precision):
                 estimate = self.network(inputs)
-            loss = self.loss(estimate[: len(noisy)].float(), clean)
+            loss = score(self.loss, estimate[: len(noisy)].float(), clean, hits)
             if guarded is not None:
                 loss = loss + self.guard.term(self.loss, estimate[len(noisy):], guarded,
                                               guarded_clean)
@@ -254,8 +275,12 @@ class Trainer:
             clean = torch.from_numpy(clip.clean[None])
             noisy = torch.from_numpy(clip.noisy[None])
             with torch.no_grad():
-                losses.append(float(self.loss.to("cpu")(self.to_model_rate(estimate),
-                                                         self.to_model_rate(clean))))
+                target = self.to_model_rate(clean)
+                marks = self.hits_at_model_rate(hit_marks(clip.onsets, 0, clip.clean.size)
+                                                if self.loss_needs_hits else None,
+                                                target.shape[-1])
+                losses.append(float(score(self.loss.to("cpu"), self.to_model_rate(estimate),
+                                          target, marks)))
                 snrs.append(-float(snr(estimate, clean)))
                 if clip.clean.any():
                     sisdrs.append(-float(sisdr(estimate, clean)))
@@ -424,9 +449,9 @@ class Trainer:
             epoch_start = time.monotonic()
             train_losses = []
             for step in range(config.steps_per_epoch):
-                noisy, clean = next(batches)
+                noisy, clean, *hits = next(batches)
                 self.batches_done += 1
-                train_losses.append(self.common_step(noisy, clean, train=True))
+                train_losses.append(self.common_step(noisy, clean, True, *hits))
                 if self.report is not None and self.world.is_main:
                     done = self.epoch * config.steps_per_epoch + step + 1
                     now = time.monotonic()
@@ -484,6 +509,13 @@ class Trainer:
             if broadcast_flag(stop, self.world):
                 break
         return self.history
+
+
+def score(loss: nn.Module, estimate: torch.Tensor, target: torch.Tensor,
+          hits: torch.Tensor | None) -> torch.Tensor:
+    """``loss`` of ``estimate`` against ``target``, handed the batch's ``hits`` where there are
+    any: a loss that scores none takes two arguments."""
+    return loss(estimate, target) if hits is None else loss(estimate, target, hits)
 
 
 def read_state(path: Path) -> dict[str, Any]:

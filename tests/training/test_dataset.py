@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from training.dataset import ClipFolder, SynthStream, stream_clip_seed
+from training.dataset import ClipFolder, SynthStream, hit_marks, stream_clip_seed
 from training.errors import DatasetError
 from training.kits import load_kit
 from training.manifest import (MANIFEST, assign_splits, read_manifest, staged_output,
@@ -164,6 +164,70 @@ def test_clip_file_check_rates_and_channels(tmp_path):
         check_clip_files(tmp_path, entry)
     sf.write(clip / "noisy.wav", np.zeros((100, 2), np.float32), 48000)
     assert check_clip_files(tmp_path, entry, 48000) == ClipFormat(100, 48000)
+
+
+def test_hit_marks_mark_the_hits_inside_the_segment():
+    marks = hit_marks(np.array([5, 100, 130, 400]), 100, 200)
+    assert marks.shape == (1, 200) and marks.dtype == torch.float32
+    assert marks[0].nonzero()[:, 0].tolist() == [0, 30]
+
+
+def test_clip_folder_items_carry_the_clips_hit_marks(dataset_dir):
+    """With ``hits``, every item (random crop, fixed segment or whole clip) carries a mark at
+    each snare onset of its clip's meta that falls inside it, and nowhere else; its audio
+    is the item's without ``hits``."""
+    whole = ClipFolder(dataset_dir, None)
+    marked = 0
+    for split, seconds, random_segments in (("train", 0.5, True), ("valid", 0.5, False),
+                                            ("valid", None, False)):
+        folder = ClipFolder(dataset_dir, split, seconds, random_segments, hits=True)
+        plain = ClipFolder(dataset_dir, split, seconds, random_segments)
+        for index in range(len(folder)):
+            item = (index, 7919 * index) if random_segments else index
+            noisy, clean, marks = folder[item]
+            assert torch.equal(noisy, plain[item][0]) and torch.equal(clean, plain[item][1])
+            if seconds is None:
+                entry, start = folder.clips[index], 0
+            else:
+                clip_index, value = folder.items[index]
+                entry = folder.clips[clip_index]
+                start = 7919 * index % (value + 1) if random_segments else value
+            onsets = [o["sample"] for o in whole.load(entry).meta["onsets"] if o["target"]]
+            inside = [o - start for o in onsets if start <= o < start + noisy.shape[-1]]
+            assert marks[0].nonzero()[:, 0].tolist() == inside
+            marked += len(inside)
+    assert marked > 10
+
+
+def test_a_folder_whose_meta_names_no_onsets_is_refused_for_hits(dataset_dir, tmp_path):
+    copy = tmp_path / "set"
+    shutil.copytree(dataset_dir, copy)
+    entry = ClipFolder(copy, "train").clips[0]
+    (copy / entry["id"] / "meta.json").write_text("{}")
+    with pytest.raises(DatasetError, match=r"meta.json: no readable snare onsets, which the "
+                                           r"hitlevel loss scores \(KeyError"):
+        ClipFolder(copy, "train", 0.5, hits=True)
+    assert len(ClipFolder(copy, "train", 0.5)) == 8  # without hits, as before
+
+
+def test_synth_stream_segments_carry_their_clips_hit_marks(synthetic_kit_dir):
+    """The stream's segments with ``hits``: the same audio as without, and a mark at each
+    snare onset of the rendered clip's meta inside the segment."""
+    stream = SynthStream([synthetic_kit_dir], CONFIG, segment_seconds=0.5, seed=9, hits=True)
+    plain = SynthStream([synthetic_kit_dir], CONFIG, segment_seconds=0.5, seed=9)
+    clip = render_clip([load_kit(synthetic_kit_dir)], stream_clip_seed(9, 0), CONFIG)
+    onsets = np.array([o["sample"] for o in clip.meta["onsets"] if o["target"]])
+    segments = [item for _, item in zip(range(3), stream)]  # the first clip's three
+    for (noisy, clean, marks), (plain_noisy, plain_clean) in zip(segments, plain):
+        assert torch.equal(noisy, plain_noisy) and torch.equal(clean, plain_clean)
+    first = next(a for a in range(clip.noisy.size - 3 * 24000 + 1)
+                 if np.array_equal(segments[0][0][0].numpy(), clip.noisy[a:a + 24000]))
+    for k, (_, _, marks) in enumerate(segments):
+        start = first + k * 24000
+        inside = onsets[(onsets >= start) & (onsets < start + 24000)] - start
+        assert marks[0].nonzero()[:, 0].tolist() == inside.tolist()
+    whole = next(iter(SynthStream([synthetic_kit_dir], CONFIG, seed=9, hits=True)))
+    assert whole[2][0].nonzero()[:, 0].tolist() == onsets.tolist() and onsets.size
 
 
 def test_synth_stream_workers_are_distinct_and_reproducible(synthetic_kit_dir):
