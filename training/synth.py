@@ -23,6 +23,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -762,28 +763,51 @@ def _pool_workers(others: Collection[int]) -> dict[int, multiprocessing.process.
             if child.pid not in others}
 
 
+#: How long a render worker may lie ended with status 0 before the run counts it as stopped
+#: alone: far longer than the command takes to act on a signal its whole process group got.
+QUIET_END_SECONDS = 1.0
+
+
+def _failed_worker(workers: dict[int, multiprocessing.process.BaseProcess],
+                   quiet: dict[int, float]) -> str | None:
+    """How the first of ``workers`` (by pid) to have failed ended, or None while none has.
+
+    A worker ends with status 0 on SIGTERM (``leave_signals_to_parent``): the command's own
+    group signal (Ctrl-C, ``kill -- -PGID``, a scheduler's stop) ends its workers so, and
+    the command, which got it too, stops by it within moments. A worker still lying so
+    ``QUIET_END_SECONDS`` after it was first seen (``quiet``: pid -> when, updated here) was
+    stopped alone, as earlyoom and nohang stop one before they SIGKILL it, or a plain
+    ``kill PID``: taken as the command's, it left the run waiting for its clips for ever."""
+    now = time.monotonic()
+    for pid, worker in sorted(workers.items()):
+        code = worker.exitcode
+        if code == 0 and now - quiet.setdefault(pid, now) >= QUIET_END_SECONDS:
+            return f"render worker {pid} was stopped by SIGTERM"
+        if code is not None and code != 0:
+            return (f"render worker {pid} was killed by {signal.Signals(-code).name}"
+                    if code < 0 else f"render worker {pid} ended with status {code}")
+    return None
+
+
 def _rows_while_workers_live(pool: multiprocessing.pool.Pool,
                              jobs: Sequence[tuple[int, str, int, str]],
                              workers: dict[int, multiprocessing.process.BaseProcess],
                              others: Collection[int]) -> Iterator[dict]:
     """``pool.imap(_render_one, jobs)``'s rows, raising ``DatasetError`` once one of the
     pool's ``workers`` (those it started with, and each it starts in a dead one's place) has
-    ended otherwise than quietly (status 0: its end on the command's own signal).
+    failed (``_failed_worker``).
 
     Why: a worker killed alone (the kernel's out-of-memory killer sends SIGKILL) is replaced
     by the pool, but the clips it held are not handed out again, and the run waited for
     them for ever."""
     # One clip a task: in chunks, imap's rows come as a generator, without next(timeout).
     rows = pool.imap(_render_one, jobs)
+    quiet: dict[int, float] = {}
     while True:
         workers.update(_pool_workers(others))
-        dead = sorted((pid, worker.exitcode) for pid, worker in workers.items()
-                      if worker.exitcode not in (None, 0))
-        if dead:
-            pid, code = dead[0]
-            how = (f"was killed by {signal.Signals(-code).name}" if code < 0
-                   else f"ended with status {code}")
-            raise DatasetError(f"render worker {pid} {how} before its clips were done "
+        failed = _failed_worker(workers, quiet)
+        if failed:
+            raise DatasetError(f"{failed} before its clips were done "
                                "(out of memory? try fewer --jobs or shorter clips)")
         try:
             row = rows.next(timeout=1.0)

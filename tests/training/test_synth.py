@@ -740,6 +740,21 @@ def test_a_finished_render_lets_its_workers_end_without_a_signal(synthetic_kit_d
     assert len(read_manifest(out)["clips"]) == 6 and terminated == []
 
 
+def run_till_it_ends(script: str, timeout: float = 60.0) -> tuple[str, str]:
+    """Run ``script`` in a Python of its own, in a process group of its own; return its
+    stdout and stderr. Still running after ``timeout`` (hung), it and its workers are
+    killed and the test fails."""
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        return run.communicate(timeout=timeout)
+    finally:
+        if run.poll() is None:  # hung: end it and its workers, then fail
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
 def test_a_failed_render_ends_a_worker_that_slept_through_the_pools_sigterm(tmp_path):
     """A worker fails a clip: ``render_dataset(jobs=2)`` ends its pool and raises. A worker
     that took the pool's one SIGTERM just before blocking on the pool's task lock slept
@@ -776,24 +791,23 @@ try:
 except OSError as exc:
     print("raised:", exc)
 """
-    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, start_new_session=True,
-                           env=dict(os.environ, OMP_NUM_THREADS="1"))
-    try:
-        out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:  # hung: end it and its workers, then fail
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
+    out, err = run_till_it_ends(script)
     assert out.strip() == "raised: [Errno 28] No space left on device", err
     assert not (tmp_path / "set").exists()
 
 
-def test_a_render_whose_worker_is_killed_fails_instead_of_waiting_for_ever(tmp_path):
-    """A worker killed alone mid-clip (SIGKILL, as the out-of-memory killer sends it): the
-    pool starts another in its place but never hands out the clips it held, and
-    ``render_dataset(jobs=2)`` waited for them for ever. It now stops within a second or so,
-    with a one-line error naming the signal, and leaves no dataset behind."""
+@pytest.mark.parametrize("signum, how", [(signal.SIGKILL, "was killed by SIGKILL"),
+                                         (signal.SIGTERM, "was stopped by SIGTERM")],
+                         ids=["SIGKILL", "SIGTERM"])
+def test_a_render_whose_worker_is_killed_fails_instead_of_waiting_for_ever(tmp_path, signum,
+                                                                          how):
+    """A worker killed alone mid-clip (SIGKILL, as the out-of-memory killer sends it, or
+    SIGTERM, as earlyoom, nohang and a plain ``kill PID`` send it first): the pool starts
+    another in its place but never hands out the clips it held, and
+    ``render_dataset(jobs=2)`` waited for them for ever. SIGTERM ends a worker with status
+    0, as the command's own group signal does, and was taken for it. The run now stops
+    within a second or two, with a one-line error naming the signal, and leaves no dataset
+    behind."""
     script = f"""
 import os, signal
 from dataclasses import replace
@@ -804,7 +818,7 @@ from training.oneshots import write_synthetic_kit
 render = synth._render_one
 def killed_at_the_third(job):
     if job[0] == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.{signum.name})
     return render(job)
 
 synth._render_one = killed_at_the_third
@@ -815,16 +829,8 @@ try:
 except DatasetError as exc:
     print("raised:", exc)
 """
-    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, start_new_session=True,
-                           env=dict(os.environ, OMP_NUM_THREADS="1"))
-    try:
-        out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:  # hung: end it and its workers, then fail
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-    assert re.fullmatch(r"raised: render worker \d+ was killed by SIGKILL before its clips "
-                        r"were done \(out of memory\? try fewer --jobs or shorter clips\)\n",
+    out, err = run_till_it_ends(script)
+    assert re.fullmatch(rf"raised: render worker \d+ {how} before its clips were done "
+                        r"\(out of memory\? try fewer --jobs or shorter clips\)\n",
                         out), (out, err)
     assert not (tmp_path / "set").exists()
