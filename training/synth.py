@@ -737,16 +737,20 @@ def _terminate(pool: multiprocessing.pool.Pool, others: Collection[int]) -> None
     replaced one) not yet ended. ``terminate`` sends one, which a worker slept through when
     it came just before the worker blocked on the pool's task lock (its Python handler had
     no chance to run), and then waited on it for ever: 4 runs of 30 failing at once with 4
-    workers. A second one interrupts that wait."""
+    workers. A second one interrupts that wait. Once none is left, the task lock a killed
+    worker held is freed (``_free_a_dead_workers_task_lock``)."""
     done = threading.Event()
 
     def resend() -> None:
         while not done.wait(1.0):
-            for worker in multiprocessing.active_children():
-                if worker.pid not in others and not multiprocessing.connection.wait(
-                        [worker.sentinel], 0):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(worker.pid, signal.SIGTERM)
+            live = [worker for worker in multiprocessing.active_children()
+                    if worker.pid not in others
+                    and not multiprocessing.connection.wait([worker.sentinel], 0)]
+            for worker in live:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(worker.pid, signal.SIGTERM)
+            if not live:
+                _free_a_dead_workers_task_lock(pool)
 
     thread = threading.Thread(target=resend, name="pool-sigterm", daemon=True)
     thread.start()
@@ -755,6 +759,29 @@ def _terminate(pool: multiprocessing.pool.Pool, others: Collection[int]) -> None
     finally:
         done.set()
         thread.join()
+
+
+def _free_a_dead_workers_task_lock(pool: multiprocessing.pool.Pool) -> None:
+    """Free the read lock of ``pool``'s task queue, which ``Pool.terminate`` takes, without a
+    timeout, to empty the queue; called once every worker has ended (``_terminate``).
+
+    A worker holds that lock all the while it waits for a task: one killed then (SIGKILL
+    from the out-of-memory killer to an idle worker, or a second SIGTERM) never released
+    it, and the run, stopping with its one-line error, waited on it for ever. Once the pool
+    starts no worker (its worker handler has ended, as ``terminate`` makes it) and every
+    worker has ended, no process reads the queue: a lock still taken is a dead worker's,
+    or ``terminate``'s own, which it never releases nor needs again; a free one is taken
+    and released here.
+
+    Private parts of ``multiprocessing.pool.Pool`` (``_worker_handler``, ``_inqueue._rlock``,
+    which ``Pool._help_stuff_finish`` acquires), checked in CPython 3.11 (this project's)
+    and in CPython's current main branch, alike; a multiprocessing ``Lock`` may be released
+    by another process or thread than the one that took it."""
+    if pool._worker_handler.is_alive():  # it may start a worker yet
+        return
+    lock = pool._inqueue._rlock
+    lock.acquire(block=False)  # free: taken here; taken already: by a dead worker or terminate
+    lock.release()
 
 
 def _pool_workers(others: Collection[int]) -> dict[int, multiprocessing.process.BaseProcess]:

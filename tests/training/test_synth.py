@@ -834,3 +834,50 @@ except DatasetError as exc:
                         r"\(out of memory\? try fewer --jobs or shorter clips\)\n",
                         out), (out, err)
     assert not (tmp_path / "set").exists()
+
+
+def test_a_render_whose_idle_worker_is_killed_stops_though_it_held_the_task_lock(tmp_path):
+    """A worker killed while it waited for a clip (SIGKILL to an idle worker, the out-of-
+    memory killer's pick) dies holding the lock of the pool's task queue, which a waiting
+    worker holds till a task comes. ``Pool.terminate`` takes that lock, without a timeout,
+    to empty the queue, and the run, stopping with its one-line error, waited there for
+    ever. Here the last clip is slow, and as it renders its worker SIGKILLs the other one,
+    idle after every other clip."""
+    script = f"""
+import os, signal, time
+from dataclasses import replace
+from pathlib import Path
+import training.synth as synth
+from training.errors import DatasetError
+from training.oneshots import write_synthetic_kit
+
+done = Path({str(tmp_path / "done")!r})
+done.mkdir()
+render = synth._render_one
+def kill_the_idle_one_at_the_last(job):
+    if job[0] == 5:  # the others rendered and the other worker waiting for a task: kill it
+        while len(list(done.iterdir())) < 5:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        parent = os.getppid()
+        for pid in open(f"/proc/{{parent}}/task/{{parent}}/children").read().split():
+            if int(pid) != os.getpid():
+                os.kill(int(pid), signal.SIGKILL)
+        time.sleep(30)
+    row = render(job)
+    (done / str(job[0])).touch()
+    return row
+
+synth._render_one = kill_the_idle_one_at_the_last
+kit = write_synthetic_kit({str(tmp_path / "kit")!r}, velocities=(1.0,))
+try:
+    synth.render_dataset([kit], {str(tmp_path / "set")!r}, hours=6 / 3600, seed=1,
+                         config=replace(synth.SynthConfig(), clip_seconds=1.0), jobs=2)
+except DatasetError as exc:
+    print("raised:", exc)
+"""
+    out, err = run_till_it_ends(script)
+    assert re.fullmatch(r"raised: render worker \d+ was killed by SIGKILL before its clips "
+                        r"were done \(out of memory\? try fewer --jobs or shorter clips\)\n",
+                        out), (out, err)
+    assert not (tmp_path / "set").exists()
