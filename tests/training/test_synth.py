@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 from dataclasses import replace
 
 import numpy as np
@@ -796,6 +797,38 @@ except OSError as exc:
     assert not (tmp_path / "set").exists()
 
 
+def render_with_workers_killed(tmp_path, patched: str, clips: int) -> tuple[str, str]:
+    """Run ``render_dataset(jobs=2)`` of ``clips`` 1-s clips of a synthetic kit in a Python of
+    its own (``run_till_it_ends``), its ``_render_one`` replaced by the function ``patched``
+    defines (``patched(job)``, which has ``render``, the real one, and ``os``, ``signal``,
+    ``time`` and ``Path`` at hand); the child prints "raised: <message>" for a DatasetError."""
+    script = f"""
+import os, signal, time
+from dataclasses import replace
+from pathlib import Path
+import training.synth as synth
+from training.errors import DatasetError
+from training.oneshots import write_synthetic_kit
+
+render = synth._render_one
+{textwrap.dedent(patched)}
+synth._render_one = patched
+kit = write_synthetic_kit({str(tmp_path / "kit")!r}, velocities=(1.0,))
+try:
+    synth.render_dataset([kit], {str(tmp_path / "set")!r}, hours={clips} / 3600, seed=1,
+                         config=replace(synth.SynthConfig(), clip_seconds=1.0), jobs=2)
+except DatasetError as exc:
+    print("raised:", exc)
+"""
+    return run_till_it_ends(script)
+
+
+def worker_error(how: str) -> str:
+    """The pattern of the one line a render whose worker ended ``how`` prints."""
+    return (rf"raised: render worker \d+ {how} before its clips were done "
+            r"\(out of memory\? try fewer --jobs or shorter clips\)\n")
+
+
 @pytest.mark.parametrize("signum, how", [(signal.SIGKILL, "was killed by SIGKILL"),
                                          (signal.SIGTERM, "was stopped by SIGTERM")],
                          ids=["SIGKILL", "SIGTERM"])
@@ -808,31 +841,13 @@ def test_a_render_whose_worker_is_killed_fails_instead_of_waiting_for_ever(tmp_p
     0, as the command's own group signal does, and was taken for it. The run now stops
     within a second or two, with a one-line error naming the signal, and leaves no dataset
     behind."""
-    script = f"""
-import os, signal
-from dataclasses import replace
-import training.synth as synth
-from training.errors import DatasetError
-from training.oneshots import write_synthetic_kit
-
-render = synth._render_one
-def killed_at_the_third(job):
-    if job[0] == 2:
-        os.kill(os.getpid(), signal.{signum.name})
-    return render(job)
-
-synth._render_one = killed_at_the_third
-kit = write_synthetic_kit({str(tmp_path / "kit")!r}, velocities=(1.0,))
-try:
-    synth.render_dataset([kit], {str(tmp_path / "set")!r}, hours=12 / 3600, seed=1,
-                         config=replace(synth.SynthConfig(), clip_seconds=1.0), jobs=2)
-except DatasetError as exc:
-    print("raised:", exc)
-"""
-    out, err = run_till_it_ends(script)
-    assert re.fullmatch(rf"raised: render worker \d+ {how} before its clips were done "
-                        r"\(out of memory\? try fewer --jobs or shorter clips\)\n",
-                        out), (out, err)
+    out, err = render_with_workers_killed(tmp_path, f"""
+        def patched(job):
+            if job[0] == 2:
+                os.kill(os.getpid(), signal.{signum.name})
+            return render(job)
+        """, clips=12)
+    assert re.fullmatch(worker_error(how), out), (out, err)
     assert not (tmp_path / "set").exists()
 
 
@@ -843,41 +858,23 @@ def test_a_render_whose_idle_worker_is_killed_stops_though_it_held_the_task_lock
     to empty the queue, and the run, stopping with its one-line error, waited there for
     ever. Here the last clip is slow, and as it renders its worker SIGKILLs the other one,
     idle after every other clip."""
-    script = f"""
-import os, signal, time
-from dataclasses import replace
-from pathlib import Path
-import training.synth as synth
-from training.errors import DatasetError
-from training.oneshots import write_synthetic_kit
-
-done = Path({str(tmp_path / "done")!r})
-done.mkdir()
-render = synth._render_one
-def kill_the_idle_one_at_the_last(job):
-    if job[0] == 5:  # the others rendered and the other worker waiting for a task: kill it
-        while len(list(done.iterdir())) < 5:
-            time.sleep(0.05)
-        time.sleep(0.5)
-        parent = os.getppid()
-        for pid in open(f"/proc/{{parent}}/task/{{parent}}/children").read().split():
-            if int(pid) != os.getpid():
-                os.kill(int(pid), signal.SIGKILL)
-        time.sleep(30)
-    row = render(job)
-    (done / str(job[0])).touch()
-    return row
-
-synth._render_one = kill_the_idle_one_at_the_last
-kit = write_synthetic_kit({str(tmp_path / "kit")!r}, velocities=(1.0,))
-try:
-    synth.render_dataset([kit], {str(tmp_path / "set")!r}, hours=6 / 3600, seed=1,
-                         config=replace(synth.SynthConfig(), clip_seconds=1.0), jobs=2)
-except DatasetError as exc:
-    print("raised:", exc)
-"""
-    out, err = run_till_it_ends(script)
-    assert re.fullmatch(r"raised: render worker \d+ was killed by SIGKILL before its clips "
-                        r"were done \(out of memory\? try fewer --jobs or shorter clips\)\n",
-                        out), (out, err)
+    done = tmp_path / "done"
+    done.mkdir()
+    out, err = render_with_workers_killed(tmp_path, f"""
+        def patched(job):
+            done = Path({str(done)!r})
+            if job[0] == 5:  # the others rendered, the other worker waiting for a task
+                while len(list(done.iterdir())) < 5:
+                    time.sleep(0.05)
+                time.sleep(0.5)
+                parent = os.getppid()
+                for pid in open(f"/proc/{{parent}}/task/{{parent}}/children").read().split():
+                    if int(pid) != os.getpid():
+                        os.kill(int(pid), signal.SIGKILL)
+                time.sleep(30)
+            row = render(job)
+            (done / str(job[0])).touch()
+            return row
+        """, clips=6)
+    assert re.fullmatch(worker_error("was killed by SIGKILL"), out), (out, err)
     assert not (tmp_path / "set").exists()
