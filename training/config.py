@@ -198,6 +198,7 @@ class TrainConfig:
                                  "--guard-weight > 0")
         if self.guard_weight and not self.init:
             raise ParameterError("train: the guard needs --init (its teacher)")
+        self.check_guard_loss()
         self.check_batch_memory(kept)
         if self.precision not in TRAIN_PRECISIONS:
             raise ParameterError(f"train: {self.option('precision', kept)}: must be one of "
@@ -223,6 +224,18 @@ class TrainConfig:
             check = check_whole if spec.type == "int" else check_number
             check("train:", spec.name, getattr(self, spec.name), low, high,
                   shown=self.option(spec.name, kept), **options)
+
+    def check_guard_loss(self) -> None:
+        """Refuse a guard whose loss is all ``hitlevel``: the guard scores the run's loss
+        against its teacher's output, which names no snare hits, so its term would be 0
+        and the run unguarded without a word."""
+        from .losses import LOSSES, needs_hits
+
+        if self.guard_weight and self.loss and all(
+                name in LOSSES and needs_hits(LOSSES[name]) for name in self.loss):
+            raise ParameterError("train: the guard scores the loss against its teacher's "
+                                 "output, which names no snare hits, so a --loss of hitlevel "
+                                 "alone leaves it nothing: weight another part too")
 
     def check_losses(self, sample_rate: int) -> None:
         """Refuse unknown or empty losses, options they do not take, and options that cannot

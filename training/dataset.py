@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -22,6 +23,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from denoiser.audio import sf_name, sf_reason
+from denoiser.errors import ParameterError
 
 from .config import MIN_SEGMENT_SECONDS, STREAM_VERSION
 from .errors import DatasetError
@@ -60,6 +62,20 @@ def hit_marks(starts: np.ndarray, first: int, samples: int) -> torch.Tensor:
     inside = starts[(starts >= first) & (starts < first + samples)] - first
     marks[0, torch.from_numpy(inside)] = 1.0
     return marks
+
+
+def meta_hit_starts(meta: Any, sample_rate: int, where: str | Path) -> np.ndarray:
+    """The samples where the snare hits of a clip's ``meta`` (its ``onsets``) start, or a
+    ``DatasetError`` naming ``where`` the meta came from: among thousands of clips, an
+    error without the file's name left the user to find it."""
+    onsets = meta.get("onsets") if isinstance(meta, dict) else None
+    if not isinstance(onsets, list) or not all(isinstance(o, dict) for o in onsets):
+        raise DatasetError(f"{where}: no list of snare onsets, which the hitlevel loss scores")
+    try:
+        return target_onset_samples(onsets, sample_rate)
+    except (ParameterError, ValueError, TypeError) as exc:
+        raise DatasetError(f"{where}: unreadable snare onsets, which the hitlevel loss "
+                           f"scores ({exc})") from None
 
 
 def endless(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -120,11 +136,11 @@ class ClipFolder(Dataset):
         """The samples where the clip's snare hits start, from its ``meta.json``."""
         path = self.root / entry["id"] / "meta.json"
         try:
-            onsets = json.loads(path.read_text(encoding="utf-8"))["onsets"]
-            return target_onset_samples(onsets, self.sample_rate)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
             raise DatasetError(f"{path}: no readable snare onsets, which the hitlevel loss "
                                f"scores ({type(exc).__name__}: {exc})") from None
+        return meta_hit_starts(meta, self.sample_rate, path)
 
     def _path(self, entry: dict, track: str) -> Path:
         return self.root / entry["id"] / f"{track}.wav"

@@ -29,15 +29,14 @@ from denoiser.outfiles import end_quietly_on_signals, signals_held, write_text_a
 from denoiser.pretrained import default_model_path
 
 from .config import STREAM_VERSION, VALIDATION_VERSION, TrainConfig
-from .dataset import ClipFolder, SynthStream, clip_segments
+from .dataset import ClipFolder, SynthStream, clip_segments, meta_hit_starts
 from .distributed import World, broadcast_flag, init_world, shutdown, wait_for_all
 from .errors import TrainingError
 from .guard import TeacherGuard
 from .losses import CombinedLoss, weights_need_hits
-from .metrics import target_onset_samples
 from .manifest import read_manifest
 from .model_card import write_model_card
-from .synth import SynthConfig, render_clip
+from .synth import Clip, SynthConfig, render_clip
 from .config import DATA_RATE
 from .trainer import (StepReport, Trainer, ValidClip, read_state, seed_everything,
                       write_history)
@@ -143,8 +142,8 @@ def pass_batch(mark: Sequence[int], per_pass: int, step: int) -> int:
 
 
 def folder_data(root: Path, config: TrainConfig, world: World):
-    train = ClipFolder(root, "train", config.segment_seconds, random_segments=True,
-                       hits=weights_need_hits(config.loss))
+    hits = weights_need_hits(config.loss)
+    train = ClipFolder(root, "train", config.segment_seconds, random_segments=True, hits=hits)
     if train.sample_rate != DATA_RATE:  # the trainer reads every clip as 48 kHz
         raise ParameterError(f"{root}: clips at {train.sample_rate} Hz; training datasets are "
                              f"{DATA_RATE} Hz (make one with debleed dataset synth/session)")
@@ -170,7 +169,8 @@ def folder_data(root: Path, config: TrainConfig, world: World):
                           "unheard audio; build the dataset from two or more clips (two or "
                           "more takes for a session) with a --valid-fraction above 0",
                           stacklevel=2)
-    valid = [valid_clip(c, DATA_RATE) for c in map(valid_set.load, entries)]
+    valid = [valid_clip(valid_set.load(entry), hits, str(root / entry["id"] / "meta.json"))
+             for entry in entries]
     return loader, valid, info
 
 
@@ -205,20 +205,21 @@ def synth_data(kits: Sequence[str], config: TrainConfig, world: World):
     loaded = [load_kit(k) for k in kits]
     refuse_test_kits(loaded)  # the guard synthesises from the same kits
     synth = config.synth_config()
-    loader = synth_loader(kits, synth, config, world, config.seed, config.batch_size,
-                          hits=weights_need_hits(config.loss))
-    valid = [valid_clip(c, DATA_RATE) for c in (
+    hits = weights_need_hits(config.loss)
+    loader = synth_loader(kits, synth, config, world, config.seed, config.batch_size, hits)
+    valid = [valid_clip(c, hits, "a synthesised validation clip") for c in (
         render_clip(loaded, config.seed + VALID_SEED_OFFSET + i, synth)
         for i in range(config.valid_clips))]
     return loader, valid, {"source": "on-the-fly synthesis", "kits": [Path(k).name for k in kits],
                            "clips": "unbounded"}
 
 
-def valid_clip(clip: Any, sample_rate: int) -> ValidClip:
-    """A validation clip with the samples where its snare hits start (none where its meta
-    names none)."""
-    onsets = target_onset_samples(clip.meta.get("onsets", []), sample_rate)
-    return ValidClip(clip.noisy, clip.clean, onsets)
+def valid_clip(clip: Clip, hits: bool, where: str) -> ValidClip:
+    """A validation clip, with the samples where its snare hits start where the loss scores
+    them (``hits``), read from its meta as the training clips' are (``where``: whence)."""
+    if not hits:
+        return ValidClip(clip.noisy, clip.clean)
+    return ValidClip(clip.noisy, clip.clean, meta_hit_starts(clip.meta, DATA_RATE, where))
 
 
 def guard_data(kits: Sequence[str], config: TrainConfig, world: World) -> DataLoader:

@@ -319,10 +319,50 @@ def test_combined_loss_leaves_the_hit_level_out_without_hits():
     assert both(estimate, target, marks).item() == pytest.approx(mrstft + 0.1 * 6.02 / 2, rel=1e-3)
 
 
+def test_hit_level_loss_windows_end_where_the_metrics_do():
+    """Energy only at a window's first or last sample, and bleed only at the sample just
+    outside it: both read 0 dB, as in the metric; a window one sample longer or shorter
+    at either end would read 3 dB."""
+    samples, onset = 20000, 10000
+    loss = HitLevelLoss()
+    marks = torch.zeros(1, samples)
+    marks[0, onset] = 1.0
+    for inside, outside in ((onset + loss.post - 1, onset + loss.post),
+                            (onset - loss.pre, onset - loss.pre - 1)):
+        target = torch.zeros(1, samples)
+        target[0, inside] = 1.0
+        estimate = target.clone()
+        estimate[0, outside] = 1.0
+        assert metric_error(estimate, target, [{"sample": onset, "target": True}]) == 0.0
+        assert loss(estimate, target, marks).item() == 0.0
+        assert loss(2 ** 0.5 * target, target, marks).item() == pytest.approx(3.01, abs=0.01)
+
+
+def test_hit_level_loss_sums_a_ghosts_energy_as_exactly_as_the_metric():
+    """Seven loud backbeats, then a ghost 50 dB under them at the end of a 2-s segment,
+    halved: the loss reads the metric's mean error to 1e-4 dB. A float32 running sum read
+    it 0.02 dB off (0.15 dB on the ghost), its digits spent on the backbeats before it."""
+    generator = torch.Generator().manual_seed(1)
+    t = torch.arange(SR // 5) / SR
+    hit = torch.randn(t.numel(), generator=generator) * torch.exp(-t / 0.03)
+    starts = [4800 + 12000 * i for i in range(7)] + [90000]
+    target = torch.zeros(1, 2 * SR)
+    for i, start in enumerate(starts):
+        part = hit[:2 * SR - start] * (0.9 if i < 7 else 10 ** (-50 / 20))
+        target[0, start:start + part.numel()] += part
+    estimate = target.clone()
+    estimate[0, 90000:] *= 0.5
+    marks = torch.zeros_like(target)
+    marks[0, starts] = 1.0
+    onsets = [{"sample": start, "target": True} for start in starts]
+    loss = HitLevelLoss(range_db=120)  # the metric's own floor lies 120 dB down
+    assert loss(estimate, target, marks).item() == pytest.approx(
+        metric_error(estimate, target, onsets), abs=1e-4)
+
+
 def test_hit_level_loss_stays_finite_at_its_widest_options():
-    """The widest range and a lost hit of a whisper-quiet target: energies ~1e-14 times
-    10^-30 stay far from float64's limits, so loss and gradient are finite (in float32 the
-    product underflowed to 0 and its log was -inf)."""
+    """The widest range and a lost hit of a whisper-quiet target (energies ~1e-9 times
+    10^-30): loss and gradient are finite, the loss the 300-dB cap."""
     target, _, marks = hits_at_levels([-70.0, -90.0])
     estimate = torch.zeros_like(target, requires_grad=True)
     loss = CombinedLoss({"hitlevel": 1.0}, {"hitlevel": {"range_db": 300}})(estimate, target, marks)

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -1741,11 +1742,11 @@ def test_hit_marks_move_to_a_20_khz_models_nearest_samples(tmp_path: Path):
     trainer = Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate), config,
                       [], [], tmp_path, torch.device("cpu"))
     marks = torch.zeros(2, 48000)
-    marks[0, [0, 1201, 47999]] = 1.0
+    marks[0, [0, 1201, 1202, 47999]] = 1.0  # 500.4 and 500.8 at 20 kHz
     marks[1, 24000] = 1.0
     moved = trainer.hits_at_model_rate(marks, 20000)
     assert moved.shape == (2, 20000)
-    assert moved[0].nonzero()[:, 0].tolist() == [0, 500, 19999]
+    assert moved[0].nonzero()[:, 0].tolist() == [0, 500, 501, 19999]
     assert moved[1].nonzero()[:, 0].tolist() == [10000]
 
 
@@ -1760,3 +1761,39 @@ def test_a_hit_level_loss_without_hits_in_the_batches_is_refused(tmp_path: Path)
     with pytest.raises(TrainingError, match=r"scores snare hits \(hitlevel\), but the batches "
                                             r"name none"):
         trainer.common_step(wave, wave, train=True)
+
+
+@pytest.mark.parametrize("meta, why", [
+    ({}, "no list of snare onsets"),
+    ({"onsets": ["x"]}, "no list of snare onsets"),
+    ({"onsets": [{"target": True}]}, r"unreadable snare onsets, which the hitlevel loss "
+                                     r"scores \(every onset needs a 'sample' or a 'time'\)"),
+])
+@pytest.mark.parametrize("split", ["train", "valid"])
+def test_a_clip_whose_meta_names_no_readable_onsets_stops_a_hit_level_run(
+        dataset: Path, tmp_path: Path, meta: dict, why: str, split: str):
+    """A training or a validation clip whose ``meta.json`` holds no readable onsets stops a
+    run whose loss scores hits before it starts, in one line naming the file; a run whose
+    loss does not score hits trains on the same folder."""
+    copy = tmp_path / "set"
+    shutil.copytree(dataset, copy)
+    entry = ClipFolder(copy, split).clips[0]
+    (copy / entry["id"] / "meta.json").write_text(json.dumps(meta))
+    config = replace(TINY, epochs=1, steps_per_epoch=1)
+    with pytest.raises(DatasetError, match=re.escape(str(copy / entry["id"] / "meta.json"))
+                       + ": " + why):
+        run_training(replace(config, loss={"mrstft": 1.0, "hitlevel": 0.1}), tmp_path / "a",
+                     data=copy)
+    assert not (tmp_path / "a" / "last.pt").exists()
+    run_training(config, tmp_path / "b", data=copy)
+    assert (tmp_path / "b" / "last.pt").exists()
+
+
+def test_a_guard_with_a_loss_of_hit_level_alone_is_refused():
+    """The guard scores the loss against its teacher's output, which names no hits: with
+    ``hitlevel`` alone its term was 0 and the run unguarded without a word."""
+    guarded = replace(TINY, init="default", guard_weight=0.5)
+    with pytest.raises(ParameterError, match="a --loss of hitlevel alone leaves it nothing"):
+        replace(guarded, loss={"hitlevel": 1.0}).validate()
+    replace(guarded, loss={"mrstft": 1.0, "hitlevel": 0.1}).validate()
+    replace(TINY, loss={"hitlevel": 1.0}).validate()
