@@ -331,25 +331,28 @@ class HitLevelLoss(nn.Module):
         self.post = int(round(post_ms * 1e-3 * sample_rate))
         self.range, self.reduction = 10 ** (-range_db / 10), reduction
 
-    def window_energy(self, wave: torch.Tensor) -> torch.Tensor:
-        """Energy of ``[t - pre, t + post)`` clipped to the segment, for every sample ``t``:
-        ``(B, T)`` in float64, from one running sum."""
-        samples = wave.shape[-1]
+    def hit_energies(self, wave: torch.Tensor, item: torch.Tensor, onset: torch.Tensor
+                     ) -> torch.Tensor:
+        """Energy of ``wave[item]`` in ``[onset - pre, onset + post)`` clipped to the
+        segment, for each hit (``item``, ``onset``): float64, from one running sum."""
         running = F.pad(wave.double().square().cumsum(-1), (1, 0))
-        position = torch.arange(samples, device=wave.device)
-        end = (position + self.post).clamp_max(samples)
-        return running[:, end] - running[:, (position - self.pre).clamp_min(0)]
+        start = (onset - self.pre).clamp_min(0)
+        end = (onset + self.post).clamp_max(wave.shape[-1])
+        return running[item, end] - running[item, start]
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor,
                 hits: torch.Tensor) -> torch.Tensor:
-        reference = self.window_energy(target)
-        counted = (hits > 0) & (reference > 0)
+        item, onset = (hits > 0).nonzero(as_tuple=True)
+        reference = self.hit_energies(target, item, onset)
+        counted = reference > 0
         reference = torch.where(counted, reference, 1.0)
-        error = 10 * torch.log10((self.window_energy(estimate) + self.range * reference)
-                                 / ((1 + self.range) * reference)).abs()
-        per_item = (torch.where(counted, error, 0.0).sum(-1)
-                    / counted.sum(-1).clamp_min(1)).to(estimate.dtype)
-        return apply_reduction(per_item, self.reduction)
+        error = 10 * torch.log10((self.hit_energies(estimate, item, onset)
+                                  + self.range * reference) / ((1 + self.range) * reference))
+        error = torch.where(counted, error.abs(), 0.0)
+        total, count = (error.new_zeros(len(target)).index_add(0, item, value)
+                        for value in (error, counted.double()))
+        per_item = total / count.clamp_min(1)
+        return apply_reduction(per_item.to(estimate.dtype), self.reduction)
 
 
 class ComplexSpectralLoss(nn.Module):
