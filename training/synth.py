@@ -811,9 +811,17 @@ def _failed_worker(workers: dict[int, multiprocessing.process.BaseProcess],
         if code == 0 and now - quiet.setdefault(pid, now) >= QUIET_END_SECONDS:
             return f"render worker {pid} was stopped by SIGTERM"
         if code is not None and code != 0:
-            return (f"render worker {pid} was killed by {signal.Signals(-code).name}"
+            return (f"render worker {pid} was killed by {_signal_name(-code)}"
                     if code < 0 else f"render worker {pid} ended with status {code}")
     return None
+
+
+def _signal_name(signum: int) -> str:
+    """``SIGKILL`` for 9; ``signal 35`` for one Python names not (a real-time signal)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _rows_while_workers_live(pool: multiprocessing.pool.Pool,

@@ -829,9 +829,11 @@ def worker_error(how: str) -> str:
             r"\(out of memory\? try fewer --jobs or shorter clips\)\n")
 
 
-@pytest.mark.parametrize("signum, how", [(signal.SIGKILL, "was killed by SIGKILL"),
-                                         (signal.SIGTERM, "was stopped by SIGTERM")],
-                         ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("signum, how", [
+    ("signal.SIGKILL", "was killed by SIGKILL"),
+    ("signal.SIGTERM", "was stopped by SIGTERM"),
+    ("signal.SIGRTMIN + 1", f"was killed by signal {signal.SIGRTMIN + 1}"),  # Python names it not
+], ids=["SIGKILL", "SIGTERM", "SIGRTMIN+1"])
 def test_a_render_whose_worker_is_killed_fails_instead_of_waiting_for_ever(tmp_path, signum,
                                                                           how):
     """A worker killed alone mid-clip (SIGKILL, as the out-of-memory killer sends it, or
@@ -844,7 +846,7 @@ def test_a_render_whose_worker_is_killed_fails_instead_of_waiting_for_ever(tmp_p
     out, err = render_with_workers_killed(tmp_path, f"""
         def patched(job):
             if job[0] == 2:
-                os.kill(os.getpid(), signal.{signum.name})
+                os.kill(os.getpid(), {signum})
             return render(job)
         """, clips=12)
     assert re.fullmatch(worker_error(how), out), (out, err)
