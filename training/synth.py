@@ -826,15 +826,16 @@ def _signal_name(signum: int) -> str:
 
 def _rows_while_workers_live(pool: multiprocessing.pool.Pool,
                              jobs: Sequence[tuple[int, str, int, str]],
-                             workers: dict[int, multiprocessing.process.BaseProcess],
                              others: Collection[int]) -> Iterator[dict]:
     """``pool.imap(_render_one, jobs)``'s rows, raising ``DatasetError`` once one of the
-    pool's ``workers`` (those it started with, and each it starts in a dead one's place) has
-    failed (``_failed_worker``).
+    pool's workers (the children not in ``others``: those it started with, listed before it
+    is handed a clip, and each it starts in a dead one's place) has failed
+    (``_failed_worker``).
 
     Why: a worker killed alone (the kernel's out-of-memory killer sends SIGKILL) is replaced
     by the pool, but the clips it held are not handed out again, and the run waited for
     them for ever."""
+    workers = _pool_workers(others)
     # One clip a task: in chunks, imap's rows come as a generator, without next(timeout).
     rows = pool.imap(_render_one, jobs)
     quiet: dict[int, float] = {}
@@ -900,9 +901,8 @@ def render_dataset(kit_paths: Sequence[str | Path], out: str | Path, hours: floa
             others = {child.pid for child in multiprocessing.active_children()}
             with signals_held(START_METHOD):  # till the workers have their own handlers
                 pool = context.Pool(jobs, _init_worker, (staging, *worker))
-            workers = _pool_workers(others)
             try:
-                for row in _rows_while_workers_live(pool, jobs_list, workers, others):
+                for row in _rows_while_workers_live(pool, jobs_list, others):
                     rows.append(row)
                     if progress:
                         progress(len(rows), row["id"])
