@@ -743,9 +743,8 @@ def _terminate(pool: multiprocessing.pool.Pool, others: Collection[int]) -> None
 
     def resend() -> None:
         while not done.wait(1.0):
-            live = [worker for worker in multiprocessing.active_children()
-                    if worker.pid not in others
-                    and not multiprocessing.connection.wait([worker.sentinel], 0)]
+            live = [worker for worker in _pool_workers(others).values()
+                    if not multiprocessing.connection.wait([worker.sentinel], 0)]
             for worker in live:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(worker.pid, signal.SIGTERM)
