@@ -56,11 +56,12 @@ def stream_clip_seed(seed: int, index: int, version: int = STREAM_VERSION) -> in
 
 
 def hit_marks(starts: np.ndarray, first: int, samples: int) -> torch.Tensor:
-    """``(1, samples)`` float32, 1 at each of ``starts`` (hit onsets in a clip's samples)
-    that falls in the segment from sample ``first``, else 0."""
+    """``(1, samples)`` float32: at each sample of the segment from sample ``first``, how
+    many of ``starts`` (hit onsets in a clip's samples) fall there, else 0. Two onsets on one
+    sample (a roll stroke on another hit) are two hits to the level metrics, so two here."""
     marks = torch.zeros(1, samples)
     inside = starts[(starts >= first) & (starts < first + samples)] - first
-    marks[0, torch.from_numpy(inside)] = 1.0
+    marks[0].index_add_(0, torch.from_numpy(inside), torch.ones(inside.size))
     return marks
 
 

@@ -310,8 +310,9 @@ class HitLevelLoss(nn.Module):
     such a stroke (a few quiet frames to the envelope, a few bins to the STFT loss); here a
     lost ghost costs as much as a lost backbeat, as it does in the metric.
 
-    The hits are the data's own (each clip's target onsets, ``hits``: 1 at the sample a hit
-    starts, else 0), not found in the target: a detector on the clean snare found a quarter
+    The hits are the data's own (each clip's target onsets, ``hits``: at each sample, how
+    many hits start there, each weighed in the mean as the metric scores each onset), not
+    found in the target: a detector on the clean snare found a quarter
     of them, the previous stroke still ringing within its 10-dB rise (forty-third round). A
     hit whose clean window is silent counts nothing, as in the metric; an item with no hit
     scores 0. The energies are summed in float64: a ghost's window next to a backbeat's
@@ -344,13 +345,12 @@ class HitLevelLoss(nn.Module):
                 hits: torch.Tensor) -> torch.Tensor:
         item, onset = (hits > 0).nonzero(as_tuple=True)
         reference = self.hit_energies(target, item, onset)
-        counted = reference > 0
-        reference = torch.where(counted, reference, 1.0)
+        counted = torch.where(reference > 0, hits[item, onset].double(), 0.0)
+        reference = torch.where(counted > 0, reference, 1.0)
         error = 10 * torch.log10((self.hit_energies(estimate, item, onset)
                                   + self.range * reference) / ((1 + self.range) * reference))
-        error = torch.where(counted, error.abs(), 0.0)
         total, count = (error.new_zeros(len(target)).index_add(0, item, value)
-                        for value in (error, counted.double()))
+                        for value in (counted * error.abs(), counted))
         per_item = total / count.clamp_min(1)
         return apply_reduction(per_item.to(estimate.dtype), self.reduction)
 

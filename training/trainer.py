@@ -159,14 +159,13 @@ class Trainer:
 
     def hits_at_model_rate(self, hits: torch.Tensor | None, samples: int) -> torch.Tensor | None:
         """Hit marks at DATA_RATE (``dataset.hit_marks``) moved to the nearest of the
-        ``samples`` samples at the model's rate."""
+        ``samples`` samples at the model's rate, their counts summed where two land on one."""
         if hits is None or self.model.sample_rate == DATA_RATE:
             return hits
         item, sample = hits.nonzero(as_tuple=True)
         moved = torch.zeros(hits.shape[0], samples)
         at = (sample * self.model.sample_rate / DATA_RATE).round().long().clamp_max(samples - 1)
-        moved[item, at] = 1.0
-        return moved
+        return moved.index_put_((item, at), hits[item, sample].float(), accumulate=True)
 
     def common_step(self, noisy: torch.Tensor, clean: torch.Tensor, train: bool,
                     hits: torch.Tensor | None = None) -> float:

@@ -172,6 +172,14 @@ def test_hit_marks_mark_the_hits_inside_the_segment():
     assert marks[0].nonzero()[:, 0].tolist() == [0, 30]
 
 
+def test_hit_marks_count_two_hits_that_start_on_one_sample():
+    """A roll stroke the groove places on another hit's sample is two hits to the level
+    metrics (each onset scored): the mark counts both, so the hitlevel loss weighs them so."""
+    marks = hit_marks(np.array([130, 5, 130, 140]), 100, 200)
+    assert marks[0, 30].item() == 2.0 and marks[0, 40].item() == 1.0
+    assert marks.sum().item() == 3.0
+
+
 def test_clip_folder_items_carry_the_clips_hit_marks(dataset_dir):
     """With ``hits``, every item (random crop, fixed segment or whole clip) carries a mark at
     each snare onset of its clip's meta that falls inside it, and nowhere else; its audio

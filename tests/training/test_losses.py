@@ -235,6 +235,19 @@ def test_hit_level_loss_is_the_metrics_mean_hit_level_error():
     assert loss(lost_backbeat, target, marks).item() == pytest.approx(40.0 / 4, abs=0.01)
 
 
+def test_hit_level_loss_counts_a_doubled_onset_twice_as_the_metric_does():
+    """Two onsets on one sample (a roll stroke on another hit) are two hits to the metric,
+    each scored: a mark of 2 weighs that hit twice in the loss's mean, so the two agree."""
+    target, onsets, marks = hits_at_levels([0.0, -10.0, -25.0])
+    onsets = onsets + [dict(onsets[2])]
+    marks[0, onsets[2]["sample"]] = 2.0
+    estimate = scaled_hits(target, [0.5, 1.0, 0.8])
+    expected = metric_error(estimate, target, onsets)
+    assert expected == pytest.approx((6.02 + 2 * 1.94) / 4, abs=0.01)
+    loss = HitLevelLoss(range_db=120)  # the metric's own floor under a hit's energy
+    assert loss(estimate, target, marks).item() == pytest.approx(expected, abs=1e-5)
+
+
 def test_hit_level_loss_scores_a_ghost_in_the_ring_of_a_backbeat():
     """A ghost note 30 ms after a backbeat, 20 dB under it, starts inside the backbeat's
     ring: no rise in the target's energy marks it (a detector of 10-dB rises found a quarter

@@ -1750,6 +1750,21 @@ def test_hit_marks_move_to_a_20_khz_models_nearest_samples(tmp_path: Path):
     assert moved[1].nonzero()[:, 0].tolist() == [10000]
 
 
+def test_hits_on_one_20_khz_sample_keep_their_count(tmp_path: Path):
+    """Two hits one 48-kHz sample apart land on one 20-kHz sample: the mark there counts
+    both, as the metric scores both; a mark already counting two hits keeps its two."""
+    config = replace(TINY, model="thesis-tiny", loss={"hitlevel": 1.0})
+    model = build_model(config.model)
+    trainer = Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate), config,
+                      [], [], tmp_path, torch.device("cpu"))
+    marks = torch.zeros(1, 48000)
+    marks[0, [1200, 1201]] = 1.0  # both 500 at 20 kHz
+    marks[0, 24000] = 2.0
+    moved = trainer.hits_at_model_rate(marks, 20000)
+    assert moved[0].nonzero()[:, 0].tolist() == [500, 10000]
+    assert moved[0, 500].item() == 2.0 and moved[0, 10000].item() == 2.0
+
+
 def test_a_hit_level_loss_without_hits_in_the_batches_is_refused(tmp_path: Path):
     """A trainer whose loss scores hits, fed batches that name none, stops with a clear
     error: the part would count nothing and the run would train without it."""
