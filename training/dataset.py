@@ -3,8 +3,8 @@
 ``ClipFolder`` reads a dataset folder (``manifest.json`` + clip folders) from disk;
 ``SynthStream`` renders clips on the fly from drum kits, endlessly, so training is bound
 by the model, not by disk space. Both yield float32 tensors shaped ``(1, samples)``; with
-``hits=True`` a third, 1 at each sample where a snare hit of the clip's meta starts (what
-the ``hitlevel`` loss scores).
+``hits=True`` a third: at each sample, how many snare hits of the clip's meta start there
+(what the ``hitlevel`` loss scores).
 """
 
 from __future__ import annotations
