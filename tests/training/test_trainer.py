@@ -1734,13 +1734,19 @@ def test_a_run_with_the_hit_level_loss_scores_the_hits_its_clips_name(
     assert all(marks > 0 for _, marks in seen[-config.valid_clips:])
 
 
+def thesis_hit_level_trainer(tmp_path: Path) -> Trainer:
+    """A trainer of the 20-kHz thesis model whose loss scores hits, fed no data: what
+    ``hits_at_model_rate`` needs."""
+    config = replace(TINY, model="thesis-tiny", loss={"hitlevel": 1.0})
+    model = build_model(config.model)
+    return Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate), config,
+                   [], [], tmp_path, torch.device("cpu"))
+
+
 def test_hit_marks_move_to_a_20_khz_models_nearest_samples(tmp_path: Path):
     """The thesis model is scored at 20 kHz: a hit at 48 kHz sample s is marked at
     round(s * 20000 / 48000) there, one mark for one hit."""
-    config = replace(TINY, model="thesis-tiny", loss={"hitlevel": 1.0})
-    model = build_model(config.model)
-    trainer = Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate), config,
-                      [], [], tmp_path, torch.device("cpu"))
+    trainer = thesis_hit_level_trainer(tmp_path)
     marks = torch.zeros(2, 48000)
     marks[0, [0, 1201, 1202, 47999]] = 1.0  # 500.4 and 500.8 at 20 kHz
     marks[1, 24000] = 1.0
@@ -1753,10 +1759,7 @@ def test_hit_marks_move_to_a_20_khz_models_nearest_samples(tmp_path: Path):
 def test_hits_on_one_20_khz_sample_keep_their_count(tmp_path: Path):
     """Two hits one 48-kHz sample apart land on one 20-kHz sample: the mark there counts
     both, as the metric scores both; a mark already counting two hits keeps its two."""
-    config = replace(TINY, model="thesis-tiny", loss={"hitlevel": 1.0})
-    model = build_model(config.model)
-    trainer = Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate), config,
-                      [], [], tmp_path, torch.device("cpu"))
+    trainer = thesis_hit_level_trainer(tmp_path)
     marks = torch.zeros(1, 48000)
     marks[0, [1200, 1201]] = 1.0  # both 500 at 20 kHz
     marks[0, 24000] = 2.0
