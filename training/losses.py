@@ -312,11 +312,11 @@ class HitLevelLoss(nn.Module):
 
     The hits are the data's own (each clip's target onsets, ``hits``: at each sample, how
     many hits start there, each weighed in the mean as the metric scores each onset), not
-    found in the target: a detector on the clean snare found a quarter
-    of them, the previous stroke still ringing within its 10-dB rise (forty-third round). A
-    hit whose clean window is silent counts nothing, as in the metric; an item with no hit
-    scores 0. The energies are summed in float64: a ghost's window next to a backbeat's
-    would lose digits in a float32 running sum. Shapes: (B, T), (B, T), (B, T).
+    found in the target: a detector on the clean snare found a quarter of them, the
+    previous stroke still ringing within its 10-dB rise (forty-third round). A hit whose
+    clean window is silent counts nothing, as in the metric; an item with no hit scores 0.
+    The energies are summed in float64: a ghost's window next to a backbeat's would lose
+    digits in a float32 running sum. Shapes: (B, T), (B, T), (B, T).
     """
 
     needs_hits = True  # ``CombinedLoss`` hands it the batch's hits
