@@ -1250,9 +1250,11 @@ def test_the_model_card_counts_the_steps_of_a_resume_with_another_epoch_length(
 def tiny_trainer(run: Path, valid: list[ValidClip] | None = None,
                  config: TrainConfig = TINY) -> Trainer:
     """A trainer of a fresh tiny network, with no training data: for validation, the
-    schedule and loading a state alone."""
-    return Trainer(build_model(config.model), CombinedLoss(config.loss), config, [],
-                   valid or [], run, torch.device("cpu"))
+    schedule, hit marks and loading a state alone. Its loss scores at the model's rate,
+    as a run's does."""
+    model = build_model(config.model)
+    return Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate), config,
+                   [], valid or [], run, torch.device("cpu"))
 
 
 def test_validation_sisdr_leaves_clips_with_a_silent_target_out(dataset: Path, tmp_path: Path):
@@ -1734,19 +1736,14 @@ def test_a_run_with_the_hit_level_loss_scores_the_hits_its_clips_name(
     assert all(marks > 0 for _, marks in seen[-config.valid_clips:])
 
 
-def thesis_hit_level_trainer(tmp_path: Path) -> Trainer:
-    """A trainer of the 20-kHz thesis model whose loss scores hits, fed no data: what
-    ``hits_at_model_rate`` needs."""
-    config = replace(TINY, model="thesis-tiny", loss={"hitlevel": 1.0})
-    model = build_model(config.model)
-    return Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate), config,
-                   [], [], tmp_path, torch.device("cpu"))
+# the 20-kHz thesis model with a loss that scores hits: what ``hits_at_model_rate`` needs
+THESIS_HIT_LEVEL = replace(TINY, model="thesis-tiny", loss={"hitlevel": 1.0})
 
 
 def test_hit_marks_move_to_a_20_khz_models_nearest_samples(tmp_path: Path):
     """The thesis model is scored at 20 kHz: a hit at 48 kHz sample s is marked at
     round(s * 20000 / 48000) there, one mark for one hit."""
-    trainer = thesis_hit_level_trainer(tmp_path)
+    trainer = tiny_trainer(tmp_path, config=THESIS_HIT_LEVEL)
     marks = torch.zeros(2, 48000)
     marks[0, [0, 1201, 1202, 47999]] = 1.0  # 500.4 and 500.8 at 20 kHz
     marks[1, 24000] = 1.0
@@ -1759,7 +1756,7 @@ def test_hit_marks_move_to_a_20_khz_models_nearest_samples(tmp_path: Path):
 def test_hits_on_one_20_khz_sample_keep_their_count(tmp_path: Path):
     """Two hits one 48-kHz sample apart land on one 20-kHz sample: the mark there counts
     both, as the metric scores both; a mark already counting two hits keeps its two."""
-    trainer = thesis_hit_level_trainer(tmp_path)
+    trainer = tiny_trainer(tmp_path, config=THESIS_HIT_LEVEL)
     marks = torch.zeros(1, 48000)
     marks[0, [1200, 1201]] = 1.0  # both 500 at 20 kHz
     marks[0, 24000] = 2.0
@@ -1771,10 +1768,7 @@ def test_hits_on_one_20_khz_sample_keep_their_count(tmp_path: Path):
 def test_a_hit_level_loss_without_hits_in_the_batches_is_refused(tmp_path: Path):
     """A trainer whose loss scores hits, fed batches that name none, stops with a clear
     error: the part would count nothing and the run would train without it."""
-    config = replace(TINY, loss={"mrstft": 1.0, "hitlevel": 0.1})
-    model = build_model(config.model)
-    trainer = Trainer(model, CombinedLoss(config.loss), config, [], [], tmp_path,
-                      torch.device("cpu"))
+    trainer = tiny_trainer(tmp_path, config=replace(TINY, loss={"mrstft": 1.0, "hitlevel": 0.1}))
     wave = torch.zeros(2, 24000)
     with pytest.raises(TrainingError, match=r"scores snare hits \(hitlevel\), but the batches "
                                             r"name none"):
