@@ -17,11 +17,20 @@ from denoiser.outfiles import replaced_together
 
 from .kits import load_kit
 from .oneshots import write_synthetic_kit
-from .synth import SynthConfig, render_clip
+from .synth import Clip, SynthConfig, render_clip
 
 DEMO_CONFIG = replace(SynthConfig(clip_seconds=8.0), bleed_only_probability=0.0)
+DEMO_STYLE = "funk"
 #: What a demo writes: the clip, its bleed-free truth, and the clip denoised.
 DEMO_FILES = ("demo_noisy.wav", "demo_clean.wav", "demo_noisy.debleed.wav")
+
+
+def render_demo_clip(seed: int, config: SynthConfig = DEMO_CONFIG) -> Clip:
+    """The demo's clip for ``seed``: the built-in synthetic kit drawn with that seed, and a
+    groove of ``DEMO_STYLE`` from it. The shipping rule scores its demo kit on these too."""
+    with tempfile.TemporaryDirectory(prefix="debleed-demo-kit-") as kit_dir:
+        kit = load_kit(write_synthetic_kit(Path(kit_dir) / "kit", seed=seed))
+        return render_clip(kit, seed, config, style=DEMO_STYLE)
 
 
 def run_demo(out: str | Path, seed: int = 0, model: str | Path | None = None,
@@ -36,9 +45,7 @@ def run_demo(out: str | Path, seed: int = 0, model: str | Path | None = None,
     out = Path(out)
     check_output_folder(out)
     denoiser = Denoiser.load(model)  # fail on a missing model before writing anything
-    with tempfile.TemporaryDirectory(prefix="debleed-demo-kit-") as kit_dir:
-        kit = load_kit(write_synthetic_kit(Path(kit_dir) / "kit", seed=seed))
-        clip = render_clip(kit, seed, DEMO_CONFIG, style="funk")
+    clip = render_demo_clip(seed)
     with replaced_together(out, DEMO_FILES) as staging:
         noisy, clean, denoised = (staging / name for name in DEMO_FILES)
         write_audio(noisy, clip.noisy[None], clip.meta["sample_rate"])
