@@ -76,8 +76,8 @@ def select(candidates: tuple[str, ...], reference: str, tuning: Path | None, uns
     ΔSI-SDR and hits; (2) the tuning clips, unseen snares and held-out kits within the
     allowances, the unfamiliar-snare probe within 1 dB; (3) the demo kit within 0.5 dB
     without a floor and no worse with one. Large gains on both floored sets widen bleed and
-    tom/kick to 1.5 dB and the demo kit to 1.0 dB. (4) the mean ΔSI-SDR over the five sets ranks those that pass for
-    the test kit's benchmark. Sets not given are not judged.
+    tom/kick to 1.5 dB and the demo kit to 1.0 dB. (4) The mean ΔSI-SDR over the five sets
+    ranks those that pass for the test kit's benchmark. Sets not given are not judged.
     """
     from denoiser.engine import Denoiser, InferenceConfig
     from training.bench import BenchConfig, installed_heldout_kits
