@@ -10,7 +10,7 @@ import click
 
 from denoiser.hiss_cut import hiss_cut
 
-from .common import HISS_CUT_OPTION, F, NonEmptyPath, progress, user_errors
+from .common import HISS_CUT_OPTION, NonEmptyPath, progress, user_errors
 
 
 def _check_json_path(json_path: Path, models: tuple[str, ...], folders: tuple[Path, ...]) -> None:
@@ -30,31 +30,23 @@ def _check_json_path(json_path: Path, models: tuple[str, ...], folders: tuple[Pa
     check_output_folder(json_path.parent)
 
 
-SET_HELP = {
-    "tuning": "Fresh clips of the training kits (debleed dataset synth --as-recorded).",
-    "unseen": "Clips of a kit no model was trained or tested on (e.g. VariBreaks).",
-    "tuning_floored": "The tuning clips' floored twin (the same seed with "
-                      "--floor-probability 1 --quantise-probability 0.5).",
-    "unseen_floored": "The unseen snares' floored twin.",
-}
-
-
-def _set_options(command: F) -> F:
-    """One ``--NAME`` option per dataset set of the rule (``SET_HELP``)."""
-    for name in reversed(tuple(SET_HELP)):
-        command = click.option(f"--{name.replace('_', '-')}", name,
-                               type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
-                               help=SET_HELP[name])(command)
-    return command
+#: A dataset folder of the rule's sets, or a held-out kit's folder.
+FOLDER = NonEmptyPath(exists=True, file_okay=False, path_type=Path)
 
 
 @click.command()
 @click.argument("candidates", nargs=-1, required=True, type=NonEmptyPath())
 @click.option("--reference", type=NonEmptyPath(), default="default", show_default=True,
               help='The model to beat ("default": the shipped one).')
-@_set_options
-@click.option("--heldout-kit", "heldout_kits", multiple=True,
-              type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
+@click.option("--tuning", type=FOLDER,
+              help="Fresh clips of the training kits (debleed dataset synth --as-recorded).")
+@click.option("--unseen", type=FOLDER,
+              help="Clips of a kit no model was trained or tested on (e.g. VariBreaks).")
+@click.option("--tuning-floored", type=FOLDER,
+              help="The tuning clips' floored twin (the same seed with --floor-probability 1 "
+                   "--quantise-probability 0.5).")
+@click.option("--unseen-floored", type=FOLDER, help="The unseen snares' floored twin.")
+@click.option("--heldout-kit", "heldout_kits", multiple=True, type=FOLDER,
               help="Kit of the held-out set; repeatable [default: the benchmark's, where installed].")
 @click.option("--heldout-clips", type=click.IntRange(min=0), default=36, show_default=True,
               help="0 skips the held-out set.")
