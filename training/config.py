@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from denoiser.errors import ParameterError
+from denoiser.hiss_cut import HISS_CUT_HZ
 
 from .bounds import check_number, check_whole
 from .errors import DatasetError
@@ -104,6 +105,8 @@ NUMBER_BOUNDS: dict[str, tuple[float, float, dict[str, Any]]] = {
     "guard_batch_size": (1, math.inf, {}),
     "guard_high_band": (0.0, math.inf, {}),
     "guard_ducking": (0.0, math.inf, {}),
+    "cut_input_share": (0.0, 1.0, {"why": "the share of training steps read through the cut"}),
+    "cut_input_hz": (0.0, math.inf, {"low_open": True}),  # below the Nyquist: run_training
 }
 PER_CORE = ("num_workers", "threads")  # also at most MAX_PER_CORE per CPU core
 # The ``train`` options whose names are not their fields' with "-" for "_", and the fields
@@ -172,6 +175,15 @@ class TrainConfig:
     # ``input_max_hz``) starts as a different model, and the guard should hold it to the one
     # whose behaviour on unfamiliar snares was measured.
     guard_teacher: str = ""
+    # A share of the training steps whose forward pass reads only the bins at or below
+    # ``cut_input_hz`` (denoiser.models.ensemble.input_cut), as the engine reads a track with
+    # a recording floor above its hiss cut (InferenceConfig.hiss_cut_hz); 0 = every step reads
+    # every bin; bandmask models only. Why: fine-tunes trained with every bin read let the cut
+    # path drift unchecked, and it lost hits their starting model kept (docs/model.md,
+    # forty-sixth round). The guard's teacher still reads every bin: its output on floorless
+    # clips is what the cut path should give.
+    cut_input_share: float = 0.0
+    cut_input_hz: float = HISS_CUT_HZ
     # Where the clips came from, a dataset folder or kit folders (absolute paths); filled in
     # by run_training and saved with the run, so that ``--resume`` continues on the same data
     # by itself, from any folder.

@@ -55,6 +55,7 @@ def render_model_card(name: str, info: dict[str, Any], history: list[dict[str, f
         optimizer_line(config),
         *synth_lines(config),
         *guard_lines(config),
+        *cut_lines(config),
         f"- Epochs run: {len(history)}, {plural(steps, 'step')}; best epoch {best.get('epoch')}",
         f"- Training data: {describe_data(data)}; {data.get('clips', 'n/a')} clips",
         "",
@@ -139,6 +140,15 @@ def guard_lines(config: dict[str, Any]) -> list[str]:
         lines.append(f"- Guard ducking: weight {config['guard_ducking']}, the guard's clips "
                      "charged for every frame quieter than their clean snare")
     return lines
+
+
+def cut_lines(config: dict[str, Any]) -> list[str]:
+    """The share of steps read through the cut (``cut_input_share``): a model trained so was
+    taught the engine's hiss-cut path as well as the whole band."""
+    if not config.get("cut_input_share"):
+        return []
+    return [f"- Cut path: {config['cut_input_share']:g} of the training steps read only the "
+            f"bins up to {config.get('cut_input_hz'):g} Hz, as the hiss cut reads a track"]
 
 
 def write_model_card(path: Path, **kwargs: Any) -> Path:

@@ -25,6 +25,7 @@ from denoiser.checkpoint import load_checkpoint, load_package, rebuild
 from denoiser.engine import pick_device
 from denoiser.errors import DebleedError, ModelError, ParameterError
 from denoiser.models import DenoiserModel, build_model
+from denoiser.models.ensemble import cut_networks
 from denoiser.outfiles import end_quietly_on_signals, signals_held, write_text_atomic
 from denoiser.pretrained import default_model_path
 
@@ -384,6 +385,7 @@ def initial_model(config: TrainConfig, state: dict[str, Any] | None = None):
     else:
         model = init_model(config)
     check_model_runs(model, config)
+    check_cut_input(model, config)
     return model
 
 
@@ -466,6 +468,23 @@ def check_model_runs(model, config: TrainConfig) -> None:
     if output.shape != (2, samples) or not torch.isfinite(output).all():
         raise ParameterError(f"train: {model_name(config)} gives no finite waveform of the "
                              f"segment's shape for a silent {samples}-sample segment")
+
+
+def check_cut_input(model: DenoiserModel, config: TrainConfig) -> None:
+    """Refuse ``--cut-input-share`` for a model no cut can read (``cut_networks``) or a
+    ``--cut-input-hz`` at or past its Nyquist, before any data is loaded: else the first
+    cut step would fail mid-run."""
+    if not config.cut_input_share:
+        return
+    try:
+        cut_networks(model, config.cut_input_hz)
+    except ModelError as exc:
+        raise ParameterError(f"train: {config.option('cut_input_share')}: {exc}") from None
+    nyquist = model.sample_rate / 2
+    if config.cut_input_hz >= nyquist:
+        raise ParameterError(f"train: {config.option('cut_input_hz')}: must be below the "
+                             f"model's Nyquist ({nyquist:g} Hz: it runs at "
+                             f"{model.sample_rate} Hz)")
 
 
 def model_name(config: TrainConfig) -> str:

@@ -10,6 +10,7 @@ chunked ``apply_model``), so the numbers in ``history.json`` are what users will
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -29,6 +30,7 @@ from denoiser.checkpoint import load_package, save_atomic, save_checkpoint, seri
 from denoiser.engine import Denoiser, InferenceConfig, mixed_precision, resample
 from denoiser.errors import NonFiniteOutputError, ParameterError
 from denoiser.models import DenoiserModel
+from denoiser.models.ensemble import input_cut
 
 from .config import DATA_RATE, TrainConfig
 from .dataset import endless, hit_marks
@@ -48,6 +50,8 @@ OPTIMIZER_CLASSES: dict[str, type[torch.optim.Adam]] = {
 # class): a state saved by one and loaded into the other keeps the saved one's.
 DECOUPLED = "decoupled_weight_decay"
 MAX_NONFINITE_IN_A_ROW = 20  # skipped steps before a run counts as diverged
+# The cut draws' seed word beside the run's seed: no rank's (those seed ``Trainer.rng``).
+CUT_STREAM = 2**32 - 1
 
 
 @dataclass
@@ -142,6 +146,9 @@ class Trainer:
         # where each loader's data stands, for a resume at another batch size (run.data_position)
         self.data_positions: dict[str, dict[str, Any]] = {}
         self.rng = np.random.default_rng([config.seed, world.rank])
+        # Which steps read through the cut (``cut_input_share``): drawn alike on every rank,
+        # so that DDP's ranks run the same forward pass; kept in the state for an exact resume.
+        self.cut_rng = np.random.default_rng([config.seed, CUT_STREAM])
 
     @property
     def evaluated(self) -> DenoiserModel:
@@ -197,7 +204,10 @@ class Trainer:
         # weights, their gradients and the optimiser stay float32. Validation runs in
         # float32, as users run the model. The guard's batch rides in the same forward pass
         # (DDP expects one per backward).
-        with torch.set_grad_enabled(train):
+        cut = (train and self.config.cut_input_share > 0
+               and self.cut_rng.random() < self.config.cut_input_share)
+        with torch.set_grad_enabled(train), (input_cut(self.model, self.config.cut_input_hz)
+                                             if cut else contextlib.nullcontext()):
             inputs = noisy if guarded is None else torch.cat([noisy, guarded])
             with mixed_precision(self.device, self.config.precision):
                 estimate = self.network(inputs)
@@ -302,6 +312,7 @@ class Trainer:
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "cut_rng": json.dumps(self.cut_rng.bit_generator.state),  # alike on every rank
             **({} if self.ema is None else {"ema": self.ema.state_dict()}),
             # the teacher itself: a resume rebuilding it from its file held the network to
             # whatever that file held by then (run.run_teacher)
@@ -349,6 +360,8 @@ class Trainer:
                                              else (state["torch_rng"], state["numpy_rng"]))
         torch.set_rng_state(torch_rng)
         self.rng.bit_generator.state = json.loads(numpy_rng)
+        if "cut_rng" in state:  # states saved before it was kept draw the cut afresh
+            self.cut_rng.bit_generator.state = json.loads(state["cut_rng"])
         if device_rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(device_rng[0], self.device)
         return saved

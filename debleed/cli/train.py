@@ -64,6 +64,13 @@ def teacher_option(ctx: click.Context, param: click.Parameter, value: str | None
                    'teacher; a file named init is ./init).')
 @click.option("--guard-batch-size", type=int, default=None,
               help="Segments of guard clips per step [default: 4].")
+@click.option("--cut-input-share", type=float, default=None,
+              help="Share of the training steps, 0 to 1, whose networks read only the bins up "
+                   "to --cut-input-hz, as denoise reads a track with a recording floor (its "
+                   "hiss cut); bandmask models [default: 0].")
+@click.option("--cut-input-hz", type=float, default=None,
+              help="Where --cut-input-share's steps cut the input [default: 22050, the hiss "
+                   "cut's].")
 @click.option("--init", type=NonEmptyPath(), default=None,
               help='Start from this checkpoint\'s weights ("default": the shipped model).')
 @click.option("--freeze", multiple=True,

@@ -47,11 +47,12 @@ starting from exactly the old output.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -265,20 +266,51 @@ def limit_input(model: DenoiserModel, max_hz: float) -> DenoiserModel:
     44.1-kHz training kits leave that band to room tone), so a 48-kHz track's hiss
     there takes the hits with it; cut, it reads the track as it would a 44.1-kHz one
     (docs/model.md, thirty-fourth round)."""
+    limited = copy.deepcopy(model)
+    for network, bins in cut_bins(limited, max_hz).items():
+        network.input_bins = bins
+    return limited
+
+
+@contextlib.contextmanager
+def input_cut(model: DenoiserModel, max_hz: float) -> Iterator[DenoiserModel]:
+    """``model`` itself reading as ``limit_input``'s copy would, inside the block; its
+    networks' bins restored after, whatever happens. Why in place: training sends some steps
+    through the cut path (``TrainConfig.cut_input_share``), and those steps must train the
+    very weights DDP and the optimiser hold, not a copy's."""
+    cut = cut_bins(model, max_hz)
+    kept = {network: network.input_bins for network in cut}
+    try:
+        for network, bins in cut.items():
+            network.input_bins = bins
+        yield model
+    finally:
+        for network, bins in kept.items():
+            network.input_bins = bins
+
+
+def cut_bins(model: DenoiserModel, max_hz: float) -> dict[BandMaskNet, int]:
+    """Each network of ``model`` and the bins it reads when cut at ``max_hz``: a network
+    trained with a narrower cut keeps it. A cut at or past their Nyquist is a ``ModelError``,
+    as is a model ``cut_networks`` refuses."""
+    try:
+        return {network: min(network.input_bins,
+                             input_bins(max_hz, network.n_fft, network.sample_rate))
+                for network in cut_networks(model, max_hz)}
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def cut_networks(model: DenoiserModel, max_hz: float) -> list[BandMaskNet]:
+    """The networks a cut of ``model``'s input at ``max_hz`` reaches; a ``ModelError``, naming
+    the cut, where none can be cut: not a bandmask network, or an ensemble whose deep filter
+    reads every bin's phase."""
     if not isinstance(model, (BandMaskNet, MaskEnsemble)):
         raise ModelError(f"only bandmask models and their ensembles read a spectrum's bins; "
                          f"{model.name} cannot be cut at {max_hz:g} Hz")
     if isinstance(model, MaskEnsemble) and model.filter is not None:
         raise ModelError("this ensemble's deep filter reads the whole band: it cannot be cut")
-    limited = copy.deepcopy(model)
-    networks = limited.members if isinstance(limited, MaskEnsemble) else [limited]
-    try:
-        for network in networks:  # a network trained with a narrower cut keeps it
-            network.input_bins = min(network.input_bins,
-                                     input_bins(max_hz, network.n_fft, network.sample_rate))
-    except ValueError as exc:
-        raise ModelError(str(exc)) from None
-    return limited
+    return list(model.members) if isinstance(model, MaskEnsemble) else [model]
 
 
 class MaskSelector(nn.Module):

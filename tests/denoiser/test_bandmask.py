@@ -10,7 +10,8 @@ import torch
 from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.models import build_model
 from denoiser.models.bandmask import BandMaskNet, apply_mask, level_floor, phase_coherence
-from denoiser.models.ensemble import MaskEnsemble
+from denoiser.errors import ModelError
+from denoiser.models.ensemble import MaskEnsemble, input_cut, limit_input
 
 RATE = 48000
 
@@ -220,6 +221,32 @@ def test_the_band_above_input_max_hz_is_not_read_and_takes_the_highest_input_bin
         BandMaskNet(input_max_hz=24000.0)
     with pytest.raises(ValueError, match="input_max_hz must be 0"):
         BandMaskNet(input_max_hz=-1.0)
+
+
+def test_input_cut_reads_as_limit_inputs_copy_inside_and_restores_the_bins_after(rng):
+    """Training's cut steps (``input_cut``) change the networks in place: inside, the model
+    gives exactly what ``limit_input``'s copy gives, and after, even after an error, every
+    network reads what it read before; a network cut narrower keeps its own cut."""
+    torch.manual_seed(5)
+    bag = MaskEnsemble.of([build_model("bandmask-tiny"), build_model("bandmask-tiny")]).eval()
+    wave = torch.from_numpy(0.1 * rng.standard_normal((1, RATE // 2)).astype(np.float32))
+    with torch.no_grad():
+        whole, copied = bag(wave), limit_input(bag, 22050.0)(wave)
+        with input_cut(bag, 22050.0) as cut:
+            assert cut is bag and [m.input_bins for m in bag.members] == [118, 118]
+            assert torch.equal(bag(wave), copied)
+    assert [m.input_bins for m in bag.members] == [129, 129]
+    assert (whole - copied).abs().max() > 1e-3  # the cut is not the whole band
+    with pytest.raises(RuntimeError, match="mid-step"), input_cut(bag, 22050.0):
+        raise RuntimeError("mid-step")
+    assert [m.input_bins for m in bag.members] == [129, 129]
+    narrow = build_model("bandmask-tiny", input_max_hz=20000.0)
+    with input_cut(narrow, 22050.0):
+        assert narrow.input_bins == int(20000 * 256 / RATE) + 1 == 107
+    with pytest.raises(ModelError, match="cannot be cut"), input_cut(build_model("thesis"), 22050.0):
+        pass
+    with pytest.raises(ModelError, match="below the model's Nyquist"), input_cut(bag, 24000.0):
+        pass
 
 
 def test_an_ensemble_grows_the_cut_on_every_member_and_refuses_members_that_differ(tmp_path, rng):

@@ -22,6 +22,7 @@ from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ParameterError
 from denoiser.models import build_model
+from denoiser.models.ensemble import limit_input
 from training.config import DATA_RATE, TrainConfig
 from training.dataset import ClipFolder
 from training.errors import DatasetError, TrainingError
@@ -1809,3 +1810,80 @@ def test_a_guard_with_a_loss_of_hit_level_alone_is_refused():
         replace(guarded, loss={"hitlevel": 1.0}).validate()
     replace(guarded, loss={"mrstft": 1.0, "hitlevel": 0.1}).validate()
     replace(TINY, loss={"hitlevel": 1.0}).validate()
+
+
+def test_a_cut_step_trains_the_weights_as_the_cut_model_would(tmp_path: Path):
+    """With ``cut_input_share`` 1 every training step reads through the hiss cut: one step
+    moves the weights exactly as the same step on ``limit_input``'s copy does, not as the
+    whole band's, and the network reads every bin again after it (validation, saving)."""
+    torch.manual_seed(0)
+    noisy, clean = (0.1 * torch.randn(TINY.batch_size, int(TINY.segment_seconds * DATA_RATE))
+                    for _ in range(2))
+
+    def stepped(share: float, copy_cut: bool) -> Trainer:
+        torch.manual_seed(1)  # the same initial weights, then the same dropout
+        model = build_model(TINY.model)
+        model = limit_input(model, 22050.0) if copy_cut else model
+        config = replace(TINY, cut_input_share=share)
+        trainer = Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate),
+                          config, [], [], tmp_path, torch.device("cpu"))
+        torch.manual_seed(2)
+        trainer.common_step(noisy.clone(), clean.clone(), train=True)
+        return trainer
+
+    cut, copied, whole = stepped(1.0, False), stepped(0.0, True), stepped(0.0, False)
+    assert cut.model.input_bins == whole.model.input_bins == 129 and copied.model.input_bins == 118
+    a, b, c = (trainer.model.state_dict() for trainer in (cut, copied, whole))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_resumed_run_with_cut_steps_gives_the_same_weights(dataset: Path, tmp_path: Path):
+    """Which steps read through the cut is drawn from a generator of its own, kept in
+    last.pt: drawn afresh, a resume would cut other steps than the uninterrupted run. The
+    share changes the weights, and the model card names it."""
+    config = replace(TINY, epochs=4, steps_per_epoch=3, valid_clips=1, cut_input_share=0.5)
+    straight, halves, uncut = tmp_path / "straight", tmp_path / "halves", tmp_path / "uncut"
+    run_training(config, straight, data=dataset)
+    run_training(replace(config, epochs=2), halves, data=dataset)
+    run_training(config, halves, data=dataset, resume=True)
+    run_training(replace(config, cut_input_share=0.0), uncut, data=dataset)
+    a, b, c = (weights(run / "last.pt") for run in (straight, halves, uncut))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert ("- Cut path: 0.5 of the training steps read only the bins up to 22050 Hz, as the "
+            "hiss cut reads a track\n") in (straight / "MODEL_CARD.md").read_text()
+    assert "Cut path" not in (uncut / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model", "thesis-tiny", "--cut-input-share", "0.5"],
+     "--cut-input-share 0.5: only bandmask models and their ensembles read a spectrum's "
+     "bins; thesis cannot be cut at 22050 Hz"),
+    (["--cut-input-share", "0.5", "--cut-input-hz", "24000"],
+     "--cut-input-hz 24000.0: must be below the model's Nyquist (24000 Hz: it runs at "
+     "48000 Hz)"),
+    (["--cut-input-share", "1.5"], "--cut-input-share 1.5: must be"),
+])
+def test_cli_refuses_a_cut_no_step_could_read_in_one_line(dataset: Path, tmp_path: Path,
+                                                          extra: list[str], message: str):
+    """A cut share for a model no cut can read, or a cut at its Nyquist, would fail at the
+    first cut step, hours in: refused before any data is read, the run folder not made."""
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, [*tiny_cli_args(dataset, run), *extra])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert len(result.output.splitlines()) == 1 and \
+        result.output.startswith(f"Error: train: {message}"), result.output
+    assert not run.exists()
+
+
+def test_a_deep_filter_ensemble_refuses_the_cut(trained: Path, dataset: Path, tmp_path: Path):
+    """A deep filter reads every bin's phase, so no step of it can read through the cut."""
+    from denoiser.models.ensemble import MaskEnsemble
+
+    old, _ = load_checkpoint(trained / "best.pt")
+    start = save_checkpoint(tmp_path / "bag.pt", MaskEnsemble.of([old, old]))
+    with pytest.raises(ParameterError, match=r"^train: --cut-input-share 0\.5: this ensemble's "
+                                             "deep filter reads the whole band"):
+        run_training(replace(TINY, init=str(start), model_kwargs={"deep_filter": True},
+                             cut_input_share=0.5), tmp_path / "run", data=dataset)
