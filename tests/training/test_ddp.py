@@ -196,3 +196,58 @@ def test_every_rank_holds_its_network_to_rank_0s_teacher(synthetic_kit_dir: Path
     for rank in ranks:
         assert rank["teacher"].keys() == network.keys()
         assert all(torch.equal(rank["teacher"][name], value) for name, value in network.items())
+
+
+RECORDING_CUTS = """
+import json
+import sys
+
+import training.trainer
+from debleed.cli.main import cli
+from training.trainer import Trainer
+
+out = sys.argv.pop(1)
+input_cut, common_step, fit = training.trainer.input_cut, Trainer.common_step, Trainer.fit
+cuts = []
+
+
+def recording_cut(model, max_hz):
+    cuts.append(max_hz)
+    return input_cut(model, max_hz)
+
+
+def recording_step(self, noisy, clean, train, hits=None):
+    before = len(cuts)
+    loss = common_step(self, noisy, clean, train, hits)
+    if train:
+        self.cut_steps.append(len(cuts) > before)
+    return loss
+
+
+def recording_fit(self, extra=None):
+    self.cut_steps = []
+    history = fit(self, extra)
+    with open(f"{out}/rank{self.world.rank}.json", "w") as file:
+        json.dump(self.cut_steps, file)
+    return history
+
+
+training.trainer.input_cut = recording_cut
+Trainer.common_step, Trainer.fit = recording_step, recording_fit
+sys.argv[0] = "debleed"
+cli()
+"""
+
+
+def test_every_rank_cuts_the_same_steps(data: Path, tmp_path: Path):
+    """Whether a step reads through the hiss cut (--cut-input-share) is drawn alike on every
+    rank: each rank's own generator (``Trainer.rng``) would send one rank's half of a batch
+    through the cut and the other's through the whole band, another step than either."""
+    script, report = tmp_path / "cuts.py", tmp_path / "report"
+    script.write_text(RECORDING_CUTS)
+    report.mkdir()
+    torchrun_train(data, tmp_path / "run", "--model", "bandmask-tiny", "--epochs", "3",
+                   "--cut-input-share", "0.5", program=(str(script), str(report)))
+    ranks = [json.loads((report / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert ranks[0] == ranks[1] and len(ranks[0]) == 6
+    assert 0 < sum(ranks[0]) < 6, ranks  # some steps cut, some not
