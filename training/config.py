@@ -181,7 +181,8 @@ class TrainConfig:
     # every bin; bandmask models only. Why: fine-tunes trained with every bin read let the cut
     # path drift unchecked, and it lost hits their starting model kept (docs/model.md,
     # forty-sixth round). The guard's teacher still reads every bin: its output on floorless
-    # clips is what the cut path should give.
+    # clips is what the cut path should give. BatchNorm's running statistics stay the whole
+    # band's (Trainer.restore_statistics).
     cut_input_share: float = 0.0
     cut_input_hz: float = HISS_CUT_HZ
     # Where the clips came from, a dataset folder or kit folders (absolute paths); filled in
@@ -205,6 +206,9 @@ class TrainConfig:
             if value and not self.guard_weight:
                 raise ParameterError(f"train: {option} is a term of the guard: "
                                      "it needs --guard-weight > 0")
+        if self.cut_input_hz != HISS_CUT_HZ and not self.cut_input_share:
+            raise ParameterError(f"train: {self.option('cut_input_hz', kept)}: is where "
+                                 "--cut-input-share's steps cut: it needs --cut-input-share > 0")
         if self.guard_teacher and not self.guard_weight:
             raise ParameterError("train: --guard-teacher is the guard's teacher: it needs "
                                  "--guard-weight > 0")

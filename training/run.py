@@ -372,12 +372,14 @@ def seek(loader: DataLoader, position: dict[str, Any], batches_done: int) -> Non
         loader.batch_sampler.seek(position["mark"], batches)
 
 
-def initial_model(config: TrainConfig, state: dict[str, Any] | None = None):
+def initial_model(config: TrainConfig, state: dict[str, Any] | None = None,
+                  kept: Collection[str] = ()):
     """A fresh model from the preset, or a checkpoint's (fine-tuning, e.g. on session data);
     with ``init``, ``model_kwargs`` grow the checkpoint's model (new parts start fresh). A
     resumed run's (``state``: its last.pt) is rebuilt from the model package there, which
     holds its name, arguments and every weight; ``init`` only records where it started.
-    Why: built from ``init`` again, a run could not resume once that file was gone."""
+    Why: built from ``init`` again, a run could not resume once that file was gone.
+    ``kept``: the options a resume kept from its saved run (``TrainConfig.kept_from``)."""
     if state is not None:
         model = rebuild(state["model"])
     elif not config.init:
@@ -385,7 +387,7 @@ def initial_model(config: TrainConfig, state: dict[str, Any] | None = None):
     else:
         model = init_model(config)
     check_model_runs(model, config)
-    check_cut_input(model, config)
+    check_cut_input(model, config, kept)
     return model
 
 
@@ -470,19 +472,20 @@ def check_model_runs(model, config: TrainConfig) -> None:
                              f"segment's shape for a silent {samples}-sample segment")
 
 
-def check_cut_input(model: DenoiserModel, config: TrainConfig) -> None:
+def check_cut_input(model: DenoiserModel, config: TrainConfig,
+                    kept: Collection[str] = ()) -> None:
     """Refuse ``--cut-input-share`` for a model no cut can read (``cut_networks``) or a
     ``--cut-input-hz`` at or past its Nyquist, before any data is loaded: else the first
-    cut step would fail mid-run."""
+    cut step would fail mid-run. ``kept`` as for ``TrainConfig.validate``."""
     if not config.cut_input_share:
         return
     try:
         cut_networks(model, config.cut_input_hz)
     except ModelError as exc:
-        raise ParameterError(f"train: {config.option('cut_input_share')}: {exc}") from None
+        raise ParameterError(f"train: {config.option('cut_input_share', kept)}: {exc}") from None
     nyquist = model.sample_rate / 2
     if config.cut_input_hz >= nyquist:
-        raise ParameterError(f"train: {config.option('cut_input_hz')}: must be below the "
+        raise ParameterError(f"train: {config.option('cut_input_hz', kept)}: must be below the "
                              f"model's Nyquist ({nyquist:g} Hz: it runs at "
                              f"{model.sample_rate} Hz)")
 
@@ -553,7 +556,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, data: str | Path | No
         device = torch.device("cuda", world.local_rank)
     try:
         seed_everything(config.seed + world.rank)
-        model = initial_model(config, state)
+        model = initial_model(config, state, kept)
         config.check_losses(model.sample_rate)  # the trainer scores them at the model's rate
         loader, valid, data_info = (folder_data(Path(data), config, world) if data is not None
                                     else synth_data(kits, config, world))

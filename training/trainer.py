@@ -226,6 +226,8 @@ class Trainer:
                 self.skip_step(statistics)
                 return math.nan
             self.optimizer.step()
+            if cut:  # the running statistics stay the whole band's (restore_statistics)
+                self.restore_statistics(statistics)
             self.nonfinite_in_a_row = 0
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
@@ -239,9 +241,7 @@ class Trainer:
         that keeps producing them has diverged, which is an error, not something to skip.
         Under DDP the gradients are already averaged, so every rank skips the same step."""
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            for buffer, before in zip(self.model.buffers(), statistics, strict=True):
-                buffer.copy_(before)
+        self.restore_statistics(statistics)
         self.nonfinite_in_a_row += 1
         warnings.warn(f"train: epoch {self.epoch + 1}: non-finite loss or gradient, step "
                       "skipped", stacklevel=2)
@@ -250,6 +250,17 @@ class Trainer:
                 f"train: the loss or its gradient was not finite for {self.nonfinite_in_a_row} "
                 f"steps in a row (epoch {self.epoch + 1}): the run diverged; --resume it "
                 "with a lower --lr")
+
+    def restore_statistics(self, statistics: list[torch.Tensor]) -> None:
+        """Put the model's buffers (BatchNorm's running statistics) back as they were
+        before a step (``statistics``): after a skipped step, and after a cut step
+        (``cut_input_share``), whose input, the band above the cut silent, has other
+        statistics than the whole band's. Why the cut's too: the model keeps one set, which
+        every track's path reads, and mixed with the cut's it moved the whole band's output
+        on floored clips more than the cut itself does; the cut path reads them as it did."""
+        with torch.no_grad():
+            for buffer, before in zip(self.model.buffers(), statistics, strict=True):
+                buffer.copy_(before)
 
     # -- validation ------------------------------------------------------------------
     def validate(self) -> dict[str, float]:

@@ -67,10 +67,11 @@ def teacher_option(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--cut-input-share", type=float, default=None,
               help="Share of the training steps, 0 to 1, whose networks read only the bins up "
                    "to --cut-input-hz, as denoise reads a track with a recording floor (its "
-                   "hiss cut); bandmask models [default: 0].")
+                   "hiss cut); bandmask models and their ensembles without a deep filter "
+                   "[default: 0].")
 @click.option("--cut-input-hz", type=float, default=None,
-              help="Where --cut-input-share's steps cut the input [default: 22050, the hiss "
-                   "cut's].")
+              help="Where --cut-input-share's steps cut the input, by default where the hiss "
+                   "cut does [default: 22050].")
 @click.option("--init", type=NonEmptyPath(), default=None,
               help='Start from this checkpoint\'s weights ("default": the shipped model).')
 @click.option("--freeze", multiple=True,

@@ -252,11 +252,13 @@ class MaskEnsemble(DenoiserModel):
 
 
 def can_limit_input(model: DenoiserModel) -> bool:
-    """Whether ``limit_input`` can cut ``model``: bandmask networks and their ensembles
-    without a deep filter (which reads every bin's phase)."""
-    if isinstance(model, MaskEnsemble):
-        return model.filter is None
-    return isinstance(model, BandMaskNet)
+    """Whether ``limit_input`` can cut ``model`` (``cut_networks``): bandmask networks and
+    their ensembles without a deep filter."""
+    try:
+        cut_networks(model, 0.0)
+    except ModelError:
+        return False
+    return True
 
 
 def limit_input(model: DenoiserModel, max_hz: float) -> DenoiserModel:

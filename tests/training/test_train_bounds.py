@@ -276,7 +276,8 @@ NUMBER_BOUNDS = {
     "guard_high_band": (GUARDED, [0.0, 1e9], [-1e-9, NAN, INF, True]),
     "guard_ducking": (GUARDED, [0.0, 1e9], [-1e-9, NAN, INF, True]),
     "cut_input_share": ({}, [0.0, 1.0], [-1e-9, 1.0 + 1e-9, NAN, INF, True]),
-    "cut_input_hz": ({}, [1e-9, 1e9], [0.0, -1.0, NAN, INF, True]),  # the Nyquist: run_training
+    "cut_input_hz": ({"cut_input_share": 0.5}, [1e-9, 1e9],  # the Nyquist: run_training
+                     [0.0, -1.0, NAN, INF, True]),
 }
 
 

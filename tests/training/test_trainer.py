@@ -3,6 +3,7 @@ run folder is complete, checkpoints round-trip, resume is exact, the CLI works."
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -26,6 +27,7 @@ from denoiser.models.ensemble import limit_input
 from training.config import DATA_RATE, TrainConfig
 from training.dataset import ClipFolder
 from training.errors import DatasetError, TrainingError
+from training.guard import TeacherGuard
 from training.losses import CombinedLoss, SISDRLoss
 from training.oneshots import one_shot
 from training.distributed import World
@@ -1814,28 +1816,72 @@ def test_a_guard_with_a_loss_of_hit_level_alone_is_refused():
 
 def test_a_cut_step_trains_the_weights_as_the_cut_model_would(tmp_path: Path):
     """With ``cut_input_share`` 1 every training step reads through the hiss cut: one step
-    moves the weights exactly as the same step on ``limit_input``'s copy does, not as the
-    whole band's, and the network reads every bin again after it (validation, saving)."""
+    moves the weights and their average exactly as the same step on ``limit_input``'s copy
+    does, not as the whole band's; the network reads every bin again after it (validation,
+    saving), and BatchNorm's running statistics stay as they were, the whole band's."""
     torch.manual_seed(0)
     noisy, clean = (0.1 * torch.randn(TINY.batch_size, int(TINY.segment_seconds * DATA_RATE))
                     for _ in range(2))
+    torch.manual_seed(1)
+    start = build_model(TINY.model)
 
     def stepped(share: float, copy_cut: bool) -> Trainer:
-        torch.manual_seed(1)  # the same initial weights, then the same dropout
-        model = build_model(TINY.model)
-        model = limit_input(model, 22050.0) if copy_cut else model
-        config = replace(TINY, cut_input_share=share)
+        model = limit_input(start, 22050.0) if copy_cut else copy.deepcopy(start)
+        config = replace(TINY, cut_input_share=share, ema_decay=0.9)
         trainer = Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate),
                           config, [], [], tmp_path, torch.device("cpu"))
-        torch.manual_seed(2)
+        torch.manual_seed(2)  # the same dropout
         trainer.common_step(noisy.clone(), clean.clone(), train=True)
         return trainer
 
     cut, copied, whole = stepped(1.0, False), stepped(0.0, True), stepped(0.0, False)
     assert cut.model.input_bins == whole.model.input_bins == 129 and copied.model.input_bins == 118
-    a, b, c = (trainer.model.state_dict() for trainer in (cut, copied, whole))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
+    for trained in (lambda t: t.model, lambda t: t.ema.module):
+        a, b, c = (dict(trained(t).named_parameters()) for t in (cut, copied, whole))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert not all(torch.equal(a[k], c[k]) for k in a)
+    before = dict(start.named_buffers())
+    assert all(torch.equal(value, before[name]) for name, value in cut.model.named_buffers())
+    assert not all(torch.equal(value, before[name])
+                   for name, value in whole.model.named_buffers())
+
+
+def test_a_cut_step_holds_the_network_to_a_teacher_reading_every_bin(tmp_path: Path):
+    """The guard's teacher reads every bin in a cut step, and validation reads every bin
+    whatever the share: what the cut path should give on a floorless clip is the whole
+    band's output, and best.pt is chosen on the path most tracks take."""
+    torch.manual_seed(0)
+    noisy, clean = (0.1 * torch.randn(2, int(TINY.segment_seconds * DATA_RATE))
+                    for _ in range(2))
+    torch.manual_seed(1)
+    model = build_model(TINY.model)
+    read: list[int] = []
+    guard = TeacherGuard(model, [(noisy, clean)], weight=1.0)
+    guard.teacher.register_forward_pre_hook(lambda teacher, _args: read.append(teacher.input_bins))
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda network, _args: seen.append(network.input_bins))
+    valid = [ValidClip(noisy[0].numpy(), clean[0].numpy())]
+    config = replace(TINY, cut_input_share=1.0, init="start.pt", guard_weight=1.0)
+    trainer = Trainer(model, CombinedLoss(config.loss, sample_rate=model.sample_rate), config,
+                      [], valid, tmp_path, torch.device("cpu"), guard=guard)
+    trainer.common_step(noisy, clean, train=True)
+    assert (read, seen) == ([129], [118])
+    seen.clear()
+    trainer.validate()
+    assert seen and set(seen) == {129}
+
+
+def test_a_run_saved_before_the_cut_was_kept_resumes(dataset: Path, tmp_path: Path):
+    """A last.pt without the cut draws' state (saved before it was kept) resumes, drawing
+    the cut afresh."""
+    config = replace(TINY, epochs=1, steps_per_epoch=2, valid_clips=1, cut_input_share=0.5)
+    run = tmp_path / "run"
+    run_training(config, run, data=dataset)
+    state = torch.load(run / "last.pt", weights_only=False)
+    del state["cut_rng"]
+    torch.save(state, run / "last.pt")
+    run_training(replace(config, epochs=2), run, data=dataset, resume=True)
+    assert [h["epoch"] for h in read_history(run)] == [1, 2]
 
 
 def test_a_resumed_run_with_cut_steps_gives_the_same_weights(dataset: Path, tmp_path: Path):
@@ -1864,6 +1910,8 @@ def test_a_resumed_run_with_cut_steps_gives_the_same_weights(dataset: Path, tmp_
      "--cut-input-hz 24000.0: must be below the model's Nyquist (24000 Hz: it runs at "
      "48000 Hz)"),
     (["--cut-input-share", "1.5"], "--cut-input-share 1.5: must be"),
+    (["--cut-input-hz", "20000"], "--cut-input-hz 20000.0: is where --cut-input-share's steps "
+                                  "cut: it needs --cut-input-share > 0"),
 ])
 def test_cli_refuses_a_cut_no_step_could_read_in_one_line(dataset: Path, tmp_path: Path,
                                                           extra: list[str], message: str):
