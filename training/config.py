@@ -178,11 +178,11 @@ class TrainConfig:
     # A share of the training steps whose forward pass reads only the bins at or below
     # ``cut_input_hz`` (denoiser.models.ensemble.input_cut), as the engine reads a track with
     # a recording floor above its hiss cut (InferenceConfig.hiss_cut_hz); 0 = every step reads
-    # every bin; bandmask models only. Why: fine-tunes trained with every bin read let the cut
-    # path drift unchecked, and it lost hits their starting model kept (docs/model.md,
-    # forty-sixth round). The guard's teacher still reads every bin: its output on floorless
-    # clips is what the cut path should give. BatchNorm's running statistics stay the whole
-    # band's (Trainer.restore_statistics).
+    # every bin; bandmask models and their ensembles without a deep filter. Why: fine-tunes
+    # trained with every bin read let the cut path drift unchecked, and it lost hits their
+    # starting model kept (docs/model.md, forty-sixth round). The guard's teacher still reads
+    # every bin: its output on floorless clips is what the cut path should give. BatchNorm's
+    # running statistics stay the whole band's (Trainer.restore_statistics).
     cut_input_share: float = 0.0
     cut_input_hz: float = HISS_CUT_HZ
     # Where the clips came from, a dataset folder or kit folders (absolute paths); filled in
