@@ -23,7 +23,7 @@ from denoiser.checkpoint import load_checkpoint, save_checkpoint
 from denoiser.engine import Denoiser, InferenceConfig
 from denoiser.errors import ParameterError
 from denoiser.models import build_model
-from denoiser.models.ensemble import limit_input
+from denoiser.models.ensemble import MaskEnsemble, limit_input
 from training.config import DATA_RATE, TrainConfig
 from training.dataset import ClipFolder
 from training.errors import DatasetError, TrainingError
@@ -978,9 +978,6 @@ def test_init_with_model_kwargs_fine_tunes_a_grown_model(trained: Path, dataset:
 def test_frozen_member_stays_fixed_while_the_other_learns(trained: Path, dataset: Path,
                                                           tmp_path: Path):
     """An ensemble of the trained model and a fresh one; only the fresh member trains."""
-    from denoiser.models import build_model
-    from denoiser.models.ensemble import MaskEnsemble
-
     torch.manual_seed(1)
     old, _ = load_checkpoint(trained / "best.pt")
     bag = MaskEnsemble.of([old, build_model("bandmask-tiny")])
@@ -1009,9 +1006,6 @@ def test_a_resume_that_changes_the_freeze_is_refused_in_one_line(dataset: Path,
     members of one shape swapped, one member's moments stepping the other without a word.
     Both are refused before the run folder changes; a state saved before the set was kept is
     judged by its configuration's --freeze; another spelling of the same set resumes."""
-    from denoiser.models import build_model
-    from denoiser.models.ensemble import MaskEnsemble
-
     torch.manual_seed(4)
     bag = MaskEnsemble.of([build_model("bandmask-tiny"), build_model("bandmask-tiny")], "learned")
     start = save_checkpoint(tmp_path / "bag.pt", bag)
@@ -1046,9 +1040,6 @@ def test_a_resume_that_changes_the_freeze_is_refused_in_one_line(dataset: Path,
 
 def test_learned_selector_trains_with_the_members_frozen(trained: Path, dataset: Path,
                                                          tmp_path: Path):
-    from denoiser.models import build_model
-    from denoiser.models.ensemble import MaskEnsemble
-
     torch.manual_seed(2)
     old, _ = load_checkpoint(trained / "best.pt")
     bag = MaskEnsemble.of([old, build_model("bandmask-tiny")], "learned")
@@ -1072,9 +1063,6 @@ def test_a_grown_part_trains_from_zero_with_the_members_frozen(
     """``--init bag.pt --model-kwargs '{"<part>": true}' --freeze members`` (a deep filter, or
     a power ensemble's per-bin group weights): the members keep every weight, BatchNorm
     statistics included, and the new part leaves its all-zero start."""
-    from denoiser.models import build_model
-    from denoiser.models.ensemble import MaskEnsemble
-
     torch.manual_seed(3)
     old, _ = load_checkpoint(trained / "best.pt")
     bag = MaskEnsemble.of([old, build_model("bandmask-tiny")], combine,
@@ -1927,8 +1915,6 @@ def test_cli_refuses_a_cut_no_step_could_read_in_one_line(dataset: Path, tmp_pat
 
 def test_a_deep_filter_ensemble_refuses_the_cut(trained: Path, dataset: Path, tmp_path: Path):
     """A deep filter reads every bin's phase, so no step of it can read through the cut."""
-    from denoiser.models.ensemble import MaskEnsemble
-
     old, _ = load_checkpoint(trained / "best.pt")
     start = save_checkpoint(tmp_path / "bag.pt", MaskEnsemble.of([old, old]))
     with pytest.raises(ParameterError, match=r"^train: --cut-input-share 0\.5: this ensemble's "
